@@ -1,0 +1,1 @@
+"""Sanad Mesh shared library: settings, telemetry, errors, MongoDB, AMQP and shared domain."""

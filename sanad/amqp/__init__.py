@@ -1,0 +1,1 @@
+"""RabbitMQ topology, confirmed publishing and consuming, shared by intake and the workers."""

@@ -1,0 +1,120 @@
+"""Publishing with publisher confirms and mandatory routing over a self-healing connection."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+
+from sanad.amqp.topology import CONTENT_TYPE, Topology
+from sanad.errors import Unavailable
+from sanad.telemetry.metrics import AMQP_PUBLISH_SECONDS, AMQP_PUBLISHED
+
+log = logging.getLogger("sanad.amqp")
+
+
+class ConfirmedPublisher:
+    """Returns from publish() only once the broker confirmed the message.
+
+    Connects in the background with backoff so a process starts (NOT_SERVING)
+    while the broker is away and recovers by itself when it returns. While the
+    broker is unreachable or blocks publishers, publish() raises Unavailable
+    quickly instead of hanging.
+    """
+
+    def __init__(self, url: str, topology: Topology, timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.topology = topology
+        self.timeout_s = timeout_s
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._connected = asyncio.Event()
+
+    async def connect(self) -> None:
+        """Connect and declare the topology, retrying with backoff until it works."""
+        delay = 0.2
+        while True:
+            try:
+                await self._open()
+            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as error:
+                log.warning("cannot reach RabbitMQ, retrying in %.1fs: %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                return
+
+    async def _open(self) -> None:
+        connection = await aio_pika.connect_robust(self.url, timeout=self.timeout_s)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await self.topology.declare(channel)
+        self._connection, self._channel = connection, channel
+        self._connected.set()
+        log.info("connected to RabbitMQ")
+
+    async def close(self) -> None:
+        """Close the connection; pending confirms fail."""
+        connection, self._connection, self._channel = self._connection, None, None
+        self._exchanges.clear()
+        if connection is not None:
+            await connection.close()
+
+    def is_healthy(self) -> bool:
+        """Connected, channel open, and the broker is not blocking publishers."""
+        connection, channel = self._connection, self._channel
+        if connection is None or channel is None or connection.is_closed or channel.is_closed:
+            return False
+        transport = getattr(connection, "transport", None)
+        blocked = getattr(getattr(transport, "connection", None), "is_blocked", False)
+        return not blocked
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_type: str,
+        message_id: str,
+        headers: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Publish persistently; raise Unavailable unless the broker confirmed in time."""
+        if not self.is_healthy():
+            AMQP_PUBLISHED.labels(exchange, "unavailable").inc()
+            raise Unavailable("the message broker is unavailable; retry later")
+        message = aio_pika.Message(
+            body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type=CONTENT_TYPE,
+            type=message_type,
+            message_id=message_id,
+            headers=dict(headers or {}),
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+            user_id=user_id,
+            timestamp=time.time(),
+        )
+        limit = min(self.timeout_s, timeout_s) if timeout_s else self.timeout_s
+        started = time.perf_counter()
+        try:
+            target = await self._exchange(exchange)
+            await asyncio.wait_for(target.publish(message, routing_key, mandatory=True), limit)
+        except (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError) as error:
+            AMQP_PUBLISHED.labels(exchange, "failed").inc()
+            log.warning("publish to %s failed: %r", exchange, error)
+            raise Unavailable("the message broker did not confirm; retry later") from error
+        AMQP_PUBLISHED.labels(exchange, "confirmed").inc()
+        AMQP_PUBLISH_SECONDS.labels(exchange).observe(time.perf_counter() - started)
+
+    async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
+        if name not in self._exchanges:
+            assert self._channel is not None
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]

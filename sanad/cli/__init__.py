@@ -1,0 +1,1 @@
+"""sanadctl: the command-line client of the registry, intake and metrics services."""

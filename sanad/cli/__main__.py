@@ -1,0 +1,100 @@
+"""sanadctl entry point: global options, subcommands, and one-line errors instead of tracebacks."""
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import grpc
+
+from sanad.cli import operations, registry, transactions
+from sanad.cli.client import Client
+from sanad.cli.output import Printer
+
+DEFAULT_REGISTRY = "127.0.0.1:50051"
+DEFAULT_INTAKE = "127.0.0.1:50052"
+DEFAULT_METRICS = "127.0.0.1:50053"
+DEFAULT_IDENTITY = "sanadctl"
+DEFAULT_TIMEOUT = 10.0
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type for a deadline greater than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return value
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The full command line; defaults come from the given environment."""
+    parser = argparse.ArgumentParser(
+        prog="sanadctl", description="Command-line client of the Sanad Mesh services."
+    )
+    parser.add_argument(
+        "--registry",
+        default=environ.get("SANAD_REGISTRY_TARGET", DEFAULT_REGISTRY),
+        metavar="HOST:PORT",
+        help="registry address (env SANAD_REGISTRY_TARGET)",
+    )
+    parser.add_argument(
+        "--intake",
+        default=environ.get("SANAD_INTAKE_TARGET", DEFAULT_INTAKE),
+        metavar="HOST:PORT",
+        help="intake address (env SANAD_INTAKE_TARGET)",
+    )
+    parser.add_argument(
+        "--metrics",
+        default=environ.get("SANAD_METRICS_TARGET", DEFAULT_METRICS),
+        metavar="HOST:PORT",
+        help="metrics address (env SANAD_METRICS_TARGET)",
+    )
+    parser.add_argument(
+        "--identity",
+        default=environ.get("SANAD_IDENTITY", DEFAULT_IDENTITY),
+        help="caller identity sent as x-sanad-identity (env SANAD_IDENTITY)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per result")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="deadline of every call (default 10)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    registry.add_commands(commands)
+    transactions.add_commands(commands)
+    operations.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Parse, run one command, and return its exit code."""
+    args = build_parser(os.environ if environ is None else environ).parse_args(argv)
+    printer = Printer(as_json=args.json)
+    client = Client(
+        registry_target=args.registry,
+        intake_target=args.intake,
+        metrics_target=args.metrics,
+        identity=args.identity,
+        timeout=args.timeout,
+    )
+    try:
+        code: int = args.handler(args, client, printer)
+    except grpc.RpcError as error:
+        printer.rpc_error(error)
+        return 1
+    except KeyboardInterrupt:
+        printer.error("interrupted")
+        return 130
+    finally:
+        client.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

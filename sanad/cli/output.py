@@ -1,0 +1,111 @@
+"""How sanadctl prints: aligned key/value lines for people, JSON lines for machines."""
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import grpc
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
+
+from sanad.rpc.status import field_violations
+
+BAISA_PER_OMR = 1000
+
+
+def money(baisa: int) -> str:
+    """Baisa as exact OMR with three decimals, e.g. 5000 -> "5.000 OMR"."""
+    sign = "-" if baisa < 0 else ""
+    whole, part = divmod(abs(baisa), BAISA_PER_OMR)
+    return f"{sign}{whole}.{part:03d} OMR"
+
+
+def fee(baisa: int) -> str:
+    """A fee in baisa with its OMR value."""
+    return f"{baisa} baisa ({money(baisa)})"
+
+
+def when(message: Message, name: str) -> str:
+    """A timestamp field as RFC 3339 UTC, or "-" when unset."""
+    if not message.HasField(name):
+        return "-"
+    stamp: timestamp_pb2.Timestamp = getattr(message, name)
+    return stamp.ToJsonString()
+
+
+def label(enum_name: str, prefix: str) -> str:
+    """An enum value name without its prefix, lower case: ..._STATUS_RECORDED -> recorded."""
+    return enum_name.removeprefix(prefix).lower()
+
+
+def yes_no(flag: bool) -> str:
+    """A boolean for people."""
+    return "yes" if flag else "no"
+
+
+class Printer:
+    """Writes results to stdout in the chosen format and errors to stderr."""
+
+    def __init__(self, as_json: bool, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        """Choose the format; streams default to the process's stdout and stderr."""
+        self.as_json = as_json
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def message(self, message: Message) -> None:
+        """One protobuf result as a JSON line."""
+        data = json_format.MessageToDict(
+            message,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+        self.json(data)
+
+    def json(self, data: dict[str, Any]) -> None:
+        """One plain result as a JSON line; Arabic stays readable."""
+        print(json.dumps(data, ensure_ascii=False), file=self.out)
+
+    def fields(self, pairs: Sequence[tuple[str, object]]) -> None:
+        """Aligned "key: value" lines."""
+        width = max((len(key) for key, _ in pairs), default=0) + 1
+        for key, value in pairs:
+            print(f"{key + ':':<{width}} {value}".rstrip(), file=self.out)
+
+    def table(self, title: str, rows: Sequence[Sequence[str]]) -> None:
+        """A titled block of column-aligned rows, or "title: none"."""
+        if not rows:
+            print(f"{title}: none", file=self.out)
+            return
+        print(f"{title}:", file=self.out)
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+            print("  " + "  ".join(cells).rstrip(), file=self.out)
+
+    def line(self, text: str) -> None:
+        """One plain line for people."""
+        print(text, file=self.out)
+
+    def error(self, text: str) -> None:
+        """One error line on stderr."""
+        print(f"error: {text}", file=self.err)
+
+    def rpc_error(self, error: grpc.RpcError) -> None:
+        """A failed call as one line, then one line per field violation."""
+        code = error.code() if isinstance(error, grpc.Call) else None
+        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        name = code.name if code is not None else "UNKNOWN"
+        self.error(f"{name}: {details or 'no details'}")
+        for field_name, description in _violations(error):
+            print(f"  {field_name}: {description}", file=self.err)
+
+
+def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """Field violations when the status carries a BadRequest; none when it cannot be read."""
+    if not isinstance(error, grpc.Call):
+        return []
+    try:
+        return field_violations(error)
+    except ValueError:
+        return []

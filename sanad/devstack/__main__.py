@@ -1,0 +1,117 @@
+"""`make run`: start a MongoDB-wire server when none is configured, then every process.
+
+Each child's output is prefixed with its name. Ctrl-C or SIGTERM stops the
+children gracefully (SIGTERM, then a wait), then the database. If a child dies,
+everything stops and the exit code is non-zero.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sanad.devstack import mongo_server, preflight
+from sanad.devstack.children import Child, start_child, stop_children
+
+DEFAULT_MONGO_PORT = 27717
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to start, from the environment."""
+
+    data_dir: Path
+    mongo_port: int
+    workers: int
+    external_mongo: bool
+
+
+def plan_from_env() -> Plan:
+    return Plan(
+        data_dir=Path(os.environ.get("SANAD_DEVSTACK_DATA", ".data")),
+        mongo_port=int(os.environ.get("SANAD_DEVSTACK_MONGO_PORT", DEFAULT_MONGO_PORT)),
+        workers=int(os.environ.get("SANAD_DEVSTACK_WORKERS", "1")),
+        external_mongo="SANAD_MONGO_URL" in os.environ,
+    )
+
+
+def main() -> None:
+    """Run the whole stack in the foreground."""
+    plan = plan_from_env()
+    env = dict(os.environ)
+    database: subprocess.Popen[bytes] | None = None
+    problem = preflight.amqp_problem(
+        env.get("SANAD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    if problem:
+        sys.exit(f"devstack: {problem}")
+    if not plan.external_mongo:
+        try:
+            database = mongo_server.start(
+                plan.mongo_port, plan.data_dir / "mongo", plan.data_dir / "mongo.log"
+            )
+        except mongo_server.MongoServerError as error:
+            sys.exit(f"devstack: cannot start the MongoDB-wire server: {error}")
+        env["SANAD_MONGO_URL"] = mongo_server.url(plan.mongo_port)
+        print(f"devstack: MongoDB-wire server (SecantusDB) on port {plan.mongo_port}", flush=True)
+    modules = [
+        ("registry", "services.registry"),
+        ("metrics", "services.metrics"),
+        ("intake", "services.intake"),
+    ]
+    for index in range(plan.workers):
+        modules.append((f"ingest-{index + 1}", "workers.ingest"))
+    children = [
+        start_child(name, module, _child_env(env, name, index))
+        for index, (name, module) in enumerate(modules)
+    ]
+    code = _supervise(children)
+    stop_children(children)
+    if database is not None:
+        database.send_signal(signal.SIGTERM)
+        database.wait(timeout=20)
+    sys.exit(code)
+
+
+def _child_env(env: dict[str, str], name: str, index: int) -> dict[str, str]:
+    """Several workers need distinct health and metrics ports."""
+    child = dict(env)
+    if name.startswith("ingest-") and name != "ingest-1":
+        offset = int(name.split("-")[1]) - 1
+        child["SANAD_INGEST_HEALTH_PORT"] = str(
+            int(env.get("SANAD_INGEST_HEALTH_PORT", 50061)) + offset
+        )
+        child["SANAD_INGEST_METRICS_PORT"] = str(
+            int(env.get("SANAD_INGEST_METRICS_PORT", 9104)) + 10 * offset
+        )
+    return child
+
+
+def _supervise(children: list[Child]) -> int:
+    stopping = {"now": False}
+
+    def request_stop(signum: int, frame: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    print("devstack: running; press Ctrl-C to stop", flush=True)
+    while not stopping["now"]:
+        for child in children:
+            if child.process.poll() is not None:
+                print(
+                    f"devstack: {child.name} exited with code {child.process.returncode}; "
+                    "stopping everything",
+                    flush=True,
+                )
+                return 1
+        time.sleep(0.2)
+    print("devstack: stopping", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Child processes of the devstack, their output prefixed by name."""
+
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    pump: threading.Thread
+
+
+def start_child(name: str, module: str, env: dict[str, str]) -> Child:
+    """Start python -m module with its output copied to ours, each line prefixed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches the devstack only; it stops children in order
+    )
+    pump = threading.Thread(target=_copy, args=(name, process), daemon=True)
+    pump.start()
+    return Child(name, process, pump)
+
+
+def _copy(name: str, process: subprocess.Popen[bytes]) -> None:
+    assert process.stdout is not None
+    width = 10
+    for raw in process.stdout:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        sys.stdout.write(f"{name:<{width}}| {line}\n")
+        sys.stdout.flush()
+
+
+def stop_children(children: list[Child], grace_s: float = 15.0) -> None:
+    """SIGTERM every child, wait for them to drain, kill what is left."""
+    for child in reversed(children):
+        if child.process.poll() is None:
+            child.process.terminate()
+    for child in children:
+        try:
+            child.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+        child.pump.join(timeout=2)

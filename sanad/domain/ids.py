@@ -1,0 +1,25 @@
+"""Time-sortable identifiers: 48-bit millisecond time + 80 random bits, Crockford base32."""
+
+import secrets
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """A 26-character id that sorts by creation time (ULID layout)."""
+    millis = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (millis << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def id_time_ms(identifier: str) -> int:
+    """The creation time in milliseconds encoded in an id from new_id."""
+    value = 0
+    for char in identifier[:10]:
+        value = value * 32 + _ALPHABET.index(char)
+    return value

@@ -1,0 +1,67 @@
+"""Domain errors: raised by domain code, mapped to gRPC status in one interceptor."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One bad field of a request: its path and why it was refused."""
+
+    field: str
+    description: str
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(DomainError):
+    """The request is malformed; names each bad field (INVALID_ARGUMENT)."""
+
+    def __init__(self, violations: Iterable[Violation], message: str = "invalid request") -> None:
+        self.violations = tuple(violations)
+        detail = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class NotFound(DomainError):
+    """The named resource does not exist (NOT_FOUND)."""
+
+
+class AlreadyExists(DomainError):
+    """A resource with the same key exists, or a key was reused differently (ALREADY_EXISTS)."""
+
+
+class PreconditionFailed(DomainError):
+    """The system is not in a state that allows the request (FAILED_PRECONDITION)."""
+
+
+class Unavailable(DomainError):
+    """A dependency cannot be reached right now; the caller may retry (UNAVAILABLE)."""
+
+
+class Unauthenticated(DomainError):
+    """No or a bad credential (UNAUTHENTICATED)."""
+
+
+class PermissionDenied(DomainError):
+    """A valid identity without the right (PERMISSION_DENIED)."""
+
+
+class RateLimited(DomainError):
+    """Too many requests from one identity (RESOURCE_EXHAUSTED)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def check(violations: list[Violation]) -> None:
+    """Raise Invalid when any violation was collected."""
+    if violations:
+        raise Invalid(violations)

@@ -1,0 +1,35 @@
+"""MongoDB clients: built from settings in main, never at import time."""
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from sanad.settings import CommonSettings
+
+Document = dict[str, Any]
+
+
+def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Document]:
+    """A client with timeouts from settings; it connects lazily on first use."""
+    return AsyncMongoClient(
+        settings.mongo_url,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_timeout_ms,
+        w="majority",
+    )
+
+
+def database(
+    client: AsyncMongoClient[Document], settings: CommonSettings
+) -> AsyncDatabase[Document]:
+    """The project's database on that client."""
+    return client[settings.mongo_database]
+
+
+async def ping(client: AsyncMongoClient[Document]) -> bool:
+    """True when the server answers."""
+    await client.admin.command("ping")
+    return True

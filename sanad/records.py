@@ -1,0 +1,80 @@
+"""The stored shape of a transaction: written by the ingest worker, read by intake.
+
+One document per transaction in `transactions`, keyed by transaction id. The
+beneficiary appears only as a keyed hash and a masked number.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sanad.domain.transactions import REFUNDABLE, Status, Step, sla_clock
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import common_pb2, events_pb2, intake_pb2
+
+Document = dict[str, Any]
+
+
+def document_from_submitted(
+    event: events_pb2.TransactionSubmitted, recorded_at: datetime
+) -> Document:
+    """The document first stored for a submission: RECORDED, with its two history steps."""
+    submitted_at = event.submit_time.ToDatetime(tzinfo=recorded_at.tzinfo)
+    return {
+        "_id": event.transaction_id,
+        "request_id": event.request_id,
+        "submitted_by": event.submitted_by,
+        "center_id": event.center_id,
+        "governorate_code": event.governorate_code,
+        "wilayat_code": event.wilayat_code,
+        "service_code": event.service_code,
+        "agency_code": event.agency_code,
+        "service_version": event.service_version,
+        "sla_hours": event.sla_hours,
+        "channel": common_pb2.Channel.Name(event.channel).removeprefix("CHANNEL_"),
+        "fee_baisa": event.fee_baisa,
+        "beneficiary_hash": event.beneficiary_hash,
+        "beneficiary_masked": event.beneficiary_masked,
+        "submit_time": submitted_at,
+        "record_time": recorded_at,
+        "status": Status.RECORDED.value,
+        "history": [
+            {"status": Status.SUBMITTED.value, "time": submitted_at, "actor": event.submitted_by},
+            {"status": Status.RECORDED.value, "time": recorded_at, "actor": "ingest"},
+        ],
+        "applied_changes": [],
+        "rating": 0,
+    }
+
+
+def proto_from_document(doc: Document, now: datetime) -> intake_pb2.Transaction:
+    """The API view of a stored transaction, with its SLA clock as of now."""
+    history = [Step(Status(h["status"]), h["time"]) for h in doc["history"]]
+    clock = sla_clock(history, now)
+    status = Status(doc["status"])
+    return intake_pb2.Transaction(
+        id=doc["_id"],
+        request_id=doc.get("request_id", ""),
+        center_id=doc["center_id"],
+        service_code=doc["service_code"],
+        agency_code=doc["agency_code"],
+        service_version=doc.get("service_version", 0),
+        channel=f"CHANNEL_{doc['channel']}",
+        fee_baisa=doc["fee_baisa"],
+        beneficiary_masked=doc["beneficiary_masked"],
+        status=f"TRANSACTION_STATUS_{status}",
+        history=[
+            intake_pb2.StatusChange(
+                status=f"TRANSACTION_STATUS_{h['status']}",
+                time=to_timestamp(h["time"]),
+                actor=h.get("actor", ""),
+                note=h.get("note", ""),
+            )
+            for h in doc["history"]
+        ],
+        submit_time=to_timestamp(doc["submit_time"]),
+        finish_time=to_timestamp(doc.get("finish_time")),
+        paused_seconds=clock.paused_seconds,
+        sla_elapsed_seconds=clock.elapsed_seconds,
+        fee_refund_due=status in REFUNDABLE,
+        rating=doc.get("rating", 0),
+    )

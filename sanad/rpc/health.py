@@ -1,0 +1,71 @@
+"""Health that means something: SERVING only while every dependency answers its check."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from grpc_health.v1 import health, health_pb2
+
+from sanad.telemetry.metrics import DEPENDENCY_UP
+
+log = logging.getLogger("sanad.health")
+
+Check = Callable[[], Awaitable[bool]]
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class HealthReporter:
+    """Runs named dependency checks on an interval and publishes the verdict.
+
+    The overall status ("") and every listed service name share one verdict:
+    a service with a dead dependency cannot serve any of its RPCs.
+    """
+
+    def __init__(
+        self,
+        servicer: health.aio.HealthServicer,
+        service_names: Iterable[str],
+        checks: dict[str, Check],
+        interval_s: float = 1.0,
+    ) -> None:
+        self.servicer = servicer
+        self.service_names = ["", *service_names]
+        self.checks = checks
+        self.interval_s = interval_s
+        self.serving = False
+        self._stopping = False
+
+    async def check_once(self) -> bool:
+        """Run every check once and publish SERVING or NOT_SERVING."""
+        results = await asyncio.gather(*(self._run(name, c) for name, c in self.checks.items()))
+        await self.publish(all(results) and not self._stopping)
+        return self.serving
+
+    async def run(self) -> None:
+        """Check forever; cancelled at shutdown."""
+        while True:
+            await self.check_once()
+            await asyncio.sleep(self.interval_s)
+
+    async def shutdown(self) -> None:
+        """NOT_SERVING from now on, before the server stops accepting calls."""
+        self._stopping = True
+        await self.publish(False)
+
+    async def _run(self, name: str, check: Check) -> bool:
+        try:
+            ok = await asyncio.wait_for(check(), timeout=max(self.interval_s, 2.0))
+        except Exception:
+            ok = False
+        DEPENDENCY_UP.labels(name).set(1 if ok else 0)
+        return bool(ok)
+
+    async def publish(self, serving: bool) -> None:
+        if serving != self.serving:
+            log.info("health %s", "SERVING" if serving else "NOT_SERVING")
+        self.serving = serving
+        status = SERVING if serving else NOT_SERVING
+        for name in self.service_names:
+            await self.servicer.set(name, status)

@@ -1,0 +1,151 @@
+"""The server interceptor every service runs: request ids, RED metrics, logs, error mapping.
+
+Servicers raise domain errors; this is the one place they become gRPC status
+codes. Anything else becomes INTERNAL with the request id and no stack trace.
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from sanad import errors
+from sanad.rpc.status import code_of, to_status
+from sanad.telemetry.logs import request_id_var
+from sanad.telemetry.metrics import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
+
+log = logging.getLogger("sanad.rpc")
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+def _split(method: str) -> tuple[str, str]:
+    _, service, name = method.split("/", 2)
+    return service, name
+
+
+def _request_id(metadata: Any) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return uuid.uuid4().hex
+
+
+class _Call:
+    """Bookkeeping of one RPC: request id, metrics and the final log line."""
+
+    def __init__(self, method: str, metadata: Any) -> None:
+        self.service, self.name = _split(method)
+        self.request_id = _request_id(metadata)
+        self.start = time.perf_counter()
+        GRPC_STARTED.labels(self.service, self.name).inc()
+
+    def begin(self, context: grpc.aio.ServicerContext) -> None:
+        request_id_var.set(self.request_id)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+
+    async def fail(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
+        if isinstance(error, errors.DomainError):
+            self.finish(code_of(error), error.message)
+            await context.abort_with_status(to_status(error))
+        log.exception("unhandled error in %s/%s", self.service, self.name)
+        self.finish(grpc.StatusCode.INTERNAL, "internal error")
+        await context.abort(
+            grpc.StatusCode.INTERNAL, f"internal error; quote request id {self.request_id}"
+        )
+
+    def finish(self, code: grpc.StatusCode, detail: str = "") -> None:
+        elapsed = time.perf_counter() - self.start
+        GRPC_HANDLED.labels(self.service, self.name, code.name).inc()
+        GRPC_LATENCY.labels(self.service, self.name).observe(elapsed)
+        level = logging.INFO if code is grpc.StatusCode.OK else logging.WARNING
+        log.log(
+            level,
+            "%s/%s %s",
+            self.service,
+            self.name,
+            code.name,
+            extra={
+                "grpc_code": code.name,
+                "duration_ms": round(elapsed * 1000, 2),
+                "detail": detail,
+            },
+        )
+
+
+def _finished_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler kind of every service with the same bookkeeping."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        metadata = handler_call_details.invocation_metadata
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method, metadata),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _unary(handler.stream_unary, method, metadata),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        behaviour = handler.unary_stream or handler.stream_stream
+        wrap = grpc.unary_stream_rpc_method_handler
+        if handler.stream_stream:
+            wrap = grpc.stream_stream_rpc_method_handler
+        return wrap(
+            _streaming(behaviour, method, metadata),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+
+def _unary(behaviour: Callable[..., Any], method: str, metadata: Any) -> Callable[..., Any]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, metadata)
+        call.begin(context)
+        try:
+            response = await behaviour(request, context)
+        except Exception as error:
+            if isinstance(error, grpc.aio.AbortError):
+                call.finish(_finished_code(context))
+                raise
+            await call.fail(context, error)
+        call.finish(_finished_code(context))
+        return response
+
+    return wrapped
+
+
+def _streaming(behaviour: Callable[..., Any], method: str, metadata: Any) -> Callable[..., Any]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, metadata)
+        call.begin(context)
+        try:
+            async for response in behaviour(request, context):
+                yield response
+        except Exception as error:
+            if isinstance(error, grpc.aio.AbortError):
+                call.finish(_finished_code(context))
+                raise
+            await call.fail(context, error)
+        call.finish(_finished_code(context))
+
+    return wrapped

@@ -1,0 +1,77 @@
+"""Prometheus metrics shared by every process, and the HTTP endpoint that serves them.
+
+Metric objects live at module level as prometheus-client intends: they are
+registrations, not clients, and hold no connection. Labels are bounded sets
+(service, method, code, queue, reason); ids never become labels.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+# Bucket bounds at our latency objectives: 5/10/25/50/100/250 ms for RPCs.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+GRPC_STARTED = Counter(
+    "sanad_grpc_server_started_total",
+    "RPCs started on the server.",
+    ["grpc_service", "grpc_method"],
+)
+GRPC_HANDLED = Counter(
+    "sanad_grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+GRPC_LATENCY = Histogram(
+    "sanad_grpc_server_handling_seconds",
+    "Time to handle an RPC, until its status is sent.",
+    ["grpc_service", "grpc_method"],
+    buckets=LATENCY_BUCKETS,
+)
+
+AMQP_PUBLISHED = Counter(
+    "sanad_amqp_published_total", "Messages published, by outcome.", ["exchange", "outcome"]
+)
+AMQP_PUBLISH_SECONDS = Histogram(
+    "sanad_amqp_publish_confirm_seconds",
+    "Time from publish to the broker's confirm.",
+    ["exchange"],
+    buckets=LATENCY_BUCKETS,
+)
+AMQP_CONSUMED = Counter("sanad_amqp_consumed_total", "Messages delivered to a worker.", ["queue"])
+AMQP_ACKED = Counter("sanad_amqp_acked_total", "Messages acknowledged.", ["queue"])
+AMQP_NACKED = Counter(
+    "sanad_amqp_nacked_total", "Messages returned to the queue for a retry.", ["queue"]
+)
+AMQP_DEAD_LETTERED = Counter(
+    "sanad_amqp_dead_lettered_total", "Messages dead-lettered, by reason.", ["queue", "reason"]
+)
+MICRO_BATCH_SIZE = Histogram(
+    "sanad_worker_micro_batch_size",
+    "Messages handled per micro-batch.",
+    ["queue"],
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+RETRIES = Counter(
+    "sanad_worker_retries_total", "Micro-batches retried after a transient failure.", ["queue"]
+)
+MONGO_WRITE_SECONDS = Histogram(
+    "sanad_mongo_write_seconds",
+    "Time of one MongoDB write transaction of a micro-batch.",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+RECORDED_LAG_SECONDS = Histogram(
+    "sanad_transaction_recorded_lag_seconds",
+    "Time from a transaction's submission to its storage by a worker.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+
+DEPENDENCY_UP = Gauge(
+    "sanad_dependency_up",
+    "Whether a dependency answered its last check (1) or not (0).",
+    ["dependency"],
+)
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
+    """Serve /metrics on its own HTTP port in a background thread."""
+    start_http_server(port, addr=host)

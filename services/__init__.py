@@ -1,0 +1,1 @@
+"""The gRPC services of Sanad Mesh: registry, intake and metrics."""

@@ -1,0 +1,1 @@
+"""Intake: accepts transactions, publishes them durably, and tracks them."""

@@ -1,0 +1,26 @@
+"""Runs the intake service: python -m services.intake."""
+
+import asyncio
+
+from sanad import runtime
+from sanad.telemetry import logs
+from services.intake.app import build_app
+from services.intake.settings import IntakeSettings
+
+
+async def serve(stop: asyncio.Event) -> None:
+    """Serve until stop is set, then drain."""
+    settings = IntakeSettings()
+    logs.configure("intake", settings.log_level, settings.log_plain)
+    await runtime.serve_app(
+        "intake", build_app(settings), settings.intake_port, settings.intake_metrics_port, stop
+    )
+
+
+def main() -> None:
+    """Console script entry point."""
+    runtime.run(serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Intake's composition root: snapshot, publisher, store and the gRPC server."""
+
+import asyncio
+from dataclasses import dataclass, field
+
+import grpc
+from pymongo import AsyncMongoClient
+
+from sanad import mongo
+from sanad.amqp.publisher import ConfirmedPublisher
+from sanad.amqp.topology import Topology
+from sanad.rpc.channel import insecure_channel
+from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.v1 import intake_pb2, intake_pb2_grpc
+from services.intake.operations import Intake
+from services.intake.servicer import IntakeServicer
+from services.intake.settings import IntakeSettings
+from services.intake.snapshot import RegistrySnapshot
+from services.intake.store import IntakeStore
+
+SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+
+
+@dataclass
+class IntakeApp:
+    """Everything the intake process runs; start() binds, stop() drains."""
+
+    settings: IntakeSettings
+    client: AsyncMongoClient[mongo.Document]
+    registry_channel: grpc.aio.Channel
+    snapshot: RegistrySnapshot
+    publisher: ConfirmedPublisher
+    intake: Intake
+    server: RunningServer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self, port: int) -> int:
+        """Serve on port (0 for a free one); dependencies connect in the background."""
+        self.tasks += [
+            asyncio.create_task(self.snapshot.run()),
+            asyncio.create_task(self.publisher.connect()),
+        ]
+        servicer = IntakeServicer(self.intake)
+        self.server = await start_server(
+            self.settings,
+            port,
+            [
+                Registration(
+                    SERVICE_NAME,
+                    lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, s),
+                )
+            ],
+            checks={
+                "mongodb": lambda: mongo.ping(self.client),
+                "rabbitmq": self._broker_ready,
+                "registry_snapshot": self._snapshot_ready,
+            },
+        )
+        return self.server.port
+
+    async def stop(self) -> None:
+        """NOT_SERVING, drain in-flight calls, then close connections."""
+        if self.server is not None:
+            await self.server.stop(self.settings.shutdown_grace_s)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.publisher.close()
+        await self.registry_channel.close()
+        await self.client.close()
+
+    async def _broker_ready(self) -> bool:
+        return self.publisher.is_healthy()
+
+    async def _snapshot_ready(self) -> bool:
+        return self.snapshot.ready
+
+
+def build_app(settings: IntakeSettings) -> IntakeApp:
+    """Assemble intake from settings; nothing connects until start()."""
+    client = mongo.connect(settings, "sanad-intake")
+    store = IntakeStore(mongo.database(client, settings))
+    channel = insecure_channel(settings.registry_target, settings.grpc_max_message_bytes)
+    snapshot = RegistrySnapshot(channel)
+    topology = Topology(settings.amqp_prefix)
+    publisher = ConfirmedPublisher(settings.amqp_url, topology, settings.publish_timeout_s)
+    intake = Intake(
+        snapshot, publisher, store, topology, settings.civil_id_secret.get_secret_value().encode()
+    )
+    return IntakeApp(settings, client, channel, snapshot, publisher, intake)

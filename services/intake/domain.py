@@ -1,0 +1,116 @@
+"""Intake rules: what a submission must satisfy against the registry snapshot."""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sanad.domain.privacy import is_well_formed
+from sanad.errors import NotFound, PreconditionFailed, Violation, check
+
+
+class Channel(StrEnum):
+    """Names match sanad.v1.Channel."""
+
+    COUNTER = "COUNTER"
+    MOBILE = "MOBILE"
+    API = "API"
+    BATCH = "BATCH"
+
+
+@dataclass(frozen=True)
+class CenterView:
+    """What intake knows of a centre, from the registry's watch stream."""
+
+    id: str
+    governorate_code: str
+    wilayat_code: str
+    licence_status: str
+    licence_expires_at: datetime | None
+    offered: frozenset[str]
+    blocked: frozenset[str]
+
+    def is_serving(self, now: datetime) -> bool:
+        """Licence active and not past its expiry."""
+        expired = self.licence_expires_at is not None and self.licence_expires_at <= now
+        return self.licence_status == "ACTIVE" and not expired
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What intake knows of a catalogue service."""
+
+    code: str
+    agency_code: str
+    fee_baisa: int
+    sla_hours: int
+    version: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission as the caller sent it."""
+
+    request_id: str
+    center_id: str
+    service_code: str
+    channel: Channel | None
+    fee_baisa: int
+    civil_number: str
+
+    def fingerprint(self) -> str:
+        """Identifies the payload, so a reused request id with other content is caught."""
+        parts = (
+            self.center_id,
+            self.service_code,
+            str(self.channel),
+            str(self.fee_baisa),
+            self.civil_number,
+        )
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def validate(
+    submission: Submission,
+    center: CenterView | None,
+    service: ServiceView | None,
+    now: datetime,
+) -> tuple[CenterView, ServiceView]:
+    """Field checks first (Invalid), then the registry's state (NotFound, PreconditionFailed)."""
+    check(field_violations(submission, service))
+    if center is None:
+        raise NotFound(f"centre {submission.center_id!r} not found")
+    if service is None:
+        raise NotFound(f"catalogue service {submission.service_code!r} not found")
+    if not center.is_serving(now):
+        raise PreconditionFailed(f"centre {center.id} has no active licence")
+    if not service.active:
+        raise PreconditionFailed(f"catalogue service {service.code} is retired")
+    if service.code not in center.offered:
+        raise PreconditionFailed(f"centre {center.id} does not offer {service.code}")
+    if service.code in center.blocked:
+        raise PreconditionFailed(f"service {service.code} is blocked at centre {center.id}")
+    return center, service
+
+
+def field_violations(submission: Submission, service: ServiceView | None) -> list[Violation]:
+    """Every bad field of a submission; the fee is checked against the catalogue when known."""
+    found: list[Violation] = []
+    if not submission.center_id:
+        found.append(Violation("center_id", "is required"))
+    if not submission.service_code:
+        found.append(Violation("service_code", "is required"))
+    if submission.channel is None:
+        found.append(Violation("channel", "must be COUNTER, MOBILE, API or BATCH"))
+    if submission.fee_baisa < 0:
+        found.append(Violation("fee_baisa", "must not be negative"))
+    if not is_well_formed(submission.civil_number):
+        found.append(Violation("beneficiary_civil_number", "must be 6 to 10 digits"))
+    if len(submission.request_id) > 128:
+        found.append(Violation("request_id", "must be at most 128 characters"))
+    if service is not None and submission.fee_baisa != service.fee_baisa:
+        found.append(
+            Violation("fee_baisa", f"must equal the catalogue fee of {service.fee_baisa} baisa")
+        )
+    return found

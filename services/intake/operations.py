@@ -1,0 +1,143 @@
+"""Intake's use cases: validate against the snapshot, claim the request id, publish, confirm."""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sanad.amqp.topology import SUBMITTED, Topology
+from sanad.domain.clock import utcnow
+from sanad.domain.ids import new_id
+from sanad.domain.privacy import civil_hash, mask
+from sanad.errors import AlreadyExists, NotFound, Unavailable
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import events_pb2
+from services.intake.domain import CenterView, ServiceView, Submission, validate
+
+
+class Snapshot(Protocol):
+    centers: dict[str, CenterView]
+    services: dict[str, ServiceView]
+
+    @property
+    def ready(self) -> bool: ...
+
+
+class Publisher(Protocol):
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_type: str,
+        message_id: str,
+        timeout_s: float | None = None,
+    ) -> None: ...
+
+
+class Store(Protocol):
+    async def claim_request(
+        self, key: str, transaction_id: str, fingerprint: str, submit_time: datetime
+    ) -> dict[str, Any]: ...
+    async def get_transaction(self, transaction_id: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    transaction_id: str
+    submit_time: datetime
+
+
+class Intake:
+    """Submission and tracking of transactions."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        publisher: Publisher,
+        store: Store,
+        topology: Topology,
+        civil_secret: bytes,
+    ) -> None:
+        self.snapshot = snapshot
+        self.publisher = publisher
+        self.store = store
+        self.topology = topology
+        self.civil_secret = civil_secret
+
+    async def submit(
+        self, submission: Submission, caller: str, timeout_s: float | None
+    ) -> Accepted:
+        """Return only after the broker confirmed the TransactionSubmitted message."""
+        if not self.snapshot.ready:
+            raise Unavailable("intake is still loading the registry; retry shortly")
+        now = utcnow()
+        center, service = validate(
+            submission,
+            self.snapshot.centers.get(submission.center_id),
+            self.snapshot.services.get(submission.service_code),
+            now,
+        )
+        transaction_id, submit_time = new_id(), now
+        if submission.request_id:
+            key = hashlib.sha256(f"{caller}\x1f{submission.request_id}".encode()).hexdigest()
+            record = await self.store.claim_request(
+                key, transaction_id, submission.fingerprint(), submit_time
+            )
+            if record["fingerprint"] != submission.fingerprint():
+                raise AlreadyExists(
+                    f"request id {submission.request_id!r} was already used for another transaction"
+                )
+            transaction_id, submit_time = record["transaction_id"], record["submit_time"]
+        event = self._event(
+            submission=submission,
+            caller=caller,
+            center=center,
+            service=service,
+            transaction_id=transaction_id,
+            submit_time=submit_time,
+        )
+        await self.publisher.publish(
+            self.topology.transactions_exchange,
+            SUBMITTED,
+            event.SerializeToString(),
+            message_type=event.DESCRIPTOR.full_name,
+            message_id=transaction_id,
+            timeout_s=timeout_s,
+        )
+        return Accepted(transaction_id, submit_time)
+
+    async def get(self, transaction_id: str) -> dict[str, Any]:
+        found = await self.store.get_transaction(transaction_id) if transaction_id else None
+        if found is None:
+            raise NotFound(f"transaction {transaction_id!r} not found")
+        return found
+
+    def _event(
+        self,
+        *,
+        submission: Submission,
+        caller: str,
+        center: CenterView,
+        service: ServiceView,
+        transaction_id: str,
+        submit_time: datetime,
+    ) -> events_pb2.TransactionSubmitted:
+        return events_pb2.TransactionSubmitted(
+            transaction_id=transaction_id,
+            request_id=submission.request_id,
+            submitted_by=caller,
+            center_id=center.id,
+            governorate_code=center.governorate_code,
+            wilayat_code=center.wilayat_code,
+            service_code=service.code,
+            agency_code=service.agency_code,
+            service_version=service.version,
+            sla_hours=service.sla_hours,
+            channel=f"CHANNEL_{submission.channel}",
+            fee_baisa=submission.fee_baisa,
+            beneficiary_hash=civil_hash(submission.civil_number, self.civil_secret),
+            beneficiary_masked=mask(submission.civil_number),
+            submit_time=to_timestamp(submit_time),
+        )

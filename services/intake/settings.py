@@ -1,0 +1,16 @@
+"""Settings of the intake service."""
+
+from sanad.settings import ServerSettings
+
+
+class IntakeSettings(ServerSettings):
+    """SANAD_INTAKE_PORT, SANAD_REGISTRY_TARGET and friends."""
+
+    intake_port: int = 50052
+    intake_metrics_port: int = 9102
+    # Where the registry's gRPC endpoint is, for its watch streams.
+    registry_target: str = "127.0.0.1:50051"
+    # Longest wait for a broker confirm before answering UNAVAILABLE.
+    publish_timeout_s: float = 2.0
+    # Unconfirmed publishes in flight per SubmitTransactions stream.
+    stream_max_inflight: int = 256

@@ -1,0 +1,1 @@
+"""Metrics: statistics, the governorate report and the award leaderboard, from rollups."""

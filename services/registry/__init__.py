@@ -1,0 +1,1 @@
+"""Registry: reference data, centres and licences, and the e-service catalogue."""

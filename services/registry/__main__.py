@@ -1,0 +1,30 @@
+"""Runs the registry service: python -m services.registry."""
+
+import asyncio
+
+from sanad import runtime
+from sanad.telemetry import logs
+from services.registry.app import build_app
+from services.registry.settings import RegistrySettings
+
+
+async def serve(stop: asyncio.Event) -> None:
+    """Serve until stop is set, then drain."""
+    settings = RegistrySettings()
+    logs.configure("registry", settings.log_level, settings.log_plain)
+    await runtime.serve_app(
+        "registry",
+        build_app(settings),
+        settings.registry_port,
+        settings.registry_metrics_port,
+        stop,
+    )
+
+
+def main() -> None:
+    """Console script entry point."""
+    runtime.run(serve)
+
+
+if __name__ == "__main__":
+    main()

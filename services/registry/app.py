@@ -1,0 +1,71 @@
+"""The registry's composition root: wires the store, the rules and the gRPC server."""
+
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient
+
+from sanad import mongo
+from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.v1 import registry_pb2, registry_pb2_grpc
+from services.registry.catalog import CatalogOperations
+from services.registry.centers import CenterOperations
+from services.registry.operations import ChangeFeed
+from services.registry.reference import ReferenceData
+from services.registry.servicer import RegistryServicer
+from services.registry.settings import RegistrySettings
+from services.registry.store import RegistryStore
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+
+
+@dataclass
+class RegistryApp:
+    """Everything the registry process runs; start() binds, stop() drains."""
+
+    settings: RegistrySettings
+    client: AsyncMongoClient[mongo.Document]
+    store: RegistryStore
+    centers: CenterOperations
+    catalog: CatalogOperations
+    server: RunningServer | None = None
+    indexed: bool = False
+
+    async def start(self, port: int) -> int:
+        """Serve on port (0 for a free one) and return the bound port."""
+        servicer = RegistryServicer(self.centers, self.catalog)
+        self.server = await start_server(
+            self.settings,
+            port,
+            [
+                Registration(
+                    SERVICE_NAME,
+                    lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, s),
+                )
+            ],
+            checks={"mongodb": self._mongo_ready},
+        )
+        return self.server.port
+
+    async def stop(self) -> None:
+        """NOT_SERVING, drain in-flight calls, close the database client."""
+        if self.server is not None:
+            await self.server.stop(self.settings.shutdown_grace_s)
+        await self.client.close()
+
+    async def _mongo_ready(self) -> bool:
+        await mongo.ping(self.client)
+        if not self.indexed:
+            await self.store.ensure_indexes()
+            self.indexed = True
+        return True
+
+
+def build_app(settings: RegistrySettings) -> RegistryApp:
+    """Assemble the registry from settings; nothing connects until start()."""
+    client = mongo.connect(settings, "sanad-registry")
+    store = RegistryStore(client, mongo.database(client, settings))
+    reference = ReferenceData.load()
+    feed = ChangeFeed(poll_s=settings.watch_poll_s)
+    centers = CenterOperations(store, reference, feed)
+    catalog = CatalogOperations(store, reference, feed)
+    return RegistryApp(settings, client, store, centers, catalog)

@@ -1,0 +1,79 @@
+"""Use cases of the e-service catalogue: add, read, list, update to a new version, retire."""
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from sanad.errors import NotFound, PreconditionFailed
+from services.registry.domain import CatalogService, CatalogStatus, validate_service
+from services.registry.listing import SERVICE_PAGE_DEFAULT, SERVICE_PAGE_MAX, ServiceFilter
+from services.registry.masks import apply_service_mask, service_mask
+from services.registry.operations import ChangeFeed, Store, require, stored_now
+from services.registry.paging import Page, PageRequest, decode_token, page_size
+from services.registry.reference import ReferenceData
+
+PAGE_KIND = "catalog"
+
+
+class CatalogOperations:
+    """Every change saves at the next revision, so watchers of the catalogue see it."""
+
+    def __init__(self, store: Store, reference: ReferenceData, feed: ChangeFeed) -> None:
+        self.store = store
+        self.reference = reference
+        self.feed = feed
+
+    async def add(self, service: CatalogService) -> CatalogService:
+        validate_service(service)
+        self.reference.check_agency(service.agency_code)
+        now = stored_now()
+        fresh = replace(
+            service,
+            version=1,
+            status=CatalogStatus.ACTIVE,
+            revision=0,
+            create_time=now,
+            update_time=now,
+        )
+        return await self.feed.published(await self.store.save_service(fresh, new=True))
+
+    async def get(self, code: str, field: str = "code") -> CatalogService:
+        service = await self.store.get_service(require(code, field))
+        if service is None:
+            raise NotFound(f"catalogue service {code!r} not found")
+        return service
+
+    async def list_page(self, wanted: ServiceFilter, size: int, token: str) -> Page[CatalogService]:
+        page = PageRequest(
+            page_size(size, SERVICE_PAGE_DEFAULT, SERVICE_PAGE_MAX),
+            decode_token(PAGE_KIND, wanted, token),
+        )
+        return await self.store.list_services(wanted, page)
+
+    async def update(self, patch: CatalogService, paths: list[str]) -> CatalogService:
+        """Change the masked fields of an active service; it moves to its next version."""
+        mask = service_mask(paths)
+        current = await self.get(patch.code, "service.code")
+        _check_active(current, "update")
+        changed = replace(
+            apply_service_mask(current, patch, mask),
+            version=current.version + 1,
+            update_time=stored_now(),
+        )
+        validate_service(changed)
+        return await self.feed.published(await self.store.save_service(changed, new=False))
+
+    async def retire(self, code: str) -> CatalogService:
+        """Withdraw an active service from the catalogue."""
+        current = await self.get(code)
+        _check_active(current, "retire")
+        changed = replace(current, status=CatalogStatus.RETIRED, update_time=stored_now())
+        return await self.feed.published(await self.store.save_service(changed, new=False))
+
+    def watch(self, since_revision: int) -> AsyncIterator[CatalogService | int]:
+        """Services changed after since_revision, the replay's end revision, then live changes."""
+        return self.feed.watch(self.store.service_changes_after, since_revision)
+
+
+def _check_active(service: CatalogService, verb: str) -> None:
+    if service.status is CatalogStatus.RETIRED:
+        raise PreconditionFailed(f"cannot {verb} catalogue service {service.code!r}: it is retired")

@@ -1,0 +1,94 @@
+"""Use cases of centres: register, read, list, update, licence transitions, services."""
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from sanad.domain.ids import new_id
+from sanad.errors import NotFound
+from services.registry.domain import Center, LicenceAction, transition, validate_center
+from services.registry.listing import CENTER_PAGE_DEFAULT, CENTER_PAGE_MAX, CenterFilter
+from services.registry.masks import apply_center_mask, center_mask
+from services.registry.operations import ChangeFeed, Store, check_services, require, stored_now
+from services.registry.paging import Page, PageRequest, decode_token, page_size
+from services.registry.reference import ReferenceData
+
+PAGE_KIND = "centers"
+
+
+class CenterOperations:
+    """Load, apply the rules, save at the next revision, wake the watchers."""
+
+    def __init__(self, store: Store, reference: ReferenceData, feed: ChangeFeed) -> None:
+        self.store = store
+        self.reference = reference
+        self.feed = feed
+
+    async def register(self, center: Center) -> Center:
+        validate_center(center)
+        self.reference.check_place(center.governorate_code, center.wilayat_code)
+        await check_services(
+            self.store,
+            center.offered_service_codes,
+            center.blocked_service_codes,
+            prefix="center.",
+        )
+        now = stored_now()
+        fresh = replace(
+            center,
+            id=new_id(),
+            licence=replace(center.licence, status=center.licence.status.APPLIED, history=()),
+            revision=0,
+            create_time=now,
+            update_time=now,
+        )
+        return await self.feed.published(await self.store.save_center(fresh, new=True))
+
+    async def get(self, center_id: str, field: str = "id") -> Center:
+        center = await self.store.get_center(require(center_id, field))
+        if center is None:
+            raise NotFound(f"centre {center_id!r} not found")
+        return center
+
+    async def list_page(self, wanted: CenterFilter, size: int, token: str) -> Page[Center]:
+        page = PageRequest(
+            page_size(size, CENTER_PAGE_DEFAULT, CENTER_PAGE_MAX),
+            decode_token(PAGE_KIND, wanted, token),
+        )
+        return await self.store.list_centers(wanted, stored_now(), page)
+
+    async def update(self, patch: Center, paths: list[str]) -> Center:
+        """Change the masked fields; the result is validated and its place re-checked."""
+        mask = center_mask(paths)
+        current = await self.get(patch.id, "center.id")
+        changed = replace(apply_center_mask(current, patch, mask), update_time=stored_now())
+        validate_center(changed)
+        self.reference.check_place(changed.governorate_code, changed.wilayat_code)
+        return await self.feed.published(await self.store.save_center(changed, new=False))
+
+    async def transition_licence(
+        self, center_id: str, action: LicenceAction, actor: str, reason: str
+    ) -> Center:
+        center = await self.get(center_id, "center_id")
+        now = stored_now()
+        licence = transition(center.licence, action, actor, reason, now)
+        changed = replace(center, licence=licence, update_time=now)
+        return await self.feed.published(await self.store.save_center(changed, new=False))
+
+    async def set_services(
+        self, center_id: str, offered: tuple[str, ...], blocked: tuple[str, ...]
+    ) -> Center:
+        """Replace the offered and blocked services; every code must be in the catalogue."""
+        center = await self.get(center_id, "center_id")
+        offered, blocked = tuple(dict.fromkeys(offered)), tuple(dict.fromkeys(blocked))
+        await check_services(self.store, offered, blocked)
+        changed = replace(
+            center,
+            offered_service_codes=offered,
+            blocked_service_codes=blocked,
+            update_time=stored_now(),
+        )
+        return await self.feed.published(await self.store.save_center(changed, new=False))
+
+    def watch(self, since_revision: int) -> AsyncIterator[Center | int]:
+        """Centres changed after since_revision, the replay's end revision, then live changes."""
+        return self.feed.watch(self.store.center_changes_after, since_revision)

@@ -1,0 +1,181 @@
+"""Registry rules: centres, licences and catalogue services, with no I/O."""
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sanad.errors import PreconditionFailed, Violation, check
+
+LICENCE_TERM = timedelta(days=365)
+
+
+class LicenceStatus(StrEnum):
+    """Names match sanad.v1.LicenceStatus."""
+
+    APPLIED = "APPLIED"
+    INITIALLY_APPROVED = "INITIALLY_APPROVED"
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+class LicenceAction(StrEnum):
+    """Names match sanad.v1.LicenceAction."""
+
+    APPROVE = "APPROVE"
+    ACTIVATE = "ACTIVATE"
+    SUSPEND = "SUSPEND"
+    REINSTATE = "REINSTATE"
+    RENEW = "RENEW"
+    CANCEL = "CANCEL"
+
+
+_S = LicenceStatus
+_MOVES: dict[LicenceAction, tuple[frozenset[LicenceStatus], LicenceStatus]] = {
+    LicenceAction.APPROVE: (frozenset({_S.APPLIED}), _S.INITIALLY_APPROVED),
+    LicenceAction.ACTIVATE: (frozenset({_S.INITIALLY_APPROVED}), _S.ACTIVE),
+    LicenceAction.SUSPEND: (frozenset({_S.ACTIVE}), _S.SUSPENDED),
+    LicenceAction.REINSTATE: (frozenset({_S.SUSPENDED}), _S.ACTIVE),
+    LicenceAction.RENEW: (frozenset({_S.ACTIVE, _S.EXPIRED}), _S.ACTIVE),
+    LicenceAction.CANCEL: (frozenset(set(_S) - {_S.CANCELLED}), _S.CANCELLED),
+}
+
+
+@dataclass(frozen=True)
+class LicenceEvent:
+    """One recorded transition."""
+
+    action: LicenceAction
+    from_status: LicenceStatus
+    to_status: LicenceStatus
+    actor: str
+    reason: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Licence:
+    """A centre's licence; `status` is as stored, `effective_status` counts expiry."""
+
+    number: str
+    status: LicenceStatus = LicenceStatus.APPLIED
+    expires_at: datetime | None = None
+    history: tuple[LicenceEvent, ...] = ()
+
+    def effective_status(self, now: datetime) -> LicenceStatus:
+        """ACTIVE past its expiry reads as EXPIRED."""
+        if self.status is LicenceStatus.ACTIVE and self.expires_at and self.expires_at <= now:
+            return LicenceStatus.EXPIRED
+        return self.status
+
+    def is_serving(self, now: datetime) -> bool:
+        """May the centre serve transactions now?"""
+        return self.effective_status(now) is LicenceStatus.ACTIVE
+
+
+def transition(
+    licence: Licence, action: LicenceAction, actor: str, reason: str, now: datetime
+) -> Licence:
+    """Apply one lifecycle action or raise PreconditionFailed."""
+    current = licence.effective_status(now)
+    allowed_from, to_status = _MOVES[action]
+    if current not in allowed_from:
+        raise PreconditionFailed(f"cannot {action.lower()} a licence that is {current.lower()}")
+    expires_at = licence.expires_at
+    if action is LicenceAction.ACTIVATE:
+        expires_at = now + LICENCE_TERM
+    elif action is LicenceAction.RENEW:
+        base = expires_at if expires_at and expires_at > now else now
+        expires_at = base + LICENCE_TERM
+    event = LicenceEvent(action, current, to_status, actor, reason, now)
+    return replace(
+        licence, status=to_status, expires_at=expires_at, history=(*licence.history, event)
+    )
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How to reach a centre."""
+
+    phone: str = ""
+    email: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class Center:
+    """A licensed Sanad service centre."""
+
+    id: str
+    name_ar: str
+    name_en: str
+    owner_establishment: str
+    governorate_code: str
+    wilayat_code: str
+    omani_staff: int
+    total_staff: int
+    licence: Licence
+    contact: Contact = field(default_factory=Contact)
+    offered_service_codes: tuple[str, ...] = ()
+    blocked_service_codes: tuple[str, ...] = ()
+    revision: int = 0
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+class CatalogStatus(StrEnum):
+    """Names match sanad.v1.CatalogServiceStatus."""
+
+    ACTIVE = "ACTIVE"
+    RETIRED = "RETIRED"
+
+
+@dataclass(frozen=True)
+class CatalogService:
+    """One e-service of the catalogue."""
+
+    code: str
+    agency_code: str
+    name_ar: str
+    name_en: str
+    fee_baisa: int
+    sla_hours: int
+    required_documents: tuple[str, ...] = ()
+    version: int = 1
+    status: CatalogStatus = CatalogStatus.ACTIVE
+    revision: int = 0
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+def validate_center(center: Center) -> None:
+    """Field rules of a centre that need no reference data; raise Invalid."""
+    found: list[Violation] = []
+    required = {
+        "center.name_ar": center.name_ar,
+        "center.name_en": center.name_en,
+        "center.owner_establishment": center.owner_establishment,
+        "center.governorate_code": center.governorate_code,
+        "center.wilayat_code": center.wilayat_code,
+        "center.licence.number": center.licence.number,
+    }
+    found += [Violation(name, "is required") for name, value in required.items() if not value]
+    if center.omani_staff < 0:
+        found.append(Violation("center.omani_staff", "must not be negative"))
+    if center.total_staff < center.omani_staff:
+        found.append(Violation("center.total_staff", "must be at least omani_staff"))
+    check(found)
+
+
+def validate_service(service: CatalogService) -> None:
+    """Field rules of a catalogue service; raise Invalid."""
+    found: list[Violation] = []
+    for name in ("code", "agency_code", "name_ar", "name_en"):
+        if not getattr(service, name):
+            found.append(Violation(f"service.{name}", "is required"))
+    if service.fee_baisa < 0:
+        found.append(Violation("service.fee_baisa", "must not be negative"))
+    if service.sla_hours <= 0:
+        found.append(Violation("service.sla_hours", "must be a positive number of hours"))
+    check(found)

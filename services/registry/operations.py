@@ -1,0 +1,100 @@
+"""What the registry's use cases need from storage, and the feed that wakes watchers."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from sanad.domain.clock import utcnow
+from sanad.errors import Invalid, Violation, check
+from services.registry.domain import CatalogService, Center
+from services.registry.listing import CenterFilter, ServiceFilter
+from services.registry.paging import Page, PageRequest
+
+Entity = TypeVar("Entity", Center, CatalogService)
+
+
+class Store(Protocol):
+    """What the registry needs from storage."""
+
+    async def get_center(self, center_id: str) -> Center | None: ...
+    async def get_service(self, code: str) -> CatalogService | None: ...
+    async def save_center(self, center: Center, *, new: bool) -> Center: ...
+    async def save_service(self, service: CatalogService, *, new: bool) -> CatalogService: ...
+    async def list_centers(
+        self, wanted: CenterFilter, now: datetime, page: PageRequest
+    ) -> Page[Center]: ...
+    async def list_services(
+        self, wanted: ServiceFilter, page: PageRequest
+    ) -> Page[CatalogService]: ...
+    async def existing_service_codes(self, codes: Iterable[str]) -> set[str]: ...
+    async def center_changes_after(self, revision: int, limit: int = 500) -> list[Center]: ...
+    async def service_changes_after(
+        self, revision: int, limit: int = 500
+    ) -> list[CatalogService]: ...
+
+
+def stored_now() -> datetime:
+    """The current time at MongoDB's millisecond precision, so replies equal what is stored."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def require(value: str, field: str) -> str:
+    """The value, or Invalid naming the field when it is empty."""
+    if not value:
+        raise Invalid([Violation(field, "is required")])
+    return value
+
+
+async def check_services(
+    store: Store, offered: tuple[str, ...], blocked: tuple[str, ...], prefix: str = ""
+) -> None:
+    """Invalid naming each code missing from the catalogue by position: offered_service_codes[2]."""
+    if not offered and not blocked:
+        return
+    known = await store.existing_service_codes({*offered, *blocked})
+    found = [
+        Violation(f"{prefix}{field}[{index}]", f"unknown catalogue service {code!r}")
+        for field, codes in (("offered_service_codes", offered), ("blocked_service_codes", blocked))
+        for index, code in enumerate(codes)
+        if code not in known
+    ]
+    check(found)
+
+
+class ChangeFeed:
+    """Wakes every watch stream of this process after a change; polls for other replicas'."""
+
+    def __init__(self, poll_s: float = 0.25) -> None:
+        self.poll_s = poll_s
+        self._changed = asyncio.Condition()
+
+    async def published(self, entity: Entity) -> Entity:
+        """Tell the watchers that entity was saved; return it."""
+        async with self._changed:
+            self._changed.notify_all()
+        return entity
+
+    async def watch(
+        self, fetch: Callable[[int], Awaitable[list[Entity]]], since_revision: int
+    ) -> AsyncIterator[Entity | int]:
+        """Entities changed after since_revision, the replay's end revision, then live changes."""
+        last = since_revision
+        synced = False
+        while True:
+            changes = await fetch(last)
+            for change in changes:
+                last = change.revision
+                yield change
+            if not changes and not synced:
+                synced = True
+                yield last
+            if not changes:
+                await self._wait_for_change()
+
+    async def _wait_for_change(self) -> None:
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.poll_s)

@@ -1,0 +1,82 @@
+"""The centre and licence RPCs of RegistryService: protobuf in, one operation, protobuf out."""
+
+from collections.abc import AsyncIterator
+from typing import TypeAlias
+
+import grpc
+
+from sanad.rpc.identity import caller
+from sanad.v1 import registry_pb2 as pb
+from services.registry.centers import PAGE_KIND, CenterOperations
+from services.registry.convert import (
+    center_filter_from_proto,
+    center_from_proto,
+    center_to_proto,
+    licence_action_from_proto,
+)
+from services.registry.paging import encode_token
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+class CenterRpcs:
+    """Registration, reading, listing and changing centres; watching them."""
+
+    centers: CenterOperations
+
+    async def RegisterCenter(
+        self, request: pb.RegisterCenterRequest, context: Context
+    ) -> pb.RegisterCenterResponse:
+        center = await self.centers.register(center_from_proto(request.center))
+        return pb.RegisterCenterResponse(center=center_to_proto(center))
+
+    async def GetCenter(
+        self, request: pb.GetCenterRequest, context: Context
+    ) -> pb.GetCenterResponse:
+        center = await self.centers.get(request.id)
+        return pb.GetCenterResponse(center=center_to_proto(center))
+
+    async def ListCenters(
+        self, request: pb.ListCentersRequest, context: Context
+    ) -> pb.ListCentersResponse:
+        wanted = center_filter_from_proto(request)
+        page = await self.centers.list_page(wanted, request.page_size, request.page_token)
+        return pb.ListCentersResponse(
+            centers=[center_to_proto(c) for c in page.items],
+            next_page_token=encode_token(PAGE_KIND, wanted, page.next_after),
+        )
+
+    async def UpdateCenter(
+        self, request: pb.UpdateCenterRequest, context: Context
+    ) -> pb.UpdateCenterResponse:
+        patch = center_from_proto(request.center)
+        center = await self.centers.update(patch, list(request.update_mask.paths))
+        return pb.UpdateCenterResponse(center=center_to_proto(center))
+
+    async def TransitionLicence(
+        self, request: pb.TransitionLicenceRequest, context: Context
+    ) -> pb.TransitionLicenceResponse:
+        action = licence_action_from_proto(request.action, "action")
+        center = await self.centers.transition_licence(
+            request.center_id, action, caller(context), request.reason
+        )
+        return pb.TransitionLicenceResponse(center=center_to_proto(center))
+
+    async def SetCenterServices(
+        self, request: pb.SetCenterServicesRequest, context: Context
+    ) -> pb.SetCenterServicesResponse:
+        center = await self.centers.set_services(
+            request.center_id,
+            tuple(request.offered_service_codes),
+            tuple(request.blocked_service_codes),
+        )
+        return pb.SetCenterServicesResponse(center=center_to_proto(center))
+
+    async def WatchCenters(
+        self, request: pb.WatchCentersRequest, context: Context
+    ) -> AsyncIterator[pb.WatchCentersResponse]:
+        async for event in self.centers.watch(request.since_revision):
+            if isinstance(event, int):
+                yield pb.WatchCentersResponse(synced=pb.WatchSynced(revision=event))
+            else:
+                yield pb.WatchCentersResponse(center=center_to_proto(event))

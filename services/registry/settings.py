@@ -1,0 +1,12 @@
+"""Settings of the registry service."""
+
+from sanad.settings import ServerSettings
+
+
+class RegistrySettings(ServerSettings):
+    """SANAD_REGISTRY_PORT and SANAD_REGISTRY_METRICS_PORT choose its ports."""
+
+    registry_port: int = 50051
+    registry_metrics_port: int = 9101
+    # How often a watch stream looks for changes made by other registry replicas.
+    watch_poll_s: float = 0.25

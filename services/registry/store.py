@@ -1,0 +1,190 @@
+"""MongoDB storage of the registry: entities, the revision counter and the change log.
+
+Every change runs in one MongoDB transaction that increments the revision
+counter, writes the entity and appends the change. Concurrent writers conflict
+on the counter document, so revisions commit in order and the log has no gaps
+a watcher could skip.
+"""
+
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from sanad.errors import AlreadyExists, PreconditionFailed
+from services.registry.documents import (
+    Document,
+    center_from_doc,
+    center_query,
+    center_to_doc,
+    service_from_doc,
+    service_query,
+    service_to_doc,
+)
+from services.registry.domain import CatalogService, Center
+from services.registry.listing import CenterFilter, ServiceFilter
+from services.registry.paging import Page, PageRequest
+
+REVISION_ID = "registry_revision"
+
+
+class RegistryStore:
+    """Centres, catalogue services and their change log in one database."""
+
+    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
+        self.client = client
+        self.db = db
+        self.centers = db["registry_centers"]
+        self.catalog = db["registry_catalog"]
+        self.changes = db["registry_changes"]
+        self.counters = db["registry_counters"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the queries need; safe to repeat."""
+        await self.centers.create_index("licence.number", unique=True)
+        await self.centers.create_index(
+            [("governorate_code", ASCENDING), ("wilayat_code", ASCENDING)]
+        )
+        await self.centers.create_index("offered_service_codes")
+        await self.centers.create_index([("licence.status", ASCENDING), ("licence.expires_at", 1)])
+        await self.catalog.create_index("agency_code")
+        await self.changes.create_index([("kind", ASCENDING), ("_id", ASCENDING)])
+
+    async def get_center(self, center_id: str) -> Center | None:
+        doc = await self.centers.find_one({"_id": center_id})
+        return center_from_doc(doc) if doc else None
+
+    async def get_service(self, code: str) -> CatalogService | None:
+        doc = await self.catalog.find_one({"_id": code})
+        return service_from_doc(doc) if doc else None
+
+    async def save_center(self, center: Center, *, new: bool) -> Center:
+        """Insert or replace a centre at the next revision; AlreadyExists on a used licence."""
+
+        async def write(session: AsyncClientSession, revision: int) -> Document:
+            doc = center_to_doc(center)
+            doc["revision"] = revision
+            if new:
+                await self.centers.insert_one(doc, session=session)
+            else:
+                await self._replace(self.centers, doc, center.revision, session)
+            return doc
+
+        try:
+            doc = await self._commit("center", center.id, write)
+        except DuplicateKeyError as error:
+            raise AlreadyExists(
+                f"a centre with licence number {center.licence.number!r} is already registered"
+            ) from error
+        return center_from_doc(doc)
+
+    async def save_service(self, service: CatalogService, *, new: bool) -> CatalogService:
+        """Insert or replace a catalogue service at the next revision."""
+
+        async def write(session: AsyncClientSession, revision: int) -> Document:
+            doc = service_to_doc(service)
+            doc["revision"] = revision
+            if new:
+                await self.catalog.insert_one(doc, session=session)
+            else:
+                await self._replace(self.catalog, doc, service.revision, session)
+            return doc
+
+        try:
+            doc = await self._commit("catalog", service.code, write)
+        except DuplicateKeyError as error:
+            raise AlreadyExists(f"catalogue service {service.code!r} already exists") from error
+        return service_from_doc(doc)
+
+    async def list_centers(
+        self, wanted: CenterFilter, now: datetime, page: PageRequest
+    ) -> Page[Center]:
+        """One page of matching centres by id; effective licence status judged at now."""
+        docs = await self._page(self.centers, center_query(wanted, now), page)
+        return Page([center_from_doc(d) for d in docs[: page.size]], _next(docs, page))
+
+    async def list_services(self, wanted: ServiceFilter, page: PageRequest) -> Page[CatalogService]:
+        """One page of matching catalogue services by code."""
+        docs = await self._page(self.catalog, service_query(wanted), page)
+        return Page([service_from_doc(d) for d in docs[: page.size]], _next(docs, page))
+
+    async def existing_service_codes(self, codes: Iterable[str]) -> set[str]:
+        """Those of codes that name a catalogue service."""
+        cursor = self.catalog.find({"_id": {"$in": list(codes)}}, projection={"_id": 1})
+        return {doc["_id"] for doc in await cursor.to_list()}
+
+    async def _page(
+        self, collection: AsyncCollection[Document], query: Document, page: PageRequest
+    ) -> list[Document]:
+        # One extra document tells whether another page follows, so the last page has no token.
+        if page.after:
+            query = (
+                {"$and": [query, {"_id": {"$gt": page.after}}]}
+                if query
+                else {"_id": {"$gt": page.after}}
+            )
+        return await collection.find(query).sort("_id", ASCENDING).limit(page.size + 1).to_list()
+
+    async def _replace(
+        self,
+        collection: AsyncCollection[Document],
+        doc: Document,
+        loaded_revision: int,
+        session: AsyncClientSession,
+    ) -> None:
+        # Only over the revision the caller loaded: a concurrent change is never overwritten.
+        result = await collection.replace_one(
+            {"_id": doc["_id"], "revision": loaded_revision}, doc, session=session
+        )
+        if result.matched_count != 1:
+            raise PreconditionFailed(f"{doc['_id']!r} changed meanwhile; read it again and retry")
+
+    async def center_changes_after(self, revision: int, limit: int = 500) -> list[Center]:
+        """Centres as they stood after each change past a revision, oldest first."""
+        return [center_from_doc(d) for d in await self._changes_after("center", revision, limit)]
+
+    async def service_changes_after(self, revision: int, limit: int = 500) -> list[CatalogService]:
+        """Catalogue services as they stood after each change past a revision, oldest first."""
+        return [service_from_doc(d) for d in await self._changes_after("catalog", revision, limit)]
+
+    async def _changes_after(self, kind: str, revision: int, limit: int) -> list[Document]:
+        cursor = self.changes.find({"kind": kind, "_id": {"$gt": revision}}).sort("_id", 1)
+        return [change["doc"] for change in await cursor.limit(limit).to_list()]
+
+    async def head_revision(self) -> int:
+        doc = await self.counters.find_one({"_id": REVISION_ID})
+        return int(doc["value"]) if doc else 0
+
+    async def _commit(
+        self,
+        kind: str,
+        key: str,
+        write: Callable[[AsyncClientSession, int], Coroutine[Any, Any, Document]],
+    ) -> Document:
+        async def body(session: AsyncClientSession) -> Document:
+            counter = await self.counters.find_one_and_update(
+                {"_id": REVISION_ID},
+                {"$inc": {"value": 1}},
+                upsert=True,
+                session=session,
+                return_document=ReturnDocument.AFTER,
+            )
+            assert counter is not None  # upsert=True always returns the document
+            revision = int(counter["value"])
+            doc = await write(session, revision)
+            await self.changes.insert_one(
+                {"_id": revision, "kind": kind, "key": key, "doc": doc}, session=session
+            )
+            return doc
+
+        async with self.client.start_session() as session:
+            return await session.with_transaction(body)
+
+
+def _next(docs: list[Document], page: PageRequest) -> str:
+    return str(docs[page.size - 1]["_id"]) if len(docs) > page.size else ""

@@ -1,0 +1,48 @@
+"""Fixtures shared by every tier: a real MongoDB-wire server and unique names per run."""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from sanad.devstack import mongo_server
+
+AMQP_URL = os.environ.get("SANAD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def unique(prefix: str) -> str:
+    """A name no other test run uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SecantusDB server started for this test session on a free port."""
+    external = os.environ.get("SANAD_TEST_MONGO_URL")
+    if external:
+        yield external
+        return
+    port = mongo_server.free_port()
+    log = tmp_path_factory.mktemp("mongo") / "secantus.log"
+    process = mongo_server.start(port, ":memory:", log)
+    yield mongo_server.url(port)
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture
+def database_name() -> str:
+    """A fresh database per test: isolation by name, not by teardown."""
+    return unique("t").replace("-", "_")
+
+
+@pytest.fixture
+def amqp_prefix() -> str:
+    """A fresh exchange/queue prefix per test."""
+    return unique("t")
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    return AMQP_URL

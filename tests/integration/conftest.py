@@ -1,0 +1,186 @@
+"""In-process services against the real RabbitMQ and the MongoDB-wire server, isolated per test."""
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import aio_pika
+import grpc
+import pytest
+
+from sanad.devstack.mongo_server import free_port
+from sanad.v1 import (
+    common_pb2,
+    intake_pb2_grpc,
+    metrics_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
+from services.intake.app import IntakeApp
+from services.intake.app import build_app as build_intake
+from services.intake.settings import IntakeSettings
+from services.metrics.app import build_app as build_metrics
+from services.metrics.settings import MetricsSettings
+from services.registry.app import build_app as build_registry
+from services.registry.settings import RegistrySettings
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    """Registry, intake and metrics served in-process; the worker runs as its own process."""
+
+    env: dict[str, str]
+    registry: registry_pb2_grpc.RegistryServiceStub
+    intake: intake_pb2_grpc.IntakeServiceStub
+    metrics: metrics_pb2_grpc.MetricsServiceStub
+    amqp_url: str
+    prefix: str
+    intake_app: IntakeApp
+
+    async def wait_for_snapshot(self, center_id: str, licence_status: str = "ACTIVE") -> None:
+        """Until intake's registry snapshot shows the centre with that licence status."""
+
+        async def seen() -> bool:
+            view = self.intake_app.snapshot.centers.get(center_id)
+            return (
+                self.intake_app.snapshot.ready
+                and view is not None
+                and (view.licence_status == licence_status)
+            )
+
+        await eventually(seen, within_s=5)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """python -m workers.ingest with this stack's settings and free ports."""
+        return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=self.env)
+
+    async def queue_depth(self, queue: str) -> int:
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+
+
+def _settings_env(mongo_url: str, database: str, amqp_url: str, prefix: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SANAD_MONGO_URL": mongo_url,
+        "SANAD_MONGO_DATABASE": database,
+        "SANAD_AMQP_URL": amqp_url,
+        "SANAD_AMQP_PREFIX": prefix,
+        "SANAD_INGEST_HEALTH_PORT": str(free_port()),
+        "SANAD_INGEST_METRICS_PORT": str(free_port()),
+        "SANAD_LOG_PLAIN": "1",
+    }
+
+
+@pytest.fixture
+async def stack(
+    mongo_url: str, database_name: str, amqp_url: str, amqp_prefix: str
+) -> AsyncIterator[Stack]:
+    common = {
+        "mongo_url": mongo_url,
+        "mongo_database": database_name,
+        "amqp_url": amqp_url,
+        "amqp_prefix": amqp_prefix,
+        "grpc_host": "127.0.0.1",
+        "shutdown_grace_s": 1.0,
+    }
+    registry = build_registry(RegistrySettings(**common))
+    registry_port = await registry.start(0)
+    metrics = build_metrics(MetricsSettings(**common))
+    metrics_port = await metrics.start(0)
+    intake = build_intake(IntakeSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
+    intake_port = await intake.start(0)
+    assert intake.server is not None
+    await eventually(intake.server.health.check_once, within_s=15)
+    channels = [
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        for port in (registry_port, intake_port, metrics_port)
+    ]
+    yield Stack(
+        env=_settings_env(mongo_url, database_name, amqp_url, amqp_prefix),
+        registry=registry_pb2_grpc.RegistryServiceStub(channels[0]),
+        intake=intake_pb2_grpc.IntakeServiceStub(channels[1]),
+        metrics=metrics_pb2_grpc.MetricsServiceStub(channels[2]),
+        amqp_url=amqp_url,
+        prefix=amqp_prefix,
+        intake_app=intake,
+    )
+    for channel in channels:
+        await channel.close()
+    for app in (intake, metrics, registry):
+        await app.stop()
+    await _delete_queues(amqp_url, amqp_prefix)
+
+
+async def _delete_queues(amqp_url: str, prefix: str) -> None:
+    """Best-effort tidy-up of this test's queues; isolation does not depend on it."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for name in ("ingest", "ingest.dead", "batch", "batch.dead"):
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(f"{prefix}.{name}")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[bool]], within_s: float = 15.0, every_s: float = 0.1
+) -> None:
+    """Wait until probe() is true; fail with a clear message after within_s."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if await probe():
+            return
+        await asyncio.sleep(every_s)
+    raise AssertionError(f"condition not reached within {within_s}s")
+
+
+async def open_centre_with_service(stack: Stack, fee_baisa: int = 5000) -> tuple[str, str]:
+    """Add a catalogue service and a centre offering it with an active licence."""
+    code = f"ROP-VISA-{time.time_ns()}"
+    await stack.registry.AddCatalogService(
+        registry_pb2.AddCatalogServiceRequest(
+            service=registry_pb2.CatalogService(
+                code=code,
+                agency_code="ROP",
+                name_ar="تجديد التأشيرة",
+                name_en="Visa renewal",
+                fee_baisa=fee_baisa,
+                sla_hours=48,
+            )
+        )
+    )
+    reply = await stack.registry.RegisterCenter(
+        registry_pb2.RegisterCenterRequest(
+            center=registry_pb2.Center(
+                name_ar="مركز أبراج الشرق",
+                name_en="Abraj Al Sharq Centre",
+                owner_establishment="مؤسسة أبراج الشرق الوطنية",
+                governorate_code="DA",
+                wilayat_code="DA-NIZ",
+                omani_staff=3,
+                total_staff=4,
+                offered_service_codes=[code],
+                licence=registry_pb2.Licence(number=f"LIC-{time.time_ns()}"),
+            )
+        )
+    )
+    center_id = reply.center.id
+    for action in (registry_pb2.LICENCE_ACTION_APPROVE, registry_pb2.LICENCE_ACTION_ACTIVATE):
+        await stack.registry.TransitionLicence(
+            registry_pb2.TransitionLicenceRequest(center_id=center_id, action=action, reason="ok")
+        )
+    await stack.wait_for_snapshot(center_id)
+    return center_id, code
+
+
+COUNTER = common_pb2.CHANNEL_COUNTER

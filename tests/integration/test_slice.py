@@ -1,0 +1,122 @@
+"""One transaction through every part, for real: registry, intake, RabbitMQ, worker, MongoDB."""
+
+import asyncio
+import signal
+import time
+
+import grpc
+import pytest
+from pymongo import AsyncMongoClient
+
+from sanad.v1 import intake_pb2, metrics_pb2
+from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
+
+pytestmark = pytest.mark.integration
+
+
+def submit_request(
+    center_id: str, service: str, request_id: str = ""
+) -> intake_pb2.SubmitTransactionRequest:
+    return intake_pb2.SubmitTransactionRequest(
+        request_id=request_id,
+        center_id=center_id,
+        service_code=service,
+        channel=COUNTER,
+        fee_baisa=5000,
+        beneficiary_civil_number="90817263",
+    )
+
+
+async def recorded(stack: Stack, transaction_id: str) -> bool:
+    try:
+        reply = await stack.intake.GetTransaction(
+            intake_pb2.GetTransactionRequest(id=transaction_id)
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return False
+        raise
+    return reply.transaction.status == 2  # TRANSACTION_STATUS_RECORDED
+
+
+async def test_a_submission_is_recorded_and_counted(stack: Stack) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    worker = stack.start_worker()
+    try:
+        reply = await stack.intake.SubmitTransaction(submit_request(center_id, service, "req-1"))
+        await eventually(lambda: recorded(stack, reply.transaction_id))
+        shown = await stack.intake.GetTransaction(
+            intake_pb2.GetTransactionRequest(id=reply.transaction_id)
+        )
+        assert shown.transaction.fee_baisa == 5000
+        assert shown.transaction.beneficiary_masked == "*****263"
+        stats = await stack.metrics.GetCenterStats(
+            metrics_pb2.GetCenterStatsRequest(center_id=center_id)
+        )
+        assert (stats.stats.submitted, stats.stats.recorded, stats.stats.fees_baisa) == (1, 1, 5000)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+
+
+async def test_a_retried_request_id_yields_the_same_transaction(stack: Stack) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    replies = await asyncio.gather(
+        *(
+            stack.intake.SubmitTransaction(submit_request(center_id, service, "same"))
+            for _ in range(20)
+        )
+    )
+    assert len({r.transaction_id for r in replies}) == 1
+    changed = submit_request(center_id, service, "same")
+    changed.beneficiary_civil_number = "11112222"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.intake.SubmitTransaction(changed)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_a_worker_killed_mid_stream_leaves_every_transaction_stored_once(
+    stack: Stack, mongo_url: str
+) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    ids = [
+        (
+            await stack.intake.SubmitTransaction(submit_request(center_id, service, f"k-{n}"))
+        ).transaction_id
+        for n in range(300)
+    ]
+    worker = stack.start_worker()
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    try:
+        await eventually(lambda: _stored_at_least(db, 1), within_s=30, every_s=0.01)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        worker = stack.start_worker()
+        await eventually(lambda: _stored_at_least(db, len(ids)), within_s=60)
+        await asyncio.sleep(1.0)  # anything redelivered late would land now
+        assert await db.transactions.count_documents({}) == len(ids)
+        assert set(await db.transactions.distinct("_id")) == set(ids)
+        rollups = await db.rollups.find({"center_id": center_id}).to_list()
+        assert sum(r["submitted"] for r in rollups) == len(ids)
+        assert await stack.queue_depth(f"{stack.prefix}.ingest") == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await client.close()
+
+
+async def _stored_at_least(db, count: int) -> bool:  # type: ignore[no-untyped-def]
+    return await db.transactions.count_documents({}) >= count
+
+
+async def test_submissions_fail_fast_with_unavailable_when_the_broker_is_unreachable(
+    stack: Stack,
+) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    await stack.intake_app.publisher.close()
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.intake.SubmitTransaction(submit_request(center_id, service), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert time.monotonic() - started < 5

@@ -1,0 +1,116 @@
+"""The interceptor maps domain errors to exact status codes and never leaks a traceback."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sanad import errors
+from sanad.rpc.server import Registration, start_server
+from sanad.rpc.status import field_violations
+from sanad.settings import ServerSettings
+from sanad.v1 import metrics_pb2, metrics_pb2_grpc
+
+RAISES: dict[str, Exception] = {
+    "invalid": errors.Invalid([errors.Violation("center_id", "is required")]),
+    "missing": errors.NotFound("centre 'x' not found"),
+    "taken": errors.AlreadyExists("already there"),
+    "state": errors.PreconditionFailed("suspended"),
+    "busy": errors.Unavailable("broker away"),
+    "limit": errors.RateLimited("slow down", retry_after_s=1.5),
+    "bug": ZeroDivisionError("secret internals"),
+}
+
+
+class Raising(metrics_pb2_grpc.MetricsServiceServicer):
+    async def GetCenterStats(self, request, context):  # type: ignore[no-untyped-def]
+        raise RAISES[request.center_id]
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[metrics_pb2_grpc.MetricsServiceStub]:
+    servicer = Raising()
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        [
+            Registration(
+                "sanad.v1.MetricsService",
+                lambda s: metrics_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, s),
+            )
+        ],
+        checks={"always": _up},
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield metrics_pb2_grpc.MetricsServiceStub(channel)
+    await running.stop(0.5)
+
+
+async def _up() -> bool:
+    return True
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ("invalid", grpc.StatusCode.INVALID_ARGUMENT),
+        ("missing", grpc.StatusCode.NOT_FOUND),
+        ("taken", grpc.StatusCode.ALREADY_EXISTS),
+        ("state", grpc.StatusCode.FAILED_PRECONDITION),
+        ("busy", grpc.StatusCode.UNAVAILABLE),
+        ("limit", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ("bug", grpc.StatusCode.INTERNAL),
+    ],
+)
+async def test_each_domain_error_gets_its_status_code(
+    stub: metrics_pb2_grpc.MetricsServiceStub, key: str, code: grpc.StatusCode
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id=key))
+    assert caught.value.code() == code
+
+
+async def test_invalid_input_carries_bad_request_field_violations(
+    stub: metrics_pb2_grpc.MetricsServiceStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="invalid"))
+    assert field_violations(caught.value) == [("center_id", "is required")]
+
+
+async def test_an_unexpected_error_hides_its_internals_and_quotes_the_request_id(
+    stub: metrics_pb2_grpc.MetricsServiceStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetCenterStats(
+            metrics_pb2.GetCenterStatsRequest(center_id="bug"),
+            metadata=(("x-request-id", "req-42"),),
+        )
+    assert "secret internals" not in caught.value.details()
+    assert "Traceback" not in caught.value.details()
+    assert "req-42" in caught.value.details()
+
+
+async def test_health_reports_serving_once_dependencies_answer() -> None:
+    running = await start_server(ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={"up": _up})
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        await running.health.check_once()
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        await running.health.shutdown()
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    await running.stop(0.5)
+
+
+async def test_health_stays_not_serving_while_a_dependency_fails() -> None:
+    async def down() -> bool:
+        raise ConnectionError("no database")
+
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={"mongodb": down}
+    )
+    assert await running.health.check_once() is False
+    await running.stop(0.5)

@@ -1,0 +1,87 @@
+"""The ingest handler stores good messages and names the poison ones, with a fake store."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sanad.amqp.consumer import Dead
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import common_pb2, events_pb2
+from workers.ingest.handlers import SUBMITTED_TYPE, IngestHandler
+from workers.ingest.rollups import submitted_increments
+
+
+@dataclass
+class FakeMessage:
+    body: bytes
+    type: str | None = SUBMITTED_TYPE
+
+
+@dataclass
+class FakeStore:
+    stored: list[dict[str, object]] = field(default_factory=list)
+
+    async def record_submissions(self, documents: Sequence[dict[str, object]]) -> int:
+        self.stored.extend(documents)
+        return len(documents)
+
+
+def submitted(transaction_id: str = "T1") -> bytes:
+    return events_pb2.TransactionSubmitted(
+        transaction_id=transaction_id,
+        center_id="C1",
+        governorate_code="DA",
+        wilayat_code="DA-NIZ",
+        service_code="ROP-VISA",
+        agency_code="ROP",
+        channel=common_pb2.CHANNEL_COUNTER,
+        fee_baisa=5000,
+        beneficiary_hash="ab" * 32,
+        beneficiary_masked="*****678",
+        submit_time=to_timestamp(datetime(2024, 5, 1, 9, tzinfo=UTC)),
+    ).SerializeToString()
+
+
+async def test_good_messages_are_stored_and_poison_is_named() -> None:
+    store = FakeStore()
+    batch = [
+        FakeMessage(submitted("T1")),
+        FakeMessage(b"\xff\x00garbage"),
+        FakeMessage(submitted("T2"), type="sanad.v1.Unknown"),
+        FakeMessage(events_pb2.TransactionSubmitted(center_id="C1").SerializeToString()),
+        FakeMessage(submitted("T3")),
+    ]
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+    assert [d["_id"] for d in store.stored] == ["T1", "T3"]
+    assert outcomes[0] is None
+    assert outcomes[4] is None
+    reasons = [o.reason for o in outcomes[1:4] if isinstance(o, Dead)]
+    assert reasons == ["undecodable", "unknown-type", "invalid"]
+
+
+async def test_stored_documents_keep_no_clear_civil_number() -> None:
+    store = FakeStore()
+    await IngestHandler(store)([FakeMessage(submitted())])  # type: ignore[list-item]
+    doc = store.stored[0]
+    assert doc["status"] == "RECORDED"
+    assert doc["beneficiary_masked"] == "*****678"
+    assert "12345678" not in repr(doc)
+
+
+def test_rollup_increments_group_by_day_centre_and_service() -> None:
+    day = datetime(2024, 5, 1, 9, tzinfo=UTC)
+    docs = [
+        {
+            "submit_time": day,
+            "center_id": "C1",
+            "service_code": "S",
+            "governorate_code": "DA",
+            "wilayat_code": "DA-NIZ",
+            "agency_code": "ROP",
+            "fee_baisa": 100,
+        },
+    ] * 3
+    increments = submitted_increments(docs)
+    assert list(increments) == ["2024-05-01|C1|S"]
+    _, inc = increments["2024-05-01|C1|S"]
+    assert inc == {"submitted": 3, "recorded": 3, "fees_baisa": 300}

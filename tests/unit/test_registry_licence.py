@@ -1,0 +1,85 @@
+"""Licence lifecycle rules: every legal and illegal transition, renewal and expiry."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sanad.errors import PreconditionFailed
+from services.registry.domain import (
+    LICENCE_TERM,
+    Licence,
+    LicenceAction,
+    LicenceStatus,
+    transition,
+)
+
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+S, A = LicenceStatus, LicenceAction
+LEGAL = {
+    (S.APPLIED, A.APPROVE): S.INITIALLY_APPROVED,
+    (S.INITIALLY_APPROVED, A.ACTIVATE): S.ACTIVE,
+    (S.ACTIVE, A.SUSPEND): S.SUSPENDED,
+    (S.SUSPENDED, A.REINSTATE): S.ACTIVE,
+    (S.ACTIVE, A.RENEW): S.ACTIVE,
+    (S.EXPIRED, A.RENEW): S.ACTIVE,
+    **{(status, A.CANCEL): S.CANCELLED for status in S if status is not S.CANCELLED},
+}
+EVERY_PAIR = [(status, action) for status in S for action in A]
+
+
+def licence_in(status: LicenceStatus) -> Licence:
+    expires = {S.ACTIVE: NOW + timedelta(days=30), S.EXPIRED: NOW - timedelta(days=1)}
+    return Licence("LIC-1", status=status, expires_at=expires.get(status))
+
+
+@pytest.mark.parametrize(("status", "action"), [p for p in EVERY_PAIR if p in LEGAL])
+def test_a_legal_transition_moves_the_licence_and_records_it(
+    status: LicenceStatus, action: LicenceAction
+) -> None:
+    moved = transition(licence_in(status), action, "ministry", "because", NOW)
+    assert moved.status is LEGAL[(status, action)]
+    event = moved.history[-1]
+    assert (event.action, event.from_status, event.to_status) == (action, status, moved.status)
+    assert (event.actor, event.reason, event.time) == ("ministry", "because", NOW)
+
+
+@pytest.mark.parametrize(("status", "action"), [p for p in EVERY_PAIR if p not in LEGAL])
+def test_an_illegal_transition_is_refused_and_changes_nothing(
+    status: LicenceStatus, action: LicenceAction
+) -> None:
+    licence = licence_in(status)
+    with pytest.raises(PreconditionFailed):
+        transition(licence, action, "ministry", "", NOW)
+
+
+def test_activation_starts_a_one_year_term() -> None:
+    active = transition(licence_in(S.INITIALLY_APPROVED), A.ACTIVATE, "m", "", NOW)
+    assert active.expires_at == NOW + LICENCE_TERM
+
+
+def test_renewing_an_unexpired_licence_extends_from_its_expiry_not_from_today() -> None:
+    licence = licence_in(S.ACTIVE)
+    assert licence.expires_at is not None
+    renewed = transition(licence, A.RENEW, "m", "", NOW)
+    assert renewed.expires_at == licence.expires_at + LICENCE_TERM
+
+
+def test_renewing_a_lapsed_licence_extends_from_today() -> None:
+    lapsed = Licence("LIC-1", status=S.ACTIVE, expires_at=NOW - timedelta(days=10))
+    renewed = transition(lapsed, A.RENEW, "m", "", NOW)
+    assert renewed.expires_at == NOW + LICENCE_TERM
+    assert renewed.history[-1].from_status is S.EXPIRED
+
+
+def test_an_active_licence_past_its_expiry_reads_expired_and_cannot_serve() -> None:
+    licence = Licence("LIC-1", status=S.ACTIVE, expires_at=NOW)
+    assert licence.effective_status(NOW - timedelta(seconds=1)) is S.ACTIVE
+    assert licence.is_serving(NOW - timedelta(seconds=1))
+    assert licence.effective_status(NOW) is S.EXPIRED
+    assert not licence.is_serving(NOW)
+
+
+def test_an_expired_licence_cannot_be_suspended() -> None:
+    lapsed = Licence("LIC-1", status=S.ACTIVE, expires_at=NOW - timedelta(days=1))
+    with pytest.raises(PreconditionFailed, match="expired"):
+        transition(lapsed, A.SUSPEND, "m", "", NOW)

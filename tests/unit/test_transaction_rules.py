@@ -1,0 +1,65 @@
+"""Transaction status rules and the SLA clock."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sanad.domain.transactions import Status, Step, can_change, sla_clock
+
+T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (Status.SUBMITTED, Status.RECORDED),
+        (Status.RECORDED, Status.IN_PROGRESS),
+        (Status.IN_PROGRESS, Status.AWAITING_DOCUMENTS),
+        (Status.AWAITING_DOCUMENTS, Status.IN_PROGRESS),
+        (Status.IN_PROGRESS, Status.COMPLETED),
+        (Status.AWAITING_AGENCY, Status.CANCELLED),
+    ],
+)
+def test_legal_changes_are_allowed(current: Status, new: Status) -> None:
+    assert can_change(current, new)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (Status.COMPLETED, Status.IN_PROGRESS),
+        (Status.CANCELLED, Status.COMPLETED),
+        (Status.SUBMITTED, Status.COMPLETED),
+        (Status.AWAITING_DOCUMENTS, Status.COMPLETED),
+        (Status.REJECTED, Status.REJECTED),
+    ],
+)
+def test_illegal_changes_are_refused(current: Status, new: Status) -> None:
+    assert not can_change(current, new)
+
+
+def test_sla_clock_excludes_the_paused_intervals() -> None:
+    history = [
+        Step(Status.SUBMITTED, at(0)),
+        Step(Status.RECORDED, at(0)),
+        Step(Status.IN_PROGRESS, at(1)),
+        Step(Status.AWAITING_DOCUMENTS, at(2)),
+        Step(Status.IN_PROGRESS, at(12)),
+        Step(Status.AWAITING_AGENCY, at(13)),
+        Step(Status.IN_PROGRESS, at(15)),
+        Step(Status.COMPLETED, at(16)),
+    ]
+    clock = sla_clock(history, now=at(100))
+    assert clock.paused_seconds == 12 * 3600
+    assert clock.elapsed_seconds == 4 * 3600
+
+
+def test_sla_clock_of_an_open_transaction_runs_until_now() -> None:
+    history = [Step(Status.SUBMITTED, at(0)), Step(Status.AWAITING_AGENCY, at(1))]
+    clock = sla_clock(history, now=at(3))
+    assert clock.paused_seconds == 2 * 3600
+    assert clock.elapsed_seconds == 3600

@@ -1,0 +1,1 @@
+"""The RabbitMQ workers of Sanad Mesh."""

@@ -1,0 +1,1 @@
+"""Ingest worker: stores submitted transactions and applies their status changes."""

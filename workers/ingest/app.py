@@ -1,0 +1,82 @@
+"""The ingest worker's composition root: store, handler, consumer, and a health port."""
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from pymongo import AsyncMongoClient
+
+from sanad import mongo
+from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.topology import Topology
+from sanad.rpc.server import RunningServer, start_server
+from workers.ingest.handlers import IngestHandler
+from workers.ingest.settings import IngestSettings
+from workers.ingest.store import IngestStore
+
+log = logging.getLogger("sanad.ingest")
+
+
+@dataclass
+class IngestApp:
+    """Consumes the ingest queue until stopped; health SERVING while MongoDB and the broker are."""
+
+    settings: IngestSettings
+    client: AsyncMongoClient[mongo.Document]
+    store: IngestStore
+    consumer: MicroBatchConsumer
+    health: RunningServer | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    indexed: bool = False
+
+    async def run(self, health_port: int) -> None:
+        """Serve health, then consume until stop(); reconnect to the broker with backoff."""
+        self.health = await start_server(
+            self.settings,
+            health_port,
+            [],
+            checks={"mongodb": self._mongo_ready, "rabbitmq": self._broker_ready},
+        )
+        delay = 0.2
+        while not self.stopping.is_set():
+            try:
+                await self.consumer.run(self.stopping)
+            except (OSError, ConnectionError, TimeoutError) as error:
+                log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        """Finish the current micro-batch, ack it, and close."""
+        self.stopping.set()
+
+    async def close(self) -> None:
+        if self.health is not None:
+            await self.health.stop(1.0)
+        await self.client.close()
+
+    async def _mongo_ready(self) -> bool:
+        await mongo.ping(self.client)
+        if not self.indexed:
+            await self.store.ensure_indexes()
+            self.indexed = True
+        return True
+
+    async def _broker_ready(self) -> bool:
+        return self.consumer.connected
+
+
+def build_app(settings: IngestSettings) -> IngestApp:
+    """Assemble the worker from settings; nothing connects until run()."""
+    client = mongo.connect(settings, "sanad-ingest")
+    store = IngestStore(client, mongo.database(client, settings))
+    topology = Topology(settings.amqp_prefix)
+    options = BatchOptions(
+        prefetch=settings.ingest_prefetch,
+        max_messages=settings.ingest_batch_max,
+        max_wait_s=settings.ingest_batch_wait_ms / 1000,
+    )
+    consumer = MicroBatchConsumer(
+        settings.amqp_url, topology, topology.ingest_queue, IngestHandler(store), options
+    )
+    return IngestApp(settings, client, store, consumer)

@@ -1,0 +1,13 @@
+"""Settings of the ingest worker."""
+
+from sanad.settings import ServerSettings
+
+
+class IngestSettings(ServerSettings):
+    """SANAD_INGEST_* choose its ports and micro-batch shape."""
+
+    ingest_health_port: int = 50061
+    ingest_metrics_port: int = 9104
+    ingest_prefetch: int = 1000
+    ingest_batch_max: int = 500
+    ingest_batch_wait_ms: int = 50
