@@ -53,6 +53,7 @@ class Devstack:
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "sanad.cli", *args],
+            check=False,
             env=self.env,
             capture_output=True,
             text=True,
