@@ -8,7 +8,7 @@ import grpc
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.v1 import intake_pb2, metrics_pb2
+from sanad.v1 import intake_pb2, metrics_pb2, registry_pb2
 from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,9 @@ async def test_a_submission_is_recorded_and_counted(stack: Stack) -> None:
     center_id, service = await open_centre_with_service(stack)
     worker = stack.start_worker()
     try:
-        reply = await stack.intake.SubmitTransaction(submit_request(center_id, service, "req-1"))
+        reply = await stack.intake.SubmitTransaction(
+            submit_request(center_id, service, "req-1"), timeout=10
+        )
         await eventually(lambda: recorded(stack, reply.transaction_id))
         shown = await stack.intake.GetTransaction(
             intake_pb2.GetTransactionRequest(id=reply.transaction_id)
@@ -120,3 +122,18 @@ async def test_submissions_fail_fast_with_unavailable_when_the_broker_is_unreach
         await stack.intake.SubmitTransaction(submit_request(center_id, service), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert time.monotonic() - started < 5
+
+
+async def test_intake_refuses_a_centre_suspended_a_moment_ago(stack: Stack) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    await stack.intake.SubmitTransaction(submit_request(center_id, service), timeout=10)
+    await stack.registry.TransitionLicence(
+        registry_pb2.TransitionLicenceRequest(
+            center_id=center_id, action=registry_pb2.LICENCE_ACTION_SUSPEND, reason="inspection"
+        ),
+        timeout=10,
+    )
+    await stack.wait_for_snapshot(center_id, licence_status="SUSPENDED")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.intake.SubmitTransaction(submit_request(center_id, service), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -1,0 +1,13 @@
+"""`make run` explains in one line why it cannot start."""
+
+from sanad.devstack.mongo_server import free_port
+from sanad.devstack.preflight import amqp_problem
+
+
+def test_an_unreachable_broker_is_named_with_its_address_and_a_hint() -> None:
+    port = free_port()
+    problem = amqp_problem(f"amqp://guest:guest@127.0.0.1:{port}/")
+    assert problem is not None
+    assert f"127.0.0.1:{port}" in problem
+    assert "SANAD_AMQP_URL" in problem
+    assert "\n" not in problem
