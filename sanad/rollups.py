@@ -1,0 +1,95 @@
+"""The rollup contract: counters per day x centre x service, written by workers, read by metrics.
+
+One document per (day, centre, service) in collection `rollups`, _id "YYYY-MM-DD|centre|service".
+A counter is incremented on the day its event happened: `submitted`, `recorded` and `fees_baisa` on
+the submission day; `completed`, `rejected`, `cancelled` and the completion figures on the day the
+transaction finished; ratings on the day the rating was given. Completion times are running
+SLA-clock
+ seconds (paused intervals excluded). Workers increment only inside the MongoDB transaction that
+applies the event for the first time, so a redelivery never counts twice.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+COLLECTION = "rollups"
+
+# Dimensions stored on every rollup document (set on insert).
+DIMENSIONS = (
+    "day",
+    "center_id",
+    "service_code",
+    "governorate_code",
+    "wilayat_code",
+    "agency_code",
+)
+
+# Counters (integers, absent = 0).
+SUBMITTED = "submitted"
+RECORDED = "recorded"
+COMPLETED = "completed"
+REJECTED = "rejected"
+CANCELLED = "cancelled"
+FEES_BAISA = "fees_baisa"
+REFUNDS_DUE_BAISA = "refunds_due_baisa"
+COMPLETED_WITHIN_SLA = "completed_within_sla"
+COMPLETION_SECONDS_SUM = "completion_seconds_sum"
+RATINGS = "ratings"
+RATING_SUM = "rating_sum"
+COUNTERS = (
+    SUBMITTED,
+    RECORDED,
+    COMPLETED,
+    REJECTED,
+    CANCELLED,
+    FEES_BAISA,
+    REFUNDS_DUE_BAISA,
+    COMPLETED_WITHIN_SLA,
+    COMPLETION_SECONDS_SUM,
+    RATINGS,
+    RATING_SUM,
+)
+
+# Completion-time histogram: field "completion_hist.le_<seconds>" counts completions whose running
+# clock was <= that bound and > the previous one; "completion_hist.le_inf" the rest.
+HOUR = 3600
+COMPLETION_BOUNDS_S = (
+    HOUR // 4,
+    HOUR // 2,
+    HOUR,
+    2 * HOUR,
+    4 * HOUR,
+    8 * HOUR,
+    24 * HOUR,
+    48 * HOUR,
+    72 * HOUR,
+    7 * 24 * HOUR,
+    14 * 24 * HOUR,
+    30 * 24 * HOUR,
+)
+HISTOGRAM = "completion_hist"
+
+
+def rollup_id(day: str, center_id: str, service_code: str) -> str:
+    """The _id of one rollup document."""
+    return f"{day}|{center_id}|{service_code}"
+
+
+def bucket_of(seconds: int) -> str:
+    """The histogram field (under HISTOGRAM) a completion time falls in."""
+    for bound in COMPLETION_BOUNDS_S:
+        if seconds <= bound:
+            return f"le_{bound}"
+    return "le_inf"
+
+
+def dimensions_of(transaction: Mapping[str, Any], day: str) -> dict[str, Any]:
+    """The dimension fields of a rollup for a stored transaction document."""
+    return {
+        "day": day,
+        "center_id": transaction["center_id"],
+        "service_code": transaction["service_code"],
+        "governorate_code": transaction["governorate_code"],
+        "wilayat_code": transaction["wilayat_code"],
+        "agency_code": transaction["agency_code"],
+    }
