@@ -4,9 +4,8 @@ One document per (day, centre, service) in collection `rollups`, _id "YYYY-MM-DD
 A counter is incremented on the day its event happened: `submitted`, `recorded` and `fees_baisa` on
 the submission day; `completed`, `rejected`, `cancelled` and the completion figures on the day the
 transaction finished; ratings on the day the rating was given. Completion times are running
-SLA-clock
- seconds (paused intervals excluded). Workers increment only inside the MongoDB transaction that
-applies the event for the first time, so a redelivery never counts twice.
+SLA-clock seconds (paused intervals excluded). Workers increment only inside the MongoDB
+transaction that applies the event for the first time, so a redelivery never counts twice.
 """
 
 from collections.abc import Mapping
