@@ -1,0 +1,58 @@
+"""Who is calling, as established by authentication, available to handlers through a contextvar.
+
+The authorization interceptor sets the identity of every call before the servicer runs. Domain code
+asks `current()` to scope what a caller may see or change (a centre only its own transactions, a
+ministry only its own agency's services).
+"""
+
+import contextvars
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """The roles of DESIGN section 6."""
+
+    MINISTRY = "ministry"  # scoped to one agency
+    CENTRE = "centre"  # scoped to one centre
+    OPERATOR = "operator"  # read-only statistics
+    BATCH = "batch"  # scoped to one centre, through the queue
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated caller: subject (e.g. certificate CN or token sub), role and scope."""
+
+    subject: str
+    role: Role
+    agency_code: str = ""
+    center_id: str = ""
+
+    def may_act_for_center(self, center_id: str) -> bool:
+        """Admins act for every centre; centre and batch identities only for their own."""
+        if self.role is Role.ADMIN:
+            return True
+        return self.role in (Role.CENTRE, Role.BATCH) and self.center_id == center_id
+
+    def may_act_for_agency(self, agency_code: str) -> bool:
+        """Admins act for every agency; ministries only for their own."""
+        if self.role is Role.ADMIN:
+            return True
+        return self.role is Role.MINISTRY and self.agency_code == agency_code
+
+
+# Used until the authorization interceptor is installed (issue #7): the dev profile's admin.
+DEV_ADMIN = Identity(subject="dev-admin", role=Role.ADMIN)
+
+_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("identity", default=DEV_ADMIN)
+
+
+def current() -> Identity:
+    """The identity of the call being handled."""
+    return _current.get()
+
+
+def set_current(identity: Identity) -> contextvars.Token[Identity]:
+    """Set by the authorization interceptor for the duration of one call."""
+    return _current.set(identity)
