@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import grpc
 
-from sanad.cli import operations, registry, transactions
+from sanad.cli import catalogue, operations, registry, transactions, watch
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 
@@ -67,8 +67,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     registry.add_commands(commands)
+    catalogue.add_commands(commands)
     transactions.add_commands(commands)
     operations.add_commands(commands)
+    watch.add_commands(commands)
     return parser
 
 

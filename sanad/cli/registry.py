@@ -1,16 +1,19 @@
-"""Centre, licence and catalogue commands against the registry."""
+"""Centre and licence commands against the registry, and the paging they share."""
 
 import argparse
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from sanad.cli.client import Client
-from sanad.cli.output import Printer, fee, label, when
+from sanad.cli.output import Printer, label, when
 from sanad.v1 import registry_pb2
 
 LICENCE_ACTIONS = ("approve", "activate", "suspend", "reinstate", "renew", "cancel")
+LICENCE_STATUSES = ("applied", "initially_approved", "active", "suspended", "expired", "cancelled")
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register the centers, licence and catalogue commands."""
+    """Register the centers and licence commands."""
     centers = commands.add_parser("centers", help="register and inspect centres")
     center_commands = centers.add_subparsers(dest="action", required=True)
     register = center_commands.add_parser("register", help="register a new centre")
@@ -29,27 +32,25 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     get = center_commands.add_parser("get", help="show a centre with its licence history")
     get.add_argument("id")
     get.set_defaults(handler=get_center)
+    listing = center_commands.add_parser("list", help="list centres with filters and paging")
+    listing.add_argument("--governorate", default="", help="governorate code, e.g. DA")
+    listing.add_argument("--wilayat", default="", help="wilayat code, e.g. DA-NIZ")
+    listing.add_argument("--status", choices=LICENCE_STATUSES, help="effective licence status")
+    listing.add_argument("--service", default="", help="offered service code")
+    listing.add_argument("--query", default="", help="search in Arabic and English names")
+    add_paging(listing)
+    listing.set_defaults(handler=list_centers)
+    services = center_commands.add_parser("services", help="replace offered and blocked services")
+    services.add_argument("center_id")
+    services.add_argument("--offer", action="append", default=[], metavar="CODE")
+    services.add_argument("--block", action="append", default=[], metavar="CODE")
+    services.set_defaults(handler=set_center_services)
 
     licence = commands.add_parser("licence", help="apply a licence lifecycle action")
     licence.add_argument("licence_action", choices=LICENCE_ACTIONS)
     licence.add_argument("center_id")
     licence.add_argument("--reason", default="")
     licence.set_defaults(handler=transition_licence)
-
-    catalogue = commands.add_parser("catalogue", help="publish and inspect e-services")
-    catalogue_commands = catalogue.add_subparsers(dest="action", required=True)
-    add = catalogue_commands.add_parser("add", help="publish a new e-service")
-    add.add_argument("--code", required=True)
-    add.add_argument("--agency", required=True, help="owning agency code, e.g. ROP")
-    add.add_argument("--name-ar", required=True)
-    add.add_argument("--name-en", required=True)
-    add.add_argument("--fee-baisa", type=int, required=True)
-    add.add_argument("--sla-hours", type=int, required=True)
-    add.add_argument("--document", action="append", default=[], help="required document")
-    add.set_defaults(handler=add_catalog_service)
-    show = catalogue_commands.add_parser("get", help="show an e-service")
-    show.add_argument("code")
-    show.set_defaults(handler=get_catalog_service)
 
 
 def register_center(args: argparse.Namespace, client: Client, printer: Printer) -> int:
@@ -102,29 +103,72 @@ def transition_licence(args: argparse.Namespace, client: Client, printer: Printe
     return 0
 
 
-def add_catalog_service(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """AddCatalogService."""
-    service = registry_pb2.CatalogService(
-        code=args.code,
-        agency_code=args.agency,
-        name_ar=args.name_ar,
-        name_en=args.name_en,
-        fee_baisa=args.fee_baisa,
-        sla_hours=args.sla_hours,
-        required_documents=args.document,
+def list_centers(args: argparse.Namespace, client: Client, printer: Printer) -> int:
+    """ListCenters: one page, or every page with --all."""
+    status = f"LICENCE_STATUS_{args.status.upper()}" if args.status else None
+    request = registry_pb2.ListCentersRequest(
+        governorate_code=args.governorate,
+        wilayat_code=args.wilayat,
+        licence_status=status,
+        service_code=args.service,
+        query=args.query,
     )
-    request = registry_pb2.AddCatalogServiceRequest(service=service)
-    response = client.call(client.registry().AddCatalogService, request)
-    _print_service(printer, response)
+    rows = [["ID", "NAME_EN", "NAME_AR", "WILAYAT", "LICENCE", "OMANI_STAFF"]]
+    token = ""
+    for page in pages(client, client.registry().ListCenters, request, args):
+        token = page.next_page_token
+        for center in page.centers:
+            if printer.as_json:
+                printer.message(center)
+            rows.append([center.id, center.name_en, center.name_ar, center.wilayat_code])
+            rows[-1] += [_licence_status(center.licence.status), str(center.omani_staff)]
+    print_page(printer, "centers", rows, token)
     return 0
 
 
-def get_catalog_service(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """GetCatalogService."""
-    request = registry_pb2.GetCatalogServiceRequest(code=args.code)
-    response = client.call(client.registry().GetCatalogService, request)
-    _print_service(printer, response)
+def set_center_services(args: argparse.Namespace, client: Client, printer: Printer) -> int:
+    """SetCenterServices; both lists are replaced."""
+    request = registry_pb2.SetCenterServicesRequest(
+        center_id=args.center_id, offered_service_codes=args.offer, blocked_service_codes=args.block
+    )
+    response = client.call(client.registry().SetCenterServices, request)
+    if printer.as_json:
+        printer.message(response)
+    else:
+        print_center(printer, response.center)
     return 0
+
+
+def add_paging(parser: argparse.ArgumentParser) -> None:
+    """--page-size, --page-token and --all on a list command."""
+    parser.add_argument("--page-size", type=int, default=0, metavar="N")
+    parser.add_argument("--page-token", default="", metavar="TOKEN")
+    parser.add_argument("--all", action="store_true", help="follow next_page_token to the end")
+
+
+def pages(
+    client: Client, method: Callable[..., Any], request: Any, args: argparse.Namespace
+) -> Iterator[Any]:
+    """The first page from --page-token; with --all, every following page too."""
+    request.page_size = args.page_size
+    request.page_token = args.page_token
+    while True:
+        page = client.call(method, request)
+        yield page
+        if not (args.all and page.next_page_token):
+            return
+        request.page_token = page.next_page_token
+
+
+def print_page(printer: Printer, title: str, rows: list[list[str]], token: str) -> None:
+    """Rows under a header for people, then the next page's token if one is left."""
+    if printer.as_json:
+        if token:
+            printer.json({"next_page_token": token})
+        return
+    printer.table(title, rows if len(rows) > 1 else [])
+    if token:
+        printer.line(f"next_page_token: {token}")
 
 
 def print_center(printer: Printer, center: registry_pb2.Center, with_id: bool = True) -> None:
@@ -160,28 +204,6 @@ def print_center(printer: Printer, center: registry_pb2.Center, with_id: bool = 
         for event in licence.history
     ]
     printer.table("history", rows)
-
-
-def _print_service(printer: Printer, response: registry_pb2.GetCatalogServiceResponse) -> None:
-    """A catalogue service, as JSON or for people."""
-    if printer.as_json:
-        printer.message(response)
-        return
-    service = response.service
-    status = registry_pb2.CatalogServiceStatus.Name(service.status)
-    printer.fields(
-        [
-            ("code", service.code),
-            ("agency", service.agency_code),
-            ("name_ar", service.name_ar),
-            ("name_en", service.name_en),
-            ("fee", fee(service.fee_baisa)),
-            ("sla_hours", service.sla_hours),
-            ("documents", ", ".join(service.required_documents) or "-"),
-            ("version", service.version),
-            ("status", label(status, "CATALOG_SERVICE_STATUS_")),
-        ]
-    )
 
 
 def _licence_status(value: int) -> str:
