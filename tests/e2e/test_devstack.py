@@ -1,9 +1,5 @@
 """The system started the way `make run` starts it, driven over gRPC and through sanadctl."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,66 +8,17 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sanad.devstack.mongo_server import free_port
+from sanad.devstack.launcher import LaunchedStack
 from tests.conftest import AMQP_URL, unique
 
 pytestmark = pytest.mark.e2e
 
 
-class Devstack:
-    """`python -m sanad.devstack` on free ports with its own data folder and queue prefix."""
+class Devstack(LaunchedStack):
+    """The launched stack with the test run's broker."""
 
     def __init__(self, data: Path) -> None:
-        self.ports = {name: free_port() for name in ("registry", "intake", "metrics")}
-        self.env = {
-            **os.environ,
-            "SANAD_DEVSTACK_DATA": str(data),
-            "SANAD_DEVSTACK_MONGO_PORT": str(free_port()),
-            "SANAD_AMQP_URL": AMQP_URL,
-            "SANAD_AMQP_PREFIX": unique("e2e"),
-            "SANAD_REGISTRY_PORT": str(self.ports["registry"]),
-            "SANAD_INTAKE_PORT": str(self.ports["intake"]),
-            "SANAD_METRICS_PORT": str(self.ports["metrics"]),
-            "SANAD_REGISTRY_TARGET": f"127.0.0.1:{self.ports['registry']}",
-            "SANAD_INTAKE_TARGET": f"127.0.0.1:{self.ports['intake']}",
-            "SANAD_METRICS_TARGET": f"127.0.0.1:{self.ports['metrics']}",
-            "SANAD_REGISTRY_METRICS_PORT": str(free_port()),
-            "SANAD_INTAKE_METRICS_PORT": str(free_port()),
-            "SANAD_METRICS_METRICS_PORT": str(free_port()),
-            "SANAD_INGEST_HEALTH_PORT": str(free_port()),
-            "SANAD_INGEST_METRICS_PORT": str(free_port()),
-        }
-        self.env.pop("SANAD_MONGO_URL", None)
-        self.log = data / "devstack.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sanad.devstack"],
-            env=self.env,
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "sanad.cli", *args],
-            check=False,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"sanadctl {args} failed: {result.stderr}")
-        return result
-
-    def wait_healthy(self, within_s: float = 90) -> None:
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"devstack exited: {self.log.read_text()[-3000:]}")
-            if self.ctl("health", check=False).returncode == 0:
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"not healthy in time: {self.log.read_text()[-3000:]}")
+        super().__init__(data, AMQP_URL)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +28,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
         stack.wait_healthy()
         yield stack
     finally:
-        stack.process.send_signal(signal.SIGINT)
-        assert stack.process.wait(timeout=60) == 0, "devstack did not stop cleanly"
+        assert stack.stop() == 0, "devstack did not stop cleanly"
 
 
 def value(output: str, key: str) -> str:

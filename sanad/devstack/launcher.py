@@ -1,0 +1,99 @@
+"""Starts the whole stack as `make run` does, on free ports, for end-to-end tests and benchmarks."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from sanad.devstack.mongo_server import free_port
+
+SERVICES = ("registry", "intake", "metrics")
+
+
+class LaunchedStack:
+    """`python -m sanad.devstack` with its own data folder, queue prefix and free ports."""
+
+    def __init__(self, data: Path, amqp_url: str, extra_env: dict[str, str] | None = None) -> None:
+        self.ports = {name: free_port() for name in SERVICES}
+        self.metrics_ports = {name: free_port() for name in (*SERVICES, "ingest")}
+        self.mongo_port = free_port()
+        self.env = {
+            **os.environ,
+            "SANAD_DEVSTACK_DATA": str(data),
+            "SANAD_DEVSTACK_MONGO_PORT": str(self.mongo_port),
+            "SANAD_AMQP_URL": amqp_url,
+            "SANAD_AMQP_PREFIX": f"stack-{uuid.uuid4().hex[:10]}",
+            "SANAD_INGEST_HEALTH_PORT": str(free_port()),
+            "SANAD_INGEST_METRICS_PORT": str(self.metrics_ports["ingest"]),
+        }
+        for name in SERVICES:
+            upper = name.upper()
+            self.env[f"SANAD_{upper}_PORT"] = str(self.ports[name])
+            self.env[f"SANAD_{upper}_TARGET"] = self.target(name)
+            self.env[f"SANAD_{upper}_METRICS_PORT"] = str(self.metrics_ports[name])
+        self.env.pop("SANAD_MONGO_URL", None)
+        self.env.update(extra_env or {})
+        self.log = data / "devstack.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sanad.devstack"],
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def target(self, name: str) -> str:
+        """host:port of a service's gRPC endpoint."""
+        return f"127.0.0.1:{self.ports[name]}"
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true"
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run sanadctl against this stack."""
+        result = subprocess.run(
+            [sys.executable, "-m", "sanad.cli", *args],
+            check=False,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"sanadctl {args} failed: {result.stderr}")
+        return result
+
+    def wait_healthy(self, within_s: float = 90) -> None:
+        """Until `sanadctl health` says every service is SERVING."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"devstack exited: {self.log.read_text()[-3000:]}")
+            if self.ctl("health", check=False).returncode == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"not healthy in time: {self.log.read_text()[-3000:]}")
+
+    def child_pids(self) -> dict[int, str]:
+        """pid -> command line of every process the devstack started."""
+        found: dict[int, str] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid:
+                found[int(entry.name)] = cmdline.strip()
+        return found
+
+    def stop(self) -> int:
+        """Ctrl-C the stack and return its exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=90)
