@@ -8,7 +8,7 @@ GENERATED := sanad/v1/.generated
 PROTOS := $(wildcard protos/sanad/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: setup proto run test test-unit test-integration test-e2e lint format clean
+.PHONY: setup proto run test test-unit test-integration test-e2e lint format clean bench bench-full
 
 setup: $(INSTALLED) $(GENERATED)
 
@@ -40,6 +40,13 @@ test-integration: setup
 
 test-e2e: setup
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# Benchmarks against ceilings measured in the same run; results under bench/results/.
+bench: setup
+	$(PY) -m bench --mode quick
+
+bench-full: setup
+	$(PY) -m bench --mode full
 
 lint: setup
 	$(VENV)/bin/ruff format --check .

@@ -1,0 +1,180 @@
+"""`python -m bench [--mode quick|full] [--out DIR]`: measure against ceilings, write results."""
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from bench import ceilings, report, system
+from bench.report import Figure
+from sanad.devstack.launcher import LaunchedStack
+from sanad.v1 import intake_pb2
+
+
+@dataclass(frozen=True)
+class Mode:
+    seconds: float
+    concurrency: int
+    queue_messages: int
+    insert_documents: int
+    stream_items: int
+    streams: int
+
+
+MODES = {
+    "quick": Mode(
+        seconds=5,
+        concurrency=32,
+        queue_messages=20_000,
+        insert_documents=50_000,
+        stream_items=2_500,
+        streams=4,
+    ),
+    "full": Mode(
+        seconds=20,
+        concurrency=64,
+        queue_messages=200_000,
+        insert_documents=1_000_000,
+        stream_items=25_000,
+        streams=4,
+    ),
+}
+
+
+async def measure_ceilings(mode: Mode, stack: LaunchedStack) -> dict[str, float]:
+    """The same-run ceilings every figure is judged against."""
+    noop = await ceilings.start_noop_server()
+    target = f"127.0.0.1:{noop.port}"
+    request = intake_pb2.SubmitTransactionRequest(request_id="noop", center_id="C")
+    try:
+        unary = await ceilings.grpc_unary(target, request, mode.concurrency, mode.seconds)
+        stream = await ceilings.grpc_stream(
+            target, _Fixed(request), mode.stream_items, mode.streams
+        )
+    finally:
+        await noop.stop(0.5)
+    published, consumed = await ceilings.amqp_publish_consume(
+        stack.env["SANAD_AMQP_URL"],
+        f"{stack.env['SANAD_AMQP_PREFIX']}.bench-raw",
+        mode.queue_messages,
+        window=256,
+    )
+    inserted = await ceilings.mongo_insert_many(
+        stack.mongo_url, "sanad", mode.insert_documents, chunk=1000
+    )
+    return {
+        "grpc_unary": unary.rate,
+        "grpc_stream": stream.rate,
+        "amqp_publish": published.rate,
+        "amqp_consume": consumed.rate,
+        "mongo_insert_many": inserted.rate,
+    }
+
+
+class _Fixed(ceilings.RequestFactory):
+    def __init__(self, request: intake_pb2.SubmitTransactionRequest) -> None:
+        self.request = request
+
+    def __call__(self, stream: int, n: int) -> intake_pb2.SubmitTransactionRequest:
+        return self.request
+
+
+async def measure_system(
+    mode: Mode, stack: LaunchedStack, ceiling: dict[str, float]
+) -> list[Figure]:
+    """Intake unary and streaming, latency at half load, end to end."""
+    center, service = system.open_centre(stack)
+    make = system.Submissions(center, service)
+    intake = stack.target("intake")
+    await system.wait_until_visible(intake, make)
+    unary = await system.unary(intake, make, mode.concurrency, mode.seconds)
+    half = await system.unary_at_rate(intake, make, max(unary.rate / 2, 1), mode.seconds)
+    figures = [
+        Figure(
+            "intake unary SubmitTransaction",
+            unary.rate,
+            "/s",
+            ceiling["grpc_unary"],
+            "no-op gRPC unary",
+            ">= 50%",
+            unary.rate >= 0.5 * ceiling["grpc_unary"],
+        ),
+        Figure("intake unary p50 at half load", half.percentile_ms(50), "ms"),
+        Figure(
+            "intake unary p99 at half load",
+            half.percentile_ms(99),
+            "ms",
+            target="<= 25 ms",
+            met=half.percentile_ms(99) <= 25,
+        ),
+    ]
+    try:
+        stream = await system.streaming(intake, make, mode.stream_items, mode.streams)
+        figures.append(
+            Figure(
+                "intake streaming SubmitTransactions",
+                stream.rate,
+                "items/s",
+                ceiling["grpc_stream"],
+                "no-op gRPC streaming",
+                ">= 60%",
+                stream.rate >= 0.6 * ceiling["grpc_stream"],
+            )
+        )
+    except grpc.aio.AioRpcError as error:
+        print(f"bench: streaming intake not measured: {error.code().name}", file=sys.stderr)
+    lowest = min(ceiling["amqp_publish"], ceiling["amqp_consume"], ceiling["mongo_insert_many"])
+    e2e, flat = await system.end_to_end(stack, make, max(unary.rate * 0.8, 1), mode.seconds)
+    figures.append(
+        Figure(
+            "end to end submitted -> recorded",
+            e2e.rate,
+            "/s",
+            lowest,
+            "lowest of raw queue / raw insert",
+            ">= 50%, backlog flat",
+            e2e.rate >= 0.5 * lowest and flat,
+        )
+    )
+    return figures
+
+
+async def run(mode_name: str, out: Path) -> int:
+    mode = MODES[mode_name]
+    amqp_url = os.environ.get("SANAD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    with tempfile.TemporaryDirectory(prefix="sanad-bench-") as data:
+        stack = LaunchedStack(Path(data), amqp_url, {"SANAD_LOG_LEVEL": "WARNING"})
+        try:
+            stack.wait_healthy()
+            ceiling = await measure_ceilings(mode, stack)
+            figures = [
+                Figure("ceiling: no-op gRPC unary", ceiling["grpc_unary"], "/s"),
+                Figure("ceiling: no-op gRPC streaming", ceiling["grpc_stream"], "items/s"),
+                Figure("ceiling: raw publish-with-confirm", ceiling["amqp_publish"], "/s"),
+                Figure("ceiling: raw consume-with-ack", ceiling["amqp_consume"], "/s"),
+                Figure("ceiling: raw insert_many", ceiling["mongo_insert_many"], "docs/s"),
+            ]
+            figures += await measure_system(mode, stack, ceiling)
+            memory = system.peak_rss_mb(stack.child_pids())
+        finally:
+            stack.stop()
+    markdown = report.write(figures, memory, mode_name, out)
+    print(markdown.read_text())
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    sys.exit(asyncio.run(run(args.mode, args.out)))
+
+
+if __name__ == "__main__":
+    main()

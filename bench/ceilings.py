@@ -1,0 +1,169 @@
+"""Ceilings measured in the same run: a no-op gRPC server, raw RabbitMQ, raw MongoDB inserts."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aio_pika
+import grpc
+from pymongo import AsyncMongoClient
+
+from bench.loadgen import Result, closed_loop
+from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.settings import ServerSettings
+from sanad.v1 import intake_pb2, intake_pb2_grpc
+
+
+class NoopIntake(intake_pb2_grpc.IntakeServiceServicer):
+    """The intake contract answered without doing anything: the cost of gRPC and our interceptor."""
+
+    async def SubmitTransaction(self, request, context):  # type: ignore[no-untyped-def]
+        return intake_pb2.SubmitTransactionResponse(transaction_id=request.request_id)
+
+    async def SubmitTransactions(self, requests, context):  # type: ignore[no-untyped-def]
+        index = 0
+        async for item in requests:
+            yield intake_pb2.SubmitTransactionsResponse(
+                index=index, request_id=item.transaction.request_id, transaction_id="x"
+            )
+            index += 1
+
+
+async def start_noop_server() -> RunningServer:
+    """The no-op server with the same settings, interceptor and health as the real services."""
+    servicer = NoopIntake()
+
+    async def up() -> bool:
+        return True
+
+    return await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        [
+            Registration(
+                "sanad.v1.IntakeService",
+                lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, s),
+            )
+        ],
+        checks={"none": up},
+    )
+
+
+async def grpc_unary(
+    target: str, request: intake_pb2.SubmitTransactionRequest, concurrency: int, seconds: float
+) -> Result:
+    """Closed-loop SubmitTransaction calls against target."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        await stub.SubmitTransaction(request, timeout=10)  # warm the connection
+        return await closed_loop(
+            lambda: stub.SubmitTransaction(request, timeout=10), concurrency, seconds
+        )
+
+
+async def grpc_stream(
+    target: str, make_request: "RequestFactory", items: int, streams: int
+) -> Result:
+    """`streams` concurrent SubmitTransactions streams of `items` each; rate = items answered/s."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        started = time.perf_counter()
+        answered = await asyncio.gather(
+            *(_one_stream(stub, make_request, items, s) for s in range(streams))
+        )
+        elapsed = time.perf_counter() - started
+    result = Result(elapsed, completed=sum(ok for ok, _ in answered))
+    result.errors = sum(bad for _, bad in answered)
+    return result
+
+
+class RequestFactory:
+    """Builds the n-th request of stream s (a seam so each item gets its own request id)."""
+
+    def __call__(self, stream: int, n: int) -> intake_pb2.SubmitTransactionRequest:
+        raise NotImplementedError
+
+
+async def _one_stream(
+    stub: intake_pb2_grpc.IntakeServiceStub, make_request: RequestFactory, items: int, stream: int
+) -> tuple[int, int]:
+    async def requests() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:
+        for n in range(items):
+            yield intake_pb2.SubmitTransactionsRequest(transaction=make_request(stream, n))
+
+    ok = bad = 0
+    async for answer in stub.SubmitTransactions(requests(), timeout=600):
+        if answer.transaction_id:
+            ok += 1
+        else:
+            bad += 1
+    return ok, bad
+
+
+async def amqp_publish_consume(
+    url: str, queue_name: str, messages: int, window: int
+) -> tuple[Result, Result]:
+    """Raw aio-pika: publish-with-confirm into a quorum queue, `window` in flight; consume+ack."""
+    body = b"x" * 220  # about the size of a TransactionSubmitted
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(
+            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        semaphore = asyncio.Semaphore(window)
+
+        async def publish_one() -> None:
+            async with semaphore:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=queue_name,
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(publish_one() for _ in range(messages)))
+        published = Result(time.perf_counter() - started, completed=messages)
+
+        consume_channel = await connection.channel()
+        await consume_channel.set_qos(prefetch_count=1000)
+        consume_queue = await consume_channel.get_queue(queue_name)
+        done = asyncio.Event()
+        count = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal count
+            await message.ack()
+            count += 1
+            if count >= messages:
+                done.set()
+
+        started = time.perf_counter()
+        tag = await consume_queue.consume(on_message)
+        await asyncio.wait_for(done.wait(), timeout=600)
+        consumed = Result(time.perf_counter() - started, completed=count)
+        await consume_queue.cancel(tag)
+        await queue.delete(if_unused=False, if_empty=False)
+    return published, consumed
+
+
+async def mongo_insert_many(url: str, database: str, documents: int, chunk: int) -> Result:
+    """Raw insert_many of transaction-sized documents in chunks into the same database."""
+    client: AsyncMongoClient = AsyncMongoClient(url)
+    collection = client[database][f"bench_raw_{time.time_ns()}"]
+    doc = {
+        "center_id": "C" * 26,
+        "service_code": "ROP-VISA-RENEW",
+        "fee_baisa": 5000,
+        "status": "RECORDED",
+        "beneficiary_hash": "a" * 64,
+        "channel": "COUNTER",
+    }
+    started = time.perf_counter()
+    for offset in range(0, documents, chunk):
+        await collection.insert_many(
+            [{**doc, "n": n} for n in range(offset, min(offset + chunk, documents))], ordered=False
+        )
+    result = Result(time.perf_counter() - started, completed=documents)
+    await collection.drop()
+    await client.close()
+    return result

@@ -1,0 +1,83 @@
+"""Closed-loop and fixed-rate load generators, the same for ceilings and for the system."""
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Call = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Result:
+    """Completed calls, errors and latencies (seconds) of one run."""
+
+    seconds: float
+    completed: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Completed calls per second."""
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        """The q-th percentile latency in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+        return ordered[index] * 1000
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+
+
+async def closed_loop(call: Call, concurrency: int, seconds: float) -> Result:
+    """As many calls as `concurrency` workers can complete back to back for `seconds`."""
+    result = Result(seconds)
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                await call()
+            except Exception:
+                result.errors += 1
+                continue
+            result.completed += 1
+            result.latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return result
+
+
+async def fixed_rate(call: Call, rate: float, seconds: float) -> Result:
+    """Start calls at `rate` per second regardless of completions (open loop) for `seconds`."""
+    result = Result(seconds)
+    interval = 1.0 / rate
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one() -> None:
+        started = time.perf_counter()
+        try:
+            await call()
+        except Exception:
+            result.errors += 1
+            return
+        result.completed += 1
+        result.latencies.append(time.perf_counter() - started)
+
+    begin = time.perf_counter()
+    count = int(rate * seconds)
+    for n in range(count):
+        delay = begin + n * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    return result

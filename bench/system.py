@@ -1,0 +1,165 @@
+"""The system's own figures, measured against the stack as `make run` starts it."""
+
+import asyncio
+import time
+import uuid
+
+import grpc
+from pymongo import AsyncMongoClient
+
+from bench.ceilings import RequestFactory, grpc_stream
+from bench.loadgen import Result, closed_loop, fixed_rate
+from sanad.devstack.launcher import LaunchedStack
+from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
+
+
+class Submissions(RequestFactory):
+    """Valid submissions for one centre and service, each with its own request id."""
+
+    def __init__(self, center_id: str, service_code: str) -> None:
+        self.center_id = center_id
+        self.service_code = service_code
+        self.run = uuid.uuid4().hex[:8]
+        self.counter = 0
+
+    def __call__(self, stream: int = 0, n: int = -1) -> intake_pb2.SubmitTransactionRequest:
+        self.counter += 1
+        return intake_pb2.SubmitTransactionRequest(
+            request_id=f"{self.run}-{stream}-{n}-{self.counter}",
+            center_id=self.center_id,
+            service_code=self.service_code,
+            channel=common_pb2.CHANNEL_API,
+            fee_baisa=5000,
+            beneficiary_civil_number=f"{10_000_000 + self.counter % 89_999_999}",
+        )
+
+
+def open_centre(stack: LaunchedStack) -> tuple[str, str]:
+    """A catalogue service and an active centre offering it, through sanadctl."""
+    code = f"BENCH-{uuid.uuid4().hex[:8]}"
+    stack.ctl(
+        "catalogue",
+        "add",
+        "--code",
+        code,
+        "--agency",
+        "ROP",
+        "--name-ar",
+        "خدمة",
+        "--name-en",
+        "Bench service",
+        "--fee-baisa",
+        "5000",
+        "--sla-hours",
+        "48",
+    )
+    out = stack.ctl(
+        "centers",
+        "register",
+        "--licence-number",
+        f"B-{uuid.uuid4().hex[:8]}",
+        "--name-ar",
+        "مركز",
+        "--name-en",
+        "Bench centre",
+        "--owner",
+        "Bench",
+        "--governorate",
+        "DA",
+        "--wilayat",
+        "DA-NIZ",
+        "--omani-staff",
+        "3",
+        "--total-staff",
+        "4",
+        "--service",
+        code,
+    ).stdout
+    center = next(
+        line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("id:")
+    )
+    stack.ctl("licence", "approve", center)
+    stack.ctl("licence", "activate", center)
+    return center, code
+
+
+async def wait_until_visible(target: str, make: Submissions, within_s: float = 15) -> None:
+    """Until intake's snapshot knows the new centre (a submission is accepted)."""
+    deadline = time.monotonic() + within_s
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        while True:
+            try:
+                await stub.SubmitTransaction(make(), timeout=5)
+            except grpc.aio.AioRpcError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+            else:
+                return
+
+
+async def unary(target: str, make: Submissions, concurrency: int, seconds: float) -> Result:
+    """Closed-loop SubmitTransaction with a fresh request id per call."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        return await closed_loop(
+            lambda: stub.SubmitTransaction(make(), timeout=10), concurrency, seconds
+        )
+
+
+async def unary_at_rate(target: str, make: Submissions, rate: float, seconds: float) -> Result:
+    """Open-loop SubmitTransaction at a fixed rate, for latency at partial load."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        return await fixed_rate(lambda: stub.SubmitTransaction(make(), timeout=10), rate, seconds)
+
+
+async def streaming(target: str, make: Submissions, items: int, streams: int) -> Result:
+    return await grpc_stream(target, make, items, streams)
+
+
+async def recorded_count(mongo_url: str, database: str) -> int:
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    try:
+        return await client[database].transactions.estimated_document_count()
+    finally:
+        await client.close()
+
+
+async def end_to_end(
+    stack: LaunchedStack, make: Submissions, rate: float, seconds: float
+) -> tuple[Result, bool]:
+    """Submit at `rate` for `seconds`; the figure is how fast they became RECORDED.
+
+    Backlog is flat when every submission is stored within 2 s of the last one.
+    """
+    database = "sanad"
+    before = await recorded_count(stack.mongo_url, database)
+    started = time.perf_counter()
+    submitted = await unary_at_rate(stack.target("intake"), make, rate, seconds)
+    finish_submit = time.perf_counter()
+    goal = before + submitted.completed
+    while await recorded_count(stack.mongo_url, database) < goal:
+        if time.perf_counter() - finish_submit > 60:
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    stored = await recorded_count(stack.mongo_url, database) - before
+    flat = (time.perf_counter() - finish_submit) < 2.0 and stored >= submitted.completed
+    return Result(elapsed, completed=stored), flat
+
+
+def peak_rss_mb(pids: dict[int, str]) -> dict[str, float]:
+    """Peak resident memory (VmHWM) of each process, by its module name."""
+    peaks: dict[str, float] = {}
+    for pid, cmdline in pids.items():
+        name = cmdline.split(" -m ", 1)[-1].split()[0] if " -m " in cmdline else cmdline[:40]
+        try:
+            status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[name] = max(peaks.get(name, 0.0), int(line.split()[1]) / 1024)
+    return peaks
