@@ -8,7 +8,7 @@ GENERATED := sanad/v1/.generated
 PROTOS := $(wildcard protos/sanad/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: setup proto run test test-unit test-integration test-e2e lint format clean bench bench-full
+.PHONY: setup proto run test test-unit test-integration test-e2e lint format clean bench bench-full compose-up compose-down certs run-secure demo
 
 setup: $(INSTALLED) $(GENERATED)
 
@@ -29,6 +29,21 @@ $(GENERATED): $(PROTOS) $(INSTALLED)
 run: setup
 	$(PY) -m sanad.devstack
 
+# Needs `make run` in another terminal: loads Ad Dakhiliyah 2023-2024 through the batch queue
+# (about 5 minutes here), then prints the 2024 governorate report and award leaderboard.
+demo: setup
+	$(PY) -m sanad.cli --timeout 60 seed --governorate DA --years 2023,2024
+	$(PY) -m sanad.cli --timeout 60 report --governorate DA --year 2024
+	$(PY) -m sanad.cli --timeout 60 leaderboard --governorate DA --year 2024 --limit 10
+
+# Development CA, service and client certificates and JWT keys under .certs/.
+certs: setup
+	$(PY) -m sanad.security.certs
+
+# The stack with mutual TLS and required authentication; prints the sanadctl exports.
+run-secure: setup
+	SANAD_DEVSTACK_SECURE=1 $(PY) -m sanad.devstack
+
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -47,6 +62,15 @@ bench: setup
 
 bench-full: setup
 	$(PY) -m bench --mode full
+
+# The full stack in containers (needs a Docker engine); see deploy/README.md.
+COMPOSE := docker compose -f deploy/compose/compose.yaml
+
+compose-up:
+	$(COMPOSE) up --build --detach --wait
+
+compose-down:
+	$(COMPOSE) down
 
 lint: setup
 	$(VENV)/bin/ruff format --check .

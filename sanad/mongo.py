@@ -11,7 +11,7 @@ Document = dict[str, Any]
 
 
 def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Document]:
-    """A client with timeouts from settings; it connects lazily on first use."""
+    """A client with timeouts (and TLS files, when set) from settings; it connects lazily."""
     return AsyncMongoClient(
         settings.mongo_url,
         appname=app_name,
@@ -19,7 +19,18 @@ def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Documen
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
         connectTimeoutMS=settings.mongo_timeout_ms,
         w="majority",
+        **tls_options(settings),
     )
+
+
+def tls_options(settings: CommonSettings) -> dict[str, Any]:
+    """PyMongo TLS options from SANAD_MONGO_TLS_*; none leaves SANAD_MONGO_URL in charge."""
+    options: dict[str, Any] = {}
+    if settings.mongo_tls_ca_file:
+        options.update(tls=True, tlsCAFile=settings.mongo_tls_ca_file)
+    if settings.mongo_tls_cert_key_file:
+        options.update(tls=True, tlsCertificateKeyFile=settings.mongo_tls_cert_key_file)
+    return options
 
 
 def database(

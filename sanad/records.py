@@ -42,8 +42,19 @@ def document_from_submitted(
             {"status": Status.RECORDED.value, "time": recorded_at, "actor": "ingest"},
         ],
         "applied_changes": [],
+        "revision": 0,
         "rating": 0,
     }
+
+
+def finish(doc: Document, status: Status, at: datetime) -> None:
+    """Record the outcome fields of a document that just reached a finished status."""
+    history = [Step(Status(h["status"]), h["time"]) for h in doc["history"]]
+    clock = sla_clock(history, at)
+    doc["finish_time"] = at
+    doc["paused_seconds"] = clock.paused_seconds
+    doc["sla_elapsed_seconds"] = clock.elapsed_seconds
+    doc["fee_refund_due"] = status in REFUNDABLE
 
 
 def proto_from_document(doc: Document, now: datetime) -> intake_pb2.Transaction:

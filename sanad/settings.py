@@ -1,4 +1,20 @@
-"""The settings every deployable shares; each deployable extends them with its own."""
+"""The settings every deployable shares; each deployable extends them with its own.
+
+Security settings (DESIGN section 6; the operator's guide is in README "Security"):
+
+- gRPC TLS: SANAD_TLS_CERT_FILE + SANAD_TLS_KEY_FILE turn on TLS for every gRPC port this process
+  serves and are also its client certificate towards other services; SANAD_TLS_CA_FILE is the CA
+  that client and server certificates must chain to; SANAD_TLS_CLIENT_AUTH=true requires a client
+  certificate (mutual TLS).
+- Authentication: SANAD_AUTH_MODE=dev treats a call without credentials as the dev admin (today's
+  local behaviour); `required` refuses it with UNAUTHENTICATED. Credentials are a client
+  certificate (CN = subject, OU = role, URI SAN `urn:sanad:agency:<code>` or
+  `urn:sanad:center:<id>` = scope) or an ES256 JWT bearer token verified with
+  SANAD_AUTH_JWT_PUBLIC_KEY_FILE, SANAD_AUTH_JWT_ISSUER and SANAD_AUTH_JWT_AUDIENCE.
+- AMQP TLS: use an `amqps://` SANAD_AMQP_URL; aio-pika reads `cafile`, `certfile` and `keyfile`
+  from its query string. MongoDB TLS: SANAD_MONGO_TLS_CA_FILE and SANAD_MONGO_TLS_CERT_KEY_FILE
+  (or the same options in SANAD_MONGO_URL).
+"""
 
 from enum import StrEnum
 
@@ -15,6 +31,13 @@ class Profile(StrEnum):
     PRODUCTION = "production"
 
 
+class AuthMode(StrEnum):
+    """`dev`: a call without credentials acts as the dev admin; `required`: it is refused."""
+
+    DEV = "dev"
+    REQUIRED = "required"
+
+
 class CommonSettings(BaseSettings):
     """Read once from the environment (prefix SANAD_) in each deployable's main."""
 
@@ -28,6 +51,9 @@ class CommonSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27717/?directConnection=true"
     mongo_database: str = "sanad"
     mongo_timeout_ms: int = 5000
+    # TLS towards MongoDB; empty leaves whatever SANAD_MONGO_URL says.
+    mongo_tls_ca_file: str = ""
+    mongo_tls_cert_key_file: str = ""
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefix of every exchange and queue name; tests use a unique one per run.
@@ -40,15 +66,65 @@ class CommonSettings(BaseSettings):
     shutdown_grace_s: float = 10.0
     # Largest gRPC message accepted or sent, in bytes.
     grpc_max_message_bytes: int = 4 * 1024 * 1024
+    # Deadline of every outbound unary gRPC call this process makes to another service.
+    grpc_outbound_timeout_s: float = 10.0
+
+    # gRPC TLS: this process's certificate and key (served, and presented as a client).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # The CA every peer certificate must chain to.
+    tls_ca_file: str = ""
+    # Require a client certificate from every caller (mutual TLS).
+    tls_client_auth: bool = False
+    # Expected name in the server certificates of services this process calls; empty: the host.
+    tls_server_name: str = ""
+
+    auth_mode: AuthMode = AuthMode.DEV
+    auth_jwt_public_key_file: str = ""
+    auth_jwt_issuer: str = "sanad-mesh"
+    auth_jwt_audience: str = "sanad-mesh"
+    # Agency whose ministry identities may register centres and change licences.
+    auth_licensing_agency: str = "MOCIIP"
+
+    # RabbitMQ users allowed to submit batches for any centre (comma-separated), besides
+    # `batch-<centre id>` users who submit for their own centre only.
+    batch_trusted_users: str = ""
+
+    # Per-identity token bucket: calls per second and burst; 0 turns the limit off.
+    rate_limit_per_s: float = 0.0
+    rate_limit_burst: int = 100
+
+    @property
+    def grpc_tls(self) -> bool:
+        """True when this process serves and calls gRPC over TLS."""
+        return bool(self.tls_cert_file and self.tls_key_file)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "CommonSettings":
         if self.profile is Profile.PRODUCTION:
-            if self.civil_id_secret.get_secret_value() == DEV_CIVIL_ID_SECRET:
-                raise ValueError("production refuses the default SANAD_CIVIL_ID_SECRET")
-            if "guest:guest@" in self.amqp_url:
-                raise ValueError("production refuses RabbitMQ's default guest account")
+            for problem in self._production_problems():
+                raise ValueError(f"production refuses {problem}")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE go together")
+        if self.tls_client_auth and not (self.grpc_tls and self.tls_ca_file):
+            raise ValueError("SANAD_TLS_CLIENT_AUTH needs a certificate, its key and a CA")
         return self
+
+    def _production_problems(self) -> list[str]:
+        problems = []
+        if self.civil_id_secret.get_secret_value() == DEV_CIVIL_ID_SECRET:
+            problems.append("the default SANAD_CIVIL_ID_SECRET")
+        if "guest:guest@" in self.amqp_url:
+            problems.append("RabbitMQ's default guest account")
+        if not self.grpc_tls:
+            problems.append("plaintext gRPC: set SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE")
+        if not self.tls_ca_file:
+            problems.append("a missing CA: set SANAD_TLS_CA_FILE")
+        if self.auth_mode is AuthMode.DEV:
+            problems.append("SANAD_AUTH_MODE=dev: set it to required")
+        if not (self.tls_client_auth or self.auth_jwt_public_key_file):
+            problems.append("no way to authenticate: mutual TLS or a JWT public key")
+        return problems
 
 
 class ServerSettings(CommonSettings):

@@ -1,9 +1,12 @@
 """Consuming in micro-batches: up to N messages or T seconds, acked only after they are handled.
 
-The handler decides per message: done (ack) or dead (dead-letter with a
-reason, then ack). A transient failure raised by the handler pauses the
-consumer, backs off, and handles the same micro-batch again without acking or
-dead-lettering anything, so a database outage never loses a message.
+The handler decides per message: done (ack), dead (dead-letter with a reason,
+then ack) or retry later (park on the delayed-retry queue, then ack; after
+max_retries round trips it is dead-lettered instead). A transient failure
+raised by the handler pauses the consumer, backs off, and handles the same
+micro-batch again without acking or dead-lettering anything, so a database
+outage never loses a message. A consumer cancelled by the broker (its queue
+deleted) raises ConsumerCancelled so the process exits instead of idling.
 """
 
 import asyncio
@@ -11,15 +14,24 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from sanad.amqp.topology import CONTENT_TYPE, REASON_HEADER, Topology
+from sanad.amqp.metrics import CONSUMER_CANCELLED, DELAYED_RETRIES
+from sanad.amqp.topology import (
+    CONTENT_TYPE,
+    DETAIL_HEADER,
+    REASON_HEADER,
+    RETRIES_HEADER,
+    Topology,
+)
 from sanad.telemetry.metrics import (
     AMQP_ACKED,
     AMQP_CONSUMED,
     AMQP_DEAD_LETTERED,
+    AMQP_NACKED,
     MICRO_BATCH_SIZE,
     RETRIES,
 )
@@ -31,6 +43,10 @@ class TransientError(Exception):
     """A dependency failed in a way that may pass; handle the batch again later."""
 
 
+class ConsumerCancelled(Exception):
+    """The broker cancelled our consumer (e.g. the queue was deleted)."""
+
+
 @dataclass(frozen=True)
 class Dead:
     """Dead-letter this message: reason is a short label, detail a human sentence."""
@@ -39,7 +55,15 @@ class Dead:
     detail: str
 
 
-Outcome = Dead | None
+@dataclass(frozen=True)
+class Retry:
+    """Not applicable yet: park it on the retry queue; dead-letter as `reason` when retries end."""
+
+    reason: str
+    detail: str
+
+
+Outcome = Dead | Retry | None
 Handler = Callable[[Sequence[AbstractIncomingMessage]], Awaitable[Sequence[Outcome]]]
 
 
@@ -49,6 +73,8 @@ class BatchOptions:
     max_messages: int = 500
     max_wait_s: float = 0.05
     max_backoff_s: float = 5.0
+    max_retries: int = 10
+    retry_delay_s: float = 2.0
 
 
 class MicroBatchConsumer:
@@ -64,33 +90,63 @@ class MicroBatchConsumer:
         self.options = options
         self.connected = False
         self.last_batch_at = 0.0
+        self._channel: AbstractChannel | None = None
+        self._cancelled = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until stop is set; finish and ack the current micro-batch, then close."""
         connection = await aio_pika.connect_robust(self.url)
         try:
             channel = await connection.channel(publisher_confirms=True)
+            self._channel = channel
             await self.topology.declare(channel)
             await channel.set_qos(prefetch_count=self.options.prefetch)
             queue = await channel.get_queue(self.queue_name, ensure=False)
             dead = await channel.get_exchange(self.topology.dead_exchange, ensure=False)
+            underlay = await channel.get_underlay_channel()
+            underlay.on_consumer_cancel_callbacks.add(self._on_cancel)
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
             tag = await queue.consume(inbox.put)
             self.connected = True
             log.info("consuming %s", self.queue_name)
             await self._loop(inbox, dead, stop)
-            await queue.cancel(tag)
+            if not self._cancelled.is_set():
+                await queue.cancel(tag)
         finally:
             self.connected = False
+            self._channel = None
             await connection.close()
+        if self._cancelled.is_set():
+            raise ConsumerCancelled(f"the broker cancelled our consumer on {self.queue_name}")
+
+    async def reply(
+        self, reply_to: str, body: bytes, correlation_id: str, message_type: str
+    ) -> None:
+        """Publish an answer to a reply queue through the default exchange, confirmed."""
+        if self._channel is None:
+            raise TransientError("not connected to the broker")
+        message = aio_pika.Message(
+            body,
+            content_type=CONTENT_TYPE,
+            type=message_type,
+            correlation_id=correlation_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._channel.default_exchange.publish(message, routing_key=reply_to)
+
+    def _on_cancel(self, frame: Any) -> None:
+        CONSUMER_CANCELLED.labels(self.queue_name).inc()
+        log.error("the broker cancelled the consumer on %s", self.queue_name)
+        self.connected = False
+        self._cancelled.set()
 
     async def _loop(
         self,
         inbox: asyncio.Queue[AbstractIncomingMessage],
-        dead: aio_pika.abc.AbstractExchange,
+        dead: AbstractExchange,
         stop: asyncio.Event,
     ) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and not self._cancelled.is_set():
             batch = await self._collect(inbox, stop)
             if batch:
                 await self._handle(batch, dead, stop)
@@ -105,58 +161,137 @@ class MicroBatchConsumer:
         batch = [first]
         deadline = time.monotonic() + self.options.max_wait_s
         while len(batch) < self.options.max_messages and not stop.is_set():
+            if not inbox.empty():  # the fast path: deliveries already waiting
+                batch.append(inbox.get_nowait())
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
-                batch.append(await asyncio.wait_for(inbox.get(), timeout=remaining))
-            except TimeoutError:
+            message = await _next_or_stop(inbox, stop, remaining)
+            if message is None:
                 break
+            batch.append(message)
         return batch
 
     async def _handle(
         self,
         batch: list[AbstractIncomingMessage],
-        dead: aio_pika.abc.AbstractExchange,
+        dead: AbstractExchange,
         stop: asyncio.Event,
     ) -> None:
         AMQP_CONSUMED.labels(self.queue_name).inc(len(batch))
         MICRO_BATCH_SIZE.labels(self.queue_name).observe(len(batch))
-        delay = 0.1
-        while True:
-            try:
-                outcomes = await self.handler(batch)
-                break
-            except TransientError as error:
-                RETRIES.labels(self.queue_name).inc()
-                log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.options.max_backoff_s)
+        outcomes = await self._outcomes(batch, stop)
+        if outcomes is None:
+            # Stopping while a dependency is down: leave the batch unacked; closing the
+            # channel returns it to the queue for another worker.
+            AMQP_NACKED.labels(self.queue_name).inc(len(batch))
+            return
         for message, outcome in zip(batch, outcomes, strict=True):
-            if outcome is not None:
+            if isinstance(outcome, Retry):
+                await self._retry_later(message, outcome, dead)
+            elif outcome is not None:
                 await self._dead_letter(message, outcome, dead)
         await batch[-1].ack(multiple=True)
         AMQP_ACKED.labels(self.queue_name).inc(len(batch))
         self.last_batch_at = time.monotonic()
 
-    async def _dead_letter(
-        self, message: AbstractIncomingMessage, outcome: Dead, dead: aio_pika.abc.AbstractExchange
+    async def _outcomes(
+        self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> Sequence[Outcome] | None:
+        delay = 0.1
+        while True:
+            try:
+                return await self.handler(batch)
+            except TransientError as error:
+                if stop.is_set():
+                    return None
+                RETRIES.labels(self.queue_name).inc()
+                log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.max_backoff_s)
+
+    async def _retry_later(
+        self, message: AbstractIncomingMessage, outcome: Retry, dead: AbstractExchange
     ) -> None:
-        headers = dict(message.headers or {})
+        count = (message.headers or {}).get(RETRIES_HEADER)
+        retries = count if isinstance(count, int) else 0
+        if retries >= self.options.max_retries:
+            detail = f"{outcome.detail} (gave up after {retries} retries)"
+            await self._dead_letter(message, Dead(outcome.reason, detail), dead)
+            return
+        assert self._channel is not None
+        headers = {**_carried(message), RETRIES_HEADER: retries + 1}
+        parked = self._copy(message, headers, expiration=self.options.retry_delay_s)
+        await self._channel.default_exchange.publish(
+            parked, routing_key=self.topology.retry_queue(self.queue_name)
+        )
+        DELAYED_RETRIES.labels(self.queue_name, outcome.reason).inc()
+        log.info(
+            "parked a message for a delayed retry",
+            extra={"reason": outcome.reason, "retries": retries + 1, "queue": self.queue_name},
+        )
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, outcome: Dead, dead: AbstractExchange
+    ) -> None:
+        headers = _carried(message)
         headers[REASON_HEADER] = outcome.reason
-        headers["x-sanad-detail"] = outcome.detail[:500]
+        headers[DETAIL_HEADER] = outcome.detail[:500]
         headers["x-sanad-queue"] = self.queue_name
-        copy = aio_pika.Message(
+        await dead.publish(
+            self._copy(message, headers), routing_key=self.queue_name, mandatory=True
+        )
+        AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
+        log.warning(
+            "dead-lettered a message",
+            extra={
+                "reason": outcome.reason,
+                "detail": outcome.detail,
+                "queue": self.queue_name,
+                "message_id": message.message_id,
+            },
+        )
+
+    @staticmethod
+    def _copy(
+        message: AbstractIncomingMessage, headers: dict[str, Any], expiration: float | None = None
+    ) -> aio_pika.Message:
+        return aio_pika.Message(
             message.body,
             headers=headers,
             content_type=message.content_type or CONTENT_TYPE,
             type=message.type,
             message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            reply_to=message.reply_to,
+            timestamp=message.timestamp,
+            expiration=expiration,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        await dead.publish(copy, routing_key=self.queue_name, mandatory=True)
-        AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
-        log.warning(
-            "dead-lettered a message",
-            extra={"reason": outcome.reason, "detail": outcome.detail, "queue": self.queue_name},
-        )
+
+
+async def _next_or_stop(
+    inbox: asyncio.Queue[AbstractIncomingMessage], stop: asyncio.Event, wait_s: float
+) -> AbstractIncomingMessage | None:
+    """The next delivery within wait_s, or None on timeout or stop (SIGTERM ends the wait).
+
+    A cancelled get leaves its message in the inbox, unacked; deliveries arrive in
+    delivery-tag order, so the batch's ack(multiple=True) never covers it.
+    """
+    getter = asyncio.ensure_future(inbox.get())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({getter, stopper}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    return None
+
+
+def _carried(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """Headers of a republished copy; the broker-validated user id travels as a header."""
+    headers = dict(message.headers or {})
+    if message.user_id:
+        headers.setdefault("x-sanad-user-id", message.user_id)
+    return headers

@@ -25,10 +25,14 @@ class ConfirmedPublisher:
     quickly instead of hanging.
     """
 
-    def __init__(self, url: str, topology: Topology, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, topology: Topology, timeout_s: float = 5.0, name: str = "sanad"
+    ) -> None:
         self.url = url
         self.topology = topology
         self.timeout_s = timeout_s
+        # Shown by the broker (client property connection_name), so operators can find it.
+        self.name = name
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
@@ -48,7 +52,13 @@ class ConfirmedPublisher:
                 return
 
     async def _open(self) -> None:
-        connection = await aio_pika.connect_robust(self.url, timeout=self.timeout_s)
+        connection = await aio_pika.connect_robust(
+            self.url,
+            timeout=self.timeout_s,
+            # Try again every second once the broker drops us, so recovery is quick.
+            reconnect_interval=1.0,
+            client_properties={"connection_name": self.name},
+        )
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await self.topology.declare(channel)
         self._connection, self._channel = connection, channel
@@ -67,9 +77,7 @@ class ConfirmedPublisher:
         connection, channel = self._connection, self._channel
         if connection is None or channel is None or connection.is_closed or channel.is_closed:
             return False
-        transport = getattr(connection, "transport", None)
-        blocked = getattr(getattr(transport, "connection", None), "is_blocked", False)
-        return not blocked
+        return not _is_blocked(connection)
 
     async def publish(
         self,
@@ -101,7 +109,10 @@ class ConfirmedPublisher:
             user_id=user_id,
             timestamp=time.time(),
         )
-        limit = min(self.timeout_s, timeout_s) if timeout_s else self.timeout_s
+        limit = self.timeout_s if timeout_s is None else min(self.timeout_s, timeout_s)
+        if limit <= 0:
+            AMQP_PUBLISHED.labels(exchange, "unavailable").inc()
+            raise Unavailable("no time left of the caller's deadline to publish")
         started = time.perf_counter()
         try:
             target = await self._exchange(exchange)
@@ -118,3 +129,15 @@ class ConfirmedPublisher:
             assert self._channel is not None
             self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
         return self._exchanges[name]
+
+
+def _is_blocked(connection: AbstractRobustConnection) -> bool:
+    """Whether the broker sent connection.blocked (memory or disk alarm) and not yet unblocked.
+
+    aiormq keeps this only as a private event that its ready() waits on; reading it is
+    the one way to report the state before a publish hangs on it.
+    """
+    transport = getattr(connection, "transport", None)
+    amqp = getattr(transport, "connection", None)
+    unblocked = getattr(amqp, "_Connection__connection_unblocked", None)
+    return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()

@@ -1,11 +1,23 @@
 """Every exchange and queue, named from one prefix and declared idempotently at start.
 
-Naming scheme (prefix P, "sanad" by default):
-  P.transactions   direct exchange where intake publishes; routing keys below
-  P.ingest         quorum work queue of the ingest worker (submitted, status, rated)
-  P.batch          direct exchange and quorum work queue of batch submissions
-  P.dead           direct exchange for dead letters; routing key = work queue's short name
-  P.<queue>.dead   one dead-letter queue per work queue, reason in header x-sanad-reason
+Naming scheme (prefix P, "sanad" by default; SANAD_AMQP_PREFIX):
+  P.transactions   direct exchange where intake publishes; routing keys transaction.submitted,
+                   transaction.status, transaction.rated
+  P.ingest         quorum work queue of the ingest worker, bound to all three keys
+  P.batch          direct exchange (routing key batch.submit) and quorum work queue of batch
+                   submissions, answered on the submitter's reply_to queue
+  P.dead           direct exchange for dead letters; routing key = the work queue's full name
+  P.<queue>.dead   one quorum dead-letter queue per work queue; reason in header x-sanad-reason,
+                   human detail in x-sanad-detail
+  P.<queue>.retry  one delayed-retry queue per work queue: a message parked here (e.g. a
+                   status change that arrived before its transaction) expires after the
+                   worker's retry delay (per-message expiration), then is dead-lettered through
+                   the default exchange straight back into P.<queue>; header x-sanad-retries
+                   counts the round trips, and the worker dead-letters the message once it
+                   exceeds its bound
+
+Work queues are quorum queues with x-delivery-limit, so a message that crashes its worker again
+and again is dead-lettered by the broker after that many deliveries.
 """
 
 from dataclasses import dataclass
@@ -19,6 +31,8 @@ RATED = "transaction.rated"
 BATCH = "batch.submit"
 
 REASON_HEADER = "x-sanad-reason"
+DETAIL_HEADER = "x-sanad-detail"
+RETRIES_HEADER = "x-sanad-retries"
 CONTENT_TYPE = "application/x-protobuf"
 
 
@@ -53,6 +67,17 @@ class Topology:
         """The dead-letter queue of a work queue."""
         return f"{work_queue}.dead"
 
+    def retry_queue(self, work_queue: str) -> str:
+        """The delayed-retry queue of a work queue."""
+        return f"{work_queue}.retry"
+
+    def all_queues(self) -> list[str]:
+        """Every queue under this prefix, for tidy-up and inspection."""
+        names: list[str] = []
+        for work in self.work_queues():
+            names += [work, self.dead_queue(work), self.retry_queue(work)]
+        return names
+
     def work_queues(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         """Each work queue with the exchange and routing keys it is bound to."""
         return {
@@ -61,7 +86,7 @@ class Topology:
         }
 
     async def declare(self, channel: AbstractChannel) -> None:
-        """Declare exchanges, work queues and dead-letter queues; safe to repeat."""
+        """Declare exchanges, work queues, dead-letter and retry queues; safe to repeat."""
         dead = await channel.declare_exchange(
             self.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
         )
@@ -85,3 +110,15 @@ class Topology:
                 self.dead_queue(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
             )
             await dead_queue.bind(dead, queue_name)
+            await channel.declare_queue(
+                self.retry_queue(queue_name),
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    # Each parked message carries its own expiration (the worker's retry
+                    # delay), so workers with other settings never conflict here.
+                    # The default exchange routes by queue name: straight back to the work queue.
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue_name,
+                },
+            )

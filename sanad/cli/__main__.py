@@ -7,7 +7,15 @@ from collections.abc import Mapping, Sequence
 
 import grpc
 
-from sanad.cli import catalogue, operations, registry, transactions, watch
+from sanad.cli import (
+    batch,
+    catalogue,
+    metrics_commands,
+    operations,
+    registry,
+    transactions,
+    watch,
+)
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 
@@ -57,6 +65,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=environ.get("SANAD_IDENTITY", DEFAULT_IDENTITY),
         help="caller identity sent as x-sanad-identity (env SANAD_IDENTITY)",
     )
+    _add_credential_flags(parser, environ)
     parser.add_argument("--json", action="store_true", help="one JSON object per result")
     parser.add_argument(
         "--timeout",
@@ -70,8 +79,24 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     catalogue.add_commands(commands)
     transactions.add_commands(commands)
     operations.add_commands(commands)
+    metrics_commands.add_commands(commands)
     watch.add_commands(commands)
+    batch.add_commands(commands)
     return parser
+
+
+def _add_credential_flags(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """TLS files and a bearer token; without --ca the channels are plaintext (dev profile)."""
+    flags = (
+        ("--ca", "SANAD_CA_FILE", "CA certificate that verifies the services; turns on TLS"),
+        ("--cert", "SANAD_CERT_FILE", "client certificate for mutual TLS"),
+        ("--key", "SANAD_KEY_FILE", "private key of the client certificate"),
+        ("--token", "SANAD_TOKEN", "bearer token (JWT) sent as authorization metadata"),
+    )
+    for flag, variable, text in flags:
+        parser.add_argument(
+            flag, default=environ.get(variable, ""), help=f"{text} (env {variable})"
+        )
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -84,6 +109,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         metrics_target=args.metrics,
         identity=args.identity,
         timeout=args.timeout,
+        ca_file=args.ca,
+        cert_file=args.cert,
+        key_file=args.key,
+        token=args.token,
     )
     try:
         code: int = args.handler(args, client, printer)

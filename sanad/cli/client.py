@@ -8,6 +8,8 @@ from typing import Any
 import grpc
 
 from sanad.rpc.identity import IDENTITY_KEY
+from sanad.security.authenticate import AUTHORIZATION_KEY
+from sanad.security.tls import client_credentials
 from sanad.v1 import intake_pb2_grpc, metrics_pb2_grpc, registry_pb2_grpc
 
 REQUEST_ID_KEY = "x-request-id"
@@ -15,19 +17,31 @@ REQUEST_ID_KEY = "x-request-id"
 
 @dataclass
 class Client:
-    """Stubs for the three services over lazily opened plaintext channels."""
+    """Stubs for the three services over lazily opened channels.
+
+    Channels use TLS when a CA file is given (with a client certificate when cert and key are
+    given); a bearer token, when given, travels as `authorization` metadata on every call.
+    """
 
     registry_target: str
     intake_target: str
     metrics_target: str
     identity: str
     timeout: float
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    token: str = ""
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     def channel(self, target: str) -> grpc.Channel:
         """The channel to a target, opened on first use."""
         if target not in self._channels:
-            self._channels[target] = grpc.insecure_channel(target)
+            if self.ca_file:
+                credentials = client_credentials(self.ca_file, self.cert_file, self.key_file)
+                self._channels[target] = grpc.secure_channel(target, credentials)
+            else:
+                self._channels[target] = grpc.insecure_channel(target)
         return self._channels[target]
 
     def registry(self) -> Any:
@@ -43,8 +57,11 @@ class Client:
         return metrics_pb2_grpc.MetricsServiceStub(self.channel(self.metrics_target))
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The identity and a fresh request id, sent with every call."""
-        return ((IDENTITY_KEY, self.identity), (REQUEST_ID_KEY, uuid.uuid4().hex))
+        """The identity, the bearer token if any, and a fresh request id, sent with every call."""
+        sent = [(IDENTITY_KEY, self.identity), (REQUEST_ID_KEY, uuid.uuid4().hex)]
+        if self.token:
+            sent.append((AUTHORIZATION_KEY, f"Bearer {self.token}"))
+        return tuple(sent)
 
     def call(self, method: Callable[..., Any], request: Any, timeout: float | None = None) -> Any:
         """Invoke a unary method with the metadata and a deadline."""

@@ -1,4 +1,4 @@
-"""Operator commands: a centre's statistics and the health of every service."""
+"""Operator commands: the health of every service (statistics live in metrics_commands)."""
 
 import argparse
 
@@ -6,18 +6,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sanad.cli.client import Client
-from sanad.cli.output import Printer, fee
-from sanad.v1 import metrics_pb2
+from sanad.cli.output import Printer
 
 SERVING = "SERVING"
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register the stats and health commands."""
-    stats = commands.add_parser("stats", help="a centre's transaction counters")
-    stats.add_argument("center_id")
-    stats.set_defaults(handler=center_stats)
-
+    """Register the health command."""
     health = commands.add_parser("health", help="gRPC health of the services")
     health.add_argument(
         "--target",
@@ -27,32 +22,6 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         help="check this target instead of registry, intake and metrics (repeatable)",
     )
     health.set_defaults(handler=check_health)
-
-
-def center_stats(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """GetCenterStats over all time."""
-    request = metrics_pb2.GetCenterStatsRequest(center_id=args.center_id)
-    response = client.call(client.metrics().GetCenterStats, request)
-    if printer.as_json:
-        printer.message(response)
-        return 0
-    stats = response.stats
-    printer.fields(
-        [
-            ("center_id", response.center_id),
-            ("submitted", stats.submitted),
-            ("recorded", stats.recorded),
-            ("completed", stats.completed),
-            ("rejected", stats.rejected),
-            ("cancelled", stats.cancelled),
-            ("fees", fee(stats.fees_baisa)),
-            ("completed_within_sla", stats.completed_within_sla),
-            ("mean_completion_seconds", f"{stats.mean_completion_seconds:.1f}"),
-            ("ratings", stats.ratings),
-            ("mean_rating", f"{stats.mean_rating:.2f}"),
-        ]
-    )
-    return 0
 
 
 def check_health(args: argparse.Namespace, client: Client, printer: Printer) -> int:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sanad.devstack import mongo_server, preflight
+from sanad.devstack import mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 
 DEFAULT_MONGO_PORT = 27717
@@ -57,6 +57,8 @@ def main() -> None:
             sys.exit(f"devstack: cannot start the MongoDB-wire server: {error}")
         env["SANAD_MONGO_URL"] = mongo_server.url(plan.mongo_port)
         print(f"devstack: MongoDB-wire server (SecantusDB) on port {plan.mongo_port}", flush=True)
+    if secure.requested(env):
+        env.update(secure.prepare(Path(env.get("SANAD_DEVSTACK_CERTS", ".certs"))))
     modules = [
         ("registry", "services.registry"),
         ("metrics", "services.metrics"),
@@ -64,6 +66,7 @@ def main() -> None:
     ]
     for index in range(plan.workers):
         modules.append((f"ingest-{index + 1}", "workers.ingest"))
+    modules.append(("batch", "workers.batch"))
     children = [
         start_child(name, module, _child_env(env, name, index))
         for index, (name, module) in enumerate(modules)
@@ -87,6 +90,7 @@ def _child_env(env: dict[str, str], name: str, index: int) -> dict[str, str]:
         child["SANAD_INGEST_METRICS_PORT"] = str(
             int(env.get("SANAD_INGEST_METRICS_PORT", 9104)) + 10 * offset
         )
+    child.update(secure.service_files(env, name))
     return child
 
 

@@ -5,6 +5,8 @@ import json
 import grpc
 
 from sanad.rpc.server import message_options
+from sanad.security.tls import channel_credentials
+from sanad.settings import CommonSettings
 
 
 def retry_config(service: str, methods: list[str]) -> str:
@@ -28,15 +30,33 @@ def retry_config(service: str, methods: list[str]) -> str:
     )
 
 
-def insecure_channel(
-    target: str, max_message_bytes: int, service_config: str | None = None
-) -> grpc.aio.Channel:
-    """A plaintext channel for the dev profile."""
-    options = [
+def _options(max_message_bytes: int, service_config: str | None) -> list[tuple[str, object]]:
+    options: list[tuple[str, object]] = [
         *message_options(max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.enable_retries", 1),
     ]
     if service_config:
         options.append(("grpc.service_config", service_config))
-    return grpc.aio.insecure_channel(target, options=options)
+    return options
+
+
+def insecure_channel(
+    target: str, max_message_bytes: int, service_config: str | None = None
+) -> grpc.aio.Channel:
+    """A plaintext channel for the dev profile."""
+    return grpc.aio.insecure_channel(target, options=_options(max_message_bytes, service_config))
+
+
+def service_channel(
+    settings: CommonSettings, target: str, service_config: str | None = None
+) -> grpc.aio.Channel:
+    """A channel to another Sanad service: TLS (with this process's client certificate) when
+    SANAD_TLS_CERT_FILE is set, plaintext otherwise (dev profile only; production refuses it).
+    """
+    options = _options(settings.grpc_max_message_bytes, service_config)
+    if not settings.grpc_tls:
+        return grpc.aio.insecure_channel(target, options=options)
+    if settings.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
+    return grpc.aio.secure_channel(target, channel_credentials(settings), options=options)

@@ -12,6 +12,9 @@ from grpc_reflection.v1alpha import reflection
 
 from sanad.rpc.health import Check, HealthReporter
 from sanad.rpc.interceptors import ServerInterceptor
+from sanad.security.audit import AuditLog
+from sanad.security.interceptor import security_interceptor
+from sanad.security.tls import server_credentials
 from sanad.settings import ServerSettings
 
 log = logging.getLogger("sanad.rpc")
@@ -56,10 +59,21 @@ async def start_server(
     registrations: Sequence[Registration],
     checks: dict[str, Check],
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    *,
+    audit_log: AuditLog | None = None,
+    name: str = "",
 ) -> RunningServer:
-    """Start serving on port (0 picks a free one); health starts NOT_SERVING."""
+    """Start serving on port (0 picks a free one); health starts NOT_SERVING.
+
+    Every call passes the bookkeeping interceptor, then the security interceptor (identity,
+    rate limit, policy table, audit trail into audit_log when given), then `interceptors`.
+    """
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(), *interceptors],
+        interceptors=[
+            ServerInterceptor(),
+            security_interceptor(settings, audit_log, name),
+            *interceptors,
+        ],
         options=[
             *message_options(settings.grpc_max_message_bytes),
             ("grpc.so_reuseport", 0),
@@ -80,9 +94,24 @@ async def start_server(
     )
     reporter = HealthReporter(health_servicer, names, checks)
     await reporter.publish(False)
-    bound = server.add_insecure_port(f"{settings.grpc_host}:{port}")
+    address = f"{settings.grpc_host}:{port}"
+    if settings.grpc_tls:
+        bound = server.add_secure_port(address, server_credentials(settings))
+    else:
+        bound = server.add_insecure_port(address)
     await server.start()
     running = RunningServer(server, bound, reporter)
     running.tasks.append(asyncio.create_task(reporter.run()))
-    log.info("gRPC listening on port %s (plaintext, dev profile)", bound)
+    log.info("gRPC listening on port %s (%s)", bound, _describe(settings))
     return running
+
+
+def _describe(settings: ServerSettings) -> str:
+    """How the port is protected, for the start-up log line."""
+    if not settings.grpc_tls:
+        transport = f"plaintext, {settings.profile} profile"
+    elif settings.tls_client_auth:
+        transport = "mutual TLS"
+    else:
+        transport = "TLS"
+    return f"{transport}, auth {settings.auth_mode}"

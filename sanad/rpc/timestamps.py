@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad.errors import Invalid, Violation
+
 
 def to_timestamp(moment: datetime | None) -> Timestamp | None:
     """A Timestamp, or None for an unset time (so the field stays unset)."""
@@ -14,8 +16,15 @@ def to_timestamp(moment: datetime | None) -> Timestamp | None:
     return stamp
 
 
-def from_timestamp(stamp: Timestamp) -> datetime | None:
-    """A UTC datetime, or None when the Timestamp is unset (zero)."""
+def from_timestamp(stamp: Timestamp, field: str = "timestamp") -> datetime | None:
+    """A UTC datetime, or None when the Timestamp is unset (zero).
+
+    A Timestamp outside protobuf's valid range (years 1-9999, nanos 0-999,999,999) is a bad
+    request: Invalid naming the field, never an INTERNAL error.
+    """
     if stamp.seconds == 0 and stamp.nanos == 0:
         return None
-    return stamp.ToDatetime(tzinfo=UTC)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise Invalid([Violation(field, "not a valid timestamp")]) from None

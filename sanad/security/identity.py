@@ -18,6 +18,7 @@ class Role(StrEnum):
     OPERATOR = "operator"  # read-only statistics
     BATCH = "batch"  # scoped to one centre, through the queue
     ADMIN = "admin"
+    SERVICE = "service"  # another Sanad process, e.g. intake watching the registry
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class Identity:
     role: Role
     agency_code: str = ""
     center_id: str = ""
+
+    @property
+    def actor(self) -> str:
+        """How changes made by this identity are recorded: role, subject and scope."""
+        scope = self.agency_code or self.center_id
+        return f"{self.role}:{self.subject}" + (f"@{scope}" if scope else "")
 
     def may_act_for_center(self, center_id: str) -> bool:
         """Admins act for every centre; centre and batch identities only for their own."""

@@ -2,7 +2,8 @@
 
 Metric objects live at module level as prometheus-client intends: they are
 registrations, not clients, and hold no connection. Labels are bounded sets
-(service, method, code, queue, reason); ids never become labels.
+(service, method, code, queue, reason, governorate, wilayat, agency, outcome); ids never become
+labels. Business counters are labelled by governorate (11), wilayat (~60) and agency (~20).
 """
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -65,11 +66,90 @@ RECORDED_LAG_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 
+# Wall-clock hours to days: the SLA targets of catalogue services are 4 h to 30 days.
+COMPLETED_LAG_BUCKETS = (
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4 * 3600.0,
+    8 * 3600.0,
+    24 * 3600.0,
+    48 * 3600.0,
+    72 * 3600.0,
+    7 * 24 * 3600.0,
+    14 * 24 * 3600.0,
+    30 * 24 * 3600.0,
+)
+COMPLETED_LAG_SECONDS = Histogram(
+    "sanad_transaction_completed_lag_seconds",
+    "Wall-clock time from a transaction's submission to its completion.",
+    ["agency"],
+    buckets=COMPLETED_LAG_BUCKETS,
+)
+
+BUSINESS_LABELS = ["governorate", "wilayat", "agency"]
+TRANSACTIONS_SUBMITTED = Counter(
+    "sanad_transactions_submitted_total",
+    "Transactions accepted (confirmed by the broker), by where and whose service.",
+    BUSINESS_LABELS,
+)
+TRANSACTION_FEES = Counter(
+    "sanad_transaction_fees_baisa_total",
+    "Fees of accepted transactions, in baisa.",
+    BUSINESS_LABELS,
+)
+TRANSACTIONS_FINISHED = Counter(
+    "sanad_transactions_finished_total",
+    "Transactions that reached a final status (completed, rejected, cancelled).",
+    [*BUSINESS_LABELS, "outcome"],
+)
+TRANSACTIONS_WITHIN_SLA = Counter(
+    "sanad_transactions_completed_within_sla_total",
+    "Completed transactions whose running SLA clock stayed within the service's target.",
+    BUSINESS_LABELS,
+)
+TRANSACTION_RATINGS = Histogram(
+    "sanad_transaction_rating",
+    "Beneficiaries' ratings (1-5) of completed transactions.",
+    ["governorate"],
+    buckets=(1, 2, 3, 4, 5),
+)
+
 DEPENDENCY_UP = Gauge(
     "sanad_dependency_up",
     "Whether a dependency answered its last check (1) or not (0).",
     ["dependency"],
 )
+
+
+def count_submitted(governorate: str, wilayat: str, agency: str, fee_baisa: int) -> None:
+    """One accepted transaction and its fee (call after the broker confirmed it)."""
+    TRANSACTIONS_SUBMITTED.labels(governorate, wilayat, agency).inc()
+    TRANSACTION_FEES.labels(governorate, wilayat, agency).inc(fee_baisa)
+
+
+def count_finished(
+    governorate: str,
+    wilayat: str,
+    agency: str,
+    outcome: str,
+    *,
+    within_sla: bool = False,
+    lag_seconds: float | None = None,
+) -> None:
+    """A transaction reached completed/rejected/cancelled (call once, when first applied)."""
+    TRANSACTIONS_FINISHED.labels(governorate, wilayat, agency, outcome).inc()
+    if outcome == "completed":
+        if within_sla:
+            TRANSACTIONS_WITHIN_SLA.labels(governorate, wilayat, agency).inc()
+        if lag_seconds is not None:
+            COMPLETED_LAG_SECONDS.labels(agency).observe(max(lag_seconds, 0.0))
+
+
+def count_rating(governorate: str, rating: int) -> None:
+    """A beneficiary's rating (call once, when first applied)."""
+    TRANSACTION_RATINGS.labels(governorate).observe(rating)
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

@@ -1,6 +1,7 @@
 """Intake's composition root: snapshot, publisher, store and the gRPC server."""
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import grpc
@@ -9,16 +10,24 @@ from pymongo import AsyncMongoClient
 from sanad import mongo
 from sanad.amqp.publisher import ConfirmedPublisher
 from sanad.amqp.topology import Topology
-from sanad.rpc.channel import insecure_channel
+from sanad.rpc.channel import retry_config, service_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
-from sanad.v1 import intake_pb2, intake_pb2_grpc
+from sanad.security.audit import AuditLog
+from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2
 from services.intake.operations import Intake
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
 from services.intake.snapshot import RegistrySnapshot
 from services.intake.store import IntakeStore
+from services.intake.streaming import StreamLimits
+from services.intake.tracking import Tracker
+
+log = logging.getLogger("sanad.intake")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+# The registry calls intake makes; both are reads, safe to retry before the first message.
+REGISTRY_RETRIED = ["WatchCenters", "WatchCatalog"]
 
 
 @dataclass
@@ -31,6 +40,8 @@ class IntakeApp:
     snapshot: RegistrySnapshot
     publisher: ConfirmedPublisher
     intake: Intake
+    tracker: Tracker
+    store: IntakeStore
     server: RunningServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -39,8 +50,10 @@ class IntakeApp:
         self.tasks += [
             asyncio.create_task(self.snapshot.run()),
             asyncio.create_task(self.publisher.connect()),
+            asyncio.create_task(self._ensure_indexes()),
         ]
-        servicer = IntakeServicer(self.intake)
+        limits = StreamLimits(self.settings.stream_max_inflight, self.settings.stream_max_items)
+        servicer = IntakeServicer(self.intake, self.tracker, limits, self.settings.watch_poll_s)
         self.server = await start_server(
             self.settings,
             port,
@@ -55,6 +68,8 @@ class IntakeApp:
                 "rabbitmq": self._broker_ready,
                 "registry_snapshot": self._snapshot_ready,
             },
+            audit_log=AuditLog(mongo.database(self.client, self.settings)),
+            name="intake",
         )
         return self.server.port
 
@@ -69,6 +84,19 @@ class IntakeApp:
         await self.registry_channel.close()
         await self.client.close()
 
+    async def _ensure_indexes(self) -> None:
+        """Create intake's listing index once MongoDB answers."""
+        delay = 0.5
+        while True:
+            try:
+                await self.store.ensure_indexes()
+            except Exception as error:
+                log.warning("cannot create indexes yet, retrying in %.1fs: %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                return
+
     async def _broker_ready(self) -> bool:
         return self.publisher.is_healthy()
 
@@ -80,11 +108,19 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
     """Assemble intake from settings; nothing connects until start()."""
     client = mongo.connect(settings, "sanad-intake")
     store = IntakeStore(mongo.database(client, settings))
-    channel = insecure_channel(settings.registry_target, settings.grpc_max_message_bytes)
+    channel = service_channel(
+        settings, settings.registry_target, retry_config(REGISTRY_SERVICE, REGISTRY_RETRIED)
+    )
     snapshot = RegistrySnapshot(channel)
     topology = Topology(settings.amqp_prefix)
-    publisher = ConfirmedPublisher(settings.amqp_url, topology, settings.publish_timeout_s)
+    publisher = ConfirmedPublisher(
+        settings.amqp_url,
+        topology,
+        settings.publish_timeout_s,
+        name=f"sanad-intake {settings.amqp_prefix}",
+    )
     intake = Intake(
         snapshot, publisher, store, topology, settings.civil_id_secret.get_secret_value().encode()
     )
-    return IntakeApp(settings, client, channel, snapshot, publisher, intake)
+    tracker = Tracker(store, publisher, topology)
+    return IntakeApp(settings, client, channel, snapshot, publisher, intake, tracker, store)

@@ -9,9 +9,13 @@ from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.domain.clock import utcnow
 from sanad.domain.ids import new_id
 from sanad.domain.privacy import civil_hash, mask
-from sanad.errors import AlreadyExists, NotFound, Unavailable
+from sanad.errors import AlreadyExists, Unavailable
 from sanad.rpc.timestamps import to_timestamp
+from sanad.security.identity import Identity
+from sanad.telemetry.metrics import count_submitted
 from sanad.v1 import events_pb2
+from services.intake import access
+from services.intake.deadline import Deadline
 from services.intake.domain import CenterView, ServiceView, Submission, validate
 
 
@@ -38,9 +42,13 @@ class Publisher(Protocol):
 
 class Store(Protocol):
     async def claim_request(
-        self, key: str, transaction_id: str, fingerprint: str, submit_time: datetime
+        self,
+        key: str,
+        transaction_id: str,
+        fingerprint: str,
+        submit_time: datetime,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]: ...
-    async def get_transaction(self, transaction_id: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class Accepted:
 
 
 class Intake:
-    """Submission and tracking of transactions."""
+    """Submission of transactions."""
 
     def __init__(
         self,
@@ -67,9 +75,13 @@ class Intake:
         self.civil_secret = civil_secret
 
     async def submit(
-        self, submission: Submission, caller: str, timeout_s: float | None
+        self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
     ) -> Accepted:
-        """Return only after the broker confirmed the TransactionSubmitted message."""
+        """Return only after the broker confirmed the TransactionSubmitted message.
+
+        A reused request id (per caller) with another payload is ALREADY_EXISTS:
+        the id names a resource that exists, and retrying will not help.
+        """
         if not self.snapshot.ready:
             raise Unavailable("intake is still loading the registry; retry shortly")
         now = utcnow()
@@ -79,16 +91,21 @@ class Intake:
             self.snapshot.services.get(submission.service_code),
             now,
         )
-        transaction_id, submit_time = new_id(), now
+        access.check_submit(identity, center.id, service.agency_code)
+        # Milliseconds, as stored: a retry answered from the record shows the same time.
+        submit_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        transaction_id = new_id()
+        fresh = True
         if submission.request_id:
             key = hashlib.sha256(f"{caller}\x1f{submission.request_id}".encode()).hexdigest()
             record = await self.store.claim_request(
-                key, transaction_id, submission.fingerprint(), submit_time
+                key, transaction_id, submission.fingerprint(), submit_time, deadline.left()
             )
             if record["fingerprint"] != submission.fingerprint():
                 raise AlreadyExists(
                     f"request id {submission.request_id!r} was already used for another transaction"
                 )
+            fresh = record["transaction_id"] == transaction_id
             transaction_id, submit_time = record["transaction_id"], record["submit_time"]
         event = self._event(
             submission=submission,
@@ -104,15 +121,16 @@ class Intake:
             event.SerializeToString(),
             message_type=event.DESCRIPTOR.full_name,
             message_id=transaction_id,
-            timeout_s=timeout_s,
+            timeout_s=deadline.left(),
         )
+        if fresh:  # a replayed request id was counted when it was first accepted
+            count_submitted(
+                center.governorate_code,
+                center.wilayat_code,
+                service.agency_code,
+                submission.fee_baisa,
+            )
         return Accepted(transaction_id, submit_time)
-
-    async def get(self, transaction_id: str) -> dict[str, Any]:
-        found = await self.store.get_transaction(transaction_id) if transaction_id else None
-        if found is None:
-            raise NotFound(f"transaction {transaction_id!r} not found")
-        return found
 
     def _event(
         self,

@@ -1,56 +1,179 @@
 """sanad.v1.IntakeService over gRPC: translates protobuf to intake operations."""
 
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 import grpc
 
 from sanad.domain.clock import utcnow
+from sanad.domain.transactions import Status
 from sanad.records import proto_from_document
 from sanad.rpc.identity import caller
-from sanad.rpc.timestamps import to_timestamp
+from sanad.rpc.status import code_of
+from sanad.rpc.timestamps import from_timestamp, to_timestamp
+from sanad.security.identity import current
 from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
+from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
 from services.intake.operations import Intake
+from services.intake.streaming import ItemResult, StreamLimits, submit_stream
+from services.intake.tracking import Change, ListQuery, Tracker, decode_token, page_size
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
+def _enum_suffix(enum: object, value: int, prefix: str) -> str:
+    """'COUNTER' for CHANNEL_COUNTER; '' for unspecified or unknown numbers."""
+    try:
+        name: str = enum.Name(value)  # type: ignore[attr-defined]
+    except ValueError:
+        return ""
+    suffix = name.removeprefix(prefix)
+    return "" if suffix == "UNSPECIFIED" else suffix
+
+
 def submission_from_proto(request: intake_pb2.SubmitTransactionRequest) -> Submission:
-    name = common_pb2.Channel.Name(request.channel).removeprefix("CHANNEL_")
+    name = _enum_suffix(common_pb2.Channel, request.channel, "CHANNEL_")
     return Submission(
         request_id=request.request_id,
         center_id=request.center_id,
         service_code=request.service_code,
-        channel=None if name == "UNSPECIFIED" else Channel(name),
+        channel=Channel(name) if name else None,
         fee_baisa=request.fee_baisa,
         civil_number=request.beneficiary_civil_number,
     )
 
 
-def _remaining(context: Context) -> float | None:
-    """Seconds left of the caller's deadline, or None without one."""
+def status_from_proto(value: int) -> Status | None:
+    name = _enum_suffix(common_pb2.TransactionStatus, value, "TRANSACTION_STATUS_")
+    return Status(name) if name else None
+
+
+def change_to_proto(change: Change) -> intake_pb2.StatusChange:
+    return intake_pb2.StatusChange(
+        status=f"TRANSACTION_STATUS_{change.status.value}",
+        time=to_timestamp(change.time),
+        actor=change.actor,
+        note=change.note,
+    )
+
+
+def item_to_proto(result: ItemResult) -> intake_pb2.SubmitTransactionsResponse:
+    answer = intake_pb2.SubmitTransactionsResponse(index=result.index, request_id=result.request_id)
+    if result.accepted is not None:
+        answer.transaction_id = result.accepted.transaction_id
+    if result.error is not None:
+        answer.error_code = code_of(result.error).name
+        answer.error_message = result.error.message
+        for violation in getattr(result.error, "violations", ()):
+            answer.violations.add(field=violation.field, description=violation.description)
+    return answer
+
+
+def _deadline(context: Context) -> Deadline:
+    """What is left of the caller's deadline, for every outbound call this RPC makes."""
     remaining = context.time_remaining()
-    return float(remaining) if remaining is not None else None
+    return Deadline(float(remaining) if remaining is not None else None)
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     """Each RPC: protobuf in, one intake operation, protobuf out."""
 
-    def __init__(self, intake: Intake) -> None:
+    def __init__(
+        self, intake: Intake, tracker: Tracker, limits: StreamLimits, watch_poll_s: float
+    ) -> None:
         self.intake = intake
+        self.tracker = tracker
+        self.limits = limits
+        self.watch_poll_s = watch_poll_s
 
     async def SubmitTransaction(
         self, request: intake_pb2.SubmitTransactionRequest, context: Context
     ) -> intake_pb2.SubmitTransactionResponse:
         accepted = await self.intake.submit(
-            submission_from_proto(request), caller(context), _remaining(context)
+            submission_from_proto(request), caller(context), current(), _deadline(context)
         )
         return intake_pb2.SubmitTransactionResponse(
             transaction_id=accepted.transaction_id, submit_time=to_timestamp(accepted.submit_time)
         )
 
+    async def SubmitTransactions(
+        self,
+        request_iterator: AsyncIterator[intake_pb2.SubmitTransactionsRequest],
+        context: Context,
+    ) -> AsyncIterator[intake_pb2.SubmitTransactionsResponse]:
+        async def items() -> AsyncIterator[Submission]:
+            async for item in request_iterator:
+                yield submission_from_proto(item.transaction)
+
+        results = submit_stream(
+            self.intake,
+            items(),
+            caller=caller(context),
+            identity=current(),
+            deadline=lambda: _deadline(context),
+            limits=self.limits,
+        )
+        async for result in results:
+            yield item_to_proto(result)
+
     async def GetTransaction(
         self, request: intake_pb2.GetTransactionRequest, context: Context
     ) -> intake_pb2.GetTransactionResponse:
-        doc = await self.intake.get(request.id)
+        doc = await self.tracker.get(request.id, current(), _deadline(context))
         return intake_pb2.GetTransactionResponse(transaction=proto_from_document(doc, utcnow()))
+
+    async def ListTransactions(
+        self, request: intake_pb2.ListTransactionsRequest, context: Context
+    ) -> intake_pb2.ListTransactionsResponse:
+        query = ListQuery(
+            center_id=request.center_id,
+            status=status_from_proto(request.status),
+            submitted_after=from_timestamp(request.submitted_after),
+            submitted_before=from_timestamp(request.submitted_before),
+            page_size=page_size(request.page_size),
+            after=decode_token(request.page_token) if request.page_token else None,
+        )
+        docs, token = await self.tracker.list(query, current(), _deadline(context))
+        now = utcnow()
+        return intake_pb2.ListTransactionsResponse(
+            transactions=[proto_from_document(doc, now) for doc in docs], next_page_token=token
+        )
+
+    async def WatchTransaction(
+        self, request: intake_pb2.WatchTransactionRequest, context: Context
+    ) -> AsyncIterator[intake_pb2.WatchTransactionResponse]:
+        docs = self.tracker.watch(request.id, current(), _deadline(context), self.watch_poll_s)
+        async for doc in docs:
+            yield intake_pb2.WatchTransactionResponse(
+                transaction=proto_from_document(doc, utcnow())
+            )
+
+    async def UpdateTransactionStatus(
+        self, request: intake_pb2.UpdateTransactionStatusRequest, context: Context
+    ) -> intake_pb2.UpdateTransactionStatusResponse:
+        change = await self.tracker.update_status(
+            request.id,
+            status_from_proto(request.status),
+            request.note,
+            actor=caller(context),
+            identity=current(),
+            deadline=_deadline(context),
+        )
+        return intake_pb2.UpdateTransactionStatusResponse(change=change_to_proto(change))
+
+    async def CancelTransaction(
+        self, request: intake_pb2.CancelTransactionRequest, context: Context
+    ) -> intake_pb2.CancelTransactionResponse:
+        change = await self.tracker.cancel(
+            request.id, request.reason, caller(context), current(), _deadline(context)
+        )
+        return intake_pb2.CancelTransactionResponse(change=change_to_proto(change))
+
+    async def RateTransaction(
+        self, request: intake_pb2.RateTransactionRequest, context: Context
+    ) -> intake_pb2.RateTransactionResponse:
+        await self.tracker.rate(
+            request.id, request.rating, caller(context), current(), _deadline(context)
+        )
+        return intake_pb2.RateTransactionResponse()

@@ -14,3 +14,7 @@ class IntakeSettings(ServerSettings):
     publish_timeout_s: float = 2.0
     # Unconfirmed publishes in flight per SubmitTransactions stream.
     stream_max_inflight: int = 256
+    # Items one SubmitTransactions stream may carry; more get RESOURCE_EXHAUSTED.
+    stream_max_items: int = 100_000
+    # How often WatchTransaction re-reads the stored transaction.
+    watch_poll_s: float = 0.2

@@ -1,23 +1,61 @@
-"""Intake's storage: idempotency records it writes, and transactions the workers write."""
+"""Intake's storage: idempotency records it writes, and transactions the workers write.
 
+Every call runs under pymongo.timeout() with what is left of the caller's
+deadline, and an unreachable or slow MongoDB becomes Unavailable.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import pymongo
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from sanad.errors import Unavailable
+from services.intake.tracking import ListQuery
 
 Document = dict[str, Any]
 
 
+@asynccontextmanager
+async def _bounded(timeout_s: float | None) -> AsyncIterator[None]:
+    """Run MongoDB calls within timeout_s; timeouts and lost connections become Unavailable."""
+    if timeout_s is not None and timeout_s <= 0:
+        raise Unavailable("no time left of the caller's deadline to reach the database")
+    try:
+        with pymongo.timeout(timeout_s):
+            yield
+    except DuplicateKeyError:
+        raise
+    except PyMongoError as error:
+        if error.timeout or isinstance(error, pymongo.errors.ConnectionFailure):
+            raise Unavailable("the database did not answer in time; retry later") from error
+        raise
+
+
 class IntakeStore:
-    """`intake_requests` (one per caller and request id) and reads of `transactions`."""
+    """`intake_requests` (one per caller and request id, and per rating) and `transactions`."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.requests = db["intake_requests"]
         self.transactions = db["transactions"]
 
+    async def ensure_indexes(self) -> None:
+        """The listing index with status; the worker owns [center_id, submit_time]."""
+        await self.transactions.create_index(
+            [("center_id", ASCENDING), ("status", ASCENDING), ("submit_time", DESCENDING)]
+        )
+
     async def claim_request(
-        self, key: str, transaction_id: str, fingerprint: str, submit_time: datetime
+        self,
+        key: str,
+        transaction_id: str,
+        fingerprint: str,
+        submit_time: datetime,
+        timeout_s: float | None = None,
     ) -> Document:
         """Record key -> transaction id unless already recorded; return the winning record.
 
@@ -30,14 +68,64 @@ class IntakeStore:
             "fingerprint": fingerprint,
             "submit_time": submit_time,
         }
-        try:
-            await self.requests.insert_one(record)
-        except DuplicateKeyError:
-            existing = await self.requests.find_one({"_id": key})
-            if existing is None:  # removed between the two calls; claim again
-                return await self.claim_request(key, transaction_id, fingerprint, submit_time)
-            return existing
+        return await self._claim(record, timeout_s)
+
+    async def claim_rating(
+        self, transaction_id: str, rating: int, given: datetime, timeout_s: float | None = None
+    ) -> tuple[int, datetime]:
+        """Record a transaction's one rating unless recorded; return the winner and its time."""
+        record = {"_id": f"rating\x1f{transaction_id}", "rating": rating, "time": given}
+        winner = await self._claim(record, timeout_s)
+        return int(winner["rating"]), winner["time"]
+
+    async def _claim(self, record: Document, timeout_s: float | None) -> Document:
+        async with _bounded(timeout_s):
+            try:
+                await self.requests.insert_one(record)
+            except DuplicateKeyError:
+                existing = await self.requests.find_one({"_id": record["_id"]})
+                if existing is None:  # removed between the two calls; claim again
+                    return await self._claim(record, timeout_s)
+                return existing
         return record
 
-    async def get_transaction(self, transaction_id: str) -> Document | None:
-        return await self.transactions.find_one({"_id": transaction_id})
+    async def get_transaction(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> Document | None:
+        async with _bounded(timeout_s):
+            return await self.transactions.find_one({"_id": transaction_id})
+
+    async def list_transactions(
+        self, query: ListQuery, timeout_s: float | None = None
+    ) -> list[Document]:
+        """One page (plus one, to tell whether more follow), newest first."""
+        found: Document = {"center_id": query.center_id}
+        if query.status is not None:
+            found["status"] = query.status.value
+        if query.agency_code:
+            found["agency_code"] = query.agency_code
+        window: Document = {}
+        if query.submitted_after is not None:
+            window["$gte"] = query.submitted_after
+        if query.submitted_before is not None:
+            window["$lt"] = query.submitted_before
+        if window:
+            found["submit_time"] = window
+        if query.after is not None:
+            time, last_id = query.after
+            found = {
+                "$and": [
+                    found,
+                    {
+                        "$or": [
+                            {"submit_time": {"$lt": time}},
+                            {"submit_time": time, "_id": {"$lt": last_id}},
+                        ]
+                    },
+                ]
+            }
+        cursor = self.transactions.find(found).sort(
+            [("submit_time", DESCENDING), ("_id", DESCENDING)]
+        )
+        async with _bounded(timeout_s):
+            return await cursor.limit(query.page_size + 1).to_list()

@@ -1,44 +1,171 @@
-"""Statistics arithmetic over rollup counters; no I/O."""
+"""Statistics and the governorate report over rollup counters and registry facts; no I/O.
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+"Active in year Y" (decided here, used by the report and the leaderboard): a centre counts when
+its licence was not cancelled before Y began and either its licence history shows it ACTIVE at
+some moment of Y, or the rollups show it finished or received transactions in Y. The second
+clause exists because migrated history (2023-2024 loaded through the batch queue) predates the
+registry's licence records: serving transactions is evidence of an operating licence. Omani
+staff is the registry's current figure (the registry keeps no staff history).
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-COUNTERS = (
-    "submitted",
-    "recorded",
-    "completed",
-    "rejected",
-    "cancelled",
-    "fees_baisa",
-    "completed_within_sla",
-    "completion_seconds_sum",
-    "ratings",
-    "rating_sum",
-)
+from sanad import rollups
+
+COUNTERS = rollups.COUNTERS
+BUCKETS = (*(f"le_{bound}" for bound in rollups.COMPLETION_BOUNDS_S), "le_inf")
+
+ACTIVE = "ACTIVE"
+CANCELLED = "CANCELLED"
 
 
 @dataclass(frozen=True)
 class Stats:
-    """Summed counters with derived means."""
+    """Summed counters and completion histogram with derived means."""
 
     counts: Mapping[str, int]
+    histogram: Mapping[str, int] = field(default_factory=dict)
+
+    def get(self, name: str) -> int:
+        return int(self.counts.get(name, 0))
 
     @property
     def mean_completion_seconds(self) -> float:
-        done = self.counts.get("completed", 0)
-        return self.counts.get("completion_seconds_sum", 0) / done if done else 0.0
+        done = self.get(rollups.COMPLETED)
+        return self.get(rollups.COMPLETION_SECONDS_SUM) / done if done else 0.0
+
+    @property
+    def median_completion_seconds(self) -> float:
+        return histogram_quantile(0.5, self.histogram)
 
     @property
     def mean_rating(self) -> float:
-        given = self.counts.get("ratings", 0)
-        return self.counts.get("rating_sum", 0) / given if given else 0.0
+        given = self.get(rollups.RATINGS)
+        return self.get(rollups.RATING_SUM) / given if given else 0.0
 
 
-def sum_rollups(rollups: Iterable[Mapping[str, Any]]) -> Stats:
-    """Add the counters of many rollup documents."""
+def sum_rollups(documents: Iterable[Mapping[str, Any]]) -> Stats:
+    """Add the counters and histograms of many rollup (or pre-grouped) documents."""
     totals = dict.fromkeys(COUNTERS, 0)
-    for rollup in rollups:
+    histogram = dict.fromkeys(BUCKETS, 0)
+    for document in documents:
         for name in COUNTERS:
-            totals[name] += int(rollup.get(name, 0))
-    return Stats(totals)
+            totals[name] += int(document.get(name) or 0)
+        hist = document.get(rollups.HISTOGRAM) or {}
+        for bucket in BUCKETS:
+            histogram[bucket] += int(hist.get(bucket) or 0)
+    return Stats(totals, histogram)
+
+
+def histogram_quantile(q: float, histogram: Mapping[str, int]) -> float:
+    """The q-quantile in seconds, interpolated linearly inside its bucket (as Prometheus does).
+
+    Completions beyond the last bound are reported at the last bound; 0 when there are none.
+    """
+    counts = [int(histogram.get(bucket, 0)) for bucket in BUCKETS]
+    total = sum(counts)
+    if total == 0:
+        return 0.0
+    rank = q * total
+    lower, seen = 0.0, 0
+    for bound, count in zip(rollups.COMPLETION_BOUNDS_S, counts, strict=False):
+        if count and seen + count >= rank:
+            return lower + (bound - lower) * (rank - seen) / count
+        seen += count
+        lower = float(bound)
+    return float(rollups.COMPLETION_BOUNDS_S[-1])
+
+
+@dataclass(frozen=True)
+class LicenceChange:
+    """One licence transition as the registry recorded it."""
+
+    time: datetime
+    to_status: str
+
+
+@dataclass(frozen=True)
+class CenterFacts:
+    """What the report needs to know of a centre, read from the registry."""
+
+    center_id: str
+    name_ar: str
+    name_en: str
+    wilayat_code: str
+    omani_staff: int
+    licence_history: Sequence[LicenceChange] = ()
+
+
+def year_bounds(year: int) -> tuple[datetime, datetime]:
+    """[1 January Y, 1 January Y+1) in UTC."""
+    return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+
+
+def day_bounds(year: int) -> tuple[str, str]:
+    """The rollup day range of a year: first <= day < last."""
+    return f"{year:04d}-01-01", f"{year + 1:04d}-01-01"
+
+
+def licence_active_during(history: Sequence[LicenceChange], year: int) -> bool:
+    """Whether the licence history shows ACTIVE at some moment of the year."""
+    start, end = year_bounds(year)
+    status, since = "", datetime.min.replace(tzinfo=UTC)
+    for change in sorted(history, key=lambda c: c.time):
+        if status == ACTIVE and since < end and change.time > start:
+            return True
+        status, since = change.to_status, change.time
+    return status == ACTIVE and since < end
+
+
+def cancelled_before(history: Sequence[LicenceChange], year: int) -> bool:
+    """Whether the licence was cancelled before the year began."""
+    start, _ = year_bounds(year)
+    return any(c.to_status == CANCELLED and c.time < start for c in history)
+
+
+def active_in_year(center: CenterFacts, year: int, served: Stats | None) -> bool:
+    """The module's definition of an active centre in a year."""
+    if cancelled_before(center.licence_history, year):
+        return False
+    worked = served is not None and (
+        served.get(rollups.COMPLETED) + served.get(rollups.SUBMITTED) > 0
+    )
+    return worked or licence_active_during(center.licence_history, year)
+
+
+@dataclass(frozen=True)
+class YearFigures:
+    """A governorate's published figures for one year."""
+
+    year: int
+    active_centers: int
+    wilayats_with_centers: int
+    transactions_completed: int
+    omani_staff: int
+    fees_baisa: int
+
+
+def year_figures(
+    year: int, centers: Sequence[CenterFacts], per_center: Mapping[str, Stats]
+) -> YearFigures:
+    """The report of one year from registry facts and per-centre rollup sums of that year."""
+    active = [c for c in centers if active_in_year(c, year, per_center.get(c.center_id))]
+    totals = sum_rollups(stats.counts for stats in per_center.values())
+    return YearFigures(
+        year=year,
+        active_centers=len(active),
+        wilayats_with_centers=len({c.wilayat_code for c in active}),
+        transactions_completed=totals.get(rollups.COMPLETED),
+        omani_staff=sum(c.omani_staff for c in active),
+        fees_baisa=totals.get(rollups.FEES_BAISA),
+    )
+
+
+def change_percent(current: int, previous: int) -> float:
+    """Change against the previous figure in percent; 0 when there is nothing to compare."""
+    if previous == 0:
+        return 0.0
+    return round(100.0 * (current - previous) / previous, 2)

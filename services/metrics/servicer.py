@@ -1,60 +1,153 @@
-"""sanad.v1.MetricsService over gRPC: translates protobuf to rollup reads."""
+"""sanad.v1.MetricsService over gRPC: translates protobuf to queries and back."""
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 
 from sanad.errors import Invalid, Violation
+from sanad.rpc.timestamps import from_timestamp
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
-from services.metrics.domain import Stats, sum_rollups
-from services.metrics.store import MetricsStore
+from services.metrics import award
+from services.metrics.domain import Stats, YearFigures
+from services.metrics.queries import MetricsQueries
 
 Context: TypeAlias = grpc.aio.ServicerContext
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
-def _day_range(request: metrics_pb2.GetCenterStatsRequest) -> tuple[str, str]:
-    first = (
-        request.start_time.ToDatetime().strftime("%Y-%m-%d")
-        if request.HasField("start_time")
-        else "0000-00-00"
-    )
-    last = (
-        request.end_time.ToDatetime().strftime("%Y-%m-%d")
-        if request.HasField("end_time")
-        else "9999-99-99"
-    )
+def _day_range(request: Any) -> tuple[str, str]:
+    """The [start, end) of a request as rollup days; unset ends are open."""
+    start = from_timestamp(request.start_time, "start_time")
+    end = from_timestamp(request.end_time, "end_time")
+    first = start.strftime("%Y-%m-%d") if start else "0000-00-00"
+    last = end.strftime("%Y-%m-%d") if end else "9999-99-99"
     return first, last
 
 
+def _check_year_request(governorate_code: str, year: int) -> None:
+    violations = []
+    if not governorate_code:
+        violations.append(Violation("governorate_code", "is required"))
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        violations.append(Violation("year", f"must be between {FIRST_YEAR} and {LAST_YEAR}"))
+    if violations:
+        raise Invalid(violations)
+
+
 def stats_to_proto(stats: Stats) -> metrics_pb2.Stats:
-    c = stats.counts
     return metrics_pb2.Stats(
-        submitted=c["submitted"],
-        recorded=c["recorded"],
-        completed=c["completed"],
-        rejected=c["rejected"],
-        cancelled=c["cancelled"],
-        fees_baisa=c["fees_baisa"],
-        completed_within_sla=c["completed_within_sla"],
+        submitted=stats.get("submitted"),
+        recorded=stats.get("recorded"),
+        completed=stats.get("completed"),
+        rejected=stats.get("rejected"),
+        cancelled=stats.get("cancelled"),
+        fees_baisa=stats.get("fees_baisa"),
+        completed_within_sla=stats.get("completed_within_sla"),
         mean_completion_seconds=stats.mean_completion_seconds,
-        ratings=c["ratings"],
+        ratings=stats.get("ratings"),
         mean_rating=stats.mean_rating,
     )
 
 
-class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
-    """Each RPC: protobuf in, rollup reads, protobuf out."""
+def figures_to_proto(figures: YearFigures) -> metrics_pb2.YearFigures:
+    return metrics_pb2.YearFigures(
+        year=figures.year,
+        active_centers=figures.active_centers,
+        wilayats_with_centers=figures.wilayats_with_centers,
+        transactions_completed=figures.transactions_completed,
+        omani_staff=figures.omani_staff,
+        fees_baisa=figures.fees_baisa,
+    )
 
-    def __init__(self, store: MetricsStore) -> None:
-        self.store = store
+
+def entry_to_proto(entry: award.Entry) -> metrics_pb2.AwardEntry:
+    c = entry.components
+    return metrics_pb2.AwardEntry(
+        rank=entry.rank,
+        center_id=entry.center.center_id,
+        center_name_ar=entry.center.name_ar,
+        center_name_en=entry.center.name_en,
+        score=entry.score,
+        components=metrics_pb2.AwardComponents(
+            within_sla_share=c.within_sla_share,
+            median_completion_hours=c.median_completion_hours,
+            rejection_rate=c.rejection_rate,
+            completed_per_omani_staff=c.completed_per_omani_staff,
+            mean_rating=c.mean_rating,
+            speed_score=c.speed_score,
+            quality_score=c.quality_score,
+            productivity_score=c.productivity_score,
+            satisfaction_score=c.satisfaction_score,
+            completed=c.completed,
+            rejected=c.rejected,
+            omani_staff=c.omani_staff,
+        ),
+    )
+
+
+class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
+    """Each RPC: protobuf in, a query, protobuf out."""
+
+    def __init__(self, queries: MetricsQueries) -> None:
+        self.queries = queries
 
     async def GetCenterStats(
         self, request: metrics_pb2.GetCenterStatsRequest, context: Context
     ) -> metrics_pb2.GetCenterStatsResponse:
         if not request.center_id:
             raise Invalid([Violation("center_id", "is required")])
-        first, last = _day_range(request)
-        stats = sum_rollups(await self.store.center_rollups(request.center_id, first, last))
+        stats = await self.queries.center_stats(request.center_id, *_day_range(request))
         return metrics_pb2.GetCenterStatsResponse(
             center_id=request.center_id, stats=stats_to_proto(stats)
+        )
+
+    async def GetWilayatStats(
+        self, request: metrics_pb2.GetWilayatStatsRequest, context: Context
+    ) -> metrics_pb2.GetWilayatStatsResponse:
+        if not request.wilayat_code:
+            raise Invalid([Violation("wilayat_code", "is required")])
+        centers, stats = await self.queries.wilayat_stats(
+            request.wilayat_code, *_day_range(request)
+        )
+        return metrics_pb2.GetWilayatStatsResponse(
+            wilayat_code=request.wilayat_code, centers=centers, stats=stats_to_proto(stats)
+        )
+
+    async def GetGovernorateReport(
+        self, request: metrics_pb2.GetGovernorateReportRequest, context: Context
+    ) -> metrics_pb2.GetGovernorateReportResponse:
+        _check_year_request(request.governorate_code, request.year)
+        report = await self.queries.report(request.governorate_code, request.year)
+        return metrics_pb2.GetGovernorateReportResponse(
+            governorate_code=request.governorate_code,
+            current=figures_to_proto(report.current),
+            previous=figures_to_proto(report.previous),
+            completed_change_percent=report.completed_change_percent,
+        )
+
+    async def GetAwardLeaderboard(
+        self, request: metrics_pb2.GetAwardLeaderboardRequest, context: Context
+    ) -> metrics_pb2.GetAwardLeaderboardResponse:
+        _check_year_request(request.governorate_code, request.year)
+        if request.limit < 0:
+            raise Invalid([Violation("limit", "must not be negative")])
+        board = await self.queries.leaderboard(
+            request.governorate_code, request.year, request.limit
+        )
+        w, r = board.weights, board.references
+        return metrics_pb2.GetAwardLeaderboardResponse(
+            governorate_code=request.governorate_code,
+            year=request.year,
+            weights=metrics_pb2.AwardWeights(
+                speed=w.speed,
+                quality=w.quality,
+                productivity=w.productivity,
+                satisfaction=w.satisfaction,
+            ),
+            entries=[entry_to_proto(entry) for entry in board.entries],
+            references=metrics_pb2.AwardReferences(
+                median_ceiling_hours=r.median_ceiling_hours,
+                productivity_target_per_staff=r.productivity_target_per_staff,
+            ),
+            formula=award.FORMULA,
         )

@@ -6,6 +6,8 @@ from pymongo import AsyncMongoClient
 
 from sanad import mongo
 from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.security import audit_service
+from sanad.security.audit import AuditLog
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.registry.catalog import CatalogOperations
 from services.registry.centers import CenterOperations
@@ -33,6 +35,8 @@ class RegistryApp:
     async def start(self, port: int) -> int:
         """Serve on port (0 for a free one) and return the bound port."""
         servicer = RegistryServicer(self.centers, self.catalog)
+        audit_log = AuditLog(mongo.database(self.client, self.settings))
+        auditor = audit_service.AuditServicer(audit_log)
         self.server = await start_server(
             self.settings,
             port,
@@ -40,9 +44,14 @@ class RegistryApp:
                 Registration(
                     SERVICE_NAME,
                     lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, s),
-                )
+                ),
+                Registration(
+                    audit_service.SERVICE_NAME, lambda s: audit_service.add_to_server(auditor, s)
+                ),
             ],
             checks={"mongodb": self._mongo_ready},
+            audit_log=audit_log,
+            name="registry",
         )
         return self.server.port
 

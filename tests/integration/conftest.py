@@ -13,6 +13,7 @@ import aio_pika
 import grpc
 import pytest
 
+from sanad.amqp.topology import Topology
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import (
     common_pb2,
@@ -96,7 +97,7 @@ async def stack(
     }
     registry = build_registry(RegistrySettings(**common))
     registry_port = await registry.start(0)
-    metrics = build_metrics(MetricsSettings(**common))
+    metrics = build_metrics(MetricsSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
     metrics_port = await metrics.start(0)
     intake = build_intake(IntakeSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
     intake_port = await intake.start(0)
@@ -126,10 +127,10 @@ async def _delete_queues(amqp_url: str, prefix: str) -> None:
     """Best-effort tidy-up of this test's queues; isolation does not depend on it."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for name in ("ingest", "ingest.dead", "batch", "batch.dead"):
+        for name in Topology(prefix).all_queues():
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(f"{prefix}.{name}")
+                await channel.queue_delete(name)
 
 
 async def eventually(

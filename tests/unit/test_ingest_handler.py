@@ -21,9 +21,11 @@ class FakeMessage:
 class FakeStore:
     stored: list[dict[str, object]] = field(default_factory=list)
 
-    async def record_submissions(self, documents: Sequence[dict[str, object]]) -> int:
+    async def record(
+        self, documents: Sequence[dict[str, object]], changes: Sequence[object]
+    ) -> list[None]:
         self.stored.extend(documents)
-        return len(documents)
+        return [None for _ in changes]
 
 
 def submitted(transaction_id: str = "T1") -> bytes:

@@ -1,15 +1,13 @@
 """Runs the ingest worker: python -m workers.ingest."""
 
 import asyncio
-import logging
 
 from sanad import runtime
 from sanad.telemetry import logs
 from sanad.telemetry.metrics import serve_metrics
 from workers.ingest.app import build_app
 from workers.ingest.settings import IngestSettings
-
-log = logging.getLogger("sanad.ingest")
+from workers.lifecycle import run_until_stopped
 
 
 async def work(stop: asyncio.Event) -> None:
@@ -17,13 +15,7 @@ async def work(stop: asyncio.Event) -> None:
     settings = IngestSettings()
     logs.configure("ingest", settings.log_level, settings.log_plain)
     serve_metrics(settings.ingest_metrics_port)
-    app = build_app(settings)
-    runner = asyncio.create_task(app.run(settings.ingest_health_port))
-    await stop.wait()
-    log.info("ingest draining")
-    await app.stop()
-    await runner
-    await app.close()
+    await run_until_stopped(build_app(settings), settings.ingest_health_port, stop)
 
 
 def main() -> None:

@@ -75,6 +75,8 @@ def build_app(settings: IngestSettings) -> IngestApp:
         prefetch=settings.ingest_prefetch,
         max_messages=settings.ingest_batch_max,
         max_wait_s=settings.ingest_batch_wait_ms / 1000,
+        max_retries=settings.ingest_max_retries,
+        retry_delay_s=settings.ingest_retry_delay_ms / 1000,
     )
     consumer = MicroBatchConsumer(
         settings.amqp_url, topology, topology.ingest_queue, IngestHandler(store), options

@@ -1,56 +1,131 @@
-"""Turns AMQP deliveries into stored transactions; decides which messages are poison."""
+"""Turns AMQP deliveries into stored transactions and applied changes; names the poison."""
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from sanad.amqp.consumer import Dead, Outcome
+from sanad.amqp.metrics import CHANGES_APPLIED
 from sanad.domain.clock import utcnow
+from sanad.domain.transactions import Status
 from sanad.records import Document, document_from_submitted
 from sanad.telemetry.metrics import RECORDED_LAG_SECONDS
-from sanad.v1 import events_pb2
+from sanad.v1 import common_pb2, events_pb2
+from workers.ingest.changes import Change, Rating, StatusChange
 
 log = logging.getLogger("sanad.ingest")
 
 SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
+STATUS_CHANGED_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
+RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
 
 
 class Store(Protocol):
-    async def record_submissions(self, documents: Sequence[Document]) -> int: ...
+    async def record(
+        self, documents: Sequence[Document], changes: Sequence[Change]
+    ) -> list[Outcome]: ...
 
 
-def decode_submitted(message: AbstractIncomingMessage, now: datetime) -> Document | Dead:
-    """The document to store, or why the message is poison."""
-    if message.type != SUBMITTED_TYPE:
-        return Dead("unknown-type", f"message type {message.type!r} is not handled here")
-    event = events_pb2.TransactionSubmitted()
+Decoded = Document | Change | Dead
+
+
+def decode(message: AbstractIncomingMessage, now: datetime) -> Decoded:
+    """The document to store or change to apply, or why the message is poison."""
+    if message.type == SUBMITTED_TYPE:
+        return decode_submitted(message, now)
+    if message.type == STATUS_CHANGED_TYPE:
+        return _decode_status(message)
+    if message.type == RATED_TYPE:
+        return _decode_rating(message)
+    return Dead("unknown-type", f"message type {message.type!r} is not handled here")
+
+
+def _parse(message: AbstractIncomingMessage, event: Message) -> Dead | None:
     try:
         event.ParseFromString(message.body)
     except DecodeError as error:
-        return Dead("undecodable", f"not a valid {SUBMITTED_TYPE}: {error}")
+        return Dead("undecodable", f"not a valid {message.type}: {error}")
+    return None
+
+
+def decode_submitted(message: AbstractIncomingMessage, now: datetime) -> Document | Dead:
+    event = events_pb2.TransactionSubmitted()
+    if (broken := _parse(message, event)) is not None:
+        return broken
     missing = [f for f in ("transaction_id", "center_id", "service_code") if not getattr(event, f)]
     if missing or not event.HasField("submit_time"):
         return Dead("invalid", f"missing fields: {', '.join(missing) or 'submit_time'}")
     return document_from_submitted(event, now)
 
 
+def _decode_status(message: AbstractIncomingMessage) -> StatusChange | Dead:
+    event = events_pb2.TransactionStatusChanged()
+    if (broken := _parse(message, event)) is not None:
+        return broken
+    missing = [f for f in ("transaction_id", "change_id") if not getattr(event, f)]
+    if missing or not event.HasField("time") or not event.status:
+        return Dead("invalid", f"missing fields: {', '.join(missing) or 'time or status'}")
+    try:
+        name = common_pb2.TransactionStatus.Name(event.status).removeprefix("TRANSACTION_STATUS_")
+    except ValueError:
+        return Dead("invalid", f"unknown status {event.status}")
+    return StatusChange(
+        transaction_id=event.transaction_id,
+        change_id=event.change_id,
+        status=Status(name),
+        time=event.time.ToDatetime(tzinfo=UTC),
+        actor=event.actor,
+        note=event.note,
+    )
+
+
+def _decode_rating(message: AbstractIncomingMessage) -> Rating | Dead:
+    event = events_pb2.TransactionRated()
+    if (broken := _parse(message, event)) is not None:
+        return broken
+    if not event.transaction_id or not event.HasField("time"):
+        return Dead("invalid", "missing fields: transaction_id or time")
+    given = event.time.ToDatetime(tzinfo=UTC)
+    return Rating(
+        transaction_id=event.transaction_id,
+        # Ratings carry no change id; their content identifies a redelivery.
+        change_id=f"rating:{event.rating}:{int(given.timestamp() * 1000)}",
+        rating=event.rating,
+        time=given,
+        actor=event.actor,
+    )
+
+
 class IngestHandler:
-    """One micro-batch: decode all, store the good ones in one write, dead-letter the rest."""
+    """One micro-batch: decode all, store submissions then changes in one transaction."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     async def __call__(self, batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
         now = utcnow()
-        decoded = [decode_submitted(message, now) for message in batch]
-        documents = [d for d in decoded if not isinstance(d, Dead)]
-        if documents:
-            new = await self.store.record_submissions(documents)
-            log.debug("stored micro-batch", extra={"size": len(documents), "new": new})
-            for doc in documents:
-                RECORDED_LAG_SECONDS.observe((now - doc["submit_time"]).total_seconds())
-        return [d if isinstance(d, Dead) else None for d in decoded]
+        decoded = [decode(message, now) for message in batch]
+        documents = [d for d in decoded if isinstance(d, dict)]
+        changes = [d for d in decoded if isinstance(d, StatusChange | Rating)]
+        change_outcomes = iter(await self.store.record(documents, changes))
+        outcomes: list[Outcome] = []
+        for item in decoded:
+            if isinstance(item, Dead):
+                outcomes.append(item)
+            elif isinstance(item, dict):
+                outcomes.append(None)
+                RECORDED_LAG_SECONDS.observe((now - item["submit_time"]).total_seconds())
+            else:
+                outcome = next(change_outcomes)
+                kind = "rating" if isinstance(item, Rating) else "status"
+                label = "applied" if outcome is None else type(outcome).__name__.lower()
+                CHANGES_APPLIED.labels(kind, label).inc()
+                outcomes.append(outcome)
+        log.debug(
+            "stored micro-batch", extra={"documents": len(documents), "changes": len(changes)}
+        )
+        return outcomes

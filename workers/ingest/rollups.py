@@ -1,41 +1,87 @@
-"""Rollups: counters per day x centre x service, maintained from newly stored transactions.
+"""Rollup increments computed from stored transaction documents, per sanad/rollups.py.
 
-Increments are computed only for transactions this micro-batch actually
-inserted, inside the same MongoDB transaction as the inserts, so a redelivered
-message can never count twice.
+Increments are computed only for events a MongoDB transaction applies for the
+first time (a newly inserted document, a newly applied change), inside that
+same transaction, so a redelivered message can never count twice.
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from sanad import rollups as contract
+from sanad.domain.transactions import Status
+
 Document = dict[str, Any]
 
+_FINISH_COUNTER = {
+    Status.COMPLETED.value: contract.COMPLETED,
+    Status.REJECTED.value: contract.REJECTED,
+    Status.CANCELLED.value: contract.CANCELLED,
+}
 
-def rollup_key(day: str, center_id: str, service_code: str) -> str:
-    """The _id of one rollup document."""
-    return f"{day}|{center_id}|{service_code}"
+
+class RollupIncrements:
+    """Accumulates ($setOnInsert dimensions, $inc counters) per rollup document."""
+
+    def __init__(self) -> None:
+        self.dimensions: dict[str, Document] = {}
+        self.counters: dict[str, defaultdict[str, int]] = {}
+
+    def add(self, doc: Document, day: str, counters: dict[str, int]) -> None:
+        key = contract.rollup_id(day, doc["center_id"], doc["service_code"])
+        if key not in self.dimensions:
+            self.dimensions[key] = contract.dimensions_of(doc, day)
+            self.counters[key] = defaultdict(int)
+        for name, amount in counters.items():
+            self.counters[key][name] += amount
+
+    def submitted(self, doc: Document) -> None:
+        """Submission counters, on the submission day."""
+        counters = {contract.SUBMITTED: 1, contract.RECORDED: 1}
+        counters[contract.FEES_BAISA] = doc["fee_baisa"]
+        self.add(doc, _day(doc["submit_time"]), counters)
+
+    def finished(self, doc: Document) -> None:
+        """Outcome counters, on the finish day; completion figures for completed ones only."""
+        status = doc["status"]
+        counters = {_FINISH_COUNTER[status]: 1}
+        if status == Status.COMPLETED.value:
+            elapsed = int(doc["sla_elapsed_seconds"])
+            target = int(doc.get("sla_hours") or 0) * contract.HOUR
+            counters[contract.COMPLETION_SECONDS_SUM] = elapsed
+            counters[f"{contract.HISTOGRAM}.{contract.bucket_of(elapsed)}"] = 1
+            # A service without an SLA target cannot miss it.
+            counters[contract.COMPLETED_WITHIN_SLA] = int(target <= 0 or elapsed <= target)
+        else:
+            counters[contract.REFUNDS_DUE_BAISA] = doc["fee_baisa"]
+        self.add(doc, _day(doc["finish_time"]), counters)
+
+    def rated(self, doc: Document) -> None:
+        """Rating counters, on the day the rating was given."""
+        counters = {contract.RATINGS: 1, contract.RATING_SUM: int(doc["rating"])}
+        self.add(doc, _day(doc["rating_time"]), counters)
+
+    def stored(self, doc: Document) -> None:
+        """Everything a newly stored document counts for (a migrated one may be finished)."""
+        self.submitted(doc)
+        if doc.get("status") in _FINISH_COUNTER:
+            self.finished(doc)
+        if doc.get("rating"):
+            self.rated(doc)
+
+    def items(self) -> list[tuple[str, Document, dict[str, int]]]:
+        """(rollup id, dimensions, increments) for each touched rollup."""
+        return [(k, self.dimensions[k], dict(self.counters[k])) for k in self.dimensions]
+
+
+def _day(moment: Any) -> str:
+    return str(moment.strftime("%Y-%m-%d"))
 
 
 def submitted_increments(documents: Iterable[Document]) -> dict[str, tuple[Document, Document]]:
-    """For each rollup touched: ($setOnInsert dimensions, $inc counters)."""
-    found: dict[str, tuple[Document, Document]] = {}
-    counters: dict[str, defaultdict[str, int]] = {}
+    """For each rollup touched by newly stored documents: (dimensions, counters)."""
+    increments = RollupIncrements()
     for doc in documents:
-        day = doc["submit_time"].strftime("%Y-%m-%d")
-        key = rollup_key(day, doc["center_id"], doc["service_code"])
-        if key not in found:
-            dimensions = {
-                "day": day,
-                "center_id": doc["center_id"],
-                "service_code": doc["service_code"],
-                "governorate_code": doc["governorate_code"],
-                "wilayat_code": doc["wilayat_code"],
-                "agency_code": doc["agency_code"],
-            }
-            counters[key] = defaultdict(int)
-            found[key] = (dimensions, counters[key])
-        counters[key]["submitted"] += 1
-        counters[key]["recorded"] += 1
-        counters[key]["fees_baisa"] += doc["fee_baisa"]
-    return {k: (dims, dict(inc)) for k, (dims, inc) in found.items()}
+        increments.stored(doc)
+    return {key: (dims, inc) for key, dims, inc in increments.items()}

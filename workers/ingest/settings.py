@@ -11,3 +11,7 @@ class IngestSettings(ServerSettings):
     ingest_prefetch: int = 1000
     ingest_batch_max: int = 500
     ingest_batch_wait_ms: int = 50
+    # A status change or rating for a transaction not stored yet waits on the retry queue
+    # this long, at most this many times, then is dead-lettered as unknown-transaction.
+    ingest_retry_delay_ms: int = 2000
+    ingest_max_retries: int = 10

@@ -1,19 +1,32 @@
-"""MongoDB writes of the ingest worker: one transaction per micro-batch, with its rollups."""
+"""MongoDB writes of the workers: one transaction per micro-batch (or batch chunk), with rollups."""
 
-import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from sanad.amqp.consumer import TransientError
-from sanad.telemetry.metrics import MONGO_WRITE_SECONDS
-from workers.ingest.rollups import submitted_increments
+from sanad.amqp.consumer import Dead, Outcome, Retry
+from workers.ingest.atomic import ConcurrentUpdate, run_atomically
+from workers.ingest.changes import Applied, Change, apply_change
+from workers.ingest.rollups import RollupIncrements
 
 Document = dict[str, Any]
+T = TypeVar("T")
+
+# Fields a change may rewrite on a stored transaction.
+_CHANGED_FIELDS = (
+    "status",
+    "history",
+    "applied_changes",
+    "finish_time",
+    "paused_seconds",
+    "sla_elapsed_seconds",
+    "fee_refund_due",
+    "rating",
+    "rating_time",
+)
 
 
 class IngestStore:
@@ -31,49 +44,118 @@ class IngestStore:
         await self.rollups.create_index([("center_id", ASCENDING), ("day", ASCENDING)])
         await self.rollups.create_index([("governorate_code", ASCENDING), ("day", ASCENDING)])
 
-    async def record_submissions(self, documents: Sequence[Document]) -> int:
+    async def record_submissions(
+        self, documents: Sequence[Document], session: AsyncClientSession | None = None
+    ) -> int:
         """Insert the documents not yet stored and count them in the rollups, atomically.
 
         Returns how many were new. Raises TransientError when MongoDB is unreachable.
+        With a session, runs inside the caller's transaction instead of its own.
         """
-        started = time.perf_counter()
 
         async def body(session: AsyncClientSession) -> int:
-            result = await self.transactions.bulk_write(
-                [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in documents],
+            increments = RollupIncrements()
+            new = await self._insert(documents, increments, session)
+            await self._count(increments, session)
+            return new
+
+        if session is not None:
+            return await body(session)
+        return await self.in_transaction("record_submissions", body)
+
+    async def record(
+        self, documents: Sequence[Document], changes: Sequence[Change]
+    ) -> list[Outcome]:
+        """Store submissions, then apply changes in order, in one transaction.
+
+        Returns one outcome per change: None (applied or already applied), Dead
+        (illegal for the stored state) or Retry (its transaction is not stored yet).
+        """
+
+        async def body(session: AsyncClientSession) -> list[Outcome]:
+            increments = RollupIncrements()
+            if documents:
+                await self._insert(documents, increments, session)
+            outcomes = await self._apply(changes, increments, session) if changes else []
+            await self._count(increments, session)
+            return outcomes
+
+        return await self.in_transaction("record", body)
+
+    async def in_transaction(
+        self, operation: str, body: Callable[[AsyncClientSession], Awaitable[T]]
+    ) -> T:
+        """Run body in one MongoDB transaction; an outage becomes TransientError."""
+        return await run_atomically(self.client, operation, body)
+
+    async def _insert(
+        self,
+        documents: Sequence[Document],
+        increments: RollupIncrements,
+        session: AsyncClientSession,
+    ) -> int:
+        result = await self.transactions.bulk_write(
+            [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in documents],
+            ordered=False,
+            session=session,
+        )
+        new_positions = set(result.upserted_ids or {})
+        for position in new_positions:
+            increments.stored(documents[position])
+        return len(new_positions)
+
+    async def _apply(
+        self, changes: Sequence[Change], increments: RollupIncrements, session: AsyncClientSession
+    ) -> list[Outcome]:
+        ids = list({c.transaction_id for c in changes})
+        found = self.transactions.find({"_id": {"$in": ids}}, session=session)
+        docs = {d["_id"]: d async for d in found}
+        revisions = {key: doc.get("revision", 0) for key, doc in docs.items()}
+        outcomes: list[Outcome] = []
+        touched: set[str] = set()
+        for change in changes:
+            doc = docs.get(change.transaction_id)
+            if doc is None:
+                outcomes.append(
+                    Retry("unknown-transaction", f"transaction {change.transaction_id} not stored")
+                )
+                continue
+            applied = apply_change(doc, change, increments)
+            if applied is Applied.APPLIED:
+                touched.add(doc["_id"])
+            outcomes.append(applied if isinstance(applied, Dead) else None)
+        await self._save(docs, revisions, touched, session)
+        return outcomes
+
+    async def _save(
+        self,
+        docs: dict[str, Document],
+        revisions: dict[str, int],
+        touched: set[str],
+        session: AsyncClientSession,
+    ) -> None:
+        """Write changed documents, guarded by revision so a concurrent writer is noticed."""
+        if not touched:
+            return
+        operations = []
+        for key in touched:
+            doc = docs[key]
+            fields = {f: doc[f] for f in _CHANGED_FIELDS if f in doc}
+            fields["revision"] = revisions[key] + 1
+            previous = revisions[key] if revisions[key] else {"$in": [0, None]}
+            operations.append(UpdateOne({"_id": key, "revision": previous}, {"$set": fields}))
+        result = await self.transactions.bulk_write(operations, ordered=False, session=session)
+        if result.matched_count != len(operations):
+            raise ConcurrentUpdate("a transaction changed under us; retrying the micro-batch")
+
+    async def _count(self, increments: RollupIncrements, session: AsyncClientSession) -> None:
+        items = increments.items()
+        if items:
+            await self.rollups.bulk_write(
+                [
+                    UpdateOne({"_id": key}, {"$setOnInsert": dims, "$inc": inc}, upsert=True)
+                    for key, dims, inc in items
+                ],
                 ordered=False,
                 session=session,
             )
-            new_positions = set(result.upserted_ids or {})
-            new_docs = [d for i, d in enumerate(documents) if i in new_positions]
-            increments = submitted_increments(new_docs)
-            if increments:
-                await self.rollups.bulk_write(
-                    [
-                        UpdateOne({"_id": key}, {"$setOnInsert": dims, "$inc": inc}, upsert=True)
-                        for key, (dims, inc) in increments.items()
-                    ],
-                    ordered=False,
-                    session=session,
-                )
-            return len(new_docs)
-
-        try:
-            async with self.client.start_session() as session:
-                count: int = await session.with_transaction(body)
-        except (ConnectionFailure, OperationFailure) as error:
-            if isinstance(error, OperationFailure) and not _is_transient(error):
-                raise
-            raise TransientError(str(error)) from error
-        except PyMongoError as error:
-            if error.has_error_label("TransientTransactionError"):
-                raise TransientError(str(error)) from error
-            raise
-        MONGO_WRITE_SECONDS.labels("record_submissions").observe(time.perf_counter() - started)
-        return count
-
-
-def _is_transient(error: PyMongoError) -> bool:
-    return error.has_error_label("TransientTransactionError") or error.has_error_label(
-        "RetryableWriteError"
-    )

@@ -1,0 +1,401 @@
+"""Dashboards as code: `python deploy/grafana/generate.py` writes dashboards/*.json.
+
+`--check` exits non-zero when the committed JSON differs from what this script generates.
+Every panel queries the Prometheus data source with uid "prometheus" (see provisioning/).
+"""
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+RATE = "$__rate_interval"
+WORK_QUEUES = 'queue=~".+\\\\.(ingest|batch)"'
+DEAD_QUEUES = 'queue=~".+\\\\.dead"'
+SERVER_ERRORS = (
+    'grpc_code=~"UNKNOWN|INTERNAL|UNAVAILABLE|DEADLINE_EXCEEDED|DATA_LOSS|UNIMPLEMENTED"'
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    description: str
+    queries: tuple[Query, ...]
+    unit: str = "short"
+    kind: str = "timeseries"
+    width: int = 12
+
+
+@dataclass
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+    panels: list[Panel] = field(default_factory=list)
+
+
+def _quantile(q: float, metric: str, by: str = "", where: str = "") -> str:
+    labels = ", ".join(x for x in ("le", by) if x)
+    return f"histogram_quantile({q}, sum by ({labels}) (rate({metric}_bucket{{{where}}}[{RATE}])))"
+
+
+def _rate(metric: str, by: str, where: str = "") -> str:
+    return f"sum by ({by}) (rate({metric}{{{where}}}[{RATE}]))"
+
+
+def operations() -> Dashboard:
+    """Throughput, errors, latency, backlog, dead letters, per-process health."""
+    rpcs = "sanad_grpc_server_handled_total"
+    errors = (
+        f"(sum by (grpc_service) (rate({rpcs}{{{SERVER_ERRORS}}}[{RATE}]))"
+        f" or sum by (grpc_service) (rate({rpcs}[{RATE}])) * 0)"
+        f" / sum by (grpc_service) (rate({rpcs}[{RATE}]))"
+    )
+    d = Dashboard("sanad-operations", "Sanad Mesh - operations overview", operations.__doc__ or "")
+    d.panels = [
+        Panel(
+            "Calls per second by service",
+            "gRPC calls answered per second, by service.",
+            (Query(_rate(rpcs, "grpc_service"), "{{grpc_service}}"),),
+            "reqps",
+        ),
+        Panel(
+            "Transactions accepted and stored per second",
+            "Accepted = confirmed by RabbitMQ; stored = acknowledged by a worker after MongoDB.",
+            (
+                Query(
+                    _rate("sanad_amqp_published_total", "exchange", 'outcome="confirmed"'),
+                    "accepted ({{exchange}})",
+                ),
+                Query(_rate("sanad_amqp_acked_total", "queue"), "stored ({{queue}})"),
+            ),
+            "ops",
+        ),
+        Panel(
+            "Server error ratio by service",
+            "Share of calls failing on our side (bad input excluded). Alert above 5%.",
+            (Query(errors, "{{grpc_service}}"),),
+            "percentunit",
+        ),
+        Panel(
+            "Answers by status code",
+            "Calls per second by gRPC status code; INVALID_ARGUMENT is a caller's bad input.",
+            (Query(_rate(rpcs, "grpc_code"), "{{grpc_code}}"),),
+            "reqps",
+        ),
+        Panel(
+            "Call latency p50 / p99 by service",
+            "Objective: 99% of calls within 250 ms.",
+            (
+                Query(
+                    _quantile(0.5, "sanad_grpc_server_handling_seconds", "grpc_service"),
+                    "p50 {{grpc_service}}",
+                ),
+                Query(
+                    _quantile(0.99, "sanad_grpc_server_handling_seconds", "grpc_service"),
+                    "p99 {{grpc_service}}",
+                ),
+            ),
+            "s",
+        ),
+        Panel(
+            "Submission to storage, and broker confirm (p99)",
+            "From a transaction's acceptance to its storage by a worker; publish-to-confirm time.",
+            (
+                Query(
+                    _quantile(0.99, "sanad_transaction_recorded_lag_seconds"),
+                    "submitted to recorded",
+                ),
+                Query(
+                    _quantile(0.99, "sanad_amqp_publish_confirm_seconds", "exchange"),
+                    "confirm {{exchange}}",
+                ),
+            ),
+            "s",
+        ),
+        Panel(
+            "MongoDB write time (p99)",
+            "Time of one MongoDB write transaction of a worker's micro-batch.",
+            (Query(_quantile(0.99, "sanad_mongo_write_seconds", "operation"), "{{operation}}"),),
+            "s",
+        ),
+        Panel(
+            "Micro-batch size (median)",
+            "Messages stored per MongoDB write by the workers.",
+            (Query(_quantile(0.5, "sanad_worker_micro_batch_size", "queue"), "{{queue}}"),),
+        ),
+        Panel(
+            "Work queue backlog",
+            "Messages waiting in the work queues (RabbitMQ). Alert when it keeps growing.",
+            (Query(f"rabbitmq_queue_messages_ready{{{WORK_QUEUES}}}", "{{queue}}"),),
+        ),
+        Panel(
+            "Consumers per work queue",
+            "Workers attached to each work queue (RabbitMQ); 0 means nothing is stored.",
+            (Query(f"rabbitmq_queue_consumers{{{WORK_QUEUES}}}", "{{queue}}"),),
+        ),
+        Panel(
+            "Dead letters waiting",
+            "Messages set aside in dead-letter queues (RabbitMQ).",
+            (Query(f"rabbitmq_queue_messages{{{DEAD_QUEUES}}}", "{{queue}}"),),
+        ),
+        Panel(
+            "Dead-lettered and retried in the last hour",
+            "Messages the workers could not process (dead-lettered) or retried after a failure.",
+            (
+                Query(
+                    "sum(increase(sanad_amqp_dead_lettered_total[1h])) or vector(0)",
+                    "dead-lettered",
+                ),
+                Query("sum(increase(sanad_worker_retries_total[1h])) or vector(0)", "retried"),
+            ),
+            kind="stat",
+        ),
+        Panel(
+            "Processes up",
+            "1 when Prometheus reached the process at its last scrape.",
+            (Query('up{job=~"sanad-.+"}', "{{job}}"),),
+            kind="stat",
+        ),
+        Panel(
+            "Dependencies answering",
+            "1 when the process's last check of MongoDB, RabbitMQ or the registry succeeded.",
+            (Query("sanad_dependency_up", "{{job}} {{dependency}}"),),
+            kind="stat",
+        ),
+        Panel(
+            "Memory per process",
+            "Resident memory of each process.",
+            (Query('process_resident_memory_bytes{job=~"sanad-.+"}', "{{job}}"),),
+            "bytes",
+            width=24,
+        ),
+    ]
+    return d
+
+
+def centres() -> Dashboard:
+    """Where the work happens: transactions by governorate, wilayat and agency."""
+    d = Dashboard("sanad-centres", "Sanad Mesh - centres and wilayats", centres.__doc__ or "")
+    finished = "sanad_transactions_finished_total"
+    d.panels = [
+        Panel(
+            "Transactions accepted per hour by wilayat",
+            "Transactions accepted at the centres of each wilayat.",
+            (
+                Query(
+                    "sum by (wilayat) (increase(sanad_transactions_submitted_total[1h]))",
+                    "{{wilayat}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Transactions completed per hour by wilayat",
+            "Transactions that reached completed, by the wilayat of their centre.",
+            (
+                Query(
+                    f'sum by (wilayat) (increase({finished}{{outcome="completed"}}[1h]))',
+                    "{{wilayat}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Transactions accepted per hour by agency",
+            "By the ministry or authority that owns the e-service.",
+            (
+                Query(
+                    "sum by (agency) (increase(sanad_transactions_submitted_total[1h]))",
+                    "{{agency}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Fees collected today by governorate (OMR)",
+            "Fees of accepted transactions over the last 24 hours, in Omani rials.",
+            (
+                Query(
+                    "sum by (governorate) (increase(sanad_transaction_fees_baisa_total[1d]))"
+                    " / 1000",
+                    "{{governorate}}",
+                ),
+            ),
+            "currencyOMR",
+        ),
+        Panel(
+            "Outcomes per hour",
+            "Completed, rejected (fee refundable) and cancelled transactions.",
+            (Query(f"sum by (outcome) (increase({finished}[1h]))", "{{outcome}}"),),
+        ),
+        Panel(
+            "Batch items by outcome",
+            "Items of batch submissions accepted or refused per second.",
+            (Query(_rate("sanad_batch_items_total", "outcome"), "{{outcome}}"),),
+            "ops",
+        ),
+    ]
+    return d
+
+
+def award() -> Dashboard:
+    """Service levels behind the excellence award: speed, quality, satisfaction."""
+    d = Dashboard("sanad-award", "Sanad Mesh - SLA and award", award.__doc__ or "")
+    finished = "sanad_transactions_finished_total"
+    within = "sanad_transactions_completed_within_sla_total"
+    d.panels = [
+        Panel(
+            "Completed within SLA by agency (last 24 h)",
+            "Share of completions whose running clock (paused time excluded) met the SLA.",
+            (
+                Query(
+                    f"sum by (agency) (increase({within}[1d]))"
+                    f' / sum by (agency) (increase({finished}{{outcome="completed"}}[1d]))',
+                    "{{agency}}",
+                ),
+            ),
+            "percentunit",
+        ),
+        Panel(
+            "Submission to completion by agency (median, p90)",
+            "Wall-clock time from acceptance to completion.",
+            (
+                Query(
+                    _quantile(0.5, "sanad_transaction_completed_lag_seconds", "agency"),
+                    "median {{agency}}",
+                ),
+                Query(
+                    _quantile(0.9, "sanad_transaction_completed_lag_seconds", "agency"),
+                    "p90 {{agency}}",
+                ),
+            ),
+            "s",
+        ),
+        Panel(
+            "Rejected share by wilayat (last 24 h)",
+            "Rejected among finished transactions: the award's quality component.",
+            (
+                Query(
+                    f'sum by (wilayat) (increase({finished}{{outcome="rejected"}}[1d]))'
+                    f" / sum by (wilayat) (increase({finished}[1d]))",
+                    "{{wilayat}}",
+                ),
+            ),
+            "percentunit",
+        ),
+        Panel(
+            "Mean beneficiary rating by governorate (last 24 h)",
+            "Ratings 1-5 given to completed transactions: the award's satisfaction component.",
+            (
+                Query(
+                    "sum by (governorate) (increase(sanad_transaction_rating_sum[1d]))"
+                    " / sum by (governorate) (increase(sanad_transaction_rating_count[1d]))",
+                    "{{governorate}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Report and leaderboard answer time (p99)",
+            "Latency of the metrics service's statistics, report and leaderboard calls.",
+            (
+                Query(
+                    _quantile(
+                        0.99,
+                        "sanad_grpc_server_handling_seconds",
+                        "grpc_method",
+                        'grpc_service="sanad.v1.MetricsService"',
+                    ),
+                    "{{grpc_method}}",
+                ),
+            ),
+            "s",
+            width=24,
+        ),
+    ]
+    return d
+
+
+def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, object]:
+    return {
+        "id": panel_id,
+        "type": panel.kind,
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": 8, "w": panel.width, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+        "options": {},
+        "targets": [
+            {
+                "refId": chr(ord("A") + index),
+                "datasource": DATASOURCE,
+                "expr": query.expr,
+                "legendFormat": query.legend,
+            }
+            for index, query in enumerate(panel.queries)
+        ],
+    }
+
+
+def render(dashboard: Dashboard) -> dict[str, object]:
+    """The Grafana JSON model of a dashboard; panels flow two to a row."""
+    panels, x, y = [], 0, 0
+    for panel_id, panel in enumerate(dashboard.panels, start=1):
+        if x + panel.width > 24:
+            x, y = 0, y + 8
+        panels.append(_panel_json(panel, panel_id, x, y))
+        x += panel.width
+    return {
+        "uid": dashboard.uid,
+        "title": dashboard.title,
+        "description": dashboard.description,
+        "tags": ["sanad"],
+        "timezone": "utc",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": []},
+        "annotations": {"list": []},
+        "panels": panels,
+    }
+
+
+def dashboards() -> dict[str, str]:
+    """File name -> JSON text of every dashboard."""
+    return {
+        f"{d.uid}.json": json.dumps(render(d), indent=2, ensure_ascii=False) + "\n"
+        for d in (operations(), centres(), award())
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args()
+    stale = []
+    for name, text in dashboards().items():
+        path = OUT / name
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            OUT.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(f"stale dashboards: {', '.join(stale)}; run python deploy/grafana/generate.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

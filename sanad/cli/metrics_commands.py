@@ -1,0 +1,207 @@
+"""Operator commands over the metrics service (stats, report, leaderboard) and the demo seed."""
+
+import argparse
+import asyncio
+import os
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sanad.cli.client import Client
+from sanad.cli.output import Printer, fee, money
+from sanad.seed.plan import SeedPlan
+from sanad.seed.run import Targets, seed
+from sanad.v1 import metrics_pb2
+
+DEV_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register stats, report, leaderboard and seed."""
+    stats = commands.add_parser("stats", help="a centre's or a wilayat's transaction counters")
+    stats.add_argument("center_id", nargs="?", default="")
+    stats.add_argument("--wilayat", default="", help="a wilayat's counters instead, e.g. DA-NIZ")
+    stats.add_argument("--year", type=int, help="only this year (default: all time)")
+    stats.set_defaults(handler=show_stats)
+
+    report = commands.add_parser("report", help="a governorate's figures for a year")
+    report.add_argument("--governorate", default="DA", help="governorate code (default DA)")
+    report.add_argument("--year", type=int, default=2024)
+    report.set_defaults(handler=show_report)
+
+    board = commands.add_parser("leaderboard", help="the excellence award ranking")
+    board.add_argument("--governorate", default="DA", help="governorate code (default DA)")
+    board.add_argument("--year", type=int, default=2024)
+    board.add_argument("--limit", type=int, default=10, help="at most this many (0 for all)")
+    board.set_defaults(handler=show_leaderboard)
+
+    demo = commands.add_parser("seed", help="load the Ad Dakhiliyah 2023-2024 demo dataset")
+    demo.add_argument("--governorate", default="DA", choices=["DA"])
+    demo.add_argument("--years", default="2023,2024", help="comma-separated (default 2023,2024)")
+    demo.add_argument("--seed", type=int, default=2024, help="random seed (default 2024)")
+    demo.add_argument("--scale", type=float, default=1.0, help="fraction of the volume (1.0)")
+    demo.add_argument("--batch-size", type=int, default=500)
+    demo.add_argument(
+        "--amqp-url",
+        default=os.environ.get("SANAD_AMQP_URL", DEV_AMQP_URL),
+        help="broker of the batch queue (env SANAD_AMQP_URL; default the local dev broker)",
+    )
+    demo.add_argument("--amqp-prefix", default=os.environ.get("SANAD_AMQP_PREFIX", "sanad"))
+    demo.set_defaults(handler=run_seed)
+
+
+def _year_range(
+    request: metrics_pb2.GetCenterStatsRequest | metrics_pb2.GetWilayatStatsRequest,
+    year: int | None,
+) -> None:
+    if year is None:
+        return
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(datetime(year, 1, 1, tzinfo=UTC))
+    end.FromDatetime(datetime(year + 1, 1, 1, tzinfo=UTC))
+    request.start_time.CopyFrom(start)
+    request.end_time.CopyFrom(end)
+
+
+def show_stats(args: argparse.Namespace, client: Client, printer: Printer) -> int:
+    """GetCenterStats or GetWilayatStats."""
+    if bool(args.center_id) == bool(args.wilayat):
+        printer.error("give a centre id or --wilayat, not both")
+        return 2
+    head: list[tuple[str, object]]
+    if args.wilayat:
+        by_wilayat = metrics_pb2.GetWilayatStatsRequest(wilayat_code=args.wilayat)
+        _year_range(by_wilayat, args.year)
+        response = client.call(client.metrics().GetWilayatStats, by_wilayat)
+        head = [("wilayat_code", response.wilayat_code), ("centers", response.centers)]
+    else:
+        by_centre = metrics_pb2.GetCenterStatsRequest(center_id=args.center_id)
+        _year_range(by_centre, args.year)
+        response = client.call(client.metrics().GetCenterStats, by_centre)
+        head = [("center_id", response.center_id)]
+    if printer.as_json:
+        printer.message(response)
+        return 0
+    s = response.stats
+    printer.fields(
+        [
+            *head,
+            ("submitted", s.submitted),
+            ("recorded", s.recorded),
+            ("completed", s.completed),
+            ("rejected", s.rejected),
+            ("cancelled", s.cancelled),
+            ("fees", fee(s.fees_baisa)),
+            ("completed_within_sla", s.completed_within_sla),
+            ("mean_completion_seconds", f"{s.mean_completion_seconds:.1f}"),
+            ("ratings", s.ratings),
+            ("mean_rating", f"{s.mean_rating:.2f}"),
+        ]
+    )
+    return 0
+
+
+def show_report(args: argparse.Namespace, client: Client, printer: Printer) -> int:
+    """GetGovernorateReport as a two-year table."""
+    request = metrics_pb2.GetGovernorateReportRequest(
+        governorate_code=args.governorate, year=args.year
+    )
+    response = client.call(client.metrics().GetGovernorateReport, request)
+    if printer.as_json:
+        printer.message(response)
+        return 0
+    cur, prev = response.current, response.previous
+    rows = [
+        ["", str(cur.year), str(prev.year), "change"],
+        ["active centres", str(cur.active_centers), str(prev.active_centers), ""],
+        ["wilayats with centres", *_pair(cur.wilayats_with_centers, prev.wilayats_with_centers)],
+        [
+            "transactions completed",
+            f"{cur.transactions_completed:,}",
+            f"{prev.transactions_completed:,}",
+            f"{response.completed_change_percent:+.2f}%",
+        ],
+        ["Omani staff", str(cur.omani_staff), str(prev.omani_staff), ""],
+        ["fees", money(cur.fees_baisa), money(prev.fees_baisa), ""],
+    ]
+    printer.table(f"governorate {response.governorate_code}, {cur.year} against {prev.year}", rows)
+    return 0
+
+
+def _pair(a: int, b: int) -> list[str]:
+    return [str(a), str(b), ""]
+
+
+def show_leaderboard(args: argparse.Namespace, client: Client, printer: Printer) -> int:
+    """GetAwardLeaderboard with every component beside the score."""
+    request = metrics_pb2.GetAwardLeaderboardRequest(
+        governorate_code=args.governorate, year=args.year, limit=args.limit
+    )
+    response = client.call(client.metrics().GetAwardLeaderboard, request)
+    if printer.as_json:
+        printer.message(response)
+        return 0
+    w = response.weights
+    header = "rank score speed quality product. satisf. in-SLA median-h rejected per-staff rating"
+    rows = [[*header.split(), "centre"]]
+    for e in response.entries:
+        c = e.components
+        rows.append(
+            [
+                str(e.rank),
+                f"{e.score:.2f}",
+                f"{c.speed_score:.3f}",
+                f"{c.quality_score:.3f}",
+                f"{c.productivity_score:.3f}",
+                f"{c.satisfaction_score:.3f}",
+                f"{100 * c.within_sla_share:.1f}%",
+                f"{c.median_completion_hours:.1f}",
+                f"{100 * c.rejection_rate:.1f}%",
+                f"{c.completed_per_omani_staff:.0f}",
+                f"{c.mean_rating:.2f}",
+                e.center_name_ar or e.center_id,
+            ]
+        )
+    title = f"award {response.governorate_code} {response.year}"
+    printer.table(title, rows)
+    printer.line(
+        f"weights: speed {w.speed:g}, quality {w.quality:g}, productivity {w.productivity:g}, "
+        f"satisfaction {w.satisfaction:g}"
+    )
+    printer.line(f"formula: {response.formula}")
+    return 0
+
+
+def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
+    """Register the demo centres and load their history through the batch queue."""
+    plan = SeedPlan(
+        seed=args.seed,
+        governorate=args.governorate,
+        years=tuple(int(y) for y in args.years.split(",")),
+        scale=args.scale,
+    )
+    targets = Targets(
+        registry=client.registry_target,
+        amqp_url=args.amqp_url,
+        amqp_prefix=args.amqp_prefix,
+        batch_size=args.batch_size,
+        timeout_s=client.timeout,
+    )
+    summary = asyncio.run(seed(plan, targets))
+    load = summary.load
+    printer.fields(
+        [
+            ("centres", summary.centres),
+            ("wilayats", summary.wilayats),
+            ("omani_staff", summary.omani_staff),
+            *((f"completed_{y}", f"{n:,}") for y, n in summary.completed_by_year.items()),
+            ("batches", load.batches),
+            ("items_accepted", f"{load.accepted:,}"),
+            ("items_rejected", load.rejected),
+            ("batches_retried", load.retried),
+            ("seconds", f"{summary.seconds:.1f}"),
+        ]
+    )
+    for problem in load.problems[:10]:
+        printer.error(problem)
+    return 0 if not load.problems else 1

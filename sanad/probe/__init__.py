@@ -1,0 +1,1 @@
+"""A gRPC health check for container health checks: `python -m sanad.probe --addr host:port`."""

@@ -1,0 +1,72 @@
+"""Asks a process's standard grpc.health.v1 service once; exit 0 only if it answers SERVING.
+
+Compose health checks and Kubernetes exec probes (where native `grpc:` probes cannot speak TLS)
+run this inside the same image, so no extra binary is shipped.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+EXIT_SERVING = 0
+EXIT_NOT_SERVING = 1
+EXIT_UNREACHABLE = 2
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; TLS options are optional and only needed off the dev profile."""
+    parser = argparse.ArgumentParser(prog="python -m sanad.probe", description=__doc__)
+    parser.add_argument("--addr", required=True, help="host:port of the gRPC endpoint")
+    parser.add_argument("--service", default="", help="service name to ask about ('' = overall)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds before giving up")
+    parser.add_argument("--tls-ca", type=Path, help="CA bundle; turns TLS on")
+    parser.add_argument("--tls-cert", type=Path, help="client certificate for mutual TLS")
+    parser.add_argument("--tls-key", type=Path, help="client key for mutual TLS")
+    parser.add_argument("--tls-server-name", help="name to expect in the server certificate")
+    return parser.parse_args(argv)
+
+
+def open_channel(options: argparse.Namespace) -> grpc.Channel:
+    """A plaintext channel, or a TLS one when a CA is given."""
+    if options.tls_ca is None:
+        return grpc.insecure_channel(options.addr)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=options.tls_ca.read_bytes(),
+        private_key=options.tls_key.read_bytes() if options.tls_key else None,
+        certificate_chain=options.tls_cert.read_bytes() if options.tls_cert else None,
+    )
+    channel_options = []
+    if options.tls_server_name:
+        channel_options.append(("grpc.ssl_target_name_override", options.tls_server_name))
+    return grpc.secure_channel(options.addr, credentials, options=channel_options)
+
+
+def check(options: argparse.Namespace) -> int:
+    """One Check call; the exit code says SERVING, anything else, or unreachable."""
+    with open_channel(options) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=options.service), timeout=options.timeout
+            )
+        except grpc.RpcError as error:
+            print(f"{options.addr}: {error.code().name}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{options.addr}: {status}")
+    return (
+        EXIT_SERVING if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_NOT_SERVING
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    return check(parse(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The append-only audit trail: one document per state-changing call, written after it finished.
+
+The store offers insert and find only; nothing in the code base updates or deletes an event. In
+production, grant the services' MongoDB user `insert` and `find` on `audit_log` and nothing more.
+"""
+
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from sanad.errors import Invalid, Violation
+
+log = logging.getLogger("sanad.audit")
+
+COLLECTION = "audit_log"
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Who called what on which target, the outcome, and when."""
+
+    time: datetime
+    subject: str
+    role: str
+    agency_code: str
+    center_id: str
+    rpc: str
+    target: dict[str, str]
+    outcome: str
+    request_id: str
+    recorded_by: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of a listing; empty strings and None do not filter."""
+
+    subject: str = ""
+    rpc: str = ""
+    outcome: str = ""
+    target_value: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    page_size: int = 0
+    page_token: str = ""
+
+
+class AuditLog:
+    """The audit_log collection."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.collection = db[COLLECTION]
+        self._indexed = False
+
+    async def record(self, event: AuditEvent) -> None:
+        """Append one event; a failure is logged, never raised into the finished call."""
+        document = asdict(event)
+        document["_id"] = document.pop("id")
+        document["target_values"] = sorted(set(event.target.values()))
+        try:
+            if not self._indexed:
+                await self.collection.create_index([("time", -1)])
+                self._indexed = True
+            await self.collection.insert_one(document)
+        except Exception:
+            log.exception("audit event of %s could not be written", event.rpc)
+
+    async def find(self, query: AuditQuery) -> tuple[list[AuditEvent], str]:
+        """One page of matching events, newest first, and the next page token."""
+        size, offset = _page(query)
+        cursor = (
+            self.collection.find(_filter(query))
+            .sort([("time", -1), ("_id", -1)])
+            .skip(offset)
+            .limit(size + 1)
+        )
+        documents = [doc async for doc in cursor]
+        more = len(documents) > size
+        events = [_event(doc) for doc in documents[:size]]
+        return events, str(offset + size) if more else ""
+
+
+def _page(query: AuditQuery) -> tuple[int, int]:
+    violations = []
+    if not 0 <= query.page_size <= MAX_PAGE:
+        violations.append(Violation("page_size", f"must be between 0 and {MAX_PAGE}"))
+    offset = 0
+    if query.page_token:
+        if not query.page_token.isdigit() or len(query.page_token) > 9:
+            violations.append(Violation("page_token", "not a token this service issued"))
+        else:
+            offset = int(query.page_token)
+    if violations:
+        raise Invalid(violations)
+    return query.page_size or DEFAULT_PAGE, offset
+
+
+def _filter(query: AuditQuery) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key in ("subject", "rpc", "outcome"):
+        if value := getattr(query, key):
+            found[key] = value
+    if query.target_value:
+        found["target_values"] = query.target_value
+    period: dict[str, datetime] = {}
+    if query.start is not None:
+        period["$gte"] = query.start
+    if query.end is not None:
+        period["$lt"] = query.end
+    if period:
+        found["time"] = period
+    return found
+
+
+def _event(doc: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        time=doc["time"],
+        subject=doc["subject"],
+        role=doc["role"],
+        agency_code=doc.get("agency_code", ""),
+        center_id=doc.get("center_id", ""),
+        rpc=doc["rpc"],
+        target=dict(doc.get("target", {})),
+        outcome=doc["outcome"],
+        request_id=doc.get("request_id", ""),
+        recorded_by=doc.get("recorded_by", ""),
+        id=doc["_id"],
+    )

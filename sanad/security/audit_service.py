@@ -1,0 +1,56 @@
+"""AuditService: the admin-only listing of the audit trail (the policy table admits admins only)."""
+
+from typing import Any
+
+from sanad.rpc.timestamps import from_timestamp, to_timestamp
+from sanad.security.audit import AuditEvent, AuditLog, AuditQuery
+from sanad.v1 import audit_pb2, audit_pb2_grpc
+
+SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    """Translates ListAuditEvents to an AuditQuery and back."""
+
+    def __init__(self, audit_log: AuditLog) -> None:
+        self.audit_log = audit_log
+
+    async def ListAuditEvents(
+        self, request: audit_pb2.ListAuditEventsRequest, context: Any
+    ) -> audit_pb2.ListAuditEventsResponse:
+        events, token = await self.audit_log.find(
+            AuditQuery(
+                subject=request.subject,
+                rpc=request.rpc,
+                outcome=request.outcome,
+                target_value=request.target_value,
+                start=from_timestamp(request.start_time, "start_time"),
+                end=from_timestamp(request.end_time, "end_time"),
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        )
+        return audit_pb2.ListAuditEventsResponse(
+            events=[_to_proto(e) for e in events], next_page_token=token
+        )
+
+
+def _to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:
+    return audit_pb2.AuditEvent(
+        id=event.id,
+        time=to_timestamp(event.time),
+        subject=event.subject,
+        role=event.role,
+        agency_code=event.agency_code,
+        center_id=event.center_id,
+        rpc=event.rpc,
+        target=event.target,
+        outcome=event.outcome,
+        request_id=event.request_id,
+        recorded_by=event.recorded_by,
+    )
+
+
+def add_to_server(servicer: AuditServicer, server: Any) -> None:
+    """Register the servicer on a grpc.aio server."""
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(servicer, server)

@@ -1,0 +1,53 @@
+"""Who is calling: a bearer token, else a verified client certificate, else (dev) the dev admin."""
+
+from typing import Any
+
+from sanad.errors import Unauthenticated
+from sanad.security.credentials import TokenVerifier, identity_from_certificate
+from sanad.security.identity import DEV_ADMIN, Identity
+from sanad.settings import AuthMode, CommonSettings
+
+AUTHORIZATION_KEY = "authorization"
+BEARER = "bearer "
+
+
+class Authenticator:
+    """Establishes the identity of one call from its metadata and TLS peer."""
+
+    def __init__(self, mode: AuthMode, verifier: TokenVerifier | None) -> None:
+        self.mode = mode
+        self.verifier = verifier
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> "Authenticator":
+        """Reads the JWT public key file named by the settings, if any."""
+        verifier = None
+        if settings.auth_jwt_public_key_file:
+            with open(settings.auth_jwt_public_key_file, "rb") as key:
+                verifier = TokenVerifier(
+                    key.read(), settings.auth_jwt_issuer, settings.auth_jwt_audience
+                )
+        return cls(settings.auth_mode, verifier)
+
+    def identify(self, context: Any) -> Identity:
+        """The caller, or Unauthenticated for a bad credential or (required mode) none."""
+        token = _bearer(context.invocation_metadata())
+        if token is not None:
+            if self.verifier is None:
+                raise Unauthenticated("bearer tokens are not accepted here")
+            return self.verifier.verify(token)
+        certificates = context.auth_context().get("x509_pem_cert")
+        if certificates:
+            return identity_from_certificate(bytes(certificates[0]))
+        if self.mode is AuthMode.DEV:
+            return DEV_ADMIN
+        raise Unauthenticated("no credential: send a client certificate or a bearer token")
+
+
+def _bearer(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == AUTHORIZATION_KEY:
+            if not isinstance(value, str) or not value.lower().startswith(BEARER):
+                raise Unauthenticated("authorization metadata is not a bearer token")
+            return value[len(BEARER) :].strip()
+    return None

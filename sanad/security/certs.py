@@ -1,0 +1,222 @@
+"""`make certs`: a development CA, service and example client certificates, and a JWT key pair.
+
+    python -m sanad.security.certs [--out .certs] [--force]
+    python -m sanad.security.certs client --role centre --subject nizwa-1 --center <id>
+
+Service certificates (CN = service, OU = service) serve TLS and are the services' client
+certificates towards each other. Client certificates carry CN = subject, OU = role and a URI
+SAN `urn:sanad:agency:<code>` or `urn:sanad:center:<id>` for the scope. Tokens for the same
+example identities are written to tokens/<name>.jwt. Development only: keys are unencrypted.
+"""
+
+import argparse
+import datetime
+import ipaddress
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sanad.security.credentials import AGENCY_URI, CENTER_URI, issue_token
+from sanad.security.identity import Identity, Role
+
+SERVICES = ("registry", "intake", "metrics", "workers")
+EXAMPLE_CENTER = "example-centre"
+TOKEN_TTL_S = 30 * 24 * 3600
+EXAMPLES = {
+    "admin": Identity("admin", Role.ADMIN),
+    "ministry-mociip": Identity("mociip-licensing", Role.MINISTRY, agency_code="MOCIIP"),
+    "ministry-rop": Identity("rop-systems", Role.MINISTRY, agency_code="ROP"),
+    "centre": Identity("example-centre-desk", Role.CENTRE, center_id=EXAMPLE_CENTER),
+    "operator": Identity("dakhiliyah-operator", Role.OPERATOR),
+    "batch": Identity(f"batch-{EXAMPLE_CENTER}", Role.BATCH, center_id=EXAMPLE_CENTER),
+}
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA's key and certificate."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def new_authority(name: str = "Sanad Mesh dev CA") -> Authority:
+    """A self-signed CA valid for ten years."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(minutes=5))
+        .not_valid_after(_now() + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Authority(key, certificate)
+
+
+def issue(
+    authority: Authority,
+    subject: str,
+    role: str,
+    dns: Sequence[str] = (),
+    uris: Sequence[str] = (),
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A key and a certificate (server and client use) signed by the authority."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    if dns:
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1")]
+    names += [x509.UniformResourceIdentifier(u) for u in uris]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sanad Mesh"),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+                    x509.NameAttribute(NameOID.COMMON_NAME, subject),
+                ]
+            )
+        )
+        .issuer_name(authority.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(minutes=5))
+        .not_valid_after(_now() + datetime.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return key, builder.sign(authority.key, hashes.SHA256())
+
+
+def scope_uris(identity: Identity) -> list[str]:
+    """The URI SANs that carry an identity's scope."""
+    if identity.agency_code:
+        return [AGENCY_URI + identity.agency_code]
+    if identity.center_id:
+        return [CENTER_URI + identity.center_id]
+    return []
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def write_pair(
+    out: Path, name: str, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate
+) -> None:
+    """<name>.pem and <name>.key."""
+    (out / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    _write_key(out / f"{name}.key", key)
+
+
+def service_names(service: str) -> list[str]:
+    """DNS names a service is reached by: locally, in compose and in Kubernetes."""
+    return ["localhost", service, f"sanad-{service}", f"{service}.sanad.svc.cluster.local"]
+
+
+def make_dev_pki(out: Path, issuer: str = "sanad-mesh", audience: str = "sanad-mesh") -> None:
+    """Everything `make certs` writes, into out."""
+    out.mkdir(parents=True, exist_ok=True)
+    authority = new_authority()
+    write_pair(out, "ca", authority.key, authority.certificate)
+    for service in SERVICES:
+        write_pair(out, service, *issue(authority, service, "service", service_names(service)))
+    signing = ec.generate_private_key(ec.SECP256R1())
+    _write_key(out / "jwt-signing.key", signing)
+    public = signing.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (out / "jwt-signing.pub.pem").write_bytes(public)
+    private = (out / "jwt-signing.key").read_bytes()
+    (out / "tokens").mkdir(exist_ok=True)
+    for name, identity in EXAMPLES.items():
+        write_pair(
+            out, name, *issue(authority, identity.subject, identity.role, (), scope_uris(identity))
+        )
+        token = issue_token(private, identity, issuer, audience, TOKEN_TTL_S)
+        (out / "tokens" / f"{name}.jwt").write_text(token + "\n")
+
+
+def load_authority(out: Path) -> Authority:
+    """The CA that make_dev_pki wrote."""
+    key = serialization.load_pem_private_key((out / "ca.key").read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError("ca.key is not an EC key")
+    return Authority(key, x509.load_pem_x509_certificate((out / "ca.pem").read_bytes()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Create the dev PKI, or issue one more client certificate and token."""
+    parser = argparse.ArgumentParser(prog="python -m sanad.security.certs")
+    parser.add_argument("--out", type=Path, default=Path(".certs"))
+    parser.add_argument("--force", action="store_true", help="replace an existing dev PKI")
+    commands = parser.add_subparsers(dest="command")
+    client = commands.add_parser("client", help="issue a client certificate and token")
+    client.add_argument("--role", required=True, choices=[r.value for r in Role])
+    client.add_argument("--subject", required=True)
+    client.add_argument("--agency", default="")
+    client.add_argument("--center", default="")
+    client.add_argument("--name", help="file name (default: the subject)")
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    if args.command == "client":
+        identity = Identity(args.subject, Role(args.role), args.agency, args.center)
+        name = args.name or args.subject
+        write_pair(
+            out,
+            name,
+            *issue(load_authority(out), identity.subject, identity.role, (), scope_uris(identity)),
+        )
+        token = issue_token(
+            (out / "jwt-signing.key").read_bytes(),
+            identity,
+            "sanad-mesh",
+            "sanad-mesh",
+            TOKEN_TTL_S,
+        )
+        (out / "tokens" / f"{name}.jwt").write_text(token + "\n")
+        print(f"certs: wrote {out}/{name}.pem, {name}.key and tokens/{name}.jwt")
+        return 0
+    if (out / "ca.pem").exists() and not args.force:
+        print(f"certs: {out}/ca.pem exists; keeping it (use --force to replace)")
+        return 0
+    make_dev_pki(out)
+    print(f"certs: wrote a dev CA, service and client certificates and tokens to {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The one authorization interceptor: authenticate, rate-limit, apply the policy table, audit.
+
+It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the domain errors it
+raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
+request id already set. It sets sanad.security.identity.current() for the handler.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from sanad import errors
+from sanad.rpc.status import code_of
+from sanad.security import policy
+from sanad.security.audit import AuditEvent, AuditLog
+from sanad.security.authenticate import Authenticator
+from sanad.security.identity import Identity, Role, set_current
+from sanad.security.limits import RateLimiter
+from sanad.settings import AuthMode, CommonSettings
+from sanad.telemetry.logs import request_id_var
+
+log = logging.getLogger("sanad.security")
+
+UNKNOWN_CALLER = Identity(subject="(unauthenticated)", role=Role.SERVICE)
+
+
+class SecurityInterceptor(grpc.aio.ServerInterceptor):
+    """Admits or refuses every call by the policy table and audits the state-changing ones."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        licensing_agency: str,
+        audit_log: AuditLog | None = None,
+        recorded_by: str = "",
+    ) -> None:
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.licensing_agency = licensing_agency
+        self.audit_log = audit_log
+        self.recorded_by = recorded_by
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or policy.is_open(method):
+            return handler
+        rule = policy.POLICY.get(method)
+        if rule is None and self.authenticator.mode is AuthMode.DEV:
+            return handler  # a dev-only service outside the table (tests, benchmarks)
+        guard = _Guard(self, method, rule)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                guard.unary(handler.unary_unary, streamed=False),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                guard.unary(handler.stream_unary, streamed=True),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                guard.streaming(handler.unary_stream, streamed=False),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            guard.streaming(handler.stream_stream, streamed=True),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+    def identify(self, context: Any) -> Identity:
+        """The caller, once authenticated and within its rate."""
+        identity = self.authenticator.identify(context)
+        self.limiter.take(identity.actor)
+        return identity
+
+    def authorize(
+        self, method: str, rule: policy.Rule | None, identity: Identity, request: Any
+    ) -> None:
+        """PermissionDenied unless the table allows it; then current() is this identity."""
+        if rule is None or not policy.allows(rule, identity, request, self.licensing_agency):
+            raise errors.PermissionDenied(
+                f"{identity.role} {identity.subject!r} may not call {method}"
+            )
+        set_current(identity)
+
+    async def record(
+        self, method: str, identity: Identity, target: dict[str, str], outcome: str
+    ) -> None:
+        """Append an audit event (only called for state-changing RPCs)."""
+        if self.audit_log is None:
+            return
+        await self.audit_log.record(
+            AuditEvent(
+                time=datetime.now(UTC),
+                subject=identity.subject,
+                role="" if identity is UNKNOWN_CALLER else str(identity.role),
+                agency_code=identity.agency_code,
+                center_id=identity.center_id,
+                rpc=method,
+                target=target,
+                outcome=outcome,
+                request_id=request_id_var.get(),
+                recorded_by=self.recorded_by,
+            )
+        )
+
+
+class _Guard:
+    """The wrappers of one method's behaviour."""
+
+    def __init__(self, owner: SecurityInterceptor, method: str, rule: policy.Rule | None) -> None:
+        self.owner = owner
+        self.method = method
+        self.rule = rule
+        self.audited = rule is not None and rule.changes
+
+    def unary(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
+        async def wrapped(request: Any, context: Any) -> Any:
+            shown = None if streamed else request
+            identity = UNKNOWN_CALLER
+            try:
+                identity = self.owner.identify(context)
+                self.owner.authorize(self.method, self.rule, identity, shown)
+                response = await behaviour(request, context)
+            except BaseException as error:
+                await self._audit(identity, shown, None, _outcome(error, context))
+                raise
+            await self._audit(identity, shown, response, _outcome(None, context))
+            return response
+
+        return wrapped
+
+    def streaming(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
+        async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
+            shown = None if streamed else request
+            identity = UNKNOWN_CALLER
+            try:
+                identity = self.owner.identify(context)
+                self.owner.authorize(self.method, self.rule, identity, shown)
+                async for response in behaviour(request, context):
+                    yield response
+            except BaseException as error:
+                await self._audit(identity, shown, None, _outcome(error, context))
+                raise
+            await self._audit(identity, shown, None, _outcome(None, context))
+
+        return wrapped
+
+    async def _audit(self, identity: Identity, request: Any, response: Any, outcome: str) -> None:
+        if not self.audited or self.rule is None:
+            return
+        target = policy.field_values(request, self.rule.targets)
+        target.update(policy.field_values(response, self.rule.results))
+        await self.owner.record(self.method, identity, target, outcome)
+
+
+def _outcome(error: BaseException | None, context: Any) -> str:
+    if isinstance(error, errors.DomainError):
+        return code_of(error).name
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED.name
+    if error is not None and not isinstance(error, grpc.aio.AbortError):
+        return grpc.StatusCode.INTERNAL.name
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK.name
+
+
+def security_interceptor(
+    settings: CommonSettings, audit_log: AuditLog | None = None, recorded_by: str = ""
+) -> SecurityInterceptor:
+    """The interceptor a server built from these settings runs."""
+    return SecurityInterceptor(
+        Authenticator.from_settings(settings),
+        RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        settings.auth_licensing_agency,
+        audit_log,
+        recorded_by,
+    )

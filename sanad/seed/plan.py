@@ -1,0 +1,105 @@
+"""The whole dataset: which centres, how many completions each centre has in each year, batches."""
+
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from sanad.seed.centres import SeedCentre, plan_centres
+from sanad.seed.history import allocate, transactions
+from sanad.v1 import events_pb2
+
+# Completed transactions per year in Ad Dakhiliyah: 2024 is the published figure, 2023 is
+# ~12.7% lower ("a marked increase in 2024 compared with the previous year").
+PUBLISHED_COMPLETED = {2023: 66_240, 2024: 74_658}
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """A deterministic dataset for one governorate: the same seed gives the same data."""
+
+    seed: int = 2024
+    governorate: str = "DA"
+    years: tuple[int, ...] = (2023, 2024)
+    scale: float = 1.0
+    completed_by_year: Mapping[int, int] = field(default_factory=lambda: dict(PUBLISHED_COMPLETED))
+
+    def centres(self) -> list[SeedCentre]:
+        return plan_centres(self.seed, self.governorate)
+
+    def target(self, year: int) -> int:
+        """Completed transactions planned for the year (scaled for quick runs)."""
+        base = self.completed_by_year.get(year, PUBLISHED_COMPLETED[max(PUBLISHED_COMPLETED)])
+        return round(base * self.scale)
+
+    def operating(self, centre: SeedCentre, year: int) -> bool:
+        """Newcomers open in the last seeded year only."""
+        return not centre.opened_in_last_year or year == max(self.years)
+
+    def completed(self, year: int) -> dict[int, int]:
+        """Completions per centre index in the year, summing exactly to target(year)."""
+        rng = random.Random(f"volume-{self.seed}-{year}")  # noqa: S311 - sample data
+        centres = [c for c in self.centres() if self.operating(c, year)]
+        # The winners' volumes are fixed so the award order is stable; the others vary by year.
+        weights = [
+            c.omani_staff * c.profile.volume * (1.0 if c.award_place else rng.uniform(0.9, 1.1))
+            for c in centres
+        ]
+        counts = allocate(self.target(year), weights)
+        return {c.index: n for c, n in zip(centres, counts, strict=True)}
+
+    def batches(
+        self, centre_ids: Mapping[int, str], fees: Mapping[str, int], batch_size: int
+    ) -> Iterator[events_pb2.BatchSubmission]:
+        """Every BatchSubmission of the dataset, one centre per batch (batches are per centre)."""
+        centres = self.centres()
+        for year in self.years:
+            for index, count in self.completed(year).items():
+                centre = centres[index]
+                yield from _chunks(
+                    self,
+                    centre,
+                    centre_ids[index],
+                    year,
+                    completed=count,
+                    fees=fees,
+                    batch_size=batch_size,
+                )
+
+
+def _chunks(
+    plan: SeedPlan,
+    centre: SeedCentre,
+    center_id: str,
+    year: int,
+    *,
+    completed: int,
+    fees: Mapping[str, int],
+    batch_size: int,
+) -> Iterator[events_pb2.BatchSubmission]:
+    items: list[events_pb2.HistoricalTransaction] = []
+    chunk = 0
+    for item in transactions(centre, year, completed, plan.seed, fees):
+        item.transaction.center_id = center_id
+        items.append(item)
+        if len(items) == batch_size:
+            yield _batch(plan, centre, center_id, year, chunk=chunk, items=items)
+            items, chunk = [], chunk + 1
+    if items:
+        yield _batch(plan, centre, center_id, year, chunk=chunk, items=items)
+
+
+def _batch(
+    plan: SeedPlan,
+    centre: SeedCentre,
+    center_id: str,
+    year: int,
+    *,
+    chunk: int,
+    items: list[events_pb2.HistoricalTransaction],
+) -> events_pb2.BatchSubmission:
+    return events_pb2.BatchSubmission(
+        batch_id=f"seed-{plan.seed}-{centre.licence_number}-{year}-{chunk:03d}",
+        center_id=center_id,
+        history_items=items,
+    )

@@ -1,0 +1,123 @@
+"""Registers the seed's catalogue services and centres over gRPC and activates their licences.
+
+Re-running is safe: an existing service or centre (same code / licence number) is reused.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from sanad.rpc.identity import IDENTITY_KEY
+from sanad.seed.catalogue import SERVICES
+from sanad.seed.centres import SeedCentre
+from sanad.v1 import registry_pb2, registry_pb2_grpc
+
+log = logging.getLogger("sanad.seed")
+ACTIVE = registry_pb2.LICENCE_STATUS_ACTIVE
+NEXT_ACTION = {
+    registry_pb2.LICENCE_STATUS_APPLIED: registry_pb2.LICENCE_ACTION_APPROVE,
+    registry_pb2.LICENCE_STATUS_INITIALLY_APPROVED: registry_pb2.LICENCE_ACTION_ACTIVATE,
+    registry_pb2.LICENCE_STATUS_EXPIRED: registry_pb2.LICENCE_ACTION_RENEW,
+    registry_pb2.LICENCE_STATUS_SUSPENDED: registry_pb2.LICENCE_ACTION_REINSTATE,
+}
+
+
+@dataclass
+class SeedRegistry:
+    """The registry calls the seed makes, each with identity and a deadline."""
+
+    stub: Any
+    identity: str = "sanad-seed"
+    timeout_s: float = 10.0
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        metadata = ((IDENTITY_KEY, self.identity),)
+        return await method(request, timeout=self.timeout_s, metadata=metadata)
+
+    async def ensure_services(self) -> dict[str, int]:
+        """Add the catalogue services that are missing; returns each code's catalogue fee."""
+        fees: dict[str, int] = {}
+        for s in SERVICES:
+            service = registry_pb2.CatalogService(
+                code=s.code,
+                agency_code=s.agency_code,
+                name_ar=s.name_ar,
+                name_en=s.name_en,
+                fee_baisa=s.fee_baisa,
+                sla_hours=s.sla_hours,
+            )
+            try:
+                await self._call(
+                    self.stub.AddCatalogService,
+                    registry_pb2.AddCatalogServiceRequest(service=service),
+                )
+                fees[s.code] = s.fee_baisa
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+                found = await self._call(
+                    self.stub.GetCatalogService, registry_pb2.GetCatalogServiceRequest(code=s.code)
+                )
+                fees[s.code] = found.service.fee_baisa
+        return fees
+
+    async def existing(self, governorate: str) -> dict[str, registry_pb2.Center]:
+        """The governorate's centres by licence number."""
+        found: dict[str, registry_pb2.Center] = {}
+        token = ""
+        while True:
+            request = registry_pb2.ListCentersRequest(
+                governorate_code=governorate, page_size=500, page_token=token
+            )
+            reply = await self._call(self.stub.ListCenters, request)
+            found.update({c.licence.number: c for c in reply.centers})
+            token = reply.next_page_token
+            if not token:
+                return found
+
+    async def ensure_centre(
+        self, centre: SeedCentre, governorate: str, known: dict[str, registry_pb2.Center]
+    ) -> str:
+        """Register the centre unless it exists, then make its licence ACTIVE; returns its id."""
+        current = known.get(centre.licence_number)
+        if current is None:
+            reply = await self._call(
+                self.stub.RegisterCenter,
+                registry_pb2.RegisterCenterRequest(center=_center_message(centre, governorate)),
+            )
+            current = reply.center
+        for _ in range(3):
+            if current.licence.status == ACTIVE or current.licence.status not in NEXT_ACTION:
+                break
+            reply = await self._call(
+                self.stub.TransitionLicence,
+                registry_pb2.TransitionLicenceRequest(
+                    center_id=current.id,
+                    action=NEXT_ACTION[current.licence.status],
+                    reason="seed: migrated centre",
+                ),
+            )
+            current = reply.center
+        return str(current.id)
+
+
+def _center_message(centre: SeedCentre, governorate: str) -> registry_pb2.Center:
+    return registry_pb2.Center(
+        name_ar=centre.name_ar,
+        name_en=centre.name_en,
+        owner_establishment=centre.owner,
+        governorate_code=governorate,
+        wilayat_code=centre.wilayat_code,
+        omani_staff=centre.omani_staff,
+        total_staff=centre.total_staff,
+        offered_service_codes=list(centre.service_codes),
+        contact=registry_pb2.Contact(phone=f"+96825{centre.index:06d}"),
+        licence=registry_pb2.Licence(number=centre.licence_number),
+    )
+
+
+def registry_stub(channel: grpc.aio.Channel) -> Any:
+    """A RegistryService stub on an open channel."""
+    return registry_pb2_grpc.RegistryServiceStub(channel)

@@ -1,0 +1,30 @@
+"""The caller's remaining time, shared out over every outbound call of one RPC."""
+
+import time
+from collections.abc import Callable
+
+# Kept back from the caller's deadline so our UNAVAILABLE arrives before theirs expires.
+MARGIN_S = 0.1
+MARGIN_SHARE = 0.1
+
+
+class Deadline:
+    """When the caller stops waiting, less a margin; None means the caller set no deadline."""
+
+    def __init__(
+        self, remaining_s: float | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.clock = clock
+        self.end: float | None = None
+        if remaining_s is not None:
+            margin = min(MARGIN_S, remaining_s * MARGIN_SHARE)
+            self.end = clock() + remaining_s - margin
+
+    def left(self) -> float | None:
+        """Seconds an outbound call may take now (never negative), or None without a deadline."""
+        if self.end is None:
+            return None
+        return max(self.end - self.clock(), 0.0)
+
+
+NO_DEADLINE = Deadline(None)

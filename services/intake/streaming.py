@@ -1,0 +1,112 @@
+"""SubmitTransactions: many submissions over one stream, answered in order, confirms pipelined.
+
+Each item is submitted in its own task so broker confirms overlap; a semaphore
+caps the items submitted but not yet answered, so a slow broker slows the
+reading of the stream (flow control reaches the client) instead of growing
+memory. Answers leave strictly in item order.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from sanad.errors import DomainError, RateLimited
+from sanad.security.identity import Identity
+from services.intake.deadline import Deadline
+from services.intake.domain import Submission
+from services.intake.operations import Accepted, Intake
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The answer to one item: accepted, or the domain error that refused it."""
+
+    index: int
+    request_id: str
+    accepted: Accepted | None = None
+    error: DomainError | None = None
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """Items in flight (submitted, unanswered) and items per stream."""
+
+    max_inflight: int
+    max_items: int
+
+
+class _Stream:
+    """The reading half of one stream: starts a task per item, hands tasks over in order."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        caller: str,
+        identity: Identity,
+        deadline: Callable[[], Deadline],
+        limits: StreamLimits,
+    ) -> None:
+        self.intake, self.caller, self.identity = intake, caller, identity
+        self.deadline, self.limits = deadline, limits
+        self.slots = asyncio.Semaphore(limits.max_inflight)
+        self.tasks: asyncio.Queue[asyncio.Task[ItemResult] | None] = asyncio.Queue()
+        self.too_long = False
+
+    async def read(self, items: AsyncIterator[Submission]) -> None:
+        try:
+            index = 0
+            async for submission in items:
+                if index >= self.limits.max_items:
+                    self.too_long = True
+                    return
+                await self.slots.acquire()
+                self.tasks.put_nowait(asyncio.create_task(self._one(index, submission)))
+                index += 1
+        finally:
+            self.tasks.put_nowait(None)
+
+    async def _one(self, index: int, submission: Submission) -> ItemResult:
+        try:
+            accepted = await self.intake.submit(
+                submission, self.caller, self.identity, self.deadline()
+            )
+        except DomainError as error:
+            return ItemResult(index, submission.request_id, error=error)
+        return ItemResult(index, submission.request_id, accepted=accepted)
+
+    def abandon(self) -> None:
+        """Cancel what was started and not answered (the caller went away)."""
+        while not self.tasks.empty():
+            task = self.tasks.get_nowait()
+            if task is not None:
+                task.cancel()
+
+
+async def submit_stream(
+    intake: Intake,
+    items: AsyncIterator[Submission],
+    *,
+    caller: str,
+    identity: Identity,
+    deadline: Callable[[], Deadline],
+    limits: StreamLimits,
+) -> AsyncIterator[ItemResult]:
+    """Answer every item in order; RESOURCE_EXHAUSTED once the stream exceeds max_items."""
+    stream = _Stream(intake, caller, identity, deadline, limits)
+    reader = asyncio.create_task(stream.read(items))
+    try:
+        while (task := await stream.tasks.get()) is not None:
+            result = await task
+            stream.slots.release()
+            yield result
+        await reader  # a broken request stream fails the call
+    finally:
+        reader.cancel()
+        stream.abandon()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+    if stream.too_long:
+        raise RateLimited(
+            f"a stream carries at most {limits.max_items} items; open a new one", retry_after_s=0
+        )

@@ -1,0 +1,109 @@
+"""Submission against the real broker and database: idempotency under concurrency, streaming."""
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from pymongo import AsyncMongoClient
+
+from sanad.v1 import intake_pb2, intake_pb2_grpc
+from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
+
+pytestmark = pytest.mark.integration
+
+
+def request(center_id: str, service: str, request_id: str, **changes: object):  # type: ignore[no-untyped-def]
+    fields: dict[str, object] = {
+        "request_id": request_id,
+        "center_id": center_id,
+        "service_code": service,
+        "channel": COUNTER,
+        "fee_baisa": 5000,
+        "beneficiary_civil_number": "90817263",
+    }
+    fields.update(changes)
+    return intake_pb2.SubmitTransactionRequest(**fields)
+
+
+async def test_fifty_concurrent_retries_on_separate_channels_make_one_transaction(
+    stack: Stack, mongo_url: str
+) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    assert stack.intake_app.server is not None
+    target = f"127.0.0.1:{stack.intake_app.server.port}"
+    channels = [grpc.aio.insecure_channel(target) for _ in range(50)]
+    worker = stack.start_worker()
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    try:
+        replies = await asyncio.gather(
+            *(
+                intake_pb2_grpc.IntakeServiceStub(channel).SubmitTransaction(
+                    request(center_id, service, "one-request"), timeout=15
+                )
+                for channel in channels
+            )
+        )
+        ids = {reply.transaction_id for reply in replies}
+        assert len(ids) == 1
+        assert len({reply.submit_time.ToNanoseconds() for reply in replies}) == 1
+
+        async def stored() -> bool:
+            return await db.transactions.count_documents({}) >= 1
+
+        await eventually(stored, within_s=30)
+        await eventually(lambda: _drained(stack), within_s=30)
+        assert await db.transactions.distinct("_id") == list(ids)
+        doc = await db.transactions.find_one({})
+        assert doc is not None
+        assert (doc["fee_baisa"], doc["request_id"]) == (5000, "one-request")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await asyncio.gather(*(channel.close() for channel in channels))
+        await client.close()
+
+
+async def _drained(stack: Stack) -> bool:
+    return await stack.queue_depth(f"{stack.prefix}.ingest") == 0
+
+
+async def test_a_stream_of_a_thousand_items_answers_each_in_order(stack: Stack) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    bad_fee = set(range(7, 1000, 40))  # 25 items
+    bad_civil = set(range(23, 1000, 40))  # 25 items: 5% invalid in all
+
+    def item(n: int) -> intake_pb2.SubmitTransactionsRequest:
+        changes: dict[str, object] = {}
+        if n in bad_fee:
+            changes["fee_baisa"] = 4999
+        if n in bad_civil:
+            changes["beneficiary_civil_number"] = "12ab"
+        return intake_pb2.SubmitTransactionsRequest(
+            transaction=request(center_id, service, f"s-{n}", **changes)
+        )
+
+    async def items() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:
+        for n in range(1000):
+            yield item(n)
+
+    answers = [a async for a in stack.intake.SubmitTransactions(items(), timeout=60)]
+    assert [a.index for a in answers] == list(range(1000))
+    assert [a.request_id for a in answers] == [f"s-{n}" for n in range(1000)]
+    for answer in answers:
+        if answer.index in bad_fee | bad_civil:
+            assert answer.error_code == "INVALID_ARGUMENT"
+            assert answer.transaction_id == ""
+            expected = "fee_baisa" if answer.index in bad_fee else "beneficiary_civil_number"
+            assert [v.field for v in answer.violations] == [expected]
+        else:
+            assert answer.error_code == ""
+            assert len(answer.transaction_id) == 26
+    accepted = [a.transaction_id for a in answers if a.transaction_id]
+    assert len(set(accepted)) == len(accepted) == 950
+    assert await stack.queue_depth(f"{stack.prefix}.ingest") == 950
+    # The same stream again is idempotent: the same ids, item by item.
+    again = [a async for a in stack.intake.SubmitTransactions(items(), timeout=60)]
+    assert [a.transaction_id for a in again] == [a.transaction_id for a in answers]

@@ -1,0 +1,164 @@
+"""The metrics service reads rollups in MongoDB and centre facts from the real registry."""
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from pymongo import AsyncMongoClient
+
+from sanad import rollups
+from sanad.v1 import metrics_pb2, metrics_pb2_grpc, registry_pb2, registry_pb2_grpc
+from services.metrics.app import build_app as build_metrics
+from services.metrics.settings import MetricsSettings
+from services.registry.app import build_app as build_registry
+from services.registry.settings import RegistrySettings
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Apps:
+    registry: registry_pb2_grpc.RegistryServiceStub
+    metrics: metrics_pb2_grpc.MetricsServiceStub
+    rollups: object
+
+
+@pytest.fixture
+async def apps(mongo_url: str, database_name: str) -> AsyncIterator[Apps]:
+    common = {
+        "mongo_url": mongo_url,
+        "mongo_database": database_name,
+        "grpc_host": "127.0.0.1",
+        "shutdown_grace_s": 0.5,
+    }
+    registry = build_registry(RegistrySettings(**common))
+    registry_port = await registry.start(0)
+    metrics = build_metrics(MetricsSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
+    metrics_port = await metrics.start(0)
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in (registry_port, metrics_port)]
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    yield Apps(
+        registry_pb2_grpc.RegistryServiceStub(channels[0]),
+        metrics_pb2_grpc.MetricsServiceStub(channels[1]),
+        client[database_name][rollups.COLLECTION],
+    )
+    await client.close()
+    for channel in channels:
+        await channel.close()
+    await metrics.stop()
+    await registry.stop()
+
+
+async def register(apps: Apps, wilayat: str, staff: int, name: str) -> str:
+    reply = await apps.registry.RegisterCenter(
+        registry_pb2.RegisterCenterRequest(
+            center=registry_pb2.Center(
+                name_ar=name,
+                name_en=name,
+                owner_establishment="مؤسسة",
+                governorate_code="DA",
+                wilayat_code=wilayat,
+                omani_staff=staff,
+                total_staff=staff,
+                licence=registry_pb2.Licence(number=f"LIC-{time.time_ns()}"),
+            )
+        )
+    )
+    return str(reply.center.id)
+
+
+def rollup(day: str, center: str, wilayat: str, **counters: object) -> dict[str, object]:
+    return {
+        "_id": rollups.rollup_id(day, center, "SVC"),
+        "day": day,
+        "center_id": center,
+        "service_code": "SVC",
+        "governorate_code": "DA",
+        "wilayat_code": wilayat,
+        "agency_code": "ROP",
+        **counters,
+    }
+
+
+async def test_report_and_leaderboard_come_from_rollups_and_registry_facts(apps: Apps) -> None:
+    fast = await register(apps, "DA-NIZ", 2, "مركز سريع")
+    slow = await register(apps, "DA-BAH", 3, "مركز بطيء")
+    idle = await register(apps, "DA-IZK", 4, "مركز خامل")  # no transactions, never activated
+    await apps.rollups.insert_many(  # type: ignore[attr-defined]
+        [
+            rollup(
+                "2024-03-01",
+                fast,
+                "DA-NIZ",
+                submitted=100,
+                completed=90,
+                rejected=2,
+                fees_baisa=300_000,
+                completed_within_sla=88,
+                ratings=10,
+                rating_sum=48,
+                completion_hist={"le_3600": 90},
+            ),
+            rollup(
+                "2024-12-31",
+                slow,
+                "DA-BAH",
+                completed=40,
+                rejected=10,
+                completed_within_sla=20,
+                completion_hist={"le_172800": 40},
+            ),
+            rollup("2023-06-01", fast, "DA-NIZ", completed=50, fees_baisa=100_000),
+            rollup("2025-01-01", slow, "DA-BAH", completed=999),  # another year
+        ]
+    )
+    report = await apps.metrics.GetGovernorateReport(
+        metrics_pb2.GetGovernorateReportRequest(governorate_code="DA", year=2024)
+    )
+    assert report.current.active_centers == 2
+    assert report.current.wilayats_with_centers == 2
+    assert report.current.transactions_completed == 130
+    assert report.current.omani_staff == 5
+    assert report.current.fees_baisa == 300_000
+    assert report.previous.transactions_completed == 50
+    assert report.previous.active_centers == 1
+    assert report.completed_change_percent == pytest.approx(160.0)
+
+    board = await apps.metrics.GetAwardLeaderboard(
+        metrics_pb2.GetAwardLeaderboardRequest(governorate_code="DA", year=2024)
+    )
+    assert [e.center_id for e in board.entries] == [fast, slow]
+    assert idle not in [e.center_id for e in board.entries]
+    top = board.entries[0].components
+    assert (top.completed, top.rejected, top.omani_staff) == (90, 2, 2)
+    assert top.mean_rating == pytest.approx(4.8)
+    assert board.formula
+    assert board.weights.speed + board.weights.quality > 0
+
+
+async def test_centre_and_wilayat_stats_honour_the_period(apps: Apps) -> None:
+    center = await register(apps, "DA-NIZ", 2, "مركز")
+    await apps.rollups.insert_many(  # type: ignore[attr-defined]
+        [
+            rollup(
+                "2024-01-01", center, "DA-NIZ", submitted=3, completed=2, completion_seconds_sum=60
+            ),
+            rollup("2025-01-01", center, "DA-NIZ", submitted=5),
+        ]
+    )
+    whole = await apps.metrics.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id=center))
+    assert whole.stats.submitted == 8
+    assert whole.stats.mean_completion_seconds == pytest.approx(30.0)
+    request = metrics_pb2.GetWilayatStatsRequest(wilayat_code="DA-NIZ")
+    request.start_time.FromJsonString("2024-01-01T00:00:00Z")
+    request.end_time.FromJsonString("2025-01-01T00:00:00Z")
+    wilayat = await apps.metrics.GetWilayatStats(request)
+    assert (wilayat.centers, wilayat.stats.submitted) == (1, 3)
+
+
+async def test_a_report_without_a_governorate_is_invalid_argument(apps: Apps) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await apps.metrics.GetGovernorateReport(metrics_pb2.GetGovernorateReportRequest(year=1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,153 @@
+"""The registry in required-auth mode records an audit trail that only admins can list."""
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sanad.security import certs
+from sanad.v1 import audit_pb2, audit_pb2_grpc, registry_pb2, registry_pb2_grpc
+from services.registry.app import build_app
+from services.registry.settings import RegistrySettings
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Secured:
+    registry: registry_pb2_grpc.RegistryServiceStub
+    audit: audit_pb2_grpc.AuditServiceStub
+    tokens: dict[str, str]
+
+    def as_(self, name: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.tokens[name]}"),)
+
+
+@pytest.fixture
+async def secured(
+    mongo_url: str, database_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Secured]:
+    pki: Path = tmp_path_factory.mktemp("pki")
+    certs.make_dev_pki(pki)
+    app = build_app(
+        RegistrySettings(
+            mongo_url=mongo_url,
+            mongo_database=database_name,
+            grpc_host="127.0.0.1",
+            shutdown_grace_s=1.0,
+            auth_mode="required",
+            auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+        )
+    )
+    port = await app.start(0)
+    tokens = {name: (pki / "tokens" / f"{name}.jwt").read_text().strip() for name in certs.EXAMPLES}
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield Secured(
+            registry_pb2_grpc.RegistryServiceStub(channel),
+            audit_pb2_grpc.AuditServiceStub(channel),
+            tokens,
+        )
+    await app.stop()
+
+
+def centre(licence: str) -> registry_pb2.Center:
+    return registry_pb2.Center(
+        name_ar="مركز الوسام",
+        name_en="Al Wisam Centre",
+        owner_establishment="مؤسسة الوسام",
+        governorate_code="DA",
+        wilayat_code="DA-BAH",
+        omani_staff=2,
+        total_staff=3,
+        licence=registry_pb2.Licence(number=licence),
+    )
+
+
+async def test_changes_and_refusals_are_audited_and_listed_for_admins(secured: Secured) -> None:
+    licence = f"LIC-{time.time_ns()}"
+    reply = await secured.registry.RegisterCenter(
+        registry_pb2.RegisterCenterRequest(center=centre(licence)),
+        metadata=(*secured.as_("ministry-mociip"), ("x-request-id", "audit-req-1")),
+        timeout=10,
+    )
+    center_id = reply.center.id
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await secured.registry.TransitionLicence(
+            registry_pb2.TransitionLicenceRequest(
+                center_id=center_id, action=registry_pb2.LICENCE_ACTION_APPROVE, reason="no"
+            ),
+            metadata=secured.as_("ministry-rop"),
+            timeout=10,
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    await secured.registry.GetCenter(
+        registry_pb2.GetCenterRequest(id=center_id), metadata=secured.as_("admin"), timeout=10
+    )
+
+    listed = await secured.audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(target_value=center_id),
+        metadata=secured.as_("admin"),
+        timeout=10,
+    )
+    seen = [(e.rpc.rsplit("/", 1)[1], e.subject, e.outcome) for e in listed.events]
+    assert seen == [
+        ("TransitionLicence", "rop-systems", "PERMISSION_DENIED"),
+        ("RegisterCenter", "mociip-licensing", "OK"),
+    ]
+    registered = listed.events[1]
+    assert registered.request_id == "audit-req-1"
+    assert registered.target["center.licence.number"] == licence
+    assert registered.agency_code == "MOCIIP"
+    assert registered.recorded_by == "registry"
+    assert registered.time.seconds > 0
+
+    refusals = await secured.audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(outcome="PERMISSION_DENIED", subject="rop-systems"),
+        metadata=secured.as_("admin"),
+        timeout=10,
+    )
+    assert [e.target["center_id"] for e in refusals.events] == [center_id]
+
+
+async def test_only_admins_list_the_audit_trail(secured: Secured) -> None:
+    for name in ("ministry-mociip", "operator", "centre"):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await secured.audit.ListAuditEvents(
+                audit_pb2.ListAuditEventsRequest(), metadata=secured.as_(name), timeout=10
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_bad_paging_of_the_audit_trail_is_invalid(secured: Secured) -> None:
+    for request in (
+        audit_pb2.ListAuditEventsRequest(page_size=-1),
+        audit_pb2.ListAuditEventsRequest(page_token="not-ours"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await secured.audit.ListAuditEvents(request, metadata=secured.as_("admin"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_audit_trail_pages(secured: Secured) -> None:
+    for _ in range(3):
+        await secured.registry.RegisterCenter(
+            registry_pb2.RegisterCenterRequest(center=centre(f"LIC-{time.time_ns()}")),
+            metadata=secured.as_("admin"),
+            timeout=10,
+        )
+    first = await secured.audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(page_size=2), metadata=secured.as_("admin"), timeout=10
+    )
+    second = await secured.audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(page_size=2, page_token=first.next_page_token),
+        metadata=secured.as_("admin"),
+        timeout=10,
+    )
+    assert len(first.events) == 2
+    assert first.next_page_token
+    assert len(second.events) == 1
+    assert not second.next_page_token
+    assert {e.id for e in first.events}.isdisjoint({e.id for e in second.events})

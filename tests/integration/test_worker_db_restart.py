@@ -1,0 +1,149 @@
+"""The database stopped and restarted mid-stream: nothing lost, nothing counted twice or dead."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from sanad.amqp.topology import SUBMITTED, Topology
+from sanad.devstack import mongo_server
+from sanad.v1 import events_pb2
+from tests.integration.conftest import eventually
+from tests.integration.workers_support import publish, submitted
+
+pytestmark = pytest.mark.integration
+
+COUNT = 3000
+SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
+
+
+class Database:
+    """A SecantusDB of this test's own, on a storage folder, that can be stopped and restarted."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = mongo_server.free_port()
+        self.url = mongo_server.url(self.port)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = mongo_server.start(self.port, self.folder / "data", self.folder / "db.log")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(tmp_path)
+    db.start()
+    yield db
+    db.stop()
+
+
+@pytest.fixture
+async def topology(amqp_url: str, amqp_prefix: str) -> AsyncIterator[Topology]:
+    declared = Topology(amqp_prefix)
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        await declared.declare(await connection.channel())
+        yield declared
+        for name in declared.all_queues():
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(name)
+
+
+async def _depth(amqp_url: str, queue: str) -> int:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=env)
+
+
+def _retried(metrics_port: str) -> float:
+    """The worker's count of micro-batches retried after a transient failure."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("sanad_worker_retries_total{")
+    )
+
+
+async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_nothing(
+    database: Database, topology: Topology, amqp_url: str, database_name: str
+) -> None:
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    events = [
+        (SUBMITTED, submitted(f"R{n:07d}", center, "ROP-VISA").SerializeToString(), SUBMITTED_TYPE)
+        for n in range(COUNT)
+    ]
+    env = {
+        **os.environ,
+        "SANAD_MONGO_URL": database.url,
+        "SANAD_MONGO_DATABASE": database_name,
+        "SANAD_MONGO_TIMEOUT_MS": "1000",
+        "SANAD_AMQP_URL": amqp_url,
+        "SANAD_AMQP_PREFIX": topology.prefix,
+        "SANAD_INGEST_HEALTH_PORT": str(mongo_server.free_port()),
+        "SANAD_INGEST_METRICS_PORT": str(mongo_server.free_port()),
+        # Small micro-batches, so the outage falls in the middle of the stream.
+        "SANAD_INGEST_BATCH_MAX": "50",
+        "SANAD_LOG_PLAIN": "1",
+    }
+    worker = _start_worker(env)
+    client: AsyncMongoClient = AsyncMongoClient(database.url, serverSelectionTimeoutMS=20_000)
+    db = client[database_name]
+    try:
+        publishing = asyncio.create_task(publish(amqp_url, topology.transactions_exchange, events))
+
+        async def stored_some() -> bool:
+            return await db.transactions.estimated_document_count() >= 300
+
+        await eventually(stored_some, within_s=30, every_s=0.02)
+        before_outage = await db.transactions.estimated_document_count()
+        database.stop()
+        await publishing
+        await asyncio.sleep(2.5)
+        database.start()
+
+        async def all_done() -> bool:
+            return (
+                await db.transactions.estimated_document_count() >= COUNT
+                and await _depth(amqp_url, topology.ingest_queue) == 0
+            )
+
+        await eventually(all_done, within_s=60, every_s=0.2)
+        await asyncio.sleep(0.5)  # anything redelivered late would land now
+        assert await db.transactions.count_documents({}) == COUNT
+        rollups = await db.rollups.find({"center_id": center}).to_list()
+        assert sum(r["submitted"] for r in rollups) == COUNT
+        assert sum(r["fees_baisa"] for r in rollups) == COUNT * 5000
+        assert await _depth(amqp_url, topology.dead_queue(topology.ingest_queue)) == 0
+        assert await _depth(amqp_url, topology.retry_queue(topology.ingest_queue)) == 0
+        assert worker.poll() is None, "the worker must ride out the outage, not exit"
+        assert before_outage < COUNT, "the outage must fall in the middle of the stream"
+        assert _retried(env["SANAD_INGEST_METRICS_PORT"]) > 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await client.close()

@@ -1,0 +1,111 @@
+"""Shutdown: a cancelled consumer ends the worker non-zero; SIGTERM finishes the micro-batch."""
+
+import asyncio
+import signal
+import subprocess
+import uuid
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from sanad.amqp.topology import SUBMITTED, Topology
+from sanad.v1 import events_pb2
+from tests.integration.conftest import Stack, eventually
+from tests.integration.workers_support import (
+    delete_retry_queues,
+    publish,
+    start_ingest_worker,
+    submitted,
+)
+
+pytestmark = pytest.mark.integration
+
+SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
+
+
+async def _consumers(stack: Stack, queue: str) -> int:
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            return 0
+        return int(declared.declaration_result.consumer_count or 0)
+
+
+async def _exit_code(worker: subprocess.Popen[bytes], within_s: float) -> int | None:
+    try:
+        return await asyncio.to_thread(worker.wait, within_s)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+async def test_a_worker_whose_queue_is_deleted_exits_non_zero_within_seconds(
+    stack: Stack,
+) -> None:
+    topology = Topology(stack.prefix)
+    worker = stack.start_worker()
+    try:
+        await eventually(lambda: _has_consumer(stack, topology.ingest_queue), within_s=30)
+        connection = await aio_pika.connect(stack.amqp_url)
+        async with connection:
+            await (await connection.channel()).queue_delete(topology.ingest_queue)
+        code = await _exit_code(worker, within_s=5)
+        assert code is not None, "the worker must not idle without a consumer"
+        assert code != 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait(timeout=10)
+        await delete_retry_queues(stack)
+
+
+async def _has_consumer(stack: Stack, queue: str) -> bool:
+    return await _consumers(stack, queue) > 0
+
+
+async def test_sigterm_mid_micro_batch_finishes_and_acks_it_and_leaves_the_rest_queued(
+    stack: Stack, mongo_url: str
+) -> None:
+    topology = Topology(stack.prefix)
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    events = [
+        (SUBMITTED, submitted(f"S{n:06d}", center, "ROP-VISA").SerializeToString(), SUBMITTED_TYPE)
+        for n in range(1000)
+    ]
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        await topology.declare(await connection.channel())
+    await publish(stack.amqp_url, topology.transactions_exchange, events)
+    # One long micro-batch: 400 prefetched deliveries collected over a 20 s window.
+    settings = {
+        "SANAD_INGEST_PREFETCH": "400",
+        "SANAD_INGEST_BATCH_MAX": "100000",
+        "SANAD_INGEST_BATCH_WAIT_MS": "20000",
+    }
+    worker = start_ingest_worker(stack, **settings)
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    try:
+        await eventually(lambda: _has_consumer(stack, topology.ingest_queue), within_s=30)
+        await asyncio.sleep(1.0)
+        assert await db.transactions.count_documents({}) == 0, "still collecting"
+        worker.send_signal(signal.SIGTERM)
+        assert await _exit_code(worker, within_s=10) == 0
+        assert await db.transactions.count_documents({}) == 400
+        assert await stack.queue_depth(topology.ingest_queue) == 600
+        worker = start_ingest_worker(stack)
+
+        async def all_stored() -> bool:
+            return await db.transactions.count_documents({}) == 1000
+
+        await eventually(all_stored, within_s=30)
+        rollups = await db.rollups.find({"center_id": center}).to_list()
+        assert sum(r["submitted"] for r in rollups) == 1000
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await client.close()
+        await delete_retry_queues(stack)

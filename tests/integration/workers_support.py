@@ -1,0 +1,104 @@
+"""Helpers for the worker tests: publishing events directly, reading the DLQ, starting workers."""
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import aio_pika
+
+from sanad.amqp.topology import REASON_HEADER, Topology
+from sanad.devstack.mongo_server import free_port
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import common_pb2, events_pb2
+from tests.integration.conftest import Stack, eventually
+
+
+def submitted(transaction_id: str, center_id: str, service: str) -> events_pb2.TransactionSubmitted:
+    """A TransactionSubmitted as intake would publish it."""
+    return events_pb2.TransactionSubmitted(
+        transaction_id=transaction_id,
+        center_id=center_id,
+        governorate_code="DA",
+        wilayat_code="DA-NIZ",
+        service_code=service,
+        agency_code="ROP",
+        sla_hours=48,
+        channel=common_pb2.CHANNEL_COUNTER,
+        fee_baisa=5000,
+        beneficiary_hash="ab" * 32,
+        beneficiary_masked="*****678",
+        submit_time=to_timestamp(datetime.now(UTC)),
+    )
+
+
+async def publish(
+    url: str, exchange_name: str, events: list[tuple[str, bytes, str]], confirm: bool = True
+) -> None:
+    """Publish (routing key, body, type) triples persistently, with confirms."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=confirm)
+        exchange = await channel.get_exchange(exchange_name)
+        for start in range(0, len(events), 1000):
+            # Confirms awaited a thousand at a time: fast, and still all confirmed.
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            body, type=kind, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                        ),
+                        routing_key=key,
+                    )
+                    for key, body, kind in events[start : start + 1000]
+                )
+            )
+
+
+async def dead_letters(stack: Stack, queue: str, expected: int, within_s: float = 20) -> list[str]:
+    """Reasons of the first `expected` dead letters of a work queue."""
+    reasons: list[str] = []
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        dead = await channel.get_queue(Topology(stack.prefix).dead_queue(queue))
+
+        async def drained() -> bool:
+            message = await dead.get(fail=False)
+            if message is not None:
+                reasons.append(str((message.headers or {}).get(REASON_HEADER)))
+                await message.ack()
+            return len(reasons) >= expected
+
+        await eventually(drained, within_s=within_s, every_s=0.02)
+    return reasons
+
+
+def start_batch_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
+    """python -m workers.batch against this stack's registry."""
+    env = {
+        **stack.env,
+        "SANAD_REGISTRY_TARGET": stack.intake_app.settings.registry_target,
+        "SANAD_BATCH_HEALTH_PORT": str(free_port()),
+        "SANAD_BATCH_METRICS_PORT": str(free_port()),
+        **extra,
+    }
+    return subprocess.Popen([sys.executable, "-m", "workers.batch"], env=env)
+
+
+def start_ingest_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
+    """python -m workers.ingest with extra settings."""
+    env = {**stack.env, **extra}
+    return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=env)
+
+
+async def delete_retry_queues(stack: Stack) -> None:
+    """The conftest tidies work and dead queues; the retry queues are ours."""
+    topology = Topology(stack.prefix)
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        for queue in topology.work_queues():
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(topology.retry_queue(queue))

@@ -1,0 +1,62 @@
+"""`python -m sanad.probe`, the container health check: exit 0 only for SERVING."""
+
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from sanad.probe.__main__ import EXIT_NOT_SERVING, EXIT_SERVING, EXIT_UNREACHABLE, main
+
+
+@pytest.fixture
+def health_server() -> Iterator[tuple[str, health.HealthServicer]]:
+    """A real gRPC server on a free port with only the standard health service."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}", servicer
+    server.stop(None)
+
+
+def test_serving_process_passes_the_health_check(
+    health_server: tuple[str, health.HealthServicer],
+) -> None:
+    address, servicer = health_server
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    assert main(["--addr", address]) == EXIT_SERVING
+
+
+def test_not_serving_process_fails_the_health_check(
+    health_server: tuple[str, health.HealthServicer],
+) -> None:
+    address, servicer = health_server
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    assert main(["--addr", address]) == EXIT_NOT_SERVING
+
+
+def test_probe_asks_about_a_named_service(
+    health_server: tuple[str, health.HealthServicer],
+) -> None:
+    address, servicer = health_server
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set("sanad.v1.IntakeService", health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    assert main(["--addr", address, "--service", "sanad.v1.IntakeService"]) == EXIT_NOT_SERVING
+
+
+def test_unknown_service_fails_the_health_check(
+    health_server: tuple[str, health.HealthServicer],
+) -> None:
+    address, _ = health_server
+
+    assert main(["--addr", address, "--service", "no.such.Service"]) == EXIT_UNREACHABLE
+
+
+def test_nothing_listening_fails_quickly() -> None:
+    assert main(["--addr", "127.0.0.1:1", "--timeout", "0.5"]) == EXIT_UNREACHABLE

@@ -1,0 +1,128 @@
+"""SubmitTransactions' pipeline: answers in order, bounded in flight, limited in length."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from sanad.errors import Invalid, RateLimited, Unavailable, Violation
+from sanad.security.identity import DEV_ADMIN, Identity
+from services.intake.deadline import Deadline
+from services.intake.domain import Channel, Submission
+from services.intake.operations import Accepted
+from services.intake.streaming import ItemResult, StreamLimits, submit_stream
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+class SlowIntake:
+    """Confirms after a delay that shrinks with the index, so later items finish first."""
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.peak = 0
+
+    async def submit(
+        self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
+    ) -> Accepted:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            index = int(submission.request_id)
+            await asyncio.sleep(self.delay_s * (1 + (7 - index % 7) / 7))
+            if submission.fee_baisa < 0:
+                raise Invalid([Violation("fee_baisa", "must not be negative")])
+            if submission.civil_number == "down":
+                raise Unavailable("the message broker is unavailable; retry later")
+            return Accepted(f"T{index}", NOW)
+        finally:
+            self.in_flight -= 1
+
+
+def item(index: int, fee: int = 5000, civil: str = "12345678") -> Submission:
+    return Submission(str(index), "C1", "ROP-VISA", Channel.COUNTER, fee, civil)
+
+
+async def items_of(submissions: list[Submission]) -> AsyncIterator[Submission]:
+    for submission in submissions:
+        yield submission
+
+
+async def run(
+    intake: SlowIntake, submissions: list[Submission], limits: StreamLimits
+) -> list[ItemResult]:
+    stream = submit_stream(
+        intake,  # type: ignore[arg-type]
+        items_of(submissions),
+        caller="tester",
+        identity=DEV_ADMIN,
+        deadline=lambda: Deadline(5.0),
+        limits=limits,
+    )
+    return [result async for result in stream]
+
+
+async def test_every_item_is_answered_in_order_with_its_own_outcome() -> None:
+    submissions = [item(n, fee=-1 if n % 20 == 3 else 5000) for n in range(200)]
+    submissions[50] = item(50, civil="down")
+    results = await run(SlowIntake(0.005), submissions, StreamLimits(32, 1000))
+    assert [r.index for r in results] == list(range(200))
+    assert [r.request_id for r in results] == [str(n) for n in range(200)]
+    for r in results:
+        if r.index % 20 == 3:
+            assert isinstance(r.error, Invalid)
+        elif r.index == 50:
+            assert isinstance(r.error, Unavailable)
+        else:
+            assert r.accepted is not None
+            assert r.accepted.transaction_id == f"T{r.index}"
+
+
+async def test_confirms_overlap_but_never_exceed_the_in_flight_limit() -> None:
+    intake = SlowIntake(0.02)
+    started = time.monotonic()
+    results = await run(intake, [item(n) for n in range(200)], StreamLimits(16, 1000))
+    elapsed = time.monotonic() - started
+    assert len(results) == 200
+    assert intake.peak == 16
+    assert elapsed < 200 * 0.02 / 4  # pipelined, not one confirm after another
+
+
+async def test_a_stream_longer_than_the_limit_is_answered_then_refused() -> None:
+    answered: list[ItemResult] = []
+    stream = submit_stream(
+        SlowIntake(0.001),  # type: ignore[arg-type]
+        items_of([item(n) for n in range(30)]),
+        caller="tester",
+        identity=DEV_ADMIN,
+        deadline=lambda: Deadline(None),
+        limits=StreamLimits(4, 10),
+    )
+
+    async def drain() -> None:
+        async for result in stream:
+            answered.append(result)
+
+    with pytest.raises(RateLimited):
+        await drain()
+    assert [r.index for r in answered] == list(range(10))
+
+
+async def test_a_caller_that_goes_away_leaves_no_task_behind() -> None:
+    intake = SlowIntake(0.05)
+    stream = submit_stream(
+        intake,  # type: ignore[arg-type]
+        items_of([item(n) for n in range(100)]),
+        caller="tester",
+        identity=DEV_ADMIN,
+        deadline=lambda: Deadline(None),
+        limits=StreamLimits(8, 1000),
+    )
+    first = await anext(stream)
+    assert first.index == 0
+    await stream.aclose()
+    await asyncio.sleep(0.01)
+    assert intake.in_flight == 0

@@ -1,0 +1,296 @@
+"""Tracking rules: status changes, cancelling and rating are checked against the stored document."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sanad.amqp.topology import RATED, STATUS_CHANGED, Topology
+from sanad.domain.transactions import Status
+from sanad.errors import (
+    AlreadyExists,
+    Invalid,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    Unavailable,
+)
+from sanad.records import proto_from_document
+from sanad.security.identity import DEV_ADMIN, Identity, Role
+from sanad.v1 import common_pb2, events_pb2
+from services.intake.deadline import Deadline
+from services.intake.tracking import ListQuery, Tracker, decode_token, encode_token, page_size
+
+T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+ROP = Identity("rop-system", Role.MINISTRY, agency_code="ROP")
+MOL = Identity("mol-system", Role.MINISTRY, agency_code="MOL")
+CENTRE = Identity("abraj", Role.CENTRE, center_id="C1")
+OTHER_CENTRE = Identity("nizwa", Role.CENTRE, center_id="C2")
+
+
+def stored(status: Status = Status.RECORDED, **extra: Any) -> dict[str, Any]:
+    doc = {
+        "_id": "T1",
+        "request_id": "r-1",
+        "center_id": "C1",
+        "service_code": "ROP-VISA",
+        "agency_code": "ROP",
+        "service_version": 1,
+        "channel": "COUNTER",
+        "fee_baisa": 5000,
+        "beneficiary_masked": "*****678",
+        "submit_time": T0,
+        "status": status.value,
+        "history": [{"status": "SUBMITTED", "time": T0}, {"status": status.value, "time": T0}],
+        "rating": 0,
+    }
+    doc.update(extra)
+    return doc
+
+
+class FakeStore:
+    def __init__(self, *docs: dict[str, Any]) -> None:
+        self.docs = {d["_id"]: d for d in docs}
+        self.ratings: dict[str, tuple[int, datetime]] = {}
+        self.timeouts: list[float | None] = []
+
+    async def get_transaction(self, transaction_id: str, timeout_s: float | None = None) -> Any:
+        self.timeouts.append(timeout_s)
+        await asyncio.sleep(0)
+        return self.docs.get(transaction_id)
+
+    async def list_transactions(self, query: ListQuery, timeout_s: float | None = None) -> Any:
+        return [d for d in self.docs.values() if d["center_id"] == query.center_id]
+
+    async def claim_rating(
+        self, transaction_id: str, rating: int, given: datetime, timeout_s: float | None = None
+    ) -> tuple[int, datetime]:
+        return self.ratings.setdefault(transaction_id, (rating, given))
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, str, float | None]] = []
+        self.down = False
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_type: str,
+        message_id: str,
+        timeout_s: float | None = None,
+    ) -> None:
+        if self.down:
+            raise Unavailable("the message broker is unavailable; retry later")
+        self.sent.append((routing_key, body, message_type, timeout_s))
+
+
+def tracker(*docs: dict[str, Any]) -> tuple[Tracker, FakePublisher]:
+    publisher = FakePublisher()
+    return Tracker(FakeStore(*docs), publisher, Topology("t")), publisher
+
+
+async def update(t: Tracker, status: Status | None, who: Identity = DEV_ADMIN) -> Any:
+    return await t.update_status(
+        "T1", status, "note", actor="agency", identity=who, deadline=Deadline(5.0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (Status.COMPLETED, Status.IN_PROGRESS),
+        (Status.REJECTED, Status.COMPLETED),
+        (Status.CANCELLED, Status.IN_PROGRESS),
+        (Status.AWAITING_DOCUMENTS, Status.COMPLETED),
+        (Status.AWAITING_AGENCY, Status.AWAITING_DOCUMENTS),
+        (Status.IN_PROGRESS, Status.IN_PROGRESS),
+    ],
+)
+async def test_illegal_status_transitions_are_refused(current: Status, new: Status) -> None:
+    t, publisher = tracker(stored(current))
+    with pytest.raises(PreconditionFailed):
+        await update(t, new)
+    assert publisher.sent == []
+
+
+@pytest.mark.parametrize("status", [None, Status.CANCELLED, Status.RECORDED, Status.SUBMITTED])
+async def test_an_agency_reports_only_reportable_statuses(status: Status | None) -> None:
+    t, _ = tracker(stored())
+    with pytest.raises(Invalid) as caught:
+        await update(t, status)
+    assert [v.field for v in caught.value.violations] == ["status"]
+
+
+async def test_a_legal_change_is_published_with_a_new_change_id() -> None:
+    t, publisher = tracker(stored(Status.IN_PROGRESS))
+    change = await update(t, Status.AWAITING_DOCUMENTS)
+    assert (change.status, change.actor, change.note) == (
+        Status.AWAITING_DOCUMENTS,
+        "agency",
+        "note",
+    )
+    await update(t, Status.AWAITING_DOCUMENTS)
+    (key, body, kind, timeout), (_, body2, _, _) = publisher.sent
+    event = events_pb2.TransactionStatusChanged.FromString(body)
+    assert (key, kind) == (STATUS_CHANGED, "sanad.v1.TransactionStatusChanged")
+    assert event.transaction_id == "T1"
+    assert event.status == common_pb2.TRANSACTION_STATUS_AWAITING_DOCUMENTS
+    assert event.change_id != events_pb2.TransactionStatusChanged.FromString(body2).change_id
+    assert timeout is not None
+    assert 4.0 < timeout <= 5.0
+
+
+async def test_only_the_owning_agency_updates() -> None:
+    t, _ = tracker(stored())
+    await update(t, Status.IN_PROGRESS, ROP)
+    for who in (MOL, CENTRE):
+        with pytest.raises(PermissionDenied):
+            await update(t, Status.IN_PROGRESS, who)
+
+
+async def test_an_unknown_transaction_is_not_found() -> None:
+    t, _ = tracker()
+    with pytest.raises(NotFound):
+        await update(t, Status.IN_PROGRESS)
+
+
+async def test_a_finished_transaction_cannot_be_cancelled() -> None:
+    for status in (Status.COMPLETED, Status.REJECTED, Status.CANCELLED):
+        t, _ = tracker(stored(status))
+        with pytest.raises(PreconditionFailed):
+            await t.cancel("T1", "r", actor="a", identity=DEV_ADMIN, deadline=Deadline(None))
+    t, publisher = tracker(stored(Status.AWAITING_AGENCY))
+    change = await t.cancel("T1", "asked", actor="a", identity=CENTRE, deadline=Deadline(None))
+    assert change.status is Status.CANCELLED
+    assert len(publisher.sent) == 1
+    with pytest.raises(PermissionDenied):
+        await t.cancel("T1", "", actor="a", identity=OTHER_CENTRE, deadline=Deadline(None))
+
+
+async def rate(t: Tracker, rating: int, who: Identity = DEV_ADMIN) -> None:
+    await t.rate("T1", rating, actor="centre", identity=who, deadline=Deadline(None))
+
+
+async def test_a_rating_is_from_one_to_five_after_completion_and_once() -> None:
+    t, _ = tracker(stored(Status.IN_PROGRESS))
+    with pytest.raises(PreconditionFailed):
+        await rate(t, 4)
+    t, publisher = tracker(stored(Status.COMPLETED))
+    for bad in (0, 6, -1):
+        with pytest.raises(Invalid):
+            await rate(t, bad)
+    await rate(t, 4, CENTRE)
+    await rate(t, 4)  # a retry of the same rating is published again
+    with pytest.raises(AlreadyExists):
+        await rate(t, 5)
+    assert [key for key, *_ in publisher.sent] == [RATED, RATED]
+    assert publisher.sent[0][1] == publisher.sent[1][1]  # the same event: the worker dedups it
+    assert events_pb2.TransactionRated.FromString(publisher.sent[0][1]).rating == 4
+    t, _ = tracker(stored(Status.COMPLETED, rating=3))
+    with pytest.raises(AlreadyExists):
+        await rate(t, 3)
+
+
+async def test_concurrent_different_ratings_leave_one() -> None:
+    t, _ = tracker(stored(Status.COMPLETED))
+    outcomes = await asyncio.gather(*(rate(t, n) for n in (1, 2, 3, 4, 5)), return_exceptions=True)
+    assert sum(o is None for o in outcomes) == 1
+    assert all(isinstance(o, AlreadyExists) for o in outcomes if o is not None)
+
+
+async def test_a_broker_outage_reaches_the_caller_as_unavailable() -> None:
+    t, publisher = tracker(stored())
+    publisher.down = True
+    with pytest.raises(Unavailable):
+        await update(t, Status.IN_PROGRESS)
+
+
+async def test_centres_read_only_their_own_transactions() -> None:
+    t, _ = tracker(stored())
+    assert (await t.get("T1", CENTRE, Deadline(None)))["_id"] == "T1"
+    assert (await t.get("T1", ROP, Deadline(None)))["_id"] == "T1"
+    for who in (OTHER_CENTRE, MOL):
+        with pytest.raises(PermissionDenied):
+            await t.get("T1", who, Deadline(None))
+    with pytest.raises(PermissionDenied):
+        await t.list(ListQuery(center_id="C1"), OTHER_CENTRE, Deadline(None))
+    docs, token = await t.list(ListQuery(center_id=""), CENTRE, Deadline(None))
+    assert ([d["_id"] for d in docs], token) == (["T1"], "")
+
+
+async def test_watch_streams_each_change_and_stops_when_finished() -> None:
+    doc = stored(Status.RECORDED)
+    t, _ = tracker(doc)
+    seen: list[str] = []
+
+    async def worker() -> None:
+        for status in (Status.IN_PROGRESS, Status.COMPLETED):
+            await asyncio.sleep(0.03)
+            doc["history"] = [*doc["history"], {"status": status.value, "time": T0}]
+            doc["status"] = status.value
+
+    writer = asyncio.create_task(worker())
+    async for current in t.watch("T1", DEV_ADMIN, Deadline(5.0), poll_s=0.005):
+        seen.append(current["status"])
+    await writer
+    assert seen == ["RECORDED", "IN_PROGRESS", "COMPLETED"]
+
+
+def test_page_tokens_round_trip_and_refuse_forgeries() -> None:
+    assert decode_token(encode_token(stored())) == (T0, "T1")
+    with pytest.raises(Invalid):
+        decode_token("not-a-token")
+    assert (page_size(0), page_size(10), page_size(10_000)) == (50, 10, 500)
+    with pytest.raises(Invalid):
+        page_size(-1)
+
+
+def test_the_deadline_keeps_a_margin_and_never_goes_negative() -> None:
+    now = [100.0]
+    deadline = Deadline(2.0, clock=lambda: now[0])
+    assert deadline.left() == pytest.approx(1.9)
+    now[0] += 5
+    assert deadline.left() == 0.0
+    assert Deadline(None).left() is None
+
+
+@pytest.mark.parametrize(
+    ("status", "refund"),
+    [
+        (Status.CANCELLED, True),
+        (Status.REJECTED, True),
+        (Status.COMPLETED, False),
+        (Status.IN_PROGRESS, False),
+    ],
+)
+def test_a_cancelled_or_rejected_fee_shows_as_due_for_refund(status: Status, refund: bool) -> None:
+    shown = proto_from_document(stored(status), T0 + timedelta(hours=1))
+    assert shown.fee_baisa == 5000
+    assert shown.fee_refund_due is refund
+
+
+def test_the_sla_clock_excludes_paused_intervals() -> None:
+    hour = timedelta(hours=1)
+    steps = [
+        ("SUBMITTED", T0),
+        ("RECORDED", T0),
+        ("IN_PROGRESS", T0 + hour),
+        ("AWAITING_DOCUMENTS", T0 + 2 * hour),
+        ("IN_PROGRESS", T0 + 5 * hour),
+        ("AWAITING_AGENCY", T0 + 6 * hour),
+        ("IN_PROGRESS", T0 + 8 * hour),
+        ("COMPLETED", T0 + 9 * hour),
+    ]
+    doc = stored(
+        Status.COMPLETED,
+        history=[{"status": s, "time": t} for s, t in steps],
+        finish_time=steps[-1][1],
+    )
+    shown = proto_from_document(doc, T0 + 100 * hour)
+    assert shown.paused_seconds == 5 * 3600
+    assert shown.sla_elapsed_seconds == 4 * 3600

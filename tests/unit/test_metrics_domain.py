@@ -1,0 +1,109 @@
+"""The report arithmetic: sums, histogram medians, and who counts as active in a year."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sanad import rollups
+from services.metrics.domain import (
+    CenterFacts,
+    LicenceChange,
+    Stats,
+    active_in_year,
+    change_percent,
+    histogram_quantile,
+    sum_rollups,
+    year_figures,
+)
+
+
+def at(year: int, month: int = 1, day: int = 1) -> datetime:
+    return datetime(year, month, day, tzinfo=UTC)
+
+
+def centre(cid: str, wilayat: str, staff: int, *history: tuple[datetime, str]) -> CenterFacts:
+    changes = tuple(LicenceChange(time, status) for time, status in history)
+    return CenterFacts(cid, f"مركز {cid}", f"Centre {cid}", wilayat, staff, changes)
+
+
+def served(completed: int = 0, submitted: int = 0) -> Stats:
+    return sum_rollups([{"completed": completed, "submitted": submitted}])
+
+
+def test_sums_add_counters_and_histogram_buckets_of_every_rollup() -> None:
+    stats = sum_rollups(
+        [
+            {"completed": 2, "completion_seconds_sum": 100, "completion_hist": {"le_900": 2}},
+            {"completed": 1, "completion_seconds_sum": 50, "completion_hist": {"le_inf": 1}},
+            {"ratings": 2, "rating_sum": 9},
+        ]
+    )
+    assert stats.get("completed") == 3
+    assert stats.mean_completion_seconds == pytest.approx(50.0)
+    assert stats.mean_rating == pytest.approx(4.5)
+    assert stats.histogram["le_900"] == 2
+    assert stats.histogram["le_inf"] == 1
+
+
+def test_empty_stats_have_zero_means() -> None:
+    stats = sum_rollups([])
+    assert (stats.mean_completion_seconds, stats.mean_rating) == (0.0, 0.0)
+    assert stats.median_completion_seconds == 0.0
+
+
+def test_median_interpolates_inside_its_bucket_like_prometheus() -> None:
+    # 4 completions <= 15 min, 4 in (1 h, 2 h]: the median sits at the top of the first bucket.
+    assert histogram_quantile(0.5, {"le_900": 4, "le_7200": 4}) == pytest.approx(900.0)
+    # 10 in (1 h, 2 h]: the median is half-way through that bucket.
+    assert histogram_quantile(0.5, {"le_7200": 10}) == pytest.approx(5400.0)
+
+
+def test_median_beyond_the_last_bound_reads_as_the_last_bound() -> None:
+    assert histogram_quantile(0.5, {"le_inf": 3}) == float(rollups.COMPLETION_BOUNDS_S[-1])
+
+
+def test_a_centre_that_served_in_the_year_is_active_even_before_its_registry_licence() -> None:
+    # Migrated history predates the registry record: activated in 2026, served in 2024.
+    c = centre("A", "DA-NIZ", 2, (at(2026), "INITIALLY_APPROVED"), (at(2026, 2), "ACTIVE"))
+    assert active_in_year(c, 2024, served(completed=5))
+    assert not active_in_year(c, 2024, served())
+    assert not active_in_year(c, 2024, None)
+
+
+def test_licence_history_alone_makes_a_centre_active_in_a_year() -> None:
+    c = centre("A", "DA-NIZ", 2, (at(2023, 3), "ACTIVE"), (at(2024, 6), "SUSPENDED"))
+    assert active_in_year(c, 2023, None)
+    assert active_in_year(c, 2024, None)
+    assert not active_in_year(c, 2025, None)
+    assert not active_in_year(c, 2022, None)
+
+
+def test_a_licence_cancelled_before_the_year_is_never_active() -> None:
+    c = centre("A", "DA-NIZ", 2, (at(2022), "ACTIVE"), (at(2023, 6), "CANCELLED"))
+    assert not active_in_year(c, 2024, served(completed=1))
+    assert active_in_year(c, 2023, None)
+
+
+def test_year_figures_count_active_centres_wilayats_staff_and_totals() -> None:
+    centres = [
+        centre("A", "DA-NIZ", 3),
+        centre("B", "DA-NIZ", 2),
+        centre("C", "DA-BAH", 4),
+        centre("D", "DA-IZK", 5),  # served nothing in the year
+    ]
+    per_centre = {
+        "A": sum_rollups([{"completed": 10, "fees_baisa": 5000}]),
+        "B": sum_rollups([{"submitted": 1}]),
+        "C": sum_rollups([{"completed": 7, "fees_baisa": 1000}]),
+    }
+    figures = year_figures(2024, centres, per_centre)
+    assert figures.active_centers == 3
+    assert figures.wilayats_with_centers == 2
+    assert figures.transactions_completed == 17
+    assert figures.omani_staff == 9
+    assert figures.fees_baisa == 6000
+
+
+def test_change_is_in_percent_and_zero_without_a_previous_year() -> None:
+    assert change_percent(110, 100) == 10.0
+    assert change_percent(5, 0) == 0.0

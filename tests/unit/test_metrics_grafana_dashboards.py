@@ -1,0 +1,106 @@
+"""The committed Grafana dashboards are exactly what the generator makes, and well formed."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
+
+
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("grafana_generate", GRAFANA / "generate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def committed() -> dict[str, dict[str, object]]:
+    return {p.name: json.loads(p.read_text()) for p in (GRAFANA / "dashboards").glob("*.json")}
+
+
+def all_exprs() -> list[str]:
+    return [
+        target["expr"]
+        for board in committed().values()
+        for panel in board["panels"]  # type: ignore[attr-defined]
+        for target in panel["targets"]
+    ]
+
+
+def test_committed_json_equals_the_generated_json() -> None:
+    generated = generator().dashboards()
+    on_disk = {
+        p.name: p.read_text(encoding="utf-8") for p in (GRAFANA / "dashboards").glob("*.json")
+    }
+    assert on_disk == generated, "run: python deploy/grafana/generate.py"
+
+
+def test_the_three_dashboards_exist_with_unique_uids() -> None:
+    boards = committed()
+    assert set(boards) == {"sanad-operations.json", "sanad-centres.json", "sanad-award.json"}
+    assert len({b["uid"] for b in boards.values()}) == 3
+
+
+def test_every_panel_has_datasource_targets_unique_id_and_grid_position() -> None:
+    datasource_uid = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]["uid"]
+    for name, board in committed().items():
+        panels = board["panels"]
+        ids = [p["id"] for p in panels]  # type: ignore[attr-defined]
+        assert len(ids) == len(set(ids)), name
+        for panel in panels:  # type: ignore[attr-defined]
+            assert panel["title"], name
+            assert panel["description"], panel["title"]
+            assert panel["datasource"]["uid"] == datasource_uid
+            grid = panel["gridPos"]
+            assert set(grid) == {"h", "w", "x", "y"}
+            assert grid["x"] + grid["w"] <= 24
+            assert panel["targets"], panel["title"]
+            ref_ids = [t["refId"] for t in panel["targets"]]
+            assert len(ref_ids) == len(set(ref_ids))
+            for target in panel["targets"]:
+                assert target["expr"].strip()
+                assert target["datasource"]["uid"] == datasource_uid
+
+
+def test_panels_do_not_overlap() -> None:
+    for board in committed().values():
+        cells: set[tuple[int, int]] = set()
+        for panel in board["panels"]:  # type: ignore[attr-defined]
+            g = panel["gridPos"]
+            mine = {
+                (x, y)
+                for x in range(g["x"], g["x"] + g["w"])
+                for y in range(g["y"], g["y"] + g["h"])
+            }
+            assert not cells & mine, panel["title"]
+            cells |= mine
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
+    rules = [
+        {"record": f"sanad:panel_query_{i}", "expr": expr.replace("$__rate_interval", "1m")}
+        for i, expr in enumerate(all_exprs())
+    ]
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_provider_points_grafana_at_a_dashboards_folder() -> None:
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "sanad.yml").read_text())
+    assert provider["providers"][0]["type"] == "file"
+    assert provider["providers"][0]["options"]["path"]

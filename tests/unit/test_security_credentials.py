@@ -1,0 +1,115 @@
+"""Certificates and bearer tokens become identities; bad ones are UNAUTHENTICATED."""
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sanad.errors import RateLimited, Unauthenticated
+from sanad.security import certs
+from sanad.security.credentials import TokenVerifier, identity_from_certificate, issue_token
+from sanad.security.identity import Identity, Role
+from sanad.security.limits import RateLimiter
+
+ROP = Identity("rop-systems", Role.MINISTRY, agency_code="ROP")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pki")
+    certs.make_dev_pki(out)
+    return out
+
+
+def verifier(pki: Path) -> TokenVerifier:
+    return TokenVerifier((pki / "jwt-signing.pub.pem").read_bytes(), "sanad-mesh", "sanad-mesh")
+
+
+def sign(pki: Path, identity: Identity, ttl_s: int = 60, audience: str = "sanad-mesh") -> str:
+    key = (pki / "jwt-signing.key").read_bytes()
+    return issue_token(key, identity, "sanad-mesh", audience, ttl_s)
+
+
+def test_make_certs_writes_the_ca_services_clients_and_tokens(pki: Path) -> None:
+    for name in ("ca", *certs.SERVICES, *certs.EXAMPLES):
+        assert (pki / f"{name}.pem").exists()
+        assert (pki / f"{name}.key").stat().st_mode & 0o077 == 0
+    assert (pki / "tokens" / "admin.jwt").exists()
+
+
+@pytest.mark.parametrize("name", list(certs.EXAMPLES))
+def test_an_example_client_certificate_names_its_identity(pki: Path, name: str) -> None:
+    assert identity_from_certificate((pki / f"{name}.pem").read_bytes()) == certs.EXAMPLES[name]
+
+
+def test_a_service_certificate_is_a_service_identity(pki: Path) -> None:
+    identity = identity_from_certificate((pki / "intake.pem").read_bytes())
+    assert identity == Identity("intake", Role.SERVICE)
+
+
+@pytest.mark.parametrize("name", list(certs.EXAMPLES))
+def test_an_example_token_verifies_to_its_identity(pki: Path, name: str) -> None:
+    token = (pki / "tokens" / f"{name}.jwt").read_text().strip()
+    assert verifier(pki).verify(token) == certs.EXAMPLES[name]
+
+
+def test_an_expired_token_is_refused(pki: Path) -> None:
+    with pytest.raises(Unauthenticated, match="ExpiredSignature"):
+        verifier(pki).verify(sign(pki, ROP, ttl_s=-120))
+
+
+def test_a_token_for_another_audience_is_refused(pki: Path) -> None:
+    with pytest.raises(Unauthenticated, match="InvalidAudience"):
+        verifier(pki).verify(sign(pki, ROP, audience="someone-else"))
+
+
+def test_a_token_signed_by_another_key_is_refused(pki: Path) -> None:
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    token = issue_token(other, ROP, "sanad-mesh", "sanad-mesh", 60)
+    with pytest.raises(Unauthenticated):
+        verifier(pki).verify(token)
+
+
+@pytest.mark.parametrize("garbage", ["", "x", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])
+def test_garbage_tokens_are_refused(pki: Path, garbage: str) -> None:
+    with pytest.raises(Unauthenticated):
+        verifier(pki).verify(garbage)
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        Identity("m", Role.MINISTRY),
+        Identity("c", Role.CENTRE),
+        Identity("b", Role.BATCH),
+    ],
+)
+def test_a_credential_without_the_scope_its_role_needs_is_refused(
+    pki: Path, identity: Identity
+) -> None:
+    with pytest.raises(Unauthenticated, match="names its"):
+        verifier(pki).verify(sign(pki, identity))
+
+
+def test_the_rate_limiter_refuses_past_the_burst_and_says_when_to_retry() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2.0, 3, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.take("centre:a")
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("centre:a")
+    assert refused.value.retry_after_s == pytest.approx(0.5)
+    limiter.take("centre:b")  # buckets are per identity
+    now[0] = 0.5
+    limiter.take("centre:a")
+
+
+def test_a_zero_rate_turns_the_limiter_off() -> None:
+    limiter = RateLimiter(0, 1)
+    for _ in range(100):
+        limiter.take("admin:x")

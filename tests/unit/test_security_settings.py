@@ -1,0 +1,77 @@
+"""The production profile refuses every unsafe setting; the dev profile keeps today's defaults."""
+
+import pytest
+from pydantic import ValidationError
+
+from sanad import mongo
+from sanad.settings import AuthMode, ServerSettings
+
+SAFE = {
+    "profile": "production",
+    "civil_id_secret": "a-real-secret-from-the-vault",
+    "amqp_url": "amqps://intake:pw@rabbit:5671/",
+    "tls_cert_file": "/certs/intake.pem",
+    "tls_key_file": "/certs/intake.key",
+    "tls_ca_file": "/certs/ca.pem",
+    "tls_client_auth": True,
+    "auth_mode": "required",
+}
+
+
+def test_dev_defaults_keep_plaintext_and_the_dev_identity() -> None:
+    settings = ServerSettings()
+    assert not settings.grpc_tls
+    assert settings.auth_mode is AuthMode.DEV
+    assert settings.rate_limit_per_s == 0
+
+
+def test_production_starts_with_safe_settings() -> None:
+    assert ServerSettings(**SAFE).grpc_tls
+
+
+def test_production_with_a_jwt_key_instead_of_mutual_tls_starts() -> None:
+    ServerSettings(**{**SAFE, "tls_client_auth": False, "auth_jwt_public_key_file": "/k.pem"})
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"civil_id_secret": "dev-only-civil-id-secret"}, "SANAD_CIVIL_ID_SECRET"),
+        ({"amqp_url": "amqp://guest:guest@rabbit:5672/"}, "guest"),
+        ({"tls_cert_file": "", "tls_key_file": ""}, "plaintext gRPC"),
+        ({"tls_ca_file": "", "tls_client_auth": False}, "missing CA"),
+        ({"auth_mode": "dev"}, "SANAD_AUTH_MODE=dev"),
+        ({"tls_client_auth": False}, "no way to authenticate"),
+    ],
+)
+def test_production_refuses_an_unsafe_setting(change: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        ServerSettings(**{**SAFE, **change})
+
+
+def test_a_certificate_without_its_key_is_refused_in_any_profile() -> None:
+    with pytest.raises(ValidationError, match="go together"):
+        ServerSettings(tls_cert_file="/certs/a.pem")
+
+
+def test_mutual_tls_without_a_ca_is_refused() -> None:
+    with pytest.raises(ValidationError, match="CLIENT_AUTH"):
+        ServerSettings(tls_cert_file="/a.pem", tls_key_file="/a.key", tls_client_auth=True)
+
+
+def test_settings_come_from_sanad_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANAD_AUTH_MODE", "required")
+    monkeypatch.setenv("SANAD_RATE_LIMIT_PER_S", "5")
+    settings = ServerSettings()
+    assert settings.auth_mode is AuthMode.REQUIRED
+    assert settings.rate_limit_per_s == 5
+
+
+def test_mongo_tls_files_become_pymongo_options() -> None:
+    settings = ServerSettings(mongo_tls_ca_file="/ca.pem", mongo_tls_cert_key_file="/me.pem")
+    assert mongo.tls_options(settings) == {
+        "tls": True,
+        "tlsCAFile": "/ca.pem",
+        "tlsCertificateKeyFile": "/me.pem",
+    }
+    assert mongo.tls_options(ServerSettings()) == {}

@@ -1,0 +1,86 @@
+"""Status changes and ratings applied to a stored document: in order, once, refused when illegal."""
+
+from datetime import UTC, datetime, timedelta
+
+from sanad.amqp.consumer import Dead
+from sanad.domain.transactions import Status
+from sanad.records import document_from_submitted
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import common_pb2, events_pb2
+from workers.ingest.changes import Applied, Rating, StatusChange, apply_change
+from workers.ingest.rollups import RollupIncrements
+
+SUBMITTED_AT = datetime(2024, 5, 1, 9, tzinfo=UTC)
+
+
+def stored() -> dict:
+    event = events_pb2.TransactionSubmitted(
+        transaction_id="T1",
+        center_id="C1",
+        governorate_code="DA",
+        wilayat_code="DA-NIZ",
+        service_code="S",
+        agency_code="ROP",
+        sla_hours=48,
+        channel=common_pb2.CHANNEL_COUNTER,
+        fee_baisa=5000,
+        submit_time=to_timestamp(SUBMITTED_AT),
+    )
+    return document_from_submitted(event, SUBMITTED_AT)
+
+
+def change(change_id: str, status: Status, hours: float) -> StatusChange:
+    return StatusChange("T1", change_id, status, SUBMITTED_AT + timedelta(hours=hours), "ROP", "")
+
+
+def test_a_completion_counts_once_on_its_day_with_paused_time_excluded() -> None:
+    doc, rollups = stored(), RollupIncrements()
+    for item in (
+        change("c1", Status.IN_PROGRESS, 1),
+        change("c2", Status.AWAITING_DOCUMENTS, 2),
+        change("c3", Status.IN_PROGRESS, 26),
+        change("c4", Status.COMPLETED, 27),
+    ):
+        assert apply_change(doc, item, rollups) is Applied.APPLIED
+    assert apply_change(doc, change("c4", Status.COMPLETED, 27), rollups) is Applied.DUPLICATE
+    assert (doc["paused_seconds"], doc["sla_elapsed_seconds"]) == (24 * 3600, 3 * 3600)
+    [(key, _, inc)] = rollups.items()
+    assert key == "2024-05-02|C1|S"
+    assert inc == {
+        "completed": 1,
+        "completion_seconds_sum": 3 * 3600,
+        "completion_hist.le_14400": 1,
+        "completed_within_sla": 1,
+    }
+
+
+def test_an_illegal_change_is_refused_with_its_reason() -> None:
+    doc = stored()
+    apply_change(doc, change("c1", Status.CANCELLED, 1), RollupIncrements())
+    refused = apply_change(doc, change("c2", Status.IN_PROGRESS, 2), RollupIncrements())
+    assert isinstance(refused, Dead)
+    assert refused.reason == "illegal-status-change"
+    assert doc["fee_refund_due"] is True
+
+
+def test_a_rejection_counts_the_refund_due() -> None:
+    doc, rollups = stored(), RollupIncrements()
+    apply_change(doc, change("c1", Status.REJECTED, 50), rollups)
+    [(_, _, inc)] = rollups.items()
+    assert inc == {"rejected": 1, "refunds_due_baisa": 5000}
+
+
+def test_a_rating_needs_completion_and_is_given_once() -> None:
+    doc, rollups = stored(), RollupIncrements()
+    rating = Rating("T1", "rating:5:1", 5, SUBMITTED_AT + timedelta(days=3), "app")
+    early = apply_change(doc, rating, rollups)
+    assert isinstance(early, Dead)
+    assert early.reason == "not-completed"
+    apply_change(doc, change("c1", Status.COMPLETED, 1), rollups)
+    assert apply_change(doc, rating, rollups) is Applied.APPLIED
+    assert apply_change(doc, rating, rollups) is Applied.DUPLICATE
+    again = apply_change(doc, Rating("T1", "rating:1:2", 1, rating.time, "app"), rollups)
+    assert isinstance(again, Dead)
+    assert again.reason == "already-rated"
+    by_day = {key: inc for key, _, inc in rollups.items()}
+    assert by_day["2024-05-04|C1|S"] == {"ratings": 1, "rating_sum": 5}

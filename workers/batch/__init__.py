@@ -1,0 +1,1 @@
+"""Batch worker: validates batch submissions against the registry, stores them, answers each."""

@@ -1,0 +1,27 @@
+"""Runs the batch worker: python -m workers.batch."""
+
+import asyncio
+
+from sanad import runtime
+from sanad.telemetry import logs
+from sanad.telemetry.metrics import serve_metrics
+from workers.batch.app import build_app
+from workers.batch.settings import BatchSettings
+from workers.lifecycle import run_until_stopped
+
+
+async def work(stop: asyncio.Event) -> None:
+    """Consume until stop is set; the current batch is finished and acked."""
+    settings = BatchSettings()
+    logs.configure("batch", settings.log_level, settings.log_plain)
+    serve_metrics(settings.batch_metrics_port)
+    await run_until_stopped(build_app(settings), settings.batch_health_port, stop)
+
+
+def main() -> None:
+    """Console script entry point."""
+    runtime.run(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The batch worker's composition root: snapshot, store, handler, consumer and a health port."""
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+from pymongo import AsyncMongoClient
+
+from sanad import mongo
+from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.topology import Topology
+from sanad.rpc.channel import insecure_channel
+from sanad.rpc.server import RunningServer, start_server
+from services.intake.snapshot import RegistrySnapshot
+from workers.batch.handlers import BatchHandler, Limits
+from workers.batch.settings import BatchSettings
+from workers.batch.store import BatchStore
+from workers.ingest.store import IngestStore
+
+log = logging.getLogger("sanad.batch")
+
+
+@dataclass
+class BatchApp:
+    """Consumes the batch queue until stopped; SERVING while MongoDB, broker and registry are."""
+
+    settings: BatchSettings
+    client: AsyncMongoClient[mongo.Document]
+    registry_channel: grpc.aio.Channel
+    snapshot: RegistrySnapshot
+    store: IngestStore
+    consumer: MicroBatchConsumer
+    health: RunningServer | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def run(self, health_port: int) -> None:
+        """Follow the registry, serve health, consume until stop(); reconnect with backoff."""
+        self.tasks.append(asyncio.create_task(self.snapshot.run()))
+        self.health = await start_server(
+            self.settings,
+            health_port,
+            [],
+            checks={
+                "mongodb": lambda: mongo.ping(self.client),
+                "rabbitmq": self._broker_ready,
+                "registry_snapshot": self._snapshot_ready,
+            },
+        )
+        delay = 0.2
+        while not self.stopping.is_set():
+            try:
+                await self.consumer.run(self.stopping)
+            except (OSError, ConnectionError, TimeoutError) as error:
+                log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        """Finish the current batch, ack it, and stop consuming."""
+        self.stopping.set()
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.health is not None:
+            await self.health.stop(1.0)
+        await self.registry_channel.close()
+        await self.client.close()
+
+    async def _broker_ready(self) -> bool:
+        return self.consumer.connected
+
+    async def _snapshot_ready(self) -> bool:
+        return self.snapshot.ready
+
+
+def build_app(settings: BatchSettings) -> BatchApp:
+    """Assemble the worker from settings; nothing connects until run()."""
+    client = mongo.connect(settings, "sanad-batch")
+    db = mongo.database(client, settings)
+    transactions = IngestStore(client, db)
+    channel = insecure_channel(settings.registry_target, settings.grpc_max_message_bytes)
+    snapshot = RegistrySnapshot(channel)
+    topology = Topology(settings.amqp_prefix)
+    options = BatchOptions(prefetch=settings.batch_prefetch, max_messages=1, max_wait_s=0)
+
+    async def reply(reply_to: str, body: bytes, correlation_id: str, message_type: str) -> None:
+        # Answers go out on the consumer's own confirmed channel.
+        await consumer.reply(reply_to, body, correlation_id, message_type)
+
+    handler = BatchHandler(
+        BatchStore(transactions, db),
+        snapshot,
+        reply,
+        settings.civil_id_secret.get_secret_value().encode(),
+        Limits(max_items=settings.batch_max_items, chunk=settings.batch_chunk),
+    )
+    consumer = MicroBatchConsumer(
+        settings.amqp_url, topology, topology.batch_queue, handler, options
+    )
+    return BatchApp(settings, client, channel, snapshot, transactions, consumer)

@@ -1,0 +1,226 @@
+"""Batch rules: each item judged against the registry snapshot, turned into a stored document.
+
+No I/O here. Transaction ids are derived from the batch id and item index, so a
+batch handled again after a crash upserts the same documents instead of new ones.
+"""
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sanad.domain.privacy import civil_hash, mask
+from sanad.domain.transactions import FINISHED, Status, can_change
+from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
+from sanad.records import Document, document_from_submitted, finish
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import common_pb2, events_pb2, intake_pb2
+from services.intake.domain import (
+    CenterView,
+    Channel,
+    ServiceView,
+    Submission,
+    field_violations,
+    validate,
+)
+
+MIGRATION_ACTOR = "migration"
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as sanad.domain.ids
+
+
+@dataclass
+class Verdict:
+    """Documents to store and refusals, both by item index."""
+
+    accepted: list[tuple[int, Document]] = field(default_factory=list)
+    rejected: list[tuple[int, list[Violation]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every item of one batch is judged with."""
+
+    batch_key: str
+    center_id: str
+    submitted_by: str
+    started_at: datetime
+    centers: Mapping[str, CenterView]
+    services: Mapping[str, ServiceView]
+    secret: bytes
+
+
+def derived_id(batch_key: str, index: int, at: datetime) -> str:
+    """A time-sortable id in new_id's layout, the same every time for this batch and index."""
+    digest = hashlib.sha256(f"{batch_key}\x1f{index}".encode()).digest()
+    value = (int(at.timestamp() * 1000) << 80) | int.from_bytes(digest[:10], "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def submission_of(item: intake_pb2.SubmitTransactionRequest, center_id: str) -> Submission:
+    """The intake domain's view of one item; items default to the batch's centre and channel."""
+    channel = item.channel or common_pb2.CHANNEL_BATCH
+    name = (
+        common_pb2.Channel.Name(channel).removeprefix("CHANNEL_") if channel in (1, 2, 3, 4) else ""
+    )
+    return Submission(
+        request_id=item.request_id,
+        center_id=item.center_id or center_id,
+        service_code=item.service_code,
+        channel=Channel(name) if name else None,
+        fee_baisa=item.fee_baisa,
+        civil_number=item.beneficiary_civil_number,
+    )
+
+
+def judge(
+    submission: Submission, context: Context, now: datetime, historic: bool
+) -> tuple[CenterView, ServiceView] | list[Violation]:
+    """The centre and service of a valid item, or its violations by field.
+
+    A migrated (historic) item needs a known centre and service and correct fields, but not
+    today's licence or offer: it happened when they were valid.
+    """
+    center = context.centers.get(submission.center_id)
+    service = context.services.get(submission.service_code)
+    if historic:
+        found = field_violations(submission, service)
+        found += _existence(submission, center, service)
+        if found or center is None or service is None:
+            return found
+        return center, service
+    try:
+        return validate(submission, center, service, now)
+    except Invalid as error:
+        return list(error.violations)
+    except (NotFound, PreconditionFailed) as error:
+        field_name = "center_id" if center is None or not center.is_serving(now) else "service_code"
+        return [Violation(field_name, error.message)]
+
+
+def _existence(
+    submission: Submission, center: CenterView | None, service: ServiceView | None
+) -> list[Violation]:
+    found = []
+    if submission.center_id and center is None:
+        found.append(Violation("center_id", f"centre {submission.center_id!r} not found"))
+    if submission.service_code and service is None:
+        found.append(Violation("service_code", f"service {submission.service_code!r} not found"))
+    return found
+
+
+def document(
+    submission: Submission,
+    center: CenterView,
+    service: ServiceView,
+    *,
+    context: Context,
+    transaction_id: str,
+    submit_time: datetime,
+) -> Document:
+    """The stored document of an accepted item, RECORDED as of submit_time."""
+    event = events_pb2.TransactionSubmitted(
+        transaction_id=transaction_id,
+        request_id=submission.request_id,
+        submitted_by=context.submitted_by,
+        center_id=center.id,
+        governorate_code=center.governorate_code,
+        wilayat_code=center.wilayat_code,
+        service_code=service.code,
+        agency_code=service.agency_code,
+        service_version=service.version,
+        sla_hours=service.sla_hours,
+        channel=f"CHANNEL_{submission.channel}",
+        fee_baisa=submission.fee_baisa,
+        beneficiary_hash=civil_hash(submission.civil_number, context.secret),
+        beneficiary_masked=mask(submission.civil_number),
+        submit_time=to_timestamp(submit_time),
+    )
+    return document_from_submitted(event, submit_time)
+
+
+def apply_history(
+    doc: Document, item: events_pb2.HistoricalTransaction
+) -> Document | list[Violation]:
+    """A migrated document carried through its recorded history, or why that history is wrong."""
+    doc["history"][-1]["actor"] = MIGRATION_ACTOR
+    for position, step in enumerate(item.history):
+        where = f"history[{position}]"
+        try:
+            name = common_pb2.TransactionStatus.Name(step.status).removeprefix(
+                "TRANSACTION_STATUS_"
+            )
+            status = Status(name)
+        except ValueError:
+            return [Violation(f"{where}.status", "is not a known status")]
+        at = step.time.ToDatetime(tzinfo=UTC)
+        if not can_change(Status(doc["status"]), status):
+            return [Violation(f"{where}.status", f"cannot follow {doc['status']}")]
+        if at < doc["history"][-1]["time"]:
+            return [Violation(f"{where}.time", "is earlier than the step before")]
+        entry = {"status": status.value, "time": at, "actor": step.actor or MIGRATION_ACTOR}
+        if step.note:
+            entry["note"] = step.note
+        doc["history"].append(entry)
+        doc["status"] = status.value
+        if status in FINISHED:
+            finish(doc, status, at)
+    if item.rating:
+        if doc["status"] != Status.COMPLETED.value or not 1 <= item.rating <= 5:
+            return [Violation("rating", "must be 1 to 5 and only for a completed transaction")]
+        doc["rating"] = item.rating
+        doc["rating_time"] = doc["finish_time"]
+    return doc
+
+
+def judge_batch(batch: events_pb2.BatchSubmission, context: Context, now: datetime) -> Verdict:
+    """Every item of a batch judged; live items first, then history items, by index."""
+    verdict = Verdict()
+    for index, item in enumerate(batch.items):
+        submission = submission_of(item, context.center_id)
+        found = judge(submission, context, now, historic=False)
+        if isinstance(found, list):
+            verdict.rejected.append((index, found))
+            continue
+        tx_id = derived_id(context.batch_key, index, context.started_at)
+        doc = document(
+            submission,
+            *found,
+            context=context,
+            transaction_id=tx_id,
+            submit_time=context.started_at,
+        )
+        verdict.accepted.append((index, doc))
+    offset = len(batch.items)
+    for position, history_item in enumerate(batch.history_items):
+        index = offset + position
+        judged = _judge_history(history_item, index, context, now)
+        if isinstance(judged, list):
+            verdict.rejected.append((index, judged))
+        else:
+            verdict.accepted.append((index, judged))
+    return verdict
+
+
+def _judge_history(
+    item: events_pb2.HistoricalTransaction, index: int, context: Context, now: datetime
+) -> Document | list[Violation]:
+    submission = submission_of(item.transaction, context.center_id)
+    found = judge(submission, context, now, historic=True)
+    if not item.HasField("submit_time"):
+        found = (
+            [*found, Violation("submit_time", "is required")]
+            if isinstance(found, list)
+            else [Violation("submit_time", "is required")]
+        )
+    if isinstance(found, list):
+        return found
+    submitted = item.submit_time.ToDatetime(tzinfo=UTC)
+    tx_id = derived_id(context.batch_key, index, submitted)
+    return apply_history(
+        document(submission, *found, context=context, transaction_id=tx_id, submit_time=submitted),
+        item,
+    )

@@ -1,0 +1,174 @@
+"""Turns one BatchSubmission delivery into stored items and one BatchResult reply."""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aio_pika.abc import AbstractIncomingMessage
+from google.protobuf.message import DecodeError
+
+from sanad.amqp.consumer import Dead, Outcome, TransientError
+from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
+from sanad.domain.clock import utcnow
+from sanad.v1 import common_pb2, events_pb2
+from services.intake.domain import CenterView, ServiceView
+from workers.batch.authorization import may_submit
+from workers.batch.domain import Context, Verdict, judge_batch
+from workers.batch.store import BatchStore
+
+log = logging.getLogger("sanad.batch")
+
+BATCH_TYPE = events_pb2.BatchSubmission.DESCRIPTOR.full_name
+RESULT_TYPE = events_pb2.BatchResult.DESCRIPTOR.full_name
+
+Reply = Callable[[str, bytes, str, str], Awaitable[None]]
+
+
+class Snapshot(Protocol):
+    centers: dict[str, CenterView]
+    services: dict[str, ServiceView]
+
+    @property
+    def ready(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_items: int = 5000
+    chunk: int = 1000
+
+
+class BatchHandler:
+    """Handles micro-batches of batch submissions one message at a time."""
+
+    def __init__(
+        self, store: BatchStore, snapshot: Snapshot, reply: Reply, secret: bytes, limits: Limits
+    ) -> None:
+        self.store = store
+        self.snapshot = snapshot
+        self.reply = reply
+        self.secret = secret
+        self.limits = limits
+
+    async def __call__(self, batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
+        return [await self.handle(message) for message in batch]
+
+    async def handle(self, message: AbstractIncomingMessage) -> Outcome:
+        """Answer one submission; a refusal is dead-lettered and answered with its reason."""
+        started = time.perf_counter()
+        submission = events_pb2.BatchSubmission()
+        refusal = self._refusal(message, submission)
+        if refusal is not None:
+            BATCHES.labels("refused").inc()
+            await self._answer(
+                message,
+                events_pb2.BatchResult(batch_id=submission.batch_id, refused_reason=refusal.detail),
+            )
+            return refusal
+        user = message.user_id or ""
+        record = await self.store.claim(submission.batch_id, user, submission.center_id, utcnow())
+        if "result" in record:
+            BATCHES.labels("repeated").inc()
+            await self._send(message, bytes(record["result"]))
+            return None
+        if record["submitted_by"] != user:
+            BATCHES.labels("refused").inc()
+            dead = Dead(
+                "batch-id-in-use", f"batch id {submission.batch_id!r} belongs to another user"
+            )
+            await self._answer(
+                message,
+                events_pb2.BatchResult(batch_id=submission.batch_id, refused_reason=dead.detail),
+            )
+            return dead
+        result = await self._store(submission, record, user)
+        await self.store.save_result(
+            submission.batch_id,
+            result.SerializeToString(),
+            len(result.accepted),
+            len(result.rejected),
+        )
+        await self._send(message, result.SerializeToString())
+        BATCHES.labels("stored").inc()
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        log.info(
+            "batch answered",
+            extra={
+                "batch_id": submission.batch_id,
+                "accepted": len(result.accepted),
+                "rejected": len(result.rejected),
+            },
+        )
+        return None
+
+    def _refusal(
+        self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
+    ) -> Dead | None:
+        if message.type != BATCH_TYPE:
+            return Dead("unknown-type", f"message type {message.type!r} is not handled here")
+        try:
+            submission.ParseFromString(message.body)
+        except DecodeError as error:
+            return Dead("undecodable", f"not a valid {BATCH_TYPE}: {error}")
+        if not submission.batch_id:
+            return Dead("invalid", "batch_id is required")
+        size = len(submission.items) + len(submission.history_items)
+        if size > self.limits.max_items:
+            return Dead(
+                "too-large", f"{size} items; a batch may carry at most {self.limits.max_items}"
+            )
+        if not may_submit(message.user_id or "", submission.center_id):
+            return Dead("not-allowed", f"not allowed to submit for centre {submission.center_id!r}")
+        return None
+
+    async def _store(
+        self, submission: events_pb2.BatchSubmission, record: dict, user: str
+    ) -> events_pb2.BatchResult:
+        if not self.snapshot.ready:
+            raise TransientError("the registry snapshot is still loading")
+        context = Context(
+            batch_key=submission.batch_id,
+            center_id=submission.center_id,
+            submitted_by=user or "batch",
+            started_at=record["started_at"],
+            centers=self.snapshot.centers,
+            services=self.snapshot.services,
+            secret=self.secret,
+        )
+        verdict = judge_batch(submission, context, utcnow())
+        await self.store.store_items([doc for _, doc in verdict.accepted], self.limits.chunk)
+        BATCH_ITEMS.labels("accepted").inc(len(verdict.accepted))
+        BATCH_ITEMS.labels("rejected").inc(len(verdict.rejected))
+        return result_of(submission.batch_id, verdict)
+
+    async def _answer(
+        self, message: AbstractIncomingMessage, result: events_pb2.BatchResult
+    ) -> None:
+        await self._send(message, result.SerializeToString())
+
+    async def _send(self, message: AbstractIncomingMessage, body: bytes) -> None:
+        if message.reply_to:
+            await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
+
+
+def result_of(batch_id: str, verdict: Verdict) -> events_pb2.BatchResult:
+    """The BatchResult of a judged batch, items in index order."""
+    return events_pb2.BatchResult(
+        batch_id=batch_id,
+        accepted=[
+            events_pb2.BatchItemAccepted(index=index, transaction_id=doc["_id"])
+            for index, doc in sorted(verdict.accepted, key=lambda pair: pair[0])
+        ],
+        rejected=[
+            events_pb2.BatchItemRejected(
+                index=index,
+                violations=[
+                    common_pb2.FieldViolation(field=v.field, description=v.description)
+                    for v in found
+                ],
+            )
+            for index, found in verdict.rejected
+        ],
+    )

@@ -1,0 +1,17 @@
+"""Settings of the batch worker."""
+
+from sanad.settings import ServerSettings
+
+
+class BatchSettings(ServerSettings):
+    """SANAD_BATCH_* choose its ports, the size limit and the storage chunk."""
+
+    registry_target: str = "127.0.0.1:50051"
+    batch_health_port: int = 50062
+    batch_metrics_port: int = 9105
+    # Batches are large; hold few unacked at a time.
+    batch_prefetch: int = 2
+    # Largest number of items (items + history_items) one BatchSubmission may carry.
+    batch_max_items: int = 5000
+    # Items stored per MongoDB transaction.
+    batch_chunk: int = 1000

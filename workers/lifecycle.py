@@ -1,0 +1,34 @@
+"""Running a worker app until SIGTERM, or until its consumer dies: then exit non-zero."""
+
+import asyncio
+import logging
+from typing import Protocol
+
+from sanad.amqp.consumer import ConsumerCancelled
+
+log = logging.getLogger("sanad.worker")
+
+EXIT_CONSUMER_CANCELLED = 3
+
+
+class WorkerApp(Protocol):
+    async def run(self, health_port: int) -> None: ...
+    async def stop(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+async def run_until_stopped(app: WorkerApp, health_port: int, stop: asyncio.Event) -> None:
+    """Run app; on stop finish and ack the current micro-batch; never idle without a consumer."""
+    runner = asyncio.create_task(app.run(health_port))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("draining")
+    await app.stop()
+    try:
+        await runner
+    except ConsumerCancelled as error:
+        log.error("exiting: %s", error)  # noqa: TRY400 - one line, the cause is known
+        raise SystemExit(EXIT_CONSUMER_CANCELLED) from error
+    finally:
+        stopped.cancel()
+        await app.close()
