@@ -10,9 +10,11 @@ from pymongo import AsyncMongoClient
 from sanad import mongo
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.topology import Topology
-from sanad.rpc.channel import insecure_channel
+from sanad.rpc.channel import retry_config, service_channel
 from sanad.rpc.server import RunningServer, start_server
+from services.intake.app import REGISTRY_RETRIED, REGISTRY_SERVICE
 from services.intake.snapshot import RegistrySnapshot
+from workers.batch.authorization import authorizer
 from workers.batch.handlers import BatchHandler, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
@@ -82,7 +84,11 @@ def build_app(settings: BatchSettings) -> BatchApp:
     client = mongo.connect(settings, "sanad-batch")
     db = mongo.database(client, settings)
     transactions = IngestStore(client, db)
-    channel = insecure_channel(settings.registry_target, settings.grpc_max_message_bytes)
+    channel = service_channel(
+        settings,
+        settings.registry_target,
+        retry_config(REGISTRY_SERVICE, REGISTRY_RETRIED),
+    )
     snapshot = RegistrySnapshot(channel)
     topology = Topology(settings.amqp_prefix)
     options = BatchOptions(prefetch=settings.batch_prefetch, max_messages=1, max_wait_s=0)
@@ -97,6 +103,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
         reply,
         settings.civil_id_secret.get_secret_value().encode(),
         Limits(max_items=settings.batch_max_items, chunk=settings.batch_chunk),
+        may_submit=authorizer(settings),
     )
     consumer = MicroBatchConsumer(
         settings.amqp_url, topology, topology.batch_queue, handler, options

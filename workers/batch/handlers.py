@@ -14,7 +14,7 @@ from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
 from sanad.domain.clock import utcnow
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.domain import CenterView, ServiceView
-from workers.batch.authorization import may_submit
+from workers.batch.authorization import Authorize
 from workers.batch.domain import Context, Verdict, judge_batch
 from workers.batch.store import BatchStore
 
@@ -44,8 +44,16 @@ class BatchHandler:
     """Handles micro-batches of batch submissions one message at a time."""
 
     def __init__(
-        self, store: BatchStore, snapshot: Snapshot, reply: Reply, secret: bytes, limits: Limits
+        self,
+        store: BatchStore,
+        snapshot: Snapshot,
+        reply: Reply,
+        secret: bytes,
+        limits: Limits,
+        *,
+        may_submit: Authorize,
     ) -> None:
+        self.may_submit = may_submit
         self.store = store
         self.snapshot = snapshot
         self.reply = reply
@@ -119,7 +127,7 @@ class BatchHandler:
             return Dead(
                 "too-large", f"{size} items; a batch may carry at most {self.limits.max_items}"
             )
-        if not may_submit(message.user_id or "", submission.center_id):
+        if not self.may_submit(message.user_id or "", submission.center_id):
             return Dead("not-allowed", f"not allowed to submit for centre {submission.center_id!r}")
         return None
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sanad import rollups as contract
 from sanad.domain.transactions import Status
+from sanad.telemetry.metrics import count_finished, count_rating
 
 Document = dict[str, Any]
 
@@ -27,6 +28,9 @@ class RollupIncrements:
     def __init__(self) -> None:
         self.dimensions: dict[str, Document] = {}
         self.counters: dict[str, defaultdict[str, int]] = {}
+        # Business metrics of live outcomes, emitted by observe() once the write committed.
+        self.outcomes: list[tuple[Document, bool]] = []
+        self.ratings: list[Document] = []
 
     def add(self, doc: Document, day: str, counters: dict[str, int]) -> None:
         key = contract.rollup_id(day, doc["center_id"], doc["service_code"])
@@ -53,7 +57,9 @@ class RollupIncrements:
             counters[f"{contract.HISTOGRAM}.{contract.bucket_of(elapsed)}"] = 1
             # A service without an SLA target cannot miss it.
             counters[contract.COMPLETED_WITHIN_SLA] = int(target <= 0 or elapsed <= target)
+            self.outcomes.append((doc, bool(counters[contract.COMPLETED_WITHIN_SLA])))
         else:
+            self.outcomes.append((doc, False))
             counters[contract.REFUNDS_DUE_BAISA] = doc["fee_baisa"]
         self.add(doc, _day(doc["finish_time"]), counters)
 
@@ -61,6 +67,7 @@ class RollupIncrements:
         """Rating counters, on the day the rating was given."""
         counters = {contract.RATINGS: 1, contract.RATING_SUM: int(doc["rating"])}
         self.add(doc, _day(doc["rating_time"]), counters)
+        self.ratings.append(doc)
 
     def stored(self, doc: Document) -> None:
         """Everything a newly stored document counts for (a migrated one may be finished)."""
@@ -69,6 +76,20 @@ class RollupIncrements:
             self.finished(doc)
         if doc.get("rating"):
             self.rated(doc)
+
+    def observe(self) -> None:
+        """Count the committed outcomes and ratings in Prometheus (live changes only)."""
+        for doc, within_sla in self.outcomes:
+            count_finished(
+                doc["governorate_code"],
+                doc["wilayat_code"],
+                doc["agency_code"],
+                doc["status"].lower(),
+                within_sla=within_sla,
+                lag_seconds=(doc["finish_time"] - doc["submit_time"]).total_seconds(),
+            )
+        for doc in self.ratings:
+            count_rating(doc["governorate_code"], int(doc["rating"]))
 
     def items(self) -> list[tuple[str, Document, dict[str, int]]]:
         """(rollup id, dimensions, increments) for each touched rollup."""

@@ -72,15 +72,19 @@ class IngestStore:
         (illegal for the stored state) or Retry (its transaction is not stored yet).
         """
 
-        async def body(session: AsyncClientSession) -> list[Outcome]:
+        async def body(
+            session: AsyncClientSession,
+        ) -> tuple[list[Outcome], RollupIncrements]:
             increments = RollupIncrements()
             if documents:
                 await self._insert(documents, increments, session)
             outcomes = await self._apply(changes, increments, session) if changes else []
             await self._count(increments, session)
-            return outcomes
+            return outcomes, increments
 
-        return await self.in_transaction("record", body)
+        outcomes, committed = await self.in_transaction("record", body)
+        committed.observe()
+        return outcomes
 
     async def in_transaction(
         self, operation: str, body: Callable[[AsyncClientSession], Awaitable[T]]
