@@ -4,11 +4,15 @@ SecantusDB is GPL-2.0 and an optional dev extra: it is only ever run as
 `python -m secantus`, never imported.
 """
 
+import ctypes
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
 
 
 class MongoServerError(RuntimeError):
@@ -43,6 +47,7 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
         ],
         stdout=output,
         stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets a signal, no locks involved
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -55,6 +60,13 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
             time.sleep(0.1)
     process.kill()
     raise MongoServerError(f"SecantusDB did not listen on port {port} within 30s")
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the server when the process that started it dies (a killed test run or
+    devstack must not leave an orphaned database behind, busy and holding its port)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def url(port: int) -> str:
