@@ -3,14 +3,23 @@
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import grpc
 from pymongo import AsyncMongoClient
 
 from bench.ceilings import RequestFactory, grpc_stream
 from bench.loadgen import Result, closed_loop, fixed_rate
+from sanad.cli.batch import send as send_batches
 from sanad.devstack.launcher import LaunchedStack
-from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
+from sanad.v1 import (
+    common_pb2,
+    events_pb2,
+    intake_pb2,
+    intake_pb2_grpc,
+    metrics_pb2,
+    metrics_pb2_grpc,
+)
 
 
 class Submissions(RequestFactory):
@@ -163,3 +172,56 @@ def peak_rss_mb(pids: dict[int, str]) -> dict[str, float]:
             if line.startswith("VmHWM:"):
                 peaks[name] = max(peaks.get(name, 0.0), int(line.split()[1]) / 1024)
     return peaks
+
+
+async def batch_load(
+    stack: LaunchedStack, make: Submissions, items: int, per_batch: int = 5000
+) -> Result:
+    """`items` submissions through the batch queue in BatchSubmissions of `per_batch`."""
+    batches = []
+    for offset in range(0, items, per_batch):
+        batch = events_pb2.BatchSubmission(
+            batch_id=f"bench-{make.run}-{offset}", center_id=make.center_id
+        )
+        batch.items.extend(make() for _ in range(min(per_batch, items - offset)))
+        batches.append(batch)
+    started = time.perf_counter()
+    results = await send_batches(
+        stack.env["SANAD_AMQP_URL"], stack.env["SANAD_AMQP_PREFIX"], batches, wait_s=3600
+    )
+    accepted = sum(len(r.accepted) for r in results)
+    return Result(time.perf_counter() - started, completed=accepted, errors=items - accepted)
+
+
+async def report_latencies(target: str, year: int, calls: int) -> tuple[Result, Result]:
+    """Repeated GetGovernorateReport and GetAwardLeaderboard for DA; latencies of each."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+        report = await closed_loop_count(
+            lambda: stub.GetGovernorateReport(
+                metrics_pb2.GetGovernorateReportRequest(governorate_code="DA", year=year),
+                timeout=120,
+            ),
+            calls,
+        )
+        board = await closed_loop_count(
+            lambda: stub.GetAwardLeaderboard(
+                metrics_pb2.GetAwardLeaderboardRequest(governorate_code="DA", year=year),
+                timeout=120,
+            ),
+            calls,
+        )
+    return report, board
+
+
+async def closed_loop_count(call: Callable[[], Awaitable[object]], calls: int) -> Result:
+    """`calls` sequential calls; their latencies."""
+    result = Result(0.0)
+    started = time.perf_counter()
+    for _ in range(calls):
+        begin = time.perf_counter()
+        await call()
+        result.latencies.append(time.perf_counter() - begin)
+        result.completed += 1
+    result.seconds = time.perf_counter() - started
+    return result

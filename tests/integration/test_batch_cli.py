@@ -1,0 +1,77 @@
+"""`sanadctl batch submit` with CSV and NDJSON files: a summary, and rejected rows in a file."""
+
+import asyncio
+import csv
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Stack, open_centre_with_service
+from tests.integration.workers_support import start_batch_worker
+
+pytestmark = pytest.mark.integration
+
+
+async def sanadctl(stack: Stack, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sanad.cli", "--json", *args,
+        env=stack.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def rows(service: str) -> list[dict[str, object]]:
+    good = [
+        {"request_id": f"r-{n}", "service_code": service, "channel": "counter",
+         "fee_baisa": 5000, "civil_number": f"9081726{n}"}
+        for n in range(8)
+    ]  # fmt: skip
+    bad_fee = {"request_id": "bad-fee", "service_code": service, "channel": "counter",
+               "fee_baisa": 1, "civil_number": "12345678"}  # fmt: skip
+    bad_civil = {"request_id": "bad-civil", "service_code": service, "channel": "mobile",
+                 "fee_baisa": 5000, "civil_number": "12ab"}  # fmt: skip
+    return [*good[:4], bad_fee, *good[4:], bad_civil]
+
+
+def write_rows(path: Path, data: list[dict[str, object]]) -> Path:
+    if path.suffix == ".csv":
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(data[0]))
+            writer.writeheader()
+            writer.writerows(data)
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in data))
+    return path
+
+
+def read_rejected(path: Path) -> tuple[list[str], str]:
+    text = path.read_text()
+    return [row["request_id"] for row in csv.DictReader(text.splitlines())], text
+
+
+@pytest.mark.parametrize("kind", ["csv", "ndjson"])
+async def test_a_file_is_submitted_and_its_rejected_rows_are_written_back(
+    stack: Stack, tmp_path: Path, kind: str
+) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    path = write_rows(tmp_path / f"rows.{kind}", rows(service))
+    worker = start_batch_worker(stack)
+    try:
+        code, out, err = await sanadctl(
+            stack, "batch", "submit", str(path), "--center", center_id, "--chunk", "4",
+            "--batch-id", f"cli-{kind}",
+        )  # fmt: skip
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert code == 1, err  # some rows were refused
+    summary = json.loads(out)
+    assert (summary["rows"], summary["accepted"], summary["rejected"]) == (10, 8, 2)
+    request_ids, text = read_rejected(Path(summary["rejected_file"]))
+    assert request_ids == ["bad-fee", "bad-civil"]
+    assert "12ab" not in text  # civil numbers are masked in the rejected file
+    assert "Traceback" not in err
