@@ -12,6 +12,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from sanad.coalesce import InsertCoalescer
 from sanad.errors import Invalid, Violation
 
 log = logging.getLogger("sanad.audit")
@@ -57,6 +58,7 @@ class AuditLog:
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.collection = db[COLLECTION]
+        self.inserts = InsertCoalescer(self.collection)
         self._indexed = False
 
     async def record(self, event: AuditEvent) -> None:
@@ -68,7 +70,7 @@ class AuditLog:
             if not self._indexed:
                 await self.collection.create_index([("time", -1)])
                 self._indexed = True
-            await self.collection.insert_one(document)
+            await self.inserts.insert(document)
         except Exception:
             log.exception("audit event of %s could not be written", event.rpc)
 

@@ -4,6 +4,7 @@ Every call runs under pymongo.timeout() with what is left of the caller's
 deadline, and an unreachable or slow MongoDB becomes Unavailable.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -14,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from sanad.coalesce import InsertCoalescer
 from sanad.errors import Unavailable
 from services.intake.tracking import ListQuery
 
@@ -41,6 +43,7 @@ class IntakeStore:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.requests = db["intake_requests"]
+        self.claims = InsertCoalescer(self.requests)
         self.transactions = db["transactions"]
 
     async def ensure_indexes(self) -> None:
@@ -81,7 +84,9 @@ class IntakeStore:
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
         async with _bounded(timeout_s):
             try:
-                await self.requests.insert_one(record)
+                await asyncio.wait_for(self.claims.insert(record), timeout_s)
+            except TimeoutError as error:
+                raise Unavailable("the database did not answer in time; retry later") from error
             except DuplicateKeyError:
                 existing = await self.requests.find_one({"_id": record["_id"]})
                 if existing is None:  # removed between the two calls; claim again

@@ -1,5 +1,7 @@
 """The registry's composition root: wires the store, the rules and the gRPC server."""
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
@@ -34,6 +36,11 @@ class RegistryApp:
 
     async def start(self, port: int) -> int:
         """Serve on port (0 for a free one) and return the bound port."""
+        # Indexes before the first call: building one while a registry transaction is open on
+        # the same collection blocks that transaction (seen as a 10 s stall on a fresh database).
+        # If MongoDB is not up yet, the health check builds them before reporting SERVING.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._mongo_ready(), self.settings.mongo_timeout_ms / 1000)
         servicer = RegistryServicer(self.centers, self.catalog)
         audit_log = AuditLog(mongo.database(self.client, self.settings))
         auditor = audit_service.AuditServicer(audit_log)

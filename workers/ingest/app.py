@@ -1,6 +1,7 @@
 """The ingest worker's composition root: store, handler, consumer, and a health port."""
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -31,6 +32,10 @@ class IngestApp:
 
     async def run(self, health_port: int) -> None:
         """Serve health, then consume until stop(); reconnect to the broker with backoff."""
+        # Indexes before the first micro-batch: building one while a transaction is open on the
+        # same collection stalls it. If MongoDB is not up yet, the health check builds them.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._mongo_ready(), self.settings.mongo_timeout_ms / 1000)
         self.health = await start_server(
             self.settings,
             health_port,
