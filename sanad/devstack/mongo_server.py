@@ -63,10 +63,10 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
 
 
 def _die_with_parent() -> None:
-    """Linux: SIGTERM the server when the process that started it dies (a killed test run or
+    """Linux: SIGKILL the server when the process that started it dies (a killed test run or
     devstack must not leave an orphaned database behind, busy and holding its port)."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def url(port: int) -> str:
