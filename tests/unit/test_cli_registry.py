@@ -300,7 +300,9 @@ def test_watch_prints_changes_and_the_synced_marker_and_stops_after_count(
     assert run(target, "--timeout", "5", "watch", "catalogue", "--since", "4", "--count", "2") == 0
 
     assert fake.requests[0].since_revision == 4
-    assert fake.deadlines[0] <= 5
+    # The deadline is the --timeout; gRPC encodes it on the wire rounded up, so the server may see a
+    # few milliseconds more than 5 s. What matters is that a counted watch is bounded at all.
+    assert 4 < fake.deadlines[0] < 6
     assert capsys.readouterr().out.splitlines() == [
         "5  ROP-VISA-RENEW  5  active  ROP-VISA-RENEW service",
         "synced at revision 5",
