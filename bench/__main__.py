@@ -176,7 +176,11 @@ async def run(mode_name: str, out: Path) -> int:
     mode = MODES[mode_name]
     amqp_url = os.environ.get("SANAD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     with tempfile.TemporaryDirectory(prefix="sanad-bench-") as data:
-        stack = LaunchedStack(Path(data), amqp_url, {"SANAD_LOG_LEVEL": "WARNING"})
+        # Plaintext, like the no-op ceiling server and the load generator: the figures compare
+        # the services' own work with the ceiling's, not the cost of TLS handshakes and records.
+        stack = LaunchedStack(
+            Path(data), amqp_url, {"SANAD_LOG_LEVEL": "WARNING"}, secure_mode=False
+        )
         try:
             stack.wait_healthy()
             ceiling = await measure_ceilings(mode, stack)

@@ -1,5 +1,7 @@
 """`make run`: start a MongoDB-wire server when none is configured, then every process.
 
+Every process serves mutual TLS and requires credentials issued from the dev PKI in `.certs/`
+(sanad.devstack.secure); SANAD_DEVSTACK_PLAINTEXT=1 runs them plaintext with an implicit admin.
 Each child's output is prefixed with its name. Ctrl-C or SIGTERM stops the
 children gracefully (SIGTERM, then a wait), then the database. If a child dies,
 everything stops and the exit code is non-zero.
@@ -17,6 +19,7 @@ from sanad.devstack import mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 
 DEFAULT_MONGO_PORT = 27717
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,7 @@ def main() -> None:
     plan = plan_from_env()
     env = dict(os.environ)
     database: subprocess.Popen[bytes] | None = None
-    problem = preflight.amqp_problem(
-        env.get("SANAD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
+    problem = preflight.amqp_problem(env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL))
     if problem:
         sys.exit(f"devstack: {problem}")
     if not plan.external_mongo:
@@ -57,8 +58,7 @@ def main() -> None:
             sys.exit(f"devstack: cannot start the MongoDB-wire server: {error}")
         env["SANAD_MONGO_URL"] = mongo_server.url(plan.mongo_port)
         print(f"devstack: MongoDB-wire server (SecantusDB) on port {plan.mongo_port}", flush=True)
-    if secure.requested(env):
-        env.update(secure.prepare(Path(env.get("SANAD_DEVSTACK_CERTS", ".certs"))))
+    _protect(plan, env)
     modules = [
         ("registry", "services.registry"),
         ("metrics", "services.metrics"),
@@ -77,6 +77,25 @@ def main() -> None:
         database.send_signal(signal.SIGTERM)
         database.wait(timeout=20)
     sys.exit(code)
+
+
+def _protect(plan: Plan, env: dict[str, str]) -> None:
+    """Secure mode (the default) or plaintext, and the sanadctl settings that fit it."""
+    client: dict[str, str] = {}
+    if secure.plaintext(env):
+        print("devstack: plaintext gRPC, no credentials required (dev profile)", flush=True)
+    else:
+        folder = secure.certs_folder(env)
+        env.update(secure.prepare(folder, env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)))
+        client = secure.admin_client_env(folder)
+        print(
+            "devstack: mutual TLS, credentials required; sanadctl acts as admin after\n"
+            f"  source {plan.data_dir / 'sanadctl.env'}\n"
+            f"  (other identities: SANAD_TOKEN=$(cat {folder}/tokens/operator.jwt) sanadctl ...)",
+            flush=True,
+        )
+    plan.data_dir.mkdir(parents=True, exist_ok=True)
+    (plan.data_dir / "sanadctl.env").write_text(secure.client_env_file(client))
 
 
 def _child_env(env: dict[str, str], name: str, index: int) -> dict[str, str]:

@@ -8,15 +8,27 @@ import time
 import uuid
 from pathlib import Path
 
+from sanad.devstack import secure
 from sanad.devstack.mongo_server import free_port
 
 SERVICES = ("registry", "intake", "metrics")
 
 
 class LaunchedStack:
-    """`python -m sanad.devstack` with its own data folder, queue prefix and free ports."""
+    """`python -m sanad.devstack` with its own data folder, queue prefix and free ports.
 
-    def __init__(self, data: Path, amqp_url: str, extra_env: dict[str, str] | None = None) -> None:
+    Secure (the default, as `make run`): its own dev PKI under data/certs, and `ctl` acts as
+    the example admin over mutual TLS. `secure=False` launches the plaintext stack.
+    """
+
+    def __init__(
+        self,
+        data: Path,
+        amqp_url: str,
+        extra_env: dict[str, str] | None = None,
+        *,
+        secure_mode: bool = True,
+    ) -> None:
         self.ports = {name: free_port() for name in SERVICES}
         self.metrics_ports = {name: free_port() for name in (*SERVICES, "ingest")}
         self.mongo_port = free_port()
@@ -35,6 +47,16 @@ class LaunchedStack:
             self.env[f"SANAD_{upper}_TARGET"] = self.target(name)
             self.env[f"SANAD_{upper}_METRICS_PORT"] = str(self.metrics_ports[name])
         self.env.pop("SANAD_MONGO_URL", None)
+        for key in secure.CLIENT_KEYS:
+            self.env.pop(key, None)
+        self.certs: Path | None = None
+        if secure_mode:
+            self.certs = (data / "certs").resolve()
+            secure.ensure_pki(self.certs)
+            self.env[secure.CERTS_KEY] = str(self.certs)
+            self.env.update(secure.admin_client_env(self.certs))
+        else:
+            self.env[secure.PLAINTEXT_KEY] = "1"
         self.env.update(extra_env or {})
         self.log = data / "devstack.log"
         self.process = subprocess.Popen(

@@ -1,45 +1,73 @@
-"""`make run-secure` (SANAD_DEVSTACK_SECURE=1): the dev stack with mutual TLS and required auth.
+"""How `make run` protects the dev stack: mutual TLS and required credentials, issued at start.
 
-Certificates come from `.certs/` (created by `make certs`, or here when missing). Every process
-serves mutual TLS with its own service certificate and requires credentials; sanadctl uses the
-example admin certificate (or any token from .certs/tokens/) as printed at start.
+By default every process serves mutual TLS with its own service certificate from the dev PKI in
+`.certs/` (created by `make certs`, or here when missing) and refuses calls without credentials.
+`sanadctl` uses the example admin certificate: `source .data/sanadctl.env` sets it, and the
+tokens in `.certs/tokens/` act as other identities. SANAD_DEVSTACK_PLAINTEXT=1 runs the old
+plaintext stack with an implicit dev admin instead; every process logs which it runs at start.
 """
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from sanad.security import certs
 
-SECURE_KEY = "SANAD_DEVSTACK_SECURE"
+PLAINTEXT_KEY = "SANAD_DEVSTACK_PLAINTEXT"
+CERTS_KEY = "SANAD_DEVSTACK_CERTS"
+CERTS_DIR_KEY = "SANAD_DEVSTACK_CERTS_DIR"
+CLIENT_KEYS = ("SANAD_CA_FILE", "SANAD_CERT_FILE", "SANAD_KEY_FILE", "SANAD_TOKEN")
 
 
-def requested(env: dict[str, str]) -> bool:
-    """True when the secure dev stack was asked for."""
-    return env.get(SECURE_KEY, "") not in ("", "0", "false")
+def plaintext(env: dict[str, str]) -> bool:
+    """True when the plaintext dev stack was asked for."""
+    return env.get(PLAINTEXT_KEY, "") not in ("", "0", "false")
 
 
-def prepare(folder: Path) -> dict[str, str]:
-    """The settings every child shares; creates the dev PKI when it is missing."""
+def certs_folder(env: dict[str, str]) -> Path:
+    """Where the dev PKI lives (SANAD_DEVSTACK_CERTS, default .certs)."""
+    return Path(env.get(CERTS_KEY, ".certs")).resolve()
+
+
+def ensure_pki(folder: Path) -> None:
+    """Create the dev PKI unless one is there already."""
     if not (folder / "ca.pem").exists():
         certs.make_dev_pki(folder)
-    root = folder.resolve()
-    print(
-        "devstack: secure mode (mutual TLS, auth required); for sanadctl:\n"
-        f"  export SANAD_CA_FILE={root}/ca.pem SANAD_CERT_FILE={root}/admin.pem "
-        f"SANAD_KEY_FILE={root}/admin.key",
-        flush=True,
-    )
+
+
+def admin_client_env(folder: Path) -> dict[str, str]:
+    """The sanadctl settings that act as the example admin over mutual TLS."""
     return {
-        "SANAD_TLS_CA_FILE": str(root / "ca.pem"),
-        "SANAD_TLS_CLIENT_AUTH": "true",
-        "SANAD_AUTH_MODE": "required",
-        "SANAD_AUTH_JWT_PUBLIC_KEY_FILE": str(root / "jwt-signing.pub.pem"),
-        "SANAD_DEVSTACK_CERTS_DIR": str(root),
+        "SANAD_CA_FILE": str(folder / "ca.pem"),
+        "SANAD_CERT_FILE": str(folder / "admin.pem"),
+        "SANAD_KEY_FILE": str(folder / "admin.key"),
     }
 
 
+def prepare(folder: Path, amqp_url: str) -> dict[str, str]:
+    """The settings every child shares in secure mode; creates the dev PKI when it is missing.
+
+    The dev broker account (guest) is trusted to submit batches for any centre so that
+    `make demo` and `sanadctl batch submit` work; production refuses that account anyway.
+    """
+    ensure_pki(folder)
+    return {
+        "SANAD_TLS_CA_FILE": str(folder / "ca.pem"),
+        "SANAD_TLS_CLIENT_AUTH": "true",
+        "SANAD_AUTH_MODE": "required",
+        "SANAD_AUTH_JWT_PUBLIC_KEY_FILE": str(folder / "jwt-signing.pub.pem"),
+        "SANAD_BATCH_TRUSTED_USERS": amqp_user(amqp_url),
+        CERTS_DIR_KEY: str(folder),
+    }
+
+
+def amqp_user(url: str) -> str:
+    """The user name in an AMQP URL (guest when it names none, as RabbitMQ assumes)."""
+    return unquote(urlsplit(url).username or "guest")
+
+
 def service_files(env: dict[str, str], child: str) -> dict[str, str]:
-    """The certificate and key of one child process; nothing when not in secure mode."""
-    folder = env.get("SANAD_DEVSTACK_CERTS_DIR")
+    """The certificate and key of one child process; nothing in plaintext mode."""
+    folder = env.get(CERTS_DIR_KEY)
     if not folder:
         return {}
     name = child if child in ("registry", "intake", "metrics") else "workers"
@@ -47,3 +75,11 @@ def service_files(env: dict[str, str], child: str) -> dict[str, str]:
         "SANAD_TLS_CERT_FILE": f"{folder}/{name}.pem",
         "SANAD_TLS_KEY_FILE": f"{folder}/{name}.key",
     }
+
+
+def client_env_file(settings: dict[str, str]) -> str:
+    """A shell file that points sanadctl at the running stack: `source .data/sanadctl.env`."""
+    lines = ["# Written by `make run`: sanadctl's credentials for the running stack."]
+    lines += [f"unset {key}" for key in CLIENT_KEYS if key not in settings]
+    lines += [f"export {key}='{value}'" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
