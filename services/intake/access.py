@@ -22,6 +22,13 @@ def check_submit(identity: Identity, center_id: str, agency_code: str) -> None:
     raise _denied(identity, f"submit for centre {center_id}")
 
 
+def check_center_scope(identity: Identity, center_id: str) -> None:
+    """A centre or batch identity names only its own centre, checked before anything about
+    another centre (its licence, its services) can show in a validation error."""
+    if identity.role in (Role.CENTRE, Role.BATCH) and identity.center_id != center_id:
+        raise _denied(identity, f"submit for centre {center_id}")
+
+
 def check_read(identity: Identity, doc: dict[str, Any]) -> None:
     """Operators and admins read all; centres and ministries their own."""
     if identity.role is Role.OPERATOR:

@@ -84,6 +84,7 @@ class Intake:
         """
         if not self.snapshot.ready:
             raise Unavailable("intake is still loading the registry; retry shortly")
+        access.check_center_scope(identity, submission.center_id)
         now = utcnow()
         center, service = validate(
             submission,
