@@ -8,7 +8,7 @@ GENERATED := sanad/v1/.generated
 PROTOS := $(wildcard protos/sanad/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: setup proto run test test-unit test-integration test-e2e lint format clean bench bench-full compose-up compose-down certs run-secure demo
+.PHONY: setup proto run test test-unit test-integration test-e2e lint format clean bench bench-full compose-up compose-down certs demo
 
 setup: $(INSTALLED) $(GENERATED)
 
@@ -31,18 +31,19 @@ run: setup
 
 # Needs `make run` in another terminal: loads Ad Dakhiliyah 2023-2024 through the batch queue
 # (about 5 minutes here), then prints the 2024 governorate report and award leaderboard.
+# sanadctl acts as the admin `make run` issued (its settings are in $(CLIENT_ENV)).
+CLIENT_ENV := $(or $(SANAD_DEVSTACK_DATA),.data)/sanadctl.env
 demo: setup
-	$(PY) -m sanad.cli --timeout 60 seed --governorate DA --years 2023,2024
-	$(PY) -m sanad.cli --timeout 60 report --governorate DA --year 2024
+	@test -f $(CLIENT_ENV) || { echo "demo: start 'make run' first (no $(CLIENT_ENV))"; exit 1; }
+	. $(CLIENT_ENV) && \
+	$(PY) -m sanad.cli --timeout 60 seed --governorate DA --years 2023,2024 && \
+	$(PY) -m sanad.cli --timeout 60 report --governorate DA --year 2024 && \
 	$(PY) -m sanad.cli --timeout 60 leaderboard --governorate DA --year 2024 --limit 10
 
-# Development CA, service and client certificates and JWT keys under .certs/.
+# Development CA, service and client certificates and JWT keys under .certs/ (`make run`
+# creates them too when they are missing).
 certs: setup
 	$(PY) -m sanad.security.certs
-
-# The stack with mutual TLS and required authentication; prints the sanadctl exports.
-run-secure: setup
-	SANAD_DEVSTACK_SECURE=1 $(PY) -m sanad.devstack
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

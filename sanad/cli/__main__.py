@@ -16,7 +16,7 @@ from sanad.cli import (
     transactions,
     watch,
 )
-from sanad.cli.client import Client
+from sanad.cli.client import Client, CredentialError
 from sanad.cli.output import Printer
 
 DEFAULT_REGISTRY = "127.0.0.1:50051"
@@ -119,6 +119,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except grpc.RpcError as error:
         printer.rpc_error(error)
         return 1
+    except CredentialError as error:
+        printer.error(str(error))
+        return 2
     except KeyboardInterrupt:
         printer.error("interrupted")
         return 130

@@ -15,6 +15,10 @@ from sanad.v1 import intake_pb2_grpc, metrics_pb2_grpc, registry_pb2_grpc
 REQUEST_ID_KEY = "x-request-id"
 
 
+class CredentialError(Exception):
+    """A CA, certificate or key file named on the command line cannot be read."""
+
+
 @dataclass
 class Client:
     """Stubs for the three services over lazily opened channels.
@@ -34,11 +38,20 @@ class Client:
     token: str = ""
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials from the CA, certificate and key files; None for plaintext."""
+        if not self.ca_file:
+            return None
+        try:
+            return client_credentials(self.ca_file, self.cert_file, self.key_file)
+        except OSError as error:
+            raise CredentialError(f"cannot read {error.filename}: {error.strerror}") from None
+
     def channel(self, target: str) -> grpc.Channel:
         """The channel to a target, opened on first use."""
         if target not in self._channels:
-            if self.ca_file:
-                credentials = client_credentials(self.ca_file, self.cert_file, self.key_file)
+            credentials = self.credentials()
+            if credentials is not None:
                 self._channels[target] = grpc.secure_channel(target, credentials)
             else:
                 self._channels[target] = grpc.insecure_channel(target)

@@ -186,6 +186,8 @@ def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
         amqp_prefix=args.amqp_prefix,
         batch_size=args.batch_size,
         timeout_s=client.timeout,
+        credentials=client.credentials(),
+        token=client.token,
     )
     summary = asyncio.run(seed(plan, targets))
     load = summary.load

@@ -93,8 +93,9 @@ class Printer:
 
     def rpc_error(self, error: grpc.RpcError) -> None:
         """A failed call as one line, then one line per field violation."""
-        code = error.code() if isinstance(error, grpc.Call) else None
-        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        answered = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
+        code = error.code() if answered else None
+        details = error.details() if answered else str(error)
         name = code.name if code is not None else "UNKNOWN"
         self.error(f"{name}: {details or 'no details'}")
         for field_name, description in _violations(error):

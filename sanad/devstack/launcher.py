@@ -30,7 +30,7 @@ class LaunchedStack:
         secure_mode: bool = True,
     ) -> None:
         self.ports = {name: free_port() for name in SERVICES}
-        self.metrics_ports = {name: free_port() for name in (*SERVICES, "ingest")}
+        self.metrics_ports = {name: free_port() for name in (*SERVICES, "ingest", "batch")}
         self.mongo_port = free_port()
         self.env = {
             **os.environ,
@@ -40,12 +40,15 @@ class LaunchedStack:
             "SANAD_AMQP_PREFIX": f"stack-{uuid.uuid4().hex[:10]}",
             "SANAD_INGEST_HEALTH_PORT": str(free_port()),
             "SANAD_INGEST_METRICS_PORT": str(self.metrics_ports["ingest"]),
+            "SANAD_BATCH_HEALTH_PORT": str(free_port()),
+            "SANAD_BATCH_METRICS_PORT": str(self.metrics_ports["batch"]),
         }
         for name in SERVICES:
             upper = name.upper()
             self.env[f"SANAD_{upper}_PORT"] = str(self.ports[name])
             self.env[f"SANAD_{upper}_TARGET"] = self.target(name)
             self.env[f"SANAD_{upper}_METRICS_PORT"] = str(self.metrics_ports[name])
+        self.data = data
         self.env.pop("SANAD_MONGO_URL", None)
         for key in secure.CLIENT_KEYS:
             self.env.pop(key, None)
@@ -74,12 +77,15 @@ class LaunchedStack:
     def mongo_url(self) -> str:
         return f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true"
 
-    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run sanadctl against this stack."""
+    def ctl(
+        self, *args: str, check: bool = True, token: str = ""
+    ) -> subprocess.CompletedProcess[str]:
+        """Run sanadctl against this stack (as the admin, or as a token's identity)."""
+        env = {**self.env, "SANAD_TOKEN": token} if token else self.env
         result = subprocess.run(
             [sys.executable, "-m", "sanad.cli", *args],
             check=False,
-            env=self.env,
+            env=env,
             capture_output=True,
             text=True,
             timeout=120,

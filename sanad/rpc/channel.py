@@ -48,6 +48,18 @@ def insecure_channel(
     return grpc.aio.insecure_channel(target, options=_options(max_message_bytes, service_config))
 
 
+def secure_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials,
+    max_message_bytes: int,
+    service_config: str | None = None,
+) -> grpc.aio.Channel:
+    """A TLS channel with the same limits and keepalive as the plaintext one."""
+    return grpc.aio.secure_channel(
+        target, credentials, options=_options(max_message_bytes, service_config)
+    )
+
+
 def service_channel(
     settings: CommonSettings, target: str, service_config: str | None = None
 ) -> grpc.aio.Channel:

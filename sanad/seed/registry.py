@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from sanad.rpc.identity import IDENTITY_KEY
+from sanad.security.authenticate import AUTHORIZATION_KEY
 from sanad.seed.catalogue import SERVICES
 from sanad.seed.centres import SeedCentre
 from sanad.v1 import registry_pb2, registry_pb2_grpc
@@ -31,9 +32,12 @@ class SeedRegistry:
     stub: Any
     identity: str = "sanad-seed"
     timeout_s: float = 10.0
+    token: str = ""
 
     async def _call(self, method: Any, request: Any) -> Any:
-        metadata = ((IDENTITY_KEY, self.identity),)
+        metadata: tuple[tuple[str, str], ...] = ((IDENTITY_KEY, self.identity),)
+        if self.token:
+            metadata += ((AUTHORIZATION_KEY, f"Bearer {self.token}"),)
         return await method(request, timeout=self.timeout_s, metadata=metadata)
 
     async def ensure_services(self) -> dict[str, int]:

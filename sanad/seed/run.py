@@ -4,12 +4,16 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sanad.rpc.channel import insecure_channel
+import grpc
+
+from sanad.rpc.channel import insecure_channel, secure_channel
 from sanad.seed.batches import BatchLoader, LoadResult
 from sanad.seed.plan import DEFAULT_BATCH_SIZE, SeedPlan
 from sanad.seed.registry import SeedRegistry, registry_stub
 
 log = logging.getLogger("sanad.seed")
+
+SEED_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,9 @@ class Targets:
     amqp_prefix: str
     batch_size: int = DEFAULT_BATCH_SIZE
     timeout_s: float = 10.0
+    # TLS towards the registry (None: plaintext) and a bearer token, as sanadctl has them.
+    credentials: grpc.ChannelCredentials | None = None
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,14 @@ class SeedSummary:
 async def seed(plan: SeedPlan, targets: Targets) -> SeedSummary:
     """Register the plan's centres and services, then load its history; returns a summary."""
     started = time.monotonic()
-    channel = insecure_channel(targets.registry, 16 * 1024 * 1024)
+    if targets.credentials is None:
+        channel = insecure_channel(targets.registry, SEED_MESSAGE_BYTES)
+    else:
+        channel = secure_channel(targets.registry, targets.credentials, SEED_MESSAGE_BYTES)
     try:
-        registry = SeedRegistry(registry_stub(channel), timeout_s=targets.timeout_s)
+        registry = SeedRegistry(
+            registry_stub(channel), timeout_s=targets.timeout_s, token=targets.token
+        )
         fees = await registry.ensure_services()
         known = await registry.existing(plan.governorate)
         centres = plan.centres()

@@ -75,6 +75,6 @@ def build_app(settings: MetricsSettings) -> MetricsApp:
     client = mongo.connect(settings, "sanad-metrics")
     store = MetricsStore(mongo.database(client, settings))
     channel = service_channel(settings, settings.registry_target)
-    directory = RegistryDirectory(channel, IDENTITY, settings.registry_timeout_s)
+    directory = RegistryDirectory(channel, IDENTITY, settings.grpc_outbound_timeout_s)
     queries = MetricsQueries(store, directory, *award_settings(settings))
     return MetricsApp(settings, client, store, channel, queries)

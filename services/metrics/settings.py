@@ -14,7 +14,6 @@ class MetricsSettings(ServerSettings):
     metrics_metrics_port: int = 9103
     # Where centre facts (wilayat, Omani staff, licence history) are read from.
     registry_target: str = "127.0.0.1:50051"
-    registry_timeout_s: float = 10.0
 
     # Award weights (they must sum to 1) and the references that normalise components.
     award_weight_speed: float = 0.35

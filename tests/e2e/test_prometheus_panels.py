@@ -50,16 +50,8 @@ class System:
 
     def __init__(self, data: Path) -> None:
         self.data = data
-        self.batch_metrics_port = free_port()
         (data / "stack").mkdir()
-        self.devstack = LaunchedStack(
-            data / "stack",
-            AMQP_URL,
-            {
-                "SANAD_BATCH_HEALTH_PORT": str(free_port()),
-                "SANAD_BATCH_METRICS_PORT": str(self.batch_metrics_port),
-            },
-        )
+        self.devstack = LaunchedStack(data / "stack", AMQP_URL)
         self.prometheus: subprocess.Popen[bytes] | None = None
         self.prometheus_port = free_port()
 
@@ -70,7 +62,7 @@ class System:
             "sanad-intake": env["SANAD_INTAKE_METRICS_PORT"],
             "sanad-metrics": env["SANAD_METRICS_METRICS_PORT"],
             "sanad-ingest": env["SANAD_INGEST_METRICS_PORT"],
-            "sanad-batch": str(self.batch_metrics_port),
+            "sanad-batch": env["SANAD_BATCH_METRICS_PORT"],
             "rabbitmq": str(RABBITMQ_PLUGIN_PORT),
         }
 

@@ -372,6 +372,17 @@ def test_an_unreachable_service_is_one_line_without_a_traceback(
     assert err[0].startswith("error: UNAVAILABLE: ")
 
 
+def test_an_unreadable_credential_file_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["--ca", "/nonexistent/ca.pem", "show", "T-1"], environ={})
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: cannot read /nonexistent/ca.pem: No such file or directory"
+    ]
+
+
 def test_a_slow_call_ends_at_the_deadline(target: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(target, "--timeout", "0.1", "catalogue", "get", "SLOW") == 1
 

@@ -21,7 +21,7 @@ async def test_a_publisher_without_a_connection_refuses_at_once() -> None:
     started = time.monotonic()
     with pytest.raises(Unavailable):
         await publisher.publish("x", "k", b"", message_type="t", message_id="1")
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 1.0  # at once: far below the 5 s confirm timeout
 
 
 async def test_a_broker_blocking_publishers_makes_the_publisher_unhealthy() -> None:

@@ -1,5 +1,6 @@
 """MetricsQueries over fakes: the report asks the store for sums and the registry for facts."""
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -8,6 +9,7 @@ import pytest
 
 from sanad.devstack.mongo_server import free_port
 from sanad.errors import Unavailable
+from sanad.v1 import registry_pb2_grpc
 from services.metrics import award
 from services.metrics.directory import RegistryDirectory
 from services.metrics.domain import CenterFacts, LicenceChange
@@ -93,3 +95,28 @@ async def test_an_unreachable_registry_is_unavailable_not_internal() -> None:
     with pytest.raises(Unavailable):
         await directory.centers("DA")
     await channel.close()
+
+
+class SilentRegistry(registry_pb2_grpc.RegistryServiceServicer):
+    """A registry that accepts ListCenters and never answers."""
+
+    async def ListCenters(self, request: object, context: object) -> object:
+        await asyncio.sleep(60)
+        raise AssertionError("unreachable")
+
+
+async def test_a_registry_that_never_answers_is_cut_off_at_the_outbound_deadline() -> None:
+    server = grpc.aio.server()
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(SilentRegistry(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    directory = RegistryDirectory(
+        channel, "test", timeout_s=MetricsSettings().grpc_outbound_timeout_s / 20
+    )
+    try:
+        with pytest.raises(Unavailable, match="DEADLINE_EXCEEDED"):
+            await asyncio.wait_for(directory.centers("DA"), timeout=30)
+    finally:
+        await channel.close()
+        await server.stop(0)

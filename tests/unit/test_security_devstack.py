@@ -1,29 +1,56 @@
-"""The secure dev stack gives every child mutual TLS, required auth and its own certificate."""
+"""The dev stack gives every child mutual TLS, required auth and its own certificate by default."""
 
+import subprocess
 from pathlib import Path
-
-import pytest
 
 from sanad.devstack import secure
 
 
-def test_secure_mode_is_opt_in() -> None:
-    assert not secure.requested({})
-    assert not secure.requested({"SANAD_DEVSTACK_SECURE": "0"})
-    assert secure.requested({"SANAD_DEVSTACK_SECURE": "1"})
+def test_secure_mode_is_the_default_and_plaintext_is_opt_in() -> None:
+    assert not secure.plaintext({})
+    assert not secure.plaintext({"SANAD_DEVSTACK_PLAINTEXT": "0"})
+    assert secure.plaintext({"SANAD_DEVSTACK_PLAINTEXT": "1"})
     assert secure.service_files({}, "registry") == {}
 
 
-def test_prepare_creates_the_pki_and_names_each_childs_certificate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    env = secure.prepare(tmp_path / "certs")
+def test_prepare_creates_the_pki_and_names_each_childs_certificate(tmp_path: Path) -> None:
+    env = secure.prepare(tmp_path / "certs", "amqp://guest:guest@127.0.0.1:5672/")
     assert env["SANAD_AUTH_MODE"] == "required"
     assert env["SANAD_TLS_CLIENT_AUTH"] == "true"
     assert Path(env["SANAD_TLS_CA_FILE"]).exists()
-    assert "SANAD_CERT_FILE=" in capsys.readouterr().out
     intake = secure.service_files(env, "intake")
     assert Path(intake["SANAD_TLS_CERT_FILE"]).name == "intake.pem"
     worker = secure.service_files(env, "ingest-2")
     assert Path(worker["SANAD_TLS_KEY_FILE"]).name == "workers.key"
     assert Path(worker["SANAD_TLS_KEY_FILE"]).exists()
+
+
+def test_prepare_keeps_an_existing_pki(tmp_path: Path) -> None:
+    folder = tmp_path / "certs"
+    secure.ensure_pki(folder)
+    before = (folder / "ca.pem").read_bytes()
+    secure.prepare(folder, "amqp://guest:guest@127.0.0.1:5672/")
+    assert (folder / "ca.pem").read_bytes() == before
+
+
+def test_the_dev_broker_user_is_trusted_to_submit_batches_for_any_centre(tmp_path: Path) -> None:
+    env = secure.prepare(tmp_path / "certs", "amqp://loader:secret@mq:5672/sanad")
+    assert env["SANAD_BATCH_TRUSTED_USERS"] == "loader"
+    assert secure.amqp_user("amqp://127.0.0.1/") == "guest"
+
+
+def test_the_client_env_file_sets_the_admin_or_clears_every_credential(tmp_path: Path) -> None:
+    folder = tmp_path / "certs"
+    secured = tmp_path / "secure.env"
+    secured.write_text(secure.client_env_file(secure.admin_client_env(folder)))
+    plain = tmp_path / "plain.env"
+    plain.write_text(secure.client_env_file({}))
+    script = (
+        f"export SANAD_TOKEN=old SANAD_CA_FILE=old; source {secured}; "
+        'echo "$SANAD_CA_FILE|$SANAD_CERT_FILE|${SANAD_TOKEN-unset}"; '
+        f'source {plain}; echo "${{SANAD_CA_FILE-unset}}|${{SANAD_TOKEN-unset}}"'
+    )
+    shown = subprocess.run(
+        ["bash", "-c", script], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    assert shown == [f"{folder}/ca.pem|{folder}/admin.pem|unset", "unset|unset"]
