@@ -17,6 +17,7 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
 """
 
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,10 @@ class CommonSettings(BaseSettings):
     """Read once from the environment (prefix SANAD_) in each deployable's main."""
 
     model_config = SettingsConfigDict(env_prefix="SANAD_", extra="ignore", frozen=True)
+
+    # Whether the deployable connects to RabbitMQ; the production checks of SANAD_AMQP_URL
+    # apply only to those that do (not the registry or the metrics service).
+    uses_amqp: ClassVar[bool] = True
 
     profile: Profile = Profile.DEV
     log_level: str = "INFO"
@@ -114,7 +119,7 @@ class CommonSettings(BaseSettings):
         problems = []
         if self.civil_id_secret.get_secret_value() == DEV_CIVIL_ID_SECRET:
             problems.append("the default SANAD_CIVIL_ID_SECRET")
-        if "guest:guest@" in self.amqp_url:
+        if self.uses_amqp and "guest:guest@" in self.amqp_url:
             problems.append("RabbitMQ's default guest account")
         if not self.grpc_tls:
             problems.append("plaintext gRPC: set SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE")

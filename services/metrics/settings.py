@@ -1,6 +1,7 @@
 """Settings of the metrics service."""
 
 import math
+from typing import ClassVar
 
 from pydantic import model_validator
 
@@ -9,6 +10,8 @@ from sanad.settings import ServerSettings
 
 class MetricsSettings(ServerSettings):
     """SANAD_METRICS_*_PORT choose its ports; SANAD_AWARD_* shape the award score."""
+
+    uses_amqp: ClassVar[bool] = False  # no RabbitMQ connection
 
     metrics_port: int = 50053
     metrics_metrics_port: int = 9103

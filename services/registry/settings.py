@@ -1,10 +1,14 @@
 """Settings of the registry service."""
 
+from typing import ClassVar
+
 from sanad.settings import ServerSettings
 
 
 class RegistrySettings(ServerSettings):
     """SANAD_REGISTRY_PORT and SANAD_REGISTRY_METRICS_PORT choose its ports."""
+
+    uses_amqp: ClassVar[bool] = False  # no RabbitMQ connection
 
     registry_port: int = 50051
     registry_metrics_port: int = 9101

@@ -5,6 +5,9 @@ from pydantic import ValidationError
 
 from sanad import mongo
 from sanad.settings import AuthMode, ServerSettings
+from services.intake.settings import IntakeSettings
+from services.metrics.settings import MetricsSettings
+from services.registry.settings import RegistrySettings
 
 SAFE = {
     "profile": "production",
@@ -47,6 +50,16 @@ def test_production_with_a_jwt_key_instead_of_mutual_tls_starts() -> None:
 def test_production_refuses_an_unsafe_setting(change: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         ServerSettings(**{**SAFE, **change})
+
+
+@pytest.mark.parametrize("settings", [RegistrySettings, MetricsSettings])
+def test_services_without_a_broker_connection_need_no_amqp_url_in_production(
+    settings: type[ServerSettings],
+) -> None:
+    unset = {k: v for k, v in SAFE.items() if k != "amqp_url"}
+    settings(**unset)  # the guest default URL is never dialled there
+    with pytest.raises(ValidationError, match="guest"):
+        IntakeSettings(**unset)
 
 
 def test_a_certificate_without_its_key_is_refused_in_any_profile() -> None:
