@@ -36,6 +36,11 @@ class InsertCoalescer:
             self._flusher = asyncio.create_task(self._flush(), context=contextvars.Context())
         await future
 
+    async def drain(self) -> None:
+        """Wait until every queued document was written (or failed); before closing the client."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.wait([self._flusher])
+
     async def _flush(self) -> None:
         while self._pending:
             batch = self._pending[: self.max_batch]

@@ -44,13 +44,17 @@ class RunningServer:
     port: int
     health: HealthReporter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    audit_log: AuditLog | None = None
 
     async def stop(self, grace_s: float) -> None:
-        """Drain: NOT_SERVING first, then let in-flight calls finish within the grace."""
+        """Drain: NOT_SERVING first, then let in-flight calls finish within the grace, then
+        write the audit events still queued, so the caller may close MongoDB after this."""
         await self.health.shutdown()
         for task in self.tasks:
             task.cancel()
         await self.server.stop(grace_s)
+        if self.audit_log is not None:
+            await self.audit_log.drain()
 
 
 async def start_server(
@@ -100,7 +104,7 @@ async def start_server(
     else:
         bound = server.add_insecure_port(address)
     await server.start()
-    running = RunningServer(server, bound, reporter)
+    running = RunningServer(server, bound, reporter, audit_log=audit_log)
     running.tasks.append(asyncio.create_task(reporter.run()))
     log.info("gRPC listening on port %s (%s)", bound, _describe(settings))
     return running

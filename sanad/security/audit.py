@@ -74,6 +74,10 @@ class AuditLog:
         except Exception:
             log.exception("audit event of %s could not be written", event.rpc)
 
+    async def drain(self) -> None:
+        """Finish writing the events of calls that already ended; call before closing MongoDB."""
+        await self.inserts.drain()
+
     async def find(self, query: AuditQuery) -> tuple[list[AuditEvent], str]:
         """One page of matching events, newest first, and the next page token."""
         size, offset = _page(query)
