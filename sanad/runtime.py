@@ -16,20 +16,31 @@ class StartupError(Exception):
     """A process cannot start; its message is shown to the operator as one line."""
 
 
-def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run main(stop) with uvloop where available; stop is set on SIGTERM/SIGINT."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
+def run(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, use_uvloop: bool = True
+) -> None:
+    """Run main(stop) on one event loop; stop is set on SIGTERM/SIGINT.
 
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
+    The loop is uvloop's when use_uvloop is true and uvloop is installed, else asyncio's own.
+    """
+    with asyncio.Runner(loop_factory=loop_factory(use_uvloop)) as runner:
         try:
             runner.run(_with_signals(main))
         except StartupError as error:
             log.error("cannot start: %s", error)  # noqa: TRY400 - one line, no traceback
             sys.exit(2)
+
+
+def loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop.new_event_loop when wanted and available; None means asyncio's default loop."""
+    if not use_uvloop:
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
+    except ImportError:
+        log.warning("uvloop is not installed; running on asyncio's event loop")
+        return None
+    return uvloop.new_event_loop
 
 
 async def _with_signals(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:

@@ -8,9 +8,8 @@ from services.intake.app import build_app
 from services.intake.settings import IntakeSettings
 
 
-async def serve(stop: asyncio.Event) -> None:
+async def serve(stop: asyncio.Event, settings: IntakeSettings) -> None:
     """Serve until stop is set, then drain."""
-    settings = IntakeSettings()
     logs.configure("intake", settings.log_level, settings.log_plain)
     await runtime.serve_app(
         "intake", build_app(settings), settings.intake_port, settings.intake_metrics_port, stop
@@ -19,7 +18,8 @@ async def serve(stop: asyncio.Event) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    runtime.run(serve)
+    settings = IntakeSettings()
+    runtime.run(lambda stop: serve(stop, settings), use_uvloop=settings.use_uvloop)
 
 
 if __name__ == "__main__":

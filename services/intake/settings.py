@@ -18,3 +18,5 @@ class IntakeSettings(ServerSettings):
     stream_max_items: int = 100_000
     # How often WatchTransaction re-reads the stored transaction.
     watch_poll_s: float = 0.2
+    # Run on uvloop (SANAD_USE_UVLOOP=false: asyncio's own loop, e.g. to rule uvloop out).
+    use_uvloop: bool = True

@@ -1,0 +1,40 @@
+"""One event loop per process: uvloop's unless the setting turns it off."""
+
+import asyncio
+
+import pytest
+import uvloop
+
+from sanad import runtime
+from services.intake import __main__ as intake_main
+
+
+def loop_type_run_with(**options: bool) -> type:
+    seen: list[type] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        seen.append(type(asyncio.get_running_loop()))
+
+    runtime.run(main, **options)
+    return seen[0]
+
+
+def test_a_process_runs_on_uvloop_by_default() -> None:
+    assert issubclass(loop_type_run_with(), uvloop.Loop)
+
+
+def test_turning_uvloop_off_runs_the_process_on_asyncios_own_loop() -> None:
+    loop_type = loop_type_run_with(use_uvloop=False)
+    assert not issubclass(loop_type, uvloop.Loop)
+    assert issubclass(loop_type, asyncio.BaseEventLoop)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", False), ("true", True)])
+def test_intake_passes_sanad_use_uvloop_to_the_runtime(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    chosen: list[bool] = []
+    monkeypatch.setenv("SANAD_USE_UVLOOP", value)
+    monkeypatch.setattr(runtime, "run", lambda main, *, use_uvloop=True: chosen.append(use_uvloop))
+    intake_main.main()
+    assert chosen == [expected]
