@@ -1,0 +1,82 @@
+"""The bookkeeping interceptor logs OK calls at DEBUG and every failed call at WARNING."""
+
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from sanad import errors
+from sanad.rpc.server import Registration, start_server
+from sanad.settings import ServerSettings
+from sanad.telemetry.metrics import GRPC_HANDLED
+from sanad.v1 import metrics_pb2, metrics_pb2_grpc
+
+
+class Answering(metrics_pb2_grpc.MetricsServiceServicer):
+    async def GetCenterStats(self, request, context):  # type: ignore[no-untyped-def]
+        if request.center_id == "missing":
+            raise errors.NotFound("centre 'missing' not found")
+        return metrics_pb2.GetCenterStatsResponse()
+
+
+async def _up() -> bool:
+    return True
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[metrics_pb2_grpc.MetricsServiceStub]:
+    servicer = Answering()
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        [
+            Registration(
+                "sanad.v1.MetricsService",
+                lambda s: metrics_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, s),
+            )
+        ],
+        checks={"always": _up},
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield metrics_pb2_grpc.MetricsServiceStub(channel)
+    await running.stop(0.5)
+
+
+def _call_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "sanad.rpc" and hasattr(r, "grpc_code")]
+
+
+async def test_an_ok_call_logs_at_debug_and_no_line_at_info(
+    stub: metrics_pb2_grpc.MetricsServiceStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sanad.rpc"):
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="c"))
+    assert _call_lines(caplog) == []
+    with caplog.at_level(logging.DEBUG, logger="sanad.rpc"):
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="c"))
+    assert [(r.levelno, r.grpc_code) for r in _call_lines(caplog)] == [(logging.DEBUG, "OK")]  # type: ignore[attr-defined]
+
+
+async def test_a_failed_call_logs_a_warning_with_its_code_and_detail(
+    stub: metrics_pb2_grpc.MetricsServiceStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sanad.rpc"), pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="missing"))
+    [line] = _call_lines(caplog)
+    assert line.levelno == logging.WARNING
+    assert (line.grpc_code, line.detail) == ("NOT_FOUND", "centre 'missing' not found")  # type: ignore[attr-defined]
+
+
+async def test_handled_calls_are_counted_by_code(
+    stub: metrics_pb2_grpc.MetricsServiceStub,
+) -> None:
+    def handled(code: str) -> float:
+        value = GRPC_HANDLED.labels("sanad.v1.MetricsService", "GetCenterStats", code)
+        return value._value.get()  # type: ignore[attr-defined]
+
+    ok, missing = handled("OK"), handled("NOT_FOUND")
+    await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="c"))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="missing"))
+    assert (handled("OK") - ok, handled("NOT_FOUND") - missing) == (1, 1)
