@@ -4,9 +4,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
 from sanad.amqp.topology import CONTENT_TYPE, Topology
@@ -14,6 +16,8 @@ from sanad.errors import Unavailable
 from sanad.telemetry.metrics import AMQP_PUBLISH_SECONDS, AMQP_PUBLISHED
 
 log = logging.getLogger("sanad.amqp")
+
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 class ConfirmedPublisher:
@@ -35,7 +39,7 @@ class ConfirmedPublisher:
         self.name = name
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
-        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._metrics: dict[str, _Outcomes] = {}
         self._connected = asyncio.Event()
 
     async def connect(self) -> None:
@@ -68,7 +72,6 @@ class ConfirmedPublisher:
     async def close(self) -> None:
         """Close the connection; pending confirms fail."""
         connection, self._connection, self._channel = self._connection, None, None
-        self._exchanges.clear()
         if connection is not None:
             await connection.close()
 
@@ -93,42 +96,66 @@ class ConfirmedPublisher:
         correlation_id: str | None = None,
         user_id: str | None = None,
     ) -> None:
-        """Publish persistently; raise Unavailable unless the broker confirmed in time."""
+        """Publish persistently; raise Unavailable unless the broker confirmed in time.
+
+        Straight to the aiormq channel under aio-pika's robust channel, with the properties
+        aio_pika.Message would build: one message object fewer per publish on the hot path.
+        """
+        outcomes = self._outcomes(exchange)
         if not self.is_healthy():
-            AMQP_PUBLISHED.labels(exchange, "unavailable").inc()
+            outcomes.unavailable.inc()
             raise Unavailable("the message broker is unavailable; retry later")
-        message = aio_pika.Message(
-            body,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        limit = self.timeout_s if timeout_s is None else min(self.timeout_s, timeout_s)
+        if limit <= 0:
+            outcomes.unavailable.inc()
+            raise Unavailable("no time left of the caller's deadline to publish")
+        properties = aiormq.spec.Basic.Properties(
             content_type=CONTENT_TYPE,
-            type=message_type,
-            message_id=message_id,
+            delivery_mode=PERSISTENT,
             headers=dict(headers or {}),
+            message_id=message_id,
+            message_type=message_type,
             reply_to=reply_to,
             correlation_id=correlation_id,
             user_id=user_id,
-            timestamp=time.time(),
+            timestamp=datetime.now(UTC),
         )
-        limit = self.timeout_s if timeout_s is None else min(self.timeout_s, timeout_s)
-        if limit <= 0:
-            AMQP_PUBLISHED.labels(exchange, "unavailable").inc()
-            raise Unavailable("no time left of the caller's deadline to publish")
         started = time.perf_counter()
         try:
-            target = await self._exchange(exchange)
-            await asyncio.wait_for(target.publish(message, routing_key, mandatory=True), limit)
+            assert self._channel is not None
+            # asyncio.timeout, not wait_for: no extra task per publish.
+            async with asyncio.timeout(limit):
+                channel = await self._channel.get_underlay_channel()
+                await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=True,
+                )
         except (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError) as error:
-            AMQP_PUBLISHED.labels(exchange, "failed").inc()
+            outcomes.failed.inc()
             log.warning("publish to %s failed: %r", exchange, error)
             raise Unavailable("the message broker did not confirm; retry later") from error
-        AMQP_PUBLISHED.labels(exchange, "confirmed").inc()
-        AMQP_PUBLISH_SECONDS.labels(exchange).observe(time.perf_counter() - started)
+        outcomes.confirmed.inc()
+        outcomes.seconds.observe(time.perf_counter() - started)
 
-    async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
-        if name not in self._exchanges:
-            assert self._channel is not None
-            self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
-        return self._exchanges[name]
+    def _outcomes(self, exchange: str) -> "_Outcomes":
+        """The exchange's metric children, looked up once instead of on every publish."""
+        found = self._metrics.get(exchange)
+        if found is None:
+            found = self._metrics[exchange] = _Outcomes(exchange)
+        return found
+
+
+class _Outcomes:
+    """Counters and the confirm-time histogram of one exchange."""
+
+    def __init__(self, exchange: str) -> None:
+        self.confirmed = AMQP_PUBLISHED.labels(exchange, "confirmed")
+        self.failed = AMQP_PUBLISHED.labels(exchange, "failed")
+        self.unavailable = AMQP_PUBLISHED.labels(exchange, "unavailable")
+        self.seconds = AMQP_PUBLISH_SECONDS.labels(exchange)
 
 
 def _is_blocked(connection: AbstractRobustConnection) -> bool:

@@ -99,10 +99,11 @@ class Intake:
         fresh = True
         if submission.request_id:
             key = hashlib.sha256(f"{caller}\x1f{submission.request_id}".encode()).hexdigest()
+            fingerprint = submission.fingerprint()
             record = await self.store.claim_request(
-                key, transaction_id, submission.fingerprint(), submit_time, deadline.left()
+                key, transaction_id, fingerprint, submit_time, deadline.left()
             )
-            if record["fingerprint"] != submission.fingerprint():
+            if record["fingerprint"] != fingerprint:
                 raise AlreadyExists(
                     f"request id {submission.request_id!r} was already used for another transaction"
                 )

@@ -84,7 +84,9 @@ class IntakeStore:
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
         async with _bounded(timeout_s):
             try:
-                await asyncio.wait_for(self.claims.insert(record), timeout_s)
+                # asyncio.timeout, not wait_for: no extra task per claim on the hot path.
+                async with asyncio.timeout(timeout_s):
+                    await self.claims.insert(record)
             except TimeoutError as error:
                 raise Unavailable("the database did not answer in time; retry later") from error
             except DuplicateKeyError:
