@@ -13,6 +13,7 @@ from sanad.cli import (
     metrics_commands,
     operations,
     registry,
+    tracking,
     transactions,
     watch,
 )
@@ -78,6 +79,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     registry.add_commands(commands)
     catalogue.add_commands(commands)
     transactions.add_commands(commands)
+    tracking.add_commands(commands)
     operations.add_commands(commands)
     metrics_commands.add_commands(commands)
     watch.add_commands(commands)
