@@ -1,0 +1,84 @@
+"""The ingest store against the real MongoDB-wire server: new documents stored and counted once."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from sanad.records import Document, document_from_submitted
+from tests.integration.workers_support import submitted
+from workers.ingest.store import IngestStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def store(mongo_url: str, database_name: str) -> AsyncIterator[IngestStore]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
+    store = IngestStore(client, client[database_name])
+    await store.ensure_indexes()
+    yield store
+    await client.close()
+
+
+def documents(center_id: str, count: int) -> list[Document]:
+    now = datetime.now(UTC)
+    return [
+        document_from_submitted(submitted(f"tx-{uuid.uuid4().hex}", center_id, "ROP-VISA"), now)
+        for _ in range(count)
+    ]
+
+
+async def submitted_count(store: IngestStore, center_id: str) -> int:
+    total = 0
+    async for rollup in store.rollups.find({"center_id": center_id}):
+        total += int(rollup.get("submitted", 0))
+    return total
+
+
+async def test_a_micro_batch_with_some_ids_already_stored_stores_and_counts_only_the_new_ones(
+    store: IngestStore,
+) -> None:
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    first = documents(center, 150)
+    assert await store.record_submissions(first) == 150
+
+    later = documents(center, 120)
+    new = await store.record_submissions([*first[::3], *later, *first[1::3]])
+
+    assert new == 120
+    assert await store.transactions.count_documents({"center_id": center}) == 270
+    assert await submitted_count(store, center) == 270
+
+
+async def test_a_micro_batch_carrying_one_id_twice_stores_it_once_and_counts_it_once(
+    store: IngestStore,
+) -> None:
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    batch = documents(center, 3)
+    twice = {**batch[1], "request_id": "second copy"}
+
+    assert await store.record_submissions([*batch, twice]) == 3
+    stored = await store.transactions.find_one({"_id": batch[1]["_id"]})
+    assert stored is not None
+    assert stored["request_id"] == batch[1]["request_id"]
+    assert await submitted_count(store, center) == 3
+
+
+async def test_two_writers_storing_the_same_documents_at_once_count_each_once(
+    store: IngestStore,
+) -> None:
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    batch = documents(center, 400)
+    other = IngestStore(store.client, store.transactions.database)
+
+    news = await asyncio.gather(
+        store.record_submissions(batch), other.record_submissions(list(reversed(batch)))
+    )
+
+    assert sum(news) == 400
+    assert await store.transactions.count_documents({"center_id": center}) == 400
+    assert await submitted_count(store, center) == 400
