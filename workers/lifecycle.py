@@ -11,6 +11,10 @@ log = logging.getLogger("sanad.worker")
 EXIT_CONSUMER_CANCELLED = 3
 
 
+class Consumer(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 class WorkerApp(Protocol):
     async def run(self, health_port: int) -> None: ...
     async def stop(self) -> None: ...
@@ -32,3 +36,15 @@ async def run_until_stopped(app: WorkerApp, health_port: int, stop: asyncio.Even
     finally:
         stopped.cancel()
         await app.close()
+
+
+async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> None:
+    """Run the consumer until stopping is set; reconnect to the broker with capped backoff."""
+    delay = 0.2
+    while not stopping.is_set():
+        try:
+            await consumer.run(stopping)
+        except (OSError, ConnectionError, TimeoutError) as error:
+            log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

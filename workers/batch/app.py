@@ -1,7 +1,6 @@
 """The batch worker's composition root: snapshot, store, handler, consumer and a health port."""
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 
 import grpc
@@ -19,8 +18,7 @@ from workers.batch.handlers import BatchHandler, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
 from workers.ingest.store import IngestStore
-
-log = logging.getLogger("sanad.batch")
+from workers.lifecycle import consume_until_stopped
 
 
 @dataclass
@@ -50,14 +48,7 @@ class BatchApp:
                 "registry_snapshot": self._snapshot_ready,
             },
         )
-        delay = 0.2
-        while not self.stopping.is_set():
-            try:
-                await self.consumer.run(self.stopping)
-            except (OSError, ConnectionError, TimeoutError) as error:
-                log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await consume_until_stopped(self.consumer, self.stopping)
 
     async def stop(self) -> None:
         """Finish the current batch, ack it, and stop consuming."""

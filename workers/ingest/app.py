@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
@@ -14,8 +13,7 @@ from sanad.rpc.server import RunningServer, start_server
 from workers.ingest.handlers import IngestHandler
 from workers.ingest.settings import IngestSettings
 from workers.ingest.store import IngestStore
-
-log = logging.getLogger("sanad.ingest")
+from workers.lifecycle import consume_until_stopped
 
 
 @dataclass
@@ -42,14 +40,7 @@ class IngestApp:
             [],
             checks={"mongodb": self._mongo_ready, "rabbitmq": self._broker_ready},
         )
-        delay = 0.2
-        while not self.stopping.is_set():
-            try:
-                await self.consumer.run(self.stopping)
-            except (OSError, ConnectionError, TimeoutError) as error:
-                log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await consume_until_stopped(self.consumer, self.stopping)
 
     async def stop(self) -> None:
         """Finish the current micro-batch, ack it, and close."""
