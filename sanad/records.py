@@ -5,13 +5,81 @@ beneficiary appears only as a keyed hash and a masked number.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from sanad.domain.privacy import civil_hash, mask
 from sanad.domain.transactions import REFUNDABLE, Status, Step, sla_clock
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 
 Document = dict[str, Any]
+
+
+class SubmittedItem(Protocol):
+    """What a caller sent for one transaction (intake's Submission)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def fee_baisa(self) -> int: ...
+    @property
+    def civil_number(self) -> str: ...
+
+
+class SubmittedCentre(Protocol):
+    """The centre a transaction is submitted at (intake's CenterView)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def governorate_code(self) -> str: ...
+    @property
+    def wilayat_code(self) -> str: ...
+
+
+class SubmittedService(Protocol):
+    """The catalogue service a transaction is for (intake's ServiceView)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def agency_code(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def sla_hours(self) -> int: ...
+
+
+def submitted_event(
+    item: SubmittedItem,
+    center: SubmittedCentre,
+    service: SubmittedService,
+    *,
+    transaction_id: str,
+    submitted_by: str,
+    submit_time: datetime,
+    civil_secret: bytes,
+) -> events_pb2.TransactionSubmitted:
+    """The TransactionSubmitted of an accepted submission; the civil number only hashed, masked."""
+    return events_pb2.TransactionSubmitted(
+        transaction_id=transaction_id,
+        request_id=item.request_id,
+        submitted_by=submitted_by,
+        center_id=center.id,
+        governorate_code=center.governorate_code,
+        wilayat_code=center.wilayat_code,
+        service_code=service.code,
+        agency_code=service.agency_code,
+        service_version=service.version,
+        sla_hours=service.sla_hours,
+        channel=f"CHANNEL_{item.channel}",
+        fee_baisa=item.fee_baisa,
+        beneficiary_hash=civil_hash(item.civil_number, civil_secret),
+        beneficiary_masked=mask(item.civil_number),
+        submit_time=to_timestamp(submit_time),
+    )
 
 
 def document_from_submitted(

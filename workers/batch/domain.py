@@ -9,11 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sanad.domain.privacy import civil_hash, mask
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
-from sanad.records import Document, document_from_submitted, finish
-from sanad.rpc.timestamps import to_timestamp
+from sanad.records import Document, document_from_submitted, finish, submitted_event
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import (
     CenterView,
@@ -122,22 +120,14 @@ def document(
     submit_time: datetime,
 ) -> Document:
     """The stored document of an accepted item, RECORDED as of submit_time."""
-    event = events_pb2.TransactionSubmitted(
+    event = submitted_event(
+        submission,
+        center,
+        service,
         transaction_id=transaction_id,
-        request_id=submission.request_id,
         submitted_by=context.submitted_by,
-        center_id=center.id,
-        governorate_code=center.governorate_code,
-        wilayat_code=center.wilayat_code,
-        service_code=service.code,
-        agency_code=service.agency_code,
-        service_version=service.version,
-        sla_hours=service.sla_hours,
-        channel=f"CHANNEL_{submission.channel}",
-        fee_baisa=submission.fee_baisa,
-        beneficiary_hash=civil_hash(submission.civil_number, context.secret),
-        beneficiary_masked=mask(submission.civil_number),
-        submit_time=to_timestamp(submit_time),
+        submit_time=submit_time,
+        civil_secret=context.secret,
     )
     return document_from_submitted(event, submit_time)
 
