@@ -14,7 +14,7 @@ import grpc
 from bench import ceilings, report, system
 from bench.report import Figure
 from sanad.devstack.launcher import LaunchedStack
-from sanad.v1 import intake_pb2
+from sanad.domain.ids import new_id
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,15 @@ MODES = {
 
 async def measure_ceilings(mode: Mode, stack: LaunchedStack) -> dict[str, float]:
     """The same-run ceilings every figure is judged against."""
-    noop = await ceilings.start_noop_server()
-    target = f"127.0.0.1:{noop.port}"
-    request = intake_pb2.SubmitTransactionRequest(request_id="noop", center_id="C")
+    # The same request generator and load functions as the real intake gets (bench.system).
+    make = system.Submissions(new_id(), "BENCH-CEILING")
+    noop = ceilings.NoopProcess(stack.env)
     try:
-        unary = await ceilings.grpc_unary(target, request, mode.concurrency, mode.seconds)
-        stream = await ceilings.grpc_stream(
-            target, _Fixed(request), mode.stream_items, mode.streams
-        )
+        await noop.wait_serving()
+        unary = await system.unary(noop.target, make, mode.concurrency, mode.seconds)
+        stream = await system.streaming(noop.target, make, mode.stream_items, mode.streams)
     finally:
-        await noop.stop(0.5)
+        noop.stop()
     published, consumed = await ceilings.amqp_publish_consume(
         stack.env["SANAD_AMQP_URL"],
         f"{stack.env['SANAD_AMQP_PREFIX']}.bench-raw",
@@ -81,14 +80,6 @@ async def measure_ceilings(mode: Mode, stack: LaunchedStack) -> dict[str, float]
         "amqp_consume": consumed.rate,
         "mongo_insert_many": inserted.rate,
     }
-
-
-class _Fixed(ceilings.RequestFactory):
-    def __init__(self, request: intake_pb2.SubmitTransactionRequest) -> None:
-        self.request = request
-
-    def __call__(self, stream: int, n: int) -> intake_pb2.SubmitTransactionRequest:
-        return self.request
 
 
 async def measure_system(

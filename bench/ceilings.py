@@ -1,14 +1,19 @@
 """Ceilings measured in the same run: a no-op gRPC server, raw RabbitMQ, raw MongoDB inserts."""
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aio_pika
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import AsyncMongoClient
 
-from bench.loadgen import Result, closed_loop
+from bench.loadgen import Result
+from sanad.devstack.mongo_server import free_port
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2, intake_pb2_grpc
@@ -29,16 +34,16 @@ class NoopIntake(intake_pb2_grpc.IntakeServiceServicer):
             index += 1
 
 
-async def start_noop_server() -> RunningServer:
-    """The no-op server with the same settings, interceptor and health as the real services."""
+async def start_noop_server(settings: ServerSettings | None = None, port: int = 0) -> RunningServer:
+    """The no-op server with the same settings, interceptors and health as the real services."""
     servicer = NoopIntake()
 
     async def up() -> bool:
         return True
 
     return await start_server(
-        ServerSettings(grpc_host="127.0.0.1"),
-        0,
+        settings or ServerSettings(grpc_host="127.0.0.1"),
+        port,
         [
             Registration(
                 "sanad.v1.IntakeService",
@@ -49,16 +54,45 @@ async def start_noop_server() -> RunningServer:
     )
 
 
-async def grpc_unary(
-    target: str, request: intake_pb2.SubmitTransactionRequest, concurrency: int, seconds: float
-) -> Result:
-    """Closed-loop SubmitTransaction calls against target."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = intake_pb2_grpc.IntakeServiceStub(channel)
-        await stub.SubmitTransaction(request, timeout=10)  # warm the connection
-        return await closed_loop(
-            lambda: stub.SubmitTransaction(request, timeout=10), concurrency, seconds
+class NoopProcess:
+    """`python -m bench.noop` with the stack's environment: a process of its own, like intake.
+
+    In the load generator's process the no-op server would share its CPU and event loop,
+    which the real intake does not; here both are measured the same way.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.noop", str(self.port)],
+            env={**env, "SANAD_GRPC_HOST": "127.0.0.1"},
         )
+
+    async def wait_serving(self, within_s: float = 30.0) -> None:
+        """Until its health check says SERVING."""
+        deadline = time.monotonic() + within_s
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while True:
+                try:
+                    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("the no-op ceiling server did not start")
+                await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        """Ctrl-C it and wait."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 async def grpc_stream(
