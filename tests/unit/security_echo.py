@@ -80,6 +80,9 @@ class MemoryAudit:
     async def record(self, event: AuditEvent) -> None:
         self.events.append(event)
 
+    async def drain(self) -> None:
+        """Nothing is ever queued: record() keeps the event at once."""
+
 
 async def start_echo(settings: ServerSettings, audit: MemoryAudit | None = None) -> RunningServer:
     async def up() -> bool:
