@@ -1,6 +1,7 @@
 """Runs one deployable's async main on one event loop until SIGTERM or SIGINT."""
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -62,6 +63,9 @@ async def serve_app(name: str, app: App, port: int, metrics_port: int, stop: asy
     """Serve metrics and the app until stop is set, then drain (DESIGN 5.7)."""
     serve_metrics(metrics_port)
     bound = await app.start(port)
+    # What start-up built (modules, descriptors, settings, clients) lives as long as the
+    # process: frozen, full collections stop walking it, which shortens their pauses.
+    gc.freeze()
     log.info("%s serving", name, extra={"port": bound, "metrics_port": metrics_port})
     await stop.wait()
     log.info("%s draining", name)

@@ -1,6 +1,7 @@
-"""One event loop per process: uvloop's unless the setting turns it off."""
+"""One event loop per process (uvloop unless the setting turns it off); start-up objects frozen."""
 
 import asyncio
+import gc
 
 import pytest
 import uvloop
@@ -38,3 +39,23 @@ def test_intake_passes_sanad_use_uvloop_to_the_runtime(
     monkeypatch.setattr(runtime, "run", lambda main, *, use_uvloop=True: chosen.append(use_uvloop))
     intake_main.main()
     assert chosen == [expected]
+
+
+async def test_serving_an_app_freezes_what_start_up_built_for_shorter_collections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class App:
+        async def start(self, port: int) -> int:
+            return port
+
+        async def stop(self) -> None:
+            return None
+
+    monkeypatch.setattr(runtime, "serve_metrics", lambda port: None)
+    stop = asyncio.Event()
+    stop.set()
+    try:
+        await runtime.serve_app("test", App(), 0, 0, stop)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
