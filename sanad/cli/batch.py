@@ -23,6 +23,7 @@ import aio_pika
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
+from sanad.security.batch_users import broker_user
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 
 COLUMNS = ("request_id", "service_code", "channel", "fee_baisa", "civil_number", "center_id")
@@ -102,8 +103,16 @@ async def send(
     wait_s: float,
     progress: TextIO | None = None,
 ) -> list[events_pb2.BatchResult]:
-    """Publish each batch with confirms and wait for every BatchResult, in order."""
-    connection = await aio_pika.connect_robust(url)
+    """Publish each batch with confirms and wait for every BatchResult, in order.
+
+    Every message carries the connection's user as `user_id`, which the broker validates and
+    the batch worker checks against the batch's centre.
+    """
+    user = broker_user(url)
+    # A plain connection: its reply queue is server-named (amq.gen-*), which is what a batch
+    # submitter's broker permissions allow; an exclusive queue would not survive a reconnect
+    # anyway, and resending the same batch ids returns the stored answers.
+    connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         replies = await channel.declare_queue("", exclusive=True, auto_delete=True)
@@ -132,6 +141,7 @@ async def send(
                 correlation_id=correlation,
                 reply_to=replies.name,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=user,
             )
             await exchange.publish(message, routing_key=BATCH, mandatory=True)
         sizes = dict(zip(correlations, (_size(b) for b in batches), strict=True))

@@ -8,9 +8,9 @@ plaintext stack with an implicit dev admin instead; every process logs which it 
 """
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from sanad.security import certs
+from sanad.security.batch_users import broker_user
 
 PLAINTEXT_KEY = "SANAD_DEVSTACK_PLAINTEXT"
 CERTS_KEY = "SANAD_DEVSTACK_CERTS"
@@ -55,14 +55,9 @@ def prepare(folder: Path, amqp_url: str) -> dict[str, str]:
         "SANAD_TLS_CLIENT_AUTH": "true",
         "SANAD_AUTH_MODE": "required",
         "SANAD_AUTH_JWT_PUBLIC_KEY_FILE": str(folder / "jwt-signing.pub.pem"),
-        "SANAD_BATCH_TRUSTED_USERS": amqp_user(amqp_url),
+        "SANAD_BATCH_TRUSTED_USERS": broker_user(amqp_url),
         CERTS_DIR_KEY: str(folder),
     }
-
-
-def amqp_user(url: str) -> str:
-    """The user name in an AMQP URL (guest when it names none, as RabbitMQ assumes)."""
-    return unquote(urlsplit(url).username or "guest")
 
 
 def service_files(env: dict[str, str], child: str) -> dict[str, str]:

@@ -9,12 +9,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
+from sanad.security.batch_users import broker_user
 from sanad.v1 import events_pb2
 
 log = logging.getLogger("sanad.seed")
@@ -51,12 +51,15 @@ class BatchLoader:
         self.attempts = attempts
         self.retry_pause_s = retry_pause_s
         self.reply_timeout_s = reply_timeout_s
-        self.user = urlparse(amqp_url).username or "guest"
+        self.user = broker_user(amqp_url)
         self.waiting: dict[str, asyncio.Future[events_pb2.BatchResult]] = {}
 
     async def load(self, batches: Iterable[events_pb2.BatchSubmission]) -> LoadResult:
         result = LoadResult()
-        connection = await aio_pika.connect_robust(self.amqp_url)
+        # A plain connection: its reply queue is server-named (amq.gen-*), which is what a batch
+        # submitter's broker permissions allow; an exclusive queue would not survive a reconnect
+        # anyway, and resending the same batch ids returns the stored answers.
+        connection = await aio_pika.connect(self.amqp_url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             await self.topology.declare(channel)

@@ -1,6 +1,6 @@
 """A RabbitMQ user batch-<centre> submits for that centre only once authentication is required."""
 
-from sanad.security.batch_users import batch_user, may_submit
+from sanad.security.batch_users import batch_user, broker_user, may_submit
 from sanad.settings import AuthMode
 
 REQUIRED = AuthMode.REQUIRED
@@ -26,3 +26,9 @@ def test_a_trusted_user_submits_for_any_centre() -> None:
 
 def test_the_dev_mode_keeps_every_user_allowed() -> None:
     assert may_submit("guest", "c-1", AuthMode.DEV)
+
+
+def test_the_broker_user_is_the_one_the_amqp_url_logs_in_as() -> None:
+    assert broker_user("amqps://batch-c-1:pw@mq:5671/sanad") == "batch-c-1"
+    assert broker_user("amqp://batch%2Dc-2:pw@mq/") == "batch-c-2"
+    assert broker_user("amqp://127.0.0.1/") == "guest"

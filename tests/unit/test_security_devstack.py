@@ -36,7 +36,6 @@ def test_prepare_keeps_an_existing_pki(tmp_path: Path) -> None:
 def test_the_dev_broker_user_is_trusted_to_submit_batches_for_any_centre(tmp_path: Path) -> None:
     env = secure.prepare(tmp_path / "certs", "amqp://loader:secret@mq:5672/sanad")
     assert env["SANAD_BATCH_TRUSTED_USERS"] == "loader"
-    assert secure.amqp_user("amqp://127.0.0.1/") == "guest"
 
 
 def test_the_client_env_file_sets_the_admin_or_clears_every_credential(tmp_path: Path) -> None:
