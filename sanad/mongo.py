@@ -18,6 +18,7 @@ def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Documen
         tz_aware=True,
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
         connectTimeoutMS=settings.mongo_timeout_ms,
+        socketTimeoutMS=settings.mongo_socket_timeout_ms,
         w="majority",
         **tls_options(settings),
     )

@@ -56,6 +56,9 @@ class CommonSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27717/?directConnection=true"
     mongo_database: str = "sanad"
     mongo_timeout_ms: int = 5000
+    # Longest wait for any one MongoDB reply: a server that stops answering becomes a network
+    # error (workers back off and retry) instead of a hang. Well above any real operation.
+    mongo_socket_timeout_ms: int = 30000
     # TLS towards MongoDB; empty leaves whatever SANAD_MONGO_URL says.
     mongo_tls_ca_file: str = ""
     mongo_tls_cert_key_file: str = ""

@@ -88,3 +88,12 @@ def test_mongo_tls_files_become_pymongo_options() -> None:
         "tlsCertificateKeyFile": "/me.pem",
     }
     assert mongo.tls_options(ServerSettings()) == {}
+
+
+async def test_every_mongodb_reply_is_awaited_for_a_bounded_time() -> None:
+    client = mongo.connect(ServerSettings(mongo_socket_timeout_ms=1234), "test")
+    try:
+        assert client.options.pool_options.socket_timeout == 1.234
+        assert client.options.pool_options.connect_timeout == 5.0
+    finally:
+        await client.close()
