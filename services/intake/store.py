@@ -5,6 +5,7 @@ deadline, and an unreachable or slow MongoDB becomes Unavailable.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -33,9 +34,14 @@ async def _bounded(timeout_s: float | None) -> AsyncIterator[None]:
     except DuplicateKeyError:
         raise
     except PyMongoError as error:
-        if error.timeout or isinstance(error, pymongo.errors.ConnectionFailure):
+        if _unreachable(error):
             raise Unavailable("the database did not answer in time; retry later") from error
         raise
+
+
+def _unreachable(error: PyMongoError) -> bool:
+    """A timeout or a lost connection: the caller may retry later (Unavailable)."""
+    return bool(error.timeout or isinstance(error, pymongo.errors.ConnectionFailure))
 
 
 class IntakeStore:
@@ -82,18 +88,27 @@ class IntakeStore:
         return int(winner["rating"]), winner["time"]
 
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
-        async with _bounded(timeout_s):
-            try:
-                # asyncio.timeout, not wait_for: no extra task per claim on the hot path.
-                async with asyncio.timeout(timeout_s):
-                    await self.claims.insert(record)
-            except TimeoutError as error:
-                raise Unavailable("the database did not answer in time; retry later") from error
-            except DuplicateKeyError:
+        """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared
+        batch, which runs in a context of its own); the winner's read under _bounded."""
+        if timeout_s is not None and timeout_s <= 0:
+            raise Unavailable("no time left of the caller's deadline to reach the database")
+        ends = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.claims.insert(record)
+        except TimeoutError as error:
+            raise Unavailable("the database did not answer in time; retry later") from error
+        except DuplicateKeyError:
+            left = None if ends is None else ends - time.monotonic()
+            async with _bounded(left):
                 existing = await self.requests.find_one({"_id": record["_id"]})
-                if existing is None:  # removed between the two calls; claim again
-                    return await self._claim(record, timeout_s)
-                return existing
+            if existing is None:  # removed between the two calls; claim again
+                return await self._claim(record, left)
+            return existing
+        except PyMongoError as error:
+            if _unreachable(error):
+                raise Unavailable("the database did not answer in time; retry later") from error
+            raise
         return record
 
     async def get_transaction(
