@@ -20,6 +20,7 @@ Work queues are quorum queues with x-delivery-limit, so a message that crashes i
 and again is dead-lettered by the broker after that many deliveries.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import aio_pika
@@ -122,3 +123,14 @@ class Topology:
                     "x-dead-letter-routing-key": queue_name,
                 },
             )
+
+
+async def delete_queues(amqp_url: str, prefix: str) -> None:
+    """Delete every queue under a prefix (tests and benchmarks tidy up their quorum queues:
+    hundreds of idle ones slow a small broker down); queues already gone are skipped."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for name in Topology(prefix).all_queues():
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(name)

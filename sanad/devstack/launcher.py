@@ -1,13 +1,16 @@
 """Starts the whole stack as `make run` does, on free ports, for end-to-end tests and benchmarks."""
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sanad.amqp.topology import delete_queues
 from sanad.devstack import secure
 from sanad.devstack.mongo_server import free_port
 
@@ -122,6 +125,13 @@ class LaunchedStack:
         return found
 
     def stop(self) -> int:
-        """Ctrl-C the stack and return its exit code."""
+        """Ctrl-C the stack, delete its queues, and return its exit code."""
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=90)
+        code = self.process.wait(timeout=90)
+        # In a thread of its own: callers may or may not be inside an event loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(
+                asyncio.run,
+                delete_queues(self.env["SANAD_AMQP_URL"], self.env["SANAD_AMQP_PREFIX"]),
+            ).result(timeout=60)
+        return code

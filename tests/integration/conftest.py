@@ -1,7 +1,6 @@
 """In-process services against the real RabbitMQ and the MongoDB-wire server, isolated per test."""
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import aio_pika
 import grpc
 import pytest
 
-from sanad.amqp.topology import Topology
+from sanad.amqp.topology import delete_queues
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import (
     common_pb2,
@@ -120,17 +119,7 @@ async def stack(
         await channel.close()
     for app in (intake, metrics, registry):
         await app.stop()
-    await _delete_queues(amqp_url, amqp_prefix)
-
-
-async def _delete_queues(amqp_url: str, prefix: str) -> None:
-    """Best-effort tidy-up of this test's queues; isolation does not depend on it."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        for name in Topology(prefix).all_queues():
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(name)
+    await delete_queues(amqp_url, amqp_prefix)
 
 
 async def eventually(
