@@ -13,6 +13,15 @@ from typing import Any
 
 COLLECTION = "rollups"
 
+# The same counters per month x centre and per year x centre, the service dimension dropped, in
+# collections of their own: _id "YYYY-MM|centre" / "YYYY|centre", field `period` "YYYY-MM" /
+# "YYYY". At Sanad volumes a day x centre x service document holds about one transaction, so a
+# governorate's year reads one yearly document per centre instead of ~one per transaction.
+# Workers increment all three in the same MongoDB transaction, under the same first-time rule.
+MONTHLY = "rollups_monthly"
+YEARLY = "rollups_yearly"
+PERIOD_DIMENSIONS = ("period", "center_id", "governorate_code", "wilayat_code")
+
 # Dimensions stored on every rollup document (set on insert).
 DIMENSIONS = (
     "day",
@@ -91,4 +100,24 @@ def dimensions_of(transaction: Mapping[str, Any], day: str) -> dict[str, Any]:
         "governorate_code": transaction["governorate_code"],
         "wilayat_code": transaction["wilayat_code"],
         "agency_code": transaction["agency_code"],
+    }
+
+
+def period_id(period: str, center_id: str) -> str:
+    """The _id of one monthly ("YYYY-MM") or yearly ("YYYY") rollup document."""
+    return f"{period}|{center_id}"
+
+
+def periods_of(day: str) -> dict[str, str]:
+    """The month and the year a day ("YYYY-MM-DD") counts in, by collection."""
+    return {MONTHLY: day[:7], YEARLY: day[:4]}
+
+
+def period_dimensions_of(transaction: Mapping[str, Any], period: str) -> dict[str, Any]:
+    """The dimension fields of a monthly or yearly rollup for a stored transaction document."""
+    return {
+        "period": period,
+        "center_id": transaction["center_id"],
+        "governorate_code": transaction["governorate_code"],
+        "wilayat_code": transaction["wilayat_code"],
     }

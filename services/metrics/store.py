@@ -1,5 +1,6 @@
 """Reads of the rollups the workers maintain; never of raw transactions."""
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -7,6 +8,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad import rollups
+from services.metrics import periods
 from services.metrics.domain import BUCKETS
 
 Document = dict[str, Any]
@@ -33,15 +35,21 @@ def _unflatten(group: Document) -> Document:
 
 
 class MetricsStore:
-    """`rollups`: one document per day x centre x service."""
+    """The rollups: per day x centre x service, and per month and per year x centre."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.rollups = db[rollups.COLLECTION]
 
     async def ensure_indexes(self) -> None:
         """The indexes the aggregations below rely on; safe to repeat."""
-        for dimension in ("center_id", "wilayat_code", "governorate_code"):
-            await self.rollups.create_index([(dimension, ASCENDING), ("day", ASCENDING)])
+        for collection, field in (
+            (rollups.COLLECTION, "day"),
+            (rollups.MONTHLY, "period"),
+            (rollups.YEARLY, "period"),
+        ):
+            for dimension in ("center_id", "wilayat_code", "governorate_code"):
+                await self.db[collection].create_index([(dimension, ASCENDING), (field, ASCENDING)])
 
     async def sums_by(
         self,
@@ -53,11 +61,37 @@ class MetricsStore:
         counters: Sequence[str] = rollups.COUNTERS,
         histogram: bool = True,
     ) -> list[Document]:
-        """Counters summed over days[0] <= day < days[1], one row per group_by value."""
-        match = {dimension: value, "day": {"$gte": days[0], "$lt": days[1]}}
+        """Counters summed over days[0] <= day < days[1], one row per group_by value.
+
+        group_by and dimension are centre-level fields (kept by every rollup grain); each piece
+        of the range is read from the coarsest grain that covers it (services/metrics/periods.py).
+        """
         group: Document = {
             "_id": f"${group_by}" if group_by else None,
             **_sums(counters, histogram),
         }
-        cursor = await self.rollups.aggregate([{"$match": match}, {"$group": group}])
-        return [_unflatten(row) async for row in cursor]
+        parts = await asyncio.gather(
+            *(self._sum_piece(piece, dimension, value, group) for piece in periods.pieces(*days))
+        )
+        return [_unflatten(row) for row in _merged(parts)]
+
+    async def _sum_piece(
+        self, piece: periods.Piece, dimension: str, value: str, group: Document
+    ) -> list[Document]:
+        match = {dimension: value, piece.field: {"$gte": piece.low, "$lt": piece.high}}
+        cursor = await self.db[piece.collection].aggregate([{"$match": match}, {"$group": group}])
+        return [row async for row in cursor]
+
+
+def _merged(parts: Sequence[list[Document]]) -> list[Document]:
+    """Rows of several pieces added up per group key (one piece: its rows as they are)."""
+    if len(parts) == 1:
+        return parts[0]
+    totals: dict[Any, Document] = {}
+    for rows in parts:
+        for row in rows:
+            total = totals.setdefault(row["_id"], {"_id": row["_id"]})
+            for name, amount in row.items():
+                if name != "_id":
+                    total[name] = total.get(name, 0) + (amount or 0)
+    return list(totals.values())

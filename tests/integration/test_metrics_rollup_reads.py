@@ -8,12 +8,13 @@ import grpc
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad import rollups
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc, registry_pb2, registry_pb2_grpc
 from services.metrics.app import build_app as build_metrics
 from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
+from workers.ingest.rollups import RollupIncrements
+from workers.ingest.store import IngestStore
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 class Apps:
     registry: registry_pb2_grpc.RegistryServiceStub
     metrics: metrics_pb2_grpc.MetricsServiceStub
-    rollups: object
+    writer: IngestStore
 
 
 @pytest.fixture
@@ -39,10 +40,12 @@ async def apps(mongo_url: str, database_name: str) -> AsyncIterator[Apps]:
     metrics_port = await metrics.start(0)
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in (registry_port, metrics_port)]
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    writer = IngestStore(client, client[database_name])  # type: ignore[arg-type]
+    await writer.ensure_indexes()
     yield Apps(
         registry_pb2_grpc.RegistryServiceStub(channels[0]),
         metrics_pb2_grpc.MetricsServiceStub(channels[1]),
-        client[database_name][rollups.COLLECTION],
+        writer,
     )
     await client.close()
     for channel in channels:
@@ -69,24 +72,43 @@ async def register(apps: Apps, wilayat: str, staff: int, name: str) -> str:
     return str(reply.center.id)
 
 
-def rollup(day: str, center: str, wilayat: str, **counters: object) -> dict[str, object]:
-    return {
-        "_id": rollups.rollup_id(day, center, "SVC"),
-        "day": day,
+Rollup = tuple[str, dict[str, object], dict[str, int]]
+
+
+def rollup(day: str, center: str, wilayat: str, **counters: object) -> Rollup:
+    """One day's increments of a centre's service, histogram given as a nested dict."""
+    flat: dict[str, int] = {}
+    for name, value in counters.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{bucket}": amount for bucket, amount in value.items()})
+        else:
+            flat[name] = int(value)  # type: ignore[call-overload]
+    facts = {
         "center_id": center,
         "service_code": "SVC",
         "governorate_code": "DA",
         "wilayat_code": wilayat,
         "agency_code": "ROP",
-        **counters,
     }
+    return day, facts, flat
+
+
+async def count(apps: Apps, rows: list[Rollup]) -> None:
+    """Write the rows through the workers' own rollup writer: daily, monthly and yearly."""
+    increments = RollupIncrements()
+    for day, facts, counters in rows:
+        increments.add(facts, day, counters)
+    await apps.writer.in_transaction(
+        "test", lambda session: apps.writer._count(increments, session)
+    )
 
 
 async def test_report_and_leaderboard_come_from_rollups_and_registry_facts(apps: Apps) -> None:
     fast = await register(apps, "DA-NIZ", 2, "مركز سريع")
     slow = await register(apps, "DA-BAH", 3, "مركز بطيء")
     idle = await register(apps, "DA-IZK", 4, "مركز خامل")  # no transactions, never activated
-    await apps.rollups.insert_many(  # type: ignore[attr-defined]
+    await count(
+        apps,
         [
             rollup(
                 "2024-03-01",
@@ -112,7 +134,7 @@ async def test_report_and_leaderboard_come_from_rollups_and_registry_facts(apps:
             ),
             rollup("2023-06-01", fast, "DA-NIZ", completed=50, fees_baisa=100_000),
             rollup("2025-01-01", slow, "DA-BAH", completed=999),  # another year
-        ]
+        ],
     )
     report = await apps.metrics.GetGovernorateReport(
         metrics_pb2.GetGovernorateReportRequest(governorate_code="DA", year=2024)
@@ -140,13 +162,14 @@ async def test_report_and_leaderboard_come_from_rollups_and_registry_facts(apps:
 
 async def test_centre_and_wilayat_stats_honour_the_period(apps: Apps) -> None:
     center = await register(apps, "DA-NIZ", 2, "مركز")
-    await apps.rollups.insert_many(  # type: ignore[attr-defined]
+    await count(
+        apps,
         [
             rollup(
                 "2024-01-01", center, "DA-NIZ", submitted=3, completed=2, completion_seconds_sum=60
             ),
             rollup("2025-01-01", center, "DA-NIZ", submitted=5),
-        ]
+        ],
     )
     whole = await apps.metrics.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id=center))
     assert whole.stats.submitted == 8
@@ -156,6 +179,19 @@ async def test_centre_and_wilayat_stats_honour_the_period(apps: Apps) -> None:
     request.end_time.FromJsonString("2025-01-01T00:00:00Z")
     wilayat = await apps.metrics.GetWilayatStats(request)
     assert (wilayat.centers, wilayat.stats.submitted) == (1, 3)
+
+
+async def test_a_ragged_period_adds_daily_and_monthly_rollups_without_counting_twice(
+    apps: Apps,
+) -> None:
+    center = await register(apps, "DA-SAM", 2, "مركز")
+    days = {"2023-12-10": 1, "2023-12-20": 2, "2024-01-15": 4, "2024-02-05": 8, "2024-02-20": 16}
+    await count(apps, [rollup(day, center, "DA-SAM", submitted=n) for day, n in days.items()])
+    request = metrics_pb2.GetWilayatStatsRequest(wilayat_code="DA-SAM")
+    request.start_time.FromJsonString("2023-12-15T00:00:00Z")
+    request.end_time.FromJsonString("2024-02-10T00:00:00Z")
+    wilayat = await apps.metrics.GetWilayatStats(request)
+    assert (wilayat.centers, wilayat.stats.submitted) == (1, 2 + 4 + 8)
 
 
 async def test_a_report_without_a_governorate_is_invalid_argument(apps: Apps) -> None:

@@ -28,6 +28,11 @@ class RollupIncrements:
     def __init__(self) -> None:
         self.dimensions: dict[str, Document] = {}
         self.counters: dict[str, defaultdict[str, int]] = {}
+        # The same increments per month and per year x centre, by collection.
+        self.periods: dict[str, dict[str, tuple[Document, defaultdict[str, int]]]] = {
+            contract.MONTHLY: {},
+            contract.YEARLY: {},
+        }
         # Business metrics of live outcomes, emitted by observe() once the write committed.
         self.outcomes: list[tuple[Document, bool]] = []
         self.ratings: list[Document] = []
@@ -39,6 +44,14 @@ class RollupIncrements:
             self.counters[key] = defaultdict(int)
         for name, amount in counters.items():
             self.counters[key][name] += amount
+        for collection, period in contract.periods_of(day).items():
+            coarse = contract.period_id(period, doc["center_id"])
+            found = self.periods[collection].get(coarse)
+            if found is None:
+                found = (contract.period_dimensions_of(doc, period), defaultdict(int))
+                self.periods[collection][coarse] = found
+            for name, amount in counters.items():
+                found[1][name] += amount
 
     def submitted(self, doc: Document) -> None:
         """Submission counters, on the submission day."""
@@ -92,8 +105,15 @@ class RollupIncrements:
             count_rating(doc["governorate_code"], int(doc["rating"]))
 
     def items(self) -> list[tuple[str, Document, dict[str, int]]]:
-        """(rollup id, dimensions, increments) for each touched rollup."""
+        """(rollup id, dimensions, increments) for each touched daily rollup."""
         return [(k, self.dimensions[k], dict(self.counters[k])) for k in self.dimensions]
+
+    def period_items(self) -> dict[str, list[tuple[str, Document, dict[str, int]]]]:
+        """The same for the monthly and yearly rollups, by collection."""
+        return {
+            collection: [(k, dims, dict(inc)) for k, (dims, inc) in touched.items()]
+            for collection, touched in self.periods.items()
+        }
 
 
 def _day(moment: Any) -> str:

@@ -8,6 +8,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from sanad import rollups as contract
 from sanad.amqp.consumer import Dead, Outcome, Retry
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
 from workers.ingest.changes import Applied, Change, apply_change
@@ -37,8 +38,9 @@ class IngestStore:
 
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
         self.client = client
+        self.db = db
         self.transactions = db["transactions"]
-        self.rollups = db["rollups"]
+        self.rollups = db[contract.COLLECTION]
 
     async def ensure_indexes(self) -> None:
         await self.transactions.create_index(
@@ -46,6 +48,11 @@ class IngestStore:
         )
         await self.rollups.create_index([("center_id", ASCENDING), ("day", ASCENDING)])
         await self.rollups.create_index([("governorate_code", ASCENDING), ("day", ASCENDING)])
+        for collection in (contract.MONTHLY, contract.YEARLY):
+            # Also creates them, before any transaction writes there.
+            await self.db[collection].create_index(
+                [("governorate_code", ASCENDING), ("period", ASCENDING)]
+            )
 
     async def record_submissions(
         self, documents: Sequence[Document], session: AsyncClientSession | None = None
@@ -189,16 +196,18 @@ class IngestStore:
             raise ConcurrentUpdate("a transaction changed under us; retrying the micro-batch")
 
     async def _count(self, increments: RollupIncrements, session: AsyncClientSession) -> None:
-        items = increments.items()
-        if items:
-            await self.rollups.bulk_write(
-                [
-                    UpdateOne({"_id": key}, {"$setOnInsert": dims, "$inc": inc}, upsert=True)
-                    for key, dims, inc in items
-                ],
-                ordered=False,
-                session=session,
-            )
+        """Every touched rollup of every grain, in the caller's transaction."""
+        grains = {contract.COLLECTION: increments.items(), **increments.period_items()}
+        for collection, items in grains.items():
+            if items:
+                await self.db[collection].bulk_write(
+                    [
+                        UpdateOne({"_id": key}, {"$setOnInsert": dims, "$inc": inc}, upsert=True)
+                        for key, dims, inc in items
+                    ],
+                    ordered=False,
+                    session=session,
+                )
 
 
 def _first_of_each_id(documents: Sequence[Document]) -> dict[str, Document]:

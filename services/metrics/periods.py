@@ -1,0 +1,67 @@
+"""Which rollup documents cover a range of days: whole years, whole months, and the days left.
+
+A range [start, end) of days is split into as few pieces as possible, each read from the coarsest
+collection that covers it exactly (sanad/rollups.py): a calendar year reads one yearly document
+per centre, a quarter three monthly ones, and only the ragged ends read daily documents.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from sanad import rollups
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Documents of `collection` whose `field` lies in [low, high)."""
+
+    collection: str
+    field: str
+    low: str
+    high: str
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _year(day: date) -> str:
+    return f"{day.year:04d}"
+
+
+def _month(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _step(current: date, end: date) -> tuple[Piece, date]:
+    """The coarsest piece starting at current that ends at or before end."""
+    if current.month == 1 and current.day == 1 and end.year > current.year:
+        following = date(end.year, 1, 1)  # every whole year up to end at once
+        return Piece(rollups.YEARLY, "period", _year(current), _year(following)), following
+    if current.day == 1 and _next_month(current) <= end:
+        following = min(date(current.year + 1, 1, 1), date(end.year, end.month, 1))
+        return Piece(rollups.MONTHLY, "period", _month(current), _month(following)), following
+    following = min(_next_month(current), end)
+    return Piece(rollups.COLLECTION, "day", current.isoformat(), following.isoformat()), following
+
+
+# Nothing is counted after the year 9998: the open end, and what keeps month arithmetic in range.
+LAST = date(9999, 1, 1)
+
+
+def _parse(text: str, open_end: date) -> date:
+    """An ISO day; the open ends the metrics servicer uses ("0000-00-00", "9999-99-99") clamp."""
+    try:
+        return min(date.fromisoformat(text), LAST)
+    except ValueError:
+        return open_end
+
+
+def pieces(first_day: str, end_day: str) -> list[Piece]:
+    """The pieces covering first_day <= day < end_day (ISO dates)."""
+    current, end = _parse(first_day, date.min), _parse(end_day, LAST)
+    found: list[Piece] = []
+    while current < end:
+        piece, current = _step(current, end)
+        found.append(piece)
+    return found
