@@ -1,11 +1,15 @@
 """Fixtures shared by every tier: a real MongoDB-wire server and unique names per run."""
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from sanad.amqp.topology import delete_queues
 from sanad.devstack import mongo_server
 
 AMQP_URL = os.environ.get("SANAD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -38,9 +42,13 @@ def database_name() -> str:
 
 
 @pytest.fixture
-def amqp_prefix() -> str:
-    """A fresh exchange/queue prefix per test."""
-    return unique("t")
+def amqp_prefix() -> Iterator[str]:
+    """A fresh exchange/queue prefix per test; its quorum queues are deleted afterwards
+    (best effort: hundreds of idle ones slow the shared broker down)."""
+    prefix = unique("t")
+    yield prefix
+    with ThreadPoolExecutor(1) as pool, contextlib.suppress(Exception):
+        pool.submit(asyncio.run, delete_queues(AMQP_URL, prefix)).result(timeout=30)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
+from sanad.amqp.topology import delete_queues
 from sanad.devstack.mongo_server import free_port
 from sanad.seed.plan import SeedPlan
 from sanad.seed.run import Targets, seed
@@ -85,6 +86,7 @@ async def seeded(mongo_url: str) -> AsyncIterator[Seeded]:
         await channel.close()
         await metrics.stop()
         await registry.stop()
+        await delete_queues(AMQP_URL, amqp_prefix)
 
 
 async def test_the_seeded_report_reads_the_published_figures(seeded: Seeded) -> None:
