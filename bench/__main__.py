@@ -5,7 +5,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,8 @@ class Mode:
     streams: int
     batch_items: int
     report_calls: int
+    # Share of the Ad Dakhiliyah 2023-2024 dataset seeded before the reports are measured.
+    seed_scale: float
 
 
 MODES = {
@@ -39,6 +40,7 @@ MODES = {
         streams=4,
         batch_items=20_000,
         report_calls=20,
+        seed_scale=0.25,
     ),
     "full": Mode(
         seconds=20,
@@ -49,6 +51,7 @@ MODES = {
         streams=4,
         batch_items=1_000_000,
         report_calls=100,
+        seed_scale=1.0,
     ),
 }
 
@@ -127,10 +130,14 @@ async def measure_system(
     except grpc.aio.AioRpcError as error:
         print(f"bench: streaming intake not measured: {error.code().name}", file=sys.stderr)
     lowest = min(ceiling["amqp_publish"], ceiling["amqp_consume"], ceiling["mongo_insert_many"])
-    e2e, flat = await system.end_to_end(stack, make, max(unary.rate * 0.8, 1), mode.seconds)
+    # Offered through streaming intake, intake's fastest path, so the figure measures the
+    # queue and the workers rather than restating the unary rate.
+    e2e, flat = await system.end_to_end(
+        stack, lambda: system.streaming(intake, make, 2 * mode.stream_items, mode.streams)
+    )
     figures.append(
         Figure(
-            "end to end submitted -> recorded",
+            "end to end submitted -> recorded (streaming load)",
             e2e.rate,
             "/s",
             lowest,
@@ -152,13 +159,15 @@ async def measure_batch_and_reports(
                ceiling["mongo_insert_many"], "raw insert_many", ">= 70%",
                batch.rate >= 0.7 * ceiling["mongo_insert_many"]),
     ]  # fmt: skip
+    seeded = await system.seed_governorate(stack, mode.seed_scale)
     stored = await system.recorded_count(stack.mongo_url, "sanad")
-    year = time.gmtime().tm_year
-    report, board = await system.report_latencies(stack.target("metrics"), year, mode.report_calls)
+    # DA 2024: the seeded year, its transactions spread over days, centres and services.
+    report, board = await system.report_latencies(stack.target("metrics"), 2024, mode.report_calls)
+    shown = f"{stored:,} stored, DA {seeded.load.accepted:,} seeded"
     for name, result in (("GetGovernorateReport", report), ("GetAwardLeaderboard", board)):
         p99 = result.percentile_ms(99)
-        figures.append(Figure(f"{name} p50 ({stored:,} stored)", result.percentile_ms(50), "ms"))
-        figures.append(Figure(f"{name} p99 ({stored:,} stored)", p99, "ms",
+        figures.append(Figure(f"{name} p50 ({shown})", result.percentile_ms(50), "ms"))
+        figures.append(Figure(f"{name} p99 ({shown})", p99, "ms",
                               target="<= 50 ms", met=p99 <= 50))  # fmt: skip
     return figures
 

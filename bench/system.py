@@ -13,6 +13,8 @@ from bench.ceilings import RequestFactory, grpc_stream
 from bench.loadgen import Result, closed_loop, fixed_rate
 from sanad.cli.batch import send as send_batches
 from sanad.devstack.launcher import LaunchedStack
+from sanad.seed.plan import SeedPlan
+from sanad.seed.run import SeedSummary, Targets, seed
 from sanad.v1 import (
     common_pb2,
     events_pb2,
@@ -159,9 +161,9 @@ async def recorded_by_worker(metrics_port: int) -> float:
 
 
 async def end_to_end(
-    stack: LaunchedStack, make: Submissions, rate: float, seconds: float
+    stack: LaunchedStack, submit: Callable[[], Awaitable[Result]]
 ) -> tuple[Result, bool]:
-    """Submit at `rate` for `seconds`; the figure is how fast they became RECORDED.
+    """Run the submission load `submit`; the figure is how fast its items became RECORDED.
 
     Backlog is flat when every submission is stored within 2 s of the last one. Progress is
     read from the worker's metrics; what is stored is counted in the database once at the end.
@@ -171,7 +173,7 @@ async def end_to_end(
     before = await recorded_count(stack.mongo_url, database)
     seen_before = await recorded_by_worker(port)
     started = time.perf_counter()
-    submitted = await unary_at_rate(stack.target("intake"), make, rate, seconds)
+    submitted = await submit()
     finish_submit = time.perf_counter()
     while await recorded_by_worker(port) < seen_before + submitted.completed:
         if time.perf_counter() - finish_submit > 60:
@@ -216,6 +218,16 @@ async def batch_load(
     )
     accepted = sum(len(r.accepted) for r in results)
     return Result(time.perf_counter() - started, completed=accepted, errors=items - accepted)
+
+
+async def seed_governorate(stack: LaunchedStack, scale: float) -> SeedSummary:
+    """Ad Dakhiliyah's 74 centres with 2023-2024 history (times `scale`) through the batch queue,
+    as `sanadctl seed` loads it: the realistic spread of days, centres and services that the
+    reports are measured over (the batch figure's items all fall on one centre and one day)."""
+    plan = SeedPlan(governorate="DA", years=(2023, 2024), scale=scale)
+    targets = Targets(stack.target("registry"), stack.env["SANAD_AMQP_URL"],
+                      stack.env["SANAD_AMQP_PREFIX"], timeout_s=60)  # fmt: skip
+    return await seed(plan, targets)
 
 
 async def report_latencies(target: str, year: int, calls: int) -> tuple[Result, Result]:
