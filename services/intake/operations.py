@@ -8,12 +8,10 @@ from typing import Any, Protocol
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.domain.clock import utcnow
 from sanad.domain.ids import new_id
-from sanad.domain.privacy import civil_hash, mask
 from sanad.errors import AlreadyExists, Unavailable
-from sanad.rpc.timestamps import to_timestamp
+from sanad.records import submitted_event
 from sanad.security.identity import Identity
 from sanad.telemetry.metrics import count_submitted
-from sanad.v1 import events_pb2
 from services.intake import access
 from services.intake.deadline import Deadline
 from services.intake.domain import CenterView, ServiceView, Submission, validate
@@ -109,13 +107,14 @@ class Intake:
                 )
             fresh = record["transaction_id"] == transaction_id
             transaction_id, submit_time = record["transaction_id"], record["submit_time"]
-        event = self._event(
-            submission=submission,
-            caller=caller,
-            center=center,
-            service=service,
+        event = submitted_event(
+            submission,
+            center,
+            service,
             transaction_id=transaction_id,
+            submitted_by=caller,
             submit_time=submit_time,
+            civil_secret=self.civil_secret,
         )
         await self.publisher.publish(
             self.topology.transactions_exchange,
@@ -133,31 +132,3 @@ class Intake:
                 submission.fee_baisa,
             )
         return Accepted(transaction_id, submit_time)
-
-    def _event(
-        self,
-        *,
-        submission: Submission,
-        caller: str,
-        center: CenterView,
-        service: ServiceView,
-        transaction_id: str,
-        submit_time: datetime,
-    ) -> events_pb2.TransactionSubmitted:
-        return events_pb2.TransactionSubmitted(
-            transaction_id=transaction_id,
-            request_id=submission.request_id,
-            submitted_by=caller,
-            center_id=center.id,
-            governorate_code=center.governorate_code,
-            wilayat_code=center.wilayat_code,
-            service_code=service.code,
-            agency_code=service.agency_code,
-            service_version=service.version,
-            sla_hours=service.sla_hours,
-            channel=f"CHANNEL_{submission.channel}",
-            fee_baisa=submission.fee_baisa,
-            beneficiary_hash=civil_hash(submission.civil_number, self.civil_secret),
-            beneficiary_masked=mask(submission.civil_number),
-            submit_time=to_timestamp(submit_time),
-        )
