@@ -93,14 +93,7 @@ def bucket_of(seconds: int) -> str:
 
 def dimensions_of(transaction: Mapping[str, Any], day: str) -> dict[str, Any]:
     """The dimension fields of a rollup for a stored transaction document."""
-    return {
-        "day": day,
-        "center_id": transaction["center_id"],
-        "service_code": transaction["service_code"],
-        "governorate_code": transaction["governorate_code"],
-        "wilayat_code": transaction["wilayat_code"],
-        "agency_code": transaction["agency_code"],
-    }
+    return {"day": day, **{name: transaction[name] for name in DIMENSIONS[1:]}}
 
 
 def period_id(period: str, center_id: str) -> str:
@@ -115,9 +108,4 @@ def periods_of(day: str) -> dict[str, str]:
 
 def period_dimensions_of(transaction: Mapping[str, Any], period: str) -> dict[str, Any]:
     """The dimension fields of a monthly or yearly rollup for a stored transaction document."""
-    return {
-        "period": period,
-        "center_id": transaction["center_id"],
-        "governorate_code": transaction["governorate_code"],
-        "wilayat_code": transaction["wilayat_code"],
-    }
+    return {"period": period, **{name: transaction[name] for name in PERIOD_DIMENSIONS[1:]}}

@@ -6,7 +6,8 @@ same transaction, so a redelivered message can never count twice.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from sanad import rollups as contract
@@ -26,10 +27,9 @@ class RollupIncrements:
     """Accumulates ($setOnInsert dimensions, $inc counters) per rollup document."""
 
     def __init__(self) -> None:
-        self.dimensions: dict[str, Document] = {}
-        self.counters: dict[str, defaultdict[str, int]] = {}
-        # The same increments per month and per year x centre, by collection.
-        self.periods: dict[str, dict[str, tuple[Document, defaultdict[str, int]]]] = {
+        # Per collection (daily, monthly, yearly): rollup id -> (dimensions, increments).
+        self.grains: dict[str, dict[str, tuple[Document, defaultdict[str, int]]]] = {
+            contract.COLLECTION: {},
             contract.MONTHLY: {},
             contract.YEARLY: {},
         }
@@ -38,20 +38,28 @@ class RollupIncrements:
         self.ratings: list[Document] = []
 
     def add(self, doc: Document, day: str, counters: dict[str, int]) -> None:
+        """The counters on that day's rollup and on its month's and year's."""
         key = contract.rollup_id(day, doc["center_id"], doc["service_code"])
-        if key not in self.dimensions:
-            self.dimensions[key] = contract.dimensions_of(doc, day)
-            self.counters[key] = defaultdict(int)
-        for name, amount in counters.items():
-            self.counters[key][name] += amount
+        self._bump(contract.COLLECTION, key, counters, partial(contract.dimensions_of, doc, day))
         for collection, period in contract.periods_of(day).items():
-            coarse = contract.period_id(period, doc["center_id"])
-            found = self.periods[collection].get(coarse)
-            if found is None:
-                found = (contract.period_dimensions_of(doc, period), defaultdict(int))
-                self.periods[collection][coarse] = found
-            for name, amount in counters.items():
-                found[1][name] += amount
+            key = contract.period_id(period, doc["center_id"])
+            self._bump(
+                collection, key, counters, partial(contract.period_dimensions_of, doc, period)
+            )
+
+    def _bump(
+        self,
+        collection: str,
+        key: str,
+        counters: dict[str, int],
+        dimensions: Callable[[], Document],
+    ) -> None:
+        """Add counters to one rollup; its dimensions are built the first time it is touched."""
+        found = self.grains[collection].get(key)
+        if found is None:
+            found = self.grains[collection][key] = (dimensions(), defaultdict(int))
+        for name, amount in counters.items():
+            found[1][name] += amount
 
     def submitted(self, doc: Document) -> None:
         """Submission counters, on the submission day."""
@@ -106,14 +114,14 @@ class RollupIncrements:
 
     def items(self) -> list[tuple[str, Document, dict[str, int]]]:
         """(rollup id, dimensions, increments) for each touched daily rollup."""
-        return [(k, self.dimensions[k], dict(self.counters[k])) for k in self.dimensions]
+        return self._items(contract.COLLECTION)
 
     def period_items(self) -> dict[str, list[tuple[str, Document, dict[str, int]]]]:
         """The same for the monthly and yearly rollups, by collection."""
-        return {
-            collection: [(k, dims, dict(inc)) for k, (dims, inc) in touched.items()]
-            for collection, touched in self.periods.items()
-        }
+        return {c: self._items(c) for c in (contract.MONTHLY, contract.YEARLY)}
+
+    def _items(self, collection: str) -> list[tuple[str, Document, dict[str, int]]]:
+        return [(k, dims, dict(inc)) for k, (dims, inc) in self.grains[collection].items()]
 
 
 def _day(moment: Any) -> str:
