@@ -17,9 +17,11 @@ from pathlib import Path
 
 from sanad.devstack import mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
+from sanad.settings import CommonSettings
 
 DEFAULT_MONGO_PORT = 27717
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# The broker every process uses when SANAD_AMQP_URL is unset: the settings' own default.
+DEFAULT_AMQP_URL: str = CommonSettings.model_fields["amqp_url"].default
 
 
 @dataclass(frozen=True)
