@@ -7,12 +7,21 @@ beneficiary appears only as a keyed hash and a masked number.
 from datetime import datetime
 from typing import Any, Protocol
 
+from pymongo import ASCENDING, DESCENDING
+
 from sanad.domain.privacy import civil_hash, mask
 from sanad.domain.transactions import REFUNDABLE, Status, Step, sla_clock
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 
 Document = dict[str, Any]
+
+COLLECTION = "transactions"
+# The collection's one secondary index. Every listing reads one centre's transactions newest
+# first, and its filters (status, agency, a window of submit times) narrow that scan. An index
+# per status as well would cost every stored transaction, and every status change, a second
+# index write; at Sanad volumes a centre's page of any status is near its newest anyway.
+LISTING_INDEX = [("center_id", ASCENDING), ("submit_time", DESCENDING), ("_id", DESCENDING)]
 
 
 class SubmittedItem(Protocol):

@@ -9,12 +9,13 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def new_id(now_ms: int | None = None) -> str:
     """A 26-character id that sorts by creation time (ULID layout)."""
     millis = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (millis << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return _encode((millis << 80) | secrets.randbits(80))
+
+
+def first_id(now_ms: int) -> str:
+    """The smallest id of millisecond now_ms: ids of earlier milliseconds sort before it, ids of
+    now_ms and later at or after it."""
+    return _encode(now_ms << 80)
 
 
 def id_time_ms(identifier: str) -> int:
@@ -23,3 +24,11 @@ def id_time_ms(identifier: str) -> int:
     for char in identifier[:10]:
         value = value * 32 + _ALPHABET.index(char)
     return value
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

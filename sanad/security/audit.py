@@ -2,17 +2,21 @@
 
 The store offers insert and find only; nothing in the code base updates or deletes an event. In
 production, grant the services' MongoDB user `insert` and `find` on `audit_log` and nothing more.
+
+An event's `_id` is a time-sortable id of its time (milliseconds, as BSON stores the time), so
+the `_id` index alone orders the trail newest first and bounds a time window: a second index on
+`time` would cost every audited call another index write for nothing.
 """
 
 import logging
-import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.coalesce import InsertCoalescer
+from sanad.domain.ids import first_id, new_id
 from sanad.errors import Invalid, Violation
 
 log = logging.getLogger("sanad.audit")
@@ -20,11 +24,12 @@ log = logging.getLogger("sanad.audit")
 COLLECTION = "audit_log"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """Who called what on which target, the outcome, and when."""
+    """Who called what on which target, the outcome, and when; `id` sorts by `time`."""
 
     time: datetime
     subject: str
@@ -36,7 +41,11 @@ class AuditEvent:
     outcome: str
     request_id: str
     recorded_by: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", new_id(_millis(self.time)))
 
 
 @dataclass(frozen=True)
@@ -59,17 +68,14 @@ class AuditLog:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.collection = db[COLLECTION]
         self.inserts = InsertCoalescer(self.collection)
-        self._indexed = False
 
     async def record(self, event: AuditEvent) -> None:
         """Append one event; a failure is logged, never raised into the finished call."""
-        document = asdict(event)
+        document = dict(vars(event))  # shallow: asdict deep-copied on every audited call
         document["_id"] = document.pop("id")
+        document["target"] = dict(event.target)
         document["target_values"] = sorted(set(event.target.values()))
         try:
-            if not self._indexed:
-                await self.collection.create_index([("time", -1)])
-                self._indexed = True
             await self.inserts.insert(document)
         except Exception:
             log.exception("audit event of %s could not be written", event.rpc)
@@ -81,12 +87,7 @@ class AuditLog:
     async def find(self, query: AuditQuery) -> tuple[list[AuditEvent], str]:
         """One page of matching events, newest first, and the next page token."""
         size, offset = _page(query)
-        cursor = (
-            self.collection.find(_filter(query))
-            .sort([("time", -1), ("_id", -1)])
-            .skip(offset)
-            .limit(size + 1)
-        )
+        cursor = self.collection.find(_filter(query)).sort("_id", -1).skip(offset).limit(size + 1)
         documents = [doc async for doc in cursor]
         more = len(documents) > size
         events = [_event(doc) for doc in documents[:size]]
@@ -115,14 +116,22 @@ def _filter(query: AuditQuery) -> dict[str, Any]:
             found[key] = value
     if query.target_value:
         found["target_values"] = query.target_value
-    period: dict[str, datetime] = {}
+    # A window of times is the window of ids between the first ids of its ends.
+    period: dict[str, str] = {}
     if query.start is not None:
-        period["$gte"] = query.start
+        period["$gte"] = first_id(_millis(query.start))
     if query.end is not None:
-        period["$lt"] = query.end
+        period["$lt"] = first_id(_millis(query.end))
     if period:
-        found["time"] = period
+        found["_id"] = period
     return found
+
+
+def _millis(moment: datetime) -> int:
+    """Milliseconds since the epoch, rounded down, as BSON stores a datetime (naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _event(doc: dict[str, Any]) -> AuditEvent:

@@ -8,14 +8,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from sanad import records
 from sanad.coalesce import InsertCoalescer
 from sanad.errors import Unavailable
 from services.intake.tracking import ListQuery
@@ -39,6 +40,11 @@ async def _bounded(timeout_s: float | None) -> AsyncIterator[None]:
         raise
 
 
+def _floor_ms(moment: datetime) -> datetime:
+    """The moment as BSON stores it: whole milliseconds."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def _unreachable(error: PyMongoError) -> bool:
     """A timeout or a lost connection: the caller may retry later (Unavailable)."""
     return bool(error.timeout or isinstance(error, pymongo.errors.ConnectionFailure))
@@ -50,13 +56,11 @@ class IntakeStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.requests = db["intake_requests"]
         self.claims = InsertCoalescer(self.requests)
-        self.transactions = db["transactions"]
+        self.transactions = db[records.COLLECTION]
 
     async def ensure_indexes(self) -> None:
-        """The listing index with status; the worker owns [center_id, submit_time]."""
-        await self.transactions.create_index(
-            [("center_id", ASCENDING), ("status", ASCENDING), ("submit_time", DESCENDING)]
-        )
+        """The listing index (the ingest worker creates it as well, before it stores any)."""
+        await self.transactions.create_index(records.LISTING_INDEX)
 
     async def claim_request(
         self,
@@ -128,7 +132,9 @@ class IntakeStore:
             found["agency_code"] = query.agency_code
         window: Document = {}
         if query.submitted_after is not None:
-            window["$gte"] = query.submitted_after
+            # ">= t" as "> t - 1 ms": the same at BSON's millisecond resolution, and SecantusDB
+            # 0.7 drops the boundary of an inclusive range on the listing index's middle field.
+            window["$gt"] = _floor_ms(query.submitted_after) - timedelta(milliseconds=1)
         if query.submitted_before is not None:
             window["$lt"] = query.submitted_before
         if window:

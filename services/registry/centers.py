@@ -4,9 +4,14 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from sanad.domain.ids import new_id
-from sanad.errors import NotFound
+from sanad.errors import Invalid, NotFound, Violation
 from services.registry.domain import Center, LicenceAction, transition, validate_center
-from services.registry.listing import CENTER_PAGE_DEFAULT, CENTER_PAGE_MAX, CenterFilter
+from services.registry.listing import (
+    CENTER_PAGE_DEFAULT,
+    CENTER_PAGE_MAX,
+    CENTER_QUERY_MAX,
+    CenterFilter,
+)
 from services.registry.masks import apply_center_mask, center_mask
 from services.registry.operations import ChangeFeed, Store, check_services, require, stored_now
 from services.registry.paging import Page, PageRequest, decode_token, page_size
@@ -50,6 +55,8 @@ class CenterOperations:
         return center
 
     async def list_page(self, wanted: CenterFilter, size: int, token: str) -> Page[Center]:
+        if len(wanted.query) > CENTER_QUERY_MAX:
+            raise Invalid([Violation("query", f"must be at most {CENTER_QUERY_MAX} characters")])
         page = PageRequest(
             page_size(size, CENTER_PAGE_DEFAULT, CENTER_PAGE_MAX),
             decode_token(PAGE_KIND, wanted, token),

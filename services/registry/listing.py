@@ -26,4 +26,6 @@ class ServiceFilter:
 
 
 CENTER_PAGE_DEFAULT, CENTER_PAGE_MAX = 50, 500
+# Longer than any centre's name; the query becomes a pattern, and databases cap their length.
+CENTER_QUERY_MAX = 200
 SERVICE_PAGE_DEFAULT, SERVICE_PAGE_MAX = 100, 1000

@@ -88,6 +88,11 @@ async def test_list_centers_refuses_a_bad_page_token_or_size(registry: Registry)
         Code.INVALID_ARGUMENT,  # type: ignore[arg-type]
     )
     assert [f for f, _ in bad] == ["licence_status"]
+    bad = await refused(
+        registry.stub.ListCenters(pb.ListCentersRequest(query="x" * 201)), Code.INVALID_ARGUMENT
+    )
+    assert bad == [("query", "must be at most 200 characters")]
+    assert await registry.stub.ListCenters(pb.ListCentersRequest(query="x" * 200)) is not None
 
 
 async def test_a_catalogue_service_is_versioned_retired_and_listed(registry: Registry) -> None:

@@ -55,7 +55,8 @@ async def test_changes_apply_once_and_redeliveries_change_no_counter(stack: Stac
     events = [
         # A change for a transaction not stored yet: parked on the retry queue, applied later.
         status(early, "e1", common_pb2.TRANSACTION_STATUS_IN_PROGRESS, base + timedelta(hours=1)),
-        (SUBMITTED, submitted(tx, center, service).SerializeToString(), SUBMITTED_TYPE),
+        # Submitted at `base`: completed two hours later to the millisecond.
+        (SUBMITTED, submitted(tx, center, service, base).SerializeToString(), SUBMITTED_TYPE),
         status(tx, "c1", common_pb2.TRANSACTION_STATUS_IN_PROGRESS, base + timedelta(hours=1)),
         status(tx, "c2", common_pb2.TRANSACTION_STATUS_COMPLETED, base + timedelta(hours=2)),
         status(tx, "c2", common_pb2.TRANSACTION_STATUS_COMPLETED, base + timedelta(hours=2)),

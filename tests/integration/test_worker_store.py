@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.records import Document, document_from_submitted
+from sanad.records import LISTING_INDEX, Document, document_from_submitted
+from services.intake.store import IntakeStore
 from tests.integration.workers_support import submitted
 from workers.ingest.store import IngestStore
 
@@ -82,3 +83,13 @@ async def test_two_writers_storing_the_same_documents_at_once_count_each_once(
     assert sum(news) == 400
     assert await store.transactions.count_documents({"center_id": center}) == 400
     assert await submitted_count(store, center) == 400
+
+
+async def test_the_worker_and_intake_create_the_one_listing_index(
+    store: IngestStore, mongo_url: str, database_name: str
+) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
+    await IntakeStore(client[database_name]).ensure_indexes()
+    indexes = await store.transactions.index_information()
+    await client.close()
+    assert sorted(spec["key"] for spec in indexes.values()) == sorted([[("_id", 1)], LISTING_INDEX])

@@ -15,8 +15,10 @@ from sanad.v1 import common_pb2, events_pb2
 from tests.integration.conftest import Stack, eventually
 
 
-def submitted(transaction_id: str, center_id: str, service: str) -> events_pb2.TransactionSubmitted:
-    """A TransactionSubmitted as intake would publish it."""
+def submitted(
+    transaction_id: str, center_id: str, service: str, at: datetime | None = None
+) -> events_pb2.TransactionSubmitted:
+    """A TransactionSubmitted as intake would publish it, submitted `at` (default now)."""
     return events_pb2.TransactionSubmitted(
         transaction_id=transaction_id,
         center_id=center_id,
@@ -29,7 +31,7 @@ def submitted(transaction_id: str, center_id: str, service: str) -> events_pb2.T
         fee_baisa=5000,
         beneficiary_hash="ab" * 32,
         beneficiary_masked="*****678",
-        submit_time=to_timestamp(datetime.now(UTC)),
+        submit_time=to_timestamp(at or datetime.now(UTC)),
     )
 
 

@@ -7,10 +7,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sanad import errors
-from sanad.rpc.server import Registration, start_server
+from sanad.rpc.server import start_server
 from sanad.rpc.status import field_violations
 from sanad.settings import ServerSettings
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
+from tests.unit.metrics_stub import always_up, serving
 
 RAISES: dict[str, Exception] = {
     "invalid": errors.Invalid([errors.Violation("center_id", "is required")]),
@@ -30,25 +31,8 @@ class Raising(metrics_pb2_grpc.MetricsServiceServicer):
 
 @pytest.fixture
 async def stub() -> AsyncIterator[metrics_pb2_grpc.MetricsServiceStub]:
-    servicer = Raising()
-    running = await start_server(
-        ServerSettings(grpc_host="127.0.0.1"),
-        0,
-        [
-            Registration(
-                "sanad.v1.MetricsService",
-                lambda s: metrics_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, s),
-            )
-        ],
-        checks={"always": _up},
-    )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield metrics_pb2_grpc.MetricsServiceStub(channel)
-    await running.stop(0.5)
-
-
-async def _up() -> bool:
-    return True
+    async with serving(Raising()) as stub:
+        yield stub
 
 
 @pytest.mark.parametrize(
@@ -93,7 +77,9 @@ async def test_an_unexpected_error_hides_its_internals_and_quotes_the_request_id
 
 
 async def test_health_reports_serving_once_dependencies_answer() -> None:
-    running = await start_server(ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={"up": _up})
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={"up": always_up}
+    )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         await running.health.check_once()

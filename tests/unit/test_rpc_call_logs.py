@@ -7,10 +7,9 @@ import grpc
 import pytest
 
 from sanad import errors
-from sanad.rpc.server import Registration, start_server
-from sanad.settings import ServerSettings
 from sanad.telemetry.metrics import GRPC_HANDLED
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
+from tests.unit.metrics_stub import serving
 
 
 class Answering(metrics_pb2_grpc.MetricsServiceServicer):
@@ -20,27 +19,10 @@ class Answering(metrics_pb2_grpc.MetricsServiceServicer):
         return metrics_pb2.GetCenterStatsResponse()
 
 
-async def _up() -> bool:
-    return True
-
-
 @pytest.fixture
 async def stub() -> AsyncIterator[metrics_pb2_grpc.MetricsServiceStub]:
-    servicer = Answering()
-    running = await start_server(
-        ServerSettings(grpc_host="127.0.0.1"),
-        0,
-        [
-            Registration(
-                "sanad.v1.MetricsService",
-                lambda s: metrics_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, s),
-            )
-        ],
-        checks={"always": _up},
-    )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield metrics_pb2_grpc.MetricsServiceStub(channel)
-    await running.stop(0.5)
+    async with serving(Answering()) as stub:
+        yield stub
 
 
 def _call_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

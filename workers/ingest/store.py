@@ -3,11 +3,12 @@
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from sanad import records
 from sanad import rollups as contract
 from sanad.amqp.consumer import Dead, Outcome, Retry
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
@@ -39,13 +40,11 @@ class IngestStore:
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
         self.client = client
         self.db = db
-        self.transactions = db["transactions"]
+        self.transactions = db[records.COLLECTION]
         self.rollups = db[contract.COLLECTION]
 
     async def ensure_indexes(self) -> None:
-        await self.transactions.create_index(
-            [("center_id", ASCENDING), ("submit_time", DESCENDING)]
-        )
+        await self.transactions.create_index(records.LISTING_INDEX)
         await self.rollups.create_index([("center_id", ASCENDING), ("day", ASCENDING)])
         await self.rollups.create_index([("governorate_code", ASCENDING), ("day", ASCENDING)])
         for collection in (contract.MONTHLY, contract.YEARLY):

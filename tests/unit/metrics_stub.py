@@ -1,0 +1,35 @@
+"""A real gRPC server, built as every service builds one, serving a test MetricsService."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+
+from sanad.rpc.server import Registration, start_server
+from sanad.settings import ServerSettings
+from sanad.v1 import metrics_pb2_grpc
+
+
+async def always_up() -> bool:
+    return True
+
+
+@asynccontextmanager
+async def serving(
+    servicer: metrics_pb2_grpc.MetricsServiceServicer,
+) -> AsyncIterator[metrics_pb2_grpc.MetricsServiceStub]:
+    """The servicer behind start_server's interceptors on a free port; a stub to call it."""
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        [
+            Registration(
+                "sanad.v1.MetricsService",
+                lambda s: metrics_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, s),
+            )
+        ],
+        checks={"always": always_up},
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield metrics_pb2_grpc.MetricsServiceStub(channel)
+    await running.stop(0.5)
