@@ -15,9 +15,10 @@ from sanad.security.identity import current
 from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
+from services.intake.listing import ListQuery, decode_token, page_size
 from services.intake.operations import Intake
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
-from services.intake.tracking import Change, ListQuery, Tracker, decode_token, page_size
+from services.intake.tracking import Change, Tracker
 
 Context: TypeAlias = grpc.aio.ServicerContext
 

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from sanad import records
 from sanad.coalesce import InsertCoalescer
 from sanad.errors import Unavailable
-from services.intake.tracking import ListQuery
+from services.intake.listing import ListQuery
 
 Document = dict[str, Any]
 

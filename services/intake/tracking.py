@@ -7,9 +7,6 @@ worker, which dead-letters the one that is no longer legal.
 """
 
 import asyncio
-import base64
-import binascii
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -25,25 +22,11 @@ from sanad.security.identity import Identity
 from sanad.v1 import events_pb2
 from services.intake import access
 from services.intake.deadline import Deadline
+from services.intake.listing import ListQuery, encode_token
 from services.intake.operations import Publisher
 
 Document = dict[str, Any]
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_NOTE_LENGTH = 1000
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    """One page of a centre's transactions, newest first, after a cursor."""
-
-    center_id: str
-    status: Status | None = None
-    submitted_after: datetime | None = None
-    submitted_before: datetime | None = None
-    page_size: int = DEFAULT_PAGE_SIZE
-    agency_code: str = ""
-    after: tuple[datetime, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,28 +49,6 @@ class Store(Protocol):
     async def claim_rating(
         self, transaction_id: str, rating: int, given: datetime, timeout_s: float | None = None
     ) -> tuple[int, datetime]: ...
-
-
-def encode_token(doc: Document) -> str:
-    """An opaque cursor: the last item's submit time and id."""
-    raw = json.dumps({"t": doc["submit_time"].isoformat(), "id": doc["_id"]})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_token(token: str) -> tuple[datetime, str]:
-    """The cursor of a page token, or Invalid."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(data["t"]), str(data["id"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
-        raise Invalid([Violation("page_token", "is not a token this service issued")]) from error
-
-
-def page_size(requested: int) -> int:
-    """Default 50, at most 500; negative is invalid."""
-    if requested < 0:
-        raise Invalid([Violation("page_size", "must not be negative")])
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 class Tracker:

@@ -20,7 +20,8 @@ from sanad.records import proto_from_document
 from sanad.security.identity import DEV_ADMIN, Identity, Role
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.deadline import Deadline
-from services.intake.tracking import ListQuery, Tracker, decode_token, encode_token, page_size
+from services.intake.listing import ListQuery, decode_token, encode_token, page_size
+from services.intake.tracking import Tracker
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 ROP = Identity("rop-system", Role.MINISTRY, agency_code="ROP")
