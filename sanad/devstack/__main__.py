@@ -32,7 +32,6 @@ class Plan:
     mongo_port: int
     workers: int
     external_mongo: bool
-    mongo_cache: str
 
 
 def plan_from_env() -> Plan:
@@ -41,7 +40,6 @@ def plan_from_env() -> Plan:
         mongo_port=int(os.environ.get("SANAD_DEVSTACK_MONGO_PORT", DEFAULT_MONGO_PORT)),
         workers=int(os.environ.get("SANAD_DEVSTACK_WORKERS", "1")),
         external_mongo="SANAD_MONGO_URL" in os.environ,
-        mongo_cache=os.environ.get("SANAD_DEVSTACK_MONGO_CACHE", mongo_server.DEFAULT_CACHE_SIZE),
     )
 
 
@@ -56,10 +54,7 @@ def main() -> None:
     if not plan.external_mongo:
         try:
             database = mongo_server.start(
-                plan.mongo_port,
-                plan.data_dir / "mongo",
-                plan.data_dir / "mongo.log",
-                cache_size=plan.mongo_cache,
+                plan.mongo_port, plan.data_dir / "mongo", plan.data_dir / "mongo.log"
             )
         except mongo_server.MongoServerError as error:
             sys.exit(f"devstack: cannot start the MongoDB-wire server: {error}")

@@ -13,12 +13,6 @@ import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
-# WiredTiger's cache for a server on disk. The development server shares a small machine with the
-# whole stack. 64 MB holds what the stack reads hot (rollups; the time-ordered ids a worker checks
-# are recent): a 300,000-item batch ran as fast as with 128 MB, at 200 MB resident instead of
-# 224 MB, where the 1 GB default grew to 1.6 GB with 1.5 million transactions stored. A ':memory:'
-# server keeps all its data in the cache, so it keeps the server's default (1 GB).
-DEFAULT_CACHE_SIZE = "64M"
 
 
 class MongoServerError(RuntimeError):
@@ -32,17 +26,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(
-    port: int,
-    storage: str | Path,
-    log_path: Path | None = None,
-    cache_size: str = DEFAULT_CACHE_SIZE,
-) -> subprocess.Popen[bytes]:
+def start(port: int, storage: str | Path, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Start the server on 127.0.0.1:port, storage a folder or ':memory:'; wait for it."""
-    cache = []
     if str(storage) != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
-        cache = ["--cache-size", cache_size]
     output = log_path.open("ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [
@@ -57,7 +44,6 @@ def start(
             str(storage),
             "--log-level",
             "WARNING",
-            *cache,
         ],
         stdout=output,
         stderr=subprocess.STDOUT,
