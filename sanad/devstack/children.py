@@ -1,9 +1,12 @@
 """Child processes of the devstack, their output prefixed by name."""
 
+import signal
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+
+from sanad.devstack.orphans import signal_on_parent_death
 
 
 @dataclass
@@ -21,6 +24,8 @@ def start_child(name: str, module: str, env: dict[str, str]) -> Child:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the devstack only; it stops children in order
+        # A devstack killed outright still drains its services: they get the SIGTERM it owed.
+        preexec_fn=signal_on_parent_death(signal.SIGTERM),  # noqa: PLW1509 - no locks involved
     )
     pump = threading.Thread(target=_copy, args=(name, process), daemon=True)
     pump.start()

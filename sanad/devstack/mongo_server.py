@@ -4,7 +4,6 @@ SecantusDB is GPL-2.0 and an optional dev extra: it is only ever run as
 `python -m secantus`, never imported.
 """
 
-import ctypes
 import signal
 import socket
 import subprocess
@@ -12,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
+from sanad.devstack.orphans import signal_on_parent_death
 
 
 class MongoServerError(RuntimeError):
@@ -47,7 +46,7 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
         ],
         stdout=output,
         stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets a signal, no locks involved
+        preexec_fn=signal_on_parent_death(signal.SIGKILL),  # noqa: PLW1509 - no locks involved
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -60,13 +59,6 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
             time.sleep(0.1)
     process.kill()
     raise MongoServerError(f"SecantusDB did not listen on port {port} within 30s")
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL the server when the process that started it dies (a killed test run or
-    devstack must not leave an orphaned database behind, busy and holding its port)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def url(port: int) -> str:
