@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sanad.amqp.topology import SUBMITTED, Topology
-from sanad.domain.clock import utcnow
+from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.errors import AlreadyExists, Unavailable
 from sanad.records import submitted_event
@@ -92,7 +92,7 @@ class Intake:
         )
         access.check_submit(identity, center.id, service.agency_code)
         # Milliseconds, as stored: a retry answered from the record shows the same time.
-        submit_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        submit_time = to_millisecond(now)
         transaction_id = new_id()
         fresh = True
         if submission.request_id:

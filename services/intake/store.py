@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from sanad import records
 from sanad.coalesce import InsertCoalescer
+from sanad.domain.clock import to_millisecond
 from sanad.errors import Unavailable
 from services.intake.listing import ListQuery
 
@@ -38,11 +39,6 @@ async def _bounded(timeout_s: float | None) -> AsyncIterator[None]:
         if _unreachable(error):
             raise Unavailable("the database did not answer in time; retry later") from error
         raise
-
-
-def _floor_ms(moment: datetime) -> datetime:
-    """The moment as BSON stores it: whole milliseconds."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _unreachable(error: PyMongoError) -> bool:
@@ -134,7 +130,7 @@ class IntakeStore:
         if query.submitted_after is not None:
             # ">= t" as "> t - 1 ms": the same at BSON's millisecond resolution, and SecantusDB
             # 0.7 drops the boundary of an inclusive range on the listing index's middle field.
-            window["$gt"] = _floor_ms(query.submitted_after) - timedelta(milliseconds=1)
+            window["$gt"] = to_millisecond(query.submitted_after) - timedelta(milliseconds=1)
         if query.submitted_before is not None:
             window["$lt"] = query.submitted_before
         if window:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sanad.amqp.topology import RATED, STATUS_CHANGED, Topology
-from sanad.domain.clock import utcnow
+from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.domain.transactions import AGENCY_REPORTABLE, FINISHED, Status, can_change
 from sanad.errors import AlreadyExists, Invalid, NotFound, PreconditionFailed, Violation
@@ -144,8 +144,7 @@ class Tracker:
         # The claim makes "once" hold under concurrent calls. A retry of the same
         # rating publishes the same event again (the first may not have been
         # confirmed); the worker recognises it by its content and time.
-        now = utcnow()
-        given = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        given = to_millisecond(utcnow())
         winner, given = await self.store.claim_rating(
             transaction_id, rating, given, deadline.left()
         )

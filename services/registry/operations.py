@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from sanad.domain.clock import utcnow
+from sanad.domain.clock import to_millisecond, utcnow
 from sanad.errors import Invalid, Violation, check
 from services.registry.domain import CatalogService, Center
 from services.registry.listing import CenterFilter, ServiceFilter
@@ -37,8 +37,7 @@ class Store(Protocol):
 
 def stored_now() -> datetime:
     """The current time at MongoDB's millisecond precision, so replies equal what is stored."""
-    now = utcnow()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_millisecond(utcnow())
 
 
 def require(value: str, field: str) -> str:
