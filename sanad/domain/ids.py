@@ -9,13 +9,23 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def new_id(now_ms: int | None = None) -> str:
     """A 26-character id that sorts by creation time (ULID layout)."""
     millis = int(time.time() * 1000) if now_ms is None else now_ms
-    return _encode((millis << 80) | secrets.randbits(80))
+    return id_of(millis, secrets.randbits(80))
 
 
 def first_id(now_ms: int) -> str:
     """The smallest id of millisecond now_ms: ids of earlier milliseconds sort before it, ids of
     now_ms and later at or after it."""
-    return _encode(now_ms << 80)
+    return id_of(now_ms, 0)
+
+
+def id_of(now_ms: int, entropy: int) -> str:
+    """The id of millisecond now_ms with these 80 low bits (random, or derived from a key)."""
+    value = (now_ms << 80) | entropy
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
 
 
 def id_time_ms(identifier: str) -> int:
@@ -24,11 +34,3 @@ def id_time_ms(identifier: str) -> int:
     for char in identifier[:10]:
         value = value * 32 + _ALPHABET.index(char)
     return value
-
-
-def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))

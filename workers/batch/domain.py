@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sanad.domain.ids import id_of
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
 from sanad.records import Document, document_from_submitted, finish, submitted_event
@@ -23,7 +24,6 @@ from services.intake.domain import (
 )
 
 MIGRATION_ACTOR = "migration"
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as sanad.domain.ids
 
 
 @dataclass
@@ -50,12 +50,7 @@ class Context:
 def derived_id(batch_key: str, index: int, at: datetime) -> str:
     """A time-sortable id in new_id's layout, the same every time for this batch and index."""
     digest = hashlib.sha256(f"{batch_key}\x1f{index}".encode()).digest()
-    value = (int(at.timestamp() * 1000) << 80) | int.from_bytes(digest[:10], "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return id_of(int(at.timestamp() * 1000), int.from_bytes(digest[:10], "big"))
 
 
 def submission_of(item: intake_pb2.SubmitTransactionRequest, center_id: str) -> Submission:
