@@ -22,6 +22,14 @@ MONTHLY = "rollups_monthly"
 YEARLY = "rollups_yearly"
 PERIOD_DIMENSIONS = ("period", "center_id", "governorate_code", "wilayat_code")
 
+# What metrics' aggregations match on: every grain by centre, wilayat or governorate, then time.
+# Workers create them too, so every collection exists before a transaction writes there.
+INDEXES = tuple(
+    (collection, [(dimension, 1), (field, 1)])
+    for collection, field in ((COLLECTION, "day"), (MONTHLY, "period"), (YEARLY, "period"))
+    for dimension in ("center_id", "wilayat_code", "governorate_code")
+)
+
 # Dimensions stored on every rollup document (set on insert).
 DIMENSIONS = (
     "day",

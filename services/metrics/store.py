@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad import rollups
@@ -43,13 +42,8 @@ class MetricsStore:
 
     async def ensure_indexes(self) -> None:
         """The indexes the aggregations below rely on; safe to repeat."""
-        for collection, field in (
-            (rollups.COLLECTION, "day"),
-            (rollups.MONTHLY, "period"),
-            (rollups.YEARLY, "period"),
-        ):
-            for dimension in ("center_id", "wilayat_code", "governorate_code"):
-                await self.db[collection].create_index([(dimension, ASCENDING), (field, ASCENDING)])
+        for collection, keys in rollups.INDEXES:
+            await self.db[collection].create_index(keys)
 
     async def sums_by(
         self,

@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
+from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -45,13 +45,8 @@ class IngestStore:
 
     async def ensure_indexes(self) -> None:
         await self.transactions.create_index(records.LISTING_INDEX)
-        await self.rollups.create_index([("center_id", ASCENDING), ("day", ASCENDING)])
-        await self.rollups.create_index([("governorate_code", ASCENDING), ("day", ASCENDING)])
-        for collection in (contract.MONTHLY, contract.YEARLY):
-            # Also creates them, before any transaction writes there.
-            await self.db[collection].create_index(
-                [("governorate_code", ASCENDING), ("period", ASCENDING)]
-            )
+        for collection, keys in contract.INDEXES:
+            await self.db[collection].create_index(keys)
 
     async def record_submissions(
         self, documents: Sequence[Document], session: AsyncClientSession | None = None
