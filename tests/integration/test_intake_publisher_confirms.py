@@ -2,6 +2,7 @@
 labelled; a message no queue takes (mandatory) is returned and never reported as sent."""
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -13,22 +14,30 @@ from sanad.errors import Unavailable
 pytestmark = pytest.mark.integration
 
 
-async def test_a_confirmed_message_reaches_the_quorum_queue_persistent_and_labelled(
-    amqp_url: str, amqp_prefix: str
-) -> None:
-    topology = Topology(amqp_prefix)
+@pytest.fixture
+def topology(amqp_prefix: str) -> Topology:
+    return Topology(amqp_prefix)
+
+
+@pytest.fixture
+async def publisher(amqp_url: str, topology: Topology) -> AsyncIterator[ConfirmedPublisher]:
+    """Connected to the real broker, its topology declared; closed after the test."""
     publisher = ConfirmedPublisher(amqp_url, topology, 5.0)
     await asyncio.wait_for(publisher.connect(), 20)
-    try:
-        await publisher.publish(
-            topology.transactions_exchange,
-            SUBMITTED,
-            b"event",
-            message_type="sanad.v1.TransactionSubmitted",
-            message_id="T-1",
-        )
-    finally:
-        await publisher.close()
+    yield publisher
+    await publisher.close()
+
+
+async def test_a_confirmed_message_reaches_the_quorum_queue_persistent_and_labelled(
+    publisher: ConfirmedPublisher, topology: Topology, amqp_url: str
+) -> None:
+    await publisher.publish(
+        topology.transactions_exchange,
+        SUBMITTED,
+        b"event",
+        message_type="sanad.v1.TransactionSubmitted",
+        message_id="T-1",
+    )
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
@@ -41,19 +50,13 @@ async def test_a_confirmed_message_reaches_the_quorum_queue_persistent_and_label
 
 
 async def test_a_message_no_queue_takes_is_unavailable_not_ok(
-    amqp_url: str, amqp_prefix: str
+    publisher: ConfirmedPublisher, topology: Topology
 ) -> None:
-    topology = Topology(amqp_prefix)
-    publisher = ConfirmedPublisher(amqp_url, topology, 5.0)
-    await asyncio.wait_for(publisher.connect(), 20)
-    try:
-        with pytest.raises(Unavailable):
-            await publisher.publish(
-                topology.transactions_exchange,
-                "no.queue.is.bound.to.this",
-                b"event",
-                message_type="t",
-                message_id="T-2",
-            )
-    finally:
-        await publisher.close()
+    with pytest.raises(Unavailable):
+        await publisher.publish(
+            topology.transactions_exchange,
+            "no.queue.is.bound.to.this",
+            b"event",
+            message_type="t",
+            message_id="T-2",
+        )
