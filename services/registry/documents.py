@@ -81,7 +81,22 @@ def center_query(wanted: CenterFilter, now: datetime) -> Document:
     pattern = query_pattern(wanted.query)
     if pattern is not None:
         clauses.append({"search": {"$regex": pattern}})
-    return {"$and": clauses} if clauses else {}
+    return all_of(*clauses)
+
+
+def all_of(*clauses: Document) -> Document:
+    """Documents matching every clause: one flat filter unless two clauses name the same key.
+
+    A flat filter is what lets the database pick an index. mongod flattens a top-level $and
+    itself, but SecantusDB scans the whole collection for one, so ListCenters by governorate
+    read every centre instead of its governorate's (measured: 374 documents examined for 74).
+    """
+    flat: Document = {}
+    for clause in clauses:
+        if flat.keys() & clause.keys():
+            return {"$and": list(clauses)}
+        flat |= clause
+    return flat
 
 
 def licence_status_query(status: LicenceStatus, now: datetime) -> Document:

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from sanad.errors import AlreadyExists, PreconditionFailed
 from services.registry.documents import (
     Document,
+    all_of,
     center_from_doc,
     center_query,
     center_to_doc,
@@ -123,11 +124,7 @@ class RegistryStore:
     ) -> list[Document]:
         # One extra document tells whether another page follows, so the last page has no token.
         if page.after:
-            query = (
-                {"$and": [query, {"_id": {"$gt": page.after}}]}
-                if query
-                else {"_id": {"$gt": page.after}}
-            )
+            query = all_of(query, {"_id": {"$gt": page.after}})
         return await collection.find(query).sort("_id", ASCENDING).limit(page.size + 1).to_list()
 
     async def _replace(
