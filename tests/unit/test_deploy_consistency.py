@@ -23,6 +23,7 @@ from test_deploy_kustomize import (
     load_documents,
     of_kind,
     render,
+    selects,
 )
 
 from sanad.settings import CommonSettings
@@ -46,6 +47,10 @@ DEPLOYABLES: dict[str, tuple[type[CommonSettings], str, str, str]] = {
     "batch": (BatchSettings, "workers.batch", "batch_health_port", "batch_metrics_port"),
 }
 IMAGE = "sanad-mesh"
+# The deployables that follow the registry's watch streams: their settings name its address.
+REGISTRY_CLIENTS = sorted(
+    n for n, d in DEPLOYABLES.items() if "registry_target" in d[0].model_fields
+)
 
 
 def setting_name(variable: str) -> str:
@@ -155,8 +160,47 @@ def test_k8s_registry_target_is_the_headless_service_in_this_namespace(overlay: 
         f"dns:///registry-headless.{headless['metadata']['namespace']}.svc.cluster.local:"
         f"{registry_port}"
     )
-    for name in ("intake", "batch"):
+    assert REGISTRY_CLIENTS == ["batch", "intake", "metrics"]
+    for name in REGISTRY_CLIENTS:
         assert k8s_env(resources, name)["SANAD_REGISTRY_TARGET"] == expected
+
+
+def test_k8s_registry_clients_expect_the_name_on_the_registrys_certificate() -> None:
+    resources = RENDERED["prod"]
+    probe = k8s_container(resources, "registry")["readinessProbe"]["exec"]["command"]
+    certificate_name = probe[probe.index("--tls-server-name") + 1]
+    for name in REGISTRY_CLIENTS:
+        assert k8s_env(resources, name)["SANAD_TLS_SERVER_NAME"] == certificate_name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_network_policies_let_exactly_the_registry_clients_reach_it(overlay: str) -> None:
+    resources = RENDERED[overlay]
+    registry_port = k8s_container(resources, "registry")["ports"][0]["containerPort"]
+    reaching = set()
+    for policy in of_kind(resources, "NetworkPolicy"):
+        for rule in policy["spec"].get("egress", []):
+            to_registry = any(
+                peer.get("podSelector", {}).get("matchLabels")
+                == {"app.kubernetes.io/name": "registry"}
+                for peer in rule.get("to", [])
+            )
+            if to_registry and registry_port in {p["port"] for p in rule["ports"]}:
+                reaching |= {
+                    name
+                    for name in DEPLOYABLES
+                    if selects(policy["spec"]["podSelector"], {"app.kubernetes.io/name": name})
+                }
+    assert reaching == set(REGISTRY_CLIENTS)
+
+
+@pytest.mark.parametrize("name", REGISTRY_CLIENTS)
+def test_compose_registry_clients_call_every_registry_container_after_it_is_healthy(
+    name: str,
+) -> None:
+    registry_port = port_setting(RegistrySettings, compose_env("registry"), "registry_port")
+    assert compose_env(name)["SANAD_REGISTRY_TARGET"] == f"dns:///registry:{registry_port}"
+    assert "registry" in COMPOSE["services"][name]["depends_on"]
 
 
 def test_mongodb_users_match_the_deployables_and_the_database() -> None:

@@ -174,6 +174,17 @@ def of_kind(resources: list[Resource], kind: str) -> list[Resource]:
     return [r for r in resources if r["kind"] == kind]
 
 
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels and `In` expressions) matches these labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
 def all_containers(resources: list[Resource]) -> list[dict[str, Any]]:
     """Every container of every Deployment."""
     return [

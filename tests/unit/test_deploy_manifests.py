@@ -18,6 +18,7 @@ from test_deploy_kustomize import (
     load_documents,
     of_kind,
     render,
+    selects,
 )
 
 # The oldest Kubernetes minor we support (native grpc probes, autoscaling/v2 and policy/v1 are
@@ -318,18 +319,8 @@ def test_network_policies_select_pods_that_exist(overlay: str) -> None:
     operator_pods = [{"app.kubernetes.io/name": "sanad-rabbitmq"}, {"app": "sanad-mongodb-svc"}]
     for policy in of_kind(resources, "NetworkPolicy"):
         selector = policy["spec"]["podSelector"]
-        matched = [labels for labels in [*pod_labels, *operator_pods] if _selects(selector, labels)]
+        matched = [labels for labels in [*pod_labels, *operator_pods] if selects(selector, labels)]
         assert matched, policy["metadata"]["name"]
-
-
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    if not selector.get("matchLabels", {}).items() <= labels.items():
-        return False
-    for expression in selector.get("matchExpressions", []):
-        assert expression["operator"] == "In"
-        if labels.get(expression["key"]) not in expression["values"]:
-            return False
-    return True
 
 
 def test_every_deployable_is_denied_by_default() -> None:
@@ -339,7 +330,7 @@ def test_every_deployable_is_denied_by_default() -> None:
     assert "ingress" not in deny["spec"]
     assert "egress" not in deny["spec"]
     for deployment in of_kind(resources, "Deployment"):
-        assert _selects(
+        assert selects(
             deny["spec"]["podSelector"], deployment["spec"]["template"]["metadata"]["labels"]
         )
 
