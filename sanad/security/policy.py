@@ -2,7 +2,8 @@
 
 Decisions (DESIGN section 6, issue #7):
 - Registry reads (reference data, centres, catalogue, watch streams) are open to every role that
-  works with transactions, and to `service` identities (intake keeps its registry snapshot).
+  works with transactions, and to `service` identities (intake, the batch worker and metrics
+  keep their copies of the registry through the watch streams).
 - Centre registration, updates and licence transitions need `admin` or a ministry of the
   licensing agency (SANAD_AUTH_LICENSING_AGENCY, default MOCIIP: the Ministry of Commerce,
   Industry and Investment Promotion licenses and supervises Sanad centres).

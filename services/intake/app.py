@@ -10,10 +10,10 @@ from pymongo import AsyncMongoClient
 from sanad import mongo
 from sanad.amqp.publisher import ConfirmedPublisher
 from sanad.amqp.topology import Topology
-from sanad.rpc.channel import retry_config, service_channel
+from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit import AuditLog
-from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2
+from sanad.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.operations import Intake
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
@@ -25,9 +25,6 @@ from services.intake.tracking import Tracker
 log = logging.getLogger("sanad.intake")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
-REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
-# The registry calls intake makes; both are reads, safe to retry before the first message.
-REGISTRY_RETRIED = ["WatchCenters", "WatchCatalog"]
 
 
 @dataclass
@@ -108,9 +105,7 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
     """Assemble intake from settings; nothing connects until start()."""
     client = mongo.connect(settings, "sanad-intake")
     store = IntakeStore(mongo.database(client, settings))
-    channel = service_channel(
-        settings, settings.registry_target, retry_config(REGISTRY_SERVICE, REGISTRY_RETRIED)
-    )
+    channel = registry_channel(settings, settings.registry_target)
     snapshot = RegistrySnapshot(channel)
     topology = Topology(settings.amqp_prefix)
     publisher = ConfirmedPublisher(

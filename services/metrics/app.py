@@ -1,23 +1,23 @@
 """The metrics service's composition root."""
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import grpc
 from pymongo import AsyncMongoClient
 
 from sanad import mongo
-from sanad.rpc.channel import service_channel
+from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award
-from services.metrics.directory import RegistryDirectory
+from services.metrics.directory import WatchedDirectory
 from services.metrics.queries import MetricsQueries
 from services.metrics.servicer import MetricsServicer
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
 
 SERVICE_NAME = metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name
-IDENTITY = "sanad-metrics"
 
 
 @dataclass
@@ -28,12 +28,16 @@ class MetricsApp:
     client: AsyncMongoClient[mongo.Document]
     store: MetricsStore
     registry_channel: grpc.aio.Channel
+    directory: WatchedDirectory
     queries: MetricsQueries
     server: RunningServer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, port: int) -> int:
-        """Create the rollup indexes, then serve on port (0 for a free one); returns the port."""
+        """Create the rollup indexes, follow the registry's centres, then serve on port (0 for a
+        free one); returns the port."""
         await self.store.ensure_indexes()
+        self.tasks.append(asyncio.create_task(self.directory.run()))
         servicer = MetricsServicer(self.queries)
         self.server = await start_server(
             self.settings,
@@ -44,15 +48,24 @@ class MetricsApp:
                     lambda s: metrics_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, s),
                 )
             ],
-            checks={"mongodb": lambda: mongo.ping(self.client)},
+            checks={
+                "mongodb": lambda: mongo.ping(self.client),
+                "registry_directory": self._directory_ready,
+            },
         )
         return self.server.port
 
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.registry_channel.close()
         await self.client.close()
+
+    async def _directory_ready(self) -> bool:
+        return self.directory.ready
 
 
 def award_settings(settings: MetricsSettings) -> tuple[award.Weights, award.References]:
@@ -74,7 +87,7 @@ def build_app(settings: MetricsSettings) -> MetricsApp:
     """Assemble the metrics service from settings; nothing connects until start()."""
     client = mongo.connect(settings, "sanad-metrics")
     store = MetricsStore(mongo.database(client, settings))
-    channel = service_channel(settings, settings.registry_target)
-    directory = RegistryDirectory(channel, IDENTITY, settings.grpc_outbound_timeout_s)
+    channel = registry_channel(settings, settings.registry_target)
+    directory = WatchedDirectory(channel, settings.grpc_outbound_timeout_s)
     queries = MetricsQueries(store, directory, *award_settings(settings))
-    return MetricsApp(settings, client, store, channel, queries)
+    return MetricsApp(settings, client, store, channel, directory, queries)

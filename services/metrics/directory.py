@@ -1,16 +1,15 @@
-"""Centre facts read from the registry over gRPC ListCenters (filtered by governorate, paged)."""
+"""Centre facts for the reports: a local copy of the registry's centres, by governorate."""
 
+import asyncio
 from datetime import UTC
 from typing import Protocol
 
 import grpc
 
 from sanad.errors import Unavailable
-from sanad.rpc.identity import IDENTITY_KEY
+from sanad.registry_watch import Watch
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.metrics.domain import CenterFacts, LicenceChange
-
-PAGE_SIZE = 500
 
 
 class CenterDirectory(Protocol):
@@ -40,29 +39,45 @@ def facts_of(center: registry_pb2.Center) -> CenterFacts:
     )
 
 
-class RegistryDirectory:
-    """Reads every centre of a governorate, page by page, with a deadline on each call."""
+class WatchedDirectory:
+    """Every centre's facts by governorate, kept current by the registry's WatchCenters stream.
 
-    def __init__(self, channel: grpc.aio.Channel, identity: str, timeout_s: float) -> None:
-        self.stub = registry_pb2_grpc.RegistryServiceStub(channel)
-        self.metadata = ((IDENTITY_KEY, identity),)
-        self.timeout_s = timeout_s
+    A report reads the local copy, not the registry: no round trip per call. A call that arrives
+    before the first replay has finished waits for it, up to `wait_s`, then is UNAVAILABLE, as
+    it is whenever the stream is reconnecting.
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, wait_s: float) -> None:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        self.wait_s = wait_s
+        self.by_governorate: dict[str, dict[str, CenterFacts]] = {}
+        self.governorate_of: dict[str, str] = {}
+        self.watch = Watch(
+            "centers",
+            lambda since: stub.WatchCenters(registry_pb2.WatchCentersRequest(since_revision=since)),
+            self._apply,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.watch.synced
+
+    async def run(self) -> None:
+        """Follow the registry forever, reconnecting with backoff."""
+        await self.watch.run()
 
     async def centers(self, governorate_code: str) -> list[CenterFacts]:
-        found: list[CenterFacts] = []
-        token = ""
-        while True:
-            request = registry_pb2.ListCentersRequest(
-                governorate_code=governorate_code, page_size=PAGE_SIZE, page_token=token
-            )
-            try:
-                reply = await self.stub.ListCenters(
-                    request, timeout=self.timeout_s, metadata=self.metadata
-                )
-            except grpc.aio.AioRpcError as error:
-                # The caller sees UNAVAILABLE and may retry; the registry's detail stays in logs.
-                raise Unavailable(f"registry cannot list centres: {error.code().name}") from error
-            found.extend(facts_of(center) for center in reply.centers)
-            token = reply.next_page_token
-            if not token:
-                return found
+        try:
+            await asyncio.wait_for(self.watch.replayed.wait(), self.wait_s)
+        except TimeoutError:
+            raise Unavailable("the registry's centres are not loaded yet") from None
+        centers = self.by_governorate.get(governorate_code, {})
+        return [centers[key] for key in sorted(centers)]
+
+    def _apply(self, center: registry_pb2.Center) -> None:
+        # A centre may move to another governorate: it leaves the old one's list.
+        previous = self.governorate_of.get(center.id)
+        if previous is not None and previous != center.governorate_code:
+            del self.by_governorate[previous][center.id]
+        self.governorate_of[center.id] = center.governorate_code
+        self.by_governorate.setdefault(center.governorate_code, {})[center.id] = facts_of(center)

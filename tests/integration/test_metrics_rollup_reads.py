@@ -1,15 +1,18 @@
-"""The metrics service reads rollups in MongoDB and centre facts from the real registry."""
+"""The metrics service reads rollups in MongoDB and centre facts from the real registry's watch."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from pymongo import AsyncMongoClient
 
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc, registry_pb2, registry_pb2_grpc
 from services.metrics.app import build_app as build_metrics
+from services.metrics.directory import WatchedDirectory
 from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
@@ -24,6 +27,16 @@ class Apps:
     registry: registry_pb2_grpc.RegistryServiceStub
     metrics: metrics_pb2_grpc.MetricsServiceStub
     writer: IngestStore
+    directory: WatchedDirectory
+
+    async def until_metrics_knows(self, center_id: str, omani_staff: int) -> None:
+        """The registry's change has reached metrics' directory through the watch stream."""
+        for _ in range(500):
+            found = {c.center_id: c for c in await self.directory.centers("DA")}
+            if center_id in found and found[center_id].omani_staff == omani_staff:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"metrics never saw centre {center_id} with {omani_staff} staff")
 
 
 @pytest.fixture
@@ -46,6 +59,7 @@ async def apps(mongo_url: str, database_name: str) -> AsyncIterator[Apps]:
         registry_pb2_grpc.RegistryServiceStub(channels[0]),
         metrics_pb2_grpc.MetricsServiceStub(channels[1]),
         writer,
+        metrics.directory,
     )
     await client.close()
     for channel in channels:
@@ -69,6 +83,7 @@ async def register(apps: Apps, wilayat: str, staff: int, name: str) -> str:
             )
         )
     )
+    await apps.until_metrics_knows(reply.center.id, staff)
     return str(reply.center.id)
 
 
@@ -158,6 +173,21 @@ async def test_report_and_leaderboard_come_from_rollups_and_registry_facts(apps:
     assert top.mean_rating == pytest.approx(4.8)
     assert board.formula
     assert board.weights.speed + board.weights.quality > 0
+
+
+async def test_a_registry_change_after_the_first_report_reaches_the_next_one(apps: Apps) -> None:
+    center = await register(apps, "DA-NIZ", 2, "مركز")
+    await count(apps, [rollup("2024-03-01", center, "DA-NIZ", completed=5)])
+    request = metrics_pb2.GetGovernorateReportRequest(governorate_code="DA", year=2024)
+    assert (await apps.metrics.GetGovernorateReport(request)).current.omani_staff == 2
+    await apps.registry.UpdateCenter(
+        registry_pb2.UpdateCenterRequest(
+            center=registry_pb2.Center(id=center, omani_staff=7, total_staff=7),
+            update_mask=FieldMask(paths=["omani_staff", "total_staff"]),
+        )
+    )
+    await apps.until_metrics_knows(center, 7)
+    assert (await apps.metrics.GetGovernorateReport(request)).current.omani_staff == 7
 
 
 async def test_centre_and_wilayat_stats_honour_the_period(apps: Apps) -> None:

@@ -1,17 +1,18 @@
-"""MetricsQueries over fakes: the report asks the store for sums and the registry for facts."""
+"""MetricsQueries over fakes, and the directory of centres that follows the registry's watch."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.devstack.mongo_server import free_port
 from sanad.errors import Unavailable
-from sanad.v1 import registry_pb2_grpc
+from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.metrics import award
-from services.metrics.directory import RegistryDirectory
+from services.metrics.directory import WatchedDirectory
 from services.metrics.domain import CenterFacts, LicenceChange
 from services.metrics.queries import MetricsQueries
 from services.metrics.settings import MetricsSettings
@@ -89,34 +90,82 @@ def test_weights_that_do_not_sum_to_one_are_refused() -> None:
         MetricsSettings(award_weight_speed=0.9)
 
 
-async def test_an_unreachable_registry_is_unavailable_not_internal() -> None:
+async def test_a_report_before_the_registry_answers_is_unavailable_not_internal() -> None:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}")
-    directory = RegistryDirectory(channel, "test", timeout_s=1.0)
-    with pytest.raises(Unavailable):
-        await directory.centers("DA")
-    await channel.close()
+    directory = WatchedDirectory(channel, wait_s=0.5)
+    following = asyncio.create_task(directory.run())
+    try:
+        with pytest.raises(Unavailable, match="not loaded"):
+            await directory.centers("DA")
+        assert not directory.ready
+    finally:
+        following.cancel()
+        await channel.close()
 
 
-class SilentRegistry(registry_pb2_grpc.RegistryServiceServicer):
-    """A registry that accepts ListCenters and never answers."""
+def centre(center_id: str, governorate: str, revision: int, staff: int = 1) -> registry_pb2.Center:
+    return registry_pb2.Center(
+        id=center_id,
+        governorate_code=governorate,
+        wilayat_code=f"{governorate}-X",
+        omani_staff=staff,
+        revision=revision,
+        licence=registry_pb2.Licence(
+            history=[
+                registry_pb2.LicenceEvent(
+                    to_status=registry_pb2.LICENCE_STATUS_ACTIVE,
+                    time=Timestamp(seconds=1_700_000_000),
+                )
+            ]
+        ),
+    )
 
-    async def ListCenters(self, request: object, context: object) -> object:
-        await asyncio.sleep(60)
-        raise AssertionError("unreachable")
+
+class ScriptedRegistry(registry_pb2_grpc.RegistryServiceServicer):
+    """WatchCenters replays its centres, marks the replay, then sends what `live` receives."""
+
+    def __init__(self, centers: list[registry_pb2.Center]) -> None:
+        self.centers = centers
+        self.live: asyncio.Queue[registry_pb2.Center] = asyncio.Queue()
+
+    async def WatchCenters(
+        self, request: registry_pb2.WatchCentersRequest, context: object
+    ) -> AsyncIterator[registry_pb2.WatchCentersResponse]:
+        for center in self.centers:
+            yield registry_pb2.WatchCentersResponse(center=center)
+        yield registry_pb2.WatchCentersResponse(synced=registry_pb2.WatchSynced(revision=2))
+        while True:
+            yield registry_pb2.WatchCentersResponse(center=await self.live.get())
 
 
-async def test_a_registry_that_never_answers_is_cut_off_at_the_outbound_deadline() -> None:
+async def test_the_directory_serves_each_governorate_from_the_watch_and_follows_moves() -> None:
+    registry = ScriptedRegistry([centre("B", "DA", 1, staff=4), centre("A", "DA", 2)])
     server = grpc.aio.server()
-    registry_pb2_grpc.add_RegistryServiceServicer_to_server(SilentRegistry(), server)
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    directory = RegistryDirectory(
-        channel, "test", timeout_s=MetricsSettings().grpc_outbound_timeout_s / 20
-    )
+    directory = WatchedDirectory(channel, wait_s=10)
+    following = asyncio.create_task(directory.run())
     try:
-        with pytest.raises(Unavailable, match="DEADLINE_EXCEEDED"):
-            await asyncio.wait_for(directory.centers("DA"), timeout=30)
+        found = await directory.centers("DA")
+        assert [c.center_id for c in found] == ["A", "B"]
+        assert found[1].omani_staff == 4
+        assert found[0].licence_history[0].to_status == "ACTIVE"
+        assert await directory.centers("MU") == []
+        # The registry moves A to Muscat: it leaves Ad Dakhiliyah's list.
+        await registry.live.put(centre("A", "MU", 3))
+        await eventually(lambda: directory.watch.revision == 3)
+        assert [c.center_id for c in await directory.centers("DA")] == ["B"]
+        assert [c.center_id for c in await directory.centers("MU")] == ["A"]
     finally:
+        following.cancel()
         await channel.close()
         await server.stop(0)
+
+
+async def eventually(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.01)

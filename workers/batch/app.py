@@ -9,9 +9,8 @@ from pymongo import AsyncMongoClient
 from sanad import mongo
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.topology import Topology
-from sanad.rpc.channel import retry_config, service_channel
+from sanad.registry_watch import registry_channel
 from sanad.rpc.server import RunningServer, start_server
-from services.intake.app import REGISTRY_RETRIED, REGISTRY_SERVICE
 from services.intake.snapshot import RegistrySnapshot
 from workers.batch.authorization import authorizer
 from workers.batch.handlers import BatchHandler, Limits
@@ -75,11 +74,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
     client = mongo.connect(settings, "sanad-batch")
     db = mongo.database(client, settings)
     transactions = IngestStore(client, db)
-    channel = service_channel(
-        settings,
-        settings.registry_target,
-        retry_config(REGISTRY_SERVICE, REGISTRY_RETRIED),
-    )
+    channel = registry_channel(settings, settings.registry_target)
     snapshot = RegistrySnapshot(channel)
     topology = Topology(settings.amqp_prefix)
     options = BatchOptions(prefetch=settings.batch_prefetch, max_messages=1, max_wait_s=0)

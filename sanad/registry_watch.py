@@ -1,0 +1,72 @@
+"""Following the registry's watch streams: a local copy kept fresh with no call per request.
+
+Intake and the batch worker follow centres and the catalogue; metrics follows centres. Each
+stream resumes from the last revision it applied, so a reconnect misses nothing and applies
+nothing twice; a stream is synced once it has replayed the registry's history.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Callable
+from typing import Any
+
+import grpc
+
+from sanad.rpc.channel import retry_config, service_channel
+from sanad.settings import CommonSettings
+from sanad.v1 import registry_pb2
+
+log = logging.getLogger("sanad.registry_watch")
+
+REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+# Both are reads, safe to retry before the first message.
+WATCH_METHODS = ["WatchCenters", "WatchCatalog"]
+
+# since_revision -> the stream of WatchCentersResponse or WatchCatalogResponse
+OpenStream = Callable[[int], AsyncIterable[Any]]
+
+
+def registry_channel(settings: CommonSettings, target: str) -> grpc.aio.Channel:
+    """A channel to the registry that retries opening the watch streams."""
+    return service_channel(settings, target, retry_config(REGISTRY_SERVICE, WATCH_METHODS))
+
+
+class Watch:
+    """One watch stream followed forever; `apply` receives each changed centre or service."""
+
+    def __init__(self, name: str, open_stream: OpenStream, apply: Callable[[Any], None]) -> None:
+        self.name = name
+        self.open_stream = open_stream
+        self.apply = apply
+        self.revision = 0
+        self.replayed = asyncio.Event()
+
+    @property
+    def synced(self) -> bool:
+        """The stream has replayed the registry's history and is live."""
+        return self.replayed.is_set()
+
+    async def run(self) -> None:
+        """Follow the stream, reconnecting with backoff from the last applied revision."""
+        delay = 0.1
+        while True:
+            try:
+                async for message in self.open_stream(self.revision):
+                    self._take(message)
+                    delay = 0.1
+            except grpc.aio.AioRpcError as error:
+                log.warning(
+                    "registry %s stream broke (%s); reconnecting", self.name, error.code().name
+                )
+            self.replayed.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _take(self, message: Any) -> None:
+        kind = message.WhichOneof("event")
+        if kind == "synced":
+            self.replayed.set()
+            return
+        changed = getattr(message, kind)
+        self.apply(changed)
+        self.revision = changed.revision
