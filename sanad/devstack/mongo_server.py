@@ -1,7 +1,8 @@
 """Starts SecantusDB, a MongoDB-wire server, as a separate process for development and tests.
 
-SecantusDB is GPL-2.0 and an optional dev extra: it is only ever run as
-`python -m secantus`, never imported.
+SecantusDB is GPL-2.0 and an optional dev extra: it is only ever run as its own process
+(through sanad.devstack.secantus_server, which tunes the interpreter's garbage collector first),
+never imported.
 """
 
 import signal
@@ -34,7 +35,7 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
         [
             sys.executable,
             "-m",
-            "secantus",
+            "sanad.devstack.secantus_server",
             "--host",
             "127.0.0.1",
             "--port",
