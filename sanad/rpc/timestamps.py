@@ -6,14 +6,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.errors import Invalid, Violation
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def to_timestamp(moment: datetime | None) -> Timestamp | None:
-    """A Timestamp, or None for an unset time (so the field stays unset)."""
+    """A Timestamp, or None for an unset time (so the field stays unset); naive means UTC.
+
+    Exact integer arithmetic, a third of the cost of Timestamp.FromDatetime, which every
+    centre of a listing and every stored time of a reply pays several times.
+    """
     if moment is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    return stamp
+    since = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def from_timestamp(stamp: Timestamp, field: str = "timestamp") -> datetime | None:
