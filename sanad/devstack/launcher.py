@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sanad.amqp.topology import delete_queues
-from sanad.devstack import secure
+from sanad.devstack import mongo_server, secure
 from sanad.devstack.mongo_server import free_port
 
 SERVICES = ("registry", "intake", "metrics")
@@ -78,7 +78,7 @@ class LaunchedStack:
 
     @property
     def mongo_url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true"
+        return mongo_server.url(self.mongo_port)
 
     def ctl(
         self, *args: str, check: bool = True, token: str = ""
