@@ -78,7 +78,9 @@ def url(port: int) -> str:
     Without retryable writes: SecantusDB 0.7.0b3 keeps a record of every retryable write for
     30 minutes, up to 10,000, and scans them all on every write (sorting them once full). That
     was a third of its time at half the unary load, and latencies grew through a run.
-    Production's MongoDB URLs keep retryable writes; on loopback a write fails on the network
-    only when the server restarts, which every writer already handles as a transient outage.
+    Production's MongoDB URLs keep retryable writes. On loopback a write fails on the network
+    only when the server restarts, when a retry would mostly fail as well; each writer then
+    does what it does in an outage (intake answers UNAVAILABLE, the workers redeliver, and the
+    audit log logs the event it could not write).
     """
     return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
