@@ -48,9 +48,10 @@ class RegistryStore:
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries need; safe to repeat."""
         await self.centers.create_index("licence.number", unique=True)
-        await self.centers.create_index(
-            [("governorate_code", ASCENDING), ("wilayat_code", ASCENDING)]
-        )
+        # A place's centres in page order (_id), so every page of a governorate's or a wilayat's
+        # listing reads only that place's entries after the page bound.
+        await self.centers.create_index([("governorate_code", ASCENDING), ("_id", ASCENDING)])
+        await self.centers.create_index([("wilayat_code", ASCENDING), ("_id", ASCENDING)])
         await self.centers.create_index("offered_service_codes")
         await self.centers.create_index([("licence.status", ASCENDING), ("licence.expires_at", 1)])
         await self.catalog.create_index("agency_code")
