@@ -1,6 +1,8 @@
 """The one source of the current time, so rules take `now` as an argument."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -12,3 +14,10 @@ def to_millisecond(moment: datetime) -> datetime:
     """The moment at MongoDB's precision (BSON dates hold whole milliseconds), so what a reply
     shows equals what is stored, and a query bound equals the one the database applies."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def epoch_millis(moment: datetime) -> int:
+    """Milliseconds since the epoch, rounded down, as BSON stores a datetime (naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(milliseconds=1)

@@ -4,9 +4,8 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad.domain.clock import EPOCH
 from sanad.errors import Invalid, Violation
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_timestamp(moment: datetime | None) -> Timestamp | None:

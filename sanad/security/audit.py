@@ -10,12 +10,13 @@ the `_id` index alone orders the trail newest first and bounds a time window: a 
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.coalesce import InsertCoalescer
+from sanad.domain.clock import epoch_millis
 from sanad.domain.ids import first_id, new_id
 from sanad.errors import Invalid, Violation
 
@@ -24,7 +25,6 @@ log = logging.getLogger("sanad.audit")
 COLLECTION = "audit_log"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class AuditEvent:
 
     def __post_init__(self) -> None:
         if not self.id:
-            object.__setattr__(self, "id", new_id(_millis(self.time)))
+            object.__setattr__(self, "id", new_id(epoch_millis(self.time)))
 
 
 @dataclass(frozen=True)
@@ -119,19 +119,12 @@ def _filter(query: AuditQuery) -> dict[str, Any]:
     # A window of times is the window of ids between the first ids of its ends.
     period: dict[str, str] = {}
     if query.start is not None:
-        period["$gte"] = first_id(_millis(query.start))
+        period["$gte"] = first_id(epoch_millis(query.start))
     if query.end is not None:
-        period["$lt"] = first_id(_millis(query.end))
+        period["$lt"] = first_id(epoch_millis(query.end))
     if period:
         found["_id"] = period
     return found
-
-
-def _millis(moment: datetime) -> int:
-    """Milliseconds since the epoch, rounded down, as BSON stores a datetime (naive means UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _event(doc: dict[str, Any]) -> AuditEvent:
