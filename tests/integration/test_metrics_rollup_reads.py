@@ -1,6 +1,5 @@
 """The metrics service reads rollups in MongoDB and centre facts from the real registry's watch."""
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from services.metrics.directory import WatchedDirectory
 from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
+from tests.integration.conftest import eventually
 from workers.ingest.rollups import RollupIncrements
 from workers.ingest.store import IngestStore
 
@@ -31,12 +31,12 @@ class Apps:
 
     async def until_metrics_knows(self, center_id: str, omani_staff: int) -> None:
         """The registry's change has reached metrics' directory through the watch stream."""
-        for _ in range(500):
+
+        async def known() -> bool:
             found = {c.center_id: c for c in await self.directory.centers("DA")}
-            if center_id in found and found[center_id].omani_staff == omani_staff:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"metrics never saw centre {center_id} with {omani_staff} staff")
+            return center_id in found and found[center_id].omani_staff == omani_staff
+
+        await eventually(known, within_s=5, every_s=0.01)
 
 
 @pytest.fixture
