@@ -74,8 +74,8 @@ class CommonSettings(BaseSettings):
     shutdown_grace_s: float = 10.0
     # Largest gRPC message accepted or sent, in bytes.
     grpc_max_message_bytes: int = 4 * 1024 * 1024
-    # Deadline of every outbound unary gRPC call this process makes to another service, and how
-    # long a call waits for a registry copy to finish its first replay (metrics).
+    # Longest wait on another service for a caller: the deadline of an outbound unary gRPC call,
+    # and how long a report waits for metrics' copy of the registry to finish its first replay.
     grpc_outbound_timeout_s: float = 10.0
 
     # gRPC TLS: this process's certificate and key (served, and presented as a client).
