@@ -3,14 +3,21 @@
 The store offers insert and find only; nothing in the code base updates or deletes an event. In
 production, grant the services' MongoDB user `insert` and `find` on `audit_log` and nothing more.
 
+A handler whose call makes one durable write of its own may carry the call's event in that write
+(`take_offered`): intake puts an accepted submission's event in its TransactionSubmitted message,
+and the ingest worker stores it in the same MongoDB transaction as the transaction. The event is
+then durable when the call returns, and exists exactly when the transaction does.
+
 An event's `_id` is a time-sortable id of its time (milliseconds, as BSON stores the time), so
 the `_id` index alone orders the trail newest first and bounds a time window: a second index on
 `time` would cost every audited call another index write for nothing.
 """
 
 import logging
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,6 +26,8 @@ from sanad.coalesce import InsertCoalescer
 from sanad.domain.clock import epoch_millis
 from sanad.domain.ids import first_id, new_id
 from sanad.errors import Invalid, Violation
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import audit_pb2
 
 log = logging.getLogger("sanad.audit")
 
@@ -48,6 +57,82 @@ class AuditEvent:
             object.__setattr__(self, "id", new_id(epoch_millis(self.time)))
 
 
+class Offer:
+    """The running call's audit event with outcome OK, for its handler to carry (once)."""
+
+    def __init__(self, build: Callable[[Mapping[str, str]], AuditEvent]) -> None:
+        self._build = build
+        self.taken = False
+
+    def take(self, results: Mapping[str, str]) -> AuditEvent:
+        self.taken = True
+        return self._build(results)
+
+
+_offered: ContextVar[Offer | None] = ContextVar("sanad_audit_offer", default=None)
+
+
+def offer(build: Callable[[Mapping[str, str]], AuditEvent]) -> Offer:
+    """Offer the running call's event to its handler (the security interceptor does)."""
+    offered = Offer(build)
+    _offered.set(offered)
+    return offered
+
+
+def take_offered(**results: str) -> AuditEvent | None:
+    """The running call's OK event, with these result fields, for the handler to store itself.
+
+    The handler then owns the event: it must write it atomically with the change the call made,
+    and the interceptor records nothing more unless the call fails. None when the call offers
+    no event (not audited, streamed, or already taken).
+    """
+    offered = _offered.get()
+    if offered is None or offered.taken:
+        return None
+    return offered.take(results)
+
+
+def document_of(event: AuditEvent) -> dict[str, Any]:
+    """The stored form of an event."""
+    document = dict(vars(event))  # shallow: asdict deep-copied on every audited call
+    document["_id"] = document.pop("id")
+    document["target"] = dict(event.target)
+    document["target_values"] = sorted(set(event.target.values()))
+    return document
+
+
+def to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:
+    return audit_pb2.AuditEvent(
+        id=event.id,
+        time=to_timestamp(event.time),
+        subject=event.subject,
+        role=event.role,
+        agency_code=event.agency_code,
+        center_id=event.center_id,
+        rpc=event.rpc,
+        target=event.target,
+        outcome=event.outcome,
+        request_id=event.request_id,
+        recorded_by=event.recorded_by,
+    )
+
+
+def from_proto(message: audit_pb2.AuditEvent) -> AuditEvent:
+    return AuditEvent(
+        time=message.time.ToDatetime(tzinfo=UTC),
+        subject=message.subject,
+        role=message.role,
+        agency_code=message.agency_code,
+        center_id=message.center_id,
+        rpc=message.rpc,
+        target=dict(message.target),
+        outcome=message.outcome,
+        request_id=message.request_id,
+        recorded_by=message.recorded_by,
+        id=message.id,
+    )
+
+
 @dataclass(frozen=True)
 class AuditQuery:
     """Filters of a listing; empty strings and None do not filter."""
@@ -71,12 +156,8 @@ class AuditLog:
 
     async def record(self, event: AuditEvent) -> None:
         """Append one event; a failure is logged, never raised into the finished call."""
-        document = dict(vars(event))  # shallow: asdict deep-copied on every audited call
-        document["_id"] = document.pop("id")
-        document["target"] = dict(event.target)
-        document["target_values"] = sorted(set(event.target.values()))
         try:
-            await self.inserts.insert(document)
+            await self.inserts.insert(document_of(event))
         except Exception:
             log.exception("audit event of %s could not be written", event.rpc)
 

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from sanad.rpc.timestamps import from_timestamp, to_timestamp
-from sanad.security.audit import AuditEvent, AuditLog, AuditQuery
+from sanad.rpc.timestamps import from_timestamp
+from sanad.security.audit import AuditLog, AuditQuery, to_proto
 from sanad.v1 import audit_pb2, audit_pb2_grpc
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
@@ -31,24 +31,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             )
         )
         return audit_pb2.ListAuditEventsResponse(
-            events=[_to_proto(e) for e in events], next_page_token=token
+            events=[to_proto(e) for e in events], next_page_token=token
         )
-
-
-def _to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:
-    return audit_pb2.AuditEvent(
-        id=event.id,
-        time=to_timestamp(event.time),
-        subject=event.subject,
-        role=event.role,
-        agency_code=event.agency_code,
-        center_id=event.center_id,
-        rpc=event.rpc,
-        target=event.target,
-        outcome=event.outcome,
-        request_id=event.request_id,
-        recorded_by=event.recorded_by,
-    )
 
 
 def add_to_server(servicer: AuditServicer, server: Any) -> None:

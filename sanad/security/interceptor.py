@@ -7,15 +7,16 @@ request id already set. It sets sanad.security.identity.current() for the handle
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import grpc
 
 from sanad import errors
 from sanad.rpc.status import code_of
-from sanad.security import policy
+from sanad.security import audit, policy
 from sanad.security.audit import AuditEvent, AuditLog
 from sanad.security.authenticate import Authenticator
 from sanad.security.identity import Identity, Role, set_current
@@ -98,25 +99,21 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             )
         set_current(identity)
 
-    async def record(
+    def event(
         self, method: str, identity: Identity, target: dict[str, str], outcome: str
-    ) -> None:
-        """Append an audit event (only called for state-changing RPCs)."""
-        if self.audit_log is None:
-            return
-        await self.audit_log.record(
-            AuditEvent(
-                time=datetime.now(UTC),
-                subject=identity.subject,
-                role="" if identity is UNKNOWN_CALLER else str(identity.role),
-                agency_code=identity.agency_code,
-                center_id=identity.center_id,
-                rpc=method,
-                target=target,
-                outcome=outcome,
-                request_id=request_id_var.get(),
-                recorded_by=self.recorded_by,
-            )
+    ) -> AuditEvent:
+        """The audit event of a finished call (only state-changing RPCs are audited)."""
+        return AuditEvent(
+            time=datetime.now(UTC),
+            subject=identity.subject,
+            role="" if identity is UNKNOWN_CALLER else str(identity.role),
+            agency_code=identity.agency_code,
+            center_id=identity.center_id,
+            rpc=method,
+            target=target,
+            outcome=outcome,
+            request_id=request_id_var.get(),
+            recorded_by=self.recorded_by,
         )
 
 
@@ -127,20 +124,28 @@ class _Guard:
         self.owner = owner
         self.method = method
         self.rule = rule
-        self.audited = rule is not None and rule.changes
+        self.audited = rule is not None and rule.changes and owner.audit_log is not None
+        self.targets = rule.targets if rule is not None else ()
+        self.results = rule.results if rule is not None else ()
 
     def unary(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> Any:
             shown = None if streamed else request
             identity = UNKNOWN_CALLER
+            offered = None
             try:
                 identity = self.owner.identify(context)
                 self.owner.authorize(self.method, self.rule, identity, shown)
+                if self.audited and not streamed:
+                    offered = audit.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
                 await self._audit(identity, shown, None, _outcome(error, context))
                 raise
-            await self._audit(identity, shown, response, _outcome(None, context))
+            outcome = _outcome(None, context)
+            # A handler that took the OK event stored it with its own durable write.
+            if offered is None or not offered.taken or outcome != grpc.StatusCode.OK.name:
+                await self._audit(identity, shown, response, outcome)
             return response
 
         return wrapped
@@ -162,11 +167,19 @@ class _Guard:
         return wrapped
 
     async def _audit(self, identity: Identity, request: Any, response: Any, outcome: str) -> None:
-        if not self.audited or self.rule is None:
-            return
-        target = policy.field_values(request, self.rule.targets)
-        target.update(policy.field_values(response, self.rule.results))
-        await self.owner.record(self.method, identity, target, outcome)
+        if not self.audited or self.owner.audit_log is None:
+            return  # (audited implies a log; the check is for the type checker)
+        target = policy.field_values(request, self.targets)
+        target.update(policy.field_values(response, self.results))
+        await self.owner.audit_log.record(self.owner.event(self.method, identity, target, outcome))
+
+    def _succeeded(
+        self, identity: Identity, request: Any, results: Mapping[str, str]
+    ) -> AuditEvent:
+        """The OK event a handler carries: its results named as the policy's result fields."""
+        target = policy.field_values(request, self.targets)
+        target.update({k: v[:200] for k, v in results.items() if k in self.results and v})
+        return self.owner.event(self.method, identity, target, grpc.StatusCode.OK.name)
 
 
 def _outcome(error: BaseException | None, context: Any) -> str:

@@ -1,4 +1,8 @@
-"""Intake's use cases: validate against the snapshot, claim the request id, publish, confirm."""
+"""Intake's use cases: validate against the snapshot, claim the request id, publish, confirm.
+
+A fresh submission's message carries the call's audit event (sanad.security.audit.take_offered):
+the ingest worker stores it with the transaction, and intake writes no event of its own for it.
+"""
 
 import hashlib
 from dataclasses import dataclass
@@ -10,6 +14,7 @@ from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.errors import AlreadyExists, Unavailable
 from sanad.records import submitted_event
+from sanad.security import audit
 from sanad.security.identity import Identity
 from sanad.telemetry.metrics import count_submitted
 from services.intake import access
@@ -107,6 +112,8 @@ class Intake:
                 )
             fresh = record["transaction_id"] == transaction_id
             transaction_id, submit_time = record["transaction_id"], record["submit_time"]
+        # A fresh submission's audit event rides in its message, stored with the transaction.
+        carried = audit.take_offered(transaction_id=transaction_id) if fresh else None
         event = submitted_event(
             submission,
             center,
@@ -116,6 +123,8 @@ class Intake:
             submit_time=submit_time,
             civil_secret=self.civil_secret,
         )
+        if carried is not None:
+            event.audit.CopyFrom(audit.to_proto(carried))
         await self.publisher.publish(
             self.topology.transactions_exchange,
             SUBMITTED,

@@ -9,6 +9,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.records import LISTING_INDEX, Document, document_from_submitted
+from sanad.security.audit import AuditEvent, document_of
 from services.intake.store import IntakeStore
 from tests.integration.workers_support import submitted
 from workers.ingest.store import IngestStore
@@ -93,3 +94,37 @@ async def test_the_worker_and_intake_create_the_one_listing_index(
     indexes = await store.transactions.index_information()
     await client.close()
     assert sorted(spec["key"] for spec in indexes.values()) == sorted([[("_id", 1)], LISTING_INDEX])
+
+
+def accepted(transaction_id: str) -> Document:
+    event = AuditEvent(
+        time=datetime.now(UTC),
+        subject="centre-c1",
+        role="centre",
+        agency_code="",
+        center_id="C1",
+        rpc="/sanad.v1.IntakeService/SubmitTransaction",
+        target={"transaction_id": transaction_id},
+        outcome="OK",
+        request_id="req-1",
+        recorded_by="intake",
+    )
+    return document_of(event)
+
+
+async def test_a_carried_audit_event_is_stored_once_with_its_new_transaction_only(
+    store: IngestStore,
+) -> None:
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    old, new = documents(center, 2)
+    await store.record([old], [])
+    audits = {doc["_id"]: accepted(doc["_id"]) for doc in (old, new)}
+
+    await store.record([old, new], [], audits)
+    await store.record([old, new], [], audits)  # a redelivery of both
+
+    ids = [audits[old["_id"]]["_id"], audits[new["_id"]]["_id"]]
+    stored = await store.audit_log.find({"_id": {"$in": ids}}).to_list()
+    # The stored transaction's event was not written: it was stored with that transaction.
+    assert [event["_id"] for event in stored] == [audits[new["_id"]]["_id"]]
+    assert stored[0]["target_values"] == [new["_id"]]

@@ -1,12 +1,13 @@
 """The ingest handler stores good messages and names the poison ones, with a fake store."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sanad.amqp.consumer import Dead
 from sanad.rpc.timestamps import to_timestamp
-from sanad.v1 import common_pb2, events_pb2
+from sanad.security.audit import AuditEvent, to_proto
+from sanad.v1 import audit_pb2, common_pb2, events_pb2
 from workers.ingest.handlers import SUBMITTED_TYPE, IngestHandler
 from workers.ingest.rollups import submitted_increments
 
@@ -20,16 +21,22 @@ class FakeMessage:
 @dataclass
 class FakeStore:
     stored: list[dict[str, object]] = field(default_factory=list)
+    audits: dict[str, dict[str, object]] = field(default_factory=dict)
 
     async def record(
-        self, documents: Sequence[dict[str, object]], changes: Sequence[object]
+        self,
+        documents: Sequence[dict[str, object]],
+        changes: Sequence[object],
+        audits: Mapping[str, dict[str, object]] | None = None,
     ) -> list[None]:
         self.stored.extend(documents)
+        self.audits.update(audits or {})
         return [None for _ in changes]
 
 
-def submitted(transaction_id: str = "T1") -> bytes:
+def submitted(transaction_id: str = "T1", event: audit_pb2.AuditEvent | None = None) -> bytes:
     return events_pb2.TransactionSubmitted(
+        audit=event,
         transaction_id=transaction_id,
         center_id="C1",
         governorate_code="DA",
@@ -59,6 +66,51 @@ async def test_good_messages_are_stored_and_poison_is_named() -> None:
     assert outcomes[4] is None
     reasons = [o.reason for o in outcomes[1:4] if isinstance(o, Dead)]
     assert reasons == ["undecodable", "unknown-type", "invalid"]
+
+
+def accepted_event(transaction_id: str) -> AuditEvent:
+    return AuditEvent(
+        time=datetime(2024, 5, 1, 9, 0, 0, 123000, tzinfo=UTC),
+        subject="centre-c1",
+        role="centre",
+        agency_code="",
+        center_id="C1",
+        rpc="/sanad.v1.IntakeService/SubmitTransaction",
+        target={"center_id": "C1", "transaction_id": transaction_id},
+        outcome="OK",
+        request_id="req-1",
+        recorded_by="intake",
+    )
+
+
+async def test_a_carried_audit_event_is_stored_with_its_transaction() -> None:
+    store = FakeStore()
+    event = accepted_event("T1")
+    batch = [FakeMessage(submitted("T1", to_proto(event))), FakeMessage(submitted("T2"))]
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+    assert outcomes == [None, None]
+    assert [d["_id"] for d in store.stored] == ["T1", "T2"]
+    assert list(store.audits) == ["T1"]
+    stored = store.audits["T1"]
+    assert stored["_id"] == event.id
+    assert stored["time"] == event.time
+    assert stored["target"] == {"center_id": "C1", "transaction_id": "T1"}
+    assert stored["target_values"] == ["C1", "T1"]
+    assert (stored["subject"], stored["outcome"], stored["recorded_by"]) == (
+        "centre-c1",
+        "OK",
+        "intake",
+    )
+
+
+async def test_a_carried_audit_event_without_its_id_dead_letters_the_message() -> None:
+    store = FakeStore()
+    broken = to_proto(accepted_event("T1"))
+    broken.id = ""
+    outcomes = await IngestHandler(store)([FakeMessage(submitted("T1", broken))])  # type: ignore[list-item]
+    assert isinstance(outcomes[0], Dead)
+    assert outcomes[0].reason == "invalid"
+    assert store.stored == []
 
 
 async def test_stored_documents_keep_no_clear_civil_number() -> None:

@@ -1,7 +1,8 @@
 """Turns AMQP deliveries into stored transactions and applied changes; names the poison."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -13,6 +14,7 @@ from sanad.amqp.metrics import CHANGES_APPLIED
 from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
 from sanad.records import Document, document_from_submitted
+from sanad.security import audit
 from sanad.telemetry.metrics import RECORDED_LAG_SECONDS
 from sanad.v1 import common_pb2, events_pb2
 from workers.ingest.changes import Change, Rating, StatusChange
@@ -26,11 +28,22 @@ RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
 
 class Store(Protocol):
     async def record(
-        self, documents: Sequence[Document], changes: Sequence[Change]
+        self,
+        documents: Sequence[Document],
+        changes: Sequence[Change],
+        audits: Mapping[str, Document] | None = None,
     ) -> list[Outcome]: ...
 
 
-Decoded = Document | Change | Dead
+@dataclass(frozen=True)
+class Submitted:
+    """A transaction to store, and the audit event of the call that submitted it, if carried."""
+
+    document: Document
+    audit: Document | None = None
+
+
+Decoded = Submitted | Change | Dead
 
 
 def decode(message: AbstractIncomingMessage, now: datetime) -> Decoded:
@@ -52,14 +65,20 @@ def _parse(message: AbstractIncomingMessage, event: Message) -> Dead | None:
     return None
 
 
-def decode_submitted(message: AbstractIncomingMessage, now: datetime) -> Document | Dead:
+def decode_submitted(message: AbstractIncomingMessage, now: datetime) -> Submitted | Dead:
     event = events_pb2.TransactionSubmitted()
     if (broken := _parse(message, event)) is not None:
         return broken
     missing = [f for f in ("transaction_id", "center_id", "service_code") if not getattr(event, f)]
     if missing or not event.HasField("submit_time"):
         return Dead("invalid", f"missing fields: {', '.join(missing) or 'submit_time'}")
-    return document_from_submitted(event, now)
+    if not event.HasField("audit"):
+        return Submitted(document_from_submitted(event, now))
+    if not event.audit.id or not event.audit.HasField("time") or not event.audit.rpc:
+        return Dead("invalid", "the carried audit event lacks its id, time or rpc")
+    return Submitted(
+        document_from_submitted(event, now), audit.document_of(audit.from_proto(event.audit))
+    )
 
 
 def _decode_status(message: AbstractIncomingMessage) -> StatusChange | Dead:
@@ -109,16 +128,18 @@ class IngestHandler:
     async def __call__(self, batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
         now = utcnow()
         decoded = [decode(message, now) for message in batch]
-        documents = [d for d in decoded if isinstance(d, dict)]
+        submitted = [d for d in decoded if isinstance(d, Submitted)]
+        documents = [s.document for s in submitted]
+        audits = {s.document["_id"]: s.audit for s in submitted if s.audit is not None}
         changes = [d for d in decoded if isinstance(d, StatusChange | Rating)]
-        change_outcomes = iter(await self.store.record(documents, changes))
+        change_outcomes = iter(await self.store.record(documents, changes, audits))
         outcomes: list[Outcome] = []
         for item in decoded:
             if isinstance(item, Dead):
                 outcomes.append(item)
-            elif isinstance(item, dict):
+            elif isinstance(item, Submitted):
                 outcomes.append(None)
-                RECORDED_LAG_SECONDS.observe((now - item["submit_time"]).total_seconds())
+                RECORDED_LAG_SECONDS.observe((now - item.document["submit_time"]).total_seconds())
             else:
                 outcome = next(change_outcomes)
                 kind = "rating" if isinstance(item, Rating) else "status"

@@ -1,6 +1,6 @@
 """MongoDB writes of the workers: one transaction per micro-batch (or batch chunk), with rollups."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, UpdateOne
@@ -11,6 +11,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from sanad import records
 from sanad import rollups as contract
 from sanad.amqp.consumer import Dead, Outcome, Retry
+from sanad.security import audit
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
 from workers.ingest.changes import Applied, Change, apply_change
 from workers.ingest.rollups import RollupIncrements
@@ -35,13 +36,18 @@ _CHANGED_FIELDS = (
 
 
 class IngestStore:
-    """`transactions` keyed by transaction id and `rollups` keyed by day|centre|service."""
+    """`transactions` keyed by transaction id and `rollups` keyed by day|centre|service.
+
+    A submission's audit event, when its message carries one, goes into `audit_log` in the
+    same transaction as the transaction itself, and only when that transaction is new.
+    """
 
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
         self.client = client
         self.db = db
         self.transactions = db[records.COLLECTION]
         self.rollups = db[contract.COLLECTION]
+        self.audit_log = db[audit.COLLECTION]
 
     async def ensure_indexes(self) -> None:
         await self.transactions.create_index(records.LISTING_INDEX)
@@ -68,9 +74,13 @@ class IngestStore:
         return await self.in_transaction("record_submissions", body)
 
     async def record(
-        self, documents: Sequence[Document], changes: Sequence[Change]
+        self,
+        documents: Sequence[Document],
+        changes: Sequence[Change],
+        audits: Mapping[str, Document] | None = None,
     ) -> list[Outcome]:
-        """Store submissions, then apply changes in order, in one transaction.
+        """Store submissions (with their audit events, by transaction id), then apply changes
+        in order, in one transaction.
 
         Returns one outcome per change: None (applied or already applied), Dead
         (illegal for the stored state) or Retry (its transaction is not stored yet).
@@ -81,7 +91,7 @@ class IngestStore:
         ) -> tuple[list[Outcome], RollupIncrements]:
             increments = RollupIncrements()
             if documents:
-                await self._insert(documents, increments, session)
+                await self._insert(documents, increments, session, audits)
             outcomes = await self._apply(changes, increments, session) if changes else []
             await self._count(increments, session)
             return outcomes, increments
@@ -101,8 +111,10 @@ class IngestStore:
         documents: Sequence[Document],
         increments: RollupIncrements,
         session: AsyncClientSession,
+        audits: Mapping[str, Document] | None = None,
     ) -> int:
-        """Insert the documents whose ids are not stored yet; count only those.
+        """Insert the documents whose ids are not stored yet, with their audit events; count
+        only those.
 
         One indexed read of the ids and one insert_many cost the server far less than an
         upsert per document. A concurrent writer that stores one of these ids between the
@@ -121,6 +133,10 @@ class IngestStore:
             if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                 raise ConcurrentUpdate("a transaction was stored under us; retrying") from error
             raise
+        if audits and (events := [audits[key] for key in fresh if key in audits]):
+            # Event ids are unique per call, and a stored transaction's event is never
+            # written again, so these inserts cannot collide.
+            await self.audit_log.insert_many(events, session=session)
         for doc in fresh.values():
             increments.stored(doc)
         return len(fresh)

@@ -1,0 +1,154 @@
+"""A handler may carry its call's OK audit event in its own durable write; then the interceptor
+records nothing, unless the call fails after all."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+from sanad import errors
+from sanad.rpc.server import Registration, start_server
+from sanad.security.audit import AuditEvent, take_offered
+from sanad.settings import ServerSettings
+from sanad.v1 import intake_pb2
+from tests.unit.security_echo import MemoryAudit
+
+SERVICE = "sanad.v1.IntakeService"
+SUBMIT = f"/{SERVICE}/SubmitTransaction"
+STREAM = f"/{SERVICE}/SubmitTransactions"
+
+
+class Handlers:
+    """SubmitTransaction does what its request id says; SubmitTransactions tries to take too."""
+
+    def __init__(self) -> None:
+        self.taken: list[AuditEvent | None] = []
+
+    async def submit(self, request: intake_pb2.SubmitTransactionRequest, context: Any) -> bytes:
+        if request.request_id.startswith("carry"):
+            self.taken.append(take_offered(transaction_id="T-1", not_a_result="x"))
+        if request.request_id == "carry-twice":
+            self.taken.append(take_offered(transaction_id="T-2"))
+        if request.request_id == "carry-then-fail":
+            raise errors.Unavailable("the broker did not confirm")
+        return b""
+
+    async def stream(self, requests: Any, context: Any) -> AsyncIterator[bytes]:
+        async for _ in requests:
+            self.taken.append(take_offered(transaction_id="T-3"))
+            yield b""
+
+    def registration(self) -> Registration:
+        def same(data: bytes) -> bytes:
+            return data
+
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "SubmitTransaction": grpc.unary_unary_rpc_method_handler(
+                    self.submit, intake_pb2.SubmitTransactionRequest.FromString, same
+                ),
+                "SubmitTransactions": grpc.stream_stream_rpc_method_handler(
+                    self.stream, intake_pb2.SubmitTransactionsRequest.FromString, same
+                ),
+            },
+        )
+        return Registration(SERVICE, lambda s: s.add_generic_rpc_handlers((handler,)))
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[grpc.aio.Channel, Handlers, MemoryAudit]]:
+    handlers, audit = Handlers(), MemoryAudit()
+
+    async def up() -> bool:
+        return True
+
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        [handlers.registration()],
+        checks={"up": up},
+        audit_log=audit,  # type: ignore[arg-type]
+        name="intake",
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield channel, handlers, audit
+    await running.stop(0)
+
+
+async def submit(channel: grpc.aio.Channel, request_id: str) -> grpc.StatusCode:
+    request = intake_pb2.SubmitTransactionRequest(
+        request_id=request_id, center_id="C1", service_code="ROP-VISA"
+    )
+    call = channel.unary_unary(SUBMIT)
+    try:
+        await call(request.SerializeToString(), metadata=(("x-request-id", f"req-{request_id}"),))
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_a_taken_event_is_the_calls_ok_event_and_the_interceptor_records_none(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    channel, handlers, audit = served
+    assert await submit(channel, "carry") == grpc.StatusCode.OK
+    (event,) = handlers.taken
+    assert event is not None
+    assert (event.rpc, event.outcome, event.subject, event.recorded_by) == (
+        SUBMIT,
+        "OK",
+        "dev-admin",
+        "intake",
+    )
+    assert event.request_id == "req-carry"
+    # The policy's request targets and result fields; a name the policy does not list is dropped.
+    assert event.target == {
+        "request_id": "carry",
+        "center_id": "C1",
+        "service_code": "ROP-VISA",
+        "transaction_id": "T-1",
+    }
+    assert audit.events == []
+
+
+async def test_an_event_is_taken_once_per_call(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    channel, handlers, audit = served
+    assert await submit(channel, "carry-twice") == grpc.StatusCode.OK
+    assert handlers.taken[0] is not None
+    assert handlers.taken[1] is None
+    assert audit.events == []
+
+
+async def test_a_call_that_fails_after_taking_its_event_is_recorded_with_its_outcome(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    channel, _, audit = served
+    assert await submit(channel, "carry-then-fail") == grpc.StatusCode.UNAVAILABLE
+    assert [(e.outcome, e.request_id) for e in audit.events] == [
+        ("UNAVAILABLE", "req-carry-then-fail")
+    ]
+
+
+async def test_a_call_whose_handler_takes_nothing_is_recorded_by_the_interceptor(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    channel, handlers, audit = served
+    assert await submit(channel, "plain") == grpc.StatusCode.OK
+    assert handlers.taken == []
+    assert [(e.outcome, e.target.get("request_id")) for e in audit.events] == [("OK", "plain")]
+
+
+async def test_a_streamed_call_offers_no_event(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    channel, handlers, audit = served
+    call = channel.stream_stream(STREAM)
+    item = intake_pb2.SubmitTransactionsRequest().SerializeToString()
+    answers = [answer async for answer in call(iter([item, item]))]
+    assert len(answers) == 2
+    assert handlers.taken == [None, None]
+    assert [(e.rpc, e.outcome) for e in audit.events] == [(STREAM, "OK")]
