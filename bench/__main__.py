@@ -94,7 +94,9 @@ async def measure_system(
     intake = stack.target("intake")
     await system.wait_until_visible(intake, make)
     unary = await system.unary(intake, make, mode.concurrency, mode.seconds)
+    await settle(stack, "the maximum unary rate")
     half = await system.unary_at_rate(intake, make, max(unary.rate / 2, 1), mode.seconds)
+    await settle(stack, "half load")
     figures = [
         Figure(
             "intake unary SubmitTransaction",
@@ -129,6 +131,7 @@ async def measure_system(
         )
     except grpc.aio.AioRpcError as error:
         print(f"bench: streaming intake not measured: {error.code().name}", file=sys.stderr)
+    await settle(stack, "streaming")
     lowest = min(ceiling["amqp_publish"], ceiling["amqp_consume"], ceiling["mongo_insert_many"])
     # Offered through streaming intake, intake's fastest path, so the figure measures the
     # queue and the workers rather than restating the unary rate.
@@ -147,6 +150,12 @@ async def measure_system(
         )
     )
     return figures + await measure_batch_and_reports(mode, stack, make, ceiling)
+
+
+async def settle(stack: LaunchedStack, after: str) -> None:
+    """Let the worker store the last figure's backlog before the next figure starts."""
+    waited = await system.settle(stack)
+    print(f"bench: the worker stored the backlog of {after} in {waited:.1f} s", file=sys.stderr)
 
 
 async def measure_batch_and_reports(

@@ -140,24 +140,47 @@ async def recorded_count(mongo_url: str, database: str) -> int:
 
 
 RECORDED_SERIES = "sanad_transaction_recorded_lag_seconds_count"
+SUBMITTED_SERIES = "sanad_transactions_submitted_total"
 
 
-async def recorded_by_worker(metrics_port: int) -> float:
-    """How many submissions the ingest worker has stored, from its own /metrics.
+async def scraped_sum(port: int, series: str) -> float:
+    """The sum of one series over all its labels, from a process's own /metrics.
 
     Polling this costs the database nothing; a count on the development server scans the
     collection, and polling one every 50 ms took half its time away from the writes measured.
     """
 
     def fetch() -> float:
-        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        url = f"http://127.0.0.1:{port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(RECORDED_SERIES):
-                    return float(line.split()[-1])
-        return 0.0
+            lines = response.read().decode().splitlines()
+        return sum(
+            float(line.rsplit(" ", 1)[-1])
+            for line in lines
+            if line.startswith(series) and line[len(series)] in " {"
+        )
 
     return await asyncio.to_thread(fetch)
+
+
+async def recorded_by_worker(metrics_port: int) -> float:
+    """How many submissions the ingest worker has stored."""
+    return await scraped_sum(metrics_port, RECORDED_SERIES)
+
+
+async def settle(stack: LaunchedStack, within_s: float = 120) -> float:
+    """Wait until the ingest worker has stored every submission intake accepted; the seconds.
+
+    Between figures, so that each measures the system at its own load, not while the worker
+    still stores the previous figure's backlog (which would also count towards end to end).
+    """
+    started = time.perf_counter()
+    while time.perf_counter() - started < within_s:
+        accepted = await scraped_sum(stack.metrics_ports["intake"], SUBMITTED_SERIES)
+        if await recorded_by_worker(stack.metrics_ports["ingest"]) >= accepted:
+            break
+        await asyncio.sleep(0.1)
+    return time.perf_counter() - started
 
 
 async def end_to_end(
