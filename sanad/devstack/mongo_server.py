@@ -47,6 +47,12 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
             str(storage),
             "--log-level",
             "WARNING",
+            # Standalone: SecantusDB then writes no oplog, which it keeps only for change
+            # streams (nothing here uses them; the registry's watch streams read its own change
+            # documents). The oplog entry of every write was a fifth of SecantusDB's CPU per
+            # submission. Multi-document transactions still run on it (unlike a standalone
+            # mongod); production's MongoDB is a replica set.
+            "--standalone",
         ],
         env=server_env(),
         stdout=output,

@@ -23,9 +23,9 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 gc.set_threshold(*GC_THRESHOLDS)
 
-# Hand the GIL over every millisecond instead of every 5. At half the unary load, intake's p50 / p99
-# went from 16-21 / 60-85 ms to 12-18 / 41-60 ms (three stacks of three runs each, alternating); the quick
-# benchmark's throughputs did not move beyond their noise.
+# Hand the GIL over every millisecond instead of every 5. At half the unary load, intake's
+# p50 / p99 went from 16-21 / 60-85 ms to 12-18 / 41-60 ms (three stacks of three runs each,
+# alternating); the quick benchmark's throughputs did not move beyond their noise.
 SWITCH_INTERVAL_S = 0.001
 
 sys.setswitchinterval(SWITCH_INTERVAL_S)
