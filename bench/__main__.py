@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from bench import ceilings, report, system
 from bench.report import Figure
 from sanad.devstack.launcher import LaunchedStack
 from sanad.domain.ids import new_id
+
+HALF_LOAD_WINDOWS = 3
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,16 @@ async def measure_system(
     await system.wait_until_visible(intake, make)
     unary = await system.unary(intake, make, mode.concurrency, mode.seconds)
     await settle(stack, "the maximum unary rate")
-    half = await system.unary_at_rate(intake, make, max(unary.rate / 2, 1), mode.seconds)
-    await settle(stack, "half load")
+    # Latency at half load in HALF_LOAD_WINDOWS windows, reported as their medians: one
+    # window's p99 on this shared machine says mostly whether a stall elsewhere fell into it.
+    p50s, p99s = [], []
+    for _ in range(HALF_LOAD_WINDOWS):
+        half = await system.unary_at_rate(intake, make, max(unary.rate / 2, 1), mode.seconds)
+        await settle(stack, "half load")
+        p50s.append(half.percentile_ms(50))
+        p99s.append(half.percentile_ms(99))
+    p99 = statistics.median(p99s)
+    each = ", ".join(f"{v:.1f}" for v in p99s)
     figures = [
         Figure(
             "intake unary SubmitTransaction",
@@ -107,13 +118,13 @@ async def measure_system(
             ">= 50%",
             unary.rate >= 0.5 * ceiling["grpc_unary"],
         ),
-        Figure("intake unary p50 at half load", half.percentile_ms(50), "ms"),
+        Figure("intake unary p50 at half load (median of windows)", statistics.median(p50s), "ms"),
         Figure(
-            "intake unary p99 at half load",
-            half.percentile_ms(99),
+            f"intake unary p99 at half load (median of windows: {each} ms)",
+            p99,
             "ms",
             target="<= 25 ms",
-            met=half.percentile_ms(99) <= 25,
+            met=p99 <= 25,
         ),
     ]
     try:
