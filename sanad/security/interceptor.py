@@ -124,7 +124,8 @@ class _Guard:
         self.owner = owner
         self.method = method
         self.rule = rule
-        self.audited = rule is not None and rule.changes and owner.audit_log is not None
+        # Where this method's calls are audited; None when they are not.
+        self.audit_log = owner.audit_log if rule is not None and rule.changes else None
         self.targets = rule.targets if rule is not None else ()
         self.results = rule.results if rule is not None else ()
 
@@ -136,7 +137,7 @@ class _Guard:
             try:
                 identity = self.owner.identify(context)
                 self.owner.authorize(self.method, self.rule, identity, shown)
-                if self.audited and not streamed:
+                if self.audit_log is not None and not streamed:
                     offered = audit.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
@@ -167,19 +168,24 @@ class _Guard:
         return wrapped
 
     async def _audit(self, identity: Identity, request: Any, response: Any, outcome: str) -> None:
-        if not self.audited or self.owner.audit_log is None:
-            return  # (audited implies a log; the check is for the type checker)
-        target = policy.field_values(request, self.targets)
-        target.update(policy.field_values(response, self.results))
-        await self.owner.audit_log.record(self.owner.event(self.method, identity, target, outcome))
+        if self.audit_log is None:
+            return
+        target = self._target(request, policy.field_values(response, self.results))
+        await self.audit_log.record(self.owner.event(self.method, identity, target, outcome))
 
     def _succeeded(
         self, identity: Identity, request: Any, results: Mapping[str, str]
     ) -> AuditEvent:
-        """The OK event a handler carries: its results named as the policy's result fields."""
+        """The OK event a handler carries, with the results it names."""
+        target = self._target(request, results)
+        return self.owner.event(self.method, identity, target, grpc.StatusCode.OK.name)
+
+    def _target(self, request: Any, results: Mapping[str, str]) -> dict[str, str]:
+        """The request's target fields and those results the policy names, as the trail keeps
+        them (each at most 200 characters, empty ones left out)."""
         target = policy.field_values(request, self.targets)
         target.update({k: v[:200] for k, v in results.items() if k in self.results and v})
-        return self.owner.event(self.method, identity, target, grpc.StatusCode.OK.name)
+        return target
 
 
 def _outcome(error: BaseException | None, context: Any) -> str:
