@@ -16,6 +16,7 @@ from sanad.amqp.topology import delete_queues
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import (
     common_pb2,
+    intake_pb2,
     intake_pb2_grpc,
     metrics_pb2_grpc,
     registry_pb2,
@@ -174,3 +175,19 @@ async def open_centre_with_service(stack: Stack, fee_baisa: int = 5000) -> tuple
 
 
 COUNTER = common_pb2.CHANNEL_COUNTER
+
+
+def submit_request(
+    center_id: str, service: str, request_id: str = "", **changes: object
+) -> intake_pb2.SubmitTransactionRequest:
+    """A valid counter submission of 5 rial; `changes` override its fields."""
+    fields: dict[str, object] = {
+        "request_id": request_id,
+        "center_id": center_id,
+        "service_code": service,
+        "channel": COUNTER,
+        "fee_baisa": 5000,
+        "beneficiary_civil_number": "90817263",
+    }
+    fields.update(changes)
+    return intake_pb2.SubmitTransactionRequest(**fields)

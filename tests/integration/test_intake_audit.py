@@ -8,23 +8,11 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.security.audit import COLLECTION
-from sanad.v1 import intake_pb2
-from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
+from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
 
 SUBMIT = "/sanad.v1.IntakeService/SubmitTransaction"
-
-
-def request(center_id: str, service: str, request_id: str) -> intake_pb2.SubmitTransactionRequest:
-    return intake_pb2.SubmitTransactionRequest(
-        request_id=request_id,
-        center_id=center_id,
-        service_code=service,
-        channel=COUNTER,
-        fee_baisa=5000,
-        beneficiary_civil_number="90817263",
-    )
 
 
 async def test_an_accepted_submission_is_audited_with_its_transaction_and_replays_at_once(
@@ -42,19 +30,20 @@ async def test_an_accepted_submission_is_audited_with_its_transaction_and_replay
     worker = None
     try:
         first = await stack.intake.SubmitTransaction(
-            request(center_id, service, "audit-1"), metadata=(("x-request-id", "req-first"),)
+            submit_request(center_id, service, "audit-1"), metadata=(("x-request-id", "req-first"),)
         )
         tid = first.transaction_id
         # Intake wrote nothing: the event is in the queued message, not yet in the trail.
         assert await audited(target_values=tid) == []
 
         replay = await stack.intake.SubmitTransaction(
-            request(center_id, service, "audit-1"), metadata=(("x-request-id", "req-replay"),)
+            submit_request(center_id, service, "audit-1"),
+            metadata=(("x-request-id", "req-replay"),),
         )
         assert replay.transaction_id == tid
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stack.intake.SubmitTransaction(
-                request(center_id, "NO-SUCH-SERVICE", "audit-2"),
+                submit_request(center_id, "NO-SUCH-SERVICE", "audit-2"),
                 metadata=(("x-request-id", "req-refused"),),
             )
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND

@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import intake_pb2
 from tests.conftest import AMQP_URL
-from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
+from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
 
@@ -86,17 +86,6 @@ def amqp_url(proxy: BrokerProxy) -> str:
     return proxy.url
 
 
-def request(center_id: str, service: str, request_id: str) -> intake_pb2.SubmitTransactionRequest:
-    return intake_pb2.SubmitTransactionRequest(
-        request_id=request_id,
-        center_id=center_id,
-        service_code=service,
-        channel=COUNTER,
-        fee_baisa=5000,
-        beneficiary_civil_number="90817263",
-    )
-
-
 async def _rabbitmqctl(*args: str) -> str:
     process = await asyncio.create_subprocess_exec(
         "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -130,7 +119,7 @@ class Run:
         after = 0
         for n in range(5000):
             yield intake_pb2.SubmitTransactionsRequest(
-                transaction=request(self.center_id, self.service, f"b-{n}")
+                transaction=submit_request(self.center_id, self.service, f"b-{n}")
             )
             if self.broken.is_set() and self.stack.intake_app.publisher.is_healthy():
                 after += 1
@@ -152,7 +141,7 @@ class Run:
             request_id, started, transaction_id = f"u-{k}", time.monotonic(), ""
             try:
                 reply = await self.stack.intake.SubmitTransaction(
-                    request(self.center_id, self.service, request_id), timeout=10
+                    submit_request(self.center_id, self.service, request_id), timeout=10
                 )
                 code, transaction_id = grpc.StatusCode.OK, reply.transaction_id
             except grpc.aio.AioRpcError as error:
@@ -194,7 +183,7 @@ async def check_every_ok_stored_once(
     refused += [rid for rid, code, _, _ in run.singles if code is not grpc.StatusCode.OK]
     for request_id in refused:
         reply = await stack.intake.SubmitTransaction(
-            request(run.center_id, run.service, request_id), timeout=10
+            submit_request(run.center_id, run.service, request_id), timeout=10
         )
         ok[request_id] = reply.transaction_id
     stack.env["SANAD_AMQP_URL"] = AMQP_URL  # the worker is not the subject here

@@ -9,22 +9,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.v1 import intake_pb2, intake_pb2_grpc
-from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
+from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
-
-
-def request(center_id: str, service: str, request_id: str, **changes: object):  # type: ignore[no-untyped-def]
-    fields: dict[str, object] = {
-        "request_id": request_id,
-        "center_id": center_id,
-        "service_code": service,
-        "channel": COUNTER,
-        "fee_baisa": 5000,
-        "beneficiary_civil_number": "90817263",
-    }
-    fields.update(changes)
-    return intake_pb2.SubmitTransactionRequest(**fields)
 
 
 async def test_fifty_concurrent_retries_on_separate_channels_make_one_transaction(
@@ -41,7 +28,7 @@ async def test_fifty_concurrent_retries_on_separate_channels_make_one_transactio
         replies = await asyncio.gather(
             *(
                 intake_pb2_grpc.IntakeServiceStub(channel).SubmitTransaction(
-                    request(center_id, service, "one-request"), timeout=15
+                    submit_request(center_id, service, "one-request"), timeout=15
                 )
                 for channel in channels
             )
@@ -82,7 +69,7 @@ async def test_a_stream_of_a_thousand_items_answers_each_in_order(stack: Stack) 
         if n in bad_civil:
             changes["beneficiary_civil_number"] = "12ab"
         return intake_pb2.SubmitTransactionsRequest(
-            transaction=request(center_id, service, f"s-{n}", **changes)
+            transaction=submit_request(center_id, service, f"s-{n}", **changes)
         )
 
     async def items() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:

@@ -9,22 +9,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.v1 import intake_pb2, metrics_pb2, registry_pb2
-from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
+from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
-
-
-def submit_request(
-    center_id: str, service: str, request_id: str = ""
-) -> intake_pb2.SubmitTransactionRequest:
-    return intake_pb2.SubmitTransactionRequest(
-        request_id=request_id,
-        center_id=center_id,
-        service_code=service,
-        channel=COUNTER,
-        fee_baisa=5000,
-        beneficiary_civil_number="90817263",
-    )
 
 
 async def recorded(stack: Stack, transaction_id: str) -> bool:
