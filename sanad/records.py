@@ -16,6 +16,11 @@ from sanad.v1 import common_pb2, events_pb2, intake_pb2
 
 Document = dict[str, Any]
 
+# The message type of an accepted submission, and of several packed into one message
+# (sanad.amqp.packing).
+SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
+SUBMITTED_PACK_TYPE = events_pb2.TransactionsSubmitted.DESCRIPTOR.full_name
+
 COLLECTION = "transactions"
 # The collection's one secondary index. Every listing reads one centre's transactions newest
 # first, and its filters (status, agency, a window of submit times) narrow that scan. An index

@@ -130,9 +130,16 @@ def operations() -> Dashboard:
             "s",
         ),
         Panel(
-            "Micro-batch size (median)",
-            "Messages stored per MongoDB write by the workers.",
-            (Query(_quantile(0.5, "sanad_worker_micro_batch_size", "queue"), "{{queue}}"),),
+            "Micro-batch and pack size (median)",
+            "Messages stored per MongoDB write by the workers; submissions per message intake"
+            " publishes (more than 1 once publishes wait for confirms: packing).",
+            (
+                Query(_quantile(0.5, "sanad_worker_micro_batch_size", "queue"), "{{queue}}"),
+                Query(
+                    _quantile(0.5, "sanad_amqp_pack_items", "exchange"),
+                    "submissions per message {{exchange}}",
+                ),
+            ),
         ),
         Panel(
             "Work queue backlog",

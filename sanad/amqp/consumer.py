@@ -1,8 +1,9 @@
 """Consuming in micro-batches: up to N messages or T seconds, acked only after they are handled.
 
 The handler decides per message: done (ack), dead (dead-letter with a reason,
-then ack) or retry later (park on the delayed-retry queue, then ack; after
-max_retries round trips it is dead-lettered instead). A transient failure
+then ack), dead in parts (a pack's poison items dead-lettered one by one, each
+alone with its reason, then ack) or retry later (park on the delayed-retry
+queue, then ack; after max_retries round trips it is dead-lettered instead). A transient failure
 raised by the handler pauses the consumer, backs off, and handles the same
 micro-batch again without acking or dead-lettering anything, so a database
 outage never loses a message. A consumer cancelled by the broker (its queue
@@ -23,6 +24,7 @@ from sanad.amqp.metrics import CONSUMER_CANCELLED, DELAYED_RETRIES
 from sanad.amqp.topology import (
     CONTENT_TYPE,
     DETAIL_HEADER,
+    ITEMS_HEADER,
     REASON_HEADER,
     RETRIES_HEADER,
     Topology,
@@ -63,13 +65,23 @@ class Retry:
     detail: str
 
 
-Outcome = Dead | Retry | None
+@dataclass(frozen=True)
+class DeadParts:
+    """Some items of a packed message are poison: dead-letter each alone, as a message of
+    `message_type` with its own reason; the rest of the message was handled."""
+
+    message_type: str
+    parts: tuple[tuple[bytes, Dead], ...]
+
+
+Outcome = Dead | Retry | DeadParts | None
 Handler = Callable[[Sequence[AbstractIncomingMessage]], Awaitable[Sequence[Outcome]]]
 
 
 @dataclass
 class BatchOptions:
     prefetch: int = 1000
+    # Items per micro-batch: a message counts once, a pack as the items its header names.
     max_messages: int = 500
     max_wait_s: float = 0.05
     max_backoff_s: float = 5.0
@@ -159,18 +171,21 @@ class MicroBatchConsumer:
         except TimeoutError:
             return []
         batch = [first]
+        items = _items(first)
         deadline = time.monotonic() + self.options.max_wait_s
-        while len(batch) < self.options.max_messages and not stop.is_set():
+        while items < self.options.max_messages and not stop.is_set():
             if not inbox.empty():  # the fast path: deliveries already waiting
-                batch.append(inbox.get_nowait())
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            message = await _next_or_stop(inbox, stop, remaining)
-            if message is None:
-                break
+                message = inbox.get_nowait()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                found = await _next_or_stop(inbox, stop, remaining)
+                if found is None:
+                    break
+                message = found
             batch.append(message)
+            items += _items(message)
         return batch
 
     async def _handle(
@@ -190,6 +205,12 @@ class MicroBatchConsumer:
         for message, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, Retry):
                 await self._retry_later(message, outcome, dead)
+            elif isinstance(outcome, DeadParts):
+                headers = _carried(message)
+                headers.pop(ITEMS_HEADER, None)
+                for body, part in outcome.parts:
+                    alone = self._copy(message, headers, (body, outcome.message_type))
+                    await self._dead_letter(message, part, dead, alone)
             elif outcome is not None:
                 await self._dead_letter(message, outcome, dead)
         await batch[-1].ack(multiple=True)
@@ -233,15 +254,20 @@ class MicroBatchConsumer:
         )
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, outcome: Dead, dead: AbstractExchange
+        self,
+        message: AbstractIncomingMessage,
+        outcome: Dead,
+        dead: AbstractExchange,
+        copy: aio_pika.Message | None = None,
     ) -> None:
-        headers = _carried(message)
+        """Publish `copy` (by default the message itself) to the dead exchange with the reason."""
+        copy = copy or self._copy(message, _carried(message))
+        headers = dict(copy.headers)
         headers[REASON_HEADER] = outcome.reason
         headers[DETAIL_HEADER] = outcome.detail[:500]
         headers["x-sanad-queue"] = self.queue_name
-        await dead.publish(
-            self._copy(message, headers), routing_key=self.queue_name, mandatory=True
-        )
+        copy.headers = headers
+        await dead.publish(copy, routing_key=self.queue_name, mandatory=True)
         AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
         log.warning(
             "dead-lettered a message",
@@ -255,13 +281,18 @@ class MicroBatchConsumer:
 
     @staticmethod
     def _copy(
-        message: AbstractIncomingMessage, headers: dict[str, Any], expiration: float | None = None
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        part: tuple[bytes, str] | None = None,
+        expiration: float | None = None,
     ) -> aio_pika.Message:
+        """A copy to republish; with `part` (body, type), of that part of the message only."""
+        body, message_type = part or (message.body, message.type)
         return aio_pika.Message(
-            message.body,
+            body,
             headers=headers,
             content_type=message.content_type or CONTENT_TYPE,
-            type=message.type,
+            type=message_type,
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             reply_to=message.reply_to,
@@ -287,6 +318,12 @@ async def _next_or_stop(
         return getter.result()
     getter.cancel()
     return None
+
+
+def _items(message: AbstractIncomingMessage) -> int:
+    """How many items a message carries: a pack's header says, any other message is one."""
+    count = (message.headers or {}).get(ITEMS_HEADER)
+    return count if isinstance(count, int) and count > 0 else 1
 
 
 def _carried(message: AbstractIncomingMessage) -> dict[str, Any]:

@@ -34,6 +34,8 @@ BATCH = "batch.submit"
 REASON_HEADER = "x-sanad-reason"
 DETAIL_HEADER = "x-sanad-detail"
 RETRIES_HEADER = "x-sanad-retries"
+# On a pack (sanad.amqp.packing): how many items it carries.
+ITEMS_HEADER = "x-sanad-items"
 CONTENT_TYPE = "application/x-protobuf"
 
 

@@ -39,6 +39,12 @@ AMQP_PUBLISH_SECONDS = Histogram(
     ["exchange"],
     buckets=LATENCY_BUCKETS,
 )
+AMQP_PACK_ITEMS = Histogram(
+    "sanad_amqp_pack_items",
+    "Items per published message of a packed type (1: published alone).",
+    ["exchange"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 AMQP_CONSUMED = Counter("sanad_amqp_consumed_total", "Messages delivered to a worker.", ["queue"])
 AMQP_ACKED = Counter("sanad_amqp_acked_total", "Messages acknowledged.", ["queue"])
 AMQP_NACKED = Counter(

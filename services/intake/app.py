@@ -8,8 +8,10 @@ import grpc
 from pymongo import AsyncMongoClient
 
 from sanad import mongo
+from sanad.amqp.packing import Packing, PackingPublisher
 from sanad.amqp.publisher import ConfirmedPublisher
 from sanad.amqp.topology import Topology
+from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit import AuditLog
@@ -36,6 +38,7 @@ class IntakeApp:
     registry_channel: grpc.aio.Channel
     snapshot: RegistrySnapshot
     publisher: ConfirmedPublisher
+    packer: PackingPublisher
     intake: Intake
     tracker: Tracker
     store: IntakeStore
@@ -77,6 +80,7 @@ class IntakeApp:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.packer.drain()
         await self.publisher.close()
         await self.registry_channel.close()
         await self.client.close()
@@ -114,8 +118,15 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         settings.publish_timeout_s,
         name=f"sanad-intake {settings.amqp_prefix}",
     )
+    # Submissions are packed (one message for those that arrive while others await confirms);
+    # status changes and ratings are few and go alone.
+    packer = PackingPublisher(
+        publisher,
+        {SUBMITTED_TYPE: SUBMITTED_PACK_TYPE},
+        Packing(max_items=settings.pack_max_items, max_inflight=settings.pack_max_inflight),
+    )
     intake = Intake(
-        snapshot, publisher, store, topology, settings.civil_id_secret.get_secret_value().encode()
+        snapshot, packer, store, topology, settings.civil_id_secret.get_secret_value().encode()
     )
     tracker = Tracker(store, publisher, topology)
-    return IntakeApp(settings, client, channel, snapshot, publisher, intake, tracker, store)
+    return IntakeApp(settings, client, channel, snapshot, publisher, packer, intake, tracker, store)

@@ -12,6 +12,10 @@ class IntakeSettings(ServerSettings):
     registry_target: str = "127.0.0.1:50051"
     # Longest wait for a broker confirm before answering UNAVAILABLE.
     publish_timeout_s: float = 2.0
+    # Submissions published while this many messages await their confirms go out together,
+    # up to pack_max_items in one message (sanad.amqp.packing); 1 and 1 publish each alone.
+    pack_max_inflight: int = 4
+    pack_max_items: int = 256
     # Unconfirmed publishes in flight per SubmitTransactions stream.
     stream_max_inflight: int = 256
     # Items one SubmitTransactions stream may carry; more get RESOURCE_EXHAUSTED.

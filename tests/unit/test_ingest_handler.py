@@ -4,11 +4,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sanad.amqp.consumer import Dead
+from sanad.amqp.consumer import Dead, DeadParts
+from sanad.amqp.packing import pack
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import AuditEvent, to_proto
 from sanad.v1 import audit_pb2, common_pb2, events_pb2
-from workers.ingest.handlers import SUBMITTED_TYPE, IngestHandler
+from workers.ingest.handlers import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, IngestHandler
 from workers.ingest.rollups import submitted_increments
 
 
@@ -66,6 +67,39 @@ async def test_good_messages_are_stored_and_poison_is_named() -> None:
     assert outcomes[4] is None
     reasons = [o.reason for o in outcomes[1:4] if isinstance(o, Dead)]
     assert reasons == ["undecodable", "unknown-type", "invalid"]
+
+
+async def test_a_pack_stores_its_items_and_names_each_poison_item_alone() -> None:
+    store = FakeStore()
+    invalid = events_pb2.TransactionSubmitted(center_id="C1").SerializeToString()
+    event = accepted_event("P2")
+    items = [submitted("P1"), invalid, submitted("P2", to_proto(event)), submitted("P1")]
+    batch = [
+        FakeMessage(submitted("T1")),
+        FakeMessage(pack(items), type=SUBMITTED_PACK_TYPE),
+        FakeMessage(pack([submitted("P3")]), type=SUBMITTED_PACK_TYPE),
+    ]
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+    # Every good item is handed to the store, which keeps the first of a repeated id.
+    assert [d["_id"] for d in store.stored] == ["T1", "P1", "P2", "P1", "P3"]
+    assert list(store.audits) == ["P2"]
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    poison = outcomes[1]
+    assert isinstance(poison, DeadParts)
+    assert poison.message_type == SUBMITTED_TYPE
+    assert [(body, dead.reason) for body, dead in poison.parts] == [(invalid, "invalid")]
+
+
+async def test_an_undecodable_or_empty_pack_is_dead_as_a_whole() -> None:
+    store = FakeStore()
+    batch = [
+        FakeMessage(b"\x0a\xff\xff", type=SUBMITTED_PACK_TYPE),
+        FakeMessage(b"", type=SUBMITTED_PACK_TYPE),
+    ]
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+    assert [o.reason for o in outcomes if isinstance(o, Dead)] == ["undecodable", "invalid"]
+    assert store.stored == []
 
 
 def accepted_event(transaction_id: str) -> AuditEvent:

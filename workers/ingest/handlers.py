@@ -9,11 +9,11 @@ from typing import Protocol
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError, Message
 
-from sanad.amqp.consumer import Dead, Outcome
+from sanad.amqp.consumer import Dead, DeadParts, Outcome
 from sanad.amqp.metrics import CHANGES_APPLIED
 from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
-from sanad.records import Document, document_from_submitted
+from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, Document, document_from_submitted
 from sanad.security import audit
 from sanad.telemetry.metrics import RECORDED_LAG_SECONDS
 from sanad.v1 import common_pb2, events_pb2
@@ -21,7 +21,6 @@ from workers.ingest.changes import Change, Rating, StatusChange
 
 log = logging.getLogger("sanad.ingest")
 
-SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
 STATUS_CHANGED_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
 RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
 
@@ -43,13 +42,23 @@ class Submitted:
     audit: Document | None = None
 
 
-Decoded = Submitted | Change | Dead
+@dataclass(frozen=True)
+class Pack:
+    """The items of a TransactionsSubmitted: those to store, and each poison one with its bytes."""
+
+    items: list[Submitted]
+    poison: list[tuple[bytes, Dead]]
+
+
+Decoded = Submitted | Pack | Change | Dead
 
 
 def decode(message: AbstractIncomingMessage, now: datetime) -> Decoded:
-    """The document to store or change to apply, or why the message is poison."""
+    """The document(s) to store or change to apply, or why the message is poison."""
     if message.type == SUBMITTED_TYPE:
         return decode_submitted(message, now)
+    if message.type == SUBMITTED_PACK_TYPE:
+        return _decode_pack(message, now)
     if message.type == STATUS_CHANGED_TYPE:
         return _decode_status(message)
     if message.type == RATED_TYPE:
@@ -69,6 +78,27 @@ def decode_submitted(message: AbstractIncomingMessage, now: datetime) -> Submitt
     event = events_pb2.TransactionSubmitted()
     if (broken := _parse(message, event)) is not None:
         return broken
+    return _submitted(event, now)
+
+
+def _decode_pack(message: AbstractIncomingMessage, now: datetime) -> Pack | Dead:
+    pack = events_pb2.TransactionsSubmitted()
+    if (broken := _parse(message, pack)) is not None:
+        return broken
+    if not pack.items:
+        return Dead("invalid", "a pack without items")
+    items: list[Submitted] = []
+    poison: list[tuple[bytes, Dead]] = []
+    for event in pack.items:
+        decoded = _submitted(event, now)
+        if isinstance(decoded, Dead):
+            poison.append((event.SerializeToString(), decoded))
+        else:
+            items.append(decoded)
+    return Pack(items, poison)
+
+
+def _submitted(event: events_pb2.TransactionSubmitted, now: datetime) -> Submitted | Dead:
     missing = [f for f in ("transaction_id", "center_id", "service_code") if not getattr(event, f)]
     if missing or not event.HasField("submit_time"):
         return Dead("invalid", f"missing fields: {', '.join(missing) or 'submit_time'}")
@@ -128,7 +158,7 @@ class IngestHandler:
     async def __call__(self, batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
         now = utcnow()
         decoded = [decode(message, now) for message in batch]
-        submitted = [d for d in decoded if isinstance(d, Submitted)]
+        submitted = [s for d in decoded for s in _stored(d)]
         documents = [s.document for s in submitted]
         audits = {s.document["_id"]: s.audit for s in submitted if s.audit is not None}
         changes = [d for d in decoded if isinstance(d, StatusChange | Rating)]
@@ -137,9 +167,12 @@ class IngestHandler:
         for item in decoded:
             if isinstance(item, Dead):
                 outcomes.append(item)
-            elif isinstance(item, Submitted):
-                outcomes.append(None)
-                RECORDED_LAG_SECONDS.observe((now - item.document["submit_time"]).total_seconds())
+            elif isinstance(item, Submitted | Pack):
+                for stored in _stored(item):
+                    lag = now - stored.document["submit_time"]
+                    RECORDED_LAG_SECONDS.observe(lag.total_seconds())
+                poison = item.poison if isinstance(item, Pack) else None
+                outcomes.append(DeadParts(SUBMITTED_TYPE, tuple(poison)) if poison else None)
             else:
                 outcome = next(change_outcomes)
                 kind = "rating" if isinstance(item, Rating) else "status"
@@ -150,3 +183,12 @@ class IngestHandler:
             "stored micro-batch", extra={"documents": len(documents), "changes": len(changes)}
         )
         return outcomes
+
+
+def _stored(decoded: Decoded) -> list[Submitted]:
+    """The submissions a decoded message carries: itself, a pack's good items, or none."""
+    if isinstance(decoded, Submitted):
+        return [decoded]
+    if isinstance(decoded, Pack):
+        return decoded.items
+    return []
