@@ -96,14 +96,22 @@ class NoopProcess:
 
 
 async def grpc_stream(
-    target: str, make_request: "RequestFactory", items: int, streams: int
+    target: str,
+    make_request: "RequestFactory",
+    items: int,
+    streams: int,
+    rate: float | None = None,
 ) -> Result:
-    """`streams` concurrent SubmitTransactions streams of `items` each; rate = items answered/s."""
+    """`streams` concurrent SubmitTransactions streams of `items` each; rate = items answered/s.
+
+    With `rate`, items are sent at that many per second in all (open loop), else at once.
+    """
+    interval = streams / rate if rate else 0.0
     async with grpc.aio.insecure_channel(target) as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         started = time.perf_counter()
         answered = await asyncio.gather(
-            *(_one_stream(stub, make_request, items, s) for s in range(streams))
+            *(_one_stream(stub, make_request, items, s, interval) for s in range(streams))
         )
         elapsed = time.perf_counter() - started
     result = Result(elapsed, completed=sum(ok for ok, _ in answered))
@@ -119,10 +127,17 @@ class RequestFactory:
 
 
 async def _one_stream(
-    stub: intake_pb2_grpc.IntakeServiceStub, make_request: RequestFactory, items: int, stream: int
+    stub: intake_pb2_grpc.IntakeServiceStub,
+    make_request: RequestFactory,
+    items: int,
+    stream: int,
+    interval: float = 0.0,
 ) -> tuple[int, int]:
     async def requests() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:
+        begin = time.perf_counter()
         for n in range(items):
+            if interval and (delay := begin + n * interval - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
             yield intake_pb2.SubmitTransactionsRequest(transaction=make_request(stream, n))
 
     ok = bad = 0

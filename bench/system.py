@@ -127,8 +127,10 @@ async def unary_at_rate(target: str, make: Submissions, rate: float, seconds: fl
         return await fixed_rate(lambda: stub.SubmitTransaction(make(), timeout=10), rate, seconds)
 
 
-async def streaming(target: str, make: Submissions, items: int, streams: int) -> Result:
-    return await grpc_stream(target, make, items, streams)
+async def streaming(
+    target: str, make: Submissions, items: int, streams: int, rate: float | None = None
+) -> Result:
+    return await grpc_stream(target, make, items, streams, rate)
 
 
 async def recorded_count(mongo_url: str, database: str) -> int:
