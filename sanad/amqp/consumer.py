@@ -206,11 +206,9 @@ class MicroBatchConsumer:
             if isinstance(outcome, Retry):
                 await self._retry_later(message, outcome, dead)
             elif isinstance(outcome, DeadParts):
-                headers = _carried(message)
-                headers.pop(ITEMS_HEADER, None)
-                for body, part in outcome.parts:
-                    alone = self._copy(message, headers, (body, outcome.message_type))
-                    await self._dead_letter(message, part, dead, alone)
+                for body, poison in outcome.parts:
+                    part = (body, outcome.message_type)
+                    await self._dead_letter(message, poison, dead, part)
             elif outcome is not None:
                 await self._dead_letter(message, outcome, dead)
         await batch[-1].ack(multiple=True)
@@ -258,16 +256,18 @@ class MicroBatchConsumer:
         message: AbstractIncomingMessage,
         outcome: Dead,
         dead: AbstractExchange,
-        copy: aio_pika.Message | None = None,
+        part: tuple[bytes, str] | None = None,
     ) -> None:
-        """Publish `copy` (by default the message itself) to the dead exchange with the reason."""
-        copy = copy or self._copy(message, _carried(message))
-        headers = dict(copy.headers)
+        """Dead-letter the message, or with `part` (body, type) one item of a pack, alone."""
+        headers = _carried(message)
+        if part is not None:
+            headers.pop(ITEMS_HEADER, None)
         headers[REASON_HEADER] = outcome.reason
         headers[DETAIL_HEADER] = outcome.detail[:500]
         headers["x-sanad-queue"] = self.queue_name
-        copy.headers = headers
-        await dead.publish(copy, routing_key=self.queue_name, mandatory=True)
+        await dead.publish(
+            self._copy(message, headers, part), routing_key=self.queue_name, mandatory=True
+        )
         AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
         log.warning(
             "dead-lettered a message",

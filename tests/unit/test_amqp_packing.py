@@ -45,7 +45,8 @@ class HeldPublisher:
         timeout_s: float | None = None,
     ) -> None:
         if message_type == PACK:
-            assert headers == {ITEMS_HEADER: len(items_of(Sent(body, message_type, "", None)))}  # type: ignore[arg-type]
+            carried = events_pb2.TransactionsSubmitted.FromString(body).items
+            assert headers == {ITEMS_HEADER: len(carried)}
         confirm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sent.append(Sent(body, message_type, message_id, confirm))
         await confirm
