@@ -5,6 +5,7 @@ SecantusDB is GPL-2.0 and an optional dev extra: it is only ever run as
 """
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,11 +23,43 @@ class MongoServerError(RuntimeError):
     """The development MongoDB-wire server could not be started."""
 
 
+# Ports handed out below the kernel's ephemeral range start here.
+LOWEST_PORT = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORT_ATTEMPTS = 1000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on right now, for a process about to listen on it.
+
+    Chosen below the kernel's ephemeral range: a port from that range (what binding port 0
+    gives) can be taken as the source port of any outgoing connection between this check and
+    the listener's bind, and the tests open thousands of those. Below it only another listener
+    can take it. A port is handed out once per process.
+    """
+    rng = random.SystemRandom()
+    highest = _first_ephemeral_port() - 1
+    for _ in range(PORT_ATTEMPTS):
+        port = rng.randint(LOWEST_PORT, highest)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise MongoServerError(f"no free port between {LOWEST_PORT} and {highest}")
+
+
+def _first_ephemeral_port() -> int:
+    """The lowest port the kernel picks for outgoing connections (32768 when unknown)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def start(port: int, storage: str | Path, log_path: Path | None = None) -> subprocess.Popen[bytes]:
