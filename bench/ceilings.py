@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import aio_pika
 import grpc
@@ -195,10 +195,19 @@ async def amqp_publish_consume(
     return published, consumed
 
 
-async def mongo_insert_many(url: str, database: str, documents: int, chunk: int) -> Result:
-    """Raw insert_many of transaction-sized documents in chunks into the same database."""
+async def mongo_insert_many(
+    url: str,
+    database: str,
+    documents: int,
+    chunk: int,
+    index: Sequence[tuple[str, int]] | None = None,
+) -> Result:
+    """Raw insert_many of transaction-sized documents in chunks into the same database, into a
+    collection with no index but _id's, or with `index` as well."""
     client: AsyncMongoClient = AsyncMongoClient(url)
     collection = client[database][f"bench_raw_{time.time_ns()}"]
+    if index is not None:
+        await collection.create_index(index)
     doc = {
         "center_id": "C" * 26,
         "service_code": "ROP-VISA-RENEW",

@@ -4,8 +4,23 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from bench.cpu import Window
+
+# Columns of the CPU table, in this order; processes not named here follow.
+CPU_COLUMNS = (
+    "load generator",
+    "bench.noop",
+    "services.intake",
+    "workers.ingest",
+    "workers.batch",
+    "secantus",
+    "rabbitmq",
+    "services.registry",
+    "services.metrics",
+)
 
 
 @dataclass
@@ -19,6 +34,15 @@ class Figure:
     ceiling_name: str = ""
     target: str = ""
     met: bool | None = None
+    # CPU microseconds per item by process during the load, and the cores it kept busy.
+    cpu_us: dict[str, float] = field(default_factory=dict)
+    cores_busy: float | None = None
+
+    def spent(self, window: Window, items: int) -> "Figure":
+        """This figure with the CPU its load spent, per item of `items`."""
+        self.cpu_us = window.per_item_us(items)
+        self.cores_busy = window.cores_busy
+        return self
 
     @property
     def share(self) -> float | None:
@@ -79,10 +103,34 @@ def _markdown(
             f"| {f.name} | {f.value:,.1f} {f.unit} | {ceiling} | {share} | "
             f"{f.target or '-'} | {met} |"
         )
+    lines += _cpu_table(figures)
     lines += ["", "| process | peak RSS (MB) | target | met |", "| --- | ---: | --- | --- |"]
     for name, mb in sorted(memory.items()):
         lines.append(f"| {name} | {mb:.0f} | < 250 MB | {'yes' if mb < 250 else '**no**'} |")
     return "\n".join(lines) + "\n"
+
+
+def _cpu_table(figures: list[Figure]) -> list[str]:
+    """CPU microseconds per item, by process, of every load measured: where each goes."""
+    spent = [f for f in figures if f.cpu_us]
+    if not spent:
+        return []
+    seen = {name for f in spent for name in f.cpu_us if name != "total"}
+    columns = [c for c in CPU_COLUMNS if c in seen] + sorted(seen - set(CPU_COLUMNS))
+    lines = [
+        "",
+        "CPU per item (µs) by process during each load, and the cores the load kept busy:",
+        "",
+        "| load | " + " | ".join(columns) + " | total | cores busy |",
+        "| --- |" + " ---: |" * (len(columns) + 2),
+    ]
+    for f in spent:
+        cells = [f"{f.cpu_us[c]:,.0f}" if c in f.cpu_us else "-" for c in columns]
+        lines.append(
+            f"| {f.name} | " + " | ".join(cells) + f" | {f.cpu_us['total']:,.0f} | "
+            f"{f.cores_busy or 0:.2f} |"
+        )
+    return lines
 
 
 def _chart(figures: list[Figure], path: Path) -> None:

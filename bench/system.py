@@ -10,6 +10,7 @@ import grpc
 from pymongo import AsyncMongoClient
 
 from bench.ceilings import RequestFactory, grpc_stream
+from bench.cpu import module_name
 from bench.loadgen import Result, closed_loop, fixed_rate
 from sanad.cli.batch import send as send_batches
 from sanad.devstack.launcher import LaunchedStack
@@ -215,7 +216,7 @@ def peak_rss_mb(pids: dict[int, str]) -> dict[str, float]:
     """Peak resident memory (VmHWM) of each process, by its module name."""
     peaks: dict[str, float] = {}
     for pid, cmdline in pids.items():
-        name = cmdline.split(" -m ", 1)[-1].split()[0] if " -m " in cmdline else cmdline[:40]
+        name = module_name(cmdline)
         try:
             status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
         except OSError:

@@ -110,19 +110,7 @@ class LaunchedStack:
 
     def child_pids(self) -> dict[int, str]:
         """pid -> command line of every process the devstack started."""
-        found: dict[int, str] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == self.process.pid:
-                found[int(entry.name)] = cmdline.strip()
-        return found
+        return children_of(self.process.pid)
 
     def stop(self) -> int:
         """Ctrl-C the stack, delete its queues, and return its exit code."""
@@ -135,3 +123,19 @@ class LaunchedStack:
                 delete_queues(self.env["SANAD_AMQP_URL"], self.env["SANAD_AMQP_PREFIX"]),
             ).result(timeout=60)
         return code
+
+
+def children_of(parent: int) -> dict[int, str]:
+    """pid -> command line of every running process whose parent is `parent`."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found[int(entry.name)] = cmdline.strip()
+    return found

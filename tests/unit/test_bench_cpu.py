@@ -1,0 +1,57 @@
+"""The benchmark's CPU accounting: what each process spent per item during a load."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import report
+from bench.cpu import LOAD_GENERATOR, CpuMeter, Window, module_name, stack_processes
+from bench.report import Figure
+
+
+def test_a_busy_process_is_charged_what_it_spent_during_the_window() -> None:
+    # Spins for 0.4 s of CPU, says so, then idles (a reaped process's CPU is no longer readable).
+    spin = (
+        "import time\nend = time.process_time() + 0.4\n"
+        "while time.process_time() < end: pass\nprint(flush=True)\ntime.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
+    try:
+        meter = CpuMeter(lambda: {child.pid: "spinner"})
+        with meter.window() as window:
+            assert child.stdout is not None
+            child.stdout.readline()
+    finally:
+        child.kill()
+        child.wait()
+    assert 0.35 <= window.cpu_s["spinner"] <= 1.0
+    assert window.cores_busy > 0
+
+
+def test_per_item_microseconds_come_busiest_first_with_their_total_last() -> None:
+    window = Window(seconds=2.0, cpu_s={"a": 0.1, "b": 0.3, "idle": 0.0})
+    assert window.per_item_us(1000) == {"b": 300.0, "a": 100.0, "total": 400.0}
+    assert window.per_item_us(0) == {}
+    assert window.cores_busy == 0.2
+
+
+def test_processes_are_named_by_module_with_this_one_as_the_load_generator() -> None:
+    named = stack_processes({123: "/venv/bin/python -m services.intake --flag"})
+    assert named[123] == "services.intake"
+    assert LOAD_GENERATOR in named.values()
+    assert module_name("/usr/bin/something else") == "/usr/bin/something else"
+
+
+def test_the_markdown_shows_each_loads_cpu_per_process_and_its_total(tmp_path: Path) -> None:
+    window = Window(seconds=1.0, cpu_s={"services.intake": 0.5, "secantus": 0.25})
+    figures = [
+        Figure("intake unary", 500.0, "/s", 1000.0, "no-op", ">= 50%", True).spent(window, 500),
+        Figure("p99", 12.0, "ms"),
+    ]
+    text = report.write(figures, {"services.intake": 90.0}, "quick", tmp_path).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| intake unary |")]
+    # The figure's own row, then its CPU row: intake's and the database's µs per call,
+    # their total and the cores busy; p99 measured no load of its own.
+    assert len(rows) == 2
+    assert rows[1] == "| intake unary | 1,000 | 500 | 1,500 | 0.75 |"
+    assert "| load | services.intake | secantus | total | cores busy |" in text
