@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from sanad.records import LISTING_INDEX, Document, document_from_submitted
 from sanad.security.audit import AuditEvent, document_of
@@ -54,6 +54,49 @@ async def test_a_micro_batch_with_some_ids_already_stored_stores_and_counts_only
     assert new == 120
     assert await store.transactions.count_documents({"center_id": center}) == 270
     assert await submitted_count(store, center) == 270
+
+
+class TransactionReads(monitoring.CommandListener):
+    """Counts the reads of `transactions` a client sends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "transactions":
+            self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_new_documents_go_straight_in_and_only_a_unit_meeting_stored_ids_reads_first(
+    mongo_url: str, database_name: str
+) -> None:
+    reads = TransactionReads()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[reads]
+    )
+    store = IngestStore(client, client[database_name])
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    first, again, later = documents(center, 50), documents(center, 30), documents(center, 40)
+    try:
+        assert await store.record_submissions(first) == 50
+        assert reads.count == 0
+
+        # Redelivered with new ones: the straight insert fails, the retry reads and stores.
+        assert await store.record_submissions([*first[:10], *again]) == 30
+        assert reads.count == 1
+
+        assert await store.record_submissions(later) == 40
+        assert reads.count == 1
+        assert await store.transactions.count_documents({"center_id": center}) == 120
+        assert await submitted_count(store, center) == 120
+    finally:
+        await client.close()
 
 
 async def test_a_micro_batch_carrying_one_id_twice_stores_it_once_and_counts_it_once(

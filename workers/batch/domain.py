@@ -33,6 +33,16 @@ class Verdict:
     accepted: list[tuple[int, Document]] = field(default_factory=list)
     rejected: list[tuple[int, list[Violation]]] = field(default_factory=list)
 
+    def extend(self, other: "Verdict") -> None:
+        """Add the verdict of the items that follow this one's."""
+        self.accepted.extend(other.accepted)
+        self.rejected.extend(other.rejected)
+
+    @property
+    def documents(self) -> list[Document]:
+        """The accepted items' documents, in index order."""
+        return [doc for _, doc in self.accepted]
+
 
 @dataclass(frozen=True)
 class Context:
@@ -161,33 +171,52 @@ def apply_history(
     return doc
 
 
+def item_count(batch: events_pb2.BatchSubmission) -> int:
+    """Items of a batch in the index space verdicts use: live items, then history items."""
+    return len(batch.items) + len(batch.history_items)
+
+
 def judge_batch(batch: events_pb2.BatchSubmission, context: Context, now: datetime) -> Verdict:
     """Every item of a batch judged; live items first, then history items, by index."""
+    return judge_items(batch, context, now, range(item_count(batch)))
+
+
+def judge_items(
+    batch: events_pb2.BatchSubmission, context: Context, now: datetime, indexes: range
+) -> Verdict:
+    """The items of a batch at these indexes judged, in index order.
+
+    Each item is judged on its own, so judging a batch in consecutive ranges gives the verdict
+    of judging it whole.
+    """
     verdict = Verdict()
-    for index, item in enumerate(batch.items):
-        submission = submission_of(item, context.center_id)
-        found = judge(submission, context, now, historic=False)
-        if isinstance(found, list):
-            verdict.rejected.append((index, found))
-            continue
-        tx_id = derived_id(context.batch_key, index, context.started_at)
-        doc = document(
-            submission,
-            *found,
-            context=context,
-            transaction_id=tx_id,
-            submit_time=context.started_at,
-        )
-        verdict.accepted.append((index, doc))
-    offset = len(batch.items)
-    for position, history_item in enumerate(batch.history_items):
-        index = offset + position
-        judged = _judge_history(history_item, index, context, now)
+    live = len(batch.items)
+    for index in indexes:
+        if index < live:
+            judged = _judge_live(batch.items[index], index, context, now)
+        else:
+            judged = _judge_history(batch.history_items[index - live], index, context, now)
         if isinstance(judged, list):
             verdict.rejected.append((index, judged))
         else:
             verdict.accepted.append((index, judged))
     return verdict
+
+
+def _judge_live(
+    item: intake_pb2.SubmitTransactionRequest, index: int, context: Context, now: datetime
+) -> Document | list[Violation]:
+    submission = submission_of(item, context.center_id)
+    found = judge(submission, context, now, historic=False)
+    if isinstance(found, list):
+        return found
+    return document(
+        submission,
+        *found,
+        context=context,
+        transaction_id=derived_id(context.batch_key, index, context.started_at),
+        submit_time=context.started_at,
+    )
 
 
 def _judge_history(

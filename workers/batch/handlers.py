@@ -1,5 +1,6 @@
 """Turns one BatchSubmission delivery into stored items and one BatchResult reply."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,7 +16,7 @@ from sanad.domain.clock import utcnow
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.domain import CenterView, ServiceView
 from workers.batch.authorization import Authorize
-from workers.batch.domain import Context, Verdict, judge_batch
+from workers.batch.domain import Context, Verdict, item_count, judge_items
 from workers.batch.store import BatchStore
 
 log = logging.getLogger("sanad.batch")
@@ -141,15 +142,47 @@ class BatchHandler:
             center_id=submission.center_id,
             submitted_by=user or "batch",
             started_at=record["started_at"],
-            centers=self.snapshot.centers,
-            services=self.snapshot.services,
+            # One view of the registry for the whole batch, while updates go on arriving.
+            centers=dict(self.snapshot.centers),
+            services=dict(self.snapshot.services),
             secret=self.secret,
         )
-        verdict = judge_batch(submission, context, utcnow())
-        await self.store.store_items([doc for _, doc in verdict.accepted], self.limits.chunk)
+        verdict = await self._judge_and_store(submission, context)
         BATCH_ITEMS.labels("accepted").inc(len(verdict.accepted))
         BATCH_ITEMS.labels("rejected").inc(len(verdict.rejected))
         return result_of(submission.batch_id, verdict)
+
+    async def _judge_and_store(
+        self, submission: events_pb2.BatchSubmission, context: Context
+    ) -> Verdict:
+        """Judge the batch a chunk of items at a time, storing each chunk while the next is judged.
+
+        Judging is this process's CPU and storing mostly the database's, so the two overlap;
+        judging runs in a thread to leave the event loop free for the store's round trips.
+        Chunks are stored one transaction at a time, in order: they share rollup documents,
+        and concurrent transactions on those would conflict and retry.
+        """
+        now = utcnow()
+        total = item_count(submission)
+        verdict = Verdict()
+        storing: asyncio.Task[int] | None = None
+        try:
+            for start in range(0, total, self.limits.chunk):
+                indexes = range(start, min(start + self.limits.chunk, total))
+                judged = await asyncio.to_thread(judge_items, submission, context, now, indexes)
+                if storing is not None:
+                    await storing
+                verdict.extend(judged)
+                storing = None
+                if judged.accepted:
+                    storing = asyncio.create_task(self.store.store_chunk(judged.documents))
+            if storing is not None:
+                await storing
+        finally:
+            # Judging failed while a chunk was being stored: let that transaction finish.
+            if storing is not None and not storing.done():
+                await asyncio.gather(storing, return_exceptions=True)
+        return verdict
 
     async def _answer(
         self, message: AbstractIncomingMessage, result: events_pb2.BatchResult

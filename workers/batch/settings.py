@@ -13,5 +13,5 @@ class BatchSettings(ServerSettings):
     batch_prefetch: int = 2
     # Largest number of items (items + history_items) one BatchSubmission may carry.
     batch_max_items: int = 5000
-    # Items stored per MongoDB transaction.
+    # Items judged, then stored in one MongoDB transaction, at a time.
     batch_chunk: int = 1000

@@ -43,12 +43,9 @@ class BatchStore:
         assert found is not None
         return found
 
-    async def store_items(self, documents: Sequence[Document], chunk: int) -> int:
-        """Store accepted items with their rollups, one transaction per chunk; returns new ones."""
-        new = 0
-        for start in range(0, len(documents), chunk):
-            new += await self.transactions.record_submissions(documents[start : start + chunk])
-        return new
+    async def store_chunk(self, documents: Sequence[Document]) -> int:
+        """Store accepted items with their rollups in one transaction; returns the new ones."""
+        return await self.transactions.record_submissions(documents)
 
     async def save_result(self, batch_id: str, result: bytes, accepted: int, rejected: int) -> None:
         """Remember the answer, so the same batch id gets it again without storing anything."""

@@ -48,6 +48,12 @@ class IngestStore:
         self.transactions = db[records.COLLECTION]
         self.rollups = db[contract.COLLECTION]
         self.audit_log = db[audit.COLLECTION]
+        # Whether the next insert first reads which of its ids are stored already. What reaches
+        # a worker is new but for redeliveries and batches sent again, so inserts go straight
+        # in; one that meets a stored id fails, its unit is tried again with the read, and
+        # reads go on until an insert succeeds. Only the cost depends on this: the unique _id
+        # refuses a second copy either way, and only what an insert stored is counted.
+        self._read_before_insert = False
 
     async def ensure_indexes(self) -> None:
         await self.transactions.create_index(records.LISTING_INDEX)
@@ -116,23 +122,31 @@ class IngestStore:
         """Insert the documents whose ids are not stored yet, with their audit events; count
         only those.
 
-        One indexed read of the ids and one insert_many cost the server far less than an
-        upsert per document. A concurrent writer that stores one of these ids between the
-        read and the insert makes the insert fail; the whole unit is then tried again.
+        One insert_many costs the server far less than an upsert per document. When the last
+        insert met a stored id, one indexed read of the ids comes first and only the others
+        are inserted. An insert that meets a stored id (stored before, or by a concurrent
+        writer between the read and the insert) fails; the whole unit is then tried again.
         """
         fresh = _first_of_each_id(documents)
-        for found in await self._find_by_ids(list(fresh), session, projection={"_id": 1}):
-            fresh.pop(found["_id"], None)
         if not fresh:
             return 0
+        if self._read_before_insert:
+            for found in await self._find_by_ids(list(fresh), session, projection={"_id": 1}):
+                fresh.pop(found["_id"], None)
+            if not fresh:
+                self._read_before_insert = False
+                return 0
         try:
             await self.transactions.insert_many(list(fresh.values()), session=session)
         except DuplicateKeyError as error:
-            raise ConcurrentUpdate("a transaction was stored under us; retrying") from error
+            self._read_before_insert = True
+            raise ConcurrentUpdate("a transaction was stored before; retrying") from error
         except BulkWriteError as error:
             if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise ConcurrentUpdate("a transaction was stored under us; retrying") from error
+                self._read_before_insert = True
+                raise ConcurrentUpdate("a transaction was stored before; retrying") from error
             raise
+        self._read_before_insert = False
         if audits and (events := [audits[key] for key in fresh if key in audits]):
             # Event ids are unique per call, and a stored transaction's event is never
             # written again, so these inserts cannot collide.

@@ -1,0 +1,201 @@
+"""The batch worker judges a batch a chunk at a time and stores each chunk while the next is
+judged: the same verdict as judging it whole, chunks stored in order, one at a time."""
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sanad.amqp.consumer import TransientError
+from sanad.v1 import common_pb2, events_pb2, intake_pb2
+from services.intake.domain import CenterView, ServiceView
+from workers.batch.domain import Context, Verdict, item_count, judge_batch, judge_items
+from workers.batch.handlers import BatchHandler, Limits
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+CENTER = CenterView(
+    id="C1",
+    governorate_code="DA",
+    wilayat_code="DA-NIZ",
+    licence_status="ACTIVE",
+    licence_expires_at=None,
+    offered=frozenset({"ROP-VISA"}),
+    blocked=frozenset(),
+)
+SERVICE = ServiceView("ROP-VISA", "ROP", 5000, 48, 1, True)
+
+
+def context() -> Context:
+    return Context(
+        batch_key="b-1",
+        center_id="C1",
+        submitted_by="batch-user",
+        started_at=NOW,
+        centers={"C1": CENTER},
+        services={"ROP-VISA": SERVICE},
+        secret=b"s",
+    )
+
+
+def batch(live: int, history: int = 0) -> events_pb2.BatchSubmission:
+    """Every third live item names an unknown service; every history item is a completed one."""
+    submission = events_pb2.BatchSubmission(batch_id="b-1", center_id="C1")
+    for n in range(live):
+        submission.items.append(
+            intake_pb2.SubmitTransactionRequest(
+                request_id=f"r-{n}",
+                service_code="NOPE" if n % 3 == 2 else "ROP-VISA",
+                fee_baisa=5000,
+                beneficiary_civil_number=f"{10_000_000 + n}",
+            )
+        )
+    for n in range(history):
+        item = submission.history_items.add()
+        item.transaction.CopyFrom(
+            intake_pb2.SubmitTransactionRequest(
+                request_id=f"h-{n}",
+                service_code="ROP-VISA",
+                fee_baisa=5000,
+                beneficiary_civil_number=f"{20_000_000 + n}",
+            )
+        )
+        item.submit_time.FromDatetime(NOW - timedelta(days=10))
+        step = item.history.add(status=common_pb2.TRANSACTION_STATUS_COMPLETED)
+        step.time.FromDatetime(NOW - timedelta(days=9))
+    return submission
+
+
+def test_judging_in_consecutive_ranges_gives_the_verdict_of_judging_whole() -> None:
+    submission = batch(live=10, history=4)
+    whole = judge_batch(submission, context(), NOW)
+    pieces = [
+        judge_items(submission, context(), NOW, range(s, min(s + 3, 14))) for s in (0, 3, 6, 9, 12)
+    ]
+    joined = pieces[0]
+    for piece in pieces[1:]:
+        joined.extend(piece)
+
+    assert item_count(submission) == 14
+    assert joined.accepted == whole.accepted
+    assert joined.rejected == whole.rejected
+    assert [index for index, _ in whole.rejected] == [2, 5, 8]
+    # History items follow the live ones in the same index space.
+    assert [index for index, _ in whole.accepted][-4:] == [10, 11, 12, 13]
+    assert whole.documents == [doc for _, doc in whole.accepted]
+
+
+class RecordingStore:
+    """BatchStore's store_chunk: records what it stored, and holds each chunk's transaction
+    open until the next chunk's judging has started, so the two visibly overlap."""
+
+    def __init__(self, chunks: int, fail_on_chunk: int | None = None) -> None:
+        self.judging_started = [threading.Event() for _ in range(chunks)]
+        self.fail_on_chunk = fail_on_chunk
+        self.stored: list[list[str]] = []
+        self.log: list[tuple[str, int]] = []
+        self.started = 0
+        self.storing = 0
+        self.most_at_once = 0
+
+    def judge(self, *args: Any) -> Verdict:
+        """judge_items, logging when each chunk's judging starts."""
+        number = sum(1 for kind, _ in self.log if kind == "judging")
+        self.log.append(("judging", number))
+        self.judging_started[number].set()
+        return judge_items(*args)
+
+    async def store_chunk(self, documents: Sequence[dict[str, Any]]) -> int:
+        number = self.started
+        self.started += 1
+        self.storing += 1
+        self.most_at_once = max(self.most_at_once, self.storing)
+        try:
+            if number + 1 < len(self.judging_started):
+                following = self.judging_started[number + 1]
+                assert await asyncio.to_thread(following.wait, 5), "the next chunk was not judged"
+            if number == self.fail_on_chunk:
+                raise TransientError("the database went away")
+            self.stored.append([doc["_id"] for doc in documents])
+            self.log.append(("stored", number))
+            return len(documents)
+        finally:
+            self.storing -= 1
+
+
+class Snapshot:
+    def __init__(self) -> None:
+        self.centers = {"C1": CENTER}
+        self.services = {"ROP-VISA": SERVICE}
+        self.ready = True
+
+
+def handler(store: RecordingStore, chunk: int, monkeypatch: pytest.MonkeyPatch) -> BatchHandler:
+    monkeypatch.setattr("workers.batch.handlers.judge_items", store.judge)
+
+    async def reply(*_: object) -> None:
+        return None
+
+    return BatchHandler(
+        store,  # type: ignore[arg-type]
+        Snapshot(),
+        reply,
+        b"s",
+        Limits(chunk=chunk),
+        may_submit=lambda user, center: True,
+    )
+
+
+async def test_chunks_are_stored_in_order_one_at_a_time_while_the_next_is_judged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = RecordingStore(chunks=3)
+    submission = batch(live=12)
+
+    verdict = await handler(store, 4, monkeypatch)._judge_and_store(submission, context())
+
+    whole = judge_batch(submission, context(), NOW)
+    assert verdict.accepted == whole.accepted
+    assert verdict.rejected == whole.rejected
+    assert store.stored == [
+        [doc["_id"] for index, doc in whole.accepted if low <= index < low + 4] for low in (0, 4, 8)
+    ]
+    assert store.most_at_once == 1
+    # Every chunk after the first was judged while the one before it was being stored.
+    assert store.log == [
+        ("judging", 0),
+        ("judging", 1),
+        ("stored", 0),
+        ("judging", 2),
+        ("stored", 1),
+        ("stored", 2),
+    ]
+
+
+async def test_a_failed_chunk_fails_the_batch_and_leaves_no_store_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = RecordingStore(chunks=3, fail_on_chunk=1)
+
+    with pytest.raises(TransientError):
+        await handler(store, 4, monkeypatch)._judge_and_store(batch(live=12), context())
+
+    assert len(store.stored) == 1
+    assert store.storing == 0
+
+
+async def test_a_chunk_with_nothing_accepted_stores_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = RecordingStore(chunks=1)
+    submission = events_pb2.BatchSubmission(batch_id="b-1", center_id="C1")
+    submission.items.append(
+        intake_pb2.SubmitTransactionRequest(request_id="r", service_code="NOPE")
+    )
+
+    verdict = await handler(store, 4, monkeypatch)._judge_and_store(submission, context())
+
+    assert [index for index, _ in verdict.rejected] == [0]
+    assert store.stored == []
