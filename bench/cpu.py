@@ -33,6 +33,12 @@ class Window:
         ordered["total"] = sum(spent.values())
         return ordered
 
+    def __add__(self, other: "Window") -> "Window":
+        """Both loads' seconds and CPU, as one load (windows measured one after the other)."""
+        names = self.cpu_s.keys() | other.cpu_s.keys()
+        cpu_s = {name: self.cpu_s.get(name, 0.0) + other.cpu_s.get(name, 0.0) for name in names}
+        return Window(self.seconds + other.seconds, cpu_s)
+
     @property
     def cores_busy(self) -> float:
         """CPU seconds of all processes per second of the load."""

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import report
 from bench.cpu import LOAD_GENERATOR, CpuMeter, Window, module_name, stack_processes
 from bench.report import Figure
@@ -33,6 +35,15 @@ def test_per_item_microseconds_come_busiest_first_with_their_total_last() -> Non
     assert window.per_item_us(1000) == {"b": 300.0, "a": 100.0, "total": 400.0}
     assert window.per_item_us(0) == {}
     assert window.cores_busy == 0.2
+
+
+def test_windows_measured_one_after_another_add_up_to_one_load() -> None:
+    first = Window(seconds=2.0, cpu_s={"a": 0.1, "b": 0.3})
+    second = Window(seconds=1.0, cpu_s={"b": 0.2, "c": 0.6})
+    both = Window() + first + second
+    assert both.seconds == 3.0
+    assert both.cpu_s == {"a": 0.1, "b": 0.5, "c": 0.6}
+    assert both.cores_busy == pytest.approx(0.4)
 
 
 def test_processes_are_named_by_module_with_this_one_as_the_load_generator() -> None:
