@@ -169,6 +169,19 @@ def operations() -> Dashboard:
             kind="stat",
         ),
         Panel(
+            "Audit events waiting and lost",
+            "Audit events MongoDB did not take yet, waiting to be written again (alert after"
+            " 10 minutes), and those lost in the last hour (each logged as 'audit event lost').",
+            (
+                Query('sum(sanad_audit_events_deferred{job=~"sanad-.+"}) or vector(0)', "waiting"),
+                Query(
+                    "sum(increase(sanad_audit_events_lost_total[1h])) or vector(0)",
+                    "lost in the last hour",
+                ),
+            ),
+            kind="stat",
+        ),
+        Panel(
             "Processes up",
             "1 when Prometheus reached the process at its last scrape.",
             (Query('up{job=~"sanad-.+"}', "{{job}}"),),

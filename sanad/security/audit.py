@@ -11,9 +11,18 @@ then durable when the call returns, and exists exactly when the transaction does
 An event's `_id` is a time-sortable id of its time (milliseconds, as BSON stores the time), so
 the `_id` index alone orders the trail newest first and bounds a time window: a second index on
 `time` would cost every audited call another index write for nothing.
+
+An event MongoDB does not take (it is down, or did not answer in time) waits in the process and
+is written again every few seconds until MongoDB takes it; the `_id` makes a write that reached
+the server after all harmless. Each deferred event is logged in full as it waits, and one the
+process could not keep (too many waiting, or still waiting when the process stops) is logged
+as lost and counted, so the trail survives in the logs at worst and an alert says so.
 """
 
+import asyncio
+import json
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -21,12 +30,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
 
-from sanad.coalesce import InsertCoalescer
+from sanad.coalesce import DUPLICATE_KEY, InsertCoalescer
 from sanad.domain.clock import epoch_millis
 from sanad.domain.ids import first_id, new_id
 from sanad.errors import Invalid, Violation
 from sanad.rpc.timestamps import to_timestamp
+from sanad.telemetry.metrics import AUDIT_EVENTS_DEFERRED, AUDIT_EVENTS_LOST
 from sanad.v1 import audit_pb2
 
 log = logging.getLogger("sanad.audit")
@@ -34,6 +45,11 @@ log = logging.getLogger("sanad.audit")
 COLLECTION = "audit_log"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+# Events waiting for MongoDB at most, and how often they are written again.
+MAX_DEFERRED = 100_000
+RETRY_S = 5.0
+# Events written again per round trip.
+RETRY_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -148,22 +164,79 @@ class AuditQuery:
 
 
 class AuditLog:
-    """The audit_log collection."""
+    """The audit_log collection; events MongoDB did not take wait here until it does."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        retry_s: float = RETRY_S,
+        max_deferred: int = MAX_DEFERRED,
+    ) -> None:
         self.collection = db[COLLECTION]
         self.inserts = InsertCoalescer(self.collection)
+        self.retry_s = retry_s
+        self.max_deferred = max_deferred
+        self.deferred: deque[dict[str, Any]] = deque()
+        self._retrying: asyncio.Task[None] | None = None
 
     async def record(self, event: AuditEvent) -> None:
-        """Append one event; a failure is logged, never raised into the finished call."""
+        """Append one event; never raises into the finished call. An event MongoDB does not
+        take waits and is written again (see the module's docstring)."""
+        document = document_of(event)
         try:
-            await self.inserts.insert(document_of(event))
-        except Exception:
-            log.exception("audit event of %s could not be written", event.rpc)
+            await self.inserts.insert(document)
+        except Exception as error:
+            self._defer(document, error)
 
     async def drain(self) -> None:
-        """Finish writing the events of calls that already ended; call before closing MongoDB."""
+        """Finish writing the events of calls that already ended, those waiting included; call
+        before closing MongoDB. What MongoDB still does not take is logged as lost."""
         await self.inserts.drain()
+        if self._retrying is not None:
+            self._retrying.cancel()
+            await asyncio.gather(self._retrying, return_exceptions=True)
+        while self.deferred and await self._write_deferred():
+            pass
+        for document in self.deferred:
+            log.error("audit event lost: %s", _printable(document))
+        AUDIT_EVENTS_LOST.inc(len(self.deferred))
+        self.deferred.clear()
+        AUDIT_EVENTS_DEFERRED.set(0)
+
+    def _defer(self, document: dict[str, Any], error: Exception) -> None:
+        if len(self.deferred) >= self.max_deferred:
+            AUDIT_EVENTS_LOST.inc()
+            waiting = len(self.deferred)
+            log.error("audit event lost (%d waiting already): %s", waiting, _printable(document))
+            return
+        self.deferred.append(document)
+        AUDIT_EVENTS_DEFERRED.set(len(self.deferred))
+        log.warning("audit event waits for MongoDB (%s): %s", error, _printable(document))
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.create_task(self._retry())
+
+    async def _retry(self) -> None:
+        while self.deferred:
+            await asyncio.sleep(self.retry_s)
+            while self.deferred and await self._write_deferred():
+                pass
+
+    async def _write_deferred(self) -> bool:
+        """Write the oldest waiting events; False when MongoDB still does not take them."""
+        batch = [self.deferred[n] for n in range(min(RETRY_BATCH, len(self.deferred)))]
+        try:
+            await self.collection.insert_many(batch, ordered=False)
+        except BulkWriteError as error:
+            # An event that is stored already was written by an attempt that seemed to fail.
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                return False
+        except PyMongoError:
+            return False
+        for _ in batch:
+            self.deferred.popleft()
+        AUDIT_EVENTS_DEFERRED.set(len(self.deferred))
+        log.info("%d waiting audit events written", len(batch))
+        return True
 
     async def find(self, query: AuditQuery) -> tuple[list[AuditEvent], str]:
         """One page of matching events, newest first, and the next page token."""
@@ -206,6 +279,11 @@ def _filter(query: AuditQuery) -> dict[str, Any]:
     if period:
         found["_id"] = period
     return found
+
+
+def _printable(document: dict[str, Any]) -> str:
+    """An event's stored form as one line of JSON, for the logs."""
+    return json.dumps(document, default=str, ensure_ascii=False, sort_keys=True)
 
 
 def _event(doc: dict[str, Any]) -> AuditEvent:

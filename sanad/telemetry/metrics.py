@@ -124,6 +124,15 @@ TRANSACTION_RATINGS = Histogram(
     buckets=(1, 2, 3, 4, 5),
 )
 
+AUDIT_EVENTS_DEFERRED = Gauge(
+    "sanad_audit_events_deferred",
+    "Audit events MongoDB did not take yet, waiting in the process to be written again.",
+)
+AUDIT_EVENTS_LOST = Counter(
+    "sanad_audit_events_lost_total",
+    "Audit events never stored: too many waiting, or still waiting when the process stopped.",
+)
+
 DEPENDENCY_UP = Gauge(
     "sanad_dependency_up",
     "Whether a dependency answered its last check (1) or not (0).",

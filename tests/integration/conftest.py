@@ -5,14 +5,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
 import grpc
 import pytest
 
 from sanad.amqp.topology import delete_queues
+from sanad.devstack import mongo_server
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import (
     common_pb2,
@@ -31,6 +33,33 @@ from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
 
 pytestmark = pytest.mark.integration
+
+
+class StoppableDatabase:
+    """A SecantusDB of one test's own, on a storage folder, that can be stopped and restarted."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = mongo_server.free_port()
+        self.url = mongo_server.url(self.port)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = mongo_server.start(self.port, self.folder / "data", self.folder / "db.log")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@pytest.fixture
+def stoppable_database(tmp_path: Path) -> Iterator[StoppableDatabase]:
+    db = StoppableDatabase(tmp_path)
+    db.start()
+    yield db
+    db.stop()
 
 
 @dataclass

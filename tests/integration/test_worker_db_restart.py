@@ -8,8 +8,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -18,40 +17,13 @@ from pymongo import AsyncMongoClient
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.devstack import mongo_server
 from sanad.v1 import events_pb2
-from tests.integration.conftest import eventually
+from tests.integration.conftest import StoppableDatabase, eventually
 from tests.integration.workers_support import publish, submitted
 
 pytestmark = pytest.mark.integration
 
 COUNT = 3000
 SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
-
-
-class Database:
-    """A SecantusDB of this test's own, on a storage folder, that can be stopped and restarted."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = mongo_server.free_port()
-        self.url = mongo_server.url(self.port)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = mongo_server.start(self.port, self.folder / "data", self.folder / "db.log")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = Database(tmp_path)
-    db.start()
-    yield db
-    db.stop()
 
 
 @pytest.fixture
@@ -90,7 +62,7 @@ def _retried(metrics_port: str) -> float:
 
 
 async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_nothing(
-    database: Database, topology: Topology, amqp_url: str, database_name: str
+    stoppable_database: StoppableDatabase, topology: Topology, amqp_url: str, database_name: str
 ) -> None:
     center = f"C-{uuid.uuid4().hex[:8]}"
     events = [
@@ -99,7 +71,7 @@ async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_no
     ]
     env = {
         **os.environ,
-        "SANAD_MONGO_URL": database.url,
+        "SANAD_MONGO_URL": stoppable_database.url,
         "SANAD_MONGO_DATABASE": database_name,
         "SANAD_MONGO_TIMEOUT_MS": "1000",
         "SANAD_AMQP_URL": amqp_url,
@@ -111,7 +83,9 @@ async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_no
         "SANAD_LOG_PLAIN": "1",
     }
     worker = _start_worker(env)
-    client: AsyncMongoClient = AsyncMongoClient(database.url, serverSelectionTimeoutMS=20_000)
+    client: AsyncMongoClient = AsyncMongoClient(
+        stoppable_database.url, serverSelectionTimeoutMS=20_000
+    )
     db = client[database_name]
     try:
         publishing = asyncio.create_task(publish(amqp_url, topology.transactions_exchange, events))
@@ -121,10 +95,10 @@ async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_no
 
         await eventually(stored_some, within_s=30, every_s=0.02)
         before_outage = await db.transactions.estimated_document_count()
-        database.stop()
+        stoppable_database.stop()
         await publishing
         await asyncio.sleep(2.5)
-        database.start()
+        stoppable_database.start()
 
         async def all_done() -> bool:
             return (
