@@ -240,8 +240,8 @@ class MicroBatchConsumer:
             await self._dead_letter(message, Dead(outcome.reason, detail), dead)
             return
         assert self._channel is not None
-        headers = {**_carried(message), RETRIES_HEADER: retries + 1}
-        parked = self._copy(message, headers, expiration=self.options.retry_delay_s)
+        headers = {**carried_headers(message), RETRIES_HEADER: retries + 1}
+        parked = republished(message, headers, expiration=self.options.retry_delay_s)
         await self._channel.default_exchange.publish(
             parked, routing_key=self.topology.retry_queue(self.queue_name)
         )
@@ -259,14 +259,14 @@ class MicroBatchConsumer:
         part: tuple[bytes, str] | None = None,
     ) -> None:
         """Dead-letter the message, or with `part` (body, type) one item of a pack, alone."""
-        headers = _carried(message)
+        headers = carried_headers(message)
         if part is not None:
             headers.pop(ITEMS_HEADER, None)
         headers[REASON_HEADER] = outcome.reason
         headers[DETAIL_HEADER] = outcome.detail[:500]
         headers["x-sanad-queue"] = self.queue_name
         await dead.publish(
-            self._copy(message, headers, part), routing_key=self.queue_name, mandatory=True
+            republished(message, headers, part), routing_key=self.queue_name, mandatory=True
         )
         AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
         log.warning(
@@ -277,28 +277,6 @@ class MicroBatchConsumer:
                 "queue": self.queue_name,
                 "message_id": message.message_id,
             },
-        )
-
-    @staticmethod
-    def _copy(
-        message: AbstractIncomingMessage,
-        headers: dict[str, Any],
-        part: tuple[bytes, str] | None = None,
-        expiration: float | None = None,
-    ) -> aio_pika.Message:
-        """A copy to republish; with `part` (body, type), of that part of the message only."""
-        body, message_type = part or (message.body, message.type)
-        return aio_pika.Message(
-            body,
-            headers=headers,
-            content_type=message.content_type or CONTENT_TYPE,
-            type=message_type,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            reply_to=message.reply_to,
-            timestamp=message.timestamp,
-            expiration=expiration,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
 
 
@@ -326,9 +304,34 @@ def _items(message: AbstractIncomingMessage) -> int:
     return count if isinstance(count, int) and count > 0 else 1
 
 
-def _carried(message: AbstractIncomingMessage) -> dict[str, Any]:
+def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
     """Headers of a republished copy; the broker-validated user id travels as a header."""
     headers = dict(message.headers or {})
     if message.user_id:
         headers.setdefault("x-sanad-user-id", message.user_id)
     return headers
+
+
+def republished(
+    message: AbstractIncomingMessage,
+    headers: dict[str, Any],
+    part: tuple[bytes, str] | None = None,
+    expiration: float | None = None,
+) -> aio_pika.Message:
+    """A copy to publish again; with `part` (body, type), of that part of the message only.
+
+    Without the user id: the broker validates it against the publisher, who is not its user.
+    """
+    body, message_type = part or (message.body, message.type)
+    return aio_pika.Message(
+        body,
+        headers=headers,
+        content_type=message.content_type or CONTENT_TYPE,
+        type=message_type,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        timestamp=message.timestamp,
+        expiration=expiration,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

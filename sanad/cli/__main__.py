@@ -10,6 +10,7 @@ import grpc
 from sanad.cli import (
     batch,
     catalogue,
+    dead_letters,
     metrics_commands,
     operations,
     registry,
@@ -84,6 +85,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     metrics_commands.add_commands(commands)
     watch.add_commands(commands)
     batch.add_commands(commands)
+    dead_letters.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,136 @@
+"""`sanadctl dead-letters` against the real broker: listing leaves the queue as it was, replay
+sends the chosen letters back to the work queue as they first arrived and keeps the rest."""
+
+import asyncio
+import json
+import os
+import sys
+
+import aio_pika
+import pytest
+
+from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, Topology
+from sanad.cli.dead_letters import REPLAYS_HEADER
+
+pytestmark = pytest.mark.integration
+
+LETTERS = [
+    ("m-0", "unknown-type", "message type 'x.Old' is not handled here"),
+    ("m-1", "undecodable", "not a valid sanad.v1.TransactionSubmitted"),
+    ("m-2", "unknown-type", "message type 'x.Old' is not handled here"),
+]
+
+
+async def sanadctl(amqp_url: str, prefix: str, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "SANAD_AMQP_URL": amqp_url, "SANAD_AMQP_PREFIX": prefix}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sanad.cli", "--json", "dead-letters", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def dead_letter_three(amqp_url: str, prefix: str) -> None:
+    """Set three messages aside as the ingest worker does: through P.dead, with a reason."""
+    topology = Topology(prefix)
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await topology.declare(channel)
+        dead = await channel.get_exchange(topology.dead_exchange)
+        for message_id, reason, detail in LETTERS:
+            message = aio_pika.Message(
+                f"body of {message_id}".encode(),
+                type="sanad.v1.TransactionSubmitted",
+                message_id=message_id,
+                headers={REASON_HEADER: reason, DETAIL_HEADER: detail, "x-sanad-queue": "q"},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )
+            await dead.publish(message, routing_key=topology.ingest_queue)
+
+
+async def drain(amqp_url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Every message of a queue, taken off it."""
+    taken = []
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        source = await channel.get_queue(queue, ensure=False)
+        while (message := await source.get(no_ack=True, fail=False)) is not None:
+            taken.append(message)
+    return taken
+
+
+def lines(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+async def test_listing_twice_shows_every_letter_in_order_and_leaves_the_queue_as_it_was(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    await dead_letter_three(amqp_url, amqp_prefix)
+
+    first = await sanadctl(amqp_url, amqp_prefix, "list")
+    second = await sanadctl(amqp_url, amqp_prefix, "list")
+
+    assert first[0] == 0, first[2]
+    shown = lines(first[1])
+    assert [(n["message_id"], n["reason"], n["detail"]) for n in shown] == LETTERS
+    assert [n["position"] for n in shown] == [0, 1, 2]
+    assert lines(second[1]) == shown
+    left = await drain(amqp_url, Topology(amqp_prefix).dead_queue(f"{amqp_prefix}.ingest"))
+    assert [m.message_id for m in left] == ["m-0", "m-1", "m-2"]
+    assert [m.body for m in left] == [b"body of m-0", b"body of m-1", b"body of m-2"]
+
+
+async def test_replay_by_reason_sends_those_back_as_first_sent_and_keeps_the_others(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    await dead_letter_three(amqp_url, amqp_prefix)
+
+    code, out, err = await sanadctl(amqp_url, amqp_prefix, "replay", "--reason", "unknown-type")
+
+    assert code == 0, err
+    assert lines(out) == [{"replayed": 2, "kept": 1, "reasons": ["unknown-type"]}]
+    topology = Topology(amqp_prefix)
+    replayed = await drain(amqp_url, topology.ingest_queue)
+    assert [m.message_id for m in replayed] == ["m-0", "m-2"]
+    assert [m.body for m in replayed] == [b"body of m-0", b"body of m-2"]
+    for message in replayed:
+        headers = message.headers or {}
+        assert message.type == "sanad.v1.TransactionSubmitted"
+        assert REASON_HEADER not in headers
+        assert DETAIL_HEADER not in headers
+        assert "x-sanad-queue" not in headers
+        assert headers[REPLAYS_HEADER] == 1
+    kept = await drain(amqp_url, topology.dead_queue(topology.ingest_queue))
+    assert [m.message_id for m in kept] == ["m-1"]
+    assert (kept[0].headers or {})[REASON_HEADER] == "undecodable"
+
+
+async def test_replay_with_a_limit_replays_the_oldest_and_keeps_the_order_of_the_rest(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    await dead_letter_three(amqp_url, amqp_prefix)
+
+    code, out, _ = await sanadctl(amqp_url, amqp_prefix, "replay", "--limit", "1")
+
+    assert code == 0
+    assert lines(out)[0]["replayed"] == 1
+    topology = Topology(amqp_prefix)
+    assert [m.message_id for m in await drain(amqp_url, topology.ingest_queue)] == ["m-0"]
+    kept = await drain(amqp_url, topology.dead_queue(topology.ingest_queue))
+    assert [m.message_id for m in kept] == ["m-1", "m-2"]
+
+
+async def test_batch_letters_are_not_replayed_and_a_missing_queue_is_a_clear_error(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    code, _, err = await sanadctl(amqp_url, amqp_prefix, "replay", "--queue", "batch")
+    assert code == 2
+    assert "same batch id" in err
+
+    code, out, err = await sanadctl(amqp_url, amqp_prefix, "list")
+    assert code == 1
+    assert out == ""
+    assert "dead letters of ingest not reached" in err
+    assert "Traceback" not in err
