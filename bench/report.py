@@ -3,6 +3,8 @@
 import json
 import os
 import platform
+import re
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,7 +135,14 @@ def _cpu_table(figures: list[Figure]) -> list[str]:
     return lines
 
 
+def target_number(target: str) -> float | None:
+    """The number a target names: ">= 50%, backlog flat" -> 50, "<= 25 ms" -> 25."""
+    found = re.search(r"\d+(\.\d+)?", target)
+    return float(found.group()) if found else None
+
+
 def _chart(figures: list[Figure], path: Path) -> None:
+    """Each throughput as its share of its same-run ceiling, latencies in ms, targets marked."""
     import matplotlib  # noqa: PLC0415 - plotting is only needed here
 
     matplotlib.use("Agg")
@@ -141,15 +150,28 @@ def _chart(figures: list[Figure], path: Path) -> None:
 
     rated = [f for f in figures if f.ceiling]
     latency = [f for f in figures if f.unit == "ms"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    names = [f.name for f in rated]
-    left.barh(names, [f.ceiling or 0 for f in rated], color="#d0d7de", label="ceiling (same run)")
-    left.barh(names, [f.value for f in rated], color="#1f6feb", label="Sanad Mesh")
-    left.set_xlabel("per second")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    rows = range(len(rated))
+    left.barh(rows, [100 * (f.share or 0) for f in rated], color="#1f6feb")
+    for row, f in zip(rows, rated, strict=True):
+        goal = target_number(f.target)
+        if goal is not None:
+            left.plot([goal, goal], [row - 0.4, row + 0.4], color="#cf222e", linewidth=2)
+        shown = f"{f.value:,.0f} of {f.ceiling:,.0f} {f.unit}"
+        end = max(100 * (f.share or 0), goal or 0)
+        left.text(end + 1, row, shown, va="center", fontsize=8)
+    left.set_yticks(list(rows), [textwrap.fill(f.name, 38) for f in rated], fontsize=8)
+    left.set_xlim(0, 130)
+    left.set_xlabel("% of the same-run ceiling (red: target)")
     left.set_title("Throughput against its ceiling")
-    left.legend(loc="lower right")
-    right.barh([f.name for f in latency], [f.value for f in latency], color="#bf8700")
-    right.set_xlabel("milliseconds")
+    spots = range(len(latency))
+    right.barh(spots, [f.value for f in latency], color="#bf8700")
+    for spot, f in zip(spots, latency, strict=True):
+        right.text(f.value, spot, f" {f.value:,.1f}", va="center", fontsize=8)
+        if (goal := target_number(f.target)) is not None:
+            right.plot([goal, goal], [spot - 0.4, spot + 0.4], color="#cf222e", linewidth=2)
+    right.set_yticks(list(spots), [textwrap.fill(f.name, 38) for f in latency], fontsize=8)
+    right.set_xlabel("milliseconds (red: target)")
     right.set_title("Latency")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

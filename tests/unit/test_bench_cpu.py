@@ -66,3 +66,10 @@ def test_the_markdown_shows_each_loads_cpu_per_process_and_its_total(tmp_path: P
     assert len(rows) == 2
     assert rows[1] == "| intake unary | 1,000 | 500 | 1,500 | 0.75 |"
     assert "| load | services.intake | secantus | total | cores busy |" in text
+    assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_chart_marks_the_number_each_target_names() -> None:
+    assert report.target_number(">= 50%, backlog flat") == 50
+    assert report.target_number("<= 25 ms") == 25
+    assert report.target_number("") is None
