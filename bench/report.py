@@ -161,7 +161,7 @@ def _chart(figures: list[Figure], path: Path) -> None:
         end = max(100 * (f.share or 0), goal or 0)
         left.text(end + 1, row, shown, va="center", fontsize=8)
     left.set_yticks(list(rows), [textwrap.fill(f.name, 38) for f in rated], fontsize=8)
-    left.set_xlim(0, 130)
+    left.set_xlim(0, max([130.0, *(100 * (f.share or 0) + 30 for f in rated)]))
     left.set_xlabel("% of the same-run ceiling (red: target)")
     left.set_title("Throughput against its ceiling")
     spots = range(len(latency))

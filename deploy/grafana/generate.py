@@ -171,7 +171,7 @@ def operations() -> Dashboard:
         Panel(
             "Audit events waiting and lost",
             "Audit events MongoDB did not take yet, waiting to be written again (alert after"
-            " 10 minutes), and those lost in the last hour (each logged as 'audit event lost').",
+            " 2 minutes), and those lost in the last hour (each logged as 'audit event lost').",
             (
                 Query('sum(sanad_audit_events_deferred{job=~"sanad-.+"}) or vector(0)', "waiting"),
                 Query(

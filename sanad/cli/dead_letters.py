@@ -4,9 +4,10 @@ Taking a message off a queue and handing it back counts as a delivery (quorum qu
 message at their delivery limit, 20 by default since RabbitMQ 4.0) and may move it. So both
 commands pass once over the whole dead-letter queue, in order, and publish every message again,
 confirmed, before acking it: at the back of the dead-letter queue when it stays, into its work
-queue when it is replayed. The queue keeps its order. A command stopped midway loses nothing: a
-message is then in both places at worst, and the workers store a transaction once however
-often it arrives.
+queue when it is replayed. The queue keeps its order (a letter set aside during the pass lands
+among the others). A command stopped midway loses nothing: a message is then in both places at
+worst, and the workers store a transaction once however often it arrives. A replay checks that
+the work queue exists before it takes any letter.
 
 Only the ingest queue's letters are replayed. A batch submission was authenticated by the
 broker as its submitter's user; a copy published by an operator cannot carry that, so the
@@ -17,11 +18,11 @@ import argparse
 import asyncio
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from sanad.amqp.consumer import carried_headers, republished
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, RETRIES_HEADER, Topology
@@ -33,8 +34,17 @@ QUEUES = ("ingest", "batch")
 REPLAYABLE = ("ingest",)
 REPLAYS_HEADER = "x-sanad-replays"
 # Headers of a dead letter that do not belong on its replayed copy (with the broker's
-# x-first-death-* and x-last-death-*).
-_DEATH_HEADERS = (REASON_HEADER, DETAIL_HEADER, RETRIES_HEADER, "x-sanad-queue", "x-death")
+# x-first-death-* and x-last-death-*; a quorum queue's delivery count is its own).
+_DEATH_HEADERS = (
+    REASON_HEADER,
+    DETAIL_HEADER,
+    RETRIES_HEADER,
+    "x-sanad-queue",
+    "x-death",
+    "x-delivery-count",
+)
+# What stops a pass midway: the broker unreachable, a queue missing, the channel closed.
+_BROKER_ERRORS = (AMQPError, OSError, ChannelInvalidStateError)
 _DEATH_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
@@ -52,10 +62,10 @@ class DeadLetter:
 
 @dataclass
 class Pass:
-    """What one pass over a dead-letter queue kept and replayed, in queue order."""
+    """What one pass over a dead-letter queue kept and replayed, in queue order, so far."""
 
-    kept: list[DeadLetter]
-    replayed: list[DeadLetter]
+    kept: list[DeadLetter] = field(default_factory=list)
+    replayed: list[DeadLetter] = field(default_factory=list)
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -116,41 +126,42 @@ def replayed_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
 
 
 async def pass_over(
-    url: str, prefix: str, queue: str, replay: Callable[[DeadLetter], bool]
-) -> Pass:
+    url: str, prefix: str, queue: str, replay: Callable[[DeadLetter], bool], done: Pass
+) -> None:
     """One pass over the dead-letter queue of work queue `queue` (ingest or batch): each letter
-    for which replay() is true goes back to the work queue, every other to the queue's back."""
-    topology = Topology(prefix)
+    for which replay() is true goes back to the work queue, every other to the queue's back.
+    `done` shows what was kept and replayed, also when the pass stops midway."""
     work = f"{prefix}.{queue}"
-    dead_name = topology.dead_queue(work)
-    done = Pass([], [])
+    dead_name = Topology(prefix).dead_queue(work)
     async with await aio_pika.connect(url) as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         dead = await channel.declare_queue(dead_name, passive=True)
+        await channel.declare_queue(work, passive=True)
         waiting = dead.declaration_result.message_count or 0
         for position in range(waiting):
             message = await dead.get(no_ack=False, fail=False)
             if message is None:  # fewer than counted: taken by someone else meanwhile
                 break
             letter = letter_of(position, message)
-            if replay(letter):
-                copy, destination = replayed_copy(message), work
-                done.replayed.append(letter)
-            else:
-                copy, destination = republished(message, carried_headers(message)), dead_name
-                done.kept.append(letter)
+            back = replay(letter)
+            copy = (
+                replayed_copy(message) if back else republished(message, carried_headers(message))
+            )
+            destination = work if back else dead_name
             await channel.default_exchange.publish(copy, routing_key=destination, mandatory=True)
             await message.ack()
-    return done
+            (done.replayed if back else done.kept).append(letter)
 
 
 def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """Print the dead letters of a work queue, oldest first; the queue is left as it was."""
     del client
+    done = Pass()
     try:
-        letters = _run(args, lambda letter: False).kept
-    except (AMQPError, OSError) as error:
-        return _failed(printer, args, error)
+        _run(args, lambda letter: False, done)
+    except _BROKER_ERRORS as error:
+        return _failed(printer, args, error, done)
+    letters = done.kept
     shown = letters[: max(args.limit, 0)]
     if printer.as_json:
         for letter in shown:
@@ -182,11 +193,11 @@ def replay_letters(args: argparse.Namespace, client: Client, printer: Printer) -
             " broker identity; the submitter sends it again with the same batch id"
         )
         return 2
-    chosen = _chooser(set(args.reason), args.limit)
+    done = Pass()
     try:
-        done = _run(args, chosen)
-    except (AMQPError, OSError) as error:
-        return _failed(printer, args, error)
+        _run(args, _chooser(set(args.reason), args.limit), done)
+    except _BROKER_ERRORS as error:
+        return _failed(printer, args, error, done)
     reasons = sorted({letter.reason for letter in done.replayed})
     if printer.as_json:
         printer.json({"replayed": len(done.replayed), "kept": len(done.kept), "reasons": reasons})
@@ -217,14 +228,21 @@ def _chooser(reasons: set[str], limit: int | None) -> Callable[[DeadLetter], boo
     return chosen
 
 
-def _run(args: argparse.Namespace, replay: Callable[[DeadLetter], bool]) -> Pass:
+def _run(args: argparse.Namespace, replay: Callable[[DeadLetter], bool], done: Pass) -> None:
     url = args.amqp_url or os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
-    return asyncio.run(pass_over(url, prefix, args.queue, replay))
+    asyncio.run(pass_over(url, prefix, args.queue, replay, done))
 
 
-def _failed(printer: Printer, args: argparse.Namespace, error: Exception) -> int:
-    printer.error(f"dead letters of {args.queue} not reached: {error}")
+def _failed(printer: Printer, args: argparse.Namespace, error: Exception, done: Pass) -> int:
+    moved = len(done.kept) + len(done.replayed)
+    if moved:
+        printer.error(
+            f"the pass over the dead letters of {args.queue} stopped after {moved} letters"
+            f" ({len(done.replayed)} replayed): {error}"
+        )
+    else:
+        printer.error(f"dead letters of {args.queue} not reached: {error}")
     return 1
 
 

@@ -5,6 +5,7 @@ holding their ports. Used as `preexec_fn`; it only sets a process attribute, no 
 """
 
 import ctypes
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -14,9 +15,12 @@ PR_SET_PDEATHSIG = 1
 
 def signal_on_parent_death(sig: signal.Signals) -> Callable[[], None]:
     """A preexec_fn that asks the kernel to send `sig` to the child when its parent dies."""
+    parent = os.getpid()
 
     def arm() -> None:
         if sys.platform.startswith("linux"):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+            if os.getppid() != parent:  # it died between the fork and the prctl
+                os.kill(os.getpid(), sig)
 
     return arm

@@ -20,6 +20,9 @@ as lost and counted, so the trail survives in the logs at worst and an alert say
 """
 
 import asyncio
+import contextlib
+import contextvars
+import functools
 import json
 import logging
 from collections import deque
@@ -177,49 +180,71 @@ class AuditLog:
         self.retry_s = retry_s
         self.max_deferred = max_deferred
         self.deferred: deque[dict[str, Any]] = deque()
+        self._writing: set[asyncio.Task[None]] = set()
         self._retrying: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def record(self, event: AuditEvent) -> None:
         """Append one event; never raises into the finished call. An event MongoDB does not
         take waits and is written again (see the module's docstring)."""
         document = document_of(event)
-        try:
-            await self.inserts.insert(document)
-        except Exception as error:
-            self._defer(document, error)
+        # A task of its own, whose outcome is handled even when the call is cancelled while it
+        # waits (the server cancels the calls still running when it stops).
+        writing = asyncio.create_task(self.inserts.insert(document), context=contextvars.Context())
+        self._writing.add(writing)
+        writing.add_done_callback(functools.partial(self._written, document))
+        with contextlib.suppress(Exception):
+            await asyncio.shield(writing)
 
     async def drain(self) -> None:
         """Finish writing the events of calls that already ended, those waiting included; call
         before closing MongoDB. What MongoDB still does not take is logged as lost."""
         await self.inserts.drain()
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
+        self._closing = True
         if self._retrying is not None:
             self._retrying.cancel()
             await asyncio.gather(self._retrying, return_exceptions=True)
         while self.deferred and await self._write_deferred():
             pass
-        for document in self.deferred:
-            log.error("audit event lost: %s", _printable(document))
-        AUDIT_EVENTS_LOST.inc(len(self.deferred))
+        self._lose(list(self.deferred), "still waiting when the process stopped")
         self.deferred.clear()
         AUDIT_EVENTS_DEFERRED.set(0)
 
-    def _defer(self, document: dict[str, Any], error: Exception) -> None:
+    def _written(self, document: dict[str, Any], writing: asyncio.Task[None]) -> None:
+        self._writing.discard(writing)
+        if writing.cancelled():
+            self._defer(document, "the write was cancelled")
+        elif (error := writing.exception()) is not None:
+            self._defer(document, error)
+
+    def _defer(self, document: dict[str, Any], error: object) -> None:
+        if self._closing:
+            self._lose([document], f"not written ({error}) after the process began to stop")
+            return
         if len(self.deferred) >= self.max_deferred:
-            AUDIT_EVENTS_LOST.inc()
-            waiting = len(self.deferred)
-            log.error("audit event lost (%d waiting already): %s", waiting, _printable(document))
+            self._lose([document], f"{len(self.deferred)} waiting already")
             return
         self.deferred.append(document)
         AUDIT_EVENTS_DEFERRED.set(len(self.deferred))
         log.warning("audit event waits for MongoDB (%s): %s", error, _printable(document))
         if self._retrying is None or self._retrying.done():
-            self._retrying = asyncio.create_task(self._retry())
+            self._retrying = asyncio.create_task(self._retry(), context=contextvars.Context())
+
+    def _lose(self, documents: list[dict[str, Any]], why: str) -> None:
+        for document in documents:
+            log.error("audit event lost (%s): %s", why, _printable(document))
+        AUDIT_EVENTS_LOST.inc(len(documents))
 
     async def _retry(self) -> None:
         while self.deferred:
             await asyncio.sleep(self.retry_s)
-            while self.deferred and await self._write_deferred():
-                pass
+            try:
+                while self.deferred and await self._write_deferred():
+                    pass
+            except Exception:
+                log.exception("writing the waiting audit events failed; trying again later")
 
     async def _write_deferred(self) -> bool:
         """Write the oldest waiting events; False when MongoDB still does not take them."""
@@ -227,9 +252,13 @@ class AuditLog:
         try:
             await self.collection.insert_many(batch, ordered=False)
         except BulkWriteError as error:
-            # An event that is stored already was written by an attempt that seemed to fail.
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                return False
+            if error.details.get("writeConcernErrors"):
+                return False  # written but not acknowledged as asked: again, duplicates are fine
+            # Unordered: every other event of the batch is stored now. One stored already was
+            # written by an attempt that seemed to fail; any other refusal is for good.
+            errors = error.details.get("writeErrors", [])
+            refused = [batch[e["index"]] for e in errors if e.get("code") != DUPLICATE_KEY]
+            self._lose(refused, "refused by MongoDB")
         except PyMongoError:
             return False
         for _ in batch:

@@ -134,3 +134,20 @@ async def test_batch_letters_are_not_replayed_and_a_missing_queue_is_a_clear_err
     assert out == ""
     assert "dead letters of ingest not reached" in err
     assert "Traceback" not in err
+
+
+async def test_a_replay_whose_work_queue_is_missing_takes_no_letter(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    await dead_letter_three(amqp_url, amqp_prefix)
+    topology = Topology(amqp_prefix)
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        await channel.queue_delete(topology.ingest_queue)
+
+    code, _, err = await sanadctl(amqp_url, amqp_prefix, "replay")
+
+    assert code == 1
+    assert "not reached" in err
+    kept = await drain(amqp_url, topology.dead_queue(topology.ingest_queue))
+    assert [m.message_id for m in kept] == ["m-0", "m-1", "m-2"]

@@ -163,3 +163,90 @@ async def test_beyond_the_limit_an_event_is_logged_as_lost_at_once(
     collection.down = False
     await trail.drain()
     assert len(collection.stored) == 2
+
+
+class SlowCollection(FlakyCollection):
+    """Answers an insert only when released: a call can be cancelled while its event waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def insert_many(self, documents: list[dict[str, Any]], ordered: bool = True) -> None:
+        await self.release.wait()
+        await super().insert_many(documents, ordered)
+
+
+async def test_the_event_of_a_call_cancelled_while_it_is_written_is_still_kept() -> None:
+    collection = SlowCollection()
+    trail = audit_log(collection, retry_s=60)
+    collection.down = True
+    call = asyncio.create_task(trail.record(event(5)))
+    await asyncio.sleep(0.01)
+
+    call.cancel()  # the server stopping: calls still running are cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    collection.release.set()
+    await until(lambda: len(trail.deferred) == 1)
+
+    collection.down = False
+    await trail.drain()
+    assert [doc["subject"] for doc in collection.stored.values()] == ["admin-5"]
+
+
+async def test_an_event_failing_after_the_drain_is_logged_as_lost_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collection = FlakyCollection()
+    trail = audit_log(collection, retry_s=60)
+    await trail.drain()
+    collection.down = True
+    before = lost()
+
+    with caplog.at_level(logging.ERROR, logger="sanad.audit"):
+        await trail.record(event(8))
+
+    assert lost() == before + 1
+    assert not trail.deferred
+    assert any('"subject": "admin-8"' in r.getMessage() for r in caplog.records)
+
+
+class RefusingCollection(FlakyCollection):
+    """Refuses one document for good (a write error other than a duplicate key)."""
+
+    def __init__(self, refused_subject: str) -> None:
+        super().__init__()
+        self.refused_subject = refused_subject
+
+    async def insert_many(self, documents: list[dict[str, Any]], ordered: bool = True) -> None:
+        if self.down:
+            raise ServerSelectionTimeoutError("no server answered")
+        errors = []
+        for index, document in enumerate(documents):
+            if document["subject"] == self.refused_subject:
+                errors.append({"index": index, "code": 121, "errmsg": "validation failed"})
+            else:
+                self.stored[document["_id"]] = document
+        if errors:
+            raise BulkWriteError({"writeErrors": errors})
+
+
+async def test_an_event_refused_for_good_is_logged_as_lost_and_blocks_none_behind_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collection = RefusingCollection("admin-1")
+    trail = audit_log(collection, retry_s=0.02)
+    collection.down = True
+    for n in range(3):
+        await trail.record(event(n))
+    before = lost()
+
+    with caplog.at_level(logging.ERROR, logger="sanad.audit"):
+        collection.down = False
+        await until(lambda: not trail.deferred)
+
+    assert sorted(doc["subject"] for doc in collection.stored.values()) == ["admin-0", "admin-2"]
+    assert lost() == before + 1
+    assert any("refused by MongoDB" in r.getMessage() for r in caplog.records)
+    await trail.drain()

@@ -52,7 +52,9 @@ class IngestStore:
         # a worker is new but for redeliveries and batches sent again, so inserts go straight
         # in; one that meets a stored id fails, its unit is tried again with the read, and
         # reads go on until an insert succeeds. Only the cost depends on this: the unique _id
-        # refuses a second copy either way, and only what an insert stored is counted.
+        # refuses a second copy either way, and only what an insert stored is counted. Each
+        # process stores one unit at a time (a micro-batch, or a batch chunk), so the flag is
+        # one unit's.
         self._read_before_insert = False
 
     async def ensure_indexes(self) -> None:
