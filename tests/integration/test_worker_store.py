@@ -73,16 +73,17 @@ class TransactionReads(monitoring.CommandListener):
         pass
 
 
-async def test_new_documents_go_straight_in_and_only_a_unit_meeting_stored_ids_reads_first(
+async def test_new_documents_go_straight_in_and_inserts_read_first_only_after_a_stored_id(
     mongo_url: str, database_name: str
 ) -> None:
     reads = TransactionReads()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongo_url, tz_aware=True, event_listeners=[reads]
     )
-    store = IngestStore(client, client[database_name])
+    store = IngestStore(client, client[database_name], read_window_s=0.5)
     center = f"C-{uuid.uuid4().hex[:8]}"
-    first, again, later = documents(center, 50), documents(center, 30), documents(center, 40)
+    first, again = documents(center, 50), documents(center, 30)
+    soon, later = documents(center, 20), documents(center, 40)
     try:
         assert await store.record_submissions(first) == 50
         assert reads.count == 0
@@ -90,11 +91,15 @@ async def test_new_documents_go_straight_in_and_only_a_unit_meeting_stored_ids_r
         # Redelivered with new ones: the straight insert fails, the retry reads and stores.
         assert await store.record_submissions([*first[:10], *again]) == 30
         assert reads.count == 1
+        # Redeliveries come in bursts: for a while, inserts read first.
+        assert await store.record_submissions(soon) == 20
+        assert reads.count == 2
 
+        await asyncio.sleep(0.6)
         assert await store.record_submissions(later) == 40
-        assert reads.count == 1
-        assert await store.transactions.count_documents({"center_id": center}) == 120
-        assert await submitted_count(store, center) == 120
+        assert reads.count == 2
+        assert await store.transactions.count_documents({"center_id": center}) == 140
+        assert await submitted_count(store, center) == 140
     finally:
         await client.close()
 

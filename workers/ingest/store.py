@@ -1,12 +1,14 @@
 """MongoDB writes of the workers: one transaction per micro-batch (or batch chunk), with rollups."""
 
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from sanad import records
 from sanad import rollups as contract
@@ -20,6 +22,8 @@ Document = dict[str, Any]
 T = TypeVar("T")
 DUPLICATE_KEY = 11000
 IDS_PER_READ = 100
+# After an insert met a stored id, inserts read first which ids are stored for this long.
+READ_WINDOW_S = 10.0
 
 # Fields a change may rewrite on a stored transaction.
 _CHANGED_FIELDS = (
@@ -42,20 +46,25 @@ class IngestStore:
     same transaction as the transaction itself, and only when that transaction is new.
     """
 
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        db: AsyncDatabase[Document],
+        read_window_s: float = READ_WINDOW_S,
+    ) -> None:
         self.client = client
         self.db = db
         self.transactions = db[records.COLLECTION]
         self.rollups = db[contract.COLLECTION]
         self.audit_log = db[audit.COLLECTION]
-        # Whether the next insert first reads which of its ids are stored already. What reaches
-        # a worker is new but for redeliveries and batches sent again, so inserts go straight
-        # in; one that meets a stored id fails, its unit is tried again with the read, and
-        # reads go on until an insert succeeds. Only the cost depends on this: the unique _id
-        # refuses a second copy either way, and only what an insert stored is counted. Each
-        # process stores one unit at a time (a micro-batch, or a batch chunk), so the flag is
-        # one unit's.
-        self._read_before_insert = False
+        # What reaches a worker is new but for redeliveries and batches sent again, which come
+        # in bursts (a worker's unacked messages after it stopped, a batch's chunks). So inserts
+        # go straight in; one that meets a stored id fails, its unit is tried again reading
+        # first which ids are stored, and so does every insert for read_window_s after. Only
+        # the cost depends on this: the unique _id refuses a second copy either way, and only
+        # what an insert stored is counted.
+        self.read_window_s = read_window_s
+        self._stored_id_met_at = -math.inf
 
     async def ensure_indexes(self) -> None:
         await self.transactions.create_index(records.LISTING_INDEX)
@@ -124,31 +133,26 @@ class IngestStore:
         """Insert the documents whose ids are not stored yet, with their audit events; count
         only those.
 
-        One insert_many costs the server far less than an upsert per document. When the last
-        insert met a stored id, one indexed read of the ids comes first and only the others
+        One insert_many costs the server far less than an upsert per document. Shortly after
+        an insert met a stored id, one indexed read of the ids comes first and only the others
         are inserted. An insert that meets a stored id (stored before, or by a concurrent
         writer between the read and the insert) fails; the whole unit is then tried again.
         """
         fresh = _first_of_each_id(documents)
         if not fresh:
             return 0
-        if self._read_before_insert:
+        if time.monotonic() - self._stored_id_met_at < self.read_window_s:
             for found in await self._find_by_ids(list(fresh), session, projection={"_id": 1}):
                 fresh.pop(found["_id"], None)
             if not fresh:
-                self._read_before_insert = False
                 return 0
         try:
             await self.transactions.insert_many(list(fresh.values()), session=session)
-        except DuplicateKeyError as error:
-            self._read_before_insert = True
-            raise ConcurrentUpdate("a transaction was stored before; retrying") from error
         except BulkWriteError as error:
             if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                self._read_before_insert = True
+                self._stored_id_met_at = time.monotonic()
                 raise ConcurrentUpdate("a transaction was stored before; retrying") from error
             raise
-        self._read_before_insert = False
         if audits and (events := [audits[key] for key in fresh if key in audits]):
             # Event ids are unique per call, and a stored transaction's event is never
             # written again, so these inserts cannot collide.
