@@ -9,8 +9,8 @@ import sys
 import aio_pika
 import pytest
 
+from sanad.amqp.dead_letters import REPLAYS_HEADER
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, Topology
-from sanad.cli.dead_letters import REPLAYS_HEADER
 
 pytestmark = pytest.mark.integration
 

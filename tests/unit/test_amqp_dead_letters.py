@@ -1,10 +1,10 @@
-"""How sanadctl dead-letters reads a dead letter and what its replayed copy carries."""
+"""How a dead letter reads and what its replayed copy carries (sanadctl dead-letters)."""
 
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sanad.cli.dead_letters import REPLAYS_HEADER, letter_of, replayed_copy
+from sanad.amqp.dead_letters import REPLAYS_HEADER, letter_of, replayed_copy
 
 
 def incoming(headers: dict[str, Any], user_id: str | None = None) -> Any:
