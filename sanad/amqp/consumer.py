@@ -25,6 +25,7 @@ from sanad.amqp.topology import (
     CONTENT_TYPE,
     DETAIL_HEADER,
     ITEMS_HEADER,
+    QUEUE_HEADER,
     REASON_HEADER,
     RETRIES_HEADER,
     Topology,
@@ -264,7 +265,7 @@ class MicroBatchConsumer:
             headers.pop(ITEMS_HEADER, None)
         headers[REASON_HEADER] = outcome.reason
         headers[DETAIL_HEADER] = outcome.detail[:500]
-        headers["x-sanad-queue"] = self.queue_name
+        headers[QUEUE_HEADER] = self.queue_name
         await dead.publish(
             republished(message, headers, part), routing_key=self.queue_name, mandatory=True
         )

@@ -17,7 +17,13 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.consumer import carried_headers, republished
-from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, RETRIES_HEADER, Topology
+from sanad.amqp.topology import (
+    DETAIL_HEADER,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    RETRIES_HEADER,
+    Topology,
+)
 
 REPLAYS_HEADER = "x-sanad-replays"
 # Headers of a dead letter that do not belong on its replayed copy (with the broker's
@@ -26,7 +32,7 @@ _DEATH_HEADERS = (
     REASON_HEADER,
     DETAIL_HEADER,
     RETRIES_HEADER,
-    "x-sanad-queue",
+    QUEUE_HEADER,
     "x-death",
     "x-delivery-count",
 )

@@ -33,6 +33,8 @@ BATCH = "batch.submit"
 
 REASON_HEADER = "x-sanad-reason"
 DETAIL_HEADER = "x-sanad-detail"
+# On a dead letter: the work queue it was set aside from.
+QUEUE_HEADER = "x-sanad-queue"
 RETRIES_HEADER = "x-sanad-retries"
 # On a pack (sanad.amqp.packing): how many items it carries.
 ITEMS_HEADER = "x-sanad-items"
