@@ -123,7 +123,7 @@ class BatchHandler:
             return Dead("undecodable", f"not a valid {BATCH_TYPE}: {error}")
         if not submission.batch_id:
             return Dead("invalid", "batch_id is required")
-        size = len(submission.items) + len(submission.history_items)
+        size = item_count(submission)
         if size > self.limits.max_items:
             return Dead(
                 "too-large", f"{size} items; a batch may carry at most {self.limits.max_items}"
