@@ -65,7 +65,7 @@ class Packing:
 
     max_items: int = 256
     max_bytes: int = 512 * 1024
-    max_inflight: int = 4
+    max_inflight: int = 1
 
 
 @dataclass

@@ -14,7 +14,9 @@ class IntakeSettings(ServerSettings):
     publish_timeout_s: float = 2.0
     # Submissions published while this many messages await their confirms go out together,
     # up to pack_max_items in one message (sanad.amqp.packing); 1 and 1 publish each alone.
-    pack_max_inflight: int = 4
+    # One in flight packs the most: against four, quick benches gave 907 against 749 unary
+    # calls/s and a half-load p99 of 106 against 194 ms (experiments: 886-954 against 814-818/s).
+    pack_max_inflight: int = 1
     pack_max_items: int = 256
     # Unconfirmed publishes in flight per SubmitTransactions stream.
     stream_max_inflight: int = 256
