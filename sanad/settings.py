@@ -13,11 +13,13 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
   SANAD_AUTH_JWT_PUBLIC_KEY_FILE, SANAD_AUTH_JWT_ISSUER and SANAD_AUTH_JWT_AUDIENCE.
 - AMQP TLS: use an `amqps://` SANAD_AMQP_URL; aio-pika reads `cafile`, `certfile` and `keyfile`
   from its query string. MongoDB TLS: SANAD_MONGO_TLS_CA_FILE and SANAD_MONGO_TLS_CERT_KEY_FILE
-  (or the same options in SANAD_MONGO_URL).
+  (or the same options in SANAD_MONGO_URL). Production refuses either connection in plaintext or
+  without verifying the server's certificate: they carry civil-ID hashes, fees and passwords.
 """
 
 from enum import StrEnum
 from typing import ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,6 +135,9 @@ class CommonSettings(BaseSettings):
             problems.append("SANAD_AUTH_MODE=dev: set it to required")
         if not (self.tls_client_auth or self.auth_jwt_public_key_file):
             problems.append("no way to authenticate: mutual TLS or a JWT public key")
+        if self.uses_amqp:
+            problems += amqp_tls_problems(self.amqp_url)
+        problems += mongo_tls_problems(self.mongo_url, self.mongo_tls_ca_file)
         return problems
 
 
@@ -140,3 +145,36 @@ class ServerSettings(CommonSettings):
     """Settings of a process that serves gRPC."""
 
     grpc_host: str = "0.0.0.0"
+
+
+# Connection-string options that turn certificate or host name checks off (any case, as both
+# drivers read them so).
+_MONGO_UNVERIFIED = ("tlsinsecure", "tlsallowinvalidcertificates", "tlsallowinvalidhostnames")
+
+
+def amqp_tls_problems(url: str) -> list[str]:
+    """Why an AMQP URL is unsafe for production: plaintext, or a server it does not verify."""
+    parts = urlsplit(url)
+    if parts.scheme != "amqps":
+        return ["plaintext AMQP: use an amqps:// SANAD_AMQP_URL"]
+    options = {key.lower(): value for key, value in parse_qsl(parts.query)}
+    if options.get("no_verify_ssl", "0") != "0":
+        return ["an AMQP URL with no_verify_ssl: the broker's certificate must be verified"]
+    return []
+
+
+def mongo_tls_problems(url: str, ca_file: str) -> list[str]:
+    """Why a MongoDB connection is unsafe for production: plaintext, or a server unverified.
+
+    TLS is on with SANAD_MONGO_TLS_CA_FILE, with `tls=true` or `ssl=true` in the URL, or with
+    a `mongodb+srv://` URL that does not turn it off (the drivers' default there).
+    """
+    parts = urlsplit(url)
+    options = {key.lower(): value.lower() for key, value in parse_qsl(parts.query)}
+    switch = options.get("tls", options.get("ssl"))
+    on = bool(ca_file) or switch == "true" or (parts.scheme == "mongodb+srv" and switch is None)
+    if not on:
+        return ["plaintext MongoDB: set SANAD_MONGO_TLS_CA_FILE or tls=true in SANAD_MONGO_URL"]
+    if any(options.get(name) == "true" for name in _MONGO_UNVERIFIED):
+        return ["a MongoDB URL that does not verify the server's certificate or host name"]
+    return []

@@ -62,11 +62,22 @@ def _first_ephemeral_port() -> int:
         return 32_768
 
 
-def start(port: int, storage: str | Path, log_path: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start the server on 127.0.0.1:port, storage a folder or ':memory:'; wait for it."""
+def start(
+    port: int,
+    storage: str | Path,
+    log_path: Path | None = None,
+    tls: tuple[Path, Path] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the server on 127.0.0.1:port, storage a folder or ':memory:'; wait for it.
+
+    With tls (a certificate and its key), the server speaks TLS only.
+    """
     if str(storage) != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
     output = log_path.open("ab") if log_path else subprocess.DEVNULL
+    tls_flags = (
+        [] if tls is None else ["--tls-cert-file", str(tls[0]), "--tls-key-file", str(tls[1])]
+    )
     process = subprocess.Popen(
         [
             sys.executable,
@@ -86,6 +97,7 @@ def start(port: int, storage: str | Path, log_path: Path | None = None) -> subpr
             # submission. Multi-document transactions still run on it (unlike a standalone
             # mongod); production's MongoDB is a replica set.
             "--standalone",
+            *tls_flags,
         ],
         env=server_env(),
         stdout=output,

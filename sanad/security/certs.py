@@ -4,9 +4,10 @@
     python -m sanad.security.certs client --role centre --subject nizwa-1 --center <id>
 
 Service certificates (CN = service, OU = service) serve TLS and are the services' client
-certificates towards each other. Client certificates carry CN = subject, OU = role and a URI
-SAN `urn:sanad:agency:<code>` or `urn:sanad:center:<id>` for the scope. Tokens for the same
-example identities are written to tokens/<name>.jwt. Development only: keys are unencrypted.
+certificates towards each other; backend certificates (OU = backend) serve RabbitMQ and MongoDB.
+Client certificates carry CN = subject, OU = role and a URI SAN `urn:sanad:agency:<code>` or
+`urn:sanad:center:<id>` for the scope. Tokens for the same example identities are written to
+tokens/<name>.jwt. Development only: keys are unencrypted.
 """
 
 import argparse
@@ -26,6 +27,17 @@ from sanad.security.credentials import AGENCY_URI, CENTER_URI, issue_token
 from sanad.security.identity import Identity, Role
 
 SERVICES = ("registry", "intake", "metrics", "workers")
+# Server certificates of the brokers and databases the services reach over TLS, by the names the
+# production overlay gives them (deploy/k8s/overlays/prod), and localhost for tests.
+BACKENDS = {
+    "rabbitmq": (
+        "localhost",
+        "sanad-rabbitmq.sanad.svc",
+        "sanad-rabbitmq.sanad.svc.cluster.local",
+        "*.sanad-rabbitmq-nodes.sanad.svc.cluster.local",
+    ),
+    "mongodb": ("localhost", "*.sanad-mongodb-svc.sanad.svc.cluster.local"),
+}
 EXAMPLE_CENTER = "example-centre"
 TOKEN_TTL_S = 30 * 24 * 3600
 EXAMPLES = {
@@ -154,6 +166,8 @@ def make_dev_pki(out: Path, issuer: str = "sanad-mesh", audience: str = "sanad-m
     write_pair(out, "ca", authority.key, authority.certificate)
     for service in SERVICES:
         write_pair(out, service, *issue(authority, service, "service", service_names(service)))
+    for backend, names in BACKENDS.items():
+        write_pair(out, backend, *issue(authority, f"sanad-{backend}", "backend", names))
     signing = ec.generate_private_key(ec.SECP256R1())
     _write_key(out / "jwt-signing.key", signing)
     public = signing.public_key().public_bytes(

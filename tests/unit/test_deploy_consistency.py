@@ -90,16 +90,30 @@ def k8s_env(resources: list[Resource], name: str) -> dict[str, str]:
 
 
 def secret_value(resources: list[Resource], name: str, key: str) -> str:
-    """A generated Secret's value, or a realistic one for Secrets made outside the overlay."""
+    """A generated Secret's value, or a realistic one for Secrets made outside the overlay: the
+    AMQP URL as deploy/README.md creates it, the connection string as the MongoDB operator
+    writes it (`ssl=true` exactly when the resource turns TLS on)."""
     generated = [s for s in of_kind(resources, "Secret") if s["metadata"]["name"] == name]
     if generated:
         return base64.b64decode(generated[0]["data"][key]).decode()
+    mongo = find(resources, "MongoDBCommunity", "sanad-mongodb")
+    tls = mongo["spec"]["security"].get("tls", {}).get("enabled", False)
     samples = {
-        "url": "amqp://user:secret@sanad-rabbitmq.sanad.svc:5672/sanad",
-        "connectionString.standard": "mongodb://user:secret@sanad-mongodb-svc:27017/admin",
+        "url": documented_amqp_url("user", "secret"),
+        "connectionString.standard": (
+            "mongodb://user:secret@sanad-mongodb-0.sanad-mongodb-svc.sanad.svc.cluster.local:27017"
+            f"/admin?replicaSet=sanad-mongodb&ssl={str(tls).lower()}"
+        ),
         "secret": "a-production-civil-id-secret",
     }
     return samples[key]
+
+
+def documented_amqp_url(user: str, password: str) -> str:
+    """The URL deploy/README.md stores in each production sanad-<user>-amqp Secret."""
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    (template,) = re.findall(r'--from-literal=url="([^"]+)"', readme)
+    return template.replace("${user}", user).replace("${password}", password)
 
 
 def k8s_container(resources: list[Resource], name: str) -> dict[str, Any]:

@@ -254,6 +254,29 @@ def secret_references(resources: list[Resource]) -> dict[str, set[str]]:
     for auth in of_kind(resources, "TriggerAuthentication"):
         for target in auth["spec"]["secretTargetRef"]:
             refs.setdefault(target["name"], set()).add(target["key"])
+    for name, keys in backend_tls_references(resources):
+        refs.setdefault(name, set()).update(keys)
+    return refs
+
+
+def backend_tls_references(resources: list[Resource]) -> list[tuple[str, set[str]]]:
+    """The Secrets (and their keys) RabbitMQ, MongoDB and Prometheus read for TLS."""
+    refs = []
+    for broker in of_kind(resources, "RabbitmqCluster"):
+        tls = broker["spec"].get("tls", {})
+        if "secretName" in tls:
+            refs.append((tls["secretName"], {"tls.crt", "tls.key"}))
+        if "caSecretName" in tls:
+            refs.append((tls["caSecretName"], {"ca.crt"}))
+    for mongo in of_kind(resources, "MongoDBCommunity"):
+        served = mongo["spec"]["security"].get("tls", {}).get("certificateKeySecretRef")
+        if served:
+            refs.append((served["name"], {"tls.crt", "tls.key"}))
+    for monitor in of_kind(resources, "PodMonitor"):
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            ca = endpoint.get("tlsConfig", {}).get("ca", {}).get("secret")
+            if ca:
+                refs.append((ca["name"], {ca["key"]}))
     return refs
 
 
@@ -286,6 +309,35 @@ def test_prod_secrets_are_each_created_by_a_documented_command() -> None:
         assert re.search(rf"\b{re.escape(name)}\b", commands) or _templated(name, commands), name
         for key in keys:
             assert f"{key}=" in commands, f"{name}: key {key} is never set in deploy/README.md"
+
+
+def test_prod_config_maps_made_by_hand_are_each_created_by_a_documented_command() -> None:
+    resources = RENDERED["prod"]
+    generated = {m["metadata"]["name"] for m in of_kind(resources, "ConfigMap")}
+    referenced = {
+        mongo["spec"]["security"]["tls"]["caConfigMapRef"]["name"]
+        for mongo in of_kind(resources, "MongoDBCommunity")
+    }
+    assert referenced, "the prod MongoDB verifies its members with a CA ConfigMap"
+    for name in referenced - generated:
+        assert f"create configmap {name} --from-file=ca.crt=" in DEPLOY_README, name
+
+
+def test_prod_brokers_and_databases_serve_tls_only() -> None:
+    resources = RENDERED["prod"]
+    broker = find(resources, "RabbitmqCluster", "sanad-rabbitmq")["spec"]["tls"]
+    assert broker["disableNonTLSListeners"] is True
+    mongo = find(resources, "MongoDBCommunity", "sanad-mongodb")["spec"]["security"]["tls"]
+    assert mongo["enabled"] is True
+    assert not mongo.get("optional", False)
+    # With only TLS listeners the Prometheus plugin answers https, and is verified.
+    (scrape,) = find(resources, "PodMonitor", "sanad-rabbitmq")["spec"]["podMetricsEndpoints"]
+    assert (scrape["port"], scrape["scheme"]) == ("prometheus-tls", "https")
+    assert scrape["tlsConfig"]["ca"]["secret"]["name"] == broker["caSecretName"]
+    for auth in of_kind(resources, "TriggerAuthentication"):
+        parameters = {t["parameter"] for t in auth["spec"]["secretTargetRef"]}
+        assert {"host", "tls", "ca"} <= parameters, auth["metadata"]["name"]
+    assert "--from-literal=tls=enable" in DEPLOY_README  # KEDA's switch for its amqps dial
 
 
 # One `kubectl ... create secret` command with its continuation lines.

@@ -12,7 +12,9 @@ from services.registry.settings import RegistrySettings
 SAFE = {
     "profile": "production",
     "civil_id_secret": "a-real-secret-from-the-vault",
-    "amqp_url": "amqps://intake:pw@rabbit:5671/",
+    "amqp_url": "amqps://intake:pw@rabbit:5671/?cafile=/certs/ca.pem",
+    "mongo_url": "mongodb://intake:pw@mongo-0:27017/admin?replicaSet=rs&ssl=true",
+    "mongo_tls_ca_file": "/certs/ca.pem",
     "tls_cert_file": "/certs/intake.pem",
     "tls_key_file": "/certs/intake.key",
     "tls_ca_file": "/certs/ca.pem",
@@ -45,6 +47,21 @@ def test_production_with_a_jwt_key_instead_of_mutual_tls_starts() -> None:
         ({"tls_ca_file": "", "tls_client_auth": False}, "missing CA"),
         ({"auth_mode": "dev"}, "SANAD_AUTH_MODE=dev"),
         ({"tls_client_auth": False}, "no way to authenticate"),
+        ({"amqp_url": "amqp://intake:pw@rabbit:5672/"}, "plaintext AMQP"),
+        ({"amqp_url": "amqps://intake:pw@rabbit/?no_verify_ssl=1"}, "no_verify_ssl"),
+        (
+            {"mongo_url": "mongodb://intake:pw@mongo-0:27017/admin", "mongo_tls_ca_file": ""},
+            "plaintext MongoDB",
+        ),
+        (
+            {
+                "mongo_url": "mongodb+srv://intake:pw@mongo.example/?tls=false",
+                "mongo_tls_ca_file": "",
+            },
+            "plaintext MongoDB",
+        ),
+        ({"mongo_url": "mongodb://mongo-0/?tls=true&tlsInsecure=true"}, "does not verify"),
+        ({"mongo_url": "mongodb://m/?ssl=true&tlsAllowInvalidHostnames=TRUE"}, "does not verify"),
     ],
 )
 def test_production_refuses_an_unsafe_setting(change: dict[str, object], complaint: str) -> None:
@@ -52,12 +69,27 @@ def test_production_refuses_an_unsafe_setting(change: dict[str, object], complai
         ServerSettings(**{**SAFE, **change})
 
 
+@pytest.mark.parametrize(
+    ("mongo_url", "ca_file"),
+    [
+        ("mongodb://m-0:27017,m-1:27017/admin?replicaSet=rs&ssl=true", ""),
+        ("mongodb://m-0:27017/?TLS=True", ""),
+        ("mongodb+srv://sanad-mongodb-svc.sanad.svc.cluster.local/admin", ""),
+        ("mongodb://m-0:27017/admin", "/certs/ca.pem"),
+    ],
+)
+def test_production_takes_mongodb_over_tls_however_it_is_turned_on(
+    mongo_url: str, ca_file: str
+) -> None:
+    ServerSettings(**{**SAFE, "mongo_url": mongo_url, "mongo_tls_ca_file": ca_file})
+
+
 @pytest.mark.parametrize("settings", [RegistrySettings, MetricsSettings])
 def test_services_without_a_broker_connection_need_no_amqp_url_in_production(
     settings: type[ServerSettings],
 ) -> None:
     unset = {k: v for k, v in SAFE.items() if k != "amqp_url"}
-    settings(**unset)  # the guest default URL is never dialled there
+    settings(**unset)  # the guest default URL, plaintext too, is never dialled there
     with pytest.raises(ValidationError, match="guest"):
         IntakeSettings(**unset)
 

@@ -5,9 +5,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 
+from sanad.errors import Unauthenticated
 from sanad.rpc.channel import service_channel
 from sanad.security import certs
+from sanad.security.credentials import identity_from_certificate
 from sanad.security.tls import client_credentials
 from sanad.settings import ServerSettings
 from tests.unit.security_echo import call, every_method, request_class, start_echo
@@ -126,3 +129,15 @@ async def test_tls_without_client_auth_takes_bearer_tokens(pki: Path) -> None:
             assert await call(channel, TRANSITION, transition(), metadata) == grpc.StatusCode.OK
     finally:
         await running.stop(0)
+
+
+@pytest.mark.parametrize("backend", sorted(certs.BACKENDS))
+def test_the_dev_pki_serves_the_brokers_and_databases_under_their_production_names(
+    pki: Path, backend: str
+) -> None:
+    certificate = x509.load_pem_x509_certificate((pki / f"{backend}.pem").read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == set(certs.BACKENDS[backend])
+    # A backend's certificate is no caller's identity: its role is none the services know.
+    with pytest.raises(Unauthenticated, match="unknown role 'backend'"):
+        identity_from_certificate((pki / f"{backend}.pem").read_bytes())
