@@ -19,10 +19,12 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
 
 from enum import StrEnum
 from typing import ClassVar
-from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pymongo.errors import InvalidURI
+from pymongo.uri_parser import split_options
+from yarl import URL
 
 DEV_CIVIL_ID_SECRET = "dev-only-civil-id-secret"  # noqa: S105 - the dev default production refuses
 
@@ -137,7 +139,9 @@ class CommonSettings(BaseSettings):
             problems.append("no way to authenticate: mutual TLS or a JWT public key")
         if self.uses_amqp:
             problems += amqp_tls_problems(self.amqp_url)
-        problems += mongo_tls_problems(self.mongo_url, self.mongo_tls_ca_file)
+        problems += mongo_tls_problems(
+            self.mongo_url, self.mongo_tls_ca_file, self.mongo_tls_cert_key_file
+        )
         return problems
 
 
@@ -147,34 +151,47 @@ class ServerSettings(CommonSettings):
     grpc_host: str = "0.0.0.0"
 
 
-# Connection-string options that turn certificate or host name checks off (any case, as both
-# drivers read them so).
-_MONGO_UNVERIFIED = ("tlsinsecure", "tlsallowinvalidcertificates", "tlsallowinvalidhostnames")
+# Connection-string options that turn the server's verification off (tlsInsecure sets both).
+_MONGO_UNVERIFIED = ("tlsallowinvalidcertificates", "tlsallowinvalidhostnames")
+# Options that name TLS files: pymongo turns TLS on when one is given.
+_MONGO_TLS_FILES = ("tlscafile", "tlscertificatekeyfile")
 
 
 def amqp_tls_problems(url: str) -> list[str]:
-    """Why an AMQP URL is unsafe for production: plaintext, or a server it does not verify."""
-    parts = urlsplit(url)
-    if parts.scheme != "amqps":
+    """Why an AMQP URL is unsafe for production: plaintext, or a server it does not verify.
+
+    Read with yarl, as aiormq reads it: TLS exactly for amqps, verification off unless every
+    `no_verify_ssl` is "0" (aiormq reads the first; a bare key counts as set).
+    """
+    parsed = URL(url)
+    if parsed.scheme != "amqps":
         return ["plaintext AMQP: use an amqps:// SANAD_AMQP_URL"]
-    options = {key.lower(): value for key, value in parse_qsl(parts.query)}
-    if options.get("no_verify_ssl", "0") != "0":
+    if any(value != "0" for value in parsed.query.getall("no_verify_ssl", [])):
         return ["an AMQP URL with no_verify_ssl: the broker's certificate must be verified"]
     return []
 
 
-def mongo_tls_problems(url: str, ca_file: str) -> list[str]:
+def mongo_tls_problems(url: str, ca_file: str = "", cert_key_file: str = "") -> list[str]:
     """Why a MongoDB connection is unsafe for production: plaintext, or a server unverified.
 
-    TLS is on with SANAD_MONGO_TLS_CA_FILE, with `tls=true` or `ssl=true` in the URL, or with
-    a `mongodb+srv://` URL that does not turn it off (the drivers' default there).
+    Read as pymongo reads it: options after the first `?`, split on `&` or `;`, names in any
+    case, booleans exactly "true" or "false" (pymongo drops any other value with a warning).
+    TLS is on with SANAD_MONGO_TLS_CA_FILE or _CERT_KEY_FILE (sanad.mongo passes tls=True,
+    which wins over the URL), with tls=true or ssl=true, or, unless tls/ssl=false, with a TLS
+    file in the URL or a mongodb+srv:// URL.
     """
-    parts = urlsplit(url)
-    options = {key.lower(): value.lower() for key, value in parse_qsl(parts.query)}
-    switch = options.get("tls", options.get("ssl"))
-    on = bool(ca_file) or switch == "true" or (parts.scheme == "mongodb+srv" and switch is None)
+    _, _, query = url.partition("?")
+    try:
+        options = split_options(query, validate=False) if query else {}
+    except (InvalidURI, ValueError) as error:
+        return [f"a SANAD_MONGO_URL whose options pymongo refuses: {error}"]
+    switch = options.get("tls")  # ssl=... arrives as tls
+    if switch not in (None, "true", "false"):
+        return [f"tls={switch} in SANAD_MONGO_URL: pymongo ignores it; write tls=true"]
+    implied = url.startswith("mongodb+srv://") or any(name in options for name in _MONGO_TLS_FILES)
+    on = bool(ca_file or cert_key_file) or switch == "true" or (switch is None and implied)
     if not on:
         return ["plaintext MongoDB: set SANAD_MONGO_TLS_CA_FILE or tls=true in SANAD_MONGO_URL"]
-    if any(options.get(name) == "true" for name in _MONGO_UNVERIFIED):
+    if any(options.get(name, "false") != "false" for name in _MONGO_UNVERIFIED):
         return ["a MongoDB URL that does not verify the server's certificate or host name"]
     return []

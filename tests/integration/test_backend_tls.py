@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,11 @@ def tls_mongo_port(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     yield port
     process.terminate()
-    process.wait(timeout=20)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def mongo_settings(url: str, ca_file: str = "") -> CommonSettings:
@@ -75,7 +80,7 @@ async def test_a_service_reaches_mongodb_over_tls_with_the_ca_from_its_settings(
     ("options", "reason"),
     [
         ("tls=true", "CERTIFICATE_VERIFY_FAILED"),  # the system CAs do not know the dev CA
-        ("tls=false", "reset|closed"),  # the TLS-only server drops a plaintext hello
+        ("tls=false", "reset|closed|timed out"),  # a TLS-only server never answers plaintext
     ],
 )
 async def test_a_mongodb_server_the_client_cannot_verify_is_never_used(
@@ -116,7 +121,11 @@ async def tls_broker(pki: Path, amqp_url: str) -> AsyncIterator[TlsListener]:
 
     async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         listener.connections += 1
-        broker_r, broker_w = await asyncio.open_connection(broker.hostname, broker.port or 5672)
+        try:
+            broker_r, broker_w = await asyncio.open_connection(broker.hostname, broker.port or 5672)
+        except OSError:
+            client_w.close()
+            raise
         await asyncio.gather(pipe(client_r, broker_w), pipe(broker_r, client_w))
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
@@ -150,7 +159,7 @@ async def test_a_publisher_reaches_rabbitmq_over_tls_with_the_ca_in_its_url(
         )
     finally:
         await publisher.close()
-    assert tls_broker.connections == 1
+    assert tls_broker.connections >= 1  # the publisher dialled the TLS listener
     async with await aio_pika.connect(amqp_url) as connection:
         queue = await (await connection.channel()).get_queue(topology.ingest_queue)
         message = await queue.get(timeout=5)

@@ -10,7 +10,9 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -454,3 +456,16 @@ def test_every_compose_file_mount_exists() -> None:
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (COMPOSE_DIR / source).exists(), source
+
+
+@pytest.mark.parametrize("name", [n for n, d in DEPLOYABLES.items() if d[0].uses_amqp])
+def test_the_ca_in_the_documented_amqps_url_is_mounted_where_it_says(name: str) -> None:
+    cafile = PurePosixPath(parse_qs(urlsplit(documented_amqp_url("u", "p")).query)["cafile"][0])
+    resources = RENDERED["prod"]
+    container = k8s_container(resources, name)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(cafile.parent)]
+    pod = find(resources, "Deployment", name)["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    # The Secret mounted there is one deploy/README.md creates with this file in it.
+    assert volume["secret"]["secretName"] in (f"sanad-{name}-tls", "sanad-workers-tls")
+    assert cafile.name == "ca.crt"

@@ -23,6 +23,11 @@ SAFE = {
 }
 
 
+def plain_mongo(url: str) -> dict[str, object]:
+    """A change to SAFE: this MongoDB URL, and no CA from the settings to turn TLS on."""
+    return {"mongo_url": url, "mongo_tls_ca_file": ""}
+
+
 def test_dev_defaults_keep_plaintext_and_the_dev_identity() -> None:
     settings = ServerSettings()
     assert not settings.grpc_tls
@@ -48,20 +53,22 @@ def test_production_with_a_jwt_key_instead_of_mutual_tls_starts() -> None:
         ({"auth_mode": "dev"}, "SANAD_AUTH_MODE=dev"),
         ({"tls_client_auth": False}, "no way to authenticate"),
         ({"amqp_url": "amqp://intake:pw@rabbit:5672/"}, "plaintext AMQP"),
+        # aiormq reads the first no_verify_ssl, and a bare or empty one turns checks off.
         ({"amqp_url": "amqps://intake:pw@rabbit/?no_verify_ssl=1"}, "no_verify_ssl"),
-        (
-            {"mongo_url": "mongodb://intake:pw@mongo-0:27017/admin", "mongo_tls_ca_file": ""},
-            "plaintext MongoDB",
-        ),
-        (
-            {
-                "mongo_url": "mongodb+srv://intake:pw@mongo.example/?tls=false",
-                "mongo_tls_ca_file": "",
-            },
-            "plaintext MongoDB",
-        ),
+        ({"amqp_url": "amqps://intake:pw@rabbit/?no_verify_ssl"}, "no_verify_ssl"),
+        ({"amqp_url": "amqps://intake:pw@rabbit/?no_verify_ssl="}, "no_verify_ssl"),
+        ({"amqp_url": "amqps://i:pw@rabbit/?no_verify_ssl=1&no_verify_ssl=0"}, "no_verify_ssl"),
+        (plain_mongo("mongodb://intake:pw@mongo-0:27017/admin"), "plaintext MongoDB"),
+        (plain_mongo("mongodb+srv://intake:pw@mongo.example/?tls=false"), "plaintext MongoDB"),
+        # pymongo splits options on ";" too, and drops a boolean that is not exactly "true".
+        (plain_mongo("mongodb+srv://mongo.example/?appName=x;tls=false"), "plaintext MongoDB"),
+        (plain_mongo("mongodb://m-0:27017/?TLS=True"), "pymongo ignores it"),
         ({"mongo_url": "mongodb://mongo-0/?tls=true&tlsInsecure=true"}, "does not verify"),
+        ({"mongo_url": "mongodb://m-0/admin?ssl=true;tlsInsecure=true"}, "does not verify"),
         ({"mongo_url": "mongodb://m/?ssl=true&tlsAllowInvalidHostnames=TRUE"}, "does not verify"),
+        # pymongo reads everything after the first "?" as options, a "#" in a password too.
+        ({"mongo_url": "mongodb://u:p#w@m-0/admin?ssl=true&tlsInsecure=true"}, "does not verify"),
+        ({"mongo_url": "mongodb://m-0/?tls=true&ssl=false"}, "pymongo refuses"),
     ],
 )
 def test_production_refuses_an_unsafe_setting(change: dict[str, object], complaint: str) -> None:
@@ -73,15 +80,28 @@ def test_production_refuses_an_unsafe_setting(change: dict[str, object], complai
     ("mongo_url", "ca_file"),
     [
         ("mongodb://m-0:27017,m-1:27017/admin?replicaSet=rs&ssl=true", ""),
-        ("mongodb://m-0:27017/?TLS=True", ""),
+        ("mongodb://m-0:27017/?TLS=true", ""),
         ("mongodb+srv://sanad-mongodb-svc.sanad.svc.cluster.local/admin", ""),
+        ("mongodb://m-0:27017/admin?tlsCAFile=/certs/ca.pem", ""),
         ("mongodb://m-0:27017/admin", "/certs/ca.pem"),
+        ("mongodb://m-0:27017/admin?tls=false", "/certs/ca.pem"),  # tls=True from settings wins
     ],
 )
 def test_production_takes_mongodb_over_tls_however_it_is_turned_on(
     mongo_url: str, ca_file: str
 ) -> None:
     ServerSettings(**{**SAFE, "mongo_url": mongo_url, "mongo_tls_ca_file": ca_file})
+
+
+def test_a_client_certificate_alone_turns_mongodb_tls_on() -> None:
+    ServerSettings(
+        **{
+            **SAFE,
+            "mongo_url": "mongodb://m-0:27017/admin",
+            "mongo_tls_ca_file": "",
+            "mongo_tls_cert_key_file": "/certs/intake-with-key.pem",
+        }
+    )
 
 
 @pytest.mark.parametrize("settings", [RegistrySettings, MetricsSettings])
