@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from sanad.errors import AlreadyExists, PreconditionFailed
+from sanad.retired_indexes import drop_retired
 from services.registry.documents import (
     Document,
     all_of,
@@ -56,6 +57,7 @@ class RegistryStore:
         await self.centers.create_index([("licence.status", ASCENDING), ("licence.expires_at", 1)])
         await self.catalog.create_index("agency_code")
         await self.changes.create_index([("kind", ASCENDING), ("_id", ASCENDING)])
+        await drop_retired(self.db, (self.centers.name,))
 
     async def get_center(self, center_id: str) -> Center | None:
         doc = await self.centers.find_one({"_id": center_id})

@@ -13,6 +13,7 @@ from pymongo.errors import BulkWriteError
 from sanad import records
 from sanad import rollups as contract
 from sanad.amqp.consumer import Dead, Outcome, Retry
+from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
 from workers.ingest.changes import Applied, Change, apply_change
@@ -67,9 +68,12 @@ class IngestStore:
         self._stored_id_met_at = -math.inf
 
     async def ensure_indexes(self) -> None:
+        """The listing and rollup indexes; and no index an earlier version left behind on the
+        collections this worker writes most."""
         await self.transactions.create_index(records.LISTING_INDEX)
         for collection, keys in contract.INDEXES:
             await self.db[collection].create_index(keys)
+        await drop_retired(self.db, (records.COLLECTION, audit.COLLECTION))
 
     async def record_submissions(
         self, documents: Sequence[Document], session: AsyncClientSession | None = None
