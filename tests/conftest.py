@@ -6,11 +6,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from sanad.amqp.topology import delete_queues
 from sanad.devstack import mongo_server
+from sanad.security import certs
 
 AMQP_URL = os.environ.get("SANAD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -54,3 +56,12 @@ def amqp_prefix() -> Iterator[str]:
 @pytest.fixture
 def amqp_url() -> str:
     return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev PKI `make certs` writes (CA, service, backend and client certificates, the JWT
+    key pair and tokens), read-only by every test that needs certificates."""
+    out = tmp_path_factory.mktemp("pki")
+    certs.make_dev_pki(out)
+    return out

@@ -25,18 +25,9 @@ from sanad import mongo
 from sanad.amqp.publisher import ConfirmedPublisher
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.devstack import mongo_server
-from sanad.security import certs
 from sanad.settings import CommonSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dev PKI `make certs` writes, with its RabbitMQ and MongoDB server certificates."""
-    out = tmp_path_factory.mktemp("pki")
-    certs.make_dev_pki(out)
-    return out
 
 
 @pytest.fixture(scope="module")

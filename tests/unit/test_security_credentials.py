@@ -15,13 +15,6 @@ from sanad.security.limits import RateLimiter
 ROP = Identity("rop-systems", Role.MINISTRY, agency_code="ROP")
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pki")
-    certs.make_dev_pki(out)
-    return out
-
-
 def verifier(pki: Path) -> TokenVerifier:
     return TokenVerifier((pki / "jwt-signing.pub.pem").read_bytes(), "sanad-mesh", "sanad-mesh")
 

@@ -70,13 +70,6 @@ ROWS = [(m, name) for m in every_method() for name in sorted(ALL)]
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pki")
-    certs.make_dev_pki(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def tokens(pki: Path) -> dict[str, str]:
     key = (pki / "jwt-signing.key").read_bytes()
     return {

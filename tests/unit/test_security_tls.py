@@ -20,13 +20,6 @@ LIST_AGENCIES = next(m for m in every_method() if m.name == "ListAgencies")
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pki")
-    certs.make_dev_pki(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("foreign")
     certs.make_dev_pki(out)
