@@ -2,8 +2,8 @@
 
 Every index costs every write to its collection, so a database that an earlier version created
 keeps paying for the ones the code stopped declaring. Only these names are dropped, never an
-index someone added by hand. Dropping is idempotent: replicas starting together may race, and
-whoever comes second finds the index gone.
+index someone added by hand. Dropping is idempotent: an index already gone (dropped at an
+earlier start, or by a replica starting at the same time) is skipped.
 """
 
 import logging
@@ -34,14 +34,11 @@ async def drop_retired(db: AsyncDatabase[dict[str, Any]], collections: Iterable[
     """Drop the retired indexes these collections still have; the `collection.index` dropped."""
     dropped = []
     for collection in collections:
-        present = {index["name"] async for index in await db[collection].list_indexes()}
         for name in RETIRED.get(collection, ()):
-            if name not in present:
-                continue
-            try:
+            try:  # pymongo ignores a collection that does not exist
                 await db[collection].drop_index(name)
             except OperationFailure as error:
-                if error.code != INDEX_NOT_FOUND:  # else another replica dropped it first
+                if error.code != INDEX_NOT_FOUND:  # dropped before, or by another replica now
                     raise
                 continue
             log.info("dropped retired index %s.%s", collection, name)

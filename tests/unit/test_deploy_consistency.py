@@ -39,6 +39,7 @@ COMPOSE_DIR = ROOT / "deploy" / "compose"
 COMPOSE = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
 DEFINITIONS = json.loads((COMPOSE_DIR / "rabbitmq" / "definitions.json").read_text())
 RENDERED = {overlay: render(K8S / "overlays" / overlay) for overlay in OVERLAYS}
+DEPLOY_README = (ROOT / "deploy" / "README.md").read_text()
 
 # Each deployable: its settings class, the module it runs, and the fields naming its two ports.
 DEPLOYABLES: dict[str, tuple[type[CommonSettings], str, str, str]] = {
@@ -113,8 +114,7 @@ def secret_value(resources: list[Resource], name: str, key: str) -> str:
 
 def documented_amqp_url(user: str, password: str) -> str:
     """The URL deploy/README.md stores in each production sanad-<user>-amqp Secret."""
-    readme = (ROOT / "deploy" / "README.md").read_text()
-    (template,) = re.findall(r'--from-literal=url="([^"]+)"', readme)
+    (template,) = re.findall(r'--from-literal=url="([^"]+)"', DEPLOY_README)
     return template.replace("${user}", user).replace("${password}", password)
 
 
