@@ -1,6 +1,7 @@
 """sanadctl entry point: global options, subcommands, and one-line errors instead of tracebacks."""
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -107,6 +108,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Parse, run one command, and return its exit code."""
     args = build_parser(os.environ if environ is None else environ).parse_args(argv)
     printer = Printer(as_json=args.json)
+    # The commands say what failed and what to do; aiormq would also log a failed connection
+    # as the repr of its exception, which Python prints to stderr for want of a handler.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     client = Client(
         registry_target=args.registry,
         intake_target=args.intake,

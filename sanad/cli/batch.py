@@ -17,13 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
-import aio_pika
+from aio_pika.exceptions import (
+    AMQPError,
+    ChannelNotFoundEntity,
+    DeliveryError,
+    ProbableAuthenticationError,
+)
 
-from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
+from sanad.amqp.batches import BatchClient, item_count
+from sanad.amqp.topology import Topology
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
-from sanad.security.batch_users import broker_user
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 
 COLUMNS = ("request_id", "service_code", "channel", "fee_baisa", "civil_number", "center_id")
@@ -56,14 +62,39 @@ class Outcome:
     refused: list[str] = field(default_factory=list)
 
 
+class BadFile(Exception):
+    """A batch file that cannot be read as rows; the message names the file and the line."""
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV (header row) or NDJSON file, values as strings."""
-    with path.open(encoding="utf-8") as handle:
-        if path.suffix.lower() in (".ndjson", ".jsonl"):
-            return [
-                {k: str(v) for k, v in json.loads(line).items()} for line in handle if line.strip()
-            ]
-        return [dict(row) for row in csv.DictReader(handle)]
+    """Rows of a CSV (header row) or NDJSON file, values as strings; BadFile when unreadable."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            if path.suffix.lower() in (".ndjson", ".jsonl"):
+                return [
+                    _ndjson_row(path, number, line)
+                    for number, line in enumerate(handle, start=1)
+                    if line.strip()
+                ]
+            reader = csv.DictReader(handle)
+            try:
+                return [dict(row) for row in reader]
+            except csv.Error as error:
+                raise BadFile(f"{path}, line {reader.line_num}: {error}") from None
+    except UnicodeDecodeError:
+        raise BadFile(f"{path}: not UTF-8 text") from None
+    except OSError as error:
+        raise BadFile(f"{path}: {error.strerror or error}") from None
+
+
+def _ndjson_row(path: Path, number: int, line: str) -> dict[str, str]:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise BadFile(f"{path}, line {number}: not JSON ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise BadFile(f"{path}, line {number}: not a JSON object")
+    return {k: "" if v is None else str(v) for k, v in value.items()}
 
 
 def item_of(row: dict[str, str]) -> intake_pb2.SubmitTransactionRequest:
@@ -96,6 +127,15 @@ def chunks_of(
     ]
 
 
+class Unanswered(Exception):
+    """The wait ended before every batch was answered."""
+
+    def __init__(self, answered: int, total: int, wait_s: float) -> None:
+        super().__init__(f"{answered} of {total} chunks answered within {wait_s:g} s")
+        self.answered = answered
+        self.total = total
+
+
 async def send(
     url: str,
     prefix: str,
@@ -103,67 +143,31 @@ async def send(
     wait_s: float,
     progress: TextIO | None = None,
 ) -> list[events_pb2.BatchResult]:
-    """Publish each batch with confirms and wait for every BatchResult, in order.
+    """Publish each batch, confirmed, then wait up to wait_s for every BatchResult, in order.
 
-    Every message carries the connection's user as `user_id`, which the broker validates and
-    the batch worker checks against the batch's centre.
+    Raises Unanswered when the wait ends first, and aio_pika's errors when the broker cannot
+    be reached or has no batch exchange under prefix.
     """
-    user = broker_user(url)
-    # A plain connection: its reply queue is server-named (amq.gen-*), which is what a batch
-    # submitter's broker permissions allow; an exclusive queue would not survive a reconnect
-    # anyway, and resending the same batch ids returns the stored answers.
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        replies = await channel.declare_queue("", exclusive=True, auto_delete=True)
-        exchange = await channel.get_exchange(Topology(prefix).batch_exchange)
-        answers: dict[str, events_pb2.BatchResult] = {}
-        arrived = asyncio.Event()
-
-        async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                result = events_pb2.BatchResult()
-                result.ParseFromString(message.body)
-                answers[message.correlation_id or ""] = result
-                arrived.set()
-
-        await replies.consume(on_reply)
-        correlations = []
-        for batch in batches:
-            correlation = uuid.uuid4().hex
-            correlations.append(correlation)
-            body = batch.SerializeToString()
-            message = aio_pika.Message(
-                body,
-                content_type=CONTENT_TYPE,
-                type=batch.DESCRIPTOR.full_name,
-                message_id=batch.batch_id,
-                correlation_id=correlation,
-                reply_to=replies.name,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                user_id=user,
+    async with BatchClient.connect(url, prefix) as client:
+        answers = [await client.publish(batch) for batch in batches]
+        sizes = {answer: item_count(batch) for answer, batch in zip(answers, batches, strict=True)}
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + wait_s
+        pending: set[asyncio.Future[events_pb2.BatchResult]] = set(answers)
+        while pending and (left := ends - loop.time()) > 0:
+            if progress is not None:
+                done = sum(n for answer, n in sizes.items() if answer not in pending)
+                _draw(progress, done, sum(sizes.values()))
+            _, pending = await asyncio.wait(
+                pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
             )
-            await exchange.publish(message, routing_key=BATCH, mandatory=True)
-        sizes = dict(zip(correlations, (_size(b) for b in batches), strict=True))
-
-        async def until_done() -> None:
-            while True:
-                if progress is not None:
-                    done = sum(n for c, n in sizes.items() if c in answers)
-                    _draw(progress, done, sum(sizes.values()))
-                if all(c in answers for c in correlations):
-                    return
-                arrived.clear()
-                await arrived.wait()
-
-        await asyncio.wait_for(until_done(), wait_s)
         if progress is not None:
+            done = sum(n for answer, n in sizes.items() if answer not in pending)
+            _draw(progress, done, sum(sizes.values()))
             progress.write("\n")
-        return [answers[c] for c in correlations]
-
-
-def _size(batch: events_pb2.BatchSubmission) -> int:
-    return len(batch.items) + len(batch.history_items)
+        if pending:
+            raise Unanswered(len(answers) - len(pending), len(answers), wait_s)
+        return [answer.result() for answer in answers]
 
 
 def _draw(stream: TextIO, done: int, total: int, width: int = 30) -> None:
@@ -201,21 +205,31 @@ def write_rejected(
 
 
 def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """Send the file, wait for every answer, print a summary; 1 when any row was refused."""
+    """Send the file, wait for every answer, print a summary; 1 when any row was refused or
+    the batch could not be sent or answered, 2 when the file or the arguments are bad."""
     del client
-    if not 1 <= args.chunk <= MAX_CHUNK:
-        printer.error(f"--chunk must be 1 to {MAX_CHUNK}")
-        return 2
-    rows = read_rows(args.file)
-    batch_id = args.batch_id or uuid.uuid4().hex
     url = args.amqp_url or os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
+    try:
+        rows = _rows_to_send(args, url)
+    except BadFile as error:
+        printer.error(str(error))
+        return 2
+    batch_id = args.batch_id or uuid.uuid4().hex
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
     batches = chunks_of(rows, batch_id, args.center, args.chunk)
-    results = asyncio.run(send(url, prefix, batches, args.wait, sys.stderr))
+    try:
+        results = asyncio.run(send(url, prefix, batches, args.wait, sys.stderr))
+    except (Unanswered, AMQPError, OSError) as error:
+        printer.error(_unsent(error, batch_id, url, prefix))
+        return 1
     outcome = summarise(results, args.chunk)
     rejected_path = args.file.with_name(args.file.name + ".rejected.csv")
     if outcome.rejected:
-        write_rejected(rejected_path, rows, outcome.rejected)
+        try:
+            write_rejected(rejected_path, rows, outcome.rejected)
+        except OSError as error:
+            printer.error(f"{rejected_path}: {error.strerror or error}")
+            rejected_path = Path()
     summary: dict[str, Any] = {
         "batch_id": batch_id,
         "rows": len(rows),
@@ -229,3 +243,45 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     else:
         printer.fields(list(summary.items()))
     return 1 if outcome.rejected or outcome.refused else 0
+
+
+def _rows_to_send(args: argparse.Namespace, url: str) -> list[dict[str, str]]:
+    """The file's rows, once the arguments are known good; BadFile says what is wrong."""
+    if not 1 <= args.chunk <= MAX_CHUNK:
+        raise BadFile(f"--chunk must be 1 to {MAX_CHUNK}")
+    if _where(url) is None:
+        raise BadFile("the RabbitMQ URL is not an amqp:// or amqps:// URL with a host")
+    return read_rows(args.file)
+
+
+def _unsent(error: Exception, batch_id: str, url: str, prefix: str) -> str:
+    """Why the batch was not (wholly) answered, and what to do, without credentials."""
+    if isinstance(error, Unanswered):
+        return (
+            f"batch {batch_id}: {error}. Nothing is lost: send the file again with"
+            f" --batch-id {batch_id}, and chunks already answered are answered the same"
+        )
+    if isinstance(error, ChannelNotFoundEntity):
+        return (
+            f"no batch exchange {Topology(prefix).batch_exchange!r} on the broker: check"
+            " SANAD_AMQP_PREFIX, and that the workers have started once"
+        )
+    if isinstance(error, ProbableAuthenticationError):
+        reason = "the broker refused the user name or password"
+    elif isinstance(error, DeliveryError):
+        reason = "the batch exchange routed the batch to no queue"
+    else:
+        reason = str(error.args[-1] if error.args else error) or type(error).__name__
+    return f"batch {batch_id} not sent: RabbitMQ at {_where(url)}: {reason}"
+
+
+def _where(url: str) -> str | None:
+    """host:port of an AMQP URL, without its credentials; None when it is no AMQP URL."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    except ValueError:
+        return None
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        return None
+    return f"{parts.hostname}:{port}"

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import AsyncMongoClient
 
+from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.topology import BATCH, REASON_HEADER, SUBMITTED, Topology
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import events_pb2, intake_pb2
@@ -22,7 +23,7 @@ from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_w
 pytestmark = pytest.mark.integration
 
 SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
-BATCH_TYPE = events_pb2.BatchSubmission.DESCRIPTOR.full_name
+
 HAS_BATCH_WORKER = importlib.util.find_spec("workers.batch.__main__") is not None
 
 
@@ -72,7 +73,7 @@ async def test_poison_on_every_queue_is_dead_lettered_while_good_traffic_flows(
     targets = [(topology.transactions_exchange, SUBMITTED, SUBMITTED_TYPE, topology.ingest_queue)]
     workers = [start("workers.ingest", stack, {})]
     if HAS_BATCH_WORKER:
-        targets.append((topology.batch_exchange, BATCH, BATCH_TYPE, topology.batch_queue))
+        targets.append((topology.batch_exchange, BATCH, SUBMISSION_TYPE, topology.batch_queue))
         workers.append(
             start(
                 "workers.batch",

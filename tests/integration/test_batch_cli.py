@@ -9,16 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from sanad.devstack.mongo_server import free_port
 from tests.integration.conftest import Stack, open_centre_with_service
 from tests.integration.workers_support import start_batch_worker
 
 pytestmark = pytest.mark.integration
 
 
-async def sanadctl(stack: Stack, *args: str) -> tuple[int, str, str]:
+async def sanadctl(
+    stack: Stack, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sanad.cli", "--json", *args,
-        env=stack.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env or stack.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     return process.returncode or 0, out.decode(), err.decode()
@@ -75,3 +78,43 @@ async def test_a_file_is_submitted_and_its_rejected_rows_are_written_back(
     assert request_ids == ["bad-fee", "bad-civil"]
     assert "12ab" not in text  # civil numbers are masked in the rejected file
     assert "Traceback" not in err
+
+
+async def test_a_batch_nobody_answers_in_time_is_answered_when_sent_again_with_its_id(
+    stack: Stack, tmp_path: Path
+) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    path = write_rows(tmp_path / "rows.csv", rows(service))
+    submit = ("batch", "submit", str(path), "--center", center_id, "--batch-id", "late")
+    # No batch worker yet: the batch waits in its queue, and the command gives up.
+    code, out, err = await sanadctl(stack, *submit, "--wait", "2")
+    assert code == 1
+    assert "0 of 1 chunks answered within 2 s" in err
+    assert "--batch-id late" in err
+    assert "Traceback" not in err and out == ""
+    worker = start_batch_worker(stack)
+    try:
+        code, out, err = await sanadctl(stack, *submit, "--wait", "60")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert code == 1, err  # two rows refused, as when answered the first time
+    summary = json.loads(out)
+    assert (summary["accepted"], summary["rejected"]) == (8, 2)
+
+
+async def test_an_unreachable_or_unprepared_broker_is_named_without_a_traceback(
+    stack: Stack, tmp_path: Path
+) -> None:
+    path = write_rows(tmp_path / "rows.ndjson", rows("ANY"))
+    closed = f"amqp://guest:secret-word@127.0.0.1:{free_port()}/"
+    code, out, err = await sanadctl(stack, "batch", "submit", str(path), "--amqp-url", closed)
+    assert code == 1
+    assert f"RabbitMQ at 127.0.0.1:{closed.rsplit(':', 1)[1].rstrip('/')}" in err
+    assert "secret-word" not in err and "Traceback" not in err and out == ""
+    # The broker is there, but nothing was ever declared under this prefix.
+    unprepared = {**stack.env, "SANAD_AMQP_PREFIX": f"{stack.prefix}-never"}
+    code, out, err = await sanadctl(stack, "batch", "submit", str(path), env=unprepared)
+    assert code == 1
+    assert f"no batch exchange '{stack.prefix}-never.batch'" in err
+    assert "Traceback" not in err and out == ""

@@ -7,6 +7,7 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
+from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.topology import BATCH, RATED, REASON_HEADER, STATUS_CHANGED, SUBMITTED, Topology
 from sanad.cli.batch import send
 from sanad.v1 import events_pb2, intake_pb2
@@ -82,7 +83,7 @@ async def _dead_letter_reasons(stack: Stack, topology: Topology, expected: int) 
 
 STATUS_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
 RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
-BATCH_TYPE = events_pb2.BatchSubmission.DESCRIPTOR.full_name
+
 GARBAGE = b"\x00\xffnot protobuf"
 
 
@@ -158,12 +159,12 @@ async def test_poison_batches_are_dead_lettered_with_reasons_and_good_batches_ar
             stack,
             topology.batch_exchange,
             [
-                (BATCH, GARBAGE, BATCH_TYPE),
+                (BATCH, GARBAGE, SUBMISSION_TYPE),
                 (BATCH, b"{}", "sanad.v1.Nope"),
                 (
                     BATCH,
                     events_pb2.BatchSubmission(center_id=center_id).SerializeToString(),
-                    BATCH_TYPE,
+                    SUBMISSION_TYPE,
                 ),
             ],
         )

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from sanad.amqp.batches import item_count
 from sanad.amqp.consumer import TransientError
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import CenterView, ServiceView
-from workers.batch.domain import Context, Verdict, item_count, judge_batch, judge_items
+from workers.batch.domain import Context, Verdict, judge_batch, judge_items
 from workers.batch.handlers import BatchHandler, Limits
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sanad.amqp.batches import item_count
 from sanad.domain.ids import id_of
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
@@ -169,11 +170,6 @@ def apply_history(
         doc["rating"] = item.rating
         doc["rating_time"] = doc["finish_time"]
     return doc
-
-
-def item_count(batch: events_pb2.BatchSubmission) -> int:
-    """Items of a batch in the index space verdicts use: live items, then history items."""
-    return len(batch.items) + len(batch.history_items)
 
 
 def judge_batch(batch: events_pb2.BatchSubmission, context: Context, now: datetime) -> Verdict:

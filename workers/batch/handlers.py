@@ -10,19 +10,17 @@ from typing import Protocol
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
+from sanad.amqp.batches import RESULT_TYPE, SUBMISSION_TYPE, item_count
 from sanad.amqp.consumer import Dead, Outcome, TransientError
 from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
 from sanad.domain.clock import utcnow
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.domain import CenterView, ServiceView
 from workers.batch.authorization import Authorize
-from workers.batch.domain import Context, Verdict, item_count, judge_items
+from workers.batch.domain import Context, Verdict, judge_items
 from workers.batch.store import BatchStore
 
 log = logging.getLogger("sanad.batch")
-
-BATCH_TYPE = events_pb2.BatchSubmission.DESCRIPTOR.full_name
-RESULT_TYPE = events_pb2.BatchResult.DESCRIPTOR.full_name
 
 Reply = Callable[[str, bytes, str, str], Awaitable[None]]
 
@@ -115,12 +113,12 @@ class BatchHandler:
     def _refusal(
         self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
     ) -> Dead | None:
-        if message.type != BATCH_TYPE:
+        if message.type != SUBMISSION_TYPE:
             return Dead("unknown-type", f"message type {message.type!r} is not handled here")
         try:
             submission.ParseFromString(message.body)
         except DecodeError as error:
-            return Dead("undecodable", f"not a valid {BATCH_TYPE}: {error}")
+            return Dead("undecodable", f"not a valid {SUBMISSION_TYPE}: {error}")
         if not submission.batch_id:
             return Dead("invalid", "batch_id is required")
         size = item_count(submission)

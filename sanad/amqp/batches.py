@@ -1,0 +1,104 @@
+"""The batch queue's contract, and the client that sends batches and awaits their answers.
+
+A BatchSubmission goes to the batch exchange with `reply_to` (a server-named, exclusive reply
+queue) and a `correlation_id`; the batch worker answers each with one BatchResult. `sanadctl
+batch submit` and the seed loader both submit through BatchClient.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from google.protobuf.message import DecodeError
+
+from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
+from sanad.security.batch_users import broker_user
+from sanad.v1 import events_pb2
+
+SUBMISSION_TYPE = events_pb2.BatchSubmission.DESCRIPTOR.full_name
+RESULT_TYPE = events_pb2.BatchResult.DESCRIPTOR.full_name
+
+
+def item_count(batch: events_pb2.BatchSubmission) -> int:
+    """Items of a batch in the index space its answer uses: live items, then history items."""
+    return len(batch.items) + len(batch.history_items)
+
+
+class BatchClient:
+    """Publishes BatchSubmissions, confirmed and mandatory, and matches each answer to its batch.
+
+    Every message carries the connection's user as `user_id`, which the broker validates and
+    the batch worker checks against the batch's centre.
+    """
+
+    def __init__(self, exchange: AbstractExchange, reply_to: str, user: str) -> None:
+        self.exchange = exchange
+        self.reply_to = reply_to
+        self.user = user
+        self.waiting: dict[str, asyncio.Future[events_pb2.BatchResult]] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, url: str, prefix: str, *, declare: bool = False
+    ) -> AsyncIterator["BatchClient"]:
+        """A client on a connection of its own; with declare, the topology is declared first.
+
+        Raises ChannelNotFoundEntity when the batch exchange does not exist under prefix.
+
+        The connection is plain, not robust: its reply queue is server-named (amq.gen-*),
+        which is what a batch submitter's broker permissions allow, and would not survive a
+        reconnect anyway; sending the same batch ids again returns the stored answers.
+        """
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            topology = Topology(prefix)
+            if declare:
+                await topology.declare(channel)
+            exchange = await channel.get_exchange(topology.batch_exchange)
+            replies = await channel.declare_queue("", exclusive=True, auto_delete=True)
+            client = cls(exchange, replies.name, broker_user(url))
+            await replies.consume(client._answered, no_ack=True)
+            yield client
+
+    async def publish(
+        self, batch: events_pb2.BatchSubmission
+    ) -> asyncio.Future[events_pb2.BatchResult]:
+        """Publish one batch; return, once the broker confirmed it, the future of its answer.
+
+        Raises aio_pika's DeliveryError when no queue is bound to take it.
+        """
+        correlation = uuid.uuid4().hex
+        answer: asyncio.Future[events_pb2.BatchResult] = asyncio.get_running_loop().create_future()
+        self.waiting[correlation] = answer
+        # Answered, or no longer awaited (cancelled by the caller's timeout): forgotten.
+        answer.add_done_callback(lambda _: self.waiting.pop(correlation, None))
+        message = aio_pika.Message(
+            batch.SerializeToString(),
+            content_type=CONTENT_TYPE,
+            type=SUBMISSION_TYPE,
+            message_id=batch.batch_id,
+            correlation_id=correlation,
+            reply_to=self.reply_to,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            user_id=self.user,
+        )
+        try:
+            await self.exchange.publish(message, routing_key=BATCH, mandatory=True)
+        except BaseException:
+            answer.cancel()
+            raise
+        return answer
+
+    async def _answered(self, message: AbstractIncomingMessage) -> None:
+        answer = self.waiting.get(message.correlation_id or "")
+        if answer is None or answer.done():
+            return  # the answer to a batch no longer awaited
+        try:
+            answer.set_result(events_pb2.BatchResult.FromString(message.body))
+        except DecodeError as error:
+            answer.set_exception(error)
