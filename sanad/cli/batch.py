@@ -11,6 +11,7 @@ import asyncio
 import csv
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ from sanad.v1 import common_pb2, events_pb2, intake_pb2
 COLUMNS = ("request_id", "service_code", "channel", "fee_baisa", "civil_number", "center_id")
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MAX_CHUNK = 5000
+# A fee the message can carry (int64); anything else is sent as -1 for the worker to refuse.
+FEE = re.compile(r"-?[0-9]{1,18}")
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -76,11 +79,13 @@ def read_rows(path: Path) -> list[dict[str, str]]:
                     for number, line in enumerate(handle, start=1)
                     if line.strip()
                 ]
-            reader = csv.DictReader(handle)
+            # A short row's missing values read as empty, as an empty value would.
+            reader = csv.DictReader(handle, restval="")
             try:
                 return [dict(row) for row in reader]
             except csv.Error as error:
-                raise BadFile(f"{path}, line {reader.line_num}: {error}") from None
+                # line_num counts the lines read before the one that failed.
+                raise BadFile(f"{path}, near line {reader.line_num + 1}: {error}") from None
     except UnicodeDecodeError:
         raise BadFile(f"{path}: not UTF-8 text") from None
     except OSError as error:
@@ -108,7 +113,7 @@ def item_of(row: dict[str, str]) -> intake_pb2.SubmitTransactionRequest:
         channel=channel
         if channel in common_pb2.Channel.DESCRIPTOR.values_by_name
         else "CHANNEL_UNSPECIFIED",
-        fee_baisa=int(fee_text) if fee_text.lstrip("-").isdigit() else -1,
+        fee_baisa=int(fee_text) if FEE.fullmatch(fee_text) else -1,
         beneficiary_civil_number=row.get("civil_number", ""),
     )
 

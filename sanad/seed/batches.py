@@ -1,13 +1,13 @@
 """Publishes BatchSubmissions to the batch exchange and waits for each BatchResult.
 
-A batch whose items were refused (e.g. the worker's registry snapshot has not yet seen a new
-centre) is sent again under a new batch id after a pause; accepted items of the first attempt
-are not duplicated because a request id always yields the same transaction.
+A batch the worker refused, or the items of it the worker rejected (e.g. its registry snapshot
+has not yet seen a new centre), are sent again under a new batch id after a pause; the items it
+accepted are not sent again, so none is stored twice.
 """
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sanad.amqp.batches import BatchClient
@@ -62,24 +62,43 @@ class BatchLoader:
     async def _submit(
         self, client: BatchClient, batch: events_pb2.BatchSubmission, result: LoadResult
     ) -> None:
+        """Send the batch; then, while the worker refuses some of it, send those items again.
+
+        The batch worker derives each item's transaction id from the batch id and the item's
+        index, so only the items it did not store go again, as a batch of their own.
+        """
         base = batch.batch_id
         for attempt in range(self.attempts):
             batch.batch_id = base if attempt == 0 else f"{base}-r{attempt}"
-            answer = await client.publish(batch)
-            reply = await asyncio.wait_for(answer, timeout=self.reply_timeout_s)
-            refused = reply.refused_reason or (
-                f"{len(reply.rejected)} rejected, first: {list(reply.rejected[0].violations)}"
-                if reply.rejected
-                else ""
+            reply = await asyncio.wait_for(
+                await client.publish(batch), timeout=self.reply_timeout_s
             )
-            if not refused:
+            result.accepted += len(reply.accepted)
+            if reply.refused_reason:
+                refused = reply.refused_reason
+            elif reply.rejected:
+                refused = (
+                    f"{len(reply.rejected)} rejected, first: {list(reply.rejected[0].violations)}"
+                )
+                batch = only(batch, [item.index for item in reply.rejected])
+            else:
                 result.batches += 1
-                result.accepted += len(reply.accepted)
                 return
             log.info("batch %s refused (%s); retrying", batch.batch_id, refused)
             result.retried += 1
             await asyncio.sleep(self.retry_pause_s)
         result.batches += 1
-        result.accepted += len(reply.accepted)
         result.rejected += len(reply.rejected)
         result.problems.append(f"{base}: {refused}")
+
+
+def only(batch: events_pb2.BatchSubmission, indexes: Sequence[int]) -> events_pb2.BatchSubmission:
+    """A batch of the items at these indexes (live items first, then history items)."""
+    live = len(batch.items)
+    kept = events_pb2.BatchSubmission(batch_id=batch.batch_id, center_id=batch.center_id)
+    for index in indexes:
+        if index < live:
+            kept.items.append(batch.items[index])
+        else:
+            kept.history_items.append(batch.history_items[index - live])
+    return kept

@@ -92,6 +92,35 @@ async def test_a_batch_user_is_answered_for_its_centre_and_refused_for_another(
         await delete_retry_queues(stack)
 
 
+async def test_a_batch_user_cannot_store_items_for_another_centre_or_read_its_answers(
+    stack: Stack, submitter: Submitter
+) -> None:
+    own_center, service = await open_centre_with_service(stack)
+    other_center, _ = await open_centre_with_service(stack)
+    own_url, other_url = submitter(own_center), submitter(other_center)
+    batch = submission(f"mixed-{uuid.uuid4().hex}", own_center, service)
+    # An item of the batch names the other centre: the batch's centre alone is not enough.
+    batch.items.append(intake_pb2.SubmitTransactionRequest(
+        request_id="r-2", center_id=other_center, service_code=service, fee_baisa=5000,
+        beneficiary_civil_number="99887755",
+    ))  # fmt: skip
+    worker = start_batch_worker(stack, SANAD_AUTH_MODE="required")
+    try:
+        (answer,) = await send(own_url, stack.prefix, [batch], wait_s=60)
+        assert [a.index for a in answer.accepted] == [0]
+        assert [r.index for r in answer.rejected] == [1]
+        assert answer.rejected[0].violations[0].field == "center_id"
+        # The other centre's submitter reuses the batch id: refused, not given the answer.
+        reused = submission(batch.batch_id, other_center, service)
+        (refused,) = await send(other_url, stack.prefix, [reused], wait_s=60)
+        assert refused.refused_reason == f"batch id {batch.batch_id!r} belongs to another user"
+        assert not refused.accepted
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        await delete_retry_queues(stack)
+
+
 async def test_the_broker_refuses_a_user_id_that_is_not_the_connections_user(
     stack: Stack, submitter: Submitter
 ) -> None:

@@ -4,6 +4,7 @@ judged: the same verdict as judging it whole, chunks stored in order, one at a t
 import asyncio
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ def context() -> Context:
         centers={"C1": CENTER},
         services={"ROP-VISA": SERVICE},
         secret=b"s",
+        may_submit_for=lambda center_id: False,
     )
 
 
@@ -155,7 +157,7 @@ async def test_chunks_are_stored_in_order_one_at_a_time_while_the_next_is_judged
     store = RecordingStore(chunks=3)
     submission = batch(live=12)
 
-    verdict = await handler(store, 4, monkeypatch)._judge_and_store(submission, context())
+    verdict = await handler(store, 4, monkeypatch)._judge_and_store(submission, context(), True)
 
     whole = judge_batch(submission, context(), NOW)
     assert verdict.accepted == whole.accepted
@@ -181,7 +183,7 @@ async def test_a_failed_chunk_fails_the_batch_and_leaves_no_store_running(
     store = RecordingStore(chunks=3, fail_on_chunk=1)
 
     with pytest.raises(TransientError):
-        await handler(store, 4, monkeypatch)._judge_and_store(batch(live=12), context())
+        await handler(store, 4, monkeypatch)._judge_and_store(batch(live=12), context(), True)
 
     assert len(store.stored) == 1
     assert store.storing == 0
@@ -196,7 +198,75 @@ async def test_a_chunk_with_nothing_accepted_stores_nothing(
         intake_pb2.SubmitTransactionRequest(request_id="r", service_code="NOPE")
     )
 
-    verdict = await handler(store, 4, monkeypatch)._judge_and_store(submission, context())
+    verdict = await handler(store, 4, monkeypatch)._judge_and_store(submission, context(), True)
 
     assert [index for index, _ in verdict.rejected] == [0]
     assert store.stored == []
+
+
+def test_an_item_for_another_centre_is_refused_unless_its_submitter_may_submit_there() -> None:
+    submission = batch(live=1)
+    submission.items[0].center_id = "C2"
+    centers = {"C1": CENTER, "C2": replace(CENTER, id="C2")}
+    refused = judge_batch(submission, replace(context(), centers=centers), NOW)
+    allowed = replace(context(), centers=centers, may_submit_for=lambda c: c == "C2")
+
+    assert [(i, [v.field for v in found]) for i, found in refused.rejected] == [(0, ["center_id"])]
+    assert [doc["center_id"] for _, doc in judge_batch(submission, allowed, NOW).accepted] == ["C2"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "description"),
+    [
+        (10**12, 0, "is not a valid time"),
+        (0, 2_000_000_000, "is not a valid time"),
+        (int((NOW + timedelta(days=1)).timestamp()), 0, "is later than the batch's arrival"),
+    ],
+)
+def test_a_history_item_time_out_of_range_or_in_the_future_is_refused_by_field(
+    seconds: int, nanos: int, description: str
+) -> None:
+    on_submit, on_step = batch(live=0, history=1), batch(live=0, history=1)
+    on_submit.history_items[0].submit_time.seconds = seconds
+    on_submit.history_items[0].submit_time.nanos = nanos
+    on_step.history_items[0].history[0].time.seconds = seconds
+    on_step.history_items[0].history[0].time.nanos = nanos
+
+    for submission, field_name in ((on_submit, "submit_time"), (on_step, "history[0].time")):
+        verdict = judge_batch(submission, context(), NOW)
+        assert not verdict.accepted
+        assert [(v.field, v.description) for v in verdict.rejected[0][1]] == [
+            (field_name, description)
+        ]
+
+
+class StoredBefore(RecordingStore):
+    """An earlier attempt stored these transaction ids."""
+
+    def __init__(self, stored: set[str]) -> None:
+        super().__init__(chunks=1)
+        self.before = stored
+
+    async def stored_ids(self, ids: Sequence[str]) -> set[str]:
+        return self.before & set(ids)
+
+
+async def test_an_attempt_after_a_failed_one_answers_items_stored_before_as_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    submission = batch(live=2, history=1)
+    first = judge_batch(submission, context(), NOW)
+    assert [index for index, _ in first.accepted] == [0, 1, 2]
+    # Since the first attempt stored them, the centre lost its licence and the service retired.
+    later = replace(context(), centers={}, services={})
+    store = StoredBefore({doc["_id"] for _, doc in first.accepted})
+
+    again = await handler(store, 4, monkeypatch)._judge_and_store(submission, later, False)
+    fresh = await handler(StoredBefore(set()), 4, monkeypatch)._judge_and_store(
+        submission, later, True
+    )
+
+    assert again.transaction_ids == [(index, doc["_id"]) for index, doc in first.accepted]
+    assert not again.rejected
+    assert not again.accepted  # nothing stored a second time
+    assert [index for index, _ in fresh.rejected] == [0, 1, 2]

@@ -5,9 +5,11 @@ batch handled again after a crash upserts the same documents instead of new ones
 """
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.amqp.batches import item_count
 from sanad.domain.ids import id_of
@@ -29,20 +31,34 @@ MIGRATION_ACTOR = "migration"
 
 @dataclass
 class Verdict:
-    """Documents to store and refusals, both by item index."""
+    """Documents to store, items stored by an earlier attempt, and refusals, by item index."""
 
     accepted: list[tuple[int, Document]] = field(default_factory=list)
     rejected: list[tuple[int, list[Violation]]] = field(default_factory=list)
+    # Accepted as well: transaction ids an earlier attempt at the same batch stored.
+    stored_before: list[tuple[int, str]] = field(default_factory=list)
 
     def extend(self, other: "Verdict") -> None:
         """Add the verdict of the items that follow this one's."""
         self.accepted.extend(other.accepted)
         self.rejected.extend(other.rejected)
+        self.stored_before.extend(other.stored_before)
 
     @property
     def documents(self) -> list[Document]:
         """The accepted items' documents, in index order."""
         return [doc for _, doc in self.accepted]
+
+    @property
+    def transaction_ids(self) -> list[tuple[int, str]]:
+        """Every accepted item's transaction id, in index order."""
+        ids = [(index, doc["_id"]) for index, doc in self.accepted] + self.stored_before
+        return sorted(ids, key=lambda pair: pair[0])
+
+    def accept_stored(self, stored: Mapping[int, str]) -> None:
+        """Answer these refused items (index -> transaction id) as accepted: already stored."""
+        self.rejected = [(index, found) for index, found in self.rejected if index not in stored]
+        self.stored_before.extend(stored.items())
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,9 @@ class Context:
     centers: Mapping[str, CenterView]
     services: Mapping[str, ServiceView]
     secret: bytes
+    # Whether the batch's (broker-validated) submitter may submit for a centre: an item may
+    # name a centre of its own, and the batch's centre alone was checked when it arrived.
+    may_submit_for: Callable[[str], bool]
 
 
 def derived_id(batch_key: str, index: int, at: datetime) -> str:
@@ -139,7 +158,7 @@ def document(
 
 
 def apply_history(
-    doc: Document, item: events_pb2.HistoricalTransaction
+    doc: Document, item: events_pb2.HistoricalTransaction, now: datetime
 ) -> Document | list[Violation]:
     """A migrated document carried through its recorded history, or why that history is wrong."""
     doc["history"][-1]["actor"] = MIGRATION_ACTOR
@@ -152,7 +171,9 @@ def apply_history(
             status = Status(name)
         except ValueError:
             return [Violation(f"{where}.status", "is not a known status")]
-        at = step.time.ToDatetime(tzinfo=UTC)
+        at = moment(step.time, f"{where}.time", now)
+        if isinstance(at, Violation):
+            return [at]
         if not can_change(Status(doc["status"]), status):
             return [Violation(f"{where}.status", f"cannot follow {doc['status']}")]
         if at < doc["history"][-1]["time"]:
@@ -170,6 +191,21 @@ def apply_history(
         doc["rating"] = item.rating
         doc["rating_time"] = doc["finish_time"]
     return doc
+
+
+def item_id(batch: events_pb2.BatchSubmission, context: Context, index: int) -> str | None:
+    """The transaction id the item at index is stored under when accepted; None for a history
+    item without a valid submit time (never accepted)."""
+    live = len(batch.items)
+    if index < live:
+        return derived_id(context.batch_key, index, context.started_at)
+    item = batch.history_items[index - live]
+    if not item.HasField("submit_time"):
+        return None
+    submitted = moment(item.submit_time, "submit_time", context.started_at)
+    if isinstance(submitted, Violation):
+        return None
+    return derived_id(context.batch_key, index, submitted)
 
 
 def judge_batch(batch: events_pb2.BatchSubmission, context: Context, now: datetime) -> Verdict:
@@ -199,10 +235,32 @@ def judge_items(
     return verdict
 
 
+def moment(stamp: Timestamp, field_name: str, now: datetime) -> datetime | Violation:
+    """A migrated item's time, or why it cannot be one: out of Timestamp's range, or later
+    than the batch's start."""
+    try:
+        at = stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return Violation(field_name, "is not a valid time")
+    if at > now:
+        return Violation(field_name, "is later than the batch's arrival")
+    return at
+
+
+def _out_of_scope(submission: Submission, context: Context) -> list[Violation]:
+    """An item for another centre than the batch's, which its submitter may not submit for."""
+    center_id = submission.center_id
+    if center_id == context.center_id or context.may_submit_for(center_id):
+        return []
+    return [Violation("center_id", f"this submitter may not submit for centre {center_id!r}")]
+
+
 def _judge_live(
     item: intake_pb2.SubmitTransactionRequest, index: int, context: Context, now: datetime
 ) -> Document | list[Violation]:
     submission = submission_of(item, context.center_id)
+    if refused := _out_of_scope(submission, context):
+        return refused
     found = judge(submission, context, now, historic=False)
     if isinstance(found, list):
         return found
@@ -219,18 +277,21 @@ def _judge_history(
     item: events_pb2.HistoricalTransaction, index: int, context: Context, now: datetime
 ) -> Document | list[Violation]:
     submission = submission_of(item.transaction, context.center_id)
+    if refused := _out_of_scope(submission, context):
+        return refused
     found = judge(submission, context, now, historic=True)
-    if not item.HasField("submit_time"):
-        found = (
-            [*found, Violation("submit_time", "is required")]
-            if isinstance(found, list)
-            else [Violation("submit_time", "is required")]
-        )
+    submitted = (
+        moment(item.submit_time, "submit_time", now)
+        if item.HasField("submit_time")
+        else Violation("submit_time", "is required")
+    )
+    if isinstance(submitted, Violation):
+        return [*found, submitted] if isinstance(found, list) else [submitted]
     if isinstance(found, list):
         return found
-    submitted = item.submit_time.ToDatetime(tzinfo=UTC)
     tx_id = derived_id(context.batch_key, index, submitted)
     return apply_history(
         document(submission, *found, context=context, transaction_id=tx_id, submit_time=submitted),
         item,
+        now,
     )

@@ -5,6 +5,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -17,7 +18,7 @@ from sanad.domain.clock import utcnow
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.domain import CenterView, ServiceView
 from workers.batch.authorization import Authorize
-from workers.batch.domain import Context, Verdict, judge_items
+from workers.batch.domain import Context, Verdict, item_id, judge_items
 from workers.batch.store import BatchStore
 
 log = logging.getLogger("sanad.batch")
@@ -75,11 +76,9 @@ class BatchHandler:
             )
             return refusal
         user = message.user_id or ""
-        record = await self.store.claim(submission.batch_id, user, submission.center_id, utcnow())
-        if "result" in record:
-            BATCHES.labels("repeated").inc()
-            await self._send(message, bytes(record["result"]))
-            return None
+        record, fresh = await self.store.claim(
+            submission.batch_id, user, submission.center_id, utcnow()
+        )
         if record["submitted_by"] != user:
             BATCHES.labels("refused").inc()
             dead = Dead(
@@ -90,7 +89,11 @@ class BatchHandler:
                 events_pb2.BatchResult(batch_id=submission.batch_id, refused_reason=dead.detail),
             )
             return dead
-        result = await self._store(submission, record, user)
+        if "result" in record:
+            BATCHES.labels("repeated").inc()
+            await self._send(message, bytes(record["result"]))
+            return None
+        result = await self._store(submission, record, user, fresh)
         await self.store.save_result(
             submission.batch_id,
             result.SerializeToString(),
@@ -131,7 +134,7 @@ class BatchHandler:
         return None
 
     async def _store(
-        self, submission: events_pb2.BatchSubmission, record: dict, user: str
+        self, submission: events_pb2.BatchSubmission, record: dict, user: str, fresh: bool
     ) -> events_pb2.BatchResult:
         if not self.snapshot.ready:
             raise TransientError("the registry snapshot is still loading")
@@ -144,14 +147,15 @@ class BatchHandler:
             centers=dict(self.snapshot.centers),
             services=dict(self.snapshot.services),
             secret=self.secret,
+            may_submit_for=partial(self.may_submit, user),
         )
-        verdict = await self._judge_and_store(submission, context)
-        BATCH_ITEMS.labels("accepted").inc(len(verdict.accepted))
+        verdict = await self._judge_and_store(submission, context, fresh)
+        BATCH_ITEMS.labels("accepted").inc(len(verdict.accepted) + len(verdict.stored_before))
         BATCH_ITEMS.labels("rejected").inc(len(verdict.rejected))
         return result_of(submission.batch_id, verdict)
 
     async def _judge_and_store(
-        self, submission: events_pb2.BatchSubmission, context: Context
+        self, submission: events_pb2.BatchSubmission, context: Context, fresh: bool
     ) -> Verdict:
         """Judge the batch a chunk of items at a time, storing each chunk while the next is judged.
 
@@ -159,8 +163,12 @@ class BatchHandler:
         judging runs in a thread to leave the event loop free for the store's round trips.
         Chunks are stored one transaction at a time, in order: they share rollup documents,
         and concurrent transactions on those would conflict and retry.
+
+        Every attempt judges as of the batch's first arrival. An attempt after one that
+        failed midway (not fresh) may find the registry changed since: an item it now refuses
+        whose transaction an earlier attempt stored is answered as accepted, as it was stored.
         """
-        now = utcnow()
+        now = context.started_at
         total = item_count(submission)
         verdict = Verdict()
         storing: asyncio.Task[int] | None = None
@@ -168,6 +176,8 @@ class BatchHandler:
             for start in range(0, total, self.limits.chunk):
                 indexes = range(start, min(start + self.limits.chunk, total))
                 judged = await asyncio.to_thread(judge_items, submission, context, now, indexes)
+                if not fresh and judged.rejected:
+                    await self._accept_stored(submission, context, judged)
                 if storing is not None:
                     await storing
                 verdict.extend(judged)
@@ -181,6 +191,17 @@ class BatchHandler:
             if storing is not None and not storing.done():
                 await asyncio.gather(storing, return_exceptions=True)
         return verdict
+
+    async def _accept_stored(
+        self, submission: events_pb2.BatchSubmission, context: Context, judged: Verdict
+    ) -> None:
+        """Move the refused items whose transactions an earlier attempt stored to accepted."""
+        ids = {}
+        for index, _ in judged.rejected:
+            if (found := item_id(submission, context, index)) is not None:
+                ids[index] = found
+        stored = await self.store.stored_ids(list(ids.values())) if ids else set()
+        judged.accept_stored({index: tx for index, tx in ids.items() if tx in stored})
 
     async def _answer(
         self, message: AbstractIncomingMessage, result: events_pb2.BatchResult
@@ -197,8 +218,8 @@ def result_of(batch_id: str, verdict: Verdict) -> events_pb2.BatchResult:
     return events_pb2.BatchResult(
         batch_id=batch_id,
         accepted=[
-            events_pb2.BatchItemAccepted(index=index, transaction_id=doc["_id"])
-            for index, doc in sorted(verdict.accepted, key=lambda pair: pair[0])
+            events_pb2.BatchItemAccepted(index=index, transaction_id=transaction_id)
+            for index, transaction_id in verdict.transaction_ids
         ],
         rejected=[
             events_pb2.BatchItemRejected(

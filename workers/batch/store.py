@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from sanad.amqp.consumer import TransientError
+from sanad.domain.clock import to_millisecond
 from workers.ingest.store import IngestStore
 
 Document = dict[str, Any]
@@ -23,25 +24,34 @@ class BatchStore:
 
     async def claim(
         self, batch_id: str, submitted_by: str, center_id: str, now: datetime
-    ) -> Document:
-        """The batch's record, created on first sight; its started_at is stable across retries."""
+    ) -> tuple[Document, bool]:
+        """The batch's record, created on first sight (then fresh is True); its started_at is
+        stable across attempts."""
+        record = {
+            "_id": batch_id,
+            "submitted_by": submitted_by,
+            "center_id": center_id,
+            # As stored: an attempt after this one reads it back at BSON's millisecond.
+            "started_at": to_millisecond(now),
+        }
         try:
             found = await self.results.find_one_and_update(
                 {"_id": batch_id},
-                {
-                    "$setOnInsert": {
-                        "submitted_by": submitted_by,
-                        "center_id": center_id,
-                        "started_at": now,
-                    }
-                },
+                {"$setOnInsert": {k: v for k, v in record.items() if k != "_id"}},
                 upsert=True,
-                return_document=ReturnDocument.AFTER,
+                return_document=ReturnDocument.BEFORE,
             )
         except PyMongoError as error:
             raise TransientError(str(error)) from error
-        assert found is not None
-        return found
+        return (record, True) if found is None else (found, False)
+
+    async def stored_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of ids under which a transaction is stored."""
+        try:
+            found = await self.transactions.find_by_ids(ids, projection={"_id": 1})
+        except PyMongoError as error:
+            raise TransientError(str(error)) from error
+        return {doc["_id"] for doc in found}
 
     async def store_chunk(self, documents: Sequence[Document]) -> int:
         """Store accepted items with their rollups in one transaction; returns the new ones."""

@@ -146,7 +146,7 @@ class IngestStore:
         if not fresh:
             return 0
         if time.monotonic() - self._stored_id_met_at < self.read_window_s:
-            for found in await self._find_by_ids(list(fresh), session, projection={"_id": 1}):
+            for found in await self.find_by_ids(list(fresh), session, projection={"_id": 1}):
                 fresh.pop(found["_id"], None)
             if not fresh:
                 return 0
@@ -165,10 +165,10 @@ class IngestStore:
             increments.stored(doc)
         return len(fresh)
 
-    async def _find_by_ids(
+    async def find_by_ids(
         self,
         ids: Sequence[str],
-        session: AsyncClientSession,
+        session: AsyncClientSession | None = None,
         projection: Document | None = None,
     ) -> list[Document]:
         """The stored transactions among ids, read IDS_PER_READ ids at a time.
@@ -190,7 +190,7 @@ class IngestStore:
         self, changes: Sequence[Change], increments: RollupIncrements, session: AsyncClientSession
     ) -> list[Outcome]:
         ids = list({c.transaction_id for c in changes})
-        docs = {d["_id"]: d for d in await self._find_by_ids(ids, session)}
+        docs = {d["_id"]: d for d in await self.find_by_ids(ids, session)}
         revisions = {key: doc.get("revision", 0) for key, doc in docs.items()}
         outcomes: list[Outcome] = []
         touched: set[str] = set()
