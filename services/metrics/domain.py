@@ -18,6 +18,10 @@ from sanad import rollups
 COUNTERS = rollups.COUNTERS
 BUCKETS = (*(f"le_{bound}" for bound in rollups.COMPLETION_BOUNDS_S), "le_inf")
 
+# The counters active_in_year reads: every query that decides activity must ask the store for
+# them, or a centre that only received transactions (all rejected, say) drops out of its answer.
+ACTIVITY_COUNTERS = (rollups.SUBMITTED, rollups.COMPLETED)
+
 ACTIVE = "ACTIVE"
 CANCELLED = "CANCELLED"
 
@@ -130,9 +134,7 @@ def active_in_year(center: CenterFacts, year: int, served: Stats | None) -> bool
     """The module's definition of an active centre in a year."""
     if cancelled_before(center.licence_history, year):
         return False
-    worked = served is not None and (
-        served.get(rollups.COMPLETED) + served.get(rollups.SUBMITTED) > 0
-    )
+    worked = served is not None and sum(served.get(name) for name in ACTIVITY_COUNTERS) > 0
     return worked or licence_active_during(center.licence_history, year)
 
 

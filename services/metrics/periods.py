@@ -33,6 +33,11 @@ def _month(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def day_of(moment: date) -> str:
+    """The ISO day of a date or datetime, the year zero-padded (strftime("%Y") gives "500")."""
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+
+
 def _step(current: date, end: date) -> tuple[Piece, date]:
     """The coarsest piece starting at current that ends at or before end."""
     if current.month == 1 and current.day == 1 and end.year > current.year:
@@ -42,24 +47,30 @@ def _step(current: date, end: date) -> tuple[Piece, date]:
         following = min(date(current.year + 1, 1, 1), date(end.year, end.month, 1))
         return Piece(rollups.MONTHLY, "period", _month(current), _month(following)), following
     following = min(_next_month(current), end)
-    return Piece(rollups.COLLECTION, "day", current.isoformat(), following.isoformat()), following
+    return Piece(rollups.COLLECTION, "day", day_of(current), day_of(following)), following
 
 
 # Nothing is counted after the year 9998: the open end, and what keeps month arithmetic in range.
 LAST = date(9999, 1, 1)
+# The day strings that stand for an unset start or end of a range.
+OPEN_START, OPEN_END = "0000-00-00", "9999-99-99"
 
 
-def _parse(text: str, open_end: date) -> date:
-    """An ISO day; the open ends the metrics servicer uses ("0000-00-00", "9999-99-99") clamp."""
-    try:
-        return min(date.fromisoformat(text), LAST)
-    except ValueError:
+def _parse(text: str, open_text: str, open_end: date) -> date:
+    """An ISO day, clamped to LAST; open_text means open_end.
+
+    Anything else that is not a day is a ValueError, never an open end: a badly formatted bound
+    must not widen the range silently.
+    """
+    if text == open_text:
         return open_end
+    return min(date.fromisoformat(text), LAST)
 
 
 def pieces(first_day: str, end_day: str) -> list[Piece]:
-    """The pieces covering first_day <= day < end_day (ISO dates)."""
-    current, end = _parse(first_day, date.min), _parse(end_day, LAST)
+    """The pieces covering first_day <= day < end_day (ISO dates, or OPEN_START / OPEN_END)."""
+    current = _parse(first_day, OPEN_START, date.min)
+    end = _parse(end_day, OPEN_END, LAST)
     found: list[Piece] = []
     while current < end:
         piece, current = _step(current, end)

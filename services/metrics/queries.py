@@ -9,6 +9,7 @@ from sanad import rollups
 from services.metrics import award
 from services.metrics.directory import CenterDirectory
 from services.metrics.domain import (
+    ACTIVITY_COUNTERS,
     CenterFacts,
     Stats,
     YearFigures,
@@ -20,10 +21,11 @@ from services.metrics.domain import (
 )
 from services.metrics.store import Document
 
-# What the report needs of each centre's year, and what the award needs.
-REPORT_COUNTERS = (rollups.SUBMITTED, rollups.COMPLETED, rollups.FEES_BAISA)
+# What the report needs of each centre's year, and what the award needs; both decide which
+# centres are active, so both read ACTIVITY_COUNTERS (COMPLETED among them).
+REPORT_COUNTERS = (*ACTIVITY_COUNTERS, rollups.FEES_BAISA)
 AWARD_COUNTERS = (
-    rollups.COMPLETED,
+    *ACTIVITY_COUNTERS,
     rollups.REJECTED,
     rollups.COMPLETED_WITHIN_SLA,
     rollups.RATINGS,

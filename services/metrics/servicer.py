@@ -1,13 +1,15 @@
 """sanad.v1.MetricsService over gRPC: translates protobuf to queries and back."""
 
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import grpc
 
-from sanad.errors import Invalid, Violation
+from sanad.domain.clock import EPOCH
+from sanad.errors import Invalid, Violation, check
 from sanad.rpc.timestamps import from_timestamp
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
-from services.metrics import award
+from services.metrics import award, periods
 from services.metrics.domain import Stats, YearFigures
 from services.metrics.queries import MetricsQueries
 
@@ -15,12 +17,27 @@ Context: TypeAlias = grpc.aio.ServicerContext
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
-def _day_range(request: Any) -> tuple[str, str]:
-    """The [start, end) of a request as rollup days; unset ends are open."""
-    start = from_timestamp(request.start_time, "start_time")
-    end = from_timestamp(request.end_time, "end_time")
-    first = start.strftime("%Y-%m-%d") if start else "0000-00-00"
-    last = end.strftime("%Y-%m-%d") if end else "9999-99-99"
+def _moment(request: Any, field: str, violations: list[Violation]) -> datetime | None:
+    """The time in `field`, None when it is unset; a set zero Timestamp is the epoch, not unset."""
+    if not request.HasField(field):
+        return None
+    try:
+        return from_timestamp(getattr(request, field), field) or EPOCH
+    except Invalid as bad:
+        violations.extend(bad.violations)
+        return None
+
+
+def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
+    """The [start, end) of a request as rollup days, unset ends open; every bad field refused."""
+    violations = [] if getattr(request, key_field) else [Violation(key_field, "is required")]
+    start = _moment(request, "start_time", violations)
+    end = _moment(request, "end_time", violations)
+    if start is not None and end is not None and start >= end:
+        violations.append(Violation("end_time", "must be after start_time"))
+    check(violations)
+    first = periods.day_of(start) if start else periods.OPEN_START
+    last = periods.day_of(end) if end else periods.OPEN_END
     return first, last
 
 
@@ -94,9 +111,8 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCenterStats(
         self, request: metrics_pb2.GetCenterStatsRequest, context: Context
     ) -> metrics_pb2.GetCenterStatsResponse:
-        if not request.center_id:
-            raise Invalid([Violation("center_id", "is required")])
-        stats = await self.queries.center_stats(request.center_id, *_day_range(request))
+        days = _checked_day_range(request, "center_id")
+        stats = await self.queries.center_stats(request.center_id, *days)
         return metrics_pb2.GetCenterStatsResponse(
             center_id=request.center_id, stats=stats_to_proto(stats)
         )
@@ -104,11 +120,8 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetWilayatStats(
         self, request: metrics_pb2.GetWilayatStatsRequest, context: Context
     ) -> metrics_pb2.GetWilayatStatsResponse:
-        if not request.wilayat_code:
-            raise Invalid([Violation("wilayat_code", "is required")])
-        centers, stats = await self.queries.wilayat_stats(
-            request.wilayat_code, *_day_range(request)
-        )
+        days = _checked_day_range(request, "wilayat_code")
+        centers, stats = await self.queries.wilayat_stats(request.wilayat_code, *days)
         return metrics_pb2.GetWilayatStatsResponse(
             wilayat_code=request.wilayat_code, centers=centers, stats=stats_to_proto(stats)
         )

@@ -9,6 +9,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from pymongo import AsyncMongoClient
 
+from sanad.rpc.status import field_violations
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc, registry_pb2, registry_pb2_grpc
 from services.metrics.app import build_app as build_metrics
 from services.metrics.directory import WatchedDirectory
@@ -173,6 +174,40 @@ async def test_report_and_leaderboard_come_from_rollups_and_registry_facts(apps:
     assert top.mean_rating == pytest.approx(4.8)
     assert board.formula
     assert board.weights.speed + board.weights.quality > 0
+
+
+async def test_a_centre_that_only_received_transactions_is_on_report_and_leaderboard(
+    apps: Apps,
+) -> None:
+    busy = await register(apps, "DA-NIZ", 2, "مركز")
+    refused = await register(apps, "DA-ADM", 1, "مركز مرفوض")  # every transaction rejected
+    await count(
+        apps,
+        [
+            rollup("2024-03-01", busy, "DA-NIZ", submitted=5, completed=5),
+            rollup("2024-03-01", refused, "DA-ADM", submitted=3, rejected=3),
+        ],
+    )
+    report = await apps.metrics.GetGovernorateReport(
+        metrics_pb2.GetGovernorateReportRequest(governorate_code="DA", year=2024)
+    )
+    board = await apps.metrics.GetAwardLeaderboard(
+        metrics_pb2.GetAwardLeaderboardRequest(governorate_code="DA", year=2024)
+    )
+    assert report.current.active_centers == 2
+    assert sorted(e.center_id for e in board.entries) == sorted([busy, refused])
+    (last,) = [e for e in board.entries if e.center_id == refused]
+    assert (last.components.completed, last.components.rejected) == (0, 3)
+
+
+async def test_an_end_time_before_the_start_time_is_refused_on_end_time(apps: Apps) -> None:
+    request = metrics_pb2.GetCenterStatsRequest(center_id="any")
+    request.start_time.FromJsonString("2024-01-01T00:00:00Z")
+    request.end_time.FromJsonString("1970-01-01T00:00:00Z")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await apps.metrics.GetCenterStats(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == [("end_time", "must be after start_time")]
 
 
 async def test_a_registry_change_after_the_first_report_reaches_the_next_one(apps: Apps) -> None:

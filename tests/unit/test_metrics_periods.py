@@ -1,13 +1,13 @@
 """A range of days is read from yearly, monthly and daily rollups, coarsest first."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sanad import rollups
-from services.metrics.periods import Piece, pieces
+from services.metrics.periods import OPEN_START, Piece, day_of, pieces
 
 YEARLY, MONTHLY, DAILY = rollups.YEARLY, rollups.MONTHLY, rollups.COLLECTION
 
@@ -60,3 +60,25 @@ def test_the_pieces_cover_every_day_of_the_range_exactly_once(first: date, lengt
     for piece in pieces(first.isoformat(), end.isoformat()):
         covered.extend(_days_of(piece))
     assert sorted(covered) == [first + timedelta(days=n) for n in range(length)]
+
+
+@pytest.mark.parametrize(
+    ("moment", "day"),
+    [
+        (date(500, 1, 1), "0500-01-01"),
+        (datetime(1, 2, 3, 4, 5, tzinfo=UTC), "0001-02-03"),
+        (datetime(2024, 3, 5, 23, 59, tzinfo=UTC), "2024-03-05"),
+    ],
+)
+def test_days_are_formatted_with_a_four_digit_year(moment: date, day: str) -> None:
+    assert day_of(moment) == day
+
+
+def test_a_range_ending_before_the_year_1000_reads_up_to_that_day() -> None:
+    assert pieces(OPEN_START, "0500-01-01") == [Piece(YEARLY, "period", "0001", "0500")]
+
+
+@pytest.mark.parametrize("bound", ["500-01-01", "", "2024-13-01", OPEN_START])
+def test_an_end_that_is_not_a_day_is_refused_not_read_as_open(bound: str) -> None:
+    with pytest.raises(ValueError):
+        pieces("2024-01-01", bound)

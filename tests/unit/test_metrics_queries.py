@@ -8,6 +8,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad import rollups
 from sanad.devstack.mongo_server import free_port
 from sanad.errors import Unavailable
 from sanad.v1 import registry_pb2, registry_pb2_grpc
@@ -23,6 +24,8 @@ REFS = award.References(72.0, 800.0)
 
 
 class FakeStore:
+    """Rows by (value, first year); like MetricsStore, it sums only the counters asked for."""
+
     def __init__(self, rows: dict[tuple[str, str], list[Document]]) -> None:
         self.rows = rows
         self.calls: list[tuple[str, str, tuple[str, str], str | None]] = []
@@ -34,11 +37,23 @@ class FakeStore:
         days: tuple[str, str],
         group_by: str | None,
         *,
-        counters: Sequence[str] = (),
+        counters: Sequence[str] = rollups.COUNTERS,
         histogram: bool = True,
     ) -> list[Document]:
         self.calls.append((dimension, value, days, group_by))
-        return self.rows.get((value, days[0][:4]), [])
+        return [
+            _asked_for(row, counters, histogram) for row in self.rows.get((value, days[0][:4]), [])
+        ]
+
+
+def _asked_for(row: Document, counters: Sequence[str], histogram: bool) -> Document:
+    """The row as MetricsStore would return it: counters not asked for read 0."""
+    kept: Document = {
+        name: row.get(name, 0) if name in counters else 0 for name in rollups.COUNTERS
+    }
+    kept[rollups.HISTOGRAM] = row.get(rollups.HISTOGRAM, {}) if histogram else {}
+    kept["_id"] = row["_id"]
+    return kept
 
 
 class FakeDirectory:
@@ -83,6 +98,19 @@ async def test_leaderboard_ranks_active_centres_and_honours_the_limit() -> None:
     board = await queries.leaderboard("DA", 2024, limit=2)
     assert [e.center.center_id for e in board.entries] == ["A", "B"]
     assert board.entries[1].components.rejection_rate == pytest.approx(0.5)
+
+
+async def test_a_centre_that_only_received_transactions_is_on_report_and_leaderboard() -> None:
+    # D's every transaction of 2024 was rejected (or is still open): submitted, never completed.
+    rows = {("DA", "2024"): [*ROWS[("DA", "2024")], {"_id": "D", "submitted": 4, "rejected": 4}]}
+    centres = [*CENTRES, CenterFacts("D", "د", "D", "DA-ADM", 1)]
+    queries = MetricsQueries(FakeStore(rows), FakeDirectory(centres), WEIGHTS, REFS)
+    report = await queries.report("DA", 2024)
+    board = await queries.leaderboard("DA", 2024, limit=0)
+    assert report.current.active_centers == 4
+    assert len(board.entries) == report.current.active_centers
+    (d,) = [e for e in board.entries if e.center.center_id == "D"]
+    assert (d.components.completed, d.components.rejected) == (0, 4)
 
 
 def test_weights_that_do_not_sum_to_one_are_refused() -> None:

@@ -1,0 +1,118 @@
+"""MetricsService time ranges over gRPC: the rollup days a request reads, or why it is refused."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sanad.rpc.status import field_violations
+from sanad.v1 import metrics_pb2, metrics_pb2_grpc
+from services.metrics.periods import OPEN_END, OPEN_START
+from services.metrics.queries import MetricsQueries
+from services.metrics.servicer import MetricsServicer
+from tests.unit.metrics_stub import serving
+from tests.unit.test_metrics_queries import REFS, WEIGHTS, FakeDirectory, FakeStore
+
+Request = metrics_pb2.GetCenterStatsRequest | metrics_pb2.GetWilayatStatsRequest
+EPOCH = "1970-01-01T00:00:00Z"
+Served = tuple[metrics_pb2_grpc.MetricsServiceStub, FakeStore]
+
+
+def at(text: str) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromJsonString(text)
+    return stamp
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    store = FakeStore({})
+    servicer = MetricsServicer(MetricsQueries(store, FakeDirectory([]), WEIGHTS, REFS))
+    async with serving(servicer) as stub:
+        yield stub, store
+
+
+async def answer(stub: metrics_pb2_grpc.MetricsServiceStub, request: Request) -> object:
+    if isinstance(request, metrics_pb2.GetCenterStatsRequest):
+        return await stub.GetCenterStats(request)
+    return await stub.GetWilayatStats(request)
+
+
+async def days_read(served: Served, request: Request) -> tuple[str, str]:
+    """The day range the store was asked for when the request was answered OK."""
+    stub, store = served
+    await answer(stub, request)
+    return store.calls[-1][2]
+
+
+async def refusal(served: Served, request: Request) -> list[tuple[str, str]]:
+    """The field violations of an INVALID_ARGUMENT answer; the store was never asked."""
+    stub, store = served
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await answer(stub, request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert store.calls == []
+    return field_violations(caught.value)
+
+
+def both(**fields: Timestamp) -> list[Request]:
+    """The same range in each RPC that takes one."""
+    return [
+        metrics_pb2.GetCenterStatsRequest(center_id="A", **fields),
+        metrics_pb2.GetWilayatStatsRequest(wilayat_code="DA-NIZ", **fields),
+    ]
+
+
+@pytest.mark.parametrize("request_", both())
+async def test_unset_ends_read_every_day(served: Served, request_: Request) -> None:
+    assert await days_read(served, request_) == (OPEN_START, OPEN_END)
+
+
+@pytest.mark.parametrize(
+    "request_", both(start_time=at("0499-06-30T12:00:00Z"), end_time=at("0500-01-01T00:00:00Z"))
+)
+async def test_a_range_before_the_year_1000_reads_zero_padded_days(
+    served: Served, request_: Request
+) -> None:
+    assert await days_read(served, request_) == ("0499-06-30", "0500-01-01")
+
+
+@pytest.mark.parametrize("request_", both(end_time=at(EPOCH)))
+async def test_an_end_at_the_epoch_is_an_end_not_an_open_range(
+    served: Served, request_: Request
+) -> None:
+    assert await days_read(served, request_) == (OPEN_START, "1970-01-01")
+
+
+@pytest.mark.parametrize(
+    "request_", both(start_time=at(EPOCH), end_time=at("1970-01-02T00:00:00Z"))
+)
+async def test_a_start_at_the_epoch_is_a_start(served: Served, request_: Request) -> None:
+    assert await days_read(served, request_) == ("1970-01-01", "1970-01-02")
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        *both(start_time=at("2024-03-05T00:00:00Z"), end_time=at("2024-03-05T00:00:00Z")),
+        *both(start_time=at("2024-03-06T00:00:00Z"), end_time=at("2024-03-01T00:00:00Z")),
+        *both(start_time=at("2024-03-05T00:00:00Z"), end_time=at(EPOCH)),
+    ],
+)
+async def test_an_end_not_after_the_start_is_invalid_argument_on_end_time(
+    served: Served, request_: Request
+) -> None:
+    assert await refusal(served, request_) == [("end_time", "must be after start_time")]
+
+
+async def test_every_bad_field_of_a_range_request_is_named_at_once(served: Served) -> None:
+    request = metrics_pb2.GetWilayatStatsRequest(
+        start_time=Timestamp(seconds=-62_135_596_801),  # one second before year 1
+        end_time=Timestamp(seconds=1, nanos=-1),
+    )
+    assert await refusal(served, request) == [
+        ("wilayat_code", "is required"),
+        ("start_time", "not a valid timestamp"),
+        ("end_time", "not a valid timestamp"),
+    ]
