@@ -283,7 +283,9 @@ def _page(query: AuditQuery) -> tuple[int, int]:
         violations.append(Violation("page_size", f"must be between 0 and {MAX_PAGE}"))
     offset = 0
     if query.page_token:
-        if not query.page_token.isdigit() or len(query.page_token) > 9:
+        # isdigit() alone admits "²" and other non-ASCII digits that int() refuses.
+        digits = query.page_token.isascii() and query.page_token.isdigit()
+        if not digits or len(query.page_token) > 9:
             violations.append(Violation("page_token", "not a token this service issued"))
         else:
             offset = int(query.page_token)

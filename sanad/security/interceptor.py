@@ -6,6 +6,7 @@ request id already set. It sets sanad.security.identity.current() for the handle
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -27,6 +28,36 @@ from sanad.telemetry.logs import request_id_var
 log = logging.getLogger("sanad.security")
 
 UNKNOWN_CALLER = Identity(subject="(unauthenticated)", role=Role.SERVICE)
+
+ItemCharge = Callable[[], None]
+_item_charge: contextvars.ContextVar[ItemCharge | None] = contextvars.ContextVar(
+    "item_charge", default=None
+)
+
+
+def item_charge() -> ItemCharge:
+    """What a handler calls for each item a client-streaming call carries: RateLimited when the
+    caller is over its rate. The call itself paid for its first item; with no limiter in front
+    (a dev-only service outside the policy table) it never refuses."""
+    return _item_charge.get() or _free
+
+
+def _free() -> None:
+    """No limiter: every item passes."""
+
+
+class _PerItem:
+    """Charges the caller's bucket per streamed item after the first (the call's own token)."""
+
+    def __init__(self, limiter: RateLimiter, key: str) -> None:
+        self.limiter, self.key = limiter, key
+        self.first = True
+
+    def __call__(self) -> None:
+        if self.first:
+            self.first = False
+            return
+        self.limiter.take(self.key)
 
 
 class SecurityInterceptor(grpc.aio.ServerInterceptor):
@@ -83,10 +114,16 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             handler.response_serializer,
         )
 
-    def identify(self, context: Any) -> Identity:
-        """The caller, once authenticated and within its rate."""
+    def identify(self, context: Any, streamed: bool = False) -> Identity:
+        """The caller, once authenticated and within its rate.
+
+        One token per call; a client-streaming call's handler charges its further items through
+        item_charge(), so one stream of many submissions cannot bypass the caller's rate.
+        """
         identity = self.authenticator.identify(context)
         self.limiter.take(identity.actor)
+        if streamed:
+            _item_charge.set(_PerItem(self.limiter, identity.actor))
         return identity
 
     def authorize(
@@ -135,7 +172,7 @@ class _Guard:
             identity = UNKNOWN_CALLER
             offered = None
             try:
-                identity = self.owner.identify(context)
+                identity = self.owner.identify(context, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 if self.audit_log is not None and not streamed:
                     offered = audit.offer(partial(self._succeeded, identity, request))
@@ -156,7 +193,7 @@ class _Guard:
             shown = None if streamed else request
             identity = UNKNOWN_CALLER
             try:
-                identity = self.owner.identify(context)
+                identity = self.owner.identify(context, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 async for response in behaviour(request, context):
                     yield response

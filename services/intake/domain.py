@@ -1,6 +1,7 @@
 """Intake rules: what a submission must satisfy against the registry snapshot."""
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -59,8 +60,13 @@ class Submission:
     fee_baisa: int
     civil_number: str
 
-    def fingerprint(self) -> str:
-        """Identifies the payload, so a reused request id with other content is caught."""
+    def fingerprint(self, secret: bytes) -> str:
+        """Identifies the payload, so a reused request id with other content is caught.
+
+        Keyed (HMAC under the civil-ID secret, DESIGN §6): every other part is stored with the
+        transaction, so a plain hash would let anyone who reads the database recover the civil
+        number by trying the few million candidates.
+        """
         parts = (
             self.center_id,
             self.service_code,
@@ -68,7 +74,7 @@ class Submission:
             str(self.fee_baisa),
             self.civil_number,
         )
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        return hmac.new(secret, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
 def validate(

@@ -4,7 +4,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sanad.domain.transactions import Status
@@ -35,12 +35,27 @@ def encode_token(doc: Document) -> str:
 
 
 def decode_token(token: str) -> tuple[datetime, str]:
-    """The cursor of a page token, or Invalid."""
+    """The cursor of a page token, or Invalid.
+
+    Checked in full, since a client can forge any bytes: the id must be a string MongoDB can
+    encode (no lone surrogates) and the time a moment whose UTC form a datetime holds.
+    """
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(data["t"]), str(data["id"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        return _cursor(json.loads(base64.urlsafe_b64decode(token.encode())))
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as error:
         raise Invalid([Violation("page_token", "is not a token this service issued")]) from error
+
+
+def _cursor(data: Any) -> tuple[datetime, str]:
+    """Time (aware, UTC) and id of a decoded token; ValueError, TypeError or OverflowError
+    (a UTC time outside years 1-9999) for anything encode_token does not write."""
+    moment, last_id = datetime.fromisoformat(data["t"]), data["id"]
+    if not isinstance(last_id, str):
+        raise TypeError(f"the id is a {type(last_id).__name__}, not a string")
+    last_id.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC), last_id
+    return moment.astimezone(UTC), last_id
 
 
 def page_size(requested: int) -> int:

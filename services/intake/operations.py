@@ -12,14 +12,20 @@ from typing import Any, Protocol
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
-from sanad.errors import AlreadyExists, Unavailable
+from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
 from sanad.records import submitted_event
 from sanad.security import audit
 from sanad.security.identity import Identity
 from sanad.telemetry.metrics import count_submitted
 from services.intake import access
 from services.intake.deadline import Deadline
-from services.intake.domain import CenterView, ServiceView, Submission, validate
+from services.intake.domain import (
+    CenterView,
+    ServiceView,
+    Submission,
+    field_violations,
+    validate,
+)
 
 
 class Snapshot(Protocol):
@@ -53,11 +59,24 @@ class Store(Protocol):
         timeout_s: float | None = None,
     ) -> dict[str, Any]: ...
 
+    async def find_request(
+        self, key: str, timeout_s: float | None = None
+    ) -> dict[str, Any] | None: ...
+
 
 @dataclass(frozen=True)
 class Accepted:
     transaction_id: str
     submit_time: datetime
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The transaction id a submission gets, and whether it was new (not a replay)."""
+
+    transaction_id: str
+    submit_time: datetime
+    fresh: bool
 
 
 class Intake:
@@ -89,38 +108,96 @@ class Intake:
             raise Unavailable("intake is still loading the registry; retry shortly")
         access.check_center_scope(identity, submission.center_id)
         now = utcnow()
-        center, service = validate(
-            submission,
-            self.snapshot.centers.get(submission.center_id),
-            self.snapshot.services.get(submission.service_code),
-            now,
-        )
+        center = self.snapshot.centers.get(submission.center_id)
+        service = self.snapshot.services.get(submission.service_code)
+        try:
+            center, service = validate(submission, center, service, now)
+        except (Invalid, PreconditionFailed):
+            # The registry may have changed since this request id was accepted (invariant 3).
+            if center is None or service is None:
+                raise
+            claim = await self._prior_claim(submission, caller, deadline)
+            if claim is None:
+                raise
+        else:
+            claim = None
         access.check_submit(identity, center.id, service.agency_code)
-        # Milliseconds, as stored: a retry answered from the record shows the same time.
-        submit_time = to_millisecond(now)
+        if claim is None:
+            claim = await self._claim(submission, caller, to_millisecond(now), deadline)
+        await self._publish(
+            submission, center, service, caller=caller, claim=claim, deadline=deadline
+        )
+        return Accepted(claim.transaction_id, claim.submit_time)
+
+    async def _claim(
+        self, submission: Submission, caller: str, submit_time: datetime, deadline: Deadline
+    ) -> _Claim:
+        """A new transaction id, or the one this caller's request id was first given.
+
+        submit_time is in milliseconds, as stored: a retry answered from the record shows
+        the same time.
+        """
         transaction_id = new_id()
-        fresh = True
-        if submission.request_id:
-            key = hashlib.sha256(f"{caller}\x1f{submission.request_id}".encode()).hexdigest()
-            fingerprint = submission.fingerprint()
-            record = await self.store.claim_request(
-                key, transaction_id, fingerprint, submit_time, deadline.left()
+        if not submission.request_id:
+            return _Claim(transaction_id, submit_time, fresh=True)
+        fingerprint = submission.fingerprint(self.civil_secret)
+        record = await self.store.claim_request(
+            _request_key(caller, submission.request_id),
+            transaction_id,
+            fingerprint,
+            submit_time,
+            deadline.left(),
+        )
+        if record["fingerprint"] != fingerprint:
+            raise AlreadyExists(
+                f"request id {submission.request_id!r} was already used for another transaction"
             )
-            if record["fingerprint"] != fingerprint:
-                raise AlreadyExists(
-                    f"request id {submission.request_id!r} was already used for another transaction"
-                )
-            fresh = record["transaction_id"] == transaction_id
-            transaction_id, submit_time = record["transaction_id"], record["submit_time"]
+        fresh = record["transaction_id"] == transaction_id
+        return _Claim(record["transaction_id"], record["submit_time"], fresh)
+
+    async def _prior_claim(
+        self,
+        submission: Submission,
+        caller: str,
+        deadline: Deadline,
+    ) -> _Claim | None:
+        """The record of this very submission accepted earlier, when only the registry's state
+        refuses it now (fee changed, licence suspended, service retired): a read, no claim.
+
+        Only refusals pay this read; the normal path's one round trip stays the claim.
+        """
+        if not submission.request_id:
+            return None
+        if field_violations(submission, None):
+            return None  # the request itself is bad, whatever the registry says
+        record = await self.store.find_request(
+            _request_key(caller, submission.request_id), deadline.left()
+        )
+        if record is None or record["fingerprint"] != submission.fingerprint(self.civil_secret):
+            return None
+        return _Claim(record["transaction_id"], record["submit_time"], fresh=False)
+
+    async def _publish(
+        self,
+        submission: Submission,
+        center: CenterView,
+        service: ServiceView,
+        *,
+        caller: str,
+        claim: _Claim,
+        deadline: Deadline,
+    ) -> None:
+        """Publish (again, for a replay: the first publish may not have been confirmed)."""
         # A fresh submission's audit event rides in its message, stored with the transaction.
-        carried = audit.take_offered(transaction_id=transaction_id) if fresh else None
+        transaction_id = claim.transaction_id
+        carried = audit.take_offered(transaction_id=transaction_id) if claim.fresh else None
         event = submitted_event(
             submission,
             center,
             service,
             transaction_id=transaction_id,
             submitted_by=caller,
-            submit_time=submit_time,
+            submit_time=claim.submit_time,
             civil_secret=self.civil_secret,
         )
         if carried is not None:
@@ -133,11 +210,15 @@ class Intake:
             message_id=transaction_id,
             timeout_s=deadline.left(),
         )
-        if fresh:  # a replayed request id was counted when it was first accepted
+        if claim.fresh:  # a replayed request id was counted when it was first accepted
             count_submitted(
                 center.governorate_code,
                 center.wilayat_code,
                 service.agency_code,
                 submission.fee_baisa,
             )
-        return Accepted(transaction_id, submit_time)
+
+
+def _request_key(caller: str, request_id: str) -> str:
+    """The idempotency record's id: request ids are unique per caller."""
+    return hashlib.sha256(f"{caller}\x1f{request_id}".encode()).hexdigest()

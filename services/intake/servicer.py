@@ -12,6 +12,7 @@ from sanad.rpc.identity import caller
 from sanad.rpc.status import code_of
 from sanad.rpc.timestamps import from_timestamp, to_timestamp
 from sanad.security.identity import current
+from sanad.security.interceptor import item_charge
 from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
@@ -114,6 +115,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             identity=current(),
             deadline=lambda: _deadline(context),
             limits=self.limits,
+            charge=item_charge(),
         )
         async for result in results:
             yield item_to_proto(result)

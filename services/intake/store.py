@@ -41,6 +41,19 @@ async def _bounded(timeout_s: float | None) -> AsyncIterator[None]:
         raise
 
 
+def _just_before(moment: datetime) -> datetime | None:
+    """The bound of ">= moment" as "> moment - 1 ms", or None at the earliest datetime.
+
+    The same at BSON's millisecond resolution, and SecantusDB 0.7 drops the boundary of an
+    inclusive range on the listing index's middle field. At year 1 (a valid Timestamp) the
+    subtraction overflows; there nothing is earlier, so no bound is needed.
+    """
+    try:
+        return to_millisecond(moment) - timedelta(milliseconds=1)
+    except OverflowError:
+        return None
+
+
 def _unreachable(error: PyMongoError) -> bool:
     """A timeout or a lost connection: the caller may retry later (Unavailable)."""
     return bool(error.timeout or isinstance(error, pymongo.errors.ConnectionFailure))
@@ -78,6 +91,11 @@ class IntakeStore:
             "submit_time": submit_time,
         }
         return await self._claim(record, timeout_s)
+
+    async def find_request(self, key: str, timeout_s: float | None = None) -> Document | None:
+        """The record of key, if claimed: a read only, for replays the registry now refuses."""
+        async with _bounded(timeout_s):
+            return await self.requests.find_one({"_id": key})
 
     async def claim_rating(
         self, transaction_id: str, rating: int, given: datetime, timeout_s: float | None = None
@@ -127,10 +145,9 @@ class IntakeStore:
         if query.agency_code:
             found["agency_code"] = query.agency_code
         window: Document = {}
-        if query.submitted_after is not None:
-            # ">= t" as "> t - 1 ms": the same at BSON's millisecond resolution, and SecantusDB
-            # 0.7 drops the boundary of an inclusive range on the listing index's middle field.
-            window["$gt"] = to_millisecond(query.submitted_after) - timedelta(milliseconds=1)
+        after = None if query.submitted_after is None else _just_before(query.submitted_after)
+        if after is not None:
+            window["$gt"] = after
         if query.submitted_before is not None:
             window["$lt"] = query.submitted_before
         if window:

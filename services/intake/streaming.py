@@ -3,7 +3,9 @@
 Each item is submitted in its own task so broker confirms overlap; a semaphore
 caps the items submitted but not yet answered, so a slow broker slows the
 reading of the stream (flow control reaches the client) instead of growing
-memory. Answers leave strictly in item order.
+memory. Answers leave strictly in item order. Each item is charged to the caller's rate
+limit as it is read (sanad.security.interceptor.item_charge); an item over the rate is
+answered RESOURCE_EXHAUSTED and not submitted.
 """
 
 import asyncio
@@ -44,11 +46,13 @@ class _Stream:
         intake: Intake,
         caller: str,
         identity: Identity,
+        *,
         deadline: Callable[[], Deadline],
         limits: StreamLimits,
+        charge: Callable[[], None],
     ) -> None:
         self.intake, self.caller, self.identity = intake, caller, identity
-        self.deadline, self.limits = deadline, limits
+        self.deadline, self.limits, self.charge = deadline, limits, charge
         self.slots = asyncio.Semaphore(limits.max_inflight)
         self.tasks: asyncio.Queue[asyncio.Task[ItemResult] | None] = asyncio.Queue()
         self.too_long = False
@@ -61,12 +65,25 @@ class _Stream:
                     self.too_long = True
                     return
                 await self.slots.acquire()
-                self.tasks.put_nowait(asyncio.create_task(self._one(index, submission)))
+                refusal = self._over_rate()
+                self.tasks.put_nowait(asyncio.create_task(self._one(index, submission, refusal)))
                 index += 1
         finally:
             self.tasks.put_nowait(None)
 
-    async def _one(self, index: int, submission: Submission) -> ItemResult:
+    def _over_rate(self) -> RateLimited | None:
+        """Charge one item to the caller's rate: None when within it."""
+        try:
+            self.charge()
+        except RateLimited as error:
+            return error
+        return None
+
+    async def _one(
+        self, index: int, submission: Submission, refusal: RateLimited | None
+    ) -> ItemResult:
+        if refusal is not None:
+            return ItemResult(index, submission.request_id, error=refusal)
         try:
             accepted = await self.intake.submit(
                 submission, self.caller, self.identity, self.deadline()
@@ -91,9 +108,13 @@ async def submit_stream(
     identity: Identity,
     deadline: Callable[[], Deadline],
     limits: StreamLimits,
+    charge: Callable[[], None],
 ) -> AsyncIterator[ItemResult]:
-    """Answer every item in order; RESOURCE_EXHAUSTED once the stream exceeds max_items."""
-    stream = _Stream(intake, caller, identity, deadline, limits)
+    """Answer every item in order; RESOURCE_EXHAUSTED once the stream exceeds max_items.
+
+    charge() is called per item read and raises RateLimited for an item over the caller's rate.
+    """
+    stream = _Stream(intake, caller, identity, deadline=deadline, limits=limits, charge=charge)
     reader = asyncio.create_task(stream.read(items))
     try:
         while (task := await stream.tasks.get()) is not None:

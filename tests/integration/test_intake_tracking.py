@@ -5,6 +5,7 @@ documents are written directly and the queue is read to see what intake sent.
 """
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,8 @@ import aio_pika
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from pymongo import AsyncMongoClient
 
 from sanad.domain.ids import new_id
@@ -256,3 +259,50 @@ async def test_the_sla_clock_and_refund_are_shown_from_the_stored_history(
     assert shown.sla_elapsed_seconds == 4 * 3600
     assert (shown.fee_baisa, shown.fee_refund_due) == (5000, True)
     assert [c.status for c in shown.history][-1] == S.TRANSACTION_STATUS_REJECTED
+
+
+def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
+    """The fields of the google.rpc.BadRequest detail of a refused call."""
+    status = rpc_status.from_call(error)
+    assert status is not None
+    found = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found += [v.field for v in bad.field_violations]
+    return found
+
+
+def forged_token(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode("utf-8", "surrogatepass")).decode()
+
+
+async def test_forged_page_tokens_are_invalid_on_page_token(
+    stack: Stack, transactions: Any
+) -> None:
+    await transactions.insert_one(document("C1", T0))
+    for raw in (
+        '{"t":"2024-01-01T00:00:00","id":"\\ud800"}',
+        '{"t":"0001-01-01T00:00:00+01:00","id":"T1"}',
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stack.intake.ListTransactions(
+                intake_pb2.ListTransactionsRequest(center_id="C1", page_token=forged_token(raw)),
+                timeout=10,
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raw
+        assert violated_fields(refused.value) == ["page_token"], raw
+
+
+async def test_listing_from_the_earliest_timestamp_lists_everything(
+    stack: Stack, transactions: Any
+) -> None:
+    doc = document("C1", T0)
+    await transactions.insert_one(doc)
+    page = await stack.intake.ListTransactions(
+        intake_pb2.ListTransactionsRequest(
+            center_id="C1", submitted_after=Timestamp(seconds=-62135596800)
+        ),
+        timeout=10,
+    )
+    assert [t.id for t in page.transactions] == [doc["_id"]]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from sanad.security import certs
 from sanad.v1 import audit_pb2, audit_pb2_grpc, registry_pb2, registry_pb2_grpc
@@ -122,13 +124,29 @@ async def test_only_admins_list_the_audit_trail(secured: Secured) -> None:
 
 
 async def test_bad_paging_of_the_audit_trail_is_invalid(secured: Secured) -> None:
-    for request in (
-        audit_pb2.ListAuditEventsRequest(page_size=-1),
-        audit_pb2.ListAuditEventsRequest(page_token="not-ours"),
+    for request, field in (
+        (audit_pb2.ListAuditEventsRequest(page_size=-1), "page_size"),
+        (audit_pb2.ListAuditEventsRequest(page_token="not-ours"), "page_token"),
+        # Digits to str.isdigit() that int() refuses, or that are not ours: superscript two,
+        # Arabic-Indic "12".
+        (audit_pb2.ListAuditEventsRequest(page_token="\u00b2"), "page_token"),
+        (audit_pb2.ListAuditEventsRequest(page_token="\u0661\u0662"), "page_token"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await secured.audit.ListAuditEvents(request, metadata=secured.as_("admin"), timeout=10)
-        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
+        assert _violated_fields(refused.value) == [field], request
+
+
+def _violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    found = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found += [v.field for v in bad.field_violations]
+    return found
 
 
 async def test_the_audit_trail_pages(secured: Secured) -> None:

@@ -2,13 +2,15 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
 from sanad.errors import Invalid, RateLimited, Unavailable, Violation
 from sanad.security.identity import DEV_ADMIN, Identity
+from sanad.security.limits import RateLimiter
 from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
 from services.intake.operations import Accepted
@@ -51,8 +53,15 @@ async def items_of(submissions: list[Submission]) -> AsyncIterator[Submission]:
         yield submission
 
 
+def no_charge() -> None:
+    """No rate limit."""
+
+
 async def run(
-    intake: SlowIntake, submissions: list[Submission], limits: StreamLimits
+    intake: SlowIntake,
+    submissions: list[Submission],
+    limits: StreamLimits,
+    charge: Callable[[], None] = no_charge,
 ) -> list[ItemResult]:
     stream = submit_stream(
         intake,  # type: ignore[arg-type]
@@ -61,6 +70,7 @@ async def run(
         identity=DEV_ADMIN,
         deadline=lambda: Deadline(5.0),
         limits=limits,
+        charge=charge,
     )
     return [result async for result in stream]
 
@@ -100,6 +110,7 @@ async def test_a_stream_longer_than_the_limit_is_answered_then_refused() -> None
         identity=DEV_ADMIN,
         deadline=lambda: Deadline(None),
         limits=StreamLimits(4, 10),
+        charge=no_charge,
     )
 
     async def drain() -> None:
@@ -120,9 +131,39 @@ async def test_a_caller_that_goes_away_leaves_no_task_behind() -> None:
         identity=DEV_ADMIN,
         deadline=lambda: Deadline(None),
         limits=StreamLimits(8, 1000),
+        charge=no_charge,
     )
     first = await anext(stream)
     assert first.index == 0
     await stream.aclose()
     await asyncio.sleep(0.01)
     assert intake.in_flight == 0
+
+
+async def test_items_over_the_callers_rate_are_refused_one_by_one_and_not_submitted() -> None:
+    intake = CountingIntake()
+    limiter = RateLimiter(rate_per_s=0.001, burst=3, clock=lambda: 0.0)
+    results = await run(
+        intake,
+        [item(n) for n in range(8)],
+        StreamLimits(4, 1000),
+        charge=partial(limiter.take, "centre:abraj@C1"),
+    )
+    assert [r.index for r in results] == list(range(8))
+    assert [r.accepted is not None for r in results] == [True] * 3 + [False] * 5
+    assert all(isinstance(r.error, RateLimited) for r in results[3:])
+    assert sorted(intake.submitted) == ["0", "1", "2"]
+
+
+class CountingIntake(SlowIntake):
+    """Records which items reached submit()."""
+
+    def __init__(self) -> None:
+        super().__init__(0.001)
+        self.submitted: list[str] = []
+
+    async def submit(
+        self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
+    ) -> Accepted:
+        self.submitted.append(submission.request_id)
+        return await super().submit(submission, caller, identity, deadline)

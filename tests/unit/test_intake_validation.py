@@ -68,5 +68,6 @@ def test_the_registry_state_must_allow_the_submission(
 
 
 def test_the_fingerprint_changes_with_the_payload() -> None:
-    assert submission().fingerprint() == submission().fingerprint()
-    assert submission().fingerprint() != submission(fee_baisa=4000).fingerprint()
+    secret = b"secret"
+    assert submission().fingerprint(secret) == submission().fingerprint(secret)
+    assert submission().fingerprint(secret) != submission(fee_baisa=4000).fingerprint(secret)

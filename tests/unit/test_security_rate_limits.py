@@ -1,10 +1,24 @@
 """A caller over its rate gets RESOURCE_EXHAUSTED with RetryInfo; other callers are unaffected."""
 
+from datetime import UTC, datetime
+from functools import partial
+
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sanad.rpc.server import Registration, start_server
+from sanad.security.identity import Identity
 from sanad.settings import ServerSettings
+from sanad.v1 import intake_pb2, intake_pb2_grpc
+from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
+from services.intake.app import SERVICE_NAME
+from services.intake.deadline import Deadline
+from services.intake.domain import Submission
+from services.intake.operations import Accepted
+from services.intake.servicer import IntakeServicer
+from services.intake.streaming import StreamLimits
 from tests.unit.security_echo import every_method, full_name, start_echo
 
 LIST_AGENCIES = next(m for m in every_method() if m.name == "ListAgencies")
@@ -32,3 +46,48 @@ async def test_a_burst_over_the_limit_is_refused_with_retry_information() -> Non
         assert 1.0 < retry.retry_delay.ToTimedelta().total_seconds() <= 2.0
     finally:
         await running.stop(0)
+
+
+class AcceptingIntake:
+    """Accepts every submission at once."""
+
+    async def submit(
+        self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
+    ) -> Accepted:
+        return Accepted(f"T-{submission.request_id}", datetime(2024, 6, 1, tzinfo=UTC))
+
+
+async def test_each_streamed_submission_is_charged_to_the_callers_rate() -> None:
+    settings = ServerSettings(grpc_host="127.0.0.1", rate_limit_per_s=0.01, rate_limit_burst=3)
+    servicer = IntakeServicer(
+        AcceptingIntake(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        StreamLimits(max_inflight=4, max_items=100),
+        watch_poll_s=1.0,
+    )
+    running = await start_server(
+        settings,
+        0,
+        [Registration(SERVICE_NAME, partial(add_IntakeServiceServicer_to_server, servicer))],
+        checks={},
+    )
+    items = [
+        intake_pb2.SubmitTransactionsRequest(
+            transaction=intake_pb2.SubmitTransactionRequest(request_id=str(n), center_id="C1")
+        )
+        for n in range(6)
+    ]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = intake_pb2_grpc.IntakeServiceStub(channel)
+            answers = [a async for a in stub.SubmitTransactions(iter(items), timeout=5)]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.SubmitTransactions(iter(items[:1]), timeout=5).read()
+    finally:
+        await running.stop(0)
+    # The call's own token pays for the first item; the burst of 3 covers two more.
+    assert [a.index for a in answers] == list(range(6))
+    assert [a.transaction_id for a in answers[:3]] == ["T-0", "T-1", "T-2"]
+    assert [a.error_code for a in answers] == [""] * 3 + ["RESOURCE_EXHAUSTED"] * 3
+    assert not any(a.transaction_id for a in answers[3:])
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
