@@ -1,10 +1,15 @@
-"""MongoDB clients: built from settings in main, never at import time."""
+"""MongoDB clients: built from settings in main, never at import time; calls bounded in time."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
 
+from sanad.errors import Unavailable
 from sanad.settings import CommonSettings
 
 Document = dict[str, Any]
@@ -45,3 +50,24 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
     """True when the server answers."""
     await client.admin.command("ping")
     return True
+
+
+@asynccontextmanager
+async def within(timeout_s: float | None) -> AsyncIterator[None]:
+    """Run MongoDB calls (a transaction's retries included) within timeout_s, None for the
+    client's own timeouts; a timeout or a lost connection becomes Unavailable, which callers
+    see as UNAVAILABLE ("retry later"), never INTERNAL."""
+    if timeout_s is not None and timeout_s <= 0:
+        raise Unavailable("no time left of the caller's deadline to reach the database")
+    try:
+        with pymongo.timeout(timeout_s):
+            yield
+    except PyMongoError as error:
+        if unreachable(error):
+            raise Unavailable("the database did not answer in time; retry later") from error
+        raise
+
+
+def unreachable(error: PyMongoError) -> bool:
+    """A timeout or a lost connection: the caller may retry later."""
+    return bool(error.timeout or isinstance(error, ConnectionFailure))

@@ -47,17 +47,28 @@ class Watch:
         return self.replayed.is_set()
 
     async def run(self) -> None:
-        """Follow the stream, reconnecting with backoff from the last applied revision."""
+        """Follow the stream, reconnecting with backoff from the last applied revision.
+
+        Any failure, a broken stream or a change that `apply` could not take, unsyncs the watch
+        (its copy is no longer known to be current) and reconnects; only cancellation ends it.
+        A change that fails is not skipped: it is fetched again after the backoff.
+        """
         delay = 0.1
         while True:
+            stream: AsyncIterable[Any] | None = None
             try:
-                async for message in self.open_stream(self.revision):
+                stream = self.open_stream(self.revision)
+                async for message in stream:
                     self._take(message)
                     delay = 0.1
             except grpc.aio.AioRpcError as error:
                 log.warning(
                     "registry %s stream broke (%s); reconnecting", self.name, error.code().name
                 )
+            except Exception:
+                log.exception("registry %s watch failed; reconnecting", self.name)
+            finally:
+                _cancel(stream)
             self.replayed.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -70,3 +81,10 @@ class Watch:
         changed = getattr(message, kind)
         self.apply(changed)
         self.revision = changed.revision
+
+
+def _cancel(stream: AsyncIterable[Any] | None) -> None:
+    """End an abandoned gRPC call, so the registry does not keep streaming to nobody."""
+    cancel = getattr(stream, "cancel", None)
+    if callable(cancel):
+        cancel()

@@ -49,7 +49,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     licence = commands.add_parser("licence", help="apply a licence lifecycle action")
     licence.add_argument("licence_action", choices=LICENCE_ACTIONS)
     licence.add_argument("center_id")
-    licence.add_argument("--reason", default="")
+    licence.add_argument("--reason", required=True, help="why, recorded with the transition")
     licence.set_defaults(handler=transition_licence)
 
 

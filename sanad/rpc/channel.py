@@ -4,7 +4,7 @@ import json
 
 import grpc
 
-from sanad.rpc.server import message_options
+from sanad.rpc.server import KEEPALIVE_TIME_MS, keepalive_client_options, message_options
 from sanad.security.tls import channel_credentials
 from sanad.settings import CommonSettings
 
@@ -30,10 +30,13 @@ def retry_config(service: str, methods: list[str]) -> str:
     )
 
 
-def _options(max_message_bytes: int, service_config: str | None) -> list[tuple[str, object]]:
+def _options(
+    max_message_bytes: int, service_config: str | None, keepalive_ms: int = KEEPALIVE_TIME_MS
+) -> list[tuple[str, object]]:
+    # The keepalive comes from the same constant as the servers' ping allowance (server.py).
     options: list[tuple[str, object]] = [
         *message_options(max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
+        *keepalive_client_options(keepalive_ms),
         ("grpc.enable_retries", 1),
     ]
     if service_config:
@@ -42,10 +45,15 @@ def _options(max_message_bytes: int, service_config: str | None) -> list[tuple[s
 
 
 def insecure_channel(
-    target: str, max_message_bytes: int, service_config: str | None = None
+    target: str,
+    max_message_bytes: int,
+    service_config: str | None = None,
+    keepalive_ms: int = KEEPALIVE_TIME_MS,
 ) -> grpc.aio.Channel:
-    """A plaintext channel for the dev profile."""
-    return grpc.aio.insecure_channel(target, options=_options(max_message_bytes, service_config))
+    """A plaintext channel for the dev profile; keepalive_ms is shortened only by tests."""
+    return grpc.aio.insecure_channel(
+        target, options=_options(max_message_bytes, service_config, keepalive_ms)
+    )
 
 
 def secure_channel(

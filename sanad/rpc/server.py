@@ -19,12 +19,39 @@ from sanad.settings import ServerSettings
 
 log = logging.getLogger("sanad.rpc")
 
+# Every inter-service channel pings its server this often (watch streams sit idle for hours),
+# and every server accepts pings that often: both sides derive their options from this value.
+KEEPALIVE_TIME_MS = 30_000
+
 
 def message_options(max_bytes: int) -> list[tuple[str, Any]]:
     """Explicit message size limits, the same on servers and clients."""
     return [
         ("grpc.max_receive_message_length", max_bytes),
         ("grpc.max_send_message_length", max_bytes),
+    ]
+
+
+def keepalive_client_options(keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, Any]]:
+    """Ping every keepalive_ms, so a dead peer or a silently dropped connection shows.
+
+    Without max_pings_without_data=0 gRPC stops pinging after two pings on a stream that
+    receives nothing, and a dropped connection under an idle watch stream would go unnoticed.
+    """
+    return [("grpc.keepalive_time_ms", keepalive_ms), ("grpc.http2.max_pings_without_data", 0)]
+
+
+def keepalive_server_options(keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, Any]]:
+    """Accept the clients' keepalive pings also on a stream that sends nothing for a long time.
+
+    gRPC's default lets a client ping only every 5 minutes without data; our clients ping every
+    KEEPALIVE_TIME_MS, which earned them GOAWAY "too many pings" after two strikes and dropped
+    every idle watch stream. Half the interval leaves room for timer jitter.
+    """
+    return [
+        ("grpc.http2.min_ping_interval_without_data_ms", keepalive_ms // 2),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_ping_strikes", 2),
     ]
 
 
@@ -66,11 +93,13 @@ async def start_server(
     *,
     audit_log: AuditLog | None = None,
     name: str = "",
+    keepalive_ms: int = KEEPALIVE_TIME_MS,
 ) -> RunningServer:
     """Start serving on port (0 picks a free one); health starts NOT_SERVING.
 
     Every call passes the bookkeeping interceptor, then the security interceptor (identity,
     rate limit, policy table, audit trail into audit_log when given), then `interceptors`.
+    Clients may ping every keepalive_ms (tests pass a short one).
     """
     server = grpc.aio.server(
         interceptors=[
@@ -80,6 +109,7 @@ async def start_server(
         ],
         options=[
             *message_options(settings.grpc_max_message_bytes),
+            *keepalive_server_options(keepalive_ms),
             ("grpc.so_reuseport", 0),
         ],
     )

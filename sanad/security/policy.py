@@ -48,9 +48,18 @@ def _licensing(identity: Identity, request: Any, licensing: str) -> bool:
 
 
 def _own_catalogue(identity: Identity, request: Any, licensing: str) -> bool:
+    # Only the agency the request names; the registry also checks the stored service's agency
+    # (may_change_catalogue), which the table cannot see.
     if _licensing(identity, request, licensing):
         return True
     return request is not None and request.service.agency_code == identity.agency_code
+
+
+def may_change_catalogue(identity: Identity, agency_code: str, licensing: str) -> bool:
+    """Admins and the licensing ministry change any agency's services; a ministry its own."""
+    if identity.may_act_for_agency(agency_code):
+        return True
+    return identity.role is Role.MINISTRY and identity.agency_code == licensing
 
 
 def _own_center(identity: Identity, request: Any, licensing: str) -> bool:

@@ -6,12 +6,9 @@ deadline, and an unreachable or slow MongoDB becomes Unavailable.
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-import pymongo
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -20,25 +17,10 @@ from sanad import records
 from sanad.coalesce import InsertCoalescer
 from sanad.domain.clock import to_millisecond
 from sanad.errors import Unavailable
+from sanad.mongo import unreachable, within
 from services.intake.listing import ListQuery
 
 Document = dict[str, Any]
-
-
-@asynccontextmanager
-async def _bounded(timeout_s: float | None) -> AsyncIterator[None]:
-    """Run MongoDB calls within timeout_s; timeouts and lost connections become Unavailable."""
-    if timeout_s is not None and timeout_s <= 0:
-        raise Unavailable("no time left of the caller's deadline to reach the database")
-    try:
-        with pymongo.timeout(timeout_s):
-            yield
-    except DuplicateKeyError:
-        raise
-    except PyMongoError as error:
-        if _unreachable(error):
-            raise Unavailable("the database did not answer in time; retry later") from error
-        raise
 
 
 def _just_before(moment: datetime) -> datetime | None:
@@ -52,11 +34,6 @@ def _just_before(moment: datetime) -> datetime | None:
         return to_millisecond(moment) - timedelta(milliseconds=1)
     except OverflowError:
         return None
-
-
-def _unreachable(error: PyMongoError) -> bool:
-    """A timeout or a lost connection: the caller may retry later (Unavailable)."""
-    return bool(error.timeout or isinstance(error, pymongo.errors.ConnectionFailure))
 
 
 class IntakeStore:
@@ -94,7 +71,7 @@ class IntakeStore:
 
     async def find_request(self, key: str, timeout_s: float | None = None) -> Document | None:
         """The record of key, if claimed: a read only, for replays the registry now refuses."""
-        async with _bounded(timeout_s):
+        async with within(timeout_s):
             return await self.requests.find_one({"_id": key})
 
     async def claim_rating(
@@ -107,7 +84,7 @@ class IntakeStore:
 
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
         """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared
-        batch, which runs in a context of its own); the winner's read under _bounded."""
+        batch, which runs in a context of its own); the winner's read under sanad.mongo.within."""
         if timeout_s is not None and timeout_s <= 0:
             raise Unavailable("no time left of the caller's deadline to reach the database")
         ends = None if timeout_s is None else time.monotonic() + timeout_s
@@ -118,13 +95,13 @@ class IntakeStore:
             raise Unavailable("the database did not answer in time; retry later") from error
         except DuplicateKeyError:
             left = None if ends is None else ends - time.monotonic()
-            async with _bounded(left):
+            async with within(left):
                 existing = await self.requests.find_one({"_id": record["_id"]})
             if existing is None:  # removed between the two calls; claim again
                 return await self._claim(record, left)
             return existing
         except PyMongoError as error:
-            if _unreachable(error):
+            if unreachable(error):
                 raise Unavailable("the database did not answer in time; retry later") from error
             raise
         return record
@@ -132,7 +109,7 @@ class IntakeStore:
     async def get_transaction(
         self, transaction_id: str, timeout_s: float | None = None
     ) -> Document | None:
-        async with _bounded(timeout_s):
+        async with within(timeout_s):
             return await self.transactions.find_one({"_id": transaction_id})
 
     async def list_transactions(
@@ -168,5 +145,5 @@ class IntakeStore:
         cursor = self.transactions.find(found).sort(
             [("submit_time", DESCENDING), ("_id", DESCENDING)]
         )
-        async with _bounded(timeout_s):
+        async with within(timeout_s):
             return await cursor.limit(query.page_size + 1).to_list()

@@ -79,9 +79,11 @@ class RegistryApp:
 def build_app(settings: RegistrySettings) -> RegistryApp:
     """Assemble the registry from settings; nothing connects until start()."""
     client = mongo.connect(settings, "sanad-registry")
-    store = RegistryStore(client, mongo.database(client, settings))
+    store = RegistryStore(
+        client, mongo.database(client, settings), settings.mongo_timeout_ms / 1000
+    )
     reference = ReferenceData.load()
     feed = ChangeFeed(poll_s=settings.watch_poll_s)
     centers = CenterOperations(store, reference, feed)
-    catalog = CatalogOperations(store, reference, feed)
+    catalog = CatalogOperations(store, reference, feed, settings.auth_licensing_agency)
     return RegistryApp(settings, client, store, centers, catalog)

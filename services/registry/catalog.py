@@ -3,7 +3,9 @@
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from sanad.errors import NotFound, PreconditionFailed
+from sanad.errors import NotFound, PermissionDenied, PreconditionFailed
+from sanad.security.identity import Identity
+from sanad.security.policy import may_change_catalogue
 from services.registry.domain import CatalogService, CatalogStatus, validate_service
 from services.registry.listing import SERVICE_PAGE_DEFAULT, SERVICE_PAGE_MAX, ServiceFilter
 from services.registry.masks import apply_service_mask, service_mask
@@ -17,10 +19,13 @@ PAGE_KIND = "catalog"
 class CatalogOperations:
     """Every change saves at the next revision, so watchers of the catalogue see it."""
 
-    def __init__(self, store: Store, reference: ReferenceData, feed: ChangeFeed) -> None:
+    def __init__(
+        self, store: Store, reference: ReferenceData, feed: ChangeFeed, licensing_agency: str
+    ) -> None:
         self.store = store
         self.reference = reference
         self.feed = feed
+        self.licensing_agency = licensing_agency
 
     async def add(self, service: CatalogService) -> CatalogService:
         validate_service(service)
@@ -49,10 +54,17 @@ class CatalogOperations:
         )
         return await self.store.list_services(wanted, page)
 
-    async def update(self, patch: CatalogService, paths: list[str]) -> CatalogService:
-        """Change the masked fields of an active service; it moves to its next version."""
+    async def update(
+        self, patch: CatalogService, paths: list[str], identity: Identity
+    ) -> CatalogService:
+        """Change the masked fields of an active service; it moves to its next version.
+
+        The policy table saw only the agency the request names; a ministry may change only a
+        service its agency owns (the mask cannot change agency_code).
+        """
         mask = service_mask(paths)
         current = await self.get(patch.code, "service.code")
+        self._check_owner(identity, current)
         _check_active(current, "update")
         changed = replace(
             apply_service_mask(current, patch, mask),
@@ -72,6 +84,13 @@ class CatalogOperations:
     def watch(self, since_revision: int) -> AsyncIterator[CatalogService | int]:
         """Services changed after since_revision, the replay's end revision, then live changes."""
         return self.feed.watch(self.store.service_changes_after, since_revision)
+
+    def _check_owner(self, identity: Identity, service: CatalogService) -> None:
+        if not may_change_catalogue(identity, service.agency_code, self.licensing_agency):
+            raise PermissionDenied(
+                f"{identity.role} {identity.subject!r} may not change catalogue service "
+                f"{service.code!r} of agency {service.agency_code!r}"
+            )
 
 
 def _check_active(service: CatalogService, verb: str) -> None:

@@ -57,6 +57,9 @@ class CenterOperations:
     async def list_page(self, wanted: CenterFilter, size: int, token: str) -> Page[Center]:
         if len(wanted.query) > CENTER_QUERY_MAX:
             raise Invalid([Violation("query", f"must be at most {CENTER_QUERY_MAX} characters")])
+        if any(ord(character) < 0x20 for character in wanted.query):
+            # Names hold no control characters, and MongoDB refuses NUL in a $regex.
+            raise Invalid([Violation("query", "must not contain control characters")])
         page = PageRequest(
             page_size(size, CENTER_PAGE_DEFAULT, CENTER_PAGE_MAX),
             decode_token(PAGE_KIND, wanted, token),
@@ -75,6 +78,9 @@ class CenterOperations:
     async def transition_licence(
         self, center_id: str, action: LicenceAction, actor: str, reason: str
     ) -> Center:
+        """Move the licence and record who did it and why (DESIGN section 3: a reason is due)."""
+        if not reason.strip():
+            raise Invalid([Violation("reason", "is required: say why the licence changes")])
         center = await self.get(center_id, "center_id")
         now = stored_now()
         licence = transition(center.licence, action, actor, reason, now)
@@ -86,8 +92,9 @@ class CenterOperations:
     ) -> Center:
         """Replace the offered and blocked services; every code must be in the catalogue."""
         center = await self.get(center_id, "center_id")
-        offered, blocked = tuple(dict.fromkeys(offered)), tuple(dict.fromkeys(blocked))
+        # Checked as sent, so a violation's index points into the caller's own list.
         await check_services(self.store, offered, blocked)
+        offered, blocked = tuple(dict.fromkeys(offered)), tuple(dict.fromkeys(blocked))
         changed = replace(
             center,
             offered_service_codes=offered,

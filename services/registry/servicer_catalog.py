@@ -5,6 +5,7 @@ from typing import TypeAlias
 
 import grpc
 
+from sanad.security.identity import current
 from sanad.v1 import registry_pb2 as pb
 from services.registry.catalog import PAGE_KIND, CatalogOperations
 from services.registry.convert import (
@@ -32,7 +33,7 @@ class CatalogRpcs:
         self, request: pb.UpdateCatalogServiceRequest, context: Context
     ) -> pb.UpdateCatalogServiceResponse:
         patch = service_from_proto(request.service)
-        service = await self.catalog.update(patch, list(request.update_mask.paths))
+        service = await self.catalog.update(patch, list(request.update_mask.paths), current())
         return pb.UpdateCatalogServiceResponse(service=service_to_proto(service))
 
     async def RetireCatalogService(

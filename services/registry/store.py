@@ -30,6 +30,7 @@ from services.registry.documents import (
 )
 from services.registry.domain import CatalogService, Center
 from services.registry.listing import CenterFilter, ServiceFilter
+from services.registry.outage import bounded
 from services.registry.paging import Page, PageRequest
 
 REVISION_ID = "registry_revision"
@@ -38,14 +39,22 @@ REVISION_ID = "registry_revision"
 class RegistryStore:
     """Centres, catalogue services and their change log in one database."""
 
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        db: AsyncDatabase[Document],
+        timeout_s: float = 5.0,
+    ) -> None:
         self.client = client
         self.db = db
+        # Bounds every public call, a transaction's retries included (SANAD_MONGO_TIMEOUT_MS).
+        self.timeout_s = timeout_s
         self.centers = db["registry_centers"]
         self.catalog = db["registry_catalog"]
         self.changes = db["registry_changes"]
         self.counters = db["registry_counters"]
 
+    @bounded
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries need; safe to repeat."""
         await self.centers.create_index("licence.number", unique=True)
@@ -59,14 +68,17 @@ class RegistryStore:
         await self.changes.create_index([("kind", ASCENDING), ("_id", ASCENDING)])
         await drop_retired(self.db, (self.centers.name,))
 
+    @bounded
     async def get_center(self, center_id: str) -> Center | None:
         doc = await self.centers.find_one({"_id": center_id})
         return center_from_doc(doc) if doc else None
 
+    @bounded
     async def get_service(self, code: str) -> CatalogService | None:
         doc = await self.catalog.find_one({"_id": code})
         return service_from_doc(doc) if doc else None
 
+    @bounded
     async def save_center(self, center: Center, *, new: bool) -> Center:
         """Insert or replace a centre at the next revision; AlreadyExists on a used licence."""
 
@@ -87,6 +99,7 @@ class RegistryStore:
             ) from error
         return center_from_doc(doc)
 
+    @bounded
     async def save_service(self, service: CatalogService, *, new: bool) -> CatalogService:
         """Insert or replace a catalogue service at the next revision."""
 
@@ -105,6 +118,7 @@ class RegistryStore:
             raise AlreadyExists(f"catalogue service {service.code!r} already exists") from error
         return service_from_doc(doc)
 
+    @bounded
     async def list_centers(
         self, wanted: CenterFilter, now: datetime, page: PageRequest
     ) -> Page[Center]:
@@ -112,11 +126,13 @@ class RegistryStore:
         docs = await self._page(self.centers, center_query(wanted, now), page)
         return Page([center_from_doc(d) for d in docs[: page.size]], _next(docs, page))
 
+    @bounded
     async def list_services(self, wanted: ServiceFilter, page: PageRequest) -> Page[CatalogService]:
         """One page of matching catalogue services by code."""
         docs = await self._page(self.catalog, service_query(wanted), page)
         return Page([service_from_doc(d) for d in docs[: page.size]], _next(docs, page))
 
+    @bounded
     async def existing_service_codes(self, codes: Iterable[str]) -> set[str]:
         """Those of codes that name a catalogue service."""
         cursor = self.catalog.find({"_id": {"$in": list(codes)}}, projection={"_id": 1})
@@ -144,10 +160,12 @@ class RegistryStore:
         if result.matched_count != 1:
             raise PreconditionFailed(f"{doc['_id']!r} changed meanwhile; read it again and retry")
 
+    @bounded
     async def center_changes_after(self, revision: int, limit: int = 500) -> list[Center]:
         """Centres as they stood after each change past a revision, oldest first."""
         return [center_from_doc(d) for d in await self._changes_after("center", revision, limit)]
 
+    @bounded
     async def service_changes_after(self, revision: int, limit: int = 500) -> list[CatalogService]:
         """Catalogue services as they stood after each change past a revision, oldest first."""
         return [service_from_doc(d) for d in await self._changes_after("catalog", revision, limit)]
@@ -156,6 +174,7 @@ class RegistryStore:
         cursor = self.changes.find({"kind": kind, "_id": {"$gt": revision}}).sort("_id", 1)
         return [change["doc"] for change in await cursor.limit(limit).to_list()]
 
+    @bounded
     async def head_revision(self) -> int:
         doc = await self.counters.find_one({"_id": REVISION_ID})
         return int(doc["value"]) if doc else 0

@@ -152,8 +152,8 @@ def drive_load(system: System) -> None:
         "--wilayat", "DA-BAH", "--omani-staff", "2", "--total-staff", "3", "--service", service,
     )  # fmt: skip
     center = value(registered.stdout, "id")
-    ctl("licence", "approve", center)
-    ctl("licence", "activate", center)
+    ctl("licence", "approve", center, "--reason", "documents complete")
+    ctl("licence", "activate", center, "--reason", "inspection passed")
     submitted = []
     deadline = time.monotonic() + 15
     while len(submitted) < 5:

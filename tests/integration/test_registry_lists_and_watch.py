@@ -93,6 +93,11 @@ async def test_list_centers_refuses_a_bad_page_token_or_size(registry: Registry)
     )
     assert bad == [("query", "must be at most 200 characters")]
     assert await registry.stub.ListCenters(pb.ListCentersRequest(query="x" * 200)) is not None
+    for query in ("abraj\x00", "\x01", "line\nbreak", "\x1f"):
+        bad = await refused(
+            registry.stub.ListCenters(pb.ListCentersRequest(query=query)), Code.INVALID_ARGUMENT
+        )
+        assert bad == [("query", "must not contain control characters")]
 
 
 async def test_a_catalogue_service_is_versioned_retired_and_listed(registry: Registry) -> None:

@@ -161,6 +161,21 @@ async def test_centre_errors_carry_the_right_codes(registry: Registry) -> None:
     await refused(registry.act("nope", pb.LICENCE_ACTION_APPROVE), Code.NOT_FOUND)
 
 
+async def test_a_licence_transition_without_a_reason_is_refused_and_changes_nothing(
+    registry: Registry,
+) -> None:
+    center = await registry.register()
+    for reason in ("", "  \t"):
+        request = pb.TransitionLicenceRequest(
+            center_id=center.id, action=pb.LICENCE_ACTION_APPROVE, reason=reason
+        )
+        bad = await refused(registry.stub.TransitionLicence(request), Code.INVALID_ARGUMENT)
+        assert [f for f, _ in bad] == ["reason"]
+    shown = (await registry.stub.GetCenter(pb.GetCenterRequest(id=center.id))).center
+    assert shown.licence.status == pb.LICENCE_STATUS_APPLIED
+    assert list(shown.licence.history) == []
+
+
 async def test_update_center_changes_only_the_masked_fields(registry: Registry) -> None:
     center = await registry.register()
     patch = pb.Center(
@@ -230,6 +245,17 @@ async def test_set_center_services_replaces_offered_and_blocked(registry: Regist
         Code.INVALID_ARGUMENT,
     )
     assert [f for f, _ in bad] == ["offered_service_codes[1]", "blocked_service_codes[0]"]
+    bad = await refused(
+        registry.stub.SetCenterServices(
+            pb.SetCenterServicesRequest(
+                center_id=center.id,
+                offered_service_codes=["S-A", "S-A", "BAD"],
+                blocked_service_codes=["S-B", "S-B", "S-B", "BAD"],
+            )
+        ),
+        Code.INVALID_ARGUMENT,
+    )
+    assert [f for f, _ in bad] == ["offered_service_codes[2]", "blocked_service_codes[3]"]
     await refused(
         registry.stub.SetCenterServices(pb.SetCenterServicesRequest(center_id="nope")),
         Code.NOT_FOUND,

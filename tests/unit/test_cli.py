@@ -456,6 +456,16 @@ def test_bad_usage_exits_with_argparse_code_2(capsys: pytest.CaptureFixture[str]
     assert "invalid choice" in capsys.readouterr().err
 
 
+def test_a_licence_action_without_a_reason_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["licence", "suspend", "C-1"], environ={})
+
+    assert exit_info.value.code == 2
+    assert "--reason" in capsys.readouterr().err
+
+
 def test_targets_and_identity_default_from_the_environment(target: str, fake: FakeServices) -> None:
     environ = {"SANAD_METRICS_TARGET": target, "SANAD_IDENTITY": "operator:dakhiliyah"}
 

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 
 from sanad.registry_watch import Watch
 from sanad.v1 import registry_pb2 as pb
@@ -74,3 +75,47 @@ async def test_a_broken_stream_resumes_after_its_last_revision_and_is_unsynced_m
         following.cancel()
         await channel.close()
         await server.stop(0)
+
+
+async def test_a_change_that_fails_to_apply_unsyncs_the_watch_and_is_fetched_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    history = [service(r) for r in (1, 2, 3)]
+    asked: list[int] = []
+    synced_when_asked: list[bool] = []
+    applied: list[int] = []
+    resynced = asyncio.Event()
+    watch: Watch
+
+    async def open_stream(since: int) -> AsyncIterator[pb.WatchCatalogResponse]:
+        asked.append(since)
+        synced_when_asked.append(watch.synced)
+        for item in history[since : since + 1] if len(asked) == 1 else history[since:]:
+            yield pb.WatchCatalogResponse(service=item)
+        yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=history[-1].revision))
+        if len(asked) == 1:  # the live change after the replay: the one apply fails on
+            yield pb.WatchCatalogResponse(service=history[1])
+        resynced.set()  # runs once the watch took the synced message and asks for more
+        await asyncio.Event().wait()
+
+    def apply(changed: pb.CatalogService) -> None:
+        if changed.revision == 2 and 2 not in failed:
+            failed.add(2)
+            raise RuntimeError("snapshot could not take the change")
+        applied.append(changed.revision)
+
+    failed: set[int] = set()
+    watch = Watch("catalog", open_stream, apply)
+    following = asyncio.create_task(watch.run())
+    try:
+        await asyncio.wait_for(resynced.wait(), timeout=5)
+        assert watch.synced
+        assert not following.done()
+        assert asked == [0, 1]
+        assert synced_when_asked == [False, False]  # unsynced before reconnecting
+        assert applied == [1, 2, 3]
+        assert watch.revision == 3
+        failures = [r for r in caplog.records if r.name == "sanad.registry_watch"]
+        assert [r.exc_info is not None for r in failures] == [True]
+    finally:
+        following.cancel()

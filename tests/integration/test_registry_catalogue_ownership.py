@@ -1,0 +1,113 @@
+"""A ministry changes only its own agency's catalogue services, whatever the request names."""
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from sanad.security import certs
+from sanad.security.credentials import issue_token
+from sanad.security.identity import Identity, Role
+from sanad.v1 import registry_pb2 as pb
+from sanad.v1 import registry_pb2_grpc
+from services.registry.app import build_app
+from services.registry.settings import RegistrySettings
+
+pytestmark = pytest.mark.integration
+
+IDENTITIES = {
+    **certs.EXAMPLES,
+    "ministry-moh": Identity("moh-systems", Role.MINISTRY, agency_code="MOH"),
+}
+
+
+@dataclass
+class Secured:
+    registry: registry_pb2_grpc.RegistryServiceStub
+    tokens: dict[str, str]
+
+    def as_(self, name: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.tokens[name]}"),)
+
+    async def update_fee(self, who: str, code: str, agency: str, fee: int) -> pb.CatalogService:
+        reply = await self.registry.UpdateCatalogService(
+            pb.UpdateCatalogServiceRequest(
+                service=pb.CatalogService(code=code, agency_code=agency, fee_baisa=fee),
+                update_mask=FieldMask(paths=["fee_baisa"]),
+            ),
+            metadata=self.as_(who),
+            timeout=10,
+        )
+        return reply.service
+
+    async def fee_of(self, code: str) -> int:
+        reply = await self.registry.GetCatalogService(
+            pb.GetCatalogServiceRequest(code=code), metadata=self.as_("admin"), timeout=10
+        )
+        return reply.service.fee_baisa
+
+
+@pytest.fixture
+async def secured(mongo_url: str, database_name: str, pki: Path) -> AsyncIterator[Secured]:
+    app = build_app(
+        RegistrySettings(
+            mongo_url=mongo_url,
+            mongo_database=database_name,
+            grpc_host="127.0.0.1",
+            shutdown_grace_s=1.0,
+            auth_mode="required",
+            auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+        )
+    )
+    port = await app.start(0)
+    key = (pki / "jwt-signing.key").read_bytes()
+    tokens = {
+        name: issue_token(key, identity, "sanad-mesh", "sanad-mesh", 600)
+        for name, identity in IDENTITIES.items()
+    }
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield Secured(registry_pb2_grpc.RegistryServiceStub(channel), tokens)
+    await app.stop()
+
+
+async def rop_service(secured: Secured) -> str:
+    code = f"ROP-VISA-{time.time_ns()}"
+    await secured.registry.AddCatalogService(
+        pb.AddCatalogServiceRequest(
+            service=pb.CatalogService(
+                code=code,
+                agency_code="ROP",
+                name_ar="تجديد التأشيرة",
+                name_en="Visa renewal",
+                fee_baisa=5000,
+                sla_hours=48,
+            )
+        ),
+        metadata=secured.as_("ministry-rop"),
+        timeout=10,
+    )
+    return code
+
+
+async def test_a_ministry_may_not_update_another_agencys_service_by_naming_its_own(
+    secured: Secured,
+) -> None:
+    code = await rop_service(secured)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await secured.update_fee("ministry-moh", code, "MOH", 1)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await secured.fee_of(code) == 5000
+
+
+async def test_the_owning_ministry_the_licensing_ministry_and_admins_may_update(
+    secured: Secured,
+) -> None:
+    code = await rop_service(secured)
+    assert (await secured.update_fee("ministry-rop", code, "ROP", 4000)).fee_baisa == 4000
+    assert (await secured.update_fee("ministry-mociip", code, "MOCIIP", 3000)).fee_baisa == 3000
+    assert (await secured.update_fee("admin", code, "", 2000)).fee_baisa == 2000
+    assert await secured.fee_of(code) == 2000
