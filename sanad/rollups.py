@@ -1,6 +1,9 @@
 """The rollup contract: counters per day x centre x service, written by workers, read by metrics.
 
-One document per (day, centre, service) in collection `rollups`, _id "YYYY-MM-DD|centre|service".
+One document per (day, centre, service, wilayat) in collection `rollups`, _id
+"YYYY-MM-DD|centre|service|wilayat": a transaction counts where its centre was when it was
+submitted, and a centre that moves starts documents of its own in its new wilayat, so no document
+mixes two places (every read sums documents by their dimension fields, never by _id).
 A counter is incremented on the day its event happened: `submitted`, `recorded` and `fees_baisa` on
 the submission day; `completed`, `rejected`, `cancelled` and the completion figures on the day the
 transaction finished; ratings on the day the rating was given. Completion times are running
@@ -14,7 +17,8 @@ from typing import Any
 COLLECTION = "rollups"
 
 # The same counters per month x centre and per year x centre, the service dimension dropped, in
-# collections of their own: _id "YYYY-MM|centre" / "YYYY|centre", field `period` "YYYY-MM" /
+# collections of their own: _id "YYYY-MM|centre|wilayat" / "YYYY|centre|wilayat" (earlier
+# versions wrote "YYYY-MM|centre", which reads sum alike), field `period` "YYYY-MM" /
 # "YYYY". At Sanad volumes a day x centre x service document holds about one transaction, so a
 # governorate's year reads one yearly document per centre instead of ~one per transaction.
 # Workers increment all three in the same MongoDB transaction, under the same first-time rule.
@@ -86,9 +90,9 @@ COMPLETION_BOUNDS_S = (
 HISTOGRAM = "completion_hist"
 
 
-def rollup_id(day: str, center_id: str, service_code: str) -> str:
-    """The _id of one rollup document."""
-    return f"{day}|{center_id}|{service_code}"
+def rollup_id(day: str, center_id: str, service_code: str, wilayat_code: str) -> str:
+    """The _id of one daily rollup document (earlier versions left the wilayat out)."""
+    return f"{day}|{center_id}|{service_code}|{wilayat_code}"
 
 
 def bucket_of(seconds: int) -> str:
@@ -104,9 +108,9 @@ def dimensions_of(transaction: Mapping[str, Any], day: str) -> dict[str, Any]:
     return {"day": day, **{name: transaction[name] for name in DIMENSIONS[1:]}}
 
 
-def period_id(period: str, center_id: str) -> str:
+def period_id(period: str, center_id: str, wilayat_code: str) -> str:
     """The _id of one monthly ("YYYY-MM") or yearly ("YYYY") rollup document."""
-    return f"{period}|{center_id}"
+    return f"{period}|{center_id}|{wilayat_code}"
 
 
 def periods_of(day: str) -> dict[str, str]:

@@ -259,6 +259,29 @@ async def test_a_ragged_period_adds_daily_and_monthly_rollups_without_counting_t
     assert (wilayat.centers, wilayat.stats.submitted) == (1, 2 + 4 + 8)
 
 
+async def test_a_centre_that_moved_wilayat_counts_in_each_for_its_time_there(apps: Apps) -> None:
+    center = await register(apps, "DA-MAN", 2, "مركز")
+    # Submitted in Manah in January, in Adam from July: the year's rollups keep them apart.
+    await count(
+        apps,
+        [
+            rollup("2025-01-10", center, "DA-MAN", submitted=1),
+            *(rollup(f"2025-{month:02d}-10", center, "DA-ADM", submitted=1) for month in (7, 8)),
+        ],
+    )
+
+    def year_of(wilayat: str) -> metrics_pb2.GetWilayatStatsRequest:
+        request = metrics_pb2.GetWilayatStatsRequest(wilayat_code=wilayat)
+        request.start_time.FromJsonString("2025-01-01T00:00:00Z")
+        request.end_time.FromJsonString("2026-01-01T00:00:00Z")
+        return request
+
+    manah = await apps.metrics.GetWilayatStats(year_of("DA-MAN"))
+    adam = await apps.metrics.GetWilayatStats(year_of("DA-ADM"))
+    assert (manah.centers, manah.stats.submitted) == (1, 1)
+    assert (adam.centers, adam.stats.submitted) == (1, 2)
+
+
 async def test_a_report_without_a_governorate_is_invalid_argument(apps: Apps) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await apps.metrics.GetGovernorateReport(metrics_pb2.GetGovernorateReportRequest(year=1))

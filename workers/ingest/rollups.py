@@ -39,10 +39,10 @@ class RollupIncrements:
 
     def add(self, doc: Document, day: str, counters: dict[str, int]) -> None:
         """The counters on that day's rollup and on its month's and year's."""
-        key = contract.rollup_id(day, doc["center_id"], doc["service_code"])
+        key = contract.rollup_id(day, doc["center_id"], doc["service_code"], doc["wilayat_code"])
         self._bump(contract.COLLECTION, key, counters, partial(contract.dimensions_of, doc, day))
         for collection, period in contract.periods_of(day).items():
-            key = contract.period_id(period, doc["center_id"])
+            key = contract.period_id(period, doc["center_id"], doc["wilayat_code"])
             self._bump(
                 collection, key, counters, partial(contract.period_dimensions_of, doc, period)
             )
