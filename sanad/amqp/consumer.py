@@ -6,7 +6,9 @@ alone with its reason, then ack) or retry later (park on the delayed-retry
 queue, then ack; after max_retries round trips it is dead-lettered instead). A transient failure
 raised by the handler pauses the consumer, backs off, and handles the same
 micro-batch again without acking or dead-lettering anything, so a database
-outage never loses a message. A consumer cancelled by the broker (its queue
+outage never loses a message. Any other exception is a message the handler cannot take:
+each message is then handled alone, and the one that keeps failing is dead-lettered as
+`handler-failed`. A consumer cancelled by the broker (its queue
 deleted) raises ConsumerCancelled so the process exits instead of idling.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from sanad.amqp.metrics import CONSUMER_CANCELLED, DELAYED_RETRIES
 from sanad.amqp.topology import (
@@ -40,6 +43,9 @@ from sanad.telemetry.metrics import (
 )
 
 log = logging.getLogger("sanad.amqp.consumer")
+
+# What a broken or closed broker connection raises, to a handler that replies or publishes too.
+BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
 
 
 class TransientError(Exception):
@@ -88,6 +94,9 @@ class BatchOptions:
     max_backoff_s: float = 5.0
     max_retries: int = 10
     retry_delay_s: float = 2.0
+    # Attempts at one message whose handling raises (not TransientError) before it is
+    # dead-lettered as `handler-failed`.
+    max_failures: int = 3
 
 
 class MicroBatchConsumer:
@@ -219,7 +228,16 @@ class MicroBatchConsumer:
     async def _outcomes(
         self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
     ) -> Sequence[Outcome] | None:
+        """The handler's outcomes; None when stopping while a dependency is down.
+
+        A handler that raises anything but TransientError meets a message it cannot take (or
+        has a bug): the micro-batch is handled again one message at a time, and a message that
+        still fails alone, max_failures times, is dead-lettered as `handler-failed` with the
+        error. The others are handled as usual, the worker keeps running, and none of them is
+        redelivered until the queue's delivery limit dead-letters it without a reason.
+        """
         delay = 0.1
+        failures = 0
         while True:
             try:
                 return await self.handler(batch)
@@ -230,6 +248,32 @@ class MicroBatchConsumer:
                 log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.max_backoff_s)
+            except BROKER_ERRORS:
+                raise  # the connection's fault, not the message's: reconnect, redeliver
+            except Exception as error:
+                if len(batch) > 1:
+                    log.exception(
+                        "handling a micro-batch of %d failed; handling each alone", len(batch)
+                    )
+                    return await self._one_by_one(batch, stop)
+                failures += 1
+                if failures >= self.options.max_failures:
+                    log.exception("handling a message failed %d times", failures)
+                    return [Dead("handler-failed", f"{type(error).__name__}: {error}")]
+                log.warning("handling a message failed (%s); trying it again", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.max_backoff_s)
+
+    async def _one_by_one(
+        self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> Sequence[Outcome] | None:
+        outcomes: list[Outcome] = []
+        for message in batch:
+            alone = await self._outcomes([message], stop)
+            if alone is None:
+                return None
+            outcomes.extend(alone)
+        return outcomes
 
     async def _retry_later(
         self, message: AbstractIncomingMessage, outcome: Retry, dead: AbstractExchange

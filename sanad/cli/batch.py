@@ -21,13 +21,13 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from aio_pika.exceptions import (
-    AMQPError,
     ChannelNotFoundEntity,
     DeliveryError,
     ProbableAuthenticationError,
 )
 
 from sanad.amqp.batches import BatchClient, item_count
+from sanad.amqp.consumer import BROKER_ERRORS
 from sanad.amqp.topology import Topology
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
@@ -224,7 +224,7 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     batches = chunks_of(rows, batch_id, args.center, args.chunk)
     try:
         results = asyncio.run(send(url, prefix, batches, args.wait, sys.stderr))
-    except (Unanswered, AMQPError, OSError) as error:
+    except (Unanswered, *BROKER_ERRORS) as error:
         printer.error(_unsent(error, batch_id, url, prefix))
         return 1
     outcome = summarise(results, args.chunk)

@@ -12,8 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict
 
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
-
+from sanad.amqp.consumer import BROKER_ERRORS
 from sanad.amqp.dead_letters import DeadLetter, Pass, pass_over
 from sanad.cli.batch import DEFAULT_AMQP_URL
 from sanad.cli.client import Client
@@ -21,8 +20,6 @@ from sanad.cli.output import Printer
 
 QUEUES = ("ingest", "batch")
 REPLAYABLE = ("ingest",)
-# What stops a pass midway: the broker unreachable, a queue missing, the channel closed.
-_BROKER_ERRORS = (AMQPError, OSError, ChannelInvalidStateError)
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -56,7 +53,7 @@ def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
     done = Pass()
     try:
         _run(args, lambda letter: False, done)
-    except _BROKER_ERRORS as error:
+    except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
     letters = done.kept
     shown = letters[: max(args.limit, 0)]
@@ -93,7 +90,7 @@ def replay_letters(args: argparse.Namespace, client: Client, printer: Printer) -
     done = Pass()
     try:
         _run(args, _chooser(set(args.reason), args.limit), done)
-    except _BROKER_ERRORS as error:
+    except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
     reasons = sorted({letter.reason for letter in done.replayed})
     if printer.as_json:

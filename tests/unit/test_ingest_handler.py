@@ -9,7 +9,13 @@ from sanad.amqp.packing import pack
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import AuditEvent, to_proto
 from sanad.v1 import audit_pb2, common_pb2, events_pb2
-from workers.ingest.handlers import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, IngestHandler
+from workers.ingest.handlers import (
+    RATED_TYPE,
+    STATUS_CHANGED_TYPE,
+    SUBMITTED_PACK_TYPE,
+    SUBMITTED_TYPE,
+    IngestHandler,
+)
 from workers.ingest.rollups import submitted_increments
 
 
@@ -156,7 +162,7 @@ async def test_stored_documents_keep_no_clear_civil_number() -> None:
     assert "12345678" not in repr(doc)
 
 
-def test_rollup_increments_group_by_day_centre_and_service() -> None:
+def test_rollup_increments_group_by_day_centre_service_and_place() -> None:
     day = datetime(2024, 5, 1, 9, tzinfo=UTC)
     docs = [
         {
@@ -170,6 +176,35 @@ def test_rollup_increments_group_by_day_centre_and_service() -> None:
         },
     ] * 3
     increments = submitted_increments(docs)
-    assert list(increments) == ["2024-05-01|C1|S"]
-    _, inc = increments["2024-05-01|C1|S"]
+    assert list(increments) == ["2024-05-01|C1|S|DA-NIZ"]
+    _, inc = increments["2024-05-01|C1|S|DA-NIZ"]
     assert inc == {"submitted": 3, "recorded": 3, "fees_baisa": 300}
+
+
+async def test_times_out_of_range_are_named_invalid_instead_of_failing_the_handler() -> None:
+    store = FakeStore()
+    far = events_pb2.TransactionSubmitted.FromString(submitted("T9"))
+    far.submit_time.seconds = 10**12
+    bad_nanos = events_pb2.TransactionStatusChanged(
+        transaction_id="T1", change_id="c1", status=common_pb2.TRANSACTION_STATUS_IN_PROGRESS
+    )
+    bad_nanos.time.nanos = 2_000_000_000
+    rated = events_pb2.TransactionRated(transaction_id="T1", rating=5)
+    rated.time.seconds = -(10**12)
+    batch = [
+        FakeMessage(far.SerializeToString()),
+        FakeMessage(bad_nanos.SerializeToString(), type=STATUS_CHANGED_TYPE),
+        FakeMessage(rated.SerializeToString(), type=RATED_TYPE),
+        FakeMessage(submitted("T1")),
+    ]
+
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+
+    assert [d["_id"] for d in store.stored] == ["T1"]
+    assert [o.reason if isinstance(o, Dead) else o for o in outcomes] == [
+        "invalid",
+        "invalid",
+        "invalid",
+        None,
+    ]
+    assert all("time out of range" in o.detail for o in outcomes[:3] if isinstance(o, Dead))

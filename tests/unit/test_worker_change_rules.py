@@ -45,7 +45,7 @@ def test_a_completion_counts_once_on_its_day_with_paused_time_excluded() -> None
     assert apply_change(doc, change("c4", Status.COMPLETED, 27), rollups) is Applied.DUPLICATE
     assert (doc["paused_seconds"], doc["sla_elapsed_seconds"]) == (24 * 3600, 3 * 3600)
     [(key, _, inc)] = rollups.items()
-    assert key == "2024-05-02|C1|S"
+    assert key == "2024-05-02|C1|S|DA-NIZ"
     assert inc == {
         "completed": 1,
         "completion_seconds_sum": 3 * 3600,
@@ -83,4 +83,4 @@ def test_a_rating_needs_completion_and_is_given_once() -> None:
     assert isinstance(again, Dead)
     assert again.reason == "already-rated"
     by_day = {key: inc for key, _, inc in rollups.items()}
-    assert by_day["2024-05-04|C1|S"] == {"ratings": 1, "rating_sum": 5}
+    assert by_day["2024-05-04|C1|S|DA-NIZ"] == {"ratings": 1, "rating_sum": 5}

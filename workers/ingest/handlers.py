@@ -102,13 +102,20 @@ def _submitted(event: events_pb2.TransactionSubmitted, now: datetime) -> Submitt
     missing = [f for f in ("transaction_id", "center_id", "service_code") if not getattr(event, f)]
     if missing or not event.HasField("submit_time"):
         return Dead("invalid", f"missing fields: {', '.join(missing) or 'submit_time'}")
-    if not event.HasField("audit"):
-        return Submitted(document_from_submitted(event, now))
-    if not event.audit.id or not event.audit.HasField("time") or not event.audit.rpc:
+    carried = event.audit if event.HasField("audit") else None
+    if carried is not None and (not carried.id or not carried.HasField("time") or not carried.rpc):
         return Dead("invalid", "the carried audit event lacks its id, time or rpc")
-    return Submitted(
-        document_from_submitted(event, now), audit.document_of(audit.from_proto(event.audit))
-    )
+    try:
+        document = document_from_submitted(event, now)
+        event_doc = None if carried is None else audit.document_of(audit.from_proto(carried))
+    except (ValueError, OverflowError) as error:
+        return _out_of_range(error)
+    return Submitted(document, event_doc)
+
+
+def _out_of_range(error: Exception) -> Dead:
+    """A Timestamp outside protobuf's range (years 1-9999, nanos below a second)."""
+    return Dead("invalid", f"a time out of range: {error}")
 
 
 def _decode_status(message: AbstractIncomingMessage) -> StatusChange | Dead:
@@ -122,11 +129,15 @@ def _decode_status(message: AbstractIncomingMessage) -> StatusChange | Dead:
         name = common_pb2.TransactionStatus.Name(event.status).removeprefix("TRANSACTION_STATUS_")
     except ValueError:
         return Dead("invalid", f"unknown status {event.status}")
+    try:
+        changed_at = event.time.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:
+        return _out_of_range(error)
     return StatusChange(
         transaction_id=event.transaction_id,
         change_id=event.change_id,
         status=Status(name),
-        time=event.time.ToDatetime(tzinfo=UTC),
+        time=changed_at,
         actor=event.actor,
         note=event.note,
     )
@@ -138,7 +149,10 @@ def _decode_rating(message: AbstractIncomingMessage) -> Rating | Dead:
         return broken
     if not event.transaction_id or not event.HasField("time"):
         return Dead("invalid", "missing fields: transaction_id or time")
-    given = event.time.ToDatetime(tzinfo=UTC)
+    try:
+        given = event.time.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:
+        return _out_of_range(error)
     return Rating(
         transaction_id=event.transaction_id,
         # Ratings carry no change id; their content identifies a redelivery.
