@@ -82,9 +82,13 @@ class Offer:
     def __init__(self, build: Callable[[Mapping[str, str]], AuditEvent]) -> None:
         self._build = build
         self.taken = False
+        # The results the taken event names (a transaction id): a call that fails after its
+        # handler carried the OK event names them too, so the two can be told apart.
+        self.results: Mapping[str, str] = {}
 
     def take(self, results: Mapping[str, str]) -> AuditEvent:
         self.taken = True
+        self.results = dict(results)
         return self._build(results)
 
 

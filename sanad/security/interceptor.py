@@ -178,12 +178,12 @@ class _Guard:
                     offered = audit.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
-                await self._audit(identity, shown, None, _outcome(error, context))
+                await self._audit(identity, shown, None, _outcome(error, context), offered)
                 raise
             outcome = _outcome(None, context)
             # A handler that took the OK event stored it with its own durable write.
             if offered is None or not offered.taken or outcome != grpc.StatusCode.OK.name:
-                await self._audit(identity, shown, response, outcome)
+                await self._audit(identity, shown, response, outcome, offered)
             return response
 
         return wrapped
@@ -204,10 +204,23 @@ class _Guard:
 
         return wrapped
 
-    async def _audit(self, identity: Identity, request: Any, response: Any, outcome: str) -> None:
+    async def _audit(
+        self,
+        identity: Identity,
+        request: Any,
+        response: Any,
+        outcome: str,
+        offered: audit.Offer | None = None,
+    ) -> None:
+        """Record the call's event. A call that failed after its handler carried the OK event
+        (a submission whose confirm came too late for the caller's deadline, which the ingest
+        worker may store after all) names the results that event names, its transaction id."""
         if self.audit_log is None:
             return
-        target = self._target(request, policy.field_values(response, self.results))
+        results = policy.field_values(response, self.results)
+        if offered is not None and offered.taken:
+            results = {**offered.results, **results}
+        target = self._target(request, results)
         await self.audit_log.record(self.owner.event(self.method, identity, target, outcome))
 
     def _succeeded(

@@ -131,6 +131,9 @@ async def test_a_call_that_fails_after_taking_its_event_is_recorded_with_its_out
     assert [(e.outcome, e.request_id) for e in audit.events] == [
         ("UNAVAILABLE", "req-carry-then-fail")
     ]
+    # The carried OK event may still be stored with its transaction (a late confirm): the
+    # failure names the same transaction, so the trail shows both belong to one call.
+    assert audit.events[0].target["transaction_id"] == "T-1"
 
 
 async def test_a_call_whose_handler_takes_nothing_is_recorded_by_the_interceptor(
