@@ -14,6 +14,11 @@ Check = Callable[[], Awaitable[bool]]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# The health service name liveness and startup probes ask: SERVING whenever the process
+# answers at all. Readiness asks the overall status, which an outage of MongoDB or RabbitMQ
+# turns NOT_SERVING; a liveness probe asking that would restart every pod in a long outage and
+# lose what the processes hold for it (audit events waiting for MongoDB).
+LIVENESS = "liveness"
 
 
 class HealthReporter:
@@ -69,3 +74,4 @@ class HealthReporter:
         status = SERVING if serving else NOT_SERVING
         for name in self.service_names:
             await self.servicer.set(name, status)
+        await self.servicer.set(LIVENESS, SERVING)

@@ -4,6 +4,7 @@ Servicers raise domain errors; this is the one place they become gRPC status
 codes. Anything else becomes INTERNAL with the request id and no stack trace.
 """
 
+import asyncio
 import logging
 import time
 import uuid
@@ -102,6 +103,14 @@ def _finished_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
 
 
+def _cancelled_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """Why gRPC cancelled a handler: the caller's deadline passed, or the caller went away."""
+    left = context.time_remaining()
+    if left is not None and left <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler kind of every service with the same bookkeeping."""
 
@@ -153,6 +162,9 @@ def _unary(behaviour: Callable[..., Any], method: _Method, metadata: Any) -> Cal
         call.begin(context)
         try:
             response = await behaviour(request, context)
+        except asyncio.CancelledError:
+            call.finish(_cancelled_code(context))  # counted and timed like every other end
+            raise
         except Exception as error:
             if isinstance(error, grpc.aio.AbortError):
                 call.finish(_finished_code(context))
@@ -171,6 +183,9 @@ def _streaming(behaviour: Callable[..., Any], method: _Method, metadata: Any) ->
         try:
             async for response in behaviour(request, context):
                 yield response
+        except asyncio.CancelledError:
+            call.finish(_cancelled_code(context))
+            raise
         except Exception as error:
             if isinstance(error, grpc.aio.AbortError):
                 call.finish(_finished_code(context))

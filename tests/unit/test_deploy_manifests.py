@@ -21,6 +21,8 @@ from test_deploy_kustomize import (
     selects,
 )
 
+from sanad.rpc.health import LIVENESS
+
 # The oldest Kubernetes minor we support (native grpc probes, autoscaling/v2 and policy/v1 are
 # all GA there); the schemas ship with kubernetes-validate, so this runs offline.
 KUBERNETES_VERSION = "1.32.0"
@@ -142,14 +144,37 @@ def test_pods_run_as_non_root_with_a_read_only_root_filesystem(overlay: str) -> 
 def test_dev_probes_are_native_grpc_and_prod_probes_speak_tls() -> None:
     for container in all_containers(RENDERED["dev"]):
         grpc_port = container["ports"][0]["containerPort"]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"] == {"port": grpc_port}
+        assert container["readinessProbe"]["grpc"] == {"port": grpc_port}
+        for probe in ("startupProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": grpc_port, "service": LIVENESS}
     for container in all_containers(RENDERED["prod"]):
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             command = container[probe]["exec"]["command"]
             assert "grpc" not in container[probe]
             assert command[:3] == ["python", "-m", "sanad.probe"]
             assert "--tls-cert" in command
+            assert _asked(command) == ("" if probe == "readinessProbe" else LIVENESS)
+
+
+def _asked(command: list[str]) -> str:
+    """The health service name a sanad.probe command asks about ('' for the overall one)."""
+    return command[command.index("--service") + 1] if "--service" in command else ""
+
+
+def test_no_probe_that_restarts_a_pod_waits_for_mongodb_or_rabbitmq() -> None:
+    """Liveness and startup ask the `liveness` health name (SERVING while the process answers);
+    only readiness asks the overall status, which follows the dependencies."""
+    for overlay in ("dev", "prod"):
+        for container in all_containers(RENDERED[overlay]):
+            for probe in ("startupProbe", "livenessProbe"):
+                spec = container[probe]
+                asked = spec["grpc"].get("service") if "grpc" in spec else None
+                if "exec" in spec:
+                    command = spec["exec"]["command"]
+                    asked = (
+                        command[command.index("--service") + 1] if "--service" in command else ""
+                    )
+                assert asked == LIVENESS, (overlay, container["name"], probe)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -7,6 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sanad import errors
+from sanad.rpc.health import LIVENESS
 from sanad.rpc.server import start_server
 from sanad.rpc.status import field_violations
 from sanad.settings import ServerSettings
@@ -99,4 +100,11 @@ async def test_health_stays_not_serving_while_a_dependency_fails() -> None:
         ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={"mongodb": down}
     )
     assert await running.health.check_once() is False
+    # Liveness (what restarts a pod) asks whether the process answers, not its dependencies.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        overall = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        alive = await health.Check(health_pb2.HealthCheckRequest(service=LIVENESS))
+    assert overall.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert alive.status == health_pb2.HealthCheckResponse.SERVING
     await running.stop(0.5)

@@ -1,5 +1,6 @@
 """The bookkeeping interceptor logs OK calls at DEBUG and every failed call at WARNING."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,8 @@ class Answering(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCenterStats(self, request, context):  # type: ignore[no-untyped-def]
         if request.center_id == "missing":
             raise errors.NotFound("centre 'missing' not found")
+        if request.center_id == "slow":
+            await asyncio.sleep(5)
         return metrics_pb2.GetCenterStatsResponse()
 
 
@@ -62,3 +65,24 @@ async def test_handled_calls_are_counted_by_code(
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="missing"))
     assert (handled("OK") - ok, handled("NOT_FOUND") - missing) == (1, 1)
+
+
+async def test_a_call_whose_deadline_passes_is_counted_and_timed(
+    stub: metrics_pb2_grpc.MetricsServiceStub,
+) -> None:
+    handled = GRPC_HANDLED.labels("sanad.v1.MetricsService", "GetCenterStats", "DEADLINE_EXCEEDED")
+    before = handled._value.get()  # type: ignore[attr-defined]
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="slow"), timeout=0.2)
+
+    assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def counted() -> bool:
+        return bool(handled._value.get() - before == 1)  # type: ignore[attr-defined]
+
+    for _ in range(100):  # the server sees the cancellation a moment after the client
+        if await counted():
+            break
+        await asyncio.sleep(0.02)
+    assert await counted()
