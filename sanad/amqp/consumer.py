@@ -15,7 +15,7 @@ deleted) raises ConsumerCancelled so the process exits instead of idling.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,9 @@ from sanad.telemetry.metrics import (
 )
 
 log = logging.getLogger("sanad.amqp.consumer")
+
+# The reason of a message whose handling kept raising (see MicroBatchConsumer._outcomes).
+HANDLER_FAILED = "handler-failed"
 
 # What a broken or closed broker connection raises, to a handler that replies or publishes too.
 BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
@@ -103,11 +106,23 @@ class MicroBatchConsumer:
     """Consumes one work queue until stopped; one handler call per micro-batch."""
 
     def __init__(
-        self, url: str, topology: Topology, queue: str, handler: Handler, options: BatchOptions
+        self,
+        url: str,
+        topology: Topology,
+        queue: str,
+        handler: Handler,
+        options: BatchOptions,
+        *,
+        reasons: Iterable[str] = (),
     ) -> None:
+        """reasons: every reason the handler dead-letters with. Each (queue, reason) counter
+        starts at zero, so a rate or increase() sees the first dead letter too (a series born
+        at 1 shows no increase)."""
         self.url = url
         self.topology = topology
         self.queue_name = queue
+        for reason in {*reasons, HANDLER_FAILED}:
+            AMQP_DEAD_LETTERED.labels(queue, reason)
         self.handler = handler
         self.options = options
         self.connected = False
@@ -259,7 +274,7 @@ class MicroBatchConsumer:
                 failures += 1
                 if failures >= self.options.max_failures:
                     log.exception("handling a message failed %d times", failures)
-                    return [Dead("handler-failed", f"{type(error).__name__}: {error}")]
+                    return [Dead(HANDLER_FAILED, f"{type(error).__name__}: {error}")]
                 log.warning("handling a message failed (%s); trying it again", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.max_backoff_s)

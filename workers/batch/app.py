@@ -13,7 +13,7 @@ from sanad.registry_watch import registry_channel
 from sanad.rpc.server import RunningServer, start_server
 from services.intake.snapshot import RegistrySnapshot
 from workers.batch.authorization import authorizer
-from workers.batch.handlers import BatchHandler, Limits
+from workers.batch.handlers import DEAD_LETTER_REASONS, BatchHandler, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
 from workers.ingest.store import IngestStore
@@ -92,6 +92,11 @@ def build_app(settings: BatchSettings) -> BatchApp:
         may_submit=authorizer(settings),
     )
     consumer = MicroBatchConsumer(
-        settings.amqp_url, topology, topology.batch_queue, handler, options
+        settings.amqp_url,
+        topology,
+        topology.batch_queue,
+        handler,
+        options,
+        reasons=DEAD_LETTER_REASONS,
     )
     return BatchApp(settings, client, channel, snapshot, transactions, consumer)

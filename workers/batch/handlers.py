@@ -24,6 +24,15 @@ from workers.batch.store import BatchStore
 log = logging.getLogger("sanad.batch")
 
 Reply = Callable[[str, bytes, str, str], Awaitable[None]]
+# Every reason this worker dead-letters with (its counters start at zero).
+DEAD_LETTER_REASONS = (
+    "unknown-type",
+    "undecodable",
+    "invalid",
+    "too-large",
+    "not-allowed",
+    "batch-id-in-use",
+)
 
 
 class Snapshot(Protocol):

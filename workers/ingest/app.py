@@ -10,7 +10,7 @@ from sanad import mongo
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.topology import Topology
 from sanad.rpc.server import RunningServer, start_server
-from workers.ingest.handlers import IngestHandler
+from workers.ingest.handlers import DEAD_LETTER_REASONS, IngestHandler
 from workers.ingest.settings import IngestSettings
 from workers.ingest.store import IngestStore
 from workers.lifecycle import consume_until_stopped
@@ -75,6 +75,11 @@ def build_app(settings: IngestSettings) -> IngestApp:
         retry_delay_s=settings.ingest_retry_delay_ms / 1000,
     )
     consumer = MicroBatchConsumer(
-        settings.amqp_url, topology, topology.ingest_queue, IngestHandler(store), options
+        settings.amqp_url,
+        topology,
+        topology.ingest_queue,
+        IngestHandler(store),
+        options,
+        reasons=DEAD_LETTER_REASONS,
     )
     return IngestApp(settings, client, store, consumer)

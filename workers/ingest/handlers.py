@@ -21,6 +21,16 @@ from workers.ingest.changes import Change, Rating, StatusChange
 
 log = logging.getLogger("sanad.ingest")
 
+# Every reason this worker dead-letters with (its counters start at zero).
+DEAD_LETTER_REASONS = (
+    "unknown-type",
+    "undecodable",
+    "invalid",
+    "illegal-status-change",
+    "not-completed",
+    "already-rated",
+    "unknown-transaction",
+)
 STATUS_CHANGED_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
 RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
 
