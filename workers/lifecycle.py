@@ -4,7 +4,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from sanad.amqp.consumer import ConsumerCancelled
+from sanad.amqp.consumer import BROKER_ERRORS, ConsumerCancelled
 
 log = logging.getLogger("sanad.worker")
 
@@ -44,7 +44,8 @@ async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> 
     while not stopping.is_set():
         try:
             await consumer.run(stopping)
-        except (OSError, ConnectionError, TimeoutError) as error:
+        except (*BROKER_ERRORS, TimeoutError) as error:
+            # A lost connection mid-batch included: its deliveries return to the queue.
             log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

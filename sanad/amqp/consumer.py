@@ -134,7 +134,9 @@ class MicroBatchConsumer:
         """Consume until stop is set; finish and ack the current micro-batch, then close."""
         connection = await aio_pika.connect_robust(self.url)
         try:
-            channel = await connection.channel(publisher_confirms=True)
+            # A dead letter or parked retry the broker cannot route (its queue deleted) raises
+            # instead of counting as published: the batch then stays unacked and returns.
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             self._channel = channel
             await self.topology.declare(channel)
             await channel.set_qos(prefetch_count=self.options.prefetch)
@@ -169,7 +171,9 @@ class MicroBatchConsumer:
             correlation_id=correlation_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        await self._channel.default_exchange.publish(message, routing_key=reply_to)
+        # Not mandatory: a submitter that stopped waiting took its reply queue with it, and the
+        # worker keeps the answer for when it sends the batch again.
+        await self._channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
 
     def _on_cancel(self, frame: Any) -> None:
         CONSUMER_CANCELLED.labels(self.queue_name).inc()
@@ -303,7 +307,7 @@ class MicroBatchConsumer:
         headers = {**carried_headers(message), RETRIES_HEADER: retries + 1}
         parked = republished(message, headers, expiration=self.options.retry_delay_s)
         await self._channel.default_exchange.publish(
-            parked, routing_key=self.topology.retry_queue(self.queue_name)
+            parked, routing_key=self.topology.retry_queue(self.queue_name), mandatory=True
         )
         DELAYED_RETRIES.labels(self.queue_name, outcome.reason).inc()
         log.info(

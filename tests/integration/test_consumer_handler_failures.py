@@ -8,7 +8,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer, Outcome
+from sanad.amqp.consumer import BROKER_ERRORS, BatchOptions, Dead, MicroBatchConsumer, Outcome
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, SUBMITTED, Topology
 from tests.integration.conftest import eventually
 
@@ -60,3 +60,45 @@ async def test_a_message_whose_handler_raises_is_dead_lettered_and_the_rest_are_
     assert headers[REASON_HEADER] == "handler-failed"
     assert "KeyError" in str(headers[DETAIL_HEADER])
     assert left is None  # every message acked: none waits for a redelivery
+
+
+async def test_a_dead_letter_the_broker_cannot_route_leaves_its_message_in_the_queue(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    topology = Topology(amqp_prefix)
+
+    async def handler(batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
+        return [Dead("invalid", "not a transaction") for _ in batch]
+
+    consumer = MicroBatchConsumer(
+        amqp_url, topology, topology.ingest_queue, handler, BatchOptions()
+    )
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        running = asyncio.create_task(consumer.run(asyncio.Event()))
+
+        async def consuming() -> bool:
+            return consumer.connected
+
+        await eventually(consuming, within_s=10, every_s=0.05)
+        # Someone deletes the dead-letter queue while the worker runs: the dead exchange
+        # routes nowhere until the worker declares the topology again (on reconnecting).
+        await channel.queue_delete(topology.dead_queue(topology.ingest_queue))
+        exchange = await channel.get_exchange(topology.transactions_exchange)
+        await exchange.publish(aio_pika.Message(b"poison"), routing_key=SUBMITTED)
+
+        with pytest.raises(BROKER_ERRORS):
+            await asyncio.wait_for(running, timeout=20)
+
+        work = await channel.get_queue(topology.ingest_queue)
+        kept: list[bytes] = []
+
+        async def back_in_its_queue() -> bool:
+            found = await work.get(fail=False, no_ack=True)
+            if found is not None:
+                kept.append(found.body)
+            return bool(kept)
+
+        await eventually(back_in_its_queue, within_s=10, every_s=0.05)
+    assert kept == [b"poison"]  # not acked as if it had been dead-lettered

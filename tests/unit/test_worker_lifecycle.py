@@ -3,22 +3,27 @@
 import asyncio
 
 import pytest
+from aio_pika.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from sanad.amqp.consumer import ConsumerCancelled
+from sanad.rpc.server import start_server
+from sanad.settings import ServerSettings
 from workers import lifecycle
+from workers.ingest.app import IngestApp
 
 
 class FlakyConsumer:
-    """Fails to connect `failures` times, then consumes until stopped."""
+    """Fails `failures` times with `error`, then consumes until stopped."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
         self.failures = failures
+        self.error = error or ConnectionError("broker unreachable")
         self.attempts = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         self.attempts += 1
         if self.attempts <= self.failures:
-            raise ConnectionError("broker unreachable")
+            raise self.error
         await stop.wait()
 
 
@@ -54,3 +59,45 @@ async def test_a_cancelled_consumer_ends_the_loop_instead_of_idling() -> None:
 
     with pytest.raises(ConsumerCancelled):
         await asyncio.wait_for(lifecycle.consume_until_stopped(Cancelled(), asyncio.Event()), 1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ChannelInvalidStateError("the channel closed under an ack"),
+        AMQPConnectionError("connection reset mid-batch"),
+        ConnectionResetError("reset by peer"),
+    ],
+)
+async def test_a_connection_lost_mid_batch_reconnects_instead_of_ending_the_worker(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_pause(delay: float) -> None:
+        await real_sleep(0)
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(lifecycle.asyncio, "sleep", no_pause)
+    consumer = FlakyConsumer(failures=2, error=error)
+    stopping = asyncio.Event()
+    loop = asyncio.create_task(lifecycle.consume_until_stopped(consumer, stopping))
+    for _ in range(1000):
+        if consumer.attempts > consumer.failures:
+            break
+        await real_sleep(0)
+    stopping.set()
+    await asyncio.wait_for(loop, 1)
+
+    assert consumer.attempts == 3
+
+
+async def test_a_stopping_worker_reports_not_serving_while_it_drains() -> None:
+    running = await start_server(ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={})
+    await running.health.check_once()
+    app = IngestApp(None, None, None, None, health=running)  # type: ignore[arg-type]
+    assert running.health.serving
+
+    await app.stop()
+
+    assert app.stopping.is_set()
+    assert not running.health.serving  # before the current batch is acked and the port closes
+    await running.stop(0)

@@ -52,6 +52,8 @@ class BatchApp:
     async def stop(self) -> None:
         """Finish the current batch, ack it, and stop consuming."""
         self.stopping.set()
+        if self.health is not None:  # NOT_SERVING while the current batch drains
+            await self.health.health.shutdown()
 
     async def close(self) -> None:
         for task in self.tasks:

@@ -45,6 +45,8 @@ class IngestApp:
     async def stop(self) -> None:
         """Finish the current micro-batch, ack it, and close."""
         self.stopping.set()
+        if self.health is not None:  # NOT_SERVING while the current batch drains
+            await self.health.health.shutdown()
 
     async def close(self) -> None:
         if self.health is not None:
