@@ -7,8 +7,10 @@ Decisions (DESIGN section 6, issue #7):
 - Centre registration, updates and licence transitions need `admin` or a ministry of the
   licensing agency (SANAD_AUTH_LICENSING_AGENCY, default MOCIIP: the Ministry of Commerce,
   Industry and Investment Promotion licenses and supervises Sanad centres).
-- Catalogue additions and updates: `admin`, the licensing ministry, or a ministry for a service
-  of its own agency (the request names the agency). Retiring needs admin or the licensing ministry.
+- Catalogue additions: `admin`, the licensing ministry, or a ministry for a service of its own
+  agency (the request names the agency). Updates: the table admits admins and ministries, and
+  the registry checks the stored service's agency (may_change_catalogue), which no request
+  field can name falsely. Retiring needs admin or the licensing ministry.
 - Transactions: the table admits the roles; intake's object rules (services/intake/access.py)
   decide which centre or agency a caller may act for.
 - Operators read statistics only (MetricsService); a centre reads its own statistics and the
@@ -48,8 +50,7 @@ def _licensing(identity: Identity, request: Any, licensing: str) -> bool:
 
 
 def _own_catalogue(identity: Identity, request: Any, licensing: str) -> bool:
-    # Only the agency the request names; the registry also checks the stored service's agency
-    # (may_change_catalogue), which the table cannot see.
+    # The agency a new service will belong to, as the request names it.
     if _licensing(identity, request, licensing):
         return True
     return request is not None and request.service.agency_code == identity.agency_code
@@ -103,9 +104,9 @@ POLICY: dict[str, Rule] = {
     REGISTRY + "AddCatalogService": Rule(
         frozenset({ADMIN, MINISTRY}), True, ("service.code",), limit=_own_catalogue
     ),
-    REGISTRY + "UpdateCatalogService": Rule(
-        frozenset({ADMIN, MINISTRY}), True, ("service.code",), limit=_own_catalogue
-    ),
+    # The owner is the stored service's agency, checked by the registry (may_change_catalogue):
+    # an update names no agency (the mask cannot change it), so the table cannot judge it.
+    REGISTRY + "UpdateCatalogService": Rule(frozenset({ADMIN, MINISTRY}), True, ("service.code",)),
     REGISTRY + "RetireCatalogService": _centre_write("code"),
     INTAKE + "SubmitTransaction": Rule(
         frozenset({ADMIN, MINISTRY, CENTRE, BATCH}),

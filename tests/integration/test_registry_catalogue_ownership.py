@@ -111,3 +111,15 @@ async def test_the_owning_ministry_the_licensing_ministry_and_admins_may_update(
     assert (await secured.update_fee("ministry-mociip", code, "MOCIIP", 3000)).fee_baisa == 3000
     assert (await secured.update_fee("admin", code, "", 2000)).fee_baisa == 2000
     assert await secured.fee_of(code) == 2000
+
+
+async def test_an_update_need_not_name_the_agency_the_service_belongs_to(
+    secured: Secured,
+) -> None:
+    """As sanadctl catalogue update sends it: the code and the masked fields only."""
+    code = await rop_service(secured)
+    assert (await secured.update_fee("ministry-rop", code, "", 4500)).fee_baisa == 4500
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await secured.update_fee("ministry-moh", code, "", 1)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await secured.fee_of(code) == 4500
