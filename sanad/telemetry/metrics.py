@@ -99,7 +99,8 @@ COMPLETED_LAG_SECONDS = Histogram(
 BUSINESS_LABELS = ["governorate", "wilayat", "agency"]
 TRANSACTIONS_SUBMITTED = Counter(
     "sanad_transactions_submitted_total",
-    "Transactions accepted (confirmed by the broker), by where and whose service.",
+    "Transactions accepted (intake: confirmed by the broker; the batch worker: stored), by where"
+    " and whose service.",
     BUSINESS_LABELS,
 )
 TRANSACTION_FEES = Counter(

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from sanad import rollups
+from sanad.telemetry.metrics import RECORDED_LAG_SECONDS, TRANSACTIONS_SUBMITTED
 from workers.ingest.rollups import RollupIncrements
 
 DOC = {
@@ -69,3 +70,44 @@ def test_a_centre_that_moved_counts_each_place_in_documents_of_its_own() -> None
     yearly = increments.period_items()[rollups.YEARLY]
     places = {dims["governorate_code"]: inc[rollups.SUBMITTED] for _, dims, inc in yearly}
     assert places == {"DA": 1, "BA": 1}
+
+
+def _sample(metric: object, name: str, **labels: str) -> float:
+    for family in metric.collect():  # type: ignore[attr-defined]
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_migrated_history_counts_in_the_rollups_but_not_in_the_live_metrics() -> None:
+    increments = RollupIncrements()
+    increments.stored({**DOC, "migrated": True, "rating": 5, "rating_time": DOC["finish_time"]})
+
+    assert increments.recorded == []
+    assert increments.outcomes == []
+    assert increments.ratings == []
+    daily = {key: inc for key, _, inc in increments.items()}
+    assert daily["2024-12-31|C1|S1|DA-NIZ"][rollups.SUBMITTED] == 1
+    assert daily["2025-01-01|C1|S1|DA-NIZ"][rollups.COMPLETED] == 1
+
+
+def test_only_a_writer_that_accepted_the_submissions_counts_them_as_submitted() -> None:
+    live = {**DOC, "status": "RECORDED", "wilayat_code": "DA-BHL", "fee_baisa": 700}
+    submitted = (TRANSACTIONS_SUBMITTED, "sanad_transactions_submitted_total")
+    labels = {"wilayat": "DA-BHL"}
+    before = _sample(*submitted, **labels)
+    lag_before = _sample(RECORDED_LAG_SECONDS, "sanad_transaction_recorded_lag_seconds_count")
+
+    stored_from_intake = RollupIncrements()
+    stored_from_intake.stored(live)
+    stored_from_intake.observe()
+    assert _sample(*submitted, **labels) == before  # intake counted it when it was confirmed
+    accepted_by_batch = RollupIncrements()
+    accepted_by_batch.stored(live)
+    accepted_by_batch.observe(accepted_here=True)
+
+    assert _sample(*submitted, **labels) == before + 1
+    assert _sample(RECORDED_LAG_SECONDS, "sanad_transaction_recorded_lag_seconds_count") == (
+        lag_before + 2
+    )

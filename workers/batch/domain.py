@@ -160,7 +160,11 @@ def document(
 def apply_history(
     doc: Document, item: events_pb2.HistoricalTransaction, now: datetime
 ) -> Document | list[Violation]:
-    """A migrated document carried through its recorded history, or why that history is wrong."""
+    """A migrated document carried through its recorded history, or why that history is wrong.
+
+    Marked `migrated`: it counts in the rollups on its own days, but not in the live metrics.
+    """
+    doc["migrated"] = True
     doc["history"][-1]["actor"] = MIGRATION_ACTOR
     for position, step in enumerate(item.history):
         where = f"history[{position}]"

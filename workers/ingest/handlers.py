@@ -15,7 +15,6 @@ from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, Document, document_from_submitted
 from sanad.security import audit
-from sanad.telemetry.metrics import RECORDED_LAG_SECONDS
 from sanad.v1 import common_pb2, events_pb2
 from workers.ingest.changes import Change, Rating, StatusChange
 
@@ -192,9 +191,6 @@ class IngestHandler:
             if isinstance(item, Dead):
                 outcomes.append(item)
             elif isinstance(item, Submitted | Pack):
-                for stored in _stored(item):
-                    lag = now - stored.document["submit_time"]
-                    RECORDED_LAG_SECONDS.observe(lag.total_seconds())
                 poison = item.poison if isinstance(item, Pack) else None
                 outcomes.append(DeadParts(SUBMITTED_TYPE, tuple(poison)) if poison else None)
             else:

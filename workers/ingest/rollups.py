@@ -11,8 +11,14 @@ from functools import partial
 from typing import Any
 
 from sanad import rollups as contract
+from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
-from sanad.telemetry.metrics import count_finished, count_rating
+from sanad.telemetry.metrics import (
+    RECORDED_LAG_SECONDS,
+    count_finished,
+    count_rating,
+    count_submitted,
+)
 
 Document = dict[str, Any]
 
@@ -33,7 +39,9 @@ class RollupIncrements:
             contract.MONTHLY: {},
             contract.YEARLY: {},
         }
-        # Business metrics of live outcomes, emitted by observe() once the write committed.
+        # Business metrics of live events, emitted by observe() once the write committed: newly
+        # stored submissions, outcomes and ratings. Migrated history counts in the rollups only.
+        self.recorded: list[Document] = []
         self.outcomes: list[tuple[Document, bool]] = []
         self.ratings: list[Document] = []
 
@@ -67,39 +75,60 @@ class RollupIncrements:
         counters[contract.FEES_BAISA] = doc["fee_baisa"]
         self.add(doc, _day(doc["submit_time"]), counters)
 
-    def finished(self, doc: Document) -> None:
+    def finished(self, doc: Document, live: bool = True) -> None:
         """Outcome counters, on the finish day; completion figures for completed ones only."""
         status = doc["status"]
         counters = {_FINISH_COUNTER[status]: 1}
+        within_sla = False
         if status == Status.COMPLETED.value:
             elapsed = int(doc["sla_elapsed_seconds"])
             target = int(doc.get("sla_hours") or 0) * contract.HOUR
             counters[contract.COMPLETION_SECONDS_SUM] = elapsed
             counters[f"{contract.HISTOGRAM}.{contract.bucket_of(elapsed)}"] = 1
             # A service without an SLA target cannot miss it.
-            counters[contract.COMPLETED_WITHIN_SLA] = int(target <= 0 or elapsed <= target)
-            self.outcomes.append((doc, bool(counters[contract.COMPLETED_WITHIN_SLA])))
+            within_sla = target <= 0 or elapsed <= target
+            counters[contract.COMPLETED_WITHIN_SLA] = int(within_sla)
         else:
-            self.outcomes.append((doc, False))
             counters[contract.REFUNDS_DUE_BAISA] = doc["fee_baisa"]
+        if live:
+            self.outcomes.append((doc, within_sla))
         self.add(doc, _day(doc["finish_time"]), counters)
 
-    def rated(self, doc: Document) -> None:
+    def rated(self, doc: Document, live: bool = True) -> None:
         """Rating counters, on the day the rating was given."""
         counters = {contract.RATINGS: 1, contract.RATING_SUM: int(doc["rating"])}
         self.add(doc, _day(doc["rating_time"]), counters)
-        self.ratings.append(doc)
+        if live:
+            self.ratings.append(doc)
 
     def stored(self, doc: Document) -> None:
         """Everything a newly stored document counts for (a migrated one may be finished)."""
+        live = not doc.get("migrated")
         self.submitted(doc)
+        if live:
+            self.recorded.append(doc)
         if doc.get("status") in _FINISH_COUNTER:
-            self.finished(doc)
+            self.finished(doc, live)
         if doc.get("rating"):
-            self.rated(doc)
+            self.rated(doc, live)
 
-    def observe(self) -> None:
-        """Count the committed outcomes and ratings in Prometheus (live changes only)."""
+    def observe(self, accepted_here: bool = False) -> None:
+        """Count the committed live events in Prometheus: each exactly once, as only what a
+        committed write stored or applied for the first time is here.
+
+        accepted_here: the writer accepted these submissions itself (the batch worker), so
+        they count as submitted too; intake counts its own when the broker confirms them.
+        """
+        now = utcnow()
+        for doc in self.recorded:
+            RECORDED_LAG_SECONDS.observe((now - doc["submit_time"]).total_seconds())
+            if accepted_here:
+                count_submitted(
+                    doc["governorate_code"],
+                    doc["wilayat_code"],
+                    doc["agency_code"],
+                    doc["fee_baisa"],
+                )
         for doc, within_sla in self.outcomes:
             count_finished(
                 doc["governorate_code"],

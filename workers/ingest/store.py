@@ -75,24 +75,23 @@ class IngestStore:
             await self.db[collection].create_index(keys)
         await drop_retired(self.db, (records.COLLECTION, audit.COLLECTION))
 
-    async def record_submissions(
-        self, documents: Sequence[Document], session: AsyncClientSession | None = None
-    ) -> int:
-        """Insert the documents not yet stored and count them in the rollups, atomically.
+    async def record_submissions(self, documents: Sequence[Document]) -> int:
+        """Insert the documents not yet stored and count them in the rollups, atomically; then,
+        once committed, as submitted in the live business metrics (the batch worker accepts
+        what it stores; migrated documents count in the rollups only).
 
         Returns how many were new. Raises TransientError when MongoDB is unreachable.
-        With a session, runs inside the caller's transaction instead of its own.
         """
 
-        async def body(session: AsyncClientSession) -> int:
+        async def body(session: AsyncClientSession) -> tuple[int, RollupIncrements]:
             increments = RollupIncrements()
             new = await self._insert(documents, increments, session)
             await self._count(increments, session)
-            return new
+            return new, increments
 
-        if session is not None:
-            return await body(session)
-        return await self.in_transaction("record_submissions", body)
+        new, committed = await self.in_transaction("record_submissions", body)
+        committed.observe(accepted_here=True)
+        return new
 
     async def record(
         self,
