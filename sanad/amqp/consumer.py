@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
@@ -75,13 +75,22 @@ class Retry:
     detail: str
 
 
+class Part(NamedTuple):
+    """One poison item of a packed message: its bytes, why, and its own message id (the
+    pack's id names its first item, which may have been stored fine)."""
+
+    body: bytes
+    dead: Dead
+    message_id: str = ""
+
+
 @dataclass(frozen=True)
 class DeadParts:
     """Some items of a packed message are poison: dead-letter each alone, as a message of
     `message_type` with its own reason; the rest of the message was handled."""
 
     message_type: str
-    parts: tuple[tuple[bytes, Dead], ...]
+    parts: tuple[Part, ...]
 
 
 Outcome = Dead | Retry | DeadParts | None
@@ -235,9 +244,8 @@ class MicroBatchConsumer:
             if isinstance(outcome, Retry):
                 await self._retry_later(message, outcome, dead)
             elif isinstance(outcome, DeadParts):
-                for body, poison in outcome.parts:
-                    part = (body, outcome.message_type)
-                    await self._dead_letter(message, poison, dead, part)
+                for part in outcome.parts:
+                    await self._dead_letter(message, part.dead, dead, part, outcome.message_type)
             elif outcome is not None:
                 await self._dead_letter(message, outcome, dead)
         await batch[-1].ack(multiple=True)
@@ -320,18 +328,18 @@ class MicroBatchConsumer:
         message: AbstractIncomingMessage,
         outcome: Dead,
         dead: AbstractExchange,
-        part: tuple[bytes, str] | None = None,
+        part: Part | None = None,
+        part_type: str = "",
     ) -> None:
-        """Dead-letter the message, or with `part` (body, type) one item of a pack, alone."""
+        """Dead-letter the message, or with `part` one item of a pack, alone, as a part_type."""
         headers = carried_headers(message)
         if part is not None:
             headers.pop(ITEMS_HEADER, None)
         headers[REASON_HEADER] = outcome.reason
         headers[DETAIL_HEADER] = outcome.detail[:500]
         headers[QUEUE_HEADER] = self.queue_name
-        await dead.publish(
-            republished(message, headers, part), routing_key=self.queue_name, mandatory=True
-        )
+        copy = republished(message, headers, part=part, part_type=part_type)
+        await dead.publish(copy, routing_key=self.queue_name, mandatory=True)
         AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
         log.warning(
             "dead-lettered a message",
@@ -339,7 +347,7 @@ class MicroBatchConsumer:
                 "reason": outcome.reason,
                 "detail": outcome.detail,
                 "queue": self.queue_name,
-                "message_id": message.message_id,
+                "message_id": part.message_id if part is not None else message.message_id,
             },
         )
 
@@ -379,20 +387,25 @@ def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
 def republished(
     message: AbstractIncomingMessage,
     headers: dict[str, Any],
-    part: tuple[bytes, str] | None = None,
     expiration: float | None = None,
+    *,
+    part: Part | None = None,
+    part_type: str = "",
 ) -> aio_pika.Message:
-    """A copy to publish again; with `part` (body, type), of that part of the message only.
+    """A copy to publish again; with `part`, of that item of a pack only, as a `part_type`.
 
     Without the user id: the broker validates it against the publisher, who is not its user.
     """
-    body, message_type = part or (message.body, message.type)
+    if part is None:
+        body, message_type, message_id = message.body, message.type, message.message_id
+    else:
+        body, message_type, message_id = part.body, part_type, part.message_id or None
     return aio_pika.Message(
         body,
         headers=headers,
         content_type=message.content_type or CONTENT_TYPE,
         type=message_type,
-        message_id=message.message_id,
+        message_id=message_id,
         correlation_id=message.correlation_id,
         reply_to=message.reply_to,
         timestamp=message.timestamp,

@@ -85,7 +85,9 @@ async def test_a_poison_item_is_dead_lettered_alone_and_the_rest_of_its_pack_is_
     run = uuid.uuid4().hex
     center = f"C-{run[:6]}"
     good = [submitted(f"{run}-{n}", center, "ROP-VISA").SerializeToString() for n in range(3)]
-    poison = events_pb2.TransactionSubmitted(center_id=center).SerializeToString()
+    poison = events_pb2.TransactionSubmitted(
+        transaction_id=f"{run}-poison", center_id=center
+    ).SerializeToString()
     items = [good[0], poison, good[1], good[2]]
     connection = await aio_pika.connect(stack.amqp_url)
     async with connection:
@@ -95,6 +97,7 @@ async def test_a_poison_item_is_dead_lettered_alone_and_the_rest_of_its_pack_is_
             aio_pika.Message(
                 pack(items),
                 type=SUBMITTED_PACK_TYPE,
+                message_id=f"{run}-0",  # as intake's packer names a pack: its first item
                 headers={ITEMS_HEADER: len(items)},
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
@@ -126,6 +129,7 @@ async def test_a_poison_item_is_dead_lettered_alone_and_the_rest_of_its_pack_is_
         (letter,) = letters
         assert letter.type == SUBMITTED_TYPE
         assert letter.body == poison
+        assert letter.message_id == f"{run}-poison"  # its own id, not the pack's first item's
         assert (letter.headers or {}).get(REASON_HEADER) == "invalid"
         assert ITEMS_HEADER not in (letter.headers or {})
         assert await stack.queue_depth(topology.ingest_queue) == 0

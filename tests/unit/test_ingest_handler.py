@@ -94,7 +94,9 @@ async def test_a_pack_stores_its_items_and_names_each_poison_item_alone() -> Non
     poison = outcomes[1]
     assert isinstance(poison, DeadParts)
     assert poison.message_type == SUBMITTED_TYPE
-    assert [(body, dead.reason) for body, dead in poison.parts] == [(invalid, "invalid")]
+    assert [(p.body, p.dead.reason, p.message_id) for p in poison.parts] == [
+        (invalid, "invalid", "")
+    ]
 
 
 async def test_an_undecodable_or_empty_pack_is_dead_as_a_whole() -> None:

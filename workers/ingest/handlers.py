@@ -9,7 +9,7 @@ from typing import Protocol
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError, Message
 
-from sanad.amqp.consumer import Dead, DeadParts, Outcome
+from sanad.amqp.consumer import Dead, DeadParts, Outcome, Part
 from sanad.amqp.metrics import CHANGES_APPLIED
 from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
@@ -56,7 +56,7 @@ class Pack:
     """The items of a TransactionsSubmitted: those to store, and each poison one with its bytes."""
 
     items: list[Submitted]
-    poison: list[tuple[bytes, Dead]]
+    poison: list[Part]
 
 
 Decoded = Submitted | Pack | Change | Dead
@@ -97,11 +97,11 @@ def _decode_pack(message: AbstractIncomingMessage, now: datetime) -> Pack | Dead
     if not pack.items:
         return Dead("invalid", "a pack without items")
     items: list[Submitted] = []
-    poison: list[tuple[bytes, Dead]] = []
+    poison: list[Part] = []
     for event in pack.items:
         decoded = _submitted(event, now)
         if isinstance(decoded, Dead):
-            poison.append((event.SerializeToString(), decoded))
+            poison.append(Part(event.SerializeToString(), decoded, event.transaction_id))
         else:
             items.append(decoded)
     return Pack(items, poison)
