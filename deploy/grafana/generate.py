@@ -71,13 +71,15 @@ def operations() -> Dashboard:
         ),
         Panel(
             "Transactions accepted and stored per second",
-            "Accepted = confirmed by RabbitMQ; stored = acknowledged by a worker after MongoDB.",
+            "Accepted = confirmed by RabbitMQ (intake) or stored by the batch worker; stored ="
+            " committed to MongoDB by a worker, each transaction once. Counted in transactions,"
+            " not messages (intake packs several into one).",
             (
+                Query(_rate("sanad_transactions_submitted_total", "job"), "accepted ({{job}})"),
                 Query(
-                    _rate("sanad_amqp_published_total", "exchange", 'outcome="confirmed"'),
-                    "accepted ({{exchange}})",
+                    _rate("sanad_transaction_recorded_lag_seconds_count", "job"),
+                    "stored ({{job}})",
                 ),
-                Query(_rate("sanad_amqp_acked_total", "queue"), "stored ({{queue}})"),
             ),
             "ops",
         ),
