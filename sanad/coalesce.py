@@ -12,7 +12,7 @@ import contextvars
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteConcernError
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
@@ -57,6 +57,12 @@ class InsertCoalescer:
                     DuplicateKeyError if failure.get("code") == DUPLICATE_KEY else OperationFailure
                 )
                 failures[failure["index"]] = kind(failure.get("errmsg", ""), failure.get("code"))
+            if concern := error.details.get("writeConcernErrors"):
+                # Written, but not as durably as asked (it may be rolled back): for every
+                # document without an error of its own, what insert_one would have raised.
+                lost = WriteConcernError(concern[0].get("errmsg", ""), concern[0].get("code"))
+                for index in range(len(batch)):
+                    failures.setdefault(index, lost)
         except Exception as error:
             failures = dict.fromkeys(range(len(batch)), error)
         for index, (_, future) in enumerate(batch):

@@ -7,7 +7,7 @@ from typing import Any
 import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, WriteConcernError
 
 from sanad.errors import Unavailable
 from sanad.settings import CommonSettings
@@ -55,19 +55,20 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
 @asynccontextmanager
 async def within(timeout_s: float | None) -> AsyncIterator[None]:
     """Run MongoDB calls (a transaction's retries included) within timeout_s, None for the
-    client's own timeouts; a timeout or a lost connection becomes Unavailable, which callers
-    see as UNAVAILABLE ("retry later"), never INTERNAL."""
+    client's own timeouts; a failure that may pass (see `passing`) becomes Unavailable, which
+    callers see as UNAVAILABLE ("retry later"), never INTERNAL."""
     if timeout_s is not None and timeout_s <= 0:
         raise Unavailable("no time left of the caller's deadline to reach the database")
     try:
         with pymongo.timeout(timeout_s):
             yield
     except PyMongoError as error:
-        if unreachable(error):
+        if passing(error):
             raise Unavailable("the database did not answer in time; retry later") from error
         raise
 
 
-def unreachable(error: PyMongoError) -> bool:
-    """A timeout or a lost connection: the caller may retry later."""
-    return bool(error.timeout or isinstance(error, ConnectionFailure))
+def passing(error: PyMongoError) -> bool:
+    """A failure that may pass, so the caller may retry later: a timeout, a lost connection, or
+    a write not acknowledged as durable as asked (it may be rolled back)."""
+    return bool(error.timeout or isinstance(error, ConnectionFailure | WriteConcernError))

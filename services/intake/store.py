@@ -17,7 +17,7 @@ from sanad import records
 from sanad.coalesce import InsertCoalescer
 from sanad.domain.clock import to_millisecond
 from sanad.errors import Unavailable
-from sanad.mongo import unreachable, within
+from sanad.mongo import passing, within
 from services.intake.listing import ListQuery
 
 Document = dict[str, Any]
@@ -101,7 +101,7 @@ class IntakeStore:
                 return await self._claim(record, left)
             return existing
         except PyMongoError as error:
-            if unreachable(error):
+            if passing(error):
                 raise Unavailable("the database did not answer in time; retry later") from error
             raise
         return record
