@@ -6,15 +6,48 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from sanad.telemetry.metrics import serve_metrics
 
 log = logging.getLogger("sanad.runtime")
 
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
 class StartupError(Exception):
     """A process cannot start; its message is shown to the operator as one line."""
+
+
+def load_settings(name: str, settings: Callable[[], SettingsT]) -> SettingsT:
+    """A deployable's settings, read once; refused ones print a line each and exit 2.
+
+    Bad settings are an operator's mistake, like bad usage: each line names the variable and
+    what is wrong with it, and a traceback would only bury them.
+    """
+    try:
+        return settings()
+    except ValidationError as error:
+        for problem in settings_problems(error):
+            print(f"{name}: cannot start: {problem}", file=sys.stderr)
+        sys.exit(2)
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per refused setting: the SANAD_ variable and the reason, never its value."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["loc"]:
+            variable = f"SANAD_{str(detail['loc'][0]).upper()}"
+            problems.append(f"{variable}: {message}")
+        else:  # a check across settings; its messages name the variables
+            problems += message.splitlines()
+    return problems
 
 
 def run(

@@ -114,9 +114,9 @@ class CommonSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "CommonSettings":
-        if self.profile is Profile.PRODUCTION:
-            for problem in self._production_problems():
-                raise ValueError(f"production refuses {problem}")
+        problems = self._production_problems() if self.profile is Profile.PRODUCTION else []
+        if problems:  # all of them, one a line: an operator fixes them in one go
+            raise ValueError("\n".join(f"production refuses {problem}" for problem in problems))
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ValueError("SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE go together")
         if self.tls_client_auth and not (self.grpc_tls and self.tls_ca_file):

@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -27,6 +28,8 @@ DEFAULT_INTAKE = "127.0.0.1:50052"
 DEFAULT_METRICS = "127.0.0.1:50053"
 DEFAULT_IDENTITY = "sanadctl"
 DEFAULT_TIMEOUT = 10.0
+# What the shell sees from a tool that SIGPIPE stopped: its reader went away (`| head -1`).
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def positive_seconds(text: str) -> float:
@@ -105,6 +108,19 @@ def _add_credential_flags(parser: argparse.ArgumentParser, environ: Mapping[str,
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Parse, run one command, and return its exit code; quietly stop when stdout closes."""
+    try:
+        try:
+            return run(argv, environ)
+        finally:  # output still buffered meets a closed pipe here, not at interpreter exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would complain about the same pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Parse, run one command, and return its exit code."""
     args = build_parser(os.environ if environ is None else environ).parse_args(argv)
     printer = Printer(as_json=args.json)

@@ -18,10 +18,14 @@ from pathlib import Path
 from sanad.devstack import mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 from sanad.settings import CommonSettings
+from workers.ingest.settings import IngestSettings
 
 DEFAULT_MONGO_PORT = 27717
 # The broker every process uses when SANAD_AMQP_URL is unset: the settings' own default.
 DEFAULT_AMQP_URL: str = CommonSettings.model_fields["amqp_url"].default
+# The first ingest worker's ports, the settings' own defaults; extra workers count up from them.
+INGEST_HEALTH_PORT: int = IngestSettings.model_fields["ingest_health_port"].default
+INGEST_METRICS_PORT: int = IngestSettings.model_fields["ingest_metrics_port"].default
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,8 @@ def main() -> None:
         env["SANAD_MONGO_URL"] = mongo_server.url(plan.mongo_port)
         print(f"devstack: MongoDB-wire server (SecantusDB) on port {plan.mongo_port}", flush=True)
     _protect(plan, env)
-    modules = [
-        ("registry", "services.registry"),
-        ("metrics", "services.metrics"),
-        ("intake", "services.intake"),
-    ]
-    for index in range(plan.workers):
-        modules.append((f"ingest-{index + 1}", "workers.ingest"))
-    modules.append(("batch", "workers.batch"))
     children = [
-        start_child(name, module, _child_env(env, name, index))
-        for index, (name, module) in enumerate(modules)
+        start_child(name, module, child_env(env, name)) for name, module in processes(plan.workers)
     ]
     code = _supervise(children)
     stop_children(children)
@@ -100,17 +95,33 @@ def _protect(plan: Plan, env: dict[str, str]) -> None:
     (plan.data_dir / "sanadctl.env").write_text(secure.client_env_file(client))
 
 
-def _child_env(env: dict[str, str], name: str, index: int) -> dict[str, str]:
-    """Several workers need distinct health and metrics ports."""
+def processes(workers: int) -> list[tuple[str, str]]:
+    """(name, module) of every child, in start order, with `workers` ingest workers."""
+    ingest = [(f"ingest-{number}", "workers.ingest") for number in range(1, workers + 1)]
+    return [
+        ("registry", "services.registry"),
+        ("metrics", "services.metrics"),
+        ("intake", "services.intake"),
+        *ingest,
+        ("batch", "workers.batch"),
+    ]
+
+
+def child_env(env: dict[str, str], name: str) -> dict[str, str]:
+    """One child's environment: its own certificate, and distinct ports for extra workers.
+
+    Ingest worker N serves health and metrics 10 * (N - 1) above the first one's: a step of 1
+    would give worker 2 the batch worker's health port (50061 + 1 = 50062).
+    """
     child = dict(env)
-    if name.startswith("ingest-") and name != "ingest-1":
-        offset = int(name.split("-")[1]) - 1
-        child["SANAD_INGEST_HEALTH_PORT"] = str(
-            int(env.get("SANAD_INGEST_HEALTH_PORT", 50061)) + offset
-        )
-        child["SANAD_INGEST_METRICS_PORT"] = str(
-            int(env.get("SANAD_INGEST_METRICS_PORT", 9104)) + 10 * offset
-        )
+    if name.startswith("ingest-"):
+        offset = 10 * (int(name.removeprefix("ingest-")) - 1)
+        for key, default in (
+            ("SANAD_INGEST_HEALTH_PORT", INGEST_HEALTH_PORT),
+            ("SANAD_INGEST_METRICS_PORT", INGEST_METRICS_PORT),
+        ):
+            if offset:
+                child[key] = str(int(env.get(key, default)) + offset)
     child.update(secure.service_files(env, name))
     return child
 

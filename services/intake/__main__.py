@@ -18,7 +18,7 @@ async def serve(stop: asyncio.Event, settings: IntakeSettings) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    settings = IntakeSettings()
+    settings = runtime.load_settings("intake", IntakeSettings)
     runtime.run(lambda stop: serve(stop, settings), use_uvloop=settings.use_uvloop)
 
 

@@ -8,9 +8,8 @@ from services.metrics.app import build_app
 from services.metrics.settings import MetricsSettings
 
 
-async def serve(stop: asyncio.Event) -> None:
+async def serve(stop: asyncio.Event, settings: MetricsSettings) -> None:
     """Serve until stop is set, then drain."""
-    settings = MetricsSettings()
     logs.configure("metrics", settings.log_level, settings.log_plain)
     await runtime.serve_app(
         "metrics", build_app(settings), settings.metrics_port, settings.metrics_metrics_port, stop
@@ -19,7 +18,8 @@ async def serve(stop: asyncio.Event) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    runtime.run(serve)
+    settings = runtime.load_settings("metrics", MetricsSettings)
+    runtime.run(lambda stop: serve(stop, settings))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ from services.registry.app import build_app
 from services.registry.settings import RegistrySettings
 
 
-async def serve(stop: asyncio.Event) -> None:
+async def serve(stop: asyncio.Event, settings: RegistrySettings) -> None:
     """Serve until stop is set, then drain."""
-    settings = RegistrySettings()
     logs.configure("registry", settings.log_level, settings.log_plain)
     await runtime.serve_app(
         "registry",
@@ -23,7 +22,8 @@ async def serve(stop: asyncio.Event) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    runtime.run(serve)
+    settings = runtime.load_settings("registry", RegistrySettings)
+    runtime.run(lambda stop: serve(stop, settings))
 
 
 if __name__ == "__main__":

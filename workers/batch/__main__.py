@@ -10,9 +10,8 @@ from workers.batch.settings import BatchSettings
 from workers.lifecycle import run_until_stopped
 
 
-async def work(stop: asyncio.Event) -> None:
+async def work(stop: asyncio.Event, settings: BatchSettings) -> None:
     """Consume until stop is set; the current batch is finished and acked."""
-    settings = BatchSettings()
     logs.configure("batch", settings.log_level, settings.log_plain)
     serve_metrics(settings.batch_metrics_port)
     await run_until_stopped(build_app(settings), settings.batch_health_port, stop)
@@ -20,7 +19,8 @@ async def work(stop: asyncio.Event) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    runtime.run(work)
+    settings = runtime.load_settings("batch", BatchSettings)
+    runtime.run(lambda stop: work(stop, settings))
 
 
 if __name__ == "__main__":

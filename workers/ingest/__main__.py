@@ -10,9 +10,8 @@ from workers.ingest.settings import IngestSettings
 from workers.lifecycle import run_until_stopped
 
 
-async def work(stop: asyncio.Event) -> None:
+async def work(stop: asyncio.Event, settings: IngestSettings) -> None:
     """Consume until stop is set; the current micro-batch is finished and acked."""
-    settings = IngestSettings()
     logs.configure("ingest", settings.log_level, settings.log_plain)
     serve_metrics(settings.ingest_metrics_port)
     await run_until_stopped(build_app(settings), settings.ingest_health_port, stop)
@@ -20,7 +19,8 @@ async def work(stop: asyncio.Event) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    runtime.run(work)
+    settings = runtime.load_settings("ingest", IngestSettings)
+    runtime.run(lambda stop: work(stop, settings))
 
 
 if __name__ == "__main__":
