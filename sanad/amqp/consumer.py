@@ -260,8 +260,9 @@ class MicroBatchConsumer:
         A handler that raises anything but TransientError meets a message it cannot take (or
         has a bug): the micro-batch is handled again one message at a time, and a message that
         still fails alone, max_failures times, is dead-lettered as `handler-failed` with the
-        error. The others are handled as usual, the worker keeps running, and none of them is
-        redelivered until the queue's delivery limit dead-letters it without a reason.
+        error. The others are handled as usual and the worker keeps running; a worker that
+        exited instead had every message it held redelivered again and again, until the
+        queue's delivery limit dead-lettered the good ones with the poison, without a reason.
         """
         delay = 0.1
         failures = 0
