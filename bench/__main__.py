@@ -21,6 +21,7 @@ from sanad.devstack.launcher import LaunchedStack, children_of
 from sanad.domain.ids import new_id
 
 HALF_LOAD_WINDOWS = 3
+REPORT_WINDOWS = 3
 # The end-to-end load offered at this share of the rate stored at full speed.
 PACED_SHARE = 0.9
 CEILING_UNARY = "ceiling: no-op gRPC unary"
@@ -284,12 +285,20 @@ async def measure_batch_and_reports(
     seeded = await system.seed_governorate(stack, mode.seed_scale)
     stored = await system.recorded_count(stack.mongo_url, "sanad")
     # DA 2024: the seeded year, its transactions spread over days, centres and services.
-    report, board = await system.report_latencies(stack.target("metrics"), 2024, mode.report_calls)
+    # In REPORT_WINDOWS windows, reported as their medians with each window's p99 shown, as the
+    # half-load latency is: one window's p99 of 100 calls is its one or two slowest calls.
+    windows = [
+        await system.report_latencies(stack.target("metrics"), 2024, mode.report_calls)
+        for _ in range(REPORT_WINDOWS)
+    ]
     shown = f"{stored:,} stored, DA {seeded.load.accepted:,} seeded"
-    for name, result in (("GetGovernorateReport", report), ("GetAwardLeaderboard", board)):
-        p99 = result.percentile_ms(99)
-        figures.append(Figure(f"{name} p50 ({shown})", result.percentile_ms(50), "ms"))
-        figures.append(Figure(f"{name} p99 ({shown})", p99, "ms",
+    for index, name in enumerate(("GetGovernorateReport", "GetAwardLeaderboard")):
+        results = [window[index] for window in windows]
+        p50 = statistics.median(r.percentile_ms(50) for r in results)
+        p99s = [r.percentile_ms(99) for r in results]
+        p99, each = statistics.median(p99s), ", ".join(f"{v:.1f}" for v in p99s)
+        figures.append(Figure(f"{name} p50 ({shown}; median of windows)", p50, "ms"))
+        figures.append(Figure(f"{name} p99 ({shown}; median of windows: {each} ms)", p99, "ms",
                               target="<= 50 ms", met=p99 <= 50))  # fmt: skip
     return figures
 
