@@ -12,6 +12,7 @@ transaction that applies the event for the first time, so a redelivery never cou
 """
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 COLLECTION = "rollups"
@@ -88,6 +89,12 @@ COMPLETION_BOUNDS_S = (
     30 * 24 * HOUR,
 )
 HISTOGRAM = "completion_hist"
+
+
+def day_of(moment: date) -> str:
+    """The rollup day ("YYYY-MM-DD") of a date or datetime, the year zero-padded to four digits
+    (strftime("%Y") writes year 500 as "500", which no range of days would find)."""
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
 
 
 def rollup_id(day: str, center_id: str, service_code: str, wilayat_code: str) -> str:

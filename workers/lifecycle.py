@@ -44,7 +44,7 @@ async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> 
     while not stopping.is_set():
         try:
             await consumer.run(stopping)
-        except (*BROKER_ERRORS, TimeoutError) as error:
+        except BROKER_ERRORS as error:  # TimeoutError among them, as an OSError
             # A lost connection mid-batch included: its deliveries return to the queue.
             log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
             await asyncio.sleep(delay)

@@ -55,7 +55,8 @@ class BatchClient:
         """
         connection = await aio_pika.connect(url)
         async with connection:
-            channel = await connection.channel(publisher_confirms=True)
+            # A batch no queue takes is returned: raise, rather than wait for an answer.
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             topology = Topology(prefix)
             if declare:
                 await topology.declare(channel)

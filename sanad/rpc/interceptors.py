@@ -103,7 +103,7 @@ def _finished_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
 
 
-def _cancelled_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+def cancelled_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     """Why gRPC cancelled a handler: the caller's deadline passed, or the caller went away."""
     left = context.time_remaining()
     if left is not None and left <= 0:
@@ -163,7 +163,7 @@ def _unary(behaviour: Callable[..., Any], method: _Method, metadata: Any) -> Cal
         try:
             response = await behaviour(request, context)
         except asyncio.CancelledError:
-            call.finish(_cancelled_code(context))  # counted and timed like every other end
+            call.finish(cancelled_code(context))  # counted and timed like every other end
             raise
         except Exception as error:
             if isinstance(error, grpc.aio.AbortError):
@@ -184,7 +184,7 @@ def _streaming(behaviour: Callable[..., Any], method: _Method, metadata: Any) ->
             async for response in behaviour(request, context):
                 yield response
         except asyncio.CancelledError:
-            call.finish(_cancelled_code(context))
+            call.finish(cancelled_code(context))
             raise
         except Exception as error:
             if isinstance(error, grpc.aio.AbortError):

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from sanad import errors
+from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
 from sanad.security import audit, policy
 from sanad.security.audit import AuditEvent, AuditLog
@@ -242,7 +243,7 @@ def _outcome(error: BaseException | None, context: Any) -> str:
     if isinstance(error, errors.DomainError):
         return code_of(error).name
     if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED.name
+        return cancelled_code(context).name  # as the call's metrics count it
     if error is not None and not isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.INTERNAL.name
     code = context.code()

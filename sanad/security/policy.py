@@ -51,9 +51,8 @@ def _licensing(identity: Identity, request: Any, licensing: str) -> bool:
 
 def _own_catalogue(identity: Identity, request: Any, licensing: str) -> bool:
     # The agency a new service will belong to, as the request names it.
-    if _licensing(identity, request, licensing):
-        return True
-    return request is not None and request.service.agency_code == identity.agency_code
+    agency = request.service.agency_code if request is not None else ""
+    return may_change_catalogue(identity, agency, licensing)
 
 
 def may_change_catalogue(identity: Identity, agency_code: str, licensing: str) -> bool:

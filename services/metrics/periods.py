@@ -33,11 +33,6 @@ def _month(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def day_of(moment: date) -> str:
-    """The ISO day of a date or datetime, the year zero-padded (strftime("%Y") gives "500")."""
-    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-
-
 def _step(current: date, end: date) -> tuple[Piece, date]:
     """The coarsest piece starting at current that ends at or before end."""
     if current.month == 1 and current.day == 1 and end.year > current.year:
@@ -47,7 +42,9 @@ def _step(current: date, end: date) -> tuple[Piece, date]:
         following = min(date(current.year + 1, 1, 1), date(end.year, end.month, 1))
         return Piece(rollups.MONTHLY, "period", _month(current), _month(following)), following
     following = min(_next_month(current), end)
-    return Piece(rollups.COLLECTION, "day", day_of(current), day_of(following)), following
+    return Piece(
+        rollups.COLLECTION, "day", rollups.day_of(current), rollups.day_of(following)
+    ), following
 
 
 # Nothing is counted after the year 9998: the open end, and what keeps month arithmetic in range.

@@ -5,6 +5,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from sanad import rollups
 from sanad.domain.clock import EPOCH
 from sanad.errors import Invalid, Violation, check
 from sanad.rpc.timestamps import from_timestamp
@@ -36,8 +37,8 @@ def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
     if start is not None and end is not None and start >= end:
         violations.append(Violation("end_time", "must be after start_time"))
     check(violations)
-    first = periods.day_of(start) if start else periods.OPEN_START
-    last = periods.day_of(end) if end else periods.OPEN_END
+    first = rollups.day_of(start) if start else periods.OPEN_START
+    last = rollups.day_of(end) if end else periods.OPEN_END
     return first, last
 
 

@@ -7,8 +7,10 @@ import signal
 import sys
 from pathlib import Path
 
+import aio_pika
 import pytest
 
+from sanad.amqp.topology import Topology
 from sanad.devstack.mongo_server import free_port
 from tests.integration.conftest import Stack, open_centre_with_service
 from tests.integration.workers_support import start_batch_worker
@@ -122,3 +124,19 @@ async def test_an_unreachable_or_unprepared_broker_is_named_without_a_traceback(
     assert f"no batch exchange '{stack.prefix}-never.batch'" in err
     assert "Traceback" not in err
     assert out == ""
+    # The batch exchange exists but no queue is bound to it: the batch is returned, at once.
+    unbound = f"{stack.prefix}-unbound"
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            Topology(unbound).batch_exchange, aio_pika.ExchangeType.DIRECT, auto_delete=True
+        )
+        env = {**stack.env, "SANAD_AMQP_PREFIX": unbound}
+        code, out, err = await sanadctl(
+            stack, "batch", "submit", str(path), "--wait", "60", env=env
+        )
+        await exchange.delete()
+    assert code == 1
+    assert "routed the batch to no queue" in err
+    assert "Traceback" not in err

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sanad import rollups
-from services.metrics.periods import OPEN_START, Piece, day_of, pieces
+from sanad.rollups import day_of
+from services.metrics.periods import OPEN_START, Piece, pieces
 
 YEARLY, MONTHLY, DAILY = rollups.YEARLY, rollups.MONTHLY, rollups.COLLECTION
 

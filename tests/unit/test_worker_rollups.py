@@ -111,3 +111,17 @@ def test_only_a_writer_that_accepted_the_submissions_counts_them_as_submitted() 
     assert _sample(RECORDED_LAG_SECONDS, "sanad_transaction_recorded_lag_seconds_count") == (
         lag_before + 2
     )
+
+
+def test_days_before_the_year_1000_are_written_as_the_reports_read_them() -> None:
+    increments = RollupIncrements()
+    increments.stored({**DOC, "migrated": True, "submit_time": datetime(500, 1, 2, tzinfo=UTC),
+                       "finish_time": datetime(500, 1, 3, tzinfo=UTC)})  # fmt: skip
+
+    assert sorted(key for key, _, _ in increments.items()) == [
+        "0500-01-02|C1|S1|DA-NIZ",
+        "0500-01-03|C1|S1|DA-NIZ",
+    ]
+    periods = increments.period_items()
+    assert [key for key, _, _ in periods[rollups.MONTHLY]] == ["0500-01|C1|DA-NIZ"]
+    assert [key for key, _, _ in periods[rollups.YEARLY]] == ["0500|C1|DA-NIZ"]

@@ -154,7 +154,7 @@ class RollupIncrements:
 
 
 def _day(moment: Any) -> str:
-    return str(moment.strftime("%Y-%m-%d"))
+    return contract.day_of(moment)
 
 
 def submitted_increments(documents: Iterable[Document]) -> dict[str, tuple[Document, Document]]:
