@@ -147,17 +147,15 @@ async def measure_system(
     # Latency at half load in HALF_LOAD_WINDOWS windows, reported as their medians: one
     # window's p99 on this shared machine says mostly whether a stall elsewhere fell into it.
     # Their CPU per call shows how far below full the cores are at half the maximum rate.
-    p50s, p99s = [], []
+    halves = []
     half_cpu, half_calls = Window(), 0
     for _ in range(HALF_LOAD_WINDOWS):
         with meter.window() as cpu:
             half = await system.unary_at_rate(intake, make, max(unary.rate / 2, 1), mode.seconds)
         await settle(stack, "half load")
-        p50s.append(half.percentile_ms(50))
-        p99s.append(half.percentile_ms(99))
+        halves.append(half)
         half_cpu, half_calls = half_cpu + cpu, half_calls + half.completed
-    p99 = statistics.median(p99s)
-    each = ", ".join(f"{v:.1f}" for v in p99s)
+    p50, p99, each = median_of_windows(halves)
     figures = [
         Figure(
             f"intake unary SubmitTransaction ({callers} callers)",
@@ -168,7 +166,7 @@ async def measure_system(
             ">= 50%",
             unary.rate >= 0.5 * ceiling[CEILING_UNARY],
         ).spent(unary_cpu, unary.completed),
-        Figure("intake unary p50 at half load (median of windows)", statistics.median(p50s), "ms"),
+        Figure("intake unary p50 at half load (median of windows)", p50, "ms"),
         Figure(
             f"intake unary p99 at half load (median of windows: {each} ms)",
             p99,
@@ -235,6 +233,13 @@ async def measure_system(
     return figures + await measure_batch_and_reports(mode, stack, make, ceiling, meter)
 
 
+def median_of_windows(windows: list[Result]) -> tuple[float, float, str]:
+    """The median p50 and p99 (ms) of several windows of one latency, and each window's p99."""
+    p99s = [window.percentile_ms(99) for window in windows]
+    p50 = statistics.median(window.percentile_ms(50) for window in windows)
+    return p50, statistics.median(p99s), ", ".join(f"{v:.1f}" for v in p99s)
+
+
 async def fastest_unary(
     target: str,
     make: system.Submissions,
@@ -293,10 +298,7 @@ async def measure_batch_and_reports(
     ]
     shown = f"{stored:,} stored, DA {seeded.load.accepted:,} seeded"
     for index, name in enumerate(("GetGovernorateReport", "GetAwardLeaderboard")):
-        results = [window[index] for window in windows]
-        p50 = statistics.median(r.percentile_ms(50) for r in results)
-        p99s = [r.percentile_ms(99) for r in results]
-        p99, each = statistics.median(p99s), ", ".join(f"{v:.1f}" for v in p99s)
+        p50, p99, each = median_of_windows([window[index] for window in windows])
         figures.append(Figure(f"{name} p50 ({shown}; median of windows)", p50, "ms"))
         figures.append(Figure(f"{name} p99 ({shown}; median of windows: {each} ms)", p99, "ms",
                               target="<= 50 ms", met=p99 <= 50))  # fmt: skip
