@@ -27,9 +27,10 @@ class FlakyConsumer:
         await stop.wait()
 
 
-async def test_a_consumer_that_cannot_reach_the_broker_is_retried_until_it_runs(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def run_past_failures(
+    consumer: FlakyConsumer, monkeypatch: pytest.MonkeyPatch
+) -> list[float]:
+    """consume_until_stopped until the consumer runs, then stop it; the pauses it took."""
     pauses: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -38,7 +39,6 @@ async def test_a_consumer_that_cannot_reach_the_broker_is_retried_until_it_runs(
         await real_sleep(0)
 
     monkeypatch.setattr(lifecycle.asyncio, "sleep", recorded_sleep)
-    consumer = FlakyConsumer(failures=8)
     stopping = asyncio.Event()
     loop = asyncio.create_task(lifecycle.consume_until_stopped(consumer, stopping))
     for _ in range(1000):
@@ -47,6 +47,15 @@ async def test_a_consumer_that_cannot_reach_the_broker_is_retried_until_it_runs(
         await real_sleep(0)
     stopping.set()
     await asyncio.wait_for(loop, 1)
+    return pauses
+
+
+async def test_a_consumer_that_cannot_reach_the_broker_is_retried_until_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer = FlakyConsumer(failures=8)
+
+    pauses = await run_past_failures(consumer, monkeypatch)
 
     assert consumer.attempts == 9
     assert pauses == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
@@ -72,20 +81,9 @@ async def test_a_cancelled_consumer_ends_the_loop_instead_of_idling() -> None:
 async def test_a_connection_lost_mid_batch_reconnects_instead_of_ending_the_worker(
     error: Exception, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def no_pause(delay: float) -> None:
-        await real_sleep(0)
-
-    real_sleep = asyncio.sleep
-    monkeypatch.setattr(lifecycle.asyncio, "sleep", no_pause)
     consumer = FlakyConsumer(failures=2, error=error)
-    stopping = asyncio.Event()
-    loop = asyncio.create_task(lifecycle.consume_until_stopped(consumer, stopping))
-    for _ in range(1000):
-        if consumer.attempts > consumer.failures:
-            break
-        await real_sleep(0)
-    stopping.set()
-    await asyncio.wait_for(loop, 1)
+
+    await run_past_failures(consumer, monkeypatch)
 
     assert consumer.attempts == 3
 
