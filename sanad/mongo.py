@@ -1,7 +1,10 @@
 """MongoDB clients: built from settings in main, never at import time; calls bounded in time."""
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pymongo
@@ -13,6 +16,7 @@ from sanad.errors import Unavailable
 from sanad.settings import CommonSettings
 
 Document = dict[str, Any]
+log = logging.getLogger("sanad.mongo")
 
 
 def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Document]:
@@ -72,3 +76,33 @@ def passing(error: PyMongoError) -> bool:
     """A failure that may pass, so the caller may retry later: a timeout, a lost connection, or
     a write not acknowledged as durable as asked (it may be rolled back)."""
     return bool(error.timeout or isinstance(error, ConnectionFailure | WriteConcernError))
+
+
+@dataclass
+class Indexes:
+    """MongoDB's readiness for a process whose store needs its indexes: the server answers,
+    and the first time it does, the indexes are built (before the first write, so building one
+    never stalls a transaction open on the same collection)."""
+
+    client: AsyncMongoClient[Document]
+    ensure: Callable[[], Awaitable[None]]
+    built: bool = False
+
+    async def ready(self) -> bool:
+        """The health check: ping, and build the indexes once."""
+        await ping(self.client)
+        if not self.built:
+            await self.ensure()
+            self.built = True
+        return True
+
+    async def build_at_start(self, timeout_s: float) -> None:
+        """Try once before serving; when MongoDB is not up yet, the health check builds them
+        and reports NOT_SERVING until it has."""
+        try:
+            await asyncio.wait_for(self.ready(), timeout_s)
+        except Exception as error:  # any failure: the health check tries again
+            log.warning(
+                "MongoDB does not answer yet (%s); indexes follow once it does",
+                type(error).__name__,
+            )

@@ -1,7 +1,6 @@
 """The metrics service's composition root."""
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 
 import grpc
@@ -18,8 +17,6 @@ from services.metrics.servicer import MetricsServicer
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
 
-log = logging.getLogger("sanad.metrics")
-
 SERVICE_NAME = metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name
 
 
@@ -35,20 +32,17 @@ class MetricsApp:
     queries: MetricsQueries
     server: RunningServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    indexed: bool = False
+    indexes: mongo.Indexes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.indexes = mongo.Indexes(self.client, self.store.ensure_indexes)
 
     async def start(self, port: int) -> int:
         """Create the rollup indexes, follow the registry's centres, then serve on port (0 for a
         free one); returns the port."""
         # Indexes before the first report, as the registry and the ingest worker do; if MongoDB
         # is not up yet, the health check builds them and reports NOT_SERVING until it has.
-        try:
-            await asyncio.wait_for(self._mongo_ready(), self.settings.mongo_timeout_ms / 1000)
-        except Exception as error:  # any failure: the health check tries again
-            log.warning(
-                "MongoDB does not answer yet (%s); indexes follow once it does",
-                type(error).__name__,
-            )
+        await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
         self.tasks.append(asyncio.create_task(self.directory.run()))
         servicer = MetricsServicer(self.queries)
         self.server = await start_server(
@@ -61,7 +55,7 @@ class MetricsApp:
                 )
             ],
             checks={
-                "mongodb": self._mongo_ready,
+                "mongodb": self.indexes.ready,
                 "registry_directory": self._directory_ready,
             },
         )
@@ -75,13 +69,6 @@ class MetricsApp:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.registry_channel.close()
         await self.client.close()
-
-    async def _mongo_ready(self) -> bool:
-        await mongo.ping(self.client)
-        if not self.indexed:
-            await self.store.ensure_indexes()
-            self.indexed = True
-        return True
 
     async def _directory_ready(self) -> bool:
         return self.directory.ready

@@ -1,8 +1,6 @@
 """The registry's composition root: wires the store, the rules and the gRPC server."""
 
-import asyncio
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
 
@@ -32,15 +30,16 @@ class RegistryApp:
     centers: CenterOperations
     catalog: CatalogOperations
     server: RunningServer | None = None
-    indexed: bool = False
+    indexes: mongo.Indexes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.indexes = mongo.Indexes(self.client, self.store.ensure_indexes)
 
     async def start(self, port: int) -> int:
         """Serve on port (0 for a free one) and return the bound port."""
         # Indexes before the first call: building one while a registry transaction is open on
         # the same collection blocks that transaction (seen as a 10 s stall on a fresh database).
-        # If MongoDB is not up yet, the health check builds them before reporting SERVING.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._mongo_ready(), self.settings.mongo_timeout_ms / 1000)
+        await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
         servicer = RegistryServicer(self.centers, self.catalog)
         audit_log = AuditLog(mongo.database(self.client, self.settings))
         auditor = audit_service.AuditServicer(audit_log)
@@ -56,7 +55,7 @@ class RegistryApp:
                     audit_service.SERVICE_NAME, lambda s: audit_service.add_to_server(auditor, s)
                 ),
             ],
-            checks={"mongodb": self._mongo_ready},
+            checks={"mongodb": self.indexes.ready},
             audit_log=audit_log,
             name="registry",
         )
@@ -67,13 +66,6 @@ class RegistryApp:
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
         await self.client.close()
-
-    async def _mongo_ready(self) -> bool:
-        await mongo.ping(self.client)
-        if not self.indexed:
-            await self.store.ensure_indexes()
-            self.indexed = True
-        return True
 
 
 def build_app(settings: RegistrySettings) -> RegistryApp:

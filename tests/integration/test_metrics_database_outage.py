@@ -63,7 +63,7 @@ async def test_metrics_waits_for_a_database_that_is_down_at_start(
                 return bool(reply.status == SERVING)
 
             assert not await serving()
-            assert not metrics.indexed
+            assert not metrics.indexes.built
 
             start_late(database)
             await eventually(serving, within_s=30, every_s=0.5)

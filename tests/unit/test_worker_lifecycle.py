@@ -1,6 +1,7 @@
 """The workers' shared consume loop: broker trouble is retried with backoff until stopped."""
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from aio_pika.exceptions import AMQPConnectionError, ChannelInvalidStateError
@@ -91,7 +92,8 @@ async def test_a_connection_lost_mid_batch_reconnects_instead_of_ending_the_work
 async def test_a_stopping_worker_reports_not_serving_while_it_drains() -> None:
     running = await start_server(ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={})
     await running.health.check_once()
-    app = IngestApp(None, None, None, None, health=running)  # type: ignore[arg-type]
+    unused = SimpleNamespace(ensure_indexes=None)  # never reached: stop() touches no store
+    app = IngestApp(None, None, unused, None, health=running)  # type: ignore[arg-type]
     assert running.health.serving
 
     await app.stop()

@@ -1,7 +1,6 @@
 """The ingest worker's composition root: store, handler, consumer, and a health port."""
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
@@ -26,19 +25,21 @@ class IngestApp:
     consumer: MicroBatchConsumer
     health: RunningServer | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    indexed: bool = False
+    indexes: mongo.Indexes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.indexes = mongo.Indexes(self.client, self.store.ensure_indexes)
 
     async def run(self, health_port: int) -> None:
         """Serve health, then consume until stop(); reconnect to the broker with backoff."""
         # Indexes before the first micro-batch: building one while a transaction is open on the
-        # same collection stalls it. If MongoDB is not up yet, the health check builds them.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._mongo_ready(), self.settings.mongo_timeout_ms / 1000)
+        # same collection stalls it.
+        await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
         self.health = await start_server(
             self.settings,
             health_port,
             [],
-            checks={"mongodb": self._mongo_ready, "rabbitmq": self._broker_ready},
+            checks={"mongodb": self.indexes.ready, "rabbitmq": self._broker_ready},
         )
         await consume_until_stopped(self.consumer, self.stopping)
 
@@ -52,13 +53,6 @@ class IngestApp:
         if self.health is not None:
             await self.health.stop(1.0)
         await self.client.close()
-
-    async def _mongo_ready(self) -> bool:
-        await mongo.ping(self.client)
-        if not self.indexed:
-            await self.store.ensure_indexes()
-            self.indexed = True
-        return True
 
     async def _broker_ready(self) -> bool:
         return self.consumer.connected
