@@ -27,15 +27,29 @@ class MetricsSettings(ServerSettings):
     award_productivity_target_per_staff: float = 800.0
 
     @model_validator(mode="after")
-    def _weights_sum_to_one(self) -> "MetricsSettings":
-        total = (
-            self.award_weight_speed
-            + self.award_weight_quality
-            + self.award_weight_productivity
-            + self.award_weight_satisfaction
-        )
+    def _award_is_well_formed(self) -> "MetricsSettings":
+        """Checks across settings; each line names the variables (sanad.runtime prints them)."""
+        weights = {
+            "SANAD_AWARD_WEIGHT_SPEED": self.award_weight_speed,
+            "SANAD_AWARD_WEIGHT_QUALITY": self.award_weight_quality,
+            "SANAD_AWARD_WEIGHT_PRODUCTIVITY": self.award_weight_productivity,
+            "SANAD_AWARD_WEIGHT_SATISFACTION": self.award_weight_satisfaction,
+        }
+        problems = [
+            f"{name}: must be between 0 and 1" for name, v in weights.items() if not 0 <= v <= 1
+        ]
+        total = sum(weights.values())
         if not math.isclose(total, 1.0, abs_tol=1e-9):
-            raise ValueError(f"award weights must sum to 1, not {total}")
-        if self.award_median_ceiling_hours <= 0 or self.award_productivity_target_per_staff <= 0:
-            raise ValueError("award references must be greater than zero")
+            problems.append(
+                f"{' + '.join(weights)}: the award weights must sum to 1, not {total:g}"
+            )
+        references = {
+            "SANAD_AWARD_MEDIAN_CEILING_HOURS": self.award_median_ceiling_hours,
+            "SANAD_AWARD_PRODUCTIVITY_TARGET_PER_STAFF": self.award_productivity_target_per_staff,
+        }
+        problems += [
+            f"{name}: must be greater than zero" for name, v in references.items() if v <= 0
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
         return self

@@ -62,3 +62,23 @@ def test_a_refused_value_is_named_by_its_variable_but_never_shown() -> None:
         "SANAD_PACK_MAX_ITEMS",
     ]
     assert not any("secret-looking-value" in problem for problem in problems)
+
+
+def test_metrics_names_the_award_settings_that_disagree() -> None:
+    result = run_with(
+        "services.metrics",
+        SANAD_AWARD_WEIGHT_SPEED="1.5",
+        SANAD_AWARD_WEIGHT_QUALITY="-0.5",
+        SANAD_AWARD_WEIGHT_PRODUCTIVITY="0.25",
+        SANAD_AWARD_MEDIAN_CEILING_HOURS="0",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "metrics: cannot start: SANAD_AWARD_WEIGHT_SPEED: must be between 0 and 1",
+        "metrics: cannot start: SANAD_AWARD_WEIGHT_QUALITY: must be between 0 and 1",
+        "metrics: cannot start: SANAD_AWARD_WEIGHT_SPEED + SANAD_AWARD_WEIGHT_QUALITY"
+        " + SANAD_AWARD_WEIGHT_PRODUCTIVITY + SANAD_AWARD_WEIGHT_SATISFACTION:"
+        " the award weights must sum to 1, not 1.4",
+        "metrics: cannot start: SANAD_AWARD_MEDIAN_CEILING_HOURS: must be greater than zero",
+    ]
