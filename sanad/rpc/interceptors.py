@@ -28,6 +28,13 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
+def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
+    """The grpc_type label of a method, named as go-grpc-prometheus names it."""
+    if handler.request_streaming:
+        return "bidi_stream" if handler.response_streaming else "client_stream"
+    return "server_stream" if handler.response_streaming else "unary"
+
+
 def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
@@ -38,16 +45,17 @@ def _request_id(metadata: Any) -> str:
 class _Method:
     """One method's metric children, looked up once per method instead of on every call."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, kind: str) -> None:
         self.service, self.name = _split(method)
-        self.started = GRPC_STARTED.labels(self.service, self.name)
-        self.latency = GRPC_LATENCY.labels(self.service, self.name)
+        self._labels = (kind, self.service, self.name)
+        self.started = GRPC_STARTED.labels(*self._labels)
+        self.latency = GRPC_LATENCY.labels(*self._labels)
         self._handled: dict[grpc.StatusCode, Any] = {}
 
     def handled(self, code: grpc.StatusCode) -> Any:
         counter = self._handled.get(code)
         if counter is None:
-            counter = self._handled[code] = GRPC_HANDLED.labels(self.service, self.name, code.name)
+            counter = self._handled[code] = GRPC_HANDLED.labels(*self._labels, code.name)
         return counter
 
 
@@ -117,10 +125,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         self._methods: dict[str, _Method] = {}
 
-    def _method(self, name: str) -> _Method:
+    def _method(self, name: str, handler: grpc.RpcMethodHandler) -> _Method:
         found = self._methods.get(name)
-        if found is None:
-            found = self._methods[name] = _Method(name)
+        if found is None:  # a method's kind never changes: its name is key enough
+            found = self._methods[name] = _Method(name, _rpc_type(handler))
         return found
 
     async def intercept_service(
@@ -131,7 +139,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = self._method(handler_call_details.method)
+        method = self._method(handler_call_details.method, handler)
         metadata = handler_call_details.invocation_metadata
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(

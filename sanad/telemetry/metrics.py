@@ -2,8 +2,8 @@
 
 Metric objects live at module level as prometheus-client intends: they are
 registrations, not clients, and hold no connection. Labels are bounded sets
-(service, method, code, queue, reason, governorate, wilayat, agency, outcome); ids never become
-labels. Business counters are labelled by governorate (11), wilayat (~60) and agency (~20).
+(type, service, method, code, queue, reason, governorate, wilayat, agency, outcome); ids never
+become labels. Business counters are labelled by governorate (11), wilayat (~60) and agency (~20).
 """
 
 import functools
@@ -13,20 +13,24 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 # Bucket bounds at our latency objectives: 5/10/25/50/100/250 ms for RPCs.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# grpc_type as go-grpc-prometheus names it: unary, client_stream, server_stream, bidi_stream. A
+# stream's handling time is its whole life (a watch lasts minutes), so latency objectives and
+# panels select grpc_type="unary".
+GRPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"]
 GRPC_STARTED = Counter(
     "sanad_grpc_server_started_total",
     "RPCs started on the server.",
-    ["grpc_service", "grpc_method"],
+    GRPC_LABELS,
 )
 GRPC_HANDLED = Counter(
     "sanad_grpc_server_handled_total",
     "RPCs completed on the server, by status code.",
-    ["grpc_service", "grpc_method", "grpc_code"],
+    [*GRPC_LABELS, "grpc_code"],
 )
 GRPC_LATENCY = Histogram(
     "sanad_grpc_server_handling_seconds",
-    "Time to handle an RPC, until its status is sent.",
-    ["grpc_service", "grpc_method"],
+    "Time to handle an RPC, until its status is sent (for a stream: its whole life).",
+    GRPC_LABELS,
     buckets=LATENCY_BUCKETS,
 )
 

@@ -86,6 +86,14 @@ def test_panels_do_not_overlap() -> None:
             cells |= mine
 
 
+def test_every_latency_panel_reads_unary_calls_only() -> None:
+    # A stream's handling time is its whole life; a watch would pass for a very slow call.
+    latency = [e for e in all_exprs() if "sanad_grpc_server_handling_seconds" in e]
+    assert latency
+    for expr in latency:
+        assert 'grpc_type="unary"' in expr, expr
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
     rules = [

@@ -1,5 +1,6 @@
 """deploy/prometheus passes promtool: the config, the alert rules, and a unit test per alert."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -53,6 +54,21 @@ def test_every_alert_is_exercised_by_a_unit_test_that_expects_it_to_fire() -> No
                 if check.get("exp_alerts"):
                     fired.add(check["alertname"])
     assert alert_names() == fired
+
+
+def test_latency_objectives_read_unary_calls_only() -> None:
+    # A stream's handling time is its whole life; a watch would pass for a very slow call.
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "sanad-alerts.yml").read_text())
+    selectors = [
+        selector
+        for group in rules["groups"]
+        for rule in group["rules"]
+        for selector in re.findall(
+            r"sanad_grpc_server_handling_seconds\w*(?:\{[^}]*\})?", rule["expr"]
+        )
+    ]
+    assert selectors
+    assert [s for s in selectors if 'grpc_type="unary"' not in s] == []
 
 
 def test_every_process_and_the_broker_are_scraped() -> None:

@@ -57,7 +57,7 @@ async def test_handled_calls_are_counted_by_code(
     stub: metrics_pb2_grpc.MetricsServiceStub,
 ) -> None:
     def handled(code: str) -> float:
-        value = GRPC_HANDLED.labels("sanad.v1.MetricsService", "GetCenterStats", code)
+        value = GRPC_HANDLED.labels("unary", "sanad.v1.MetricsService", "GetCenterStats", code)
         return value._value.get()  # type: ignore[attr-defined]
 
     ok, missing = handled("OK"), handled("NOT_FOUND")
@@ -70,7 +70,9 @@ async def test_handled_calls_are_counted_by_code(
 async def test_a_call_whose_deadline_passes_is_counted_and_timed(
     stub: metrics_pb2_grpc.MetricsServiceStub,
 ) -> None:
-    handled = GRPC_HANDLED.labels("sanad.v1.MetricsService", "GetCenterStats", "DEADLINE_EXCEEDED")
+    handled = GRPC_HANDLED.labels(
+        "unary", "sanad.v1.MetricsService", "GetCenterStats", "DEADLINE_EXCEEDED"
+    )
     before = handled._value.get()  # type: ignore[attr-defined]
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
