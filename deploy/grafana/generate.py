@@ -17,9 +17,10 @@ WORK_QUEUES = 'queue=~".+\\\\.(ingest|batch)"'
 DEAD_QUEUES = 'queue=~".+\\\\.dead"'
 # A stream's handling time is its whole life (a watch lasts minutes): latency reads unary calls.
 UNARY = 'grpc_type="unary"'
-SERVER_ERRORS = (
-    'grpc_code=~"UNKNOWN|INTERNAL|UNAVAILABLE|DEADLINE_EXCEEDED|DATA_LOSS|UNIMPLEMENTED"'
-)
+# Server-side failures, as the SanadHighErrorRatio alert counts them: a stream that ran until its
+# caller's deadline (a watch with a deadline ends so) is not one; a unary call that did is.
+SERVER_ERRORS = 'grpc_code=~"UNKNOWN|INTERNAL|UNAVAILABLE|DATA_LOSS|UNIMPLEMENTED"'
+UNARY_DEADLINES = f'{UNARY}, grpc_code="DEADLINE_EXCEEDED"'
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def operations() -> Dashboard:
     """Throughput, errors, latency, backlog, dead letters, per-process health."""
     rpcs = "sanad_grpc_server_handled_total"
     errors = (
-        f"(sum by (grpc_service) (rate({rpcs}{{{SERVER_ERRORS}}}[{RATE}]))"
+        f"(sum by (grpc_service) (rate({rpcs}{{{SERVER_ERRORS}}}[{RATE}])"
+        f" or rate({rpcs}{{{UNARY_DEADLINES}}}[{RATE}]))"
         f" or sum by (grpc_service) (rate({rpcs}[{RATE}])) * 0)"
         f" / sum by (grpc_service) (rate({rpcs}[{RATE}]))"
     )
