@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import grpc
@@ -31,6 +32,7 @@ from services.metrics.app import build_app as build_metrics
 from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
+from tests.integration.registry_support import centre, visa_renewal
 
 pytestmark = pytest.mark.integration
 
@@ -99,16 +101,31 @@ class Stack:
             return int(declared.declaration_result.message_count or 0)
 
 
-def _settings_env(mongo_url: str, database: str, amqp_url: str, prefix: str) -> dict[str, str]:
+def in_process_settings(mongo_url: str, database: str, **more: Any) -> dict[str, Any]:
+    """What every service served in-process here is given: this test's database, loopback
+    gRPC and a short grace; `more` adds to or overrides it."""
+    return {
+        "mongo_url": mongo_url,
+        "mongo_database": database,
+        "grpc_host": "127.0.0.1",
+        "shutdown_grace_s": 1.0,
+        **more,
+    }
+
+
+def worker_env(
+    mongo_url: str, database: str, amqp_url: str, prefix: str, **more: str
+) -> dict[str, str]:
+    """The environment a worker process is started with: this test's database and broker
+    prefix, plain logs; `more` adds the worker's own settings."""
     return {
         **os.environ,
         "SANAD_MONGO_URL": mongo_url,
         "SANAD_MONGO_DATABASE": database,
         "SANAD_AMQP_URL": amqp_url,
         "SANAD_AMQP_PREFIX": prefix,
-        "SANAD_INGEST_HEALTH_PORT": str(free_port()),
-        "SANAD_INGEST_METRICS_PORT": str(free_port()),
         "SANAD_LOG_PLAIN": "1",
+        **more,
     }
 
 
@@ -116,14 +133,9 @@ def _settings_env(mongo_url: str, database: str, amqp_url: str, prefix: str) -> 
 async def stack(
     mongo_url: str, database_name: str, amqp_url: str, amqp_prefix: str
 ) -> AsyncIterator[Stack]:
-    common = {
-        "mongo_url": mongo_url,
-        "mongo_database": database_name,
-        "amqp_url": amqp_url,
-        "amqp_prefix": amqp_prefix,
-        "grpc_host": "127.0.0.1",
-        "shutdown_grace_s": 1.0,
-    }
+    common = in_process_settings(
+        mongo_url, database_name, amqp_url=amqp_url, amqp_prefix=amqp_prefix
+    )
     registry = build_registry(RegistrySettings(**common))
     registry_port = await registry.start(0)
     metrics = build_metrics(MetricsSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
@@ -137,7 +149,14 @@ async def stack(
         for port in (registry_port, intake_port, metrics_port)
     ]
     yield Stack(
-        env=_settings_env(mongo_url, database_name, amqp_url, amqp_prefix),
+        env=worker_env(
+            mongo_url,
+            database_name,
+            amqp_url,
+            amqp_prefix,
+            SANAD_INGEST_HEALTH_PORT=str(free_port()),
+            SANAD_INGEST_METRICS_PORT=str(free_port()),
+        ),
         registry=registry_pb2_grpc.RegistryServiceStub(channels[0]),
         intake=intake_pb2_grpc.IntakeServiceStub(channels[1]),
         metrics=metrics_pb2_grpc.MetricsServiceStub(channels[2]),
@@ -164,35 +183,36 @@ async def eventually(
     raise AssertionError(f"condition not reached within {within_s}s")
 
 
+@pytest.fixture
+async def required_auth_registry(
+    mongo_url: str, database_name: str, pki: Path
+) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to a registry served in-process that requires tokens signed by the session
+    PKI's JWT key; the tests bring their own tokens."""
+    app = build_registry(
+        RegistrySettings(
+            **in_process_settings(
+                mongo_url,
+                database_name,
+                auth_mode="required",
+                auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+            )
+        )
+    )
+    port = await app.start(0)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    await app.stop()
+
+
 async def open_centre_with_service(stack: Stack, fee_baisa: int = 5000) -> tuple[str, str]:
     """Add a catalogue service and a centre offering it with an active licence."""
     code = f"ROP-VISA-{time.time_ns()}"
     await stack.registry.AddCatalogService(
-        registry_pb2.AddCatalogServiceRequest(
-            service=registry_pb2.CatalogService(
-                code=code,
-                agency_code="ROP",
-                name_ar="تجديد التأشيرة",
-                name_en="Visa renewal",
-                fee_baisa=fee_baisa,
-                sla_hours=48,
-            )
-        )
+        registry_pb2.AddCatalogServiceRequest(service=visa_renewal(code, fee_baisa))
     )
     reply = await stack.registry.RegisterCenter(
-        registry_pb2.RegisterCenterRequest(
-            center=registry_pb2.Center(
-                name_ar="مركز أبراج الشرق",
-                name_en="Abraj Al Sharq Centre",
-                owner_establishment="مؤسسة أبراج الشرق الوطنية",
-                governorate_code="DA",
-                wilayat_code="DA-NIZ",
-                omani_staff=3,
-                total_staff=4,
-                offered_service_codes=[code],
-                licence=registry_pb2.Licence(number=f"LIC-{time.time_ns()}"),
-            )
-        )
+        registry_pb2.RegisterCenterRequest(center=centre(f"LIC-{time.time_ns()}", code))
     )
     center_id = reply.center.id
     for action in (registry_pb2.LICENCE_ACTION_APPROVE, registry_pb2.LICENCE_ACTION_ACTIVATE):

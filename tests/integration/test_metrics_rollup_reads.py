@@ -16,7 +16,7 @@ from services.metrics.directory import WatchedDirectory
 from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, in_process_settings
 from workers.ingest.rollups import RollupIncrements
 from workers.ingest.store import IngestStore
 
@@ -42,12 +42,7 @@ class Apps:
 
 @pytest.fixture
 async def apps(mongo_url: str, database_name: str) -> AsyncIterator[Apps]:
-    common = {
-        "mongo_url": mongo_url,
-        "mongo_database": database_name,
-        "grpc_host": "127.0.0.1",
-        "shutdown_grace_s": 0.5,
-    }
+    common = in_process_settings(mongo_url, database_name, shutdown_grace_s=0.5)
     registry = build_registry(RegistrySettings(**common))
     registry_port = await registry.start(0)
     metrics = build_metrics(MetricsSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))

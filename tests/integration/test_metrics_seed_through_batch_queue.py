@@ -6,7 +6,6 @@ volume is scaled to 1% to stay fast; centres, wilayats and Omani staff are the f
 """
 
 import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
 from tests.conftest import AMQP_URL, unique
+from tests.integration.conftest import in_process_settings, worker_env
 
 pytestmark = pytest.mark.integration
 PLAN = SeedPlan(seed=11, scale=0.01)
@@ -40,14 +40,9 @@ class Seeded:
 async def seeded(mongo_url: str) -> AsyncIterator[Seeded]:
     """Seeded once for the module: the load is the slow part."""
     database_name, amqp_prefix = unique("seed").replace("-", "_"), unique("seed")
-    common = {
-        "mongo_url": mongo_url,
-        "mongo_database": database_name,
-        "amqp_url": AMQP_URL,
-        "amqp_prefix": amqp_prefix,
-        "grpc_host": "127.0.0.1",
-        "shutdown_grace_s": 0.5,
-    }
+    common = in_process_settings(
+        mongo_url, database_name, amqp_url=AMQP_URL, amqp_prefix=amqp_prefix, shutdown_grace_s=0.5
+    )
     registry = build_registry(RegistrySettings(**common))
     registry_port = await registry.start(0)
     registry_target = f"127.0.0.1:{registry_port}"
@@ -57,18 +52,16 @@ async def seeded(mongo_url: str) -> AsyncIterator[Seeded]:
         sys.executable,
         "-m",
         "workers.batch",
-        env={
-            **os.environ,
-            "SANAD_MONGO_URL": mongo_url,
-            "SANAD_MONGO_DATABASE": database_name,
-            "SANAD_AMQP_URL": AMQP_URL,
-            "SANAD_AMQP_PREFIX": amqp_prefix,
-            "SANAD_REGISTRY_TARGET": registry_target,
-            "SANAD_BATCH_HEALTH_PORT": str(free_port()),
-            "SANAD_BATCH_METRICS_PORT": str(free_port()),
-            "SANAD_LOG_PLAIN": "1",
-            "SANAD_LOG_LEVEL": "WARNING",
-        },
+        env=worker_env(
+            mongo_url,
+            database_name,
+            AMQP_URL,
+            amqp_prefix,
+            SANAD_REGISTRY_TARGET=registry_target,
+            SANAD_BATCH_HEALTH_PORT=str(free_port()),
+            SANAD_BATCH_METRICS_PORT=str(free_port()),
+            SANAD_LOG_LEVEL="WARNING",
+        ),
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{metrics_port}")
     try:

@@ -1,7 +1,6 @@
 """A ministry changes only its own agency's catalogue services, whatever the request names."""
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from sanad.security.credentials import issue_token
 from sanad.security.identity import Identity, Role
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
-from services.registry.app import build_app
-from services.registry.settings import RegistrySettings
+from tests.integration.registry_support import visa_renewal
 
 pytestmark = pytest.mark.integration
 
@@ -52,41 +50,19 @@ class Secured:
 
 
 @pytest.fixture
-async def secured(mongo_url: str, database_name: str, pki: Path) -> AsyncIterator[Secured]:
-    app = build_app(
-        RegistrySettings(
-            mongo_url=mongo_url,
-            mongo_database=database_name,
-            grpc_host="127.0.0.1",
-            shutdown_grace_s=1.0,
-            auth_mode="required",
-            auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
-        )
-    )
-    port = await app.start(0)
+def secured(required_auth_registry: grpc.aio.Channel, pki: Path) -> Secured:
     key = (pki / "jwt-signing.key").read_bytes()
     tokens = {
         name: issue_token(key, identity, "sanad-mesh", "sanad-mesh", 600)
         for name, identity in IDENTITIES.items()
     }
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield Secured(registry_pb2_grpc.RegistryServiceStub(channel), tokens)
-    await app.stop()
+    return Secured(registry_pb2_grpc.RegistryServiceStub(required_auth_registry), tokens)
 
 
 async def rop_service(secured: Secured) -> str:
     code = f"ROP-VISA-{time.time_ns()}"
     await secured.registry.AddCatalogService(
-        pb.AddCatalogServiceRequest(
-            service=pb.CatalogService(
-                code=code,
-                agency_code="ROP",
-                name_ar="تجديد التأشيرة",
-                name_en="Visa renewal",
-                fee_baisa=5000,
-                sla_hours=48,
-            )
-        ),
+        pb.AddCatalogServiceRequest(service=visa_renewal(code)),
         metadata=secured.as_("ministry-rop"),
         timeout=10,
     )

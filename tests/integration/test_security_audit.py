@@ -1,19 +1,16 @@
 """The registry in required-auth mode records an audit trail that only admins can list."""
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from sanad.rpc.status import field_violations
 from sanad.security import certs
 from sanad.v1 import audit_pb2, audit_pb2_grpc, registry_pb2, registry_pb2_grpc
-from services.registry.app import build_app
-from services.registry.settings import RegistrySettings
+from tests.integration.registry_support import centre
 
 pytestmark = pytest.mark.integration
 
@@ -29,42 +26,12 @@ class Secured:
 
 
 @pytest.fixture
-async def secured(
-    mongo_url: str, database_name: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Secured]:
-    pki: Path = tmp_path_factory.mktemp("pki")
-    certs.make_dev_pki(pki)
-    app = build_app(
-        RegistrySettings(
-            mongo_url=mongo_url,
-            mongo_database=database_name,
-            grpc_host="127.0.0.1",
-            shutdown_grace_s=1.0,
-            auth_mode="required",
-            auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
-        )
-    )
-    port = await app.start(0)
+def secured(required_auth_registry: grpc.aio.Channel, pki: Path) -> Secured:
     tokens = {name: (pki / "tokens" / f"{name}.jwt").read_text().strip() for name in certs.EXAMPLES}
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield Secured(
-            registry_pb2_grpc.RegistryServiceStub(channel),
-            audit_pb2_grpc.AuditServiceStub(channel),
-            tokens,
-        )
-    await app.stop()
-
-
-def centre(licence: str) -> registry_pb2.Center:
-    return registry_pb2.Center(
-        name_ar="مركز الوسام",
-        name_en="Al Wisam Centre",
-        owner_establishment="مؤسسة الوسام",
-        governorate_code="DA",
-        wilayat_code="DA-BAH",
-        omani_staff=2,
-        total_staff=3,
-        licence=registry_pb2.Licence(number=licence),
+    return Secured(
+        registry_pb2_grpc.RegistryServiceStub(required_auth_registry),
+        audit_pb2_grpc.AuditServiceStub(required_auth_registry),
+        tokens,
     )
 
 
@@ -135,18 +102,7 @@ async def test_bad_paging_of_the_audit_trail_is_invalid(secured: Secured) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await secured.audit.ListAuditEvents(request, metadata=secured.as_("admin"), timeout=10)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
-        assert _violated_fields(refused.value) == [field], request
-
-
-def _violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    found = []
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found += [v.field for v in bad.field_violations]
-    return found
+        assert [f for f, _ in field_violations(refused.value)] == [field], request
 
 
 async def test_the_audit_trail_pages(secured: Secured) -> None:

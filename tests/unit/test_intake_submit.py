@@ -16,6 +16,7 @@ from services.intake.deadline import Deadline
 from services.intake.domain import CenterView, Channel, ServiceView, Submission
 from services.intake.operations import Intake
 from services.intake.store import IntakeStore
+from tests.unit.fakes import RecordingPublisher
 from tests.unit.test_intake_claims import FakeRequests
 
 SECRET = b"test-civil-secret"
@@ -39,23 +40,6 @@ class FakeSnapshot:
     ready: bool = True
 
 
-@dataclass
-class FakePublisher:
-    sent: list[events_pb2.TransactionSubmitted] = field(default_factory=list)
-
-    async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_type: str,
-        message_id: str,
-        timeout_s: float | None = None,
-    ) -> None:
-        self.sent.append(events_pb2.TransactionSubmitted.FromString(body))
-
-
 class CountingRequests(FakeRequests):
     """FakeRequests that counts reads."""
 
@@ -72,12 +56,12 @@ class CountingRequests(FakeRequests):
 class Setup:
     intake: Intake
     snapshot: FakeSnapshot
-    publisher: FakePublisher
+    publisher: RecordingPublisher
     requests: CountingRequests
 
 
 def setup() -> Setup:
-    snapshot, publisher, requests = FakeSnapshot(), FakePublisher(), CountingRequests()
+    snapshot, publisher, requests = FakeSnapshot(), RecordingPublisher(), CountingRequests()
     store = IntakeStore({"intake_requests": requests, "transactions": None})  # type: ignore[arg-type]
     intake = Intake(snapshot, publisher, store, Topology("test"), SECRET)
     return Setup(intake, snapshot, publisher, requests)
@@ -143,8 +127,9 @@ async def test_a_retry_after_the_registry_changed_gets_its_transaction_id(change
     assert again == first
     # Replayed as any replay is: published again (the first publish may not have been
     # confirmed) under the same id, without a carried audit event.
-    assert [e.transaction_id for e in s.publisher.sent] == [first.transaction_id] * 2
-    assert s.publisher.sent[1].fee_baisa == 5000
+    sent = s.publisher.decoded(events_pb2.TransactionSubmitted)
+    assert [e.transaction_id for e in sent] == [first.transaction_id] * 2
+    assert sent[1].fee_baisa == 5000
     assert len(s.requests.docs) == 1
 
 

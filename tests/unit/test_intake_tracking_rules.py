@@ -22,6 +22,7 @@ from sanad.v1 import common_pb2, events_pb2
 from services.intake.deadline import Deadline
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
 from services.intake.tracking import Tracker
+from tests.unit.fakes import RecordingPublisher
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 ROP = Identity("rop-system", Role.MINISTRY, agency_code="ROP")
@@ -70,28 +71,8 @@ class FakeStore:
         return self.ratings.setdefault(transaction_id, (rating, given))
 
 
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, str, float | None]] = []
-        self.down = False
-
-    async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_type: str,
-        message_id: str,
-        timeout_s: float | None = None,
-    ) -> None:
-        if self.down:
-            raise Unavailable("the message broker is unavailable; retry later")
-        self.sent.append((routing_key, body, message_type, timeout_s))
-
-
-def tracker(*docs: dict[str, Any]) -> tuple[Tracker, FakePublisher]:
-    publisher = FakePublisher()
+def tracker(*docs: dict[str, Any]) -> tuple[Tracker, RecordingPublisher]:
+    publisher = RecordingPublisher()
     return Tracker(FakeStore(*docs), publisher, Topology("t")), publisher
 
 
