@@ -36,6 +36,11 @@ def facts_of(center: registry_pb2.Center) -> CenterFacts:
         wilayat_code=center.wilayat_code,
         omani_staff=center.omani_staff,
         licence_history=tuple(history),
+        licence_expires_at=(
+            center.licence.expires_at.ToDatetime(tzinfo=UTC)
+            if center.licence.HasField("expires_at")
+            else None
+        ),
     )
 
 

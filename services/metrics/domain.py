@@ -101,6 +101,9 @@ class CenterFacts:
     wilayat_code: str
     omani_staff: int
     licence_history: Sequence[LicenceChange] = ()
+    # When the current licence period ends (unset before activation): an ACTIVE licence never
+    # renewed stops being active then, though no transition records it.
+    licence_expires_at: datetime | None = None
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:
@@ -113,15 +116,23 @@ def day_bounds(year: int) -> tuple[str, str]:
     return f"{year:04d}-01-01", f"{year + 1:04d}-01-01"
 
 
-def licence_active_during(history: Sequence[LicenceChange], year: int) -> bool:
-    """Whether the licence history shows ACTIVE at some moment of the year."""
+def licence_active_during(
+    history: Sequence[LicenceChange], year: int, expires_at: datetime | None = None
+) -> bool:
+    """Whether the licence history shows ACTIVE at some moment of the year.
+
+    The last ACTIVE stretch ends at the licence's expiry, `expires_at`. An earlier stretch that
+    lapsed before its renewal counts until the renewal: the history records when a licence was
+    renewed from EXPIRED, not when it expired.
+    """
     start, end = year_bounds(year)
     status, since = "", datetime.min.replace(tzinfo=UTC)
     for change in sorted(history, key=lambda c: c.time):
         if status == ACTIVE and since < end and change.time > start:
             return True
         status, since = change.to_status, change.time
-    return status == ACTIVE and since < end
+    lapsed = expires_at is not None and expires_at <= start
+    return status == ACTIVE and since < end and not lapsed
 
 
 def cancelled_before(history: Sequence[LicenceChange], year: int) -> bool:
@@ -135,7 +146,7 @@ def active_in_year(center: CenterFacts, year: int, served: Stats | None) -> bool
     if cancelled_before(center.licence_history, year):
         return False
     worked = served is not None and sum(served.get(name) for name in ACTIVITY_COUNTERS) > 0
-    return worked or licence_active_during(center.licence_history, year)
+    return worked or licence_active_during(center.licence_history, year, center.licence_expires_at)
 
 
 @dataclass(frozen=True)

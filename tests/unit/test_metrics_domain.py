@@ -1,10 +1,13 @@
 """The report arithmetic: sums, histogram medians, and who counts as active in a year."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from sanad import rollups
+from sanad.v1 import registry_pb2
+from services.metrics.directory import facts_of
 from services.metrics.domain import (
     CenterFacts,
     LicenceChange,
@@ -78,6 +81,17 @@ def test_licence_history_alone_makes_a_centre_active_in_a_year() -> None:
     assert not active_in_year(c, 2022, None)
 
 
+def test_a_licence_never_renewed_stops_being_active_at_its_expiry() -> None:
+    c = replace(centre("A", "DA-NIZ", 2, (at(2024, 3), "ACTIVE")), licence_expires_at=at(2025, 3))
+    assert active_in_year(c, 2024, None)
+    assert active_in_year(c, 2025, None)  # active until March
+    assert not active_in_year(c, 2026, None)
+    assert active_in_year(c, 2026, served(completed=1))  # it worked: active by its work
+    # Renewed: the expiry moved on, and so does the stretch.
+    renewed = replace(c, licence_expires_at=at(2027, 3))
+    assert active_in_year(renewed, 2026, None)
+
+
 def test_a_licence_cancelled_before_the_year_is_never_active() -> None:
     c = centre("A", "DA-NIZ", 2, (at(2022), "ACTIVE"), (at(2023, 6), "CANCELLED"))
     assert not active_in_year(c, 2024, served(completed=1))
@@ -107,3 +121,16 @@ def test_year_figures_count_active_centres_wilayats_staff_and_totals() -> None:
 def test_change_is_in_percent_and_zero_without_a_previous_year() -> None:
     assert change_percent(110, 100) == 10.0
     assert change_percent(5, 0) == 0.0
+
+
+def test_the_registry_centre_becomes_facts_with_its_licence_expiry() -> None:
+    center = registry_pb2.Center(id="A", wilayat_code="DA-NIZ", omani_staff=2)
+    center.licence.expires_at.FromDatetime(at(2025, 3))
+    event = center.licence.history.add(to_status=registry_pb2.LICENCE_STATUS_ACTIVE)
+    event.time.FromDatetime(at(2024, 3))
+    facts = facts_of(center)
+    assert facts.licence_expires_at == at(2025, 3)
+    assert facts.licence_history == (LicenceChange(at(2024, 3), "ACTIVE"),)
+    assert not active_in_year(facts, 2026, None)
+    # Before activation the licence has no expiry, and nothing is cut short.
+    assert facts_of(registry_pb2.Center(id="B")).licence_expires_at is None
