@@ -29,6 +29,16 @@ class Invalid(DomainError):
         super().__init__(f"{message}: {detail}" if detail else message)
 
 
+class OutOfRange(DomainError):
+    """A value past what exists now, e.g. a revision not reached yet; it may become valid, so it
+    is not Invalid. Names each bad field as Invalid does (OUT_OF_RANGE)."""
+
+    def __init__(self, violations: Iterable[Violation], message: str = "out of range") -> None:
+        self.violations = tuple(violations)
+        detail = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
 class NotFound(DomainError):
     """The named resource does not exist (NOT_FOUND)."""
 
@@ -39,6 +49,11 @@ class AlreadyExists(DomainError):
 
 class PreconditionFailed(DomainError):
     """The system is not in a state that allows the request (FAILED_PRECONDITION)."""
+
+
+class Aborted(DomainError):
+    """A concurrent change came first: what the caller read is no longer current, so read
+    again and retry (ABORTED, as AIP-154 answers a stale etag)."""
 
 
 class Unavailable(DomainError):

@@ -2,7 +2,9 @@
 
 Intake and the batch worker follow centres and the catalogue; metrics follows centres. Each
 stream resumes from the last revision it applied, so a reconnect misses nothing and applies
-nothing twice; a stream is synced once it has replayed the registry's history.
+nothing twice; a stream is synced once it has replayed the registry's history. A registry whose
+revisions fell behind the copy's (restored from a backup) refuses the resume as OUT_OF_RANGE, and
+the stream replays from the start.
 """
 
 import asyncio
@@ -62,9 +64,20 @@ class Watch:
                     self._take(message)
                     delay = 0.1
             except grpc.aio.AioRpcError as error:
-                log.warning(
-                    "registry %s stream broke (%s); reconnecting", self.name, error.code().name
-                )
+                if error.code() is grpc.StatusCode.OUT_OF_RANGE:
+                    # The registry's revisions are behind ours (a restored database): what we
+                    # applied may not be what it holds. Replay everything; the registry deletes
+                    # nothing, so the replay overwrites every entry of the copy.
+                    log.warning(
+                        "registry %s is behind revision %d; replaying it from the start",
+                        self.name,
+                        self.revision,
+                    )
+                    self.revision = 0
+                else:
+                    log.warning(
+                        "registry %s stream broke (%s); reconnecting", self.name, error.code().name
+                    )
             except Exception:
                 log.exception("registry %s watch failed; reconnecting", self.name)
             finally:

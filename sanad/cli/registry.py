@@ -44,6 +44,13 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     services.add_argument("center_id")
     services.add_argument("--offer", action="append", default=[], metavar="CODE")
     services.add_argument("--block", action="append", default=[], metavar="CODE")
+    services.add_argument(
+        "--revision",
+        type=int,
+        metavar="N",
+        help="the centre's revision as read (centers get): refused with ABORTED, changing "
+        "nothing, if it changed since",
+    )
     services.set_defaults(handler=set_center_services)
 
     licence = commands.add_parser("licence", help="apply a licence lifecycle action")
@@ -127,9 +134,13 @@ def list_centers(args: argparse.Namespace, client: Client, printer: Printer) -> 
 
 
 def set_center_services(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """SetCenterServices; both lists are replaced."""
+    """SetCenterServices; both lists are replaced, with --revision only if nobody changed
+    the centre since it was read."""
     request = registry_pb2.SetCenterServicesRequest(
-        center_id=args.center_id, offered_service_codes=args.offer, blocked_service_codes=args.block
+        center_id=args.center_id,
+        offered_service_codes=args.offer,
+        blocked_service_codes=args.block,
+        expected_revision=args.revision,
     )
     response = client.call(client.registry().SetCenterServices, request)
     if printer.as_json:

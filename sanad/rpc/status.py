@@ -12,6 +12,8 @@ _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
@@ -31,7 +33,7 @@ def to_status(error: errors.DomainError) -> grpc.Status:
     """A rich status: code, message, and BadRequest or RetryInfo details where they apply."""
     code = code_of(error)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message)
-    if isinstance(error, errors.Invalid):
+    if isinstance(error, errors.Invalid | errors.OutOfRange):
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(

@@ -83,7 +83,9 @@ class CatalogOperations:
 
     def watch(self, since_revision: int) -> AsyncIterator[CatalogService | int]:
         """Services changed after since_revision, the replay's end revision, then live changes."""
-        return self.feed.watch(self.store.service_changes_after, since_revision)
+        return self.feed.watch(
+            self.store.service_changes_after, self.store.head_revision, since_revision
+        )
 
     def _check_owner(self, identity: Identity, service: CatalogService) -> None:
         if not may_change_catalogue(identity, service.agency_code, self.licensing_agency):

@@ -13,7 +13,14 @@ from services.registry.listing import (
     CenterFilter,
 )
 from services.registry.masks import apply_center_mask, center_mask
-from services.registry.operations import ChangeFeed, Store, check_services, require, stored_now
+from services.registry.operations import (
+    ChangeFeed,
+    Store,
+    check_revision,
+    check_services,
+    require,
+    stored_now,
+)
 from services.registry.paging import Page, PageRequest, decode_token, page_size
 from services.registry.reference import ReferenceData
 
@@ -41,6 +48,8 @@ class CenterOperations:
         fresh = replace(
             center,
             id=new_id(),
+            offered_service_codes=_once(center.offered_service_codes),
+            blocked_service_codes=_once(center.blocked_service_codes),
             licence=replace(center.licence, status=center.licence.status.APPLIED, history=()),
             revision=0,
             create_time=now,
@@ -66,10 +75,16 @@ class CenterOperations:
         )
         return await self.store.list_centers(wanted, stored_now(), page)
 
-    async def update(self, patch: Center, paths: list[str]) -> Center:
-        """Change the masked fields; the result is validated and its place re-checked."""
+    async def update(
+        self, patch: Center, paths: list[str], expected_revision: int | None = None
+    ) -> Center:
+        """Change the masked fields; the result is validated and its place re-checked.
+
+        With expected_revision, only a centre still at that revision changes (Aborted else).
+        """
         mask = center_mask(paths)
         current = await self.get(patch.id, "center.id")
+        check_revision(current, expected_revision, f"centre {current.id!r}")
         changed = replace(apply_center_mask(current, patch, mask), update_time=stored_now())
         validate_center(changed)
         self.reference.check_place(changed.governorate_code, changed.wilayat_code)
@@ -88,21 +103,35 @@ class CenterOperations:
         return await self.feed.published(await self.store.save_center(changed, new=False))
 
     async def set_services(
-        self, center_id: str, offered: tuple[str, ...], blocked: tuple[str, ...]
+        self,
+        center_id: str,
+        offered: tuple[str, ...],
+        blocked: tuple[str, ...],
+        expected_revision: int | None = None,
     ) -> Center:
-        """Replace the offered and blocked services; every code must be in the catalogue."""
+        """Replace the offered and blocked services; every code must be in the catalogue.
+
+        With expected_revision, only a centre still at that revision changes (Aborted else).
+        """
         center = await self.get(center_id, "center_id")
+        check_revision(center, expected_revision, f"centre {center_id!r}")
         # Checked as sent, so a violation's index points into the caller's own list.
         await check_services(self.store, offered, blocked)
-        offered, blocked = tuple(dict.fromkeys(offered)), tuple(dict.fromkeys(blocked))
         changed = replace(
             center,
-            offered_service_codes=offered,
-            blocked_service_codes=blocked,
+            offered_service_codes=_once(offered),
+            blocked_service_codes=_once(blocked),
             update_time=stored_now(),
         )
         return await self.feed.published(await self.store.save_center(changed, new=False))
 
     def watch(self, since_revision: int) -> AsyncIterator[Center | int]:
         """Centres changed after since_revision, the replay's end revision, then live changes."""
-        return self.feed.watch(self.store.center_changes_after, since_revision)
+        return self.feed.watch(
+            self.store.center_changes_after, self.store.head_revision, since_revision
+        )
+
+
+def _once(codes: tuple[str, ...]) -> tuple[str, ...]:
+    """Each code once, in the order first given."""
+    return tuple(dict.fromkeys(codes))

@@ -73,6 +73,13 @@ def center_to_proto(center: Center) -> pb.Center:
     )
 
 
+def expected_revision(
+    request: pb.UpdateCenterRequest | pb.SetCenterServicesRequest,
+) -> int | None:
+    """The revision the caller read, or None when it sent none (no concurrency check)."""
+    return request.expected_revision if request.HasField("expected_revision") else None
+
+
 def licence_status_from_proto(value: int, field: str) -> LicenceStatus | None:
     name = _enum_name(pb.LicenceStatus, value, "LICENCE_STATUS_", field)
     return None if name == "UNSPECIFIED" else LicenceStatus(name)

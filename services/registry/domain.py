@@ -7,6 +7,9 @@ from enum import StrEnum
 from sanad.errors import PreconditionFailed, Violation, check
 
 LICENCE_TERM = timedelta(days=365)
+# An active licence is renewed in the last stretch of its term, not at any time: so a renewal
+# re-sent after a lost reply is refused instead of silently adding a second year.
+RENEWAL_WINDOW = timedelta(days=90)
 
 
 class LicenceStatus(StrEnum):
@@ -86,12 +89,27 @@ def transition(
     if action is LicenceAction.ACTIVATE:
         expires_at = now + LICENCE_TERM
     elif action is LicenceAction.RENEW:
-        base = expires_at if expires_at and expires_at > now else now
-        expires_at = base + LICENCE_TERM
+        expires_at = renewed_expiry(licence, now)
     event = LicenceEvent(action, current, to_status, actor, reason, now)
     return replace(
         licence, status=to_status, expires_at=expires_at, history=(*licence.history, event)
     )
+
+
+def renewed_expiry(licence: Licence, now: datetime) -> datetime:
+    """The expiry after a renewal: a year on from the old expiry while it has not passed (no
+    paid day is lost), a year from now once it has; PreconditionFailed before the window opens.
+    """
+    expires_at = licence.expires_at
+    if expires_at is None or expires_at <= now:
+        return now + LICENCE_TERM
+    opens = expires_at - RENEWAL_WINDOW
+    if now < opens:
+        raise PreconditionFailed(
+            f"cannot renew yet: the licence expires on {expires_at:%Y-%m-%d} and renewal opens "
+            f"on {opens:%Y-%m-%d %H:%M} UTC, {RENEWAL_WINDOW.days} days before"
+        )
+    return expires_at + LICENCE_TERM
 
 
 @dataclass(frozen=True)

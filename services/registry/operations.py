@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from sanad.domain.clock import to_millisecond, utcnow
-from sanad.errors import Invalid, Violation, check
+from sanad.errors import Aborted, Invalid, OutOfRange, Violation, check
 from services.registry.domain import CatalogService, Center
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import Page, PageRequest
@@ -33,6 +33,7 @@ class Store(Protocol):
     async def service_changes_after(
         self, revision: int, limit: int = 500
     ) -> list[CatalogService]: ...
+    async def head_revision(self) -> int: ...
 
 
 def stored_now() -> datetime:
@@ -45,6 +46,20 @@ def require(value: str, field: str) -> str:
     if not value:
         raise Invalid([Violation(field, "is required")])
     return value
+
+
+def check_revision(entity: Center | CatalogService, expected: int | None, what: str) -> None:
+    """Aborted when the caller read the entity at another revision than it holds (AIP-154's
+    etag); None skips the check. The store's save then writes only over that same revision."""
+    if expected is None:
+        return
+    if expected <= 0:
+        raise Invalid([Violation("expected_revision", "must be a revision read from the registry")])
+    if entity.revision != expected:
+        raise Aborted(
+            f"{what} is at revision {entity.revision}, not {expected} as read: it changed "
+            "meanwhile; read it again and retry"
+        )
 
 
 async def check_services(
@@ -77,9 +92,27 @@ class ChangeFeed:
         return entity
 
     async def watch(
-        self, fetch: Callable[[int], Awaitable[list[Entity]]], since_revision: int
+        self,
+        fetch: Callable[[int], Awaitable[list[Entity]]],
+        head: Callable[[], Awaitable[int]],
+        since_revision: int,
     ) -> AsyncIterator[Entity | int]:
-        """Entities changed after since_revision, the replay's end revision, then live changes."""
+        """Entities changed after since_revision, the replay's end revision, then live changes.
+
+        OutOfRange for a since_revision past the registry's latest: answering synced there would
+        skip every change up to it, so the subscriber must resynchronise instead.
+        """
+        latest = await head()
+        if since_revision > latest:
+            raise OutOfRange(
+                [
+                    Violation(
+                        "since_revision",
+                        f"{since_revision} is past the registry's latest revision {latest}; "
+                        "watch from 0 to resynchronise",
+                    )
+                ]
+            )
         last = since_revision
         synced = False
         while True:

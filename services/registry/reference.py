@@ -1,8 +1,10 @@
 """Oman's governorates, wilayats and agencies, loaded from data/oman.json in this package."""
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeVar
 
 from sanad.errors import Invalid, PreconditionFailed, Violation
 
@@ -30,9 +32,17 @@ class Agency:
     name_ar: str
 
 
+Coded = TypeVar("Coded", Wilayat, Governorate, Agency)
+
+
+def _by_code(items: Iterable[Coded]) -> tuple[Coded, ...]:
+    return tuple(sorted(items, key=lambda item: item.code))
+
+
 @dataclass(frozen=True)
 class ReferenceData:
-    """Immutable reference data with the checks other rules need."""
+    """Immutable reference data with the checks other rules need; every list by code, as the
+    List RPCs promise (the data file keeps the official order)."""
 
     governorates: tuple[Governorate, ...]
     agencies: tuple[Agency, ...]
@@ -42,27 +52,29 @@ class ReferenceData:
         """Read the packaged data file."""
         text = resources.files("services.registry").joinpath("data/oman.json").read_text("utf-8")
         raw = json.loads(text)
-        governorates = tuple(
+        governorates = [
             Governorate(
                 g["code"],
                 g["name_en"],
                 g["name_ar"],
-                tuple(
+                _by_code(
                     Wilayat(w["code"], g["code"], w["name_en"], w["name_ar"]) for w in g["wilayats"]
                 ),
             )
             for g in raw["governorates"]
-        )
-        agencies = tuple(Agency(a["code"], a["name_en"], a["name_ar"]) for a in raw["agencies"])
-        return cls(governorates, agencies)
+        ]
+        agencies = (Agency(a["code"], a["name_en"], a["name_ar"]) for a in raw["agencies"])
+        return cls(_by_code(governorates), _by_code(agencies))
 
     def wilayats(self, governorate_code: str = "") -> list[Wilayat]:
-        return [
+        """The wilayats of one governorate, or of all when empty, by code."""
+        found = [
             w
             for g in self.governorates
             if not governorate_code or g.code == governorate_code
             for w in g.wilayats
         ]
+        return sorted(found, key=lambda w: w.code)
 
     def check_place(self, governorate_code: str, wilayat_code: str) -> None:
         """Invalid for an unknown code; PreconditionFailed for a wilayat of another governorate."""

@@ -12,6 +12,7 @@ from services.registry.convert import (
     center_filter_from_proto,
     center_from_proto,
     center_to_proto,
+    expected_revision,
     licence_action_from_proto,
 )
 from services.registry.paging import encode_token
@@ -50,7 +51,9 @@ class CenterRpcs:
         self, request: pb.UpdateCenterRequest, context: Context
     ) -> pb.UpdateCenterResponse:
         patch = center_from_proto(request.center)
-        center = await self.centers.update(patch, list(request.update_mask.paths))
+        center = await self.centers.update(
+            patch, list(request.update_mask.paths), expected_revision(request)
+        )
         return pb.UpdateCenterResponse(center=center_to_proto(center))
 
     async def TransitionLicence(
@@ -69,6 +72,7 @@ class CenterRpcs:
             request.center_id,
             tuple(request.offered_service_codes),
             tuple(request.blocked_service_codes),
+            expected_revision(request),
         )
         return pb.SetCenterServicesResponse(center=center_to_proto(center))
 

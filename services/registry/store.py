@@ -16,7 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from sanad.errors import AlreadyExists, PreconditionFailed
+from sanad.errors import Aborted, AlreadyExists, Unavailable
 from sanad.retired_indexes import drop_retired
 from services.registry.documents import (
     Document,
@@ -53,6 +53,8 @@ class RegistryStore:
         self.catalog = db["registry_catalog"]
         self.changes = db["registry_changes"]
         self.counters = db["registry_counters"]
+        # Set once ensure_indexes has run: until then nothing enforces unique licence numbers.
+        self.indexed = False
 
     @bounded
     async def ensure_indexes(self) -> None:
@@ -67,6 +69,7 @@ class RegistryStore:
         await self.catalog.create_index("agency_code")
         await self.changes.create_index([("kind", ASCENDING), ("_id", ASCENDING)])
         await drop_retired(self.db, (self.centers.name,))
+        self.indexed = True
 
     @bounded
     async def get_center(self, center_id: str) -> Center | None:
@@ -80,7 +83,13 @@ class RegistryStore:
 
     @bounded
     async def save_center(self, center: Center, *, new: bool) -> Center:
-        """Insert or replace a centre at the next revision; AlreadyExists on a used licence."""
+        """Insert or replace a centre at the next revision; AlreadyExists on a used licence.
+
+        A new centre waits for the unique licence-number index (Unavailable until it exists):
+        two registered meanwhile under one number would keep the index from ever being built.
+        """
+        if new and not self.indexed:
+            raise Unavailable("the registry is still preparing its database; retry shortly")
 
         async def write(session: AsyncClientSession, revision: int) -> Document:
             doc = center_to_doc(center)
@@ -158,7 +167,7 @@ class RegistryStore:
             {"_id": doc["_id"], "revision": loaded_revision}, doc, session=session
         )
         if result.matched_count != 1:
-            raise PreconditionFailed(f"{doc['_id']!r} changed meanwhile; read it again and retry")
+            raise Aborted(f"{doc['_id']!r} changed meanwhile; read it again and retry")
 
     @bounded
     async def center_changes_after(self, revision: int, limit: int = 500) -> list[Center]:
@@ -176,6 +185,7 @@ class RegistryStore:
 
     @bounded
     async def head_revision(self) -> int:
+        """The latest registry revision committed; 0 before the first change."""
         doc = await self.counters.find_one({"_id": REVISION_ID})
         return int(doc["value"]) if doc else 0
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from sanad.errors import PreconditionFailed
+from sanad.errors import Aborted
 from sanad.rpc.status import field_violations
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
@@ -269,7 +269,7 @@ async def test_a_stale_write_never_overwrites_a_newer_revision(registry: Registr
     stale = await registry.app.store.get_center(center.id)
     assert stale is not None
     await registry.act(center.id, pb.LICENCE_ACTION_APPROVE)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(Aborted):  # ABORTED: a concurrent change came first (AIP-154)
         await registry.app.store.save_center(stale, new=False)
     shown = await registry.stub.GetCenter(pb.GetCenterRequest(id=center.id))
     assert shown.center.licence.status == pb.LICENCE_STATUS_INITIALLY_APPROVED

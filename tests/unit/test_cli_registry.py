@@ -192,6 +192,18 @@ def test_centers_services_replaces_offered_and_blocked(
     assert ["blocked:", "MOH-CARD"] in lines
 
 
+def test_centers_services_sends_the_revision_read_only_when_given(
+    target: str, fake: FakeRegistry
+) -> None:
+    assert run(target, "centers", "services", "C-1", "--offer", "S-A", "--revision", "12") == 0
+    assert run(target, "centers", "services", "C-1", "--offer", "S-A") == 0
+
+    checked, unchecked = fake.requests
+    assert checked.HasField("expected_revision")
+    assert checked.expected_revision == 12
+    assert not unchecked.HasField("expected_revision")
+
+
 def test_catalogue_list_filters_and_prints_fee_in_omr(
     target: str, fake: FakeRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:

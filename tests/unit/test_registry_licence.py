@@ -7,6 +7,7 @@ import pytest
 from sanad.errors import PreconditionFailed
 from services.registry.domain import (
     LICENCE_TERM,
+    RENEWAL_WINDOW,
     Licence,
     LicenceAction,
     LicenceStatus,
@@ -62,6 +63,34 @@ def test_renewing_an_unexpired_licence_extends_from_its_expiry_not_from_today() 
     assert licence.expires_at is not None
     renewed = transition(licence, A.RENEW, "m", "", NOW)
     assert renewed.expires_at == licence.expires_at + LICENCE_TERM
+
+
+def test_an_active_licence_cannot_be_renewed_before_its_renewal_window_opens() -> None:
+    licence = Licence("LIC-1", status=S.ACTIVE, expires_at=datetime(2025, 12, 1, tzinfo=UTC))
+    with pytest.raises(PreconditionFailed) as refused:
+        transition(licence, A.RENEW, "m", "", NOW)
+    assert "expires on 2025-12-01" in refused.value.message
+    assert "renewal opens on 2025-09-02" in refused.value.message
+
+
+def test_renewal_opens_ninety_days_before_the_expiry() -> None:
+    expires = NOW + RENEWAL_WINDOW
+    licence = Licence("LIC-1", status=S.ACTIVE, expires_at=expires)
+    renewed = transition(licence, A.RENEW, "m", "", NOW)
+    assert renewed.expires_at == expires + LICENCE_TERM
+    with pytest.raises(PreconditionFailed):
+        transition(licence, A.RENEW, "m", "", NOW - timedelta(seconds=1))
+
+
+def test_a_renewal_sent_twice_adds_one_year_not_two() -> None:
+    licence = licence_in(S.ACTIVE)
+    renewed = transition(licence, A.RENEW, "m", "", NOW)
+    with pytest.raises(PreconditionFailed, match="cannot renew yet"):
+        transition(renewed, A.RENEW, "m", "", NOW)
+    lapsed = Licence("LIC-1", status=S.ACTIVE, expires_at=NOW - timedelta(days=10))
+    renewed = transition(lapsed, A.RENEW, "m", "", NOW)
+    with pytest.raises(PreconditionFailed, match="cannot renew yet"):
+        transition(renewed, A.RENEW, "m", "", NOW + timedelta(minutes=1))
 
 
 def test_renewing_a_lapsed_licence_extends_from_today() -> None:

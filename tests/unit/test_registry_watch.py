@@ -119,3 +119,51 @@ async def test_a_change_that_fails_to_apply_unsyncs_the_watch_and_is_fetched_aga
         assert [r.exc_info is not None for r in failures] == [True]
     finally:
         following.cancel()
+
+
+class RestoredRegistry(registry_pb2_grpc.RegistryServiceServicer):
+    """Restored from a backup: its latest revision (1) is behind what the watcher applied (5),
+    so it refuses the resume as the real registry does, and serves a replay from the start."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.replayed = asyncio.Event()
+
+    async def WatchCatalog(
+        self, request: pb.WatchCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCatalogResponse]:
+        self.asked.append(request.since_revision)
+        if request.since_revision > 1:
+            await context.abort(grpc.StatusCode.OUT_OF_RANGE, "since_revision is past revision 1")
+        yield pb.WatchCatalogResponse(service=service(1))
+        yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=1))
+        self.replayed.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_registry_behind_the_copy_is_replayed_from_the_start() -> None:
+    registry = RestoredRegistry()
+    server = grpc.aio.server()
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = registry_pb2_grpc.RegistryServiceStub(channel)
+    applied: list[int] = []
+    watch = Watch(
+        "catalog",
+        lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+        lambda changed: applied.append(changed.revision),
+    )
+    watch.revision = 5  # what the copy applied before the registry was restored
+    following = asyncio.create_task(watch.run())
+    try:
+        await asyncio.wait_for(registry.replayed.wait(), timeout=10)
+        await asyncio.wait_for(watch.replayed.wait(), timeout=10)
+        assert registry.asked == [5, 0]
+        assert applied == [1]
+        assert watch.revision == 1
+    finally:
+        following.cancel()
+        await channel.close()
+        await server.stop(0)
