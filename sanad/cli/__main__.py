@@ -146,8 +146,9 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
     except CredentialError as error:
         printer.error(str(error))
         return 2
-    except KeyboardInterrupt:
-        printer.error("interrupted")
+    except KeyboardInterrupt as interrupt:
+        # A command may say what was left undone (sanadctl batch submit: how to resend).
+        printer.error("; ".join(["interrupted", *map(str, interrupt.args)]))
         return 130
     finally:
         client.close()

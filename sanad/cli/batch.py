@@ -31,11 +31,13 @@ from sanad.amqp.consumer import BROKER_ERRORS
 from sanad.amqp.topology import Topology
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
-from sanad.v1 import common_pb2, events_pb2, intake_pb2
+from sanad.v1 import events_pb2, intake_pb2
 
 COLUMNS = ("request_id", "service_code", "channel", "fee_baisa", "civil_number", "center_id")
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MAX_CHUNK = 5000
+# The channel column's values (any case); an empty one is batch.
+CHANNELS = ("counter", "mobile", "api", "batch")
 # A fee the message can carry (int64); anything else is sent as -1 for the worker to refuse.
 FEE = re.compile(r"-?[0-9]{1,18}")
 
@@ -70,19 +72,22 @@ class BadFile(Exception):
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV (header row) or NDJSON file, values as strings; BadFile when unreadable."""
+    """Rows of a CSV (header row) or NDJSON file, values as strings; BadFile when unreadable
+    or when a row's channel is none of CHANNELS."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a byte order mark (Excel writes one) is not part of the first column's name.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             if path.suffix.lower() in (".ndjson", ".jsonl"):
                 return [
-                    _ndjson_row(path, number, line)
+                    _checked(path, number, _ndjson_row(path, number, line))
                     for number, line in enumerate(handle, start=1)
                     if line.strip()
                 ]
             # A short row's missing values read as empty, as an empty value would.
             reader = csv.DictReader(handle, restval="")
             try:
-                return [dict(row) for row in reader]
+                # line_num: the line the row ends on.
+                return [_checked(path, reader.line_num, dict(row)) for row in reader]
             except csv.Error as error:
                 # line_num counts the lines read before the one that failed.
                 raise BadFile(f"{path}, near line {reader.line_num + 1}: {error}") from None
@@ -102,17 +107,30 @@ def _ndjson_row(path: Path, number: int, line: str) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in value.items()}
 
 
+def _checked(path: Path, line: int, row: dict[str, str]) -> dict[str, str]:
+    """The row, if its channel is one the message can carry: an unknown one would go as
+    CHANNEL_UNSPECIFIED, which the worker stores as BATCH."""
+    channel = (row.get("channel") or "").strip()
+    if channel and channel.lower() not in CHANNELS:
+        raise BadFile(
+            f"{path}, line {line}: channel {channel[:40]!r} is not one of {', '.join(CHANNELS)}"
+            " (or empty, for batch)"
+        )
+    return row
+
+
 def item_of(row: dict[str, str]) -> intake_pb2.SubmitTransactionRequest:
-    """One row as a submission; a bad number or channel is left for the worker to name."""
-    channel = f"CHANNEL_{(row.get('channel') or 'batch').strip().upper()}"
+    """One row (its channel checked by read_rows) as a submission; a bad number is left for
+    the worker to name."""
+    channel = (row.get("channel") or "batch").strip().lower()
+    if channel not in CHANNELS:
+        raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
     fee_text = (row.get("fee_baisa") or "").strip()
     return intake_pb2.SubmitTransactionRequest(
         request_id=row.get("request_id", ""),
         center_id=row.get("center_id") or "",
         service_code=row.get("service_code", ""),
-        channel=channel
-        if channel in common_pb2.Channel.DESCRIPTOR.values_by_name
-        else "CHANNEL_UNSPECIFIED",
+        channel=f"CHANNEL_{channel.upper()}",
         fee_baisa=int(fee_text) if FEE.fullmatch(fee_text) else -1,
         beneficiary_civil_number=row.get("civil_number", ""),
     )
@@ -147,18 +165,37 @@ async def send(
     batches: Sequence[events_pb2.BatchSubmission],
     wait_s: float,
     progress: TextIO | None = None,
+    *,
+    first_alone: bool = False,
 ) -> list[events_pb2.BatchResult]:
     """Publish each batch, confirmed, then wait up to wait_s for every BatchResult, in order.
+
+    With first_alone, the first batch is answered before the others are published, and when
+    it is refused as a whole its answer alone is returned: the others are not sent. A file
+    sent again with its batch id but another --chunk is so refused at its first chunk (other
+    content under that id) before a later chunk, whose id is new, could store rows again.
 
     Raises Unanswered when the wait ends first, and aio_pika's errors when the broker cannot
     be reached or has no batch exchange under prefix.
     """
     async with BatchClient.connect(url, prefix) as client:
-        answers = [await client.publish(batch) for batch in batches]
-        sizes = {answer: item_count(batch) for answer, batch in zip(answers, batches, strict=True)}
         loop = asyncio.get_running_loop()
         ends = loop.time() + wait_s
-        pending: set[asyncio.Future[events_pb2.BatchResult]] = set(answers)
+        answers: list[asyncio.Future[events_pb2.BatchResult]] = []
+        if first_alone and batches:
+            if progress is not None:
+                _draw(progress, 0, sum(item_count(batch) for batch in batches))
+            answers.append(await client.publish(batches[0]))
+            await asyncio.wait(answers, timeout=max(ends - loop.time(), 0))
+            if not answers[0].done():
+                raise Unanswered(0, len(batches), wait_s)
+            if answers[0].result().refused_reason:
+                return [answers[0].result()]
+        answers += [await client.publish(batch) for batch in batches[len(answers) :]]
+        sizes = {answer: item_count(batch) for answer, batch in zip(answers, batches, strict=True)}
+        pending: set[asyncio.Future[events_pb2.BatchResult]] = {
+            answer for answer in answers if not answer.done()
+        }
         while pending and (left := ends - loop.time()) > 0:
             if progress is not None:
                 done = sum(n for answer, n in sizes.items() if answer not in pending)
@@ -223,10 +260,20 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
     batches = chunks_of(rows, batch_id, args.center, args.chunk)
     try:
-        results = asyncio.run(send(url, prefix, batches, args.wait, sys.stderr))
+        results = asyncio.run(
+            send(url, prefix, batches, args.wait, sys.stderr, first_alone=len(batches) > 1)
+        )
     except (Unanswered, *BROKER_ERRORS) as error:
-        printer.error(_unsent(error, batch_id, url, prefix))
+        printer.error(_unsent(error, batch_id, args.chunk, url, prefix))
         return 1
+    except KeyboardInterrupt:
+        # Without the random id a resend would store every row again.
+        raise KeyboardInterrupt(f"batch {batch_id}: {_resend_hint(batch_id, args.chunk)}") from None
+    if len(results) < len(batches):
+        printer.error(
+            f"batch {batch_id}: its first chunk was refused, so the other"
+            f" {len(batches) - 1} were not sent: {results[0].refused_reason}"
+        )
     outcome = summarise(results, args.chunk)
     rejected_path = args.file.with_name(args.file.name + ".rejected.csv")
     if outcome.rejected:
@@ -259,13 +306,18 @@ def _rows_to_send(args: argparse.Namespace, url: str) -> list[dict[str, str]]:
     return read_rows(args.file)
 
 
-def _unsent(error: Exception, batch_id: str, url: str, prefix: str) -> str:
+def _resend_hint(batch_id: str, chunk: int) -> str:
+    """How to send the file again without storing any row twice."""
+    return (
+        f"send the file again with --batch-id {batch_id} --chunk {chunk}, and chunks already"
+        " answered are answered the same, never stored twice"
+    )
+
+
+def _unsent(error: Exception, batch_id: str, chunk: int, url: str, prefix: str) -> str:
     """Why the batch was not (wholly) answered, and what to do, without credentials."""
     if isinstance(error, Unanswered):
-        return (
-            f"batch {batch_id}: {error}. Nothing is lost: send the file again with"
-            f" --batch-id {batch_id}, and chunks already answered are answered the same"
-        )
+        return f"batch {batch_id}: {error}. Nothing is lost: {_resend_hint(batch_id, chunk)}"
     if isinstance(error, ChannelNotFoundEntity):
         return (
             f"no batch exchange {Topology(prefix).batch_exchange!r} on the broker: check"

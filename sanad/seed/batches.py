@@ -1,8 +1,11 @@
 """Publishes BatchSubmissions to the batch exchange and waits for each BatchResult.
 
-A batch the worker refused, or the items of it the worker rejected (e.g. its registry snapshot
-has not yet seen a new centre), are sent again under a new batch id after a pause; the items it
-accepted are not sent again, so none is stored twice.
+The items of a batch the worker rejected (e.g. its registry snapshot has not yet seen a new
+centre) are sent again under a new batch id after a pause; the items it accepted are not sent
+again, so none is stored twice. A batch refused as a whole is not sent again: under a new id
+it would store again whatever its id had stored before (a batch id reused with other content
+is refused so). The first batch is answered before any other is sent, and when it is refused
+nothing else is sent (see SeedPlan.batches).
 """
 
 import asyncio
@@ -11,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sanad.amqp.batches import BatchClient
+from sanad.seed.plan import DEFAULT_BATCH_SIZE
 from sanad.v1 import events_pb2
 
 log = logging.getLogger("sanad.seed")
@@ -28,7 +32,7 @@ class LoadResult:
 
 
 class BatchLoader:
-    """Keeps up to `window` batches in flight; sends a refused batch again under a new id."""
+    """Keeps up to `window` batches in flight; sends rejected items again under a new id."""
 
     def __init__(
         self,
@@ -48,24 +52,62 @@ class BatchLoader:
         self.reply_timeout_s = reply_timeout_s
 
     async def load(self, batches: Iterable[events_pb2.BatchSubmission]) -> LoadResult:
+        """Send every batch; what went wrong is in the result's problems, never raised, but
+        for a broker that cannot be reached."""
         result = LoadResult()
+        iterator = iter(batches)
+        first = next(iterator, None)
+        if first is None:
+            return result
         async with BatchClient.connect(self.amqp_url, self.prefix, declare=True) as client:
+            stop = asyncio.Event()
+            if await self._one(client, first, result, stop):
+                result.problems.append(
+                    f"nothing else was sent. A batch id used before for other content means"
+                    f" this dataset was loaded before with another --batch-size (default"
+                    f" {DEFAULT_BATCH_SIZE}): seed again with that one"
+                )
+                return result
             limit = asyncio.Semaphore(self.window)
 
             async def one(batch: events_pb2.BatchSubmission) -> None:
                 async with limit:
-                    await self._submit(client, batch, result)
+                    await self._one(client, batch, result, stop)
 
-            await asyncio.gather(*(one(batch) for batch in batches))
+            await asyncio.gather(*(one(batch) for batch in iterator))
         return result
+
+    async def _one(
+        self,
+        client: BatchClient,
+        batch: events_pb2.BatchSubmission,
+        result: LoadResult,
+        stop: asyncio.Event,
+    ) -> bool:
+        """Submit the batch unless stopped; True when it was refused as a whole. No answer in
+        time stops the load."""
+        if stop.is_set():
+            return False
+        try:
+            return await self._submit(client, batch, result)
+        except TimeoutError:
+            if not stop.is_set():  # batches in flight beside it time out too: said once
+                stop.set()
+                result.problems.append(
+                    f"{batch.batch_id}: no answer within {self.reply_timeout_s:g} s; is the"
+                    " batch worker running? Seed again: batches answered are answered the same"
+                )
+            return False
 
     async def _submit(
         self, client: BatchClient, batch: events_pb2.BatchSubmission, result: LoadResult
-    ) -> None:
-        """Send the batch; then, while the worker refuses some of it, send those items again.
+    ) -> bool:
+        """Send the batch; then, while the worker rejects some of its items, send those again.
+        True when the batch was refused as a whole.
 
         The batch worker derives each item's transaction id from the batch id and the item's
-        index, so only the items it did not store go again, as a batch of their own.
+        index, so only the items it did not store go again, as a batch of their own. Raises
+        TimeoutError when an answer does not come in time.
         """
         base = batch.batch_id
         for attempt in range(self.attempts):
@@ -75,21 +117,23 @@ class BatchLoader:
             )
             result.accepted += len(reply.accepted)
             if reply.refused_reason:
-                refused = reply.refused_reason
-            elif reply.rejected:
-                refused = (
-                    f"{len(reply.rejected)} rejected, first: {list(reply.rejected[0].violations)}"
-                )
-                batch = only(batch, [item.index for item in reply.rejected])
-            else:
                 result.batches += 1
-                return
-            log.info("batch %s refused (%s); retrying", batch.batch_id, refused)
+                result.problems.append(f"{batch.batch_id}: refused: {reply.refused_reason}")
+                return True
+            if not reply.rejected:
+                result.batches += 1
+                return False
+            rejected = (
+                f"{len(reply.rejected)} rejected, first: {list(reply.rejected[0].violations)}"
+            )
+            batch = only(batch, [item.index for item in reply.rejected])
+            log.info("batch %s: %s; retrying", batch.batch_id, rejected)
             result.retried += 1
             await asyncio.sleep(self.retry_pause_s)
         result.batches += 1
         result.rejected += len(reply.rejected)
-        result.problems.append(f"{base}: {refused}")
+        result.problems.append(f"{base}: {rejected}")
+        return False
 
 
 def only(batch: events_pb2.BatchSubmission, indexes: Sequence[int]) -> events_pb2.BatchSubmission:

@@ -68,10 +68,9 @@ def transactions(
     and cancellations in its profile's proportions."""
     rng = random.Random(f"history-{seed}-{centre.licence_number}-{year}")  # noqa: S311 - sample data
     profile = centre.profile
-    rejected = round(completed * profile.rejection_rate / (1 - profile.rejection_rate))
     finals = (
         [Status.TRANSACTION_STATUS_COMPLETED] * completed
-        + [Status.TRANSACTION_STATUS_REJECTED] * rejected
+        + [Status.TRANSACTION_STATUS_REJECTED] * _rejected(centre, completed)
         + [Status.TRANSACTION_STATUS_CANCELLED] * round(completed * CANCELLED_SHARE)
     )
     offered = [s for s in SERVICES if s.code in centre.service_codes]
@@ -99,6 +98,16 @@ def transactions(
             history=_history(rng, submit, running, pause, final),
             rating=_rating(rng, profile.mean_rating) if done else 0,
         )
+
+
+def item_count(centre: SeedCentre, completed: int) -> int:
+    """How many items transactions() yields for a year with `completed` completions."""
+    return completed + _rejected(centre, completed) + round(completed * CANCELLED_SHARE)
+
+
+def _rejected(centre: SeedCentre, completed: int) -> int:
+    rate = centre.profile.rejection_rate
+    return round(completed * rate / (1 - rate))
 
 
 def allocate(total: int, weights: Sequence[float]) -> list[int]:

@@ -5,7 +5,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from sanad.seed.centres import SeedCentre, plan_centres
-from sanad.seed.history import allocate, transactions
+from sanad.seed.history import allocate, item_count, transactions
 from sanad.v1 import events_pb2
 
 # Completed transactions per year in Ad Dakhiliyah: 2024 is the published figure, 2023 is
@@ -51,20 +51,27 @@ class SeedPlan:
     def batches(
         self, centre_ids: Mapping[int, str], fees: Mapping[str, int], batch_size: int
     ) -> Iterator[events_pb2.BatchSubmission]:
-        """Every BatchSubmission of the dataset, one centre per batch (batches are per centre)."""
+        """Every BatchSubmission of the dataset, one centre per batch (batches are per centre).
+
+        Batch ids name a centre, a year and a chunk number, so what a batch id holds depends
+        on batch_size. The first batch is the first chunk of the centre-year with the most
+        items: with any other batch_size than a run before, it holds other items than it did
+        then (unless every centre-year fits one batch either way, and nothing differs), so
+        the batch worker refuses it, and the loader sends nothing more (BatchLoader.load).
+        """
         centres = self.centres()
-        for year in self.years:
-            for index, count in self.completed(year).items():
-                centre = centres[index]
-                yield from _chunks(
-                    self,
-                    centre,
-                    centre_ids[index],
-                    year,
-                    completed=count,
-                    fees=fees,
-                    batch_size=batch_size,
-                )
+        planned = [(y, index, n) for y in self.years for index, n in self.completed(y).items()]
+        largest = max(planned, key=lambda each: item_count(centres[each[1]], each[2]))
+        for year, index, count in [largest, *(each for each in planned if each != largest)]:
+            yield from _chunks(
+                self,
+                centres[index],
+                centre_ids[index],
+                year,
+                completed=count,
+                fees=fees,
+                batch_size=batch_size,
+            )
 
 
 def _chunks(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import Topology
 from sanad.devstack.mongo_server import free_port
@@ -139,4 +140,31 @@ async def test_an_unreachable_or_unprepared_broker_is_named_without_a_traceback(
         await exchange.delete()
     assert code == 1
     assert "routed the batch to no queue" in err
+    assert "Traceback" not in err
+
+
+async def test_a_file_sent_again_with_another_chunk_is_refused_before_a_row_is_stored_twice(
+    stack: Stack, tmp_path: Path, mongo_url: str
+) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    path = write_rows(tmp_path / "rows.csv", rows(service))
+    submit = ("batch", "submit", str(path), "--center", center_id, "--batch-id", "rechunked")
+    worker = start_batch_worker(stack)
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    try:
+        code, out, err = await sanadctl(stack, *submit, "--chunk", "4")
+        assert (code, json.loads(out)["accepted"]) == (1, 8), err
+        # Chunks of 2: chunks 3 and 4 are ids never used, and rows 6 and 7 would be stored again.
+        code, out, err = await sanadctl(stack, *submit, "--chunk", "2")
+        stored = await db.transactions.count_documents({"center_id": center_id})
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await client.close()
+    assert code == 1
+    assert "first chunk was refused, so the other 4 were not sent" in err
+    assert "already used for a batch with other content" in err
+    assert json.loads(out)["accepted"] == 0
+    assert stored == 8
     assert "Traceback" not in err

@@ -8,10 +8,12 @@ volume is scaled to 1% to stay fast; centres, wilayats and Omani staff are the f
 import asyncio
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.amqp.topology import delete_queues
 from sanad.devstack.mongo_server import free_port
@@ -34,6 +36,8 @@ PLAN = SeedPlan(seed=11, scale=0.01)
 class Seeded:
     metrics: metrics_pb2_grpc.MetricsServiceStub
     summary: object
+    targets: Targets
+    database: AsyncDatabase
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +68,15 @@ async def seeded(mongo_url: str) -> AsyncIterator[Seeded]:
         ),
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{metrics_port}")
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
     try:
-        summary = await asyncio.wait_for(
-            seed(PLAN, Targets(registry_target, AMQP_URL, amqp_prefix, batch_size=200)), 150
+        targets = Targets(registry_target, AMQP_URL, amqp_prefix, batch_size=200)
+        summary = await asyncio.wait_for(seed(PLAN, targets), 150)
+        yield Seeded(
+            metrics_pb2_grpc.MetricsServiceStub(channel), summary, targets, client[database_name]
         )
-        yield Seeded(metrics_pb2_grpc.MetricsServiceStub(channel), summary)
     finally:
+        await client.close()
         worker.terminate()
         try:
             await asyncio.wait_for(worker.wait(), 20)
@@ -127,3 +134,21 @@ async def test_the_named_winners_top_a_leaderboard_reproducible_from_its_compone
         recomputed.append((-round(score, 4), -c.completed, entry.center_id))
     assert [e.rank for e in board.entries] == list(range(1, 75))
     assert [row[2] for row in sorted(recomputed)] == [e.center_id for e in board.entries]
+
+
+async def test_seeding_again_stores_nothing_twice_and_with_another_batch_size_is_refused(
+    seeded: Seeded,
+) -> None:
+    """Batch ids name a centre, year and chunk: under another batch size they hold other items.
+    The first batch then sent is one the worker refuses, and nothing else is sent."""
+    stored = await seeded.database.transactions.count_documents({})
+
+    same = await asyncio.wait_for(seed(PLAN, seeded.targets), 150)
+    other = await asyncio.wait_for(seed(PLAN, replace(seeded.targets, batch_size=5)), 150)
+
+    assert same.load.problems == []
+    assert same.load.accepted == seeded.summary.load.accepted  # type: ignore[attr-defined]
+    assert "already used for a batch with other content" in other.load.problems[0]
+    assert "another --batch-size" in other.load.problems[1]
+    assert other.load.batches == 1
+    assert await seeded.database.transactions.count_documents({}) == stored

@@ -1,7 +1,12 @@
 """The seed loader sends again only what the batch worker did not store."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import pytest
+
+from sanad.amqp.batches import BatchClient
 from sanad.seed.batches import BatchLoader, LoadResult, only
 from sanad.v1 import events_pb2, intake_pb2
 
@@ -64,3 +69,93 @@ def test_only_keeps_live_items_then_history_items_by_index() -> None:
     assert [i.request_id for i in kept.items] == ["b"]
     assert [h.transaction.request_id for h in kept.history_items] == ["d"]
     assert (kept.batch_id, kept.center_id) == ("b", "C1")
+
+
+class Refusing(Worker):
+    """Refuses the batches whose ids it is given, as a whole."""
+
+    def __init__(self, refused: set[str]) -> None:
+        super().__init__(late=set())
+        self.refused = refused
+
+    async def publish(
+        self, batch: events_pb2.BatchSubmission
+    ) -> asyncio.Future[events_pb2.BatchResult]:
+        if batch.batch_id not in self.refused:
+            return await super().publish(batch)
+        self.sent.append(batch)
+        answer: asyncio.Future[events_pb2.BatchResult] = asyncio.get_running_loop().create_future()
+        answer.set_result(
+            events_pb2.BatchResult(batch_id=batch.batch_id, refused_reason="used for other content")
+        )
+        return answer
+
+
+class Silent(Worker):
+    """Takes every batch and never answers (no batch worker running)."""
+
+    async def publish(
+        self, batch: events_pb2.BatchSubmission
+    ) -> asyncio.Future[events_pb2.BatchResult]:
+        self.sent.append(batch)
+        return asyncio.get_running_loop().create_future()
+
+
+def connected(monkeypatch: pytest.MonkeyPatch, worker: Worker) -> None:
+    """BatchLoader.load talks to this worker instead of a broker."""
+
+    @asynccontextmanager
+    async def connect(*args: object, **kwargs: object) -> AsyncIterator[Worker]:
+        yield worker
+
+    monkeypatch.setattr(BatchClient, "connect", connect)
+
+
+def batches(count: int) -> list[events_pb2.BatchSubmission]:
+    return [
+        events_pb2.BatchSubmission(
+            batch_id=f"seed-{n}", center_id="C1", items=[intake_pb2.SubmitTransactionRequest()]
+        )
+        for n in range(count)
+    ]
+
+
+async def test_a_refused_first_batch_stops_the_load_and_says_to_keep_the_batch_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = Refusing({"seed-0"})
+    connected(monkeypatch, worker)
+
+    result = await BatchLoader("amqp://unused", "p", retry_pause_s=0).load(batches(5))
+
+    assert [b.batch_id for b in worker.sent] == ["seed-0"]
+    assert result.problems[0] == "seed-0: refused: used for other content"
+    assert "another --batch-size" in result.problems[1]
+
+
+async def test_a_refused_batch_is_reported_and_never_sent_again_under_a_new_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = Refusing({"seed-2"})
+    connected(monkeypatch, worker)
+
+    result = await BatchLoader("amqp://unused", "p", retry_pause_s=0).load(batches(4))
+
+    assert sorted(b.batch_id for b in worker.sent) == ["seed-0", "seed-1", "seed-2", "seed-3"]
+    assert result.problems == ["seed-2: refused: used for other content"]
+    assert (result.batches, result.accepted, result.retried) == (4, 3, 0)
+
+
+async def test_no_answer_in_time_is_one_problem_and_stops_the_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = Silent(late=set())
+    connected(monkeypatch, worker)
+    loader = BatchLoader("amqp://unused", "p", window=2, reply_timeout_s=0.05)
+
+    result = await loader.load(batches(10))
+
+    assert len(result.problems) == 1
+    assert "no answer within 0.05 s" in result.problems[0]
+    assert "Seed again" in result.problems[0]
+    assert len(worker.sent) == 1  # the first batch, alone: nothing else was sent

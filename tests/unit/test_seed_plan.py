@@ -153,3 +153,19 @@ def _rollup_of(item: object, sla: dict[str, int]) -> dict[str, object]:
     if final.status == common_pb2.TRANSACTION_STATUS_REJECTED:
         return {"rejected": 1}
     return {"cancelled": 1}
+
+
+def test_the_first_batch_is_the_largest_centre_years_and_holds_other_items_per_batch_size() -> None:
+    """A seed run again with another --batch-size sends first a batch id it used before for
+    other items, which the batch worker refuses before anything is stored twice."""
+    small = SeedPlan(seed=7, scale=0.01)
+    ids = {c.index: f"C{c.index:02d}" for c in small.centres()}
+    whole = list(small.batches(ids, {}, batch_size=10_000))
+    sizes = [len(b.history_items) for b in whole]
+    first = {size: next(iter(small.batches(ids, {}, batch_size=size))) for size in (5, 7)}
+
+    assert sizes[0] == max(sizes)
+    assert first[5].batch_id == first[7].batch_id == whole[0].batch_id
+    assert len(first[5].history_items) == 5
+    assert first[5].SerializeToString() != first[7].SerializeToString()
+    assert first[7].history_items[:5] == first[5].history_items

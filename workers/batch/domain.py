@@ -25,6 +25,7 @@ from services.intake.domain import (
     field_violations,
     validate,
 )
+from workers.batch.content import historic_fee, history_bounds, overlong_codes
 
 MIGRATION_ACTOR = "migration"
 
@@ -105,12 +106,13 @@ def judge(
     """The centre and service of a valid item, or its violations by field.
 
     A migrated (historic) item needs a known centre and service and correct fields, but not
-    today's licence or offer: it happened when they were valid.
+    today's licence, offer or fee: it happened when they were valid, at the fee of its day
+    (checked only to be positive and bounded, see historic_fee).
     """
     center = context.centers.get(submission.center_id)
     service = context.services.get(submission.service_code)
     if historic:
-        found = field_violations(submission, service)
+        found = field_violations(submission, None) + historic_fee(submission, service)
         found += _existence(submission, center, service)
         if found or center is None or service is None:
             return found
@@ -263,7 +265,7 @@ def _judge_live(
     item: intake_pb2.SubmitTransactionRequest, index: int, context: Context, now: datetime
 ) -> Document | list[Violation]:
     submission = submission_of(item, context.center_id)
-    if refused := _out_of_scope(submission, context):
+    if refused := overlong_codes(submission) or _out_of_scope(submission, context):
         return refused
     found = judge(submission, context, now, historic=False)
     if isinstance(found, list):
@@ -281,7 +283,10 @@ def _judge_history(
     item: events_pb2.HistoricalTransaction, index: int, context: Context, now: datetime
 ) -> Document | list[Violation]:
     submission = submission_of(item.transaction, context.center_id)
-    if refused := _out_of_scope(submission, context):
+    refused = (
+        overlong_codes(submission) or history_bounds(item) or _out_of_scope(submission, context)
+    )
+    if refused:
         return refused
     found = judge(submission, context, now, historic=True)
     submitted = (

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ from sanad.amqp.batches import RESULT_TYPE, SUBMISSION_TYPE, item_count
 from sanad.amqp.consumer import Dead, Outcome, TransientError
 from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
 from sanad.domain.clock import utcnow
-from sanad.v1 import common_pb2, events_pb2
+from sanad.v1 import events_pb2
 from services.intake.domain import CenterView, ServiceView
+from workers.batch.answers import result_of, settle
 from workers.batch.authorization import Authorize
+from workers.batch.content import MAX_CODE_LENGTH, fingerprint
 from workers.batch.domain import Context, Verdict, item_id, judge_items
-from workers.batch.store import BatchStore
+from workers.batch.store import BatchStore, Document
 
 log = logging.getLogger("sanad.batch")
 
@@ -32,7 +35,15 @@ DEAD_LETTER_REASONS = (
     "too-large",
     "not-allowed",
     "batch-id-in-use",
+    "batch-id-reused",
+    "bad-reply-to",
 )
+# Answers go only to a queue the broker named (amq.gen-*: a submitter's exclusive reply queue,
+# README "Batch submitters"), never to a work queue or any other queue the sender names.
+REPLY_TO = re.compile(r"amq\.gen-[A-Za-z0-9_-]{1,200}")
+REPLY_TO_RULE = "is not a server-named reply queue (amq.gen-*); nothing was answered or stored"
+# Ours are a uuid and a chunk number, or a seed's licence, year and chunk.
+MAX_BATCH_ID = 200
 
 
 class Snapshot(Protocol):
@@ -75,52 +86,101 @@ class BatchHandler:
     async def handle(self, message: AbstractIncomingMessage) -> Outcome:
         """Answer one submission; a refusal is dead-lettered and answered with its reason."""
         started = time.perf_counter()
+        reply_to = message.reply_to or ""
+        if not may_reply_to(reply_to):
+            # Answering would publish, with this worker's rights, wherever the sender names:
+            # into a work queue, or another submitter's queue. Not answered, not stored.
+            BATCHES.labels("refused").inc()
+            return Dead("bad-reply-to", f"reply_to {reply_to[:100]!r} {REPLY_TO_RULE}")
         submission = events_pb2.BatchSubmission()
-        refusal = self._refusal(message, submission)
-        if refusal is not None:
-            BATCHES.labels("refused").inc()
-            await self._answer(
-                message,
-                events_pb2.BatchResult(batch_id=submission.batch_id, refused_reason=refusal.detail),
-            )
-            return refusal
-        user = message.user_id or ""
-        record, fresh = await self.store.claim(
-            submission.batch_id, user, submission.center_id, utcnow()
-        )
-        if record["submitted_by"] != user:
-            BATCHES.labels("refused").inc()
-            dead = Dead(
-                "batch-id-in-use", f"batch id {submission.batch_id!r} belongs to another user"
-            )
-            await self._answer(
-                message,
-                events_pb2.BatchResult(batch_id=submission.batch_id, refused_reason=dead.detail),
-            )
-            return dead
+        if (refusal := self._refusal(message, submission)) is not None:
+            return await self._refuse(message, submission, refusal)
+        claim = await self._claim(message, submission)
+        if isinstance(claim, Dead):
+            return await self._refuse(message, submission, claim)
+        record, fresh = claim
         if "result" in record:
             BATCHES.labels("repeated").inc()
             await self._send(message, bytes(record["result"]))
             return None
-        result = await self._store(submission, record, user, fresh)
-        await self.store.save_result(
-            submission.batch_id,
-            result.SerializeToString(),
-            len(result.accepted),
-            len(result.rejected),
-        )
-        await self._send(message, result.SerializeToString())
-        BATCHES.labels("stored").inc()
+        context = self._context(submission, record, message.user_id or "")
+        answer = await self._answer(submission, context, fresh)
+        await self._send(message, answer.SerializeToString())
         BATCH_SECONDS.observe(time.perf_counter() - started)
         log.info(
             "batch answered",
             extra={
                 "batch_id": submission.batch_id,
-                "accepted": len(result.accepted),
-                "rejected": len(result.rejected),
+                "accepted": len(answer.accepted),
+                "rejected": len(answer.rejected),
             },
         )
         return None
+
+    async def _refuse(
+        self,
+        message: AbstractIncomingMessage,
+        submission: events_pb2.BatchSubmission,
+        refusal: Dead,
+    ) -> Dead:
+        """Answer a batch refused as a whole with the reason it is dead-lettered with."""
+        BATCHES.labels("refused").inc()
+        result = events_pb2.BatchResult(
+            batch_id=submission.batch_id[:MAX_BATCH_ID], refused_reason=refusal.detail
+        )
+        await self._send(message, result.SerializeToString())
+        return refusal
+
+    async def _claim(
+        self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
+    ) -> tuple[Document, bool] | Dead:
+        """The batch's record and whether it was created now, or why this message may not
+        use the batch id: another user's, or used for other content.
+
+        A record written before fingerprints were stored has none and is answered as before.
+        """
+        user = message.user_id or ""
+        content = fingerprint(submission, self.secret)
+        batch_id = submission.batch_id
+        record, fresh = await self.store.claim(
+            batch_id, user, submission.center_id, utcnow(), content
+        )
+        if record["submitted_by"] != user:
+            return Dead("batch-id-in-use", f"batch id {batch_id!r} belongs to another user")
+        if record.get("fingerprint", content) != content:
+            return Dead(
+                "batch-id-reused",
+                f"batch id {batch_id!r} was already used for a batch with other content;"
+                " send that batch again unchanged (the same rows in the same chunks),"
+                " or this one under a new batch id",
+            )
+        return record, fresh
+
+    async def _answer(
+        self, submission: events_pb2.BatchSubmission, context: Context, fresh: bool
+    ) -> events_pb2.BatchResult:
+        """Judge and store the batch, then save this attempt's answer unless another attempt
+        saved one first: then answer with that one, made to agree with what is stored (see
+        answers.settle)."""
+        verdict = await self._judge_and_store(submission, context, fresh)
+        # A concurrent attempt at the same batch may have stored what this one refused.
+        await self._accept_stored(submission, context, verdict)
+        result = result_of(submission.batch_id, verdict)
+        earlier = await self.store.save_result(
+            submission.batch_id,
+            result.SerializeToString(),
+            len(result.accepted),
+            len(result.rejected),
+        )
+        if earlier is None:
+            BATCHES.labels("stored").inc()
+            # Counted once, by the attempt whose answer is saved: a retry after a failed
+            # save, or a concurrent attempt, answers the same items again.
+            BATCH_ITEMS.labels("accepted").inc(len(result.accepted))
+            BATCH_ITEMS.labels("rejected").inc(len(result.rejected))
+            return result
+        BATCHES.labels("repeated").inc()
+        return await settle(self.store, submission, context, earlier)
 
     def _refusal(
         self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
@@ -131,8 +191,8 @@ class BatchHandler:
             submission.ParseFromString(message.body)
         except DecodeError as error:
             return Dead("undecodable", f"not a valid {SUBMISSION_TYPE}: {error}")
-        if not submission.batch_id:
-            return Dead("invalid", "batch_id is required")
+        if (invalid := _invalid(submission)) is not None:
+            return Dead("invalid", invalid)
         size = item_count(submission)
         if size > self.limits.max_items:
             return Dead(
@@ -142,12 +202,12 @@ class BatchHandler:
             return Dead("not-allowed", f"not allowed to submit for centre {submission.center_id!r}")
         return None
 
-    async def _store(
-        self, submission: events_pb2.BatchSubmission, record: dict, user: str, fresh: bool
-    ) -> events_pb2.BatchResult:
+    def _context(
+        self, submission: events_pb2.BatchSubmission, record: Document, user: str
+    ) -> Context:
         if not self.snapshot.ready:
             raise TransientError("the registry snapshot is still loading")
-        context = Context(
+        return Context(
             batch_key=submission.batch_id,
             center_id=submission.center_id,
             submitted_by=user or "batch",
@@ -158,10 +218,6 @@ class BatchHandler:
             secret=self.secret,
             may_submit_for=partial(self.may_submit, user),
         )
-        verdict = await self._judge_and_store(submission, context, fresh)
-        BATCH_ITEMS.labels("accepted").inc(len(verdict.accepted) + len(verdict.stored_before))
-        BATCH_ITEMS.labels("rejected").inc(len(verdict.rejected))
-        return result_of(submission.batch_id, verdict)
 
     async def _judge_and_store(
         self, submission: events_pb2.BatchSubmission, context: Context, fresh: bool
@@ -204,7 +260,8 @@ class BatchHandler:
     async def _accept_stored(
         self, submission: events_pb2.BatchSubmission, context: Context, judged: Verdict
     ) -> None:
-        """Move the refused items whose transactions an earlier attempt stored to accepted."""
+        """Move the refused items whose transactions another attempt (an earlier one that
+        failed, or a concurrent one) stored to accepted."""
         ids = {}
         for index, _ in judged.rejected:
             if (found := item_id(submission, context, index)) is not None:
@@ -212,32 +269,22 @@ class BatchHandler:
         stored = await self.store.stored_ids(list(ids.values())) if ids else set()
         judged.accept_stored({index: tx for index, tx in ids.items() if tx in stored})
 
-    async def _answer(
-        self, message: AbstractIncomingMessage, result: events_pb2.BatchResult
-    ) -> None:
-        await self._send(message, result.SerializeToString())
-
     async def _send(self, message: AbstractIncomingMessage, body: bytes) -> None:
-        if message.reply_to:
+        if message.reply_to and may_reply_to(message.reply_to):
             await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
 
 
-def result_of(batch_id: str, verdict: Verdict) -> events_pb2.BatchResult:
-    """The BatchResult of a judged batch, items in index order."""
-    return events_pb2.BatchResult(
-        batch_id=batch_id,
-        accepted=[
-            events_pb2.BatchItemAccepted(index=index, transaction_id=transaction_id)
-            for index, transaction_id in verdict.transaction_ids
-        ],
-        rejected=[
-            events_pb2.BatchItemRejected(
-                index=index,
-                violations=[
-                    common_pb2.FieldViolation(field=v.field, description=v.description)
-                    for v in found
-                ],
-            )
-            for index, found in verdict.rejected
-        ],
-    )
+def _invalid(submission: events_pb2.BatchSubmission) -> str | None:
+    """What is wrong with the batch's own fields; its ids are kept and answered, so bounded."""
+    if not submission.batch_id:
+        return "batch_id is required"
+    if len(submission.batch_id) > MAX_BATCH_ID:
+        return f"batch_id must be at most {MAX_BATCH_ID} characters"
+    if len(submission.center_id) > MAX_CODE_LENGTH:
+        return f"center_id must be at most {MAX_CODE_LENGTH} characters"
+    return None
+
+
+def may_reply_to(reply_to: str) -> bool:
+    """No reply queue (nothing is answered), or a server-named one."""
+    return not reply_to or REPLY_TO.fullmatch(reply_to) is not None

@@ -1,0 +1,95 @@
+"""sanadctl batch submit: files Excel writes, channels the message cannot carry, and Ctrl-C."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sanad.cli import batch as batch_command
+from sanad.cli.__main__ import main
+from sanad.cli.batch import BadFile, chunks_of, read_rows
+from sanad.v1 import common_pb2
+
+HEADER = "request_id,service_code,channel,fee_baisa,civil_number\n"
+
+
+def test_a_csv_with_a_byte_order_mark_reads_its_first_column_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + HEADER + "r-1,ROP-VISA,counter,5000,90817263\n").encode())
+    ndjson = tmp_path / "rows.ndjson"
+    ndjson.write_bytes('\ufeff{"request_id": "r-2"}\n'.encode())
+
+    (row,) = read_rows(path)
+
+    assert row["request_id"] == "r-1"
+    assert chunks_of([row], "b", "C1", 10)[0].items[0].request_id == "r-1"
+    assert read_rows(ndjson) == [{"request_id": "r-2"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("rows.csv", HEADER + "r-1,S,counter,5000,1\nr-2,S,fax,5000,1\n", 3),
+        ("rows.csv", HEADER + "r-1,S,unspecified,5000,1\n", 2),
+        ("rows.ndjson", '{"request_id": "r-1"}\n\n{"channel": "CHANNEL_API"}\n', 3),
+    ],
+)
+def test_a_channel_the_message_cannot_carry_is_a_bad_row_named_by_line_and_field(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+
+    with pytest.raises(BadFile, match=rf"line {line}: channel '[^']+' is not one of counter"):
+        read_rows(path)
+
+
+def test_known_channels_in_any_case_and_an_empty_one_are_sent_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "a,S, Mobile ,1,1\nb,S,API,1,1\nc,S,,1,1\n")
+
+    items = chunks_of(read_rows(path), "b", "C1", 10)[0].items
+
+    assert [item.channel for item in items] == [
+        common_pb2.CHANNEL_MOBILE,
+        common_pb2.CHANNEL_API,
+        common_pb2.CHANNEL_BATCH,
+    ]
+
+
+def test_a_bad_channel_exits_2_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "r-1,S,fax,5000,90817263\n")
+    monkeypatch.setattr(batch_command, "send", _never_called)
+
+    code = main(["batch", "submit", str(path), "--center", "C1"], environ={})
+
+    assert code == 2
+    assert f"{path}, line 2: channel 'fax'" in capsys.readouterr().err
+
+
+async def _never_called(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("nothing may be sent")
+
+
+def test_ctrl_c_while_sending_names_the_batch_id_and_how_to_resend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "r-1,S,counter,5000,90817263\n")
+
+    async def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_command, "send", interrupted)
+
+    code = main(["batch", "submit", str(path), "--center", "C1", "--chunk", "7"], environ={})
+
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "interrupted" in err
+    (batch_id,) = [word for word in err.split() if len(word) == 32 and word.isalnum()]
+    assert f"--batch-id {batch_id} --chunk 7" in err
+    assert "Traceback" not in err

@@ -1,0 +1,84 @@
+"""What one batch item may carry, and the fingerprint of a batch's content.
+
+No I/O here. The bounds keep every stored document, and every answer, far below MongoDB's
+16 MiB document limit: one item the worker cannot store must be refused by field, never
+fail the batch it came in (a failed batch is dead-lettered without an answer).
+"""
+
+import hashlib
+import hmac
+
+from sanad.errors import Violation
+from sanad.v1 import events_pb2
+from services.intake.domain import ServiceView, Submission
+
+# Registry ids and catalogue codes are short; a longer value is refused before any answer
+# repeats it.
+MAX_CODE_LENGTH = 128
+# A migrated history: a few steps in practice (in progress, awaiting documents, completed).
+MAX_HISTORY_STEPS = 50
+# As intake's status notes (services.intake.tracking).
+MAX_NOTE_LENGTH = 1000
+MAX_ACTOR_LENGTH = 128
+# 10,000 rial: far above any Sanad e-service fee, far below what rollup sums could overflow.
+MAX_HISTORIC_FEE_BAISA = 10_000_000
+
+
+def fingerprint(batch: events_pb2.BatchSubmission, secret: bytes) -> str:
+    """Identifies a batch's content (its centre and items, in order), so a batch id resent
+    with other content is caught rather than answered with the earlier batch's answer.
+
+    Keyed (HMAC under the civil-ID secret, DESIGN §6), as intake's request fingerprint: the
+    items carry clear civil numbers, which a plain hash stored beside the batch would let
+    anyone who reads the database confirm by trying candidates. The parsed message is
+    serialized again, so the same content sent by another client library compares equal.
+    """
+    content = batch.SerializeToString(deterministic=True)
+    return hmac.new(secret, content, hashlib.sha256).hexdigest()
+
+
+def overlong_codes(submission: Submission) -> list[Violation]:
+    """The item's centre id or service code when longer than any the registry gives out."""
+    return [
+        Violation(name, f"must be at most {MAX_CODE_LENGTH} characters")
+        for name, value in (
+            ("center_id", submission.center_id),
+            ("service_code", submission.service_code),
+        )
+        if len(value) > MAX_CODE_LENGTH
+    ]
+
+
+def history_bounds(item: events_pb2.HistoricalTransaction) -> list[Violation]:
+    """Too many history steps, or a step's actor or note too long."""
+    if len(item.history) > MAX_HISTORY_STEPS:
+        return [Violation("history", f"must have at most {MAX_HISTORY_STEPS} steps")]
+    found = []
+    for position, step in enumerate(item.history):
+        if len(step.actor) > MAX_ACTOR_LENGTH:
+            found.append(
+                Violation(
+                    f"history[{position}].actor", f"must be at most {MAX_ACTOR_LENGTH} characters"
+                )
+            )
+        if len(step.note) > MAX_NOTE_LENGTH:
+            found.append(
+                Violation(
+                    f"history[{position}].note", f"must be at most {MAX_NOTE_LENGTH} characters"
+                )
+            )
+    return found
+
+
+def historic_fee(submission: Submission, service: ServiceView | None) -> list[Violation]:
+    """A migrated item's fee: what was charged then, so not today's catalogue fee, but
+    bounded, and positive for a service that charges one (a missing fee is a data error).
+
+    A negative fee is field_violations' to name.
+    """
+    fee = submission.fee_baisa
+    if fee > MAX_HISTORIC_FEE_BAISA:
+        return [Violation("fee_baisa", f"must be at most {MAX_HISTORIC_FEE_BAISA} baisa")]
+    if fee == 0 and service is not None and service.fee_baisa > 0:
+        return [Violation("fee_baisa", "must be positive: the service charges a fee")]
+    return []
