@@ -76,3 +76,14 @@ async def test_dropping_is_idempotent_and_a_new_database_has_nothing_to_drop(
     collections = list(RETIRED)
     assert len(await drop_retired(db, collections)) == 4
     assert await drop_retired(db, collections) == []
+
+
+async def test_collections_that_never_had_the_retired_indexes_report_no_drop(
+    client: AsyncMongoClient[Document], database_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = client[database_name]
+    # A fresh database: one collection exists without the old index, the others not at all.
+    await db[audit.COLLECTION].insert_one({"fresh": True})
+    with caplog.at_level("INFO", logger="sanad.mongo"):
+        assert await drop_retired(db, list(RETIRED)) == []
+    assert "dropped retired index" not in caplog.text
