@@ -3,7 +3,7 @@
 import argparse
 import asyncio
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -50,6 +50,10 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     demo.set_defaults(handler=run_seed)
 
 
+# The years a Timestamp can bound: 1 January of the year after must still be one.
+FIRST_STATS_YEAR, LAST_STATS_YEAR = 1, 9998
+
+
 def _year_range(
     request: metrics_pb2.GetCenterStatsRequest | metrics_pb2.GetWilayatStatsRequest,
     year: int | None,
@@ -67,6 +71,9 @@ def show_stats(args: argparse.Namespace, client: Client, printer: Printer) -> in
     """GetCenterStats or GetWilayatStats."""
     if bool(args.center_id) == bool(args.wilayat):
         printer.error("give a centre id or --wilayat, not both")
+        return 2
+    if args.year is not None and not FIRST_STATS_YEAR <= args.year <= LAST_STATS_YEAR:
+        printer.error(f"--year must be between {FIRST_STATS_YEAR} and {LAST_STATS_YEAR}")
         return 2
     head: list[tuple[str, object]]
     if args.wilayat:
@@ -119,13 +126,26 @@ def show_report(args: argparse.Namespace, client: Client, printer: Printer) -> i
             "transactions completed",
             f"{cur.transactions_completed:,}",
             f"{prev.transactions_completed:,}",
-            f"{response.completed_change_percent:+.2f}%",
+            _change(response),
         ],
         ["Omani staff", str(cur.omani_staff), str(prev.omani_staff), ""],
         ["fees", money(cur.fees_baisa), money(prev.fees_baisa), ""],
     ]
     printer.table(f"governorate {response.governorate_code}, {cur.year} against {prev.year}", rows)
+    if response.HasField("compared_until"):
+        last = response.compared_until.ToDatetime() - timedelta(days=1)
+        printer.line(
+            f"change: {cur.year} so far against {prev.year} up to {last:%d %b} "
+            f"({response.previous_completed_compared:,} completed)"
+        )
     return 0
+
+
+def _change(response: metrics_pb2.GetGovernorateReportResponse) -> str:
+    """The change in percent, or n/a when there was nothing to compare with."""
+    if response.completed_change_undefined:
+        return "n/a"
+    return f"{response.completed_change_percent:+.2f}%"
 
 
 def _pair(a: int, b: int) -> list[str]:

@@ -12,6 +12,7 @@ from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award
 from services.metrics.directory import WatchedDirectory
+from services.metrics.places import RegistryPlaces
 from services.metrics.queries import MetricsQueries
 from services.metrics.servicer import MetricsServicer
 from services.metrics.settings import MetricsSettings
@@ -95,5 +96,6 @@ def build_app(settings: MetricsSettings) -> MetricsApp:
     store = MetricsStore(mongo.database(client, settings))
     channel = registry_channel(settings, settings.registry_target)
     directory = WatchedDirectory(channel, settings.grpc_outbound_timeout_s)
-    queries = MetricsQueries(store, directory, *award_settings(settings))
+    places = RegistryPlaces(channel, settings.grpc_outbound_timeout_s)
+    queries = MetricsQueries(store, directory, places, *award_settings(settings))
     return MetricsApp(settings, client, store, channel, directory, queries)

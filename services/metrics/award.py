@@ -1,15 +1,11 @@
 """The excellence award score: transparent, documented, reproducible from its components; no I/O.
 
-For each centre active in the year:
-  within_sla_share   = completed_within_sla / completed
-  median_hours       = median running-clock completion time (from the rollup histogram)
-  speed              = (within_sla_share + max(0, 1 - median_hours / median_ceiling_hours)) / 2
-  quality            = 1 - rejected / (completed + rejected)
-  productivity       = min(1, (completed / omani_staff) / productivity_target_per_staff)
-  satisfaction       = (mean_rating - 1) / 4, 0 when not rated
-  score              = 100 * (w_speed*speed + w_quality*quality + w_productivity*productivity
-                              + w_satisfaction*satisfaction)
-Rank: score descending (rounded to 4 decimals), ties by more completed, then centre id.
+FORMULA is what GetAwardLeaderboard publishes with every ranking: "name = rule" clauses, each rule
+an expression over the centre's year (completed, rejected, completed_within_sla, omani_staff,
+median_hours, mean_rating), the references and the weights, its edge cases written into it, so a
+reader can recompute every score from the returned components. components_of and score_of below
+compute exactly these rules (tests/unit/test_metrics_award_formula.py evaluates the published
+text against them, edge cases included).
 """
 
 from collections.abc import Sequence
@@ -18,8 +14,25 @@ from dataclasses import dataclass
 from sanad import rollups
 from services.metrics.domain import CenterFacts, Stats
 
+RULES = (
+    "within_sla_share = completed_within_sla / completed if completed > 0 else 0",
+    "median_hours = the median running-clock completion time in hours, interpolated inside its"
+    " bucket of the rollup histogram (0 when nothing completed)",
+    "speed = (within_sla_share + min(1, max(0, 1 - median_hours / median_ceiling_hours))) / 2"
+    " if completed > 0 else 0",
+    "rejection_rate = rejected / (completed + rejected) if completed + rejected > 0 else 0",
+    "quality = 1 - rejection_rate if completed + rejected > 0 else 0",
+    "completed_per_omani_staff = completed / omani_staff if omani_staff > 0 else 0",
+    "productivity = min(1, completed_per_omani_staff / productivity_target_per_staff)",
+    "satisfaction = min(1, max(0, (mean_rating - 1) / 4)) if mean_rating > 0 else 0",
+    "score = round(100 * (w_speed * speed + w_quality * quality"
+    " + w_productivity * productivity + w_satisfaction * satisfaction), 4)",
+)
 FORMULA = (
-    " ".join(__doc__.split("For each centre active in the year:")[1].split()) if __doc__ else ""
+    "For each centre active in the year: "
+    + "; ".join(RULES)
+    + ". mean_rating is 0 when not rated. Rank: score descending, ties by more completed,"
+    " then centre id."
 )
 SCORE_DECIMALS = 4
 

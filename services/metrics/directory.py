@@ -1,6 +1,8 @@
 """Centre facts for the reports: a local copy of the registry's centres, by governorate."""
 
 import asyncio
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC
 from typing import Protocol
 
@@ -15,7 +17,13 @@ from services.metrics.domain import CenterFacts, LicenceChange
 class CenterDirectory(Protocol):
     """Where the metrics service learns which centres exist and their facts."""
 
-    async def centers(self, governorate_code: str) -> list[CenterFacts]: ...
+    async def centers(self, governorate_code: str) -> list[CenterFacts]:
+        """The centres the registry places in the governorate now, by id."""
+        ...
+
+    async def centers_by_id(self, center_ids: Iterable[str]) -> dict[str, CenterFacts]:
+        """The facts of each named centre the registry knows, wherever it is now."""
+        ...
 
 
 def facts_of(center: registry_pb2.Center) -> CenterFacts:
@@ -34,6 +42,7 @@ def facts_of(center: registry_pb2.Center) -> CenterFacts:
         name_ar=center.name_ar,
         name_en=center.name_en,
         wilayat_code=center.wilayat_code,
+        governorate_code=center.governorate_code,
         omani_staff=center.omani_staff,
         licence_history=tuple(history),
         licence_expires_at=(
@@ -57,6 +66,7 @@ class WatchedDirectory:
         self.wait_s = wait_s
         self.by_governorate: dict[str, dict[str, CenterFacts]] = {}
         self.governorate_of: dict[str, str] = {}
+        self.governorates_seen: dict[str, set[str]] = {}
         self.watch = Watch(
             "centers",
             lambda since: stub.WatchCenters(registry_pb2.WatchCentersRequest(since_revision=since)),
@@ -72,17 +82,33 @@ class WatchedDirectory:
         await self.watch.run()
 
     async def centers(self, governorate_code: str) -> list[CenterFacts]:
+        await self._replayed()
+        centers = self.by_governorate.get(governorate_code, {})
+        return [centers[key] for key in sorted(centers)]
+
+    async def centers_by_id(self, center_ids: Iterable[str]) -> dict[str, CenterFacts]:
+        await self._replayed()
+        found = {}
+        for center_id in center_ids:
+            governorate = self.governorate_of.get(center_id)
+            if governorate is not None:
+                found[center_id] = self.by_governorate[governorate][center_id]
+        return found
+
+    async def _replayed(self) -> None:
         try:
             await asyncio.wait_for(self.watch.replayed.wait(), self.wait_s)
         except TimeoutError:
             raise Unavailable("the registry's centres are not loaded yet") from None
-        centers = self.by_governorate.get(governorate_code, {})
-        return [centers[key] for key in sorted(centers)]
 
     def _apply(self, center: registry_pb2.Center) -> None:
-        # A centre may move to another governorate: it leaves the old one's list.
+        # A centre may move to another governorate: it leaves the old one's list, and its facts
+        # remember every governorate it was in (the replay passes through each of its changes).
         previous = self.governorate_of.get(center.id)
         if previous is not None and previous != center.governorate_code:
             del self.by_governorate[previous][center.id]
         self.governorate_of[center.id] = center.governorate_code
-        self.by_governorate.setdefault(center.governorate_code, {})[center.id] = facts_of(center)
+        seen = self.governorates_seen.setdefault(center.id, set())
+        seen.add(center.governorate_code)
+        facts = replace(facts_of(center), governorates=frozenset(seen))
+        self.by_governorate.setdefault(center.governorate_code, {})[center.id] = facts

@@ -1,11 +1,12 @@
-"""Statistics and the governorate report over rollup counters and registry facts; no I/O.
+"""Statistics over rollup counters, and which centres were active in a year; no I/O.
 
 "Active in year Y" (decided here, used by the report and the leaderboard): a centre counts when
 its licence was not cancelled before Y began and either its licence history shows it ACTIVE at
 some moment of Y, or the rollups show it finished or received transactions in Y. The second
 clause exists because migrated history (2023-2024 loaded through the batch queue) predates the
 registry's licence records: serving transactions is evidence of an operating licence. Omani
-staff is the registry's current figure (the registry keeps no staff history).
+staff is the registry's current figure (the registry keeps no staff history). Where an active
+centre counts (which governorate and wilayat) is decided in services/metrics/placement.py.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,6 +65,11 @@ def sum_rollups(documents: Iterable[Mapping[str, Any]]) -> Stats:
     return Stats(totals, histogram)
 
 
+def add_stats(parts: Iterable[Stats]) -> Stats:
+    """Several Stats added up."""
+    return sum_rollups({**part.counts, rollups.HISTOGRAM: part.histogram} for part in parts)
+
+
 def histogram_quantile(q: float, histogram: Mapping[str, int]) -> float:
     """The q-quantile in seconds, interpolated linearly inside its bucket (as Prometheus does).
 
@@ -104,6 +110,10 @@ class CenterFacts:
     # When the current licence period ends (unset before activation): an ACTIVE licence never
     # renewed stops being active then, though no transition records it.
     licence_expires_at: datetime | None = None
+    # Where the registry places the centre now (services/metrics/placement.py says when that
+    # decides where it counts), and every governorate it has placed it in, now included.
+    governorate_code: str = ""
+    governorates: frozenset[str] = frozenset()
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:
@@ -147,38 +157,3 @@ def active_in_year(center: CenterFacts, year: int, served: Stats | None) -> bool
         return False
     worked = served is not None and sum(served.get(name) for name in ACTIVITY_COUNTERS) > 0
     return worked or licence_active_during(center.licence_history, year, center.licence_expires_at)
-
-
-@dataclass(frozen=True)
-class YearFigures:
-    """A governorate's published figures for one year."""
-
-    year: int
-    active_centers: int
-    wilayats_with_centers: int
-    transactions_completed: int
-    omani_staff: int
-    fees_baisa: int
-
-
-def year_figures(
-    year: int, centers: Sequence[CenterFacts], per_center: Mapping[str, Stats]
-) -> YearFigures:
-    """The report of one year from registry facts and per-centre rollup sums of that year."""
-    active = [c for c in centers if active_in_year(c, year, per_center.get(c.center_id))]
-    totals = sum_rollups(stats.counts for stats in per_center.values())
-    return YearFigures(
-        year=year,
-        active_centers=len(active),
-        wilayats_with_centers=len({c.wilayat_code for c in active}),
-        transactions_completed=totals.get(rollups.COMPLETED),
-        omani_staff=sum(c.omani_staff for c in active),
-        fees_baisa=totals.get(rollups.FEES_BAISA),
-    )
-
-
-def change_percent(current: int, previous: int) -> float:
-    """Change against the previous figure in percent; 0 when there is nothing to compare."""
-    if previous == 0:
-        return 0.0
-    return round(100.0 * (current - previous) / previous, 2)

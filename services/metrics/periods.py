@@ -6,7 +6,7 @@ per centre, a quarter three monthly ones, and only the ragged ends read daily do
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sanad import rollups
 
@@ -51,6 +51,13 @@ def _step(current: date, end: date) -> tuple[Piece, date]:
 LAST = date(9999, 1, 1)
 # The day strings that stand for an unset start or end of a range.
 OPEN_START, OPEN_END = "0000-00-00", "9999-99-99"
+
+
+def day_after(moment: date) -> str:
+    """The rollup day after the one `moment` falls on: the exclusive end of a range that counts
+    that day whole (LAST from the year 9999 on, where nothing is counted)."""
+    day = date(moment.year, moment.month, moment.day)
+    return rollups.day_of(day + timedelta(days=1) if day < LAST else LAST)
 
 
 def _parse(text: str, open_text: str, open_end: date) -> date:

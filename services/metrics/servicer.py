@@ -4,18 +4,21 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad import rollups
 from sanad.domain.clock import EPOCH
 from sanad.errors import Invalid, Violation, check
-from sanad.rpc.timestamps import from_timestamp
+from sanad.rpc.timestamps import from_timestamp, to_timestamp
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award, periods
-from services.metrics.domain import Stats, YearFigures
+from services.metrics.domain import Stats
 from services.metrics.queries import MetricsQueries
+from services.metrics.report import Report, YearFigures
 
 Context: TypeAlias = grpc.aio.ServicerContext
 FIRST_YEAR, LAST_YEAR = 2000, 2100
+SECONDS_PER_DAY = 86_400
 
 
 def _moment(request: Any, field: str, violations: list[Violation]) -> datetime | None:
@@ -29,8 +32,19 @@ def _moment(request: Any, field: str, violations: list[Violation]) -> datetime |
         return None
 
 
+def _at_midnight(stamp: Timestamp) -> bool:
+    """Whether the Timestamp is exactly a UTC midnight (to the nanosecond)."""
+    return stamp.seconds % SECONDS_PER_DAY == 0 and stamp.nanos == 0
+
+
 def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
-    """The [start, end) of a request as rollup days, unset ends open; every bad field refused."""
+    """The rollup days [first, last) a request's [start, end) touches, unset ends open; every bad
+    field refused.
+
+    Rollups count per UTC day, so a day partly inside the period counts whole: the start is
+    rounded down to its day, the end up to the next midnight unless it is one already. A period
+    of "today so far" reads today; one from midnight to midnight reads exactly its days.
+    """
     violations = [] if getattr(request, key_field) else [Violation(key_field, "is required")]
     start = _moment(request, "start_time", violations)
     end = _moment(request, "end_time", violations)
@@ -38,8 +52,11 @@ def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
         violations.append(Violation("end_time", "must be after start_time"))
     check(violations)
     first = rollups.day_of(start) if start else periods.OPEN_START
-    last = rollups.day_of(end) if end else periods.OPEN_END
-    return first, last
+    if end is None:
+        return first, periods.OPEN_END
+    if _at_midnight(request.end_time):
+        return first, rollups.day_of(end)
+    return first, periods.day_after(end)
 
 
 def _check_year_request(governorate_code: str, year: int) -> None:
@@ -75,6 +92,21 @@ def figures_to_proto(figures: YearFigures) -> metrics_pb2.YearFigures:
         transactions_completed=figures.transactions_completed,
         omani_staff=figures.omani_staff,
         fees_baisa=figures.fees_baisa,
+    )
+
+
+def report_to_proto(
+    governorate_code: str, report: Report
+) -> metrics_pb2.GetGovernorateReportResponse:
+    change = report.completed_change_percent
+    return metrics_pb2.GetGovernorateReportResponse(
+        governorate_code=governorate_code,
+        current=figures_to_proto(report.current),
+        previous=figures_to_proto(report.previous),
+        completed_change_percent=change or 0.0,
+        completed_change_undefined=change is None,
+        previous_completed_compared=report.previous_completed_compared,
+        compared_until=to_timestamp(report.compared_until),
     )
 
 
@@ -132,12 +164,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     ) -> metrics_pb2.GetGovernorateReportResponse:
         _check_year_request(request.governorate_code, request.year)
         report = await self.queries.report(request.governorate_code, request.year)
-        return metrics_pb2.GetGovernorateReportResponse(
-            governorate_code=request.governorate_code,
-            current=figures_to_proto(report.current),
-            previous=figures_to_proto(report.previous),
-            completed_change_percent=report.completed_change_percent,
-        )
+        return report_to_proto(request.governorate_code, report)
 
     async def GetAwardLeaderboard(
         self, request: metrics_pb2.GetAwardLeaderboardRequest, context: Context

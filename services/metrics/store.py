@@ -11,6 +11,8 @@ from services.metrics import periods
 from services.metrics.domain import BUCKETS
 
 Document = dict[str, Any]
+# What a yearly row of year_by_place is keyed by: the centre and the place it worked in.
+PLACE_KEYS = ("center_id", "governorate_code", "wilayat_code")
 
 
 def _sums(counters: Sequence[str], histogram: bool) -> Document:
@@ -68,6 +70,36 @@ class MetricsStore:
             *(self._sum_piece(piece, dimension, value, group) for piece in periods.pieces(*days))
         )
         return [_unflatten(row) for row in _merged(parts)]
+
+    async def year_by_place(
+        self,
+        year: int,
+        *,
+        governorate_code: str | None = None,
+        center_ids: Sequence[str] | None = None,
+        counters: Sequence[str] = rollups.COUNTERS,
+        histogram: bool = True,
+    ) -> list[Document]:
+        """The year's yearly rollups summed per centre and place (one row per centre, governorate
+        and wilayat), of one governorate's transactions or of the named centres' anywhere.
+
+        Each row: center_id, governorate_code, wilayat_code and the counters in rollup shape.
+        """
+        match: Document = {"period": f"{year:04d}"}
+        if governorate_code is not None:
+            match["governorate_code"] = governorate_code
+        if center_ids is not None:
+            match["center_id"] = {"$in": list(center_ids)}
+        group: Document = {
+            "_id": {name: f"${name}" for name in PLACE_KEYS},
+            **_sums(counters, histogram),
+        }
+        cursor = await self.db[rollups.YEARLY].aggregate([{"$match": match}, {"$group": group}])
+        rows = []
+        async for row in cursor:
+            key = row["_id"]
+            rows.append({**_unflatten(row), **{name: key.get(name) for name in PLACE_KEYS}})
+        return rows
 
     async def _sum_piece(
         self, piece: periods.Piece, dimension: str, value: str, group: Document

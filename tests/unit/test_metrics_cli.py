@@ -15,6 +15,7 @@ from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 class FakeMetrics(metrics_pb2_grpc.MetricsServiceServicer):
     def __init__(self) -> None:
         self.requests: list[Any] = []
+        self.report: metrics_pb2.GetGovernorateReportResponse | None = None
 
     def GetCenterStats(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(request)
@@ -30,6 +31,8 @@ class FakeMetrics(metrics_pb2_grpc.MetricsServiceServicer):
 
     def GetGovernorateReport(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(request)
+        if self.report is not None:
+            return self.report
         return metrics_pb2.GetGovernorateReportResponse(
             governorate_code="DA",
             current=metrics_pb2.YearFigures(
@@ -132,3 +135,61 @@ def test_report_as_json_is_one_object(
     _, target = fake
     assert run(target, "--json", "report") == 0
     assert capsys.readouterr().out.count("\n") == 1
+
+
+@pytest.mark.parametrize("year", ["0", "9999", "-1", "100000"])
+@pytest.mark.parametrize("target_args", [["A-1"], ["--wilayat", "DA-NIZ"]])
+def test_stats_for_a_year_no_timestamp_can_bound_is_a_usage_error_in_one_line(
+    fake: tuple[FakeMetrics, str],
+    capsys: pytest.CaptureFixture[str],
+    year: str,
+    target_args: list[str],
+) -> None:
+    servicer, target = fake
+    assert run(target, "stats", *target_args, f"--year={year}") == 2
+    captured = capsys.readouterr()
+    assert captured.err == "error: --year must be between 1 and 9998\n"
+    assert servicer.requests == []
+
+
+def test_stats_for_the_first_and_last_years_a_timestamp_can_bound(
+    fake: tuple[FakeMetrics, str],
+) -> None:
+    servicer, target = fake
+    assert run(target, "stats", "A-1", "--year", "1") == 0
+    assert run(target, "stats", "A-1", "--year", "9998") == 0
+    assert servicer.requests[-1].end_time.ToJsonString() == "9999-01-01T00:00:00Z"
+
+
+def test_report_prints_n_a_when_there_is_nothing_to_compare_with(
+    fake: tuple[FakeMetrics, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    servicer, target = fake
+    servicer.report = metrics_pb2.GetGovernorateReportResponse(
+        governorate_code="MU",
+        current=metrics_pb2.YearFigures(year=2024, transactions_completed=10),
+        previous=metrics_pb2.YearFigures(year=2023),
+        completed_change_undefined=True,
+    )
+    assert run(target, "report", "--governorate", "MU") == 0
+    out = capsys.readouterr().out
+    assert "n/a" in out
+    assert "+0.00%" not in out
+
+
+def test_report_of_the_year_in_progress_says_what_it_compares(
+    fake: tuple[FakeMetrics, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    servicer, target = fake
+    servicer.report = metrics_pb2.GetGovernorateReportResponse(
+        governorate_code="DA",
+        current=metrics_pb2.YearFigures(year=2026, transactions_completed=125),
+        previous=metrics_pb2.YearFigures(year=2025, transactions_completed=6_110),
+        completed_change_percent=13.64,
+        previous_completed_compared=1_110,
+    )
+    servicer.report.compared_until.FromJsonString("2025-03-06T00:00:00Z")
+    assert run(target, "report", "--year", "2026") == 0
+    out = capsys.readouterr().out
+    assert "+13.64%" in out
+    assert "change: 2026 so far against 2025 up to 05 Mar (1,110 completed)" in out

@@ -13,11 +13,11 @@ from services.metrics.domain import (
     LicenceChange,
     Stats,
     active_in_year,
-    change_percent,
     histogram_quantile,
     sum_rollups,
-    year_figures,
 )
+from services.metrics.placement import Place, PlacedYear, members_of
+from services.metrics.report import change_percent, year_figures
 
 
 def at(year: int, month: int = 1, day: int = 1) -> datetime:
@@ -26,7 +26,9 @@ def at(year: int, month: int = 1, day: int = 1) -> datetime:
 
 def centre(cid: str, wilayat: str, staff: int, *history: tuple[datetime, str]) -> CenterFacts:
     changes = tuple(LicenceChange(time, status) for time, status in history)
-    return CenterFacts(cid, f"مركز {cid}", f"Centre {cid}", wilayat, staff, changes)
+    return CenterFacts(
+        cid, f"مركز {cid}", f"Centre {cid}", wilayat, staff, changes, governorate_code="DA"
+    )
 
 
 def served(completed: int = 0, submitted: int = 0) -> Stats:
@@ -105,12 +107,15 @@ def test_year_figures_count_active_centres_wilayats_staff_and_totals() -> None:
         centre("C", "DA-BAH", 4),
         centre("D", "DA-IZK", 5),  # served nothing in the year
     ]
-    per_centre = {
-        "A": sum_rollups([{"completed": 10, "fees_baisa": 5000}]),
-        "B": sum_rollups([{"submitted": 1}]),
-        "C": sum_rollups([{"completed": 7, "fees_baisa": 1000}]),
-    }
-    figures = year_figures(2024, centres, per_centre)
+    rows = [
+        PlacedYear(
+            "A", Place("DA", "DA-NIZ"), sum_rollups([{"completed": 10, "fees_baisa": 5000}])
+        ),
+        PlacedYear("B", Place("DA", "DA-NIZ"), sum_rollups([{"submitted": 1}])),
+        PlacedYear("C", Place("DA", "DA-BAH"), sum_rollups([{"completed": 7, "fees_baisa": 1000}])),
+    ]
+    members, totals = members_of("DA", 2024, rows, {c.center_id: c for c in centres})
+    figures = year_figures(2024, members, totals)
     assert figures.active_centers == 3
     assert figures.wilayats_with_centers == 2
     assert figures.transactions_completed == 17
@@ -118,9 +123,10 @@ def test_year_figures_count_active_centres_wilayats_staff_and_totals() -> None:
     assert figures.fees_baisa == 6000
 
 
-def test_change_is_in_percent_and_zero_without_a_previous_year() -> None:
+def test_change_is_in_percent_and_none_without_a_previous_figure() -> None:
     assert change_percent(110, 100) == 10.0
-    assert change_percent(5, 0) == 0.0
+    assert change_percent(5, 0) is None
+    assert change_percent(0, 0) is None
 
 
 def test_the_registry_centre_becomes_facts_with_its_licence_expiry() -> None:

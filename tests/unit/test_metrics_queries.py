@@ -1,112 +1,56 @@
 """MetricsQueries over fakes, and the directory of centres that follows the registry's watch."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad import rollups
 from sanad.devstack.mongo_server import free_port
 from sanad.errors import Unavailable
 from sanad.v1 import registry_pb2, registry_pb2_grpc
-from services.metrics import award
 from services.metrics.directory import WatchedDirectory
-from services.metrics.domain import CenterFacts, LicenceChange
-from services.metrics.queries import MetricsQueries
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import Document
-
-WEIGHTS = award.Weights(0.35, 0.25, 0.25, 0.15)
-REFS = award.References(72.0, 800.0)
-
-
-class FakeStore:
-    """Rows by (value, first year); like MetricsStore, it sums only the counters asked for."""
-
-    def __init__(self, rows: dict[tuple[str, str], list[Document]]) -> None:
-        self.rows = rows
-        self.calls: list[tuple[str, str, tuple[str, str], str | None]] = []
-
-    async def sums_by(
-        self,
-        dimension: str,
-        value: str,
-        days: tuple[str, str],
-        group_by: str | None,
-        *,
-        counters: Sequence[str] = rollups.COUNTERS,
-        histogram: bool = True,
-    ) -> list[Document]:
-        self.calls.append((dimension, value, days, group_by))
-        return [
-            _asked_for(row, counters, histogram) for row in self.rows.get((value, days[0][:4]), [])
-        ]
-
-
-def _asked_for(row: Document, counters: Sequence[str], histogram: bool) -> Document:
-    """The row as MetricsStore would return it: counters not asked for read 0."""
-    kept: Document = {
-        name: row.get(name, 0) if name in counters else 0 for name in rollups.COUNTERS
-    }
-    kept[rollups.HISTOGRAM] = row.get(rollups.HISTOGRAM, {}) if histogram else {}
-    kept["_id"] = row["_id"]
-    return kept
-
-
-class FakeDirectory:
-    def __init__(self, centers: list[CenterFacts]) -> None:
-        self.list = centers
-
-    async def centers(self, governorate_code: str) -> list[CenterFacts]:
-        return self.list if governorate_code == "DA" else []
-
+from tests.unit.metrics_fakes import facts, made, queries
 
 CENTRES = [
-    CenterFacts("A", "أ", "A", "DA-NIZ", 3),
-    CenterFacts("B", "ب", "B", "DA-BAH", 2),
+    facts("A", "DA-NIZ", 3),
+    facts("B", "DA-BAH", 2),
     # Licensed in 2024 by the registry, no transactions: active, counted with its staff.
-    CenterFacts(
-        "C", "ج", "C", "DA-IZK", 4, (LicenceChange(datetime(2024, 5, 1, tzinfo=UTC), "ACTIVE"),)
-    ),
+    facts("C", "DA-IZK", 4, (datetime(2024, 5, 1, tzinfo=UTC), "ACTIVE")),
 ]
-ROWS = {
-    ("DA", "2024"): [
-        {"_id": "A", "completed": 100, "fees_baisa": 500},
-        {"_id": "B", "completed": 50, "rejected": 50},
-    ],
-    ("DA", "2023"): [{"_id": "A", "completed": 120}],
-}
+DOCS = [
+    made("2024-02-01", "A", "DA-NIZ", completed=100, fees_baisa=500),
+    made("2024-07-01", "B", "DA-BAH", completed=50, rejected=50),
+    made("2023-03-01", "A", "DA-NIZ", completed=120),
+]
 
 
 async def test_report_groups_rollups_of_the_year_by_centre_and_compares_years() -> None:
-    store = FakeStore(ROWS)
-    queries = MetricsQueries(store, FakeDirectory(CENTRES), WEIGHTS, REFS)
-    report = await queries.report("DA", 2024)
+    q = queries(DOCS, CENTRES)
+    report = await q.report("DA", 2024)
     assert (report.current.active_centers, report.current.omani_staff) == (3, 9)
     assert report.current.wilayats_with_centers == 3
     assert report.current.transactions_completed == 150
     assert report.previous.active_centers == 1
     assert report.completed_change_percent == pytest.approx(25.0)
-    assert ("governorate_code", "DA", ("2024-01-01", "2025-01-01"), "center_id") in store.calls
+    assert ("year_by_place", 2024, "DA", None) in q.store.calls  # type: ignore[attr-defined]
 
 
 async def test_leaderboard_ranks_active_centres_and_honours_the_limit() -> None:
-    queries = MetricsQueries(FakeStore(ROWS), FakeDirectory(CENTRES), WEIGHTS, REFS)
-    board = await queries.leaderboard("DA", 2024, limit=2)
+    board = await queries(DOCS, CENTRES).leaderboard("DA", 2024, limit=2)
     assert [e.center.center_id for e in board.entries] == ["A", "B"]
     assert board.entries[1].components.rejection_rate == pytest.approx(0.5)
 
 
 async def test_a_centre_that_only_received_transactions_is_on_report_and_leaderboard() -> None:
     # D's every transaction of 2024 was rejected (or is still open): submitted, never completed.
-    rows = {("DA", "2024"): [*ROWS[("DA", "2024")], {"_id": "D", "submitted": 4, "rejected": 4}]}
-    centres = [*CENTRES, CenterFacts("D", "د", "D", "DA-ADM", 1)]
-    queries = MetricsQueries(FakeStore(rows), FakeDirectory(centres), WEIGHTS, REFS)
-    report = await queries.report("DA", 2024)
-    board = await queries.leaderboard("DA", 2024, limit=0)
+    docs = [*DOCS, made("2024-05-05", "D", "DA-ADM", submitted=4, rejected=4)]
+    q = queries(docs, [*CENTRES, facts("D", "DA-ADM", 1)])
+    report = await q.report("DA", 2024)
+    board = await q.leaderboard("DA", 2024, limit=0)
     assert report.current.active_centers == 4
     assert len(board.entries) == report.current.active_centers
     (d,) = [e for e in board.entries if e.center.center_id == "D"]
@@ -186,6 +130,13 @@ async def test_the_directory_serves_each_governorate_from_the_watch_and_follows_
         await eventually(lambda: directory.watch.revision == 3)
         assert [c.center_id for c in await directory.centers("DA")] == ["B"]
         assert [c.center_id for c in await directory.centers("MU")] == ["A"]
+        # It remembers every governorate a centre was in; the one that never moved, one.
+        found = await directory.centers_by_id(["A", "B", "Z"])
+        assert {k: f.governorates for k, f in found.items()} == {
+            "A": frozenset({"DA", "MU"}),
+            "B": frozenset({"DA"}),
+        }
+        assert found["A"].governorate_code == "MU"
     finally:
         following.cancel()
         await channel.close()

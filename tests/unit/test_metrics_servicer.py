@@ -11,8 +11,8 @@ from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics.periods import OPEN_END, OPEN_START
 from services.metrics.queries import MetricsQueries
 from services.metrics.servicer import MetricsServicer
+from tests.unit.metrics_fakes import REFS, WEIGHTS, FakeDirectory, FakePlaces, FakeStore
 from tests.unit.metrics_stub import serving
-from tests.unit.test_metrics_queries import REFS, WEIGHTS, FakeDirectory, FakeStore
 
 Request = metrics_pb2.GetCenterStatsRequest | metrics_pb2.GetWilayatStatsRequest
 EPOCH = "1970-01-01T00:00:00Z"
@@ -27,8 +27,10 @@ def at(text: str) -> Timestamp:
 
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
-    store = FakeStore({})
-    servicer = MetricsServicer(MetricsQueries(store, FakeDirectory([]), WEIGHTS, REFS))
+    store = FakeStore()
+    servicer = MetricsServicer(
+        MetricsQueries(store, FakeDirectory([]), FakePlaces(), WEIGHTS, REFS)
+    )
     async with serving(servicer) as stub:
         yield stub, store
 

@@ -1,0 +1,152 @@
+"""In-memory fakes of what MetricsQueries reads: rollups, the registry's centres and places."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sanad import rollups
+from sanad.errors import Invalid, Violation
+from services.metrics import award
+from services.metrics.domain import BUCKETS, CenterFacts, LicenceChange
+from services.metrics.queries import MetricsQueries
+from services.metrics.store import PLACE_KEYS, Document
+
+WEIGHTS = award.Weights(0.35, 0.25, 0.25, 0.15)
+REFS = award.References(72.0, 800.0)
+KNOWN = {
+    "DA": {"DA-NIZ", "DA-BAH", "DA-MAN", "DA-HAM", "DA-ADM", "DA-IZK", "DA-SAM", "DA-BID"},
+    "MA": {"MA-MCT", "MA-SEB", "MA-BAW"},
+    "MU": {"MU-KHS"},
+}
+
+
+def facts(
+    center_id: str,
+    wilayat: str,
+    staff: int,
+    *history: tuple[datetime, str],
+    was_in: Iterable[str] = (),
+) -> CenterFacts:
+    """A centre the registry places in `wilayat` (and its governorate) now, and placed in the
+    governorates `was_in` before."""
+    governorate = wilayat.split("-", maxsplit=1)[0]
+    return CenterFacts(
+        center_id,
+        f"مركز {center_id}",
+        f"Centre {center_id}",
+        wilayat,
+        staff,
+        tuple(LicenceChange(time, status) for time, status in history),
+        governorate_code=governorate,
+        governorates=frozenset({governorate, *was_in}),
+    )
+
+
+def made(day: str, center_id: str, wilayat: str, **counters: Any) -> Document:
+    """A daily rollup of transactions a centre made in a wilayat."""
+    return {
+        "day": day,
+        "center_id": center_id,
+        "governorate_code": wilayat.split("-", maxsplit=1)[0],
+        "wilayat_code": wilayat,
+        **counters,
+    }
+
+
+def _sum(docs: Iterable[Document], counters: Sequence[str], histogram: bool) -> Document:
+    """Like MetricsStore: only the counters asked for are summed, the others read 0."""
+    row: Document = dict.fromkeys(rollups.COUNTERS, 0)
+    hist = dict.fromkeys(BUCKETS, 0)
+    for doc in docs:
+        for name in counters:
+            row[name] += int(doc.get(name, 0))
+        for bucket, count in (doc.get(rollups.HISTOGRAM) or {}).items():
+            hist[bucket] += count if histogram else 0
+    row[rollups.HISTOGRAM] = hist
+    return row
+
+
+class FakeStore:
+    """Daily rollup documents; each read filters and sums them as MetricsStore's do."""
+
+    def __init__(self, docs: Sequence[Document] = ()) -> None:
+        self.docs = list(docs)
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def sums_by(
+        self,
+        dimension: str,
+        value: str,
+        days: tuple[str, str],
+        group_by: str | None,
+        *,
+        counters: Sequence[str] = rollups.COUNTERS,
+        histogram: bool = True,
+    ) -> list[Document]:
+        self.calls.append((dimension, value, days, group_by))
+        found = [d for d in self.docs if d[dimension] == value and days[0] <= d["day"] < days[1]]
+        groups: dict[Any, list[Document]] = {}
+        for doc in found:
+            groups.setdefault(doc[group_by] if group_by else None, []).append(doc)
+        return [{**_sum(docs, counters, histogram), "_id": key} for key, docs in groups.items()]
+
+    async def year_by_place(
+        self,
+        year: int,
+        *,
+        governorate_code: str | None = None,
+        center_ids: Sequence[str] | None = None,
+        counters: Sequence[str] = rollups.COUNTERS,
+        histogram: bool = True,
+    ) -> list[Document]:
+        self.calls.append(("year_by_place", year, governorate_code, center_ids))
+        groups: dict[tuple[str, ...], list[Document]] = {}
+        for doc in self.docs:
+            if doc["day"][:4] != f"{year:04d}":
+                continue
+            if governorate_code is not None and doc["governorate_code"] != governorate_code:
+                continue
+            if center_ids is not None and doc["center_id"] not in center_ids:
+                continue
+            groups.setdefault(tuple(doc[k] for k in PLACE_KEYS), []).append(doc)
+        return [
+            {**_sum(docs, counters, histogram), **dict(zip(PLACE_KEYS, key, strict=True))}
+            for key, docs in groups.items()
+        ]
+
+
+class FakeDirectory:
+    """The registry's centres as they are now."""
+
+    def __init__(self, centers: Sequence[CenterFacts]) -> None:
+        self.list = list(centers)
+
+    async def centers(self, governorate_code: str) -> list[CenterFacts]:
+        found = [c for c in self.list if c.governorate_code == governorate_code]
+        return sorted(found, key=lambda c: c.center_id)
+
+    async def centers_by_id(self, center_ids: Iterable[str]) -> dict[str, CenterFacts]:
+        wanted = set(center_ids)
+        return {c.center_id: c for c in self.list if c.center_id in wanted}
+
+
+class FakePlaces:
+    """The registry's governorates and wilayats (KNOWN)."""
+
+    async def check_governorate(self, code: str) -> None:
+        if code not in KNOWN:
+            raise Invalid([Violation("governorate_code", f"unknown governorate {code!r}")])
+
+    async def check_wilayat(self, code: str) -> None:
+        if not any(code in wilayats for wilayats in KNOWN.values()):
+            raise Invalid([Violation("wilayat_code", f"unknown wilayat {code!r}")])
+
+
+def queries(
+    docs: Sequence[Document], centers: Sequence[CenterFacts], now: datetime | None = None
+) -> MetricsQueries:
+    """MetricsQueries over the fakes; `now` (default 2026-12-03) decides the year in progress."""
+    when = now or datetime.fromisoformat("2026-12-03T12:00:00+00:00")
+    return MetricsQueries(
+        FakeStore(docs), FakeDirectory(centers), FakePlaces(), WEIGHTS, REFS, clock=lambda: when
+    )
