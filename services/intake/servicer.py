@@ -1,12 +1,14 @@
 """sanad.v1.IntakeService over gRPC: translates protobuf to intake operations."""
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import TypeAlias
 
 import grpc
 
 from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
+from sanad.errors import Invalid, Violation
 from sanad.records import proto_from_document
 from sanad.rpc.identity import caller
 from sanad.rpc.status import code_of
@@ -19,7 +21,7 @@ from services.intake.domain import Channel, Submission
 from services.intake.listing import ListQuery, decode_token, page_size
 from services.intake.operations import Intake
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
-from services.intake.tracking import Change, Tracker
+from services.intake.tracking import Change, DeadlineReached, Tracker
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
@@ -49,6 +51,32 @@ def submission_from_proto(request: intake_pb2.SubmitTransactionRequest) -> Submi
 def status_from_proto(value: int) -> Status | None:
     name = _enum_suffix(common_pb2.TransactionStatus, value, "TRANSACTION_STATUS_")
     return Status(name) if name else None
+
+
+def list_query_from_proto(request: intake_pb2.ListTransactionsRequest) -> ListQuery:
+    """The query, or Invalid naming every bad field: an unknown status number (0 means any
+    status; another number this version does not know must not widen the listing to all) and a
+    time outside protobuf's range, each under its own field name."""
+    found: list[Violation] = []
+    status = status_from_proto(request.status)
+    if request.status and status is None:
+        found.append(Violation("status", f"{request.status} is not a known TransactionStatus"))
+    bounds: dict[str, datetime | None] = {}
+    for field in ("submitted_after", "submitted_before"):
+        try:
+            bounds[field] = from_timestamp(getattr(request, field), field)
+        except Invalid as error:
+            found.extend(error.violations)
+    if found:
+        raise Invalid(found)
+    return ListQuery(
+        center_id=request.center_id,
+        status=status,
+        submitted_after=bounds["submitted_after"],
+        submitted_before=bounds["submitted_before"],
+        page_size=page_size(request.page_size),
+        after=decode_token(request.page_token) if request.page_token else None,
+    )
 
 
 def change_to_proto(change: Change) -> intake_pb2.StatusChange:
@@ -129,14 +157,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def ListTransactions(
         self, request: intake_pb2.ListTransactionsRequest, context: Context
     ) -> intake_pb2.ListTransactionsResponse:
-        query = ListQuery(
-            center_id=request.center_id,
-            status=status_from_proto(request.status),
-            submitted_after=from_timestamp(request.submitted_after),
-            submitted_before=from_timestamp(request.submitted_before),
-            page_size=page_size(request.page_size),
-            after=decode_token(request.page_token) if request.page_token else None,
-        )
+        query = list_query_from_proto(request)
         docs, token = await self.tracker.list(query, current(), _deadline(context))
         now = utcnow()
         return intake_pb2.ListTransactionsResponse(
@@ -147,10 +168,15 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.WatchTransactionRequest, context: Context
     ) -> AsyncIterator[intake_pb2.WatchTransactionResponse]:
         docs = self.tracker.watch(request.id, current(), _deadline(context), self.watch_poll_s)
-        async for doc in docs:
-            yield intake_pb2.WatchTransactionResponse(
-                transaction=proto_from_document(doc, utcnow())
-            )
+        try:
+            async for doc in docs:
+                yield intake_pb2.WatchTransactionResponse(
+                    transaction=proto_from_document(doc, utcnow())
+                )
+        except DeadlineReached:
+            # A gRPC status of its own with no domain error: the caller's deadline is the
+            # watch's normal end, a margin before gRPC would end it the same way.
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the watch reached its deadline")
 
     async def UpdateTransactionStatus(
         self, request: intake_pb2.UpdateTransactionStatusRequest, context: Context

@@ -24,20 +24,46 @@ Document = dict[str, Any]
 
 
 def _just_before(moment: datetime) -> datetime | None:
-    """The bound of ">= moment" as "> moment - 1 ms", or None at the earliest datetime.
+    """The bound of ">= moment" as "> t" at BSON's millisecond resolution, or None when nothing
+    stored can be earlier.
 
-    The same at BSON's millisecond resolution, and SecantusDB 0.7 drops the boundary of an
-    inclusive range on the listing index's middle field. At year 1 (a valid Timestamp) the
-    subtraction overflows; there nothing is earlier, so no bound is needed.
+    A stored time is a whole millisecond, so ">= moment" means ">= moment rounded up", which
+    is "> moment rounded down" when moment falls inside a millisecond and "> moment - 1 ms"
+    when it is whole (BSON would truncate a sub-millisecond bound, letting a time stored at
+    T match a bound of T + 0.5 ms). SecantusDB 0.7 drops the boundary of an inclusive range
+    on the listing index's middle field, hence the exclusive form. At year 1 (a valid
+    Timestamp) the subtraction overflows; there nothing is earlier, so no bound is needed.
     """
+    floor = to_millisecond(moment)
+    if floor != moment:
+        return floor
     try:
-        return to_millisecond(moment) - timedelta(milliseconds=1)
+        return floor - timedelta(milliseconds=1)
     except OverflowError:
         return None
 
 
+def _strictly_before(moment: datetime) -> datetime | None:
+    """The bound of "< moment" at BSON's millisecond resolution: "< moment rounded up" (BSON
+    would truncate it, dropping a time stored at T from a window ending at T + 0.5 ms), or
+    None when moment lies in the last millisecond a datetime holds and everything is before.
+    """
+    floor = to_millisecond(moment)
+    if floor == moment:
+        return floor
+    try:
+        return floor + timedelta(milliseconds=1)
+    except OverflowError:
+        return None
+
+
+def _change_key(transaction_id: str) -> str:
+    return f"status\x1f{transaction_id}"
+
+
 class IntakeStore:
-    """`intake_requests` (one per caller and request id, and per rating) and `transactions`."""
+    """`intake_requests` (one per caller and request id, per rating, and per transaction the
+    latest accepted status change) and `transactions`."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.requests = db["intake_requests"]
@@ -75,12 +101,63 @@ class IntakeStore:
             return await self.requests.find_one({"_id": key})
 
     async def claim_rating(
-        self, transaction_id: str, rating: int, given: datetime, timeout_s: float | None = None
-    ) -> tuple[int, datetime]:
-        """Record a transaction's one rating unless recorded; return the winner and its time."""
-        record = {"_id": f"rating\x1f{transaction_id}", "rating": rating, "time": given}
+        self,
+        transaction_id: str,
+        rating: int,
+        given: datetime,
+        actor: str,
+        timeout_s: float | None = None,
+    ) -> tuple[int, datetime, str]:
+        """Record a transaction's one rating unless recorded; return the winner, its time and
+        who gave it (claims from before the actor was kept give '')."""
+        record = {
+            "_id": f"rating\x1f{transaction_id}",
+            "rating": rating,
+            "time": given,
+            "actor": actor,
+        }
         winner = await self._claim(record, timeout_s)
-        return int(winner["rating"]), winner["time"]
+        return int(winner["rating"]), winner["time"], str(winner.get("actor", ""))
+
+    async def latest_change(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> Document | None:
+        """The record of the transaction's latest accepted status change, if any was: status,
+        sequence, time, the event and its message id, and whether its publish was confirmed."""
+        async with within(timeout_s):
+            return await self.requests.find_one({"_id": _change_key(transaction_id)})
+
+    async def accept_change(
+        self,
+        transaction_id: str,
+        previous: int,
+        record: Document,
+        timeout_s: float | None = None,
+    ) -> bool:
+        """Compare-and-set: make record the latest change if `previous` still is; False when
+        another change was accepted first (the caller judges again)."""
+        key = _change_key(transaction_id)
+        async with within(timeout_s):
+            if previous == 0:
+                try:
+                    await self.requests.insert_one({"_id": key, **record})
+                except DuplicateKeyError:
+                    return False
+                return True
+            result = await self.requests.update_one(
+                {"_id": key, "sequence": previous}, {"$set": record}
+            )
+            return result.matched_count == 1
+
+    async def confirm_change(
+        self, transaction_id: str, sequence: int, timeout_s: float | None = None
+    ) -> None:
+        """Note that the change of that sequence was confirmed by the broker."""
+        async with within(timeout_s):
+            await self.requests.update_one(
+                {"_id": _change_key(transaction_id), "sequence": sequence},
+                {"$set": {"confirmed": True}},
+            )
 
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
         """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared
@@ -125,8 +202,11 @@ class IntakeStore:
         after = None if query.submitted_after is None else _just_before(query.submitted_after)
         if after is not None:
             window["$gt"] = after
-        if query.submitted_before is not None:
-            window["$lt"] = query.submitted_before
+        before = (
+            None if query.submitted_before is None else _strictly_before(query.submitted_before)
+        )
+        if before is not None:
+            window["$lt"] = before
         if window:
             found["submit_time"] = window
         if query.after is not None:

@@ -1,22 +1,33 @@
 """Tracking use cases: read, list and watch transactions; queue status changes and ratings.
 
-Intake never writes a transaction: it checks a change against the stored
-document (which the ingest worker writes) and publishes it, confirmed, for the
-worker to apply in order. Two changes racing past this check are settled by the
-worker, which dead-letters the one that is no longer legal.
+Intake never writes a transaction. It judges a status change against the latest
+change it accepted for that transaction (a record of its own in intake_requests,
+moved on by compare-and-set, so two racing changes are judged one after the other),
+or against the stored document before the first; it numbers each accepted change
+1, 2, 3... and publishes it, confirmed, for the worker to apply in that order. The
+stored document lags the queue, so judging against it alone let two changes both be
+accepted and the worker refuse the second.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sanad.amqp.topology import RATED, STATUS_CHANGED, Topology
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.domain.transactions import AGENCY_REPORTABLE, FINISHED, Status, can_change
-from sanad.errors import AlreadyExists, Invalid, NotFound, PreconditionFailed, Violation
+from sanad.errors import (
+    AlreadyExists,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    Unavailable,
+    Violation,
+)
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.identity import Identity
 from sanad.v1 import events_pb2
@@ -27,6 +38,9 @@ from services.intake.operations import Publisher
 
 Document = dict[str, Any]
 MAX_NOTE_LENGTH = 1000
+# Compare-and-set rounds a status change may lose to concurrent ones before UNAVAILABLE.
+MAX_CHANGE_ATTEMPTS = 5
+log = logging.getLogger("sanad.intake")
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,27 @@ class Change:
     note: str
 
 
+class DeadlineReached(Exception):
+    """A watch ran to the caller's deadline: an end the caller asked for, not an outage."""
+
+
+async def _before_deadline(read: Callable[[], Awaitable[Document]], deadline: Deadline) -> Document:
+    """The read's document; DeadlineReached instead of Unavailable once no time is left.
+
+    A read that finds no time left (or times out on the last of it) says Unavailable, which
+    is right while time remains: the database is slow. At the deadline the caller is owed
+    DEADLINE_EXCEEDED, and alerts count UNAVAILABLE as a server error.
+    """
+    if deadline.left() == 0:
+        raise DeadlineReached
+    try:
+        return await read()
+    except Unavailable:
+        if deadline.left() == 0:
+            raise DeadlineReached from None
+        raise
+
+
 class Store(Protocol):
     async def get_transaction(
         self, transaction_id: str, timeout_s: float | None = None
@@ -47,8 +82,22 @@ class Store(Protocol):
         self, query: ListQuery, timeout_s: float | None = None
     ) -> list[Document]: ...
     async def claim_rating(
-        self, transaction_id: str, rating: int, given: datetime, timeout_s: float | None = None
-    ) -> tuple[int, datetime]: ...
+        self,
+        transaction_id: str,
+        rating: int,
+        given: datetime,
+        actor: str,
+        timeout_s: float | None = None,
+    ) -> tuple[int, datetime, str]: ...
+    async def latest_change(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> Document | None: ...
+    async def accept_change(
+        self, transaction_id: str, previous: int, record: Document, timeout_s: float | None = None
+    ) -> bool: ...
+    async def confirm_change(
+        self, transaction_id: str, sequence: int, timeout_s: float | None = None
+    ) -> None: ...
 
 
 class Tracker:
@@ -82,8 +131,9 @@ class Tracker:
     async def watch(
         self, transaction_id: str, identity: Identity, deadline: Deadline, poll_s: float
     ) -> AsyncIterator[Document]:
-        """The transaction now and after each change, until it finishes."""
-        doc = await self.get(transaction_id, identity, deadline)
+        """The transaction now and after each change, until it finishes; DeadlineReached when
+        the caller's deadline runs out first."""
+        doc = await _before_deadline(lambda: self.get(transaction_id, identity, deadline), deadline)
         seen = None
         while True:
             version = (doc["status"], len(doc["history"]), doc.get("rating", 0))
@@ -92,8 +142,9 @@ class Tracker:
                 yield doc
             if Status(doc["status"]) in FINISHED:
                 return
-            await asyncio.sleep(poll_s)
-            doc = await self._stored(transaction_id, deadline)
+            left = deadline.left()
+            await asyncio.sleep(poll_s if left is None else min(poll_s, left))
+            doc = await _before_deadline(lambda: self._stored(transaction_id, deadline), deadline)
 
     async def update_status(
         self,
@@ -141,39 +192,82 @@ class Tracker:
             raise PreconditionFailed(f"transaction {transaction_id} is not completed")
         if doc.get("rating"):
             raise AlreadyExists(f"transaction {transaction_id} is already rated")
-        # The claim makes "once" hold under concurrent calls. A retry of the same
-        # rating publishes the same event again (the first may not have been
-        # confirmed); the worker recognises it by its content and time.
+        # The claim makes "once" hold under concurrent calls. Every call publishes the
+        # claimed rating, confirmed, before it answers: a retry after a publish that failed
+        # sends it again, and the worker recognises a repeat by its content and claimed
+        # time. A failed publish keeps its claim: UNAVAILABLE may mean "sent, not
+        # confirmed", so the claimed value may still be applied, and releasing the claim
+        # would let a different value be answered OK and then refused by the worker as
+        # already rated. A different value is refused, after the claimed one is sent again,
+        # so no claim stays unpublished while callers keep trying.
         given = to_millisecond(utcnow())
-        winner, given = await self.store.claim_rating(
-            transaction_id, rating, given, deadline.left()
+        winner, given, by = await self.store.claim_rating(
+            transaction_id, rating, given, actor, deadline.left()
         )
-        if winner != rating:
-            raise AlreadyExists(f"transaction {transaction_id} is already rated")
         event = events_pb2.TransactionRated(
-            transaction_id=transaction_id, rating=rating, time=to_timestamp(given), actor=actor
+            transaction_id=transaction_id, rating=winner, time=to_timestamp(given), actor=by
         )
         await self._publish(RATED, event, f"rating-{transaction_id}", deadline)
+        if winner != rating:
+            raise AlreadyExists(f"transaction {transaction_id} is already rated")
 
     async def _change(
         self, doc: Document, status: Status, note: str, actor: str, deadline: Deadline
     ) -> Change:
-        current = Status(doc["status"])
-        if not can_change(current, status):
-            raise PreconditionFailed(
-                f"transaction {doc['_id']} cannot go from {current.value} to {status.value}"
+        """Judge the change against the latest accepted one, take the next sequence number by
+        compare-and-set, publish, answer; a lost race judges again against the winner."""
+        for _ in range(MAX_CHANGE_ATTEMPTS):
+            latest = await self.store.latest_change(doc["_id"], deadline.left())
+            if latest is not None and not latest.get("confirmed"):
+                await self._send_again(latest, deadline)
+            current = Status(doc["status"] if latest is None else latest["status"])
+            if Status(doc["status"]) in FINISHED:  # stored finished (a batch, a migration)
+                current = Status(doc["status"])
+            if not can_change(current, status):
+                raise PreconditionFailed(
+                    f"transaction {doc['_id']} cannot go from {current.value} to {status.value}"
+                )
+            sequence = 0 if latest is None else int(latest["sequence"])
+            now = to_millisecond(utcnow())
+            if latest is not None and now <= latest["time"]:  # keep the history in time order
+                now = latest["time"] + timedelta(milliseconds=1)
+            change = Change(status, now, actor, note)
+            event = events_pb2.TransactionStatusChanged(
+                transaction_id=doc["_id"],
+                change_id=new_id(),
+                status=f"TRANSACTION_STATUS_{status.value}",
+                time=to_timestamp(now),
+                actor=actor,
+                note=note,
+                sequence=sequence + 1,
             )
-        change = Change(status, utcnow(), actor, note)
-        event = events_pb2.TransactionStatusChanged(
-            transaction_id=doc["_id"],
-            change_id=new_id(),
-            status=f"TRANSACTION_STATUS_{status.value}",
-            time=to_timestamp(change.time),
-            actor=actor,
-            note=note,
-        )
+            record = {
+                "status": status.value,
+                "sequence": sequence + 1,
+                "time": now,
+                "event": event.SerializeToString(),
+                "confirmed": False,
+            }
+            if await self.store.accept_change(doc["_id"], sequence, record, deadline.left()):
+                await self._send_again(record, deadline)
+                return change
+        raise Unavailable(f"transaction {doc['_id']} is changing fast; retry later")
+
+    async def _send_again(self, latest: Document, deadline: Deadline) -> None:
+        """Publish an accepted change (again: the worker ignores a repeat by its change id),
+        and note its confirm, so no accepted change stays unsent while its successors wait
+        for it. A failed note costs one more repeat later, not the caller's answer."""
+        event = events_pb2.TransactionStatusChanged.FromString(latest["event"])
         await self._publish(STATUS_CHANGED, event, event.change_id, deadline)
-        return change
+        try:
+            await self.store.confirm_change(
+                event.transaction_id, int(latest["sequence"]), deadline.left()
+            )
+        except Unavailable:
+            log.warning(
+                "could not note a published status change; it will be sent again",
+                extra={"transaction_id": event.transaction_id, "change_id": event.change_id},
+            )
 
     async def _publish(
         self, routing_key: str, event: Any, message_id: str, deadline: Deadline

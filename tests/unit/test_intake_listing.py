@@ -84,7 +84,24 @@ async def test_listing_from_the_earliest_timestamp_has_no_lower_bound() -> None:
     store = IntakeStore({"intake_requests": None, "transactions": transactions})  # type: ignore[arg-type]
     for start in (EARLIEST, EARLIEST.replace(microsecond=999)):
         assert await store.list_transactions(ListQuery("C1", submitted_after=start)) == []
-    assert transactions.filters == [{"center_id": "C1"}] * 2
+    # Inside year 1's first millisecond the start rounds up: only that millisecond is out.
+    assert transactions.filters == [
+        {"center_id": "C1"},
+        {"center_id": "C1", "submit_time": {"$gt": EARLIEST}},
+    ]
     later = datetime(2024, 1, 1, tzinfo=UTC)
     await store.list_transactions(ListQuery("C1", submitted_after=later))
     assert transactions.filters[-1]["submit_time"]["$gt"] < later
+
+
+async def test_window_bounds_inside_a_millisecond_round_up_and_the_latest_end_has_none() -> None:
+    transactions = FakeTransactions()
+    store = IntakeStore({"intake_requests": None, "transactions": transactions})  # type: ignore[arg-type]
+    at = datetime(2024, 1, 1, 0, 0, 0, 7500, tzinfo=UTC)  # 7.5 ms
+    await store.list_transactions(ListQuery("C1", submitted_after=at, submitted_before=at))
+    window = transactions.filters[-1]["submit_time"]
+    # ">= 7.5 ms" is "> 7 ms"; "< 7.5 ms" is "< 8 ms" (a time stored at 7 ms is before it).
+    assert window == {"$gt": at.replace(microsecond=7000), "$lt": at.replace(microsecond=8000)}
+    latest = datetime.max.replace(tzinfo=UTC)
+    await store.list_transactions(ListQuery("C1", submitted_before=latest))
+    assert transactions.filters[-1] == {"center_id": "C1"}

@@ -21,7 +21,7 @@ from sanad.security.identity import DEV_ADMIN, Identity, Role
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.deadline import Deadline
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
-from services.intake.tracking import Tracker
+from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
@@ -54,8 +54,9 @@ def stored(status: Status = Status.RECORDED, **extra: Any) -> dict[str, Any]:
 class FakeStore:
     def __init__(self, *docs: dict[str, Any]) -> None:
         self.docs = {d["_id"]: d for d in docs}
-        self.ratings: dict[str, tuple[int, datetime]] = {}
+        self.ratings: dict[str, tuple[int, datetime, str]] = {}
         self.timeouts: list[float | None] = []
+        self.changes: dict[str, dict[str, Any]] = {}
 
     async def get_transaction(self, transaction_id: str, timeout_s: float | None = None) -> Any:
         self.timeouts.append(timeout_s)
@@ -66,9 +67,34 @@ class FakeStore:
         return [d for d in self.docs.values() if d["center_id"] == query.center_id]
 
     async def claim_rating(
-        self, transaction_id: str, rating: int, given: datetime, timeout_s: float | None = None
-    ) -> tuple[int, datetime]:
-        return self.ratings.setdefault(transaction_id, (rating, given))
+        self,
+        transaction_id: str,
+        rating: int,
+        given: datetime,
+        actor: str,
+        timeout_s: float | None = None,
+    ) -> tuple[int, datetime, str]:
+        return self.ratings.setdefault(transaction_id, (rating, given, actor))
+
+    async def latest_change(self, transaction_id: str, timeout_s: float | None = None) -> Any:
+        await asyncio.sleep(0)  # lets concurrent changes interleave, as round trips do
+        found = self.changes.get(transaction_id)
+        return None if found is None else dict(found)
+
+    async def accept_change(
+        self, transaction_id: str, previous: int, record: dict[str, Any], timeout_s: Any = None
+    ) -> bool:
+        await asyncio.sleep(0)
+        if self.changes.get(transaction_id, {}).get("sequence", 0) != previous:
+            return False
+        self.changes[transaction_id] = dict(record)
+        return True
+
+    async def confirm_change(
+        self, transaction_id: str, sequence: int, timeout_s: Any = None
+    ) -> None:
+        if self.changes[transaction_id]["sequence"] == sequence:
+            self.changes[transaction_id]["confirmed"] = True
 
 
 def tracker(*docs: dict[str, Any]) -> tuple[Tracker, RecordingPublisher]:
@@ -116,7 +142,7 @@ async def test_a_legal_change_is_published_with_a_new_change_id() -> None:
         "agency",
         "note",
     )
-    await update(t, Status.AWAITING_DOCUMENTS)
+    await update(t, Status.IN_PROGRESS)  # judged against the accepted AWAITING_DOCUMENTS
     (key, body, kind, timeout), (_, body2, _, _) = publisher.sent
     event = events_pb2.TransactionStatusChanged.FromString(body)
     assert (key, kind) == (STATUS_CHANGED, "sanad.v1.TransactionStatusChanged")
@@ -169,9 +195,9 @@ async def test_a_rating_is_from_one_to_five_after_completion_and_once() -> None:
     await rate(t, 4, CENTRE)
     await rate(t, 4)  # a retry of the same rating is published again
     with pytest.raises(AlreadyExists):
-        await rate(t, 5)
-    assert [key for key, *_ in publisher.sent] == [RATED, RATED]
-    assert publisher.sent[0][1] == publisher.sent[1][1]  # the same event: the worker dedups it
+        await rate(t, 5)  # refused, once the claimed rating is sent again
+    assert [key for key, *_ in publisher.sent] == [RATED, RATED, RATED]
+    assert publisher.sent[0][1] == publisher.sent[1][1] == publisher.sent[2][1]
     assert events_pb2.TransactionRated.FromString(publisher.sent[0][1]).rating == 4
     t, _ = tracker(stored(Status.COMPLETED, rating=3))
     with pytest.raises(AlreadyExists):
@@ -276,3 +302,60 @@ def test_the_sla_clock_excludes_paused_intervals() -> None:
     shown = proto_from_document(doc, T0 + 100 * hour)
     assert shown.paused_seconds == 5 * 3600
     assert shown.sla_elapsed_seconds == 4 * 3600
+
+
+async def test_a_rating_whose_publish_failed_is_sent_by_the_next_call_whatever_its_value() -> None:
+    t, publisher = tracker(stored(Status.COMPLETED))
+    publisher.down = True
+    with pytest.raises(Unavailable):
+        await rate(t, 4, CENTRE)
+    publisher.down = False
+    with pytest.raises(AlreadyExists):
+        await rate(t, 2, CENTRE)
+    await rate(t, 4, CENTRE)
+    sent = publisher.decoded(events_pb2.TransactionRated)
+    assert [(e.rating, e.actor) for e in sent] == [(4, "centre"), (4, "centre")]
+    assert sent[0] == sent[1]
+
+
+async def test_each_change_is_judged_against_the_latest_accepted_and_numbered() -> None:
+    t, publisher = tracker(stored(Status.RECORDED))  # the stored document never moves here
+    await update(t, Status.AWAITING_DOCUMENTS)
+    with pytest.raises(PreconditionFailed):
+        await update(t, Status.COMPLETED)  # AWAITING_DOCUMENTS -> COMPLETED is illegal
+    await update(t, Status.IN_PROGRESS)
+    await update(t, Status.COMPLETED)
+    sent = publisher.decoded(events_pb2.TransactionStatusChanged)
+    assert [(e.sequence, e.status) for e in sent] == [
+        (1, common_pb2.TRANSACTION_STATUS_AWAITING_DOCUMENTS),
+        (2, common_pb2.TRANSACTION_STATUS_IN_PROGRESS),
+        (3, common_pb2.TRANSACTION_STATUS_COMPLETED),
+    ]
+    times = [e.time.ToDatetime() for e in sent]
+    assert times == sorted(times)
+    assert len(set(times)) == 3
+
+
+async def test_concurrent_changes_take_distinct_sequence_numbers_in_a_legal_order() -> None:
+    t, publisher = tracker(stored(Status.RECORDED))
+    outcomes = await asyncio.gather(
+        update(t, Status.IN_PROGRESS), update(t, Status.COMPLETED), return_exceptions=True
+    )
+    sent = publisher.decoded(events_pb2.TransactionStatusChanged)
+    assert sorted(e.sequence for e in sent) == list(range(1, len(sent) + 1))
+    assert all(isinstance(o, Change | PreconditionFailed) for o in outcomes)
+    assert len(sent) == sum(isinstance(o, Change) for o in outcomes) >= 1
+
+
+async def test_an_accepted_change_whose_publish_failed_is_sent_before_the_next() -> None:
+    t, publisher = tracker(stored(Status.RECORDED))
+    publisher.down = True
+    with pytest.raises(Unavailable):
+        await update(t, Status.IN_PROGRESS)
+    publisher.down = False
+    await update(t, Status.COMPLETED)  # judged against the accepted IN_PROGRESS
+    sent = publisher.decoded(events_pb2.TransactionStatusChanged)
+    assert [(e.sequence, e.status) for e in sent] == [
+        (1, common_pb2.TRANSACTION_STATUS_IN_PROGRESS),
+        (2, common_pb2.TRANSACTION_STATUS_COMPLETED),
+    ]

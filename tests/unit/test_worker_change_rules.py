@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sanad.amqp.consumer import Dead
+from sanad.amqp.consumer import Dead, Retry
 from sanad.domain.transactions import Status
 from sanad.records import document_from_submitted
 from sanad.rpc.timestamps import to_timestamp
@@ -84,3 +84,42 @@ def test_a_rating_needs_completion_and_is_given_once() -> None:
     assert again.reason == "already-rated"
     by_day = {key: inc for key, _, inc in rollups.items()}
     assert by_day["2024-05-04|C1|S|DA-NIZ"] == {"ratings": 1, "rating_sum": 5}
+
+
+def numbered(change_id: str, status: Status, hours: float, sequence: int) -> StatusChange:
+    at = SUBMITTED_AT + timedelta(hours=hours)
+    return StatusChange("T1", change_id, status, at, "ROP", "", sequence)
+
+
+def test_numbered_changes_apply_in_sequence_whatever_order_they_arrive_in() -> None:
+    doc, rollups = stored(), RollupIncrements()
+    first = numbered("c1", Status.AWAITING_DOCUMENTS, 1, 1)
+    second = numbered("c2", Status.IN_PROGRESS, 2, 2)
+    waiting = apply_change(doc, second, rollups)
+    assert isinstance(waiting, Retry)
+    assert waiting.reason == "change-out-of-order"
+    assert (doc["status"], doc.get("sequence", 0)) == ("RECORDED", 0)
+    assert apply_change(doc, first, rollups) is Applied.APPLIED
+    assert apply_change(doc, second, rollups) is Applied.APPLIED
+    assert apply_change(doc, first, rollups) is Applied.DUPLICATE
+    assert doc["status"] == "IN_PROGRESS"
+    assert [s["status"] for s in doc["history"]][-2:] == ["AWAITING_DOCUMENTS", "IN_PROGRESS"]
+
+
+def test_a_refused_numbered_change_takes_its_place_so_the_next_is_not_held_back() -> None:
+    doc = stored()
+    apply_change(doc, numbered("c1", Status.CANCELLED, 1, 1), RollupIncrements())
+    refused = apply_change(doc, numbered("c2", Status.IN_PROGRESS, 2, 2), RollupIncrements())
+    assert isinstance(refused, Dead)
+    assert refused.reason == "illegal-status-change"
+    assert doc["sequence"] == 2
+
+
+def test_an_unnumbered_change_older_than_the_last_step_is_superseded() -> None:
+    doc, rollups = stored(), RollupIncrements()
+    assert apply_change(doc, change("b", Status.IN_PROGRESS, 10), rollups) is Applied.APPLIED
+    late = apply_change(doc, change("a", Status.AWAITING_DOCUMENTS, 9), rollups)
+    assert late is Applied.SUPERSEDED
+    assert doc["status"] == "IN_PROGRESS"
+    assert [s["status"] for s in doc["history"]][-1] == "IN_PROGRESS"
+    assert "paused_seconds" not in doc or doc["paused_seconds"] == 0

@@ -2,13 +2,21 @@
 
 Pure functions over the document dict: no I/O. Each applied change is remembered
 in `applied_changes`, so a redelivered change is recognised and changes nothing.
+
+Status changes carry intake's sequence number (1, 2, 3... per transaction, each judged by
+intake against the one before). The document keeps the last sequence applied: a change is
+applied only as the next one, one further on waits on the retry queue for the gap to fill
+(two workers, or a change parked and retried, can deliver them out of order), and one at or
+below it was applied already. A change without a sequence (from an intake that predates
+it) is applied as it arrives, unless it is older than the last step: a late one never
+overrides a newer status; it is acked as superseded and logged.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from sanad.amqp.consumer import Dead
+from sanad.amqp.consumer import Dead, Retry
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.records import Document, finish
 from workers.ingest.rollups import RollupIncrements
@@ -19,6 +27,7 @@ class Applied(Enum):
 
     APPLIED = "applied"
     DUPLICATE = "duplicate"
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,7 @@ class StatusChange:
     time: datetime
     actor: str
     note: str
+    sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,18 +57,42 @@ class Rating:
 Change = StatusChange | Rating
 
 
-def apply_change(doc: Document, change: Change, rollups: RollupIncrements) -> Applied | Dead:
-    """Apply one change to doc in place and count it in rollups, or say why it is refused."""
+def apply_change(
+    doc: Document, change: Change, rollups: RollupIncrements
+) -> Applied | Dead | Retry:
+    """Apply one change to doc in place and count it in rollups, or say why it is refused or
+    must wait. A sequenced change that is refused still takes its place in the sequence (so
+    the ones after it are not held back), and so changes the document's `sequence`."""
     if change.change_id in doc.get("applied_changes", []):
         return Applied.DUPLICATE
     if isinstance(change, Rating):
         refused = _apply_rating(doc, change, rollups)
     else:
+        placed = _place(doc, change)
+        if placed is not None:
+            return placed
         refused = _apply_status(doc, change, rollups)
     if refused is not None:
         return refused
     doc.setdefault("applied_changes", []).append(change.change_id)
     return Applied.APPLIED
+
+
+def _place(doc: Document, change: StatusChange) -> Applied | Retry | None:
+    """None when the change is the next to apply (its sequence taken), else what it is."""
+    if not change.sequence:
+        last = doc["history"][-1]["time"] if doc["history"] else None
+        return Applied.SUPERSEDED if last is not None and change.time < last else None
+    applied = int(doc.get("sequence", 0))
+    if change.sequence <= applied:
+        return Applied.DUPLICATE
+    if change.sequence > applied + 1:
+        return Retry(
+            "change-out-of-order",
+            f"change {change.sequence} of transaction {doc['_id']} waits for {applied + 1}",
+        )
+    doc["sequence"] = change.sequence
+    return None
 
 
 def _apply_status(doc: Document, change: StatusChange, rollups: RollupIncrements) -> Dead | None:

@@ -29,6 +29,7 @@ DEAD_LETTER_REASONS = (
     "not-completed",
     "already-rated",
     "unknown-transaction",
+    "change-out-of-order",
 )
 STATUS_CHANGED_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
 RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
@@ -149,6 +150,7 @@ def _decode_status(message: AbstractIncomingMessage) -> StatusChange | Dead:
         time=changed_at,
         actor=event.actor,
         note=event.note,
+        sequence=event.sequence,
     )
 
 

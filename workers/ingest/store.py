@@ -1,5 +1,6 @@
 """MongoDB writes of the workers: one transaction per micro-batch (or batch chunk), with rollups."""
 
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ from workers.ingest.rollups import RollupIncrements
 
 Document = dict[str, Any]
 T = TypeVar("T")
+log = logging.getLogger("sanad.ingest")
 DUPLICATE_KEY = 11000
 IDS_PER_READ = 100
 # After an insert met a stored id, inserts read first which ids are stored for this long.
@@ -37,6 +39,7 @@ _CHANGED_FIELDS = (
     "fee_refund_due",
     "rating",
     "rating_time",
+    "sequence",
 )
 
 
@@ -200,10 +203,16 @@ class IngestStore:
                     Retry("unknown-transaction", f"transaction {change.transaction_id} not stored")
                 )
                 continue
+            sequence = doc.get("sequence", 0)
             applied = apply_change(doc, change, increments)
-            if applied is Applied.APPLIED:
+            if applied is Applied.APPLIED or doc.get("sequence", 0) != sequence:
                 touched.add(doc["_id"])
-            outcomes.append(applied if isinstance(applied, Dead) else None)
+            if applied is Applied.SUPERSEDED:
+                log.warning(
+                    "status change older than the last step: superseded, not applied",
+                    extra={"transaction_id": doc["_id"], "change_id": change.change_id},
+                )
+            outcomes.append(applied if isinstance(applied, Dead | Retry) else None)
         await self._save(docs, revisions, touched, session)
         return outcomes
 

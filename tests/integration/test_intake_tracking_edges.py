@@ -1,0 +1,162 @@
+"""Tracking RPCs at their edges: bad listing filters, millisecond window bounds, a watch that
+runs to its deadline, and a rating whose first publish failed.
+
+Everything reaches RabbitMQ through a proxy that can cut intake off the broker; the stored
+transactions are written directly, as the ingest worker writes them.
+"""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from pymongo import AsyncMongoClient
+
+from sanad.rpc.status import field_violations
+from sanad.v1 import events_pb2, intake_pb2
+from tests.conftest import AMQP_URL
+from tests.integration.conftest import Stack, eventually
+from tests.integration.test_intake_broker import BrokerProxy
+from tests.integration.test_intake_tracking import T0, code_of, document, next_message, stamp
+
+pytestmark = pytest.mark.integration
+
+MS = timedelta(milliseconds=1)
+HALF_MS = timedelta(microseconds=500)
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[BrokerProxy]:
+    broker = BrokerProxy(AMQP_URL)
+    await broker.heal()
+    yield broker
+    await broker.cut()
+
+
+@pytest.fixture
+def amqp_url(proxy: BrokerProxy) -> str:
+    return proxy.url
+
+
+@pytest.fixture
+async def transactions(stack: Stack, mongo_url: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
+    yield client[stack.env["SANAD_MONGO_DATABASE"]]["transactions"]
+    await client.close()
+
+
+async def refusal(call: Any) -> tuple[grpc.StatusCode, list[str]]:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    return refused.value.code(), [field for field, _ in field_violations(refused.value)]
+
+
+async def test_an_unknown_status_filter_is_invalid_on_status(
+    stack: Stack, transactions: Any
+) -> None:
+    await transactions.insert_one(document("C1", T0))
+    listing = stack.intake.ListTransactions(
+        intake_pb2.ListTransactionsRequest(center_id="C1", status=99), timeout=10
+    )
+    assert await refusal(listing) == (grpc.StatusCode.INVALID_ARGUMENT, ["status"])
+
+
+async def test_out_of_range_window_bounds_are_invalid_on_their_own_fields(
+    stack: Stack, transactions: Any
+) -> None:
+    await transactions.insert_one(document("C1", T0))
+    too_late = Timestamp(seconds=253402300800)  # year 10000
+    for field in ("submitted_after", "submitted_before"):
+        listing = stack.intake.ListTransactions(
+            intake_pb2.ListTransactionsRequest(center_id="C1", **{field: too_late}), timeout=10
+        )
+        assert await refusal(listing) == (grpc.StatusCode.INVALID_ARGUMENT, [field])
+    both = stack.intake.ListTransactions(
+        intake_pb2.ListTransactionsRequest(
+            center_id="C1", status=99, submitted_after=too_late, submitted_before=too_late
+        ),
+        timeout=10,
+    )
+    code, fields = await refusal(both)
+    assert (code, sorted(fields)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["status", "submitted_after", "submitted_before"],
+    )
+
+
+async def test_adjacent_windows_split_inside_a_millisecond_list_each_transaction_once(
+    stack: Stack, transactions: Any
+) -> None:
+    at = T0 + timedelta(milliseconds=7)
+    doc = document("C1", at)
+    await transactions.insert_one(doc)
+
+    async def listed(start: Any, end: Any) -> list[str]:
+        page = await stack.intake.ListTransactions(
+            intake_pb2.ListTransactionsRequest(
+                center_id="C1", submitted_after=stamp(start), submitted_before=stamp(end)
+            ),
+            timeout=10,
+        )
+        return [t.id for t in page.transactions]
+
+    for split in (at + HALF_MS, at - HALF_MS, at + MS - timedelta(microseconds=1)):
+        earlier, later = await listed(T0, split), await listed(split, T0 + timedelta(hours=1))
+        assert (earlier + later) == [doc["_id"]], split
+        assert (doc["_id"] in earlier) == (at < split), split
+    assert await listed(at, at + MS) == [doc["_id"]]  # a whole-millisecond start includes it
+    assert await listed(at + MS, at + 2 * MS) == []
+
+
+async def test_a_watch_that_reaches_its_deadline_ends_deadline_exceeded(
+    stack: Stack, transactions: Any
+) -> None:
+    doc = document("C1", T0)
+    await transactions.insert_one(doc)
+    codes = []
+    # Deadlines spread over a poll interval (0.2 s), so some poll wakes after intake's own share
+    # of the deadline ran out but before the caller's passed.
+    for timeout in (0.3, 0.45, *(1.0 + n / 50 for n in range(1, 10))):
+        call = stack.intake.WatchTransaction(
+            intake_pb2.WatchTransactionRequest(id=doc["_id"]), timeout=timeout
+        )
+        try:
+            async for _ in call:
+                pass
+        except grpc.aio.AioRpcError as error:
+            codes.append(error.code())
+        else:
+            codes.append(grpc.StatusCode.OK)
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * len(codes)
+
+
+async def test_a_rating_whose_publish_failed_is_published_when_sent_again(
+    stack: Stack, transactions: Any, proxy: BrokerProxy
+) -> None:
+    done = document("C1", T0, "COMPLETED")
+    await transactions.insert_one(done)
+
+    def rate(rating: int) -> Any:
+        return stack.intake.RateTransaction(
+            intake_pb2.RateTransactionRequest(id=done["_id"], rating=rating), timeout=5
+        )
+
+    await proxy.cut()
+    assert await code_of(rate(4)) == grpc.StatusCode.UNAVAILABLE
+    await proxy.heal()
+
+    async def healthy() -> bool:
+        return stack.intake_app.publisher.is_healthy()
+
+    await eventually(healthy, within_s=20)
+    # The first publish may have reached the broker unconfirmed, so its claim stands (another
+    # value answered OK would be refused by the worker); a different value sends it again.
+    assert await code_of(rate(2)) == grpc.StatusCode.ALREADY_EXISTS
+    assert await code_of(rate(4)) == grpc.StatusCode.OK
+    sent = [await next_message(stack) for _ in range(2)]
+    assert {m.type for m in sent} == {"sanad.v1.TransactionRated"}
+    events = [events_pb2.TransactionRated.FromString(m.body) for m in sent]
+    assert [e.rating for e in events] == [4, 4]
+    assert events[0] == events[1]  # the same event: the worker applies it once
