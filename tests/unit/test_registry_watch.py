@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -9,6 +10,23 @@ import pytest
 from sanad.registry_watch import Watch
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
+
+
+@asynccontextmanager
+async def served(
+    registry: registry_pb2_grpc.RegistryServiceServicer,
+) -> AsyncIterator[registry_pb2_grpc.RegistryServiceStub]:
+    """A stub of `registry` served on a port of its own, stopped afterwards."""
+    server = grpc.aio.server()
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield registry_pb2_grpc.RegistryServiceStub(channel)
+    finally:
+        await channel.close()
+        await server.stop(0)
 
 
 def service(revision: int) -> pb.CatalogService:
@@ -42,39 +60,32 @@ class BreakingRegistry(registry_pb2_grpc.RegistryServiceServicer):
 
 async def test_a_broken_stream_resumes_after_its_last_revision_and_is_unsynced_meanwhile() -> None:
     registry = BreakingRegistry()
-    server = grpc.aio.server()
-    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = registry_pb2_grpc.RegistryServiceStub(channel)
-    applied: list[int] = []
-    synced_when_applied: list[bool] = []
-    watch: Watch
+    async with served(registry) as stub:
+        applied: list[int] = []
+        synced_when_applied: list[bool] = []
+        watch: Watch
 
-    def apply(changed: pb.CatalogService) -> None:
-        applied.append(changed.revision)
-        synced_when_applied.append(watch.synced)
+        def apply(changed: pb.CatalogService) -> None:
+            applied.append(changed.revision)
+            synced_when_applied.append(watch.synced)
 
-    watch = Watch(
-        "catalog",
-        lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
-        apply,
-    )
-    following = asyncio.create_task(watch.run())
-    try:
-        await asyncio.wait_for(registry.resumed.wait(), timeout=10)
-        await asyncio.wait_for(watch.replayed.wait(), timeout=10)
-        assert registry.asked == [0, 2]
-        assert applied == [1, 2, 3]
-        # Revision 3 arrived during the second replay, after the break had unsynced the watch.
-        assert synced_when_applied == [False, False, False]
-        assert watch.synced
-        assert watch.revision == 3
-    finally:
-        following.cancel()
-        await channel.close()
-        await server.stop(0)
+        watch = Watch(
+            "catalog",
+            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            apply,
+        )
+        following = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait_for(registry.resumed.wait(), timeout=10)
+            await asyncio.wait_for(watch.replayed.wait(), timeout=10)
+            assert registry.asked == [0, 2]
+            assert applied == [1, 2, 3]
+            # Revision 3 arrived during the second replay, after the break had unsynced the watch.
+            assert synced_when_applied == [False, False, False]
+            assert watch.synced
+            assert watch.revision == 3
+        finally:
+            following.cancel()
 
 
 async def test_a_change_that_fails_to_apply_unsyncs_the_watch_and_is_fetched_again(
@@ -143,27 +154,20 @@ class RestoredRegistry(registry_pb2_grpc.RegistryServiceServicer):
 
 async def test_a_registry_behind_the_copy_is_replayed_from_the_start() -> None:
     registry = RestoredRegistry()
-    server = grpc.aio.server()
-    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = registry_pb2_grpc.RegistryServiceStub(channel)
-    applied: list[int] = []
-    watch = Watch(
-        "catalog",
-        lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
-        lambda changed: applied.append(changed.revision),
-    )
-    watch.revision = 5  # what the copy applied before the registry was restored
-    following = asyncio.create_task(watch.run())
-    try:
-        await asyncio.wait_for(registry.replayed.wait(), timeout=10)
-        await asyncio.wait_for(watch.replayed.wait(), timeout=10)
-        assert registry.asked == [5, 0]
-        assert applied == [1]
-        assert watch.revision == 1
-    finally:
-        following.cancel()
-        await channel.close()
-        await server.stop(0)
+    async with served(registry) as stub:
+        applied: list[int] = []
+        watch = Watch(
+            "catalog",
+            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            lambda changed: applied.append(changed.revision),
+        )
+        watch.revision = 5  # what the copy applied before the registry was restored
+        following = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait_for(registry.replayed.wait(), timeout=10)
+            await asyncio.wait_for(watch.replayed.wait(), timeout=10)
+            assert registry.asked == [5, 0]
+            assert applied == [1]
+            assert watch.revision == 1
+        finally:
+            following.cancel()
