@@ -3,12 +3,12 @@ fingerprint that tells a resent batch from another batch under the same id."""
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from services.intake.domain import CenterView, ServiceView
+from tests.unit.test_worker_batch_pipeline import NOW, SERVICE, context
 from workers.batch.content import (
     MAX_ACTOR_LENGTH,
     MAX_HISTORIC_FEE_BAISA,
@@ -16,24 +16,7 @@ from workers.batch.content import (
     MAX_NOTE_LENGTH,
     fingerprint,
 )
-from workers.batch.domain import Context, judge_batch
-
-NOW = datetime(2024, 6, 1, tzinfo=UTC)
-CENTER = CenterView("C1", "DA", "DA-NIZ", "ACTIVE", None, frozenset({"ROP-VISA"}), frozenset())
-SERVICE = ServiceView("ROP-VISA", "ROP", 5000, 48, 1, True)
-
-
-def context() -> Context:
-    return Context(
-        batch_key="b-1",
-        center_id="C1",
-        submitted_by="batch-user",
-        started_at=NOW,
-        centers={"C1": CENTER},
-        services={"ROP-VISA": SERVICE},
-        secret=b"s",
-        may_submit_for=lambda center_id: False,
-    )
+from workers.batch.domain import judge_batch
 
 
 def live(n: int = 0, **changes: object) -> intake_pb2.SubmitTransactionRequest:
