@@ -73,11 +73,16 @@ compose-up:
 compose-down:
 	$(COMPOSE) down
 
+# Proto changes must not break callers built against BUF_AGAINST: by default the main
+# branch, so on main the edits not yet committed are checked, and on a branch all of its own.
+BUF_AGAINST ?= .git\#branch=main
+
 lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf breaking --against '$(BUF_AGAINST)'
 
 format: setup
 	$(VENV)/bin/ruff format .
