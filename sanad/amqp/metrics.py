@@ -15,9 +15,14 @@ CONSUMER_CANCELLED = Counter(
     "Consumers cancelled by the broker (e.g. queue deleted); the worker exits.",
     ["queue"],
 )
+# outcome: applied (it changed the transaction); duplicate (a redelivery of one handled
+# before, acked, changes nothing); superseded (an unnumbered status change older than the
+# transaction's last step, acked, not applied); dead (refused, dead-lettered); retry (parked:
+# its transaction is not stored yet or an earlier change is missing). Only applied changed data.
 CHANGES_APPLIED = Counter(
     "sanad_worker_changes_total",
-    "Status changes and ratings handled by the ingest worker, by kind and outcome.",
+    "Status changes and ratings handled by the ingest worker, by kind (status, rating) and "
+    "outcome (applied, duplicate, superseded, dead, retry); only applied changed a transaction.",
     ["kind", "outcome"],
 )
 BATCH_ITEMS = Counter(

@@ -9,6 +9,7 @@ from sanad.amqp.packing import pack
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import AuditEvent, to_proto
 from sanad.v1 import audit_pb2, common_pb2, events_pb2
+from workers.ingest.changes import Applied
 from workers.ingest.handlers import (
     RATED_TYPE,
     STATUS_CHANGED_TYPE,
@@ -35,10 +36,10 @@ class FakeStore:
         documents: Sequence[dict[str, object]],
         changes: Sequence[object],
         audits: Mapping[str, dict[str, object]] | None = None,
-    ) -> list[None]:
+    ) -> list[Applied]:
         self.stored.extend(documents)
         self.audits.update(audits or {})
-        return [None for _ in changes]
+        return [Applied.APPLIED for _ in changes]
 
 
 def submitted(transaction_id: str = "T1", event: audit_pb2.AuditEvent | None = None) -> bytes:

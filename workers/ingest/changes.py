@@ -23,7 +23,8 @@ from workers.ingest.rollups import RollupIncrements
 
 
 class Applied(Enum):
-    """What happened to a change that was not refused."""
+    """What happened to a change that was not refused; all three are acked. The value is the
+    change's outcome label in sanad_worker_changes_total."""
 
     APPLIED = "applied"
     DUPLICATE = "duplicate"
@@ -55,11 +56,11 @@ class Rating:
 
 
 Change = StatusChange | Rating
+# What became of one change: the consumer acks an Applied, dead-letters a Dead, parks a Retry.
+ChangeOutcome = Applied | Dead | Retry
 
 
-def apply_change(
-    doc: Document, change: Change, rollups: RollupIncrements
-) -> Applied | Dead | Retry:
+def apply_change(doc: Document, change: Change, rollups: RollupIncrements) -> ChangeOutcome:
     """Apply one change to doc in place and count it in rollups, or say why it is refused or
     must wait. A sequenced change that is refused still takes its place in the sequence (so
     the ones after it are not held back), and so changes the document's `sequence`."""

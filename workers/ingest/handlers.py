@@ -16,7 +16,7 @@ from sanad.domain.transactions import Status
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, Document, document_from_submitted
 from sanad.security import audit
 from sanad.v1 import common_pb2, events_pb2
-from workers.ingest.changes import Change, Rating, StatusChange
+from workers.ingest.changes import Applied, Change, ChangeOutcome, Rating, StatusChange
 
 log = logging.getLogger("sanad.ingest")
 
@@ -41,7 +41,7 @@ class Store(Protocol):
         documents: Sequence[Document],
         changes: Sequence[Change],
         audits: Mapping[str, Document] | None = None,
-    ) -> list[Outcome]: ...
+    ) -> list[ChangeOutcome]: ...
 
 
 @dataclass(frozen=True)
@@ -198,13 +198,21 @@ class IngestHandler:
             else:
                 outcome = next(change_outcomes)
                 kind = "rating" if isinstance(item, Rating) else "status"
-                label = "applied" if outcome is None else type(outcome).__name__.lower()
-                CHANGES_APPLIED.labels(kind, label).inc()
-                outcomes.append(outcome)
+                CHANGES_APPLIED.labels(kind, change_label(outcome)).inc()
+                # Applied, duplicate and superseded changes are all acked.
+                outcomes.append(None if isinstance(outcome, Applied) else outcome)
         log.debug(
             "stored micro-batch", extra={"documents": len(documents), "changes": len(changes)}
         )
         return outcomes
+
+
+def change_label(outcome: ChangeOutcome) -> str:
+    """The outcome label of sanad_worker_changes_total: applied, duplicate, superseded, dead
+    or retry."""
+    if isinstance(outcome, Applied):
+        return outcome.value
+    return "dead" if isinstance(outcome, Dead) else "retry"
 
 
 def _stored(decoded: Decoded) -> list[Submitted]:

@@ -13,11 +13,11 @@ from pymongo.errors import BulkWriteError
 
 from sanad import records
 from sanad import rollups as contract
-from sanad.amqp.consumer import Dead, Outcome, Retry
+from sanad.amqp.consumer import Retry
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
-from workers.ingest.changes import Applied, Change, apply_change
+from workers.ingest.changes import Applied, Change, ChangeOutcome, apply_change
 from workers.ingest.rollups import RollupIncrements
 
 Document = dict[str, Any]
@@ -101,17 +101,18 @@ class IngestStore:
         documents: Sequence[Document],
         changes: Sequence[Change],
         audits: Mapping[str, Document] | None = None,
-    ) -> list[Outcome]:
+    ) -> list[ChangeOutcome]:
         """Store submissions (with their audit events, by transaction id), then apply changes
         in order, in one transaction.
 
-        Returns one outcome per change: None (applied or already applied), Dead
-        (illegal for the stored state) or Retry (its transaction is not stored yet).
+        Returns one outcome per change: Applied (applied, a duplicate of one applied, or
+        superseded by a newer step), Dead (illegal for the stored state) or Retry (its
+        transaction is not stored yet, or an earlier change of it is missing).
         """
 
         async def body(
             session: AsyncClientSession,
-        ) -> tuple[list[Outcome], RollupIncrements]:
+        ) -> tuple[list[ChangeOutcome], RollupIncrements]:
             increments = RollupIncrements()
             if documents:
                 await self._insert(documents, increments, session, audits)
@@ -190,11 +191,11 @@ class IngestStore:
 
     async def _apply(
         self, changes: Sequence[Change], increments: RollupIncrements, session: AsyncClientSession
-    ) -> list[Outcome]:
+    ) -> list[ChangeOutcome]:
         ids = list({c.transaction_id for c in changes})
         docs = {d["_id"]: d for d in await self.find_by_ids(ids, session)}
         revisions = {key: doc.get("revision", 0) for key, doc in docs.items()}
-        outcomes: list[Outcome] = []
+        outcomes: list[ChangeOutcome] = []
         touched: set[str] = set()
         for change in changes:
             doc = docs.get(change.transaction_id)
@@ -212,7 +213,7 @@ class IngestStore:
                     "status change older than the last step: superseded, not applied",
                     extra={"transaction_id": doc["_id"], "change_id": change.change_id},
                 )
-            outcomes.append(applied if isinstance(applied, Dead | Retry) else None)
+            outcomes.append(applied)
         await self._save(docs, revisions, touched, session)
         return outcomes
 
