@@ -97,3 +97,16 @@ async def test_a_repeat_of_a_handled_change_counts_as_duplicate_and_is_acked() -
     assert outcomes == [None, None]
     assert grown(before_status, counts("status")) == {"duplicate": 1.0}
     assert grown(before_rating, counts("rating")) == {"duplicate": 1.0}
+
+
+def test_every_kind_and_outcome_is_counted_from_zero_before_any_change() -> None:
+    IngestHandler(ScriptedStore([]))  # type: ignore[arg-type]
+
+    for kind in ("status", "rating"):
+        for outcome in OUTCOMES:
+            assert (
+                REGISTRY.get_sample_value(
+                    "sanad_worker_changes_total", {"kind": kind, "outcome": outcome}
+                )
+                is not None
+            ), (kind, outcome)

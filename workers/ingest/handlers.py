@@ -31,6 +31,9 @@ DEAD_LETTER_REASONS = (
     "unknown-transaction",
     "change-out-of-order",
 )
+# The labels of sanad_worker_changes_total: change_label() gives one of the outcomes.
+CHANGE_KINDS = ("status", "rating")
+CHANGE_OUTCOMES = (*(applied.value for applied in Applied), "dead", "retry")
 STATUS_CHANGED_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
 RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
 
@@ -179,6 +182,11 @@ class IngestHandler:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Every (kind, outcome) series exists from the start, so the first superseded or dead
+        # change shows as an increase from zero rather than as a series appearing.
+        for kind in CHANGE_KINDS:
+            for outcome in CHANGE_OUTCOMES:
+                CHANGES_APPLIED.labels(kind, outcome)
 
     async def __call__(self, batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
         now = utcnow()
