@@ -17,6 +17,7 @@ from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit import AuditLog
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.operations import Intake
+from services.intake.reading import Reader
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
 from services.intake.snapshot import RegistrySnapshot
@@ -40,6 +41,7 @@ class IntakeApp:
     publisher: ConfirmedPublisher
     packer: PackingPublisher
     intake: Intake
+    reader: Reader
     tracker: Tracker
     store: IntakeStore
     server: RunningServer | None = None
@@ -53,7 +55,9 @@ class IntakeApp:
             asyncio.create_task(self._ensure_indexes()),
         ]
         limits = StreamLimits(self.settings.stream_max_inflight, self.settings.stream_max_items)
-        servicer = IntakeServicer(self.intake, self.tracker, limits, self.settings.watch_poll_s)
+        servicer = IntakeServicer(
+            self.intake, self.reader, self.tracker, limits, self.settings.watch_poll_s
+        )
         self.server = await start_server(
             self.settings,
             port,
@@ -128,5 +132,7 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
     intake = Intake(
         snapshot, packer, store, topology, settings.civil_id_secret.get_secret_value().encode()
     )
-    tracker = Tracker(store, publisher, topology)
-    return IntakeApp(settings, client, channel, snapshot, publisher, packer, intake, tracker, store)
+    reader, tracker = Reader(store), Tracker(store, publisher, topology)
+    return IntakeApp(
+        settings, client, channel, snapshot, publisher, packer, intake, reader, tracker, store
+    )

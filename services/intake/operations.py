@@ -2,6 +2,9 @@
 
 A fresh submission's message carries the call's audit event (sanad.security.audit.take_offered):
 the ingest worker stores it with the transaction, and intake writes no event of its own for it.
+A replay carries none, even when the fresh call's publish failed: that message may have reached
+the broker after all (a late confirm), and the worker stores only the event of the message that
+stores the transaction; so the security interceptor writes a replay's event itself.
 """
 
 import hashlib
@@ -26,6 +29,7 @@ from services.intake.domain import (
     field_violations,
     validate,
 )
+from services.intake.unconfirmed import UnconfirmedClaims
 
 
 class Snapshot(Protocol):
@@ -72,11 +76,13 @@ class Accepted:
 
 @dataclass(frozen=True)
 class _Claim:
-    """The transaction id a submission gets, and whether it was new (not a replay)."""
+    """The transaction id a submission gets, whether it was new (not a replay), and the
+    request key it was claimed under ("" without a request id: never replayed)."""
 
     transaction_id: str
     submit_time: datetime
     fresh: bool
+    key: str = ""
 
 
 class Intake:
@@ -95,6 +101,7 @@ class Intake:
         self.store = store
         self.topology = topology
         self.civil_secret = civil_secret
+        self.unconfirmed = UnconfirmedClaims()
 
     async def submit(
         self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
@@ -141,8 +148,9 @@ class Intake:
         if not submission.request_id:
             return _Claim(transaction_id, submit_time, fresh=True)
         fingerprint = submission.fingerprint(self.civil_secret)
+        key = _request_key(caller, submission.request_id)
         record = await self.store.claim_request(
-            _request_key(caller, submission.request_id),
+            key,
             transaction_id,
             fingerprint,
             submit_time,
@@ -153,7 +161,9 @@ class Intake:
                 f"request id {submission.request_id!r} was already used for another transaction"
             )
         fresh = record["transaction_id"] == transaction_id
-        return _Claim(record["transaction_id"], record["submit_time"], fresh)
+        if fresh:
+            self.unconfirmed.claimed(key)
+        return _Claim(record["transaction_id"], record["submit_time"], fresh, key)
 
     async def _prior_claim(
         self,
@@ -170,12 +180,11 @@ class Intake:
             return None
         if field_violations(submission, None):
             return None  # the request itself is bad, whatever the registry says
-        record = await self.store.find_request(
-            _request_key(caller, submission.request_id), deadline.left()
-        )
+        key = _request_key(caller, submission.request_id)
+        record = await self.store.find_request(key, deadline.left())
         if record is None or record["fingerprint"] != submission.fingerprint(self.civil_secret):
             return None
-        return _Claim(record["transaction_id"], record["submit_time"], fresh=False)
+        return _Claim(record["transaction_id"], record["submit_time"], fresh=False, key=key)
 
     async def _publish(
         self,
@@ -187,7 +196,8 @@ class Intake:
         claim: _Claim,
         deadline: Deadline,
     ) -> None:
-        """Publish (again, for a replay: the first publish may not have been confirmed)."""
+        """Publish (again, for a replay: the first publish may not have been confirmed), and
+        count the transaction at the first confirm of its claim."""
         # A fresh submission's audit event rides in its message, stored with the transaction.
         transaction_id = claim.transaction_id
         carried = audit.take_offered(transaction_id=transaction_id) if claim.fresh else None
@@ -210,7 +220,9 @@ class Intake:
             message_id=transaction_id,
             timeout_s=deadline.left(),
         )
-        if claim.fresh:  # a replayed request id was counted when it was first accepted
+        # The first confirm of a claim made here counts: the fresh call's, or a replay's when
+        # the fresh call's publish failed (services/intake/unconfirmed.py).
+        if not claim.key or self.unconfirmed.confirmed(claim.key):
             count_submitted(
                 center.governorate_code,
                 center.wilayat_code,

@@ -20,8 +20,9 @@ from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
 from services.intake.listing import ListQuery, decode_token, page_size
 from services.intake.operations import Intake
+from services.intake.reading import DeadlineReached, Reader
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
-from services.intake.tracking import Change, DeadlineReached, Tracker
+from services.intake.tracking import Change, Tracker
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
@@ -110,9 +111,15 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     """Each RPC: protobuf in, one intake operation, protobuf out."""
 
     def __init__(
-        self, intake: Intake, tracker: Tracker, limits: StreamLimits, watch_poll_s: float
+        self,
+        intake: Intake,
+        reader: Reader,
+        tracker: Tracker,
+        limits: StreamLimits,
+        watch_poll_s: float,
     ) -> None:
         self.intake = intake
+        self.reader = reader
         self.tracker = tracker
         self.limits = limits
         self.watch_poll_s = watch_poll_s
@@ -151,14 +158,14 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def GetTransaction(
         self, request: intake_pb2.GetTransactionRequest, context: Context
     ) -> intake_pb2.GetTransactionResponse:
-        doc = await self.tracker.get(request.id, current(), _deadline(context))
+        doc = await self.reader.get(request.id, current(), _deadline(context))
         return intake_pb2.GetTransactionResponse(transaction=proto_from_document(doc, utcnow()))
 
     async def ListTransactions(
         self, request: intake_pb2.ListTransactionsRequest, context: Context
     ) -> intake_pb2.ListTransactionsResponse:
         query = list_query_from_proto(request)
-        docs, token = await self.tracker.list(query, current(), _deadline(context))
+        docs, token = await self.reader.list(query, current(), _deadline(context))
         now = utcnow()
         return intake_pb2.ListTransactionsResponse(
             transactions=[proto_from_document(doc, now) for doc in docs], next_page_token=token
@@ -167,7 +174,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def WatchTransaction(
         self, request: intake_pb2.WatchTransactionRequest, context: Context
     ) -> AsyncIterator[intake_pb2.WatchTransactionResponse]:
-        docs = self.tracker.watch(request.id, current(), _deadline(context), self.watch_poll_s)
+        docs = self.reader.watch(request.id, current(), _deadline(context), self.watch_poll_s)
         try:
             async for doc in docs:
                 yield intake_pb2.WatchTransactionResponse(

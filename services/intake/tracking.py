@@ -1,4 +1,5 @@
-"""Tracking use cases: read, list and watch transactions; queue status changes and ratings.
+"""Tracking use cases: the status changes, cancellations and ratings agencies, centres and
+beneficiaries make, judged and queued for the transaction's writer (reads: reading.py).
 
 Intake never writes a transaction. It judges a status change against the latest
 change it accepted for that transaction (a record of its own in intake_requests,
@@ -9,10 +10,8 @@ stored document lags the queue, so judging against it alone let two changes both
 accepted and the worker refuse the second.
 """
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -20,23 +19,15 @@ from sanad.amqp.topology import RATED, STATUS_CHANGED, Topology
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.domain.transactions import AGENCY_REPORTABLE, FINISHED, Status, can_change
-from sanad.errors import (
-    AlreadyExists,
-    Invalid,
-    NotFound,
-    PreconditionFailed,
-    Unavailable,
-    Violation,
-)
+from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable, Violation
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.identity import Identity
 from sanad.v1 import events_pb2
 from services.intake import access
 from services.intake.deadline import Deadline
-from services.intake.listing import ListQuery, encode_token
 from services.intake.operations import Publisher
+from services.intake.reading import Document, Finds, stored
 
-Document = dict[str, Any]
 MAX_NOTE_LENGTH = 1000
 # Compare-and-set rounds a status change may lose to concurrent ones before UNAVAILABLE.
 MAX_CHANGE_ATTEMPTS = 5
@@ -53,34 +44,7 @@ class Change:
     note: str
 
 
-class DeadlineReached(Exception):
-    """A watch ran to the caller's deadline: an end the caller asked for, not an outage."""
-
-
-async def _before_deadline(read: Callable[[], Awaitable[Document]], deadline: Deadline) -> Document:
-    """The read's document; DeadlineReached instead of Unavailable once no time is left.
-
-    A read that finds no time left (or times out on the last of it) says Unavailable, which
-    is right while time remains: the database is slow. At the deadline the caller is owed
-    DEADLINE_EXCEEDED, and alerts count UNAVAILABLE as a server error.
-    """
-    if deadline.left() == 0:
-        raise DeadlineReached
-    try:
-        return await read()
-    except Unavailable:
-        if deadline.left() == 0:
-            raise DeadlineReached from None
-        raise
-
-
-class Store(Protocol):
-    async def get_transaction(
-        self, transaction_id: str, timeout_s: float | None = None
-    ) -> Document | None: ...
-    async def list_transactions(
-        self, query: ListQuery, timeout_s: float | None = None
-    ) -> list[Document]: ...
+class Store(Finds, Protocol):
     async def claim_rating(
         self,
         transaction_id: str,
@@ -101,50 +65,12 @@ class Store(Protocol):
 
 
 class Tracker:
-    """Reads of stored transactions and the changes agencies, centres and beneficiaries make."""
+    """The changes agencies, centres and beneficiaries make to stored transactions."""
 
     def __init__(self, store: Store, publisher: Publisher, topology: Topology) -> None:
         self.store = store
         self.publisher = publisher
         self.topology = topology
-
-    async def get(self, transaction_id: str, identity: Identity, deadline: Deadline) -> Document:
-        """The stored transaction, if the caller may read it."""
-        doc = await self._stored(transaction_id, deadline)
-        access.check_read(identity, doc)
-        return doc
-
-    async def list(
-        self, query: ListQuery, identity: Identity, deadline: Deadline
-    ) -> tuple[list[Document], str]:
-        """One page and the token of the next ('' on the last page)."""
-        center_id, agency_code = access.listing_scope(identity, query.center_id)
-        if not center_id:
-            raise Invalid([Violation("center_id", "is required")])
-        scoped = replace(query, center_id=center_id, agency_code=agency_code)
-        docs = await self.store.list_transactions(scoped, deadline.left())
-        if len(docs) > scoped.page_size:
-            docs = docs[: scoped.page_size]
-            return docs, encode_token(docs[-1])
-        return docs, ""
-
-    async def watch(
-        self, transaction_id: str, identity: Identity, deadline: Deadline, poll_s: float
-    ) -> AsyncIterator[Document]:
-        """The transaction now and after each change, until it finishes; DeadlineReached when
-        the caller's deadline runs out first."""
-        doc = await _before_deadline(lambda: self.get(transaction_id, identity, deadline), deadline)
-        seen = None
-        while True:
-            version = (doc["status"], len(doc["history"]), doc.get("rating", 0))
-            if version != seen:
-                seen = version
-                yield doc
-            if Status(doc["status"]) in FINISHED:
-                return
-            left = deadline.left()
-            await asyncio.sleep(poll_s if left is None else min(poll_s, left))
-            doc = await _before_deadline(lambda: self._stored(transaction_id, deadline), deadline)
 
     async def update_status(
         self,
@@ -166,7 +92,7 @@ class Tracker:
         if found:
             raise Invalid(found)
         assert status is not None
-        doc = await self._stored(transaction_id, deadline)
+        doc = await stored(self.store, transaction_id, deadline)
         access.check_update(identity, doc)
         return await self._change(doc, status, note, actor, deadline)
 
@@ -176,7 +102,7 @@ class Tracker:
         """Cancel a transaction that has not finished."""
         if len(reason) > MAX_NOTE_LENGTH:
             raise Invalid([Violation("reason", f"must be at most {MAX_NOTE_LENGTH} characters")])
-        doc = await self._stored(transaction_id, deadline)
+        doc = await stored(self.store, transaction_id, deadline)
         access.check_cancel(identity, doc)
         return await self._change(doc, Status.CANCELLED, reason, actor, deadline)
 
@@ -186,7 +112,7 @@ class Tracker:
         """The beneficiary's one rating of a completed transaction."""
         if not 1 <= rating <= 5:
             raise Invalid([Violation("rating", "must be from 1 to 5")])
-        doc = await self._stored(transaction_id, deadline)
+        doc = await stored(self.store, transaction_id, deadline)
         access.check_rate(identity, doc)
         if doc["status"] != Status.COMPLETED:
             raise PreconditionFailed(f"transaction {transaction_id} is not completed")
@@ -280,11 +206,3 @@ class Tracker:
             message_id=message_id,
             timeout_s=deadline.left(),
         )
-
-    async def _stored(self, transaction_id: str, deadline: Deadline) -> Document:
-        found = None
-        if transaction_id:
-            found = await self.store.get_transaction(transaction_id, deadline.left())
-        if found is None:
-            raise NotFound(f"transaction {transaction_id!r} not found")
-        return found

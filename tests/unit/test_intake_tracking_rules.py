@@ -21,6 +21,7 @@ from sanad.security.identity import DEV_ADMIN, Identity, Role
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.deadline import Deadline
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
+from services.intake.reading import Reader
 from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher
 
@@ -219,7 +220,7 @@ async def test_a_broker_outage_reaches_the_caller_as_unavailable() -> None:
 
 
 async def test_centres_read_only_their_own_transactions() -> None:
-    t, _ = tracker(stored())
+    t = Reader(FakeStore(stored()))
     assert (await t.get("T1", CENTRE, Deadline(None)))["_id"] == "T1"
     assert (await t.get("T1", ROP, Deadline(None)))["_id"] == "T1"
     for who in (OTHER_CENTRE, MOL):
@@ -233,7 +234,7 @@ async def test_centres_read_only_their_own_transactions() -> None:
 
 async def test_watch_streams_each_change_and_stops_when_finished() -> None:
     doc = stored(Status.RECORDED)
-    t, _ = tracker(doc)
+    t = Reader(FakeStore(doc))
     seen: list[str] = []
 
     async def worker() -> None:

@@ -62,6 +62,7 @@ async def test_each_streamed_submission_is_charged_to_the_callers_rate() -> None
     servicer = IntakeServicer(
         AcceptingIntake(),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
         StreamLimits(max_inflight=4, max_items=100),
         watch_poll_s=1.0,
     )

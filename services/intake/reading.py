@@ -1,0 +1,109 @@
+"""Reading use cases: get, list and watch stored transactions, as far as the caller may see them.
+
+Reads go to the stored documents the workers write; intake's changes (tracking.py) reach them
+through the queue, so a read may lag a change intake has just accepted.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from sanad.domain.transactions import FINISHED, Status
+from sanad.errors import Invalid, NotFound, Unavailable, Violation
+from sanad.security.identity import Identity
+from services.intake import access
+from services.intake.deadline import Deadline
+from services.intake.listing import ListQuery, encode_token
+
+Document = dict[str, Any]
+
+
+class Finds(Protocol):
+    async def get_transaction(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> Document | None: ...
+
+
+class Store(Finds, Protocol):
+    async def list_transactions(
+        self, query: ListQuery, timeout_s: float | None = None
+    ) -> list[Document]: ...
+
+
+class DeadlineReached(Exception):
+    """A watch ran to the caller's deadline: an end the caller asked for, not an outage."""
+
+
+async def stored(store: Finds, transaction_id: str, deadline: Deadline) -> Document:
+    """The stored transaction; NotFound without one (or without an id)."""
+    found = None
+    if transaction_id:
+        found = await store.get_transaction(transaction_id, deadline.left())
+    if found is None:
+        raise NotFound(f"transaction {transaction_id!r} not found")
+    return found
+
+
+async def _before_deadline(read: Callable[[], Awaitable[Document]], deadline: Deadline) -> Document:
+    """The read's document; DeadlineReached instead of Unavailable once no time is left.
+
+    A read that finds no time left (or times out on the last of it) says Unavailable, which
+    is right while time remains: the database is slow. At the deadline the caller is owed
+    DEADLINE_EXCEEDED, and alerts count UNAVAILABLE as a server error.
+    """
+    if deadline.left() == 0:
+        raise DeadlineReached
+    try:
+        return await read()
+    except Unavailable:
+        if deadline.left() == 0:
+            raise DeadlineReached from None
+        raise
+
+
+class Reader:
+    """Reads of stored transactions."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, transaction_id: str, identity: Identity, deadline: Deadline) -> Document:
+        """The stored transaction, if the caller may read it."""
+        doc = await stored(self.store, transaction_id, deadline)
+        access.check_read(identity, doc)
+        return doc
+
+    async def list(
+        self, query: ListQuery, identity: Identity, deadline: Deadline
+    ) -> tuple[list[Document], str]:
+        """One page and the token of the next ('' on the last page)."""
+        center_id, agency_code = access.listing_scope(identity, query.center_id)
+        if not center_id:
+            raise Invalid([Violation("center_id", "is required")])
+        scoped = replace(query, center_id=center_id, agency_code=agency_code)
+        docs = await self.store.list_transactions(scoped, deadline.left())
+        if len(docs) > scoped.page_size:
+            docs = docs[: scoped.page_size]
+            return docs, encode_token(docs[-1])
+        return docs, ""
+
+    async def watch(
+        self, transaction_id: str, identity: Identity, deadline: Deadline, poll_s: float
+    ) -> AsyncIterator[Document]:
+        """The transaction now and after each change, until it finishes; DeadlineReached when
+        the caller's deadline runs out first."""
+        doc = await _before_deadline(lambda: self.get(transaction_id, identity, deadline), deadline)
+        seen = None
+        while True:
+            version = (doc["status"], len(doc["history"]), doc.get("rating", 0))
+            if version != seen:
+                seen = version
+                yield doc
+            if Status(doc["status"]) in FINISHED:
+                return
+            left = deadline.left()
+            await asyncio.sleep(poll_s if left is None else min(poll_s, left))
+            doc = await _before_deadline(
+                lambda: stored(self.store, transaction_id, deadline), deadline
+            )
