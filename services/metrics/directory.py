@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
@@ -34,6 +34,7 @@ def facts_of(center: registry_pb2.Center) -> CenterFacts:
             to_status=registry_pb2.LicenceStatus.Name(event.to_status).removeprefix(
                 "LICENCE_STATUS_"
             ),
+            expires_at=_expiry(event),
         )
         for event in center.licence.history
     ]
@@ -45,12 +46,13 @@ def facts_of(center: registry_pb2.Center) -> CenterFacts:
         governorate_code=center.governorate_code,
         omani_staff=center.omani_staff,
         licence_history=tuple(history),
-        licence_expires_at=(
-            center.licence.expires_at.ToDatetime(tzinfo=UTC)
-            if center.licence.HasField("expires_at")
-            else None
-        ),
+        licence_expires_at=_expiry(center.licence),
     )
+
+
+def _expiry(message: registry_pb2.Licence | registry_pb2.LicenceEvent) -> datetime | None:
+    """The message's expires_at, None when unset."""
+    return message.expires_at.ToDatetime(tzinfo=UTC) if message.HasField("expires_at") else None
 
 
 class WatchedDirectory:

@@ -95,6 +95,9 @@ class LicenceChange:
 
     time: datetime
     to_status: str
+    # The expiry the licence held after it; None on transitions recorded before the registry
+    # kept it (and before activation).
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -131,18 +134,22 @@ def licence_active_during(
 ) -> bool:
     """Whether the licence history shows ACTIVE at some moment of the year.
 
-    The last ACTIVE stretch ends at the licence's expiry, `expires_at`. An earlier stretch that
-    lapsed before its renewal counts until the renewal: the history records when a licence was
-    renewed from EXPIRED, not when it expired.
+    An ACTIVE stretch runs from its transition to the next one, or to the expiry that transition
+    recorded when that comes first, so a licence that lapsed before a late renewal was not
+    active in between. A transition recorded without its expiry (before the registry kept it)
+    runs to the next one; the last runs to the licence's current expiry, `expires_at`.
     """
     start, end = year_bounds(year)
-    status, since = "", datetime.min.replace(tzinfo=UTC)
-    for change in sorted(history, key=lambda c: c.time):
-        if status == ACTIVE and since < end and change.time > start:
+    changes = sorted(history, key=lambda c: c.time)
+    for index, change in enumerate(changes):
+        if change.to_status != ACTIVE or change.time >= end:
+            continue
+        next_time = changes[index + 1].time if index + 1 < len(changes) else None
+        lapses = change.expires_at or (expires_at if next_time is None else None)
+        stops = [moment for moment in (next_time, lapses) if moment is not None]
+        if not stops or min(stops) > start:
             return True
-        status, since = change.to_status, change.time
-    lapsed = expires_at is not None and expires_at <= start
-    return status == ACTIVE and since < end and not lapsed
+    return False
 
 
 def cancelled_before(history: Sequence[LicenceChange], year: int) -> bool:

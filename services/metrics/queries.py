@@ -9,6 +9,7 @@ from typing import Protocol
 
 from sanad import rollups
 from sanad.domain.clock import utcnow
+from sanad.errors import NotFound
 from services.metrics import award
 from services.metrics.directory import CenterDirectory
 from services.metrics.domain import ACTIVITY_COUNTERS, Stats, active_in_year, sum_rollups
@@ -92,6 +93,10 @@ class MetricsQueries:
         self.clock = clock
 
     async def center_stats(self, center_id: str, first_day: str, last_day: str) -> Stats:
+        """The centre's counters over the days; NotFound for a centre the registry never had
+        (it deletes none), so a mistyped id is not answered with zeros."""
+        if not await self.directory.centers_by_id([center_id]):
+            raise NotFound(f"centre {center_id!r} not found")
         return sum_rollups(
             await self.store.sums_by("center_id", center_id, (first_day, last_day), None)
         )

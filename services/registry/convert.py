@@ -63,6 +63,7 @@ def center_to_proto(center: Center) -> pb.Center:
                     actor=e.actor,
                     reason=e.reason,
                     time=to_timestamp(e.time),
+                    expires_at=to_timestamp(e.expires_at),
                 )
                 for e in lic.history
             ],

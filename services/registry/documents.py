@@ -42,6 +42,7 @@ def center_from_doc(doc: Document) -> Center:
                 actor=e["actor"],
                 reason=e["reason"],
                 time=e["time"],
+                expires_at=e.get("expires_at"),
             )
             for e in lic.get("history", ())
         ),

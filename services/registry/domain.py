@@ -47,7 +47,8 @@ _MOVES: dict[LicenceAction, tuple[frozenset[LicenceStatus], LicenceStatus]] = {
 
 @dataclass(frozen=True)
 class LicenceEvent:
-    """One recorded transition."""
+    """One recorded transition, with the expiry the licence holds after it (None before
+    activation, and on events stored before events kept it)."""
 
     action: LicenceAction
     from_status: LicenceStatus
@@ -55,6 +56,7 @@ class LicenceEvent:
     actor: str
     reason: str
     time: datetime
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def transition(
         expires_at = now + LICENCE_TERM
     elif action is LicenceAction.RENEW:
         expires_at = renewed_expiry(licence, now)
-    event = LicenceEvent(action, current, to_status, actor, reason, now)
+    # The history then says when each stretch lapses: a late renewal does not hide the gap.
+    event = LicenceEvent(action, current, to_status, actor, reason, now, expires_at)
     return replace(
         licence, status=to_status, expires_at=expires_at, history=(*licence.history, event)
     )

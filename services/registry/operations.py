@@ -99,9 +99,19 @@ class ChangeFeed:
     ) -> AsyncIterator[Entity | int]:
         """Entities changed after since_revision, the replay's end revision, then live changes.
 
-        OutOfRange for a since_revision past the registry's latest: answering synced there would
-        skip every change up to it, so the subscriber must resynchronise instead.
+        Invalid for a negative since_revision: no revision is below 0, which already replays
+        everything. OutOfRange for a since_revision past the registry's latest: answering synced
+        there would skip every change up to it, so the subscriber must resynchronise instead.
         """
+        if since_revision < 0:
+            raise Invalid(
+                [
+                    Violation(
+                        "since_revision",
+                        f"{since_revision} is negative; watch from 0 to replay everything",
+                    )
+                ]
+            )
         latest = await head()
         if since_revision > latest:
             raise OutOfRange(

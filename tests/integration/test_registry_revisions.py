@@ -1,5 +1,6 @@
 """Revisions as the caller read them: stale writes are ABORTED, a watch past the latest revision
-is OUT_OF_RANGE. Against the real MongoDB-wire server, through the real servicer."""
+is OUT_OF_RANGE and one below 0 INVALID_ARGUMENT. Against the real MongoDB-wire server, through
+the real servicer."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -113,3 +114,17 @@ async def test_a_watch_past_the_latest_revision_is_out_of_range_not_synced(
         assert (await asyncio.wait_for(at_latest.read(), 5)).service == added
     finally:
         at_latest.cancel()
+
+
+async def test_a_watch_from_a_negative_revision_is_invalid_argument_not_a_replay(
+    registry: Registry,
+) -> None:
+    await registry.add_service("S-1")
+    streams = (
+        lambda since: registry.stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+        lambda since: registry.stub.WatchCenters(pb.WatchCentersRequest(since_revision=since)),
+    )
+    for open_stream in streams:
+        below = open_stream(-5)
+        bad = await refused(asyncio.wait_for(below.read(), 5), Code.INVALID_ARGUMENT)
+        assert bad == [("since_revision", "-5 is negative; watch from 0 to replay everything")]

@@ -19,6 +19,16 @@ async def serving(
     servicer: metrics_pb2_grpc.MetricsServiceServicer,
 ) -> AsyncIterator[metrics_pb2_grpc.MetricsServiceStub]:
     """The servicer behind start_server's interceptors on a free port; a stub to call it."""
+    async with (
+        serving_on_port(servicer) as port,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        yield metrics_pb2_grpc.MetricsServiceStub(channel)
+
+
+@asynccontextmanager
+async def serving_on_port(servicer: metrics_pb2_grpc.MetricsServiceServicer) -> AsyncIterator[int]:
+    """The servicer behind start_server's interceptors on a free port; the port (for sanadctl)."""
     running = await start_server(
         ServerSettings(grpc_host="127.0.0.1"),
         0,
@@ -30,6 +40,7 @@ async def serving(
         ],
         checks={"always": always_up},
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield metrics_pb2_grpc.MetricsServiceStub(channel)
-    await running.stop(0.5)
+    try:
+        yield running.port
+    finally:
+        await running.stop(0.5)

@@ -11,7 +11,7 @@ from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics.periods import OPEN_END, OPEN_START
 from services.metrics.queries import MetricsQueries
 from services.metrics.servicer import MetricsServicer
-from tests.unit.metrics_fakes import REFS, WEIGHTS, FakeDirectory, FakePlaces, FakeStore
+from tests.unit.metrics_fakes import REFS, WEIGHTS, FakeDirectory, FakePlaces, FakeStore, facts
 from tests.unit.metrics_stub import serving
 
 Request = metrics_pb2.GetCenterStatsRequest | metrics_pb2.GetWilayatStatsRequest
@@ -29,7 +29,7 @@ def at(text: str) -> Timestamp:
 async def served() -> AsyncIterator[Served]:
     store = FakeStore()
     servicer = MetricsServicer(
-        MetricsQueries(store, FakeDirectory([]), FakePlaces(), WEIGHTS, REFS)
+        MetricsQueries(store, FakeDirectory([facts("A", "DA-NIZ", 2)]), FakePlaces(), WEIGHTS, REFS)
     )
     async with serving(servicer) as stub:
         yield stub, store

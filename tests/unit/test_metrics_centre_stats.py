@@ -1,0 +1,65 @@
+"""GetCenterStats of a centre id the registry never had is NOT_FOUND naming it, and sanadctl
+says so in one line; a registered centre with no transactions answers zeros."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from sanad.cli.__main__ import main
+from sanad.v1 import metrics_pb2
+from services.metrics.servicer import MetricsServicer
+from tests.unit.metrics_fakes import FakeStore, facts, made, queries
+from tests.unit.metrics_stub import serving, serving_on_port
+
+Served = tuple[MetricsServicer, FakeStore]
+
+
+@pytest.fixture
+def served() -> Served:
+    q = queries(
+        [made("2024-03-01", "A", "DA-NIZ", submitted=2, completed=1)],
+        [facts("A", "DA-NIZ", 2), facts("IDLE", "DA-BAH", 1)],
+    )
+    assert isinstance(q.store, FakeStore)
+    return MetricsServicer(q), q.store
+
+
+@pytest.fixture
+async def port(served: Served) -> AsyncIterator[int]:
+    async with serving_on_port(served[0]) as bound:
+        yield bound
+
+
+async def test_stats_of_a_centre_the_registry_never_had_are_not_found_naming_it(
+    served: Served,
+) -> None:
+    servicer, store = served
+    async with serving(servicer) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="NOPE"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details() == "centre 'NOPE' not found"
+    assert store.calls == []  # no rollups read for it
+
+
+async def test_a_registered_centre_without_transactions_answers_zeros(served: Served) -> None:
+    servicer, _ = served
+    async with serving(servicer) as stub:
+        idle = await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="IDLE"))
+        busy = await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="A"))
+    assert idle.center_id == "IDLE"
+    assert idle.stats == metrics_pb2.Stats()
+    assert (busy.stats.submitted, busy.stats.completed) == (2, 1)
+
+
+async def test_sanadctl_stats_of_an_unknown_centre_prints_one_error_line(
+    port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--metrics", f"127.0.0.1:{port}", "stats", "NOPE"]
+    code = await asyncio.to_thread(main, argv, {})
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err == "error: NOT_FOUND: centre 'NOPE' not found\n"
+    assert captured.out == ""
