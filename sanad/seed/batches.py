@@ -65,7 +65,7 @@ class BatchLoader:
                 result.problems.append(
                     f"nothing else was sent. A batch id used before for other content means"
                     f" this dataset was loaded before with another --batch-size (default"
-                    f" {DEFAULT_BATCH_SIZE}): seed again with that one"
+                    f" {DEFAULT_BATCH_SIZE}) or --scale (default 1.0): seed again with those"
                 )
                 return result
             limit = asyncio.Semaphore(self.window)

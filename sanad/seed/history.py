@@ -62,10 +62,20 @@ def _rating(rng: random.Random, mean: float) -> int:
 
 
 def transactions(
-    centre: SeedCentre, year: int, completed: int, seed: int, fees: Mapping[str, int]
+    centre: SeedCentre,
+    year: int,
+    completed: int,
+    seed: int,
+    fees: Mapping[str, int],
+    *,
+    dataset: str = "",
 ) -> Iterator[events_pb2.HistoricalTransaction]:
     """The centre's migrated transactions of one year: `completed` completions plus rejections
-    and cancellations in its profile's proportions."""
+    and cancellations in its profile's proportions.
+
+    Request ids name the seed, the dataset (SeedPlan.dataset: empty at full scale) and the
+    item's place in its centre-year.
+    """
     rng = random.Random(f"history-{seed}-{centre.licence_number}-{year}")  # noqa: S311 - sample data
     profile = centre.profile
     finals = (
@@ -85,7 +95,7 @@ def transactions(
         done = final == Status.TRANSACTION_STATUS_COMPLETED
         yield events_pb2.HistoricalTransaction(
             transaction=intake_pb2.SubmitTransactionRequest(
-                request_id=f"seed-{seed}-{centre.licence_number}-{year}-{n:05d}",
+                request_id=f"seed-{seed}{dataset}-{centre.licence_number}-{year}-{n:05d}",
                 center_id="",  # filled in by the loader once the registry assigned the id
                 service_code=service.code,
                 channel=common_pb2.CHANNEL_COUNTER

@@ -24,6 +24,14 @@ class SeedPlan:
     scale: float = 1.0
     completed_by_year: Mapping[int, int] = field(default_factory=lambda: dict(PUBLISHED_COMPLETED))
 
+    @property
+    def dataset(self) -> str:
+        """What sets this dataset's request ids apart from the same seed's at another scale
+        (empty at full scale). The first items of a centre-year are the same at every scale,
+        so without it a run at another scale would send a first batch the worker takes as a
+        resend, then store the items the earlier scale did not have beside its own."""
+        return "" if self.scale == 1.0 else f"-x{self.scale:g}"
+
     def centres(self) -> list[SeedCentre]:
         return plan_centres(self.seed, self.governorate)
 
@@ -54,10 +62,12 @@ class SeedPlan:
         """Every BatchSubmission of the dataset, one centre per batch (batches are per centre).
 
         Batch ids name a centre, a year and a chunk number, so what a batch id holds depends
-        on batch_size. The first batch is the first chunk of the centre-year with the most
-        items: with any other batch_size than a run before, it holds other items than it did
-        then (unless every centre-year fits one batch either way, and nothing differs), so
-        the batch worker refuses it, and the loader sends nothing more (BatchLoader.load).
+        on batch_size and on the scale (its items' request ids name the dataset). The first
+        batch is the first chunk of the centre-year with the most items: with any other
+        batch_size than a run before, it holds other items than it did then (unless every
+        centre-year fits one batch either way, and nothing differs), and with another scale
+        items of other request ids, so the batch worker refuses it, and the loader sends
+        nothing more (BatchLoader.load).
         """
         centres = self.centres()
         planned = [(y, index, n) for y in self.years for index, n in self.completed(y).items()]
@@ -86,7 +96,7 @@ def _chunks(
 ) -> Iterator[events_pb2.BatchSubmission]:
     items: list[events_pb2.HistoricalTransaction] = []
     chunk = 0
-    for item in transactions(centre, year, completed, plan.seed, fees):
+    for item in transactions(centre, year, completed, plan.seed, fees, dataset=plan.dataset):
         item.transaction.center_id = center_id
         items.append(item)
         if len(items) == batch_size:

@@ -169,3 +169,17 @@ def test_the_first_batch_is_the_largest_centre_years_and_holds_other_items_per_b
     assert len(first[5].history_items) == 5
     assert first[5].SerializeToString() != first[7].SerializeToString()
     assert first[7].history_items[:5] == first[5].history_items
+
+
+def test_the_first_batch_at_another_scale_holds_other_items_under_the_same_batch_id() -> None:
+    """The first items of a centre-year are the same at every scale: without the dataset in
+    their request ids, a run at another scale would be taken for a resend of the first batch,
+    and would then store the items the earlier scale did not have beside its own."""
+    full, half = SeedPlan(seed=7), SeedPlan(seed=7, scale=0.5)
+    ids = {c.index: f"C{c.index:02d}" for c in full.centres()}
+    first = [next(iter(plan.batches(ids, {}, batch_size=5))) for plan in (full, half)]
+
+    assert first[0].batch_id == first[1].batch_id
+    assert first[0].SerializeToString() != first[1].SerializeToString()
+    assert all(not i.transaction.request_id.startswith("seed-7-x") for i in first[0].history_items)
+    assert all(i.transaction.request_id.startswith("seed-7-x0.5-") for i in first[1].history_items)
