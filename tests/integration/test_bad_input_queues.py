@@ -17,12 +17,12 @@ from pymongo import AsyncMongoClient
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.topology import BATCH, REASON_HEADER, SUBMITTED, Topology
 from sanad.devstack.mongo_server import free_port
+from sanad.records import SUBMITTED_TYPE
 from sanad.v1 import events_pb2, intake_pb2
 from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
 
 pytestmark = pytest.mark.integration
 
-SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
 
 HAS_BATCH_WORKER = importlib.util.find_spec("workers.batch.__main__") is not None
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 
+from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
 from sanad.cli.batch import send
 from sanad.security.batch_users import batch_user
@@ -132,7 +133,7 @@ async def test_the_broker_refuses_a_user_id_that_is_not_the_connections_user(
         forged = aio_pika.Message(
             submission("forged", "c-other", "S").SerializeToString(),
             content_type=CONTENT_TYPE,
-            type=events_pb2.BatchSubmission.DESCRIPTOR.full_name,
+            type=SUBMISSION_TYPE,
             user_id=batch_user("c-other"),
         )
         with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed, match="user_id"):

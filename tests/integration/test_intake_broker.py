@@ -8,82 +8,25 @@ recovers by itself, and every submission answered OK is stored exactly once.
 """
 
 import asyncio
-import contextlib
 import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import urlsplit
 
 import grpc
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.devstack.mongo_server import free_port
 from sanad.v1 import intake_pb2
 from tests.conftest import AMQP_URL
+from tests.integration.broker_support import (  # noqa: F401 (fixtures, registered by importing)
+    BrokerProxy,
+    amqp_url_through_proxy,  # this module's amqp_url goes through the proxy
+    proxy_fixture,
+)
 from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
-
-
-class BrokerProxy:
-    """Forwards TCP to RabbitMQ; cut() drops every connection and refuses new ones until heal()."""
-
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 5672
-        self.listen_port = free_port()
-        self.url = upstream.replace(parts.netloc.split("@")[-1], f"127.0.0.1:{self.listen_port}")
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def heal(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.listen_port)
-
-    async def cut(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
-        for writer in list(self.writers):
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.writers |= {writer, up_writer}
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self.writers.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[BrokerProxy]:
-    broker = BrokerProxy(AMQP_URL)
-    await broker.heal()
-    yield broker
-    await broker.cut()
-
-
-@pytest.fixture
-def amqp_url(proxy: BrokerProxy) -> str:
-    """Everything in these tests reaches RabbitMQ through the proxy."""
-    return proxy.url
 
 
 async def _rabbitmqctl(*args: str) -> str:

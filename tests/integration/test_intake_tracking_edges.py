@@ -16,28 +16,18 @@ from pymongo import AsyncMongoClient
 
 from sanad.rpc.status import field_violations
 from sanad.v1 import events_pb2, intake_pb2
-from tests.conftest import AMQP_URL
+from tests.integration.broker_support import (  # noqa: F401 (fixtures, registered by importing)
+    BrokerProxy,
+    amqp_url_through_proxy,  # this module's amqp_url goes through the proxy
+    proxy_fixture,
+)
 from tests.integration.conftest import Stack, eventually
-from tests.integration.test_intake_broker import BrokerProxy
 from tests.integration.test_intake_tracking import T0, code_of, document, next_message, stamp
 
 pytestmark = pytest.mark.integration
 
 MS = timedelta(milliseconds=1)
 HALF_MS = timedelta(microseconds=500)
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[BrokerProxy]:
-    broker = BrokerProxy(AMQP_URL)
-    await broker.heal()
-    yield broker
-    await broker.cut()
-
-
-@pytest.fixture
-def amqp_url(proxy: BrokerProxy) -> str:
-    return proxy.url
 
 
 @pytest.fixture

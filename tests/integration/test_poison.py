@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.topology import BATCH, RATED, STATUS_CHANGED, SUBMITTED, Topology
 from sanad.cli.batch import send
+from sanad.records import SUBMITTED_TYPE
 from sanad.v1 import events_pb2, intake_pb2
 from tests.integration.conftest import (
     COUNTER,
@@ -20,6 +21,8 @@ from tests.integration.conftest import (
     submit_request,
 )
 from tests.integration.workers_support import (
+    RATED_TYPE,
+    STATUS_CHANGED_TYPE,
     dead_letters,
     delete_retry_queues,
     publish,
@@ -27,10 +30,6 @@ from tests.integration.workers_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-STATUS_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
-RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
 
 GARBAGE = b"\x00\xffnot protobuf"
 
@@ -69,7 +68,7 @@ async def test_poison_is_dead_lettered_with_reasons_and_good_messages_are_stored
     good, worker = await _poison_then_good(
         stack,
         [
-            (SUBMITTED, GARBAGE, "sanad.v1.TransactionSubmitted"),
+            (SUBMITTED, GARBAGE, SUBMITTED_TYPE),
             (SUBMITTED, b"{}", "sanad.v1.Unknown"),
         ],
     )
@@ -90,12 +89,12 @@ async def test_poison_status_changes_and_ratings_are_dead_lettered_while_good_on
     good, worker = await _poison_then_good(
         stack,
         [
-            (STATUS_CHANGED, GARBAGE, STATUS_TYPE),
+            (STATUS_CHANGED, GARBAGE, STATUS_CHANGED_TYPE),
             (STATUS_CHANGED, b"{}", "sanad.v1.Nope"),
             (
                 STATUS_CHANGED,
                 events_pb2.TransactionStatusChanged(transaction_id="T1").SerializeToString(),
-                STATUS_TYPE,
+                STATUS_CHANGED_TYPE,
             ),
             (RATED, GARBAGE, RATED_TYPE),
             (RATED, b"{}", "sanad.v1.Nope"),

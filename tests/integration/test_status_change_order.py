@@ -12,11 +12,13 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import STATUS_CHANGED, SUBMITTED, Topology
+from sanad.records import SUBMITTED_TYPE
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from tests.integration.conftest import Stack, eventually
 from tests.integration.test_intake_tracking import T0, code_of, document
 from tests.integration.workers_support import (
+    STATUS_CHANGED_TYPE,
     delete_retry_queues,
     publish,
     start_ingest_worker,
@@ -25,8 +27,6 @@ from tests.integration.workers_support import (
 
 pytestmark = pytest.mark.integration
 
-STATUS_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
-SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
 S = common_pb2.TransactionStatus
 
 
@@ -47,7 +47,7 @@ def numbered(tx: str, sequence: int, value: int, at: datetime) -> tuple[str, byt
         actor="ROP",
         sequence=sequence,
     )
-    return (STATUS_CHANGED, event.SerializeToString(), STATUS_TYPE)
+    return (STATUS_CHANGED, event.SerializeToString(), STATUS_CHANGED_TYPE)
 
 
 async def no_dead_letters(stack: Stack) -> int:

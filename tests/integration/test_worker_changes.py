@@ -9,10 +9,13 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import RATED, STATUS_CHANGED, SUBMITTED, Topology
+from sanad.records import SUBMITTED_TYPE
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2
 from tests.integration.conftest import Stack, eventually
 from tests.integration.workers_support import (
+    RATED_TYPE,
+    STATUS_CHANGED_TYPE,
     dead_letters,
     delete_retry_queues,
     publish,
@@ -21,10 +24,6 @@ from tests.integration.workers_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-STATUS_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
-RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
-SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ def status(tx: str, change_id: str, value: int, at: datetime) -> tuple[str, byte
     event = events_pb2.TransactionStatusChanged(
         transaction_id=tx, change_id=change_id, status=value, time=to_timestamp(at), actor="ROP"
     )
-    return (STATUS_CHANGED, event.SerializeToString(), STATUS_TYPE)
+    return (STATUS_CHANGED, event.SerializeToString(), STATUS_CHANGED_TYPE)
 
 
 def rating(tx: str, value: int, at: datetime) -> tuple[str, bytes, str]:

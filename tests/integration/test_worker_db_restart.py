@@ -16,14 +16,13 @@ from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.devstack import mongo_server
-from sanad.v1 import events_pb2
+from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import StoppableDatabase, eventually
 from tests.integration.workers_support import publish, submitted
 
 pytestmark = pytest.mark.integration
 
 COUNT = 3000
-SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import SUBMITTED, Topology
-from sanad.v1 import events_pb2
+from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import Stack, eventually
 from tests.integration.workers_support import delete_retry_queues, publish, submitted
 
 pytestmark = pytest.mark.integration
 
 COUNT = 20_000
-SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
 
 
 async def test_a_worker_killed_mid_20000_leaves_exactly_20000_stored_and_counted(

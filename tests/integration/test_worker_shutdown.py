@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import SUBMITTED, Topology
-from sanad.v1 import events_pb2
+from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import Stack, eventually
 from tests.integration.workers_support import (
     delete_retry_queues,
@@ -20,8 +20,6 @@ from tests.integration.workers_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-SUBMITTED_TYPE = events_pb2.TransactionSubmitted.DESCRIPTOR.full_name
 
 
 async def _consumers(stack: Stack, queue: str) -> int:

@@ -14,6 +14,15 @@ from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2
 from tests.integration.conftest import Stack, eventually
 
+# The type headers intake puts on the status changes and ratings it publishes: the message's full
+# protobuf name (services/intake publishes `event.DESCRIPTOR.full_name`). Spelled from the proto
+# here, not imported from workers.ingest.handlers: these tests publish as intake does, so a worker
+# whose own constants drifted from what intake sends must fail them. Submissions use
+# sanad.records.SUBMITTED_TYPE and batches sanad.amqp.batches.SUBMISSION_TYPE, which the publisher
+# and the worker both import: that shared constant is the contract.
+STATUS_CHANGED_TYPE = events_pb2.TransactionStatusChanged.DESCRIPTOR.full_name
+RATED_TYPE = events_pb2.TransactionRated.DESCRIPTOR.full_name
+
 
 def submitted(
     transaction_id: str, center_id: str, service: str, at: datetime | None = None
