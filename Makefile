@@ -73,16 +73,18 @@ compose-up:
 compose-down:
 	$(COMPOSE) down
 
-# Proto changes must not break callers built against BUF_AGAINST: by default the main
-# branch, so on main the edits not yet committed are checked, and on a branch all of its own.
-BUF_AGAINST ?= .git\#branch=main
+# Proto changes must not break callers built against BUF_AGAINST: by default the local main
+# branch, so on main the edits not yet committed are checked and on a branch all of its own;
+# where there is no local main (a detached or single-branch checkout), the commit checked out.
+BUF_AGAINST ?= .git\#$(if $(shell git rev-parse -q --verify refs/heads/main 2>/dev/null),branch=main,ref=HEAD)
 
 lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
-	$(VENV)/bin/buf breaking --against '$(BUF_AGAINST)'
+	@if [ -e .git ]; then $(VENV)/bin/buf breaking --against '$(BUF_AGAINST)'; \
+	else echo "lint: not a git checkout, so no base to compare the protos with: buf breaking skipped"; fi
 
 format: setup
 	$(VENV)/bin/ruff format .

@@ -18,7 +18,9 @@ CONSUMER_CANCELLED = Counter(
 # outcome: applied (it changed the transaction); duplicate (a redelivery of one handled
 # before, acked, changes nothing); superseded (an unnumbered status change older than the
 # transaction's last step, acked, not applied); dead (refused, dead-lettered); retry (parked:
-# its transaction is not stored yet or an earlier change is missing). Only applied changed data.
+# its transaction is not stored yet or an earlier change is missing; counted at each try, the
+# last one too, after which the consumer dead-letters it: sanad_amqp_dead_lettered_total counts
+# that, not outcome dead). Only applied changed data.
 CHANGES_APPLIED = Counter(
     "sanad_worker_changes_total",
     "Status changes and ratings handled by the ingest worker, by kind (status, rating) and "

@@ -30,7 +30,7 @@ class SeedPlan:
         (empty at full scale). The first items of a centre-year are the same at every scale,
         so without it a run at another scale would send a first batch the worker takes as a
         resend, then store the items the earlier scale did not have beside its own."""
-        return "" if self.scale == 1.0 else f"-x{self.scale:g}"
+        return "" if self.scale == 1.0 else f"-x{self.scale!r}"
 
     def centres(self) -> list[SeedCentre]:
         return plan_centres(self.seed, self.governorate)

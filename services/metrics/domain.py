@@ -137,7 +137,8 @@ def licence_active_during(
     An ACTIVE stretch runs from its transition to the next one, or to the expiry that transition
     recorded when that comes first, so a licence that lapsed before a late renewal was not
     active in between. A transition recorded without its expiry (before the registry kept it)
-    runs to the next one; the last runs to the licence's current expiry, `expires_at`.
+    runs to the next one; the last runs to the licence's current expiry, `expires_at`. A
+    stretch that ends where it starts (reinstated after its expiry passed) is no stretch.
     """
     start, end = year_bounds(year)
     changes = sorted(history, key=lambda c: c.time)
@@ -147,7 +148,7 @@ def licence_active_during(
         next_time = changes[index + 1].time if index + 1 < len(changes) else None
         lapses = change.expires_at or (expires_at if next_time is None else None)
         stops = [moment for moment in (next_time, lapses) if moment is not None]
-        if not stops or min(stops) > start:
+        if not stops or min(stops) > max(start, change.time):
             return True
     return False
 

@@ -94,12 +94,15 @@ class MetricsQueries:
 
     async def center_stats(self, center_id: str, first_day: str, last_day: str) -> Stats:
         """The centre's counters over the days; NotFound for a centre the registry never had
-        (it deletes none), so a mistyped id is not answered with zeros."""
-        if not await self.directory.centers_by_id([center_id]):
+        (it deletes none), so a mistyped id is not answered with zeros.
+
+        Only a centre without transactions in the period is looked up in the registry's copy:
+        one with them exists, and is answered even while that copy cannot be read.
+        """
+        rows = await self.store.sums_by("center_id", center_id, (first_day, last_day), None)
+        if not rows and not await self.directory.centers_by_id([center_id]):
             raise NotFound(f"centre {center_id!r} not found")
-        return sum_rollups(
-            await self.store.sums_by("center_id", center_id, (first_day, last_day), None)
-        )
+        return sum_rollups(rows)
 
     async def wilayat_stats(self, wilayat: str, first_day: str, last_day: str) -> tuple[int, Stats]:
         """(centres with transactions in the period, their summed counters)."""

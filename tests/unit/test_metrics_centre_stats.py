@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from sanad.cli.__main__ import main
+from sanad.errors import Unavailable
 from sanad.v1 import metrics_pb2
 from services.metrics.servicer import MetricsServicer
 from tests.unit.metrics_fakes import FakeStore, facts, made, queries
@@ -35,13 +36,34 @@ async def port(served: Served) -> AsyncIterator[int]:
 async def test_stats_of_a_centre_the_registry_never_had_are_not_found_naming_it(
     served: Served,
 ) -> None:
-    servicer, store = served
+    servicer, _ = served
     async with serving(servicer) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="NOPE"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert caught.value.details() == "centre 'NOPE' not found"
-    assert store.calls == []  # no rollups read for it
+
+
+class UnreadableDirectory:
+    """The registry's copy while its watch is down."""
+
+    async def centers_by_id(self, center_ids: object) -> dict[str, object]:
+        raise Unavailable("the registry's centres are not loaded yet")
+
+
+async def test_a_centre_with_transactions_is_answered_while_the_registry_cannot_be_read(
+    served: Served,
+) -> None:
+    """A centre with transactions in the period exists: its stats do not wait for the registry.
+    Only one without them is looked up there, and then waits for it."""
+    servicer, _ = served
+    servicer.queries.directory = UnreadableDirectory()  # type: ignore[assignment]
+    async with serving(servicer) as stub:
+        busy = await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="A"))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="IDLE"))
+    assert (busy.stats.submitted, busy.stats.completed) == (2, 1)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_a_registered_centre_without_transactions_answers_zeros(served: Served) -> None:

@@ -53,6 +53,18 @@ def test_a_stretch_ends_at_the_next_transition_when_that_comes_before_its_expiry
     assert not active_in_year(c, 2023, None)  # suspended before its expiry, never reinstated
 
 
+def test_a_licence_reinstated_after_its_expiry_passed_is_not_active_from_the_reinstatement() -> (
+    None
+):
+    """Suspended in November 2022, expired in March 2023 while suspended, reinstated in June
+    2023: the reinstatement keeps the passed expiry, so its stretch is empty."""
+    suspended = LicenceChange(at(2022, 11), "SUSPENDED", expires_at=at(2023, 3))
+    reinstated = LicenceChange(at(2023, 6), "ACTIVE", expires_at=at(2023, 3))
+    c = centre(ACTIVATED, suspended, reinstated, expires_at=at(2023, 3))
+    assert active_in_year(c, 2022, None)
+    assert not active_in_year(c, 2023, None)
+
+
 def test_transitions_recorded_without_their_expiry_count_until_the_renewal_as_before() -> None:
     old = (LicenceChange(at(2022, 3), "ACTIVE"), LicenceChange(at(2025, 6), "ACTIVE"))
     c = centre(*old, expires_at=at(2026, 6))
