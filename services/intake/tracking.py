@@ -117,7 +117,8 @@ class Tracker:
         if doc["status"] != Status.COMPLETED:
             raise PreconditionFailed(f"transaction {transaction_id} is not completed")
         if doc.get("rating"):
-            raise AlreadyExists(f"transaction {transaction_id} is already rated")
+            await self._check_repeat(doc, rating, actor, deadline)
+            return
         # The claim makes "once" hold under concurrent calls. Every call publishes the
         # claimed rating, confirmed, before it answers: a retry after a publish that failed
         # sends it again, and the worker recognises a repeat by its content and claimed
@@ -137,6 +138,21 @@ class Tracker:
         if winner != rating:
             raise AlreadyExists(f"transaction {transaction_id} is already rated")
 
+    async def _check_repeat(
+        self, doc: Document, rating: int, actor: str, deadline: Deadline
+    ) -> None:
+        """A rating for a rated transaction: OK (nothing to send) when it repeats the claimed
+        rating the worker applied, as a retry does after a publish that reached the broker
+        but not its confirm; ALREADY_EXISTS for any other. A rating applied without a claim
+        (a batch, a migration) gets one recorded here, unused: the document stays rated."""
+        if doc["rating"] == rating:
+            winner, given, _ = await self.store.claim_rating(
+                doc["_id"], rating, to_millisecond(utcnow()), actor, deadline.left()
+            )
+            if (winner, given) == (rating, doc.get("rating_time")):
+                return
+        raise AlreadyExists(f"transaction {doc['_id']} is already rated")
+
     async def _change(
         self, doc: Document, status: Status, note: str, actor: str, deadline: Deadline
     ) -> Change:
@@ -146,6 +162,8 @@ class Tracker:
             latest = await self.store.latest_change(doc["_id"], deadline.left())
             if latest is not None and not latest.get("confirmed"):
                 await self._send_again(latest, deadline)
+                if (replayed := _replayed(latest, status, note, actor)) is not None:
+                    return replayed
             current = Status(doc["status"] if latest is None else latest["status"])
             if Status(doc["status"]) in FINISHED:  # stored finished (a batch, a migration)
                 current = Status(doc["status"])
@@ -206,3 +224,13 @@ class Tracker:
             message_id=message_id,
             timeout_s=deadline.left(),
         )
+
+
+def _replayed(latest: Document, status: Status, note: str, actor: str) -> Change | None:
+    """The answer to a retry of the unconfirmed latest change (the same status, actor and
+    note: the request carries no id of its own), as its first call would have had it; None
+    for a different change. A status never follows itself, so no new change is lost here."""
+    event = events_pb2.TransactionStatusChanged.FromString(latest["event"])
+    if (latest["status"], event.actor, event.note) != (status.value, actor, note):
+        return None
+    return Change(status, latest["time"], actor, note)

@@ -1,5 +1,5 @@
 """Tracking RPCs at their edges: bad listing filters, millisecond window bounds, a watch that
-runs to its deadline, and a rating whose first publish failed.
+runs to its deadline, and a rating or status change whose first publish failed.
 
 Everything reaches RabbitMQ through a proxy that can cut intake off the broker; the stored
 transactions are written directly, as the ingest worker writes them.
@@ -22,7 +22,7 @@ from tests.integration.broker_support import (  # noqa: F401 (fixtures, register
     proxy_fixture,
 )
 from tests.integration.conftest import Stack, eventually
-from tests.integration.test_intake_tracking import T0, code_of, document, next_message, stamp
+from tests.integration.test_intake_tracking import T0, S, code_of, document, next_message, stamp
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +150,59 @@ async def test_a_rating_whose_publish_failed_is_published_when_sent_again(
     events = [events_pb2.TransactionRated.FromString(m.body) for m in sent]
     assert [e.rating for e in events] == [4, 4]
     assert events[0] == events[1]  # the same event: the worker applies it once
+
+
+async def test_a_status_change_whose_publish_failed_is_answered_ok_when_sent_again(
+    stack: Stack, transactions: Any, proxy: BrokerProxy
+) -> None:
+    doc = document("C1", T0, "IN_PROGRESS")
+    await transactions.insert_one(doc)
+    completed = intake_pb2.UpdateTransactionStatusRequest(
+        id=doc["_id"], status=S.TRANSACTION_STATUS_COMPLETED, note="issued"
+    )
+
+    await proxy.cut()
+    assert await code_of(stack.intake.UpdateTransactionStatus(completed, timeout=5)) == (
+        grpc.StatusCode.UNAVAILABLE
+    )
+    await proxy.heal()
+
+    async def healthy() -> bool:
+        return stack.intake_app.publisher.is_healthy()
+
+    await eventually(healthy, within_s=20)
+    # The retry is the accepted change itself: sent again and answered, not judged as
+    # "COMPLETED to COMPLETED". A repeat once it is confirmed is judged again.
+    reply = await stack.intake.UpdateTransactionStatus(completed, timeout=5)
+    assert (reply.change.status, reply.change.note) == (S.TRANSACTION_STATUS_COMPLETED, "issued")
+    assert await code_of(stack.intake.UpdateTransactionStatus(completed, timeout=5)) == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+    event = events_pb2.TransactionStatusChanged.FromString((await next_message(stack)).body)
+    assert (event.sequence, event.note, event.time) == (1, "issued", reply.change.time)
+
+
+async def test_a_rating_applied_after_its_confirm_failed_is_answered_ok_when_sent_again(
+    stack: Stack, transactions: Any, proxy: BrokerProxy
+) -> None:
+    done = document("C1", T0, "COMPLETED")
+    await transactions.insert_one(done)
+
+    def rate(rating: int) -> Any:
+        return stack.intake.RateTransaction(
+            intake_pb2.RateTransactionRequest(id=done["_id"], rating=rating), timeout=5
+        )
+
+    await proxy.cut()
+    try:
+        assert await code_of(rate(4)) == grpc.StatusCode.UNAVAILABLE
+        # As the worker writes it had the publish reached the broker and only its confirm
+        # failed; then the retry is answered from the document and the claim, broker or not.
+        claim = await transactions.database["intake_requests"].find_one({"rating": 4})
+        await transactions.update_one(
+            {"_id": done["_id"]}, {"$set": {"rating": 4, "rating_time": claim["time"]}}
+        )
+        assert await code_of(rate(4)) == grpc.StatusCode.OK
+        assert await code_of(rate(5)) == grpc.StatusCode.ALREADY_EXISTS
+    finally:
+        await proxy.heal()
