@@ -5,7 +5,8 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
 - gRPC TLS: SANAD_TLS_CERT_FILE + SANAD_TLS_KEY_FILE turn on TLS for every gRPC port this process
   serves and are also its client certificate towards other services; SANAD_TLS_CA_FILE is the CA
   that client and server certificates must chain to; SANAD_TLS_CLIENT_AUTH=true requires a client
-  certificate (mutual TLS).
+  certificate (mutual TLS). Production requires it: services call each other with their
+  certificates and never with tokens, so a port without it would refuse them at run time.
 - Authentication: SANAD_AUTH_MODE=dev treats a call without credentials as the dev admin (today's
   local behaviour); `required` refuses it with UNAUTHENTICATED. Credentials are a client
   certificate (CN = subject, OU = role, URI SAN `urn:sanad:agency:<code>` or
@@ -15,8 +16,12 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
   from its query string. MongoDB TLS: SANAD_MONGO_TLS_CA_FILE and SANAD_MONGO_TLS_CERT_KEY_FILE
   (or the same options in SANAD_MONGO_URL). Production refuses either connection in plaintext or
   without verifying the server's certificate: they carry civil-ID hashes, fees and passwords.
+- Rate limits: SANAD_RATE_LIMIT_PER_S and _BURST, per identity and per replica (each process
+  keeps its own buckets, so N replicas behind a balancer admit up to N times the rate).
+  Production refuses 0 (off).
 """
 
+import math
 from enum import StrEnum
 from typing import ClassVar
 
@@ -27,6 +32,10 @@ from pymongo.uri_parser import split_options
 from yarl import URL
 
 DEV_CIVIL_ID_SECRET = "dev-only-civil-id-secret"  # noqa: S105 - the dev default production refuses
+# Shortest civil-ID secret production takes, in bytes: the HMAC-SHA256 key is as strong as this.
+MIN_CIVIL_ID_SECRET_BYTES = 32
+# RabbitMQ's default account: aio-pika logs in as it when the AMQP URL names no user.
+AMQP_GUEST = "guest"
 
 
 class Profile(StrEnum):
@@ -103,7 +112,8 @@ class CommonSettings(BaseSettings):
     # `batch-<centre id>` users who submit for their own centre only.
     batch_trusted_users: str = ""
 
-    # Per-identity token bucket: calls per second and burst; 0 turns the limit off.
+    # Per-identity token bucket: calls per second and burst; 0 turns the limit off (dev only:
+    # production refuses it). Each replica keeps its own buckets: the limit is per replica.
     rate_limit_per_s: float = 0.0
     rate_limit_burst: int = 100
 
@@ -124,25 +134,43 @@ class CommonSettings(BaseSettings):
         return self
 
     def _production_problems(self) -> list[str]:
-        problems = []
-        if self.civil_id_secret.get_secret_value() == DEV_CIVIL_ID_SECRET:
-            problems.append("the default SANAD_CIVIL_ID_SECRET")
-        if self.uses_amqp and "guest:guest@" in self.amqp_url:
+        problems = self._secret_problems()
+        if self.uses_amqp and amqp_user(self.amqp_url) == AMQP_GUEST:
             problems.append("RabbitMQ's default guest account")
+        if AMQP_GUEST in self.batch_trusted_user_names:
+            problems.append("guest in SANAD_BATCH_TRUSTED_USERS: any guest login could submit")
         if not self.grpc_tls:
             problems.append("plaintext gRPC: set SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE")
         if not self.tls_ca_file:
             problems.append("a missing CA: set SANAD_TLS_CA_FILE")
         if self.auth_mode is AuthMode.DEV:
             problems.append("SANAD_AUTH_MODE=dev: set it to required")
-        if not (self.tls_client_auth or self.auth_jwt_public_key_file):
-            problems.append("no way to authenticate: mutual TLS or a JWT public key")
+        if not self.tls_client_auth:
+            # DESIGN section 6; other services call with certificates, never tokens.
+            problems.append("SANAD_TLS_CLIENT_AUTH=false: every gRPC port serves mutual TLS")
+        if not (math.isfinite(self.rate_limit_per_s) and self.rate_limit_per_s > 0):
+            problems.append(
+                "no per-identity rate limit: set SANAD_RATE_LIMIT_PER_S above 0 (per replica)"
+            )
         if self.uses_amqp:
             problems += amqp_tls_problems(self.amqp_url)
         problems += mongo_tls_problems(
             self.mongo_url, self.mongo_tls_ca_file, self.mongo_tls_cert_key_file
         )
         return problems
+
+    def _secret_problems(self) -> list[str]:
+        secret = self.civil_id_secret.get_secret_value()
+        if secret == DEV_CIVIL_ID_SECRET:
+            return ["the default SANAD_CIVIL_ID_SECRET"]
+        if len(secret.encode()) < MIN_CIVIL_ID_SECRET_BYTES:
+            return [f"a SANAD_CIVIL_ID_SECRET under {MIN_CIVIL_ID_SECRET_BYTES} bytes"]
+        return []
+
+    @property
+    def batch_trusted_user_names(self) -> frozenset[str]:
+        """SANAD_BATCH_TRUSTED_USERS as names: comma-separated, spaces and blanks dropped."""
+        return frozenset(user.strip() for user in self.batch_trusted_users.split(",")) - {""}
 
 
 class ServerSettings(CommonSettings):
@@ -155,6 +183,12 @@ class ServerSettings(CommonSettings):
 _MONGO_UNVERIFIED = ("tlsallowinvalidcertificates", "tlsallowinvalidhostnames")
 # Options that name TLS files: pymongo turns TLS on when one is given.
 _MONGO_TLS_FILES = ("tlscafile", "tlscertificatekeyfile")
+
+
+def amqp_user(url: str) -> str:
+    """The RabbitMQ user an AMQP URL logs in as, read as aiormq reads it: the URL's user,
+    percent-decoded, or guest when it names none (`amqps://host/`, `amqps://:pw@host/`)."""
+    return URL(url).user or AMQP_GUEST
 
 
 def amqp_tls_problems(url: str) -> list[str]:

@@ -8,9 +8,8 @@ may submit for every centre, as before issue #7. A message without user_id is re
 """
 
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
 
-from sanad.settings import AuthMode
+from sanad.settings import AuthMode, amqp_user
 
 BATCH_USER_PREFIX = "batch-"
 
@@ -18,7 +17,7 @@ BATCH_USER_PREFIX = "batch-"
 def broker_user(amqp_url: str) -> str:
     """The RabbitMQ user an AMQP URL logs in as (guest when it names none, as RabbitMQ assumes);
     a submitter sets it as `user_id` on every message, and the broker checks it."""
-    return unquote(urlsplit(amqp_url).username or "guest")
+    return amqp_user(amqp_url)
 
 
 def batch_user(center_id: str) -> str:

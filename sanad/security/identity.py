@@ -49,15 +49,21 @@ class Identity:
         return self.role is Role.MINISTRY and self.agency_code == agency_code
 
 
-# Used until the authorization interceptor is installed (issue #7): the dev profile's admin.
+# The caller of a call without credentials when SANAD_AUTH_MODE=dev (sanad.security.authenticate).
 DEV_ADMIN = Identity(subject="dev-admin", role=Role.ADMIN)
 
-_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("identity", default=DEV_ADMIN)
+# No default: code that asks outside a call the interceptor authorized fails closed, instead of
+# acting as an admin.
+_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("identity")
 
 
 def current() -> Identity:
-    """The identity of the call being handled."""
-    return _current.get()
+    """The identity of the call being handled; LookupError outside a call the authorization
+    interceptor admitted."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise LookupError("no caller identity: current() outside an authorized call") from None
 
 
 def set_current(identity: Identity) -> contextvars.Token[Identity]:

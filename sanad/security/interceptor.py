@@ -115,17 +115,15 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             handler.response_serializer,
         )
 
-    def identify(self, context: Any, streamed: bool = False) -> Identity:
-        """The caller, once authenticated and within its rate.
+    def charge(self, identity: Identity, streamed: bool = False) -> None:
+        """RateLimited when the caller is over its rate.
 
         One token per call; a client-streaming call's handler charges its further items through
         item_charge(), so one stream of many submissions cannot bypass the caller's rate.
         """
-        identity = self.authenticator.identify(context)
         self.limiter.take(identity.actor)
         if streamed:
             _item_charge.set(_PerItem(self.limiter, identity.actor))
-        return identity
 
     def authorize(
         self, method: str, rule: policy.Rule | None, identity: Identity, request: Any
@@ -173,7 +171,9 @@ class _Guard:
             identity = UNKNOWN_CALLER
             offered = None
             try:
-                identity = self.owner.identify(context, streamed)
+                # Authenticated before charged: a refused call's event names its caller.
+                identity = self.owner.authenticator.identify(context)
+                self.owner.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 if self.audit_log is not None and not streamed:
                     offered = audit.offer(partial(self._succeeded, identity, request))
@@ -194,7 +194,9 @@ class _Guard:
             shown = None if streamed else request
             identity = UNKNOWN_CALLER
             try:
-                identity = self.owner.identify(context, streamed)
+                # Authenticated before charged: a refused call's event names its caller.
+                identity = self.owner.authenticator.identify(context)
+                self.owner.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 async for response in behaviour(request, context):
                     yield response

@@ -107,9 +107,17 @@ def secret_value(resources: list[Resource], name: str, key: str) -> str:
             "mongodb://user:secret@sanad-mongodb-0.sanad-mongodb-svc.sanad.svc.cluster.local:27017"
             f"/admin?replicaSet=sanad-mongodb&ssl={str(tls).lower()}"
         ),
-        "secret": "a-production-civil-id-secret",
+        "secret": documented_civil_id_secret(),
     }
     return samples[key]
+
+
+def documented_civil_id_secret() -> str:
+    """A civil-ID secret as long as the one deploy/README.md has `openssl rand -hex N` make."""
+    (length,) = re.findall(
+        r'sanad-civil-id --from-literal=secret="\$\(openssl rand -hex (\d+)\)"', DEPLOY_README
+    )
+    return "5a" * int(length)
 
 
 def documented_amqp_url(user: str, password: str) -> str:

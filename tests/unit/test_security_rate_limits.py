@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 import grpc
 import pytest
@@ -9,6 +10,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from sanad.rpc.server import Registration, start_server
+from sanad.security import certs
+from sanad.security.credentials import issue_token
 from sanad.security.identity import Identity
 from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2, intake_pb2_grpc
@@ -19,7 +22,7 @@ from services.intake.domain import Submission
 from services.intake.operations import Accepted
 from services.intake.servicer import IntakeServicer
 from services.intake.streaming import StreamLimits
-from tests.unit.security_echo import every_method, full_name, start_echo
+from tests.unit.security_echo import MemoryAudit, call, every_method, full_name, start_echo
 
 LIST_AGENCIES = next(m for m in every_method() if m.name == "ListAgencies")
 
@@ -92,3 +95,36 @@ async def test_each_streamed_submission_is_charged_to_the_callers_rate() -> None
     assert [a.error_code for a in answers] == [""] * 3 + ["RESOURCE_EXHAUSTED"] * 3
     assert not any(a.transaction_id for a in answers[3:])
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("name", ["TransitionLicence", "SubmitTransactions"])
+async def test_a_rate_limited_call_is_audited_with_its_authenticated_caller(
+    pki: Path, name: str
+) -> None:
+    settings = ServerSettings(
+        grpc_host="127.0.0.1",
+        auth_mode="required",
+        auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+        rate_limit_per_s=0.01,
+        rate_limit_burst=1,
+    )
+    identity = certs.EXAMPLES["ministry-mociip"]
+    key = (pki / "jwt-signing.key").read_bytes()
+    token = issue_token(key, identity, "sanad-mesh", "sanad-mesh", 600)
+    metadata = (("authorization", f"Bearer {token}"),)
+    method = next(m for m in every_method() if m.name == name)
+    audit = MemoryAudit()
+    running = await start_echo(settings, audit)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            codes = [await call(channel, method, b"", metadata) for _ in range(2)]
+    finally:
+        await running.stop(0)
+    assert codes == [grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    refused = audit.events[-1]
+    assert refused.outcome == "RESOURCE_EXHAUSTED"
+    assert (refused.subject, refused.role, refused.agency_code) == (
+        "mociip-licensing",
+        "ministry",
+        "MOCIIP",
+    )

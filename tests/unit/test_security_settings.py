@@ -1,17 +1,32 @@
 """The production profile refuses every unsafe setting; the dev profile keeps today's defaults."""
 
+import os
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from sanad import mongo
+from sanad.devstack import secure
+from sanad.devstack.__main__ import DEFAULT_AMQP_URL, child_env, processes
 from sanad.settings import AuthMode, ServerSettings
 from services.intake.settings import IntakeSettings
 from services.metrics.settings import MetricsSettings
 from services.registry.settings import RegistrySettings
+from workers.batch.settings import BatchSettings
+from workers.ingest.settings import IngestSettings
+
+SETTINGS = {
+    "services.registry": RegistrySettings,
+    "services.intake": IntakeSettings,
+    "services.metrics": MetricsSettings,
+    "workers.ingest": IngestSettings,
+    "workers.batch": BatchSettings,
+}
 
 SAFE = {
     "profile": "production",
-    "civil_id_secret": "a-real-secret-from-the-vault",
+    "civil_id_secret": "a-real-secret-from-the-vault-32-bytes-at-least",
     "amqp_url": "amqps://intake:pw@rabbit:5671/?cafile=/certs/ca.pem",
     "mongo_url": "mongodb://intake:pw@mongo-0:27017/admin?replicaSet=rs&ssl=true",
     "mongo_tls_ca_file": "/certs/ca.pem",
@@ -20,6 +35,7 @@ SAFE = {
     "tls_ca_file": "/certs/ca.pem",
     "tls_client_auth": True,
     "auth_mode": "required",
+    "rate_limit_per_s": 50,
 }
 
 
@@ -35,12 +51,76 @@ def test_dev_defaults_keep_plaintext_and_the_dev_identity() -> None:
     assert settings.rate_limit_per_s == 0
 
 
+@pytest.mark.parametrize("mode", ["secure", "plaintext"])
+def test_every_devstack_child_loads_its_settings(
+    mode: str, pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `make run` gives each child (guest broker, guest trusted with batches): dev profile.
+    shared = secure.prepare(pki, DEFAULT_AMQP_URL) if mode == "secure" else {}
+    for variable in [v for v in os.environ if v.startswith("SANAD_")]:
+        monkeypatch.delenv(variable)
+    for name, module in processes(2):
+        with monkeypatch.context() as child:
+            for variable, value in child_env(shared, name).items():
+                child.setenv(variable, value)
+            loaded = SETTINGS[module]()
+        assert loaded.grpc_tls is (mode == "secure")
+
+
 def test_production_starts_with_safe_settings() -> None:
     assert ServerSettings(**SAFE).grpc_tls
 
 
-def test_production_with_a_jwt_key_instead_of_mutual_tls_starts() -> None:
-    ServerSettings(**{**SAFE, "tls_client_auth": False, "auth_jwt_public_key_file": "/k.pem"})
+def test_production_takes_jwt_tokens_beside_mutual_tls() -> None:
+    ServerSettings(**{**SAFE, "auth_jwt_public_key_file": "/k.pem"})
+
+
+def test_production_refuses_tls_without_client_certificates_even_with_a_jwt_key() -> None:
+    # Services call each other with their certificates, never tokens: without mutual TLS their
+    # calls would arrive without credentials and be refused at run time.
+    with pytest.raises(ValidationError, match="SANAD_TLS_CLIENT_AUTH=false"):
+        ServerSettings(**{**SAFE, "tls_client_auth": False, "auth_jwt_public_key_file": "/k.pem"})
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("nan"), float("inf")])
+def test_production_refuses_running_without_a_rate_limit(rate: float) -> None:
+    with pytest.raises(ValidationError, match="SANAD_RATE_LIMIT_PER_S above 0"):
+        ServerSettings(**{**SAFE, "rate_limit_per_s": rate})
+
+
+@pytest.mark.parametrize("secret", ["x" * 31, "é" * 15 + "x"])
+def test_production_refuses_a_civil_id_secret_under_32_bytes(secret: str) -> None:
+    with pytest.raises(ValidationError, match="SANAD_CIVIL_ID_SECRET under 32 bytes") as refused:
+        ServerSettings(**{**SAFE, "civil_id_secret": secret})
+    assert secret not in str(refused.value)
+
+
+def test_production_takes_a_civil_id_secret_of_32_bytes() -> None:
+    ServerSettings(**{**SAFE, "civil_id_secret": "é" * 16})  # 16 characters, 32 bytes
+
+
+@pytest.mark.parametrize("users", ["guest", "migration, guest", " guest ,"])
+def test_production_refuses_trusting_the_guest_account_with_batches(users: str) -> None:
+    with pytest.raises(ValidationError, match="guest in SANAD_BATCH_TRUSTED_USERS"):
+        ServerSettings(**{**SAFE, "batch_trusted_users": users})
+
+
+def test_production_trusts_named_batch_users() -> None:
+    ServerSettings(**{**SAFE, "batch_trusted_users": "migration, moh-loader,guests"})
+
+
+@pytest.mark.parametrize(
+    "amqp_url",
+    [
+        "amqps://rabbit:5671/sanad?cafile=/certs/ca.pem",  # no user: aio-pika logs in as guest
+        "amqps://:pw@rabbit/?cafile=/certs/ca.pem",
+        "amqps://guest:a-new-password@rabbit/?cafile=/certs/ca.pem",
+        "amqps://gu%65st:pw@rabbit/?cafile=/certs/ca.pem",  # percent-decoded as aiormq does
+    ],
+)
+def test_production_refuses_an_amqp_url_that_logs_in_as_guest(amqp_url: str) -> None:
+    with pytest.raises(ValidationError, match="guest account"):
+        IntakeSettings(**{**SAFE, "amqp_url": amqp_url})
 
 
 @pytest.mark.parametrize(
@@ -51,7 +131,11 @@ def test_production_with_a_jwt_key_instead_of_mutual_tls_starts() -> None:
         ({"tls_cert_file": "", "tls_key_file": ""}, "plaintext gRPC"),
         ({"tls_ca_file": "", "tls_client_auth": False}, "missing CA"),
         ({"auth_mode": "dev"}, "SANAD_AUTH_MODE=dev"),
-        ({"tls_client_auth": False}, "no way to authenticate"),
+        ({"tls_client_auth": False}, "SANAD_TLS_CLIENT_AUTH=false"),
+        ({"rate_limit_per_s": 0}, "no per-identity rate limit"),
+        ({"civil_id_secret": "a-real-but-short-secret"}, "under 32 bytes"),
+        ({"batch_trusted_users": "guest"}, "SANAD_BATCH_TRUSTED_USERS"),
+        ({"amqp_url": "amqps://rabbit:5671/sanad?cafile=/c.pem"}, "guest"),
         ({"amqp_url": "amqp://intake:pw@rabbit:5672/"}, "plaintext AMQP"),
         # aiormq reads the first no_verify_ssl, and a bare or empty one turns checks off.
         ({"amqp_url": "amqps://intake:pw@rabbit/?no_verify_ssl=1"}, "no_verify_ssl"),
