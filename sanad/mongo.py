@@ -8,9 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymongo
+from bson.errors import InvalidDocument
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError, WriteConcernError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    PyMongoError,
+    WriteConcernError,
+    WriteError,
+)
 
 from sanad.errors import Unavailable
 from sanad.settings import CommonSettings
@@ -76,6 +83,45 @@ def passing(error: PyMongoError) -> bool:
     """A failure that may pass, so the caller may retry later: a timeout, a lost connection, or
     a write not acknowledged as durable as asked (it may be rolled back)."""
     return bool(error.timeout or isinstance(error, ConnectionFailure | WriteConcernError))
+
+
+# Codes of a write error that is about the document written (or the stored document an update
+# meets), so writing it again fails the same way whatever the server's state. Whatever else the
+# server or the driver reports (authorization, authentication, a full disk, a timeout, a lost
+# primary, a write concern, a bad request, an unknown code) says nothing about the document.
+DOCUMENT_ERROR_CODES = frozenset(
+    {
+        11000,  # DuplicateKey: the id or a unique key is taken
+        11001,  # DuplicateKeyValue, and
+        12582,  # duplicate key on update: the same, from servers before 3.0
+        121,  # DocumentValidationFailure: the collection's validator refuses the document
+        10334,  # BSONObjectTooLarge: the document, or the result of an update, is over 16 MB
+        17419,  # the result of an update is over 16 MB (servers before 5.0)
+        17420,  # the document to upsert is over 16 MB (servers before 5.0)
+        17280,  # KeyTooLong: an indexed value too long (servers before 4.2)
+        52,  # DollarPrefixedFieldName
+        53,  # InvalidIdField: an _id that cannot be one (an array, a regex)
+        55,  # InvalidDBRef
+        56,  # EmptyFieldName
+        57,  # DottedFieldName
+        66,  # ImmutableField: an update would change _id
+        28,  # PathNotViable: the stored document has a value where the update needs a path
+        14,  # TypeMismatch: the stored value's type refuses the update ($inc on a string)
+        15,  # Overflow: the update overflows the stored number
+    }
+)
+
+
+def about_document(error: BaseException) -> bool:
+    """An error about the document written rather than about the database: one the client
+    cannot encode (bson's InvalidDocument, DocumentTooLarge), or write errors whose codes are
+    all in DOCUMENT_ERROR_CODES. Writing the same document again fails the same way."""
+    if isinstance(error, InvalidDocument):
+        return True
+    if isinstance(error, BulkWriteError):
+        codes = [failure.get("code") for failure in error.details.get("writeErrors") or []]
+        return bool(codes) and all(code in DOCUMENT_ERROR_CODES for code in codes)
+    return isinstance(error, WriteError) and error.code in DOCUMENT_ERROR_CODES
 
 
 @dataclass

@@ -4,11 +4,19 @@ PyMongo's `with_transaction` retries a failing transaction silently for up to 12
 That hides a database outage from metrics and logs and holds a SIGTERM drain for two
 minutes. Here only a write conflict (another worker touched the same rollup or
 transaction a moment ago) is retried on the spot with short jittered pauses for up to
-CONFLICT_WINDOW_S; connection trouble, an unknown commit result and a conflict that persists
-become TransientError at once, so the consumer pauses, backs off, counts the retry,
-and handles the whole micro-batch again. Handling it again is safe: every write is
-idempotent (upserts keyed by id; changes remembered by change id; rollups counted only
-for what this transaction applies for the first time).
+CONFLICT_WINDOW_S; connection trouble, an unknown commit result, a conflict that persists
+and every other failure of the database become TransientError at once, so the consumer
+pauses, backs off, counts the retry, and handles the whole micro-batch again. Handling it
+again is safe: every write is idempotent (upserts keyed by id; changes remembered by change
+id; rollups counted only for what this transaction applies for the first time).
+
+Only an error about a document written (sanad.mongo.about_document: one the driver cannot
+encode, a duplicate key, a validator's refusal, a document over 16 MB...) is raised as it
+is: the consumer then handles the micro-batch's messages one by one and dead-letters the
+one that keeps failing. Anything else (authorization or authentication refused after a
+credential rotation, a full disk, a timeout, a lost primary, a write concern not met, a
+code this module does not know) says nothing about the messages, and dead-lettering them
+for it would send good messages to the dead-letter queue.
 """
 
 import asyncio
@@ -23,6 +31,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from sanad.amqp.consumer import TransientError
+from sanad.mongo import about_document
 from sanad.telemetry.metrics import MONGO_WRITE_SECONDS
 
 log = logging.getLogger("sanad.worker.mongo")
@@ -46,7 +55,8 @@ async def run_atomically(
     operation: str,
     body: Callable[[AsyncClientSession], Awaitable[T]],
 ) -> T:
-    """Run body in one transaction; conflicts retried here, outages raised as TransientError."""
+    """Run body in one transaction; conflicts retried here; an error about a document written
+    raised as it is, any other failure of the database as TransientError."""
     started = time.perf_counter()
     attempt = 0
     while True:
@@ -60,7 +70,9 @@ async def run_atomically(
             raise TransientError(f"MongoDB unreachable: {error}") from error
         except PyMongoError as error:
             if not any(error.has_error_label(label) for label in _TRANSIENT_LABELS):
-                raise
+                if about_document(error):
+                    raise  # the messages' content: the consumer takes them one by one
+                raise TransientError(_failed(operation, error)) from error
             if time.perf_counter() - started > CONFLICT_WINDOW_S or error.has_error_label(
                 "UnknownTransactionCommitResult"
             ):
@@ -79,3 +91,9 @@ async def _once(
 ) -> T:
     async with client.start_session() as session, await session.start_transaction():
         return await body(session)
+
+
+def _failed(operation: str, error: PyMongoError) -> str:
+    """What the consumer logs while it retries: the operation and the server's code."""
+    code = getattr(error, "code", None)
+    return f"MongoDB failed {operation} ({type(error).__name__}, code {code}): {error}"
