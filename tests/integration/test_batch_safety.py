@@ -6,19 +6,24 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from sanad.amqp.batches import SUBMISSION_TYPE
+from sanad.amqp.consumer import Dead
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
 from sanad.cli.batch import send
 from sanad.rpc.timestamps import to_timestamp
+from sanad.security.audit import document_of
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from tests.integration.conftest import COUNTER, Stack, open_centre_with_service
 from tests.integration.workers_support import dead_letters, delete_retry_queues, start_batch_worker
+from workers.batch import audit
 from workers.batch.content import MAX_NOTE_LENGTH
 from workers.batch.store import BatchStore
 from workers.ingest.store import IngestStore
@@ -136,7 +141,9 @@ async def test_a_history_item_too_large_to_store_is_refused_by_field_and_its_bat
             migrated(2, 5000, "x" * (17 * 1024 * 1024)),
         ],
     )
-    worker = start_batch_worker(stack)
+    # Over the default body limit (16 MiB, refused whole unread): an operator who raises it
+    # still gets the item refused by field.
+    worker = start_batch_worker(stack, SANAD_BATCH_MAX_BYTES=str(32 * 1024 * 1024))
     try:
         [answer] = await send(stack.amqp_url, stack.prefix, [batch], wait_s=90)
     finally:
@@ -165,11 +172,55 @@ async def test_the_first_saved_answer_is_kept_and_a_correction_replaces_only_wha
     assert (fresh, again) == (True, False)
     assert later["fingerprint"] == "content-1"
     assert later["started_at"] == first["started_at"]
-    assert await store.save_result("b-1", b"answer-1", 1, 1) is None
-    assert await store.save_result("b-1", b"answer-2", 0, 2) == b"answer-1"
+    assert await store.save_result("b-1", b"answer-1", 1, 1, {"_id": "e-1", "n": 1}) is None
+    # A second attempt (a redelivery, a concurrent worker) neither saves nor audits again.
+    assert await store.save_result("b-1", b"answer-2", 0, 2, {"_id": "e-2", "n": 2}) == b"answer-1"
+    assert [e async for e in db.audit_log.find({"_id": {"$in": ["e-1", "e-2"]}})] == [
+        {"_id": "e-1", "n": 1}
+    ]
     assert not await store.replace_result("b-1", b"answer-2", b"answer-3", 2, 0)
     assert await store.replace_result("b-1", b"answer-1", b"answer-1b", 2, 0)
     assert await store.saved_result("b-1") == b"answer-1b"
     saved = await db.batch_results.find_one({"_id": "b-1"})
     assert saved is not None
     assert (saved["accepted"], saved["rejected"]) == (2, 0)
+
+
+async def test_a_batch_answer_is_saved_only_with_its_audit_event(
+    stack: Stack, db: AsyncDatabase
+) -> None:
+    store = BatchStore(IngestStore(db.client, db), db)
+    batch_id, event_id = f"audited-{uuid.uuid4().hex}", uuid.uuid4().hex
+    await store.claim(batch_id, "guest", "C1", datetime.now(UTC), "content")
+    await db.audit_log.insert_one({"_id": event_id})  # the event cannot be written
+
+    with pytest.raises(DuplicateKeyError):
+        await store.save_result(batch_id, b"answer", 1, 0, {"_id": event_id, "n": 1})
+
+    saved = await db.batch_results.find_one({"_id": batch_id})
+    assert saved is not None
+    assert "result" not in saved  # the answer went with the event: the next attempt saves both
+
+
+async def test_a_redelivered_refusal_is_audited_once(stack: Stack, db: AsyncDatabase) -> None:
+    store = BatchStore(IngestStore(db.client, db), db)
+    batch_id = f"refused-{uuid.uuid4().hex}"
+
+    def event(correlation_id: str) -> dict[str, object]:
+        found = audit.refused(
+            SimpleNamespace(user_id="batch-C9", correlation_id=correlation_id, message_id=None),  # type: ignore[arg-type]
+            events_pb2.BatchSubmission(batch_id=batch_id, center_id="C1"),
+            datetime.now(UTC),
+            Dead("not-allowed", "not allowed"),
+        )
+        return document_of(found)
+
+    await store.record_refusal(event("c-1"))
+    await store.record_refusal(event("c-1"), redelivered=True)  # the same message again
+    await store.record_refusal(event("c-2"), redelivered=True)  # another publish of the batch
+    await store.record_refusal(event("c-1"))  # not a redelivery: a call of its own
+
+    found = [
+        e["target"]["correlation_id"] async for e in db.audit_log.find({"request_id": batch_id})
+    ]
+    assert sorted(found) == ["c-1", "c-1", "c-2"]

@@ -29,6 +29,8 @@ class Shared:
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     transactions: set[str] = field(default_factory=set)
+    # The audit events written: with a saved answer, or for a batch refused as a whole.
+    audit_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class MemoryStore:
@@ -67,7 +69,7 @@ class MemoryStore:
         return len(new)
 
     async def save_result(
-        self, batch_id: str, result: bytes, accepted: int, rejected: int
+        self, batch_id: str, result: bytes, accepted: int, rejected: int, event: dict[str, Any]
     ) -> bytes | None:
         await self._gate(self.before_save)
         if self.failed_saves:
@@ -77,7 +79,11 @@ class MemoryStore:
         if "result" in record:
             return bytes(record["result"])
         record["result"] = result
+        self.shared.audit_events.append(event)
         return None
+
+    async def record_refusal(self, event: dict[str, Any], redelivered: bool = False) -> None:
+        self.shared.audit_events.append({**event, "redelivered": redelivered})
 
     async def replace_result(
         self, batch_id: str, old: bytes, new: bytes, accepted: int, rejected: int
@@ -113,6 +119,8 @@ class Message:
     type: str = SUBMISSION_TYPE
     correlation_id: str = "c-1"
     user_id: str = "guest"
+    message_id: str | None = None
+    redelivered: bool = False
 
 
 @dataclass
@@ -131,6 +139,7 @@ def handler(store: MemoryStore, replies: Replies, center: CenterView = CENTER) -
         b"s",
         Limits(chunk=2),
         may_submit=lambda user, center_id: True,
+        may_migrate=lambda user: True,
     )
 
 

@@ -148,6 +148,7 @@ def handler(store: RecordingStore, chunk: int, monkeypatch: pytest.MonkeyPatch) 
         b"s",
         Limits(chunk=chunk),
         may_submit=lambda user, center: True,
+        may_migrate=lambda user: True,
     )
 
 

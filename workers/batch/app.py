@@ -12,7 +12,7 @@ from sanad.amqp.topology import Topology
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import RunningServer, start_server
 from services.intake.snapshot import RegistrySnapshot
-from workers.batch.authorization import authorizer
+from workers.batch.authorization import authorizer, migration_authorizer
 from workers.batch.handlers import DEAD_LETTER_REASONS, BatchHandler, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
@@ -90,8 +90,13 @@ def build_app(settings: BatchSettings) -> BatchApp:
         snapshot,
         reply,
         settings.civil_id_secret.get_secret_value().encode(),
-        Limits(max_items=settings.batch_max_items, chunk=settings.batch_chunk),
+        Limits(
+            max_items=settings.batch_max_items,
+            chunk=settings.batch_chunk,
+            max_bytes=settings.batch_max_bytes,
+        ),
         may_submit=authorizer(settings),
+        may_migrate=migration_authorizer(settings),
     )
     consumer = MicroBatchConsumer(
         settings.amqp_url,

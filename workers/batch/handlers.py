@@ -1,4 +1,5 @@
-"""Turns one BatchSubmission delivery into stored items and one BatchResult reply."""
+"""Turns one BatchSubmission delivery into stored items, one BatchResult reply and one audit
+event."""
 
 import asyncio
 import logging
@@ -16,10 +17,12 @@ from sanad.amqp.batches import RESULT_TYPE, SUBMISSION_TYPE, item_count
 from sanad.amqp.consumer import Dead, Outcome, TransientError
 from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
 from sanad.domain.clock import utcnow
+from sanad.security.audit import document_of
 from sanad.v1 import events_pb2
 from services.intake.domain import CenterView, ServiceView
+from workers.batch import audit
 from workers.batch.answers import result_of, settle
-from workers.batch.authorization import Authorize
+from workers.batch.authorization import Authorize, MayMigrate
 from workers.batch.content import MAX_CODE_LENGTH, fingerprint
 from workers.batch.domain import Context, Verdict, item_id, judge_items
 from workers.batch.store import BatchStore, Document
@@ -33,7 +36,9 @@ DEAD_LETTER_REASONS = (
     "undecodable",
     "invalid",
     "too-large",
+    "body-too-large",
     "not-allowed",
+    "history-not-allowed",
     "batch-id-in-use",
     "batch-id-reused",
     "bad-reply-to",
@@ -58,6 +63,8 @@ class Snapshot(Protocol):
 class Limits:
     max_items: int = 5000
     chunk: int = 1000
+    # Largest body parsed at all (BatchSettings.batch_max_bytes).
+    max_bytes: int = 16 * 1024 * 1024
 
 
 class BatchHandler:
@@ -72,8 +79,10 @@ class BatchHandler:
         limits: Limits,
         *,
         may_submit: Authorize,
+        may_migrate: MayMigrate,
     ) -> None:
         self.may_submit = may_submit
+        self.may_migrate = may_migrate
         self.store = store
         self.snapshot = snapshot
         self.reply = reply
@@ -90,8 +99,10 @@ class BatchHandler:
         if not may_reply_to(reply_to):
             # Answering would publish, with this worker's rights, wherever the sender names:
             # into a work queue, or another submitter's queue. Not answered, not stored.
+            unanswered = Dead("bad-reply-to", f"reply_to {reply_to[:100]!r} {REPLY_TO_RULE}")
+            await self._audit_refusal(message, events_pb2.BatchSubmission(), unanswered)
             BATCHES.labels("refused").inc()
-            return Dead("bad-reply-to", f"reply_to {reply_to[:100]!r} {REPLY_TO_RULE}")
+            return unanswered
         submission = events_pb2.BatchSubmission()
         if (refusal := self._refusal(message, submission)) is not None:
             return await self._refuse(message, submission, refusal)
@@ -104,7 +115,7 @@ class BatchHandler:
             await self._send(message, bytes(record["result"]))
             return None
         context = self._context(submission, record, message.user_id or "")
-        answer = await self._answer(submission, context, fresh)
+        answer = await self._answer(message, submission, context, fresh)
         await self._send(message, answer.SerializeToString())
         BATCH_SECONDS.observe(time.perf_counter() - started)
         log.info(
@@ -123,7 +134,9 @@ class BatchHandler:
         submission: events_pb2.BatchSubmission,
         refusal: Dead,
     ) -> Dead:
-        """Answer a batch refused as a whole with the reason it is dead-lettered with."""
+        """Audit a batch refused as a whole, and answer it with the reason it is dead-lettered
+        with."""
+        await self._audit_refusal(message, submission, refusal)
         BATCHES.labels("refused").inc()
         result = events_pb2.BatchResult(
             batch_id=submission.batch_id[:MAX_BATCH_ID], refused_reason=refusal.detail
@@ -157,20 +170,23 @@ class BatchHandler:
         return record, fresh
 
     async def _answer(
-        self, submission: events_pb2.BatchSubmission, context: Context, fresh: bool
+        self,
+        message: AbstractIncomingMessage,
+        submission: events_pb2.BatchSubmission,
+        context: Context,
+        fresh: bool,
     ) -> events_pb2.BatchResult:
-        """Judge and store the batch, then save this attempt's answer unless another attempt
-        saved one first: then answer with that one, made to agree with what is stored (see
-        answers.settle)."""
+        """Judge and store the batch, then save this attempt's answer with the batch's audit
+        event, unless another attempt saved one first: then answer with that one, made to
+        agree with what is stored (see answers.settle); its event is that attempt's."""
         verdict = await self._judge_and_store(submission, context, fresh)
         # A concurrent attempt at the same batch may have stored what this one refused.
         await self._accept_stored(submission, context, verdict)
         result = result_of(submission.batch_id, verdict)
+        accepted, rejected = len(result.accepted), len(result.rejected)
+        event = audit.answered(message, submission, utcnow(), accepted, rejected)
         earlier = await self.store.save_result(
-            submission.batch_id,
-            result.SerializeToString(),
-            len(result.accepted),
-            len(result.rejected),
+            submission.batch_id, result.SerializeToString(), accepted, rejected, document_of(event)
         )
         if earlier is None:
             BATCHES.labels("stored").inc()
@@ -185,8 +201,26 @@ class BatchHandler:
     def _refusal(
         self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
     ) -> Dead | None:
+        """Why the batch is refused as a whole, if it is; parses it into submission."""
+        return self._unread_refusal(message) or self._read_refusal(message, submission)
+
+    def _unread_refusal(self, message: AbstractIncomingMessage) -> Dead | None:
+        """What is wrong with the message before its body is parsed."""
         if message.type != SUBMISSION_TYPE:
             return Dead("unknown-type", f"message type {message.type!r} is not handled here")
+        if len(message.body) > self.limits.max_bytes:
+            # Refused unread: parsing costs time and memory in proportion to the body.
+            return Dead(
+                "body-too-large",
+                f"message body of {len(message.body)} bytes; a batch may be at most"
+                f" {self.limits.max_bytes} bytes: send its items in smaller batches",
+            )
+        return None
+
+    def _read_refusal(
+        self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
+    ) -> Dead | None:
+        """What is wrong with the batch it carries, or with its sender's rights to it."""
         try:
             submission.ParseFromString(message.body)
         except DecodeError as error:
@@ -200,6 +234,14 @@ class BatchHandler:
             )
         if not self.may_submit(message.user_id or "", submission.center_id):
             return Dead("not-allowed", f"not allowed to submit for centre {submission.center_id!r}")
+        if submission.history_items and not self.may_migrate(message.user_id or ""):
+            # Migrated history (any status, actor, rating and past time) counts in the rollups
+            # the award and reports read: a centre's own user could forge its record.
+            return Dead(
+                "history-not-allowed",
+                f"user {message.user_id or ''!r} may not send history_items (migrated history):"
+                " only trusted users (SANAD_BATCH_TRUSTED_USERS) may; nothing was stored",
+            )
         return None
 
     def _context(
@@ -268,6 +310,17 @@ class BatchHandler:
                 ids[index] = found
         stored = await self.store.stored_ids(list(ids.values())) if ids else set()
         judged.accept_stored({index: tx for index, tx in ids.items() if tx in stored})
+
+    async def _audit_refusal(
+        self,
+        message: AbstractIncomingMessage,
+        submission: events_pb2.BatchSubmission,
+        refusal: Dead,
+    ) -> None:
+        """Append the event of a batch refused as a whole, unless an earlier delivery of the
+        same message wrote it (BatchStore.record_refusal)."""
+        event = audit.refused(message, submission, utcnow(), refusal)
+        await self.store.record_refusal(document_of(event), bool(message.redelivered))
 
     async def _send(self, message: AbstractIncomingMessage, body: bytes) -> None:
         if message.reply_to and may_reply_to(message.reply_to):

@@ -1,18 +1,24 @@
-"""MongoDB side of the batch worker: its answers in `batch_results`, items via the ingest store."""
+"""MongoDB side of the batch worker: its answers in `batch_results`, items via the ingest store,
+its audit events in `audit_log`."""
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from sanad.amqp.consumer import TransientError
-from sanad.domain.clock import to_millisecond
+from sanad.domain.clock import epoch_millis, to_millisecond
+from sanad.domain.ids import first_id
+from sanad.security import audit
 from workers.ingest.store import IngestStore
 
 Document = dict[str, Any]
+# How far back a redelivered refusal looks for the event an earlier delivery wrote.
+REDELIVERY_WINDOW_MS = 15 * 60 * 1000
 
 
 class BatchStore:
@@ -22,6 +28,7 @@ class BatchStore:
     def __init__(self, transactions: IngestStore, db: AsyncDatabase[Document]) -> None:
         self.transactions = transactions
         self.results = db["batch_results"]
+        self.audit_log = db[audit.COLLECTION]
 
     async def claim(
         self, batch_id: str, submitted_by: str, center_id: str, now: datetime, fingerprint: str
@@ -60,21 +67,56 @@ class BatchStore:
         return await self.transactions.record_submissions(documents)
 
     async def save_result(
-        self, batch_id: str, result: bytes, accepted: int, rejected: int
+        self, batch_id: str, result: bytes, accepted: int, rejected: int, event: Document
     ) -> bytes | None:
-        """Remember the answer, so the same batch id gets it again without storing anything;
-        unless an answer is saved already (a concurrent attempt's): then that one is returned
-        and kept."""
-        try:
+        """Remember the answer, so the same batch id gets it again without storing anything,
+        and append the batch's audit event in the same transaction; unless an answer is saved
+        already (a concurrent attempt's, or this batch's before a redelivery): then that one is
+        returned and kept, and no second event is written."""
+
+        async def body(session: AsyncClientSession) -> bytes | None:
             saved = await self.results.update_one(
                 {"_id": batch_id, "result": {"$exists": False}},
                 {"$set": {"result": result, "accepted": accepted, "rejected": rejected}},
+                session=session,
             )
             if saved.matched_count == 1:
+                await self.audit_log.insert_one(event, session=session)
                 return None
-            return await self.saved_result(batch_id)
+            found = await self.results.find_one({"_id": batch_id}, {"result": 1}, session=session)
+            if found is None or "result" not in found:
+                # Only a record deleted by hand meanwhile; its next attempt starts it again.
+                raise TransientError(f"batch {batch_id!r} has no saved answer")
+            return bytes(found["result"])
+
+        return await self.transactions.in_transaction("save_batch_result", body)
+
+    async def record_refusal(self, event: Document, redelivered: bool = False) -> None:
+        """Append the audit event of a batch refused as a whole (nothing else is written).
+
+        A redelivered message (its worker stopped before dead-lettering it) may have had its
+        event written: one of the last minutes with the same subject, request id, outcome and
+        correlation id is that one. Only redeliveries read first, as they are rare and the
+        read scans the window's events.
+        """
+        try:
+            if redelivered and await self._recorded(event):
+                return
+            await self.audit_log.insert_one(event)
+        except DuplicateKeyError:
+            return  # an insert that reached the server although its answer was lost
         except PyMongoError as error:
             raise TransientError(str(error)) from error
+
+    async def _recorded(self, event: Document) -> bool:
+        since = first_id(epoch_millis(event["time"]) - REDELIVERY_WINDOW_MS)
+        same = {
+            key: event[key] for key in ("rpc", "subject", "request_id", "outcome", "recorded_by")
+        }
+        same["target.correlation_id"] = event["target"].get("correlation_id", "")
+        return (
+            await self.audit_log.find_one({"_id": {"$gte": since}, **same}, {"_id": 1}) is not None
+        )
 
     async def replace_result(
         self, batch_id: str, old: bytes, new: bytes, accepted: int, rejected: int
