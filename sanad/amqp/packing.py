@@ -10,12 +10,14 @@ its own type, exactly as without packing.
 A pack of items of type T is a message whose field 1 repeats T (`sanad.v1.TransactionsSubmitted`
 for `TransactionSubmitted`); its body is the items' own bytes, each framed as that field, so
 nothing is serialized twice. Every caller returns once the message that carries its item is
-confirmed, or raises Unavailable as a lone publish would; an item whose caller gave up before
-it was sent is not sent.
+confirmed, or raises Unavailable as a lone publish would, at the latest after twice the
+publisher's own confirm limit when its caller set no shorter deadline; an item whose caller gave
+up before it was sent is not sent.
 """
 
 import asyncio
 import contextvars
+import functools
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,9 @@ _ITEMS_TAG = b"\x0a"
 
 class Publisher(Protocol):
     """sanad.amqp.publisher.ConfirmedPublisher, as far as packing uses it."""
+
+    # Seconds one publish may wait for its confirm.
+    timeout_s: float
 
     async def publish(
         self,
@@ -95,11 +100,16 @@ class _Lane:
     async def publish(self, body: bytes, message_id: str, timeout_s: float | None) -> None:
         if timeout_s is not None and timeout_s <= 0:
             raise Unavailable("no time left of the caller's deadline to publish")
+        # An item may wait for a message ahead of it and then for its own, each confirmed
+        # within the publisher's limit: past twice that, nothing would ever answer its caller.
+        limit = 2 * self.publisher.timeout_s
+        if timeout_s is not None:
+            limit = min(limit, timeout_s)
         item = _Item(body, message_id, asyncio.get_running_loop().create_future())
         self.waiting.append(item)
         self._send_what_fits()
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(limit):
                 await item.sent
         except TimeoutError as error:
             raise Unavailable("the message broker did not confirm in time; retry later") from error
@@ -116,7 +126,7 @@ class _Lane:
             # A fresh context: no caller's deadline or request id applies to a shared message.
             task = asyncio.create_task(self._send(items), context=contextvars.Context())
             self.inflight.add(task)
-            task.add_done_callback(self._sent)
+            task.add_done_callback(functools.partial(self._sent, items))
 
     def _take(self) -> list[_Item]:
         """The next message's items: in arrival order, within the limits, none abandoned."""
@@ -150,17 +160,31 @@ class _Lane:
                 headers=headers,
             )
         except Exception as error:
-            for item in items:
-                if not item.sent.done():
-                    item.sent.set_exception(error)
+            _fail(items, error)
             return
         for item in items:
             if not item.sent.done():
                 item.sent.set_result(None)
 
-    def _sent(self, task: asyncio.Task[None]) -> None:
+    def _sent(self, items: list[_Item], task: asyncio.Task[None]) -> None:
+        if not all(item.sent.done() for item in items):
+            # The task ended by a BaseException that _send lets through: a CancelledError from
+            # a confirm failed by a closing connection, or the task cancelled (even before it
+            # ran, so no handler inside it could answer). Only here does every end pass.
+            _fail(items, _unconfirmed())
         self.inflight.discard(task)
         self._send_what_fits()
+
+
+def _unconfirmed() -> Unavailable:
+    return Unavailable("the message broker did not confirm; retry later")
+
+
+def _fail(items: list[_Item], error: BaseException) -> None:
+    """Raise the error to every caller of these items still waiting."""
+    for item in items:
+        if not item.sent.done():
+            item.sent.set_exception(error)
 
 
 class PackingPublisher:

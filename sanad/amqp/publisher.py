@@ -18,6 +18,8 @@ from sanad.telemetry.metrics import AMQP_PUBLISH_SECONDS, AMQP_PUBLISHED
 log = logging.getLogger("sanad.amqp")
 
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+# What aio-pika and aiormq raise when the broker or the connection fails us.
+_BROKER_ERRORS = (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError)
 
 
 class ConfirmedPublisher:
@@ -48,7 +50,9 @@ class ConfirmedPublisher:
         while True:
             try:
                 await self._open()
-            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as error:
+            except BaseException as error:
+                if not _from_broker(error):
+                    raise
                 log.warning("cannot reach RabbitMQ, retrying in %.1fs: %s", delay, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -63,11 +67,25 @@ class ConfirmedPublisher:
             reconnect_interval=1.0,
             client_properties={"connection_name": self.name},
         )
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        await self.topology.declare(channel)
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await self.topology.declare(channel)
+        except BaseException:
+            # A robust connection keeps reconnecting until it is closed: left open, every
+            # retry of connect() would add one more to the broker.
+            await self._close_quietly(connection)
+            raise
         self._connection, self._channel = connection, channel
         self._connected.set()
         log.info("connected to RabbitMQ")
+
+    async def _close_quietly(self, connection: AbstractRobustConnection) -> None:
+        """Close a connection we give up on, within the timeout; its own failure is only logged."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await connection.close()
+        except Exception as error:
+            log.warning("closing a failed RabbitMQ connection failed too: %r", error)
 
     async def close(self) -> None:
         """Close the connection; pending confirms fail."""
@@ -133,10 +151,10 @@ class ConfirmedPublisher:
                     properties=properties,
                     mandatory=True,
                 )
-        except (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError) as error:
-            outcomes.failed.inc()
-            log.warning("publish to %s failed: %r", exchange, error)
-            raise Unavailable("the message broker did not confirm; retry later") from error
+        except BaseException as error:
+            if not _from_broker(error):
+                raise
+            raise _failed(outcomes, exchange, error) from error
         outcomes.confirmed.inc()
         outcomes.seconds.observe(time.perf_counter() - started)
 
@@ -156,6 +174,27 @@ class _Outcomes:
         self.failed = AMQP_PUBLISHED.labels(exchange, "failed")
         self.unavailable = AMQP_PUBLISHED.labels(exchange, "unavailable")
         self.seconds = AMQP_PUBLISH_SECONDS.labels(exchange)
+
+
+def _failed(outcomes: _Outcomes, exchange: str, error: BaseException) -> Unavailable:
+    """Count and log a publish the broker did not confirm; the error to raise for it."""
+    outcomes.failed.inc()
+    log.warning("publish to %s failed: %r", exchange, error)
+    return Unavailable("the message broker did not confirm; retry later")
+
+
+def _from_broker(error: BaseException) -> bool:
+    """Whether an error out of aio-pika/aiormq is the broker's or the connection's trouble,
+    not our task being cancelled or a bug of ours."""
+    if isinstance(error, asyncio.CancelledError):
+        # Unless our own task is being cancelled (its caller gave up, or shutdown): aiormq
+        # fails pending futures with CancelledError when a connection is closed with its
+        # default exc or force-closed.
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() == 0
+    # A bare Exception is aiormq's placeholder when it fails pending futures without a reason
+    # (seen on a publish's write while the connection closed).
+    return isinstance(error, _BROKER_ERRORS) or type(error) is Exception
 
 
 def _is_blocked(connection: AbstractRobustConnection) -> bool:

@@ -1,7 +1,8 @@
 """Packing publishes: what arrives while messages await confirms goes out as one pack."""
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class HeldPublisher:
     """Records every publish and confirms only when the test says so."""
 
     sent: list[Sent] = field(default_factory=list)
+    # ConfirmedPublisher's own confirm limit; far off unless a test is about it.
+    timeout_s: float = 60.0
 
     async def publish(
         self,
@@ -207,6 +210,87 @@ async def test_no_time_left_is_unavailable_at_once() -> None:
     with pytest.raises(Unavailable):
         await packer.publish("x", "k", item(1), message_type=ITEM, message_id="T1", timeout_s=0)
     assert broker.sent == []
+
+
+def rejected_as_aiormq_does(confirm: asyncio.Future[None]) -> None:
+    """A connection closed with aiormq's default exc, or force-closed, rejects its confirms so."""
+    confirm.set_exception(asyncio.CancelledError)
+
+
+def cancelled(confirm: asyncio.Future[None]) -> None:
+    confirm.cancel()
+
+
+@pytest.mark.parametrize("reject", [rejected_as_aiormq_does, cancelled])
+async def test_a_confirm_failed_as_cancelled_fails_every_item_unavailable_at_once(
+    reject: Callable[[asyncio.Future[None]], None],
+) -> None:
+    broker = HeldPublisher()
+    packer = PackingPublisher(broker, {ITEM: PACK}, Packing(max_inflight=1))
+    calls = [
+        asyncio.create_task(
+            packer.publish("x", "k", item(n), message_type=ITEM, message_id=f"T{n}")
+        )
+        for n in range(3)
+    ]
+    await settle()
+    reject(broker.sent[0].confirm)  # T0, alone
+    await settle()
+    reject(broker.sent[1].confirm)  # T1 and T2, packed
+    # No deadline and a far-off publisher limit: only the failed confirm can end these calls.
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2.0)
+    assert [type(r) for r in results] == [Unavailable] * 3
+
+
+async def test_a_lane_cancelled_mid_publish_fails_its_items_unavailable_and_stays_cancelled() -> (
+    None
+):
+    broker = HeldPublisher()
+    packer = PackingPublisher(broker, {ITEM: PACK}, Packing(max_inflight=1))
+    call = asyncio.create_task(
+        packer.publish("x", "k", item(1), message_type=ITEM, message_id="T1")
+    )
+    await settle()
+    [lane] = packer._lanes.values()
+    [sending] = lane.inflight
+    sending.cancel()  # as the loop's shutdown cancels what is left
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(call, 2.0)
+    assert sending.cancelled()
+
+
+async def test_a_lane_cancelled_before_it_ran_fails_its_items_unavailable() -> None:
+    broker = HeldPublisher()
+    packer = PackingPublisher(broker, {ITEM: PACK}, Packing(max_inflight=1))
+    call = asyncio.create_task(
+        packer.publish("x", "k", item(1), message_type=ITEM, message_id="T1")
+    )
+    await asyncio.sleep(0)  # the call has made its lane's task, which has not run yet
+    [lane] = packer._lanes.values()
+    [sending] = lane.inflight
+    sending.cancel()
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(call, 2.0)
+    assert broker.sent == []
+
+
+@pytest.mark.parametrize("deadline", [None, 3600.0])
+async def test_an_item_never_confirmed_is_unavailable_within_the_publishers_own_limit(
+    deadline: float | None,
+) -> None:
+    broker = HeldPublisher(timeout_s=0.05)
+    packer = PackingPublisher(broker, {ITEM: PACK}, Packing(max_inflight=1))
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(
+            packer.publish(
+                "x", "k", item(1), message_type=ITEM, message_id="T1", timeout_s=deadline
+            ),
+            2.0,
+        )
+    assert time.monotonic() - started < 1.0
+    broker.sent[0].confirm.set_result(None)
+    await packer.drain()
 
 
 @dataclass

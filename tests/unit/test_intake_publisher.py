@@ -1,12 +1,16 @@
-"""The confirmed publisher refuses fast: no connection, a blocked broker, or no time left."""
+"""The confirmed publisher refuses fast: no connection, a blocked broker, no time left, a confirm
+failed by a closing connection; and it leaves no connection behind when connecting fails."""
 
 import asyncio
 import time
 from types import SimpleNamespace
 
+import aio_pika
 import aiormq
 import pytest
+from aiormq.base import FutureStore
 
+from sanad.amqp.packing import PackingPublisher
 from sanad.amqp.publisher import ConfirmedPublisher, _is_blocked
 from sanad.amqp.topology import CONTENT_TYPE, Topology
 from sanad.errors import Unavailable
@@ -105,3 +109,169 @@ async def test_a_returned_message_is_unavailable_never_ok() -> None:
     publisher._channel = channel  # type: ignore[assignment]
     with pytest.raises(Unavailable, match="did not confirm"):
         await publisher.publish("t.transactions", "nowhere", b"", message_type="T", message_id="2")
+
+
+class UnconfirmedChannel(RecordingChannel):
+    """aiormq's channel with publisher confirms: basic_publish waits for the broker's confirm.
+
+    Its confirms live in aiormq's own FutureStore, so close() rejects them exactly as closing
+    a connection with aiormq's default exc (CancelledError), or force-closing it, does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.is_closed = False
+        self.confirms = FutureStore(asyncio.get_running_loop())
+
+    async def basic_publish(self, body: bytes, **options: object) -> None:
+        await super().basic_publish(body, **options)
+        await self.confirms.create_future()
+
+    async def close(self, exc: type[BaseException] | None = asyncio.CancelledError) -> None:
+        await self.confirms.reject_all(exc)
+
+
+def publisher_on(channel: RecordingChannel, timeout_s: float = 60.0) -> ConfirmedPublisher:
+    publisher = ConfirmedPublisher("amqp://x/", Topology("t"), timeout_s)
+    unblocked = asyncio.Event()
+    unblocked.set()
+    publisher._connection = fake_connection(unblocked)  # type: ignore[assignment]
+    publisher._channel = channel  # type: ignore[assignment]
+    return publisher
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+# CancelledError: closed with aiormq's default exc, or force-closed. None: rejected without a
+# reason, which aiormq turns into a bare Exception (seen on a real broker closing mid-publish).
+@pytest.mark.parametrize("reason", [asyncio.CancelledError, None])
+async def test_a_confirm_rejected_by_a_closing_connection_is_unavailable_not_cancelled(
+    reason: type[BaseException] | None,
+) -> None:
+    channel = UnconfirmedChannel()
+    publisher = publisher_on(channel)
+    call = asyncio.create_task(publisher.publish("x", "k", b"", message_type="T", message_id="1"))
+    await settle()
+    assert channel.published
+    await channel.close(reason)
+    with pytest.raises(Unavailable, match="did not confirm"):
+        await asyncio.wait_for(call, 2.0)
+
+
+async def test_a_packed_submission_whose_confirm_is_rejected_so_is_unavailable_not_a_hang() -> None:
+    channel = UnconfirmedChannel()
+    packer = PackingPublisher(publisher_on(channel), {"T": "Ts"})
+    call = asyncio.create_task(packer.publish("x", "k", b"", message_type="T", message_id="1"))
+    await settle()
+    assert channel.published
+    await channel.close()
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(call, 2.0)
+
+
+async def test_cancelling_the_callers_own_publish_stays_a_cancellation() -> None:
+    channel = UnconfirmedChannel()
+    publisher = publisher_on(channel)
+    call = asyncio.create_task(publisher.publish("x", "k", b"", message_type="T", message_id="1"))
+    await settle()
+    assert channel.published
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await channel.close()
+
+
+class FakeRobustConnection:
+    """What connect_robust returns: records whether it was closed."""
+
+    def __init__(self, channel_error: BaseException | None) -> None:
+        self.channel_error = channel_error
+        self.closed = False
+        self.is_closed = False
+
+    async def channel(self, **options: object) -> SimpleNamespace:
+        if self.channel_error is not None:
+            raise self.channel_error
+        return SimpleNamespace(is_closed=False)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FlakyTopology(Topology):
+    """Declaring fails while `failures` lasts; an Event instead hangs it until cancelled."""
+
+    def __init__(self, failures: list[BaseException | asyncio.Event]) -> None:
+        super().__init__("t")
+        self.failures = failures
+
+    async def declare(self, channel: object) -> None:  # type: ignore[override]
+        if self.failures:
+            failure = self.failures.pop(0)
+            if isinstance(failure, asyncio.Event):
+                await failure.wait()
+            else:
+                raise failure
+
+
+def connecting_to(
+    monkeypatch: pytest.MonkeyPatch, connections: list[FakeRobustConnection]
+) -> list[FakeRobustConnection]:
+    """Make connect_robust hand out these connections in turn; returns those handed out."""
+    handed: list[FakeRobustConnection] = []
+
+    async def connect_robust(url: str, **options: object) -> FakeRobustConnection:
+        handed.append(connections.pop(0))
+        return handed[-1]
+
+    monkeypatch.setattr(aio_pika, "connect_robust", connect_robust)
+    return handed
+
+
+# The last two as aiormq fails a channel's opening when its connection is closed meanwhile.
+@pytest.mark.parametrize(
+    "refused",
+    [
+        aio_pika.exceptions.AMQPConnectionError("channel refused"),
+        asyncio.CancelledError(),
+        Exception(),
+    ],
+    ids=["amqp-error", "cancelled", "bare-exception"],
+)
+async def test_a_connection_whose_channel_fails_to_open_is_closed_before_the_retry(
+    monkeypatch: pytest.MonkeyPatch, refused: BaseException
+) -> None:
+    handed = connecting_to(monkeypatch, [FakeRobustConnection(refused), FakeRobustConnection(None)])
+    publisher = ConfirmedPublisher("amqp://x/", FlakyTopology([]))
+    await asyncio.wait_for(publisher.connect(), 5.0)
+    assert [c.closed for c in handed] == [True, False]
+    assert publisher._connection is handed[1]
+
+
+async def test_a_connection_whose_topology_fails_to_declare_is_closed_before_the_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handed = connecting_to(monkeypatch, [FakeRobustConnection(None), FakeRobustConnection(None)])
+    failed = aio_pika.exceptions.ChannelPreconditionFailed("inequivalent arg")
+    publisher = ConfirmedPublisher("amqp://x/", FlakyTopology([failed]))
+    await asyncio.wait_for(publisher.connect(), 5.0)
+    assert [c.closed for c in handed] == [True, False]
+    assert publisher._connection is handed[1]
+
+
+async def test_a_connect_cancelled_while_declaring_closes_its_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handed = connecting_to(monkeypatch, [FakeRobustConnection(None)])
+    publisher = ConfirmedPublisher("amqp://x/", FlakyTopology([asyncio.Event()]))
+    connecting = asyncio.create_task(publisher.connect())
+    await settle()
+    assert handed
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    assert handed[0].closed
+    assert publisher._connection is None
