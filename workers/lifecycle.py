@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from time import monotonic
 from typing import Protocol
 
 from sanad.amqp.consumer import BROKER_ERRORS, ConsumerCancelled
@@ -9,6 +10,10 @@ from sanad.amqp.consumer import BROKER_ERRORS, ConsumerCancelled
 log = logging.getLogger("sanad.worker")
 
 EXIT_CONSUMER_CANCELLED = 3
+
+# A consumer that ran this long before failing was healthy: its next retry starts at the
+# shortest pause again, so a network blip a week after the last one costs 0.2s, not 5s.
+HEALTHY_RUN_S = 30.0
 
 
 class Consumer(Protocol):
@@ -39,13 +44,29 @@ async def run_until_stopped(app: WorkerApp, health_port: int, stop: asyncio.Even
 
 
 async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> None:
-    """Run the consumer until stopping is set; reconnect to the broker with capped backoff."""
+    """Run the consumer until stopping is set; reconnect with capped backoff after any failure.
+
+    Only ConsumerCancelled ends the loop. Anything else that escapes the consumer (its handler's
+    errors never do) is logged with its traceback and retried like a lost connection: exiting
+    would return the same prefetched messages to the queue, each return counting toward its
+    delivery limit just as a reconnect does, and add a process restart (index build, health
+    port, the orchestrator's crash-loop delay) for what may be a one-off. The consumer reports
+    NOT_SERVING (connected is false) meanwhile, so a failure that persists is seen.
+    """
     delay = 0.2
     while not stopping.is_set():
+        started = monotonic()
         try:
             await consumer.run(stopping)
-        except BROKER_ERRORS as error:  # TimeoutError among them, as an OSError
-            # A lost connection mid-batch included: its deliveries return to the queue.
-            log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
+        except ConsumerCancelled:
+            raise
+        except Exception as error:
+            if monotonic() - started >= HEALTHY_RUN_S:
+                delay = 0.2
+            if isinstance(error, BROKER_ERRORS):  # TimeoutError among them, as an OSError
+                # A lost connection mid-batch included: its deliveries return to the queue.
+                log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
+            else:
+                log.exception("the consumer failed; retrying in %.1fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

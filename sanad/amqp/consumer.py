@@ -10,9 +10,18 @@ outage never loses a message. Any other exception is a message the handler canno
 each message is then handled alone, and the one that keeps failing is dead-lettered as
 `handler-failed`. A consumer cancelled by the broker (its queue
 deleted) raises ConsumerCancelled so the process exits instead of idling.
+
+The connection is a plain one, not aio-pika's robust kind: a lost connection or channel ends
+run() with BrokerConnectionLost, and the caller (workers.lifecycle) connects, declares and
+consumes afresh with backoff. A robust connection reopened the channel but not our consumer,
+so a worker idled, reporting SERVING, after every broker restart. Every wait on the broker
+(setup, the cancel at stop) is bounded by BatchOptions.broker_timeout_s. A publish the broker
+does not confirm within it (a memory or disk alarm blocks publishers) turns health NOT_SERVING
+and is waited for; stopping meanwhile leaves the micro-batch unacked, like a transient failure.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -53,6 +62,14 @@ BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
 
 class TransientError(Exception):
     """A dependency failed in a way that may pass; handle the batch again later."""
+
+
+class BrokerConnectionLost(ConnectionError):
+    """The connection or channel closed under a running consumer; connect again."""
+
+
+class PublishTimeout(TransientError):
+    """Stopping while the broker has not confirmed a publish (e.g. an alarm blocks it)."""
 
 
 class ConsumerCancelled(Exception):
@@ -109,6 +126,10 @@ class BatchOptions:
     # Attempts at one message whose handling raises (not TransientError) before it is
     # dead-lettered as `handler-failed`.
     max_failures: int = 3
+    # Longest wait on one broker operation: connecting and declaring, each confirmed publish
+    # (reply, parked retry, dead letter), the consumer's cancel at stop. Meant to be the
+    # deployable's `amqp_timeout_s` setting.
+    broker_timeout_s: float = 5.0
 
 
 class MicroBatchConsumer:
@@ -138,34 +159,77 @@ class MicroBatchConsumer:
         self.last_batch_at = 0.0
         self._channel: AbstractChannel | None = None
         self._cancelled = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._open_now: list[object] = []  # this run's connection and channel
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until stop is set; finish and ack the current micro-batch, then close."""
-        connection = await aio_pika.connect_robust(self.url)
+        """Consume until stop is set; finish and ack the current micro-batch, then close.
+
+        Raises BrokerConnectionLost when the connection or channel closes under it.
+        """
+        self._lost, self._stop = asyncio.Event(), stop
+        async with asyncio.timeout(self.options.broker_timeout_s):
+            connection = await aio_pika.connect(self.url)
         try:
-            # A dead letter or parked retry the broker cannot route (its queue deleted) raises
-            # instead of counting as published: the batch then stays unacked and returns.
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._channel = channel
-            await self.topology.declare(channel)
-            await channel.set_qos(prefetch_count=self.options.prefetch)
-            queue = await channel.get_queue(self.queue_name, ensure=False)
-            dead = await channel.get_exchange(self.topology.dead_exchange, ensure=False)
-            underlay = await channel.get_underlay_channel()
-            underlay.on_consumer_cancel_callbacks.add(self._on_cancel)
+            self._open_now = [connection]
+            connection.close_callbacks.add(self._on_close)
+            async with asyncio.timeout(self.options.broker_timeout_s):
+                queue, dead = await self._open(connection)
+            # A delivery of this channel only: a new run() starts with a new inbox, so nothing
+            # delivered on a dead channel is acked on the next one.
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-            tag = await queue.consume(inbox.put)
+            tag = await queue.consume(inbox.put, timeout=self.options.broker_timeout_s)
             self.connected = True
             log.info("consuming %s", self.queue_name)
             await self._loop(inbox, dead, stop)
-            if not self._cancelled.is_set():
-                await queue.cancel(tag)
+            if not self._cancelled.is_set() and not self._lost.is_set():
+                await self._bounded(queue.cancel(tag), "cancelling the consumer")
         finally:
             self.connected = False
-            self._channel = None
-            await connection.close()
+            self._channel, self._open_now = None, []
+            with contextlib.suppress(*BROKER_ERRORS):
+                await self._bounded(connection.close(), "closing the connection")
         if self._cancelled.is_set():
             raise ConsumerCancelled(f"the broker cancelled our consumer on {self.queue_name}")
+
+    async def _open(
+        self, connection: aio_pika.abc.AbstractConnection
+    ) -> tuple[aio_pika.abc.AbstractQueue, AbstractExchange]:
+        """The channel, topology and qos; the work queue and the dead-letter exchange."""
+        # A dead letter or parked retry the broker cannot route (its queue deleted) raises
+        # instead of counting as published: the batch then stays unacked and returns.
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._open_now.append(channel)
+        channel.close_callbacks.add(self._on_close)
+        self._channel = channel
+        await self.topology.declare(channel)
+        await channel.set_qos(prefetch_count=self.options.prefetch)
+        queue = await channel.get_queue(self.queue_name, ensure=False)
+        dead = await channel.get_exchange(self.topology.dead_exchange, ensure=False)
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_cancel)
+        return queue, dead
+
+    def _on_close(self, sender: object, error: BaseException | None) -> None:
+        """The connection or channel closed: health says so, and the loop ends.
+
+        A connection of an earlier run() whose bounded close gave up may close later, when
+        this run is consuming: it calls this too, and is told apart by its sender.
+        """
+        if sender in self._open_now:
+            self.connected = False
+            self._lost.set()
+
+    async def _bounded(self, operation: Awaitable[Any], what: str) -> None:
+        """Wait for operation at most broker_timeout_s; give up on it with a warning."""
+        try:
+            async with asyncio.timeout(self.options.broker_timeout_s):
+                await operation
+        except TimeoutError:
+            log.warning(
+                "%s took over %.1fs; going on without it", what, self.options.broker_timeout_s
+            )
 
     async def reply(
         self, reply_to: str, body: bytes, correlation_id: str, message_type: str
@@ -182,7 +246,9 @@ class MicroBatchConsumer:
         )
         # Not mandatory: a submitter that stopped waiting took its reply queue with it, and the
         # worker keeps the answer for when it sends the batch again.
-        await self._channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
+        await self._confirmed(
+            self._channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
+        )
 
     def _on_cancel(self, frame: Any) -> None:
         CONSUMER_CANCELLED.labels(self.queue_name).inc()
@@ -198,6 +264,8 @@ class MicroBatchConsumer:
     ) -> None:
         while not stop.is_set() and not self._cancelled.is_set():
             batch = await self._collect(inbox, stop)
+            if self._lost.is_set():  # what the dead channel delivered can no longer be acked
+                raise BrokerConnectionLost(f"the broker connection closed under {self.queue_name}")
             if batch:
                 await self._handle(batch, dead, stop)
 
@@ -235,22 +303,66 @@ class MicroBatchConsumer:
         AMQP_CONSUMED.labels(self.queue_name).inc(len(batch))
         MICRO_BATCH_SIZE.labels(self.queue_name).observe(len(batch))
         outcomes = await self._outcomes(batch, stop)
-        if outcomes is None:
+        if outcomes is None or not await self._publish_outcomes(batch, outcomes, dead, stop):
             # Stopping while a dependency is down: leave the batch unacked; closing the
             # channel returns it to the queue for another worker.
             AMQP_NACKED.labels(self.queue_name).inc(len(batch))
             return
-        for message, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Retry):
-                await self._retry_later(message, outcome, dead)
-            elif isinstance(outcome, DeadParts):
-                for part in outcome.parts:
-                    await self._dead_letter(message, part.dead, dead, part, outcome.message_type)
-            elif outcome is not None:
-                await self._dead_letter(message, outcome, dead)
         await batch[-1].ack(multiple=True)
         AMQP_ACKED.labels(self.queue_name).inc(len(batch))
         self.last_batch_at = time.monotonic()
+
+    async def _publish_outcomes(
+        self,
+        batch: list[AbstractIncomingMessage],
+        outcomes: Sequence[Outcome],
+        dead: AbstractExchange,
+        stop: asyncio.Event,
+    ) -> bool:
+        """Park and dead-letter as the outcomes say; False when stopping before the broker
+        confirmed them all (see _confirmed): the batch then stays unacked."""
+        try:
+            for message, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Retry):
+                    await self._retry_later(message, outcome, dead)
+                elif isinstance(outcome, DeadParts):
+                    for part in outcome.parts:
+                        await self._dead_letter(
+                            message, part.dead, dead, part, outcome.message_type
+                        )
+                elif outcome is not None:
+                    await self._dead_letter(message, outcome, dead)
+        except PublishTimeout as error:
+            log.warning("leaving the micro-batch unacked: %s", error)
+            return False
+        return True
+
+    async def _confirmed(self, publishing: Awaitable[Any]) -> None:
+        """Wait for the broker to confirm a publish; while it takes over broker_timeout_s (an
+        alarm blocks publishers) report NOT_SERVING and wait on, and once stopping give up with
+        PublishTimeout, a transient failure: nothing is acked, the batch returns to the queue.
+
+        Waiting on rather than publishing again: the blocked copy is already in the socket and
+        reaches the queue when the alarm ends, so every copy sent meanwhile would arrive too.
+        """
+        confirm = asyncio.ensure_future(publishing)
+        stalled = False
+        try:
+            while not (await asyncio.wait({confirm}, timeout=self.options.broker_timeout_s))[0]:
+                if self._stop.is_set():
+                    raise PublishTimeout("stopping before the broker confirmed a publish")
+                if not stalled:
+                    RETRIES.labels(self.queue_name).inc()
+                    log.warning(
+                        "the broker has confirmed no publish for %.1fs (an alarm?); waiting",
+                        self.options.broker_timeout_s,
+                    )
+                stalled, self.connected = True, False
+            confirm.result()
+            if stalled:
+                self.connected = not (self._lost.is_set() or self._cancelled.is_set())
+        finally:
+            confirm.cancel()
 
     async def _outcomes(
         self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
@@ -315,8 +427,10 @@ class MicroBatchConsumer:
         assert self._channel is not None
         headers = {**carried_headers(message), RETRIES_HEADER: retries + 1}
         parked = republished(message, headers, expiration=self.options.retry_delay_s)
-        await self._channel.default_exchange.publish(
-            parked, routing_key=self.topology.retry_queue(self.queue_name), mandatory=True
+        await self._confirmed(
+            self._channel.default_exchange.publish(
+                parked, routing_key=self.topology.retry_queue(self.queue_name), mandatory=True
+            )
         )
         DELAYED_RETRIES.labels(self.queue_name, outcome.reason).inc()
         log.info(
@@ -340,7 +454,7 @@ class MicroBatchConsumer:
         headers[DETAIL_HEADER] = outcome.detail[:500]
         headers[QUEUE_HEADER] = self.queue_name
         copy = republished(message, headers, part=part, part_type=part_type)
-        await dead.publish(copy, routing_key=self.queue_name, mandatory=True)
+        await self._confirmed(dead.publish(copy, routing_key=self.queue_name, mandatory=True))
         AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
         log.warning(
             "dead-lettered a message",

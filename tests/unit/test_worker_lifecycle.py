@@ -101,3 +101,33 @@ async def test_a_stopping_worker_reports_not_serving_while_it_drains() -> None:
     assert app.stopping.is_set()
     assert not running.health.serving  # before the current batch is acked and the port closes
     await running.stop(0)
+
+
+async def test_an_unexpected_consumer_error_is_retried_with_backoff_instead_of_exiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer = FlakyConsumer(failures=2, error=RuntimeError("a bug in the consume path"))
+
+    pauses = await run_past_failures(consumer, monkeypatch)
+
+    assert consumer.attempts == 3
+    assert pauses == [0.2, 0.4]
+
+
+async def test_a_consumer_that_ran_long_before_failing_is_retried_at_the_shortest_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(lifecycle, "monotonic", lambda: clock[0])
+
+    class LongRunsBetweenBlips(FlakyConsumer):
+        async def run(self, stop: asyncio.Event) -> None:
+            if self.attempts in (4, 5):  # the fifth and sixth runs consume for a minute
+                clock[0] += 60.0
+            await super().run(stop)
+
+    consumer = LongRunsBetweenBlips(failures=6)
+
+    pauses = await run_past_failures(consumer, monkeypatch)
+
+    assert pauses == [0.2, 0.4, 0.8, 1.6, 0.2, 0.2]

@@ -79,7 +79,12 @@ def build_app(settings: BatchSettings) -> BatchApp:
     channel = registry_channel(settings, settings.registry_target)
     snapshot = RegistrySnapshot(channel)
     topology = Topology(settings.amqp_prefix)
-    options = BatchOptions(prefetch=settings.batch_prefetch, max_messages=1, max_wait_s=0)
+    options = BatchOptions(
+        prefetch=settings.batch_prefetch,
+        max_messages=1,
+        max_wait_s=0,
+        broker_timeout_s=settings.amqp_timeout_s,
+    )
 
     async def reply(reply_to: str, body: bytes, correlation_id: str, message_type: str) -> None:
         # Answers go out on the consumer's own confirmed channel.
