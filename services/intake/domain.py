@@ -9,6 +9,10 @@ from enum import StrEnum
 from sanad.domain.privacy import is_well_formed
 from sanad.errors import NotFound, PreconditionFailed, Violation, check
 
+# Request ids, registry ids and catalogue codes are short: a longer one is refused by field
+# before "not found" or a log line repeats it.
+MAX_CODE_LENGTH = 128
+
 
 class Channel(StrEnum):
     """Names match sanad.v1.Channel."""
@@ -103,18 +107,22 @@ def validate(
 def field_violations(submission: Submission, service: ServiceView | None) -> list[Violation]:
     """Every bad field of a submission; the fee is checked against the catalogue when known."""
     found: list[Violation] = []
-    if not submission.center_id:
-        found.append(Violation("center_id", "is required"))
-    if not submission.service_code:
-        found.append(Violation("service_code", "is required"))
+    for name, value in (
+        ("center_id", submission.center_id),
+        ("service_code", submission.service_code),
+    ):
+        if not value:
+            found.append(Violation(name, "is required"))
+        elif len(value) > MAX_CODE_LENGTH:
+            found.append(Violation(name, f"must be at most {MAX_CODE_LENGTH} characters"))
     if submission.channel is None:
         found.append(Violation("channel", "must be COUNTER, MOBILE, API or BATCH"))
     if submission.fee_baisa < 0:
         found.append(Violation("fee_baisa", "must not be negative"))
     if not is_well_formed(submission.civil_number):
         found.append(Violation("beneficiary_civil_number", "must be 6 to 10 digits"))
-    if len(submission.request_id) > 128:
-        found.append(Violation("request_id", "must be at most 128 characters"))
+    if len(submission.request_id) > MAX_CODE_LENGTH:
+        found.append(Violation("request_id", f"must be at most {MAX_CODE_LENGTH} characters"))
     if service is not None and submission.fee_baisa != service.fee_baisa:
         found.append(
             Violation("fee_baisa", f"must equal the catalogue fee of {service.fee_baisa} baisa")

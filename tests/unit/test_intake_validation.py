@@ -44,6 +44,18 @@ def test_every_bad_field_is_named_at_once() -> None:
     assert fields == {"channel", "fee_baisa", "beneficiary_civil_number"}
 
 
+def test_an_overlong_centre_id_or_service_code_is_invalid_by_field_without_repeating_it() -> None:
+    """A megabyte of centre id used to come back in "centre ... not found" and its log line."""
+    long = "C" * 10_000
+    with pytest.raises(Invalid) as caught:
+        validate(submission(center_id=long, service_code=long), None, None, NOW)
+    assert {(v.field, v.description) for v in caught.value.violations} == {
+        ("center_id", "must be at most 128 characters"),
+        ("service_code", "must be at most 128 characters"),
+    }
+    assert long not in str(caught.value)
+
+
 def test_an_unknown_centre_is_not_found() -> None:
     with pytest.raises(NotFound):
         validate(submission(center_id="nope"), None, SERVICE, NOW)

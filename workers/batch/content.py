@@ -10,11 +10,8 @@ import hmac
 
 from sanad.errors import Violation
 from sanad.v1 import events_pb2
-from services.intake.domain import ServiceView, Submission
+from services.intake.domain import MAX_CODE_LENGTH, ServiceView, Submission
 
-# Registry ids and catalogue codes are short; a longer value is refused before any answer
-# repeats it.
-MAX_CODE_LENGTH = 128
 # A migrated history: a few steps in practice (in progress, awaiting documents, completed).
 MAX_HISTORY_STEPS = 50
 # As intake's status notes (services.intake.tracking).
