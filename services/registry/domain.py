@@ -170,9 +170,51 @@ class CatalogService:
     update_time: datetime | None = None
 
 
+# Codes and ids (governorate, wilayat, licence number, service, agency) and free text (names,
+# contact, documents): bounds far above any real value, so a stored centre or service, every
+# listing and watch message that carries it, and any error naming it stay small.
+MAX_CODE_LENGTH = 128
+MAX_TEXT_LENGTH = 500
+MAX_LIST_LENGTH = 500
+
+
+def _too_long(fields: dict[str, str], limit: int) -> list[Violation]:
+    return [
+        Violation(name, f"must be at most {limit} characters")
+        for name, value in fields.items()
+        if len(value) > limit
+    ]
+
+
+def list_bounds(name: str, values: tuple[str, ...], limit: int) -> list[Violation]:
+    """A list of at most MAX_LIST_LENGTH values, each at most `limit` characters."""
+    if len(values) > MAX_LIST_LENGTH:
+        return [Violation(name, f"must have at most {MAX_LIST_LENGTH} entries")]
+    return _too_long({f"{name}[{i}]": value for i, value in enumerate(values)}, limit)
+
+
 def validate_center(center: Center) -> None:
     """Field rules of a centre that need no reference data; raise Invalid."""
     found: list[Violation] = []
+    found += _too_long(
+        {
+            "center.governorate_code": center.governorate_code,
+            "center.wilayat_code": center.wilayat_code,
+            "center.licence.number": center.licence.number,
+        },
+        MAX_CODE_LENGTH,
+    )
+    found += _too_long(
+        {
+            "center.name_ar": center.name_ar,
+            "center.name_en": center.name_en,
+            "center.owner_establishment": center.owner_establishment,
+            "center.contact.phone": center.contact.phone,
+            "center.contact.email": center.contact.email,
+            "center.contact.address": center.contact.address,
+        },
+        MAX_TEXT_LENGTH,
+    )
     required = {
         "center.name_ar": center.name_ar,
         "center.name_en": center.name_en,
@@ -195,6 +237,14 @@ def validate_service(service: CatalogService) -> None:
     for name in ("code", "agency_code", "name_ar", "name_en"):
         if not getattr(service, name):
             found.append(Violation(f"service.{name}", "is required"))
+    found += _too_long(
+        {"service.code": service.code, "service.agency_code": service.agency_code},
+        MAX_CODE_LENGTH,
+    )
+    found += _too_long(
+        {"service.name_ar": service.name_ar, "service.name_en": service.name_en}, MAX_TEXT_LENGTH
+    )
+    found += list_bounds("service.required_documents", service.required_documents, MAX_TEXT_LENGTH)
     if service.fee_baisa < 0:
         found.append(Violation("service.fee_baisa", "must not be negative"))
     if service.sla_hours <= 0:

@@ -8,7 +8,7 @@ from typing import Protocol, TypeVar
 
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.errors import Aborted, Invalid, OutOfRange, Violation, check
-from services.registry.domain import CatalogService, Center
+from services.registry.domain import MAX_CODE_LENGTH, CatalogService, Center, list_bounds
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import Page, PageRequest
 
@@ -65,13 +65,22 @@ def check_revision(entity: Center | CatalogService, expected: int | None, what: 
 async def check_services(
     store: Store, offered: tuple[str, ...], blocked: tuple[str, ...], prefix: str = ""
 ) -> None:
-    """Invalid naming each code missing from the catalogue by position: offered_service_codes[2]."""
+    """Invalid naming each code missing from the catalogue by position: offered_service_codes[2]
+    (and, before looking any up, each list longer or code longer than a centre's may be)."""
     if not offered and not blocked:
         return
+    lists = (("offered_service_codes", offered), ("blocked_service_codes", blocked))
+    check(
+        [
+            violation
+            for field, codes in lists
+            for violation in list_bounds(f"{prefix}{field}", codes, MAX_CODE_LENGTH)
+        ]
+    )
     known = await store.existing_service_codes({*offered, *blocked})
     found = [
         Violation(f"{prefix}{field}[{index}]", f"unknown catalogue service {code!r}")
-        for field, codes in (("offered_service_codes", offered), ("blocked_service_codes", blocked))
+        for field, codes in lists
         for index, code in enumerate(codes)
         if code not in known
     ]

@@ -1,0 +1,93 @@
+"""Registry fields have bounds far above any real value, so that a stored centre or service,
+every listing and watch message carrying it, and any error naming it stay small."""
+
+import asyncio
+
+import pytest
+
+from sanad.errors import Invalid
+from services.registry.domain import (
+    CatalogService,
+    Center,
+    Contact,
+    Licence,
+    LicenceStatus,
+    validate_center,
+    validate_service,
+)
+from services.registry.operations import check_services
+
+LONG_CODE = "X" * 129
+LONG_TEXT = "ن" * 501
+
+
+def centre(**changes: object) -> Center:
+    fields: dict[str, object] = {
+        "id": "C1",
+        "name_ar": "مركز",
+        "name_en": "Centre",
+        "owner_establishment": "Owner",
+        "governorate_code": "DA",
+        "wilayat_code": "DA-NIZ",
+        "omani_staff": 2,
+        "total_staff": 3,
+        "licence": Licence(number="L-1", status=LicenceStatus.APPLIED),
+    }
+    fields.update(changes)
+    return Center(**fields)  # type: ignore[arg-type]
+
+
+def fields_of(caught: pytest.ExceptionInfo[Invalid]) -> set[str]:
+    return {violation.field for violation in caught.value.violations}
+
+
+def test_a_centre_with_overlong_codes_and_text_is_invalid_by_field() -> None:
+    with pytest.raises(Invalid) as caught:
+        validate_center(
+            centre(
+                name_en=LONG_TEXT,
+                wilayat_code=LONG_CODE,
+                licence=Licence(number=LONG_CODE, status=LicenceStatus.APPLIED),
+                contact=Contact(address=LONG_TEXT),
+            )
+        )
+    assert fields_of(caught) == {
+        "center.name_en",
+        "center.wilayat_code",
+        "center.licence.number",
+        "center.contact.address",
+    }
+    assert LONG_TEXT not in str(caught.value)
+
+
+def test_a_centre_at_the_bounds_is_valid() -> None:
+    validate_center(centre(name_en="n" * 500, wilayat_code="W" * 128))
+
+
+def test_a_service_with_overlong_fields_or_too_many_documents_is_invalid_by_field() -> None:
+    service = CatalogService(
+        code=LONG_CODE,
+        agency_code="ROP",
+        name_ar=LONG_TEXT,
+        name_en="Visa",
+        fee_baisa=5000,
+        sla_hours=48,
+        required_documents=("passport", LONG_TEXT),
+    )
+    with pytest.raises(Invalid) as caught:
+        validate_service(service)
+    assert fields_of(caught) == {"service.code", "service.name_ar", "service.required_documents[1]"}
+
+
+class NoCatalogue:
+    """A store that must not be asked about codes no centre may have."""
+
+    async def existing_service_codes(self, codes: set[str]) -> set[str]:
+        raise AssertionError("looked up codes that the bounds refuse")
+
+
+def test_service_codes_are_bounded_before_any_is_looked_up() -> None:
+    too_many = tuple(f"S{n}" for n in range(501))
+    with pytest.raises(Invalid) as caught:
+        asyncio.run(check_services(NoCatalogue(), too_many, (LONG_CODE,)))  # type: ignore[arg-type]
+    assert fields_of(caught) == {"offered_service_codes", "blocked_service_codes[0]"}
