@@ -105,6 +105,8 @@ class CommonSettings(BaseSettings):
     auth_jwt_public_key_file: str = ""
     auth_jwt_issuer: str = "sanad-mesh"
     auth_jwt_audience: str = "sanad-mesh"
+    # Longest bearer token accepted, from its iat (or now) to its exp; make certs issues 30 days.
+    auth_jwt_max_lifetime_s: int = 31 * 24 * 3600
     # Agency whose ministry identities may register centres and change licences.
     auth_licensing_agency: str = "MOCIIP"
 

@@ -25,7 +25,10 @@ class Authenticator:
         if settings.auth_jwt_public_key_file:
             with open(settings.auth_jwt_public_key_file, "rb") as key:
                 verifier = TokenVerifier(
-                    key.read(), settings.auth_jwt_issuer, settings.auth_jwt_audience
+                    key.read(),
+                    settings.auth_jwt_issuer,
+                    settings.auth_jwt_audience,
+                    settings.auth_jwt_max_lifetime_s,
                 )
         return cls(settings.auth_mode, verifier)
 

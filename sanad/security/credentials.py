@@ -61,12 +61,21 @@ def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
 
 
 class TokenVerifier:
-    """Checks ES256 bearer tokens against one public key, issuer and audience."""
+    """Checks ES256 bearer tokens against one public key, issuer and audience, and that none
+    lives longer than max_lifetime_s from its iat (or from now, without one) to its exp: a
+    leaked token is good that long at most."""
 
-    def __init__(self, public_key_pem: bytes, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        public_key_pem: bytes,
+        issuer: str,
+        audience: str,
+        max_lifetime_s: int,
+    ) -> None:
         self.public_key_pem = public_key_pem
         self.issuer = issuer
         self.audience = audience
+        self.max_lifetime_s = max_lifetime_s
 
     def verify(self, token: str) -> Identity:
         """The token's identity, or Unauthenticated for a bad, expired or foreign token."""
@@ -82,6 +91,11 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"bad bearer token: {type(error).__name__}") from None
+        issued = claims.get("iat", time.time())
+        if not isinstance(issued, int | float) or claims["exp"] - issued > self.max_lifetime_s:
+            raise Unauthenticated(
+                f"bad bearer token: it lives longer than {self.max_lifetime_s} s"
+            ) from None
         return scoped(
             str(claims["sub"]),
             str(claims.get("role", "")),

@@ -1,7 +1,9 @@
 """Certificates and bearer tokens become identities; bad ones are UNAUTHENTICATED."""
 
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -16,7 +18,9 @@ ROP = Identity("rop-systems", Role.MINISTRY, agency_code="ROP")
 
 
 def verifier(pki: Path) -> TokenVerifier:
-    return TokenVerifier((pki / "jwt-signing.pub.pem").read_bytes(), "sanad-mesh", "sanad-mesh")
+    return TokenVerifier(
+        (pki / "jwt-signing.pub.pem").read_bytes(), "sanad-mesh", "sanad-mesh", 31 * 24 * 3600
+    )
 
 
 def sign(pki: Path, identity: Identity, ttl_s: int = 60, audience: str = "sanad-mesh") -> str:
@@ -106,3 +110,20 @@ def test_a_zero_rate_turns_the_limiter_off() -> None:
     limiter = RateLimiter(0, 1)
     for _ in range(100):
         limiter.take("admin:x")
+
+
+def test_a_token_that_lives_longer_than_the_limit_is_refused(pki: Path) -> None:
+    """A leaked token is good until its exp: one signed for ten years would be good for ten."""
+    ten_years = sign(pki, ROP, ttl_s=10 * 365 * 24 * 3600)
+    with pytest.raises(Unauthenticated, match="lives longer than 2678400 s"):
+        verifier(pki).verify(ten_years)
+    verifier(pki).verify(sign(pki, ROP, ttl_s=30 * 24 * 3600))  # make certs' tokens pass
+
+
+def test_a_token_without_iat_is_judged_from_now(pki: Path) -> None:
+    key = (pki / "jwt-signing.key").read_bytes()
+    later = int(time.time()) + 60 * 24 * 3600
+    claims = {"sub": "rop", "role": "ministry", "agency": "ROP", "iss": "sanad-mesh",
+              "aud": "sanad-mesh", "exp": later}  # fmt: skip
+    with pytest.raises(Unauthenticated, match="lives longer"):
+        verifier(pki).verify(jwt.encode(claims, key, algorithm="ES256"))
