@@ -1,6 +1,7 @@
 """In-process services against the real RabbitMQ and the MongoDB-wire server, isolated per test."""
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import aio_pika
 import grpc
 import pytest
 
-from sanad.amqp.topology import delete_queues
+from sanad.amqp.topology import Topology, delete_queues
 from sanad.devstack import mongo_server
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import (
@@ -240,3 +241,17 @@ def submit_request(
     }
     fields.update(changes)
     return intake_pb2.SubmitTransactionRequest(**fields)
+
+
+@pytest.fixture
+async def topology(amqp_url: str, amqp_prefix: str) -> AsyncIterator[Topology]:
+    """This test's exchanges and queues, declared on the real broker; deleted afterwards."""
+    declared = Topology(amqp_prefix)
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        await declared.declare(await connection.channel())
+        yield declared
+        for name in declared.all_queues():
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(name)

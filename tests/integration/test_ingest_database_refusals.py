@@ -11,10 +11,9 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -33,6 +32,7 @@ from tests.integration.conftest import (
 from tests.integration.workers_support import (
     delete_retry_queues,
     publish,
+    queue_depth,
     start_batch_worker,
     submitted,
 )
@@ -106,28 +106,8 @@ async def _take_inserts(client: AsyncMongoClient) -> None:
     await client.admin.command("configureFailPoint", "failCommand", mode="off")
 
 
-@pytest.fixture
-async def topology(amqp_url: str, amqp_prefix: str) -> AsyncIterator[Topology]:
-    declared = Topology(amqp_prefix)
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        await declared.declare(await connection.channel())
-        yield declared
-        for name in declared.all_queues():
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(name)
-
-
 def _start_ingest_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=env)
-
-
-async def _depth(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        declared = await (await connection.channel()).declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
 
 
 def _retried(metrics_port: str) -> float:
@@ -169,10 +149,10 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
         await publish(amqp_url, topology.transactions_exchange, events)
 
         async def retried_or_dead_lettered() -> bool:
-            return _retried(metrics_port) >= 3 or await _depth(amqp_url, dead_queue) > 0
+            return _retried(metrics_port) >= 3 or await queue_depth(amqp_url, dead_queue) > 0
 
         await eventually(retried_or_dead_lettered, within_s=30, every_s=0.1)
-        assert await _depth(amqp_url, dead_queue) == 0, "good messages were dead-lettered"
+        assert await queue_depth(amqp_url, dead_queue) == 0, "good messages were dead-lettered"
         assert await db.transactions.count_documents({}) == 0, "the failpoint must refuse"
 
         await _take_inserts(client)
@@ -180,11 +160,11 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
         async def all_stored() -> bool:
             return (
                 await db.transactions.count_documents({}) == COUNT
-                and await _depth(amqp_url, topology.ingest_queue) == 0
+                and await queue_depth(amqp_url, topology.ingest_queue) == 0
             )
 
         await eventually(all_stored, within_s=30, every_s=0.1)
-        assert await _depth(amqp_url, dead_queue) == 0
+        assert await queue_depth(amqp_url, dead_queue) == 0
         assert worker.poll() is None, "the worker must ride out the refusals, not exit"
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -222,17 +202,17 @@ async def test_a_batch_whose_chunk_is_refused_as_unauthorized_is_retried_and_ans
     try:
 
         async def retried_or_dead_lettered() -> bool:
-            return _retried(metrics_port) >= 3 or await _depth(amqp_url, dead_queue) > 0
+            return _retried(metrics_port) >= 3 or await queue_depth(amqp_url, dead_queue) > 0
 
         await eventually(retried_or_dead_lettered, within_s=30, every_s=0.1)
-        assert await _depth(amqp_url, dead_queue) == 0, "a good batch was dead-lettered"
+        assert await queue_depth(amqp_url, dead_queue) == 0, "a good batch was dead-lettered"
         assert not sending.done(), "answered while its items could not be stored"
 
         await _take_inserts(client)
         [answer] = await sending
         assert [a.index for a in answer.accepted] == [0, 1, 2]
         assert await db.transactions.count_documents({"center_id": center_id}) == 3
-        assert await _depth(amqp_url, dead_queue) == 0
+        assert await queue_depth(amqp_url, dead_queue) == 0
     finally:
         sending.cancel()
         worker.send_signal(signal.SIGTERM)

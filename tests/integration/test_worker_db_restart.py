@@ -1,16 +1,13 @@
 """The database stopped and restarted mid-stream: nothing lost, nothing counted twice or dead."""
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
 
-import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -18,31 +15,11 @@ from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.devstack import mongo_server
 from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import StoppableDatabase, eventually
-from tests.integration.workers_support import publish, submitted
+from tests.integration.workers_support import publish, queue_depth, submitted
 
 pytestmark = pytest.mark.integration
 
 COUNT = 3000
-
-
-@pytest.fixture
-async def topology(amqp_url: str, amqp_prefix: str) -> AsyncIterator[Topology]:
-    declared = Topology(amqp_prefix)
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        await declared.declare(await connection.channel())
-        yield declared
-        for name in declared.all_queues():
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(name)
-
-
-async def _depth(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        declared = await (await connection.channel()).declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -102,7 +79,7 @@ async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_no
         async def all_done() -> bool:
             return (
                 await db.transactions.estimated_document_count() >= COUNT
-                and await _depth(amqp_url, topology.ingest_queue) == 0
+                and await queue_depth(amqp_url, topology.ingest_queue) == 0
             )
 
         await eventually(all_done, within_s=60, every_s=0.2)
@@ -111,8 +88,8 @@ async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_no
         rollups = await db.rollups.find({"center_id": center}).to_list()
         assert sum(r["submitted"] for r in rollups) == COUNT
         assert sum(r["fees_baisa"] for r in rollups) == COUNT * 5000
-        assert await _depth(amqp_url, topology.dead_queue(topology.ingest_queue)) == 0
-        assert await _depth(amqp_url, topology.retry_queue(topology.ingest_queue)) == 0
+        assert await queue_depth(amqp_url, topology.dead_queue(topology.ingest_queue)) == 0
+        assert await queue_depth(amqp_url, topology.retry_queue(topology.ingest_queue)) == 0
         assert worker.poll() is None, "the worker must ride out the outage, not exit"
         assert before_outage < COUNT, "the outage must fall in the middle of the stream"
         assert _retried(env["SANAD_INGEST_METRICS_PORT"]) > 0

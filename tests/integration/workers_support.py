@@ -113,3 +113,11 @@ async def delete_retry_queues(stack: Stack) -> None:
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(topology.retry_queue(queue))
+
+
+async def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in a queue, as the broker counts them."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
