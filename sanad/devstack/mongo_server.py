@@ -67,10 +67,12 @@ def start(
     storage: str | Path,
     log_path: Path | None = None,
     tls: tuple[Path, Path] | None = None,
+    test_commands: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start the server on 127.0.0.1:port, storage a folder or ':memory:'; wait for it.
 
-    With tls (a certificate and its key), the server speaks TLS only.
+    With tls (a certificate and its key), the server speaks TLS only. test_commands turns on
+    configureFailPoint and its kind, for tests that make the database refuse; never otherwise.
     """
     if str(storage) != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,7 @@ def start(
             # mongod); production's MongoDB is a replica set.
             "--standalone",
             *tls_flags,
+            *(["--enable-test-commands"] if test_commands else []),
         ],
         env=server_env(),
         stdout=output,

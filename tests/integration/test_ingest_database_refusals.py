@@ -5,10 +5,8 @@ retry, dead-letter nothing, and store everything once the database takes writes 
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -48,37 +46,10 @@ def failpoint_database(tmp_path: Path) -> Iterator[str]:
     """A SecantusDB of this test's own that takes configureFailPoint (off by default, as on
     mongod; sanad.devstack.mongo_server never turns it on)."""
     port = mongo_server.free_port()
-    with (tmp_path / "secantus.log").open("ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "secantus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--storage-path",
-                ":memory:",
-                "--log-level",
-                "WARNING",
-                "--standalone",
-                "--enable-test-commands",
-            ],
-            env=mongo_server.server_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = mongo_server.start(
+        port, ":memory:", log_path=tmp_path / "secantus.log", test_commands=True
+    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "SecantusDB exited"
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "SecantusDB did not listen within 30s"
-                time.sleep(0.1)
         yield mongo_server.url(port)
     finally:
         process.terminate()
