@@ -19,7 +19,9 @@ from tests.conftest import AMQP_URL
 
 
 class BrokerProxy:
-    """Forwards TCP to RabbitMQ; cut() drops every connection and refuses new ones until heal()."""
+    """Forwards TCP to RabbitMQ; cut() drops every connection and refuses new ones until heal();
+    freeze() keeps connections open but forwards no byte until thaw(), as a broker that stops
+    reading (an alarm) or a network that drops packets looks."""
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
@@ -28,11 +30,20 @@ class BrokerProxy:
         self.url = upstream.replace(parts.netloc.split("@")[-1], f"127.0.0.1:{self.listen_port}")
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
 
     async def heal(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.listen_port)
 
     async def cut(self) -> None:
+        self.thaw()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -55,6 +66,7 @@ class BrokerProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()
         finally:

@@ -3,7 +3,6 @@ consumer reports the lost broker, consumes again once it is back, and stops in b
 while the broker does not answer."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import aio_pika
@@ -13,41 +12,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer, Outcome
 from sanad.amqp.topology import SUBMITTED, Topology
 from tests.conftest import AMQP_URL
-from tests.integration.broker_support import BrokerProxy
+from tests.integration.broker_support import BrokerProxy, proxy_fixture  # noqa: F401
 from tests.integration.conftest import eventually
 from workers.lifecycle import consume_until_stopped
 
 pytestmark = pytest.mark.integration
-
-
-class FreezableProxy(BrokerProxy):
-    """A BrokerProxy that can also freeze: connections stay open but no byte is forwarded,
-    as a broker that stops reading (an alarm) or a network that drops packets looks."""
-
-    def __init__(self, upstream: str) -> None:
-        super().__init__(upstream)
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                await self.flowing.wait()
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self.writers.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[FreezableProxy]:
-    broker = FreezableProxy(AMQP_URL)
-    await broker.heal()
-    yield broker
-    broker.flowing.set()
-    await broker.cut()
 
 
 class Worker:
@@ -83,11 +52,11 @@ class Worker:
 
 
 @pytest.fixture
-async def worker(proxy: FreezableProxy, amqp_prefix: str) -> AsyncIterator[Worker]:
+async def worker(proxy: BrokerProxy, amqp_prefix: str) -> AsyncIterator[Worker]:
     running = Worker(proxy, Topology(amqp_prefix))
     await running.start()
     yield running
-    proxy.flowing.set()
+    proxy.thaw()
     if proxy.server is None:
         await proxy.heal()
     await running.close()
@@ -103,7 +72,7 @@ async def publish(topology: Topology, body: bytes) -> None:
 
 
 async def test_an_idle_consumer_reports_the_lost_broker_and_serving_again_once_back(
-    proxy: FreezableProxy, worker: Worker
+    proxy: BrokerProxy, worker: Worker
 ) -> None:
     await proxy.cut()
 
@@ -113,7 +82,7 @@ async def test_an_idle_consumer_reports_the_lost_broker_and_serving_again_once_b
 
 
 async def test_an_idle_consumer_consumes_again_after_the_broker_comes_back(
-    proxy: FreezableProxy, worker: Worker, amqp_prefix: str
+    proxy: BrokerProxy, worker: Worker, amqp_prefix: str
 ) -> None:
     await proxy.cut()
     await asyncio.sleep(1.0)  # the worker notices while idle, and retries while cut
@@ -127,9 +96,9 @@ async def test_an_idle_consumer_consumes_again_after_the_broker_comes_back(
 
 
 async def test_a_stop_while_the_broker_does_not_answer_ends_within_the_broker_timeout(
-    proxy: FreezableProxy, worker: Worker
+    proxy: BrokerProxy, worker: Worker
 ) -> None:
-    proxy.flowing.clear()
+    proxy.freeze()
     worker.stop.set()
 
     assert worker.task is not None
@@ -139,7 +108,7 @@ async def test_a_stop_while_the_broker_does_not_answer_ends_within_the_broker_ti
 
 
 async def test_connecting_to_a_broker_that_does_not_answer_fails_within_the_broker_timeout(
-    proxy: FreezableProxy, amqp_prefix: str
+    proxy: BrokerProxy, amqp_prefix: str
 ) -> None:
     async def never_called(batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
         raise AssertionError("nothing is consumed")
@@ -147,7 +116,7 @@ async def test_connecting_to_a_broker_that_does_not_answer_fails_within_the_brok
     topology = Topology(amqp_prefix)
     options = BatchOptions(broker_timeout_s=1.0)
     consumer = MicroBatchConsumer(proxy.url, topology, topology.ingest_queue, never_called, options)
-    proxy.flowing.clear()
+    proxy.freeze()
 
     running = asyncio.create_task(consumer.run(asyncio.Event()))
     done, _ = await asyncio.wait({running}, timeout=5)
