@@ -18,7 +18,8 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
   without verifying the server's certificate: they carry civil-ID hashes, fees and passwords.
 - Rate limits: SANAD_RATE_LIMIT_PER_S and _BURST, per identity and per replica (each process
   keeps its own buckets, so N replicas behind a balancer admit up to N times the rate).
-  Production refuses 0 (off).
+  Production refuses 0 (off). SANAD_MAX_STREAMS_PER_IDENTITY caps the streaming calls one
+  identity holds open at once, per replica (0: no cap).
 """
 
 import math
@@ -118,6 +119,9 @@ class CommonSettings(BaseSettings):
     # production refuses it). Each replica keeps its own buckets: the limit is per replica.
     rate_limit_per_s: float = 0.0
     rate_limit_burst: int = 100
+    # Streaming calls (watches, bidi submissions) one identity may hold open at once, per
+    # replica: each watch polls MongoDB for as long as it stays open. 0 turns the cap off.
+    max_streams_per_identity: int = 100
 
     @property
     def grpc_tls(self) -> bool:

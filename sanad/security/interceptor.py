@@ -2,7 +2,8 @@
 
 It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the domain errors it
 raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
-request id already set. It sets sanad.security.identity.current() for the handler.
+request id already set. It sets sanad.security.identity.current() for the handler, and caps the
+streaming calls each identity holds open.
 """
 
 import asyncio
@@ -22,7 +23,7 @@ from sanad.security import audit, policy
 from sanad.security.audit import AuditEvent, AuditLog
 from sanad.security.authenticate import Authenticator
 from sanad.security.identity import Identity, Role, set_current
-from sanad.security.limits import RateLimiter
+from sanad.security.limits import RateLimiter, StreamCap
 from sanad.settings import AuthMode, CommonSettings
 from sanad.telemetry.logs import request_id_var
 
@@ -71,9 +72,12 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         licensing_agency: str,
         audit_log: AuditLog | None = None,
         recorded_by: str = "",
+        *,
+        streams: StreamCap | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.limiter = limiter
+        self.streams = streams or StreamCap(0)
         self.licensing_agency = licensing_agency
         self.audit_log = audit_log
         self.recorded_by = recorded_by
@@ -198,14 +202,32 @@ class _Guard:
                 identity = self.owner.authenticator.identify(context)
                 self.owner.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
-                async for response in behaviour(request, context):
-                    yield response
+                self._open_stream(identity)
+                try:
+                    async for response in behaviour(request, context):
+                        yield response
+                finally:  # however it ends: normally, with an error, or cancelled
+                    self.owner.streams.release(identity.actor)
             except BaseException as error:
                 await self._audit(identity, shown, None, _outcome(error, context))
                 raise
             await self._audit(identity, shown, None, _outcome(None, context))
 
         return wrapped
+
+    def _open_stream(self, identity: Identity) -> None:
+        """Take one of the caller's stream slots; a refusal is logged (each was charged a
+        rate-limit token first, which bounds these lines) and raised as RESOURCE_EXHAUSTED."""
+        try:
+            self.owner.streams.acquire(identity.actor)
+        except errors.RateLimited:
+            log.warning(
+                "%s refused: %s holds %d open streaming calls, the cap",
+                self.method,
+                identity.actor,
+                self.owner.streams.limit,
+            )
+            raise
 
     async def _audit(
         self,
@@ -262,4 +284,5 @@ def security_interceptor(
         settings.auth_licensing_agency,
         audit_log,
         recorded_by,
+        streams=StreamCap(settings.max_streams_per_identity),
     )

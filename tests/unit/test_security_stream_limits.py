@@ -1,0 +1,139 @@
+"""One identity holds at most SANAD_MAX_STREAMS_PER_IDENTITY streaming calls open at once."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.settings import ServerSettings
+from tests.unit.security_echo import MemoryAudit
+
+WATCH_CENTERS = "/sanad.v1.RegistryService/WatchCenters"  # server-streaming
+SUBMIT_TRANSACTIONS = "/sanad.v1.IntakeService/SubmitTransactions"  # bidi, audited
+
+
+@dataclass
+class Held:
+    """Streaming handlers that answer once, then stay open until told to finish."""
+
+    finish: asyncio.Queue[Exception | None] = field(default_factory=asyncio.Queue)
+    ended: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
+
+    async def stream(self, request: Any, context: Any) -> AsyncIterator[bytes]:
+        try:
+            yield b""
+            failure = await self.finish.get()  # one item ends one stream
+            if failure is not None:
+                raise failure
+        finally:
+            self.ended.put_nowait(None)
+
+    def registrations(self) -> list[Registration]:
+        found = []
+        for name in (WATCH_CENTERS, SUBMIT_TRANSACTIONS):
+            service, method = name.strip("/").split("/")
+            if name == WATCH_CENTERS:
+                handler = grpc.unary_stream_rpc_method_handler(self.stream)
+            else:
+                handler = grpc.stream_stream_rpc_method_handler(self.stream)
+            generic = grpc.method_handlers_generic_handler(service, {method: handler})
+            found.append(
+                Registration(service, lambda s, h=generic: s.add_generic_rpc_handlers((h,)))
+            )
+        return found
+
+
+async def start_held(
+    held: Held, pki: Path, cap: int | None, audit: MemoryAudit | None = None
+) -> RunningServer:
+    limit = {} if cap is None else {"max_streams_per_identity": cap}
+    settings = ServerSettings(
+        grpc_host="127.0.0.1",
+        auth_mode="required",
+        auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+        **limit,  # type: ignore[arg-type]
+    )
+    return await start_server(settings, 0, held.registrations(), checks={}, audit_log=audit)
+
+
+def open_stream(channel: grpc.aio.Channel, name: str, pki: Path, who: str) -> Any:
+    """A streaming call of `name` as the example identity `who` (its dev token)."""
+    token = (pki / "tokens" / f"{who}.jwt").read_text().strip()
+    metadata = (("authorization", f"Bearer {token}"),)
+    if name == SUBMIT_TRANSACTIONS:
+        return channel.stream_stream(name)(iter([b""]), metadata=metadata, timeout=10)
+    return channel.unary_stream(name)(b"", metadata=metadata, timeout=10)
+
+
+async def outcome(call: Any) -> str:
+    """OK when the server answered the stream's first item, else the code and message that
+    ended the call."""
+    try:
+        await call.read()
+    except grpc.aio.AioRpcError as error:
+        return f"{error.code().name}: {error.details()}"
+    return "OK"
+
+
+REFUSED = "RESOURCE_EXHAUSTED: at most 2 streaming calls per identity may be open at once"
+
+
+@pytest.mark.parametrize("name", [WATCH_CENTERS, SUBMIT_TRANSACTIONS])
+async def test_a_stream_beyond_the_cap_is_refused_while_another_identity_opens_one(
+    pki: Path, name: str
+) -> None:
+    held, audit = Held(), MemoryAudit()
+    running = await start_held(held, pki, cap=2, audit=audit)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            codes = [await outcome(open_stream(channel, name, pki, "centre")) for _ in range(3)]
+            other = await outcome(open_stream(channel, name, pki, "ministry-rop"))
+    finally:
+        await running.stop(0)
+    assert (codes, other) == (["OK", "OK", REFUSED], "OK")
+    if name == SUBMIT_TRANSACTIONS:  # a state-changing RPC: its refusal is in the trail
+        refused = [e for e in audit.events if e.outcome == "RESOURCE_EXHAUSTED"]
+        assert [(e.subject, e.role) for e in refused] == [("example-centre-desk", "centre")]
+
+
+@pytest.mark.parametrize("name", [WATCH_CENTERS, SUBMIT_TRANSACTIONS])
+@pytest.mark.parametrize("ending", ["normally", "with an error", "cancelled by the client"])
+async def test_a_stream_that_ends_frees_its_slot(pki: Path, name: str, ending: str) -> None:
+    held = Held()
+    running = await start_held(held, pki, cap=2)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            calls, codes = [], []
+            for _ in range(3):  # one after another: the third is the one over the cap
+                calls.append(open_stream(channel, name, pki, "centre"))
+                codes.append(await outcome(calls[-1]))
+            if ending == "cancelled by the client":
+                calls[0].cancel()
+            else:
+                held.finish.put_nowait(RuntimeError("boom") if ending == "with an error" else None)
+            await held.ended.get()  # a held stream's handler ended (the refused one never ran)
+            again = await outcome(open_stream(channel, name, pki, "centre"))
+    finally:
+        await running.stop(0)
+    assert (codes, again) == (["OK", "OK", REFUSED], "OK")
+
+
+async def test_zero_lifts_the_default_cap_of_a_hundred_streams(pki: Path) -> None:
+    codes = {}
+    for cap in (None, 0):
+        held = Held()
+        running = await start_held(held, pki, cap)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                calls = [open_stream(channel, WATCH_CENTERS, pki, "centre") for _ in range(101)]
+                codes[cap] = sorted([(await outcome(call))[:18] for call in calls])
+        finally:
+            await running.stop(0)
+    # The 101 calls start together: whichever reaches the server last is the one refused.
+    assert codes[None] == ["OK"] * 100 + ["RESOURCE_EXHAUSTED"]
+    assert codes[0] == ["OK"] * 101
