@@ -5,7 +5,7 @@ Everything reaches RabbitMQ through a proxy that can cut intake off the broker; 
 transactions are written directly, as the ingest worker writes them.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -122,9 +122,10 @@ async def test_a_watch_that_reaches_its_deadline_ends_deadline_exceeded(
     assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * len(codes)
 
 
-async def test_a_rating_whose_publish_failed_is_published_when_sent_again(
-    stack: Stack, transactions: Any, proxy: BrokerProxy
-) -> None:
+async def completed_to_rate(
+    stack: Stack, transactions: Any
+) -> tuple[dict[str, Any], Callable[[int], Any]]:
+    """A stored COMPLETED transaction, and a RateTransaction call of it with a given rating."""
     done = document("C1", T0, "COMPLETED")
     await transactions.insert_one(done)
 
@@ -132,6 +133,14 @@ async def test_a_rating_whose_publish_failed_is_published_when_sent_again(
         return stack.intake.RateTransaction(
             intake_pb2.RateTransactionRequest(id=done["_id"], rating=rating), timeout=5
         )
+
+    return done, rate
+
+
+async def test_a_rating_whose_publish_failed_is_published_when_sent_again(
+    stack: Stack, transactions: Any, proxy: BrokerProxy
+) -> None:
+    _, rate = await completed_to_rate(stack, transactions)
 
     await proxy.cut()
     assert await code_of(rate(4)) == grpc.StatusCode.UNAVAILABLE
@@ -185,13 +194,7 @@ async def test_a_status_change_whose_publish_failed_is_answered_ok_when_sent_aga
 async def test_a_rating_applied_after_its_confirm_failed_is_answered_ok_when_sent_again(
     stack: Stack, transactions: Any, proxy: BrokerProxy
 ) -> None:
-    done = document("C1", T0, "COMPLETED")
-    await transactions.insert_one(done)
-
-    def rate(rating: int) -> Any:
-        return stack.intake.RateTransaction(
-            intake_pb2.RateTransactionRequest(id=done["_id"], rating=rating), timeout=5
-        )
+    done, rate = await completed_to_rate(stack, transactions)
 
     await proxy.cut()
     try:
