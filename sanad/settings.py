@@ -158,6 +158,10 @@ class CommonSettings(BaseSettings):
             problems.append(
                 "no per-identity rate limit: set SANAD_RATE_LIMIT_PER_S above 0 (per replica)"
             )
+        if self.max_streams_per_identity <= 0:
+            problems.append(
+                "no cap on open streams: set SANAD_MAX_STREAMS_PER_IDENTITY above 0 (per replica)"
+            )
         if self.uses_amqp:
             problems += amqp_tls_problems(self.amqp_url)
         problems += mongo_tls_problems(

@@ -88,6 +88,12 @@ def test_production_refuses_running_without_a_rate_limit(rate: float) -> None:
         ServerSettings(**{**SAFE, "rate_limit_per_s": rate})
 
 
+@pytest.mark.parametrize("cap", [0, -1])
+def test_production_refuses_running_without_a_cap_on_open_streams(cap: int) -> None:
+    with pytest.raises(ValidationError, match="SANAD_MAX_STREAMS_PER_IDENTITY above 0"):
+        ServerSettings(**{**SAFE, "max_streams_per_identity": cap})
+
+
 @pytest.mark.parametrize("secret", ["x" * 31, "é" * 15 + "x"])
 def test_production_refuses_a_civil_id_secret_under_32_bytes(secret: str) -> None:
     with pytest.raises(ValidationError, match="SANAD_CIVIL_ID_SECRET under 32 bytes") as refused:
