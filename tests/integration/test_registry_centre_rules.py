@@ -1,23 +1,20 @@
 """Registration keeps each service code once; renewal opens 90 days before expiry. Through the
 real servicer against the real MongoDB-wire server."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 
 from sanad.v1 import registry_pb2 as pb
-from tests.integration.test_registry_rpcs import Registry, refused, serve_registry
+from tests.integration.registry_served import (  # noqa: F401
+    Registry,
+    refused,
+    registry_fixture,
+)
 
 pytestmark = pytest.mark.integration
 Code = grpc.StatusCode
-
-
-@pytest.fixture
-async def registry(mongo_url: str, database_name: str) -> AsyncIterator[Registry]:
-    async with serve_registry(mongo_url, database_name) as served:
-        yield served
 
 
 async def test_register_center_keeps_each_service_code_once_as_set_center_services_does(

@@ -2,20 +2,16 @@
 WatchCenters replay that metrics follows. Against the real MongoDB-wire server."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from sanad.v1 import registry_pb2 as pb
-from tests.integration.test_registry_rpcs import Registry, serve_registry
+from tests.integration.registry_served import (  # noqa: F401
+    Registry,
+    registry_fixture,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def registry(mongo_url: str, database_name: str) -> AsyncIterator[Registry]:
-    async with serve_registry(mongo_url, database_name) as served:
-        yield served
 
 
 async def replayed(registry: Registry, center_id: str) -> pb.Center:

@@ -1,23 +1,21 @@
 """ListCenters, the catalogue RPCs and the watch streams against the real MongoDB-wire server."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from sanad.v1 import registry_pb2 as pb
-from tests.integration.test_registry_rpcs import Registry, lapse, refused, serve_registry
+from tests.integration.registry_served import (  # noqa: F401
+    Registry,
+    lapse,
+    refused,
+    registry_fixture,
+)
 
 pytestmark = pytest.mark.integration
 Code = grpc.StatusCode
-
-
-@pytest.fixture
-async def registry(mongo_url: str, database_name: str) -> AsyncIterator[Registry]:
-    async with serve_registry(mongo_url, database_name) as served:
-        yield served
 
 
 async def list_all(registry: Registry, request: pb.ListCentersRequest) -> list[list[str]]:

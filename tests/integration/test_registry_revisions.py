@@ -3,23 +3,20 @@ is OUT_OF_RANGE and one below 0 INVALID_ARGUMENT. Against the real MongoDB-wire 
 the real servicer."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from sanad.v1 import registry_pb2 as pb
-from tests.integration.test_registry_rpcs import Registry, refused, serve_registry
+from tests.integration.registry_served import (  # noqa: F401
+    Registry,
+    refused,
+    registry_fixture,
+)
 
 pytestmark = pytest.mark.integration
 Code = grpc.StatusCode
-
-
-@pytest.fixture
-async def registry(mongo_url: str, database_name: str) -> AsyncIterator[Registry]:
-    async with serve_registry(mongo_url, database_name) as served:
-        yield served
 
 
 async def read(registry: Registry, center_id: str) -> pb.Center:
