@@ -35,11 +35,21 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     update.add_argument("transaction_id")
     update.add_argument("--status", choices=REPORTABLE, required=True)
     update.add_argument("--note", default="")
+    update.add_argument(
+        "--request-id",
+        default="",
+        help="client request id; run again with the same id, it answers as the first run did",
+    )
     update.set_defaults(handler=update_status)
 
     cancel = commands.add_parser("cancel", help="cancel a transaction that has not finished")
     cancel.add_argument("transaction_id")
     cancel.add_argument("--reason", default="")
+    cancel.add_argument(
+        "--request-id",
+        default="",
+        help="client request id; run again with the same id, it answers as the first run did",
+    )
     cancel.set_defaults(handler=cancel_transaction)
 
     rate = commands.add_parser("rate", help="record the beneficiary's rating (1-5), once")
@@ -104,7 +114,10 @@ def follow_transaction(args: argparse.Namespace, client: Client, printer: Printe
 def update_status(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """UpdateTransactionStatus; prints the accepted change."""
     request = intake_pb2.UpdateTransactionStatusRequest(
-        id=args.transaction_id, status=status_value(args.status), note=args.note
+        id=args.transaction_id,
+        status=status_value(args.status),
+        note=args.note,
+        request_id=args.request_id,
     )
     response = client.call(client.intake().UpdateTransactionStatus, request)
     _print_change(printer, response)
@@ -113,7 +126,9 @@ def update_status(args: argparse.Namespace, client: Client, printer: Printer) ->
 
 def cancel_transaction(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """CancelTransaction; prints the accepted change."""
-    request = intake_pb2.CancelTransactionRequest(id=args.transaction_id, reason=args.reason)
+    request = intake_pb2.CancelTransactionRequest(
+        id=args.transaction_id, reason=args.reason, request_id=args.request_id
+    )
     response = client.call(client.intake().CancelTransaction, request)
     _print_change(printer, response)
     return 0

@@ -117,8 +117,12 @@ POLICY: dict[str, Rule] = {
     INTAKE + "GetTransaction": _TRANSACTION_READ,
     INTAKE + "ListTransactions": _TRANSACTION_READ,
     INTAKE + "WatchTransaction": _TRANSACTION_READ,
-    INTAKE + "UpdateTransactionStatus": Rule(frozenset({ADMIN, MINISTRY}), True, ("id", "status")),
-    INTAKE + "CancelTransaction": Rule(frozenset({ADMIN, MINISTRY, CENTRE}), True, ("id",)),
+    INTAKE + "UpdateTransactionStatus": Rule(
+        frozenset({ADMIN, MINISTRY}), True, ("id", "status", "request_id")
+    ),
+    INTAKE + "CancelTransaction": Rule(
+        frozenset({ADMIN, MINISTRY, CENTRE}), True, ("id", "request_id")
+    ),
     INTAKE + "RateTransaction": Rule(frozenset({ADMIN, CENTRE}), True, ("id",)),
     METRICS + "GetCenterStats": Rule(
         frozenset({ADMIN, OPERATOR, MINISTRY, CENTRE}), limit=_own_center

@@ -128,3 +128,9 @@ def field_violations(submission: Submission, service: ServiceView | None) -> lis
             Violation("fee_baisa", f"must equal the catalogue fee of {service.fee_baisa} baisa")
         )
     return found
+
+
+def request_key(caller: str, request_id: str) -> str:
+    """A hash of the caller and its request id, for the id of an idempotency record: request
+    ids are unique per caller."""
+    return hashlib.sha256(f"{caller}\x1f{request_id}".encode()).hexdigest()

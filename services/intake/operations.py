@@ -7,7 +7,6 @@ the broker after all (a late confirm), and the worker stores only the event of t
 stores the transaction; so the security interceptor writes a replay's event itself.
 """
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from services.intake.domain import (
     ServiceView,
     Submission,
     field_violations,
+    request_key,
     validate,
 )
 from services.intake.unconfirmed import UnconfirmedClaims
@@ -148,7 +148,7 @@ class Intake:
         if not submission.request_id:
             return _Claim(transaction_id, submit_time, fresh=True)
         fingerprint = submission.fingerprint(self.civil_secret)
-        key = _request_key(caller, submission.request_id)
+        key = request_key(caller, submission.request_id)
         record = await self.store.claim_request(
             key,
             transaction_id,
@@ -180,7 +180,7 @@ class Intake:
             return None
         if field_violations(submission, None):
             return None  # the request itself is bad, whatever the registry says
-        key = _request_key(caller, submission.request_id)
+        key = request_key(caller, submission.request_id)
         record = await self.store.find_request(key, deadline.left())
         if record is None or record["fingerprint"] != submission.fingerprint(self.civil_secret):
             return None
@@ -229,8 +229,3 @@ class Intake:
                 service.agency_code,
                 submission.fee_baisa,
             )
-
-
-def _request_key(caller: str, request_id: str) -> str:
-    """The idempotency record's id: request ids are unique per caller."""
-    return hashlib.sha256(f"{caller}\x1f{request_id}".encode()).hexdigest()

@@ -195,6 +195,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             actor=caller(context),
             identity=current(),
             deadline=_deadline(context),
+            request_id=request.request_id,
         )
         return intake_pb2.UpdateTransactionStatusResponse(change=change_to_proto(change))
 
@@ -202,7 +203,12 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.CancelTransactionRequest, context: Context
     ) -> intake_pb2.CancelTransactionResponse:
         change = await self.tracker.cancel(
-            request.id, request.reason, caller(context), current(), _deadline(context)
+            request.id,
+            request.reason,
+            caller(context),
+            current(),
+            _deadline(context),
+            request_id=request.request_id,
         )
         return intake_pb2.CancelTransactionResponse(change=change_to_proto(change))
 

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from sanad import records
 from sanad.coalesce import InsertCoalescer
@@ -62,8 +63,8 @@ def _change_key(transaction_id: str) -> str:
 
 
 class IntakeStore:
-    """`intake_requests` (one per caller and request id, per rating, and per transaction the
-    latest accepted status change) and `transactions`."""
+    """`intake_requests` (one per caller and request id of a submission or of a status change,
+    per rating, and per transaction the latest accepted status change) and `transactions`."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.requests = db["intake_requests"]
@@ -133,21 +134,70 @@ class IntakeStore:
         previous: int,
         record: Document,
         timeout_s: float | None = None,
+        answer: Document | None = None,
     ) -> bool:
         """Compare-and-set: make record the latest change if `previous` still is; False when
-        another change was accepted first (the caller judges again)."""
-        key = _change_key(transaction_id)
+        another change was accepted first (the caller judges again).
+
+        With `answer` (the record of the change's request id), both are written in one MongoDB
+        transaction: the answer is remembered exactly when the change is accepted. False too
+        when the request id was recorded first, by a concurrent call of the same request.
+        """
         async with within(timeout_s):
-            if previous == 0:
-                try:
-                    await self.requests.insert_one({"_id": key, **record})
-                except DuplicateKeyError:
+            if answer is None:
+                return await self._set_latest(transaction_id, previous, record, None)
+            return await self._accept_with_answer(transaction_id, previous, record, answer)
+
+    async def _accept_with_answer(
+        self, transaction_id: str, previous: int, record: Document, answer: Document
+    ) -> bool:
+        """The compare-and-set and the answer's insert in one transaction: both or neither."""
+        try:
+            async with (
+                self.requests.database.client.start_session() as session,
+                await session.start_transaction(),
+            ):
+                if not await self._set_latest(transaction_id, previous, record, session):
+                    await session.abort_transaction()
                     return False
-                return True
-            result = await self.requests.update_one(
-                {"_id": key, "sequence": previous}, {"$set": record}
-            )
-            return result.matched_count == 1
+                await self.requests.insert_one(answer, session=session)
+        except DuplicateKeyError:
+            return False  # the latest change's first record, or the answer, was written first
+        except OperationFailure as error:
+            if error.has_error_label("TransientTransactionError"):
+                return False  # a write conflict: a concurrent change was accepted first
+            if error.has_error_label("UnknownTransactionCommitResult"):
+                raise Unavailable("the database did not answer in time; retry") from error
+            raise
+        return True
+
+    async def _set_latest(
+        self,
+        transaction_id: str,
+        previous: int,
+        record: Document,
+        session: AsyncClientSession | None,
+    ) -> bool:
+        """The compare-and-set itself: the first change inserts the record, a later one moves it
+        on from `previous`."""
+        key = _change_key(transaction_id)
+        if previous == 0:
+            try:
+                await self.requests.insert_one({"_id": key, **record}, session=session)
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self.requests.update_one(
+            {"_id": key, "sequence": previous}, {"$set": record}, session=session
+        )
+        return result.matched_count == 1
+
+    async def find_change_request(
+        self, key: str, timeout_s: float | None = None
+    ) -> Document | None:
+        """The remembered answer of a status change's request id, if it was accepted."""
+        async with within(timeout_s):
+            return await self.requests.find_one({"_id": key})
 
     async def confirm_change(
         self, transaction_id: str, sequence: int, timeout_s: float | None = None

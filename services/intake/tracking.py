@@ -1,50 +1,28 @@
 """Tracking use cases: the status changes, cancellations and ratings agencies, centres and
-beneficiaries make, judged and queued for the transaction's writer (reads: reading.py).
+beneficiaries make, checked and queued for the transaction's writer (reads: reading.py; how a
+status change is judged, numbered and sent: status_changes.py)."""
 
-Intake never writes a transaction. It judges a status change against the latest
-change it accepted for that transaction (a record of its own in intake_requests,
-moved on by compare-and-set, so two racing changes are judged one after the other),
-or against the stored document before the first; it numbers each accepted change
-1, 2, 3... and publishes it, confirmed, for the worker to apply in that order. The
-stored document lags the queue, so judging against it alone let two changes both be
-accepted and the worker refuse the second.
-"""
+from datetime import datetime
+from typing import Protocol
 
-import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
-
-from sanad.amqp.topology import RATED, STATUS_CHANGED, Topology
+from sanad.amqp.topology import RATED, Topology
 from sanad.domain.clock import to_millisecond, utcnow
-from sanad.domain.ids import new_id
-from sanad.domain.transactions import AGENCY_REPORTABLE, FINISHED, Status, can_change
-from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable, Violation
+from sanad.domain.transactions import AGENCY_REPORTABLE, Status
+from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Violation
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.identity import Identity
 from sanad.v1 import events_pb2
 from services.intake import access
+from services.intake.change_requests import Change, request_id_violations
 from services.intake.deadline import Deadline
 from services.intake.operations import Publisher
 from services.intake.reading import Document, Finds, stored
+from services.intake.status_changes import ChangeStore, StatusChanges, publish
 
 MAX_NOTE_LENGTH = 1000
-# Compare-and-set rounds a status change may lose to concurrent ones before UNAVAILABLE.
-MAX_CHANGE_ATTEMPTS = 5
-log = logging.getLogger("sanad.intake")
 
 
-@dataclass(frozen=True)
-class Change:
-    """A status change accepted and queued for the transaction's writer."""
-
-    status: Status
-    time: datetime
-    actor: str
-    note: str
-
-
-class Store(Finds, Protocol):
+class Store(Finds, ChangeStore, Protocol):
     async def claim_rating(
         self,
         transaction_id: str,
@@ -53,15 +31,6 @@ class Store(Finds, Protocol):
         actor: str,
         timeout_s: float | None = None,
     ) -> tuple[int, datetime, str]: ...
-    async def latest_change(
-        self, transaction_id: str, timeout_s: float | None = None
-    ) -> Document | None: ...
-    async def accept_change(
-        self, transaction_id: str, previous: int, record: Document, timeout_s: float | None = None
-    ) -> bool: ...
-    async def confirm_change(
-        self, transaction_id: str, sequence: int, timeout_s: float | None = None
-    ) -> None: ...
 
 
 class Tracker:
@@ -71,6 +40,7 @@ class Tracker:
         self.store = store
         self.publisher = publisher
         self.topology = topology
+        self.changes = StatusChanges(store, publisher, topology)
 
     async def update_status(
         self,
@@ -81,9 +51,10 @@ class Tracker:
         actor: str,
         identity: Identity,
         deadline: Deadline,
+        request_id: str = "",
     ) -> Change:
         """An agency's progress report: reportable status, legal from the stored one."""
-        found = []
+        found = request_id_violations(request_id)
         if status not in AGENCY_REPORTABLE:
             names = ", ".join(sorted(s.value for s in AGENCY_REPORTABLE))
             found.append(Violation("status", f"must be one of {names}"))
@@ -94,17 +65,29 @@ class Tracker:
         assert status is not None
         doc = await stored(self.store, transaction_id, deadline)
         access.check_update(identity, doc)
-        return await self._change(doc, status, note, actor, deadline)
+        return await self.changes.make(doc, status, note, actor, deadline, request_id=request_id)
 
     async def cancel(
-        self, transaction_id: str, reason: str, actor: str, identity: Identity, deadline: Deadline
+        self,
+        transaction_id: str,
+        reason: str,
+        actor: str,
+        identity: Identity,
+        deadline: Deadline,
+        *,
+        request_id: str = "",
     ) -> Change:
         """Cancel a transaction that has not finished."""
+        found = request_id_violations(request_id)
         if len(reason) > MAX_NOTE_LENGTH:
-            raise Invalid([Violation("reason", f"must be at most {MAX_NOTE_LENGTH} characters")])
+            found.append(Violation("reason", f"must be at most {MAX_NOTE_LENGTH} characters"))
+        if found:
+            raise Invalid(found)
         doc = await stored(self.store, transaction_id, deadline)
         access.check_cancel(identity, doc)
-        return await self._change(doc, Status.CANCELLED, reason, actor, deadline)
+        return await self.changes.make(
+            doc, Status.CANCELLED, reason, actor, deadline, request_id=request_id
+        )
 
     async def rate(
         self, transaction_id: str, rating: int, actor: str, identity: Identity, deadline: Deadline
@@ -134,7 +117,14 @@ class Tracker:
         event = events_pb2.TransactionRated(
             transaction_id=transaction_id, rating=winner, time=to_timestamp(given), actor=by
         )
-        await self._publish(RATED, event, f"rating-{transaction_id}", deadline)
+        await publish(
+            self.publisher,
+            self.topology,
+            event,
+            routing_key=RATED,
+            message_id=f"rating-{transaction_id}",
+            deadline=deadline,
+        )
         if winner != rating:
             raise AlreadyExists(f"transaction {transaction_id} is already rated")
 
@@ -152,85 +142,3 @@ class Tracker:
             if (winner, given) == (rating, doc.get("rating_time")):
                 return
         raise AlreadyExists(f"transaction {doc['_id']} is already rated")
-
-    async def _change(
-        self, doc: Document, status: Status, note: str, actor: str, deadline: Deadline
-    ) -> Change:
-        """Judge the change against the latest accepted one, take the next sequence number by
-        compare-and-set, publish, answer; a lost race judges again against the winner."""
-        for _ in range(MAX_CHANGE_ATTEMPTS):
-            latest = await self.store.latest_change(doc["_id"], deadline.left())
-            if latest is not None and not latest.get("confirmed"):
-                await self._send_again(latest, deadline)
-                if (replayed := _replayed(latest, status, note, actor)) is not None:
-                    return replayed
-            current = Status(doc["status"] if latest is None else latest["status"])
-            if Status(doc["status"]) in FINISHED:  # stored finished (a batch, a migration)
-                current = Status(doc["status"])
-            if not can_change(current, status):
-                raise PreconditionFailed(
-                    f"transaction {doc['_id']} cannot go from {current.value} to {status.value}"
-                )
-            sequence = 0 if latest is None else int(latest["sequence"])
-            now = to_millisecond(utcnow())
-            if latest is not None and now <= latest["time"]:  # keep the history in time order
-                now = latest["time"] + timedelta(milliseconds=1)
-            change = Change(status, now, actor, note)
-            event = events_pb2.TransactionStatusChanged(
-                transaction_id=doc["_id"],
-                change_id=new_id(),
-                status=f"TRANSACTION_STATUS_{status.value}",
-                time=to_timestamp(now),
-                actor=actor,
-                note=note,
-                sequence=sequence + 1,
-            )
-            record = {
-                "status": status.value,
-                "sequence": sequence + 1,
-                "time": now,
-                "event": event.SerializeToString(),
-                "confirmed": False,
-            }
-            if await self.store.accept_change(doc["_id"], sequence, record, deadline.left()):
-                await self._send_again(record, deadline)
-                return change
-        raise Unavailable(f"transaction {doc['_id']} is changing fast; retry later")
-
-    async def _send_again(self, latest: Document, deadline: Deadline) -> None:
-        """Publish an accepted change (again: the worker ignores a repeat by its change id),
-        and note its confirm, so no accepted change stays unsent while its successors wait
-        for it. A failed note costs one more repeat later, not the caller's answer."""
-        event = events_pb2.TransactionStatusChanged.FromString(latest["event"])
-        await self._publish(STATUS_CHANGED, event, event.change_id, deadline)
-        try:
-            await self.store.confirm_change(
-                event.transaction_id, int(latest["sequence"]), deadline.left()
-            )
-        except Unavailable:
-            log.warning(
-                "could not note a published status change; it will be sent again",
-                extra={"transaction_id": event.transaction_id, "change_id": event.change_id},
-            )
-
-    async def _publish(
-        self, routing_key: str, event: Any, message_id: str, deadline: Deadline
-    ) -> None:
-        await self.publisher.publish(
-            self.topology.transactions_exchange,
-            routing_key,
-            event.SerializeToString(),
-            message_type=event.DESCRIPTOR.full_name,
-            message_id=message_id,
-            timeout_s=deadline.left(),
-        )
-
-
-def _replayed(latest: Document, status: Status, note: str, actor: str) -> Change | None:
-    """The answer to a retry of the unconfirmed latest change (the same status, actor and
-    note: the request carries no id of its own), as its first call would have had it; None
-    for a different change. A status never follows itself, so no new change is lost here."""
-    event = events_pb2.TransactionStatusChanged.FromString(latest["event"])
-    if (latest["status"], event.actor, event.note) != (status.value, actor, note):
-        return None
-    return Change(status, latest["time"], actor, note)

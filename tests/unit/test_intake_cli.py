@@ -115,7 +115,14 @@ def test_update_status_prints_the_accepted_change(
     code = run(target, "update-status", "T-1", "--status", "awaiting_agency", "--note", "MoL")
     assert code == 0
     assert "status: awaiting_agency" in capsys.readouterr().out
-    assert fake.requests[0].note == "MoL"
+    assert (fake.requests[0].note, fake.requests[0].request_id) == ("MoL", "")
+
+
+def test_status_changes_carry_the_request_id_given(target: str, fake: FakeIntake) -> None:
+    update = ("update-status", "T-1", "--status", "in_progress", "--request-id", "mol-7")
+    assert run(target, *update) == 0
+    assert run(target, "cancel", "T-1", "--request-id", "mol-8") == 0
+    assert [r.request_id for r in fake.requests] == ["mol-7", "mol-8"]
 
 
 def test_a_refused_update_exits_1(target: str, capsys: pytest.CaptureFixture[str]) -> None:

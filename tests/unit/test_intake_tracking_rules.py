@@ -58,6 +58,7 @@ class FakeStore:
         self.ratings: dict[str, tuple[int, datetime, str]] = {}
         self.timeouts: list[float | None] = []
         self.changes: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, dict[str, Any]] = {}
 
     async def get_transaction(self, transaction_id: str, timeout_s: float | None = None) -> Any:
         self.timeouts.append(timeout_s)
@@ -83,13 +84,27 @@ class FakeStore:
         return None if found is None else dict(found)
 
     async def accept_change(
-        self, transaction_id: str, previous: int, record: dict[str, Any], timeout_s: Any = None
+        self,
+        transaction_id: str,
+        previous: int,
+        record: dict[str, Any],
+        timeout_s: Any = None,
+        answer: dict[str, Any] | None = None,
     ) -> bool:
         await asyncio.sleep(0)
         if self.changes.get(transaction_id, {}).get("sequence", 0) != previous:
             return False
+        if answer is not None:  # both or neither, as in one MongoDB transaction
+            if answer["_id"] in self.answers:
+                return False
+            self.answers[answer["_id"]] = dict(answer)
         self.changes[transaction_id] = dict(record)
         return True
+
+    async def find_change_request(self, key: str, timeout_s: Any = None) -> Any:
+        await asyncio.sleep(0)
+        found = self.answers.get(key)
+        return None if found is None else dict(found)
 
     async def confirm_change(
         self, transaction_id: str, sequence: int, timeout_s: Any = None

@@ -1,0 +1,235 @@
+"""Status changes, judged in order and queued for the transaction's writer.
+
+Intake never writes a transaction. It judges a status change against the latest
+change it accepted for that transaction (a record of its own in intake_requests,
+moved on by compare-and-set, so two racing changes are judged one after the other),
+or against the stored document before the first; it numbers each accepted change
+1, 2, 3... and publishes it, confirmed, for the worker to apply in that order. The
+stored document lags the queue, so judging against it alone let two changes both be
+accepted and the worker refuse the second.
+
+A change sent with a request id is accepted together with the record of its answer (one
+MongoDB transaction), so its retries are answered from that record (change_requests.py).
+"""
+
+import logging
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sanad.amqp.topology import STATUS_CHANGED, Topology
+from sanad.domain.clock import to_millisecond, utcnow
+from sanad.domain.ids import new_id
+from sanad.domain.transactions import FINISHED, Status, can_change
+from sanad.errors import PreconditionFailed, Unavailable
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import events_pb2
+from services.intake.change_requests import (
+    Change,
+    answer_of,
+    answer_record,
+    awaits_confirm,
+    change_key,
+    replayed,
+)
+from services.intake.deadline import Deadline
+from services.intake.operations import Publisher
+from services.intake.reading import Document
+from services.intake.sending import Sends
+
+# Compare-and-set rounds a status change may lose to concurrent ones before UNAVAILABLE.
+MAX_CHANGE_ATTEMPTS = 5
+log = logging.getLogger("sanad.intake")
+
+
+class ChangeStore(Protocol):
+    async def latest_change(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> Document | None: ...
+    async def accept_change(
+        self,
+        transaction_id: str,
+        previous: int,
+        record: Document,
+        timeout_s: float | None = None,
+        answer: Document | None = None,
+    ) -> bool: ...
+    async def find_change_request(
+        self, key: str, timeout_s: float | None = None
+    ) -> Document | None: ...
+    async def confirm_change(
+        self, transaction_id: str, sequence: int, timeout_s: float | None = None
+    ) -> None: ...
+
+
+class StatusChanges:
+    """Accepts, numbers and sends the status changes of stored transactions."""
+
+    def __init__(self, store: ChangeStore, publisher: Publisher, topology: Topology) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.topology = topology
+        self.sending = Sends()
+
+    async def make(
+        self,
+        doc: Document,
+        status: Status,
+        note: str,
+        actor: str,
+        deadline: Deadline,
+        *,
+        request_id: str = "",
+    ) -> Change:
+        """Judge the change against the latest accepted one, take the next sequence number by
+        compare-and-set, publish, answer; a lost race judges again against the winner (or,
+        under a request id, finds the winner was this very request and answers as it did)."""
+        key = change_key(actor, request_id) if request_id else ""
+        for _ in range(MAX_CHANGE_ATTEMPTS):
+            latest = await self.store.latest_change(doc["_id"], deadline.left())
+            if key and (
+                first := await self._answered(
+                    key,
+                    doc,
+                    latest,
+                    status=status,
+                    note=note,
+                    deadline=deadline,
+                    request_id=request_id,
+                )
+            ):
+                return first
+            if latest is not None and not latest.get("confirmed"):
+                await self._send_again(latest, deadline)
+                # Under a request id a retry is known by its record, not by its content.
+                if not key and (again := replayed(latest, status, note, actor)) is not None:
+                    return again
+            _judge(doc, latest, status)
+            sequence = 0 if latest is None else int(latest["sequence"])
+            change, record = _numbered(doc["_id"], latest, Change(status, utcnow(), actor, note))
+            answer = answer_record(key, doc["_id"], change, sequence + 1) if key else None
+            if await self.store.accept_change(
+                doc["_id"], sequence, record, deadline.left(), answer=answer
+            ):
+                await self._send_again(record, deadline)
+                return change
+        raise Unavailable(f"transaction {doc['_id']} is changing fast; retry later")
+
+    async def _answered(
+        self,
+        key: str,
+        doc: Document,
+        latest: Document | None,
+        *,
+        status: Status,
+        note: str,
+        deadline: Deadline,
+        request_id: str,
+    ) -> Change | None:
+        """The first answer of this request id, after sending its change again if it may still
+        be unsent (as a retry without an id does); None when the id was not used yet.
+
+        Read after `latest`: the two are written together, so a change of this request that
+        `latest` shows is found here, not judged as a new one against itself."""
+        record = await self.store.find_change_request(key, deadline.left())
+        if record is None:
+            return None
+        first = answer_of(record, request_id, transaction_id=doc["_id"], status=status, note=note)
+        if latest is None or int(latest["sequence"]) < int(record["sequence"]):
+            latest = await self.store.latest_change(doc["_id"], deadline.left())  # accepted since
+        if awaits_confirm(record, latest):
+            assert latest is not None
+            await self._send_again(latest, deadline)
+        log.info(
+            "status change answered again under its request id",
+            extra={"transaction_id": doc["_id"], "sequence": record["sequence"]},
+        )
+        return first
+
+    async def _send_again(self, latest: Document, deadline: Deadline) -> None:
+        """Publish an accepted change (again: the worker ignores a repeat by its change id),
+        and note its confirm, so no accepted change stays unsent while its successors wait
+        for it. A failed note costs one more repeat later, not the caller's answer. A change
+        confirmed here, or being published here, is not published again (sending.py)."""
+        event = events_pb2.TransactionStatusChanged.FromString(latest["event"])
+        await self.sending.send(
+            event.change_id,
+            lambda: publish(
+                self.publisher,
+                self.topology,
+                event,
+                routing_key=STATUS_CHANGED,
+                message_id=event.change_id,
+                deadline=deadline,
+            ),
+            deadline.left(),
+        )
+        try:
+            await self.store.confirm_change(
+                event.transaction_id, int(latest["sequence"]), deadline.left()
+            )
+        except Unavailable:
+            log.warning(
+                "could not note a published status change; it will be sent again",
+                extra={"transaction_id": event.transaction_id, "change_id": event.change_id},
+            )
+
+
+def _judge(doc: Document, latest: Document | None, status: Status) -> None:
+    """PreconditionFailed unless status may follow the latest accepted change (the stored
+    status before the first, or when the transaction is stored finished: a batch, a
+    migration)."""
+    current = Status(doc["status"] if latest is None else latest["status"])
+    if Status(doc["status"]) in FINISHED:
+        current = Status(doc["status"])
+    if not can_change(current, status):
+        raise PreconditionFailed(
+            f"transaction {doc['_id']} cannot go from {current.value} to {status.value}"
+        )
+
+
+def _numbered(
+    transaction_id: str, latest: Document | None, asked: Change
+) -> tuple[Change, Document]:
+    """The change as it is answered (at a whole millisecond, after the latest: the history
+    stays in time order), and the latest-change record it would be stored as."""
+    sequence = 1 if latest is None else int(latest["sequence"]) + 1
+    now = to_millisecond(asked.time)
+    if latest is not None and now <= latest["time"]:
+        now = latest["time"] + timedelta(milliseconds=1)
+    event = events_pb2.TransactionStatusChanged(
+        transaction_id=transaction_id,
+        change_id=new_id(),
+        status=f"TRANSACTION_STATUS_{asked.status.value}",
+        time=to_timestamp(now),
+        actor=asked.actor,
+        note=asked.note,
+        sequence=sequence,
+    )
+    record = {
+        "status": asked.status.value,
+        "sequence": sequence,
+        "time": now,
+        "event": event.SerializeToString(),
+        "confirmed": False,
+    }
+    return Change(asked.status, now, asked.actor, asked.note), record
+
+
+async def publish(
+    publisher: Publisher,
+    topology: Topology,
+    event: Any,
+    *,
+    routing_key: str,
+    message_id: str,
+    deadline: Deadline,
+) -> None:
+    """Publish an event to the transactions exchange and wait for the broker's confirm."""
+    await publisher.publish(
+        topology.transactions_exchange,
+        routing_key,
+        event.SerializeToString(),
+        message_type=event.DESCRIPTOR.full_name,
+        message_id=message_id,
+        timeout_s=deadline.left(),
+    )
