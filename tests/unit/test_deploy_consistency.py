@@ -235,7 +235,10 @@ def test_mongodb_users_match_the_deployables_and_the_database() -> None:
 
     assert set(users) == set(DEPLOYABLES)
     for name, user in users.items():
-        assert user["roles"] == [{"name": "readWrite", "db": database}]
+        # Its own least-privilege role, on this database only (test_deploy_mongodb_roles.py).
+        assert user["roles"] == [{"name": f"sanad-{name}", "db": "admin"}]
+        [role] = [r for r in mongo["spec"]["security"]["roles"] if r["role"] == f"sanad-{name}"]
+        assert {p["resource"]["db"] for p in role["privileges"]} == {database}
         container = k8s_container(resources, name)
         [mongo_url] = [e for e in container["env"] if e["name"] == "SANAD_MONGO_URL"]
         assert mongo_url["valueFrom"]["secretKeyRef"]["name"] == f"sanad-mongodb-admin-{name}"
