@@ -18,13 +18,24 @@ Naming scheme (prefix P, "sanad" by default; SANAD_AMQP_PREFIX):
 
 Work queues are quorum queues with x-delivery-limit, so a message that crashes its worker again
 and again is dead-lettered by the broker after that many deliveries.
+
+Work and retry queues dead-letter at least once (AT_LEAST_ONCE, RabbitMQ 3.10+): the broker keeps
+a dead letter in its source queue until the target queue confirms it, and retries while the
+target is missing, unroutable or without a leader, so a poison message or a parked status change
+is never dropped on the way; the target may see a duplicate (workers upsert, so that is harmless).
+A queue that an earlier release declared without these arguments cannot be re-declared with
+them (406 PRECONDITION_FAILED): declare() then keeps it as it is and logs a warning, and the
+deploy policies sanad-work-queues and sanad-retry-queues give it the same strategy.
 """
 
 import contextlib
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractQueue
+from aio_pika.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 SUBMITTED = "transaction.submitted"
 STATUS_CHANGED = "transaction.status"
@@ -39,6 +50,20 @@ RETRIES_HEADER = "x-sanad-retries"
 # On a pack (sanad.amqp.packing): how many items it carries.
 ITEMS_HEADER = "x-sanad-items"
 CONTENT_TYPE = "application/x-protobuf"
+
+# Arguments of every queue that dead-letters (work and retry queues): RabbitMQ (3.10+) keeps a
+# dead letter in its quorum source queue until the target queue confirms it, and retries one
+# it cannot route yet (every dead_letter_worker_publisher_confirm_timeout, 3 minutes by
+# default, and at once when the source queue's policy changes). The default at-most-once
+# strategy drops it instead. At-least-once needs reject-publish overflow (with drop-head the
+# broker falls back to at-most-once); without a length limit, reject-publish rejects nothing.
+# The deploy policies set the same keys (without "x-") on queues declared before.
+AT_LEAST_ONCE: dict[str, Any] = {
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,8 +115,34 @@ class Topology:
             self.batch_queue: (self.batch_exchange, (BATCH,)),
         }
 
+    def work_queue_arguments(self, work_queue: str) -> dict[str, Any]:
+        """A work queue's arguments: delivery limit, dead letters to P.dead, at least once."""
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": self.dead_exchange,
+            "x-dead-letter-routing-key": work_queue,
+            **AT_LEAST_ONCE,
+        }
+
+    def retry_queue_arguments(self, work_queue: str) -> dict[str, Any]:
+        """A retry queue's arguments: expired messages go back to the work queue, at least once."""
+        return {
+            "x-queue-type": "quorum",
+            # Each parked message carries its own expiration (the worker's retry delay), so
+            # workers with other settings never conflict here.
+            # The default exchange routes by queue name: straight back to the work queue.
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": work_queue,
+            **AT_LEAST_ONCE,
+        }
+
     async def declare(self, channel: AbstractChannel) -> None:
-        """Declare exchanges, work queues, dead-letter and retry queues; safe to repeat."""
+        """Declare exchanges, work queues, dead-letter and retry queues; safe to repeat.
+
+        A work or retry queue that an earlier release declared with at-most-once dead-lettering
+        is used as it is, with a warning (see _declare_dead_lettering).
+        """
         dead = await channel.declare_exchange(
             self.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
         )
@@ -99,15 +150,8 @@ class Topology:
             exchange = await channel.declare_exchange(
                 exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
             )
-            queue = await channel.declare_queue(
-                queue_name,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-delivery-limit": self.delivery_limit,
-                    "x-dead-letter-exchange": self.dead_exchange,
-                    "x-dead-letter-routing-key": queue_name,
-                },
+            queue = await _declare_dead_lettering(
+                channel, queue_name, self.work_queue_arguments(queue_name)
             )
             for key in keys:
                 await queue.bind(exchange, key)
@@ -115,18 +159,58 @@ class Topology:
                 self.dead_queue(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
             )
             await dead_queue.bind(dead, queue_name)
-            await channel.declare_queue(
-                self.retry_queue(queue_name),
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    # Each parked message carries its own expiration (the worker's retry
-                    # delay), so workers with other settings never conflict here.
-                    # The default exchange routes by queue name: straight back to the work queue.
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue_name,
-                },
+            await _declare_dead_lettering(
+                channel, self.retry_queue(queue_name), self.retry_queue_arguments(queue_name)
             )
+
+
+async def _declare_dead_lettering(
+    channel: AbstractChannel, name: str, arguments: dict[str, Any]
+) -> AbstractQueue:
+    """Declare a queue that dead-letters; one an earlier release declared without AT_LEAST_ONCE
+    is kept as it is, with a warning, instead of failing the start.
+
+    RabbitMQ answers a declaration whose arguments differ from the queue's with 406
+    PRECONDITION_FAILED and closes the channel. So each declaration is tried first on a channel
+    of its own, and the caller's channel only ever repeats one that succeeded there (a robust
+    channel repeats it again after a reconnect). The fallback is taken only when the queue
+    exists with exactly the earlier arguments; any other difference (another queue type,
+    another delivery limit) still raises.
+    """
+    try:
+        await _declare_aside(channel, name, arguments)
+    except ChannelPreconditionFailed as refused:
+        earlier = {k: v for k, v in arguments.items() if k not in AT_LEAST_ONCE}
+        try:
+            await _declare_aside(channel, name, earlier, existing=True)
+        except (ChannelPreconditionFailed, ChannelNotFoundEntity) as different:
+            raise refused from different
+        log.warning(
+            "queue %s was declared before at-least-once dead-lettering: unless a policy sets "
+            "dead-letter-strategy=at-least-once and overflow=reject-publish on it (the deploy "
+            "policies sanad-work-queues and sanad-retry-queues do), a dead letter whose target "
+            "is missing or has no leader is dropped; delete the queue while it is empty and "
+            "restart to have it declared with the new arguments",
+            name,
+        )
+        arguments = earlier
+    return await channel.declare_queue(name, durable=True, arguments=arguments)
+
+
+async def _declare_aside(
+    channel: AbstractChannel, name: str, arguments: dict[str, Any], *, existing: bool = False
+) -> None:
+    """Declare a queue on a channel of its own on channel's connection, which a refusal
+    closes; with existing, a missing queue raises ChannelNotFoundEntity instead of being made."""
+    connection = (await channel.get_underlay_channel()).connection
+    aside = await connection.channel(publisher_confirms=False)
+    try:
+        if existing:
+            await aside.queue_declare(name, passive=True)
+        await aside.queue_declare(name, durable=True, arguments=arguments)
+    finally:
+        if not aside.is_closed:
+            await aside.close()
 
 
 async def delete_queues(amqp_url: str, prefix: str) -> None:
