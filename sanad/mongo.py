@@ -40,6 +40,17 @@ def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Documen
     )
 
 
+async def close(client: AsyncMongoClient[Document], within_s: float = 1.0) -> None:
+    """Close the client, giving up within within_s on ending its sessions on the server.
+
+    Ending them waits for a server like any command: with MongoDB gone, the client's full
+    server selection timeout, in a drain that has a pod's grace period to fit in. The server
+    forgets sessions nobody ends after 30 minutes.
+    """
+    with pymongo.timeout(within_s):
+        await client.close()
+
+
 def tls_options(settings: CommonSettings) -> dict[str, Any]:
     """PyMongo TLS options from SANAD_MONGO_TLS_*; none leaves SANAD_MONGO_URL in charge."""
     options: dict[str, Any] = {}

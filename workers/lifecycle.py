@@ -5,7 +5,7 @@ import logging
 from time import monotonic
 from typing import Protocol
 
-from sanad.amqp.consumer import BROKER_ERRORS, ConsumerCancelled
+from sanad.amqp.consumer import BROKER_ERRORS, ConsumerCancelled, pause
 
 log = logging.getLogger("sanad.worker")
 
@@ -68,5 +68,5 @@ async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> 
                 log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
             else:
                 log.exception("the consumer failed; retrying in %.1fs", delay)
-            await asyncio.sleep(delay)
+            await pause(stopping, delay)
             delay = min(delay * 2, 5.0)

@@ -1,15 +1,14 @@
 """Consuming in micro-batches: up to N messages or T seconds, acked only after they are handled.
 
-The handler decides per message: done (ack), dead (dead-letter with a reason,
-then ack), dead in parts (a pack's poison items dead-lettered one by one, each
-alone with its reason, then ack) or retry later (park on the delayed-retry
-queue, then ack; after max_retries round trips it is dead-lettered instead). A transient failure
-raised by the handler pauses the consumer, backs off, and handles the same
-micro-batch again without acking or dead-lettering anything, so a database
-outage never loses a message. Any other exception is a message the handler cannot take:
-each message is then handled alone, and the one that keeps failing is dead-lettered as
-`handler-failed`. A consumer cancelled by the broker (its queue
-deleted) raises ConsumerCancelled so the process exits instead of idling.
+The handler decides per message (sanad.amqp.outcomes: done, dead, dead in parts, retry later);
+the micro-batch is acked once OutcomePublisher has published those outcomes, confirmed. A
+transient failure raised by the handler pauses the consumer, backs off, and handles the same
+micro-batch again without acking or dead-lettering anything, so a database outage never loses
+a message. Any other exception is a message the handler cannot take: each message is then
+handled alone, and the one that keeps failing is dead-lettered as `handler-failed`. A consumer
+cancelled by the broker (its queue deleted) raises ConsumerCancelled so the process exits
+instead of idling. At stop a handler still running gets BatchOptions.drain_grace_s, then is
+cancelled, its micro-batch left unacked, and every backoff pause ends at once.
 
 The connection is a plain one, not aio-pika's robust kind: a lost connection or channel ends
 run() with BrokerConnectionLost, and the caller (workers.lifecycle) connects, declares and
@@ -26,22 +25,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from sanad.amqp.metrics import CONSUMER_CANCELLED, DELAYED_RETRIES
-from sanad.amqp.topology import (
-    CONTENT_TYPE,
-    DETAIL_HEADER,
-    ITEMS_HEADER,
-    QUEUE_HEADER,
-    REASON_HEADER,
-    RETRIES_HEADER,
-    Topology,
-)
+from sanad.amqp.metrics import CONSUMER_CANCELLED
+from sanad.amqp.outcomes import Dead, Outcome, OutcomePublisher, TransientError
+from sanad.amqp.topology import ITEMS_HEADER, Topology
 from sanad.telemetry.metrics import (
     AMQP_ACKED,
     AMQP_CONSUMED,
@@ -56,61 +48,22 @@ log = logging.getLogger("sanad.amqp.consumer")
 # The reason of a message whose handling kept raising (see MicroBatchConsumer._outcomes).
 HANDLER_FAILED = "handler-failed"
 
+# Longest wait for a handler cancelled at stop to unwind (a MongoDB transaction it held aborts
+# on the way out, which waits on the database); past it the process goes on closing.
+HANDLER_CANCEL_S = 1.0
+
 # What a broken or closed broker connection raises, to a handler that replies or publishes too.
 BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
-
-
-class TransientError(Exception):
-    """A dependency failed in a way that may pass; handle the batch again later."""
 
 
 class BrokerConnectionLost(ConnectionError):
     """The connection or channel closed under a running consumer; connect again."""
 
 
-class PublishTimeout(TransientError):
-    """Stopping while the broker has not confirmed a publish (e.g. an alarm blocks it)."""
-
-
 class ConsumerCancelled(Exception):
     """The broker cancelled our consumer (e.g. the queue was deleted)."""
 
 
-@dataclass(frozen=True)
-class Dead:
-    """Dead-letter this message: reason is a short label, detail a human sentence."""
-
-    reason: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Not applicable yet: park it on the retry queue; dead-letter as `reason` when retries end."""
-
-    reason: str
-    detail: str
-
-
-class Part(NamedTuple):
-    """One poison item of a packed message: its bytes, why, and its own message id (the
-    pack's id names its first item, which may have been stored fine)."""
-
-    body: bytes
-    dead: Dead
-    message_id: str = ""
-
-
-@dataclass(frozen=True)
-class DeadParts:
-    """Some items of a packed message are poison: dead-letter each alone, as a message of
-    `message_type` with its own reason; the rest of the message was handled."""
-
-    message_type: str
-    parts: tuple[Part, ...]
-
-
-Outcome = Dead | Retry | DeadParts | None
 Handler = Callable[[Sequence[AbstractIncomingMessage]], Awaitable[Sequence[Outcome]]]
 
 
@@ -130,6 +83,9 @@ class BatchOptions:
     # (reply, parked retry, dead letter), the consumer's cancel at stop. Meant to be the
     # deployable's `amqp_timeout_s` setting.
     broker_timeout_s: float = 5.0
+    # How long a handler still running at stop may go on; then it is cancelled and its
+    # micro-batch left unacked, to return to the queue. Meant to be `shutdown_grace_s`.
+    drain_grace_s: float = 10.0
 
 
 class MicroBatchConsumer:
@@ -157,10 +113,16 @@ class MicroBatchConsumer:
         self.options = options
         self.connected = False
         self.last_batch_at = 0.0
-        self._channel: AbstractChannel | None = None
+        self.outcomes = OutcomePublisher(
+            topology,
+            queue,
+            max_retries=options.max_retries,
+            retry_delay_s=options.retry_delay_s,
+            timeout_s=options.broker_timeout_s,
+            on_stall=self._stalled,
+        )
         self._cancelled = asyncio.Event()
         self._lost = asyncio.Event()
-        self._stop = asyncio.Event()
         self._open_now: list[object] = []  # this run's connection and channel
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -168,7 +130,7 @@ class MicroBatchConsumer:
 
         Raises BrokerConnectionLost when the connection or channel closes under it.
         """
-        self._lost, self._stop = asyncio.Event(), stop
+        self._lost, self.outcomes.stop = asyncio.Event(), stop
         async with asyncio.timeout(self.options.broker_timeout_s):
             connection = await aio_pika.connect(self.url)
         try:
@@ -187,7 +149,7 @@ class MicroBatchConsumer:
                 await self._bounded(queue.cancel(tag), "cancelling the consumer")
         finally:
             self.connected = False
-            self._channel, self._open_now = None, []
+            self.outcomes.channel, self._open_now = None, []
             with contextlib.suppress(*BROKER_ERRORS):
                 await self._bounded(connection.close(), "closing the connection")
         if self._cancelled.is_set():
@@ -202,7 +164,7 @@ class MicroBatchConsumer:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         self._open_now.append(channel)
         channel.close_callbacks.add(self._on_close)
-        self._channel = channel
+        self.outcomes.channel = channel
         await self.topology.declare(channel)
         await channel.set_qos(prefetch_count=self.options.prefetch)
         queue = await channel.get_queue(self.queue_name, ensure=False)
@@ -234,21 +196,16 @@ class MicroBatchConsumer:
     async def reply(
         self, reply_to: str, body: bytes, correlation_id: str, message_type: str
     ) -> None:
-        """Publish an answer to a reply queue through the default exchange, confirmed."""
-        if self._channel is None:
-            raise TransientError("not connected to the broker")
-        message = aio_pika.Message(
-            body,
-            content_type=CONTENT_TYPE,
-            type=message_type,
-            correlation_id=correlation_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
-        # Not mandatory: a submitter that stopped waiting took its reply queue with it, and the
-        # worker keeps the answer for when it sends the batch again.
-        await self._confirmed(
-            self._channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
-        )
+        """Publish an answer to a reply queue on this consumer's channel, confirmed."""
+        await self.outcomes.reply(reply_to, body, correlation_id, message_type)
+
+    def _stalled(self, stalled: bool) -> None:
+        """Health for a broker that stops confirming publishes (an alarm), and once it
+        confirms again, for the connection as it now is."""
+        if stalled:
+            self.connected = False
+        else:
+            self.connected = not (self._lost.is_set() or self._cancelled.is_set())
 
     def _on_cancel(self, frame: Any) -> None:
         CONSUMER_CANCELLED.labels(self.queue_name).inc()
@@ -303,7 +260,7 @@ class MicroBatchConsumer:
         AMQP_CONSUMED.labels(self.queue_name).inc(len(batch))
         MICRO_BATCH_SIZE.labels(self.queue_name).observe(len(batch))
         outcomes = await self._outcomes(batch, stop)
-        if outcomes is None or not await self._publish_outcomes(batch, outcomes, dead, stop):
+        if outcomes is None or not await self.outcomes.publish(batch, outcomes, dead):
             # Stopping while a dependency is down: leave the batch unacked; closing the
             # channel returns it to the queue for another worker.
             AMQP_NACKED.labels(self.queue_name).inc(len(batch))
@@ -311,58 +268,6 @@ class MicroBatchConsumer:
         await batch[-1].ack(multiple=True)
         AMQP_ACKED.labels(self.queue_name).inc(len(batch))
         self.last_batch_at = time.monotonic()
-
-    async def _publish_outcomes(
-        self,
-        batch: list[AbstractIncomingMessage],
-        outcomes: Sequence[Outcome],
-        dead: AbstractExchange,
-        stop: asyncio.Event,
-    ) -> bool:
-        """Park and dead-letter as the outcomes say; False when stopping before the broker
-        confirmed them all (see _confirmed): the batch then stays unacked."""
-        try:
-            for message, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, Retry):
-                    await self._retry_later(message, outcome, dead)
-                elif isinstance(outcome, DeadParts):
-                    for part in outcome.parts:
-                        await self._dead_letter(
-                            message, part.dead, dead, part, outcome.message_type
-                        )
-                elif outcome is not None:
-                    await self._dead_letter(message, outcome, dead)
-        except PublishTimeout as error:
-            log.warning("leaving the micro-batch unacked: %s", error)
-            return False
-        return True
-
-    async def _confirmed(self, publishing: Awaitable[Any]) -> None:
-        """Wait for the broker to confirm a publish; while it takes over broker_timeout_s (an
-        alarm blocks publishers) report NOT_SERVING and wait on, and once stopping give up with
-        PublishTimeout, a transient failure: nothing is acked, the batch returns to the queue.
-
-        Waiting on rather than publishing again: the blocked copy is already in the socket and
-        reaches the queue when the alarm ends, so every copy sent meanwhile would arrive too.
-        """
-        confirm = asyncio.ensure_future(publishing)
-        stalled = False
-        try:
-            while not (await asyncio.wait({confirm}, timeout=self.options.broker_timeout_s))[0]:
-                if self._stop.is_set():
-                    raise PublishTimeout("stopping before the broker confirmed a publish")
-                if not stalled:
-                    RETRIES.labels(self.queue_name).inc()
-                    log.warning(
-                        "the broker has confirmed no publish for %.1fs (an alarm?); waiting",
-                        self.options.broker_timeout_s,
-                    )
-                stalled, self.connected = True, False
-            confirm.result()
-            if stalled:
-                self.connected = not (self._lost.is_set() or self._cancelled.is_set())
-        finally:
-            confirm.cancel()
 
     async def _outcomes(
         self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
@@ -380,13 +285,14 @@ class MicroBatchConsumer:
         failures = 0
         while True:
             try:
-                return await self.handler(batch)
+                return await self._within_grace(batch, stop)
             except TransientError as error:
                 if stop.is_set():
                     return None
                 RETRIES.labels(self.queue_name).inc()
                 log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
-                await asyncio.sleep(delay)
+                if await pause(stop, delay):
+                    return None
                 delay = min(delay * 2, self.options.max_backoff_s)
             except BROKER_ERRORS:
                 raise  # the connection's fault, not the message's: reconnect, redeliver
@@ -401,8 +307,38 @@ class MicroBatchConsumer:
                     log.exception("handling a message failed %d times", failures)
                     return [Dead(HANDLER_FAILED, f"{type(error).__name__}: {error}")]
                 log.warning("handling a message failed (%s); trying it again", error)
-                await asyncio.sleep(delay)
+                if await pause(stop, delay):
+                    return None
                 delay = min(delay * 2, self.options.max_backoff_s)
+
+    async def _within_grace(
+        self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> Sequence[Outcome]:
+        """The handler's outcomes; once stop is set it has drain_grace_s left, then it is
+        cancelled and TransientError raised, so the micro-batch stays unacked.
+
+        A handler waiting on a database that went away (server selection, a frozen socket)
+        held a SIGTERM drain for as long as MongoDB's timeouts, past a pod's grace period.
+        """
+        handling = asyncio.ensure_future(self.handler(batch))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not handling.done():
+                await asyncio.wait({handling}, timeout=self.options.drain_grace_s)
+            if handling.done():
+                return handling.result()
+            log.warning(
+                "the handler is still running %.1fs after stop; cancelling it, its micro-batch"
+                " returns to the queue",
+                self.options.drain_grace_s,
+            )
+            raise TransientError("stopping")
+        finally:
+            stopping.cancel()
+            if not handling.done():
+                handling.cancel()
+                await asyncio.wait({handling}, timeout=HANDLER_CANCEL_S)
 
     async def _one_by_one(
         self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
@@ -414,57 +350,6 @@ class MicroBatchConsumer:
                 return None
             outcomes.extend(alone)
         return outcomes
-
-    async def _retry_later(
-        self, message: AbstractIncomingMessage, outcome: Retry, dead: AbstractExchange
-    ) -> None:
-        count = (message.headers or {}).get(RETRIES_HEADER)
-        retries = count if isinstance(count, int) else 0
-        if retries >= self.options.max_retries:
-            detail = f"{outcome.detail} (gave up after {retries} retries)"
-            await self._dead_letter(message, Dead(outcome.reason, detail), dead)
-            return
-        assert self._channel is not None
-        headers = {**carried_headers(message), RETRIES_HEADER: retries + 1}
-        parked = republished(message, headers, expiration=self.options.retry_delay_s)
-        await self._confirmed(
-            self._channel.default_exchange.publish(
-                parked, routing_key=self.topology.retry_queue(self.queue_name), mandatory=True
-            )
-        )
-        DELAYED_RETRIES.labels(self.queue_name, outcome.reason).inc()
-        log.info(
-            "parked a message for a delayed retry",
-            extra={"reason": outcome.reason, "retries": retries + 1, "queue": self.queue_name},
-        )
-
-    async def _dead_letter(
-        self,
-        message: AbstractIncomingMessage,
-        outcome: Dead,
-        dead: AbstractExchange,
-        part: Part | None = None,
-        part_type: str = "",
-    ) -> None:
-        """Dead-letter the message, or with `part` one item of a pack, alone, as a part_type."""
-        headers = carried_headers(message)
-        if part is not None:
-            headers.pop(ITEMS_HEADER, None)
-        headers[REASON_HEADER] = outcome.reason
-        headers[DETAIL_HEADER] = outcome.detail[:500]
-        headers[QUEUE_HEADER] = self.queue_name
-        copy = republished(message, headers, part=part, part_type=part_type)
-        await self._confirmed(dead.publish(copy, routing_key=self.queue_name, mandatory=True))
-        AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
-        log.warning(
-            "dead-lettered a message",
-            extra={
-                "reason": outcome.reason,
-                "detail": outcome.detail,
-                "queue": self.queue_name,
-                "message_id": part.message_id if part is not None else message.message_id,
-            },
-        )
 
 
 async def _next_or_stop(
@@ -485,45 +370,20 @@ async def _next_or_stop(
     return None
 
 
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep for seconds, ended early by stop (a backoff must not hold a SIGTERM drain);
+    whether stop is set."""
+    sleeping = asyncio.ensure_future(asyncio.sleep(seconds))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        stopping.cancel()
+    return stop.is_set()
+
+
 def _items(message: AbstractIncomingMessage) -> int:
     """How many items a message carries: a pack's header says, any other message is one."""
     count = (message.headers or {}).get(ITEMS_HEADER)
     return count if isinstance(count, int) and count > 0 else 1
-
-
-def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """Headers of a republished copy; the broker-validated user id travels as a header."""
-    headers = dict(message.headers or {})
-    if message.user_id:
-        headers.setdefault("x-sanad-user-id", message.user_id)
-    return headers
-
-
-def republished(
-    message: AbstractIncomingMessage,
-    headers: dict[str, Any],
-    expiration: float | None = None,
-    *,
-    part: Part | None = None,
-    part_type: str = "",
-) -> aio_pika.Message:
-    """A copy to publish again; with `part`, of that item of a pack only, as a `part_type`.
-
-    Without the user id: the broker validates it against the publisher, who is not its user.
-    """
-    if part is None:
-        body, message_type, message_id = message.body, message.type, message.message_id
-    else:
-        body, message_type, message_id = part.body, part_type, part.message_id or None
-    return aio_pika.Message(
-        body,
-        headers=headers,
-        content_type=message.content_type or CONTENT_TYPE,
-        type=message_type,
-        message_id=message_id,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        timestamp=message.timestamp,
-        expiration=expiration,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.consumer import carried_headers, republished
+from sanad.amqp.outcomes import carried_headers, republished
 from sanad.amqp.topology import (
     DETAIL_HEADER,
     QUEUE_HEADER,

@@ -87,7 +87,7 @@ class IntakeApp:
         await self.packer.drain()
         await self.publisher.close()
         await self.registry_channel.close()
-        await self.client.close()
+        await mongo.close(self.client)
 
     async def _ensure_indexes(self) -> None:
         """Create intake's listing index once MongoDB answers."""

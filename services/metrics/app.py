@@ -69,7 +69,7 @@ class MetricsApp:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.registry_channel.close()
-        await self.client.close()
+        await mongo.close(self.client)
 
     async def _directory_ready(self) -> bool:
         return self.directory.ready

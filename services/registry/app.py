@@ -65,7 +65,7 @@ class RegistryApp:
         """NOT_SERVING, drain in-flight calls, close the database client."""
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
-        await self.client.close()
+        await mongo.close(self.client)
 
 
 def build_app(settings: RegistrySettings) -> RegistryApp:

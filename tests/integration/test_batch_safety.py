@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from sanad.amqp.batches import SUBMISSION_TYPE
-from sanad.amqp.consumer import Dead
+from sanad.amqp.outcomes import Dead
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
 from sanad.cli.batch import send
 from sanad.rpc.timestamps import to_timestamp

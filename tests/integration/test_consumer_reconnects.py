@@ -9,7 +9,8 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer, Outcome
+from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.outcomes import Outcome
 from sanad.amqp.topology import SUBMITTED, Topology
 from tests.conftest import AMQP_URL
 from tests.integration.broker_support import BrokerProxy, proxy_fixture  # noqa: F401

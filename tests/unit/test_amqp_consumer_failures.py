@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 from aiormq.exceptions import ChannelInvalidStateError
 
-from sanad.amqp.consumer import BatchOptions, Dead, MicroBatchConsumer, Outcome, TransientError
+from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.outcomes import Dead, Outcome, TransientError
 from sanad.amqp.topology import Topology
 
 

@@ -3,7 +3,7 @@ batch id and item counts, the outcome; a resend answered from the saved answer l
 
 from typing import Any
 
-from sanad.amqp.consumer import Dead
+from sanad.amqp.outcomes import Dead
 from sanad.security.audit import COLLECTION, AuditEvent
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from workers.batch import audit

@@ -11,12 +11,9 @@ from sanad.amqp.consumer import (
     BROKER_ERRORS,
     BatchOptions,
     BrokerConnectionLost,
-    Dead,
     MicroBatchConsumer,
-    Outcome,
-    Retry,
-    TransientError,
 )
+from sanad.amqp.outcomes import Dead, Outcome, Retry, TransientError
 from sanad.amqp.topology import Topology
 
 TIMEOUT_S = 0.05
@@ -81,9 +78,9 @@ async def test_a_publish_the_broker_never_confirms_leaves_the_batch_unacked_at_s
 ) -> None:
     consumer = consumer_answering(outcome)
     exchange = HeldExchange()
-    consumer._channel = type("Channel", (), {"default_exchange": exchange})()
+    consumer.outcomes.channel = type("Channel", (), {"default_exchange": exchange})()
     message, stop = Delivery(b"m1"), asyncio.Event()
-    consumer._stop = stop
+    consumer.outcomes.stop = stop
     handling = asyncio.create_task(consumer._handle([message], exchange, stop))  # type: ignore[list-item, arg-type]
 
     await until(lambda: not consumer.connected)  # NOT_SERVING while blocked
@@ -113,9 +110,9 @@ async def test_a_publish_confirmed_late_is_sent_once_and_the_batch_acked() -> No
 async def test_a_reply_the_broker_never_confirms_is_a_transient_failure_at_stop() -> None:
     consumer = consumer_answering()
     exchange = HeldExchange()
-    consumer._channel = type("Channel", (), {"default_exchange": exchange})()
+    consumer.outcomes.channel = type("Channel", (), {"default_exchange": exchange})()
     stop = asyncio.Event()
-    consumer._stop = stop
+    consumer.outcomes.stop = stop
     replying = asyncio.create_task(consumer.reply("amq.gen-1", b"answer", "c1", "sanad.v1.R"))
 
     await until(lambda: not consumer.connected)

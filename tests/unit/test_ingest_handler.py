@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sanad.amqp.consumer import Dead, DeadParts
+from sanad.amqp.outcomes import Dead, DeadParts
 from sanad.amqp.packing import pack
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import AuditEvent, to_proto

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from sanad.amqp.batches import SUBMISSION_TYPE
-from sanad.amqp.consumer import Dead, TransientError
 from sanad.amqp.metrics import BATCH_ITEMS
+from sanad.amqp.outcomes import Dead, TransientError
 from sanad.domain.clock import to_millisecond
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import CenterView, ServiceView

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sanad.amqp.consumer import Dead, Retry
+from sanad.amqp.outcomes import Dead, Retry
 from sanad.domain.transactions import Status
 from sanad.records import document_from_submitted
 from sanad.rpc.timestamps import to_timestamp

@@ -50,7 +50,7 @@ class BatchApp:
         await consume_until_stopped(self.consumer, self.stopping)
 
     async def stop(self) -> None:
-        """Finish the current batch, ack it, and stop consuming."""
+        """Finish the current batch (within shutdown_grace_s), ack it, and stop consuming."""
         self.stopping.set()
         if self.health is not None:  # NOT_SERVING while the current batch drains
             await self.health.health.shutdown()
@@ -62,7 +62,7 @@ class BatchApp:
         if self.health is not None:
             await self.health.stop(1.0)
         await self.registry_channel.close()
-        await self.client.close()
+        await mongo.close(self.client)
 
     async def _broker_ready(self) -> bool:
         return self.consumer.connected
@@ -84,6 +84,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
         max_messages=1,
         max_wait_s=0,
         broker_timeout_s=settings.amqp_timeout_s,
+        drain_grace_s=settings.shutdown_grace_s,
     )
 
     async def reply(reply_to: str, body: bytes, correlation_id: str, message_type: str) -> None:

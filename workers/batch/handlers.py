@@ -14,8 +14,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
 from sanad.amqp.batches import RESULT_TYPE, SUBMISSION_TYPE, item_count
-from sanad.amqp.consumer import Dead, Outcome, TransientError
 from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
+from sanad.amqp.outcomes import Dead, Outcome, TransientError
 from sanad.domain.clock import utcnow
 from sanad.security.audit import document_of
 from sanad.v1 import events_pb2

@@ -44,7 +44,7 @@ class IngestApp:
         await consume_until_stopped(self.consumer, self.stopping)
 
     async def stop(self) -> None:
-        """Finish the current micro-batch, ack it, and close."""
+        """Finish the current micro-batch (within shutdown_grace_s), ack it, and close."""
         self.stopping.set()
         if self.health is not None:  # NOT_SERVING while the current batch drains
             await self.health.health.shutdown()
@@ -52,7 +52,7 @@ class IngestApp:
     async def close(self) -> None:
         if self.health is not None:
             await self.health.stop(1.0)
-        await self.client.close()
+        await mongo.close(self.client)
 
     async def _broker_ready(self) -> bool:
         return self.consumer.connected
@@ -70,6 +70,7 @@ def build_app(settings: IngestSettings) -> IngestApp:
         max_retries=settings.ingest_max_retries,
         retry_delay_s=settings.ingest_retry_delay_ms / 1000,
         broker_timeout_s=settings.amqp_timeout_s,
+        drain_grace_s=settings.shutdown_grace_s,
     )
     consumer = MicroBatchConsumer(
         settings.amqp_url,

@@ -9,8 +9,8 @@ from typing import Protocol
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError, Message
 
-from sanad.amqp.consumer import Dead, DeadParts, Outcome, Part
 from sanad.amqp.metrics import CHANGES_APPLIED
+from sanad.amqp.outcomes import Dead, DeadParts, Outcome, Part
 from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, Document, document_from_submitted

@@ -13,7 +13,7 @@ from pymongo.errors import BulkWriteError
 
 from sanad import records
 from sanad import rollups as contract
-from sanad.amqp.consumer import Retry
+from sanad.amqp.outcomes import Retry
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically

@@ -1,0 +1,263 @@
+"""What a handler decides about each message, and publishing it, confirmed by the broker.
+
+A handler answers per message: done (None), dead (dead-letter with a reason), dead in parts (a
+pack's poison items dead-lettered one by one, each alone with its reason) or retry later (park
+on the delayed-retry queue; after max_retries round trips it is dead-lettered instead). It
+raises TransientError for a dependency that failed in a way that may pass. The consumer
+(sanad.amqp.consumer) acks a micro-batch only once OutcomePublisher has published all of its
+outcomes and the broker has confirmed them.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+
+from sanad.amqp.metrics import DELAYED_RETRIES
+from sanad.amqp.topology import (
+    CONTENT_TYPE,
+    DETAIL_HEADER,
+    ITEMS_HEADER,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    RETRIES_HEADER,
+    Topology,
+)
+from sanad.telemetry.metrics import AMQP_DEAD_LETTERED, RETRIES
+
+log = logging.getLogger("sanad.amqp.consumer")
+
+
+class TransientError(Exception):
+    """A dependency failed in a way that may pass; handle the batch again later."""
+
+
+class PublishTimeout(TransientError):
+    """Stopping while the broker has not confirmed a publish (e.g. an alarm blocks it)."""
+
+
+@dataclass(frozen=True)
+class Dead:
+    """Dead-letter this message: reason is a short label, detail a human sentence."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Not applicable yet: park it on the retry queue; dead-letter as `reason` when retries end."""
+
+    reason: str
+    detail: str
+
+
+class Part(NamedTuple):
+    """One poison item of a packed message: its bytes, why, and its own message id (the
+    pack's id names its first item, which may have been stored fine)."""
+
+    body: bytes
+    dead: Dead
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class DeadParts:
+    """Some items of a packed message are poison: dead-letter each alone, as a message of
+    `message_type` with its own reason; the rest of the message was handled."""
+
+    message_type: str
+    parts: tuple[Part, ...]
+
+
+Outcome = Dead | Retry | DeadParts | None
+
+
+class OutcomePublisher:
+    """Publishes one work queue's replies, parked retries and dead letters on the consumer's
+    confirmed channel; reports a broker that stops confirming through on_stall."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        queue: str,
+        *,
+        max_retries: int,
+        retry_delay_s: float,
+        timeout_s: float,
+        on_stall: Callable[[bool], None],
+    ) -> None:
+        """on_stall(True) when no confirm came for timeout_s, on_stall(False) when it came."""
+        self.topology = topology
+        self.queue_name = queue
+        self.max_retries = max_retries
+        self.retry_delay_s = retry_delay_s
+        self.timeout_s = timeout_s
+        self.on_stall = on_stall
+        # The consumer's current channel (None between runs) and its stop event.
+        self.channel: AbstractChannel | None = None
+        self.stop = asyncio.Event()
+
+    async def reply(
+        self, reply_to: str, body: bytes, correlation_id: str, message_type: str
+    ) -> None:
+        """Publish an answer to a reply queue through the default exchange, confirmed."""
+        if self.channel is None:
+            raise TransientError("not connected to the broker")
+        message = aio_pika.Message(
+            body,
+            content_type=CONTENT_TYPE,
+            type=message_type,
+            correlation_id=correlation_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        # Not mandatory: a submitter that stopped waiting took its reply queue with it, and the
+        # worker keeps the answer for when it sends the batch again.
+        await self.confirmed(
+            self.channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
+        )
+
+    async def publish(
+        self,
+        batch: Sequence[AbstractIncomingMessage],
+        outcomes: Sequence[Outcome],
+        dead: AbstractExchange,
+    ) -> bool:
+        """Park and dead-letter as the outcomes say; False when stopping before the broker
+        confirmed them all (see confirmed): the batch then stays unacked."""
+        try:
+            for message, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Retry):
+                    await self._retry_later(message, outcome, dead)
+                elif isinstance(outcome, DeadParts):
+                    for part in outcome.parts:
+                        await self._dead_letter(
+                            message, part.dead, dead, part, outcome.message_type
+                        )
+                elif outcome is not None:
+                    await self._dead_letter(message, outcome, dead)
+        except PublishTimeout as error:
+            log.warning("leaving the micro-batch unacked: %s", error)
+            return False
+        return True
+
+    async def confirmed(self, publishing: Awaitable[Any]) -> None:
+        """Wait for the broker to confirm a publish; while it takes over timeout_s (an alarm
+        blocks publishers) report a stall and wait on, and once stopping give up with
+        PublishTimeout, a transient failure: nothing is acked, the batch returns to the queue.
+
+        Waiting on rather than publishing again: the blocked copy is already in the socket and
+        reaches the queue when the alarm ends, so every copy sent meanwhile would arrive too.
+        """
+        confirm = asyncio.ensure_future(publishing)
+        stalled = False
+        try:
+            while not (await asyncio.wait({confirm}, timeout=self.timeout_s))[0]:
+                if self.stop.is_set():
+                    raise PublishTimeout("stopping before the broker confirmed a publish")
+                if not stalled:
+                    RETRIES.labels(self.queue_name).inc()
+                    log.warning(
+                        "the broker has confirmed no publish for %.1fs (an alarm?); waiting",
+                        self.timeout_s,
+                    )
+                stalled = True
+                self.on_stall(True)
+            confirm.result()
+            if stalled:
+                self.on_stall(False)
+        finally:
+            confirm.cancel()
+
+    async def _retry_later(
+        self, message: AbstractIncomingMessage, outcome: Retry, dead: AbstractExchange
+    ) -> None:
+        count = (message.headers or {}).get(RETRIES_HEADER)
+        retries = count if isinstance(count, int) else 0
+        if retries >= self.max_retries:
+            detail = f"{outcome.detail} (gave up after {retries} retries)"
+            await self._dead_letter(message, Dead(outcome.reason, detail), dead)
+            return
+        assert self.channel is not None
+        headers = {**carried_headers(message), RETRIES_HEADER: retries + 1}
+        parked = republished(message, headers, expiration=self.retry_delay_s)
+        await self.confirmed(
+            self.channel.default_exchange.publish(
+                parked, routing_key=self.topology.retry_queue(self.queue_name), mandatory=True
+            )
+        )
+        DELAYED_RETRIES.labels(self.queue_name, outcome.reason).inc()
+        log.info(
+            "parked a message for a delayed retry",
+            extra={"reason": outcome.reason, "retries": retries + 1, "queue": self.queue_name},
+        )
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        outcome: Dead,
+        dead: AbstractExchange,
+        part: Part | None = None,
+        part_type: str = "",
+    ) -> None:
+        """Dead-letter the message, or with `part` one item of a pack, alone, as a part_type."""
+        headers = carried_headers(message)
+        if part is not None:
+            headers.pop(ITEMS_HEADER, None)
+        headers[REASON_HEADER] = outcome.reason
+        headers[DETAIL_HEADER] = outcome.detail[:500]
+        headers[QUEUE_HEADER] = self.queue_name
+        copy = republished(message, headers, part=part, part_type=part_type)
+        await self.confirmed(dead.publish(copy, routing_key=self.queue_name, mandatory=True))
+        AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
+        log.warning(
+            "dead-lettered a message",
+            extra={
+                "reason": outcome.reason,
+                "detail": outcome.detail,
+                "queue": self.queue_name,
+                "message_id": part.message_id if part is not None else message.message_id,
+            },
+        )
+
+
+def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """Headers of a republished copy; the broker-validated user id travels as a header."""
+    headers = dict(message.headers or {})
+    if message.user_id:
+        headers.setdefault("x-sanad-user-id", message.user_id)
+    return headers
+
+
+def republished(
+    message: AbstractIncomingMessage,
+    headers: dict[str, Any],
+    expiration: float | None = None,
+    *,
+    part: Part | None = None,
+    part_type: str = "",
+) -> aio_pika.Message:
+    """A copy to publish again; with `part`, of that item of a pack only, as a `part_type`.
+
+    Without the user id: the broker validates it against the publisher, who is not its user.
+    """
+    if part is None:
+        body, message_type, message_id = message.body, message.type, message.message_id
+    else:
+        body, message_type, message_id = part.body, part_type, part.message_id or None
+    return aio_pika.Message(
+        body,
+        headers=headers,
+        content_type=message.content_type or CONTENT_TYPE,
+        type=message_type,
+        message_id=message_id,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        timestamp=message.timestamp,
+        expiration=expiration,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

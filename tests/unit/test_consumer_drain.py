@@ -1,0 +1,114 @@
+"""Stopping bounds the wait on a handler: a grace, then cancelled, its micro-batch left unacked."""
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.outcomes import Outcome, TransientError
+from sanad.amqp.topology import Topology
+from workers import lifecycle
+
+
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+
+
+def consumer(handler: object, grace_s: float = 0.2, backoff_s: float = 60.0) -> MicroBatchConsumer:
+    options = BatchOptions(drain_grace_s=grace_s, max_backoff_s=backoff_s)
+    return MicroBatchConsumer("amqp://unused", Topology("t"), "t.ingest", handler, options)  # type: ignore[arg-type]
+
+
+class HangingHandler:
+    """Waits on a database that never answers, unless told to answer after `answer_after_s`."""
+
+    def __init__(self, answer_after_s: float | None = None) -> None:
+        self.answer_after_s = answer_after_s
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def __call__(self, batch: Sequence[Delivery]) -> list[Outcome]:
+        self.started.set()
+        try:
+            await asyncio.sleep(3600 if self.answer_after_s is None else self.answer_after_s)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return [None] * len(batch)
+
+
+async def outcomes_after_stop(
+    handler: HangingHandler, grace_s: float
+) -> tuple[Sequence[Outcome] | None, float]:
+    """Stop once the handler runs; what _outcomes returns and how long after stop."""
+    stop = asyncio.Event()
+    batch = [Delivery(b"a"), Delivery(b"b")]
+    handling = asyncio.create_task(consumer(handler, grace_s)._outcomes(batch, stop))  # type: ignore[arg-type]
+    await asyncio.wait_for(handler.started.wait(), 1)
+    stop.set()
+    stopped_at = time.monotonic()
+    outcomes = await asyncio.wait_for(handling, 5)
+    return outcomes, time.monotonic() - stopped_at
+
+
+async def test_a_handler_running_past_the_grace_is_cancelled_and_its_batch_left_unacked() -> None:
+    handler = HangingHandler()
+
+    outcomes, took = await outcomes_after_stop(handler, grace_s=0.2)
+
+    assert outcomes is None  # nothing acked, nothing dead-lettered: the batch is redelivered
+    assert handler.cancelled
+    assert 0.2 <= took < 1.0
+
+
+async def test_a_handler_that_finishes_within_the_grace_keeps_its_outcomes() -> None:
+    handler = HangingHandler(answer_after_s=0.1)
+
+    outcomes, _ = await outcomes_after_stop(handler, grace_s=2.0)
+
+    assert outcomes == [None, None]
+    assert not handler.cancelled
+
+
+async def test_stopping_during_a_backoff_ends_it_without_calling_the_handler_again() -> None:
+    calls = 0
+    fourth = asyncio.Event()
+
+    async def handler(batch: Sequence[Delivery]) -> list[Outcome]:
+        nonlocal calls
+        calls += 1
+        if calls == 4:  # after pauses of 0.1, 0.2 and 0.4 s; the next one is 0.8 s
+            fourth.set()
+        raise TransientError("the database went away")
+
+    stop = asyncio.Event()
+    worker = consumer(handler, backoff_s=60.0)
+    handling = asyncio.create_task(worker._outcomes([Delivery(b"a")], stop))  # type: ignore[list-item]
+    await asyncio.wait_for(fourth.wait(), 2)
+    stop.set()
+
+    assert await asyncio.wait_for(handling, 0.5) is None
+    assert calls == 4
+
+
+async def test_stopping_ends_the_pause_before_reconnecting_to_the_broker() -> None:
+    class Unreachable:
+        attempts = 0
+        third = asyncio.Event()
+
+        async def run(self, stop: asyncio.Event) -> None:
+            self.attempts += 1
+            if self.attempts == 3:  # after pauses of 0.2 and 0.4 s; the next one is 0.8 s
+                self.third.set()
+            raise ConnectionError("broker unreachable")
+
+    broker = Unreachable()
+    stopping = asyncio.Event()
+    loop = asyncio.create_task(lifecycle.consume_until_stopped(broker, stopping))
+    await asyncio.wait_for(broker.third.wait(), 2)
+    stopping.set()
+
+    await asyncio.wait_for(loop, 0.4)
+    assert broker.attempts == 3
