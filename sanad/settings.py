@@ -11,7 +11,10 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
   local behaviour); `required` refuses it with UNAUTHENTICATED. Credentials are a client
   certificate (CN = subject, OU = role, URI SAN `urn:sanad:agency:<code>` or
   `urn:sanad:center:<id>` = scope) or an ES256 JWT bearer token verified with
-  SANAD_AUTH_JWT_PUBLIC_KEY_FILE, SANAD_AUTH_JWT_ISSUER and SANAD_AUTH_JWT_AUDIENCE.
+  SANAD_AUTH_JWT_PUBLIC_KEY_FILE, SANAD_AUTH_JWT_ISSUER and SANAD_AUTH_JWT_AUDIENCE. The key
+  file is a JWKS document (keys chosen by the token's `kid`) or one PEM public key, and is read
+  again within SANAD_AUTH_JWT_KEYS_RELOAD_S of a change, so signing keys rotate without a
+  restart (sanad.security.key_file).
 - AMQP TLS: use an `amqps://` SANAD_AMQP_URL; aio-pika reads `cafile`, `certfile` and `keyfile`
   from its query string. MongoDB TLS: SANAD_MONGO_TLS_CA_FILE and SANAD_MONGO_TLS_CERT_KEY_FILE
   (or the same options in SANAD_MONGO_URL). Production refuses either connection in plaintext or
@@ -35,6 +38,8 @@ from yarl import URL
 DEV_CIVIL_ID_SECRET = "dev-only-civil-id-secret"  # noqa: S105 - the dev default production refuses
 # Shortest civil-ID secret production takes, in bytes: the HMAC-SHA256 key is as strong as this.
 MIN_CIVIL_ID_SECRET_BYTES = 32
+# Longest SANAD_AUTH_JWT_KEYS_RELOAD_S production takes: how long a retired key still verifies.
+MAX_PRODUCTION_KEYS_RELOAD_S = 300
 # RabbitMQ's default account: aio-pika logs in as it when the AMQP URL names no user.
 AMQP_GUEST = "guest"
 
@@ -103,7 +108,10 @@ class CommonSettings(BaseSettings):
     tls_server_name: str = ""
 
     auth_mode: AuthMode = AuthMode.DEV
+    # A JWKS document (RFC 7517; several keys, each named by its kid) or one PEM public key.
     auth_jwt_public_key_file: str = ""
+    # At most this often verification looks whether the key file changed, and reads it if so.
+    auth_jwt_keys_reload_s: float = 5.0
     auth_jwt_issuer: str = "sanad-mesh"
     auth_jwt_audience: str = "sanad-mesh"
     # Longest bearer token accepted, from its iat (or now) to its exp; make certs issues 30 days.
@@ -137,6 +145,8 @@ class CommonSettings(BaseSettings):
             raise ValueError("SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE go together")
         if self.tls_client_auth and not (self.grpc_tls and self.tls_ca_file):
             raise ValueError("SANAD_TLS_CLIENT_AUTH needs a certificate, its key and a CA")
+        if not (math.isfinite(self.auth_jwt_keys_reload_s) and self.auth_jwt_keys_reload_s > 0):
+            raise ValueError("SANAD_AUTH_JWT_KEYS_RELOAD_S is a number of seconds above 0")
         return self
 
     def _production_problems(self) -> list[str]:
@@ -157,6 +167,11 @@ class CommonSettings(BaseSettings):
         if not (math.isfinite(self.rate_limit_per_s) and self.rate_limit_per_s > 0):
             problems.append(
                 "no per-identity rate limit: set SANAD_RATE_LIMIT_PER_S above 0 (per replica)"
+            )
+        if self.auth_jwt_keys_reload_s > MAX_PRODUCTION_KEYS_RELOAD_S:
+            problems.append(
+                "a JWT key file checked less often than every "
+                f"{MAX_PRODUCTION_KEYS_RELOAD_S} s: a retired key must stop working soon"
             )
         if self.max_streams_per_identity <= 0:
             problems.append(

@@ -5,6 +5,7 @@ from typing import Any
 from sanad.errors import Unauthenticated
 from sanad.security.credentials import TokenVerifier, identity_from_certificate
 from sanad.security.identity import DEV_ADMIN, Identity
+from sanad.security.key_file import ReloadingKeys
 from sanad.settings import AuthMode, CommonSettings
 
 AUTHORIZATION_KEY = "authorization"
@@ -20,16 +21,16 @@ class Authenticator:
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> "Authenticator":
-        """Reads the JWT public key file named by the settings, if any."""
+        """Reads the JWT key file named by the settings, if any (a JWKS or one PEM key), and
+        again whenever it changes. A file without a usable key stops the process here."""
         verifier = None
         if settings.auth_jwt_public_key_file:
-            with open(settings.auth_jwt_public_key_file, "rb") as key:
-                verifier = TokenVerifier(
-                    key.read(),
-                    settings.auth_jwt_issuer,
-                    settings.auth_jwt_audience,
-                    settings.auth_jwt_max_lifetime_s,
-                )
+            verifier = TokenVerifier(
+                ReloadingKeys(settings.auth_jwt_public_key_file, settings.auth_jwt_keys_reload_s),
+                settings.auth_jwt_issuer,
+                settings.auth_jwt_audience,
+                settings.auth_jwt_max_lifetime_s,
+            )
         return cls(settings.auth_mode, verifier)
 
     def identify(self, context: Any) -> Identity:

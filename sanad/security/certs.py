@@ -7,12 +7,14 @@ Service certificates (CN = service, OU = service) serve TLS and are the services
 certificates towards each other; backend certificates (OU = backend) serve RabbitMQ and MongoDB.
 Client certificates carry CN = subject, OU = role and a URI SAN `urn:sanad:agency:<code>` or
 `urn:sanad:center:<id>` for the scope. Tokens for the same example identities are written to
-tokens/<name>.jwt. Development only: keys are unencrypted.
+tokens/<name>.jwt; they name the signing key's kid, which jwt-signing.jwks.json lists (the same
+public key is in jwt-signing.pub.pem). Development only: keys are unencrypted.
 """
 
 import argparse
 import datetime
 import ipaddress
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sanad.security.credentials import AGENCY_URI, CENTER_URI, issue_token
 from sanad.security.identity import Identity, Role
+from sanad.security.jwks import public_jwk
 
 SERVICES = ("registry", "intake", "metrics", "workers")
 # Server certificates of the brokers and databases the services reach over TLS, by the names the
@@ -170,18 +173,35 @@ def make_dev_pki(out: Path, issuer: str = "sanad-mesh", audience: str = "sanad-m
         write_pair(out, backend, *issue(authority, f"sanad-{backend}", "backend", names))
     signing = ec.generate_private_key(ec.SECP256R1())
     _write_key(out / "jwt-signing.key", signing)
-    public = signing.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    (out / "jwt-signing.pub.pem").write_bytes(public)
+    write_verification_keys(out, signing.public_key())
     private = (out / "jwt-signing.key").read_bytes()
+    kid = signing_kid(out)
     (out / "tokens").mkdir(exist_ok=True)
     for name, identity in EXAMPLES.items():
         write_pair(
             out, name, *issue(authority, identity.subject, identity.role, (), scope_uris(identity))
         )
-        token = issue_token(private, identity, issuer, audience, TOKEN_TTL_S)
+        token = issue_token(private, identity, issuer, audience, TOKEN_TTL_S, kid=kid)
         (out / "tokens" / f"{name}.jwt").write_text(token + "\n")
+
+
+def write_verification_keys(out: Path, public: ec.EllipticCurvePublicKey) -> None:
+    """The signing key's public half as jwt-signing.pub.pem and as a one-key JWKS,
+    jwt-signing.jwks.json; either serves as SANAD_AUTH_JWT_PUBLIC_KEY_FILE."""
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (out / "jwt-signing.pub.pem").write_bytes(pem)
+    document = {"keys": [public_jwk(public)]}
+    (out / "jwt-signing.jwks.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+def signing_kid(out: Path) -> str:
+    """The kid of jwt-signing.key: its public key's RFC 7638 thumbprint."""
+    key = serialization.load_pem_private_key((out / "jwt-signing.key").read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError("jwt-signing.key is not an EC key")
+    return public_jwk(key.public_key())["kid"]
 
 
 def load_authority(out: Path) -> Authority:
@@ -220,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sanad-mesh",
             "sanad-mesh",
             TOKEN_TTL_S,
+            kid=signing_kid(out),
         )
         (out / "tokens" / f"{name}.jwt").write_text(token + "\n")
         print(f"certs: wrote {out}/{name}.pem, {name}.key and tokens/{name}.jwt")

@@ -1,5 +1,7 @@
 """Turn a credential into an Identity: a client certificate or an ES256 JWT bearer token.
 
+Tokens are verified with the key their header's `kid` names (sanad.security.jwks).
+
 Certificates: CN is the subject, OU the role, and a URI SAN `urn:sanad:agency:<code>` or
 `urn:sanad:center:<id>` the scope. Tokens carry `sub`, `role`, and `agency` or `center`.
 A ministry without an agency, or a centre or batch identity without a centre, is refused.
@@ -7,6 +9,7 @@ A ministry without an agency, or a centre or batch identity without a centre, is
 
 import functools
 import time
+from typing import Protocol
 
 import jwt
 from cryptography import x509
@@ -14,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from sanad.errors import Unauthenticated
 from sanad.security.identity import Identity, Role
+from sanad.security.jwks import KeySet
 
 AGENCY_URI = "urn:sanad:agency:"
 CENTER_URI = "urn:sanad:center:"
@@ -60,19 +64,28 @@ def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
     return str(found[0].value) if found else ""
 
 
+class KeySource(Protocol):
+    """Where the verification keys come from: a fixed KeySet, or a file read again on change."""
+
+    def current(self) -> KeySet:
+        """The keys in use now."""
+        ...
+
+
 class TokenVerifier:
-    """Checks ES256 bearer tokens against one public key, issuer and audience, and that none
-    lives longer than max_lifetime_s from its iat (or from now, without one) to its exp: a
-    leaked token is good that long at most."""
+    """Checks bearer tokens against the key their header's kid names, issuer and audience, and
+    that none lives longer than max_lifetime_s from its iat (or from now, without one) to its
+    exp: a leaked token is good that long at most. Each key verifies only its own algorithm,
+    one of jwks.ALGORITHMS, whatever the token's header claims."""
 
     def __init__(
         self,
-        public_key_pem: bytes,
+        keys: KeySource,
         issuer: str,
         audience: str,
         max_lifetime_s: int,
     ) -> None:
-        self.public_key_pem = public_key_pem
+        self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.max_lifetime_s = max_lifetime_s
@@ -80,10 +93,15 @@ class TokenVerifier:
     def verify(self, token: str) -> Identity:
         """The token's identity, or Unauthenticated for a bad, expired or foreign token."""
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"bad bearer token: {type(error).__name__}") from None
+        key = self.keys.current().select(kid)
+        try:
             claims = jwt.decode(
                 token,
-                self.public_key_pem,
-                algorithms=[ALGORITHM],
+                key.key,
+                algorithms=[key.algorithm],
                 issuer=self.issuer,
                 audience=self.audience,
                 options={"require": ["exp", "iss", "aud", "sub"]},
@@ -105,9 +123,16 @@ class TokenVerifier:
 
 
 def issue_token(
-    private_key_pem: bytes, identity: Identity, issuer: str, audience: str, ttl_s: int
+    private_key_pem: bytes,
+    identity: Identity,
+    issuer: str,
+    audience: str,
+    ttl_s: int,
+    *,
+    kid: str | None = None,
 ) -> str:
-    """A signed bearer token for an identity; used by `make certs` and tests."""
+    """A signed bearer token for an identity, naming its key's kid if given; for `make certs`
+    and tests."""
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": identity.subject,
@@ -121,4 +146,5 @@ def issue_token(
         claims["agency"] = identity.agency_code
     if identity.center_id:
         claims["center"] = identity.center_id
-    return jwt.encode(claims, private_key_pem, algorithm=ALGORITHM)
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, private_key_pem, algorithm=ALGORITHM, headers=headers)

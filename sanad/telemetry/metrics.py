@@ -138,6 +138,20 @@ AUDIT_EVENTS_LOST = Counter(
     "Audit events never stored: too many waiting, or still waiting when the process stopped.",
 )
 
+AUTH_JWT_KEYS = Gauge(
+    "sanad_auth_jwt_keys",
+    "Bearer-token verification keys in use (the JWT key file's keys).",
+)
+AUTH_JWT_KEY_RELOADS = Counter(
+    "sanad_auth_jwt_key_reloads_total",
+    "Reads of the JWT key file after it changed, by outcome (failed: the previous keys stay).",
+    ["outcome"],
+)
+AUTH_JWT_KEY_FILE_FAILING = Gauge(
+    "sanad_auth_jwt_key_file_failing",
+    "1 while the JWT key file cannot be read or parsed and the previous keys stay in use.",
+)
+
 DEPENDENCY_UP = Gauge(
     "sanad_dependency_up",
     "Whether a dependency answered its last check (1) or not (0).",

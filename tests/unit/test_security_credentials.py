@@ -12,15 +12,15 @@ from sanad.errors import RateLimited, Unauthenticated
 from sanad.security import certs
 from sanad.security.credentials import TokenVerifier, identity_from_certificate, issue_token
 from sanad.security.identity import Identity, Role
+from sanad.security.jwks import parse_keys
 from sanad.security.limits import RateLimiter
 
 ROP = Identity("rop-systems", Role.MINISTRY, agency_code="ROP")
 
 
 def verifier(pki: Path) -> TokenVerifier:
-    return TokenVerifier(
-        (pki / "jwt-signing.pub.pem").read_bytes(), "sanad-mesh", "sanad-mesh", 31 * 24 * 3600
-    )
+    keys = parse_keys((pki / "jwt-signing.pub.pem").read_bytes())
+    return TokenVerifier(keys, "sanad-mesh", "sanad-mesh", 31 * 24 * 3600)
 
 
 def sign(pki: Path, identity: Identity, ttl_s: int = 60, audience: str = "sanad-mesh") -> str:
