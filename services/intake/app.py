@@ -1,4 +1,4 @@
-"""Intake's composition root: snapshot, publisher, store and the gRPC server."""
+"""Intake's composition root: snapshot, publisher, stores and the gRPC server."""
 
 import asyncio
 import logging
@@ -18,10 +18,11 @@ from sanad.security.audit import AuditLog
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.operations import Intake
 from services.intake.reading import Reader
+from services.intake.request_store import RequestStore
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
 from services.intake.snapshot import RegistrySnapshot
-from services.intake.store import IntakeStore
+from services.intake.store import TransactionStore
 from services.intake.streaming import StreamLimits
 from services.intake.tracking import Tracker
 
@@ -43,7 +44,7 @@ class IntakeApp:
     intake: Intake
     reader: Reader
     tracker: Tracker
-    store: IntakeStore
+    transactions: TransactionStore
     server: RunningServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -94,7 +95,7 @@ class IntakeApp:
         delay = 0.5
         while True:
             try:
-                await self.store.ensure_indexes()
+                await self.transactions.ensure_indexes()
             except Exception as error:
                 log.warning("cannot create indexes yet, retrying in %.1fs: %s", delay, error)
                 await asyncio.sleep(delay)
@@ -112,7 +113,8 @@ class IntakeApp:
 def build_app(settings: IntakeSettings) -> IntakeApp:
     """Assemble intake from settings; nothing connects until start()."""
     client = mongo.connect(settings, "sanad-intake")
-    store = IntakeStore(mongo.database(client, settings))
+    db = mongo.database(client, settings)
+    requests, transactions = RequestStore(db), TransactionStore(db)
     channel = registry_channel(settings, settings.registry_target)
     snapshot = RegistrySnapshot(channel)
     topology = Topology(settings.amqp_prefix)
@@ -130,9 +132,18 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         Packing(max_items=settings.pack_max_items, max_inflight=settings.pack_max_inflight),
     )
     intake = Intake(
-        snapshot, packer, store, topology, settings.civil_id_secret.get_secret_value().encode()
+        snapshot, packer, requests, topology, settings.civil_id_secret.get_secret_value().encode()
     )
-    reader, tracker = Reader(store), Tracker(store, publisher, topology)
+    reader, tracker = Reader(transactions), Tracker(transactions, requests, publisher, topology)
     return IntakeApp(
-        settings, client, channel, snapshot, publisher, packer, intake, reader, tracker, store
+        settings,
+        client,
+        channel,
+        snapshot,
+        publisher,
+        packer,
+        intake,
+        reader,
+        tracker,
+        transactions,
     )

@@ -2,9 +2,9 @@
 answer, and how a retry is told apart from another change sent under the same id.
 
 A change sent with a request id is accepted together with a record of its answer, keyed by the
-caller and the id (store.IntakeStore.accept_change writes both in one MongoDB transaction). A
-retry finds the record and is answered from it, whatever happened to the transaction since;
-another change under the same id is refused. Pure: no I/O.
+caller and the id (request_store.RequestStore.accept_change writes both in one MongoDB
+transaction). A retry finds the record and is answered from it, whatever happened to the
+transaction since; another change under the same id is refused. Pure: no I/O.
 """
 
 from dataclasses import dataclass

@@ -22,7 +22,9 @@ from services.intake.status_changes import ChangeStore, StatusChanges, publish
 MAX_NOTE_LENGTH = 1000
 
 
-class Store(Finds, ChangeStore, Protocol):
+class Requests(ChangeStore, Protocol):
+    """Where a status change or a rating is recorded once: intake_requests (request_store.py)."""
+
     async def claim_rating(
         self,
         transaction_id: str,
@@ -36,11 +38,14 @@ class Store(Finds, ChangeStore, Protocol):
 class Tracker:
     """The changes agencies, centres and beneficiaries make to stored transactions."""
 
-    def __init__(self, store: Store, publisher: Publisher, topology: Topology) -> None:
-        self.store = store
+    def __init__(
+        self, transactions: Finds, requests: Requests, publisher: Publisher, topology: Topology
+    ) -> None:
+        self.transactions = transactions
+        self.requests = requests
         self.publisher = publisher
         self.topology = topology
-        self.changes = StatusChanges(store, publisher, topology)
+        self.changes = StatusChanges(requests, publisher, topology)
 
     async def update_status(
         self,
@@ -63,7 +68,7 @@ class Tracker:
         if found:
             raise Invalid(found)
         assert status is not None
-        doc = await stored(self.store, transaction_id, deadline)
+        doc = await stored(self.transactions, transaction_id, deadline)
         access.check_update(identity, doc)
         return await self.changes.make(doc, status, note, actor, deadline, request_id=request_id)
 
@@ -83,7 +88,7 @@ class Tracker:
             found.append(Violation("reason", f"must be at most {MAX_NOTE_LENGTH} characters"))
         if found:
             raise Invalid(found)
-        doc = await stored(self.store, transaction_id, deadline)
+        doc = await stored(self.transactions, transaction_id, deadline)
         access.check_cancel(identity, doc)
         return await self.changes.make(
             doc, Status.CANCELLED, reason, actor, deadline, request_id=request_id
@@ -95,7 +100,7 @@ class Tracker:
         """The beneficiary's one rating of a completed transaction."""
         if not 1 <= rating <= 5:
             raise Invalid([Violation("rating", "must be from 1 to 5")])
-        doc = await stored(self.store, transaction_id, deadline)
+        doc = await stored(self.transactions, transaction_id, deadline)
         access.check_rate(identity, doc)
         if doc["status"] != Status.COMPLETED:
             raise PreconditionFailed(f"transaction {transaction_id} is not completed")
@@ -111,7 +116,7 @@ class Tracker:
         # already rated. A different value is refused, after the claimed one is sent again,
         # so no claim stays unpublished while callers keep trying.
         given = to_millisecond(utcnow())
-        winner, given, by = await self.store.claim_rating(
+        winner, given, by = await self.requests.claim_rating(
             transaction_id, rating, given, actor, deadline.left()
         )
         event = events_pb2.TransactionRated(
@@ -136,7 +141,7 @@ class Tracker:
         but not its confirm; ALREADY_EXISTS for any other. A rating applied without a claim
         (a batch, a migration) gets one recorded here, unused: the document stays rated."""
         if doc["rating"] == rating:
-            winner, given, _ = await self.store.claim_rating(
+            winner, given, _ = await self.requests.claim_rating(
                 doc["_id"], rating, to_millisecond(utcnow()), actor, deadline.left()
             )
             if (winner, given) == (rating, doc.get("rating_time")):

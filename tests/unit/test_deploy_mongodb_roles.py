@@ -30,7 +30,8 @@ from sanad.security.audit import AuditEvent, AuditLog, AuditQuery, document_of
 from sanad.v1 import common_pb2, events_pb2
 from services.intake import app as intake_app
 from services.intake.listing import ListQuery
-from services.intake.store import IntakeStore
+from services.intake.request_store import RequestStore
+from services.intake.store import TransactionStore
 from services.metrics import app as metrics_app
 from services.metrics.store import MetricsStore
 from services.registry import app as registry_app
@@ -143,19 +144,22 @@ async def registry(client: Any, db: Any, called: set[str]) -> None:
 
 
 async def intake(client: Any, db: Any, called: set[str]) -> None:
-    store = Exercised(IntakeStore(db), called)
-    await store.ensure_indexes()
-    await store.claim_request("k", "T1", "f", NOW)
-    await store.find_request("k")
-    await store.claim_rating("T1", 5, NOW, "a")
-    await store.latest_change("T1")
+    requests = Exercised(RequestStore(db), called)
+    await requests.claim_request("k", "T1", "f", NOW)
+    await requests.find_request("k")
+    await requests.claim_rating("T1", 5, NOW, "a")
+    await requests.latest_change("T1")
     for previous in (0, 1):
-        await store.accept_change("T1", previous, {"sequence": previous + 1})
-        await store.accept_change("T1", previous, {"sequence": previous + 1}, answer={"_id": "a"})
-    await store.find_change_request("a")
-    await store.confirm_change("T1", 1)
-    await store.get_transaction("T1")
-    await store.list_transactions(ListQuery("C1", submitted_after=NOW, after=(NOW, "T0")))
+        await requests.accept_change("T1", previous, {"sequence": previous + 1})
+        await requests.accept_change(
+            "T1", previous, {"sequence": previous + 1}, answer={"_id": "a"}
+        )
+    await requests.find_change_request("a")
+    await requests.confirm_change("T1", 1)
+    transactions = Exercised(TransactionStore(db), called)
+    await transactions.ensure_indexes()
+    await transactions.get_transaction("T1")
+    await transactions.list_transactions(ListQuery("C1", submitted_after=NOW, after=(NOW, "T0")))
     await audits(db, intake_app, called)
 
 
@@ -203,7 +207,7 @@ Driver = Callable[[Any, Any, set[str]], Awaitable[None]]
 # every public method it may call.
 DEPLOYABLES: dict[str, tuple[Driver, tuple[type, ...]]] = {
     "registry": (registry, (RegistryStore,)),
-    "intake": (intake, (IntakeStore,)),
+    "intake": (intake, (RequestStore, TransactionStore)),
     "metrics": (metrics, (MetricsStore,)),
     "ingest": (ingest, (IngestStore,)),
     "batch": (batch, (BatchStore,)),

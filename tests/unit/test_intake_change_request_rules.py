@@ -162,7 +162,7 @@ async def test_a_cancel_retried_under_its_request_id_gets_its_first_answer() -> 
 
 async def test_an_answer_is_remembered_only_with_its_accepted_change() -> None:
     store, publisher = FakeStore(stored(Status.IN_PROGRESS)), RecordingPublisher()
-    t = Tracker(store, publisher, Topology("t"))
+    t = Tracker(store, store, publisher, Topology("t"))
     store.changes["T1"] = {"sequence": 5, "status": "COMPLETED", "time": T0, "confirmed": True}
     with pytest.raises(PreconditionFailed):  # refused: nothing remembered, the id stays free
         await update(t, Status.COMPLETED, "r-1")

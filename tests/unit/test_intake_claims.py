@@ -9,7 +9,7 @@ import pytest
 from pymongo.errors import AutoReconnect, BulkWriteError
 
 from sanad.errors import Unavailable
-from services.intake.store import IntakeStore
+from services.intake.request_store import RequestStore
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -38,8 +38,8 @@ class FakeRequests:
         return self.docs.get(query["_id"])
 
 
-def store_with(requests: FakeRequests) -> IntakeStore:
-    return IntakeStore({"intake_requests": requests, "transactions": None})  # type: ignore[arg-type]
+def store_with(requests: FakeRequests) -> RequestStore:
+    return RequestStore({"intake_requests": requests})  # type: ignore[arg-type]
 
 
 async def test_concurrent_claims_of_one_key_all_get_the_first_transaction_id() -> None:

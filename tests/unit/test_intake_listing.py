@@ -9,7 +9,7 @@ import pytest
 
 from sanad.errors import Invalid
 from services.intake.listing import ListQuery, decode_token, encode_token
-from services.intake.store import IntakeStore
+from services.intake.store import TransactionStore
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 
@@ -81,7 +81,7 @@ class FakeTransactions:
 
 async def test_listing_from_the_earliest_timestamp_has_no_lower_bound() -> None:
     transactions = FakeTransactions()
-    store = IntakeStore({"intake_requests": None, "transactions": transactions})  # type: ignore[arg-type]
+    store = TransactionStore({"transactions": transactions})  # type: ignore[arg-type]
     for start in (EARLIEST, EARLIEST.replace(microsecond=999)):
         assert await store.list_transactions(ListQuery("C1", submitted_after=start)) == []
     # Inside year 1's first millisecond the start rounds up: only that millisecond is out.
@@ -96,7 +96,7 @@ async def test_listing_from_the_earliest_timestamp_has_no_lower_bound() -> None:
 
 async def test_window_bounds_inside_a_millisecond_round_up_and_the_latest_end_has_none() -> None:
     transactions = FakeTransactions()
-    store = IntakeStore({"intake_requests": None, "transactions": transactions})  # type: ignore[arg-type]
+    store = TransactionStore({"transactions": transactions})  # type: ignore[arg-type]
     at = datetime(2024, 1, 1, 0, 0, 0, 7500, tzinfo=UTC)  # 7.5 ms
     await store.list_transactions(ListQuery("C1", submitted_after=at, submitted_before=at))
     window = transactions.filters[-1]["submit_time"]

@@ -15,7 +15,7 @@ from sanad.v1 import events_pb2
 from services.intake.deadline import Deadline
 from services.intake.domain import CenterView, Channel, ServiceView, Submission
 from services.intake.operations import Intake
-from services.intake.store import IntakeStore
+from services.intake.request_store import RequestStore
 from tests.unit.fakes import RecordingPublisher
 from tests.unit.test_intake_claims import FakeRequests
 
@@ -62,7 +62,7 @@ class Setup:
 
 def setup() -> Setup:
     snapshot, publisher, requests = FakeSnapshot(), RecordingPublisher(), CountingRequests()
-    store = IntakeStore({"intake_requests": requests, "transactions": None})  # type: ignore[arg-type]
+    store = RequestStore({"intake_requests": requests})  # type: ignore[arg-type]
     intake = Intake(snapshot, publisher, store, Topology("test"), SECRET)
     return Setup(intake, snapshot, publisher, requests)
 

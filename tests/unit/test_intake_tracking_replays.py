@@ -33,7 +33,7 @@ class UnconfirmedPublisher(RecordingPublisher):
 
 def unconfirmed_tracker(doc: dict[str, Any]) -> tuple[Tracker, FakeStore, UnconfirmedPublisher]:
     store, publisher = FakeStore(doc), UnconfirmedPublisher()
-    return Tracker(store, publisher, Topology("t")), store, publisher
+    return Tracker(store, store, publisher, Topology("t")), store, publisher
 
 
 def changes(publisher: RecordingPublisher) -> list[tuple[str, int, int, str, str]]:

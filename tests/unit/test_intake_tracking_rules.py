@@ -53,6 +53,8 @@ def stored(status: Status = Status.RECORDED, **extra: Any) -> dict[str, Any]:
 
 
 class FakeStore:
+    """Intake's two stores in one: the stored transactions and intake's own records."""
+
     def __init__(self, *docs: dict[str, Any]) -> None:
         self.docs = {d["_id"]: d for d in docs}
         self.ratings: dict[str, tuple[int, datetime, str]] = {}
@@ -114,8 +116,8 @@ class FakeStore:
 
 
 def tracker(*docs: dict[str, Any]) -> tuple[Tracker, RecordingPublisher]:
-    publisher = RecordingPublisher()
-    return Tracker(FakeStore(*docs), publisher, Topology("t")), publisher
+    store, publisher = FakeStore(*docs), RecordingPublisher()
+    return Tracker(store, store, publisher, Topology("t")), publisher
 
 
 async def update(t: Tracker, status: Status | None, who: Identity = DEV_ADMIN) -> Any:

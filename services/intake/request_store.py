@@ -1,0 +1,196 @@
+"""Intake's own records in `intake_requests`: what it has accepted, so a retry is answered alike.
+
+One record per caller and request id of a submission (claimed through a coalesced insert), per
+transaction its one rating, per transaction its latest accepted status change (moved on by
+compare-and-set, with a note once the broker confirmed it), and per caller and request id of a
+status change its first answer. The transactions themselves are the workers' (store.py).
+
+Every call runs under pymongo.timeout(), or asyncio.timeout() for a claim, with what is left of
+the caller's deadline, and an unreachable or slow MongoDB becomes Unavailable.
+"""
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+
+from sanad.coalesce import InsertCoalescer
+from sanad.errors import Unavailable
+from sanad.mongo import passing, within
+
+Document = dict[str, Any]
+
+
+def _change_key(transaction_id: str) -> str:
+    return f"status\x1f{transaction_id}"
+
+
+class RequestStore:
+    """`intake_requests`: one record per caller and request id of a submission or of a status
+    change, per rating, and per transaction the latest accepted status change."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.requests = db["intake_requests"]
+        self.claims = InsertCoalescer(self.requests)
+
+    async def claim_request(
+        self,
+        key: str,
+        transaction_id: str,
+        fingerprint: str,
+        submit_time: datetime,
+        timeout_s: float | None = None,
+    ) -> Document:
+        """Record key -> transaction id unless already recorded; return the winning record.
+
+        Concurrent claims of one key race on the unique _id: exactly one insert
+        wins and every caller gets that record back.
+        """
+        record = {
+            "_id": key,
+            "transaction_id": transaction_id,
+            "fingerprint": fingerprint,
+            "submit_time": submit_time,
+        }
+        return await self._claim(record, timeout_s)
+
+    async def find_request(self, key: str, timeout_s: float | None = None) -> Document | None:
+        """The record of key, if claimed: a read only, for replays the registry now refuses."""
+        async with within(timeout_s):
+            return await self.requests.find_one({"_id": key})
+
+    async def claim_rating(
+        self,
+        transaction_id: str,
+        rating: int,
+        given: datetime,
+        actor: str,
+        timeout_s: float | None = None,
+    ) -> tuple[int, datetime, str]:
+        """Record a transaction's one rating unless recorded; return the winner, its time and
+        who gave it (claims from before the actor was kept give '')."""
+        record = {
+            "_id": f"rating\x1f{transaction_id}",
+            "rating": rating,
+            "time": given,
+            "actor": actor,
+        }
+        winner = await self._claim(record, timeout_s)
+        return int(winner["rating"]), winner["time"], str(winner.get("actor", ""))
+
+    async def latest_change(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> Document | None:
+        """The record of the transaction's latest accepted status change, if any was: status,
+        sequence, time, the event and its message id, and whether its publish was confirmed."""
+        async with within(timeout_s):
+            return await self.requests.find_one({"_id": _change_key(transaction_id)})
+
+    async def accept_change(
+        self,
+        transaction_id: str,
+        previous: int,
+        record: Document,
+        timeout_s: float | None = None,
+        answer: Document | None = None,
+    ) -> bool:
+        """Compare-and-set: make record the latest change if `previous` still is; False when
+        another change was accepted first (the caller judges again).
+
+        With `answer` (the record of the change's request id), both are written in one MongoDB
+        transaction: the answer is remembered exactly when the change is accepted. False too
+        when the request id was recorded first, by a concurrent call of the same request.
+        """
+        async with within(timeout_s):
+            if answer is None:
+                return await self._set_latest(transaction_id, previous, record, None)
+            return await self._accept_with_answer(transaction_id, previous, record, answer)
+
+    async def _accept_with_answer(
+        self, transaction_id: str, previous: int, record: Document, answer: Document
+    ) -> bool:
+        """The compare-and-set and the answer's insert in one transaction: both or neither."""
+        try:
+            async with (
+                self.requests.database.client.start_session() as session,
+                await session.start_transaction(),
+            ):
+                if not await self._set_latest(transaction_id, previous, record, session):
+                    await session.abort_transaction()
+                    return False
+                await self.requests.insert_one(answer, session=session)
+        except DuplicateKeyError:
+            return False  # the latest change's first record, or the answer, was written first
+        except OperationFailure as error:
+            if error.has_error_label("TransientTransactionError"):
+                return False  # a write conflict: a concurrent change was accepted first
+            if error.has_error_label("UnknownTransactionCommitResult"):
+                raise Unavailable("the database did not answer in time; retry") from error
+            raise
+        return True
+
+    async def _set_latest(
+        self,
+        transaction_id: str,
+        previous: int,
+        record: Document,
+        session: AsyncClientSession | None,
+    ) -> bool:
+        """The compare-and-set itself: the first change inserts the record, a later one moves it
+        on from `previous`."""
+        key = _change_key(transaction_id)
+        if previous == 0:
+            try:
+                await self.requests.insert_one({"_id": key, **record}, session=session)
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self.requests.update_one(
+            {"_id": key, "sequence": previous}, {"$set": record}, session=session
+        )
+        return result.matched_count == 1
+
+    async def find_change_request(
+        self, key: str, timeout_s: float | None = None
+    ) -> Document | None:
+        """The remembered answer of a status change's request id, if it was accepted."""
+        async with within(timeout_s):
+            return await self.requests.find_one({"_id": key})
+
+    async def confirm_change(
+        self, transaction_id: str, sequence: int, timeout_s: float | None = None
+    ) -> None:
+        """Note that the change of that sequence was confirmed by the broker."""
+        async with within(timeout_s):
+            await self.requests.update_one(
+                {"_id": _change_key(transaction_id), "sequence": sequence},
+                {"$set": {"confirmed": True}},
+            )
+
+    async def _claim(self, record: Document, timeout_s: float | None) -> Document:
+        """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared
+        batch, which runs in a context of its own); the winner's read under sanad.mongo.within."""
+        if timeout_s is not None and timeout_s <= 0:
+            raise Unavailable("no time left of the caller's deadline to reach the database")
+        ends = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.claims.insert(record)
+        except TimeoutError as error:
+            raise Unavailable("the database did not answer in time; retry later") from error
+        except DuplicateKeyError:
+            left = None if ends is None else ends - time.monotonic()
+            async with within(left):
+                existing = await self.requests.find_one({"_id": record["_id"]})
+            if existing is None:  # removed between the two calls; claim again
+                return await self._claim(record, left)
+            return existing
+        except PyMongoError as error:
+            if passing(error):
+                raise Unavailable("the database did not answer in time; retry later") from error
+            raise
+        return record
