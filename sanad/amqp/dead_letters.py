@@ -8,15 +8,23 @@ queue when it is replayed. The queue keeps its order (a letter set aside during 
 among the others). A pass stopped midway loses nothing: a message is then in both places at
 worst, and the workers store a transaction once however often it arrives. A pass checks that
 the work queue exists before it takes any letter.
+
+A letter the broker drops after a while (a refused batch: its submitter was answered, and its
+body holds clear civil numbers) is put back with what is left of its time, so a pass never
+keeps it longer; its replayed copy carries no expiration, and so never expires in the work queue.
+The broker drops an expired letter only at the head of its queue: one kept until taken (a batch
+set aside by the broker at its delivery limit, a refusal nobody was answered) holds back the
+expired ones behind it until a pass moves it to the back.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.outcomes import carried_headers, republished
+from sanad.amqp.outcomes import EXPIRES_HEADER, carried_headers, republished
 from sanad.amqp.topology import (
     DETAIL_HEADER,
     QUEUE_HEADER,
@@ -26,6 +34,8 @@ from sanad.amqp.topology import (
 )
 
 REPLAYS_HEADER = "x-sanad-replays"
+# Shortest expiration of a letter put back past its time: the broker drops it at the head.
+_LAPSED_S = 0.001
 # Headers of a dead letter that do not belong on its replayed copy (with the broker's
 # x-first-death-* and x-last-death-*; a quorum queue's delivery count is its own).
 _DEATH_HEADERS = (
@@ -33,6 +43,7 @@ _DEATH_HEADERS = (
     DETAIL_HEADER,
     RETRIES_HEADER,
     QUEUE_HEADER,
+    EXPIRES_HEADER,
     "x-death",
     "x-delivery-count",
 )
@@ -49,6 +60,8 @@ class DeadLetter:
     message_type: str
     message_id: str
     replays: int
+    # When the broker drops it (ISO 8601 UTC); empty: kept until an operator takes it.
+    expires_at: str = ""
 
 
 @dataclass
@@ -76,6 +89,7 @@ def letter_of(position: int, message: AbstractIncomingMessage) -> DeadLetter:
         message_type=message.type or "",
         message_id=message.message_id or "",
         replays=replays if isinstance(replays, int) else 0,
+        expires_at=_text(headers.get(EXPIRES_HEADER, "")),
     )
 
 
@@ -89,6 +103,29 @@ def replayed_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
     replays = headers.get(REPLAYS_HEADER)
     headers[REPLAYS_HEADER] = (replays if isinstance(replays, int) else 0) + 1
     return republished(message, headers)
+
+
+def kept_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
+    """The letter to put back at the end of its queue, expiring when it would have."""
+    return republished(message, carried_headers(message), expiration=_time_left(message))
+
+
+def _time_left(message: AbstractIncomingMessage) -> float | None:
+    """Seconds until the letter's EXPIRES_HEADER (at least _LAPSED_S); None without one.
+
+    A header that does not read as a time leaves the letter its own expiration, counted
+    afresh: it was set aside to expire, and a pass drops nothing by itself."""
+    found = (message.headers or {}).get(EXPIRES_HEADER)
+    if found is None:
+        return None
+    try:
+        ends = datetime.fromisoformat(_text(found))
+    except ValueError:
+        own = message.expiration
+        return float(own) if isinstance(own, int | float) and own > 0 else None
+    if ends.tzinfo is None:
+        ends = ends.replace(tzinfo=UTC)
+    return max((ends - datetime.now(UTC)).total_seconds(), _LAPSED_S)
 
 
 async def pass_over(
@@ -110,9 +147,7 @@ async def pass_over(
                 break
             letter = letter_of(position, message)
             back = replay(letter)
-            copy = (
-                replayed_copy(message) if back else republished(message, carried_headers(message))
-            )
+            copy = replayed_copy(message) if back else kept_copy(message)
             destination = work if back else dead_name
             await channel.default_exchange.publish(copy, routing_key=destination, mandatory=True)
             await message.ack()

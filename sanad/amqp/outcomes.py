@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import aio_pika
@@ -31,6 +32,11 @@ from sanad.telemetry.metrics import AMQP_DEAD_LETTERED, RETRIES
 
 log = logging.getLogger("sanad.amqp.consumer")
 
+# On a dead letter that the broker drops after a while (Dead.expires_after_s): when, as an ISO
+# 8601 UTC time. The message's own `expiration` counts from when a queue took it; a pass of
+# sanad.amqp.dead_letters that puts the letter back reads this header to keep the same end.
+EXPIRES_HEADER = "x-sanad-expires-at"
+
 
 class TransientError(Exception):
     """A dependency failed in a way that may pass; handle the batch again later."""
@@ -42,10 +48,16 @@ class PublishTimeout(TransientError):
 
 @dataclass(frozen=True)
 class Dead:
-    """Dead-letter this message: reason is a short label, detail a human sentence."""
+    """Dead-letter this message: reason is a short label, detail a human sentence.
+
+    expires_after_s: the broker drops the dead letter that long after it is set aside (a
+    per-message expiration; dead-letter queues have no dead-letter exchange of their own, so
+    it is gone). None keeps it until an operator takes it off the queue.
+    """
 
     reason: str
     detail: str
+    expires_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +223,11 @@ class OutcomePublisher:
         headers[REASON_HEADER] = outcome.reason
         headers[DETAIL_HEADER] = outcome.detail[:500]
         headers[QUEUE_HEADER] = self.queue_name
-        copy = republished(message, headers, part=part, part_type=part_type)
+        expiration = outcome.expires_after_s
+        headers.pop(EXPIRES_HEADER, None)  # a sender's own says nothing of this letter
+        if expiration is not None:
+            headers[EXPIRES_HEADER] = expiry_time(expiration)
+        copy = republished(message, headers, expiration=expiration, part=part, part_type=part_type)
         await self.confirmed(dead.publish(copy, routing_key=self.queue_name, mandatory=True))
         AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
         log.warning(
@@ -221,8 +237,14 @@ class OutcomePublisher:
                 "detail": outcome.detail,
                 "queue": self.queue_name,
                 "message_id": part.message_id if part is not None else message.message_id,
+                "expires_after_s": expiration,
             },
         )
+
+
+def expiry_time(after_s: float) -> str:
+    """The EXPIRES_HEADER value of a letter dropped after_s from now."""
+    return (datetime.now(UTC) + timedelta(seconds=after_s)).isoformat(timespec="milliseconds")
 
 
 def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:

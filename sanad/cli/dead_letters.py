@@ -70,6 +70,7 @@ def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
                 n.message_type,
                 n.message_id,
                 f"replays {n.replays}",
+                f"expires {n.expires_at}" if n.expires_at else "no expiry",
                 n.detail,
             ]
             for n in shown

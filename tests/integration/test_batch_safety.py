@@ -1,5 +1,6 @@
 """The batch worker answers only server-named reply queues, never replays a batch id for other
-content, refuses by field what it could not store, and keeps the first answer it saved."""
+content, refuses by field what it could not store, keeps the first answer it saved, and keeps a
+refused batch's clear civil numbers in the dead-letter queue for a bounded time only."""
 
 import signal
 import time
@@ -15,14 +16,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from sanad.amqp.batches import SUBMISSION_TYPE
-from sanad.amqp.outcomes import Dead
-from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
+from sanad.amqp.outcomes import EXPIRES_HEADER, Dead
+from sanad.amqp.topology import BATCH, CONTENT_TYPE, REASON_HEADER, Topology
 from sanad.cli.batch import send
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import document_of
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from tests.integration.conftest import COUNTER, Stack, open_centre_with_service
-from tests.integration.workers_support import dead_letters, delete_retry_queues, start_batch_worker
+from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
+from tests.integration.workers_support import (
+    dead_letter_tap,
+    dead_letters,
+    delete_retry_queues,
+    start_batch_worker,
+)
 from workers.batch import audit
 from workers.batch.content import MAX_NOTE_LENGTH
 from workers.batch.store import BatchStore
@@ -112,6 +118,47 @@ async def test_a_reply_to_naming_the_ingest_queue_gets_nothing_published_there(
     assert await stack.queue_depth(topology.ingest_queue) == 0
     assert await db.batch_results.count_documents({}) == 0
     assert await db.transactions.count_documents({"center_id": center_id}) == 0
+
+
+async def test_an_answered_refusal_is_dropped_from_the_dead_letter_queue_after_its_retention(
+    stack: Stack,
+) -> None:
+    """Its body holds every item's clear civil number; the submitter was told why."""
+    center_id, service = await open_centre_with_service(stack)
+    topology = Topology(stack.prefix)
+    batch = events_pb2.BatchSubmission(
+        batch_id=f"expiring-{uuid.uuid4().hex}", center_id=center_id, items=[item(service, 0)]
+    )
+    async with dead_letter_tap(stack, topology.batch_queue) as copies:
+        # guest is no centre's batch user: once auth is required its batches are not allowed.
+        worker = start_batch_worker(
+            stack, SANAD_AUTH_MODE="required", SANAD_BATCH_DEAD_LETTER_TTL_DAYS=str(1 / 86400)
+        )
+        try:
+            [refused] = await send(stack.amqp_url, stack.prefix, [batch], wait_s=60)
+            dead_lettered = datetime.now(UTC)
+
+            async def tapped() -> bool:
+                return bool(copies)
+
+            await eventually(tapped, within_s=20)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+            await delete_retry_queues(stack)
+    assert refused.refused_reason == f"not allowed to submit for centre {center_id!r}"
+    [letter] = copies
+    headers = letter.headers or {}
+    assert headers[REASON_HEADER] == "not-allowed"
+    assert letter.expiration == 1.0
+    ends = datetime.fromisoformat(str(headers[EXPIRES_HEADER]))
+    assert dead_lettered - timedelta(seconds=5) < ends < dead_lettered + timedelta(seconds=2)
+    dead_queue = topology.dead_queue(topology.batch_queue)
+
+    async def dropped() -> bool:
+        return await stack.queue_depth(dead_queue) == 0
+
+    await eventually(dropped, within_s=10)
 
 
 async def test_a_history_item_too_large_to_store_is_refused_by_field_and_its_batch_answered(

@@ -1,5 +1,6 @@
 """`sanadctl dead-letters` against the real broker: listing leaves the queue as it was, replay
-sends the chosen letters back to the work queue as they first arrived and keeps the rest."""
+sends the chosen letters back to the work queue as they first arrived and keeps the rest. A
+refused batch's letter keeps its expiry when a pass puts it back, and loses it when replayed."""
 
 import asyncio
 import json
@@ -9,8 +10,12 @@ import sys
 import aio_pika
 import pytest
 
-from sanad.amqp.dead_letters import REPLAYS_HEADER
+from sanad.amqp.batches import SUBMISSION_TYPE
+from sanad.amqp.dead_letters import REPLAYS_HEADER, Pass, pass_over
+from sanad.amqp.outcomes import EXPIRES_HEADER, expiry_time
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, Topology
+from tests.integration.conftest import eventually
+from tests.integration.workers_support import queue_depth
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +34,29 @@ async def sanadctl(amqp_url: str, prefix: str, *args: str) -> tuple[int, str, st
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     return process.returncode or 0, out.decode(), err.decode()
+
+
+async def dead_letter_batches(amqp_url: str, prefix: str, *expiring_s: float | None) -> None:
+    """Set refused batches aside as the batch worker does, one per expiry (None: kept)."""
+    topology = Topology(prefix)
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await topology.declare(channel)
+        dead = await channel.get_exchange(topology.dead_exchange)
+        for n, expiration in enumerate(expiring_s):
+            headers = {REASON_HEADER: "not-allowed", DETAIL_HEADER: "not allowed"}
+            if expiration is not None:
+                headers[EXPIRES_HEADER] = expiry_time(expiration)
+            message = aio_pika.Message(
+                b"items with civil numbers",
+                type=SUBMISSION_TYPE,
+                message_id=f"b-{n}",
+                reply_to="amq.gen-submitter",
+                headers=headers,
+                expiration=expiration,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )
+            await dead.publish(message, routing_key=topology.batch_queue)
 
 
 async def dead_letter_three(amqp_url: str, prefix: str) -> None:
@@ -151,3 +179,42 @@ async def test_a_replay_whose_work_queue_is_missing_takes_no_letter(
     assert "not reached" in err
     kept = await drain(amqp_url, topology.dead_queue(topology.ingest_queue))
     assert [m.message_id for m in kept] == ["m-0", "m-1", "m-2"]
+
+
+async def test_listing_batch_letters_leaves_a_refused_batch_to_expire_when_it_would_have(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    # The expiring letter first: the broker drops expired letters at the head of the queue.
+    await dead_letter_batches(amqp_url, amqp_prefix, 8.0, None)
+    topology = Topology(amqp_prefix)
+    dead_queue = topology.dead_queue(topology.batch_queue)
+
+    code, out, err = await sanadctl(amqp_url, amqp_prefix, "list", "--queue", "batch")
+
+    assert code == 0, err
+    shown = lines(out)
+    assert [n["message_id"] for n in shown] == ["b-0", "b-1"]
+
+    async def expired() -> bool:
+        return await queue_depth(amqp_url, dead_queue) == 1
+
+    await eventually(expired, within_s=30, every_s=0.5)
+    assert [m.message_id for m in await drain(amqp_url, dead_queue)] == ["b-1"]
+    assert [bool(n["expires_at"]) for n in shown] == [True, False]
+
+
+async def test_a_replayed_batch_letter_never_expires_in_its_work_queue(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    await dead_letter_batches(amqp_url, amqp_prefix, 60.0)
+    done = Pass()
+
+    # sanadctl refuses batch replays (the submitter sends the batch again); the library does not.
+    await pass_over(amqp_url, amqp_prefix, "batch", lambda letter: True, done)
+
+    assert [letter.message_id for letter in done.replayed] == ["b-0"]
+    [replayed] = await drain(amqp_url, Topology(amqp_prefix).batch_queue)
+    assert replayed.message_id == "b-0"
+    assert replayed.expiration is None
+    assert EXPIRES_HEADER not in (replayed.headers or {})
+    assert (replayed.headers or {})[REPLAYS_HEADER] == 1

@@ -1,4 +1,5 @@
-"""Poison on the ingest and batch queues is dead-lettered with reasons; good messages flow."""
+"""Poison on the ingest and batch queues is dead-lettered with reasons; good messages flow.
+Those dead letters never expire: only a refused batch whose submitter was answered does."""
 
 import signal
 import subprocess
@@ -9,7 +10,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.batches import SUBMISSION_TYPE
-from sanad.amqp.topology import BATCH, RATED, STATUS_CHANGED, SUBMITTED, Topology
+from sanad.amqp.outcomes import EXPIRES_HEADER
+from sanad.amqp.topology import BATCH, RATED, REASON_HEADER, STATUS_CHANGED, SUBMITTED, Topology
 from sanad.cli.batch import send
 from sanad.records import SUBMITTED_TYPE
 from sanad.v1 import events_pb2, intake_pb2
@@ -23,6 +25,7 @@ from tests.integration.conftest import (
 from tests.integration.workers_support import (
     RATED_TYPE,
     STATUS_CHANGED_TYPE,
+    dead_letter_messages,
     dead_letters,
     delete_retry_queues,
     publish,
@@ -45,6 +48,14 @@ async def _poison_then_good(
         submit_request(center_id, service, beneficiary_civil_number="55554444"), timeout=10
     )
     return good.transaction_id, stack.start_worker()
+
+
+def _kept_until_taken(letters: list[aio_pika.abc.AbstractIncomingMessage]) -> list[str]:
+    """The reasons of dead letters that carry no expiration (all of them, or the test fails)."""
+    for letter in letters:
+        assert letter.expiration is None
+        assert EXPIRES_HEADER not in (letter.headers or {})
+    return [str((letter.headers or {}).get(REASON_HEADER)) for letter in letters]
 
 
 async def _until_stored(stack: Stack, mongo_url: str, transaction_id: str) -> None:
@@ -74,8 +85,8 @@ async def test_poison_is_dead_lettered_with_reasons_and_good_messages_are_stored
     )
     try:
         await _until_stored(stack, mongo_url, good)
-        reasons = await dead_letters(stack, topology.ingest_queue, expected=2)
-        assert sorted(reasons) == ["undecodable", "unknown-type"]
+        letters = await dead_letter_messages(stack, topology.ingest_queue, expected=2)
+        assert sorted(_kept_until_taken(letters)) == ["undecodable", "unknown-type"]
         assert await stack.queue_depth(topology.ingest_queue) == 0
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -149,8 +160,9 @@ async def test_poison_batches_are_dead_lettered_with_reasons_and_good_batches_ar
         )
         [answer] = await send(stack.amqp_url, stack.prefix, [good], wait_s=30)
         assert len(answer.accepted) == 1
-        reasons = await dead_letters(stack, topology.batch_queue, expected=3)
-        assert sorted(reasons) == ["invalid", "undecodable", "unknown-type"]
+        # Published without a reply queue: refused, answered to nobody, kept.
+        letters = await dead_letter_messages(stack, topology.batch_queue, expected=3)
+        assert sorted(_kept_until_taken(letters)) == ["invalid", "undecodable", "unknown-type"]
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0

@@ -4,9 +4,11 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.topology import REASON_HEADER, Topology
 from sanad.devstack.mongo_server import free_port
@@ -69,7 +71,15 @@ async def publish(
 
 async def dead_letters(stack: Stack, queue: str, expected: int, within_s: float = 20) -> list[str]:
     """Reasons of the first `expected` dead letters of a work queue."""
-    reasons: list[str] = []
+    letters = await dead_letter_messages(stack, queue, expected, within_s)
+    return [str((message.headers or {}).get(REASON_HEADER)) for message in letters]
+
+
+async def dead_letter_messages(
+    stack: Stack, queue: str, expected: int, within_s: float = 20
+) -> list[AbstractIncomingMessage]:
+    """The first `expected` dead letters of a work queue, taken off it."""
+    letters: list[AbstractIncomingMessage] = []
     connection = await aio_pika.connect(stack.amqp_url)
     async with connection:
         channel = await connection.channel()
@@ -78,12 +88,34 @@ async def dead_letters(stack: Stack, queue: str, expected: int, within_s: float 
         async def drained() -> bool:
             message = await dead.get(fail=False)
             if message is not None:
-                reasons.append(str((message.headers or {}).get(REASON_HEADER)))
+                letters.append(message)
                 await message.ack()
-            return len(reasons) >= expected
+            return len(letters) >= expected
 
         await eventually(drained, within_s=within_s, every_s=0.02)
-    return reasons
+    return letters
+
+
+@contextlib.asynccontextmanager
+async def dead_letter_tap(stack: Stack, queue: str) -> AsyncIterator[list[AbstractIncomingMessage]]:
+    """Copies of every dead letter published for a work queue, as they come: a queue of this
+    test's own, bound to P.dead beside the work queue's dead-letter queue and consumed at once
+    (a copy delivered never expires), to read without taking the dead-letter queue's own.
+    Declares the topology."""
+    topology = Topology(stack.prefix)
+    copies: list[AbstractIncomingMessage] = []
+
+    async def keep(message: AbstractIncomingMessage) -> None:
+        copies.append(message)
+
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await topology.declare(channel)  # idempotent, as the workers do
+        tap = await channel.declare_queue(exclusive=True)
+        await tap.bind(topology.dead_exchange, queue)
+        await tap.consume(keep, no_ack=True)
+        yield copies
 
 
 def start_batch_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:

@@ -100,6 +100,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
             max_items=settings.batch_max_items,
             chunk=settings.batch_chunk,
             max_bytes=settings.batch_max_bytes,
+            refusal_ttl_s=settings.batch_dead_letter_ttl_s,
         ),
         may_submit=authorizer(settings),
         may_migrate=migration_authorizer(settings),

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
@@ -65,6 +65,9 @@ class Limits:
     chunk: int = 1000
     # Largest body parsed at all (BatchSettings.batch_max_bytes).
     max_bytes: int = 16 * 1024 * 1024
+    # How long the dead letter of an answered refusal is kept (BatchSettings
+    # .batch_dead_letter_ttl_s); None: until an operator takes it.
+    refusal_ttl_s: float | None = None
 
 
 class BatchHandler:
@@ -135,13 +138,21 @@ class BatchHandler:
         refusal: Dead,
     ) -> Dead:
         """Audit a batch refused as a whole, and answer it with the reason it is dead-lettered
-        with."""
+        with.
+
+        An answered refusal's dead letter expires after limits.refusal_ttl_s: it holds every
+        item's clear civil number, the submitter knows why and sends the batch again, and the
+        audit log keeps the refusal. Without a reply queue nobody was told: kept until an
+        operator takes it.
+        """
         await self._audit_refusal(message, submission, refusal)
         BATCHES.labels("refused").inc()
         result = events_pb2.BatchResult(
             batch_id=submission.batch_id[:MAX_BATCH_ID], refused_reason=refusal.detail
         )
         await self._send(message, result.SerializeToString())
+        if message.reply_to:  # answered: _send checked it is a server-named queue
+            return replace(refusal, expires_after_s=self.limits.refusal_ttl_s)
         return refusal
 
     async def _claim(

@@ -1,10 +1,15 @@
 """Settings of the batch worker."""
 
+from pydantic import Field, model_validator
+
 from sanad.settings import ServerSettings
+
+SECONDS_A_DAY = 24 * 3600
 
 
 class BatchSettings(ServerSettings):
-    """SANAD_BATCH_* choose its ports, the size limits and the storage chunk."""
+    """SANAD_BATCH_* choose its ports, the size limits, the storage chunk and how long a refused
+    batch stays in the dead-letter queue."""
 
     registry_target: str = "127.0.0.1:50051"
     batch_health_port: int = 50062
@@ -18,3 +23,31 @@ class BatchSettings(ServerSettings):
     batch_max_bytes: int = 16 * 1024 * 1024
     # Items judged, then stored in one MongoDB transaction, at a time.
     batch_chunk: int = 1000
+    # Days a batch refused as a whole (and answered with the reason) stays in P.batch.dead
+    # before the broker drops it: its body holds every item's clear civil number (DESIGN
+    # section 6), and its submitter, told why, sends it again. 0 keeps it until an operator
+    # takes it, which production refuses. Fractions allowed (tests use a second).
+    batch_dead_letter_ttl_days: float = Field(default=14.0, ge=0, le=365)
+
+    @property
+    def batch_dead_letter_ttl_s(self) -> float | None:
+        """The expiration of a refused batch's dead letter, to the millisecond the broker
+        counts in; None keeps it."""
+        return round(self.batch_dead_letter_ttl_days * SECONDS_A_DAY, 3) or None
+
+    @model_validator(mode="after")
+    def _refuse_an_instant_ttl(self) -> "BatchSettings":
+        # Under a second a letter is gone before anyone could read it (or, rounded to 0 ms,
+        # would be kept for good), while the setting reads as "keep it for a while".
+        if self.batch_dead_letter_ttl_days > 0 and (self.batch_dead_letter_ttl_s or 0) < 1:
+            raise ValueError("SANAD_BATCH_DEAD_LETTER_TTL_DAYS must be 0 or at least a second")
+        return self
+
+    def _production_problems(self) -> list[str]:
+        problems = super()._production_problems()
+        if self.batch_dead_letter_ttl_days == 0:
+            problems.append(
+                "SANAD_BATCH_DEAD_LETTER_TTL_DAYS=0: refused batches would keep clear civil"
+                " numbers in the dead-letter queue for good"
+            )
+        return problems

@@ -1,0 +1,154 @@
+"""A batch refused as a whole and answered leaves a dead letter holding its items' clear civil
+numbers: it expires after SANAD_BATCH_DEAD_LETTER_TTL_DAYS, which production may not turn off.
+Other dead letters, and replayed copies, never expire."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import aio_pika
+import pytest
+from pydantic import ValidationError
+
+from sanad.amqp.dead_letters import kept_copy, letter_of, replayed_copy
+from sanad.amqp.outcomes import EXPIRES_HEADER, Dead, OutcomePublisher
+from sanad.amqp.topology import Topology
+from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
+from tests.unit.test_security_settings import SAFE
+from workers.batch.app import build_app
+from workers.batch.handlers import Limits
+from workers.batch.settings import BatchSettings
+
+DAY_S = 24 * 3600.0
+
+
+def test_a_refused_batch_is_kept_fourteen_days_by_default() -> None:
+    assert BatchSettings().batch_dead_letter_ttl_s == 14 * DAY_S
+
+
+def test_the_retention_comes_from_the_environment_in_days(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SANAD_BATCH_DEAD_LETTER_TTL_DAYS", "0.5")
+    assert BatchSettings().batch_dead_letter_ttl_s == DAY_S / 2
+    monkeypatch.setenv("SANAD_BATCH_DEAD_LETTER_TTL_DAYS", str(1 / 86400))
+    assert BatchSettings().batch_dead_letter_ttl_s == 1.0
+
+
+def test_zero_keeps_refused_batches_in_dev() -> None:
+    assert BatchSettings(batch_dead_letter_ttl_days=0).batch_dead_letter_ttl_s is None
+
+
+@pytest.mark.parametrize("days", [-1, 366, float("nan"), 1e-6, 1e-12])
+def test_a_retention_below_a_second_over_a_year_or_not_a_number_is_refused(days: float) -> None:
+    with pytest.raises(ValidationError):
+        BatchSettings(batch_dead_letter_ttl_days=days)
+
+
+def test_production_refuses_keeping_refused_batches_for_good() -> None:
+    with pytest.raises(ValidationError, match="SANAD_BATCH_DEAD_LETTER_TTL_DAYS=0"):
+        BatchSettings(**{**SAFE, "batch_dead_letter_ttl_days": 0})
+
+
+def test_production_takes_the_default_retention() -> None:
+    assert BatchSettings(**SAFE).batch_dead_letter_ttl_s == 14 * DAY_S
+
+
+async def test_the_worker_takes_its_retention_from_its_settings() -> None:
+    app = build_app(BatchSettings(batch_dead_letter_ttl_days=2))
+    try:
+        limits = app.consumer.handler.limits  # type: ignore[attr-defined]
+        assert limits.refusal_ttl_s == 2 * DAY_S
+    finally:
+        await app.close()
+
+
+async def test_an_answered_refusal_expires_and_an_unanswered_one_is_kept() -> None:
+    limits = Limits(chunk=2, refusal_ttl_s=60.0)
+    body = batch("r-1").SerializeToString()
+    worker = handler(Shared(), Replies(), may_submit=False, limits=limits)
+
+    answered = await worker.handle(Message(body))
+    unanswered = await worker.handle(Message(body, reply_to=None))
+    hijacking = await worker.handle(Message(body, reply_to="sanad.ingest"))
+
+    assert isinstance(answered, Dead)
+    assert (answered.reason, answered.expires_after_s) == ("not-allowed", 60.0)
+    assert isinstance(unanswered, Dead)
+    assert unanswered.expires_after_s is None
+    assert isinstance(hijacking, Dead)
+    assert (hijacking.reason, hijacking.expires_after_s) == ("bad-reply-to", None)
+
+
+@dataclass
+class DeadExchange:
+    """Records what is published to the dead-letter exchange."""
+
+    published: list[aio_pika.Message] = field(default_factory=list)
+
+    async def publish(self, message: aio_pika.Message, **_: Any) -> None:
+        self.published.append(message)
+
+
+def incoming(headers: dict[str, Any], expiration: float | None = None) -> Any:
+    return SimpleNamespace(
+        body=b"batch with civil numbers",
+        headers=headers,
+        type="sanad.v1.BatchSubmission",
+        message_id="b-1",
+        content_type="application/x-protobuf",
+        correlation_id="c-1",
+        reply_to="amq.gen-abc",
+        timestamp=None,
+        user_id=None,
+        expiration=expiration,
+    )
+
+
+async def test_a_dead_letter_carries_its_expiration_and_when_it_ends() -> None:
+    outcomes = OutcomePublisher(
+        Topology("t"), "t.batch", max_retries=1, retry_delay_s=1, timeout_s=1, on_stall=print
+    )
+    dead = DeadExchange()
+    # A sender's own expiry header says nothing of the letter: never carried.
+    sent = incoming({EXPIRES_HEADER: "2000-01-01T00:00:00+00:00"})
+
+    await outcomes.publish(
+        [sent, sent],
+        [Dead("not-allowed", "no", expires_after_s=3600.0), Dead("handler-failed", "bug")],
+        dead,  # type: ignore[arg-type]
+    )
+
+    expiring, kept = dead.published
+    assert expiring.expiration == 3600.0
+    ends = datetime.fromisoformat(str((expiring.headers or {})[EXPIRES_HEADER]))
+    assert abs(ends - (datetime.now(UTC) + timedelta(hours=1))) < timedelta(seconds=5)
+    assert kept.expiration is None
+    assert EXPIRES_HEADER not in (kept.headers or {})
+
+
+def test_a_replayed_copy_never_expires() -> None:
+    ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    letter = incoming({"x-sanad-reason": "not-allowed", EXPIRES_HEADER: ends}, expiration=3600)
+
+    copy = replayed_copy(letter)
+
+    assert copy.expiration is None
+    assert EXPIRES_HEADER not in (copy.headers or {})
+
+
+def test_a_letter_put_back_keeps_what_is_left_of_its_time() -> None:
+    ends = datetime.now(UTC) + timedelta(minutes=10)
+    letter = incoming({EXPIRES_HEADER: ends.isoformat()}, expiration=3600)
+
+    copy = kept_copy(letter)
+
+    assert copy.expiration is not None
+    assert 590 < float(copy.expiration) <= 600  # type: ignore[arg-type]
+    assert letter_of(0, letter).expires_at == ends.isoformat()
+    lapsed = incoming({EXPIRES_HEADER: (ends - timedelta(hours=1)).isoformat()})
+    assert kept_copy(lapsed).expiration == 0.001
+    assert kept_copy(incoming({})).expiration is None
+    assert kept_copy(incoming({EXPIRES_HEADER: "soon"}, expiration=30.0)).expiration == 30.0
+    assert letter_of(0, incoming({})).expires_at == ""
