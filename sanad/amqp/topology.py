@@ -8,7 +8,9 @@ Naming scheme (prefix P, "sanad" by default; SANAD_AMQP_PREFIX):
                    submissions, answered on the submitter's reply_to queue
   P.dead           direct exchange for dead letters; routing key = the work queue's full name
   P.<queue>.dead   one quorum dead-letter queue per work queue; reason in header x-sanad-reason,
-                   human detail in x-sanad-detail
+                   human detail in x-sanad-detail; a batch refused whole and answered
+                   carries a per-message expiration and x-sanad-expires-at (clear civil
+                   numbers are not kept for good), every other letter stays until taken
   P.<queue>.retry  one delayed-retry queue per work queue: a message parked here (e.g. a
                    status change that arrived before its transaction) expires after the
                    worker's retry delay (per-message expiration), then is dead-lettered through
