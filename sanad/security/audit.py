@@ -5,8 +5,9 @@ production, grant the services' MongoDB user `insert` and `find` on `audit_log` 
 
 A handler whose call makes one durable write of its own may carry the call's event in that write
 (`take_offered`): intake puts an accepted submission's event in its TransactionSubmitted message,
-and the ingest worker stores it in the same MongoDB transaction as the transaction. The event is
-then durable when the call returns, and exists exactly when the transaction does.
+and the ingest worker stores it in the same MongoDB transaction as the transaction; the registry
+inserts a change's event in the change's own transaction (sanad.security.carried). The event is
+then durable when the call returns, and exists exactly when the change does.
 
 An event's `_id` is a time-sortable id of its time (milliseconds, as BSON stores the time), so
 the `_id` index alone orders the trail newest first and bounds a time window: a second index on
@@ -91,6 +92,12 @@ class Offer:
         self.results = dict(results)
         return self._build(results)
 
+    def give_back(self) -> None:
+        """The handler did not store the event it took: the interceptor records the call as if
+        it had never been taken."""
+        self.taken = False
+        self.results = {}
+
 
 _offered: ContextVar[Offer | None] = ContextVar("sanad_audit_offer", default=None)
 
@@ -113,6 +120,14 @@ def take_offered(**results: str) -> AuditEvent | None:
     if offered is None or offered.taken:
         return None
     return offered.take(results)
+
+
+def give_back_offered() -> None:
+    """Give back the event take_offered gave: the write meant to hold it was certainly not
+    stored (its MongoDB transaction aborted), so the interceptor records the call's outcome."""
+    offered = _offered.get()
+    if offered is not None:
+        offered.give_back()
 
 
 def document_of(event: AuditEvent) -> dict[str, Any]:

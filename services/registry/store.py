@@ -1,12 +1,13 @@
 """MongoDB storage of the registry: entities, the revision counter and the change log.
 
 Every change runs in one MongoDB transaction that increments the revision
-counter, writes the entity and appends the change. Concurrent writers conflict
-on the counter document, so revisions commit in order and the log has no gaps
-a watcher could skip.
+counter, writes the entity, appends the change and inserts the audited call's OK
+event (sanad.security.carried): a change is stored exactly when its event is.
+Concurrent writers conflict on the counter document, so revisions commit in
+order and the log has no gaps a watcher could skip.
 """
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from pymongo.errors import DuplicateKeyError
 
 from sanad.errors import Aborted, AlreadyExists, Unavailable
 from sanad.retired_indexes import drop_retired
+from sanad.security import audit
+from sanad.security.carried import CarriedEvent
 from services.registry.documents import (
     Document,
     all_of,
@@ -53,6 +56,7 @@ class RegistryStore:
         self.catalog = db["registry_catalog"]
         self.changes = db["registry_changes"]
         self.counters = db["registry_counters"]
+        self.audit_log = db[audit.COLLECTION]
         # Set once ensure_indexes has run: until then nothing enforces unique licence numbers.
         self.indexed = False
 
@@ -101,7 +105,9 @@ class RegistryStore:
             return doc
 
         try:
-            doc = await self._commit("center", center.id, write)
+            # Every centre RPC answers the saved centre as `center`; RegisterCenter's event
+            # names its new id (the policy's result field), known before the transaction.
+            doc = await self._commit("center", center.id, write, {"center.id": center.id})
         except DuplicateKeyError as error:
             raise AlreadyExists(
                 f"a centre with licence number {center.licence.number!r} is already registered"
@@ -194,6 +200,7 @@ class RegistryStore:
         kind: str,
         key: str,
         write: Callable[[AsyncClientSession, int], Coroutine[Any, Any, Document]],
+        results: Mapping[str, str] | None = None,
     ) -> Document:
         async def body(session: AsyncClientSession) -> Document:
             counter = await self.counters.find_one_and_update(
@@ -211,8 +218,9 @@ class RegistryStore:
             )
             return doc
 
+        event = CarriedEvent(self.audit_log, results or {})
         async with self.client.start_session() as session:
-            return await session.with_transaction(body)
+            return await event.run(session, body)
 
 
 def _next(docs: list[Document], page: PageRequest) -> str:

@@ -58,6 +58,21 @@ class StoppableDatabase:
 
 
 @pytest.fixture
+def failpoint_database(tmp_path: Path) -> Iterator[str]:
+    """A SecantusDB of this test's own that takes configureFailPoint (off by default, as on
+    mongod; sanad.devstack.mongo_server never turns it on)."""
+    port = mongo_server.free_port()
+    process = mongo_server.start(
+        port, ":memory:", log_path=tmp_path / "secantus.log", test_commands=True
+    )
+    try:
+        yield mongo_server.url(port)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
 def stoppable_database(tmp_path: Path) -> Iterator[StoppableDatabase]:
     db = StoppableDatabase(tmp_path)
     db.start()

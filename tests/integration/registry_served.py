@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -67,16 +68,22 @@ class Registry:
 
 
 @contextlib.asynccontextmanager
-async def serve_registry(mongo_url: str, database_name: str) -> AsyncIterator[Registry]:
-    """The registry app on a free port over its own database, and a stub talking to it."""
+async def serve_registry(
+    mongo_url: str, database_name: str, **settings: Any
+) -> AsyncIterator[Registry]:
+    """The registry app on a free port over its own database, and a stub talking to it;
+    `settings` adds to or overrides its settings."""
     app = build_app(
         RegistrySettings(
-            mongo_url=mongo_url,
-            mongo_database=database_name,
-            registry_port=0,
-            grpc_host="127.0.0.1",
-            shutdown_grace_s=0.5,
-            watch_poll_s=0.1,
+            **{
+                "mongo_url": mongo_url,
+                "mongo_database": database_name,
+                "registry_port": 0,
+                "grpc_host": "127.0.0.1",
+                "shutdown_grace_s": 0.5,
+                "watch_poll_s": 0.1,
+                **settings,
+            }
         )
     )
     port = await app.start(0)

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -39,21 +37,6 @@ pytestmark = pytest.mark.integration
 
 UNAUTHORIZED = 13
 COUNT = 5
-
-
-@pytest.fixture
-def failpoint_database(tmp_path: Path) -> Iterator[str]:
-    """A SecantusDB of this test's own that takes configureFailPoint (off by default, as on
-    mongod; sanad.devstack.mongo_server never turns it on)."""
-    port = mongo_server.free_port()
-    process = mongo_server.start(
-        port, ":memory:", log_path=tmp_path / "secantus.log", test_commands=True
-    )
-    try:
-        yield mongo_server.url(port)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture

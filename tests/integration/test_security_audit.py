@@ -6,11 +6,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 
 from sanad.rpc.status import field_violations
 from sanad.security import certs
 from sanad.v1 import audit_pb2, audit_pb2_grpc, registry_pb2, registry_pb2_grpc
-from tests.integration.registry_support import centre
+from tests.integration.registry_support import centre, visa_renewal
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +126,77 @@ async def test_the_audit_trail_pages(secured: Secured) -> None:
     assert len(second.events) == 1
     assert not second.next_page_token
     assert {e.id for e in first.events}.isdisjoint({e.id for e in second.events})
+
+
+async def test_each_registry_change_leaves_one_ok_event_naming_its_caller_and_target(
+    secured: Secured,
+) -> None:
+    """Every state-changing registry RPC that succeeds: one OK event, as the interceptor has
+    always written it (stored since in the change's own MongoDB transaction)."""
+    tag = f"each-{time.time_ns()}"
+    code, licence = f"ROP-{tag}", f"LIC-{tag}"
+
+    def by(name: str, step: str) -> tuple[tuple[str, str], ...]:
+        return (*secured.as_(name), ("x-request-id", f"{tag}-{step}"))
+
+    registry, pb = secured.registry, registry_pb2
+    await registry.AddCatalogService(
+        pb.AddCatalogServiceRequest(service=visa_renewal(code)), metadata=by("ministry-rop", "1")
+    )
+    await registry.UpdateCatalogService(
+        pb.UpdateCatalogServiceRequest(
+            service=pb.CatalogService(code=code, fee_baisa=6000),
+            update_mask=field_mask_pb2.FieldMask(paths=["fee_baisa"]),
+        ),
+        metadata=by("ministry-rop", "2"),
+    )
+    registered = await registry.RegisterCenter(
+        pb.RegisterCenterRequest(center=centre(licence)), metadata=by("ministry-mociip", "3")
+    )
+    center_id = registered.center.id
+    await registry.UpdateCenter(
+        pb.UpdateCenterRequest(
+            center=pb.Center(id=center_id, name_en="Abraj Centre"),
+            update_mask=field_mask_pb2.FieldMask(paths=["name_en"]),
+        ),
+        metadata=by("admin", "4"),
+    )
+    await registry.TransitionLicence(
+        pb.TransitionLicenceRequest(
+            center_id=center_id, action=pb.LICENCE_ACTION_APPROVE, reason="papers complete"
+        ),
+        metadata=by("ministry-mociip", "5"),
+    )
+    await registry.SetCenterServices(
+        pb.SetCenterServicesRequest(center_id=center_id, offered_service_codes=[code]),
+        metadata=by("admin", "6"),
+    )
+    await registry.RetireCatalogService(
+        pb.RetireCatalogServiceRequest(code=code), metadata=by("admin", "7")
+    )
+
+    listed = await secured.audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(page_size=1000), metadata=secured.as_("admin")
+    )
+    trail = sorted(
+        (e.request_id, e.rpc.rsplit("/", 1)[1], e.subject, e.role, e.agency_code, e.outcome,
+         dict(e.target), e.recorded_by)
+        for e in listed.events
+        if e.request_id.startswith(tag)
+    )  # fmt: skip
+    assert trail == [
+        (f"{tag}-1", "AddCatalogService", "rop-systems", "ministry", "ROP", "OK",
+         {"service.code": code}, "registry"),
+        (f"{tag}-2", "UpdateCatalogService", "rop-systems", "ministry", "ROP", "OK",
+         {"service.code": code}, "registry"),
+        (f"{tag}-3", "RegisterCenter", "mociip-licensing", "ministry", "MOCIIP", "OK",
+         {"center.licence.number": licence, "center.id": center_id}, "registry"),
+        (f"{tag}-4", "UpdateCenter", "admin", "admin", "", "OK",
+         {"center.id": center_id}, "registry"),
+        (f"{tag}-5", "TransitionLicence", "mociip-licensing", "ministry", "MOCIIP", "OK",
+         {"center_id": center_id, "action": "LICENCE_ACTION_APPROVE"}, "registry"),
+        (f"{tag}-6", "SetCenterServices", "admin", "admin", "", "OK",
+         {"center_id": center_id}, "registry"),
+        (f"{tag}-7", "RetireCatalogService", "admin", "admin", "", "OK",
+         {"code": code}, "registry"),
+    ]  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 
 from sanad import errors
 from sanad.rpc.server import Registration, start_server
-from sanad.security.audit import AuditEvent, take_offered
+from sanad.security.audit import AuditEvent, give_back_offered, take_offered
 from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2
 from tests.unit.security_echo import MemoryAudit
@@ -32,6 +32,9 @@ class Handlers:
             self.taken.append(take_offered(transaction_id="T-2"))
         if request.request_id == "carry-then-fail":
             raise errors.Unavailable("the broker did not confirm")
+        if request.request_id == "carry-give-back":
+            give_back_offered()  # the transaction meant to hold it aborted
+            raise errors.AlreadyExists("refused inside the transaction")
         return b""
 
     async def stream(self, requests: Any, context: Any) -> AsyncIterator[bytes]:
@@ -134,6 +137,21 @@ async def test_a_call_that_fails_after_taking_its_event_is_recorded_with_its_out
     # The carried OK event may still be stored with its transaction (a late confirm): the
     # failure names the same transaction, so the trail shows both belong to one call.
     assert audit.events[0].target["transaction_id"] == "T-1"
+
+
+async def test_a_call_whose_handler_gave_its_event_back_is_recorded_as_if_never_taken(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    channel, handlers, audit = served
+    assert await submit(channel, "carry-give-back") == grpc.StatusCode.ALREADY_EXISTS
+    assert handlers.taken[0] is not None
+    # Nothing was stored: the failure names no result of the event given back.
+    assert [(e.outcome, e.target) for e in audit.events] == [
+        (
+            "ALREADY_EXISTS",
+            {"request_id": "carry-give-back", "center_id": "C1", "service_code": "ROP-VISA"},
+        )
+    ]
 
 
 async def test_a_call_whose_handler_takes_nothing_is_recorded_by_the_interceptor(
