@@ -5,7 +5,8 @@ import logging
 from time import monotonic
 from typing import Protocol
 
-from sanad.amqp.consumer import BROKER_ERRORS, ConsumerCancelled, pause
+from sanad.amqp.consumer import ConsumerCancelled
+from sanad.amqp.handling import BROKER_ERRORS, pause
 
 log = logging.getLogger("sanad.worker")
 

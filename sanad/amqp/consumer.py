@@ -1,14 +1,12 @@
 """Consuming in micro-batches: up to N messages or T seconds, acked only after they are handled.
 
-The handler decides per message (sanad.amqp.outcomes: done, dead, dead in parts, retry later);
-the micro-batch is acked once OutcomePublisher has published those outcomes, confirmed. A
-transient failure raised by the handler pauses the consumer, backs off, and handles the same
-micro-batch again without acking or dead-lettering anything, so a database outage never loses
-a message. Any other exception is a message the handler cannot take: each message is then
-handled alone, and the one that keeps failing is dead-lettered as `handler-failed`. A consumer
-cancelled by the broker (its queue deleted) raises ConsumerCancelled so the process exits
-instead of idling. At stop a handler still running gets BatchOptions.drain_grace_s, then is
-cancelled, its micro-batch left unacked, and every backoff pause ends at once.
+The consume loop reads each micro-batch off its inbox (sanad.amqp.inbox) and calls the handler
+under the retry rules of sanad.amqp.handling; the handler decides per message
+(sanad.amqp.outcomes: done, dead, dead in parts, retry later), and the micro-batch is acked once
+OutcomePublisher has published those outcomes, confirmed. A consumer cancelled by the broker
+(its queue deleted) raises ConsumerCancelled so the process exits instead of idling. At stop a
+handler still running gets BatchOptions.drain_grace_s, then is cancelled, its micro-batch left
+unacked, and every backoff pause ends at once.
 
 The connection is a plain one, not aio-pika's robust kind: a lost connection or channel ends
 run() with BrokerConnectionLost, and the caller (workers.lifecycle) connects, declares and
@@ -23,37 +21,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
+from sanad.amqp.handling import BROKER_ERRORS, HANDLER_FAILED, Handler, RetryingHandler
+from sanad.amqp.inbox import Inbox, collect
 from sanad.amqp.metrics import CONSUMER_CANCELLED
-from sanad.amqp.outcomes import Dead, Outcome, OutcomePublisher, TransientError
-from sanad.amqp.topology import ITEMS_HEADER, Topology
+from sanad.amqp.outcomes import OutcomePublisher
+from sanad.amqp.topology import Topology
 from sanad.telemetry.metrics import (
     AMQP_ACKED,
     AMQP_CONSUMED,
     AMQP_DEAD_LETTERED,
     AMQP_NACKED,
     MICRO_BATCH_SIZE,
-    RETRIES,
 )
 
 log = logging.getLogger("sanad.amqp.consumer")
-
-# The reason of a message whose handling kept raising (see MicroBatchConsumer._outcomes).
-HANDLER_FAILED = "handler-failed"
-
-# Longest wait for a handler cancelled at stop to unwind (a MongoDB transaction it held aborts
-# on the way out, which waits on the database); past it the process goes on closing.
-HANDLER_CANCEL_S = 1.0
-
-# What a broken or closed broker connection raises, to a handler that replies or publishes too.
-BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
 
 
 class BrokerConnectionLost(ConnectionError):
@@ -62,9 +50,6 @@ class BrokerConnectionLost(ConnectionError):
 
 class ConsumerCancelled(Exception):
     """The broker cancelled our consumer (e.g. the queue was deleted)."""
-
-
-Handler = Callable[[Sequence[AbstractIncomingMessage]], Awaitable[Sequence[Outcome]]]
 
 
 @dataclass
@@ -110,6 +95,13 @@ class MicroBatchConsumer:
         for reason in {*reasons, HANDLER_FAILED}:
             AMQP_DEAD_LETTERED.labels(queue, reason)
         self.handler = handler
+        self.handling = RetryingHandler(
+            handler,
+            queue,
+            max_failures=options.max_failures,
+            max_backoff_s=options.max_backoff_s,
+            drain_grace_s=options.drain_grace_s,
+        )
         self.options = options
         self.connected = False
         self.last_batch_at = 0.0
@@ -140,7 +132,7 @@ class MicroBatchConsumer:
                 queue, dead = await self._open(connection)
             # A delivery of this channel only: a new run() starts with a new inbox, so nothing
             # delivered on a dead channel is acked on the next one.
-            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            inbox: Inbox = asyncio.Queue()
             tag = await queue.consume(inbox.put, timeout=self.options.broker_timeout_s)
             self.connected = True
             log.info("consuming %s", self.queue_name)
@@ -213,43 +205,13 @@ class MicroBatchConsumer:
         self.connected = False
         self._cancelled.set()
 
-    async def _loop(
-        self,
-        inbox: asyncio.Queue[AbstractIncomingMessage],
-        dead: AbstractExchange,
-        stop: asyncio.Event,
-    ) -> None:
+    async def _loop(self, inbox: Inbox, dead: AbstractExchange, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self._cancelled.is_set():
-            batch = await self._collect(inbox, stop)
+            batch = await collect(inbox, stop, self.options.max_messages, self.options.max_wait_s)
             if self._lost.is_set():  # what the dead channel delivered can no longer be acked
                 raise BrokerConnectionLost(f"the broker connection closed under {self.queue_name}")
             if batch:
                 await self._handle(batch, dead, stop)
-
-    async def _collect(
-        self, inbox: asyncio.Queue[AbstractIncomingMessage], stop: asyncio.Event
-    ) -> list[AbstractIncomingMessage]:
-        try:
-            first = await asyncio.wait_for(inbox.get(), timeout=0.5)
-        except TimeoutError:
-            return []
-        batch = [first]
-        items = _items(first)
-        deadline = time.monotonic() + self.options.max_wait_s
-        while items < self.options.max_messages and not stop.is_set():
-            if not inbox.empty():  # the fast path: deliveries already waiting
-                message = inbox.get_nowait()
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                found = await _next_or_stop(inbox, stop, remaining)
-                if found is None:
-                    break
-                message = found
-            batch.append(message)
-            items += _items(message)
-        return batch
 
     async def _handle(
         self,
@@ -259,7 +221,7 @@ class MicroBatchConsumer:
     ) -> None:
         AMQP_CONSUMED.labels(self.queue_name).inc(len(batch))
         MICRO_BATCH_SIZE.labels(self.queue_name).observe(len(batch))
-        outcomes = await self._outcomes(batch, stop)
+        outcomes = await self.handling.outcomes(batch, stop)
         if outcomes is None or not await self.outcomes.publish(batch, outcomes, dead):
             # Stopping while a dependency is down: leave the batch unacked; closing the
             # channel returns it to the queue for another worker.
@@ -268,122 +230,3 @@ class MicroBatchConsumer:
         await batch[-1].ack(multiple=True)
         AMQP_ACKED.labels(self.queue_name).inc(len(batch))
         self.last_batch_at = time.monotonic()
-
-    async def _outcomes(
-        self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
-    ) -> Sequence[Outcome] | None:
-        """The handler's outcomes; None when stopping while a dependency is down.
-
-        A handler that raises anything but TransientError meets a message it cannot take (or
-        has a bug): the micro-batch is handled again one message at a time, and a message that
-        still fails alone, max_failures times, is dead-lettered as `handler-failed` with the
-        error. The others are handled as usual and the worker keeps running; a worker that
-        exited instead had every message it held redelivered again and again, until the
-        queue's delivery limit dead-lettered the good ones with the poison, without a reason.
-        """
-        delay = 0.1
-        failures = 0
-        while True:
-            try:
-                return await self._within_grace(batch, stop)
-            except TransientError as error:
-                if stop.is_set():
-                    return None
-                RETRIES.labels(self.queue_name).inc()
-                log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
-                if await pause(stop, delay):
-                    return None
-                delay = min(delay * 2, self.options.max_backoff_s)
-            except BROKER_ERRORS:
-                raise  # the connection's fault, not the message's: reconnect, redeliver
-            except Exception as error:
-                if len(batch) > 1:
-                    log.exception(
-                        "handling a micro-batch of %d failed; handling each alone", len(batch)
-                    )
-                    return await self._one_by_one(batch, stop)
-                failures += 1
-                if failures >= self.options.max_failures:
-                    log.exception("handling a message failed %d times", failures)
-                    return [Dead(HANDLER_FAILED, f"{type(error).__name__}: {error}")]
-                log.warning("handling a message failed (%s); trying it again", error)
-                if await pause(stop, delay):
-                    return None
-                delay = min(delay * 2, self.options.max_backoff_s)
-
-    async def _within_grace(
-        self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
-    ) -> Sequence[Outcome]:
-        """The handler's outcomes; once stop is set it has drain_grace_s left, then it is
-        cancelled and TransientError raised, so the micro-batch stays unacked.
-
-        A handler waiting on a database that went away (server selection, a frozen socket)
-        held a SIGTERM drain for as long as MongoDB's timeouts, past a pod's grace period.
-        """
-        handling = asyncio.ensure_future(self.handler(batch))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not handling.done():
-                await asyncio.wait({handling}, timeout=self.options.drain_grace_s)
-            if handling.done():
-                return handling.result()
-            log.warning(
-                "the handler is still running %.1fs after stop; cancelling it, its micro-batch"
-                " returns to the queue",
-                self.options.drain_grace_s,
-            )
-            raise TransientError("stopping")
-        finally:
-            stopping.cancel()
-            if not handling.done():
-                handling.cancel()
-                await asyncio.wait({handling}, timeout=HANDLER_CANCEL_S)
-
-    async def _one_by_one(
-        self, batch: list[AbstractIncomingMessage], stop: asyncio.Event
-    ) -> Sequence[Outcome] | None:
-        outcomes: list[Outcome] = []
-        for message in batch:
-            alone = await self._outcomes([message], stop)
-            if alone is None:
-                return None
-            outcomes.extend(alone)
-        return outcomes
-
-
-async def _next_or_stop(
-    inbox: asyncio.Queue[AbstractIncomingMessage], stop: asyncio.Event, wait_s: float
-) -> AbstractIncomingMessage | None:
-    """The next delivery within wait_s, or None on timeout or stop (SIGTERM ends the wait).
-
-    A cancelled get leaves its message in the inbox, unacked; deliveries arrive in
-    delivery-tag order, so the batch's ack(multiple=True) never covers it.
-    """
-    getter = asyncio.ensure_future(inbox.get())
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({getter, stopper}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if getter.done():
-        return getter.result()
-    getter.cancel()
-    return None
-
-
-async def pause(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep for seconds, ended early by stop (a backoff must not hold a SIGTERM drain);
-    whether stop is set."""
-    sleeping = asyncio.ensure_future(asyncio.sleep(seconds))
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeping.cancel()
-        stopping.cancel()
-    return stop.is_set()
-
-
-def _items(message: AbstractIncomingMessage) -> int:
-    """How many items a message carries: a pack's header says, any other message is one."""
-    count = (message.headers or {}).get(ITEMS_HEADER)
-    return count if isinstance(count, int) and count > 0 else 1

@@ -27,7 +27,7 @@ from aio_pika.exceptions import (
 )
 
 from sanad.amqp.batches import BatchClient, item_count
-from sanad.amqp.consumer import BROKER_ERRORS
+from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.topology import Topology
 from sanad.cli.client import Client
 from sanad.cli.output import Printer

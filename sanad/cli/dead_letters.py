@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict
 
-from sanad.amqp.consumer import BROKER_ERRORS
 from sanad.amqp.dead_letters import DeadLetter, Pass, pass_over
+from sanad.amqp.handling import BROKER_ERRORS
 from sanad.cli.batch import DEFAULT_AMQP_URL
 from sanad.cli.client import Client
 from sanad.cli.output import Printer

@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from sanad.rpc.health import Check, HealthReporter
 from sanad.rpc.interceptors import ServerInterceptor
-from sanad.security.audit import AuditLog
+from sanad.security.audit_log import AuditLog
 from sanad.security.interceptor import security_interceptor
 from sanad.security.tls import server_credentials
 from sanad.settings import ServerSettings

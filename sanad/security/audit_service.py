@@ -3,7 +3,8 @@
 from typing import Any
 
 from sanad.rpc.timestamps import from_timestamp
-from sanad.security.audit import AuditLog, AuditQuery, to_proto
+from sanad.security.audit import to_proto
+from sanad.security.audit_listing import AuditListing, AuditQuery
 from sanad.v1 import audit_pb2, audit_pb2_grpc
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
@@ -12,13 +13,13 @@ SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     """Translates ListAuditEvents to an AuditQuery and back."""
 
-    def __init__(self, audit_log: AuditLog) -> None:
-        self.audit_log = audit_log
+    def __init__(self, listing: AuditListing) -> None:
+        self.listing = listing
 
     async def ListAuditEvents(
         self, request: audit_pb2.ListAuditEventsRequest, context: Any
     ) -> audit_pb2.ListAuditEventsResponse:
-        events, token = await self.audit_log.find(
+        events, token = await self.listing.find(
             AuditQuery(
                 subject=request.subject,
                 rpc=request.rpc,

@@ -19,8 +19,9 @@ import grpc
 from sanad import errors
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
-from sanad.security import audit, policy
-from sanad.security.audit import AuditEvent, AuditLog
+from sanad.security import audit_offer, policy
+from sanad.security.audit import AuditEvent
+from sanad.security.audit_log import AuditLog
 from sanad.security.authenticate import Authenticator
 from sanad.security.identity import Identity, Role, set_current
 from sanad.security.limits import RateLimiter, StreamCap
@@ -180,7 +181,7 @@ class _Guard:
                 self.owner.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 if self.audit_log is not None and not streamed:
-                    offered = audit.offer(partial(self._succeeded, identity, request))
+                    offered = audit_offer.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
                 await self._audit(identity, shown, None, _outcome(error, context), offered)
@@ -235,7 +236,7 @@ class _Guard:
         request: Any,
         response: Any,
         outcome: str,
-        offered: audit.Offer | None = None,
+        offered: audit_offer.Offer | None = None,
     ) -> None:
         """Record the call's event. A call that failed after its handler carried the OK event
         (a submission whose confirm came too late for the caller's deadline, which the ingest

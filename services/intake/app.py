@@ -14,7 +14,7 @@ from sanad.amqp.topology import Topology
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
-from sanad.security.audit import AuditLog
+from sanad.security.audit_log import AuditLog
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.operations import Intake
 from services.intake.reading import Reader

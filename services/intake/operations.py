@@ -1,7 +1,8 @@
 """Intake's use cases: validate against the snapshot, claim the request id, publish, confirm.
 
-A fresh submission's message carries the call's audit event (sanad.security.audit.take_offered):
-the ingest worker stores it with the transaction, and intake writes no event of its own for it.
+A fresh submission's message carries the call's audit event
+(sanad.security.audit_offer.take_offered): the ingest worker stores it with the transaction, and
+intake writes no event of its own for it.
 A replay carries none, even when the fresh call's publish failed: that message may have reached
 the broker after all (a late confirm), and the worker stores only the event of the message that
 stores the transaction; so the security interceptor writes a replay's event itself.
@@ -16,7 +17,7 @@ from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
 from sanad.records import submitted_event
-from sanad.security import audit
+from sanad.security import audit, audit_offer
 from sanad.security.identity import Identity
 from sanad.telemetry.metrics import count_submitted
 from services.intake import access
@@ -200,7 +201,7 @@ class Intake:
         count the transaction at the first confirm of its claim."""
         # A fresh submission's audit event rides in its message, stored with the transaction.
         transaction_id = claim.transaction_id
-        carried = audit.take_offered(transaction_id=transaction_id) if claim.fresh else None
+        carried = audit_offer.take_offered(transaction_id=transaction_id) if claim.fresh else None
         event = submitted_event(
             submission,
             center,

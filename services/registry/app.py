@@ -7,7 +7,8 @@ from pymongo import AsyncMongoClient
 from sanad import mongo
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security import audit_service
-from sanad.security.audit import AuditLog
+from sanad.security.audit_listing import AuditListing
+from sanad.security.audit_log import AuditLog
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.registry.catalog import CatalogOperations
 from services.registry.centers import CenterOperations
@@ -41,8 +42,9 @@ class RegistryApp:
         # the same collection blocks that transaction (seen as a 10 s stall on a fresh database).
         await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
         servicer = RegistryServicer(self.centers, self.catalog)
-        audit_log = AuditLog(mongo.database(self.client, self.settings))
-        auditor = audit_service.AuditServicer(audit_log)
+        db = mongo.database(self.client, self.settings)
+        audit_log = AuditLog(db)
+        auditor = audit_service.AuditServicer(AuditListing(db))
         self.server = await start_server(
             self.settings,
             port,

@@ -1,13 +1,17 @@
-"""The audit log against the real MongoDB-wire server: newest first, time windows, one index."""
+"""The audit log and its listing against the real MongoDB-wire server: newest first, time
+windows, one index."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.domain.ids import id_time_ms
-from sanad.security.audit import AuditEvent, AuditLog, AuditQuery
+from sanad.security.audit import AuditEvent
+from sanad.security.audit_listing import AuditListing, AuditQuery
+from sanad.security.audit_log import AuditLog
 
 pytestmark = pytest.mark.integration
 
@@ -15,10 +19,20 @@ NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def audit(mongo_url: str, database_name: str) -> AsyncIterator[AuditLog]:
+async def db(mongo_url: str, database_name: str) -> AsyncIterator[AsyncDatabase[dict]]:
     client: AsyncMongoClient[dict] = AsyncMongoClient(mongo_url, tz_aware=True)
-    yield AuditLog(client[database_name])
+    yield client[database_name]
     await client.close()
+
+
+@pytest.fixture
+def audit(db: AsyncDatabase[dict]) -> AuditLog:
+    return AuditLog(db)
+
+
+@pytest.fixture
+def listing(db: AsyncDatabase[dict]) -> AuditListing:
+    return AuditListing(db)
 
 
 def event(at: datetime, subject: str = "desk-1") -> AuditEvent:
@@ -42,34 +56,38 @@ async def test_an_event_id_carries_its_time_to_the_millisecond() -> None:
 
 
 async def test_events_list_newest_first_whatever_order_they_were_written_in(
-    audit: AuditLog,
+    audit: AuditLog, listing: AuditListing
 ) -> None:
     times = [NOON + timedelta(milliseconds=ms) for ms in (5, 1, 9, 3)]
     for at in times:
         await audit.record(event(at))
-    listed, _ = await audit.find(AuditQuery())
+    listed, _ = await listing.find(AuditQuery())
     assert [e.time for e in listed] == sorted(times, reverse=True)
 
 
-async def test_a_time_window_includes_its_start_and_excludes_its_end(audit: AuditLog) -> None:
+async def test_a_time_window_includes_its_start_and_excludes_its_end(
+    audit: AuditLog, listing: AuditListing
+) -> None:
     for ms in range(10):
         await audit.record(event(NOON + timedelta(milliseconds=ms)))
     window = AuditQuery(
         start=NOON + timedelta(milliseconds=3), end=NOON + timedelta(milliseconds=7)
     )
-    listed, _ = await audit.find(window)
+    listed, _ = await listing.find(window)
     assert [e.time for e in listed] == [NOON + timedelta(milliseconds=ms) for ms in (6, 5, 4, 3)]
     # Naive datetimes are UTC, as BSON reads them.
     naive = AuditQuery(start=(NOON + timedelta(milliseconds=8)).replace(tzinfo=None))
-    listed, _ = await audit.find(naive)
+    listed, _ = await listing.find(naive)
     assert [e.time for e in listed] == [NOON + timedelta(milliseconds=ms) for ms in (9, 8)]
 
 
-async def test_a_window_combines_with_the_other_filters(audit: AuditLog) -> None:
+async def test_a_window_combines_with_the_other_filters(
+    audit: AuditLog, listing: AuditListing
+) -> None:
     await audit.record(event(NOON, subject="desk-1"))
     await audit.record(event(NOON + timedelta(seconds=1), subject="desk-2"))
     await audit.record(event(NOON + timedelta(seconds=2), subject="desk-1"))
-    listed, _ = await audit.find(
+    listed, _ = await listing.find(
         AuditQuery(subject="desk-1", start=NOON + timedelta(milliseconds=1))
     )
     assert [(e.subject, e.time) for e in listed] == [("desk-1", NOON + timedelta(seconds=2))]

@@ -8,7 +8,8 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.consumer import BROKER_ERRORS, BatchOptions, MicroBatchConsumer
+from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.outcomes import Dead, Outcome
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, SUBMITTED, Topology
 from tests.integration.conftest import eventually

@@ -43,7 +43,7 @@ async def test_the_message_that_keeps_failing_alone_is_dead_and_the_others_are_h
     handler = Handler()
     batch = [Delivery(b"a"), Delivery(b"poison"), Delivery(b"b")]
 
-    outcomes = await consumer(handler)._outcomes(batch, asyncio.Event())  # type: ignore[arg-type]
+    outcomes = await consumer(handler).handling.outcomes(batch, asyncio.Event())  # type: ignore[arg-type]
 
     assert outcomes == [None, Dead("handler-failed", "ValueError: cannot take this one"), None]
     assert handler.calls == [
@@ -58,7 +58,7 @@ async def test_transient_failures_still_retry_the_whole_micro_batch() -> None:
     handler = Handler(transient_first=2)
     batch = [Delivery(b"a"), Delivery(b"b")]
 
-    outcomes = await consumer(handler)._outcomes(batch, asyncio.Event())  # type: ignore[arg-type]
+    outcomes = await consumer(handler).handling.outcomes(batch, asyncio.Event())  # type: ignore[arg-type]
 
     assert outcomes == [None, None]
     assert handler.calls == [[b"a", b"b"]] * 3
@@ -70,4 +70,4 @@ async def test_a_broken_broker_connection_is_not_blamed_on_a_message(error: Exce
         raise error
 
     with pytest.raises(type(error)):
-        await consumer(handler)._outcomes([Delivery(b"a")], asyncio.Event())  # type: ignore[arg-type]
+        await consumer(handler).handling.outcomes([Delivery(b"a")], asyncio.Event())  # type: ignore[arg-type]

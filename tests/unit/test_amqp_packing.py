@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.inbox import collect
 from sanad.amqp.packing import Packing, PackingPublisher, pack
-from sanad.amqp.topology import ITEMS_HEADER, Topology
+from sanad.amqp.topology import ITEMS_HEADER
 from sanad.errors import Unavailable
 from sanad.v1 import events_pb2
 
@@ -299,9 +299,6 @@ class Delivery:
 
 
 async def test_a_micro_batch_counts_a_pack_as_its_items() -> None:
-    consumer = MicroBatchConsumer(
-        "amqp://unused", Topology("t"), "q", handler=None, options=BatchOptions(max_messages=10)
-    )  # type: ignore[arg-type]
     inbox: asyncio.Queue[Any] = asyncio.Queue()
     for delivery in [
         Delivery(),
@@ -310,6 +307,6 @@ async def test_a_micro_batch_counts_a_pack_as_its_items() -> None:
         Delivery(),
     ]:
         inbox.put_nowait(delivery)
-    first = await consumer._collect(inbox, asyncio.Event())
+    first = await collect(inbox, asyncio.Event(), max_items=10, max_wait_s=0.05)
     assert len(first) == 3  # 1 + 6 + 3 items reach the bound of 10
-    assert len(await consumer._collect(inbox, asyncio.Event())) == 1
+    assert len(await collect(inbox, asyncio.Event(), max_items=10, max_wait_s=0.05)) == 1

@@ -7,12 +7,8 @@ from typing import Any
 
 import pytest
 
-from sanad.amqp.consumer import (
-    BROKER_ERRORS,
-    BatchOptions,
-    BrokerConnectionLost,
-    MicroBatchConsumer,
-)
+from sanad.amqp.consumer import BatchOptions, BrokerConnectionLost, MicroBatchConsumer
+from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.outcomes import Dead, Outcome, Retry, TransientError
 from sanad.amqp.topology import Topology
 

@@ -42,10 +42,10 @@ class HangingHandler:
 async def outcomes_after_stop(
     handler: HangingHandler, grace_s: float
 ) -> tuple[Sequence[Outcome] | None, float]:
-    """Stop once the handler runs; what _outcomes returns and how long after stop."""
+    """Stop once the handler runs; what handling.outcomes returns and how long after stop."""
     stop = asyncio.Event()
     batch = [Delivery(b"a"), Delivery(b"b")]
-    handling = asyncio.create_task(consumer(handler, grace_s)._outcomes(batch, stop))  # type: ignore[arg-type]
+    handling = asyncio.create_task(consumer(handler, grace_s).handling.outcomes(batch, stop))  # type: ignore[arg-type]
     await asyncio.wait_for(handler.started.wait(), 1)
     stop.set()
     stopped_at = time.monotonic()
@@ -85,7 +85,7 @@ async def test_stopping_during_a_backoff_ends_it_without_calling_the_handler_aga
 
     stop = asyncio.Event()
     worker = consumer(handler, backoff_s=60.0)
-    handling = asyncio.create_task(worker._outcomes([Delivery(b"a")], stop))  # type: ignore[list-item]
+    handling = asyncio.create_task(worker.handling.outcomes([Delivery(b"a")], stop))  # type: ignore[list-item]
     await asyncio.wait_for(fourth.wait(), 2)
     stop.set()
 

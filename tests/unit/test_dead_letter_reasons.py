@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sanad.amqp.consumer import HANDLER_FAILED, BatchOptions, MicroBatchConsumer
+from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.handling import HANDLER_FAILED
 from sanad.amqp.topology import Topology
 from sanad.telemetry.metrics import AMQP_DEAD_LETTERED
 from workers.batch import handlers as batch

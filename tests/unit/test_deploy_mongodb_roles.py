@@ -26,7 +26,9 @@ from sanad.domain.transactions import Status
 from sanad.records import document_from_submitted
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security import audit
-from sanad.security.audit import AuditEvent, AuditLog, AuditQuery, document_of
+from sanad.security.audit import AuditEvent, document_of
+from sanad.security.audit_listing import AuditListing, AuditQuery
+from sanad.security.audit_log import AuditLog
 from sanad.v1 import common_pb2, events_pb2
 from services.intake import app as intake_app
 from services.intake.listing import ListQuery
@@ -114,14 +116,16 @@ def event(rpc: str = "x") -> AuditEvent:
 
 async def audits(db: Any, app: ModuleType, called: set[str]) -> None:
     """The audit trail as the deployable's composition root uses it: recorded by its security
-    interceptor when it hands start_server an AuditLog, listed when it serves AuditService."""
+    interceptor when it hands start_server an AuditLog, listed through an AuditListing when it
+    serves AuditService."""
     source = inspect.getsource(app)
-    log = Exercised(AuditLog(db), called)
     if "AuditLog(" in source:
+        log = Exercised(AuditLog(db), called)
         await log.record(event())
         await log.drain()
     if "audit_service.add_to_server" in source:
-        await log.find(AuditQuery())
+        listing = Exercised(AuditListing(db), called)
+        await listing.find(AuditQuery())
 
 
 async def registry(client: Any, db: Any, called: set[str]) -> None:

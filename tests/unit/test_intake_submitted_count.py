@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from sanad.errors import Unavailable
-from sanad.security import audit
+from sanad.security import audit, audit_offer
 from sanad.v1 import events_pb2
 from services.intake.unconfirmed import UnconfirmedClaims
 from tests.unit.test_intake_submit import CENTER, SERVICE, Setup, setup, submission, submit
@@ -84,7 +84,7 @@ async def test_concurrent_retries_after_a_failed_publish_count_the_transaction_o
     assert counted_since(before) == (1, SERVICE.fee_baisa)
 
 
-def offer() -> audit.Offer:
+def offer() -> audit_offer.Offer:
     """The running call's OK event, as the security interceptor offers it."""
 
     def build(results: Mapping[str, str]) -> audit.AuditEvent:
@@ -101,7 +101,7 @@ def offer() -> audit.Offer:
             recorded_by="intake",
         )
 
-    return audit.offer(build)
+    return audit_offer.offer(build)
 
 
 async def test_the_retry_of_a_failed_publish_leaves_its_audit_event_to_the_interceptor() -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from sanad import errors
 from sanad.rpc.server import Registration, start_server
-from sanad.security.audit import AuditEvent, give_back_offered, take_offered
+from sanad.security.audit import AuditEvent
+from sanad.security.audit_offer import give_back_offered, take_offered
 from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2
 from tests.unit.security_echo import MemoryAudit

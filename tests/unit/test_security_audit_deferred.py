@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pymongo.errors import BulkWriteError, ServerSelectionTimeoutError
 
-from sanad.security.audit import AuditEvent, AuditLog
+from sanad.security.audit import AuditEvent
+from sanad.security.audit_log import AuditLog
 from sanad.telemetry.metrics import AUDIT_EVENTS_DEFERRED, AUDIT_EVENTS_LOST
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from sanad.security import audit
-from sanad.security.audit import AuditEvent, Offer
+from sanad.security import audit_offer
+from sanad.security.audit import AuditEvent
+from sanad.security.audit_offer import Offer
 from sanad.security.carried import CarriedEvent
 
 
@@ -64,7 +65,7 @@ def build(results: Mapping[str, str]) -> AuditEvent:
 
 def offer() -> Offer:
     """The call's event as the security interceptor offers it (to this test's task only)."""
-    return audit.offer(build)
+    return audit_offer.offer(build)
 
 
 async def test_the_event_is_inserted_by_the_attempt_that_commits() -> None:

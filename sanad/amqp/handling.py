@@ -1,0 +1,147 @@
+"""Calling a consumer's handler on a micro-batch: what is retried, what is dead, what waits.
+
+A transient failure raised by the handler (TransientError) backs off and handles the same
+micro-batch again, without acking or dead-lettering anything, so a database outage never loses a
+message. Any other exception is a message the handler cannot take: each message is then handled
+alone, and the one that keeps failing is dead-lettered as `handler-failed`. A broken broker
+connection is nobody's message: it is raised, for the consumer to reconnect. At stop a handler
+still running gets its drain grace, then is cancelled, and every backoff pause ends at once.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+
+from sanad.amqp.outcomes import Dead, Outcome, TransientError
+from sanad.telemetry.metrics import RETRIES
+
+log = logging.getLogger("sanad.amqp.consumer")
+
+# The reason of a message whose handling kept raising (see RetryingHandler.outcomes).
+HANDLER_FAILED = "handler-failed"
+
+# Longest wait for a handler cancelled at stop to unwind (a MongoDB transaction it held aborts
+# on the way out, which waits on the database); past it the process goes on closing.
+HANDLER_CANCEL_S = 1.0
+
+# What a broken or closed broker connection raises, to a handler that replies or publishes too.
+BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
+
+Handler = Callable[[Sequence[AbstractIncomingMessage]], Awaitable[Sequence[Outcome]]]
+
+
+class RetryingHandler:
+    """A queue's handler, called under the retry, isolation and drain rules above."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        queue: str,
+        *,
+        max_failures: int,
+        max_backoff_s: float,
+        drain_grace_s: float,
+    ) -> None:
+        self.handler = handler
+        self.queue_name = queue
+        self.max_failures = max_failures
+        self.max_backoff_s = max_backoff_s
+        self.drain_grace_s = drain_grace_s
+
+    async def outcomes(
+        self, batch: Sequence[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> Sequence[Outcome] | None:
+        """The handler's outcomes; None when stopping while a dependency is down.
+
+        A handler that raises anything but TransientError meets a message it cannot take (or
+        has a bug): the micro-batch is handled again one message at a time, and a message that
+        still fails alone, max_failures times, is dead-lettered as `handler-failed` with the
+        error. The others are handled as usual and the worker keeps running; a worker that
+        exited instead had every message it held redelivered again and again, until the
+        queue's delivery limit dead-lettered the good ones with the poison, without a reason.
+        """
+        delay = 0.1
+        failures = 0
+        while True:
+            try:
+                return await self._within_grace(batch, stop)
+            except TransientError as error:
+                if stop.is_set():
+                    return None
+                RETRIES.labels(self.queue_name).inc()
+                log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
+                if await pause(stop, delay):
+                    return None
+                delay = min(delay * 2, self.max_backoff_s)
+            except BROKER_ERRORS:
+                raise  # the connection's fault, not the message's: reconnect, redeliver
+            except Exception as error:
+                if len(batch) > 1:
+                    log.exception(
+                        "handling a micro-batch of %d failed; handling each alone", len(batch)
+                    )
+                    return await self._one_by_one(batch, stop)
+                failures += 1
+                if failures >= self.max_failures:
+                    log.exception("handling a message failed %d times", failures)
+                    return [Dead(HANDLER_FAILED, f"{type(error).__name__}: {error}")]
+                log.warning("handling a message failed (%s); trying it again", error)
+                if await pause(stop, delay):
+                    return None
+                delay = min(delay * 2, self.max_backoff_s)
+
+    async def _within_grace(
+        self, batch: Sequence[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> Sequence[Outcome]:
+        """The handler's outcomes; once stop is set it has drain_grace_s left, then it is
+        cancelled and TransientError raised, so the micro-batch stays unacked.
+
+        A handler waiting on a database that went away (server selection, a frozen socket)
+        held a SIGTERM drain for as long as MongoDB's timeouts, past a pod's grace period.
+        """
+        handling = asyncio.ensure_future(self.handler(batch))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not handling.done():
+                await asyncio.wait({handling}, timeout=self.drain_grace_s)
+            if handling.done():
+                return handling.result()
+            log.warning(
+                "the handler is still running %.1fs after stop; cancelling it, its micro-batch"
+                " returns to the queue",
+                self.drain_grace_s,
+            )
+            raise TransientError("stopping")
+        finally:
+            stopping.cancel()
+            if not handling.done():
+                handling.cancel()
+                await asyncio.wait({handling}, timeout=HANDLER_CANCEL_S)
+
+    async def _one_by_one(
+        self, batch: Sequence[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> Sequence[Outcome] | None:
+        outcomes: list[Outcome] = []
+        for message in batch:
+            alone = await self.outcomes([message], stop)
+            if alone is None:
+                return None
+            outcomes.extend(alone)
+        return outcomes
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep for seconds, ended early by stop (a backoff must not hold a SIGTERM drain);
+    whether stop is set."""
+    sleeping = asyncio.ensure_future(asyncio.sleep(seconds))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        stopping.cancel()
+    return stop.is_set()
