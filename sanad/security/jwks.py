@@ -93,7 +93,7 @@ def _pem_key(data: bytes) -> VerificationKey:
 def _parse_jwks(data: bytes) -> KeySet:
     try:
         document = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise KeyFileError("a JWKS file that is not valid JSON") from None
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
@@ -118,6 +118,8 @@ def _jwk(index: int, entry: Any) -> VerificationKey | None:
         # A private or shared secret in a file every replica reads: a mistake to stop, not skip.
         raise KeyFileError(f"JWKS key {index} holds private or secret key material")
     algorithm = entry.get("alg") or _implied_algorithm(entry)
+    if not isinstance(algorithm, str):
+        raise KeyFileError(f"JWKS key {index} has an alg that is not a string")
     if entry.get("use", "sig") != "sig" or algorithm not in ALGORITHMS:
         log.warning("JWKS key %d (kid %r) skipped: not an accepted signing key", index, kid)
         return None

@@ -59,6 +59,10 @@ class ReloadingKeys:
         except (OSError, KeyFileError) as error:
             self._failed(str(error) if isinstance(error, KeyFileError) else error.strerror)
             return
+        except Exception as error:  # a reload must never fail the call it runs in
+            # Not a case parse_keys knows: the type only, as the message could quote the file.
+            self._failed(f"cannot be parsed ({type(error).__name__})")
+            return
         self.keys = keys
         AUTH_JWT_KEY_RELOADS.labels(outcome="ok").inc()
         AUTH_JWT_KEYS.set(len(keys.keys))

@@ -146,6 +146,11 @@ def private_jwk() -> dict[str, str]:
         (b"[]", "neither a JWKS"),
         (b'{"keys": []}', "without a usable ES256 key"),
         (b'{"keys": [7]}', "not a JSON object"),
+        (jwks({**SigningKey().jwk, "alg": ["ES256"]}), "alg that is not a string"),
+        (
+            b'{"keys": ' + b"[" * 100_000,
+            "not valid JSON",
+        ),  # too deep for the parser: RecursionError
         (jwks({"kty": "oct", "k": "c2VjcmV0LXNjYWxhcg", "alg": "HS256"}), "secret key material"),
         (jwks(private_jwk()), "private or secret"),
         (jwks({**SigningKey().jwk, "alg": "HS256"}), "without a usable ES256 key"),
@@ -266,7 +271,15 @@ def test_a_kubernetes_secret_update_by_symlink_swap_is_seen(tmp_path: Path, cloc
 
 
 @pytest.mark.parametrize(
-    "broken", [b"", b"{half a docum", b'{"keys": []}', b"-----BEGIN PUBLIC KEY-----\n"]
+    "broken",
+    [
+        b"",
+        b"{half a docum",
+        b'{"keys": []}',
+        b"-----BEGIN PUBLIC KEY-----\n",
+        jwks({**SigningKey().jwk, "alg": {"ES256": 1}}),
+        b'{"keys": ' + b"[" * 100_000,
+    ],
 )
 def test_a_broken_file_keeps_the_previous_keys_logs_and_counts(
     tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture, broken: bytes
