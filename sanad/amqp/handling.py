@@ -127,6 +127,8 @@ class RetryingHandler:
     ) -> Sequence[Outcome] | None:
         outcomes: list[Outcome] = []
         for message in batch:
+            if stop.is_set():  # each would get a grace of its own: leave the rest unacked
+                return None
             alone = await self.outcomes([message], stop)
             if alone is None:
                 return None

@@ -72,6 +72,29 @@ async def test_a_handler_that_finishes_within_the_grace_keeps_its_outcomes() -> 
     assert not handler.cancelled
 
 
+async def test_stopping_while_a_batch_is_handled_one_by_one_leaves_the_rest_unhandled() -> None:
+    # Each message alone would get a grace of its own after stop: a batch of 500 could hold
+    # the drain for 500 graces. The rest is left unacked instead, for redelivery.
+    stop = asyncio.Event()
+    alone: list[bytes] = []
+
+    async def handler(batch: Sequence[Delivery]) -> list[Outcome]:
+        if len(batch) > 1:
+            raise ValueError("one of these is poison")
+        alone.append(batch[0].body)
+        stop.set()  # SIGTERM while the first message is handled alone
+        return [None]
+
+    batch = [Delivery(b"a"), Delivery(b"b"), Delivery(b"c")]
+    outcomes = await asyncio.wait_for(
+        consumer(handler, grace_s=2.0).handling.outcomes(batch, stop),  # type: ignore[arg-type]
+        5,
+    )
+
+    assert outcomes is None
+    assert alone == [b"a"]
+
+
 async def test_stopping_during_a_backoff_ends_it_without_calling_the_handler_again() -> None:
     calls = 0
     fourth = asyncio.Event()
