@@ -44,7 +44,6 @@ class IntakeApp:
     intake: Intake
     reader: Reader
     tracker: Tracker
-    transactions: TransactionStore
     server: RunningServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -53,7 +52,6 @@ class IntakeApp:
         self.tasks += [
             asyncio.create_task(self.snapshot.run()),
             asyncio.create_task(self.publisher.connect()),
-            asyncio.create_task(self._ensure_indexes()),
         ]
         limits = StreamLimits(self.settings.stream_max_inflight, self.settings.stream_max_items)
         servicer = IntakeServicer(
@@ -89,19 +87,6 @@ class IntakeApp:
         await self.publisher.close()
         await self.registry_channel.close()
         await mongo.close(self.client)
-
-    async def _ensure_indexes(self) -> None:
-        """Create intake's listing index once MongoDB answers."""
-        delay = 0.5
-        while True:
-            try:
-                await self.transactions.ensure_indexes()
-            except Exception as error:
-                log.warning("cannot create indexes yet, retrying in %.1fs: %s", delay, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            else:
-                return
 
     async def _broker_ready(self) -> bool:
         return self.publisher.is_healthy()
@@ -145,5 +130,4 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         intake,
         reader,
         tracker,
-        transactions,
     )

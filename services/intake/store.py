@@ -1,5 +1,7 @@
 """Intake's reads of `transactions`, which the workers write: intake never writes one (its own
-records: request_store.py), and builds only their listing index.
+records: request_store.py), and builds no index on them: the ingest worker builds the listing
+index before it stores any, so intake's MongoDB user needs no createIndex there (with it, a
+stolen credential could build a TTL index that deletes transactions).
 
 Every read runs under pymongo.timeout() with what is left of the caller's deadline, and an
 unreachable or slow MongoDB becomes Unavailable.
@@ -58,10 +60,6 @@ class TransactionStore:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.transactions = db[records.COLLECTION]
-
-    async def ensure_indexes(self) -> None:
-        """The listing index (the ingest worker creates it as well, before it stores any)."""
-        await self.transactions.create_index(records.LISTING_INDEX)
 
     async def get_transaction(
         self, transaction_id: str, timeout_s: float | None = None

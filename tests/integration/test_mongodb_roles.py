@@ -26,7 +26,6 @@ from sanad import records
 from sanad.devstack import mongo_server
 from sanad.retired_indexes import RETIRED
 from sanad.security import audit
-from services.intake.store import TransactionStore
 from services.metrics.store import MetricsStore
 from services.registry.store import RegistryStore
 from tests.unit.test_deploy_kustomize import K8S, find, load_documents
@@ -155,7 +154,6 @@ OWNED_RETIRED = {"registry": ["registry_centers"], "ingest": [records.COLLECTION
     ("name", "store"),
     [
         ("registry", RegistryStore),
-        ("intake", lambda c, db: TransactionStore(db)),
         ("metrics", lambda c, db: MetricsStore(db)),
         ("ingest", IngestStore),
     ],

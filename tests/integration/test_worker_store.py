@@ -10,7 +10,6 @@ from pymongo import AsyncMongoClient, monitoring
 
 from sanad.records import LISTING_INDEX, Document, document_from_submitted
 from sanad.security.audit import AuditEvent, document_of
-from services.intake.store import TransactionStore
 from tests.integration.workers_support import submitted
 from workers.ingest.store import IngestStore
 
@@ -134,13 +133,8 @@ async def test_two_writers_storing_the_same_documents_at_once_count_each_once(
     assert await submitted_count(store, center) == 400
 
 
-async def test_the_worker_and_intake_create_the_one_listing_index(
-    store: IngestStore, mongo_url: str, database_name: str
-) -> None:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-    await TransactionStore(client[database_name]).ensure_indexes()
+async def test_the_worker_creates_the_one_listing_index(store: IngestStore) -> None:
     indexes = await store.transactions.index_information()
-    await client.close()
     assert sorted(spec["key"] for spec in indexes.values()) == sorted([[("_id", 1)], LISTING_INDEX])
 
 

@@ -161,7 +161,6 @@ async def intake(client: Any, db: Any, called: set[str]) -> None:
     await requests.find_change_request("a")
     await requests.confirm_change("T1", 1)
     transactions = Exercised(TransactionStore(db), called)
-    await transactions.ensure_indexes()
     await transactions.get_transaction("T1")
     await transactions.list_transactions(ListQuery("C1", submitted_after=NOW, after=(NOW, "T0")))
     await audits(db, intake_app, called)
