@@ -2,9 +2,10 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymongo
@@ -24,6 +25,10 @@ from sanad.settings import CommonSettings
 
 Document = dict[str, Any]
 log = logging.getLogger("sanad.mongo")
+# How often a process waiting for indexes another builds says which are missing: at first, and
+# at most, once per this many seconds (the pause doubles between them).
+WARNING_FIRST_S = 1.0
+WARNING_MAX_S = 300.0
 
 
 def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Document]:
@@ -135,27 +140,71 @@ def about_document(error: BaseException) -> bool:
     return isinstance(error, WriteError) and error.code in DOCUMENT_ERROR_CODES
 
 
+IndexKeys = list[tuple[str, int]]
+
+
+class IndexesMissing(Exception):
+    """Indexes a process reads with, and leaves to another to build, do not exist yet."""
+
+    def __init__(self, missing: Sequence[tuple[str, IndexKeys]], builder: str) -> None:
+        names = ", ".join(f"{collection}.{index_name(keys)}" for collection, keys in missing)
+        super().__init__(
+            f"missing indexes {names}; {builder} builds them, this process only checks"
+        )
+
+
+def index_name(keys: IndexKeys) -> str:
+    """MongoDB's default name of an index on keys, as listIndexes shows it."""
+    return "_".join(f"{name}_{direction}" for name, direction in keys)
+
+
+async def require_indexes(
+    db: AsyncDatabase[Document], wanted: Iterable[tuple[str, IndexKeys]], builder: str
+) -> None:
+    """Raise IndexesMissing unless every (collection, keys) of wanted has an index of exactly
+    those keys; only listIndexes, once per collection (a collection not created has none)."""
+    found: dict[str, list[object]] = {}
+    missing = []
+    for collection, keys in wanted:
+        if collection not in found:
+            information = await db[collection].index_information()
+            found[collection] = [spec.get("key") for spec in information.values()]
+        if list(keys) not in found[collection]:
+            missing.append((collection, keys))
+    if missing:
+        raise IndexesMissing(missing, builder)
+
+
 @dataclass
 class Indexes:
-    """MongoDB's readiness for a process whose store needs its indexes: the server answers,
-    and the first time it does, the indexes are built (before the first write, so building one
-    never stalls a transaction open on the same collection)."""
+    """MongoDB's readiness for a process whose store needs its indexes: the server answers, and
+    the first time it does, `ensure` builds the indexes (before the first write, so building one
+    never stalls a transaction open on the same collection); or, for a process that leaves
+    building them to another, checks they exist, raising IndexesMissing until they do."""
 
     client: AsyncMongoClient[Document]
     ensure: Callable[[], Awaitable[None]]
-    built: bool = False
+    built: bool = False  # the indexes exist: built here, or found built
+    _missing: str = field(default="", repr=False)
+    _next_warning: float = field(default=0.0, repr=False)
+    _warning_every_s: float = field(default=WARNING_FIRST_S, repr=False)
 
     async def ready(self) -> bool:
-        """The health check: ping, and build the indexes once."""
+        """The health check: ping, and build (or find) the indexes once; a check that finds
+        one missing tries again at the next health check."""
         await ping(self.client)
         if not self.built:
-            await self.ensure()
+            try:
+                await self.ensure()
+            except IndexesMissing as missing:
+                self._warn(str(missing))
+                return False
             self.built = True
         return True
 
     async def build_at_start(self, timeout_s: float) -> None:
-        """Try once before serving; when MongoDB is not up yet, the health check builds them
-        and reports NOT_SERVING until it has."""
+        """Try once before serving; when MongoDB is not up yet, the health check builds (or
+        checks) them and reports NOT_SERVING until it has."""
         try:
             await asyncio.wait_for(self.ready(), timeout_s)
         except Exception as error:  # any failure: the health check tries again
@@ -163,3 +212,16 @@ class Indexes:
                 "MongoDB does not answer yet (%s); indexes follow once it does",
                 type(error).__name__,
             )
+
+    def _warn(self, missing: str) -> None:
+        """Log what is missing when that changes; while it does not, again after a pause that
+        doubles, so a process waiting long for its indexes does not fill the log every second."""
+        now = time.monotonic()
+        if missing != self._missing:
+            self._missing, self._warning_every_s = missing, WARNING_FIRST_S
+        elif now < self._next_warning:
+            return
+        else:
+            self._warning_every_s = min(self._warning_every_s * 2, WARNING_MAX_S)
+        self._next_warning = now + self._warning_every_s
+        log.warning("NOT_SERVING until they exist: %s", missing)

@@ -28,7 +28,8 @@ YEARLY = "rollups_yearly"
 PERIOD_DIMENSIONS = ("period", "center_id", "governorate_code", "wilayat_code")
 
 # What metrics' aggregations match on: every grain by centre, wilayat or governorate, then time.
-# Workers create them too, so every collection exists before a transaction writes there.
+# The ingest worker builds them at its start, so every collection exists before a transaction
+# writes there; metrics only checks they exist (NOT_SERVING until they do).
 INDEXES = tuple(
     (collection, [(dimension, 1), (field, 1)])
     for collection, field in ((COLLECTION, "day"), (MONTHLY, "period"), (YEARLY, "period"))

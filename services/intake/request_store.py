@@ -3,7 +3,9 @@
 One record per caller and request id of a submission (claimed through a coalesced insert), per
 transaction its one rating, per transaction its latest accepted status change (moved on by
 compare-and-set, with a note once the broker confirmed it), and per caller and request id of a
-status change its first answer. The transactions themselves are the workers' (store.py).
+status change its first answer. An accepted status change's OK audit event is inserted in
+`audit_log` in the same MongoDB transaction as the change. The transactions themselves are the
+workers' (store.py).
 
 Every call runs under pymongo.timeout(), or asyncio.timeout() for a claim, with what is left of
 the caller's deadline, and an unreachable or slow MongoDB becomes Unavailable.
@@ -21,6 +23,8 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from sanad.coalesce import InsertCoalescer
 from sanad.errors import Unavailable
 from sanad.mongo import passing, within
+from sanad.security import audit
+from sanad.security.carried import CarriedEvent
 
 Document = dict[str, Any]
 
@@ -35,6 +39,7 @@ class RequestStore:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.requests = db["intake_requests"]
+        self.audit_log = db[audit.COLLECTION]
         self.claims = InsertCoalescer(self.requests)
 
     async def claim_request(
@@ -90,39 +95,56 @@ class RequestStore:
         async with within(timeout_s):
             return await self.requests.find_one({"_id": _change_key(transaction_id)})
 
+    def carried_event(self) -> CarriedEvent:
+        """The running call's OK audit event (none when it offers none), taken once for the
+        transaction that accepts its status change (sanad.security.carried)."""
+        return CarriedEvent(self.audit_log, {})
+
     async def accept_change(
         self,
         transaction_id: str,
         previous: int,
         record: Document,
         timeout_s: float | None = None,
+        *,
         answer: Document | None = None,
+        event: CarriedEvent | None = None,
     ) -> bool:
         """Compare-and-set: make record the latest change if `previous` still is; False when
         another change was accepted first (the caller judges again).
 
-        With `answer` (the record of the change's request id), both are written in one MongoDB
-        transaction: the answer is remembered exactly when the change is accepted. False too
-        when the request id was recorded first, by a concurrent call of the same request.
+        With `answer` (the record of the change's request id) or an `event` to carry (the call's
+        OK audit event), all are written in one MongoDB transaction: the answer is remembered,
+        and the event stored, exactly when the change is accepted. False too when the request id
+        was recorded first, by a concurrent call of the same request.
         """
         async with within(timeout_s):
-            if answer is None:
+            if answer is None and (event is None or event.document is None):
                 return await self._set_latest(transaction_id, previous, record, None)
-            return await self._accept_with_answer(transaction_id, previous, record, answer)
+            carried = event or CarriedEvent(self.audit_log, {}, take=False)
+            return await self._accept_together(transaction_id, previous, record, answer, carried)
 
-    async def _accept_with_answer(
-        self, transaction_id: str, previous: int, record: Document, answer: Document
+    async def _accept_together(
+        self,
+        transaction_id: str,
+        previous: int,
+        record: Document,
+        answer: Document | None,
+        event: CarriedEvent,
     ) -> bool:
-        """The compare-and-set and the answer's insert in one transaction: both or neither."""
-        try:
-            async with (
-                self.requests.database.client.start_session() as session,
-                await session.start_transaction(),
-            ):
-                if not await self._set_latest(transaction_id, previous, record, session):
-                    await session.abort_transaction()
-                    return False
+        """The compare-and-set, the answer's insert and the event's in one transaction: all or
+        none."""
+
+        async def writes(session: AsyncClientSession) -> bool:
+            if not await self._set_latest(transaction_id, previous, record, session):
+                return False
+            if answer is not None:
                 await self.requests.insert_one(answer, session=session)
+            return True
+
+        try:
+            async with self.requests.database.client.start_session() as session:
+                return await event.attempt(session, writes)
         except DuplicateKeyError:
             return False  # the latest change's first record, or the answer, was written first
         except OperationFailure as error:
@@ -131,7 +153,6 @@ class RequestStore:
             if error.has_error_label("UnknownTransactionCommitResult"):
                 raise Unavailable("the database did not answer in time; retry") from error
             raise
-        return True
 
     async def _set_latest(
         self,

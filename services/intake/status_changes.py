@@ -10,6 +10,10 @@ accepted and the worker refuse the second.
 
 A change sent with a request id is accepted together with the record of its answer (one
 MongoDB transaction), so its retries are answered from that record (change_requests.py).
+An audited call's OK event is taken once per call and inserted in the transaction that
+accepts its change (sanad.security.carried): the change is accepted exactly when its event is
+stored. A call that accepts nothing (refused, failed, or answered from an earlier call) gives
+it back, and the security interceptor records it after the call, as for any other RPC.
 """
 
 import logging
@@ -22,6 +26,7 @@ from sanad.domain.ids import new_id
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import PreconditionFailed, Unavailable
 from sanad.rpc.timestamps import to_timestamp
+from sanad.security.carried import CarriedEvent
 from sanad.v1 import events_pb2
 from services.intake.change_requests import (
     Change,
@@ -45,13 +50,16 @@ class ChangeStore(Protocol):
     async def latest_change(
         self, transaction_id: str, timeout_s: float | None = None
     ) -> Document | None: ...
+    def carried_event(self) -> CarriedEvent: ...
     async def accept_change(
         self,
         transaction_id: str,
         previous: int,
         record: Document,
         timeout_s: float | None = None,
+        *,
         answer: Document | None = None,
+        event: CarriedEvent | None = None,
     ) -> bool: ...
     async def find_change_request(
         self, key: str, timeout_s: float | None = None
@@ -83,6 +91,29 @@ class StatusChanges:
         """Judge the change against the latest accepted one, take the next sequence number by
         compare-and-set, publish, answer; a lost race judges again against the winner (or,
         under a request id, finds the winner was this very request and answers as it did)."""
+        # Taken once: every round's transaction carries the same event (one _id), and only
+        # the round that accepts the change stores it.
+        event = self.store.carried_event()
+        try:
+            return await self._judged(
+                doc, status, note, actor, deadline, request_id=request_id, event=event
+            )
+        finally:
+            event.end()  # given back unless a round's commit stored it (or may have)
+
+    async def _judged(
+        self,
+        doc: Document,
+        status: Status,
+        note: str,
+        actor: str,
+        deadline: Deadline,
+        *,
+        request_id: str,
+        event: CarriedEvent,
+    ) -> Change:
+        """make's rounds: each judges against the latest accepted change and tries to accept
+        this one after it."""
         key = change_key(actor, request_id) if request_id else ""
         for _ in range(MAX_CHANGE_ATTEMPTS):
             latest = await self.store.latest_change(doc["_id"], deadline.left())
@@ -108,7 +139,7 @@ class StatusChanges:
             change, record = _numbered(doc["_id"], latest, Change(status, utcnow(), actor, note))
             answer = answer_record(key, doc["_id"], change, sequence + 1) if key else None
             if await self.store.accept_change(
-                doc["_id"], sequence, record, deadline.left(), answer=answer
+                doc["_id"], sequence, record, deadline.left(), answer=answer, event=event
             ):
                 await self._send_again(record, deadline)
                 return change

@@ -36,13 +36,15 @@ class MetricsApp:
     indexes: mongo.Indexes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.indexes = mongo.Indexes(self.client, self.store.ensure_indexes)
+        # Checked, never built: the ingest worker builds the rollup indexes (store.py says why).
+        self.indexes = mongo.Indexes(self.client, self.store.check_indexes)
 
     async def start(self, port: int) -> int:
-        """Create the rollup indexes, follow the registry's centres, then serve on port (0 for a
+        """Check the rollup indexes, follow the registry's centres, then serve on port (0 for a
         free one); returns the port."""
-        # Indexes before the first report, as the registry and the ingest worker do; if MongoDB
-        # is not up yet, the health check builds them and reports NOT_SERVING until it has.
+        # NOT_SERVING until every rollup index exists (a report would scan whole collections):
+        # the health check looks again until the ingest worker has built them, and says which
+        # it waits for; likewise while MongoDB is not up yet.
         await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
         self.tasks.append(asyncio.create_task(self.directory.run()))
         servicer = MetricsServicer(self.queries)

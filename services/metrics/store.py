@@ -6,7 +6,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sanad import rollups
+from sanad import mongo, rollups
 from services.metrics import periods
 from services.metrics.domain import BUCKETS
 
@@ -42,10 +42,14 @@ class MetricsStore:
         self.db = db
         self.rollups = db[rollups.COLLECTION]
 
-    async def ensure_indexes(self) -> None:
-        """The indexes the aggregations below rely on; safe to repeat."""
-        for collection, keys in rollups.INDEXES:
-            await self.db[collection].create_index(keys)
+    async def check_indexes(self) -> None:
+        """Raise IndexesMissing unless the indexes the aggregations below rely on all exist.
+
+        Metrics builds none: the ingest worker builds them at its start, before it stores a
+        rollup, so metrics' MongoDB user needs no createIndex (with it, a stolen credential could
+        build a TTL index that deletes every rollup).
+        """
+        await mongo.require_indexes(self.db, rollups.INDEXES, builder="the ingest worker")
 
     async def sums_by(
         self,

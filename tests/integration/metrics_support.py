@@ -48,19 +48,33 @@ class Apps:
         await eventually(known, within_s=5, every_s=0.01)
 
 
+async def build_rollup_indexes(mongo_url: str, database_name: str) -> None:
+    """The indexes the ingest worker builds at its start, built by its store: metrics builds
+    none, and is NOT_SERVING until they exist."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        await IngestStore(client, client[database_name]).ensure_indexes()
+    finally:
+        await client.close()
+
+
 @asynccontextmanager
 async def running_apps(mongo_url: str, database_name: str, **metrics: Any) -> AsyncIterator[Apps]:
-    """Registry and metrics on free ports; `metrics` adds to the metrics service's settings."""
+    """Registry and metrics on free ports; `metrics` adds to the metrics service's settings.
+
+    The rollup indexes are built first (build_rollup_indexes): metrics is ready once they exist.
+    """
+    await build_rollup_indexes(mongo_url, database_name)
     common = in_process_settings(mongo_url, database_name, shutdown_grace_s=0.5)
     registry = build_registry(RegistrySettings(**common))
     registry_port = await registry.start(0)
     target = metrics.pop("registry_target", f"127.0.0.1:{registry_port}")
     metrics_app = build_metrics(MetricsSettings(**common, registry_target=target, **metrics))
     metrics_port = await metrics_app.start(0)
+    assert metrics_app.indexes.built
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in (registry_port, metrics_port)]
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
     writer = IngestStore(client, client[database_name])  # type: ignore[arg-type]
-    await writer.ensure_indexes()
     try:
         yield Apps(
             registry_pb2_grpc.RegistryServiceStub(channels[0]),

@@ -20,6 +20,7 @@ from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
 from tests.integration.bad_input_strategies import requests
 from tests.integration.conftest import eventually
+from tests.integration.metrics_support import build_rollup_indexes
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,7 @@ async def ports(
         "grpc_host": "127.0.0.1",
         "shutdown_grace_s": 1.0,
     }
+    await build_rollup_indexes(mongo_url, database_name)  # metrics is SERVING once they exist
     registry = build_registry(RegistrySettings(**common))
     found = {"registry": await registry.start(0)}
     metrics = build_metrics(

@@ -27,6 +27,7 @@ from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
 from tests.conftest import AMQP_URL, unique
 from tests.integration.conftest import in_process_settings, worker_env
+from tests.integration.metrics_support import build_rollup_indexes
 
 pytestmark = pytest.mark.integration
 PLAN = SeedPlan(seed=11, scale=0.01)
@@ -47,6 +48,8 @@ async def seeded(mongo_url: str) -> AsyncIterator[Seeded]:
     common = in_process_settings(
         mongo_url, database_name, amqp_url=AMQP_URL, amqp_prefix=amqp_prefix, shutdown_grace_s=0.5
     )
+    # As the ingest worker builds them at its start, before the batch worker stores a rollup.
+    await build_rollup_indexes(mongo_url, database_name)
     registry = build_registry(RegistrySettings(**common))
     registry_port = await registry.start(0)
     registry_target = f"127.0.0.1:{registry_port}"

@@ -4,11 +4,11 @@ start-up index work runs under its own user.
 
 SecantusDB enforces roles by action per database, not per collection (secantus/rbac.py matches a
 privilege's `db` and ignores its `collection`), so this proves what no role grants anywhere in
-the database (remove, dropCollection; for metrics, any write) is refused, and that each user has
-the actions its start-up needs; it cannot prove that an action granted on one collection is
-refused on another: under SecantusDB any user granted `update` on some collection may update
-(or find_one_and_delete) audit events. tests/unit/test_deploy_mongodb_roles.py holds the roles
-to the code per collection; only a real mongod with authentication would prove both.
+the database (remove, dropCollection; for metrics, any write or index build) is refused, and that
+each user has the actions its start-up needs; it cannot prove that an action granted on one
+collection is refused on another: under SecantusDB any user granted `update` on some collection
+may update (or find_one_and_delete) audit events. tests/unit/test_deploy_mongodb_roles.py holds
+the roles to the code per collection; only a real mongod with authentication would prove both.
 """
 
 import subprocess
@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from sanad import records
+from sanad import records, rollups
 from sanad.devstack import mongo_server
 from sanad.retired_indexes import RETIRED
 from sanad.security import audit
@@ -154,7 +154,6 @@ OWNED_RETIRED = {"registry": ["registry_centers"], "ingest": [records.COLLECTION
     ("name", "store"),
     [
         ("registry", RegistryStore),
-        ("metrics", lambda c, db: MetricsStore(db)),
         ("ingest", IngestStore),
     ],
 )
@@ -168,6 +167,27 @@ async def test_each_deployable_builds_its_indexes_under_its_own_user(
         for collection in OWNED_RETIRED.get(name, ()):
             left = {index["name"] async for index in await db[collection].list_indexes()}
             assert not left & set(RETIRED[collection]), f"{collection}: {left}"
+    finally:
+        await client.close()
+
+
+async def test_metrics_finds_the_rollup_indexes_ingest_built_and_may_build_none(
+    port: int,
+) -> None:
+    client = as_user(port, "metrics")
+    rollups_of_metrics = client[DATABASE][rollups.COLLECTION]
+    try:
+        # The attack createIndex would allow: a TTL index deleting every rollup.
+        with pytest.raises(OperationFailure) as error:
+            await rollups_of_metrics.create_index([("day", 1)], expireAfterSeconds=0)
+        assert refused(error.value)
+
+        ingest = as_user(port, "ingest")
+        try:
+            await IngestStore(ingest, ingest[DATABASE]).ensure_indexes()
+        finally:
+            await ingest.close()
+        await MetricsStore(client[DATABASE]).check_indexes()  # listIndexes, under its own user
     finally:
         await client.close()
 

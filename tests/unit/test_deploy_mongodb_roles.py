@@ -23,9 +23,10 @@ from test_deploy_kustomize import K8S, OVERLAYS, Resource, find, render
 
 from sanad import records, rollups
 from sanad.domain.transactions import Status
+from sanad.mongo import IndexesMissing
 from sanad.records import document_from_submitted
 from sanad.rpc.timestamps import to_timestamp
-from sanad.security import audit
+from sanad.security import audit, audit_offer
 from sanad.security.audit import AuditEvent, document_of
 from sanad.security.audit_listing import AuditListing, AuditQuery
 from sanad.security.audit_log import AuditLog
@@ -158,6 +159,11 @@ async def intake(client: Any, db: Any, called: set[str]) -> None:
         await requests.accept_change(
             "T1", previous, {"sequence": previous + 1}, answer={"_id": "a"}
         )
+        # An audited call's OK event, carried in the transaction that accepts its change.
+        audit_offer.offer(lambda results: event("/sanad.v1.IntakeService/CancelTransaction"))
+        await requests.accept_change(
+            "T1", previous, {"sequence": previous + 1}, event=requests.carried_event()
+        )
     await requests.find_change_request("a")
     await requests.confirm_change("T1", 1)
     transactions = Exercised(TransactionStore(db), called)
@@ -168,7 +174,10 @@ async def intake(client: Any, db: Any, called: set[str]) -> None:
 
 async def metrics(client: Any, db: Any, called: set[str]) -> None:
     store = Exercised(MetricsStore(db), called)
-    await store.ensure_indexes()
+    # It lists the rollups' indexes (the recording database has none) and builds none: no
+    # createIndex, so the exact-grant test refuses one, should a build come back.
+    with pytest.raises(IndexesMissing):
+        await store.check_indexes()
     await store.sums_by("center_id", "C1", ("2024-12-30", "2026-02-03"), "center_id")
     await store.year_by_place(2025, governorate_code="DA")
     await audits(db, metrics_app, called)
@@ -292,6 +301,17 @@ async def test_the_deployables_append_to_the_audit_log_and_never_rewrite_it() ->
         "batch",
     }
     assert not any(action == "remove" for found in does.values() for _, action in found)
+
+
+async def test_metrics_only_reads_the_rollups_and_lists_their_indexes() -> None:
+    """Metrics checks the rollup indexes the ingest worker builds: with createIndex, a stolen
+    metrics credential could build a TTL index that deletes every rollup."""
+    rollup_collections = {collection for collection, _ in rollups.INDEXES}
+    expected = {(c, action) for c in rollup_collections for action in ("find", "listIndexes")}
+
+    assert await accesses("metrics") == expected
+    for overlay in OVERLAYS:
+        assert granted(RENDERED[overlay])["metrics"] == expected, overlay
 
 
 async def test_every_collection_the_code_names_is_granted_to_whoever_uses_it() -> None:

@@ -1,6 +1,8 @@
 """Tracking rules: status changes, cancelling and rating are checked against the stored document."""
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from sanad.errors import (
     Unavailable,
 )
 from sanad.records import proto_from_document
+from sanad.security.carried import CarriedEvent
 from sanad.security.identity import DEV_ADMIN, Identity, Role
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.deadline import Deadline
@@ -52,6 +55,31 @@ def stored(status: Status = Status.RECORDED, **extra: Any) -> dict[str, Any]:
     return doc
 
 
+class AuditCollection:
+    """The audit events accepted changes carried in (stored: their transactions commit)."""
+
+    def __init__(self) -> None:
+        self.stored: list[dict[str, Any]] = []
+
+    async def insert_one(self, document: dict[str, Any], session: Any) -> None:
+        self.stored.append(document)
+
+
+class Transaction:
+    """A session whose transaction commits unless aborted (the fake's writes are applied by
+    the time they return, and only when they accept: an aborted try wrote nothing)."""
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        yield
+
+    async def start_transaction(self) -> Any:
+        return self._running()
+
+    async def abort_transaction(self) -> None:
+        return None
+
+
 class FakeStore:
     """Intake's two stores in one: the stored transactions and intake's own records."""
 
@@ -61,6 +89,8 @@ class FakeStore:
         self.timeouts: list[float | None] = []
         self.changes: dict[str, dict[str, Any]] = {}
         self.answers: dict[str, dict[str, Any]] = {}
+        self.audit_log = AuditCollection()
+        self.attempts = 0  # tries to accept a change
 
     async def get_transaction(self, transaction_id: str, timeout_s: float | None = None) -> Any:
         self.timeouts.append(timeout_s)
@@ -85,13 +115,34 @@ class FakeStore:
         found = self.changes.get(transaction_id)
         return None if found is None else dict(found)
 
+    def carried_event(self) -> CarriedEvent:
+        return CarriedEvent(self.audit_log, {})  # type: ignore[arg-type]
+
     async def accept_change(
         self,
         transaction_id: str,
         previous: int,
         record: dict[str, Any],
         timeout_s: Any = None,
+        *,
         answer: dict[str, Any] | None = None,
+        event: CarriedEvent | None = None,
+    ) -> bool:
+        self.attempts += 1
+
+        def writes(_: Any) -> Awaitable[bool]:
+            return self._accept(transaction_id, previous, record, answer)
+
+        if event is None:
+            return await writes(None)
+        return await event.attempt(Transaction(), writes)  # type: ignore[arg-type]
+
+    async def _accept(
+        self,
+        transaction_id: str,
+        previous: int,
+        record: dict[str, Any],
+        answer: dict[str, Any] | None,
     ) -> bool:
         await asyncio.sleep(0)
         if self.changes.get(transaction_id, {}).get("sequence", 0) != previous:
