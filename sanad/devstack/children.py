@@ -6,7 +6,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from sanad.devstack.orphans import signal_on_parent_death
+from sanad.devstack.orphans import guarded
 
 
 @dataclass
@@ -19,13 +19,12 @@ class Child:
 def start_child(name: str, module: str, env: dict[str, str]) -> Child:
     """Start python -m module with its output copied to ours, each line prefixed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module],
+        # A devstack killed outright still drains its services: they get the SIGTERM it owed.
+        guarded([sys.executable, "-m", module], signal.SIGTERM),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the devstack only; it stops children in order
-        # A devstack killed outright still drains its services: they get the SIGTERM it owed.
-        preexec_fn=signal_on_parent_death(signal.SIGTERM),  # noqa: PLW1509 - no locks involved
     )
     pump = threading.Thread(target=_copy, args=(name, process), daemon=True)
     pump.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 from sanad.amqp.topology import delete_queues
 from sanad.devstack import mongo_server, secure
 from sanad.devstack.mongo_server import free_port
-from sanad.devstack.orphans import signal_on_parent_death
+from sanad.devstack.orphans import guarded
 
 SERVICES = ("registry", "intake", "metrics")
 
@@ -67,13 +67,12 @@ class LaunchedStack:
         self.env.update(extra_env or {})
         self.log = data / "devstack.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sanad.devstack"],
+            # Killed before it could stop the stack (a benchmark interrupted with SIGTERM), its
+            # owner would leave the stack running: the kernel stops it instead, as a SIGTERM does.
+            guarded([sys.executable, "-m", "sanad.devstack"], signal.SIGTERM),
             env=self.env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
-            # Killed before it could stop the stack (a benchmark interrupted with SIGTERM), its
-            # owner would leave the stack running: the kernel stops it instead, as a SIGTERM does.
-            preexec_fn=signal_on_parent_death(signal.SIGTERM),  # noqa: PLW1509 - no locks involved
         )
 
     def target(self, name: str) -> str:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from sanad.devstack.orphans import signal_on_parent_death
+from sanad.devstack.orphans import guarded
 
 # Holds the sitecustomize.py that tunes the server's garbage collector.
 SITE = Path(__file__).with_name("secantus_site")
@@ -81,31 +81,33 @@ def start(
         [] if tls is None else ["--tls-cert-file", str(tls[0]), "--tls-key-file", str(tls[1])]
     )
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "secantus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(storage),
-            "--log-level",
-            "WARNING",
-            # Standalone: SecantusDB then writes no oplog, which it keeps only for change
-            # streams (nothing here uses them; the registry's watch streams read its own change
-            # documents). The oplog entry of every write was a fifth of SecantusDB's CPU per
-            # submission. Multi-document transactions still run on it (unlike a standalone
-            # mongod); production's MongoDB is a replica set.
-            "--standalone",
-            *tls_flags,
-            *(["--enable-test-commands"] if test_commands else []),
-        ],
+        guarded(
+            [
+                sys.executable,
+                "-m",
+                "secantus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--storage-path",
+                str(storage),
+                "--log-level",
+                "WARNING",
+                # Standalone: SecantusDB then writes no oplog, which it keeps only for change
+                # streams (nothing here uses them; the registry's watch streams read its own change
+                # documents). The oplog entry of every write was a fifth of SecantusDB's CPU per
+                # submission. Multi-document transactions still run on it (unlike a standalone
+                # mongod); production's MongoDB is a replica set.
+                "--standalone",
+                *tls_flags,
+                *(["--enable-test-commands"] if test_commands else []),
+            ],
+            signal.SIGKILL,
+        ),
         env=server_env(),
         stdout=output,
         stderr=subprocess.STDOUT,
-        preexec_fn=signal_on_parent_death(signal.SIGKILL),  # noqa: PLW1509 - no locks involved
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
