@@ -36,7 +36,7 @@ from services.intake.change_requests import (
     change_key,
     replayed,
 )
-from services.intake.deadline import Deadline
+from services.intake.deadline import NO_DEADLINE, Deadline
 from services.intake.operations import Publisher
 from services.intake.reading import Document
 from services.intake.sending import Sends
@@ -180,7 +180,10 @@ class StatusChanges:
         """Publish an accepted change (again: the worker ignores a repeat by its change id),
         and note its confirm, so no accepted change stays unsent while its successors wait
         for it. A failed note costs one more repeat later, not the caller's answer. A change
-        confirmed here, or being published here, is not published again (sending.py)."""
+        confirmed here, or being published here, is not published again (sending.py).
+
+        The publish is every waiter's, so it runs within the publisher's own confirm limit, not
+        within the deadline of the call that started it; each caller waits within its own."""
         event = events_pb2.TransactionStatusChanged.FromString(latest["event"])
         await self.sending.send(
             event.change_id,
@@ -190,7 +193,7 @@ class StatusChanges:
                 event,
                 routing_key=STATUS_CHANGED,
                 message_id=event.change_id,
-                deadline=deadline,
+                deadline=NO_DEADLINE,
             ),
             deadline.left(),
         )

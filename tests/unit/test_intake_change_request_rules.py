@@ -4,6 +4,7 @@ are accepted once and sent once."""
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -197,6 +198,52 @@ async def test_one_publish_runs_per_change_and_its_outcome_is_every_waiters() ->
     await sending.send("c1", publish, None)  # failed before: published again
     await sending.send("c1", publish, None)  # confirmed here: not again
     assert len(started) == 2
+
+
+class HeldPublisher(RecordingPublisher):
+    """Confirms every publish when `release` is set; a publish given a limit that ends first
+    raises Unavailable, as the real publisher does when its confirm is late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def publish(self, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> None:
+        await super().publish(*args, timeout_s=timeout_s, **kwargs)
+        self.started.set()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.release.wait()
+        except TimeoutError as error:
+            raise Unavailable("the broker did not confirm in time; retry later") from error
+
+
+async def test_a_shared_publish_is_not_bound_by_the_deadline_of_the_call_that_started_it() -> None:
+    store, publisher = FakeStore(stored(Status.IN_PROGRESS)), HeldPublisher()
+    t = Tracker(store, store, publisher, Topology("t"))
+
+    async def call(seconds: float) -> Change:
+        return await t.update_status(
+            "T1",
+            Status.COMPLETED,
+            "note",
+            actor="agency",
+            identity=DEV_ADMIN,
+            deadline=Deadline(seconds),
+            request_id="r-1",
+        )
+
+    hasty = asyncio.create_task(call(0.05))
+    await publisher.started.wait()
+    patient = asyncio.create_task(call(30.0))  # a retry: waits for the publish already running
+    with pytest.raises(Unavailable):
+        await hasty
+    publisher.release.set()
+    change = await patient
+    assert change.status is Status.COMPLETED
+    assert store.changes["T1"]["confirmed"] is True
+    assert len(changes(publisher)) == 1
 
 
 def test_confirmed_changes_are_remembered_up_to_a_bound() -> None:

@@ -218,8 +218,9 @@ async def test_a_legal_change_is_published_with_a_new_change_id() -> None:
     assert event.transaction_id == "T1"
     assert event.status == common_pb2.TRANSACTION_STATUS_AWAITING_DOCUMENTS
     assert event.change_id != events_pb2.TransactionStatusChanged.FromString(body2).change_id
-    assert timeout is not None
-    assert 4.0 < timeout <= 5.0
+    # Within the publisher's own confirm limit, not the caller's: the publish is every
+    # concurrent retry's (services/intake/sending.py); each caller waits within its deadline.
+    assert timeout is None
 
 
 async def test_only_the_owning_agency_updates() -> None:
