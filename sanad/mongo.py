@@ -83,12 +83,20 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
 async def within(timeout_s: float | None) -> AsyncIterator[None]:
     """Run MongoDB calls (a transaction's retries included) within timeout_s, None for the
     client's own timeouts; a failure that may pass (see `passing`) becomes Unavailable, which
-    callers see as UNAVAILABLE ("retry later"), never INTERNAL."""
+    callers see as UNAVAILABLE ("retry later"), never INTERNAL.
+
+    pymongo.timeout ends each operation in time, but not the pauses between them: a
+    transaction's retry sleeps up to half a second after checking only that some time is left,
+    which overran a caller's deadline (DEADLINE_EXCEEDED instead of our UNAVAILABLE). So the
+    whole block also runs under asyncio.timeout."""
     if timeout_s is not None and timeout_s <= 0:
         raise Unavailable("no time left of the caller's deadline to reach the database")
     try:
-        with pymongo.timeout(timeout_s):
-            yield
+        async with asyncio.timeout(timeout_s):
+            with pymongo.timeout(timeout_s):
+                yield
+    except TimeoutError as error:
+        raise Unavailable("the database did not answer in time; retry later") from error
     except PyMongoError as error:
         if passing(error):
             raise Unavailable("the database did not answer in time; retry later") from error
