@@ -4,8 +4,8 @@ One record per caller and request id of a submission (claimed through a coalesce
 transaction its one rating, per transaction its latest accepted status change (moved on by
 compare-and-set, with a note once the broker confirmed it), and per caller and request id of a
 status change its first answer. An accepted status change's OK audit event is inserted in
-`audit_log` in the same MongoDB transaction as the change. The transactions themselves are the
-workers' (store.py).
+`audit_log` in the same MongoDB transaction as the change, and a winning rating claim's in the
+claim's own. The transactions themselves are the workers' (store.py).
 
 Every call runs under pymongo.timeout(), or asyncio.timeout() for a claim, with what is left of
 the caller's deadline, and an unreachable or slow MongoDB becomes Unavailable.
@@ -75,17 +75,47 @@ class RequestStore:
         given: datetime,
         actor: str,
         timeout_s: float | None = None,
+        *,
+        event: CarriedEvent | None = None,
     ) -> tuple[int, datetime, str]:
         """Record a transaction's one rating unless recorded; return the winner, its time and
-        who gave it (claims from before the actor was kept give '')."""
+        who gave it (claims from before the actor was kept give '').
+
+        With an `event` to carry (the call's OK audit event), the claim and the event are
+        inserted in one MongoDB transaction: the event is stored exactly when this call's
+        claim wins, and given back to the interceptor when another claim was there first.
+        """
         record = {
             "_id": f"rating\x1f{transaction_id}",
             "rating": rating,
             "time": given,
             "actor": actor,
         }
-        winner = await self._claim(record, timeout_s)
+        if event is None or event.document is None:
+            winner = await self._claim(record, timeout_s)
+        else:
+            winner = await self._claim_with_event(record, event, timeout_s)
         return int(winner["rating"]), winner["time"], str(winner.get("actor", ""))
+
+    async def _claim_with_event(
+        self, record: Document, event: CarriedEvent, timeout_s: float | None
+    ) -> Document:
+        """The claim's insert and the event's in one transaction; the stored winner when the
+        claim was recorded first (claims are never removed)."""
+
+        async def insert(session: AsyncClientSession) -> None:
+            await self.requests.insert_one(record, session=session)
+
+        async with within(timeout_s):
+            try:
+                async with self.requests.database.client.start_session() as session:
+                    await event.run(session, insert)
+            except DuplicateKeyError:
+                existing = await self.requests.find_one({"_id": record["_id"]})
+                if existing is None:
+                    raise Unavailable("the rating's claim could not be read; retry") from None
+                return existing
+        return record
 
     async def latest_change(
         self, transaction_id: str, timeout_s: float | None = None

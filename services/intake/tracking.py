@@ -10,6 +10,7 @@ from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.transactions import AGENCY_REPORTABLE, Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Violation
 from sanad.rpc.timestamps import to_timestamp
+from sanad.security.carried import CarriedEvent
 from sanad.security.identity import Identity
 from sanad.v1 import events_pb2
 from services.intake import access
@@ -32,6 +33,8 @@ class Requests(ChangeStore, Protocol):
         given: datetime,
         actor: str,
         timeout_s: float | None = None,
+        *,
+        event: CarriedEvent | None = None,
     ) -> tuple[int, datetime, str]: ...
 
 
@@ -115,10 +118,16 @@ class Tracker:
         # would let a different value be answered OK and then refused by the worker as
         # already rated. A different value is refused, after the claimed one is sent again,
         # so no claim stays unpublished while callers keep trying.
+        # The call's OK audit event is stored with the claim that this call wins (none is
+        # taken for a claim another call won: the interceptor records that call).
         given = to_millisecond(utcnow())
-        winner, given, by = await self.requests.claim_rating(
-            transaction_id, rating, given, actor, deadline.left()
-        )
+        carried = self.requests.carried_event()
+        try:
+            winner, given, by = await self.requests.claim_rating(
+                transaction_id, rating, given, actor, deadline.left(), event=carried
+            )
+        finally:
+            carried.end()
         event = events_pb2.TransactionRated(
             transaction_id=transaction_id, rating=winner, time=to_timestamp(given), actor=by
         )

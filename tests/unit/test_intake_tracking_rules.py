@@ -107,6 +107,8 @@ class FakeStore:
         given: datetime,
         actor: str,
         timeout_s: float | None = None,
+        *,
+        event: CarriedEvent | None = None,
     ) -> tuple[int, datetime, str]:
         return self.ratings.setdefault(transaction_id, (rating, given, actor))
 
