@@ -143,7 +143,12 @@ class StatusChanges:
             ):
                 await self._send_again(record, deadline)
                 return change
-        raise Unavailable(f"transaction {doc['_id']} is changing fast; retry later")
+        # Each round lost to a concurrent change of the transaction or to a write conflict in
+        # the database (the change's transaction, its answer or its audit event).
+        raise Unavailable(
+            f"transaction {doc['_id']}: the change lost {MAX_CHANGE_ATTEMPTS} tries to concurrent "
+            "changes or database write conflicts; retry later"
+        )
 
     async def _answered(
         self,

@@ -25,6 +25,7 @@ from sanad.v1 import common_pb2, events_pb2
 from services.intake.deadline import Deadline
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
 from services.intake.reading import Reader
+from services.intake.status_changes import MAX_CHANGE_ATTEMPTS
 from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher
 
@@ -431,3 +432,20 @@ async def test_an_accepted_change_whose_publish_failed_is_sent_before_the_next()
         (1, common_pb2.TRANSACTION_STATUS_IN_PROGRESS),
         (2, common_pb2.TRANSACTION_STATUS_COMPLETED),
     ]
+
+
+async def test_a_change_that_loses_every_try_is_unavailable_and_says_why() -> None:
+    class AlwaysConflicting(FakeStore):
+        """Every compare-and-set lost: a concurrent change, or a write conflict of its
+        transaction, came first each time."""
+
+        async def accept_change(self, *args: Any, **kwargs: Any) -> bool:
+            self.attempts += 1
+            return False
+
+    store, publisher = AlwaysConflicting(stored(Status.RECORDED)), RecordingPublisher()
+    t = Tracker(store, store, publisher, Topology("t"))
+    with pytest.raises(Unavailable, match="lost 5 tries to concurrent changes or database write"):
+        await update(t, Status.IN_PROGRESS)
+    assert store.attempts == MAX_CHANGE_ATTEMPTS
+    assert publisher.sent == []
