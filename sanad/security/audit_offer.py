@@ -6,8 +6,8 @@ intake puts an accepted submission's event in its TransactionSubmitted message, 
 worker stores it in the same MongoDB transaction as the transaction; the registry inserts a
 change's event in the change's own transaction, and intake an accepted status change's or
 cancellation's in the transaction that accepts it, and a rating's in the transaction of the
-claim it wins (sanad.security.carried). The event is then
-durable when the call returns, and exists exactly when the change does.
+claim it wins (sanad.security.carried). The event is then durable when the call returns, and
+exists exactly when the change does.
 """
 
 from collections.abc import Callable, Mapping
