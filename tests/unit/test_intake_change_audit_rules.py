@@ -16,7 +16,7 @@ from sanad.security.audit_offer import Offer
 from sanad.security.identity import DEV_ADMIN
 from services.intake.deadline import Deadline
 from services.intake.tracking import Tracker
-from tests.unit.test_intake_tracking_rules import FakeStore, stored, tracker
+from tests.unit.intake_tracking_fakes import FakeStore, stored, tracker
 
 UPDATE = "/sanad.v1.IntakeService/UpdateTransactionStatus"
 

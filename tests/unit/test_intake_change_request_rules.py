@@ -25,8 +25,8 @@ from services.intake.domain import MAX_CODE_LENGTH, request_key
 from services.intake.sending import Sends
 from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher
+from tests.unit.intake_tracking_fakes import CENTRE, T0, FakeStore, stored, tracker
 from tests.unit.test_intake_tracking_replays import changes, unconfirmed_tracker
-from tests.unit.test_intake_tracking_rules import CENTRE, T0, FakeStore, stored, tracker
 
 
 async def update(

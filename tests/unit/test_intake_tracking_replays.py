@@ -14,7 +14,7 @@ from sanad.v1 import events_pb2
 from services.intake.deadline import Deadline
 from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher
-from tests.unit.test_intake_tracking_rules import CENTRE, FakeStore, rate, stored, tracker, update
+from tests.unit.intake_tracking_fakes import CENTRE, FakeStore, rate, stored, tracker, update
 
 
 class UnconfirmedPublisher(RecordingPublisher):

@@ -1,0 +1,63 @@
+"""Rating rules: one rating from 1 to 5 per completed transaction, claimed once, sent until
+confirmed."""
+
+import asyncio
+
+import pytest
+
+from sanad.amqp.topology import RATED
+from sanad.domain.transactions import Status
+from sanad.errors import (
+    AlreadyExists,
+    Invalid,
+    PreconditionFailed,
+    Unavailable,
+)
+from sanad.v1 import events_pb2
+from tests.unit.intake_tracking_fakes import (
+    CENTRE,
+    rate,
+    stored,
+    tracker,
+)
+
+
+async def test_a_rating_is_from_one_to_five_after_completion_and_once() -> None:
+    t, _ = tracker(stored(Status.IN_PROGRESS))
+    with pytest.raises(PreconditionFailed):
+        await rate(t, 4)
+    t, publisher = tracker(stored(Status.COMPLETED))
+    for bad in (0, 6, -1):
+        with pytest.raises(Invalid):
+            await rate(t, bad)
+    await rate(t, 4, CENTRE)
+    await rate(t, 4)  # a retry of the same rating is published again
+    with pytest.raises(AlreadyExists):
+        await rate(t, 5)  # refused, once the claimed rating is sent again
+    assert [key for key, *_ in publisher.sent] == [RATED, RATED, RATED]
+    assert publisher.sent[0][1] == publisher.sent[1][1] == publisher.sent[2][1]
+    assert events_pb2.TransactionRated.FromString(publisher.sent[0][1]).rating == 4
+    t, _ = tracker(stored(Status.COMPLETED, rating=3))
+    with pytest.raises(AlreadyExists):
+        await rate(t, 3)
+
+
+async def test_concurrent_different_ratings_leave_one() -> None:
+    t, _ = tracker(stored(Status.COMPLETED))
+    outcomes = await asyncio.gather(*(rate(t, n) for n in (1, 2, 3, 4, 5)), return_exceptions=True)
+    assert sum(o is None for o in outcomes) == 1
+    assert all(isinstance(o, AlreadyExists) for o in outcomes if o is not None)
+
+
+async def test_a_rating_whose_publish_failed_is_sent_by_the_next_call_whatever_its_value() -> None:
+    t, publisher = tracker(stored(Status.COMPLETED))
+    publisher.down = True
+    with pytest.raises(Unavailable):
+        await rate(t, 4, CENTRE)
+    publisher.down = False
+    with pytest.raises(AlreadyExists):
+        await rate(t, 2, CENTRE)
+    await rate(t, 4, CENTRE)
+    sent = publisher.decoded(events_pb2.TransactionRated)
+    assert [(e.rating, e.actor) for e in sent] == [(4, "centre"), (4, "centre")]
+    assert sent[0] == sent[1]

@@ -1,0 +1,113 @@
+"""Reading rules: who reads which transactions, watching, page tokens, the deadline's margin, and
+how a stored transaction is shown."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from sanad.domain.transactions import Status
+from sanad.errors import (
+    Invalid,
+    PermissionDenied,
+)
+from sanad.records import proto_from_document
+from sanad.security.identity import DEV_ADMIN
+from services.intake.deadline import Deadline
+from services.intake.listing import ListQuery, decode_token, encode_token, page_size
+from services.intake.reading import Reader
+from tests.unit.intake_tracking_fakes import (
+    CENTRE,
+    MOL,
+    OTHER_CENTRE,
+    ROP,
+    T0,
+    FakeStore,
+    stored,
+)
+
+
+async def test_centres_read_only_their_own_transactions() -> None:
+    t = Reader(FakeStore(stored()))
+    assert (await t.get("T1", CENTRE, Deadline(None)))["_id"] == "T1"
+    assert (await t.get("T1", ROP, Deadline(None)))["_id"] == "T1"
+    for who in (OTHER_CENTRE, MOL):
+        with pytest.raises(PermissionDenied):
+            await t.get("T1", who, Deadline(None))
+    with pytest.raises(PermissionDenied):
+        await t.list(ListQuery(center_id="C1"), OTHER_CENTRE, Deadline(None))
+    docs, token = await t.list(ListQuery(center_id=""), CENTRE, Deadline(None))
+    assert ([d["_id"] for d in docs], token) == (["T1"], "")
+
+
+async def test_watch_streams_each_change_and_stops_when_finished() -> None:
+    doc = stored(Status.RECORDED)
+    t = Reader(FakeStore(doc))
+    seen: list[str] = []
+
+    async def worker() -> None:
+        for status in (Status.IN_PROGRESS, Status.COMPLETED):
+            await asyncio.sleep(0.03)
+            doc["history"] = [*doc["history"], {"status": status.value, "time": T0}]
+            doc["status"] = status.value
+
+    writer = asyncio.create_task(worker())
+    async for current in t.watch("T1", DEV_ADMIN, Deadline(5.0), poll_s=0.005):
+        seen.append(current["status"])
+    await writer
+    assert seen == ["RECORDED", "IN_PROGRESS", "COMPLETED"]
+
+
+def test_page_tokens_round_trip_and_refuse_forgeries() -> None:
+    assert decode_token(encode_token(stored())) == (T0, "T1")
+    with pytest.raises(Invalid):
+        decode_token("not-a-token")
+    assert (page_size(0), page_size(10), page_size(10_000)) == (50, 10, 500)
+    with pytest.raises(Invalid):
+        page_size(-1)
+
+
+def test_the_deadline_keeps_a_margin_and_never_goes_negative() -> None:
+    now = [100.0]
+    deadline = Deadline(2.0, clock=lambda: now[0])
+    assert deadline.left() == pytest.approx(1.9)
+    now[0] += 5
+    assert deadline.left() == 0.0
+    assert Deadline(None).left() is None
+
+
+@pytest.mark.parametrize(
+    ("status", "refund"),
+    [
+        (Status.CANCELLED, True),
+        (Status.REJECTED, True),
+        (Status.COMPLETED, False),
+        (Status.IN_PROGRESS, False),
+    ],
+)
+def test_a_cancelled_or_rejected_fee_shows_as_due_for_refund(status: Status, refund: bool) -> None:
+    shown = proto_from_document(stored(status), T0 + timedelta(hours=1))
+    assert shown.fee_baisa == 5000
+    assert shown.fee_refund_due is refund
+
+
+def test_the_sla_clock_excludes_paused_intervals() -> None:
+    hour = timedelta(hours=1)
+    steps = [
+        ("SUBMITTED", T0),
+        ("RECORDED", T0),
+        ("IN_PROGRESS", T0 + hour),
+        ("AWAITING_DOCUMENTS", T0 + 2 * hour),
+        ("IN_PROGRESS", T0 + 5 * hour),
+        ("AWAITING_AGENCY", T0 + 6 * hour),
+        ("IN_PROGRESS", T0 + 8 * hour),
+        ("COMPLETED", T0 + 9 * hour),
+    ]
+    doc = stored(
+        Status.COMPLETED,
+        history=[{"status": s, "time": t} for s, t in steps],
+        finish_time=steps[-1][1],
+    )
+    shown = proto_from_document(doc, T0 + 100 * hour)
+    assert shown.paused_seconds == 5 * 3600
+    assert shown.sla_elapsed_seconds == 4 * 3600
