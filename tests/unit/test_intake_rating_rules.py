@@ -7,19 +7,9 @@ import pytest
 
 from sanad.amqp.topology import RATED
 from sanad.domain.transactions import Status
-from sanad.errors import (
-    AlreadyExists,
-    Invalid,
-    PreconditionFailed,
-    Unavailable,
-)
+from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
 from sanad.v1 import events_pb2
-from tests.unit.intake_tracking_fakes import (
-    CENTRE,
-    rate,
-    stored,
-    tracker,
-)
+from tests.unit.intake_tracking_fakes import CENTRE, rate, stored, tracker
 
 
 async def test_a_rating_is_from_one_to_five_after_completion_and_once() -> None:

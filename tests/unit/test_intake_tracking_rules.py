@@ -8,13 +8,7 @@ import pytest
 
 from sanad.amqp.topology import STATUS_CHANGED, Topology
 from sanad.domain.transactions import Status
-from sanad.errors import (
-    Invalid,
-    NotFound,
-    PermissionDenied,
-    PreconditionFailed,
-    Unavailable,
-)
+from sanad.errors import Invalid, NotFound, PermissionDenied, PreconditionFailed, Unavailable
 from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import common_pb2, events_pb2
 from services.intake.deadline import Deadline
