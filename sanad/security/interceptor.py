@@ -19,7 +19,7 @@ import grpc
 from sanad import errors
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
-from sanad.security import audit_offer, policy
+from sanad.security import audit_items, audit_offer, policy
 from sanad.security.audit import AuditEvent
 from sanad.security.audit_log import AuditLog
 from sanad.security.authenticate import Authenticator
@@ -169,6 +169,7 @@ class _Guard:
         self.audit_log = owner.audit_log if rule is not None and rule.changes else None
         self.targets = rule.targets if rule is not None else ()
         self.results = rule.results if rule is not None else ()
+        self.item_targets = rule.item_targets if rule is not None else ()
 
     def unary(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> Any:
@@ -204,6 +205,8 @@ class _Guard:
                 self.owner.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 self._open_stream(identity)
+                if self.audit_log is not None and streamed and self.item_targets:
+                    audit_items.begin(self._items(identity, self.audit_log))
                 try:
                     async for response in behaviour(request, context):
                         yield response
@@ -215,6 +218,14 @@ class _Guard:
             await self._audit(identity, shown, None, _outcome(None, context))
 
         return wrapped
+
+    def _items(self, identity: Identity, log: AuditLog) -> audit_items.ItemAudit:
+        """The audit of this call's items: each an event of this RPC, caller and request id."""
+
+        def build(target: Mapping[str, str], outcome: str) -> AuditEvent:
+            return self.owner.event(self.method, identity, dict(target), outcome)
+
+        return audit_items.ItemAudit(build, log, self.item_targets, self.results)
 
     def _open_stream(self, identity: Identity) -> None:
         """Take one of the caller's stream slots; a refusal is logged (each was charged a

@@ -43,6 +43,9 @@ class Rule:
     targets: tuple[str, ...] = ()
     results: tuple[str, ...] = ()
     limit: Limit | None = None
+    # A client-streaming call whose items each change state: each item gets an event of its own
+    # naming these fields of the item, and the results above (sanad.security.audit_items).
+    item_targets: tuple[str, ...] = ()
 
 
 def _licensing(identity: Identity, request: Any, licensing: str) -> bool:
@@ -113,7 +116,12 @@ POLICY: dict[str, Rule] = {
         ("request_id", "center_id", "service_code"),
         ("transaction_id",),
     ),
-    INTAKE + "SubmitTransactions": Rule(frozenset({ADMIN, MINISTRY, CENTRE, BATCH}), True),
+    INTAKE + "SubmitTransactions": Rule(
+        frozenset({ADMIN, MINISTRY, CENTRE, BATCH}),
+        True,
+        results=("transaction_id",),
+        item_targets=("request_id", "center_id", "service_code"),
+    ),
     INTAKE + "GetTransaction": _TRANSACTION_READ,
     INTAKE + "ListTransactions": _TRANSACTION_READ,
     INTAKE + "WatchTransaction": _TRANSACTION_READ,
@@ -159,11 +167,15 @@ def field_values(message: Any, paths: tuple[str, ...]) -> dict[str, str]:
 
 
 def _field(message: Any, parts: list[str]) -> str:
-    """One dotted field as text; enum values by name."""
+    """One dotted field as text; enum values by name. A message that is not a protobuf (a
+    streamed item as its handler reads it) gives its string attributes."""
     for part in parts[:-1]:
         message = getattr(message, part, None)
     described = getattr(message, "DESCRIPTOR", None)
-    if described is None or parts[-1] not in described.fields_by_name:
+    if described is None:
+        value = getattr(message, parts[-1], None)
+        return value if isinstance(value, str) else ""
+    if parts[-1] not in described.fields_by_name:
         return ""
     value = getattr(message, parts[-1])
     enum = described.fields_by_name[parts[-1]].enum_type

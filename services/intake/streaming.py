@@ -5,7 +5,8 @@ caps the items submitted but not yet answered, so a slow broker slows the
 reading of the stream (flow control reaches the client) instead of growing
 memory. Answers leave strictly in item order. Each item is charged to the caller's rate
 limit as it is read (sanad.security.interceptor.item_charge); an item over the rate is
-answered RESOURCE_EXHAUSTED and not submitted.
+answered RESOURCE_EXHAUSTED and not submitted. Each submitted item has an audit event of its own
+(sanad.security.audit_items): a fresh one's travels in its message, as a unary submission's.
 """
 
 import asyncio
@@ -14,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from sanad.errors import DomainError, RateLimited
+from sanad.rpc.status import code_of
+from sanad.security import audit_items
 from sanad.security.identity import Identity
 from services.intake.deadline import Deadline
 from services.intake.domain import Submission
@@ -53,6 +56,8 @@ class _Stream:
     ) -> None:
         self.intake, self.caller, self.identity = intake, caller, identity
         self.deadline, self.limits, self.charge = deadline, limits, charge
+        # The call's item audit, read in the handler's context (None: items are not audited).
+        self.audit = audit_items.current()
         self.slots = asyncio.Semaphore(limits.max_inflight)
         self.tasks: asyncio.Queue[asyncio.Task[ItemResult] | None] = asyncio.Queue()
         self.too_long = False
@@ -84,12 +89,18 @@ class _Stream:
     ) -> ItemResult:
         if refusal is not None:
             return ItemResult(index, submission.request_id, error=refusal)
+        # Offered in this item's own task: only this item's submission can take it.
+        event = self.audit.offer(submission) if self.audit is not None else None
         try:
             accepted = await self.intake.submit(
                 submission, self.caller, self.identity, self.deadline()
             )
         except DomainError as error:
+            if event is not None:
+                await event.end(code_of(error).name)
             return ItemResult(index, submission.request_id, error=error)
+        if event is not None:
+            await event.end(audit_items.OK, {"transaction_id": accepted.transaction_id})
         return ItemResult(index, submission.request_id, accepted=accepted)
 
     def abandon(self) -> None:

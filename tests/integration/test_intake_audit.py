@@ -2,12 +2,14 @@
 its transaction; replays and refusals are written by intake at once."""
 
 import signal
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.security.audit import COLLECTION
+from sanad.v1 import intake_pb2
 from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
@@ -82,3 +84,91 @@ async def test_an_accepted_submission_is_audited_with_its_transaction_and_replay
 
 async def _drained(stack: Stack) -> bool:
     return await stack.queue_depth(f"{stack.prefix}.ingest") == 0
+
+
+SUBMIT_STREAM = "/sanad.v1.IntakeService/SubmitTransactions"
+
+
+async def test_each_streamed_submission_is_audited_as_a_unary_one_would_be(
+    stack: Stack, mongo_url: str
+) -> None:
+    """A fresh item's event travels in its message and is stored with its transaction; a
+    replayed item and a refused one are written by intake at once; the stream keeps its own
+    event. Each names the item's target, the caller and the call's request id."""
+    center_id, service = await open_centre_with_service(stack)
+    await stack.wait_for_snapshot(center_id)
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    events = db[COLLECTION]
+
+    async def audited(**found: object) -> list[dict[str, object]]:
+        return await events.find({"request_id": "req-stream", **found}).sort("_id", 1).to_list()
+
+    earlier = await stack.intake.SubmitTransaction(submit_request(center_id, service, "s-old"))
+
+    async def items() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:
+        for request in (
+            submit_request(center_id, service, "s-new"),
+            submit_request(center_id, service, "s-old"),  # a replay of the unary call
+            submit_request(center_id, "NO-SUCH-SERVICE", "s-bad"),
+        ):
+            yield intake_pb2.SubmitTransactionsRequest(transaction=request)
+
+    worker = None
+    try:
+        answers = [
+            a
+            async for a in stack.intake.SubmitTransactions(
+                items(), metadata=(("x-request-id", "req-stream"),), timeout=30
+            )
+        ]
+        fresh = answers[0].transaction_id
+        assert answers[1].transaction_id == earlier.transaction_id
+        assert answers[2].error_code == "NOT_FOUND"
+
+        # The replay, the refusal and the stream itself are written at once; the fresh item's
+        # event is in its queued message.
+        async def written() -> bool:
+            return len(await audited()) == 3
+
+        await eventually(written, within_s=15)
+        assert await audited(**{"target.transaction_id": fresh}) == []
+        (replay,) = await audited(**{"target.request_id": "s-old"})
+        assert (replay["rpc"], replay["outcome"]) == (SUBMIT_STREAM, "OK")
+        assert replay["target"] == {
+            "request_id": "s-old",
+            "center_id": center_id,
+            "service_code": service,
+            "transaction_id": earlier.transaction_id,
+        }
+        (refusal,) = await audited(**{"target.request_id": "s-bad"})
+        assert refusal["outcome"] == "NOT_FOUND"
+        assert refusal["target"] == {
+            "request_id": "s-bad",
+            "center_id": center_id,
+            "service_code": "NO-SUCH-SERVICE",
+        }
+        (stream,) = await audited(target={})
+        assert (stream["rpc"], stream["outcome"]) == (SUBMIT_STREAM, "OK")
+
+        worker = stack.start_worker()
+
+        async def stored() -> bool:
+            return await db.transactions.find_one({"_id": fresh}) is not None
+
+        await eventually(stored, within_s=30)
+        (carried,) = await audited(**{"target.transaction_id": fresh})
+        assert (carried["rpc"], carried["outcome"]) == (SUBMIT_STREAM, "OK")
+        assert (carried["subject"], carried["role"]) == ("dev-admin", "admin")
+        assert carried["target"] == {
+            "request_id": "s-new",
+            "center_id": center_id,
+            "service_code": service,
+            "transaction_id": fresh,
+        }
+        assert len(await audited()) == 4
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        await client.close()

@@ -1,0 +1,83 @@
+"""The audit events of a client-streaming call's items, when each item changes state on its own.
+
+A streamed `SubmitTransactions` is one call for the security interceptor, which audits it as
+one event; each item submits a transaction as a unary `SubmitTransaction` would, so each item
+has an event of its own too, named by the policy's `item_targets` (sanad.security.policy). The
+interceptor makes the call's ItemAudit available to its handler (`current`), which asks it for
+each item's event in the item's own task:
+- the item's OK event is offered there (sanad.security.audit_offer), so a fresh submission
+  carries it in its message and the ingest worker stores it with the transaction, exactly as a
+  unary call's;
+- any other end (a replay answered from its claim, a refusal, a failure after the event was
+  carried) is written by the service at once, as the interceptor writes a unary call's.
+An item refused for the caller's rate is not submitted and gets no event of its own: a stream's
+items cost the caller next to nothing to send, and their refusals would cost the database one
+write each. The stream's own event still records the call.
+"""
+
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+
+from sanad.security import audit_offer, policy
+from sanad.security.audit import AuditEvent
+from sanad.security.audit_log import AuditLog
+
+OK = grpc.StatusCode.OK.name
+
+# (the item's target and results, its outcome) -> the event the interceptor would write
+Build = Callable[[Mapping[str, str], str], AuditEvent]
+
+
+class ItemEvent:
+    """One item's event: offered to the item's handler, written at its end unless carried."""
+
+    def __init__(self, audit: "ItemAudit", target: Mapping[str, str]) -> None:
+        self.audit = audit
+        self.target = dict(target)
+        self.offered = audit_offer.offer(lambda results: self._build(results, OK))
+
+    async def end(self, outcome: str, results: Mapping[str, str] | None = None) -> None:
+        """The item ended with this outcome (a gRPC status name). Its OK event was stored with
+        its own write when the handler took it; otherwise the event is written now, naming
+        what the carried event names when the item failed after carrying it."""
+        if self.offered.taken and outcome == OK:
+            return
+        named = {**self.offered.results, **(results or {})}
+        await self.audit.log.record(self._build(named, outcome))
+
+    def _build(self, results: Mapping[str, str], outcome: str) -> AuditEvent:
+        kept = {k: v[:200] for k, v in results.items() if k in self.audit.results and v}
+        return self.audit.build({**self.target, **kept}, outcome)
+
+
+class ItemAudit:
+    """The item events of one streaming call: who, which RPC and request id, from the call."""
+
+    def __init__(
+        self, build: Build, log: AuditLog, targets: tuple[str, ...], results: tuple[str, ...]
+    ) -> None:
+        self.build = build
+        self.log = log
+        self.targets = targets
+        self.results = results
+
+    def offer(self, item: Any) -> ItemEvent:
+        """The item's event, its OK event offered in the running task's context: call it in the
+        task that handles the item, and end() it there."""
+        return ItemEvent(self, policy.field_values(item, self.targets))
+
+
+_current: ContextVar[ItemAudit | None] = ContextVar("sanad_audit_items", default=None)
+
+
+def begin(audit: ItemAudit) -> None:
+    """The running streaming call audits its items with this (the security interceptor)."""
+    _current.set(audit)
+
+
+def current() -> ItemAudit | None:
+    """The running streaming call's item audit; None when its items are not audited."""
+    return _current.get()

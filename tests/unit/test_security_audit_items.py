@@ -1,0 +1,104 @@
+"""Per-item audit events of a streaming call: an item's OK event is offered to its own task and
+written by the service only when no write of the item carried it."""
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sanad.security import audit_items, audit_offer
+from sanad.security.audit import AuditEvent
+from sanad.security.audit_items import ItemAudit
+
+
+@dataclass(frozen=True)
+class Item:
+    request_id: str
+    center_id: str
+    fee_baisa: int = 5000
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    async def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+def item_audit() -> tuple[ItemAudit, RecordingLog]:
+    log = RecordingLog()
+
+    def build(target: Any, outcome: str) -> AuditEvent:
+        return AuditEvent(
+            time=datetime.now(UTC),
+            subject="desk",
+            role="centre",
+            agency_code="",
+            center_id="C1",
+            rpc="/sanad.v1.IntakeService/SubmitTransactions",
+            target=dict(target),
+            outcome=outcome,
+            request_id="call-1",
+            recorded_by="intake",
+        )
+
+    targets = ("request_id", "center_id", "fee_baisa")
+    return ItemAudit(build, log, targets, ("transaction_id",)), log  # type: ignore[arg-type]
+
+
+async def test_an_item_whose_write_carried_its_ok_event_writes_none_of_its_own() -> None:
+    audit, log = item_audit()
+
+    async def fresh_item() -> AuditEvent | None:
+        event = audit.offer(Item("r-1", "C1"))
+        carried = audit_offer.take_offered(transaction_id="T1")
+        await event.end(audit_items.OK, {"transaction_id": "T1"})
+        return carried
+
+    carried = await asyncio.create_task(fresh_item())
+    assert carried is not None
+    # The item's string fields only (fee_baisa is not text), and the result it names.
+    assert carried.target == {"request_id": "r-1", "center_id": "C1", "transaction_id": "T1"}
+    assert carried.outcome == "OK"
+    assert log.events == []
+
+
+async def test_a_replayed_or_refused_item_is_written_at_its_end() -> None:
+    audit, log = item_audit()
+    await audit.offer(Item("r-1", "C1")).end(audit_items.OK, {"transaction_id": "T0"})
+    await audit.offer(Item("r-2", "C1")).end("NOT_FOUND")
+    assert [(e.target, e.outcome) for e in log.events] == [
+        ({"request_id": "r-1", "center_id": "C1", "transaction_id": "T0"}, "OK"),
+        ({"request_id": "r-2", "center_id": "C1"}, "NOT_FOUND"),
+    ]
+
+
+async def test_an_item_failing_after_its_event_was_carried_names_the_carried_results() -> None:
+    audit, log = item_audit()
+
+    async def unconfirmed_item() -> None:
+        event = audit.offer(Item("r-1", "C1"))
+        audit_offer.take_offered(transaction_id="T1")  # in a message whose confirm never came
+        await event.end("UNAVAILABLE")
+
+    await asyncio.create_task(unconfirmed_item())
+    (event,) = log.events
+    assert (event.target["transaction_id"], event.outcome) == ("T1", "UNAVAILABLE")
+
+
+async def test_each_item_task_is_offered_its_own_event() -> None:
+    audit, _ = item_audit()
+    taken: dict[str, AuditEvent | None] = {}
+
+    async def one(request_id: str) -> None:
+        audit.offer(Item(request_id, "C1"))
+        await asyncio.sleep(0)  # the other items' tasks offer theirs meanwhile
+        taken[request_id] = audit_offer.take_offered(transaction_id=f"T-{request_id}")
+
+    await asyncio.gather(*(asyncio.create_task(one(r)) for r in ("a", "b", "c")))
+    assert {r: e.target["request_id"] for r, e in taken.items() if e} == {
+        "a": "a",
+        "b": "b",
+        "c": "c",
+    }
