@@ -10,13 +10,12 @@ from typing import Any
 
 import grpc
 import pytest
-from pymongo import AsyncMongoClient
 
-from sanad.mongo import Document
 from sanad.security.audit import COLLECTION
 from sanad.v1 import intake_pb2
-from tests.integration import test_intake_tracking
+from tests.integration import failpoints, test_intake_tracking
 from tests.integration.conftest import Stack, eventually
+from tests.integration.failpoints import events_of, heal
 from tests.integration.test_intake_change_request_ids import ingest_depth, stored_open
 from tests.integration.test_intake_tracking import S, code_of
 
@@ -40,32 +39,13 @@ def mongo_url(failpoint_database: str) -> str:
 @pytest.fixture
 async def db(mongo_url: str, stack: Stack) -> AsyncIterator[Any]:
     """This test's view of the database, on connections the failpoints never match."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongo_url, appname="atomicity-test", tz_aware=True
-    )
-    yield client[stack.env["SANAD_MONGO_DATABASE"]]
-    await client.admin.command("configureFailPoint", "failCommand", mode="off")
-    await client.close()
+    async with failpoints.own_view(mongo_url, stack.env["SANAD_MONGO_DATABASE"]) as view:
+        yield view
 
 
 async def fail(db: Any, command: str, mode: Any, **data: Any) -> None:
     """Fail intake's `command`s as `mode` says (alwaysOn, {times}, {skip}...)."""
-    await db.client.admin.command(
-        "configureFailPoint",
-        "failCommand",
-        mode=mode,
-        data={"failCommands": [command], "appName": INTAKE_APP, **data},
-    )
-
-
-async def heal(db: Any) -> None:
-    await db.client.admin.command("configureFailPoint", "failCommand", mode="off")
-
-
-async def events_of(db: Any, request_id: str) -> list[tuple[str, dict[str, str]]]:
-    """The outcomes and targets of the trail's events of one call (its x-request-id)."""
-    found = db[COLLECTION].find({"request_id": request_id}).sort("_id", 1)
-    return [(e["outcome"], e["target"]) for e in await found.to_list()]
+    await failpoints.fail(db, INTAKE_APP, command, mode, **data)
 
 
 async def sequence_of(db: Any, tx: str) -> int:

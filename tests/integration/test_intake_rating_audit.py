@@ -14,7 +14,8 @@ from sanad.security.audit import COLLECTION
 from sanad.v1 import intake_pb2
 from tests.integration import test_intake_change_audit, test_intake_tracking
 from tests.integration.conftest import Stack, eventually
-from tests.integration.test_intake_change_audit import WRITE_CONFLICT, events_of, fail, heal
+from tests.integration.failpoints import events_of, heal
+from tests.integration.test_intake_change_audit import WRITE_CONFLICT, fail
 from tests.integration.test_intake_change_request_ids import ingest_depth, stored_open
 from tests.integration.test_intake_tracking import code_of
 

@@ -8,12 +8,11 @@ from typing import Any
 
 import grpc
 import pytest
-from pymongo import AsyncMongoClient
 
-from sanad.mongo import Document
-from sanad.security.audit import COLLECTION
 from sanad.v1 import registry_pb2 as pb
+from tests.integration import failpoints
 from tests.integration.conftest import eventually
+from tests.integration.failpoints import events_of, heal
 from tests.integration.registry_served import Registry, refused, serve_registry
 
 pytestmark = pytest.mark.integration
@@ -41,32 +40,13 @@ async def registry(mongo_url: str, database_name: str) -> AsyncIterator[Registry
 @pytest.fixture
 async def db(mongo_url: str, database_name: str) -> AsyncIterator[Any]:
     """This test's view of the database, on connections the failpoints never match."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongo_url, appname="atomicity-test", tz_aware=True
-    )
-    yield client[database_name]
-    await client.admin.command("configureFailPoint", "failCommand", mode="off")
-    await client.close()
+    async with failpoints.own_view(mongo_url, database_name) as view:
+        yield view
 
 
 async def fail(db: Any, command: str, mode: Any, **data: Any) -> None:
     """Fail the registry's `command`s as `mode` says (alwaysOn, {times}, {skip}...)."""
-    await db.client.admin.command(
-        "configureFailPoint",
-        "failCommand",
-        mode=mode,
-        data={"failCommands": [command], "appName": REGISTRY_APP, **data},
-    )
-
-
-async def heal(db: Any) -> None:
-    await db.client.admin.command("configureFailPoint", "failCommand", mode="off")
-
-
-async def events_of(db: Any, request_id: str) -> list[tuple[str, dict[str, str]]]:
-    """The outcomes and targets of the trail's events of one request id, oldest first."""
-    found = db[COLLECTION].find({"request_id": request_id}).sort("_id", 1)
-    return [(e["outcome"], e["target"]) for e in await found.to_list()]
+    await failpoints.fail(db, REGISTRY_APP, command, mode, **data)
 
 
 def as_request(request_id: str) -> tuple[tuple[str, str], ...]:
