@@ -14,23 +14,13 @@ from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import Stack, eventually
 from tests.integration.workers_support import (
     delete_retry_queues,
+    has_consumer,
     publish,
     start_ingest_worker,
     submitted,
 )
 
 pytestmark = pytest.mark.integration
-
-
-async def _consumers(stack: Stack, queue: str) -> int:
-    connection = await aio_pika.connect(stack.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        try:
-            declared = await channel.declare_queue(queue, passive=True)
-        except aio_pika.exceptions.ChannelClosed:
-            return 0
-        return int(declared.declaration_result.consumer_count or 0)
 
 
 async def _exit_code(worker: subprocess.Popen[bytes], within_s: float) -> int | None:
@@ -46,7 +36,7 @@ async def test_a_worker_whose_queue_is_deleted_exits_non_zero_within_seconds(
     topology = Topology(stack.prefix)
     worker = stack.start_worker()
     try:
-        await eventually(lambda: _has_consumer(stack, topology.ingest_queue), within_s=30)
+        await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), within_s=30)
         connection = await aio_pika.connect(stack.amqp_url)
         async with connection:
             await (await connection.channel()).queue_delete(topology.ingest_queue)
@@ -58,10 +48,6 @@ async def test_a_worker_whose_queue_is_deleted_exits_non_zero_within_seconds(
             worker.kill()
         worker.wait(timeout=10)
         await delete_retry_queues(stack)
-
-
-async def _has_consumer(stack: Stack, queue: str) -> bool:
-    return await _consumers(stack, queue) > 0
 
 
 async def test_sigterm_mid_micro_batch_finishes_and_acks_it_and_leaves_the_rest_queued(
@@ -87,7 +73,7 @@ async def test_sigterm_mid_micro_batch_finishes_and_acks_it_and_leaves_the_rest_
     client: AsyncMongoClient = AsyncMongoClient(mongo_url)
     db = client[stack.env["SANAD_MONGO_DATABASE"]]
     try:
-        await eventually(lambda: _has_consumer(stack, topology.ingest_queue), within_s=30)
+        await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), within_s=30)
         await asyncio.sleep(1.0)
         assert await db.transactions.count_documents({}) == 0, "still collecting"
         worker.send_signal(signal.SIGTERM)

@@ -22,6 +22,7 @@ from tests.integration.broker_support import BrokerProxy
 from tests.integration.conftest import Stack, eventually
 from tests.integration.workers_support import (
     delete_retry_queues,
+    has_consumer,
     publish,
     queue_depth,
     start_batch_worker,
@@ -143,7 +144,7 @@ async def test_sigterm_while_the_database_is_unreachable_exits_promptly_and_lose
         **{worker_kind.metrics_port_setting: metrics_port},
     )
     try:
-        await eventually(lambda: _has_consumer(stack, queue), within_s=30)
+        await eventually(lambda: has_consumer(stack.amqp_url, queue), within_s=30)
         if unreachable == "stopped":
             await database_proxy.cut()  # refused, as a stopped server refuses
         else:
@@ -176,14 +177,3 @@ async def test_sigterm_while_the_database_is_unreachable_exits_promptly_and_lose
             worker.kill()
         worker.wait(timeout=10)
         await delete_retry_queues(stack)
-
-
-async def _has_consumer(stack: Stack, queue: str) -> bool:
-    connection = await aio_pika.connect(stack.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        try:
-            declared = await channel.declare_queue(queue, passive=True)
-        except aio_pika.exceptions.ChannelClosed:
-            return False
-        return bool(declared.declaration_result.consumer_count)

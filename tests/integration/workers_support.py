@@ -147,6 +147,18 @@ async def delete_retry_queues(stack: Stack) -> None:
                 await channel.queue_delete(topology.retry_queue(queue))
 
 
+async def has_consumer(amqp_url: str, queue: str) -> bool:
+    """Whether a queue has a consumer, as the broker counts them; False when it does not exist."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            return False
+        return bool(declared.declaration_result.consumer_count)
+
+
 async def queue_depth(amqp_url: str, queue: str) -> int:
     """Messages ready in a queue, as the broker counts them."""
     connection = await aio_pika.connect(amqp_url)
