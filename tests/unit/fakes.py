@@ -1,10 +1,15 @@
-"""In-memory fakes that more than one unit test module runs the real code against."""
+"""In-memory fakes that more than one unit test module runs the real code against, and the stored
+transaction they start from."""
 
-from typing import NamedTuple, TypeVar
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf.message import Message
 
 from sanad.errors import Unavailable
+from sanad.records import document_from_submitted
+from sanad.rpc.timestamps import to_timestamp
+from sanad.v1 import common_pb2, events_pb2
 
 M = TypeVar("M", bound=Message)
 
@@ -44,3 +49,20 @@ class RecordingPublisher:
         """Every body sent, read as `kind`; each must have been published as that type."""
         assert [p.message_type for p in self.sent] == [kind.DESCRIPTOR.full_name] * len(self.sent)
         return [kind.FromString(p.body) for p in self.sent]
+
+
+def stored_transaction(transaction_id: str, submitted_at: datetime) -> dict[str, Any]:
+    """A counter transaction of 5 rial at centre C1 (DA-NIZ), as the ingest worker stores it."""
+    event = events_pb2.TransactionSubmitted(
+        transaction_id=transaction_id,
+        center_id="C1",
+        governorate_code="DA",
+        wilayat_code="DA-NIZ",
+        service_code="S",
+        agency_code="ROP",
+        sla_hours=48,
+        channel=common_pb2.CHANNEL_COUNTER,
+        fee_baisa=5000,
+        submit_time=to_timestamp(submitted_at),
+    )
+    return document_from_submitted(event, submitted_at)

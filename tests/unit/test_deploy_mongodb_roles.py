@@ -24,13 +24,10 @@ from test_deploy_kustomize import K8S, OVERLAYS, Resource, find, render
 from sanad import records, rollups
 from sanad.domain.transactions import Status
 from sanad.mongo import IndexesMissing
-from sanad.records import document_from_submitted
-from sanad.rpc.timestamps import to_timestamp
 from sanad.security import audit, audit_offer
 from sanad.security.audit import AuditEvent, document_of
 from sanad.security.audit_listing import AuditListing, AuditQuery
 from sanad.security.audit_log import AuditLog
-from sanad.v1 import common_pb2, events_pb2
 from services.intake import app as intake_app
 from services.intake.listing import ListQuery
 from services.intake.request_store import RequestStore
@@ -42,6 +39,7 @@ from services.registry.domain import CatalogService, Center, Licence
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import PageRequest
 from services.registry.store import RegistryStore
+from tests.unit.fakes import stored_transaction
 from workers.batch import app as batch_app
 from workers.batch.store import BatchStore
 from workers.ingest import app as ingest_app
@@ -96,19 +94,7 @@ def public_methods(*classes: type) -> set[str]:
 
 
 def submitted(transaction_id: str = "T1") -> dict[str, Any]:
-    event = events_pb2.TransactionSubmitted(
-        transaction_id=transaction_id,
-        center_id="C1",
-        governorate_code="DA",
-        wilayat_code="DA-NIZ",
-        service_code="S",
-        agency_code="ROP",
-        sla_hours=48,
-        channel=common_pb2.CHANNEL_COUNTER,
-        fee_baisa=5000,
-        submit_time=to_timestamp(NOW),
-    )
-    return document_from_submitted(event, NOW)
+    return stored_transaction(transaction_id, NOW)
 
 
 def event(rpc: str = "x") -> AuditEvent:

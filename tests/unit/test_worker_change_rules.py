@@ -4,9 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from sanad.amqp.outcomes import Dead, Retry
 from sanad.domain.transactions import Status
-from sanad.records import document_from_submitted
-from sanad.rpc.timestamps import to_timestamp
-from sanad.v1 import common_pb2, events_pb2
+from tests.unit.fakes import stored_transaction
 from workers.ingest.changes import Applied, Rating, StatusChange, apply_change
 from workers.ingest.rollups import RollupIncrements
 
@@ -14,19 +12,7 @@ SUBMITTED_AT = datetime(2024, 5, 1, 9, tzinfo=UTC)
 
 
 def stored() -> dict:
-    event = events_pb2.TransactionSubmitted(
-        transaction_id="T1",
-        center_id="C1",
-        governorate_code="DA",
-        wilayat_code="DA-NIZ",
-        service_code="S",
-        agency_code="ROP",
-        sla_hours=48,
-        channel=common_pb2.CHANNEL_COUNTER,
-        fee_baisa=5000,
-        submit_time=to_timestamp(SUBMITTED_AT),
-    )
-    return document_from_submitted(event, SUBMITTED_AT)
+    return stored_transaction("T1", SUBMITTED_AT)
 
 
 def change(change_id: str, status: Status, hours: float) -> StatusChange:
