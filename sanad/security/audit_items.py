@@ -34,9 +34,9 @@ Build = Callable[[Mapping[str, str], str], AuditEvent]
 class ItemEvent:
     """One item's event: offered to the item's handler, written at its end unless carried."""
 
-    def __init__(self, audit: "ItemAudit", target: Mapping[str, str]) -> None:
+    def __init__(self, audit: "ItemAudit", item: Any) -> None:
         self.audit = audit
-        self.target = dict(target)
+        self.item = item
         self.offered = audit_offer.offer(lambda results: self._build(results, OK))
 
     async def end(self, outcome: str, results: Mapping[str, str] | None = None) -> None:
@@ -49,8 +49,10 @@ class ItemEvent:
         await self.audit.log.record(self._build(named, outcome))
 
     def _build(self, results: Mapping[str, str], outcome: str) -> AuditEvent:
-        kept = {k: v[:200] for k, v in results.items() if k in self.audit.results and v}
-        return self.audit.build({**self.target, **kept}, outcome)
+        audit = self.audit
+        return audit.build(
+            policy.audit_target(self.item, audit.targets, audit.results, results), outcome
+        )
 
 
 class ItemAudit:
@@ -67,7 +69,7 @@ class ItemAudit:
     def offer(self, item: Any) -> ItemEvent:
         """The item's event, its OK event offered in the running task's context: call it in the
         task that handles the item, and end() it there."""
-        return ItemEvent(self, policy.field_values(item, self.targets))
+        return ItemEvent(self, item)
 
 
 _current: ContextVar[ItemAudit | None] = ContextVar("sanad_audit_items", default=None)

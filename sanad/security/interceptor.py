@@ -268,11 +268,7 @@ class _Guard:
         return self.owner.event(self.method, identity, target, grpc.StatusCode.OK.name)
 
     def _target(self, request: Any, results: Mapping[str, str]) -> dict[str, str]:
-        """The request's target fields and those results the policy names, as the trail keeps
-        them (each at most 200 characters, empty ones left out)."""
-        target = policy.field_values(request, self.targets)
-        target.update({k: v[:200] for k, v in results.items() if k in self.results and v})
-        return target
+        return policy.audit_target(request, self.targets, self.results, results)
 
 
 def _outcome(error: BaseException | None, context: Any) -> str:

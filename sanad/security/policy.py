@@ -18,7 +18,7 @@ Decisions (DESIGN section 6, issue #7):
 - The audit trail is admin-only. Health and reflection are open to everyone.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,17 @@ def field_values(message: Any, paths: tuple[str, ...]) -> dict[str, str]:
         if value:
             found[path] = value[:200]
     return found
+
+
+def audit_target(
+    message: Any, targets: tuple[str, ...], results: tuple[str, ...], named: Mapping[str, str]
+) -> dict[str, str]:
+    """The target an audit event keeps: the message's `targets` fields and those of the results
+    it `named` that the policy lists in `results` (each at most 200 characters, empty ones left
+    out)."""
+    target = field_values(message, targets)
+    target.update({k: v[:200] for k, v in named.items() if k in results and v})
+    return target
 
 
 def _field(message: Any, parts: list[str]) -> str:
