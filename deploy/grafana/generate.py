@@ -164,14 +164,19 @@ def operations() -> Dashboard:
             (Query(f"rabbitmq_queue_messages{{{DEAD_QUEUES}}}", "{{queue}}"),),
         ),
         Panel(
-            "Dead-lettered and retried in the last hour",
-            "Messages the workers could not process (dead-lettered) or retried after a failure.",
+            "Dead-lettered, retried and refused in the last hour",
+            "Messages the workers could not process (dead-lettered) or retried after a failure;"
+            " messages the broker refused (a work queue at its bound: callers got UNAVAILABLE).",
             (
                 Query(
                     "sum(increase(sanad_amqp_dead_lettered_total[1h])) or vector(0)",
                     "dead-lettered",
                 ),
                 Query("sum(increase(sanad_worker_retries_total[1h])) or vector(0)", "retried"),
+                Query(
+                    'sum(increase(sanad_amqp_published_total{outcome="refused"}[1h])) or vector(0)',
+                    "refused by the broker",
+                ),
             ),
             kind="stat",
         ),

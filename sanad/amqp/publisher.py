@@ -172,15 +172,36 @@ class _Outcomes:
     def __init__(self, exchange: str) -> None:
         self.confirmed = AMQP_PUBLISHED.labels(exchange, "confirmed")
         self.failed = AMQP_PUBLISHED.labels(exchange, "failed")
+        self.refused = AMQP_PUBLISHED.labels(exchange, "refused")
         self.unavailable = AMQP_PUBLISHED.labels(exchange, "unavailable")
         self.seconds = AMQP_PUBLISH_SECONDS.labels(exchange)
 
 
 def _failed(outcomes: _Outcomes, exchange: str, error: BaseException) -> Unavailable:
     """Count and log a publish the broker did not confirm; the error to raise for it."""
+    refused = refusal(error)
+    if refused is not None:
+        outcomes.refused.inc()
+        log.warning("publish to %s refused: %s", exchange, refused)
+        return Unavailable(f"the message broker refused the message: {refused}; retry later")
     outcomes.failed.inc()
     log.warning("publish to %s failed: %r", exchange, error)
     return Unavailable("the message broker did not confirm; retry later")
+
+
+def refusal(error: BaseException) -> str | None:
+    """Why the broker refused a publish, when it did (returned or nacked it); None otherwise.
+
+    A work queue whose length limit is reached (the deploy policies bound them) nacks new
+    messages while its overflow is reject-publish, as a quorum queue without a leader does.
+    """
+    if isinstance(error, aiormq.exceptions.PublishError):
+        return "no queue is bound to take it"
+    if isinstance(error, aiormq.exceptions.DeliveryError) and isinstance(
+        error.frame, aiormq.spec.Basic.Nack
+    ):
+        return "its queue is full (its workers are behind) or has no leader"
+    return None
 
 
 def _from_broker(error: BaseException) -> bool:

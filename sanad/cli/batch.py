@@ -20,14 +20,11 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from aio_pika.exceptions import (
-    ChannelNotFoundEntity,
-    DeliveryError,
-    ProbableAuthenticationError,
-)
+from aio_pika.exceptions import ChannelNotFoundEntity, ProbableAuthenticationError
 
 from sanad.amqp.batches import BatchClient, item_count
 from sanad.amqp.handling import BROKER_ERRORS
+from sanad.amqp.publisher import refusal
 from sanad.amqp.topology import Topology
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
@@ -325,8 +322,8 @@ def _unsent(error: Exception, batch_id: str, chunk: int, url: str, prefix: str) 
         )
     if isinstance(error, ProbableAuthenticationError):
         reason = "the broker refused the user name or password"
-    elif isinstance(error, DeliveryError):
-        reason = "the batch exchange routed the batch to no queue"
+    elif (refused := refusal(error)) is not None:
+        reason = f"the broker refused the batch: {refused}. {_resend_hint(batch_id, chunk)}"
     else:
         reason = str(error.args[-1] if error.args else error) or type(error).__name__
     return f"batch {batch_id} not sent: RabbitMQ at {_where(url)}: {reason}"

@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 from sanad.amqp.dead_letters import DeadLetter, Pass, pass_over
 from sanad.amqp.handling import BROKER_ERRORS
+from sanad.amqp.publisher import refusal
 from sanad.cli.batch import DEFAULT_AMQP_URL
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
@@ -131,11 +132,13 @@ def _run(args: argparse.Namespace, replay: Callable[[DeadLetter], bool], done: P
 
 def _failed(printer: Printer, args: argparse.Namespace, error: Exception, done: Pass) -> int:
     moved = len(done.kept) + len(done.replayed)
+    refused = refusal(error)
+    why = f"the broker refused a letter: {refused}" if refused is not None else error
     if moved:
         printer.error(
             f"the pass over the dead letters of {args.queue} stopped after {moved} letters"
-            f" ({len(done.replayed)} replayed): {error}"
+            f" ({len(done.replayed)} replayed): {why}"
         )
     else:
-        printer.error(f"dead letters of {args.queue} not reached: {error}")
+        printer.error(f"dead letters of {args.queue} not reached: {why}")
     return 1

@@ -35,7 +35,10 @@ GRPC_LATENCY = Histogram(
 )
 
 AMQP_PUBLISHED = Counter(
-    "sanad_amqp_published_total", "Messages published, by outcome.", ["exchange", "outcome"]
+    "sanad_amqp_published_total",
+    "Messages published, by outcome: confirmed; refused (returned or nacked by the broker: no"
+    " queue, or its queue full); failed (not confirmed); unavailable (not sent).",
+    ["exchange", "outcome"],
 )
 AMQP_PUBLISH_SECONDS = Histogram(
     "sanad_amqp_publish_confirm_seconds",

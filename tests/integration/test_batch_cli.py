@@ -11,7 +11,7 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.amqp.topology import Topology
+from sanad.amqp.topology import AT_LEAST_ONCE, BATCH, Topology
 from sanad.devstack.mongo_server import free_port
 from tests.integration.conftest import Stack, open_centre_with_service
 from tests.integration.workers_support import start_batch_worker
@@ -139,8 +139,42 @@ async def test_an_unreachable_or_unprepared_broker_is_named_without_a_traceback(
         )
         await exchange.delete()
     assert code == 1
-    assert "routed the batch to no queue" in err
+    assert "the broker refused the batch: no queue is bound to take it" in err
     assert "Traceback" not in err
+
+
+async def test_a_batch_its_full_queue_refuses_is_named_with_how_to_send_it_again(
+    stack: Stack, tmp_path: Path
+) -> None:
+    path = write_rows(tmp_path / "rows.ndjson", rows("ANY"))
+    full = Topology(f"{stack.prefix}-full")
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            full.batch_exchange, aio_pika.ExchangeType.DIRECT, auto_delete=True
+        )
+        # A quorum queue at its length limit nacks what is published to it (reject-publish).
+        queue = await channel.declare_queue(
+            full.batch_queue,
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-max-length": 0, **AT_LEAST_ONCE},
+        )
+        await queue.bind(exchange, BATCH)
+        await exchange.publish(aio_pika.Message(b"waiting"), routing_key=BATCH)
+        env = {**stack.env, "SANAD_AMQP_PREFIX": full.prefix}
+        try:
+            code, out, err = await sanadctl(
+                stack, "batch", "submit", str(path), "--batch-id", "b-full", env=env
+            )
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
+            await exchange.delete()
+    assert code == 1
+    assert "the broker refused the batch: its queue is full" in err
+    assert "send the file again with --batch-id b-full" in err
+    assert "Traceback" not in err
+    assert out == ""
 
 
 async def test_a_file_sent_again_with_another_chunk_is_refused_before_a_row_is_stored_twice(

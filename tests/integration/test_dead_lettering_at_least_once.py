@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from sanad.amqp.topology import SUBMITTED, Topology
 from tests.integration.conftest import eventually
+from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl, set_policy
 from tests.integration.workers_support import queue_depth
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -40,15 +41,6 @@ async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
         yield connection
 
 
-async def _rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    if process.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {args[0]} failed: {err.decode()}")
-
-
 async def prompt_retry(queue: str, policy: dict[str, object] | None = None) -> float:
     """Have the broker retry queue's unrouted dead letters now; the seconds to wait for them.
 
@@ -61,14 +53,8 @@ async def prompt_retry(queue: str, policy: dict[str, object] | None = None) -> f
     name = f"prompt-{uuid.uuid4().hex}"
     definition = json.dumps({**(policy or {}), "max-length": 1_000_000_000})
     await set_policy(name, f"^{re.escape(queue)}$", definition, priority=100)
-    await _rabbitmqctl("clear_policy", name)
+    await rabbitmqctl("clear_policy", name)
     return PROMPTED_S
-
-
-async def set_policy(name: str, pattern: str, definition: str, priority: int = 0) -> None:
-    await _rabbitmqctl(
-        "set_policy", "--apply-to", "queues", "--priority", str(priority), name, pattern, definition
-    )
 
 
 async def arrives(amqp_url: str, queue: str, within_s: float) -> None:
@@ -187,7 +173,7 @@ async def test_declare_still_fails_over_an_earlier_queue_with_another_delivery_l
         await Topology(amqp_prefix, delivery_limit=3).declare(await connection.channel())
 
 
-@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to set a policy")
+@needs_rabbitmqctl
 async def test_the_deploy_policy_makes_a_retry_queue_of_the_earlier_release_keep_dead_letters(
     amqp_prefix: str, connection: AbstractRobustConnection, amqp_url: str
 ) -> None:
@@ -216,4 +202,4 @@ async def test_the_deploy_policy_makes_a_retry_queue_of_the_earlier_release_keep
 
         await arrives(amqp_url, work, await prompt_retry(retry, deployed["definition"]))
     finally:
-        await _rabbitmqctl("clear_policy", name)
+        await rabbitmqctl("clear_policy", name)

@@ -5,6 +5,7 @@ refused batch's letter keeps its expiry when a pass puts it back, and loses it w
 import asyncio
 import json
 import os
+import re
 import sys
 
 import aio_pika
@@ -13,8 +14,9 @@ import pytest
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.dead_letters import REPLAYS_HEADER, Pass, pass_over
 from sanad.amqp.outcomes import EXPIRES_HEADER, expiry_time
-from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, Topology
+from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, SUBMITTED, Topology
 from tests.integration.conftest import eventually
+from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl, set_policy
 from tests.integration.workers_support import queue_depth
 
 pytestmark = pytest.mark.integration
@@ -177,6 +179,40 @@ async def test_a_replay_whose_work_queue_is_missing_takes_no_letter(
 
     assert code == 1
     assert "not reached" in err
+    kept = await drain(amqp_url, topology.dead_queue(topology.ingest_queue))
+    assert [m.message_id for m in kept] == ["m-0", "m-1", "m-2"]
+
+
+@needs_rabbitmqctl
+async def test_a_replay_into_a_full_work_queue_stops_saying_so_and_keeps_every_letter(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    await dead_letter_three(amqp_url, amqp_prefix)
+    topology = Topology(amqp_prefix)
+    policy = f"full-{amqp_prefix}"
+    pattern = f"^{re.escape(topology.ingest_queue)}$"
+    await set_policy(policy, pattern, json.dumps({"max-length": 1}), priority=100)
+    try:
+        async with await aio_pika.connect(amqp_url) as connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(topology.transactions_exchange)
+
+            async def full() -> bool:
+                try:
+                    await exchange.publish(aio_pika.Message(b"waiting"), routing_key=SUBMITTED)
+                except aio_pika.exceptions.DeliveryError:
+                    return True
+                return False
+
+            await eventually(full, within_s=10)
+
+        code, _, err = await sanadctl(amqp_url, amqp_prefix, "replay")
+    finally:
+        await rabbitmqctl("clear_policy", policy)
+
+    assert code == 1
+    assert "the broker refused a letter: its queue is full" in err
+    assert "Traceback" not in err
     kept = await drain(amqp_url, topology.dead_queue(topology.ingest_queue))
     assert [m.message_id for m in kept] == ["m-0", "m-1", "m-2"]
 

@@ -8,7 +8,6 @@ recovers by itself, and every submission answered OK is stored exactly once.
 """
 
 import asyncio
-import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,26 +24,17 @@ from tests.integration.broker_support import (  # noqa: F401 (fixtures, register
     proxy_fixture,
 )
 from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
+from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl
 
 pytestmark = pytest.mark.integration
 
 
-async def _rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    if process.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {args[0]} failed: {err.decode()}")
-    return out.decode()
-
-
 async def drop_connection(connection_name: str) -> None:
     """Have the broker close the one connection with that name (no other test's)."""
-    listing = await _rabbitmqctl("list_connections", "pid", "client_properties", "-q")
+    listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q")
     pids = [line.split("\t")[0] for line in listing.splitlines() if connection_name in line]
     assert len(pids) == 1, listing
-    await _rabbitmqctl("close_connection", pids[0], "test: broker connection dropped")
+    await rabbitmqctl("close_connection", pids[0], "test: broker connection dropped")
 
 
 class Run:
@@ -169,7 +159,7 @@ async def test_a_broker_away_mid_stream_gives_unavailable_then_recovers_losing_n
     await check_every_ok_stored_once(stack, mongo_url, run, answers)
 
 
-@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
+@needs_rabbitmqctl
 async def test_a_connection_dropped_by_the_broker_mid_stream_loses_nothing(
     stack: Stack, mongo_url: str
 ) -> None:

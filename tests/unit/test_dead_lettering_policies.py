@@ -1,5 +1,6 @@
 """The deploy policies give every queue that dead-letters the same at-least-once strategy the code
-declares, so queues declared before the code did still get it; one policy applies per queue."""
+declares, so queues declared before the code did still get it; one policy applies per queue. They
+bound the work queues, whose overflow refuses new messages past the bound."""
 
 import json
 import re
@@ -50,3 +51,14 @@ def test_work_and_retry_queues_are_declared_to_dead_letter_at_least_once() -> No
         ):
             assert arguments.items() >= AT_LEAST_ONCE.items()
             assert arguments["x-dead-letter-routing-key"] == work
+
+
+@pytest.mark.parametrize("queue", list(TOPOLOGY.work_queues()))
+def test_each_work_queue_is_bounded_and_refuses_new_messages_past_its_bound(queue: str) -> None:
+    [policy] = applying(queue)
+    definition = policy["definition"]
+    assert isinstance(definition, dict)
+
+    assert definition["overflow"] == "reject-publish"
+    # Room for millions of submissions, within the broker's 20 GiB volume beside the others.
+    assert 1 << 30 <= definition["max-length-bytes"] <= 4 << 30

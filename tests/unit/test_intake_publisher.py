@@ -1,5 +1,6 @@
 """The confirmed publisher refuses fast: no connection, a blocked broker, no time left, a confirm
-failed by a closing connection; and it leaves no connection behind when connecting fails."""
+failed by a closing connection, a message the broker returns or nacks (with its reason); and it
+leaves no connection behind when connecting fails."""
 
 import asyncio
 import time
@@ -9,6 +10,7 @@ import aio_pika
 import aiormq
 import pytest
 from aiormq.base import FutureStore
+from prometheus_client import REGISTRY
 
 from sanad.amqp.packing import PackingPublisher
 from sanad.amqp.publisher import ConfirmedPublisher, _is_blocked
@@ -99,16 +101,36 @@ class ReturningChannel(RecordingChannel):
         raise aiormq.exceptions.PublishError(returned, frame)  # type: ignore[arg-type]
 
 
-async def test_a_returned_message_is_unavailable_never_ok() -> None:
-    publisher = ConfirmedPublisher("amqp://x/", Topology("t"))
-    unblocked = asyncio.Event()
-    unblocked.set()
-    channel = ReturningChannel()
-    channel.is_closed = False  # type: ignore[attr-defined]
-    publisher._connection = fake_connection(unblocked)  # type: ignore[assignment]
-    publisher._channel = channel  # type: ignore[assignment]
-    with pytest.raises(Unavailable, match="did not confirm"):
+class NackingChannel(RecordingChannel):
+    """A broker that nacks the message: its queue is full (reject-publish) or has no leader."""
+
+    async def basic_publish(self, body: bytes, **options: object) -> None:
+        frame = aiormq.spec.Basic.Nack(delivery_tag=1)
+        raise aiormq.exceptions.DeliveryError(None, frame)
+
+
+def refused(exchange: str) -> float:
+    labels = {"exchange": exchange, "outcome": "refused"}
+    return REGISTRY.get_sample_value("sanad_amqp_published_total", labels) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("channel", "why"),
+    [
+        (ReturningChannel, "refused the message: no queue is bound to take it"),
+        (NackingChannel, "refused the message: its queue is full .* or has no leader"),
+    ],
+)
+async def test_a_message_the_broker_refuses_is_unavailable_with_its_reason_never_ok(
+    channel: type[RecordingChannel], why: str
+) -> None:
+    refusing = channel()
+    refusing.is_closed = False  # type: ignore[attr-defined]
+    publisher = publisher_on(refusing)
+    before = refused("t.transactions")
+    with pytest.raises(Unavailable, match=why):
         await publisher.publish("t.transactions", "nowhere", b"", message_type="T", message_id="2")
+    assert refused("t.transactions") == before + 1
 
 
 class UnconfirmedChannel(RecordingChannel):
