@@ -66,6 +66,8 @@ AT_LEAST_ONCE: dict[str, Any] = {
 }
 
 log = logging.getLogger(__name__)
+# Queues of an earlier release this process has warned about (_declare_dead_lettering).
+_WARNED_EARLIER: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,11 @@ async def _declare_dead_lettering(
             await _declare_aside(channel, name, earlier, existing=True)
         except (ChannelPreconditionFailed, ChannelNotFoundEntity) as different:
             raise refused from different
-        log.warning(
+        # Once per queue and process: a robust channel declares again at every reconnect.
+        level = logging.DEBUG if name in _WARNED_EARLIER else logging.WARNING
+        _WARNED_EARLIER.add(name)
+        log.log(
+            level,
             "queue %s was declared before at-least-once dead-lettering: unless a policy sets "
             "dead-letter-strategy=at-least-once and overflow=reject-publish on it (the deploy "
             "policies sanad-work-queues and sanad-retry-queues do), a dead letter whose target "

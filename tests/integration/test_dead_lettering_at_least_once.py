@@ -138,6 +138,7 @@ async def test_declare_over_queues_of_the_earlier_release_warns_once_each_and_th
 
     with caplog.at_level(logging.WARNING, logger="sanad.amqp.topology"):
         await topology.declare(channel)
+        await topology.declare(channel)  # as at a reconnect: no second warning
 
     warnings = [r.getMessage() for r in caplog.records if r.name == "sanad.amqp.topology"]
     # "queue <name> was declared before at-least-once dead-lettering: ..."
