@@ -37,6 +37,8 @@ class AuditEvent:
     request_id: str
     recorded_by: str
     id: str = field(default="")
+    # A streaming call's items, by outcome (sanad.security.audit_items); empty for other calls.
+    item_outcomes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -49,6 +51,10 @@ def document_of(event: AuditEvent) -> dict[str, Any]:
     document["_id"] = document.pop("id")
     document["target"] = dict(event.target)
     document["target_values"] = sorted(set(event.target.values()))
+    if event.item_outcomes:
+        document["item_outcomes"] = dict(event.item_outcomes)
+    else:
+        del document["item_outcomes"]  # only a streaming call's event stores the field
     return document
 
 
@@ -66,6 +72,7 @@ def from_document(doc: dict[str, Any]) -> AuditEvent:
         request_id=doc.get("request_id", ""),
         recorded_by=doc.get("recorded_by", ""),
         id=doc["_id"],
+        item_outcomes=dict(doc.get("item_outcomes", {})),
     )
 
 
@@ -82,6 +89,7 @@ def to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:
         outcome=event.outcome,
         request_id=event.request_id,
         recorded_by=event.recorded_by,
+        item_outcomes=event.item_outcomes,
     )
 
 
@@ -98,4 +106,5 @@ def from_proto(message: audit_pb2.AuditEvent) -> AuditEvent:
         request_id=message.request_id,
         recorded_by=message.recorded_by,
         id=message.id,
+        item_outcomes=dict(message.item_outcomes),
     )

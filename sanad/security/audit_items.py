@@ -12,9 +12,11 @@ each item's event in the item's own task:
   carried) is written by the service at once, as the interceptor writes a unary call's.
 An item refused for the caller's rate is not submitted and gets no event of its own: a stream's
 items cost the caller next to nothing to send, and their refusals would cost the database one
-write each. The stream's own event still records the call.
+write each. The stream's own event records the call, and counts its items by outcome
+(`item_outcomes`), those refused for the rate among them.
 """
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -43,6 +45,7 @@ class ItemEvent:
         """The item ended with this outcome (a gRPC status name). Its OK event was stored with
         its own write when the handler took it; otherwise the event is written now, naming
         what the carried event names when the item failed after carrying it."""
+        self.audit.ended(outcome)
         if self.offered.taken and outcome == OK:
             return
         named = {**self.offered.results, **(results or {})}
@@ -65,11 +68,18 @@ class ItemAudit:
         self.log = log
         self.targets = targets
         self.results = results
+        # How many items ended with each outcome, for the call's own event.
+        self.outcomes: Counter[str] = Counter()
 
     def offer(self, item: Any) -> ItemEvent:
         """The item's event, its OK event offered in the running task's context: call it in the
         task that handles the item, and end() it there."""
         return ItemEvent(self, item)
+
+    def ended(self, outcome: str) -> None:
+        """Count an item that ended with this outcome; an item with no event of its own (one
+        refused for the caller's rate) is counted here alone."""
+        self.outcomes[outcome] += 1
 
 
 _current: ContextVar[ItemAudit | None] = ContextVar("sanad_audit_items", default=None)

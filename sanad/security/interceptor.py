@@ -141,9 +141,15 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         set_current(identity)
 
     def event(
-        self, method: str, identity: Identity, target: dict[str, str], outcome: str
+        self,
+        method: str,
+        identity: Identity,
+        target: dict[str, str],
+        outcome: str,
+        item_outcomes: dict[str, int] | None = None,
     ) -> AuditEvent:
-        """The audit event of a finished call (only state-changing RPCs are audited)."""
+        """The audit event of a finished call (only state-changing RPCs are audited); a
+        streaming call whose items have events of their own counts them by outcome."""
         return AuditEvent(
             time=datetime.now(UTC),
             subject=identity.subject,
@@ -155,6 +161,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             outcome=outcome,
             request_id=request_id_var.get(),
             recorded_by=self.recorded_by,
+            item_outcomes=item_outcomes or {},
         )
 
 
@@ -185,12 +192,12 @@ class _Guard:
                     offered = audit_offer.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
-                await self._audit(identity, shown, None, _outcome(error, context), offered)
+                await self._audit(identity, shown, None, _outcome(error, context), offered=offered)
                 raise
             outcome = _outcome(None, context)
             # A handler that took the OK event stored it with its own durable write.
             if offered is None or not offered.taken or outcome != grpc.StatusCode.OK.name:
-                await self._audit(identity, shown, response, outcome, offered)
+                await self._audit(identity, shown, response, outcome, offered=offered)
             return response
 
         return wrapped
@@ -199,6 +206,7 @@ class _Guard:
         async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
             shown = None if streamed else request
             identity = UNKNOWN_CALLER
+            items: audit_items.ItemAudit | None = None
             try:
                 # Authenticated before charged: a refused call's event names its caller.
                 identity = self.owner.authenticator.identify(context)
@@ -206,16 +214,17 @@ class _Guard:
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 self._open_stream(identity)
                 if self.audit_log is not None and streamed and self.item_targets:
-                    audit_items.begin(self._items(identity, self.audit_log))
+                    items = self._items(identity, self.audit_log)
+                    audit_items.begin(items)
                 try:
                     async for response in behaviour(request, context):
                         yield response
                 finally:  # however it ends: normally, with an error, or cancelled
                     self.owner.streams.release(identity.actor)
             except BaseException as error:
-                await self._audit(identity, shown, None, _outcome(error, context))
+                await self._audit(identity, shown, None, _outcome(error, context), items=items)
                 raise
-            await self._audit(identity, shown, None, _outcome(None, context))
+            await self._audit(identity, shown, None, _outcome(None, context), items=items)
 
         return wrapped
 
@@ -247,18 +256,24 @@ class _Guard:
         request: Any,
         response: Any,
         outcome: str,
+        *,
         offered: audit_offer.Offer | None = None,
+        items: audit_items.ItemAudit | None = None,
     ) -> None:
         """Record the call's event. A call that failed after its handler carried the OK event
         (a submission whose confirm came too late for the caller's deadline, which the ingest
-        worker may store after all) names the results that event names, its transaction id."""
+        worker may store after all) names the results that event names, its transaction id. A
+        streaming call whose items were audited counts them by outcome."""
         if self.audit_log is None:
             return
         results = policy.field_values(response, self.results)
         if offered is not None and offered.taken:
             results = {**offered.results, **results}
         target = self._target(request, results)
-        await self.audit_log.record(self.owner.event(self.method, identity, target, outcome))
+        counted = dict(items.outcomes) if items is not None else {}
+        await self.audit_log.record(
+            self.owner.event(self.method, identity, target, outcome, counted)
+        )
 
     def _succeeded(
         self, identity: Identity, request: Any, results: Mapping[str, str]

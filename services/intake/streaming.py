@@ -88,6 +88,8 @@ class _Stream:
         self, index: int, submission: Submission, refusal: RateLimited | None
     ) -> ItemResult:
         if refusal is not None:
+            if self.audit is not None:
+                self.audit.ended(code_of(refusal).name)
             return ItemResult(index, submission.request_id, error=refusal)
         # Offered in this item's own task: only this item's submission can take it.
         event = self.audit.offer(submission) if self.audit is not None else None

@@ -167,6 +167,7 @@ async def test_each_streamed_submission_is_audited_as_a_unary_one_would_be(
     }
     (stream,) = await audited(target={})
     assert (stream["rpc"], stream["outcome"]) == (SUBMIT_STREAM, "OK")
+    assert stream["item_outcomes"] == {"OK": 2, "NOT_FOUND": 1}
 
     trail.start_worker()
     await eventually(lambda: trail.stored(fresh), within_s=30)

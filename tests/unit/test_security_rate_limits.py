@@ -1,5 +1,7 @@
 """A caller over its rate gets RESOURCE_EXHAUSTED with RetryInfo; other callers are unaffected."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -60,7 +62,10 @@ class AcceptingIntake:
         return Accepted(f"T-{submission.request_id}", datetime(2024, 6, 1, tzinfo=UTC))
 
 
-async def test_each_streamed_submission_is_charged_to_the_callers_rate() -> None:
+@asynccontextmanager
+async def accepting_intake(audit: MemoryAudit | None = None) -> AsyncIterator[str]:
+    """An intake server, rate 3 at once then next to nothing, that accepts every submission;
+    its address."""
     settings = ServerSettings(grpc_host="127.0.0.1", rate_limit_per_s=0.01, rate_limit_burst=3)
     servicer = IntakeServicer(
         AcceptingIntake(),  # type: ignore[arg-type]
@@ -74,27 +79,50 @@ async def test_each_streamed_submission_is_charged_to_the_callers_rate() -> None
         0,
         [Registration(SERVICE_NAME, partial(add_IntakeServiceServicer_to_server, servicer))],
         checks={},
+        audit_log=audit,  # type: ignore[arg-type]
     )
-    items = [
+    try:
+        yield f"127.0.0.1:{running.port}"
+    finally:
+        await running.stop(0)
+
+
+def six_items() -> list[intake_pb2.SubmitTransactionsRequest]:
+    return [
         intake_pb2.SubmitTransactionsRequest(
             transaction=intake_pb2.SubmitTransactionRequest(request_id=str(n), center_id="C1")
         )
         for n in range(6)
     ]
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            stub = intake_pb2_grpc.IntakeServiceStub(channel)
-            answers = [a async for a in stub.SubmitTransactions(iter(items), timeout=5)]
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await stub.SubmitTransactions(iter(items[:1]), timeout=5).read()
-    finally:
-        await running.stop(0)
+
+
+async def test_each_streamed_submission_is_charged_to_the_callers_rate() -> None:
+    items = six_items()
+    async with accepting_intake() as address, grpc.aio.insecure_channel(address) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        answers = [a async for a in stub.SubmitTransactions(iter(items), timeout=5)]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SubmitTransactions(iter(items[:1]), timeout=5).read()
     # The call's own token pays for the first item; the burst of 3 covers two more.
     assert [a.index for a in answers] == list(range(6))
     assert [a.transaction_id for a in answers[:3]] == ["T-0", "T-1", "T-2"]
     assert [a.error_code for a in answers] == [""] * 3 + ["RESOURCE_EXHAUSTED"] * 3
     assert not any(a.transaction_id for a in answers[3:])
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_streams_event_counts_its_items_by_outcome_those_over_the_rate_among_them() -> None:
+    audit = MemoryAudit()
+    async with accepting_intake(audit) as address, grpc.aio.insecure_channel(address) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        answers = [a async for a in stub.SubmitTransactions(iter(six_items()), timeout=5)]
+    assert [a.error_code for a in answers] == [""] * 3 + ["RESOURCE_EXHAUSTED"] * 3
+    # Each submitted item has an event of its own; the items over the rate only their count.
+    *accepted, stream = audit.events
+    assert [e.target["request_id"] for e in accepted] == ["0", "1", "2"]
+    assert all(e.item_outcomes == {} for e in accepted)
+    assert (stream.outcome, stream.target) == ("OK", {})
+    assert stream.item_outcomes == {"OK": 3, "RESOURCE_EXHAUSTED": 3}
 
 
 @pytest.mark.parametrize("name", ["TransitionLicence", "SubmitTransactions"])
