@@ -1,12 +1,14 @@
 """The deploy policies give every queue that dead-letters the same at-least-once strategy the code
 declares, so queues declared before the code did still get it; one policy applies per queue. They
-bound the work queues, whose overflow refuses new messages past the bound."""
+bound the work queues, whose overflow refuses new messages past the bound, and an alert warns
+before a queue reaches it."""
 
 import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sanad.amqp.topology import AT_LEAST_ONCE, Topology
 
@@ -14,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICIES = json.loads((ROOT / "deploy" / "compose" / "rabbitmq" / "definitions.json").read_text())[
     "policies"
 ]
+ALERTS = ROOT / "deploy" / "prometheus" / "rules" / "sanad-alerts.yml"
 TOPOLOGY = Topology("sanad")
 DEAD_LETTERING = [
     *TOPOLOGY.work_queues(),
@@ -62,3 +65,13 @@ def test_each_work_queue_is_bounded_and_refuses_new_messages_past_its_bound(queu
     assert definition["overflow"] == "reject-publish"
     # Room for millions of submissions, within the broker's 20 GiB volume beside the others.
     assert 1 << 30 <= definition["max-length-bytes"] <= 4 << 30
+
+
+def test_the_near_bound_alert_warns_at_four_fifths_of_the_policys_bound() -> None:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    [rule] = [r for g in groups for r in g["rules"] if r["alert"] == "SanadWorkQueueNearItsBound"]
+    [policy] = [p for p in POLICIES if p["name"] == "sanad-work-queues"]
+    bound = policy["definition"]["max-length-bytes"]
+
+    assert rule["expr"].endswith(f"> 0.8 * {bound}")
+    assert f"near its {bound / (1 << 30):g} GiB bound" in rule["annotations"]["summary"]
