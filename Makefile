@@ -57,7 +57,7 @@ test-integration: setup
 test-e2e: setup
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-# Benchmarks against ceilings measured in the same run; results under bench/results/.
+# Benchmarks against ceilings measured in the same run; results under bench/results/<mode>/.
 bench: setup
 	$(PY) -m bench --mode quick
 

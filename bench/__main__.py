@@ -1,4 +1,5 @@
-"""`python -m bench [--mode quick|full] [--out DIR]`: measure against ceilings, write results."""
+"""`python -m bench [--mode quick|full] [--out DIR]`: measure against ceilings, write results
+(by default under bench/results/<mode>)."""
 
 import argparse
 import asyncio
@@ -20,6 +21,7 @@ from sanad import records
 from sanad.devstack.launcher import LaunchedStack, children_of
 from sanad.domain.ids import new_id
 
+RESULTS = Path("bench/results")
 HALF_LOAD_WINDOWS = 3
 REPORT_WINDOWS = 3
 # The end-to-end load offered at this share of the rate stored at full speed.
@@ -360,9 +362,19 @@ async def run(mode_name: str, out: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the results (default: bench/results/<mode>)",
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.mode, args.out)))
+    sys.exit(asyncio.run(run(args.mode, results_folder(args.mode, args.out))))
+
+
+def results_folder(mode: str, out: Path | None) -> Path:
+    """`out` when given, else the mode's own folder: a quick run leaves the committed full
+    run's results as they are."""
+    return out if out is not None else RESULTS / mode
 
 
 if __name__ == "__main__":

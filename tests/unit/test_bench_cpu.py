@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench import report
+from bench.__main__ import results_folder
 from bench.cpu import LOAD_GENERATOR, CpuMeter, Window, module_name, stack_processes
 from bench.report import Figure
 
@@ -73,3 +74,10 @@ def test_the_chart_marks_the_number_each_target_names() -> None:
     assert report.target_number(">= 50%, backlog flat") == 50
     assert report.target_number("<= 25 ms") == 25
     assert report.target_number("") is None
+
+
+def test_each_mode_writes_to_its_own_folder_unless_told_where() -> None:
+    # A quick run leaves the committed full run's results (the README cites them) as they are.
+    assert results_folder("quick", None) == Path("bench/results/quick")
+    assert results_folder("full", None) == Path("bench/results/full")
+    assert results_folder("quick", Path("/tmp/x")) == Path("/tmp/x")
