@@ -99,7 +99,8 @@ def _markdown(
     ]
     for f in figures:
         ceiling = f"{f.ceiling:,.1f} ({f.ceiling_name})" if f.ceiling else "-"
-        share = f"{f.share:.0%}" if f.share is not None else "-"
+        # One decimal: 49.6% against a ">= 50%" target must not read as 50%.
+        share = f"{f.share:.1%}" if f.share is not None else "-"
         met = {True: "yes", False: "**no**", None: "-"}[f.met]
         lines.append(
             f"| {f.name} | {f.value:,.1f} {f.unit} | {ceiling} | {share} | "

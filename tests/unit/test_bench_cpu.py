@@ -81,3 +81,9 @@ def test_each_mode_writes_to_its_own_folder_unless_told_where() -> None:
     assert results_folder("quick", None) == Path("bench/results/quick")
     assert results_folder("full", None) == Path("bench/results/full")
     assert results_folder("quick", Path("/tmp/x")) == Path("/tmp/x")
+
+
+def test_a_share_just_under_its_target_does_not_read_as_met(tmp_path: Path) -> None:
+    figures = [Figure("unary", 2373.3, "/s", 4788.0, "no-op", ">= 50%", False)]
+    text = report.write(figures, {}, "quick", tmp_path).read_text()
+    assert "| 49.6% | >= 50% | **no** |" in text
