@@ -1,4 +1,4 @@
-"""The benchmark's CPU accounting: what each process spent per item during a load."""
+"""The benchmark's CPU accounting (what each process spent per item) and the results it writes."""
 
 import subprocess
 import sys
