@@ -48,6 +48,27 @@ class Authenticator:
         raise Unauthenticated("no credential: send a client certificate or a bearer token")
 
 
+def source(context: Any) -> str:
+    """Whom a call that failed authentication is charged to (its rate-limit bucket): the
+    identity of the client certificate it came with, which TLS verified whatever its bearer
+    token was, else its peer's address without the port."""
+    certificates = context.auth_context().get("x509_pem_cert")
+    if certificates:
+        try:
+            return identity_from_certificate(bytes(certificates[0])).actor
+        except (Unauthenticated, ValueError):
+            pass  # a certificate naming no usable identity: its address, then
+    return f"peer:{_host(context.peer())}"
+
+
+def _host(peer: str) -> str:
+    """'ipv4:10.0.0.7:51234' -> 'ipv4:10.0.0.7' (and so for ipv6); any other peer as it is."""
+    kind, _, address = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return f"{kind}:{address.rpartition(':')[0]}"
+    return peer
+
+
 def _bearer(metadata: Any) -> str | None:
     for key, value in metadata or ():
         if key == AUTHORIZATION_KEY:

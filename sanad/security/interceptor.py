@@ -1,5 +1,11 @@
 """The one authorization interceptor: authenticate, rate-limit, apply the policy table, audit.
 
+Every call is charged to its caller's rate, a call that fails authentication too (to the
+certificate or address it came from: authenticate.source), so bad credentials cannot flood a
+service or its audit trail. A caller's calls refused for its rate are audited at most
+REFUSALS_AUDITED_PER_S after a burst: each would otherwise cost the trail a write, which the
+limit is there to spare; the gRPC metrics count them all (RESOURCE_EXHAUSTED).
+
 It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the domain errors it
 raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
 request id already set. It sets sanad.security.identity.current() for the handler, and caps the
@@ -22,7 +28,7 @@ from sanad.rpc.status import code_of
 from sanad.security import audit_items, audit_offer, policy
 from sanad.security.audit import AuditEvent
 from sanad.security.audit_log import AuditLog
-from sanad.security.authenticate import Authenticator
+from sanad.security.authenticate import Authenticator, source
 from sanad.security.identity import Identity, Role, set_current
 from sanad.security.limits import RateLimiter, StreamCap
 from sanad.settings import AuthMode, CommonSettings
@@ -31,6 +37,10 @@ from sanad.telemetry.logs import request_id_var
 log = logging.getLogger("sanad.security")
 
 UNKNOWN_CALLER = Identity(subject="(unauthenticated)", role=Role.SERVICE)
+# A caller's refusals for its rate (or its open streams) written to the audit trail: a burst,
+# then at most this many a second.
+REFUSALS_AUDITED_PER_S = 1.0
+REFUSALS_AUDITED_BURST = 10
 
 ItemCharge = Callable[[], None]
 _item_charge: contextvars.ContextVar[ItemCharge | None] = contextvars.ContextVar(
@@ -75,10 +85,14 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         recorded_by: str = "",
         *,
         streams: StreamCap | None = None,
+        audited_refusals: RateLimiter | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.limiter = limiter
         self.streams = streams or StreamCap(0)
+        self.audited_refusals = audited_refusals or RateLimiter(
+            REFUSALS_AUDITED_PER_S, REFUSALS_AUDITED_BURST
+        )
         self.licensing_agency = licensing_agency
         self.audit_log = audit_log
         self.recorded_by = recorded_by
@@ -119,6 +133,30 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             handler.request_deserializer,
             handler.response_serializer,
         )
+
+    def identify(self, context: Any) -> Identity:
+        """The caller, or Unauthenticated for a bad credential or none (required mode).
+
+        A call that fails authentication is charged one token of its source's rate, so failing
+        costs a caller its rate as calls do: over it, such calls get RESOURCE_EXHAUSTED.
+        """
+        try:
+            return self.authenticator.identify(context)
+        except errors.Unauthenticated:
+            self.limiter.take(source(context))
+            raise
+
+    def audits_refusal(self, error: BaseException, identity: Identity, context: Any) -> bool:
+        """Whether the event of a call refused before its handler ran is written: always, but
+        for a caller's refusals for its limits beyond a burst and REFUSALS_AUDITED_PER_S."""
+        if not isinstance(error, errors.RateLimited):
+            return True
+        caller = identity.actor if identity is not UNKNOWN_CALLER else source(context)
+        try:
+            self.audited_refusals.take(caller)
+        except errors.RateLimited:
+            return False
+        return True
 
     def charge(self, identity: Identity, streamed: bool = False) -> None:
         """RateLimited when the caller is over its rate.
@@ -183,16 +221,20 @@ class _Guard:
             shown = None if streamed else request
             identity = UNKNOWN_CALLER
             offered = None
+            admitted = False
             try:
                 # Authenticated before charged: a refused call's event names its caller.
-                identity = self.owner.authenticator.identify(context)
+                identity = self.owner.identify(context)
                 self.owner.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
+                admitted = True
                 if self.audit_log is not None and not streamed:
                     offered = audit_offer.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
-                await self._audit(identity, shown, None, _outcome(error, context), offered=offered)
+                if admitted or self.owner.audits_refusal(error, identity, context):
+                    outcome = _outcome(error, context)
+                    await self._audit(identity, shown, None, outcome, offered=offered)
                 raise
             outcome = _outcome(None, context)
             # A handler that took the OK event stored it with its own durable write.
@@ -207,12 +249,14 @@ class _Guard:
             shown = None if streamed else request
             identity = UNKNOWN_CALLER
             items: audit_items.ItemAudit | None = None
+            admitted = False
             try:
                 # Authenticated before charged: a refused call's event names its caller.
-                identity = self.owner.authenticator.identify(context)
+                identity = self.owner.identify(context)
                 self.owner.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 self._open_stream(identity)
+                admitted = True
                 if self.audit_log is not None and streamed and self.item_targets:
                     items = self._items(identity, self.audit_log)
                     audit_items.begin(items)
@@ -222,7 +266,8 @@ class _Guard:
                 finally:  # however it ends: normally, with an error, or cancelled
                     self.owner.streams.release(identity.actor)
             except BaseException as error:
-                await self._audit(identity, shown, None, _outcome(error, context), items=items)
+                if admitted or self.owner.audits_refusal(error, identity, context):
+                    await self._audit(identity, shown, None, _outcome(error, context), items=items)
                 raise
             await self._audit(identity, shown, None, _outcome(None, context), items=items)
 

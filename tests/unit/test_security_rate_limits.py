@@ -1,5 +1,8 @@
-"""A caller over its rate gets RESOURCE_EXHAUSTED with RetryInfo; other callers are unaffected."""
+"""A caller over its rate gets RESOURCE_EXHAUSTED with RetryInfo; other callers are unaffected.
+Calls that fail authentication are charged too, and a flood of refusals is audited in bounds."""
 
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -13,8 +16,10 @@ from grpc_status import rpc_status
 
 from sanad.rpc.server import Registration, start_server
 from sanad.security import certs
+from sanad.security.authenticate import source
 from sanad.security.credentials import issue_token
 from sanad.security.identity import Identity
+from sanad.security.interceptor import REFUSALS_AUDITED_BURST, REFUSALS_AUDITED_PER_S
 from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
@@ -156,3 +161,102 @@ async def test_a_rate_limited_call_is_audited_with_its_authenticated_caller(
         "ministry",
         "MOCIIP",
     )
+
+
+REGISTER = next(m for m in every_method() if m.name == "RegisterCenter")
+
+
+def limited_settings(pki: Path, **extra: object) -> ServerSettings:
+    """Auth required, bearer tokens verified, and a burst of 2 that refills once a minute."""
+    return ServerSettings(
+        grpc_host="127.0.0.1",
+        auth_mode="required",
+        auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+        rate_limit_per_s=1 / 60,
+        rate_limit_burst=2,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def bearer_of(pki: Path, name: str) -> tuple[tuple[str, str], ...]:
+    key = (pki / "jwt-signing.key").read_bytes()
+    token = issue_token(key, certs.EXAMPLES[name], "sanad-mesh", "sanad-mesh", 600)
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def test_calls_with_a_bad_credential_are_charged_to_their_peer(pki: Path) -> None:
+    running = await start_echo(limited_settings(pki))
+    bad = (("authorization", "Bearer x.y.z"),)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            codes = [await call(channel, LIST_AGENCIES, b"", bad) for _ in range(5)]
+            # Nor may it call with no credential at all meanwhile: the same peer.
+            bare = await call(channel, LIST_AGENCIES, b"")
+            # A caller that authenticates is charged to itself, not to the address it shares.
+            valid = await call(channel, LIST_AGENCIES, b"", bearer_of(pki, "admin"))
+    finally:
+        await running.stop(0)
+    unauthenticated, exhausted = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert codes == [unauthenticated] * 2 + [exhausted] * 3
+    assert bare == exhausted
+    assert valid == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(
+    ("token", "first", "subject"),
+    [
+        ("", grpc.StatusCode.UNAUTHENTICATED, "(unauthenticated)"),
+        ("operator", grpc.StatusCode.PERMISSION_DENIED, "dakhiliyah-operator"),
+    ],
+    ids=["bad token", "operator"],
+)
+async def test_a_flood_of_refused_calls_writes_a_burst_of_events_then_one_a_second(
+    pki: Path, token: str, first: grpc.StatusCode, subject: str
+) -> None:
+    audit = MemoryAudit()
+    running = await start_echo(limited_settings(pki), audit)
+    metadata = bearer_of(pki, token) if token else (("authorization", "Bearer x.y.z"),)
+    started = time.monotonic()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            codes = [await call(channel, REGISTER, b"", metadata) for _ in range(200)]
+    finally:
+        await running.stop(0)
+    elapsed = time.monotonic() - started
+    assert codes == [first] * 2 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 198
+    # Both calls within the rate, then a burst of the refusals and at most one a second after.
+    outcomes = [event.outcome for event in audit.events]
+    assert outcomes[:2] == [first.name] * 2
+    refused = outcomes[2:]
+    assert set(refused) == {"RESOURCE_EXHAUSTED"}
+    allowed = REFUSALS_AUDITED_BURST + math.ceil(elapsed * REFUSALS_AUDITED_PER_S)
+    assert REFUSALS_AUDITED_BURST <= len(refused) <= allowed
+    assert {event.subject for event in audit.events} == {subject}
+
+
+class PeerOnly:
+    """A call's context with no client certificate, from `peer`."""
+
+    def __init__(self, peer: str) -> None:
+        self._peer = peer
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+    def peer(self) -> str:
+        return self._peer
+
+
+@pytest.mark.parametrize(
+    ("peer", "charged"),
+    [
+        ("ipv4:10.0.0.7:51234", "peer:ipv4:10.0.0.7"),
+        ("ipv6:%5B::1%5D:40356", "peer:ipv6:%5B::1%5D"),
+        ("ipv6:[fe80::1]:40356", "peer:ipv6:[fe80::1]"),
+        ("unix:/run/sanad.sock", "peer:unix:/run/sanad.sock"),
+    ],
+)
+def test_a_call_without_a_certificate_is_charged_to_its_peers_address_without_the_port(
+    peer: str, charged: str
+) -> None:
+    assert source(PeerOnly(peer)) == charged

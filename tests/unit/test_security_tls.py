@@ -134,3 +134,31 @@ def test_the_dev_pki_serves_the_brokers_and_databases_under_their_production_nam
     # A backend's certificate is no caller's identity: its role is none the services know.
     with pytest.raises(Unauthenticated, match="unknown role 'backend'"):
         identity_from_certificate((pki / f"{backend}.pem").read_bytes())
+
+
+async def test_a_bad_token_over_a_client_certificate_is_charged_to_the_certificates_identity(
+    pki: Path,
+) -> None:
+    settings = server_settings(
+        pki,
+        tls_client_auth=True,
+        auth_mode="required",
+        auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+        rate_limit_per_s=1 / 60,
+        rate_limit_burst=2,
+    )
+    running = await start_echo(settings)
+    bad = (("authorization", "Bearer x.y.z"),)
+    try:
+        async with client(running.port, pki / "ca.pem", "admin", pki) as channel:
+            failing = [await call(channel, LIST_AGENCIES, b"", bad) for _ in range(2)]
+            # The certificate's own calls now find its bucket spent: TLS verified who sent
+            # the bad tokens.
+            own = await call(channel, LIST_AGENCIES, b"")
+        async with client(running.port, pki / "ca.pem", "operator", pki) as channel:
+            other = await call(channel, TRANSITION, transition())
+    finally:
+        await running.stop(0)
+    assert failing == [grpc.StatusCode.UNAUTHENTICATED] * 2
+    assert own == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert other == grpc.StatusCode.PERMISSION_DENIED  # its own bucket: judged, not refused
