@@ -1,9 +1,10 @@
 """Publishing with publisher confirms and mandatory routing over a self-healing connection."""
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,8 @@ class ConfirmedPublisher:
         self._channel: AbstractRobustChannel | None = None
         self._metrics: dict[str, _Outcomes] = {}
         self._connected = asyncio.Event()
+        # Message ids of the publishes awaiting their confirm, each with the event its end sets.
+        self._settling: dict[str, asyncio.Event] = {}
 
     async def connect(self) -> None:
         """Connect and declare the topology, retrying with backoff until it works."""
@@ -144,19 +147,42 @@ class ConfirmedPublisher:
             # asyncio.timeout, not wait_for: no extra task per publish.
             async with asyncio.timeout(limit):
                 channel = await self._channel.get_underlay_channel()
-                await channel.basic_publish(
-                    body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    properties=properties,
-                    mandatory=True,
-                )
+                async with self._alone(message_id):
+                    await channel.basic_publish(
+                        body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                    )
         except BaseException as error:
             if not _from_broker(error):
                 raise
             raise _failed(outcomes, exchange, error) from error
         outcomes.confirmed.inc()
         outcomes.seconds.observe(time.perf_counter() - started)
+
+    @contextlib.asynccontextmanager
+    async def _alone(self, message_id: str) -> AsyncIterator[None]:
+        """Wait until no other publish with this message id awaits its confirm, then hold the id.
+
+        aiormq matches a message the broker returns (unroutable) to its publish by message id,
+        one publish per id: with two in flight under one id (a rating sent again while its
+        first publish awaits its confirm), the first's return would fail the second and the
+        first would be answered as confirmed, though no queue took it. (aiormq gives a
+        publish without an id one of its own.)
+        """
+        if not message_id:
+            yield
+            return
+        while (ahead := self._settling.get(message_id)) is not None:
+            await ahead.wait()
+        settled = self._settling[message_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._settling[message_id]
+            settled.set()
 
     def _outcomes(self, exchange: str) -> "_Outcomes":
         """The exchange's metric children, looked up once instead of on every publish."""

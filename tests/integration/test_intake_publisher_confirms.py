@@ -60,3 +60,24 @@ async def test_a_message_no_queue_takes_is_unavailable_not_ok(
             message_type="t",
             message_id="T-2",
         )
+
+
+async def test_two_unroutable_publishes_with_one_message_id_are_both_unavailable(
+    publisher: ConfirmedPublisher, topology: Topology
+) -> None:
+    # A rating sent again while its first publish awaits its confirm goes out under the same
+    # message id; aiormq tells returned messages apart by that id.
+    outcomes = await asyncio.gather(
+        *(
+            publisher.publish(
+                topology.transactions_exchange,
+                "no.queue.is.bound.to.this",
+                b"rating %d" % n,
+                message_type="t",
+                message_id="rating-T-3",
+            )
+            for n in range(3)
+        ),
+        return_exceptions=True,
+    )
+    assert [type(outcome) for outcome in outcomes] == [Unavailable] * 3
