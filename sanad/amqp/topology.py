@@ -18,16 +18,23 @@ Naming scheme (prefix P, "sanad" by default; SANAD_AMQP_PREFIX):
                    counts the round trips, and the worker dead-letters the message once it
                    exceeds its bound
 
-Work queues are quorum queues with x-delivery-limit, so a message that crashes its worker again
-and again is dead-lettered by the broker after that many deliveries.
+Work queues are quorum queues with x-delivery-limit (DELIVERY_LIMIT), so a message that crashes
+its worker again and again is dead-lettered by the broker after that many deliveries. Messages a
+handler fails on are dead-lettered by the worker itself, with a reason (sanad.amqp.handling), so
+the broker's limit is only the backstop for crash loops, and it counts every return of an
+unacknowledged message: each worker stop, restart or lost connection returns what the worker
+held. A low limit (5, before) then dead-lettered good messages that a database outage kept
+unacknowledged across a few restarts.
 
 Work and retry queues dead-letter at least once (AT_LEAST_ONCE, RabbitMQ 3.10+): the broker keeps
 a dead letter in its source queue until the target queue confirms it, and retries while the
 target is missing, unroutable or without a leader, so a poison message or a parked status change
 is never dropped on the way; the target may see a duplicate (workers upsert, so that is harmless).
-A queue that an earlier release declared without these arguments cannot be re-declared with
-them (406 PRECONDITION_FAILED): declare() then keeps it as it is and logs a warning, and the
-deploy policies sanad-work-queues and sanad-retry-queues give it the same strategy.
+A queue that an earlier release declared without these arguments, or with the earlier delivery
+limit, cannot be re-declared with them (406 PRECONDITION_FAILED): declare() then keeps it as it
+is and logs a warning. The deploy policies sanad-work-queues and sanad-retry-queues give it the
+same strategy, but only a queue declared anew gets the higher delivery limit (the broker takes
+the lower of a queue's own and its policy's).
 """
 
 import contextlib
@@ -65,6 +72,11 @@ AT_LEAST_ONCE: dict[str, Any] = {
     "x-overflow": "reject-publish",
 }
 
+# Deliveries of one message a work queue allows (RabbitMQ 4.0's default for quorum queues).
+DELIVERY_LIMIT = 20
+# Delivery limits earlier releases declared work queues with, which declare() keeps (warning).
+EARLIER_DELIVERY_LIMITS = (5,)
+
 log = logging.getLogger(__name__)
 # Queues of an earlier release this process has warned about (_declare_dead_lettering).
 _WARNED_EARLIER: set[str] = set()
@@ -75,7 +87,7 @@ class Topology:
     """The names of everything under one prefix."""
 
     prefix: str = "sanad"
-    delivery_limit: int = 5
+    delivery_limit: int = DELIVERY_LIMIT
 
     @property
     def transactions_exchange(self) -> str:
@@ -171,38 +183,75 @@ class Topology:
 async def _declare_dead_lettering(
     channel: AbstractChannel, name: str, arguments: dict[str, Any]
 ) -> AbstractQueue:
-    """Declare a queue that dead-letters; one an earlier release declared without AT_LEAST_ONCE
-    is kept as it is, with a warning, instead of failing the start.
+    """Declare a queue that dead-letters; one an earlier release declared (without
+    AT_LEAST_ONCE, or with an earlier delivery limit) is kept as it is, with a warning, instead
+    of failing the start.
 
     RabbitMQ answers a declaration whose arguments differ from the queue's with 406
     PRECONDITION_FAILED and closes the channel. So each declaration is tried first on a channel
     of its own, and the caller's channel only ever repeats one that succeeded there (a robust
     channel repeats it again after a reconnect). The fallback is taken only when the queue
-    exists with exactly the earlier arguments; any other difference (another queue type,
-    another delivery limit) still raises.
+    exists with exactly an earlier release's arguments; any other difference (another queue
+    type, another delivery limit) still raises.
     """
     try:
         await _declare_aside(channel, name, arguments)
     except ChannelPreconditionFailed as refused:
-        earlier = {k: v for k, v in arguments.items() if k not in AT_LEAST_ONCE}
-        try:
-            await _declare_aside(channel, name, earlier, existing=True)
-        except (ChannelPreconditionFailed, ChannelNotFoundEntity) as different:
-            raise refused from different
-        # Once per queue and process: a robust channel declares again at every reconnect.
-        level = logging.DEBUG if name in _WARNED_EARLIER else logging.WARNING
-        _WARNED_EARLIER.add(name)
-        log.log(
-            level,
-            "queue %s was declared before at-least-once dead-lettering: unless a policy sets "
+        for earlier in _earlier_arguments(arguments):
+            try:
+                await _declare_aside(channel, name, earlier, existing=True)
+            except (ChannelPreconditionFailed, ChannelNotFoundEntity) as different:
+                last = different
+                continue
+            _warn_earlier(name, earlier, arguments)
+            arguments = earlier
+            break
+        else:
+            raise refused from last
+    return await channel.declare_queue(name, durable=True, arguments=arguments)
+
+
+def _earlier_arguments(arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The arguments earlier releases may have declared a queue with, latest first: without
+    AT_LEAST_ONCE, and (a work queue) with an earlier delivery limit, with or without it."""
+    before_at_least_once = {k: v for k, v in arguments.items() if k not in AT_LEAST_ONCE}
+    found = [before_at_least_once]
+    if "x-delivery-limit" in arguments:
+        for limit in EARLIER_DELIVERY_LIMITS:
+            if limit != arguments["x-delivery-limit"]:
+                found.append({**arguments, "x-delivery-limit": limit})
+                found.append({**before_at_least_once, "x-delivery-limit": limit})
+    return found
+
+
+def _warn_earlier(name: str, earlier: dict[str, Any], arguments: dict[str, Any]) -> None:
+    """Say what a queue kept from an earlier release costs; once per queue and process (a
+    robust channel declares again at every reconnect)."""
+    level = logging.DEBUG if name in _WARNED_EARLIER else logging.WARNING
+    _WARNED_EARLIER.add(name)
+    costs = []
+    if any(key not in earlier for key in AT_LEAST_ONCE):
+        costs.append(
+            "was declared before at-least-once dead-lettering: unless a policy sets "
             "dead-letter-strategy=at-least-once and overflow=reject-publish on it (the deploy "
             "policies sanad-work-queues and sanad-retry-queues do), a dead letter whose target "
-            "is missing or has no leader is dropped; delete the queue while it is empty and "
-            "restart to have it declared with the new arguments",
-            name,
+            "is missing or has no leader is dropped"
         )
-        arguments = earlier
-    return await channel.declare_queue(name, durable=True, arguments=arguments)
+    if earlier.get("x-delivery-limit") != arguments.get("x-delivery-limit"):
+        costs.append(
+            f"keeps its delivery limit of {earlier['x-delivery-limit']} (this release declares "
+            f"{arguments['x-delivery-limit']}; a policy cannot raise it): every worker stop or "
+            "lost connection while a message is unacknowledged counts, so a database outage "
+            "across a few restarts can dead-letter good messages (replay them with sanadctl "
+            "dead-letters replay)"
+        )
+    log.log(
+        level,
+        "queue %s %s; delete the queue while it is empty and restart to have it declared "
+        "with the new arguments",
+        name,
+        ", and ".join(costs),
+    )
 
 
 async def _declare_aside(

@@ -21,7 +21,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from sanad.amqp.topology import SUBMITTED, Topology
+from sanad.amqp.topology import EARLIER_DELIVERY_LIMITS, SUBMITTED, Topology
 from tests.integration.conftest import eventually
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl, set_policy
 from tests.integration.workers_support import queue_depth
@@ -104,11 +104,12 @@ async def test_a_message_over_the_delivery_limit_while_the_dead_queue_is_gone_re
 
 
 def earlier_release_arguments(topology: Topology, work: str) -> dict[str, dict[str, Any]]:
-    """The work and retry queue arguments the release before at-least-once declared."""
+    """The work and retry queue arguments the release before at-least-once declared (with the
+    delivery limit of its time)."""
     return {
         work: {
             "x-queue-type": "quorum",
-            "x-delivery-limit": topology.delivery_limit,
+            "x-delivery-limit": EARLIER_DELIVERY_LIMITS[0],
             "x-dead-letter-exchange": topology.dead_exchange,
             "x-dead-letter-routing-key": work,
         },
@@ -165,13 +166,40 @@ async def test_declare_still_fails_on_a_queue_of_another_type_under_the_same_nam
         await topology.declare(await connection.channel())
 
 
-async def test_declare_still_fails_over_an_earlier_queue_with_another_delivery_limit(
+async def test_declare_keeps_a_work_queue_with_the_earlier_delivery_limit_and_says_so(
+    amqp_prefix: str,
+    connection: AbstractRobustConnection,
+    amqp_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topology = Topology(amqp_prefix)
+    channel = await connection.channel()
+    earlier = {**topology.work_queue_arguments(topology.ingest_queue)}
+    earlier["x-delivery-limit"] = EARLIER_DELIVERY_LIMITS[0]
+    await channel.declare_queue(topology.ingest_queue, durable=True, arguments=earlier)
+
+    with caplog.at_level(logging.WARNING, logger="sanad.amqp.topology"):
+        await topology.declare(await connection.channel())
+
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "sanad.amqp.topology"]
+    assert warning.startswith(f"queue {topology.ingest_queue} keeps its delivery limit of 5")
+    assert "at-least-once" not in warning  # it has that already
+    exchange = await channel.get_exchange(topology.transactions_exchange)
+    await exchange.publish(aio_pika.Message(b"still routed"), routing_key=SUBMITTED)
+    assert await queue_depth(amqp_url, topology.ingest_queue) == 1
+
+
+async def test_declare_still_fails_over_a_queue_with_a_delivery_limit_of_no_release(
     amqp_prefix: str, connection: AbstractRobustConnection
 ) -> None:
-    await declare_as_the_earlier_release(await connection.channel(), Topology(amqp_prefix))
+    topology = Topology(amqp_prefix)
+    arguments = {**topology.work_queue_arguments(topology.ingest_queue), "x-delivery-limit": 7}
+    await (await connection.channel()).declare_queue(
+        topology.ingest_queue, durable=True, arguments=arguments
+    )
 
     with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
-        await Topology(amqp_prefix, delivery_limit=3).declare(await connection.channel())
+        await topology.declare(await connection.channel())
 
 
 @needs_rabbitmqctl
