@@ -30,7 +30,7 @@ run: setup
 	$(PY) -m sanad.devstack
 
 # Needs `make run` in another terminal: loads Ad Dakhiliyah 2023-2024 through the batch queue
-# (about 5 minutes here), then prints the 2024 governorate report and award leaderboard.
+# (2.5 to 7 minutes here), then prints the 2024 governorate report and award leaderboard.
 # sanadctl acts as the admin `make run` issued (its settings are in $(CLIENT_ENV)).
 CLIENT_ENV := $(or $(SANAD_DEVSTACK_DATA),.data)/sanadctl.env
 demo: setup
