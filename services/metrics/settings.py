@@ -12,6 +12,7 @@ class MetricsSettings(ServerSettings):
     """SANAD_METRICS_*_PORT choose its ports; SANAD_AWARD_* shape the award score."""
 
     uses_amqp: ClassVar[bool] = False  # no RabbitMQ connection
+    uses_civil_id_secret: ClassVar[bool] = False
 
     metrics_port: int = 50053
     metrics_metrics_port: int = 9103

@@ -9,6 +9,7 @@ class RegistrySettings(ServerSettings):
     """SANAD_REGISTRY_PORT and SANAD_REGISTRY_METRICS_PORT choose its ports."""
 
     uses_amqp: ClassVar[bool] = False  # no RabbitMQ connection
+    uses_civil_id_secret: ClassVar[bool] = False
 
     registry_port: int = 50051
     registry_metrics_port: int = 9101

@@ -155,6 +155,17 @@ def test_k8s_settings_load_as_the_process_will_load_them(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_gives_the_civil_id_secret_only_to_the_deployables_that_hash_civil_numbers(
+    overlay: str,
+) -> None:
+    # With the secret, any 8-digit civil number is found from its stored hash at once.
+    given = {n for n in DEPLOYABLES if "SANAD_CIVIL_ID_SECRET" in k8s_env(RENDERED[overlay], n)}
+
+    assert given == {n for n, d in DEPLOYABLES.items() if d[0].uses_civil_id_secret}
+    assert given == {"intake", "batch"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("name", DEPLOYABLES)
 def test_k8s_ports_and_probes_match_the_settings(overlay: str, name: str) -> None:
     settings, _, grpc_field, metrics_field = DEPLOYABLES[name]

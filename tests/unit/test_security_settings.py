@@ -101,6 +101,20 @@ def test_production_refuses_a_civil_id_secret_under_32_bytes(secret: str) -> Non
     assert secret not in str(refused.value)
 
 
+@pytest.mark.parametrize("name", SETTINGS)
+def test_production_asks_a_civil_id_secret_only_of_the_processes_that_hash_civil_numbers(
+    name: str,
+) -> None:
+    settings = SETTINGS[name]
+    without = {**SAFE, "civil_id_secret": "dev-only-civil-id-secret"}
+    if name in ("services.intake", "workers.batch"):
+        with pytest.raises(ValidationError, match="the default SANAD_CIVIL_ID_SECRET"):
+            settings(**without)
+    else:
+        assert not settings.uses_civil_id_secret
+        settings(**without)  # it never reads the secret; its deployment is not given one
+
+
 def test_production_takes_a_civil_id_secret_of_32_bytes() -> None:
     ServerSettings(**{**SAFE, "civil_id_secret": "é" * 16})  # 16 characters, 32 bytes
 

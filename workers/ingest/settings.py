@@ -1,10 +1,15 @@
 """Settings of the ingest worker."""
 
+from typing import ClassVar
+
 from sanad.settings import ServerSettings
 
 
 class IngestSettings(ServerSettings):
     """SANAD_INGEST_* choose its ports and micro-batch shape."""
+
+    # It stores the hashes intake and the batch worker made; it hashes nothing itself.
+    uses_civil_id_secret: ClassVar[bool] = False
 
     ingest_health_port: int = 50061
     ingest_metrics_port: int = 9104
