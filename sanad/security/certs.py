@@ -15,6 +15,7 @@ import argparse
 import datetime
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,14 +140,20 @@ def scope_uris(identity: Identity) -> list[str]:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    path.chmod(0o600)
+    write_private(path, pem)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read or write, from its first byte: made with mode 0600,
+    never readable at the umask's mode meanwhile (a file there before is replaced)."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+        file.write(data)
 
 
 def write_pair(
@@ -182,7 +189,7 @@ def make_dev_pki(out: Path, issuer: str = "sanad-mesh", audience: str = "sanad-m
             out, name, *issue(authority, identity.subject, identity.role, (), scope_uris(identity))
         )
         token = issue_token(private, identity, issuer, audience, TOKEN_TTL_S, kid=kid)
-        (out / "tokens" / f"{name}.jwt").write_text(token + "\n")
+        write_private(out / "tokens" / f"{name}.jwt", f"{token}\n".encode())
 
 
 def write_verification_keys(out: Path, public: ec.EllipticCurvePublicKey) -> None:
@@ -242,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             TOKEN_TTL_S,
             kid=signing_kid(out),
         )
-        (out / "tokens" / f"{name}.jwt").write_text(token + "\n")
+        write_private(out / "tokens" / f"{name}.jwt", f"{token}\n".encode())
         print(f"certs: wrote {out}/{name}.pem, {name}.key and tokens/{name}.jwt")
         return 0
     if (out / "ca.pem").exists() and not args.force:

@@ -32,7 +32,23 @@ def test_make_certs_writes_the_ca_services_clients_and_tokens(pki: Path) -> None
     for name in ("ca", *certs.SERVICES, *certs.EXAMPLES):
         assert (pki / f"{name}.pem").exists()
         assert (pki / f"{name}.key").stat().st_mode & 0o077 == 0
-    assert (pki / "tokens" / "admin.jwt").exists()
+    # A token is a credential as a key is: only its owner reads it.
+    for name in certs.EXAMPLES:
+        assert (pki / "tokens" / f"{name}.jwt").stat().st_mode & 0o077 == 0
+    assert (pki / "jwt-signing.key").stat().st_mode & 0o077 == 0
+
+
+def test_a_private_file_is_never_readable_by_others_and_replaces_one_that_was(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "admin.jwt"
+    path.write_text("old token, world-readable\n")
+    path.chmod(0o644)
+
+    certs.write_private(path, b"new token\n")
+
+    assert path.read_bytes() == b"new token\n"
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("name", list(certs.EXAMPLES))
