@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -88,10 +89,17 @@ async def check_services(
 
 
 class ChangeFeed:
-    """Wakes every watch stream of this process after a change; polls for other replicas'."""
+    """Wakes every watch stream of this process after a change; polls for other replicas'.
 
-    def __init__(self, poll_s: float = 0.25) -> None:
+    A stream with nothing new also reads the registry's latest revision every head_check_s: one
+    below what it sent means the database was restored from a backup while the stream was open,
+    and the stream ends with OutOfRange, as a resume from past the latest revision does, so its
+    subscriber resynchronises instead of waiting for revisions it already has.
+    """
+
+    def __init__(self, poll_s: float = 0.25, head_check_s: float = 5.0) -> None:
         self.poll_s = poll_s
+        self.head_check_s = head_check_s
         self._changed = asyncio.Condition()
 
     async def published(self, entity: Entity) -> Entity:
@@ -134,6 +142,7 @@ class ChangeFeed:
             )
         last = since_revision
         synced = False
+        checked = time.monotonic()
         while True:
             changes = await fetch(last)
             for change in changes:
@@ -143,6 +152,19 @@ class ChangeFeed:
                 synced = True
                 yield last
             if not changes:
+                if time.monotonic() - checked >= self.head_check_s:
+                    checked = time.monotonic()
+                    if (latest := await head()) < last:
+                        raise OutOfRange(
+                            [
+                                Violation(
+                                    "since_revision",
+                                    f"the registry's latest revision is now {latest}, before "
+                                    f"this stream's {last} (its database was restored); watch "
+                                    "from 0 to resynchronise",
+                                )
+                            ]
+                        )
                 await self._wait_for_change()
 
     async def _wait_for_change(self) -> None:
