@@ -150,6 +150,10 @@ async def test_declare_over_queues_of_the_earlier_release_warns_once_each_and_th
         for name in earlier_release_arguments(topology, work)
     )
     assert all("policy" in message and "delete" in message for message in warnings)
+    # A work queue of that release also keeps its delivery limit, and is told so.
+    for message in warnings:
+        is_work_queue = message.split()[1] in topology.work_queues()
+        assert ("keeps its delivery limit of 5" in message) == is_work_queue
     assert not channel.is_closed
     exchange = await channel.get_exchange(topology.transactions_exchange)
     await exchange.publish(aio_pika.Message(b"still routed"), routing_key=SUBMITTED)
