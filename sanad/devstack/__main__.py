@@ -3,8 +3,8 @@
 Every process serves mutual TLS and requires credentials issued from the dev PKI in `.certs/`
 (sanad.devstack.secure); SANAD_DEVSTACK_PLAINTEXT=1 runs them plaintext with an implicit admin.
 Each child's output is prefixed with its name. Ctrl-C or SIGTERM stops the
-children gracefully (SIGTERM, then a wait), then the database. If a child dies,
-everything stops and the exit code is non-zero.
+children gracefully (SIGTERM, then a wait), then the database. If a child or the database
+dies, everything stops and the exit code is non-zero.
 """
 
 import os
@@ -39,12 +39,24 @@ class Plan:
 
 
 def plan_from_env() -> Plan:
+    """The plan, or SystemExit naming a variable that is not a number in its range."""
     return Plan(
         data_dir=Path(os.environ.get("SANAD_DEVSTACK_DATA", ".data")),
-        mongo_port=int(os.environ.get("SANAD_DEVSTACK_MONGO_PORT", DEFAULT_MONGO_PORT)),
-        workers=int(os.environ.get("SANAD_DEVSTACK_WORKERS", "1")),
+        mongo_port=_number("SANAD_DEVSTACK_MONGO_PORT", DEFAULT_MONGO_PORT, 1, 65535),
+        workers=_number("SANAD_DEVSTACK_WORKERS", 1, 1, 9),
         external_mongo="SANAD_MONGO_URL" in os.environ,
     )
+
+
+def _number(variable: str, default: int, lowest: int, highest: int) -> int:
+    raw = os.environ.get(variable, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lowest - 1
+    if not lowest <= value <= highest:
+        sys.exit(f"devstack: {variable}={raw!r} is not a whole number from {lowest} to {highest}")
+    return value
 
 
 def main() -> None:
@@ -68,9 +80,9 @@ def main() -> None:
     children = [
         start_child(name, module, child_env(env, name)) for name, module in processes(plan.workers)
     ]
-    code = _supervise(children)
+    code = _supervise(children, database)
     stop_children(children)
-    if database is not None:
+    if database is not None and database.poll() is None:
         database.send_signal(signal.SIGTERM)
         database.wait(timeout=20)
     sys.exit(code)
@@ -126,7 +138,8 @@ def child_env(env: dict[str, str], name: str) -> dict[str, str]:
     return child
 
 
-def _supervise(children: list[Child]) -> int:
+def _supervise(children: list[Child], database: subprocess.Popen[bytes] | None) -> int:
+    """Until Ctrl-C or SIGTERM (0), or until a child or the database exits (1)."""
     stopping = {"now": False}
 
     def request_stop(signum: int, frame: object) -> None:
@@ -135,12 +148,14 @@ def _supervise(children: list[Child]) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     print("devstack: running; press Ctrl-C to stop", flush=True)
+    watched = [(child.name, child.process) for child in children]
+    if database is not None:
+        watched.append(("the MongoDB-wire server", database))
     while not stopping["now"]:
-        for child in children:
-            if child.process.poll() is not None:
+        for name, process in watched:
+            if process.poll() is not None:
                 print(
-                    f"devstack: {child.name} exited with code {child.process.returncode}; "
-                    "stopping everything",
+                    f"devstack: {name} exited with code {process.returncode}; stopping everything",
                     flush=True,
                 )
                 return 1
@@ -150,4 +165,7 @@ def _supervise(children: list[Child]) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # before the stack's own handlers: what started dies with us
+        sys.exit("devstack: interrupted while starting")

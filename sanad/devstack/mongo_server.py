@@ -73,7 +73,12 @@ def start(
 
     With tls (a certificate and its key), the server speaks TLS only. test_commands turns on
     configureFailPoint and its kind, for tests that make the database refuse; never otherwise.
+    A port another server listens on is refused: what answers there would not be this one.
+
+    The server runs in a session of its own, so a Ctrl-C at the terminal reaches only its
+    starter, which stops it after the processes that use it; it dies with its starter.
     """
+    _refuse_taken(port)
     if str(storage) != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
     output = log_path.open("ab") if log_path else subprocess.DEVNULL
@@ -108,6 +113,7 @@ def start(
         env=server_env(),
         stdout=output,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -115,11 +121,28 @@ def start(
             raise MongoServerError(f"SecantusDB exited with code {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process
+                pass
         except OSError:
             time.sleep(0.1)
+            continue
+        if process.poll() is None:  # and not another server that took the port meanwhile
+            return process
     process.kill()
     raise MongoServerError(f"SecantusDB did not listen on port {port} within 30s")
+
+
+def _refuse_taken(port: int) -> None:
+    """MongoServerError when another server listens on 127.0.0.1:port."""
+    with socket.socket() as probe:
+        # As a server binds: connections of an earlier server on it, closing, do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise MongoServerError(
+                f"port {port} is taken ({error.strerror or error}): another server listens "
+                "there; stop it, or choose another port (SANAD_DEVSTACK_MONGO_PORT)"
+            ) from None
 
 
 def server_env() -> dict[str, str]:

@@ -171,7 +171,7 @@ def service_names(service: str) -> list[str]:
 
 def make_dev_pki(out: Path, issuer: str = "sanad-mesh", audience: str = "sanad-mesh") -> None:
     """Everything `make certs` writes, into out."""
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     authority = new_authority()
     write_pair(out, "ca", authority.key, authority.certificate)
     for service in SERVICES:
@@ -183,7 +183,7 @@ def make_dev_pki(out: Path, issuer: str = "sanad-mesh", audience: str = "sanad-m
     write_verification_keys(out, signing.public_key())
     private = (out / "jwt-signing.key").read_bytes()
     kid = signing_kid(out)
-    (out / "tokens").mkdir(exist_ok=True)
+    (out / "tokens").mkdir(mode=0o700, exist_ok=True)
     for name, identity in EXAMPLES.items():
         write_pair(
             out, name, *issue(authority, identity.subject, identity.role, (), scope_uris(identity))

@@ -11,3 +11,10 @@ def test_an_unreachable_broker_is_named_with_its_address_and_a_hint() -> None:
     assert f"127.0.0.1:{port}" in problem
     assert "SANAD_AMQP_URL" in problem
     assert "\n" not in problem
+
+
+def test_a_broker_url_with_a_bad_port_is_named_without_its_password() -> None:
+    problem = amqp_problem("amqp://guest:s3cret@rabbit:notaport/")
+    assert problem is not None
+    assert problem.startswith("SANAD_AMQP_URL has no valid port")
+    assert "s3cret" not in problem

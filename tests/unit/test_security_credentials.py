@@ -32,7 +32,8 @@ def test_make_certs_writes_the_ca_services_clients_and_tokens(pki: Path) -> None
     for name in ("ca", *certs.SERVICES, *certs.EXAMPLES):
         assert (pki / f"{name}.pem").exists()
         assert (pki / f"{name}.key").stat().st_mode & 0o077 == 0
-    # A token is a credential as a key is: only its owner reads it.
+    # A token is a credential as a key is: only its owner reads it, or lists them.
+    assert (pki / "tokens").stat().st_mode & 0o077 == 0
     for name in certs.EXAMPLES:
         assert (pki / "tokens" / f"{name}.jwt").stat().st_mode & 0o077 == 0
     assert (pki / "jwt-signing.key").stat().st_mode & 0o077 == 0
