@@ -16,6 +16,7 @@ import datetime
 import ipaddress
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sanad.security.credentials import AGENCY_URI, CENTER_URI, issue_token
+from sanad.errors import Unauthenticated
+from sanad.security.credentials import AGENCY_URI, CENTER_URI, issue_token, scoped
 from sanad.security.identity import Identity, Role
 from sanad.security.jwks import public_jwk
 
@@ -219,6 +221,10 @@ def load_authority(out: Path) -> Authority:
     return Authority(key, x509.load_pem_x509_certificate((out / "ca.pem").read_bytes()))
 
 
+# What a client's files are named: its subject or --name, without a path in it.
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Create the dev PKI, or issue one more client certificate and token."""
     parser = argparse.ArgumentParser(prog="python -m sanad.security.certs")
@@ -233,9 +239,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     client.add_argument("--name", help="file name (default: the subject)")
     args = parser.parse_args(argv)
     out: Path = args.out
+    try:
+        return _run(args, out, client)
+    except OSError as error:
+        print(f"certs: {error.strerror or error}: {error.filename or out}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -> int:
     if args.command == "client":
-        identity = Identity(args.subject, Role(args.role), args.agency, args.center)
+        try:  # refused here as the services would refuse it: a role without its scope
+            identity = scoped(args.subject, args.role, args.agency, args.center)
+        except Unauthenticated as error:
+            client.error(f"{error} (--subject, --agency for a ministry, --center for a centre)")
         name = args.name or args.subject
+        if not FILE_NAME.fullmatch(name):
+            client.error(f"{name!r} is not a file name: give --name (letters, digits, . _ -)")
+        if not (out / "ca.key").exists():
+            print(f"certs: no dev CA in {out}/: run `make certs` first", file=sys.stderr)
+            return 1
         write_pair(
             out,
             name,

@@ -144,3 +144,33 @@ def test_a_token_without_iat_is_judged_from_now(pki: Path) -> None:
               "aud": "sanad-mesh", "exp": later}  # fmt: skip
     with pytest.raises(Unauthenticated, match="lives longer"):
         verifier(pki).verify(jwt.encode(claims, key, algorithm="ES256"))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--role", "centre", "--subject", "desk"], "a centre credential names its centre"),
+        (["--role", "ministry", "--subject", "rop"], "a ministry credential names its agency"),
+        (["--role", "centre", "--subject", "", "--center", "C1"], "credential without a subject"),
+        (["--role", "operator", "--subject", "a/b"], "is not a file name"),
+    ],
+)
+def test_a_client_the_services_would_refuse_is_not_issued(
+    pki: Path, arguments: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        certs.main(["--out", str(pki), "client", *arguments])
+    assert refused.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_a_client_without_a_dev_ca_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["client", "--role", "centre", "--subject", "desk", "--center", "C1"]
+    code = certs.main(["--out", str(tmp_path / "none"), *arguments])
+    assert code == 1
+    assert (
+        capsys.readouterr().err
+        == f"certs: no dev CA in {tmp_path / 'none'}/: run `make certs` first\n"
+    )
