@@ -192,6 +192,20 @@ def test_every_deployable_has_an_account_a_service_and_a_disruption_budget(overl
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("cluster", ["sanad-mongodb", "sanad-rabbitmq"])
+def test_a_node_drain_takes_one_database_or_broker_member_at_a_time(
+    overlay: str, cluster: str
+) -> None:
+    # Two of three members away leave MongoDB without a primary, quorum queues without leaders.
+    resources = RENDERED[overlay]
+    budget = find(resources, "PodDisruptionBudget", cluster)
+    assert budget["spec"]["maxUnavailable"] == 1
+    # The pods the operator makes carry the labels the cluster's NetworkPolicy selects.
+    selected = find(resources, "NetworkPolicy", cluster)["spec"]["podSelector"]["matchLabels"]
+    assert budget["spec"]["selector"]["matchLabels"] == selected
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_scale_by_hpa_and_talk_through_headless_services(overlay: str) -> None:
     resources = RENDERED[overlay]
     for name in ("registry", "intake", "metrics"):
