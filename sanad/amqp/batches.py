@@ -14,6 +14,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
+from sanad.amqp import connecting
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
 from sanad.security.batch_users import broker_user
 from sanad.v1 import events_pb2
@@ -43,17 +44,23 @@ class BatchClient:
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, url: str, prefix: str, *, declare: bool = False
+        cls,
+        url: str,
+        prefix: str,
+        *,
+        declare: bool = False,
+        timeout_s: float = connecting.CONNECT_TIMEOUT_S,
     ) -> AsyncIterator["BatchClient"]:
         """A client on a connection of its own; with declare, the topology is declared first.
 
-        Raises ChannelNotFoundEntity when the batch exchange does not exist under prefix.
+        Raises ChannelNotFoundEntity when the batch exchange does not exist under prefix, and
+        TimeoutError when the broker has not answered within timeout_s.
 
         The connection is plain, not robust: its reply queue is server-named (amq.gen-*),
         which is what a batch submitter's broker permissions allow, and would not survive a
         reconnect anyway; sending the same batch ids again returns the stored answers.
         """
-        connection = await aio_pika.connect(url)
+        connection = await connecting.connect(url, timeout_s)
         async with connection:
             # A batch no queue takes is returned: raise, rather than wait for an answer.
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from sanad.amqp.connecting import CONNECT_TIMEOUT_S, connect
 from sanad.amqp.outcomes import EXPIRES_HEADER, carried_headers, republished
 from sanad.amqp.topology import (
     DETAIL_HEADER,
@@ -129,14 +130,21 @@ def _time_left(message: AbstractIncomingMessage) -> float | None:
 
 
 async def pass_over(
-    url: str, prefix: str, queue: str, replay: Callable[[DeadLetter], bool], done: Pass
+    url: str,
+    prefix: str,
+    queue: str,
+    replay: Callable[[DeadLetter], bool],
+    done: Pass,
+    *,
+    timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> None:
     """One pass over the dead-letter queue of work queue `queue` (ingest or batch): each letter
     for which replay() is true goes back to the work queue, every other to the queue's back.
-    `done` shows what was kept and replayed, also when the pass stops midway."""
+    `done` shows what was kept and replayed, also when the pass stops midway. TimeoutError when
+    the broker has not answered within timeout_s."""
     work = f"{prefix}.{queue}"
     dead_name = Topology(prefix).dead_queue(work)
-    async with await aio_pika.connect(url) as connection:
+    async with await connect(url, timeout_s) as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         dead = await channel.declare_queue(dead_name, passive=True)
         await channel.declare_queue(work, passive=True)

@@ -13,6 +13,7 @@ from sanad.cli import (
     batch,
     catalogue,
     dead_letters,
+    demo,
     metrics_commands,
     operations,
     registry,
@@ -87,6 +88,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     tracking.add_commands(commands)
     operations.add_commands(commands)
     metrics_commands.add_commands(commands)
+    demo.add_commands(commands)
     watch.add_commands(commands)
     batch.add_commands(commands)
     dead_letters.add_commands(commands)

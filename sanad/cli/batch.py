@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from aio_pika.exceptions import ChannelNotFoundEntity, ProbableAuthenticationError
 
 from sanad.amqp.batches import BatchClient, item_count
+from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.publisher import refusal
 from sanad.amqp.topology import Topology
@@ -172,12 +173,15 @@ async def send(
     sent again with its batch id but another --chunk is so refused at its first chunk (other
     content under that id) before a later chunk, whose id is new, could store rows again.
 
-    Raises Unanswered when the wait ends first, and aio_pika's errors when the broker cannot
-    be reached or has no batch exchange under prefix.
+    Raises Unanswered when the wait ends first, TimeoutError when the broker has not answered
+    within it, and aio_pika's errors when the broker cannot be reached or has no batch
+    exchange under prefix.
     """
-    async with BatchClient.connect(url, prefix) as client:
-        loop = asyncio.get_running_loop()
-        ends = loop.time() + wait_s
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + wait_s
+    # Connected within the wait too; --wait 0 (send, do not wait) still connects.
+    connect_s = wait_s if wait_s > 0 else CONNECT_TIMEOUT_S
+    async with BatchClient.connect(url, prefix, timeout_s=connect_s) as client:
         answers: list[asyncio.Future[events_pb2.BatchResult]] = []
         if first_alone and batches:
             if progress is not None:
@@ -298,7 +302,7 @@ def _rows_to_send(args: argparse.Namespace, url: str) -> list[dict[str, str]]:
     """The file's rows, once the arguments are known good; BadFile says what is wrong."""
     if not 1 <= args.chunk <= MAX_CHUNK:
         raise BadFile(f"--chunk must be 1 to {MAX_CHUNK}")
-    if _where(url) is None:
+    if where(url) is None:
         raise BadFile("the RabbitMQ URL is not an amqp:// or amqps:// URL with a host")
     return read_rows(args.file)
 
@@ -320,16 +324,21 @@ def _unsent(error: Exception, batch_id: str, chunk: int, url: str, prefix: str) 
             f"no batch exchange {Topology(prefix).batch_exchange!r} on the broker: check"
             " SANAD_AMQP_PREFIX, and that the workers have started once"
         )
-    if isinstance(error, ProbableAuthenticationError):
-        reason = "the broker refused the user name or password"
-    elif (refused := refusal(error)) is not None:
+    if (refused := refusal(error)) is not None:
         reason = f"the broker refused the batch: {refused}. {_resend_hint(batch_id, chunk)}"
     else:
-        reason = str(error.args[-1] if error.args else error) or type(error).__name__
-    return f"batch {batch_id} not sent: RabbitMQ at {_where(url)}: {reason}"
+        reason = broker_failure(error)
+    return f"batch {batch_id} not sent: RabbitMQ at {where(url)}: {reason}"
 
 
-def _where(url: str) -> str | None:
+def broker_failure(error: Exception) -> str:
+    """Why the broker could not be used, in a few words without credentials."""
+    if isinstance(error, ProbableAuthenticationError):
+        return "the broker refused the user name or password"
+    return str(error.args[-1] if error.args else error) or type(error).__name__
+
+
+def where(url: str) -> str | None:
     """host:port of an AMQP URL, without its credentials; None when it is no AMQP URL."""
     parts = urlsplit(url)
     try:

@@ -4,6 +4,7 @@ import argparse
 
 from google.protobuf import field_mask_pb2
 
+from sanad.cli.arguments import int32, int64
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, label, money
 from sanad.cli.registry import add_paging, pages, print_page
@@ -29,8 +30,8 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     add.add_argument("--agency", required=True, help="owning agency code, e.g. ROP")
     add.add_argument("--name-ar", required=True)
     add.add_argument("--name-en", required=True)
-    add.add_argument("--fee-baisa", type=int, required=True)
-    add.add_argument("--sla-hours", type=int, required=True)
+    add.add_argument("--fee-baisa", type=int64, required=True)
+    add.add_argument("--sla-hours", type=int32, required=True)
     add.add_argument("--document", action="append", default=[], help="required document")
     add.set_defaults(handler=add_catalog_service)
     show = catalogue_commands.add_parser("get", help="show an e-service")
@@ -43,8 +44,8 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     listing.set_defaults(handler=list_catalog_services)
     update = catalogue_commands.add_parser("update", help="change an e-service (new version)")
     update.add_argument("code")
-    update.add_argument("--fee-baisa", type=int)
-    update.add_argument("--sla-hours", type=int)
+    update.add_argument("--fee-baisa", type=int64)
+    update.add_argument("--sla-hours", type=int32)
     update.add_argument("--name-ar")
     update.add_argument("--name-en")
     update.add_argument(

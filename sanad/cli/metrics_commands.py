@@ -1,23 +1,18 @@
-"""Operator commands over the metrics service (stats, report, leaderboard) and the demo seed."""
+"""Operator commands over the metrics service: stats, report, leaderboard."""
 
 import argparse
-import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad.cli.arguments import int32
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, money
-from sanad.seed.plan import SeedPlan
-from sanad.seed.run import Targets, seed
 from sanad.v1 import metrics_pb2
-
-DEV_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register stats, report, leaderboard and seed."""
+    """Register stats, report and leaderboard."""
     stats = commands.add_parser("stats", help="a centre's or a wilayat's transaction counters")
     stats.add_argument("center_id", nargs="?", default="")
     stats.add_argument("--wilayat", default="", help="a wilayat's counters instead, e.g. DA-NIZ")
@@ -26,28 +21,14 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     report = commands.add_parser("report", help="a governorate's figures for a year")
     report.add_argument("--governorate", default="DA", help="governorate code (default DA)")
-    report.add_argument("--year", type=int, default=2024)
+    report.add_argument("--year", type=int32, default=2024)
     report.set_defaults(handler=show_report)
 
     board = commands.add_parser("leaderboard", help="the excellence award ranking")
     board.add_argument("--governorate", default="DA", help="governorate code (default DA)")
-    board.add_argument("--year", type=int, default=2024)
-    board.add_argument("--limit", type=int, default=10, help="at most this many (0 for all)")
+    board.add_argument("--year", type=int32, default=2024)
+    board.add_argument("--limit", type=int32, default=10, help="at most this many (0 for all)")
     board.set_defaults(handler=show_leaderboard)
-
-    demo = commands.add_parser("seed", help="load the Ad Dakhiliyah 2023-2024 demo dataset")
-    demo.add_argument("--governorate", default="DA", choices=["DA"])
-    demo.add_argument("--years", default="2023,2024", help="comma-separated (default 2023,2024)")
-    demo.add_argument("--seed", type=int, default=2024, help="random seed (default 2024)")
-    demo.add_argument("--scale", type=float, default=1.0, help="fraction of the volume (1.0)")
-    demo.add_argument("--batch-size", type=int, default=500)
-    demo.add_argument(
-        "--amqp-url",
-        default=os.environ.get("SANAD_AMQP_URL", DEV_AMQP_URL),
-        help="broker of the batch queue (env SANAD_AMQP_URL; default the local dev broker)",
-    )
-    demo.add_argument("--amqp-prefix", default=os.environ.get("SANAD_AMQP_PREFIX", "sanad"))
-    demo.set_defaults(handler=run_seed)
 
 
 # The years a Timestamp can bound: 1 January of the year after must still be one.
@@ -190,40 +171,3 @@ def show_leaderboard(args: argparse.Namespace, client: Client, printer: Printer)
     )
     printer.line(f"formula: {response.formula}")
     return 0
-
-
-def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """Register the demo centres and load their history through the batch queue."""
-    plan = SeedPlan(
-        seed=args.seed,
-        governorate=args.governorate,
-        years=tuple(int(y) for y in args.years.split(",")),
-        scale=args.scale,
-    )
-    targets = Targets(
-        registry=client.registry_target,
-        amqp_url=args.amqp_url,
-        amqp_prefix=args.amqp_prefix,
-        batch_size=args.batch_size,
-        timeout_s=client.timeout,
-        credentials=client.credentials(),
-        token=client.token,
-    )
-    summary = asyncio.run(seed(plan, targets))
-    load = summary.load
-    printer.fields(
-        [
-            ("centres", summary.centres),
-            ("wilayats", summary.wilayats),
-            ("omani_staff", summary.omani_staff),
-            *((f"completed_{y}", f"{n:,}") for y, n in summary.completed_by_year.items()),
-            ("batches", load.batches),
-            ("items_accepted", f"{load.accepted:,}"),
-            ("items_rejected", load.rejected),
-            ("batches_retried", load.retried),
-            ("seconds", f"{summary.seconds:.1f}"),
-        ]
-    )
-    for problem in load.problems[:10]:
-        printer.error(problem)
-    return 0 if not load.problems else 1

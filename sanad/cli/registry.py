@@ -4,6 +4,7 @@ import argparse
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sanad.cli.arguments import int32, int64
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, label, when
 from sanad.v1 import registry_pb2
@@ -23,8 +24,8 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     register.add_argument("--owner", required=True, help="owner establishment")
     register.add_argument("--governorate", required=True, help="governorate code, e.g. DA")
     register.add_argument("--wilayat", required=True, help="wilayat code, e.g. DA-NIZ")
-    register.add_argument("--omani-staff", type=int, required=True)
-    register.add_argument("--total-staff", type=int, required=True)
+    register.add_argument("--omani-staff", type=int32, required=True)
+    register.add_argument("--total-staff", type=int32, required=True)
     register.add_argument("--service", action="append", default=[], help="offered service code")
     register.add_argument("--phone", default="")
     register.add_argument("--email", default="")
@@ -46,7 +47,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     services.add_argument("--block", action="append", default=[], metavar="CODE")
     services.add_argument(
         "--revision",
-        type=int,
+        type=int64,
         metavar="N",
         help="the centre's revision as read (centers get): refused with ABORTED, changing "
         "nothing, if it changed since",
@@ -152,7 +153,7 @@ def set_center_services(args: argparse.Namespace, client: Client, printer: Print
 
 def add_paging(parser: argparse.ArgumentParser) -> None:
     """--page-size, --page-token and --all on a list command."""
-    parser.add_argument("--page-size", type=int, default=0, metavar="N")
+    parser.add_argument("--page-size", type=int32, default=0, metavar="N")
     parser.add_argument("--page-token", default="", metavar="TOKEN")
     parser.add_argument("--all", action="store_true", help="follow next_page_token to the end")
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad.cli.arguments import int32
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, when
 from sanad.cli.transactions import STATUSES, status_name, status_value
@@ -20,7 +21,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--after", type=_moment, help="submitted at or after (ISO 8601, UTC)")
     listing.add_argument("--before", type=_moment, help="submitted before (ISO 8601, UTC)")
-    listing.add_argument("--page-size", type=int, default=50)
+    listing.add_argument("--page-size", type=int32, default=50)
     listing.add_argument("--page-token", default="")
     listing.set_defaults(handler=list_transactions)
 

@@ -6,6 +6,7 @@ import uuid
 
 import grpc
 
+from sanad.cli.arguments import int64
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, label, when, yes_no
 from sanad.v1 import common_pb2, intake_pb2
@@ -24,7 +25,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     submit = commands.add_parser("submit", help="submit one transaction")
     submit.add_argument("--center", required=True, help="centre id")
     submit.add_argument("--service", required=True, help="catalogue service code")
-    submit.add_argument("--fee-baisa", type=int, required=True)
+    submit.add_argument("--fee-baisa", type=int64, required=True)
     submit.add_argument("--civil-number", required=True, help="beneficiary's civil number")
     submit.add_argument("--channel", choices=CHANNELS, default="counter")
     submit.add_argument("--request-id", help="client request id; retries reuse it (default: new)")

@@ -4,29 +4,11 @@ import argparse
 
 import grpc
 
+from sanad.cli.arguments import non_negative, positive
 from sanad.cli.catalogue import service_status
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 from sanad.v1 import registry_pb2
-
-
-def non_negative(text: str) -> int:
-    """An argparse type for a revision of zero or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def positive(text: str) -> int:
-    """An argparse type for a count of one or more."""
-    value = non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be greater than zero")
-    return value
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

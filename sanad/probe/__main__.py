@@ -46,8 +46,14 @@ def open_channel(options: argparse.Namespace) -> grpc.Channel:
 
 
 def check(options: argparse.Namespace) -> int:
-    """One Check call; the exit code says SERVING, anything else, or unreachable."""
-    with open_channel(options) as channel:
+    """One Check call; the exit code says SERVING, anything else, or unreachable (which a
+    TLS file that cannot be read makes it too: the probe cannot ask)."""
+    try:
+        channel = open_channel(options)
+    except OSError as error:
+        print(f"{options.addr}: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(

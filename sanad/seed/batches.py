@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sanad.amqp.batches import BatchClient
+from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.seed.plan import DEFAULT_BATCH_SIZE
 from sanad.v1 import events_pb2
 
@@ -43,6 +44,7 @@ class BatchLoader:
         attempts: int = 20,
         retry_pause_s: float = 1.0,
         reply_timeout_s: float = 300.0,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self.amqp_url = amqp_url
         self.prefix = prefix
@@ -50,16 +52,19 @@ class BatchLoader:
         self.attempts = attempts
         self.retry_pause_s = retry_pause_s
         self.reply_timeout_s = reply_timeout_s
+        self.connect_timeout_s = connect_timeout_s
 
     async def load(self, batches: Iterable[events_pb2.BatchSubmission]) -> LoadResult:
         """Send every batch; what went wrong is in the result's problems, never raised, but
-        for a broker that cannot be reached."""
+        for a broker that cannot be reached (TimeoutError when it does not answer in time)."""
         result = LoadResult()
         iterator = iter(batches)
         first = next(iterator, None)
         if first is None:
             return result
-        async with BatchClient.connect(self.amqp_url, self.prefix, declare=True) as client:
+        async with BatchClient.connect(
+            self.amqp_url, self.prefix, declare=True, timeout_s=self.connect_timeout_s
+        ) as client:
             stop = asyncio.Event()
             if await self._one(client, first, result, stop):
                 result.problems.append(

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 import pytest
@@ -60,3 +61,20 @@ def test_unknown_service_fails_the_health_check(
 
 def test_nothing_listening_fails_quickly() -> None:
     assert main(["--addr", "127.0.0.1:1", "--timeout", "0.5"]) == EXIT_UNREACHABLE
+
+
+@pytest.mark.parametrize("flag", ["--tls-ca", "--tls-cert", "--tls-key"])
+def test_a_tls_file_it_cannot_read_is_one_line_and_unreachable(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readable = tmp_path / "readable.pem"
+    readable.write_text("not looked at")
+    files = {option: str(readable) for option in ("--tls-ca", "--tls-cert", "--tls-key")}
+    files[flag] = str(tmp_path / "missing.pem")
+
+    code = main(["--addr", "127.0.0.1:1", *(part for pair in files.items() for part in pair)])
+
+    assert code == EXIT_UNREACHABLE
+    assert capsys.readouterr().err.splitlines() == [
+        f"127.0.0.1:1: cannot read {tmp_path / 'missing.pem'}: No such file or directory"
+    ]

@@ -1,0 +1,53 @@
+"""argparse types for whole numbers, each bounded by the protobuf field it is sent in.
+
+A value the field cannot carry would otherwise fail as protobuf's ValueError when the request
+is built; argparse instead names the flag and exits 2, as for any other usage error.
+"""
+
+import argparse
+from collections.abc import Callable
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for a whole number from low to high."""
+
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+# For int32 and int64 fields; the services say which values of them they take.
+int32 = bounded(INT32_MIN, INT32_MAX)
+int64 = bounded(INT64_MIN, INT64_MAX)
+
+
+def non_negative(text: str) -> int:
+    """An argparse type for a revision (an int64) of zero or more."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    if value > INT64_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {INT64_MAX}")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type for a count of one or more."""
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return value

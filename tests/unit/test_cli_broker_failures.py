@@ -1,0 +1,115 @@
+"""sanadctl's broker commands (batch submit, dead-letters, seed) against a broker they cannot
+use: one `error:` line and exit 1, within a bounded time, never a traceback or a hang."""
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sanad.cli.__main__ import main
+from sanad.seed import run
+from sanad.seed.batches import BatchLoader
+from sanad.v1 import events_pb2
+from tests.unit.seed_fakes import SEED, Loaded, Registered
+
+NOTHING_LISTENS = "amqp://guest:secret-word@127.0.0.1:1/"
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """An AMQP URL whose port takes TCP connections (the kernel accepts them on the listen
+    backlog) but never says a word of AMQP."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield f"amqp://guest:secret-word@127.0.0.1:{listener.getsockname()[1]}/"
+
+
+@pytest.mark.timeout(30)
+def test_batch_submit_to_a_port_that_never_speaks_amqp_fails_within_its_wait(
+    silent_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("request_id,service_code,fee_baisa,civil_number\nr-1,S,5000,90817263\n")
+    submit = ["batch", "submit", str(path), "--center", "C1", "--amqp-url", silent_url]
+
+    code = main([*submit, "--wait", "1"], environ={})
+
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    port = silent_url.rsplit(":", 1)[1].rstrip("/")
+    assert len(err) == 1
+    assert f"not sent: RabbitMQ at 127.0.0.1:{port}: no AMQP answer within 1 s" in err[0]
+    assert "secret-word" not in err[0]
+
+
+@pytest.mark.timeout(30)
+def test_dead_letters_from_a_port_that_never_speaks_amqp_fail_within_five_seconds(
+    silent_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["dead-letters", "list", "--amqp-url", silent_url], environ={})
+
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: dead letters of ingest not reached: no AMQP answer within 5 s:"
+        " is that RabbitMQ's address and port?"
+    ]
+
+
+@pytest.mark.timeout(30)
+async def test_the_seed_loader_gives_up_on_a_port_that_never_speaks_amqp(silent_url: str) -> None:
+    loader = BatchLoader(silent_url, "p", connect_timeout_s=0.5)
+
+    with pytest.raises(TimeoutError, match=r"no AMQP answer within 0\.5 s"):
+        await loader.load([events_pb2.BatchSubmission(batch_id="b", center_id="C1")])
+
+
+@pytest.mark.timeout(30)
+def test_seed_with_an_unreachable_broker_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(run, "SeedRegistry", Registered)
+
+    code = main([*SEED, "--amqp-url", NOTHING_LISTENS], environ={})
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("error: seed history not loaded: RabbitMQ at 127.0.0.1:1: Connect ")
+    assert "secret-word" not in line
+
+
+@pytest.mark.parametrize("years", ["2023,abc", "2024,", "0", "10000"])
+def test_years_that_are_not_years_are_a_usage_error(
+    years: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["seed", "--years", years], environ={})
+
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument --years:" in err
+    assert "Traceback" not in err
+
+
+def test_seed_with_json_prints_its_figures_as_one_object(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(run, "SeedRegistry", Registered)
+    monkeypatch.setattr(run, "BatchLoader", Loaded)
+
+    code = main(["--json", *SEED], environ={})
+
+    assert code == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    figures = json.loads(line)
+    assert figures["completed_2024"] == 75
+    assert (figures["batches"], figures["items_accepted"], figures["batches_retried"]) == (
+        3,
+        1_234,
+        1,
+    )
+    assert figures["centres"] > 0
+    assert figures["items_rejected"] == 0
+    assert isinstance(figures["seconds"], float)
