@@ -3,8 +3,9 @@
 Intake and the batch worker follow centres and the catalogue; metrics follows centres. Each
 stream resumes from the last revision it applied, so a reconnect misses nothing and applies
 nothing twice; a stream is synced once it has replayed the registry's history. A registry whose
-revisions fell behind the copy's (restored from a backup) refuses the resume as OUT_OF_RANGE, and
-the stream replays from the start.
+revisions fell behind the copy's (restored from a backup) refuses the resume as OUT_OF_RANGE, or
+ends an open stream so; the copy is then emptied (`forget`) and the stream replays from the start,
+so what the restored registry no longer holds leaves the copy too.
 """
 
 import asyncio
@@ -34,12 +35,20 @@ def registry_channel(settings: CommonSettings, target: str) -> grpc.aio.Channel:
 
 
 class Watch:
-    """One watch stream followed forever; `apply` receives each changed centre or service."""
+    """One watch stream followed forever; `apply` receives each changed centre or service, and
+    `forget` empties the copy before a replay from the start."""
 
-    def __init__(self, name: str, open_stream: OpenStream, apply: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        open_stream: OpenStream,
+        apply: Callable[[Any], None],
+        forget: Callable[[], None],
+    ) -> None:
         self.name = name
         self.open_stream = open_stream
         self.apply = apply
+        self.forget = forget
         self.revision = 0
         self.replayed = asyncio.Event()
 
@@ -66,13 +75,17 @@ class Watch:
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.OUT_OF_RANGE:
                     # The registry's revisions are behind ours (a restored database): what we
-                    # applied may not be what it holds. Replay everything; the registry deletes
-                    # nothing, so the replay overwrites every entry of the copy.
+                    # applied may not be what it holds, and what it was restored without (a
+                    # centre registered after the backup) would stay in the copy. Empty the
+                    # copy and replay everything; until the replay ends the watch is unsynced,
+                    # as during any reconnect.
                     log.warning(
                         "registry %s is behind revision %d; replaying it from the start",
                         self.name,
                         self.revision,
                     )
+                    self.replayed.clear()
+                    self.forget()
                     self.revision = 0
                 else:
                     log.warning(

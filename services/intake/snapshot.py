@@ -51,11 +51,13 @@ class RegistrySnapshot:
                 "centers",
                 lambda since: stub.WatchCenters(pb.WatchCentersRequest(since_revision=since)),
                 self._apply_center,
+                self.centers.clear,
             ),
             Watch(
                 "catalog",
                 lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
                 self._apply_service,
+                self.services.clear,
             ),
         )
 

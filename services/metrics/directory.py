@@ -73,6 +73,7 @@ class WatchedDirectory:
             "centers",
             lambda since: stub.WatchCenters(registry_pb2.WatchCentersRequest(since_revision=since)),
             self._apply,
+            self._forget,
         )
 
     @property
@@ -102,6 +103,12 @@ class WatchedDirectory:
             await asyncio.wait_for(self.watch.replayed.wait(), self.wait_s)
         except TimeoutError:
             raise Unavailable("the registry's centres are not loaded yet") from None
+
+    def _forget(self) -> None:
+        """Before a replay from the start: the restored registry says again what it holds."""
+        self.by_governorate.clear()
+        self.governorate_of.clear()
+        self.governorates_seen.clear()
 
     def _apply(self, center: registry_pb2.Center) -> None:
         # A centre may move to another governorate: it leaves the old one's list, and its facts

@@ -73,6 +73,7 @@ async def test_a_broken_stream_resumes_after_its_last_revision_and_is_unsynced_m
             "catalog",
             lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
             apply,
+            applied.clear,
         )
         following = asyncio.create_task(watch.run())
         try:
@@ -116,7 +117,7 @@ async def test_a_change_that_fails_to_apply_unsyncs_the_watch_and_is_fetched_aga
         applied.append(changed.revision)
 
     failed: set[int] = set()
-    watch = Watch("catalog", open_stream, apply)
+    watch = Watch("catalog", open_stream, apply, applied.clear)
     following = asyncio.create_task(watch.run())
     try:
         await asyncio.wait_for(resynced.wait(), timeout=5)
@@ -152,22 +153,29 @@ class RestoredRegistry(registry_pb2_grpc.RegistryServiceServicer):
         await asyncio.Event().wait()
 
 
-async def test_a_registry_behind_the_copy_is_replayed_from_the_start() -> None:
+async def test_a_registry_behind_the_copy_is_replayed_from_the_start_into_an_empty_copy() -> None:
     registry = RestoredRegistry()
     async with served(registry) as stub:
-        applied: list[int] = []
+        # What the copy holds before the registry was restored to revision 1: S5 was added
+        # after the backup, so the restored registry does not have it.
+        copy = {"S1": 1, "S5": 5}
+
+        def apply(changed: pb.CatalogService) -> None:
+            copy[changed.code] = changed.revision
+
         watch = Watch(
             "catalog",
             lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
-            lambda changed: applied.append(changed.revision),
+            apply,
+            copy.clear,
         )
-        watch.revision = 5  # what the copy applied before the registry was restored
+        watch.revision = 5
         following = asyncio.create_task(watch.run())
         try:
             await asyncio.wait_for(registry.replayed.wait(), timeout=10)
             await asyncio.wait_for(watch.replayed.wait(), timeout=10)
             assert registry.asked == [5, 0]
-            assert applied == [1]
+            assert copy == {"S1": 1}
             assert watch.revision == 1
         finally:
             following.cancel()
