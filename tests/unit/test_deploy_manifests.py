@@ -228,7 +228,15 @@ def test_prod_scales_workers_on_queue_depth_with_keda() -> None:
         assert trigger["type"] == "rabbitmq"
         assert trigger["metadata"]["queueName"] == queue
         auth = find(resources, "TriggerAuthentication", trigger["authenticationRef"]["name"])
-        assert auth["spec"]["secretTargetRef"][0]["name"] == f"sanad-{name}-amqp"
+        assert auth["spec"]["secretTargetRef"][0]["name"] == "sanad-keda-amqp"
+    # It reads the depth as a broker user that may do nothing else: a passive declare needs no
+    # permission, and batches carry clear civil numbers.
+    assert find(resources, "User", "keda")["spec"]["importCredentialsSecret"] == {
+        "name": "sanad-keda-amqp"
+    }
+    permission = find(resources, "Permission", "keda-sanad")["spec"]
+    assert permission["userReference"] == {"name": "keda"}
+    assert permission["permissions"] == {"configure": "^$", "write": "^$", "read": "^$"}
     assert not [
         h
         for h in of_kind(resources, "HorizontalPodAutoscaler")
