@@ -145,16 +145,16 @@ class ConfirmedPublisher:
         try:
             assert self._channel is not None
             # asyncio.timeout, not wait_for: no extra task per publish.
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit), self._alone(message_id):
+                # After the wait: the connection may have been replaced meanwhile.
                 channel = await self._channel.get_underlay_channel()
-                async with self._alone(message_id):
-                    await channel.basic_publish(
-                        body,
-                        exchange=exchange,
-                        routing_key=routing_key,
-                        properties=properties,
-                        mandatory=True,
-                    )
+                await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=True,
+                )
         except BaseException as error:
             if not _from_broker(error):
                 raise

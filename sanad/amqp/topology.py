@@ -212,16 +212,18 @@ async def _declare_dead_lettering(
 
 
 def _earlier_arguments(arguments: dict[str, Any]) -> list[dict[str, Any]]:
-    """The arguments earlier releases may have declared a queue with, latest first: without
-    AT_LEAST_ONCE, and (a work queue) with an earlier delivery limit, with or without it."""
+    """The arguments earlier releases declared a queue with, latest first: a work queue with an
+    earlier delivery limit, then also without AT_LEAST_ONCE; a retry queue without it."""
     before_at_least_once = {k: v for k, v in arguments.items() if k not in AT_LEAST_ONCE}
-    found = [before_at_least_once]
-    if "x-delivery-limit" in arguments:
-        for limit in EARLIER_DELIVERY_LIMITS:
-            if limit != arguments["x-delivery-limit"]:
-                found.append({**arguments, "x-delivery-limit": limit})
-                found.append({**before_at_least_once, "x-delivery-limit": limit})
-    return found
+    if "x-delivery-limit" not in arguments:
+        return [before_at_least_once]
+    found = []
+    for limit in EARLIER_DELIVERY_LIMITS:
+        if limit != arguments["x-delivery-limit"]:
+            found.append({**arguments, "x-delivery-limit": limit})
+            found.append({**before_at_least_once, "x-delivery-limit": limit})
+    # The release before at-least-once, at this limit (one set by hand: Topology.delivery_limit).
+    return [*found, before_at_least_once]
 
 
 def _warn_earlier(name: str, earlier: dict[str, Any], arguments: dict[str, Any]) -> None:

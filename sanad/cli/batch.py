@@ -18,15 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
-from aio_pika.exceptions import ChannelNotFoundEntity, ProbableAuthenticationError
+from aio_pika.exceptions import ChannelNotFoundEntity
 
 from sanad.amqp.batches import BatchClient, item_count
 from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.publisher import refusal
 from sanad.amqp.topology import Topology
+from sanad.cli.broker import failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 from sanad.v1 import events_pb2, intake_pb2
@@ -179,8 +179,8 @@ async def send(
     """
     loop = asyncio.get_running_loop()
     ends = loop.time() + wait_s
-    # Connected within the wait too; --wait 0 (send, do not wait) still connects.
-    connect_s = wait_s if wait_s > 0 else CONNECT_TIMEOUT_S
+    # Connected within 5 s, or the wait when it is shorter (--wait 0 still connects).
+    connect_s = min(wait_s, CONNECT_TIMEOUT_S) if wait_s > 0 else CONNECT_TIMEOUT_S
     async with BatchClient.connect(url, prefix, timeout_s=connect_s) as client:
         answers: list[asyncio.Future[events_pb2.BatchResult]] = []
         if first_alone and batches:
@@ -324,27 +324,7 @@ def _unsent(error: Exception, batch_id: str, chunk: int, url: str, prefix: str) 
             f"no batch exchange {Topology(prefix).batch_exchange!r} on the broker: check"
             " SANAD_AMQP_PREFIX, and that the workers have started once"
         )
-    if (refused := refusal(error)) is not None:
-        reason = f"the broker refused the batch: {refused}. {_resend_hint(batch_id, chunk)}"
-    else:
-        reason = broker_failure(error)
+    reason = failure(error, "the batch")
+    if refusal(error) is not None:
+        reason = f"{reason}. {_resend_hint(batch_id, chunk)}"
     return f"batch {batch_id} not sent: RabbitMQ at {where(url)}: {reason}"
-
-
-def broker_failure(error: Exception) -> str:
-    """Why the broker could not be used, in a few words without credentials."""
-    if isinstance(error, ProbableAuthenticationError):
-        return "the broker refused the user name or password"
-    return str(error.args[-1] if error.args else error) or type(error).__name__
-
-
-def where(url: str) -> str | None:
-    """host:port of an AMQP URL, without its credentials; None when it is no AMQP URL."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-    except ValueError:
-        return None
-    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-        return None
-    return f"{parts.hostname}:{port}"

@@ -14,8 +14,8 @@ from dataclasses import asdict
 
 from sanad.amqp.dead_letters import DeadLetter, Pass, pass_over
 from sanad.amqp.handling import BROKER_ERRORS
-from sanad.amqp.publisher import refusal
 from sanad.cli.batch import DEFAULT_AMQP_URL
+from sanad.cli.broker import failure
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 
@@ -132,8 +132,7 @@ def _run(args: argparse.Namespace, replay: Callable[[DeadLetter], bool], done: P
 
 def _failed(printer: Printer, args: argparse.Namespace, error: Exception, done: Pass) -> int:
     moved = len(done.kept) + len(done.replayed)
-    refused = refusal(error)
-    why = f"the broker refused a letter: {refused}" if refused is not None else error
+    why = failure(error, "a letter")
     if moved:
         printer.error(
             f"the pass over the dead letters of {args.queue} stopped after {moved} letters"

@@ -3,11 +3,13 @@ history loaded through the batch queue (sanad.seed)."""
 
 import argparse
 import asyncio
+import math
 import os
 
 from sanad.amqp.handling import BROKER_ERRORS
-from sanad.amqp.publisher import refusal
-from sanad.cli.batch import DEFAULT_AMQP_URL, broker_failure, where
+from sanad.cli.arguments import bounded, int64
+from sanad.cli.batch import DEFAULT_AMQP_URL
+from sanad.cli.broker import failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 from sanad.seed.plan import SeedPlan
@@ -16,6 +18,21 @@ from sanad.seed.run import SeedSummary, Targets, seed
 # The years a dataset can hold: each transaction starts and finishes inside its year, before
 # 1 January of the next.
 FIRST_YEAR, LAST_YEAR = 1, 9998
+# Largest volume a seed takes, as a multiple of the real one.
+MAX_SCALE = 100.0
+# Items per batch: the batch worker takes at most 5000 (SANAD_BATCH_MAX_ITEMS' default).
+MAX_BATCH_SIZE = 5000
+
+
+def scale(text: str) -> float:
+    """An argparse type for the fraction (or multiple) of the real volume: above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SCALE):
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_SCALE:g}")
+    return value
 
 
 def years(text: str) -> tuple[int, ...]:
@@ -41,9 +58,9 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     demo.add_argument(
         "--years", type=years, default="2023,2024", help="comma-separated (default 2023,2024)"
     )
-    demo.add_argument("--seed", type=int, default=2024, help="random seed (default 2024)")
-    demo.add_argument("--scale", type=float, default=1.0, help="fraction of the volume (1.0)")
-    demo.add_argument("--batch-size", type=int, default=500)
+    demo.add_argument("--seed", type=int64, default=2024, help="random seed (default 2024)")
+    demo.add_argument("--scale", type=scale, default=1.0, help="fraction of the volume (1.0)")
+    demo.add_argument("--batch-size", type=bounded(1, MAX_BATCH_SIZE), default=500)
     demo.add_argument(
         "--amqp-url",
         default=os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL),
@@ -74,8 +91,7 @@ def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     try:
         summary = asyncio.run(seed(plan, targets))
     except BROKER_ERRORS as error:
-        refused = refusal(error)
-        reason = f"the broker refused a batch: {refused}" if refused else broker_failure(error)
+        reason = failure(error, "a batch")
         printer.error(
             f"seed history not loaded: RabbitMQ at {where(args.amqp_url)}: {reason}. Seed again"
             " once it takes batches: batches answered are answered the same, never stored twice"

@@ -221,8 +221,10 @@ def load_authority(out: Path) -> Authority:
     return Authority(key, x509.load_pem_x509_certificate((out / "ca.pem").read_bytes()))
 
 
-# What a client's files are named: its subject or --name, without a path in it.
+# What a client's files are named: its subject or --name, without a path in it, and none of the
+# PKI's own (a client named ca would replace the CA, one named intake intake's certificate).
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+PKI_FILES = frozenset({"ca", "jwt-signing", *SERVICES, *BACKENDS})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,6 +257,8 @@ def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -
         name = args.name or args.subject
         if not FILE_NAME.fullmatch(name):
             client.error(f"{name!r} is not a file name: give --name (letters, digits, . _ -)")
+        if name in PKI_FILES:
+            client.error(f"{name!r} names a file of the dev PKI itself: give another --name")
         if not (out / "ca.key").exists():
             print(f"certs: no dev CA in {out}/: run `make certs` first", file=sys.stderr)
             return 1

@@ -88,6 +88,21 @@ async def check_services(
     check(found)
 
 
+async def _not_restored_behind(head: Callable[[], Awaitable[int]], sent: int) -> None:
+    """OutOfRange when the registry's latest revision is below one a stream sent: its database
+    was restored from a backup while the stream was open."""
+    if (latest := await head()) < sent:
+        raise OutOfRange(
+            [
+                Violation(
+                    "since_revision",
+                    f"the registry's latest revision is now {latest}, before this stream's "
+                    f"{sent} (its database was restored); watch from 0 to resynchronise",
+                )
+            ]
+        )
+
+
 class ChangeFeed:
     """Wakes every watch stream of this process after a change; polls for other replicas'.
 
@@ -154,17 +169,7 @@ class ChangeFeed:
             if not changes:
                 if time.monotonic() - checked >= self.head_check_s:
                     checked = time.monotonic()
-                    if (latest := await head()) < last:
-                        raise OutOfRange(
-                            [
-                                Violation(
-                                    "since_revision",
-                                    f"the registry's latest revision is now {latest}, before "
-                                    f"this stream's {last} (its database was restored); watch "
-                                    "from 0 to resynchronise",
-                                )
-                            ]
-                        )
+                    await _not_restored_behind(head, last)
                 await self._wait_for_change()
 
     async def _wait_for_change(self) -> None:

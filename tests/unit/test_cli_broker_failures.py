@@ -93,6 +93,27 @@ def test_years_that_are_not_years_are_a_usage_error(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--scale", "nan"),
+        ("--scale", "-1"),
+        ("--scale", "0"),
+        ("--batch-size", "0"),
+        ("--batch-size", "5001"),
+        ("--seed", "99999999999999999999"),
+    ],
+)
+def test_seed_numbers_it_cannot_use_are_a_usage_error(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["seed", flag, value], environ={})
+
+    assert exit_info.value.code == 2
+    assert f"error: argument {flag}:" in capsys.readouterr().err
+
+
 def test_seed_with_json_prints_its_figures_as_one_object(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

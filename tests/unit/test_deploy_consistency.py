@@ -165,6 +165,14 @@ def test_k8s_gives_the_civil_id_secret_only_to_the_deployables_that_hash_civil_n
     assert given == {"intake", "batch"}
 
 
+def test_compose_gives_the_civil_id_secret_only_to_the_deployables_that_hash_civil_numbers() -> (
+    None
+):
+    given = {n for n in DEPLOYABLES if "SANAD_CIVIL_ID_SECRET" in compose_env(n)}
+
+    assert given == {n for n, d in DEPLOYABLES.items() if d[0].uses_civil_id_secret}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("name", DEPLOYABLES)
 def test_k8s_ports_and_probes_match_the_settings(overlay: str, name: str) -> None:

@@ -153,6 +153,8 @@ def test_a_token_without_iat_is_judged_from_now(pki: Path) -> None:
         (["--role", "ministry", "--subject", "rop"], "a ministry credential names its agency"),
         (["--role", "centre", "--subject", "", "--center", "C1"], "credential without a subject"),
         (["--role", "operator", "--subject", "a/b"], "is not a file name"),
+        (["--role", "operator", "--subject", "ca"], "names a file of the dev PKI itself"),
+        (["--role", "admin", "--subject", "x", "--name", "intake"], "a file of the dev PKI"),
     ],
 )
 def test_a_client_the_services_would_refuse_is_not_issued(

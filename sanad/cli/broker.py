@@ -1,0 +1,30 @@
+"""How sanadctl's broker commands (batch submit, dead-letters, seed) name a broker and say why it
+failed them: one wording, never the URL's credentials."""
+
+from urllib.parse import urlsplit
+
+from aio_pika.exceptions import ProbableAuthenticationError
+
+from sanad.amqp.publisher import refusal
+
+
+def where(url: str) -> str | None:
+    """host:port of an AMQP URL, without its credentials; None when it is no AMQP URL."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    except ValueError:
+        return None
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        return None
+    return f"{parts.hostname}:{port}"
+
+
+def failure(error: Exception, refused_what: str) -> str:
+    """Why the broker failed a command: what it refused (`refused_what`: "the batch", "a
+    letter"...) and why, or why it could not be used at all."""
+    if (refused := refusal(error)) is not None:
+        return f"the broker refused {refused_what}: {refused}"
+    if isinstance(error, ProbableAuthenticationError):
+        return "the broker refused the user name or password"
+    return str(error.args[-1] if error.args else error) or type(error).__name__
