@@ -1,10 +1,5 @@
-"""The one authorization interceptor: authenticate, rate-limit, apply the policy table, audit.
-
-Every call is charged to its caller's rate, a call that fails authentication too (to the
-certificate or address it came from: authenticate.source), so bad credentials cannot flood a
-service or its audit trail. A caller's calls refused for its rate are audited at most
-REFUSALS_AUDITED_PER_S after a burst: each would otherwise cost the trail a write, which the
-limit is there to spare; the gRPC metrics count them all (RESOURCE_EXHAUSTED).
+"""The one authorization interceptor: admit (authenticate, rate-limit: sanad.security.admission),
+apply the policy table, audit.
 
 It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the domain errors it
 raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
@@ -13,8 +8,6 @@ streaming calls each identity holds open.
 """
 
 import asyncio
-import contextvars
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -26,51 +19,14 @@ from sanad import errors
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
 from sanad.security import audit_items, audit_offer, policy
+from sanad.security.admission import UNKNOWN_CALLER, Admission
 from sanad.security.audit import AuditEvent
 from sanad.security.audit_log import AuditLog
-from sanad.security.authenticate import Authenticator, source
-from sanad.security.identity import Identity, Role, set_current
+from sanad.security.authenticate import Authenticator
+from sanad.security.identity import Identity, set_current
 from sanad.security.limits import RateLimiter, StreamCap
 from sanad.settings import AuthMode, CommonSettings
 from sanad.telemetry.logs import request_id_var
-
-log = logging.getLogger("sanad.security")
-
-UNKNOWN_CALLER = Identity(subject="(unauthenticated)", role=Role.SERVICE)
-# A caller's refusals for its rate (or its open streams) written to the audit trail: a burst,
-# then at most this many a second.
-REFUSALS_AUDITED_PER_S = 1.0
-REFUSALS_AUDITED_BURST = 10
-
-ItemCharge = Callable[[], None]
-_item_charge: contextvars.ContextVar[ItemCharge | None] = contextvars.ContextVar(
-    "item_charge", default=None
-)
-
-
-def item_charge() -> ItemCharge:
-    """What a handler calls for each item a client-streaming call carries: RateLimited when the
-    caller is over its rate. The call itself paid for its first item; with no limiter in front
-    (a dev-only service outside the policy table) it never refuses."""
-    return _item_charge.get() or _free
-
-
-def _free() -> None:
-    """No limiter: every item passes."""
-
-
-class _PerItem:
-    """Charges the caller's bucket per streamed item after the first (the call's own token)."""
-
-    def __init__(self, limiter: RateLimiter, key: str) -> None:
-        self.limiter, self.key = limiter, key
-        self.first = True
-
-    def __call__(self) -> None:
-        if self.first:
-            self.first = False
-            return
-        self.limiter.take(self.key)
 
 
 class SecurityInterceptor(grpc.aio.ServerInterceptor):
@@ -78,21 +34,12 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(
         self,
-        authenticator: Authenticator,
-        limiter: RateLimiter,
+        admission: Admission,
         licensing_agency: str,
         audit_log: AuditLog | None = None,
         recorded_by: str = "",
-        *,
-        streams: StreamCap | None = None,
-        audited_refusals: RateLimiter | None = None,
     ) -> None:
-        self.authenticator = authenticator
-        self.limiter = limiter
-        self.streams = streams or StreamCap(0)
-        self.audited_refusals = audited_refusals or RateLimiter(
-            REFUSALS_AUDITED_PER_S, REFUSALS_AUDITED_BURST
-        )
+        self.admission = admission
         self.licensing_agency = licensing_agency
         self.audit_log = audit_log
         self.recorded_by = recorded_by
@@ -107,7 +54,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or policy.is_open(method):
             return handler
         rule = policy.POLICY.get(method)
-        if rule is None and self.authenticator.mode is AuthMode.DEV:
+        if rule is None and self.admission.authenticator.mode is AuthMode.DEV:
             return handler  # a dev-only service outside the table (tests, benchmarks)
         guard = _Guard(self, method, rule)
         if handler.unary_unary:
@@ -133,40 +80,6 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             handler.request_deserializer,
             handler.response_serializer,
         )
-
-    def identify(self, context: Any) -> Identity:
-        """The caller, or Unauthenticated for a bad credential or none (required mode).
-
-        A call that fails authentication is charged one token of its source's rate, so failing
-        costs a caller its rate as calls do: over it, such calls get RESOURCE_EXHAUSTED.
-        """
-        try:
-            return self.authenticator.identify(context)
-        except errors.Unauthenticated:
-            self.limiter.take(source(context))
-            raise
-
-    def audits_refusal(self, error: BaseException, identity: Identity, context: Any) -> bool:
-        """Whether the event of a call refused before its handler ran is written: always, but
-        for a caller's refusals for its limits beyond a burst and REFUSALS_AUDITED_PER_S."""
-        if not isinstance(error, errors.RateLimited):
-            return True
-        caller = identity.actor if identity is not UNKNOWN_CALLER else source(context)
-        try:
-            self.audited_refusals.take(caller)
-        except errors.RateLimited:
-            return False
-        return True
-
-    def charge(self, identity: Identity, streamed: bool = False) -> None:
-        """RateLimited when the caller is over its rate.
-
-        One token per call; a client-streaming call's handler charges its further items through
-        item_charge(), so one stream of many submissions cannot bypass the caller's rate.
-        """
-        self.limiter.take(identity.actor)
-        if streamed:
-            _item_charge.set(_PerItem(self.limiter, identity.actor))
 
     def authorize(
         self, method: str, rule: policy.Rule | None, identity: Identity, request: Any
@@ -224,15 +137,15 @@ class _Guard:
             admitted = False
             try:
                 # Authenticated before charged: a refused call's event names its caller.
-                identity = self.owner.identify(context)
-                self.owner.charge(identity, streamed)
+                identity = self.owner.admission.identify(context)
+                self.owner.admission.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
                 admitted = True
                 if self.audit_log is not None and not streamed:
                     offered = audit_offer.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
-                if admitted or self.owner.audits_refusal(error, identity, context):
+                if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
                     await self._audit(identity, shown, None, outcome, offered=offered)
                 raise
@@ -252,10 +165,10 @@ class _Guard:
             admitted = False
             try:
                 # Authenticated before charged: a refused call's event names its caller.
-                identity = self.owner.identify(context)
-                self.owner.charge(identity, streamed)
+                identity = self.owner.admission.identify(context)
+                self.owner.admission.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
-                self._open_stream(identity)
+                self.owner.admission.open_stream(self.method, identity)
                 admitted = True
                 if self.audit_log is not None and streamed and self.item_targets:
                     items = self._items(identity, self.audit_log)
@@ -264,9 +177,9 @@ class _Guard:
                     async for response in behaviour(request, context):
                         yield response
                 finally:  # however it ends: normally, with an error, or cancelled
-                    self.owner.streams.release(identity.actor)
+                    self.owner.admission.close_stream(identity)
             except BaseException as error:
-                if admitted or self.owner.audits_refusal(error, identity, context):
+                if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     await self._audit(identity, shown, None, _outcome(error, context), items=items)
                 raise
             await self._audit(identity, shown, None, _outcome(None, context), items=items)
@@ -280,20 +193,6 @@ class _Guard:
             return self.owner.event(self.method, identity, dict(target), outcome)
 
         return audit_items.ItemAudit(build, log, self.item_targets, self.results)
-
-    def _open_stream(self, identity: Identity) -> None:
-        """Take one of the caller's stream slots; a refusal is logged (each was charged a
-        rate-limit token first, which bounds these lines) and raised as RESOURCE_EXHAUSTED."""
-        try:
-            self.owner.streams.acquire(identity.actor)
-        except errors.RateLimited:
-            log.warning(
-                "%s refused: %s holds %d open streaming calls, the cap",
-                self.method,
-                identity.actor,
-                self.owner.streams.limit,
-            )
-            raise
 
     async def _audit(
         self,
@@ -346,11 +245,9 @@ def security_interceptor(
     settings: CommonSettings, audit_log: AuditLog | None = None, recorded_by: str = ""
 ) -> SecurityInterceptor:
     """The interceptor a server built from these settings runs."""
-    return SecurityInterceptor(
+    admission = Admission(
         Authenticator.from_settings(settings),
         RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
-        settings.auth_licensing_agency,
-        audit_log,
-        recorded_by,
-        streams=StreamCap(settings.max_streams_per_identity),
+        StreamCap(settings.max_streams_per_identity),
     )
+    return SecurityInterceptor(admission, settings.auth_licensing_agency, audit_log, recorded_by)

@@ -13,8 +13,8 @@ from sanad.records import proto_from_document
 from sanad.rpc.identity import caller
 from sanad.rpc.status import code_of
 from sanad.rpc.timestamps import from_timestamp, to_timestamp
+from sanad.security.admission import item_charge
 from sanad.security.identity import current
-from sanad.security.interceptor import item_charge
 from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission

@@ -4,7 +4,7 @@ Each item is submitted in its own task so broker confirms overlap; a semaphore
 caps the items submitted but not yet answered, so a slow broker slows the
 reading of the stream (flow control reaches the client) instead of growing
 memory. Answers leave strictly in item order. Each item is charged to the caller's rate
-limit as it is read (sanad.security.interceptor.item_charge); an item over the rate is
+limit as it is read (sanad.security.admission.item_charge); an item over the rate is
 answered RESOURCE_EXHAUSTED and not submitted. Each submitted item has an audit event of its own
 (sanad.security.audit_items): a fresh one's travels in its message, as a unary submission's.
 """

@@ -16,10 +16,10 @@ from grpc_status import rpc_status
 
 from sanad.rpc.server import Registration, start_server
 from sanad.security import certs
+from sanad.security.admission import REFUSALS_AUDITED_BURST, REFUSALS_AUDITED_PER_S
 from sanad.security.authenticate import source
 from sanad.security.credentials import issue_token
 from sanad.security.identity import Identity
-from sanad.security.interceptor import REFUSALS_AUDITED_BURST, REFUSALS_AUDITED_PER_S
 from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
