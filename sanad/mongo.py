@@ -1,12 +1,13 @@
 """MongoDB clients: built from settings in main, never at import time; calls bounded in time."""
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import pymongo
 from bson.errors import InvalidDocument
@@ -101,6 +102,31 @@ async def within(timeout_s: float | None) -> AsyncIterator[None]:
         if passing(error):
             raise Unavailable("the database did not answer in time; retry later") from error
         raise
+
+
+class Bounded(Protocol):
+    """A store whose calls to MongoDB must finish within timeout_s."""
+
+    timeout_s: float
+
+
+_Store = TypeVar("_Store", bound=Bounded)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def bounded(
+    method: Callable[Concatenate[_Store, _P], Awaitable[_R]],
+) -> Callable[Concatenate[_Store, _P], Coroutine[Any, Any, _R]]:
+    """A store method run within its store's timeout_s (`within`): a transaction's retries
+    included, and a timeout or a lost connection is UNAVAILABLE, never INTERNAL."""
+
+    @functools.wraps(method)
+    async def call(self: _Store, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        async with within(self.timeout_s):
+            return await method(self, *args, **kwargs)
+
+    return call
 
 
 def passing(error: PyMongoError) -> bool:

@@ -1,7 +1,9 @@
 """The server interceptor every service runs: request ids, RED metrics, logs, error mapping.
 
 Servicers raise domain errors; this is the one place they become gRPC status
-codes. Anything else becomes INTERNAL with the request id and no stack trace.
+codes. Anything else becomes INTERNAL with the request id and no stack trace. A request (or a
+streamed item) whose bytes are not the method's message is INVALID_ARGUMENT, answered before
+anything else sees it: gRPC itself would answer UNKNOWN with the parser's exception.
 """
 
 import asyncio
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from sanad import errors
 from sanad.rpc.status import code_of, to_status
@@ -67,6 +70,7 @@ class _Call:
         self.service, self.name = method.service, method.name
         self.request_id = _request_id(metadata)
         self.start = time.perf_counter()
+        self.finished = False
         method.started.inc()
 
     def begin(self, context: grpc.aio.ServicerContext) -> None:
@@ -84,6 +88,10 @@ class _Call:
         )
 
     def finish(self, code: grpc.StatusCode, detail: str = "") -> None:
+        """Count, time and log the call's end, once."""
+        if self.finished:
+            return
+        self.finished = True
         elapsed = time.perf_counter() - self.start
         self.method.handled(code).inc()
         self.method.latency.observe(elapsed)
@@ -104,6 +112,48 @@ class _Call:
                 "detail": detail,
             },
         )
+
+
+class _Undecodable:
+    """What a request's bytes parse to when they are not the method's message."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def refusal(self) -> errors.Invalid:
+        # The parser's message names the message type and the fault; never the bytes.
+        return errors.Invalid([errors.Violation("request", self.reason)], "undecodable request")
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """The method's parser, answering _Undecodable instead of raising on bad bytes."""
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as error:
+            return _Undecodable(str(error) or "not a valid message")
+
+    return parse
+
+
+def _parsed(request: Any) -> Any:
+    """A unary call's request; Invalid when its bytes were not the method's message."""
+    if isinstance(request, _Undecodable):
+        raise request.refusal()
+    return request
+
+
+async def _decoded(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A request stream's items; Invalid at the first one whose bytes were not a message."""
+    async for item in items:
+        if isinstance(item, _Undecodable):
+            raise item.refusal()
+        yield item
 
 
 def _finished_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
@@ -141,35 +191,40 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = self._method(handler_call_details.method, handler)
         metadata = handler_call_details.invocation_metadata
+        parse = _lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, method, metadata),
-                handler.request_deserializer,
+                parse,
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _unary(handler.stream_unary, method, metadata),
-                handler.request_deserializer,
+                _unary(handler.stream_unary, method, metadata, streamed=True),
+                parse,
                 handler.response_serializer,
             )
-        behaviour = handler.unary_stream or handler.stream_stream
-        wrap = grpc.unary_stream_rpc_method_handler
         if handler.stream_stream:
-            wrap = grpc.stream_stream_rpc_method_handler
-        return wrap(
-            _streaming(behaviour, method, metadata),
-            handler.request_deserializer,
+            return grpc.stream_stream_rpc_method_handler(
+                _streaming(handler.stream_stream, method, metadata, streamed=True),
+                parse,
+                handler.response_serializer,
+            )
+        return grpc.unary_stream_rpc_method_handler(
+            _streaming(handler.unary_stream, method, metadata),
+            parse,
             handler.response_serializer,
         )
 
 
-def _unary(behaviour: Callable[..., Any], method: _Method, metadata: Any) -> Callable[..., Any]:
+def _unary(
+    behaviour: Callable[..., Any], method: _Method, metadata: Any, *, streamed: bool = False
+) -> Callable[..., Any]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, metadata)
         call.begin(context)
         try:
-            response = await behaviour(request, context)
+            response = await behaviour(_decoded(request) if streamed else _parsed(request), context)
         except asyncio.CancelledError:
             call.finish(cancelled_code(context))  # counted and timed like every other end
             raise
@@ -184,12 +239,15 @@ def _unary(behaviour: Callable[..., Any], method: _Method, metadata: Any) -> Cal
     return wrapped
 
 
-def _streaming(behaviour: Callable[..., Any], method: _Method, metadata: Any) -> Callable[..., Any]:
+def _streaming(
+    behaviour: Callable[..., Any], method: _Method, metadata: Any, *, streamed: bool = False
+) -> Callable[..., Any]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, metadata)
         call.begin(context)
         try:
-            async for response in behaviour(request, context):
+            requests = _decoded(request) if streamed else _parsed(request)
+            async for response in behaviour(requests, context):
                 yield response
         except asyncio.CancelledError:
             call.finish(cancelled_code(context))
@@ -199,6 +257,12 @@ def _streaming(behaviour: Callable[..., Any], method: _Method, metadata: Any) ->
                 call.finish(_finished_code(context))
                 raise
             await call.fail(context, error)
-        call.finish(_finished_code(context))
+        else:
+            call.finish(_finished_code(context))
+        finally:
+            # Cancelled while gRPC was sending a response, the stream is closed at its yield
+            # (GeneratorExit), which no handler above sees: it still ends, as cancelled.
+            if not call.finished:
+                call.finish(cancelled_code(context))
 
     return wrapped

@@ -95,7 +95,7 @@ def award_settings(settings: MetricsSettings) -> tuple[award.Weights, award.Refe
 def build_app(settings: MetricsSettings) -> MetricsApp:
     """Assemble the metrics service from settings; nothing connects until start()."""
     client = mongo.connect(settings, "sanad-metrics")
-    store = MetricsStore(mongo.database(client, settings))
+    store = MetricsStore(mongo.database(client, settings), settings.mongo_timeout_ms / 1000)
     channel = registry_channel(settings, settings.registry_target)
     directory = WatchedDirectory(channel, settings.grpc_outbound_timeout_s)
     places = RegistryPlaces(channel, settings.grpc_outbound_timeout_s)

@@ -36,11 +36,16 @@ def _unflatten(group: Document) -> Document:
 
 
 class MetricsStore:
-    """The rollups: per day x centre x service, and per month and per year x centre."""
+    """The rollups: per day x centre x service, and per month and per year x centre.
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    Every read runs within timeout_s (sanad.mongo.bounded): a database that is down or slow is
+    UNAVAILABLE to the caller, never INTERNAL.
+    """
+
+    def __init__(self, db: AsyncDatabase[Document], timeout_s: float = 5.0) -> None:
         self.db = db
         self.rollups = db[rollups.COLLECTION]
+        self.timeout_s = timeout_s
 
     async def check_indexes(self) -> None:
         """Raise IndexesMissing unless the indexes the aggregations below rely on all exist.
@@ -51,6 +56,7 @@ class MetricsStore:
         """
         await mongo.require_indexes(self.db, rollups.INDEXES, builder="the ingest worker")
 
+    @mongo.bounded
     async def sums_by(
         self,
         dimension: str,
@@ -75,6 +81,7 @@ class MetricsStore:
         )
         return [_unflatten(row) for row in _merged(parts)]
 
+    @mongo.bounded
     async def year_by_place(
         self,
         year: int,

@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from sanad.errors import Aborted, AlreadyExists, Unavailable
+from sanad.mongo import bounded
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from sanad.security.carried import CarriedEvent
@@ -33,7 +34,6 @@ from services.registry.documents import (
 )
 from services.registry.domain import CatalogService, Center
 from services.registry.listing import CenterFilter, ServiceFilter
-from services.registry.outage import bounded
 from services.registry.paging import Page, PageRequest
 
 REVISION_ID = "registry_revision"

@@ -1,6 +1,7 @@
 """The interceptor labels every RPC metric with its grpc_type, so streams stay out of latency."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -28,6 +29,11 @@ async def server_stream(request: bytes, context: grpc.aio.ServicerContext) -> As
     yield request
 
 
+async def flood(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    while True:  # a replay faster than the client reads: gRPC blocks sending
+        yield b"x" * 100_000
+
+
 async def bidi_stream(
     requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
 ) -> AsyncIterator[bytes]:
@@ -42,6 +48,7 @@ HANDLERS = grpc.method_handlers_generic_handler(
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
         "BidiStream": grpc.stream_stream_rpc_method_handler(bidi_stream),
+        "Flood": grpc.unary_stream_rpc_method_handler(flood),
     },
 )
 
@@ -140,3 +147,25 @@ async def test_an_abandoned_watch_stream_is_counted_cancelled_as_a_server_stream
     assert series.sample("sanad_grpc_server_handled_total", grpc_code="CANCELLED") == before + 1
     assert series.sample("sanad_grpc_server_handling_seconds_count") == timed + 1
     assert Series("unary", "ServerStream").sample("sanad_grpc_server_handling_seconds_count") == 0
+
+
+async def test_a_stream_cancelled_while_grpc_is_sending_is_counted_cancelled(
+    channel: grpc.aio.Channel,
+) -> None:
+    series = Series("server_stream", "Flood")
+    before = series.sample("sanad_grpc_server_handled_total", grpc_code="CANCELLED")
+    flood = channel.unary_stream(f"/{SERVICE}/Flood")(b"")
+    await flood.read()
+    await asyncio.sleep(0.3)  # the flow-control window fills: the server waits in its send
+    flood.cancel()
+
+    for _ in range(100):  # closed at its yield when gRPC lets go of it
+        gc.collect()
+        if series.sample("sanad_grpc_server_handled_total", grpc_code="CANCELLED") > before:
+            break
+        await asyncio.sleep(0.02)
+    assert series.sample("sanad_grpc_server_handled_total", grpc_code="CANCELLED") == before + 1
+    assert series.sample("sanad_grpc_server_started_total") == sum(
+        series.sample("sanad_grpc_server_handled_total", grpc_code=code.name)
+        for code in grpc.StatusCode
+    )

@@ -1,0 +1,99 @@
+"""Bytes that are not the method's message are bad input (invariant 6): INVALID_ARGUMENT naming
+the request, counted like any call, never gRPC's UNKNOWN with the parser's exception."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from sanad.rpc.server import Registration, start_server
+from sanad.settings import ServerSettings
+from sanad.telemetry.metrics import GRPC_HANDLED
+from sanad.v1 import intake_pb2, intake_pb2_grpc, metrics_pb2, metrics_pb2_grpc
+from tests.unit.metrics_stub import serving_on_port
+
+# center_id (field 1, a string) holding bytes that are not UTF-8; a length past the end.
+NOT_UTF8 = b"\x0a\x02\xff\xfe"
+TRUNCATED = b"\x0a\x05ab"
+
+
+class Stats(metrics_pb2_grpc.MetricsServiceServicer):
+    async def GetCenterStats(  # type: ignore[override]
+        self, request: metrics_pb2.GetCenterStatsRequest, context: grpc.aio.ServicerContext
+    ) -> metrics_pb2.GetCenterStatsResponse:
+        return metrics_pb2.GetCenterStatsResponse()
+
+
+class Submissions(intake_pb2_grpc.IntakeServiceServicer):
+    async def SubmitTransactions(  # type: ignore[override]
+        self,
+        request_iterator: AsyncIterator[intake_pb2.SubmitTransactionRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[intake_pb2.SubmitTransactionsResponse]:
+        async for _ in request_iterator:
+            yield intake_pb2.SubmitTransactionsResponse()
+
+
+def refused_field(error: grpc.aio.AioRpcError) -> list[str]:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    found = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(found)
+    return [violation.field for violation in found.field_violations]
+
+
+async def read_into(answers: list[bytes], stream: AsyncIterator[bytes]) -> None:
+    async for answer in stream:
+        answers.append(answer)
+
+
+def invalid_count(method: str) -> float:
+    labels = ("unary", "sanad.v1.MetricsService", method, "INVALID_ARGUMENT")
+    return GRPC_HANDLED.labels(*labels)._value.get()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("body", [NOT_UTF8, TRUNCATED], ids=["not utf-8", "truncated"])
+async def test_a_request_that_is_not_the_methods_message_is_invalid_argument(body: bytes) -> None:
+    before = invalid_count("GetCenterStats")
+    async with (
+        serving_on_port(Stats()) as port,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        call = channel.unary_unary("/sanad.v1.MetricsService/GetCenterStats")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(body, timeout=5)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith("undecodable request: request: ")
+    assert "Traceback" not in refused.value.details()
+    assert refused_field(refused.value) == ["request"]
+    assert invalid_count("GetCenterStats") == before + 1
+
+
+async def test_an_item_of_a_request_stream_that_is_not_a_message_ends_it_invalid_argument() -> None:
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        [
+            Registration(
+                "sanad.v1.IntakeService",
+                lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(Submissions(), s),
+            )
+        ],
+        checks={},
+    )
+    good = intake_pb2.SubmitTransactionRequest(center_id="c-1").SerializeToString()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            call = channel.stream_stream("/sanad.v1.IntakeService/SubmitTransactions")
+            answered: list[bytes] = []
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await read_into(answered, call(iter([good, TRUNCATED]), timeout=5))
+    finally:
+        await running.stop(0.5)
+
+    assert len(answered) == 1  # the good item was taken before the bad one ended the stream
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused_field(refused.value) == ["request"]
