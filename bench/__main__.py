@@ -332,7 +332,8 @@ async def measure_batch_and_reports(
         p50, p99, each = median_of_windows([window[index] for window in windows])
         figures.append(Figure(f"{name} p50 ({shown}; median of windows)", p50, "ms"))
         figures.append(Figure(f"{name} p99 ({shown}; median of windows: {each} ms)", p99, "ms",
-                              target="<= 50 ms", met=p99 <= 50))  # fmt: skip
+                              target="<= 50 ms at 1,000,000 stored",
+                              met=p99 <= 50 and stored >= 1_000_000))  # fmt: skip
     return figures
 
 
@@ -351,7 +352,9 @@ async def run(mode_name: str, out: Path) -> int:
             meter = CpuMeter(lambda: stack_processes(stack.child_pids() | children_of(os.getpid())))
             ceiling, figures = await measure_ceilings(mode, stack, meter)
             figures += await measure_system(mode, stack, ceiling, meter)
-            memory = system.peak_rss_mb(stack.child_pids())
+            # The stack's own supervisor too (python -m sanad.devstack, as `make run` starts).
+            supervisor = {stack.process.pid: "python -m sanad.devstack"}
+            memory = system.peak_rss_mb(stack.child_pids() | supervisor)
         finally:
             stack.stop()
     markdown = report.write(figures, memory, mode_name, out)

@@ -68,7 +68,8 @@ async def fixed_rate(call: Call, rate: float, seconds: float) -> Result:
 
 async def _closed_loop(call: Call, concurrency: int, seconds: float) -> Result:
     result = Result(seconds)
-    deadline = time.perf_counter() + seconds
+    begin = time.perf_counter()
+    deadline = begin + seconds
 
     async def worker() -> None:
         while time.perf_counter() < deadline:
@@ -82,6 +83,8 @@ async def _closed_loop(call: Call, concurrency: int, seconds: float) -> Result:
             result.latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    # Calls started before the deadline finish after it: the rate is over the time they took.
+    result.seconds = time.perf_counter() - begin
     return result
 
 
@@ -90,22 +93,24 @@ async def _fixed_rate(call: Call, rate: float, seconds: float) -> Result:
     interval = 1.0 / rate
     tasks: list[asyncio.Task[None]] = []
 
-    async def one() -> None:
-        started = time.perf_counter()
+    async def one(scheduled: float) -> None:
         try:
             await call()
         except Exception:
             result.errors += 1
             return
         result.completed += 1
-        result.latencies.append(time.perf_counter() - started)
+        # From when the call was due, not when it went out: a generator that falls behind
+        # must not hide the wait in its own lateness (coordinated omission).
+        result.latencies.append(time.perf_counter() - scheduled)
 
     begin = time.perf_counter()
     count = int(rate * seconds)
     for n in range(count):
-        delay = begin + n * interval - time.perf_counter()
+        scheduled = begin + n * interval
+        delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
+        tasks.append(asyncio.create_task(one(scheduled)))
     await asyncio.gather(*tasks)
     return result

@@ -6,6 +6,7 @@ builder with the same interceptors, its own CPU apart from the load generator's.
 """
 
 import asyncio
+import gc
 import sys
 
 from bench.ceilings import start_noop_server
@@ -18,6 +19,7 @@ async def serve(stop: asyncio.Event, settings: IntakeSettings, port: int) -> Non
     """Serve the no-op intake on port until stop is set."""
     logs.configure("noop", settings.log_level, settings.log_plain)
     running = await start_noop_server(settings, port)
+    gc.freeze()  # as intake does once started (sanad.runtime.serve_app)
     await stop.wait()
     await running.stop(0.5)
 

@@ -1,6 +1,8 @@
 """The system's own figures, measured against the stack as `make run` starts it."""
 
 import asyncio
+import contextlib
+import statistics
 import time
 import urllib.request
 import uuid
@@ -186,20 +188,35 @@ async def settle(stack: LaunchedStack, within_s: float = 120) -> float:
     return time.perf_counter() - started
 
 
+# How often the backlog (accepted, not yet stored) is read during an end-to-end load.
+BACKLOG_EVERY_S = 0.5
+# Flat: over the load's second half the backlog grows by less than this share of the rate offered,
+# that is, the worker stores at least 98% of it.
+FLAT_GROWTH_SHARE = 0.02
+
+
 async def end_to_end(
     stack: LaunchedStack, submit: Callable[[], Awaitable[Result]]
 ) -> tuple[Result, bool]:
     """Run the submission load `submit`; the figure is how fast its items became RECORDED.
 
-    Backlog is flat when every submission is stored within 2 s of the last one. Progress is
-    read from the worker's metrics; what is stored is counted in the database once at the end.
+    The backlog is flat when it does not grow over the second half of the load (backlog_growth,
+    sampled from intake's and the worker's metrics) and every submission is stored within 2 s of
+    the last one. What is stored is counted in the database once at the end.
     """
     database = "sanad"
     port = stack.metrics_ports["ingest"]
     before = await recorded_count(stack.mongo_url, database)
     seen_before = await recorded_by_worker(port)
+    samples: list[tuple[float, float]] = []
+    sampling = asyncio.create_task(_sample_backlog(stack, samples))
     started = time.perf_counter()
-    submitted = await submit()
+    try:
+        submitted = await submit()
+    finally:
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling
     finish_submit = time.perf_counter()
     while await recorded_by_worker(port) < seen_before + submitted.completed:
         if time.perf_counter() - finish_submit > 60:
@@ -208,8 +225,33 @@ async def end_to_end(
     elapsed = time.perf_counter() - started
     drained = time.perf_counter() - finish_submit
     stored = await recorded_count(stack.mongo_url, database) - before
-    flat = drained < 2.0 and stored >= submitted.completed
+    offered = submitted.completed / (finish_submit - started)
+    growing = backlog_growth(samples, started, finish_submit) > FLAT_GROWTH_SHARE * offered
+    flat = drained < 2.0 and stored >= submitted.completed and not growing
     return Result(elapsed, completed=stored), flat
+
+
+async def _sample_backlog(stack: LaunchedStack, samples: list[tuple[float, float]]) -> None:
+    """(time, submissions accepted and not yet stored) every BACKLOG_EVERY_S, until cancelled."""
+    while True:
+        accepted = await scraped_sum(stack.metrics_ports["intake"], SUBMITTED_SERIES)
+        recorded = await recorded_by_worker(stack.metrics_ports["ingest"])
+        samples.append((time.perf_counter(), accepted - recorded))
+        await asyncio.sleep(BACKLOG_EVERY_S)
+
+
+def backlog_growth(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """How fast the backlog grew (items/s, least squares) over the second half of [start, end];
+    0 with fewer than two samples there."""
+    half = [(t, b) for t, b in samples if start + (end - start) / 2 <= t <= end]
+    if len(half) < 2:
+        return 0.0
+    mean_t = statistics.fmean(t for t, _ in half)
+    mean_b = statistics.fmean(b for _, b in half)
+    spread = sum((t - mean_t) ** 2 for t, _ in half)
+    if spread == 0:
+        return 0.0
+    return sum((t - mean_t) * (b - mean_b) for t, b in half) / spread
 
 
 def peak_rss_mb(pids: dict[int, str]) -> dict[str, float]:

@@ -1,0 +1,49 @@
+"""How the bench measures: open-loop latency from when each call was due, a closed loop's rate
+over the time its calls took, and whether a backlog grows."""
+
+import asyncio
+import time
+
+from bench.loadgen import closed_loop, fixed_rate
+from bench.system import backlog_growth
+
+
+async def test_open_loop_latency_counts_from_when_a_call_was_due() -> None:
+    # The first call stalls the event loop 50 ms: the calls due meanwhile go out late, and that
+    # wait is the caller's as much as any server's (coordinated omission).
+    stalled = False
+
+    async def call() -> None:
+        nonlocal stalled
+        if not stalled:
+            stalled = True
+            time.sleep(0.05)  # noqa: ASYNC251 - the stall under test
+
+    result = await fixed_rate(call, rate=1000, seconds=0.2)
+
+    assert result.completed == 200
+    assert result.percentile_ms(99) >= 30
+
+
+async def test_a_closed_loops_rate_is_over_the_time_its_calls_took() -> None:
+    async def call() -> None:
+        await asyncio.sleep(0.3)  # each call runs past the 0.1 s window
+
+    result = await closed_loop(call, concurrency=4, seconds=0.1)
+
+    assert result.completed == 4
+    assert result.seconds >= 0.3
+    assert result.rate <= 4 / 0.3
+
+
+def test_a_backlog_that_grows_over_the_second_half_is_growing() -> None:
+    # 10 items a second more each second, from t=0 to t=10, sampled every half second.
+    samples = [(t / 2, 10.0 * t / 2) for t in range(21)]
+    assert backlog_growth(samples, 0.0, 10.0) == 10.0
+
+
+def test_a_backlog_that_rose_then_held_is_flat_over_the_second_half() -> None:
+    # The pipeline fills in the first seconds, then holds at 500 items.
+    samples = [(t / 2, min(500.0, 250.0 * t / 2)) for t in range(21)]
+    assert backlog_growth(samples, 0.0, 10.0) == 0.0
+    assert backlog_growth([(9.0, 5.0)], 0.0, 10.0) == 0.0  # too few samples to tell
