@@ -173,6 +173,12 @@ async def recorded_by_worker(metrics_port: int) -> float:
     return await scraped_sum(metrics_port, RECORDED_SERIES)
 
 
+async def backlog(stack: LaunchedStack) -> float:
+    """Submissions intake accepted that the ingest worker has not stored yet."""
+    accepted = await scraped_sum(stack.metrics_ports["intake"], SUBMITTED_SERIES)
+    return accepted - await recorded_by_worker(stack.metrics_ports["ingest"])
+
+
 async def settle(stack: LaunchedStack, within_s: float = 120) -> float:
     """Wait until the ingest worker has stored every submission intake accepted; the seconds.
 
@@ -181,8 +187,7 @@ async def settle(stack: LaunchedStack, within_s: float = 120) -> float:
     """
     started = time.perf_counter()
     while time.perf_counter() - started < within_s:
-        accepted = await scraped_sum(stack.metrics_ports["intake"], SUBMITTED_SERIES)
-        if await recorded_by_worker(stack.metrics_ports["ingest"]) >= accepted:
+        if await backlog(stack) <= 0:
             break
         await asyncio.sleep(0.1)
     return time.perf_counter() - started
@@ -234,9 +239,7 @@ async def end_to_end(
 async def _sample_backlog(stack: LaunchedStack, samples: list[tuple[float, float]]) -> None:
     """(time, submissions accepted and not yet stored) every BACKLOG_EVERY_S, until cancelled."""
     while True:
-        accepted = await scraped_sum(stack.metrics_ports["intake"], SUBMITTED_SERIES)
-        recorded = await recorded_by_worker(stack.metrics_ports["ingest"])
-        samples.append((time.perf_counter(), accepted - recorded))
+        samples.append((time.perf_counter(), await backlog(stack)))
         await asyncio.sleep(BACKLOG_EVERY_S)
 
 
