@@ -6,10 +6,13 @@ import platform
 import re
 import textwrap
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.cpu import Window
+
+Condition = int | float | bool | list[float]
 
 # Columns of the CPU table, in this order; processes not named here follow.
 CPU_COLUMNS = (
@@ -39,6 +42,9 @@ class Figure:
     # CPU microseconds per item by process during the load, and the cores it kept busy.
     cpu_us: dict[str, float] = field(default_factory=dict)
     cores_busy: float | None = None
+    # What the figure was measured under, as numbers: callers, the offered rate, the
+    # transactions stored, each window's p99, whether the backlog stayed flat.
+    conditions: Mapping[str, Condition] = field(default_factory=dict)
 
     def spent(self, window: Window, items: int) -> "Figure":
         """This figure with the CPU its load spent, per item of `items`."""

@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 from bench.ceilings import RequestFactory, grpc_stream
 from bench.cpu import module_name
 from bench.loadgen import Result, closed_loop, fixed_rate
-from sanad.cli.batch import send as send_batches
+from sanad.cli.batch_send import send as send_batches
 from sanad.devstack.launcher import LaunchedStack
 from sanad.seed.plan import SeedPlan
 from sanad.seed.run import SeedSummary, Targets, seed

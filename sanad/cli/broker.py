@@ -7,6 +7,8 @@ from aio_pika.exceptions import ProbableAuthenticationError
 
 from sanad.amqp.publisher import refusal
 
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
 
 def where(url: str) -> str | None:
     """host:port of an AMQP URL, without its credentials; None when it is no AMQP URL."""

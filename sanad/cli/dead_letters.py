@@ -14,8 +14,7 @@ from dataclasses import asdict
 
 from sanad.amqp.dead_letters import DeadLetter, Pass, pass_over
 from sanad.amqp.handling import BROKER_ERRORS
-from sanad.cli.batch import DEFAULT_AMQP_URL
-from sanad.cli.broker import failure
+from sanad.cli.broker import DEFAULT_AMQP_URL, failure
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 

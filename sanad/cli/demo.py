@@ -8,8 +8,7 @@ import os
 
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.cli.arguments import bounded, int64
-from sanad.cli.batch import DEFAULT_AMQP_URL
-from sanad.cli.broker import failure, where
+from sanad.cli.broker import DEFAULT_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 from sanad.seed.plan import SeedPlan

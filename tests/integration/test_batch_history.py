@@ -8,7 +8,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad import rollups as contract
-from sanad.cli.batch import send
+from sanad.cli.batch_send import send
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from tests.integration.conftest import COUNTER, Stack, open_centre_with_service

@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.amqp.topology import Topology
-from sanad.cli.batch import send
+from sanad.cli.batch_send import send
 from sanad.security.batch_users import broker_user
 from sanad.v1 import events_pb2
 from tests.integration.conftest import Stack, open_centre_with_service

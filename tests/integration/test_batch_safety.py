@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.outcomes import EXPIRES_HEADER, Dead
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, REASON_HEADER, Topology
-from sanad.cli.batch import send
+from sanad.cli.batch_send import send
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import document_of
 from sanad.v1 import common_pb2, events_pb2, intake_pb2

@@ -7,7 +7,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import Topology
-from sanad.cli.batch import chunks_of, send, summarise
+from sanad.cli.batch_file import chunks_of
+from sanad.cli.batch_send import send, summarise
 from tests.integration.conftest import Stack, open_centre_with_service
 from tests.integration.workers_support import delete_retry_queues, start_batch_worker
 

@@ -13,7 +13,7 @@ import pytest
 
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
-from sanad.cli.batch import send
+from sanad.cli.batch_send import send
 from sanad.security.batch_users import batch_user
 from sanad.v1 import events_pb2, intake_pb2
 from tests.integration.conftest import Stack, open_centre_with_service

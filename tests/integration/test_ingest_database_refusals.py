@@ -14,7 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import SUBMITTED, Topology
-from sanad.cli.batch import send
+from sanad.cli.batch_send import send
 from sanad.devstack import mongo_server
 from sanad.records import SUBMITTED_TYPE
 from sanad.v1 import events_pb2, intake_pb2

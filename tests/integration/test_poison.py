@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.outcomes import EXPIRES_HEADER
 from sanad.amqp.topology import BATCH, RATED, REASON_HEADER, STATUS_CHANGED, SUBMITTED, Topology
-from sanad.cli.batch import send
+from sanad.cli.batch_send import send
 from sanad.records import SUBMITTED_TYPE
 from sanad.v1 import events_pb2, intake_pb2
 from tests.integration.conftest import (

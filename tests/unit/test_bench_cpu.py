@@ -1,5 +1,6 @@
 """The benchmark's CPU accounting (what each process spent per item) and the results it writes."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,18 @@ def test_a_share_just_under_its_target_does_not_read_as_met(tmp_path: Path) -> N
     figures = [Figure("unary", 2373.3, "/s", 4788.0, "no-op", ">= 50%", False)]
     text = report.write(figures, {}, "quick", tmp_path).read_text()
     assert "| 49.6% | >= 50% | **no** |" in text
+
+
+def test_what_a_figure_was_measured_under_lands_in_the_json_as_numbers(tmp_path: Path) -> None:
+    # The stored count and the offered rate used to live only inside the figures' names.
+    figures = [
+        Figure("p99 at half load", 41.0, "ms", conditions={"offered_per_s": 845.2,
+                                                          "window_p99s_ms": [45.5, 36.7, 41.0]}),
+        Figure("report p99", 17.7, "ms", conditions={"stored": 1_002_345}),
+        Figure("end to end", 2_187.0, "/s", 7_454.0, conditions={"backlog_flat": False}),
+    ]  # fmt: skip
+    report.write(figures, {}, "quick", tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())["figures"]
+    assert saved[0]["conditions"] == {"offered_per_s": 845.2, "window_p99s_ms": [45.5, 36.7, 41.0]}
+    assert saved[1]["conditions"]["stored"] == 1_002_345
+    assert saved[2]["conditions"] == {"backlog_flat": False}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sanad.cli.__main__ import main
-from sanad.cli.batch import BadFile, item_of, read_rows
+from sanad.cli.batch_file import BadFile, item_of, read_rows
 
 
 @pytest.mark.parametrize(

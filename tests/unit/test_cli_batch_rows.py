@@ -7,7 +7,7 @@ import pytest
 
 from sanad.cli import batch as batch_command
 from sanad.cli.__main__ import main
-from sanad.cli.batch import BadFile, chunks_of, read_rows
+from sanad.cli.batch_file import BadFile, chunks_of, read_rows
 from sanad.v1 import common_pb2
 
 HEADER = "request_id,service_code,channel,fee_baisa,civil_number\n"

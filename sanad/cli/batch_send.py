@@ -1,0 +1,110 @@
+"""Sends a batch file's BatchSubmissions through RabbitMQ and gathers every BatchResult.
+
+Each chunk of rows is one BatchSubmission published to the batch exchange with
+reply_to (an exclusive, auto-delete reply queue) and correlation_id; the
+sender waits for each BatchResult, and the outcome names every accepted and
+rejected row by its place in the file.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from sanad.amqp.batches import BatchClient, item_count
+from sanad.amqp.connecting import CONNECT_TIMEOUT_S
+from sanad.v1 import events_pb2
+
+
+@dataclass
+class Outcome:
+    """What the workers answered for a whole file."""
+
+    accepted: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+class Unanswered(Exception):
+    """The wait ended before every batch was answered."""
+
+    def __init__(self, answered: int, total: int, wait_s: float) -> None:
+        super().__init__(f"{answered} of {total} chunks answered within {wait_s:g} s")
+        self.answered = answered
+        self.total = total
+
+
+async def send(
+    url: str,
+    prefix: str,
+    batches: Sequence[events_pb2.BatchSubmission],
+    wait_s: float,
+    progress: TextIO | None = None,
+    *,
+    first_alone: bool = False,
+) -> list[events_pb2.BatchResult]:
+    """Publish each batch, confirmed, then wait up to wait_s for every BatchResult, in order.
+
+    With first_alone, the first batch is answered before the others are published, and when
+    it is refused as a whole its answer alone is returned: the others are not sent. A file
+    sent again with its batch id but another --chunk is so refused at its first chunk (other
+    content under that id) before a later chunk, whose id is new, could store rows again.
+
+    Raises Unanswered when the wait ends first, TimeoutError when the broker has not answered
+    within it, and aio_pika's errors when the broker cannot be reached or has no batch
+    exchange under prefix.
+    """
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + wait_s
+    # Connected within 5 s, or the wait when it is shorter (--wait 0 still connects).
+    connect_s = min(wait_s, CONNECT_TIMEOUT_S) if wait_s > 0 else CONNECT_TIMEOUT_S
+    async with BatchClient.connect(url, prefix, timeout_s=connect_s) as client:
+        answers: list[asyncio.Future[events_pb2.BatchResult]] = []
+        if first_alone and batches:
+            if progress is not None:
+                _draw(progress, 0, sum(item_count(batch) for batch in batches))
+            answers.append(await client.publish(batches[0]))
+            await asyncio.wait(answers, timeout=max(ends - loop.time(), 0))
+            if not answers[0].done():
+                raise Unanswered(0, len(batches), wait_s)
+            if answers[0].result().refused_reason:
+                return [answers[0].result()]
+        answers += [await client.publish(batch) for batch in batches[len(answers) :]]
+        sizes = {answer: item_count(batch) for answer, batch in zip(answers, batches, strict=True)}
+        pending: set[asyncio.Future[events_pb2.BatchResult]] = {
+            answer for answer in answers if not answer.done()
+        }
+        while pending and (left := ends - loop.time()) > 0:
+            if progress is not None:
+                done = sum(n for answer, n in sizes.items() if answer not in pending)
+                _draw(progress, done, sum(sizes.values()))
+            _, pending = await asyncio.wait(
+                pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+        if progress is not None:
+            done = sum(n for answer, n in sizes.items() if answer not in pending)
+            _draw(progress, done, sum(sizes.values()))
+            progress.write("\n")
+        if pending:
+            raise Unanswered(len(answers) - len(pending), len(answers), wait_s)
+        return [answer.result() for answer in answers]
+
+
+def _draw(stream: TextIO, done: int, total: int, width: int = 30) -> None:
+    filled = width * done // total if total else width
+    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows answered")
+    stream.flush()
+
+
+def summarise(results: Sequence[events_pb2.BatchResult], chunk: int) -> Outcome:
+    """File-wide row numbers (from 0) of accepted and rejected rows."""
+    outcome = Outcome()
+    for number, result in enumerate(results):
+        if result.refused_reason:
+            outcome.refused.append(f"{result.batch_id}: {result.refused_reason}")
+            continue
+        outcome.accepted += len(result.accepted)
+        for item in result.rejected:
+            reason = "; ".join(f"{v.field}: {v.description}" for v in item.violations)
+            outcome.rejected.append((number * chunk + item.index, reason))
+    return outcome
