@@ -29,9 +29,12 @@ def certs_folder(env: dict[str, str]) -> Path:
 
 
 def ensure_pki(folder: Path) -> None:
-    """Create the dev PKI unless one is there already."""
+    """Create the dev PKI unless one is there already; a kept one's secrets are made
+    owner-only (certs.restrict)."""
     if not (folder / "ca.pem").exists():
         certs.make_dev_pki(folder)
+    else:
+        certs.restrict(folder)
 
 
 def admin_client_env(folder: Path) -> dict[str, str]:

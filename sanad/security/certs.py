@@ -194,6 +194,20 @@ def make_dev_pki(out: Path, issuer: str = "sanad-mesh", audience: str = "sanad-m
         write_private(out / "tokens" / f"{name}.jwt", f"{token}\n".encode())
 
 
+def restrict(out: Path) -> list[Path]:
+    """Narrow a kept PKI's secrets to their owner, as make_dev_pki now writes them: the folders
+    0700, keys and tokens 0600. Those written before keys were made 0600 were readable by every
+    user of the machine (the admin's token among them). Returns what it narrowed."""
+    narrowed = []
+    wanted = {out: 0o700, out / "tokens": 0o700}
+    wanted |= dict.fromkeys([*out.glob("*.key"), *(out / "tokens").glob("*.jwt")], 0o600)
+    for path, mode in wanted.items():
+        if path.exists() and path.stat().st_mode & 0o777 & ~mode:
+            path.chmod(mode)
+            narrowed.append(path)
+    return narrowed
+
+
 def write_verification_keys(out: Path, public: ec.EllipticCurvePublicKey) -> None:
     """The signing key's public half as jwt-signing.pub.pem and as a one-key JWKS,
     jwt-signing.jwks.json; either serves as SANAD_AUTH_JWT_PUBLIC_KEY_FILE."""
@@ -280,6 +294,8 @@ def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -
         return 0
     if (out / "ca.pem").exists() and not args.force:
         print(f"certs: {out}/ca.pem exists; keeping it (use --force to replace)")
+        if narrowed := restrict(out):
+            print(f"certs: made {len(narrowed)} keys, tokens and folders under {out}/ owner-only")
         return 0
     make_dev_pki(out)
     print(f"certs: wrote a dev CA, service and client certificates and tokens to {out}/")

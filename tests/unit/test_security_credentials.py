@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sanad.devstack import secure
 from sanad.errors import RateLimited, Unauthenticated
 from sanad.security import certs
 from sanad.security.credentials import TokenVerifier, identity_from_certificate, issue_token
@@ -176,3 +177,35 @@ def test_a_client_without_a_dev_ca_is_one_line(
         capsys.readouterr().err
         == f"certs: no dev CA in {tmp_path / 'none'}/: run `make certs` first\n"
     )
+
+
+def test_a_pki_made_before_secrets_were_owner_only_is_narrowed_when_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "certs"
+    certs.make_dev_pki(out)
+    # As sessions before 17 left it: folders and secrets at the umask's modes.
+    for path in (out, out / "tokens"):
+        path.chmod(0o755)
+    for path in (out / "admin.key", out / "tokens" / "admin.jwt", out / "jwt-signing.key"):
+        path.chmod(0o644)
+
+    assert certs.main(["--out", str(out)]) == 0
+
+    assert "keeping it" in capsys.readouterr().out
+    for path in (out, out / "tokens"):
+        assert path.stat().st_mode & 0o777 == 0o700
+    for path in (out / "admin.key", out / "tokens" / "admin.jwt", out / "jwt-signing.key"):
+        assert path.stat().st_mode & 0o777 == 0o600
+    # Certificates and public keys are not secrets: left readable.
+    assert (out / "ca.pem").stat().st_mode & 0o044 == 0o044
+
+
+def test_make_run_narrows_a_kept_pki_too(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    certs.make_dev_pki(out)
+    (out / "tokens" / "operator.jwt").chmod(0o644)
+
+    secure.ensure_pki(out)
+
+    assert (out / "tokens" / "operator.jwt").stat().st_mode & 0o777 == 0o600
