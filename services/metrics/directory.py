@@ -1,4 +1,5 @@
-"""Centre facts for the reports: a local copy of the registry's centres, by governorate."""
+"""Centre facts for the reports: a local copy of the registry's centres, and every place each
+has been in."""
 
 import asyncio
 from collections.abc import Iterable
@@ -11,14 +12,14 @@ import grpc
 from sanad.errors import Unavailable
 from sanad.registry_watch import Watch
 from sanad.v1 import registry_pb2, registry_pb2_grpc
-from services.metrics.domain import CenterFacts, LicenceChange
+from services.metrics.domain import CenterFacts, LicenceChange, Placement
 
 
 class CenterDirectory(Protocol):
     """Where the metrics service learns which centres exist and their facts."""
 
-    async def centers(self, governorate_code: str) -> list[CenterFacts]:
-        """The centres the registry places in the governorate now, by id."""
+    async def centers_ever_in(self, governorate_code: str) -> list[CenterFacts]:
+        """The centres the registry has placed in the governorate, now or before, by id."""
         ...
 
     async def centers_by_id(self, center_ids: Iterable[str]) -> dict[str, CenterFacts]:
@@ -56,19 +57,19 @@ def _expiry(message: registry_pb2.Licence | registry_pb2.LicenceEvent) -> dateti
 
 
 class WatchedDirectory:
-    """Every centre's facts by governorate, kept current by the registry's WatchCenters stream.
+    """Every centre's facts and places, kept current by the registry's WatchCenters stream.
 
     A report reads the local copy, not the registry: no round trip per call. A call that arrives
     before the first replay has finished waits for it, up to `wait_s`, then is UNAVAILABLE, as
-    it is whenever the stream is reconnecting.
+    it is whenever the stream is reconnecting. The replay passes through every change of every
+    centre, so the copy knows each place a centre was in and since when (its change's time).
     """
 
     def __init__(self, channel: grpc.aio.Channel, wait_s: float) -> None:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self.wait_s = wait_s
-        self.by_governorate: dict[str, dict[str, CenterFacts]] = {}
-        self.governorate_of: dict[str, str] = {}
-        self.governorates_seen: dict[str, set[str]] = {}
+        self.facts: dict[str, CenterFacts] = {}
+        self.ever_in: dict[str, set[str]] = {}
         self.watch = Watch(
             "centers",
             lambda since: stub.WatchCenters(registry_pb2.WatchCentersRequest(since_revision=since)),
@@ -84,19 +85,13 @@ class WatchedDirectory:
         """Follow the registry forever, reconnecting with backoff."""
         await self.watch.run()
 
-    async def centers(self, governorate_code: str) -> list[CenterFacts]:
+    async def centers_ever_in(self, governorate_code: str) -> list[CenterFacts]:
         await self._replayed()
-        centers = self.by_governorate.get(governorate_code, {})
-        return [centers[key] for key in sorted(centers)]
+        return [self.facts[key] for key in sorted(self.ever_in.get(governorate_code, ()))]
 
     async def centers_by_id(self, center_ids: Iterable[str]) -> dict[str, CenterFacts]:
         await self._replayed()
-        found = {}
-        for center_id in center_ids:
-            governorate = self.governorate_of.get(center_id)
-            if governorate is not None:
-                found[center_id] = self.by_governorate[governorate][center_id]
-        return found
+        return {key: self.facts[key] for key in center_ids if key in self.facts}
 
     async def _replayed(self) -> None:
         try:
@@ -106,18 +101,14 @@ class WatchedDirectory:
 
     def _forget(self) -> None:
         """Before a replay from the start: the restored registry says again what it holds."""
-        self.by_governorate.clear()
-        self.governorate_of.clear()
-        self.governorates_seen.clear()
+        self.facts.clear()
+        self.ever_in.clear()
 
     def _apply(self, center: registry_pb2.Center) -> None:
-        # A centre may move to another governorate: it leaves the old one's list, and its facts
-        # remember every governorate it was in (the replay passes through each of its changes).
-        previous = self.governorate_of.get(center.id)
-        if previous is not None and previous != center.governorate_code:
-            del self.by_governorate[previous][center.id]
-        self.governorate_of[center.id] = center.governorate_code
-        seen = self.governorates_seen.setdefault(center.id, set())
-        seen.add(center.governorate_code)
-        facts = replace(facts_of(center), governorates=frozenset(seen))
-        self.by_governorate.setdefault(center.governorate_code, {})[center.id] = facts
+        placements = tuple(self.facts[center.id].placements) if center.id in self.facts else ()
+        here = (center.governorate_code, center.wilayat_code)
+        if not placements or (placements[-1].governorate_code, placements[-1].wilayat_code) != here:
+            since = center.update_time.ToDatetime(tzinfo=UTC)
+            placements = (*placements, Placement(since, *here))
+        self.facts[center.id] = replace(facts_of(center), placements=placements)
+        self.ever_in.setdefault(center.governorate_code, set()).add(center.id)

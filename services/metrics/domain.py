@@ -101,6 +101,16 @@ class LicenceChange:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where the registry placed a centre from `since` (the time of the change that put it
+    there) until its next placement."""
+
+    since: datetime
+    governorate_code: str
+    wilayat_code: str
+
+
+@dataclass(frozen=True)
 class CenterFacts:
     """What the report needs to know of a centre, read from the registry."""
 
@@ -113,10 +123,27 @@ class CenterFacts:
     # When the current licence period ends (unset before activation): an ACTIVE licence never
     # renewed stops being active then, though no transition records it.
     licence_expires_at: datetime | None = None
-    # Where the registry places the centre now (services/metrics/placement.py says when that
-    # decides where it counts), and every governorate it has placed it in, now included.
+    # Where the registry places the centre now, and every place it was in, oldest first
+    # (services/metrics/placement.py says when a place decides where it counts).
     governorate_code: str = ""
-    governorates: frozenset[str] = frozenset()
+    placements: Sequence[Placement] = ()
+
+    @property
+    def governorates(self) -> frozenset[str]:
+        """Every governorate the registry has placed the centre in, now included."""
+        return frozenset({self.governorate_code, *(p.governorate_code for p in self.placements)})
+
+
+def placed_at_end_of(center: CenterFacts, year: int) -> tuple[str, str]:
+    """(governorate, wilayat) where the registry placed the centre when the year ended (now,
+    for the year in progress); where it was first placed when registered after the year; where
+    it is now when its placements are not known."""
+    _, end = year_bounds(year)
+    before_end = [p for p in center.placements if p.since < end]
+    if before_end or center.placements:
+        chosen = before_end[-1] if before_end else center.placements[0]
+        return chosen.governorate_code, chosen.wilayat_code
+    return center.governorate_code, center.wilayat_code
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:

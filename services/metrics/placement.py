@@ -4,10 +4,12 @@ The rule: a centre counts, in a year, in the governorate and wilayat where its t
 that year were made, as the yearly rollups record the place (a transaction counts where its
 centre was when it was submitted, sanad/rollups.py). A centre that moved during the year counts
 in the one place where most of them (submitted plus completed that year) were made; a tie goes
-to where the registry places the centre now, then to the lower codes. Only a centre with no
-transaction that year counts where the registry places it now. So:
+to where the registry placed the centre when the year ended, then to the lower codes. Only a
+centre with no transaction that year counts where the registry placed it when the year ended
+(its first place, when it was registered later: domain.placed_at_end_of). So:
 - a centre counts in one governorate, and one wilayat, a year;
-- moving a centre today does not rewrite the reports of past years;
+- moving a centre today does not rewrite the reports of past years: neither the places of their
+  transactions nor where the centre stood when they ended change;
 - the award ranks exactly the centres the report counts active, each on all its transactions of
   the year, wherever they were made;
 - transaction figures (completed, fees) stay in the governorate where each was made, so a
@@ -24,6 +26,7 @@ from services.metrics.domain import (
     Stats,
     active_in_year,
     add_stats,
+    placed_at_end_of,
 )
 
 
@@ -55,21 +58,21 @@ def _made(stats: Stats) -> int:
     return sum(stats.get(name) for name in ACTIVITY_COUNTERS)
 
 
-def home_places(rows: Iterable[PlacedYear], now: Mapping[str, Place]) -> dict[str, Place]:
-    """Where each centre counts in the year the rows are of (see the module's rule); `now` is
-    where the registry places each centre today."""
+def home_places(rows: Iterable[PlacedYear], at_end: Mapping[str, Place]) -> dict[str, Place]:
+    """Where each centre counts in the year the rows are of (see the module's rule); `at_end`
+    is where the registry placed each centre when that year ended."""
     worked: defaultdict[str, list[PlacedYear]] = defaultdict(list)
     for row in rows:
         if _made(row.stats) > 0:
             worked[row.center_id].append(row)
-    homes = dict(now)
+    homes = dict(at_end)
     for center_id, places in worked.items():
-        current = now.get(center_id)
+        then = at_end.get(center_id)
         best = min(
             places,
             key=lambda r: (
                 -_made(r.stats),
-                r.place != current,
+                r.place != then,
                 r.place.governorate_code,
                 r.place.wilayat_code,
             ),
@@ -88,10 +91,11 @@ def members_of(
     year's transactions made there.
 
     rows: the year's rollups, per place, of every centre in `facts` and of every centre with
-    transactions in the governorate that year; facts: those centres the registry knows.
+    transactions in the governorate that year; facts: those centres the registry knows, every
+    centre it ever placed in the governorate among them.
     """
-    now = {cid: Place(f.governorate_code, f.wilayat_code) for cid, f in facts.items()}
-    homes = home_places(rows, now)
+    at_end = {cid: Place(*placed_at_end_of(f, year)) for cid, f in facts.items()}
+    homes = home_places(rows, at_end)
     by_center: defaultdict[str, list[Stats]] = defaultdict(list)
     for row in rows:
         by_center[row.center_id].append(row.stats)

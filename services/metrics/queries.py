@@ -119,15 +119,16 @@ class MetricsQueries:
         anywhere of the few centres that may have worked elsewhere that year (placement.py
         decides where each counts). A read by centre ids costs SecantusDB about 0.4 ms an id,
         so it is kept to centres that moved governorate (the registry's change stream shows every
-        governorate a centre was in), that worked here and left, or that would count here by
-        licence alone, without a transaction here.
+        place a centre was in), that worked here without the registry placing them here, or that
+        would count here by licence alone, without a transaction here. Centres placed here
+        before and elsewhere now are among them: a past year may count them here.
         """
         yearly = partial(self.store.year_by_place, year, counters=counters, histogram=histogram)
-        here_now = {c.center_id: c for c in await self.directory.centers(governorate)}
+        ever_here = {c.center_id: c for c in await self.directory.centers_ever_in(governorate)}
         made_here = await yearly(governorate_code=governorate)
         worked_here = {str(row["center_id"]) for row in made_here}
-        left = worked_here - set(here_now)
-        facts = here_now | await self.directory.centers_by_id(sorted(left))
+        left = worked_here - set(ever_here)
+        facts = ever_here | await self.directory.centers_by_id(sorted(left))
         maybe_elsewhere = sorted(
             center_id
             for center_id, center in facts.items()

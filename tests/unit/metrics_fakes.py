@@ -1,13 +1,13 @@
 """In-memory fakes of what MetricsQueries reads: rollups, the registry's centres and places."""
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sanad import rollups
 from sanad.errors import Invalid, Violation
 from services.metrics import award
-from services.metrics.domain import BUCKETS, CenterFacts, LicenceChange
+from services.metrics.domain import BUCKETS, CenterFacts, LicenceChange, Placement
 from services.metrics.queries import MetricsQueries
 from services.metrics.store import PLACE_KEYS, Document
 
@@ -20,16 +20,26 @@ KNOWN = {
 }
 
 
+# When the fakes' centres were placed where they are, unless a test says otherwise: before
+# any year the tests read.
+PLACED_SINCE = datetime(2000, 6, 1, tzinfo=UTC)
+
+
 def facts(
     center_id: str,
     wilayat: str,
     staff: int,
     *history: tuple[datetime, str],
     was_in: Iterable[str] = (),
+    placed: Sequence[tuple[datetime, str]] = (),
+    moved_at: datetime = PLACED_SINCE,
 ) -> CenterFacts:
-    """A centre the registry places in `wilayat` (and its governorate) now, and placed in the
-    governorates `was_in` before."""
-    governorate = wilayat.split("-", maxsplit=1)[0]
+    """A centre the registry places in `wilayat` (and its governorate) since `moved_at`, and
+    before that in each of `placed` (since, wilayat), oldest first, or, less precisely, in
+    some wilayat of each governorate of `was_in` before PLACED_SINCE."""
+    governorate = _governorate(wilayat)
+    earlier = [(datetime(2000, 1, 1, tzinfo=UTC), min(KNOWN[g])) for g in was_in] + list(placed)
+    placements = [Placement(since, _governorate(w), w) for since, w in earlier]
     return CenterFacts(
         center_id,
         f"مركز {center_id}",
@@ -38,8 +48,12 @@ def facts(
         staff,
         tuple(LicenceChange(time, status) for time, status in history),
         governorate_code=governorate,
-        governorates=frozenset({governorate, *was_in}),
+        placements=(*placements, Placement(moved_at, governorate, wilayat)),
     )
+
+
+def _governorate(wilayat: str) -> str:
+    return wilayat.split("-", maxsplit=1)[0]
 
 
 def made(day: str, center_id: str, wilayat: str, **counters: Any) -> Document:
@@ -116,13 +130,13 @@ class FakeStore:
 
 
 class FakeDirectory:
-    """The registry's centres as they are now."""
+    """The registry's centres as they are now, and every place each was in."""
 
     def __init__(self, centers: Sequence[CenterFacts]) -> None:
         self.list = list(centers)
 
-    async def centers(self, governorate_code: str) -> list[CenterFacts]:
-        found = [c for c in self.list if c.governorate_code == governorate_code]
+    async def centers_ever_in(self, governorate_code: str) -> list[CenterFacts]:
+        found = [c for c in self.list if governorate_code in c.governorates]
         return sorted(found, key=lambda c: c.center_id)
 
     async def centers_by_id(self, center_ids: Iterable[str]) -> dict[str, CenterFacts]:

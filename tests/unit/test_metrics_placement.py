@@ -11,6 +11,8 @@ from services.metrics.placement import Member
 from tests.unit.metrics_fakes import KNOWN, facts, made, queries
 
 ACTIVE_2020 = (datetime(2020, 1, 1, tzinfo=UTC), "ACTIVE")
+PLACED = datetime(2019, 1, 1, tzinfo=UTC)
+MARCH_2026 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def ids(members: list[Member]) -> list[str]:
@@ -58,7 +60,7 @@ async def test_a_centre_that_moved_during_the_year_counts_once_where_it_worked_m
     assert (entry.components.completed, entry.components.rejected) == (35, 5)
 
 
-async def test_a_tie_goes_to_where_the_registry_places_the_centre_now() -> None:
+async def test_a_tie_goes_to_where_the_registry_placed_the_centre_when_the_year_ended() -> None:
     docs = [
         made("2024-02-01", "T", "DA-IZK", submitted=10),
         made("2024-08-01", "T", "MA-BAW", submitted=10),
@@ -69,7 +71,7 @@ async def test_a_tie_goes_to_where_the_registry_places_the_centre_now() -> None:
         assert (await q.report(elsewhere, 2024)).current.active_centers == 0
 
 
-async def test_a_centre_with_no_transactions_that_year_counts_where_it_is_now() -> None:
+async def test_a_centre_with_no_transactions_that_year_counts_where_it_stood_at_its_end() -> None:
     licensed = facts("L", "MA-SEB", 5, ACTIVE_2020)
     docs = [made("2023-03-01", "L", "DA-NIZ", submitted=2, completed=2)]
     q = queries(docs, [licensed])
@@ -93,11 +95,12 @@ async def test_a_report_reads_other_places_only_for_centres_that_may_have_worked
     q = queries(docs, centres)
     await q.report("DA", 2024)
     calls = q.store.calls  # type: ignore[attr-defined]
-    # Per year, the governorate's yearly rows; then, by centre, only M (worked here and left)
-    # and L (would count here by its licence alone): never S or I, never a daily or monthly read.
+    # Per year, the governorate's yearly rows; then, by centre, only M (placed in two
+    # governorates, so it may have worked in either) and L (would count here by its licence
+    # alone): never S or I, never a daily or monthly read.
     assert sorted(calls, key=str) == [
         ("year_by_place", 2023, "DA", None),
-        ("year_by_place", 2023, None, ["L"]),
+        ("year_by_place", 2023, None, ["L", "M"]),
         ("year_by_place", 2024, "DA", None),
         ("year_by_place", 2024, None, ["L", "M"]),
     ]
@@ -110,6 +113,49 @@ async def test_a_licensed_centre_that_worked_elsewhere_counts_there_without_its_
     q = queries([made("2024-04-01", "N", "MA-SEB", submitted=8, completed=8)], [newcomer])
     assert (await q.report("DA", 2024)).current.active_centers == 0
     assert (await q.report("MA", 2024)).current.active_centers == 1
+
+
+async def test_moving_a_centre_later_does_not_change_a_past_years_report() -> None:
+    # L stood in Bahla all of 2024 with an active licence and no transactions; W worked in
+    # Nizwa. In March 2026 the registry moves L to Khasab.
+    worker = facts("W", "DA-NIZ", 3, ACTIVE_2020)
+    docs = [made("2024-05-01", "W", "DA-NIZ", submitted=10, completed=10)]
+    before = queries(docs, [worker, facts("L", "DA-BAH", 5, ACTIVE_2020)])
+    moved = facts("L", "MU-KHS", 5, ACTIVE_2020, placed=[(PLACED, "DA-BAH")], moved_at=MARCH_2026)
+    after = queries(docs, [worker, moved])
+
+    da_before, da_after = await before.report("DA", 2024), await after.report("DA", 2024)
+    assert da_after.current == da_before.current
+    assert (da_after.current.active_centers, da_after.current.omani_staff) == (2, 8)
+    assert da_after.current.wilayats_with_centers == 2
+    assert (await after.report("MU", 2024)).current.active_centers == 0
+    assert ids((await after.members("DA", 2024, ("submitted",), False))[0]) == ["L", "W"]
+    # From the year it moved in, it counts in Musandam.
+    assert (await after.report("MU", 2026)).current.omani_staff == 5
+    assert ids((await after.members("DA", 2026, ("submitted",), False))[0]) == ["W"]
+
+
+async def test_moving_a_centre_back_later_does_not_move_a_tied_year() -> None:
+    # T made as many in Izki as in Bawshar in 2024 and ended the year in Bawshar; in 2026 the
+    # registry moves it back to Izki. 2024 keeps counting it where it stood when 2024 ended.
+    docs = [
+        made("2024-02-01", "T", "DA-IZK", submitted=10),
+        made("2024-08-01", "T", "MA-BAW", submitted=10),
+    ]
+    history = [(PLACED, "DA-IZK"), (datetime(2024, 7, 1, tzinfo=UTC), "MA-BAW")]
+    back = facts("T", "DA-IZK", 1, placed=history, moved_at=MARCH_2026)
+    q = queries(docs, [back])
+    assert (await q.report("MA", 2024)).current.active_centers == 1
+    assert (await q.report("DA", 2024)).current.active_centers == 0
+
+
+async def test_a_centre_registered_after_the_year_counts_where_it_was_first_placed() -> None:
+    # Registered in 2026 with a licence dated back to 2020 (a migration), then moved at once.
+    late = facts("R", "MA-SEB", 2, ACTIVE_2020, placed=[(MARCH_2026, "DA-SAM")],
+                 moved_at=datetime(2026, 4, 1, tzinfo=UTC))  # fmt: skip
+    q = queries([], [late])
+    assert (await q.report("DA", 2024)).current.active_centers == 1
+    assert (await q.report("MA", 2024)).current.active_centers == 0
 
 
 def random_world(seed: int) -> tuple[list[CenterFacts], list[dict[str, object]]]:

@@ -12,6 +12,7 @@ from sanad.devstack.mongo_server import free_port
 from sanad.errors import Unavailable
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.metrics.directory import WatchedDirectory
+from services.metrics.domain import Placement
 from services.metrics.settings import MetricsSettings
 from tests.unit.metrics_fakes import facts, made, queries
 
@@ -68,20 +69,23 @@ async def test_a_report_before_the_registry_answers_is_unavailable_not_internal(
     following = asyncio.create_task(directory.run())
     try:
         with pytest.raises(Unavailable, match="not loaded"):
-            await directory.centers("DA")
+            await directory.centers_ever_in("DA")
         assert not directory.ready
     finally:
         following.cancel()
         await channel.close()
 
 
-def centre(center_id: str, governorate: str, revision: int, staff: int = 1) -> registry_pb2.Center:
+def centre(
+    center_id: str, governorate: str, revision: int, staff: int = 1, wilayat: str = "X"
+) -> registry_pb2.Center:
     return registry_pb2.Center(
         id=center_id,
         governorate_code=governorate,
-        wilayat_code=f"{governorate}-X",
+        wilayat_code=f"{governorate}-{wilayat}",
         omani_staff=staff,
         revision=revision,
+        update_time=Timestamp(seconds=1_700_000_000 + revision),
         licence=registry_pb2.Licence(
             history=[
                 registry_pb2.LicenceEvent(
@@ -120,23 +124,32 @@ async def test_the_directory_serves_each_governorate_from_the_watch_and_follows_
     directory = WatchedDirectory(channel, wait_s=10)
     following = asyncio.create_task(directory.run())
     try:
-        found = await directory.centers("DA")
+        found = await directory.centers_ever_in("DA")
         assert [c.center_id for c in found] == ["A", "B"]
         assert found[1].omani_staff == 4
         assert found[0].licence_history[0].to_status == "ACTIVE"
-        assert await directory.centers("MU") == []
-        # The registry moves A to Muscat: it leaves Ad Dakhiliyah's list.
+        assert await directory.centers_ever_in("MU") == []
+        # The registry moves A to Muscat, then changes its staff, then moves it within Muscat.
         await registry.live.put(centre("A", "MU", 3))
-        await eventually(lambda: directory.watch.revision == 3)
-        assert [c.center_id for c in await directory.centers("DA")] == ["B"]
-        assert [c.center_id for c in await directory.centers("MU")] == ["A"]
-        # It remembers every governorate a centre was in; the one that never moved, one.
+        await registry.live.put(centre("A", "MU", 4, staff=7))
+        await registry.live.put(centre("A", "MU", 5, staff=7, wilayat="Y"))
+        await eventually(lambda: directory.watch.revision == 5)
+        # Ad Dakhiliyah's past years still need A, so it stays among those ever placed there.
+        assert [c.center_id for c in await directory.centers_ever_in("DA")] == ["A", "B"]
+        assert [c.center_id for c in await directory.centers_ever_in("MU")] == ["A"]
         found = await directory.centers_by_id(["A", "B", "Z"])
         assert {k: f.governorates for k, f in found.items()} == {
             "A": frozenset({"DA", "MU"}),
             "B": frozenset({"DA"}),
         }
-        assert found["A"].governorate_code == "MU"
+        assert (found["A"].governorate_code, found["A"].omani_staff) == ("MU", 7)
+        # Each place, since the change that put it there; a change that did not move it, none.
+        at = [datetime.fromtimestamp(1_700_000_000 + r, UTC) for r in (2, 3, 5)]
+        assert list(found["A"].placements) == [
+            Placement(at[0], "DA", "DA-X"),
+            Placement(at[1], "MU", "MU-X"),
+            Placement(at[2], "MU", "MU-Y"),
+        ]
     finally:
         following.cancel()
         await channel.close()
