@@ -2,7 +2,8 @@
 
 "Active in year Y" (decided here, used by the report and the leaderboard): a centre counts when
 its licence was not cancelled before Y began and either its licence history shows it ACTIVE at
-some moment of Y, or the rollups show it finished or received transactions in Y. The second
+some moment of Y, or the rollups show it submitted or completed transactions in Y
+(ACTIVITY_COUNTERS; a rating, a rejection or a cancellation alone is not work). The second
 clause exists because migrated history (2023-2024 loaded through the batch queue) predates the
 registry's licence records: serving transactions is evidence of an operating licence. Omani
 staff is the registry's current figure (the registry keeps no staff history). Where an active

@@ -105,10 +105,12 @@ class MetricsQueries:
         return sum_rollups(rows)
 
     async def wilayat_stats(self, wilayat: str, first_day: str, last_day: str) -> tuple[int, Stats]:
-        """(centres with transactions in the period, their summed counters)."""
+        """(centres that submitted or completed transactions in the period, the wilayat's
+        summed counters)."""
         await self.places.check_wilayat(wilayat)
         rows = await self.store.sums_by("wilayat_code", wilayat, (first_day, last_day), "center_id")
-        return len(rows), sum_rollups(rows)
+        working = [row for row in rows if any(row.get(name) for name in ACTIVITY_COUNTERS)]
+        return len(working), sum_rollups(rows)
 
     async def members(
         self, governorate: str, year: int, counters: Sequence[str], histogram: bool

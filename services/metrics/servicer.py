@@ -1,5 +1,6 @@
 """sanad.v1.MetricsService over gRPC: translates protobuf to queries and back."""
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -8,13 +9,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad import rollups
 from sanad.domain.clock import EPOCH
-from sanad.errors import Invalid, Violation, check
-from sanad.rpc.timestamps import from_timestamp, to_timestamp
+from sanad.errors import Invalid, Unavailable, Violation, check
+from sanad.rpc.timestamps import from_timestamp
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award, periods
-from services.metrics.domain import Stats
+from services.metrics.convert import entry_to_proto, report_to_proto, stats_to_proto
 from services.metrics.queries import MetricsQueries
-from services.metrics.report import Report, YearFigures
 
 Context: TypeAlias = grpc.aio.ServicerContext
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -30,6 +30,10 @@ def _moment(request: Any, field: str, violations: list[Violation]) -> datetime |
     except Invalid as bad:
         violations.extend(bad.violations)
         return None
+
+
+def _exact(stamp: Timestamp) -> tuple[int, int]:
+    return stamp.seconds, stamp.nanos
 
 
 def _at_midnight(stamp: Timestamp) -> bool:
@@ -48,7 +52,12 @@ def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
     violations = [] if getattr(request, key_field) else [Violation(key_field, "is required")]
     start = _moment(request, "start_time", violations)
     end = _moment(request, "end_time", violations)
-    if start is not None and end is not None and start >= end:
+    # Compared to the nanosecond, as sent: datetimes keep only microseconds.
+    if (
+        start is not None
+        and end is not None
+        and _exact(request.start_time) >= _exact(request.end_time)
+    ):
         violations.append(Violation("end_time", "must be after start_time"))
     check(violations)
     first = rollups.day_of(start) if start else periods.OPEN_START
@@ -59,80 +68,33 @@ def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
     return first, periods.day_after(end)
 
 
-def _check_year_request(governorate_code: str, year: int) -> None:
+def _check_year_request(governorate_code: str, year: int, limit: int = 0) -> None:
     violations = []
     if not governorate_code:
         violations.append(Violation("governorate_code", "is required"))
     if not FIRST_YEAR <= year <= LAST_YEAR:
         violations.append(Violation("year", f"must be between {FIRST_YEAR} and {LAST_YEAR}"))
-    if violations:
-        raise Invalid(violations)
+    if limit < 0:
+        violations.append(Violation("limit", "must not be negative"))
+    check(violations)
 
 
-def stats_to_proto(stats: Stats) -> metrics_pb2.Stats:
-    return metrics_pb2.Stats(
-        submitted=stats.get("submitted"),
-        recorded=stats.get("recorded"),
-        completed=stats.get("completed"),
-        rejected=stats.get("rejected"),
-        cancelled=stats.get("cancelled"),
-        fees_baisa=stats.get("fees_baisa"),
-        completed_within_sla=stats.get("completed_within_sla"),
-        mean_completion_seconds=stats.mean_completion_seconds,
-        ratings=stats.get("ratings"),
-        mean_rating=stats.mean_rating,
-    )
-
-
-def figures_to_proto(figures: YearFigures) -> metrics_pb2.YearFigures:
-    return metrics_pb2.YearFigures(
-        year=figures.year,
-        active_centers=figures.active_centers,
-        wilayats_with_centers=figures.wilayats_with_centers,
-        transactions_completed=figures.transactions_completed,
-        omani_staff=figures.omani_staff,
-        fees_baisa=figures.fees_baisa,
-    )
-
-
-def report_to_proto(
-    governorate_code: str, report: Report
-) -> metrics_pb2.GetGovernorateReportResponse:
-    change = report.completed_change_percent
-    return metrics_pb2.GetGovernorateReportResponse(
-        governorate_code=governorate_code,
-        current=figures_to_proto(report.current),
-        previous=figures_to_proto(report.previous),
-        completed_change_percent=change or 0.0,
-        completed_change_undefined=change is None,
-        previous_completed_compared=report.previous_completed_compared,
-        compared_until=to_timestamp(report.compared_until),
-    )
-
-
-def entry_to_proto(entry: award.Entry) -> metrics_pb2.AwardEntry:
-    c = entry.components
-    return metrics_pb2.AwardEntry(
-        rank=entry.rank,
-        center_id=entry.center.center_id,
-        center_name_ar=entry.center.name_ar,
-        center_name_en=entry.center.name_en,
-        score=entry.score,
-        components=metrics_pb2.AwardComponents(
-            within_sla_share=c.within_sla_share,
-            median_completion_hours=c.median_completion_hours,
-            rejection_rate=c.rejection_rate,
-            completed_per_omani_staff=c.completed_per_omani_staff,
-            mean_rating=c.mean_rating,
-            speed_score=c.speed_score,
-            quality_score=c.quality_score,
-            productivity_score=c.productivity_score,
-            satisfaction_score=c.satisfaction_score,
-            completed=c.completed,
-            rejected=c.rejected,
-            omani_staff=c.omani_staff,
-        ),
-    )
+async def _naming_the_code_too(
+    refused: Invalid, code: str, check_code: Callable[[str], Awaitable[None]]
+) -> Invalid:
+    """`refused`, with the code's own violation added when the code is given and unknown:
+    a request is answered with every bad field at once, the code among them. The codes are the
+    registry's, so they are checked only after the request's own fields; while the registry's
+    list cannot be read, the other fields are named alone."""
+    if not code:
+        return refused
+    try:
+        await check_code(code)
+    except Invalid as unknown:
+        return Invalid([*refused.violations, *unknown.violations])
+    except Unavailable:
+        pass
+    return refused
 
 
 class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
@@ -140,6 +102,14 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
 
     def __init__(self, queries: MetricsQueries) -> None:
         self.queries = queries
+
+    async def _check_year_request(self, governorate_code: str, year: int, limit: int = 0) -> None:
+        try:
+            _check_year_request(governorate_code, year, limit)
+        except Invalid as refused:
+            raise await _naming_the_code_too(
+                refused, governorate_code, self.queries.places.check_governorate
+            ) from None
 
     async def GetCenterStats(
         self, request: metrics_pb2.GetCenterStatsRequest, context: Context
@@ -153,7 +123,12 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetWilayatStats(
         self, request: metrics_pb2.GetWilayatStatsRequest, context: Context
     ) -> metrics_pb2.GetWilayatStatsResponse:
-        days = _checked_day_range(request, "wilayat_code")
+        try:
+            days = _checked_day_range(request, "wilayat_code")
+        except Invalid as refused:
+            raise await _naming_the_code_too(
+                refused, request.wilayat_code, self.queries.places.check_wilayat
+            ) from None
         centers, stats = await self.queries.wilayat_stats(request.wilayat_code, *days)
         return metrics_pb2.GetWilayatStatsResponse(
             wilayat_code=request.wilayat_code, centers=centers, stats=stats_to_proto(stats)
@@ -162,16 +137,14 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetGovernorateReport(
         self, request: metrics_pb2.GetGovernorateReportRequest, context: Context
     ) -> metrics_pb2.GetGovernorateReportResponse:
-        _check_year_request(request.governorate_code, request.year)
+        await self._check_year_request(request.governorate_code, request.year)
         report = await self.queries.report(request.governorate_code, request.year)
         return report_to_proto(request.governorate_code, report)
 
     async def GetAwardLeaderboard(
         self, request: metrics_pb2.GetAwardLeaderboardRequest, context: Context
     ) -> metrics_pb2.GetAwardLeaderboardResponse:
-        _check_year_request(request.governorate_code, request.year)
-        if request.limit < 0:
-            raise Invalid([Violation("limit", "must not be negative")])
+        await self._check_year_request(request.governorate_code, request.year, request.limit)
         board = await self.queries.leaderboard(
             request.governorate_code, request.year, request.limit
         )

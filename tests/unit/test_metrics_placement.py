@@ -204,3 +204,20 @@ async def test_no_centre_counts_in_two_governorates_and_the_award_ranks_the_repo
         assert len(counted) == len(set(counted))
         # Every centre of the registry is active (licensed since 2020): each counts somewhere.
         assert sorted(counted) == sorted(c.center_id for c in centres)
+
+
+async def test_a_wilayat_counts_the_centres_that_worked_there_in_the_period() -> None:
+    # In March, X only had a February transaction rated and Y one rejected; Z submitted one.
+    docs = [
+        made("2024-03-02", "X", "DA-NIZ", ratings=1, rating_sum=5),
+        made("2024-03-03", "Y", "DA-NIZ", rejected=1),
+        made("2024-03-04", "Z", "DA-NIZ", submitted=1),
+        made("2024-02-04", "W", "DA-NIZ", submitted=1, completed=1),
+    ]
+    centres = [facts(c, "DA-NIZ", 1) for c in "WXYZ"]
+    centers, stats = await queries(docs, centres).wilayat_stats(
+        "DA-NIZ", "2024-03-01", "2024-04-01"
+    )
+    assert centers == 1
+    # The wilayat's counters still hold every event of the period.
+    assert (stats.get("ratings"), stats.get("rejected"), stats.get("submitted")) == (1, 1, 1)

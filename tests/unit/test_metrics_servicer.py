@@ -118,3 +118,47 @@ async def test_every_bad_field_of_a_range_request_is_named_at_once(served: Serve
         ("start_time", "not a valid timestamp"),
         ("end_time", "not a valid timestamp"),
     ]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    both(start_time=Timestamp(seconds=1_709_640_000, nanos=100),
+         end_time=Timestamp(seconds=1_709_640_000, nanos=900)),
+)  # fmt: skip
+async def test_a_range_shorter_than_a_microsecond_is_a_range(
+    served: Served, request_: Request
+) -> None:
+    # Within one microsecond: the datetimes the range becomes are equal; the Timestamps are not.
+    assert await days_read(served, request_) == ("2024-03-05", "2024-03-06")
+
+
+async def test_an_unknown_wilayat_is_named_with_the_requests_other_bad_fields(
+    served: Served,
+) -> None:
+    request = metrics_pb2.GetWilayatStatsRequest(
+        wilayat_code="XX-ZZZ",
+        start_time=at("2024-03-06T00:00:00Z"),
+        end_time=at("2024-03-01T00:00:00Z"),
+    )
+    assert await refusal(served, request) == [
+        ("end_time", "must be after start_time"),
+        ("wilayat_code", "unknown wilayat 'XX-ZZZ'"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("governorate", "named"),
+    [("DA", {"year", "limit"}), ("XX", {"year", "limit", "governorate_code"})],
+)
+async def test_a_leaderboard_request_names_every_bad_field_at_once(
+    served: Served, governorate: str, named: set[str]
+) -> None:
+    stub, store = served
+    request = metrics_pb2.GetAwardLeaderboardRequest(
+        governorate_code=governorate, year=1999, limit=-1
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetAwardLeaderboard(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {field for field, _ in field_violations(caught.value)} == named
+    assert store.calls == []
