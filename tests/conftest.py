@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sanad.amqp.topology import delete_queues
+from sanad.amqp.topology import delete_topology
 from sanad.devstack import mongo_server
 from sanad.security import certs
 
@@ -50,7 +50,7 @@ def amqp_prefix() -> Iterator[str]:
     prefix = unique("t")
     yield prefix
     with ThreadPoolExecutor(1) as pool, contextlib.suppress(Exception):
-        pool.submit(asyncio.run, delete_queues(AMQP_URL, prefix)).result(timeout=30)
+        pool.submit(asyncio.run, delete_topology(AMQP_URL, prefix)).result(timeout=30)
 
 
 @pytest.fixture

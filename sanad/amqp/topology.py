@@ -124,6 +124,10 @@ class Topology:
             names += [work, self.dead_queue(work), self.retry_queue(work)]
         return names
 
+    def all_exchanges(self) -> list[str]:
+        """Every exchange under this prefix, for tidy-up."""
+        return [self.transactions_exchange, self.batch_exchange, self.dead_exchange]
+
     def work_queues(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         """Each work queue with the exchange and routing keys it is bound to."""
         return {
@@ -272,12 +276,18 @@ async def _declare_aside(
             await aside.close()
 
 
-async def delete_queues(amqp_url: str, prefix: str) -> None:
-    """Delete every queue under a prefix (tests and benchmarks tidy up their quorum queues:
-    hundreds of idle ones slow a small broker down); queues already gone are skipped."""
+async def delete_topology(amqp_url: str, prefix: str) -> None:
+    """Delete every queue and exchange under a prefix (tests and benchmarks tidy up after
+    themselves: hundreds of idle quorum queues slow a small broker down, and each run would
+    leave its exchanges behind); those already gone are skipped."""
+    topology = Topology(prefix)
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for name in Topology(prefix).all_queues():
+        for name in topology.all_queues():
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(name)
+        for name in topology.all_exchanges():
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.exchange_delete(name)

@@ -10,7 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sanad.amqp.topology import delete_queues
+from sanad.amqp.topology import delete_topology
 from sanad.devstack import mongo_server, secure
 from sanad.devstack.mongo_server import free_port
 from sanad.devstack.orphans import guarded
@@ -123,7 +123,7 @@ class LaunchedStack:
         with ThreadPoolExecutor(1) as pool:
             pool.submit(
                 asyncio.run,
-                delete_queues(self.env["SANAD_AMQP_URL"], self.env["SANAD_AMQP_PREFIX"]),
+                delete_topology(self.env["SANAD_AMQP_URL"], self.env["SANAD_AMQP_PREFIX"]),
             ).result(timeout=60)
         return code
 

@@ -15,7 +15,7 @@ import aio_pika
 import grpc
 import pytest
 
-from sanad.amqp.topology import Topology, delete_queues
+from sanad.amqp.topology import Topology, delete_topology
 from sanad.devstack import mongo_server
 from sanad.devstack.mongo_server import free_port
 from sanad.v1 import (
@@ -184,7 +184,7 @@ async def stack(
         await channel.close()
     for app in (intake, metrics, registry):
         await app.stop()
-    await delete_queues(amqp_url, amqp_prefix)
+    await delete_topology(amqp_url, amqp_prefix)
 
 
 async def eventually(

@@ -15,7 +15,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sanad.amqp.topology import delete_queues
+from sanad.amqp.topology import delete_topology
 from sanad.devstack.mongo_server import free_port
 from sanad.seed.plan import SeedPlan
 from sanad.seed.run import Targets, seed
@@ -89,7 +89,7 @@ async def seeded(mongo_url: str) -> AsyncIterator[Seeded]:
         await channel.close()
         await metrics.stop()
         await registry.stop()
-        await delete_queues(AMQP_URL, amqp_prefix)
+        await delete_topology(AMQP_URL, amqp_prefix)
 
 
 async def test_the_seeded_report_reads_the_published_figures(seeded: Seeded) -> None:
