@@ -15,6 +15,11 @@ so a worker idled, reporting SERVING, after every broker restart. Every wait on 
 (setup, the cancel at stop) is bounded by BatchOptions.broker_timeout_s. A publish the broker
 does not confirm within it (a memory or disk alarm blocks publishers) turns health NOT_SERVING
 and is waited for; stopping meanwhile leaves the micro-batch unacked, like a transient failure.
+
+A delivery whose properties the client cannot decode would close the connection from inside
+aiormq's frame reader, again at every redelivery: a consumer first has pamqp decode such
+properties as markers (sanad.amqp.properties), and its handler
+dead-letters the message as `undecodable`.
 """
 
 import asyncio
@@ -32,6 +37,7 @@ from sanad.amqp.handling import BROKER_ERRORS, HANDLER_FAILED, Handler, Retrying
 from sanad.amqp.inbox import Inbox, collect
 from sanad.amqp.metrics import CONSUMER_CANCELLED
 from sanad.amqp.outcomes import OutcomePublisher
+from sanad.amqp.properties import install_lenient_decoding
 from sanad.amqp.topology import Topology
 from sanad.telemetry.metrics import (
     AMQP_ACKED,
@@ -89,6 +95,7 @@ class MicroBatchConsumer:
         """reasons: every reason the handler dead-letters with. Each (queue, reason) counter
         starts at zero, so a rate or increase() sees the first dead letter too (a series born
         at 1 shows no increase)."""
+        install_lenient_decoding()  # process-wide, before any connection: see the docstring
         self.url = url
         self.topology = topology
         self.queue_name = queue

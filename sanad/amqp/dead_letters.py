@@ -25,7 +25,8 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.connecting import CONNECT_TIMEOUT_S, connect
-from sanad.amqp.outcomes import EXPIRES_HEADER, carried_headers, republished
+from sanad.amqp.outcomes import EXPIRES_HEADER, letter_headers, republished
+from sanad.amqp.properties import install_lenient_decoding
 from sanad.amqp.topology import (
     DETAIL_HEADER,
     QUEUE_HEADER,
@@ -98,7 +99,7 @@ def replayed_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
     """The message as its work queue first received it, counting this replay."""
     headers = {
         name: value
-        for name, value in carried_headers(message).items()
+        for name, value in letter_headers(message).items()
         if name not in _DEATH_HEADERS and not name.startswith(_DEATH_PREFIXES)
     }
     replays = headers.get(REPLAYS_HEADER)
@@ -108,7 +109,7 @@ def replayed_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
 
 def kept_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
     """The letter to put back at the end of its queue, expiring when it would have."""
-    return republished(message, carried_headers(message), expiration=_time_left(message))
+    return republished(message, letter_headers(message), expiration=_time_left(message))
 
 
 def _time_left(message: AbstractIncomingMessage) -> float | None:
@@ -142,6 +143,9 @@ async def pass_over(
     for which replay() is true goes back to the work queue, every other to the queue's back.
     `done` shows what was kept and replayed, also when the pass stops midway. TimeoutError when
     the broker has not answered within timeout_s."""
+    # A letter with properties the client cannot decode (one the broker set aside) would close
+    # the connection at every pass; its copies go without them (see republished).
+    install_lenient_decoding()
     work = f"{prefix}.{queue}"
     dead_name = Topology(prefix).dead_queue(work)
     async with await connect(url, timeout_s) as connection:
@@ -163,4 +167,6 @@ async def pass_over(
 
 
 def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # A header value that is not UTF-8 arrives as bytes (a sender's, on a letter the broker
+    # set aside): shown escaped rather than ending the pass.
+    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else str(value)

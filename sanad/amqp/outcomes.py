@@ -6,6 +6,9 @@ on the delayed-retry queue; after max_retries round trips it is dead-lettered in
 raises TransientError for a dependency that failed in a way that may pass. The consumer
 (sanad.amqp.consumer) acks a micro-batch only once OutcomePublisher has published all of its
 outcomes and the broker has confirmed them.
+
+A message whose AMQP properties the client cannot decode reaches the handler with markers in
+their place (sanad.amqp.properties), and is dead-lettered as `undecodable` (undecodable()).
 """
 
 import asyncio
@@ -19,6 +22,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from sanad.amqp.metrics import DELAYED_RETRIES
+from sanad.amqp.properties import decoded, shown, undecodable_properties
 from sanad.amqp.topology import (
     CONTENT_TYPE,
     DETAIL_HEADER,
@@ -36,6 +40,12 @@ log = logging.getLogger("sanad.amqp.consumer")
 # 8601 UTC time. The message's own `expiration` counts from when a queue took it; a pass of
 # sanad.amqp.dead_letters that puts the letter back reads this header to keep the same end.
 EXPIRES_HEADER = "x-sanad-expires-at"
+# On a republished copy (a parked retry, a dead letter): the user_id the broker validated on the
+# original, which the copy cannot carry as its own property (see republished).
+USER_ID_HEADER = "x-sanad-user-id"
+# On a republished copy: the properties of the original the client could not decode, which the
+# copy goes without (see republished).
+UNDECODABLE_HEADER = "x-sanad-undecodable"
 
 
 class TransientError(Exception):
@@ -248,10 +258,23 @@ def expiry_time(after_s: float) -> str:
 
 
 def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """Headers of a republished copy; the broker-validated user id travels as a header."""
+    """Headers of a republished copy of a message off a work queue; the broker-validated user
+    id travels as USER_ID_HEADER. A sender writes its own headers, so one it sent is never
+    carried: it would name any user it liked on the dead letter."""
+    headers = dict(message.headers or {})
+    headers.pop(USER_ID_HEADER, None)
+    if message.user_id:
+        headers[USER_ID_HEADER] = message.user_id
+    return headers
+
+
+def letter_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """Headers of a copy of a dead letter: the USER_ID_HEADER the worker wrote on it stays (the
+    worker publishes the letter without the sender's user_id); a letter the broker set aside
+    still has the sender's user_id, which names it."""
     headers = dict(message.headers or {})
     if message.user_id:
-        headers.setdefault("x-sanad-user-id", message.user_id)
+        headers[USER_ID_HEADER] = message.user_id
     return headers
 
 
@@ -266,20 +289,31 @@ def republished(
     """A copy to publish again; with `part`, of that item of a pack only, as a `part_type`.
 
     Without the user id: the broker validates it against the publisher, who is not its user.
+    Without the properties the client could not decode either (they would not encode): the
+    copy's UNDECODABLE_HEADER names them.
     """
     if part is None:
         body, message_type, message_id = message.body, message.type, message.message_id
     else:
         body, message_type, message_id = part.body, part_type, part.message_id or None
+    if dropped := undecodable_properties(message):
+        headers = {**headers, UNDECODABLE_HEADER: shown(dropped)}
     return aio_pika.Message(
         body,
         headers=headers,
-        content_type=message.content_type or CONTENT_TYPE,
-        type=message_type,
-        message_id=message_id,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        timestamp=message.timestamp,
+        content_type=decoded(message.content_type) or CONTENT_TYPE,
+        type=decoded(message_type),
+        message_id=decoded(message_id),
+        correlation_id=decoded(message.correlation_id),
+        reply_to=decoded(message.reply_to),
+        timestamp=decoded(message.timestamp),
         expiration=expiration,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+def undecodable(message: AbstractIncomingMessage) -> Dead | None:
+    """Dead as `undecodable` when the client could not decode some property of message."""
+    if not (found := undecodable_properties(message)):
+        return None
+    return Dead("undecodable", f"AMQP properties the client cannot decode: {shown(found)}")

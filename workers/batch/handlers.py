@@ -15,7 +15,13 @@ from google.protobuf.message import DecodeError
 
 from sanad.amqp.batches import RESULT_TYPE, SUBMISSION_TYPE, item_count
 from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
-from sanad.amqp.outcomes import Dead, Outcome, TransientError
+from sanad.amqp.outcomes import (
+    Dead,
+    Outcome,
+    TransientError,
+    undecodable,
+)
+from sanad.amqp.properties import undecodable_properties
 from sanad.domain.clock import utcnow
 from sanad.security.audit import document_of
 from sanad.v1 import events_pb2
@@ -98,6 +104,10 @@ class BatchHandler:
     async def handle(self, message: AbstractIncomingMessage) -> Outcome:
         """Answer one submission; a refusal is dead-lettered and answered with its reason."""
         started = time.perf_counter()
+        if (broken := undecodable(message)) is not None:
+            # Properties the client cannot decode: refused unread, answered only when its
+            # reply_to and correlation_id are not among them.
+            return await self._refuse(message, events_pb2.BatchSubmission(), broken)
         reply_to = message.reply_to or ""
         if not may_reply_to(reply_to):
             # Answering would publish, with this worker's rights, wherever the sender names:
@@ -150,8 +160,7 @@ class BatchHandler:
         result = events_pb2.BatchResult(
             batch_id=submission.batch_id[:MAX_BATCH_ID], refused_reason=refusal.detail
         )
-        await self._send(message, result.SerializeToString())
-        if message.reply_to:  # answered: _send checked it is a server-named queue
+        if await self._send(message, result.SerializeToString()):
             return replace(refusal, expires_after_s=self.limits.refusal_ttl_s)
         return refusal
 
@@ -333,9 +342,15 @@ class BatchHandler:
         event = audit.refused(message, submission, utcnow(), refusal)
         await self.store.record_refusal(document_of(event), bool(message.redelivered))
 
-    async def _send(self, message: AbstractIncomingMessage, body: bytes) -> None:
-        if message.reply_to and may_reply_to(message.reply_to):
-            await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
+    async def _send(self, message: AbstractIncomingMessage, body: bytes) -> bool:
+        """Answer on the message's reply queue, if it names one it may be answered on and
+        the client could decode where and how to answer; whether it was answered."""
+        if not message.reply_to or not may_reply_to(message.reply_to):
+            return False
+        if {"reply_to", "correlation_id"} & undecodable_properties(message).keys():
+            return False
+        await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
+        return True
 
 
 def _invalid(submission: events_pb2.BatchSubmission) -> str | None:

@@ -113,7 +113,10 @@ class BatchStore:
         same = {
             key: event[key] for key in ("rpc", "subject", "request_id", "outcome", "recorded_by")
         }
-        same["target.correlation_id"] = event["target"].get("correlation_id", "")
+        # audit.refused drops an empty correlation id from the target, so "none" is a missing
+        # field: an equality with "" would never find the earlier delivery's event.
+        correlation_id = event["target"].get("correlation_id") or {"$exists": False}
+        same["target.correlation_id"] = correlation_id
         return (
             await self.audit_log.find_one({"_id": {"$gte": since}, **same}, {"_id": 1}) is not None
         )

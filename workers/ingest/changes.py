@@ -10,6 +10,12 @@ applied only as the next one, one further on waits on the retry queue for the ga
 below it was applied already. A change without a sequence (from an intake that predates
 it) is applied as it arrives, unless it is older than the last step: a late one never
 overrides a newer status; it is acked as superseded and logged.
+
+A numbered change refused as illegal takes its place in the sequence all the same, and is
+remembered in `refused_changes` (change id, reason, detail) in the same write: handled again
+(a redelivery after the commit and before its dead letter was confirmed, or the micro-batch
+run again after an unknown commit result) it is refused the same way, never acked as a
+duplicate of itself (DESIGN §5.4). Refusals are rare, so the list stays short.
 """
 
 from dataclasses import dataclass
@@ -20,6 +26,9 @@ from sanad.amqp.outcomes import Dead, Retry
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.records import Document, finish
 from workers.ingest.rollups import RollupIncrements
+
+# Numbered changes refused as illegal, kept with the document so a repeat is refused again.
+REFUSED_CHANGES = "refused_changes"
 
 
 class Applied(Enum):
@@ -63,7 +72,10 @@ ChangeOutcome = Applied | Dead | Retry
 def apply_change(doc: Document, change: Change, rollups: RollupIncrements) -> ChangeOutcome:
     """Apply one change to doc in place and count it in rollups, or say why it is refused or
     must wait. A sequenced change that is refused still takes its place in the sequence (so
-    the ones after it are not held back), and so changes the document's `sequence`."""
+    the ones after it are not held back), and so changes the document's `sequence` and
+    `refused_changes`."""
+    if (earlier := refused_before(doc, change.change_id)) is not None:
+        return earlier
     if change.change_id in doc.get("applied_changes", []):
         return Applied.DUPLICATE
     if isinstance(change, Rating):
@@ -73,10 +85,25 @@ def apply_change(doc: Document, change: Change, rollups: RollupIncrements) -> Ch
         if placed is not None:
             return placed
         refused = _apply_status(doc, change, rollups)
+        if refused is not None and change.sequence:
+            _remember(doc, change.change_id, refused)
     if refused is not None:
         return refused
     doc.setdefault("applied_changes", []).append(change.change_id)
     return Applied.APPLIED
+
+
+def refused_before(doc: Document, change_id: str) -> Dead | None:
+    """The refusal a numbered change met when it took its place, if it did."""
+    for refusal in doc.get(REFUSED_CHANGES, []):
+        if refusal.get("change_id") == change_id:
+            return Dead(refusal["reason"], refusal["detail"])
+    return None
+
+
+def _remember(doc: Document, change_id: str, refused: Dead) -> None:
+    entry = {"change_id": change_id, "reason": refused.reason, "detail": refused.detail}
+    doc.setdefault(REFUSED_CHANGES, []).append(entry)
 
 
 def _place(doc: Document, change: StatusChange) -> Applied | Retry | None:

@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError, Message
 
 from sanad.amqp.metrics import CHANGES_APPLIED
-from sanad.amqp.outcomes import Dead, DeadParts, Outcome, Part
+from sanad.amqp.outcomes import Dead, DeadParts, Outcome, Part, undecodable
 from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, Document, document_from_submitted
@@ -68,6 +68,8 @@ Decoded = Submitted | Pack | Change | Dead
 
 def decode(message: AbstractIncomingMessage, now: datetime) -> Decoded:
     """The document(s) to store or change to apply, or why the message is poison."""
+    if (broken := undecodable(message)) is not None:
+        return broken
     if message.type == SUBMITTED_TYPE:
         return decode_submitted(message, now)
     if message.type == SUBMITTED_PACK_TYPE:

@@ -17,7 +17,13 @@ from sanad.amqp.outcomes import Retry
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
-from workers.ingest.changes import Applied, Change, ChangeOutcome, apply_change
+from workers.ingest.changes import (
+    REFUSED_CHANGES,
+    Applied,
+    Change,
+    ChangeOutcome,
+    apply_change,
+)
 from workers.ingest.rollups import RollupIncrements
 
 Document = dict[str, Any]
@@ -33,6 +39,7 @@ _CHANGED_FIELDS = (
     "status",
     "history",
     "applied_changes",
+    REFUSED_CHANGES,
     "finish_time",
     "paused_seconds",
     "sla_elapsed_seconds",

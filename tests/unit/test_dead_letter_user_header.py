@@ -1,0 +1,103 @@
+"""A dead letter names the broker-validated user who sent the message, never one the sender wrote
+into its own headers (DESIGN §6: the broker validates the message `user_id`)."""
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from sanad.amqp.dead_letters import kept_copy, replayed_copy
+from sanad.amqp.outcomes import Dead, OutcomePublisher, Retry
+from sanad.amqp.topology import Topology
+
+USER_HEADER = "x-sanad-user-id"
+
+
+def incoming(headers: dict[str, Any], user_id: str | None) -> Any:
+    return SimpleNamespace(
+        body=b"batch",
+        headers=headers,
+        type="sanad.v1.BatchSubmission",
+        message_id="B1",
+        content_type="application/x-protobuf",
+        correlation_id="c-1",
+        reply_to=None,
+        timestamp=datetime(2026, 12, 3, tzinfo=UTC),
+        expiration=None,
+        user_id=user_id,
+    )
+
+
+class Exchange:
+    """Takes publishes; each one confirmed at once."""
+
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    async def publish(self, message: Any, routing_key: str, mandatory: bool = False) -> None:
+        self.published.append(message)
+
+
+def publisher(exchange: Exchange) -> OutcomePublisher:
+    outcomes = OutcomePublisher(
+        Topology("t"),
+        "t.batch",
+        max_retries=1,
+        retry_delay_s=1.0,
+        timeout_s=5.0,
+        on_stall=lambda _: None,
+    )
+    outcomes.channel = SimpleNamespace(default_exchange=exchange)  # type: ignore[assignment]
+    return outcomes
+
+
+async def dead_letter_of(message: Any) -> Any:
+    exchange = Exchange()
+    done = await publisher(exchange).publish([message], [Dead("not-allowed", "no")], exchange)  # type: ignore[arg-type]
+    assert done
+    (letter,) = exchange.published
+    return letter
+
+
+async def test_a_dead_letter_names_the_validated_user_over_one_the_sender_wrote() -> None:
+    forged = incoming({USER_HEADER: "batch-centre-OTHER"}, user_id="batch-centre-7")
+
+    letter = await dead_letter_of(forged)
+
+    assert letter.headers[USER_HEADER] == "batch-centre-7"
+
+
+async def test_a_dead_letter_of_a_message_without_user_id_names_no_user() -> None:
+    forged = incoming({USER_HEADER: "batch-centre-OTHER", "trace": "kept"}, user_id=None)
+
+    letter = await dead_letter_of(forged)
+
+    assert USER_HEADER not in letter.headers
+    assert letter.headers["trace"] == "kept"
+
+
+async def test_a_parked_retry_names_only_the_validated_user() -> None:
+    exchange = Exchange()
+    forged = incoming({USER_HEADER: "batch-centre-OTHER"}, user_id=None)
+
+    await publisher(exchange).publish([forged], [Retry("unknown-transaction", "later")], exchange)  # type: ignore[arg-type]
+
+    (parked,) = exchange.published
+    assert USER_HEADER not in parked.headers
+
+
+@pytest.mark.parametrize("copy", [kept_copy, replayed_copy])
+def test_a_pass_over_dead_letters_keeps_the_user_the_worker_wrote(copy: Any) -> None:
+    # The worker publishes its letters itself, without the sender's user_id: the header it
+    # wrote is the only record of who sent the message.
+    letter = incoming({USER_HEADER: "batch-centre-7", "x-sanad-reason": "invalid"}, user_id=None)
+
+    assert copy(letter).headers[USER_HEADER] == "batch-centre-7"
+
+
+@pytest.mark.parametrize("copy", [kept_copy, replayed_copy])
+def test_a_pass_over_a_letter_the_broker_set_aside_names_its_validated_user(copy: Any) -> None:
+    letter = incoming({USER_HEADER: "batch-centre-OTHER"}, user_id="batch-centre-7")
+
+    assert copy(letter).headers[USER_HEADER] == "batch-centre-7"
