@@ -219,16 +219,17 @@ async def test_the_first_saved_answer_is_kept_and_a_correction_replaces_only_wha
     assert (fresh, again) == (True, False)
     assert later["fingerprint"] == "content-1"
     assert later["started_at"] == first["started_at"]
-    assert await store.save_result("b-1", b"answer-1", 1, 1, {"_id": "e-1", "n": 1}) is None
+    key = first["_id"]
+    assert await store.save_result(key, b"answer-1", 1, 1, {"_id": "e-1", "n": 1}) is None
     # A second attempt (a redelivery, a concurrent worker) neither saves nor audits again.
-    assert await store.save_result("b-1", b"answer-2", 0, 2, {"_id": "e-2", "n": 2}) == b"answer-1"
+    assert await store.save_result(key, b"answer-2", 0, 2, {"_id": "e-2", "n": 2}) == b"answer-1"
     assert [e async for e in db.audit_log.find({"_id": {"$in": ["e-1", "e-2"]}})] == [
         {"_id": "e-1", "n": 1}
     ]
-    assert not await store.replace_result("b-1", b"answer-2", b"answer-3", 2, 0)
-    assert await store.replace_result("b-1", b"answer-1", b"answer-1b", 2, 0)
-    assert await store.saved_result("b-1") == b"answer-1b"
-    saved = await db.batch_results.find_one({"_id": "b-1"})
+    assert not await store.replace_result(key, b"answer-2", b"answer-3", 2, 0)
+    assert await store.replace_result(key, b"answer-1", b"answer-1b", 2, 0)
+    assert await store.saved_result(key) == b"answer-1b"
+    saved = await db.batch_results.find_one({"_id": key})
     assert saved is not None
     assert (saved["accepted"], saved["rejected"]) == (2, 0)
 
@@ -238,13 +239,13 @@ async def test_a_batch_answer_is_saved_only_with_its_audit_event(
 ) -> None:
     store = BatchStore(IngestStore(db.client, db), db)
     batch_id, event_id = f"audited-{uuid.uuid4().hex}", uuid.uuid4().hex
-    await store.claim(batch_id, "guest", "C1", datetime.now(UTC), "content")
+    record, _ = await store.claim(batch_id, "guest", "C1", datetime.now(UTC), "content")
     await db.audit_log.insert_one({"_id": event_id})  # the event cannot be written
 
     with pytest.raises(DuplicateKeyError):
-        await store.save_result(batch_id, b"answer", 1, 0, {"_id": event_id, "n": 1})
+        await store.save_result(record["_id"], b"answer", 1, 0, {"_id": event_id, "n": 1})
 
-    saved = await db.batch_results.find_one({"_id": batch_id})
+    saved = await db.batch_results.find_one({"batch_id": batch_id})
     assert saved is not None
     assert "result" not in saved  # the answer went with the event: the next attempt saves both
 

@@ -93,11 +93,11 @@ async def test_a_batch_user_is_answered_for_its_centre_and_refused_for_another(
         await delete_retry_queues(stack)
 
 
-async def test_a_batch_user_cannot_store_items_for_another_centre_or_read_its_answers(
+async def test_a_batch_user_cannot_store_items_for_another_centre_or_take_its_batch_ids(
     stack: Stack, submitter: Submitter
 ) -> None:
     own_center, service = await open_centre_with_service(stack)
-    other_center, _ = await open_centre_with_service(stack)
+    other_center, other_service = await open_centre_with_service(stack)
     own_url, other_url = submitter(own_center), submitter(other_center)
     batch = submission(f"mixed-{uuid.uuid4().hex}", own_center, service)
     # An item of the batch names the other centre: the batch's centre alone is not enough.
@@ -111,11 +111,16 @@ async def test_a_batch_user_cannot_store_items_for_another_centre_or_read_its_an
         assert [a.index for a in answer.accepted] == [0]
         assert [r.index for r in answer.rejected] == [1]
         assert answer.rejected[0].violations[0].field == "center_id"
-        # The other centre's submitter reuses the batch id: refused, not given the answer.
-        reused = submission(batch.batch_id, other_center, service)
-        (refused,) = await send(other_url, stack.prefix, [reused], wait_s=60)
-        assert refused.refused_reason == f"batch id {batch.batch_id!r} belongs to another user"
-        assert not refused.accepted
+        # The other centre's submitter sends a batch under the same id: its ids are its own,
+        # so it is answered for its own items, not given the first answer, and stores apart.
+        reused = submission(batch.batch_id, other_center, other_service)
+        (theirs,) = await send(other_url, stack.prefix, [reused], wait_s=60)
+        assert not theirs.refused_reason
+        assert [a.index for a in theirs.accepted] == [0]
+        assert theirs.accepted[0].transaction_id != answer.accepted[0].transaction_id
+        # The first submitter sending its batch again still gets its own answer.
+        (again,) = await send(own_url, stack.prefix, [batch], wait_s=60)
+        assert again == answer
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0

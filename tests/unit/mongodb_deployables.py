@@ -31,7 +31,7 @@ from services.registry.paging import PageRequest
 from services.registry.store import RegistryStore
 from tests.unit.fakes import stored_transaction
 from workers.batch import app as batch_app
-from workers.batch.store import BatchStore
+from workers.batch.store import BatchStore, record_key
 from workers.ingest import app as ingest_app
 from workers.ingest.changes import StatusChange
 from workers.ingest.store import IngestStore
@@ -152,14 +152,17 @@ async def ingest(client: Any, db: Any, called: set[str]) -> None:
 async def batch(client: Any, db: Any, called: set[str]) -> None:
     # As workers/batch/app.py builds it: the ingest store for items, never its ensure_indexes.
     store = Exercised(BatchStore(IngestStore(client, db), db), called)
-    db["batch_results"].documents = [{"_id": "B1", "result": b"r"}]
+    # First seen: no record under the batch id (from before records were per submitter), so
+    # claimed by an upsert; then answered.
     await store.claim("B1", "u", "C1", NOW, "f")
+    key = record_key("B1", "u")
+    db["batch_results"].documents = [{"_id": key, "result": b"r"}]
     await store.stored_ids(["T1"])
     await store.store_chunk([submitted()])
-    await store.save_result("B1", b"r", 1, 0, document_of(event()))
+    await store.save_result(key, b"r", 1, 0, document_of(event()))
     await store.record_refusal(document_of(event()), redelivered=True)
-    await store.replace_result("B1", b"r", b"s", 1, 0)
-    await store.saved_result("B1")
+    await store.replace_result(key, b"r", b"s", 1, 0)
+    await store.saved_result(key)
     await audits(db, batch_app, called)
 
 

@@ -24,10 +24,10 @@ class SavedAnswers(Protocol):
     async def stored_ids(self, ids: Sequence[str]) -> set[str]: ...
 
     async def replace_result(
-        self, batch_id: str, old: bytes, new: bytes, accepted: int, rejected: int
+        self, key: str, old: bytes, new: bytes, accepted: int, rejected: int
     ) -> bool: ...
 
-    async def saved_result(self, batch_id: str) -> bytes: ...
+    async def saved_result(self, key: str) -> bytes: ...
 
 
 def result_of(batch_id: str, verdict: Verdict) -> events_pb2.BatchResult:
@@ -69,9 +69,9 @@ async def settle(
         settled = with_accepted(answer, moved)
         body = settled.SerializeToString()
         accepted, rejected = len(settled.accepted), len(settled.rejected)
-        if await store.replace_result(batch.batch_id, saved, body, accepted, rejected):
+        if await store.replace_result(context.batch_key, saved, body, accepted, rejected):
             return settled
-        saved = await store.saved_result(batch.batch_id)
+        saved = await store.saved_result(context.batch_key)
     raise TransientError(f"the answer of batch {batch.batch_id!r} keeps changing")
 
 

@@ -179,6 +179,8 @@ class BatchHandler:
             batch_id, user, submission.center_id, utcnow(), content
         )
         if record["submitted_by"] != user:
+            # Only when a record from before records were kept per submitter holds this
+            # submitter's record id as its batch id.
             return Dead("batch-id-in-use", f"batch id {batch_id!r} belongs to another user")
         if record.get("fingerprint", content) != content:
             return Dead(
@@ -206,7 +208,7 @@ class BatchHandler:
         accepted, rejected = len(result.accepted), len(result.rejected)
         event = audit.answered(message, submission, utcnow(), accepted, rejected)
         earlier = await self.store.save_result(
-            submission.batch_id, result.SerializeToString(), accepted, rejected, document_of(event)
+            context.batch_key, result.SerializeToString(), accepted, rejected, document_of(event)
         )
         if earlier is None:
             BATCHES.labels("stored").inc()
@@ -270,7 +272,8 @@ class BatchHandler:
         if not self.snapshot.ready:
             raise TransientError("the registry snapshot is still loading")
         return Context(
-            batch_key=submission.batch_id,
+            # The record's id: transaction ids derive from it, so a batch id is its submitter's.
+            batch_key=record["_id"],
             center_id=submission.center_id,
             submitted_by=user or "batch",
             started_at=record["started_at"],

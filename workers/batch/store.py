@@ -21,9 +21,16 @@ Document = dict[str, Any]
 REDELIVERY_WINDOW_MS = 15 * 60 * 1000
 
 
+def record_key(batch_id: str, submitted_by: str) -> str:
+    """The id of a batch's record: the batch id among its submitter's own. Each submitter names
+    its batches as it likes; with ids shared by all, one user could take the ids another will
+    send first (a migration's are predictable) and have its batches refused."""
+    return f"{submitted_by}\x1f{batch_id}"
+
+
 class BatchStore:
-    """One `batch_results` document per batch id: who sent it, when it started, the
-    fingerprint of its content, its answer."""
+    """One `batch_results` document per submitter and batch id: who sent it, when it started,
+    the fingerprint of its content, its answer. Its `_id` is the key every later step uses."""
 
     def __init__(self, transactions: IngestStore, db: AsyncDatabase[Document]) -> None:
         self.transactions = transactions
@@ -34,9 +41,16 @@ class BatchStore:
         self, batch_id: str, submitted_by: str, center_id: str, now: datetime, fingerprint: str
     ) -> tuple[Document, bool]:
         """The batch's record, created on first sight (then fresh is True); its started_at and
-        fingerprint are those of the first sight, whatever later attempts bring."""
+        fingerprint are those of the first sight, whatever later attempts bring.
+
+        A record made before records were kept per submitter has the batch id alone as its
+        `_id`: found under it with the same submitter, it stays the batch's record, so a batch
+        first sent before and sent again after the change keeps its answer and its items' ids.
+        """
+        key = record_key(batch_id, submitted_by)
         record = {
-            "_id": batch_id,
+            "_id": key,
+            "batch_id": batch_id,
             "submitted_by": submitted_by,
             "center_id": center_id,
             # As stored: an attempt after this one reads it back at BSON's millisecond.
@@ -44,8 +58,11 @@ class BatchStore:
             "fingerprint": fingerprint,
         }
         try:
+            earlier = await self.results.find_one({"_id": batch_id, "submitted_by": submitted_by})
+            if earlier is not None:
+                return earlier, False
             found = await self.results.find_one_and_update(
-                {"_id": batch_id},
+                {"_id": key},
                 {"$setOnInsert": {k: v for k, v in record.items() if k != "_id"}},
                 upsert=True,
                 return_document=ReturnDocument.BEFORE,
@@ -67,7 +84,7 @@ class BatchStore:
         return await self.transactions.record_submissions(documents)
 
     async def save_result(
-        self, batch_id: str, result: bytes, accepted: int, rejected: int, event: Document
+        self, key: str, result: bytes, accepted: int, rejected: int, event: Document
     ) -> bytes | None:
         """Remember the answer, so the same batch id gets it again without storing anything,
         and append the batch's audit event in the same transaction; unless an answer is saved
@@ -76,17 +93,17 @@ class BatchStore:
 
         async def body(session: AsyncClientSession) -> bytes | None:
             saved = await self.results.update_one(
-                {"_id": batch_id, "result": {"$exists": False}},
+                {"_id": key, "result": {"$exists": False}},
                 {"$set": {"result": result, "accepted": accepted, "rejected": rejected}},
                 session=session,
             )
             if saved.matched_count == 1:
                 await self.audit_log.insert_one(event, session=session)
                 return None
-            found = await self.results.find_one({"_id": batch_id}, {"result": 1}, session=session)
+            found = await self.results.find_one({"_id": key}, {"result": 1}, session=session)
             if found is None or "result" not in found:
                 # Only a record deleted by hand meanwhile; its next attempt starts it again.
-                raise TransientError(f"batch {batch_id!r} has no saved answer")
+                raise TransientError(f"batch record {key!r} has no saved answer")
             return bytes(found["result"])
 
         return await self.transactions.in_transaction("save_batch_result", body)
@@ -122,25 +139,25 @@ class BatchStore:
         )
 
     async def replace_result(
-        self, batch_id: str, old: bytes, new: bytes, accepted: int, rejected: int
+        self, key: str, old: bytes, new: bytes, accepted: int, rejected: int
     ) -> bool:
         """Save a corrected answer in place of `old`, if `old` is still the saved one."""
         try:
             saved = await self.results.update_one(
-                {"_id": batch_id, "result": old},
+                {"_id": key, "result": old},
                 {"$set": {"result": new, "accepted": accepted, "rejected": rejected}},
             )
         except PyMongoError as error:
             raise TransientError(str(error)) from error
         return saved.matched_count == 1
 
-    async def saved_result(self, batch_id: str) -> bytes:
+    async def saved_result(self, key: str) -> bytes:
         """The saved answer of a batch that has one."""
         try:
-            found = await self.results.find_one({"_id": batch_id}, {"result": 1})
+            found = await self.results.find_one({"_id": key}, {"result": 1})
         except PyMongoError as error:
             raise TransientError(str(error)) from error
         if found is None or "result" not in found:
             # Only a record deleted by hand meanwhile; its next attempt starts it again.
-            raise TransientError(f"batch {batch_id!r} has no saved answer")
+            raise TransientError(f"batch record {key!r} has no saved answer")
         return bytes(found["result"])
