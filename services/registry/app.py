@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.read_concern import ReadConcern
 
 from sanad import mongo
 from sanad.rpc.server import Registration, RunningServer, start_server
@@ -41,7 +43,9 @@ class RegistryApp:
         # Indexes before the first call: building one while a registry transaction is open on
         # the same collection blocks that transaction (seen as a 10 s stall on a fresh database).
         await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
-        servicer = RegistryServicer(self.centers, self.catalog)
+        servicer = RegistryServicer(
+            self.centers, self.catalog, self.settings.grpc_max_message_bytes
+        )
         db = mongo.database(self.client, self.settings)
         audit_log = AuditLog(db)
         auditor = audit_service.AuditServicer(AuditListing(db))
@@ -70,11 +74,21 @@ class RegistryApp:
         await mongo.close(self.client)
 
 
+def registry_database(
+    client: AsyncMongoClient[mongo.Document], settings: RegistrySettings
+) -> AsyncDatabase[mongo.Document]:
+    """The database as the registry's store reads it: at read concern "majority", as it writes
+    at w=majority. A watch stream then never sends a revision a replica-set failover rolls back
+    (and later gives to another change), nor does a read hand out such a revision to send back
+    as expected_revision. Transactions keep their own read concern."""
+    return mongo.database(client, settings).with_options(read_concern=ReadConcern("majority"))
+
+
 def build_app(settings: RegistrySettings) -> RegistryApp:
     """Assemble the registry from settings; nothing connects until start()."""
     client = mongo.connect(settings, "sanad-registry")
     store = RegistryStore(
-        client, mongo.database(client, settings), settings.mongo_timeout_ms / 1000
+        client, registry_database(client, settings), settings.mongo_timeout_ms / 1000
     )
     reference = ReferenceData.load()
     feed = ChangeFeed(poll_s=settings.watch_poll_s)

@@ -1,17 +1,25 @@
 """Use cases of the e-service catalogue: add, read, list, update to a new version, retire."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from sanad.errors import NotFound, PermissionDenied, PreconditionFailed
 from sanad.security.identity import Identity
 from sanad.security.policy import may_change_catalogue
-from services.registry.domain import CatalogService, CatalogStatus, validate_service
+from services.registry.domain import CatalogService, CatalogStatus
 from services.registry.listing import SERVICE_PAGE_DEFAULT, SERVICE_PAGE_MAX, ServiceFilter
 from services.registry.masks import apply_service_mask, service_mask
-from services.registry.operations import ChangeFeed, Store, require, stored_now
+from services.registry.operations import (
+    ChangeFeed,
+    Store,
+    check_filter_codes,
+    require,
+    stored_now,
+)
 from services.registry.paging import Page, PageRequest, decode_token, page_size
+from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
+from services.registry.validation import validate_service
 
 PAGE_KIND = "catalog"
 
@@ -48,6 +56,7 @@ class CatalogOperations:
         return service
 
     async def list_page(self, wanted: ServiceFilter, size: int, token: str) -> Page[CatalogService]:
+        check_filter_codes({"agency_code": wanted.agency_code})
         page = PageRequest(
             page_size(size, SERVICE_PAGE_DEFAULT, SERVICE_PAGE_MAX),
             decode_token(PAGE_KIND, wanted, token),
@@ -63,29 +72,45 @@ class CatalogOperations:
         service its agency owns (the mask cannot change agency_code).
         """
         mask = service_mask(paths)
-        current = await self.get(patch.code, "service.code")
-        self._check_owner(identity, current)
-        _check_active(current, "update")
-        changed = replace(
-            apply_service_mask(current, patch, mask),
-            version=current.version + 1,
-            update_time=stored_now(),
-        )
-        validate_service(changed)
-        return await self.feed.published(await self.store.save_service(changed, new=False))
+
+        async def attempt() -> CatalogService:
+            current = await self.get(patch.code, "service.code")
+            self._check_owner(identity, current)
+            _check_active(current, "update")
+            changed = replace(
+                apply_service_mask(current, patch, mask),
+                version=current.version + 1,
+                update_time=stored_now(),
+            )
+            validate_service(changed)
+            return await self.store.save_service(changed, new=False)
+
+        return await self._saved(attempt, patch.code)
 
     async def retire(self, code: str) -> CatalogService:
         """Withdraw an active service from the catalogue."""
-        current = await self.get(code)
-        _check_active(current, "retire")
-        changed = replace(current, status=CatalogStatus.RETIRED, update_time=stored_now())
-        return await self.feed.published(await self.store.save_service(changed, new=False))
+
+        async def attempt() -> CatalogService:
+            current = await self.get(code)
+            _check_active(current, "retire")
+            changed = replace(current, status=CatalogStatus.RETIRED, update_time=stored_now())
+            return await self.store.save_service(changed, new=False)
+
+        return await self._saved(attempt, code)
 
     def watch(self, since_revision: int) -> AsyncIterator[CatalogService | int]:
         """Services changed after since_revision, the replay's end revision, then live changes."""
         return self.feed.watch(
             self.store.service_changes_after, self.store.head_revision, since_revision
         )
+
+    async def _saved(
+        self, attempt: Callable[[], Awaitable[CatalogService]], code: str
+    ) -> CatalogService:
+        """The service attempt() saved; a change that raced another is judged again on the
+        service as it stands (the catalogue RPCs carry no expected revision)."""
+        saved = await as_it_stands(attempt, f"catalogue service {code!r}", retry=True)
+        return await self.feed.published(saved)
 
     def _check_owner(self, identity: Identity, service: CatalogService) -> None:
         if not may_change_catalogue(identity, service.agency_code, self.licensing_agency):

@@ -1,11 +1,11 @@
 """Use cases of centres: register, read, list, update, licence transitions, services."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from sanad.domain.ids import new_id
 from sanad.errors import Invalid, NotFound, Violation
-from services.registry.domain import Center, LicenceAction, transition, validate_center
+from services.registry.domain import Center, Licence, LicenceAction, transition
 from services.registry.listing import (
     CENTER_PAGE_DEFAULT,
     CENTER_PAGE_MAX,
@@ -16,13 +16,16 @@ from services.registry.masks import apply_center_mask, center_mask
 from services.registry.operations import (
     ChangeFeed,
     Store,
+    check_filter_codes,
     check_revision,
     check_services,
     require,
     stored_now,
 )
 from services.registry.paging import Page, PageRequest, decode_token, page_size
+from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
+from services.registry.validation import validate_center, validate_reason
 
 PAGE_KIND = "centers"
 
@@ -36,6 +39,9 @@ class CenterOperations:
         self.feed = feed
 
     async def register(self, center: Center) -> Center:
+        """A new centre, its licence in APPLIED. The licence number is kept upper-case, as the
+        seed and the README write them, so the unique index sees "da-1" and "DA-1" as one."""
+        center = replace(center, licence=Licence(number=center.licence.number.upper()))
         validate_center(center)
         self.reference.check_place(center.governorate_code, center.wilayat_code)
         await check_services(
@@ -50,7 +56,6 @@ class CenterOperations:
             id=new_id(),
             offered_service_codes=_once(center.offered_service_codes),
             blocked_service_codes=_once(center.blocked_service_codes),
-            licence=replace(center.licence, status=center.licence.status.APPLIED, history=()),
             revision=0,
             create_time=now,
             update_time=now,
@@ -69,6 +74,13 @@ class CenterOperations:
         if any(ord(character) < 0x20 for character in wanted.query):
             # Names hold no control characters, and MongoDB refuses NUL in a $regex.
             raise Invalid([Violation("query", "must not contain control characters")])
+        check_filter_codes(
+            {
+                "governorate_code": wanted.governorate_code,
+                "wilayat_code": wanted.wilayat_code,
+                "service_code": wanted.service_code,
+            }
+        )
         page = PageRequest(
             page_size(size, CENTER_PAGE_DEFAULT, CENTER_PAGE_MAX),
             decode_token(PAGE_KIND, wanted, token),
@@ -80,27 +92,39 @@ class CenterOperations:
     ) -> Center:
         """Change the masked fields; the result is validated and its place re-checked.
 
-        With expected_revision, only a centre still at that revision changes (Aborted else).
+        With expected_revision, only a centre still at that revision changes (Aborted else);
+        without, the change applies to the centre as it stands, whatever changed meanwhile.
         """
         mask = center_mask(paths)
-        current = await self.get(patch.id, "center.id")
-        check_revision(current, expected_revision, f"centre {current.id!r}")
-        changed = replace(apply_center_mask(current, patch, mask), update_time=stored_now())
-        validate_center(changed)
-        self.reference.check_place(changed.governorate_code, changed.wilayat_code)
-        return await self.feed.published(await self.store.save_center(changed, new=False))
+
+        async def attempt() -> Center:
+            current = await self.get(patch.id, "center.id")
+            check_revision(current, expected_revision, f"centre {current.id!r}")
+            changed = replace(apply_center_mask(current, patch, mask), update_time=stored_now())
+            validate_center(changed)
+            self.reference.check_place(changed.governorate_code, changed.wilayat_code)
+            return await self.store.save_center(changed, new=False)
+
+        return await self._saved(attempt, patch.id, expected_revision)
 
     async def transition_licence(
         self, center_id: str, action: LicenceAction, actor: str, reason: str
     ) -> Center:
-        """Move the licence and record who did it and why (DESIGN section 3: a reason is due)."""
-        if not reason.strip():
-            raise Invalid([Violation("reason", "is required: say why the licence changes")])
-        center = await self.get(center_id, "center_id")
-        now = stored_now()
-        licence = transition(center.licence, action, actor, reason, now)
-        changed = replace(center, licence=licence, update_time=now)
-        return await self.feed.published(await self.store.save_center(changed, new=False))
+        """Move the licence and record who did it and why (DESIGN section 3: a reason is due).
+
+        The move is judged on the licence as it stands: one that changed meanwhile is reloaded
+        and judged again, so two racing suspensions make one suspension and one refusal.
+        """
+        validate_reason(reason)
+
+        async def attempt() -> Center:
+            center = await self.get(center_id, "center_id")
+            now = stored_now()
+            licence = transition(center.licence, action, actor, reason, now)
+            changed = replace(center, licence=licence, update_time=now)
+            return await self.store.save_center(changed, new=False)
+
+        return await self._saved(attempt, center_id, None)
 
     async def set_services(
         self,
@@ -111,19 +135,32 @@ class CenterOperations:
     ) -> Center:
         """Replace the offered and blocked services; every code must be in the catalogue.
 
-        With expected_revision, only a centre still at that revision changes (Aborted else).
+        With expected_revision, only a centre still at that revision changes (Aborted else);
+        without, the lists are replaced whatever the centre holds.
         """
-        center = await self.get(center_id, "center_id")
-        check_revision(center, expected_revision, f"centre {center_id!r}")
-        # Checked as sent, so a violation's index points into the caller's own list.
-        await check_services(self.store, offered, blocked)
-        changed = replace(
-            center,
-            offered_service_codes=_once(offered),
-            blocked_service_codes=_once(blocked),
-            update_time=stored_now(),
-        )
-        return await self.feed.published(await self.store.save_center(changed, new=False))
+
+        async def attempt() -> Center:
+            center = await self.get(center_id, "center_id")
+            check_revision(center, expected_revision, f"centre {center_id!r}")
+            # Checked as sent, so a violation's index points into the caller's own list.
+            await check_services(self.store, offered, blocked)
+            changed = replace(
+                center,
+                offered_service_codes=_once(offered),
+                blocked_service_codes=_once(blocked),
+                update_time=stored_now(),
+            )
+            return await self.store.save_center(changed, new=False)
+
+        return await self._saved(attempt, center_id, expected_revision)
+
+    async def _saved(
+        self, attempt: Callable[[], Awaitable[Center]], center_id: str, expected: int | None
+    ) -> Center:
+        """The centre attempt() saved, retried on a race unless the caller named a revision."""
+        what = f"centre {center_id!r}"
+        saved = await as_it_stands(attempt, what, retry=expected is None)
+        return await self.feed.published(saved)
 
     def watch(self, since_revision: int) -> AsyncIterator[Center | int]:
         """Centres changed after since_revision, the replay's end revision, then live changes."""

@@ -4,12 +4,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sanad.errors import PreconditionFailed, Violation, check
+from sanad.errors import PreconditionFailed
 
 LICENCE_TERM = timedelta(days=365)
 # An active licence is renewed in the last stretch of its term, not at any time: so a renewal
 # re-sent after a lost reply is refused instead of silently adding a second year.
 RENEWAL_WINDOW = timedelta(days=90)
+# A licence changes a few times a year; the cap keeps its history, and so the centre, below
+# gRPC's message limit however often it is suspended and reinstated (under 3 MB at worst).
+MAX_LICENCE_EVENTS = 500
 
 
 class LicenceStatus(StrEnum):
@@ -83,6 +86,11 @@ def transition(
     licence: Licence, action: LicenceAction, actor: str, reason: str, now: datetime
 ) -> Licence:
     """Apply one lifecycle action or raise PreconditionFailed."""
+    if len(licence.history) >= MAX_LICENCE_EVENTS:
+        raise PreconditionFailed(
+            f"cannot {action.lower()} the licence: it already records {MAX_LICENCE_EVENTS} "
+            "transitions, the most a centre's history keeps"
+        )
     current = licence.effective_status(now)
     allowed_from, to_status = _MOVES[action]
     if current not in allowed_from:
@@ -168,85 +176,3 @@ class CatalogService:
     revision: int = 0
     create_time: datetime | None = None
     update_time: datetime | None = None
-
-
-# Codes and ids (governorate, wilayat, licence number, service, agency) and free text (names,
-# contact, documents): bounds far above any real value, so a stored centre or service, every
-# listing and watch message that carries it, and any error naming it stay small.
-MAX_CODE_LENGTH = 128
-MAX_TEXT_LENGTH = 500
-MAX_LIST_LENGTH = 500
-
-
-def _too_long(fields: dict[str, str], limit: int) -> list[Violation]:
-    return [
-        Violation(name, f"must be at most {limit} characters")
-        for name, value in fields.items()
-        if len(value) > limit
-    ]
-
-
-def list_bounds(name: str, values: tuple[str, ...], limit: int) -> list[Violation]:
-    """A list of at most MAX_LIST_LENGTH values, each at most `limit` characters."""
-    if len(values) > MAX_LIST_LENGTH:
-        return [Violation(name, f"must have at most {MAX_LIST_LENGTH} entries")]
-    return _too_long({f"{name}[{i}]": value for i, value in enumerate(values)}, limit)
-
-
-def validate_center(center: Center) -> None:
-    """Field rules of a centre that need no reference data; raise Invalid."""
-    found: list[Violation] = []
-    found += _too_long(
-        {
-            "center.governorate_code": center.governorate_code,
-            "center.wilayat_code": center.wilayat_code,
-            "center.licence.number": center.licence.number,
-        },
-        MAX_CODE_LENGTH,
-    )
-    found += _too_long(
-        {
-            "center.name_ar": center.name_ar,
-            "center.name_en": center.name_en,
-            "center.owner_establishment": center.owner_establishment,
-            "center.contact.phone": center.contact.phone,
-            "center.contact.email": center.contact.email,
-            "center.contact.address": center.contact.address,
-        },
-        MAX_TEXT_LENGTH,
-    )
-    required = {
-        "center.name_ar": center.name_ar,
-        "center.name_en": center.name_en,
-        "center.owner_establishment": center.owner_establishment,
-        "center.governorate_code": center.governorate_code,
-        "center.wilayat_code": center.wilayat_code,
-        "center.licence.number": center.licence.number,
-    }
-    found += [Violation(name, "is required") for name, value in required.items() if not value]
-    if center.omani_staff < 0:
-        found.append(Violation("center.omani_staff", "must not be negative"))
-    if center.total_staff < center.omani_staff:
-        found.append(Violation("center.total_staff", "must be at least omani_staff"))
-    check(found)
-
-
-def validate_service(service: CatalogService) -> None:
-    """Field rules of a catalogue service; raise Invalid."""
-    found: list[Violation] = []
-    for name in ("code", "agency_code", "name_ar", "name_en"):
-        if not getattr(service, name):
-            found.append(Violation(f"service.{name}", "is required"))
-    found += _too_long(
-        {"service.code": service.code, "service.agency_code": service.agency_code},
-        MAX_CODE_LENGTH,
-    )
-    found += _too_long(
-        {"service.name_ar": service.name_ar, "service.name_en": service.name_en}, MAX_TEXT_LENGTH
-    )
-    found += list_bounds("service.required_documents", service.required_documents, MAX_TEXT_LENGTH)
-    if service.fee_baisa < 0:
-        found.append(Violation("service.fee_baisa", "must not be negative"))
-    if service.sla_hours <= 0:
-        found.append(Violation("service.sla_hours", "must be a positive number of hours"))
-    check(found)

@@ -9,9 +9,10 @@ from typing import Protocol, TypeVar
 
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.errors import Aborted, Invalid, OutOfRange, Violation, check
-from services.registry.domain import MAX_CODE_LENGTH, CatalogService, Center, list_bounds
+from services.registry.domain import CatalogService, CatalogStatus, Center
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import Page, PageRequest
+from services.registry.validation import MAX_CODE_LENGTH, list_bounds, too_long
 
 Entity = TypeVar("Entity", Center, CatalogService)
 
@@ -29,7 +30,7 @@ class Store(Protocol):
     async def list_services(
         self, wanted: ServiceFilter, page: PageRequest
     ) -> Page[CatalogService]: ...
-    async def existing_service_codes(self, codes: Iterable[str]) -> set[str]: ...
+    async def existing_service_codes(self, codes: Iterable[str]) -> dict[str, CatalogStatus]: ...
     async def center_changes_after(self, revision: int, limit: int = 500) -> list[Center]: ...
     async def service_changes_after(
         self, revision: int, limit: int = 500
@@ -43,10 +44,17 @@ def stored_now() -> datetime:
 
 
 def require(value: str, field: str) -> str:
-    """The value, or Invalid naming the field when it is empty."""
+    """The id or code a call names, or Invalid naming its field when it is empty or longer than
+    any the registry gives out (so no refusal or NOT_FOUND echoes an outsized value)."""
     if not value:
         raise Invalid([Violation(field, "is required")])
+    check(too_long({field: value}, MAX_CODE_LENGTH))
     return value
+
+
+def check_filter_codes(codes: dict[str, str]) -> None:
+    """Invalid naming each filter code of a List call that is longer than any code may be."""
+    check(too_long(codes, MAX_CODE_LENGTH))
 
 
 def check_revision(entity: Center | CatalogService, expected: int | None, what: str) -> None:
@@ -67,7 +75,11 @@ async def check_services(
     store: Store, offered: tuple[str, ...], blocked: tuple[str, ...], prefix: str = ""
 ) -> None:
     """Invalid naming each code missing from the catalogue by position: offered_service_codes[2]
-    (and, before looking any up, each list longer or code longer than a centre's may be)."""
+    (and, before looking any up, each list longer or code longer than a centre's may be).
+
+    A retired service cannot be offered, as it cannot be submitted; it may stay blocked, so a
+    centre's sanctions outlive the service's retirement.
+    """
     if not offered and not blocked:
         return
     lists = (("offered_service_codes", offered), ("blocked_service_codes", blocked))
@@ -84,6 +96,13 @@ async def check_services(
         for field, codes in lists
         for index, code in enumerate(codes)
         if code not in known
+    ]
+    found += [
+        Violation(
+            f"{prefix}offered_service_codes[{index}]", f"catalogue service {code!r} is retired"
+        )
+        for index, code in enumerate(offered)
+        if known.get(code) is CatalogStatus.RETIRED
     ]
     check(found)
 

@@ -5,6 +5,7 @@ from sanad.v1 import registry_pb2_grpc
 from services.registry.catalog import CatalogOperations
 from services.registry.centers import CenterOperations
 from services.registry.reference import Wilayat
+from services.registry.replies import DEFAULT_MAX_MESSAGE_BYTES
 from services.registry.servicer_catalog import CatalogRpcs
 from services.registry.servicer_centers import CenterRpcs, Context
 
@@ -51,9 +52,16 @@ class RegistryServicer(
 ):
     """Each RPC: protobuf in, one registry operation, protobuf out."""
 
-    def __init__(self, centers: CenterOperations, catalog: CatalogOperations) -> None:
+    def __init__(
+        self,
+        centers: CenterOperations,
+        catalog: CatalogOperations,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.centers = centers
         self.catalog = catalog
+        # The server's limit (SANAD_GRPC_MAX_MESSAGE_BYTES): no listing reply passes it.
+        self.max_message_bytes = max_message_bytes
 
 
 def _wilayat(w: Wilayat) -> pb.Wilayat:

@@ -14,6 +14,7 @@ from services.registry.convert import (
     service_to_proto,
 )
 from services.registry.paging import encode_token
+from services.registry.replies import fitted
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
@@ -22,6 +23,7 @@ class CatalogRpcs:
     """Publishing, versioning, retiring, reading and watching e-services."""
 
     catalog: CatalogOperations
+    max_message_bytes: int
 
     async def AddCatalogService(
         self, request: pb.AddCatalogServiceRequest, context: Context
@@ -53,9 +55,14 @@ class CatalogRpcs:
     ) -> pb.ListCatalogServicesResponse:
         wanted = service_filter_from_proto(request)
         page = await self.catalog.list_page(wanted, request.page_size, request.page_token)
+        services, after = fitted(
+            [service_to_proto(s) for s in page.items],
+            lambda s: s.code,
+            page.next_after,
+            self.max_message_bytes,
+        )
         return pb.ListCatalogServicesResponse(
-            services=[service_to_proto(s) for s in page.items],
-            next_page_token=encode_token(PAGE_KIND, wanted, page.next_after),
+            services=services, next_page_token=encode_token(PAGE_KIND, wanted, after)
         )
 
     async def WatchCatalog(

@@ -16,6 +16,7 @@ from services.registry.convert import (
     licence_action_from_proto,
 )
 from services.registry.paging import encode_token
+from services.registry.replies import fitted
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
@@ -24,6 +25,7 @@ class CenterRpcs:
     """Registration, reading, listing and changing centres; watching them."""
 
     centers: CenterOperations
+    max_message_bytes: int
 
     async def RegisterCenter(
         self, request: pb.RegisterCenterRequest, context: Context
@@ -42,9 +44,14 @@ class CenterRpcs:
     ) -> pb.ListCentersResponse:
         wanted = center_filter_from_proto(request)
         page = await self.centers.list_page(wanted, request.page_size, request.page_token)
+        centers, after = fitted(
+            [center_to_proto(c) for c in page.items],
+            lambda c: c.id,
+            page.next_after,
+            self.max_message_bytes,
+        )
         return pb.ListCentersResponse(
-            centers=[center_to_proto(c) for c in page.items],
-            next_page_token=encode_token(PAGE_KIND, wanted, page.next_after),
+            centers=centers, next_page_token=encode_token(PAGE_KIND, wanted, after)
         )
 
     async def UpdateCenter(

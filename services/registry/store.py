@@ -32,7 +32,7 @@ from services.registry.documents import (
     service_query,
     service_to_doc,
 )
-from services.registry.domain import CatalogService, Center
+from services.registry.domain import CatalogService, CatalogStatus, Center
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import Page, PageRequest
 
@@ -148,10 +148,11 @@ class RegistryStore:
         return Page([service_from_doc(d) for d in docs[: page.size]], _next(docs, page))
 
     @bounded
-    async def existing_service_codes(self, codes: Iterable[str]) -> set[str]:
-        """Those of codes that name a catalogue service."""
-        cursor = self.catalog.find({"_id": {"$in": list(codes)}}, projection={"_id": 1})
-        return {doc["_id"] for doc in await cursor.to_list()}
+    async def existing_service_codes(self, codes: Iterable[str]) -> dict[str, CatalogStatus]:
+        """Those of codes that name a catalogue service, each with the service's status."""
+        query = {"_id": {"$in": list(codes)}}
+        cursor = self.catalog.find(query, projection={"_id": 1, "status": 1})
+        return {doc["_id"]: CatalogStatus(doc["status"]) for doc in await cursor.to_list()}
 
     async def _page(
         self, collection: AsyncCollection[Document], query: Document, page: PageRequest

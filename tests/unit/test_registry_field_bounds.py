@@ -5,17 +5,11 @@ import asyncio
 
 import pytest
 
+from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Invalid
-from services.registry.domain import (
-    CatalogService,
-    Center,
-    Contact,
-    Licence,
-    LicenceStatus,
-    validate_center,
-    validate_service,
-)
+from services.registry.domain import CatalogService, Center, Contact, Licence, LicenceStatus
 from services.registry.operations import check_services
+from services.registry.validation import validate_center, validate_service
 
 LONG_CODE = "X" * 129
 LONG_TEXT = "ن" * 501
@@ -91,3 +85,16 @@ def test_service_codes_are_bounded_before_any_is_looked_up() -> None:
     with pytest.raises(Invalid) as caught:
         asyncio.run(check_services(NoCatalogue(), too_many, (LONG_CODE,)))  # type: ignore[arg-type]
     assert fields_of(caught) == {"offered_service_codes", "blocked_service_codes[0]"}
+
+
+def visa(fee_baisa: int) -> CatalogService:
+    return CatalogService("ROP-V", "ROP", "تأشيرة", "Visa", fee_baisa=fee_baisa, sla_hours=48)
+
+
+def test_a_fee_is_free_up_to_the_batch_paths_bound() -> None:
+    for fee in (0, MAX_FEE_BAISA):
+        validate_service(visa(fee))
+    for fee in (-1, MAX_FEE_BAISA + 1, 2**62):
+        with pytest.raises(Invalid) as caught:
+            validate_service(visa(fee))
+        assert fields_of(caught) == {"service.fee_baisa"}

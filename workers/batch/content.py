@@ -8,6 +8,7 @@ fail the batch it came in (a failed batch is dead-lettered without an answer).
 import hashlib
 import hmac
 
+from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Violation
 from sanad.v1 import events_pb2
 from services.intake.domain import MAX_CODE_LENGTH, ServiceView, Submission
@@ -17,8 +18,7 @@ MAX_HISTORY_STEPS = 50
 # As intake's status notes (services.intake.tracking).
 MAX_NOTE_LENGTH = 1000
 MAX_ACTOR_LENGTH = 128
-# 10,000 rial: far above any Sanad e-service fee, far below what rollup sums could overflow.
-MAX_HISTORIC_FEE_BAISA = 10_000_000
+MAX_HISTORIC_FEE_BAISA = MAX_FEE_BAISA
 
 
 def fingerprint(batch: events_pb2.BatchSubmission, secret: bytes) -> str:

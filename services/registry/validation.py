@@ -1,0 +1,88 @@
+"""Field rules of centres, catalogue services and licence transitions, with no I/O.
+
+Codes and ids (governorate, wilayat, licence number, service, agency) and free text (names,
+contact, documents) have bounds far above any real value, so a stored centre or service, every
+listing and watch message that carries it, and any error naming it stay small.
+"""
+
+from sanad.domain.money import MAX_FEE_BAISA
+from sanad.errors import Invalid, Violation, check
+from services.registry.characters import REQUIRED, code_violations, name_violations
+from services.registry.domain import CatalogService, Center
+
+MAX_CODE_LENGTH = 128
+MAX_TEXT_LENGTH = 500
+MAX_LIST_LENGTH = 500
+
+
+def too_long(fields: dict[str, str], limit: int) -> list[Violation]:
+    """A violation for each of fields longer than limit, naming the field but not the value."""
+    return [
+        Violation(name, f"must be at most {limit} characters")
+        for name, value in fields.items()
+        if len(value) > limit
+    ]
+
+
+def list_bounds(name: str, values: tuple[str, ...], limit: int) -> list[Violation]:
+    """A list of at most MAX_LIST_LENGTH values, each at most `limit` characters."""
+    if len(values) > MAX_LIST_LENGTH:
+        return [Violation(name, f"must have at most {MAX_LIST_LENGTH} entries")]
+    return too_long({f"{name}[{i}]": value for i, value in enumerate(values)}, limit)
+
+
+def validate_reason(reason: str) -> None:
+    """A transition's reason: required (DESIGN section 3) and bounded as other free text."""
+    if not reason.strip():
+        raise Invalid([Violation("reason", "is required: say why the licence changes")])
+    check(too_long({"reason": reason}, MAX_TEXT_LENGTH))
+
+
+def validate_center(center: Center) -> None:
+    """Field rules of a centre that need no reference data; raise Invalid."""
+    codes = {
+        "center.governorate_code": center.governorate_code,
+        "center.wilayat_code": center.wilayat_code,
+        "center.licence.number": center.licence.number,
+    }
+    names = {
+        "center.name_ar": center.name_ar,
+        "center.name_en": center.name_en,
+        "center.owner_establishment": center.owner_establishment,
+    }
+    contact = {
+        "center.contact.phone": center.contact.phone,
+        "center.contact.email": center.contact.email,
+        "center.contact.address": center.contact.address,
+    }
+    found = too_long(codes, MAX_CODE_LENGTH) + too_long(names | contact, MAX_TEXT_LENGTH)
+    found += [Violation(name, REQUIRED) for name, value in codes.items() if not value]
+    found += code_violations(codes) + name_violations(names)
+    if center.omani_staff < 0:
+        found.append(Violation("center.omani_staff", "must not be negative"))
+    if center.total_staff < center.omani_staff:
+        found.append(Violation("center.total_staff", "must be at least omani_staff"))
+    check(found)
+
+
+def validate_service(service: CatalogService) -> None:
+    """Field rules of a catalogue service; raise Invalid."""
+    codes = {"service.code": service.code, "service.agency_code": service.agency_code}
+    names = {"service.name_ar": service.name_ar, "service.name_en": service.name_en}
+    documents = {
+        f"service.required_documents[{i}]": document
+        for i, document in enumerate(service.required_documents)
+    }
+    found = too_long(codes, MAX_CODE_LENGTH) + too_long(names, MAX_TEXT_LENGTH)
+    found += list_bounds("service.required_documents", service.required_documents, MAX_TEXT_LENGTH)
+    found += [Violation(name, REQUIRED) for name, value in codes.items() if not value]
+    found += code_violations(codes) + name_violations(names)
+    if len(documents) <= MAX_LIST_LENGTH:
+        found += name_violations(documents)
+    if not 0 <= service.fee_baisa <= MAX_FEE_BAISA:
+        found.append(
+            Violation("service.fee_baisa", f"must be from 0 (free) to {MAX_FEE_BAISA:,} baisa")
+        )
+    if service.sla_hours <= 0:
+        found.append(Violation("service.sla_hours", "must be a positive number of hours"))
+    check(found)

@@ -1,0 +1,143 @@
+"""What the registry accepts into a catalogue service or a centre: fees within the batch
+path's bound, codes, licence numbers and names free of control characters, one form of each
+licence number, only active services offered. Through the real servicer against the real
+MongoDB-wire server."""
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from sanad.domain.money import MAX_FEE_BAISA
+from sanad.v1 import registry_pb2 as pb
+from tests.integration.registry_served import (  # noqa: F401
+    Registry,
+    refused,
+    registry_fixture,
+)
+from tests.integration.registry_support import visa_renewal
+
+pytestmark = pytest.mark.integration
+Code = grpc.StatusCode
+
+
+def adding(registry: Registry, service: pb.CatalogService) -> object:
+    """The AddCatalogService call, to await or to expect refused."""
+    return registry.stub.AddCatalogService(pb.AddCatalogServiceRequest(service=service))
+
+
+async def add(registry: Registry, service: pb.CatalogService) -> pb.CatalogService:
+    reply = await registry.stub.AddCatalogService(pb.AddCatalogServiceRequest(service=service))
+    return reply.service
+
+
+async def test_a_fee_above_the_batch_paths_bound_is_refused_by_field(registry: Registry) -> None:
+    for fee in (MAX_FEE_BAISA + 1, 2**62):
+        bad = await refused(adding(registry, visa_renewal("ROP-HUGE", fee)), Code.INVALID_ARGUMENT)
+        assert [f for f, _ in bad] == ["service.fee_baisa"]
+    added = await registry.add_service("ROP-DEAR")
+    update = pb.UpdateCatalogServiceRequest(
+        service=pb.CatalogService(code="ROP-DEAR", fee_baisa=MAX_FEE_BAISA + 1),
+        update_mask=FieldMask(paths=["fee_baisa"]),
+    )
+    bad = await refused(registry.stub.UpdateCatalogService(update), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["service.fee_baisa"]
+    shown = await registry.stub.GetCatalogService(pb.GetCatalogServiceRequest(code="ROP-DEAR"))
+    assert shown.service == added
+
+
+async def test_a_fee_at_the_bound_or_unset_is_accepted(registry: Registry) -> None:
+    dear = await add(registry, visa_renewal("ROP-TOP", MAX_FEE_BAISA))
+    assert dear.fee_baisa == MAX_FEE_BAISA
+    free = await add(registry, visa_renewal("ROP-FREE", 0))
+    assert free.fee_baisa == 0  # unset: a free service, as registry.proto says
+
+
+async def test_a_licence_number_is_kept_upper_case_so_its_case_makes_no_second_centre(
+    registry: Registry,
+) -> None:
+    first = await registry.register(licence=pb.Licence(number=" da-niz-0001 "))
+    assert first.licence.number == "DA-NIZ-0001"
+    for number in ("DA-NIZ-0001", "Da-Niz-0001"):
+        await refused(registry.register(licence=pb.Licence(number=number)), Code.ALREADY_EXISTS)
+    shown = (await registry.stub.GetCenter(pb.GetCenterRequest(id=first.id))).center
+    assert shown.licence.number == "DA-NIZ-0001"
+
+
+@pytest.mark.parametrize("number", ["DA-\n1", "DA-\x001", "DA-\t1", "DA-\u200b1", "DA\u2028-1"])
+async def test_a_licence_number_with_control_or_invisible_characters_is_refused(
+    registry: Registry, number: str
+) -> None:
+    bad = await refused(registry.register(licence=pb.Licence(number=number)), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["center.licence.number"]
+
+
+@pytest.mark.parametrize("code", ["ROP\nVISA X", "ROP\x00V", "ROP\u200bV", "ROP\x7fV"])
+async def test_a_catalogue_code_with_control_or_invisible_characters_is_refused(
+    registry: Registry, code: str
+) -> None:
+    bad = await refused(adding(registry, visa_renewal(code)), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["service.code"]
+
+
+async def test_a_name_of_only_control_or_invisible_characters_is_refused_by_field(
+    registry: Registry,
+) -> None:
+    bad = await refused(
+        registry.register(name_ar="\u200f", name_en="\x01", owner_establishment="\u200b \u2060"),
+        Code.INVALID_ARGUMENT,
+    )
+    assert dict(bad) == {
+        "center.name_ar": "is required",
+        "center.name_en": "must not contain control characters",
+        "center.owner_establishment": "is required",
+    }
+    bad = await refused(registry.register(name_en="Abraj\nCentre"), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["center.name_en"]
+
+
+async def test_an_arabic_name_may_hold_joiners_and_direction_marks_between_its_letters(
+    registry: Registry,
+) -> None:
+    name = "مركز\u200cأبراج \u200fالشرق"
+    center = await registry.register(name_ar=name)
+    assert center.name_ar == name
+
+
+async def test_catalogue_names_and_documents_hold_visible_text_without_control_characters(
+    registry: Registry,
+) -> None:
+    service = visa_renewal("ROP-DOCS")
+    service.name_en = "Visa\r\nrenewal"
+    service.name_ar = "\u200f"
+    service.required_documents.extend(["", " \u200b", "passport", "civil\x00id"])
+    bad = await refused(adding(registry, service), Code.INVALID_ARGUMENT)
+    assert dict(bad) == {
+        "service.name_en": "must not contain control characters",
+        "service.name_ar": "is required",
+        "service.required_documents[0]": "is required",
+        "service.required_documents[1]": "is required",
+        "service.required_documents[3]": "must not contain control characters",
+    }
+
+
+async def test_a_centre_may_not_offer_a_retired_service_but_may_keep_it_blocked(
+    registry: Registry,
+) -> None:
+    for code in ("ROP-OLD", "ROP-NEW"):
+        await registry.add_service(code)
+    await registry.stub.RetireCatalogService(pb.RetireCatalogServiceRequest(code="ROP-OLD"))
+    bad = await refused(
+        registry.register(offered_service_codes=["ROP-NEW", "ROP-OLD"]), Code.INVALID_ARGUMENT
+    )
+    assert [f for f, _ in bad] == ["center.offered_service_codes[1]"]
+    center = await registry.register(offered_service_codes=["ROP-NEW"])
+    request = pb.SetCenterServicesRequest(
+        center_id=center.id, offered_service_codes=["ROP-OLD", "ROP-NEW"]
+    )
+    bad = await refused(registry.stub.SetCenterServices(request), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["offered_service_codes[0]"]
+    request = pb.SetCenterServicesRequest(
+        center_id=center.id, offered_service_codes=["ROP-NEW"], blocked_service_codes=["ROP-OLD"]
+    )
+    changed = (await registry.stub.SetCenterServices(request)).center
+    assert list(changed.blocked_service_codes) == ["ROP-OLD"]
