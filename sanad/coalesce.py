@@ -12,7 +12,13 @@ import contextvars
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteConcernError
+from pymongo.errors import (
+    BulkWriteError,
+    DuplicateKeyError,
+    WriteConcernError,
+    WriteError,
+    WTimeoutError,
+)
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
@@ -53,14 +59,11 @@ class InsertCoalescer:
             await self.collection.insert_many([doc for doc, _ in batch], ordered=False)
         except BulkWriteError as error:
             for failure in error.details.get("writeErrors", []):
-                kind = (
-                    DuplicateKeyError if failure.get("code") == DUPLICATE_KEY else OperationFailure
-                )
-                failures[failure["index"]] = kind(failure.get("errmsg", ""), failure.get("code"))
+                failures[failure["index"]] = _write_error(failure)
             if concern := error.details.get("writeConcernErrors"):
                 # Written, but not as durably as asked (it may be rolled back): for every
                 # document without an error of its own, what insert_one would have raised.
-                lost = WriteConcernError(concern[0].get("errmsg", ""), concern[0].get("code"))
+                lost = _concern_error(concern[-1])
                 for index in range(len(batch)):
                     failures.setdefault(index, lost)
         except Exception as error:
@@ -72,3 +75,20 @@ class InsertCoalescer:
                 future.set_exception(failures[index])
             else:
                 future.set_result(None)
+
+
+def _write_error(failure: Document) -> WriteError:
+    """What insert_one raises for this document's write error: its code, message and details
+    (errInfo, any labels), so a caller judges it as it would insert_one's (a code that passes
+    stays one that passes); not the document itself ("op"), which insert_one's error lacks."""
+    details = {key: value for key, value in failure.items() if key != "op"}
+    kind = DuplicateKeyError if failure.get("code") == DUPLICATE_KEY else WriteError
+    return kind(failure.get("errmsg", ""), failure.get("code"), details)
+
+
+def _concern_error(concern: Document) -> WriteConcernError:
+    """What insert_one raises for a write concern error (PyMongo attaches the reply's labels to
+    it): WTimeoutError when the wait for the write concern timed out."""
+    timed_out = concern.get("code") == 50 or (concern.get("errInfo") or {}).get("wtimeout")
+    kind = WTimeoutError if timed_out else WriteConcernError
+    return kind(concern.get("errmsg", ""), concern.get("code"), concern)

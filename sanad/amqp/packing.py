@@ -13,19 +13,28 @@ nothing is serialized twice. Every caller returns once the message that carries 
 confirmed, or raises Unavailable as a lone publish would, at the latest after twice the
 publisher's own confirm limit when its caller set no shorter deadline; an item whose caller gave
 up before it was sent is not sent.
+
+A caller that must act on the confirm itself, whether or not it still waits then (intake counts
+a submission at its first confirm: the broker took it, so it will be stored, even when its
+caller's deadline passed before the confirm came), passes `on_confirm`: the lane runs it once
+the message carrying the item is confirmed, once per such message, and never for a message the
+broker refused or an item never sent.
 """
 
 import asyncio
 import contextvars
 import functools
+import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sanad.amqp.topology import ITEMS_HEADER
 from sanad.errors import Unavailable
 from sanad.telemetry.metrics import AMQP_PACK_ITEMS
+
+log = logging.getLogger("sanad.amqp")
 
 # Field 1, wire type 2 (length-delimited): the tag byte of a pack's repeated items.
 _ITEMS_TAG = b"\x0a"
@@ -78,6 +87,15 @@ class _Item:
     body: bytes
     message_id: str
     sent: asyncio.Future[None]
+    on_confirm: Callable[[], None] | None = None
+
+    def confirmed(self) -> None:
+        """The message carrying it was confirmed: run its on_confirm, and answer its caller if
+        it still waits."""
+        if self.on_confirm is not None:
+            _run(self.on_confirm)
+        if not self.sent.done():
+            self.sent.set_result(None)
 
 
 @dataclass
@@ -97,7 +115,13 @@ class _Lane:
         # The metric child looked up once, not on every message.
         self.sizes = AMQP_PACK_ITEMS.labels(self.exchange)
 
-    async def publish(self, body: bytes, message_id: str, timeout_s: float | None) -> None:
+    async def publish(
+        self,
+        body: bytes,
+        message_id: str,
+        timeout_s: float | None,
+        on_confirm: Callable[[], None] | None = None,
+    ) -> None:
         if timeout_s is not None and timeout_s <= 0:
             raise Unavailable("no time left of the caller's deadline to publish")
         # An item may wait for a message ahead of it and then for its own, each confirmed
@@ -105,7 +129,7 @@ class _Lane:
         limit = 2 * self.publisher.timeout_s
         if timeout_s is not None:
             limit = min(limit, timeout_s)
-        item = _Item(body, message_id, asyncio.get_running_loop().create_future())
+        item = _Item(body, message_id, asyncio.get_running_loop().create_future(), on_confirm)
         self.waiting.append(item)
         self._send_what_fits()
         try:
@@ -163,8 +187,7 @@ class _Lane:
             _fail(items, error)
             return
         for item in items:
-            if not item.sent.done():
-                item.sent.set_result(None)
+            item.confirmed()
 
     def _sent(self, items: list[_Item], task: asyncio.Task[None]) -> None:
         if not all(item.sent.done() for item in items):
@@ -174,6 +197,15 @@ class _Lane:
             _fail(items, _unconfirmed())
         self.inflight.discard(task)
         self._send_what_fits()
+
+
+def _run(on_confirm: Callable[[], None]) -> None:
+    """One item's on_confirm: its failure is logged, and spoils neither the other items of its
+    message nor any caller's answer."""
+    try:
+        on_confirm()
+    except Exception:
+        log.exception("an action on a confirmed message failed")
 
 
 def _unconfirmed() -> Unavailable:
@@ -210,7 +242,11 @@ class PackingPublisher:
         message_type: str,
         message_id: str,
         timeout_s: float | None = None,
+        on_confirm: Callable[[], None] | None = None,
     ) -> None:
+        """Return once the message carrying this body is confirmed; on_confirm runs then, for a
+        packed type even when this caller stopped waiting before (for another type, only while
+        it waits: its publish runs in the caller's own task)."""
         pack_type = self.packs.get(message_type)
         if pack_type is None:
             await self.publisher.publish(
@@ -221,6 +257,8 @@ class PackingPublisher:
                 message_id=message_id,
                 timeout_s=timeout_s,
             )
+            if on_confirm is not None:
+                _run(on_confirm)
             return
         key = (exchange, routing_key, message_type)
         lane = self._lanes.get(key)
@@ -228,7 +266,7 @@ class PackingPublisher:
             lane = self._lanes[key] = _Lane(
                 self.publisher, exchange, routing_key, message_type, pack_type, self.packing
             )
-        await lane.publish(body, message_id, timeout_s)
+        await lane.publish(body, message_id, timeout_s, on_confirm)
 
     async def drain(self) -> None:
         """Wait for every message in flight; before closing the publisher."""

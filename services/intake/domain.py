@@ -2,9 +2,11 @@
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sanad.domain.privacy import is_well_formed
 from sanad.errors import NotFound, PreconditionFailed, Violation, check
@@ -106,15 +108,8 @@ def validate(
 
 def field_violations(submission: Submission, service: ServiceView | None) -> list[Violation]:
     """Every bad field of a submission; the fee is checked against the catalogue when known."""
-    found: list[Violation] = []
-    for name, value in (
-        ("center_id", submission.center_id),
-        ("service_code", submission.service_code),
-    ):
-        if not value:
-            found.append(Violation(name, "is required"))
-        elif len(value) > MAX_CODE_LENGTH:
-            found.append(Violation(name, f"must be at most {MAX_CODE_LENGTH} characters"))
+    found = code_violations("center_id", submission.center_id)
+    found += code_violations("service_code", submission.service_code)
     if submission.channel is None:
         found.append(Violation("channel", "must be COUNTER, MOBILE, API or BATCH"))
     if submission.fee_baisa < 0:
@@ -128,6 +123,51 @@ def field_violations(submission: Submission, service: ServiceView | None) -> lis
             Violation("fee_baisa", f"must equal the catalogue fee of {service.fee_baisa} baisa")
         )
     return found
+
+
+def code_violations(name: str, value: str) -> list[Violation]:
+    """A required id or code, of at most MAX_CODE_LENGTH characters."""
+    if not value:
+        return [Violation(name, "is required")]
+    if len(value) > MAX_CODE_LENGTH:
+        return [Violation(name, f"must be at most {MAX_CODE_LENGTH} characters")]
+    return []
+
+
+def claimed_fields(center: CenterView, service: ServiceView) -> dict[str, str | int]:
+    """What a submission's message takes from the registry, as its claim records it: a replay
+    publishes these again (as_claimed), whatever the registry says by then."""
+    return {
+        "governorate_code": center.governorate_code,
+        "wilayat_code": center.wilayat_code,
+        "agency_code": service.agency_code,
+        "service_version": service.version,
+        "sla_hours": service.sla_hours,
+    }
+
+
+def as_claimed(
+    center: CenterView, service: ServiceView, fields: Mapping[str, Any] | None
+) -> tuple[CenterView, ServiceView]:
+    """The centre and service as a claim recorded them (claimed_fields), so a replay's message
+    says what the first attempt's said, its fee and time being the claim's too. A claim
+    recorded before these fields were kept has none: it replays from the registry as it is now,
+    as such replays always did."""
+    if not fields:
+        return center, service
+    return (
+        replace(
+            center,
+            governorate_code=fields["governorate_code"],
+            wilayat_code=fields["wilayat_code"],
+        ),
+        replace(
+            service,
+            agency_code=fields["agency_code"],
+            version=fields["service_version"],
+            sla_hours=fields["sla_hours"],
+        ),
+    )
 
 
 def request_key(caller: str, request_id: str) -> str:

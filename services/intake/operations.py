@@ -8,65 +8,36 @@ the broker after all (a late confirm), and the worker stores only the event of t
 stores the transaction; so the security interceptor writes a replay's event itself.
 """
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
-from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
+from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable, check
 from sanad.records import submitted_event
 from sanad.security import audit, audit_offer
 from sanad.security.identity import Identity
 from sanad.telemetry.metrics import count_submitted
+from sanad.v1 import events_pb2
 from services.intake import access
 from services.intake.deadline import Deadline
 from services.intake.domain import (
     CenterView,
     ServiceView,
     Submission,
+    as_claimed,
+    claimed_fields,
+    code_violations,
     field_violations,
     request_key,
     validate,
 )
+from services.intake.ports import PackingPublisher, Snapshot, Store
 from services.intake.unconfirmed import UnconfirmedClaims
-
-
-class Snapshot(Protocol):
-    centers: dict[str, CenterView]
-    services: dict[str, ServiceView]
-
-    @property
-    def ready(self) -> bool: ...
-
-
-class Publisher(Protocol):
-    async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_type: str,
-        message_id: str,
-        timeout_s: float | None = None,
-    ) -> None: ...
-
-
-class Store(Protocol):
-    async def claim_request(
-        self,
-        key: str,
-        transaction_id: str,
-        fingerprint: str,
-        submit_time: datetime,
-        timeout_s: float | None = None,
-    ) -> dict[str, Any]: ...
-
-    async def find_request(
-        self, key: str, timeout_s: float | None = None
-    ) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -77,13 +48,15 @@ class Accepted:
 
 @dataclass(frozen=True)
 class _Claim:
-    """The transaction id a submission gets, whether it was new (not a replay), and the
-    request key it was claimed under ("" without a request id: never replayed)."""
+    """The transaction id a submission gets, whether it was new (not a replay), the request key
+    it was claimed under ("" without a request id: never replayed), and what its message takes
+    from the registry as the claim recorded it (None: from the snapshot)."""
 
     transaction_id: str
     submit_time: datetime
     fresh: bool
     key: str = ""
+    registry: Mapping[str, Any] | None = None
 
 
 class Intake:
@@ -92,7 +65,7 @@ class Intake:
     def __init__(
         self,
         snapshot: Snapshot,
-        publisher: Publisher,
+        publisher: PackingPublisher,
         store: Store,
         topology: Topology,
         civil_secret: bytes,
@@ -114,10 +87,14 @@ class Intake:
         """
         if not self.snapshot.ready:
             raise Unavailable("intake is still loading the registry; retry shortly")
+        service = self.snapshot.services.get(submission.service_code)
+        if code_violations("center_id", submission.center_id):
+            # No centre named at all, so no scope to check: every bad field, center_id among
+            # them, rather than a denial that would echo what the caller sent.
+            check(field_violations(submission, service))
         access.check_center_scope(identity, submission.center_id)
         now = utcnow()
         center = self.snapshot.centers.get(submission.center_id)
-        service = self.snapshot.services.get(submission.service_code)
         try:
             center, service = validate(submission, center, service, now)
         except (Invalid, PreconditionFailed):
@@ -131,19 +108,27 @@ class Intake:
             claim = None
         access.check_submit(identity, center.id, service.agency_code)
         if claim is None:
-            claim = await self._claim(submission, caller, to_millisecond(now), deadline)
+            claim = await self._claim(
+                submission, caller, to_millisecond(now), deadline, claimed_fields(center, service)
+            )
         await self._publish(
             submission, center, service, caller=caller, claim=claim, deadline=deadline
         )
         return Accepted(claim.transaction_id, claim.submit_time)
 
     async def _claim(
-        self, submission: Submission, caller: str, submit_time: datetime, deadline: Deadline
+        self,
+        submission: Submission,
+        caller: str,
+        submit_time: datetime,
+        deadline: Deadline,
+        registry: Mapping[str, Any],
     ) -> _Claim:
         """A new transaction id, or the one this caller's request id was first given.
 
         submit_time is in milliseconds, as stored: a retry answered from the record shows
-        the same time.
+        the same time. The record keeps what the message takes from the registry, so that a
+        replay publishes the same message whatever the registry says by then.
         """
         transaction_id = new_id()
         if not submission.request_id:
@@ -156,6 +141,7 @@ class Intake:
             fingerprint,
             submit_time,
             deadline.left(),
+            registry=registry,
         )
         if record["fingerprint"] != fingerprint:
             raise AlreadyExists(
@@ -164,7 +150,9 @@ class Intake:
         fresh = record["transaction_id"] == transaction_id
         if fresh:
             self.unconfirmed.claimed(key)
-        return _Claim(record["transaction_id"], record["submit_time"], fresh, key)
+        return _Claim(
+            record["transaction_id"], record["submit_time"], fresh, key, record.get("registry")
+        )
 
     async def _prior_claim(
         self,
@@ -185,7 +173,13 @@ class Intake:
         record = await self.store.find_request(key, deadline.left())
         if record is None or record["fingerprint"] != submission.fingerprint(self.civil_secret):
             return None
-        return _Claim(record["transaction_id"], record["submit_time"], fresh=False, key=key)
+        return _Claim(
+            record["transaction_id"],
+            record["submit_time"],
+            fresh=False,
+            key=key,
+            registry=record.get("registry"),
+        )
 
     async def _publish(
         self,
@@ -197,11 +191,13 @@ class Intake:
         claim: _Claim,
         deadline: Deadline,
     ) -> None:
-        """Publish (again, for a replay: the first publish may not have been confirmed), and
-        count the transaction at the first confirm of its claim."""
+        """Publish (again, for a replay: the first publish may not have been confirmed); the
+        transaction is counted at the first confirm of its claim."""
         # A fresh submission's audit event rides in its message, stored with the transaction.
         transaction_id = claim.transaction_id
         carried = audit_offer.take_offered(transaction_id=transaction_id) if claim.fresh else None
+        # A replay says what the first attempt's message said (its fee and time are the claim's).
+        center, service = as_claimed(center, service, claim.registry)
         event = submitted_event(
             submission,
             center,
@@ -220,13 +216,15 @@ class Intake:
             message_type=event.DESCRIPTOR.full_name,
             message_id=transaction_id,
             timeout_s=deadline.left(),
+            on_confirm=functools.partial(self._confirmed, claim.key, event),
         )
-        # The first confirm of a claim made here counts: the fresh call's, or a replay's when
-        # the fresh call's publish failed (services/intake/unconfirmed.py).
-        if not claim.key or self.unconfirmed.confirmed(claim.key):
+
+    def _confirmed(self, key: str, event: events_pb2.TransactionSubmitted) -> None:
+        """The broker confirmed a message of this claim: count the transaction if it is the
+        claim's first confirm here, the fresh call's or a replay's when the fresh call's publish
+        failed (services/intake/unconfirmed.py). Run by the publisher when the confirm comes,
+        also when the caller stopped waiting before: the message will be stored all the same."""
+        if not key or self.unconfirmed.confirmed(key):
             count_submitted(
-                center.governorate_code,
-                center.wilayat_code,
-                service.agency_code,
-                submission.fee_baisa,
+                event.governorate_code, event.wilayat_code, event.agency_code, event.fee_baisa
             )

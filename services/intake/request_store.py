@@ -8,11 +8,13 @@ status change its first answer. An accepted status change's OK audit event is in
 claim's own. The transactions themselves are the workers' (store.py).
 
 Every call runs under pymongo.timeout(), or asyncio.timeout() for a claim, with what is left of
-the caller's deadline, and an unreachable or slow MongoDB becomes Unavailable.
+the caller's deadline, and an unreachable or slow MongoDB becomes Unavailable; so does, for a
+submission's claim and its read, a failure that passes (services.intake.failures.transient).
 """
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +24,10 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from sanad.coalesce import InsertCoalescer
 from sanad.errors import Unavailable
-from sanad.mongo import passing, within
+from sanad.mongo import within
 from sanad.security import audit
 from sanad.security.carried import CarriedEvent
+from services.intake.failures import transient
 
 Document = dict[str, Any]
 
@@ -49,24 +52,35 @@ class RequestStore:
         fingerprint: str,
         submit_time: datetime,
         timeout_s: float | None = None,
+        *,
+        registry: Mapping[str, Any] | None = None,
     ) -> Document:
         """Record key -> transaction id unless already recorded; return the winning record.
 
         Concurrent claims of one key race on the unique _id: exactly one insert
-        wins and every caller gets that record back.
+        wins and every caller gets that record back. `registry` is what the submission's
+        message takes from the registry (its centre's and service's fields), kept for replays;
+        records written before it was kept have none.
         """
-        record = {
+        record: Document = {
             "_id": key,
             "transaction_id": transaction_id,
             "fingerprint": fingerprint,
             "submit_time": submit_time,
         }
+        if registry is not None:
+            record["registry"] = dict(registry)
         return await self._claim(record, timeout_s)
 
     async def find_request(self, key: str, timeout_s: float | None = None) -> Document | None:
         """The record of key, if claimed: a read only, for replays the registry now refuses."""
-        async with within(timeout_s):
-            return await self.requests.find_one({"_id": key})
+        try:
+            async with within(timeout_s):
+                return await self.requests.find_one({"_id": key})
+        except PyMongoError as error:
+            if transient(error):  # beyond what `within` knows passes: a primary stepping down
+                raise Unavailable("the database did not answer in time; retry later") from error
+            raise
 
     async def claim_rating(
         self,
@@ -241,7 +255,7 @@ class RequestStore:
                 return await self._claim(record, left)
             return existing
         except PyMongoError as error:
-            if passing(error):
+            if transient(error):
                 raise Unavailable("the database did not answer in time; retry later") from error
             raise
         return record

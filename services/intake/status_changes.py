@@ -37,7 +37,7 @@ from services.intake.change_requests import (
     replayed,
 )
 from services.intake.deadline import NO_DEADLINE, Deadline
-from services.intake.operations import Publisher
+from services.intake.ports import Publisher
 from services.intake.reading import Document
 from services.intake.sending import Sends
 

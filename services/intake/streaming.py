@@ -7,6 +7,9 @@ memory. Answers leave strictly in item order. Each item is charged to the caller
 limit as it is read (sanad.security.admission.item_charge); an item over the rate is
 answered RESOURCE_EXHAUSTED and not submitted. Each submitted item has an audit event of its own
 (sanad.security.audit_items): a fresh one's travels in its message, as a unary submission's.
+An item that fails in a way no domain rule raised is answered alone, INTERNAL (UNAVAILABLE when
+the failure may pass; services.intake.failures), and the stream goes on: the items before it may
+be confirmed by the broker already, and they are stored whether answered or not.
 """
 
 import asyncio
@@ -20,12 +23,14 @@ from sanad.security import audit_items
 from sanad.security.identity import Identity
 from services.intake.deadline import Deadline
 from services.intake.domain import Submission
+from services.intake.failures import item_code, item_failure
 from services.intake.operations import Accepted, Intake
 
 
 @dataclass(frozen=True)
 class ItemResult:
-    """The answer to one item: accepted, or the domain error that refused it."""
+    """The answer to one item: accepted, or the domain error that refused it (an ItemFailed
+    for a failure no domain rule raised)."""
 
     index: int
     request_id: str
@@ -98,12 +103,16 @@ class _Stream:
                 submission, self.caller, self.identity, self.deadline()
             )
         except DomainError as error:
+            failure: DomainError = error
+        except Exception as error:  # this item's answer alone: the stream and the others go on
+            failure = item_failure(error, index, submission.request_id)
+        else:
             if event is not None:
-                await event.end(code_of(error).name)
-            return ItemResult(index, submission.request_id, error=error)
+                await event.end(audit_items.OK, {"transaction_id": accepted.transaction_id})
+            return ItemResult(index, submission.request_id, accepted=accepted)
         if event is not None:
-            await event.end(audit_items.OK, {"transaction_id": accepted.transaction_id})
-        return ItemResult(index, submission.request_id, accepted=accepted)
+            await event.end(item_code(failure).name)
+        return ItemResult(index, submission.request_id, error=failure)
 
     def abandon(self) -> None:
         """Cancel what was started and not answered (the caller went away)."""

@@ -16,7 +16,7 @@ from sanad.v1 import events_pb2
 from services.intake import access
 from services.intake.change_requests import Change, request_id_violations
 from services.intake.deadline import Deadline
-from services.intake.operations import Publisher
+from services.intake.ports import Publisher
 from services.intake.reading import Document, Finds, stored
 from services.intake.status_changes import ChangeStore, StatusChanges, publish
 

@@ -1,5 +1,7 @@
 """Who may submit for which centre: centres for themselves, ministries for their own services."""
 
+from typing import Any
+
 import pytest
 
 from sanad.errors import PermissionDenied
@@ -34,3 +36,21 @@ def test_a_centre_submits_for_itself_whatever_the_agency() -> None:
     access.check_submit(DESK, "C1", "MOL")
     with pytest.raises(PermissionDenied):
         access.check_submit(DESK, "C2", "MOL")
+
+
+@pytest.mark.parametrize(
+    "deny",
+    [
+        lambda long: access.check_center_scope(DESK, long),
+        lambda long: access.check_submit(ROP, long, "MOL"),
+        lambda long: access.listing_scope(DESK, long),
+    ],
+    ids=["scope", "submit", "listing"],
+)
+def test_a_denial_shows_at_most_128_characters_of_a_callers_id(deny: Any) -> None:
+    long = "X" * 100_000
+    with pytest.raises(PermissionDenied) as denied:
+        deny(long)
+    assert "X" * 128 in denied.value.message
+    assert "X" * 129 not in denied.value.message
+    assert len(denied.value.message) < 300

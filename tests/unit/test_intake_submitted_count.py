@@ -1,6 +1,7 @@
-"""The submitted counter counts each accepted transaction once, also when its first publish
-failed and a retry with the same request id was confirmed; the retry's audit event is the
-interceptor's to write."""
+"""The submitted counter counts each accepted transaction once, when the broker confirms it: also
+when its first publish failed and a retry with the same request id was confirmed, and when the
+confirm came after its caller stopped waiting; the retry's audit event is the interceptor's to
+write."""
 
 import asyncio
 from collections.abc import Mapping
@@ -9,9 +10,13 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import REGISTRY
 
+from sanad.amqp.packing import Packing, PackingPublisher
 from sanad.errors import Unavailable
+from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.security import audit, audit_offer
+from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import events_pb2
+from services.intake.deadline import Deadline
 from services.intake.unconfirmed import UnconfirmedClaims
 from tests.unit.test_intake_submit import CENTER, SERVICE, Setup, setup, submission, submit
 
@@ -129,3 +134,49 @@ def test_the_oldest_waiting_claim_is_forgotten_beyond_the_limit() -> None:
     assert claims.confirmed("b")
     assert not claims.confirmed("b")  # counted once
     assert claims.confirmed("c")
+
+
+class SlowBroker:
+    """Confirms every message after a delay within the publisher's own confirm limit."""
+
+    timeout_s = 2.0
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.confirmed = 0
+
+    async def publish(self, *args: object, **kwargs: object) -> None:
+        await asyncio.sleep(self.delay_s)
+        self.confirmed += 1
+
+
+def packed(s: Setup, broker: SlowBroker) -> None:
+    """Publish through the lane intake runs in production (sanad.amqp.packing)."""
+    s.intake.publisher = PackingPublisher(broker, {SUBMITTED_TYPE: SUBMITTED_PACK_TYPE}, Packing())
+
+
+async def test_a_submission_confirmed_after_its_callers_deadline_is_counted_once() -> None:
+    s = setup()
+    broker = SlowBroker(0.5)
+    packed(s, broker)
+    before = counted()
+    with pytest.raises(Unavailable):
+        await s.intake.submit(submission(request_id=""), "c", DEV_ADMIN, Deadline(0.25))
+    assert counted_since(before) == (0, 0)
+    await s.intake.publisher.drain()  # type: ignore[attr-defined]
+    assert broker.confirmed == 1  # the broker took it: it will be stored
+    assert counted_since(before) == (1, SERVICE.fee_baisa)
+
+
+async def test_a_late_confirm_and_the_retry_after_it_count_the_transaction_once() -> None:
+    s = setup()
+    broker = SlowBroker(0.5)
+    packed(s, broker)
+    before = counted()
+    with pytest.raises(Unavailable):
+        await s.intake.submit(submission(), "c", DEV_ADMIN, Deadline(0.25))
+    await s.intake.publisher.drain()  # type: ignore[attr-defined]
+    assert counted_since(before) == (1, SERVICE.fee_baisa)
+    await s.intake.submit(submission(), "c", DEV_ADMIN, Deadline(5.0))  # the client's retry
+    assert broker.confirmed == 2
+    assert counted_since(before) == (1, SERVICE.fee_baisa)

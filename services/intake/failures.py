@@ -1,0 +1,82 @@
+"""Failures no domain rule raised: which may pass (UNAVAILABLE), and how a streamed item that
+meets one is answered alone (INTERNAL otherwise) while the rest of its stream goes on.
+
+A unary call's such failure ends the call, and the server interceptor answers it INTERNAL. A
+streamed item's must not end the stream: the items before it may already be confirmed by the
+broker (stored, so they must be answered) and the items after it deserve their own outcome.
+"""
+
+import logging
+
+import grpc
+from pymongo.errors import OperationFailure, PyMongoError
+
+from sanad.errors import DomainError, Unavailable
+from sanad.mongo import passing
+from sanad.rpc.status import code_of
+from sanad.telemetry.logs import request_id_var
+from services.intake.domain import MAX_CODE_LENGTH
+
+log = logging.getLogger("sanad.intake")
+
+# Labels the server or the driver gives a failure worth retrying.
+TRANSIENT_LABELS = ("TransientTransactionError", "RetryableWriteError")
+# Codes of a failure that passes with the deployment's state, as the retryable-writes spec lists
+# them (PyMongo keeps them private, in helpers_shared._RETRYABLE_ERROR_CODES): a primary stepping
+# down or a node recovering or shutting down, a network fault, a time limit. A write error in a
+# bulk insert carries them too (sanad.coalesce gives each caller its own).
+TRANSIENT_CODES = frozenset(
+    {
+        6,  # HostUnreachable
+        7,  # HostNotFound
+        89,  # NetworkTimeout
+        91,  # ShutdownInProgress
+        134,  # ReadConcernMajorityNotAvailableYet
+        189,  # PrimarySteppedDown
+        262,  # ExceededTimeLimit
+        9001,  # SocketException
+        10058,  # LegacyNotPrimary
+        10107,  # NotWritablePrimary
+        11600,  # InterruptedAtShutdown
+        11602,  # InterruptedDueToReplStateChange
+        13435,  # NotPrimaryNoSecondaryOk
+        13436,  # NotPrimaryOrSecondary
+    }
+)
+
+
+def transient(error: BaseException) -> bool:
+    """A MongoDB failure that may pass, so the caller may retry: what sanad.mongo.passing says
+    (a timeout, a lost connection, a write concern not met), a retryable label or code."""
+    if not isinstance(error, PyMongoError):
+        return False
+    if passing(error) or any(error.has_error_label(label) for label in TRANSIENT_LABELS):
+        return True
+    return isinstance(error, OperationFailure) and error.code in TRANSIENT_CODES
+
+
+class ItemFailed(DomainError):
+    """One streamed item failed in a way no domain rule foresaw (INTERNAL for that item only);
+    the message quotes the call's request id, never the failure."""
+
+
+def item_code(error: DomainError) -> grpc.StatusCode:
+    """The status a streamed item's error is answered with."""
+    return grpc.StatusCode.INTERNAL if isinstance(error, ItemFailed) else code_of(error)
+
+
+def item_failure(error: Exception, index: int, request_id: str) -> DomainError:
+    """The answer to an item whose submission raised `error`, which no domain rule raised;
+    logged here, once, with the item's index and request id and the call's request id (the
+    log's own), never the submission (its civil number)."""
+    item = {"item_index": index, "item_request_id": request_id[:MAX_CODE_LENGTH]}
+    if transient(error):
+        log.warning(
+            "streamed item %d answered UNAVAILABLE: %s",
+            index,
+            type(error).__name__,
+            extra=item,
+        )
+        return Unavailable("the database did not answer as it should; retry later")
+    log.error("streamed item %d answered INTERNAL", index, exc_info=error, extra=item)
+    return ItemFailed(f"internal error; quote request id {request_id_var.get()}")
