@@ -9,33 +9,25 @@ from typing import Any
 
 from sanad.errors import PermissionDenied
 from sanad.security.identity import Identity, Role
-from services.intake.domain import MAX_CODE_LENGTH
+from services.intake.domain import shown_id
 
 
 def _denied(identity: Identity, what: str) -> PermissionDenied:
-    return PermissionDenied(f"{identity.role} {_shown(identity.subject)!r} may not {what}")
-
-
-def _shown(value: str) -> str:
-    """At most MAX_CODE_LENGTH characters of an id a caller sent: a denial answers before the
-    id is validated, and its message is also the log line's and a streamed item's answer."""
-    if len(value) <= MAX_CODE_LENGTH:
-        return value
-    return f"{value[:MAX_CODE_LENGTH]}... ({len(value)} characters)"
+    return PermissionDenied(f"{identity.role} {shown_id(identity.subject)!r} may not {what}")
 
 
 def check_submit(identity: Identity, center_id: str, agency_code: str) -> None:
     """Centres for themselves; ministries for their own services."""
     if identity.may_act_for_center(center_id) or identity.may_act_for_agency(agency_code):
         return
-    raise _denied(identity, f"submit for centre {_shown(center_id)}")
+    raise _denied(identity, f"submit for centre {shown_id(center_id)}")
 
 
 def check_center_scope(identity: Identity, center_id: str) -> None:
     """A centre or batch identity names only its own centre, checked before anything about
     another centre (its licence, its services) can show in a validation error."""
     if identity.role in (Role.CENTRE, Role.BATCH) and identity.center_id != center_id:
-        raise _denied(identity, f"submit for centre {_shown(center_id)}")
+        raise _denied(identity, f"submit for centre {shown_id(center_id)}")
 
 
 def check_read(identity: Identity, doc: dict[str, Any]) -> None:
@@ -81,4 +73,4 @@ def listing_scope(identity: Identity, center_id: str) -> tuple[str, str]:
         return center_id, ""
     if identity.role is Role.MINISTRY:
         return center_id, identity.agency_code
-    raise _denied(identity, f"list transactions of centre {_shown(center_id)}")
+    raise _denied(identity, f"list transactions of centre {shown_id(center_id)}")

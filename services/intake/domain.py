@@ -174,3 +174,12 @@ def request_key(caller: str, request_id: str) -> str:
     """A hash of the caller and its request id, for the id of an idempotency record: request
     ids are unique per caller."""
     return hashlib.sha256(f"{caller}\x1f{request_id}".encode()).hexdigest()
+
+
+def shown_id(value: str) -> str:
+    """At most MAX_CODE_LENGTH characters of an id a caller sent, for a message that repeats it
+    before (or without) validating it: a denial, a NOT_FOUND. The message is also the log
+    line's and a streamed item's answer."""
+    if len(value) <= MAX_CODE_LENGTH:
+        return value
+    return f"{value[:MAX_CODE_LENGTH]}... ({len(value)} characters)"

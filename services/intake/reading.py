@@ -14,6 +14,7 @@ from sanad.errors import Invalid, NotFound, Unavailable, Violation
 from sanad.security.identity import Identity
 from services.intake import access
 from services.intake.deadline import Deadline
+from services.intake.domain import shown_id
 from services.intake.listing import ListQuery, encode_token
 
 Document = dict[str, Any]
@@ -41,7 +42,7 @@ async def stored(store: Finds, transaction_id: str, deadline: Deadline) -> Docum
     if transaction_id:
         found = await store.get_transaction(transaction_id, deadline.left())
     if found is None:
-        raise NotFound(f"transaction {transaction_id!r} not found")
+        raise NotFound(f"transaction {shown_id(transaction_id)!r} not found")
     return found
 
 
