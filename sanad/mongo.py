@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
+    OperationFailure,
     PyMongoError,
     WriteConcernError,
     WriteError,
@@ -129,10 +130,39 @@ def bounded(
     return call
 
 
+# Codes of a failure that passes with the deployment's state, as the retryable-writes spec lists
+# them (PyMongo keeps them private, in helpers_shared._RETRYABLE_ERROR_CODES): a primary stepping
+# down or a node recovering or shutting down, a network fault, a time limit. A write error in a
+# bulk insert carries them too (sanad.coalesce gives each caller its own).
+PASSING_CODES = frozenset(
+    {
+        6,  # HostUnreachable
+        7,  # HostNotFound
+        89,  # NetworkTimeout
+        91,  # ShutdownInProgress
+        134,  # ReadConcernMajorityNotAvailableYet
+        189,  # PrimarySteppedDown
+        262,  # ExceededTimeLimit
+        9001,  # SocketException
+        10058,  # LegacyNotPrimary
+        10107,  # NotWritablePrimary
+        11600,  # InterruptedAtShutdown
+        11602,  # InterruptedDueToReplStateChange
+        13435,  # NotPrimaryNoSecondaryOk
+        13436,  # NotPrimaryOrSecondary
+    }
+)
+
+
 def passing(error: PyMongoError) -> bool:
-    """A failure that may pass, so the caller may retry later: a timeout, a lost connection, or
-    a write not acknowledged as durable as asked (it may be rolled back)."""
-    return bool(error.timeout or isinstance(error, ConnectionFailure | WriteConcernError))
+    """A failure that may pass, so the caller may retry later: a timeout, a lost connection, a
+    write not acknowledged as durable as asked (it may be rolled back), one the driver or the
+    server labels retryable, or one with a code of PASSING_CODES (a primary stepping down...)."""
+    if error.timeout or isinstance(error, ConnectionFailure | WriteConcernError):
+        return True
+    if error.has_error_label("RetryableWriteError"):
+        return True
+    return isinstance(error, OperationFailure) and error.code in PASSING_CODES
 
 
 # Codes of a write error that is about the document written (or the stored document an update

@@ -9,7 +9,7 @@ broker (stored, so they must be answered) and the items after it deserve their o
 import logging
 
 import grpc
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import PyMongoError
 
 from sanad.errors import DomainError, Unavailable
 from sanad.mongo import passing
@@ -19,40 +19,17 @@ from services.intake.domain import MAX_CODE_LENGTH
 
 log = logging.getLogger("sanad.intake")
 
-# Labels the server or the driver gives a failure worth retrying.
-TRANSIENT_LABELS = ("TransientTransactionError", "RetryableWriteError")
-# Codes of a failure that passes with the deployment's state, as the retryable-writes spec lists
-# them (PyMongo keeps them private, in helpers_shared._RETRYABLE_ERROR_CODES): a primary stepping
-# down or a node recovering or shutting down, a network fault, a time limit. A write error in a
-# bulk insert carries them too (sanad.coalesce gives each caller its own).
-TRANSIENT_CODES = frozenset(
-    {
-        6,  # HostUnreachable
-        7,  # HostNotFound
-        89,  # NetworkTimeout
-        91,  # ShutdownInProgress
-        134,  # ReadConcernMajorityNotAvailableYet
-        189,  # PrimarySteppedDown
-        262,  # ExceededTimeLimit
-        9001,  # SocketException
-        10058,  # LegacyNotPrimary
-        10107,  # NotWritablePrimary
-        11600,  # InterruptedAtShutdown
-        11602,  # InterruptedDueToReplStateChange
-        13435,  # NotPrimaryNoSecondaryOk
-        13436,  # NotPrimaryOrSecondary
-    }
-)
+# A transaction's label for a failure worth running the transaction again for; sanad.mongo.passing
+# leaves it out, as the stores that run transactions retry on it themselves.
+TRANSACTION_LABEL = "TransientTransactionError"
 
 
 def transient(error: BaseException) -> bool:
-    """A MongoDB failure that may pass, so the caller may retry: what sanad.mongo.passing says
-    (a timeout, a lost connection, a write concern not met), a retryable label or code."""
+    """A MongoDB failure that may pass, so the caller may retry: what sanad.mongo.passing says,
+    or a transaction's transient failure."""
     if not isinstance(error, PyMongoError):
         return False
-    if passing(error) or any(error.has_error_label(label) for label in TRANSIENT_LABELS):
-        return True
-    return isinstance(error, OperationFailure) and error.code in TRANSIENT_CODES
+    return passing(error) or error.has_error_label(TRANSACTION_LABEL)
 
 
 class ItemFailed(DomainError):

@@ -47,3 +47,19 @@ async def test_a_failure_that_will_not_pass_is_raised_as_it_is() -> None:
 async def test_without_a_deadline_nothing_is_bounded_here() -> None:
     async with within(None):
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationFailure("not primary", 10107),
+        OperationFailure("primary stepped down", 189),
+        OperationFailure("interrupted due to repl state change", 11602),
+        OperationFailure("retry me", 1, {"errorLabels": ["RetryableWriteError"]}),
+    ],
+)
+async def test_a_primary_stepping_down_is_unavailable_not_internal(error: OperationFailure) -> None:
+    # A replica set electing a new primary: retried later, it passes.
+    with pytest.raises(Unavailable):
+        async with within(5):
+            raise error
