@@ -1,7 +1,8 @@
 """Every RPC driven with random and boundary values gets only expected codes; all stay SERVING."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -11,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sanad.rpc.status import field_violations
 from sanad.v1 import audit_pb2, intake_pb2, metrics_pb2, registry_pb2
 from services.intake.app import build_app as build_intake
 from services.intake.settings import IntakeSettings
@@ -52,6 +54,11 @@ METHODS = [
     for service in file.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 ]
+# protobuf's Timestamp range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+TIMESTAMP_SECONDS = (-62135596800, 253402300799)
+TIMESTAMP_NANOS = (0, 999_999_999)
+# What an answer must be, given the request and the code and field violations it got.
+Check = Callable[[MethodDescriptor, Any, grpc.StatusCode, list[tuple[str, str]]], None]
 
 
 @pytest.fixture
@@ -86,16 +93,20 @@ async def ports(
         await app.stop()
 
 
-def _invoke(channel: grpc.Channel, method: MethodDescriptor, requests_: list[Any]) -> None:
+def _invoke(
+    channel: grpc.Channel, method: MethodDescriptor, requests_: list[Any], check: Check | None
+) -> None:
     name = f"/{method.containing_service.full_name}/{method.name}"
-    code, details = _call(channel, name, method, requests_)
+    code, details, violations = _call(channel, name, method, requests_)
     allowed = EXPECTED | (STREAM_ENDINGS if method.server_streaming else set())
     assert code in allowed, f"{name} answered {code}: {details}"
+    if check is not None:
+        check(method, requests_[0], code, violations)
 
 
 def _call(
     channel: grpc.Channel, name: str, method: MethodDescriptor, requests_: list[Any]
-) -> tuple[grpc.StatusCode, str]:
+) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]:
     def serialize(message: Any) -> bytes:
         return bytes(message.SerializeToString())
 
@@ -111,8 +122,18 @@ def _call(
         else:
             channel.unary_unary(name, request_serializer=serialize)(requests_[0], timeout=5)
     except grpc.RpcError as error:
-        return error.code(), str(error.details())  # type: ignore[attr-defined]
-    return grpc.StatusCode.OK, ""
+        code, details = error.code(), str(error.details())
+        return code, details, _violations(error)
+    return grpc.StatusCode.OK, "", []
+
+
+def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The call's field violations; none when its status details disagree with its code (the
+    client replaces a status whose trailers exceed its metadata limit with RESOURCE_EXHAUSTED)."""
+    try:
+        return field_violations(error)
+    except ValueError:
+        return []
 
 
 def _serving(channel: grpc.Channel) -> bool:
@@ -120,13 +141,24 @@ def _serving(channel: grpc.Channel) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _fuzz(ports: dict[str, int], service: str, valid_timestamps: bool = False) -> None:
-    channels = {name: grpc.insecure_channel(f"127.0.0.1:{port}") for name, port in ports.items()}
+def _fuzz(
+    ports: dict[str, int],
+    service: str,
+    valid_timestamps: bool = False,
+    check: Check | None = None,
+    options: list[tuple[str, Any]] | None = None,
+) -> None:
+    """Drive every RPC of service; every answer's code is expected, and passes `check` if given
+    (called with the first request: a unary call sends only that one). `options`: the channels'."""
+    channels = {
+        name: grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
+        for name, port in ports.items()
+    }
     try:
         for owner, method in METHODS:
             if owner != service:
                 continue
-            _fuzz_one(channels[service], method, valid_timestamps)
+            _fuzz_one(channels[service], method, valid_timestamps, check)
             for name, channel in channels.items():
                 assert _serving(channel), f"{name} not SERVING after {method.name}"
     finally:
@@ -134,7 +166,9 @@ def _fuzz(ports: dict[str, int], service: str, valid_timestamps: bool = False) -
             channel.close()
 
 
-def _fuzz_one(channel: grpc.Channel, method: MethodDescriptor, valid_timestamps: bool) -> None:
+def _fuzz_one(
+    channel: grpc.Channel, method: MethodDescriptor, valid_timestamps: bool, check: Check | None
+) -> None:
     examples = 6 if method.server_streaming else 25
     batch = st.lists(requests(method.input_type, valid_timestamps), min_size=1, max_size=4)
 
@@ -146,7 +180,7 @@ def _fuzz_one(channel: grpc.Channel, method: MethodDescriptor, valid_timestamps:
     )
     @given(batch)
     def drive(requests_: list[Any]) -> None:
-        _invoke(channel, method, requests_)
+        _invoke(channel, method, requests_, check)
 
     drive()
 
@@ -164,5 +198,45 @@ async def test_every_metrics_rpc_answers_random_input_with_expected_codes(
     await asyncio.to_thread(_fuzz, ports, "metrics", True)
 
 
+def out_of_range_timestamps(request: Any) -> list[str]:
+    """The request's top-level Timestamp fields that are set and outside protobuf's range."""
+    return [
+        field.name
+        for field in request.DESCRIPTOR.fields
+        if field.message_type is not None
+        and field.message_type.full_name == "google.protobuf.Timestamp"
+        and not field.is_repeated
+        and request.HasField(field.name)
+        and not (
+            TIMESTAMP_SECONDS[0] <= getattr(request, field.name).seconds <= TIMESTAMP_SECONDS[1]
+            and TIMESTAMP_NANOS[0] <= getattr(request, field.name).nanos <= TIMESTAMP_NANOS[1]
+        )
+    ]
+
+
 async def test_metrics_refuses_out_of_range_timestamps_as_invalid(ports: dict[str, int]) -> None:
-    await asyncio.to_thread(_fuzz, ports, "metrics")
+    refused: Counter[str] = Counter()
+
+    def refuses_bad_timestamps(
+        method: MethodDescriptor, request: Any, code: grpc.StatusCode, violations: list[Any]
+    ) -> None:
+        bad = out_of_range_timestamps(request)
+        if not bad:
+            return  # any expected code, as every RPC's
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (method.name, bad, code, request)
+        named = {field for field, _ in violations}
+        assert set(bad) <= named, (method.name, bad, violations)
+        refused[method.name] += 1
+
+    # Room for the whole status of a refusal that echoes a long field (an unknown 5000-character
+    # wilayat code): under gRPC's default 8 KiB the client reads RESOURCE_EXHAUSTED instead.
+    roomy = [("grpc.max_metadata_size", 64 * 1024)]
+    await asyncio.to_thread(_fuzz, ports, "metrics", False, refuses_bad_timestamps, roomy)
+    # The periods of GetCenterStats and GetWilayatStats: each was sent bad timestamps.
+    with_periods = {
+        method.name
+        for owner, method in METHODS
+        if owner == "metrics" and "start_time" in method.input_type.fields_by_name
+    }
+    assert with_periods == {"GetCenterStats", "GetWilayatStats"}
+    assert set(refused) == with_periods, refused

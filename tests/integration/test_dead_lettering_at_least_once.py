@@ -7,7 +7,6 @@ timeout (3 minutes by default) and at once when a policy of the source queue cha
 rabbitmqctl at hand a test changes one (`prompt_retry`) instead of waiting the 3 minutes.
 """
 
-import asyncio
 import json
 import logging
 import re
@@ -57,6 +56,16 @@ async def prompt_retry(queue: str, policy: dict[str, object] | None = None) -> f
     return PROMPTED_S
 
 
+async def expires(amqp_url: str, queue: str) -> None:
+    """Until queue holds nothing ready: its one message expired and was dead-lettered (to a
+    target that may not exist: the at-least-once strategy keeps it with the queue meanwhile)."""
+
+    async def empty() -> bool:
+        return await queue_depth(amqp_url, queue) == 0
+
+    await eventually(empty, within_s=30, every_s=0.1)
+
+
 async def arrives(amqp_url: str, queue: str, within_s: float) -> None:
     async def there() -> bool:
         return await queue_depth(amqp_url, queue) == 1
@@ -74,7 +83,7 @@ async def test_a_parked_message_whose_work_queue_is_gone_reaches_it_once_it_is_d
 
     parked = aio_pika.Message(b"parked", message_id="m-1", expiration=0.2)
     await channel.default_exchange.publish(parked, routing_key=retry, mandatory=True)
-    await asyncio.sleep(2)  # expired, and dead-lettered to nowhere
+    await expires(amqp_url, retry)  # dead-lettered to nowhere
     await topology.declare(channel)
 
     await arrives(amqp_url, work, await prompt_retry(retry))
@@ -230,7 +239,7 @@ async def test_the_deploy_policy_makes_a_retry_queue_of_the_earlier_release_keep
         await channel.queue_delete(work)
         parked = aio_pika.Message(b"parked", expiration=0.2)
         await channel.default_exchange.publish(parked, routing_key=retry, mandatory=True)
-        await asyncio.sleep(2)
+        await expires(amqp_url, retry)  # dead-lettered to nowhere
         await topology.declare(channel)
 
         await arrives(amqp_url, work, await prompt_retry(retry, deployed["definition"]))

@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import Stack, eventually
+from tests.integration.rabbitmqctl import needs_rabbitmqctl, ready_and_unacked
 from tests.integration.workers_support import (
     delete_retry_queues,
     has_consumer,
@@ -40,7 +41,9 @@ async def test_a_worker_whose_queue_is_deleted_exits_non_zero_within_seconds(
         connection = await aio_pika.connect(stack.amqp_url)
         async with connection:
             await (await connection.channel()).queue_delete(topology.ingest_queue)
-        code = await _exit_code(worker, within_s=5)
+        # Without a consumer the worker would idle for ever: a generous bound turns that into
+        # a failure.
+        code = await _exit_code(worker, within_s=30)
         assert code is not None, "the worker must not idle without a consumer"
         assert code != 0
     finally:
@@ -50,6 +53,7 @@ async def test_a_worker_whose_queue_is_deleted_exits_non_zero_within_seconds(
         await delete_retry_queues(stack)
 
 
+@needs_rabbitmqctl
 async def test_sigterm_mid_micro_batch_finishes_and_acks_it_and_leaves_the_rest_queued(
     stack: Stack, mongo_url: str
 ) -> None:
@@ -73,13 +77,20 @@ async def test_sigterm_mid_micro_batch_finishes_and_acks_it_and_leaves_the_rest_
     client: AsyncMongoClient = AsyncMongoClient(mongo_url)
     db = client[stack.env["SANAD_MONGO_DATABASE"]]
     try:
-        await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), within_s=30)
-        await asyncio.sleep(1.0)
+
+        async def prefetched() -> bool:
+            return await ready_and_unacked(topology.ingest_queue) == (600, 400)
+
+        # The broker has delivered the 400; the worker collects them into one micro-batch.
+        await eventually(prefetched, within_s=30, every_s=0.2)
         assert await db.transactions.count_documents({}) == 0, "still collecting"
         worker.send_signal(signal.SIGTERM)
-        assert await _exit_code(worker, within_s=10) == 0
-        assert await db.transactions.count_documents({}) == 400
-        assert await stack.queue_depth(topology.ingest_queue) == 600
+        assert await _exit_code(worker, within_s=60) == 0
+        # The micro-batch is what had reached the worker of the 400 (all of them, unless some
+        # were still on their way): stored and acked; every other message is back in the queue.
+        in_batch = await db.transactions.count_documents({})
+        assert 0 < in_batch <= 400
+        assert await ready_and_unacked(topology.ingest_queue) == (1000 - in_batch, 0)
         worker = start_ingest_worker(stack)
 
         async def all_stored() -> bool:

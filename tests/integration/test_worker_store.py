@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient, monitoring
 from sanad.records import LISTING_INDEX, Document, document_from_submitted
 from sanad.security.audit import AuditEvent, document_of
 from tests.integration.workers_support import submitted
+from workers.ingest import store as ingest_store
 from workers.ingest.store import IngestStore
 
 pytestmark = pytest.mark.integration
@@ -72,13 +73,26 @@ class TransactionReads(monitoring.CommandListener):
         pass
 
 
+class StillClock:
+    """The store's `time`: a monotonic clock that stands still until the test moves it, so
+    which calls fall inside the read window does not depend on how fast they run."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 async def test_new_documents_go_straight_in_and_inserts_read_first_only_after_a_stored_id(
-    mongo_url: str, database_name: str
+    mongo_url: str, database_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads = TransactionReads()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongo_url, tz_aware=True, event_listeners=[reads]
     )
+    clock = StillClock()
+    monkeypatch.setattr(ingest_store, "time", clock)
     store = IngestStore(client, client[database_name], read_window_s=0.5)
     center = f"C-{uuid.uuid4().hex[:8]}"
     first, again = documents(center, 50), documents(center, 30)
@@ -94,7 +108,7 @@ async def test_new_documents_go_straight_in_and_inserts_read_first_only_after_a_
         assert await store.record_submissions(soon) == 20
         assert reads.count == 2
 
-        await asyncio.sleep(0.6)
+        clock.now += 0.6  # past the read window
         assert await store.record_submissions(later) == 40
         assert reads.count == 2
         assert await store.transactions.count_documents({"center_id": center}) == 140

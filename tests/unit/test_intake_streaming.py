@@ -1,7 +1,6 @@
 """SubmitTransactions' pipeline: answers in order, bounded in flight, limited in length."""
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -93,12 +92,10 @@ async def test_every_item_is_answered_in_order_with_its_own_outcome() -> None:
 
 async def test_confirms_overlap_but_never_exceed_the_in_flight_limit() -> None:
     intake = SlowIntake(0.02)
-    started = time.monotonic()
     results = await run(intake, [item(n) for n in range(200)], StreamLimits(16, 1000))
-    elapsed = time.monotonic() - started
     assert len(results) == 200
+    # Pipelined: 16 confirms awaited at once (one after another would peak at 1), never more.
     assert intake.peak == 16
-    assert elapsed < 200 * 0.02 / 2  # pipelined, not one confirm after another (4 s)
 
 
 async def test_a_stream_longer_than_the_limit_is_answered_then_refused() -> None:

@@ -1,0 +1,125 @@
+"""The broker connection of a busy ingest worker cut mid-stream (DESIGN 5.5): the worker reports
+it, reconnects by itself, and every submission ends up stored and counted exactly once, none
+dead-lettered.
+
+The worker (`python -m workers.ingest`) reaches RabbitMQ through a proxy that drops every
+connection and refuses new ones until healed; the test publishes straight to the broker.
+"""
+
+import asyncio
+import signal
+import urllib.request
+import uuid
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo import AsyncMongoClient
+
+from sanad.amqp.topology import SUBMITTED, Topology
+from sanad.records import SUBMITTED_TYPE
+from tests.integration.broker_support import BrokerProxy, proxy_fixture  # noqa: F401
+from tests.integration.conftest import Stack, eventually
+from tests.integration.rabbitmqctl import needs_rabbitmqctl, settled
+from tests.integration.workers_support import (
+    delete_retry_queues,
+    has_consumer,
+    publish,
+    queue_depth,
+    start_ingest_worker,
+    submitted,
+)
+
+pytestmark = [pytest.mark.integration, needs_rabbitmqctl, pytest.mark.timeout(400)]
+
+COUNT = 3000
+# Generous bounds that turn a hang into a failure; no assertion is about how long anything took.
+WITHIN_S = 120.0
+
+
+async def _health(port: str) -> int:
+    """The worker's overall health status; UNKNOWN while it does not answer."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return int(health_pb2.HealthCheckResponse.UNKNOWN)
+        return int(reply.status)
+
+
+def _consumed(metrics_port: str) -> float:
+    """Deliveries the worker took off the queue, redeliveries included."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("sanad_amqp_consumed_total{")
+    )
+
+
+async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_exactly_once(
+    stack: Stack, proxy: BrokerProxy, mongo_url: str
+) -> None:
+    topology = Topology(stack.prefix)
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    ids = [f"B{n:07d}" for n in range(COUNT)]
+    events = [
+        (SUBMITTED, submitted(tid, center, "ROP-VISA").SerializeToString(), SUBMITTED_TYPE)
+        for tid in ids
+    ]
+    health_port = stack.env["SANAD_INGEST_HEALTH_PORT"]
+    # Small micro-batches, so the cut falls in the middle of the stream.
+    worker = start_ingest_worker(stack, SANAD_AMQP_URL=proxy.url, SANAD_INGEST_BATCH_MAX="50")
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+
+    async def stored_at_least(count: int) -> bool:
+        return await db.transactions.estimated_document_count() >= count
+
+    async def health_is(status: int) -> bool:
+        return await _health(health_port) == status
+
+    try:
+        await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), WITHIN_S)
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
+        await publish(stack.amqp_url, topology.transactions_exchange, events)
+        await eventually(lambda: stored_at_least(300), within_s=WITHIN_S, every_s=0.02)
+
+        await proxy.cut()
+        at_cut = await db.transactions.count_documents({})
+        # Partway, or the cut found nothing in flight and the test proves nothing.
+        assert at_cut < COUNT, f"the cut came after all {COUNT} were stored"
+
+        async def no_consumer() -> bool:
+            return not await has_consumer(stack.amqp_url, topology.ingest_queue)
+
+        # The broker saw the connection go (what it had delivered is ready again), and the
+        # worker reports the lost broker.
+        await eventually(no_consumer, within_s=WITHIN_S)
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.NOT_SERVING), WITHIN_S)
+        await proxy.heal()
+
+        await eventually(lambda: stored_at_least(COUNT), within_s=WITHIN_S, every_s=0.2)
+        # Every delivery handled and acked, redeliveries of what was stored before the cut too.
+        await eventually(lambda: settled(topology.ingest_queue), within_s=WITHIN_S, every_s=0.5)
+        assert await db.transactions.count_documents({}) == COUNT
+        assert sorted(await db.transactions.distinct("_id")) == ids
+        rollups = await db.rollups.find({"center_id": center}).to_list()
+        assert sum(r["submitted"] for r in rollups) == COUNT
+        assert sum(r["fees_baisa"] for r in rollups) == COUNT * 5000
+        assert await queue_depth(stack.amqp_url, topology.dead_queue(topology.ingest_queue)) == 0
+        assert await queue_depth(stack.amqp_url, topology.retry_queue(topology.ingest_queue)) == 0
+        assert await health_is(health_pb2.HealthCheckResponse.SERVING)
+        # What the cut left unacked came again: the redelivery path was exercised.
+        consumed = await asyncio.to_thread(_consumed, stack.env["SANAD_INGEST_METRICS_PORT"])
+        assert consumed > COUNT, consumed
+        assert worker.poll() is None, "the worker must ride out the cut, not exit"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.wait, 60)  # the proxy shares this event loop
+        await client.close()
+        await delete_retry_queues(stack)
+    assert code == 0
