@@ -7,6 +7,7 @@ anything else sees it: gRPC itself would answer UNKNOWN with the parser's except
 """
 
 import asyncio
+import inspect
 import logging
 import time
 import uuid
@@ -242,6 +243,11 @@ def _unary(
 def _streaming(
     behaviour: Callable[..., Any], method: _Method, metadata: Any, *, streamed: bool = False
 ) -> Callable[..., Any]:
+    if not inspect.isasyncgenfunction(behaviour):
+        # A handler that writes its responses with context.write and returns (grpc_health's
+        # Watch): wrapped as a unary one is; iterating it would fail every call as INTERNAL.
+        return _unary(behaviour, method, metadata, streamed=streamed)
+
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, metadata)
         call.begin(context)

@@ -1,5 +1,7 @@
 """The one mapping from domain errors to gRPC status codes with google.rpc details."""
 
+from collections.abc import Sequence
+
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -29,19 +31,55 @@ def code_of(error: errors.DomainError) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-def to_status(error: errors.DomainError) -> grpc.Status:
-    """A rich status: code, message, and BadRequest or RetryInfo details where they apply."""
-    code = code_of(error)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message)
-    if isinstance(error, errors.Invalid | errors.OutOfRange):
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in error.violations
-            ]
+# A status travels in the reply's trailing metadata (grpc-message, percent-encoded, and
+# grpc-status-details-bin, base64), which a client refuses past 8 KiB by default: a refusal that
+# repeated a long value the caller sent reached it as RESOURCE_EXHAUSTED, not its own code. So
+# the message and each violation are cut, and the violations stop at a budget, all in UTF-8
+# bytes: with both at their most, the metadata stays near 7 KiB.
+MESSAGE_LIMIT_BYTES = 1000
+DESCRIPTION_LIMIT_BYTES = 400
+VIOLATIONS_BUDGET_BYTES = 2000
+
+
+def _cut(text: str, limit_bytes: int) -> str:
+    """text, or as much of it as fits limit_bytes with how long it was."""
+    encoded = text.encode()
+    if len(encoded) <= limit_bytes:
+        return text
+    kept = encoded[: limit_bytes - 40].decode(errors="ignore")
+    return f"{kept}... ({len(text)} characters)"
+
+
+def _bounded(
+    violations: Sequence[errors.Violation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The violations as sent: each description cut, and as many as the budget holds, then one
+    that says how many more there were."""
+    sent: list[error_details_pb2.BadRequest.FieldViolation] = []
+    used = 0
+    for index, violation in enumerate(violations):
+        field = _cut(violation.field, DESCRIPTION_LIMIT_BYTES)
+        description = _cut(violation.description, DESCRIPTION_LIMIT_BYTES)
+        used += len(field.encode()) + len(description.encode())
+        if used > VIOLATIONS_BUDGET_BYTES and index > 0:
+            more = len(violations) - index
+            sent.append(error_details_pb2.BadRequest.FieldViolation(
+                field="request", description=f"and {more} more violations not shown"))  # fmt: skip
+            break
+        sent.append(
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
         )
+    return sent
+
+
+def to_status(error: errors.DomainError) -> grpc.Status:
+    """A rich status: code, message, and BadRequest or RetryInfo details where they apply, cut
+    to fit a client's metadata limit."""
+    code = code_of(error)
+    message = _cut(error.message, MESSAGE_LIMIT_BYTES)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    if isinstance(error, errors.Invalid | errors.OutOfRange):
+        bad_request = error_details_pb2.BadRequest(field_violations=_bounded(error.violations))
         status.details.add().Pack(bad_request)
     if isinstance(error, errors.RateLimited):
         delay = duration_pb2.Duration()

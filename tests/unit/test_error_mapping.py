@@ -22,6 +22,17 @@ RAISES: dict[str, Exception] = {
     "busy": errors.Unavailable("broker away"),
     "limit": errors.RateLimited("slow down", retry_after_s=1.5),
     "bug": ZeroDivisionError("secret internals"),
+    # What a refusal repeating long input looks like: a value of 20,000 characters, in Arabic.
+    "long": errors.Invalid(
+        [errors.Violation("wilayat_code", f"unknown wilayat {'ولاية' * 4000!r}")]
+    ),
+    "many": errors.Invalid(
+        [
+            errors.Violation(f"offered_service_codes[{i}]", f"unknown {'س' * 150}")
+            for i in range(500)
+        ]
+    ),
+    "far": errors.NotFound(f"transaction {'T' * 50_000!r} not found"),
 }
 
 
@@ -62,6 +73,32 @@ async def test_invalid_input_carries_bad_request_field_violations(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="invalid"))
     assert field_violations(caught.value) == [("center_id", "is required")]
+
+
+async def test_a_refusal_repeating_long_input_keeps_its_code_within_the_metadata_limit(
+    stub: metrics_pb2_grpc.MetricsServiceStub,
+) -> None:
+    # The client's default limit of 8 KiB of metadata: a longer status reached the caller as
+    # RESOURCE_EXHAUSTED instead of its own code.
+    for key, code in (
+        ("long", grpc.StatusCode.INVALID_ARGUMENT),
+        ("many", grpc.StatusCode.INVALID_ARGUMENT),
+        ("far", grpc.StatusCode.NOT_FOUND),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id=key))
+        assert caught.value.code() == code, key
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="long"))
+    ((field, description),) = field_violations(caught.value)
+    assert field == "wilayat_code"
+    assert description.startswith("unknown wilayat 'ولاية")
+    assert description.endswith(" characters)")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="many"))
+    shown = field_violations(caught.value)
+    assert shown[0][0] == "offered_service_codes[0]"
+    assert shown[-1] == ("request", f"and {500 - len(shown) + 1} more violations not shown")
 
 
 async def test_an_unexpected_error_hides_its_internals_and_quotes_the_request_id(
@@ -107,4 +144,26 @@ async def test_health_stays_not_serving_while_a_dependency_fails() -> None:
         alive = await health.Check(health_pb2.HealthCheckRequest(service=LIVENESS))
     assert overall.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert alive.status == health_pb2.HealthCheckResponse.SERVING
+    await running.stop(0.5)
+
+
+async def test_health_watch_streams_each_change_of_status() -> None:
+    # grpc_health's Watch writes with context.write rather than yielding: the interceptor
+    # must pass it through (it answered every Watch INTERNAL).
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={"up": always_up}
+    )
+    await running.health.check_once()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=30
+        )
+        first = await watch.read()
+        await running.health.shutdown()
+        second = await watch.read()
+        watch.cancel()
+    assert (first.status, second.status) == (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
     await running.stop(0.5)
