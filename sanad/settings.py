@@ -29,7 +29,7 @@ import math
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo.errors import InvalidURI
 from pymongo.uri_parser import split_options
@@ -206,6 +206,11 @@ class ServerSettings(CommonSettings):
     """Settings of a process that serves gRPC."""
 
     grpc_host: str = "0.0.0.0"
+    # After SIGTERM, how long the server goes on taking calls while its health says NOT_SERVING,
+    # before it stops taking them and drains (shutdown_grace_s): readiness probes and load
+    # balancers see NOT_SERVING and stop sending calls, instead of having them refused. The
+    # deployments set it under the pod's termination grace with shutdown_grace_s.
+    shutdown_notice_s: float = Field(default=0.0, ge=0.0, le=60.0)
 
 
 # Connection-string options that turn the server's verification off (tlsInsecure sets both).

@@ -73,12 +73,16 @@ class RunningServer:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     audit_log: AuditLog | None = None
 
-    async def stop(self, grace_s: float) -> None:
-        """Drain: NOT_SERVING first, then let in-flight calls finish within the grace, then
-        write the audit events still queued, so the caller may close MongoDB after this."""
+    async def stop(self, grace_s: float, notice_s: float = 0.0) -> None:
+        """Drain: NOT_SERVING first, still taking calls for notice_s so that probes and load
+        balancers see it, then let in-flight calls finish within the grace, then write the
+        audit events still queued, so the caller may close MongoDB after this."""
         await self.health.shutdown()
         for task in self.tasks:
             task.cancel()
+        if notice_s > 0:
+            log.info("health NOT_SERVING: taking calls for %.1f s more, then draining", notice_s)
+            await asyncio.sleep(notice_s)
         await self.server.stop(grace_s)
         if self.audit_log is not None:
             await self.audit_log.drain()

@@ -70,7 +70,7 @@ class RegistryApp:
     async def stop(self) -> None:
         """NOT_SERVING, drain in-flight calls, close the database client."""
         if self.server is not None:
-            await self.server.stop(self.settings.shutdown_grace_s)
+            await self.server.stop(self.settings.shutdown_grace_s, self.settings.shutdown_notice_s)
         await mongo.close(self.client)
 
 

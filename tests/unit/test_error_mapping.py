@@ -1,5 +1,6 @@
 """The interceptor maps domain errors to exact status codes and never leaks a traceback."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -167,3 +168,24 @@ async def test_health_watch_streams_each_change_of_status() -> None:
         health_pb2.HealthCheckResponse.NOT_SERVING,
     )
     await running.stop(0.5)
+
+
+async def test_a_stopping_server_says_not_serving_while_it_still_takes_calls() -> None:
+    # During the notice, a probe's Check is answered NOT_SERVING, not refused as UNAVAILABLE:
+    # a load balancer stops sending calls before the server stops taking them.
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"), 0, [], checks={"up": always_up}
+    )
+    await running.health.check_once()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        stopping = asyncio.create_task(running.stop(0.5, notice_s=30))
+        async with asyncio.timeout(20):
+            while not stopping.done():
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+                if reply.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    break
+                await asyncio.sleep(0.01)
+        assert not stopping.done()
+        stopping.cancel()
+    await running.server.stop(0)
