@@ -261,18 +261,22 @@ def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
     """Headers of a republished copy of a message off a work queue; the broker-validated user
     id travels as USER_ID_HEADER. A sender writes its own headers, so one it sent is never
     carried: it would name any user it liked on the dead letter."""
-    headers = dict(message.headers or {})
-    headers.pop(USER_ID_HEADER, None)
-    if message.user_id:
-        headers[USER_ID_HEADER] = message.user_id
-    return headers
+    return _naming_the_user(message, written_by_us=False)
 
 
 def letter_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """Headers of a copy of a dead letter: the USER_ID_HEADER the worker wrote on it stays (the
-    worker publishes the letter without the sender's user_id); a letter the broker set aside
-    still has the sender's user_id, which names it."""
+    """Headers of a copy of a dead letter. The worker publishes its letters without the
+    sender's user_id, so the USER_ID_HEADER it wrote stays. A letter the broker set aside
+    (it always adds x-death) is the sender's message as sent: its user_id names the sender, and
+    a USER_ID_HEADER on it is the sender's own, so dropped."""
+    set_aside = "x-death" in (message.headers or {})
+    return _naming_the_user(message, written_by_us=not set_aside)
+
+
+def _naming_the_user(message: AbstractIncomingMessage, *, written_by_us: bool) -> dict[str, Any]:
     headers = dict(message.headers or {})
+    if not written_by_us:
+        headers.pop(USER_ID_HEADER, None)
     if message.user_id:
         headers[USER_ID_HEADER] = message.user_id
     return headers

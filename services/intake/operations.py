@@ -196,8 +196,10 @@ class Intake:
         # A fresh submission's audit event rides in its message, stored with the transaction.
         transaction_id = claim.transaction_id
         carried = audit_offer.take_offered(transaction_id=transaction_id) if claim.fresh else None
-        # A replay says what the first attempt's message said (its fee and time are the claim's).
-        center, service = as_claimed(center, service, claim.registry)
+        # A replay says what the first attempt's message said (its fee and time are the claim's);
+        # a fresh claim recorded what was just read.
+        if not claim.fresh:
+            center, service = as_claimed(center, service, claim.registry)
         event = submitted_event(
             submission,
             center,

@@ -86,7 +86,9 @@ def transition(
     licence: Licence, action: LicenceAction, actor: str, reason: str, now: datetime
 ) -> Licence:
     """Apply one lifecycle action or raise PreconditionFailed."""
-    if len(licence.history) >= MAX_LICENCE_EVENTS:
+    # Cancelling ends the history, so it is never refused for the cap: a regulator can always
+    # cancel a licence suspended and reinstated too often.
+    if len(licence.history) >= MAX_LICENCE_EVENTS and action is not LicenceAction.CANCEL:
         raise PreconditionFailed(
             f"cannot {action.lower()} the licence: it already records {MAX_LICENCE_EVENTS} "
             "transitions, the most a centre's history keeps"

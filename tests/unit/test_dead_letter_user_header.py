@@ -101,3 +101,13 @@ def test_a_pass_over_a_letter_the_broker_set_aside_names_its_validated_user(copy
     letter = incoming({USER_HEADER: "batch-centre-OTHER"}, user_id="batch-centre-7")
 
     assert copy(letter).headers[USER_HEADER] == "batch-centre-7"
+
+
+@pytest.mark.parametrize("copy", [kept_copy, replayed_copy])
+def test_a_letter_the_broker_set_aside_without_user_id_names_no_user(copy: Any) -> None:
+    # Published without user_id, which the broker does not check then, with a header naming
+    # someone else, and set aside at the delivery limit: the broker adds x-death.
+    death = [{"reason": "delivery_limit", "queue": "sanad.batch", "count": 1}]
+    letter = incoming({USER_HEADER: "migration", "x-death": death}, user_id=None)
+
+    assert USER_HEADER not in copy(letter).headers

@@ -90,3 +90,9 @@ def test_the_largest_centre_the_rules_allow_fits_one_message_with_room_to_spare(
     )
     # About 2.5 MB: one centre always fits a GetCenter reply or a watch message.
     assert center_to_proto(largest).ByteSize() < 3 * 1024 * 1024
+
+
+def test_a_licence_whose_history_is_full_can_still_be_cancelled() -> None:
+    full = Licence("LIC-1", status=S.SUSPENDED, history=events(MAX_LICENCE_EVENTS))
+    cancelled = transition(full, A.CANCEL, "admin:ops", "revoked after repeated suspensions", NOW)
+    assert cancelled.status is S.CANCELLED
