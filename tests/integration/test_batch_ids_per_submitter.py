@@ -59,3 +59,21 @@ async def test_a_record_from_before_per_submitter_ids_stays_its_submitters(
     # Another user's batch under that id is a batch of its own, not the old record.
     other, other_fresh = await store.claim(batch_id, "batch-C9", "C9", datetime.now(UTC), "g")
     assert (other["_id"], other_fresh) == (record_key(batch_id, "batch-C9"), True)
+
+
+async def test_a_submitters_own_record_wins_over_one_an_earlier_worker_made_later(
+    db: AsyncDatabase,
+) -> None:
+    # During an upgrade an earlier worker, which knows only records keyed by the batch id, made
+    # one for a batch this worker had claimed already: the batch keeps this worker's record.
+    store = BatchStore(IngestStore(db.client, db), db)
+    batch_id = f"upgrade-{uuid.uuid4().hex}"
+    ours, _ = await store.claim(batch_id, "migration", "C1", datetime.now(UTC), "f")
+    await db.batch_results.insert_one(
+        {"_id": batch_id, "submitted_by": "migration", "center_id": "C1",
+         "started_at": datetime.now(UTC), "fingerprint": "f"}
+    )  # fmt: skip
+
+    again, fresh = await store.claim(batch_id, "migration", "C1", datetime.now(UTC), "f")
+
+    assert (again["_id"], fresh) == (ours["_id"], False)

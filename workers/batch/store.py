@@ -46,6 +46,8 @@ class BatchStore:
         A record made before records were kept per submitter has the batch id alone as its
         `_id`: found under it with the same submitter, it stays the batch's record, so a batch
         first sent before and sent again after the change keeps its answer and its items' ids.
+        The submitter's own record comes first, should an earlier worker have made the other
+        later (README: stop the earlier batch workers before this one consumes).
         """
         key = record_key(batch_id, submitted_by)
         record = {
@@ -58,8 +60,12 @@ class BatchStore:
             "fingerprint": fingerprint,
         }
         try:
-            earlier = await self.results.find_one({"_id": batch_id, "submitted_by": submitted_by})
-            if earlier is not None:
+            known = {
+                doc["_id"]: doc
+                async for doc in self.results.find({"_id": {"$in": [key, batch_id]}})
+                if doc.get("submitted_by") == submitted_by
+            }
+            if (earlier := known.get(key, known.get(batch_id))) is not None:
                 return earlier, False
             found = await self.results.find_one_and_update(
                 {"_id": key},
