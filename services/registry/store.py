@@ -7,6 +7,7 @@ Concurrent writers conflict on the counter document, so revisions commit in
 order and the log has no gaps a watcher could skip.
 """
 
+import re
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -99,6 +100,7 @@ class RegistryStore:
             doc = center_to_doc(center)
             doc["revision"] = revision
             if new:
+                await self._refuse_in_any_case(center.licence.number, session)
                 await self.centers.insert_one(doc, session=session)
             else:
                 await self._replace(self.centers, doc, center.revision, session)
@@ -113,6 +115,14 @@ class RegistryStore:
                 f"a centre with licence number {center.licence.number!r} is already registered"
             ) from error
         return center_from_doc(doc)
+
+    async def _refuse_in_any_case(self, number: str, session: AsyncClientSession) -> None:
+        """DuplicateKeyError when a centre holds the licence number in another case. New numbers
+        are kept upper-case, so the unique index refuses those; centres registered before that
+        may hold a lower-case one ("da-1"), which the index would not see as "DA-1"."""
+        same = {"$regex": f"^{re.escape(number)}$", "$options": "i"}
+        if await self.centers.find_one({"licence.number": same}, {"_id": 1}, session=session):
+            raise DuplicateKeyError(f"licence number {number!r} is taken in another case")
 
     @bounded
     async def save_service(self, service: CatalogService, *, new: bool) -> CatalogService:

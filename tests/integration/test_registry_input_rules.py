@@ -6,6 +6,7 @@ MongoDB-wire server."""
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from pymongo import AsyncMongoClient
 
 from sanad.domain.money import MAX_FEE_BAISA
 from sanad.v1 import registry_pb2 as pb
@@ -61,6 +62,21 @@ async def test_a_licence_number_is_kept_upper_case_so_its_case_makes_no_second_c
         await refused(registry.register(licence=pb.Licence(number=number)), Code.ALREADY_EXISTS)
     shown = (await registry.stub.GetCenter(pb.GetCenterRequest(id=first.id))).center
     assert shown.licence.number == "DA-NIZ-0001"
+
+
+async def test_a_lower_case_number_stored_before_numbers_were_upper_case_is_still_taken(
+    registry: Registry, mongo_url: str, database_name: str
+) -> None:
+    older = await registry.register(licence=pb.Licence(number="DA-BAH-0007"))
+    # As a registry from before kept it: the number as sent.
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    try:
+        centres = client[database_name]["registry_centers"]
+        await centres.update_one({"_id": older.id}, {"$set": {"licence.number": "da-bah-0007"}})
+    finally:
+        await client.close()
+    for number in ("da-bah-0007", "DA-BAH-0007"):
+        await refused(registry.register(licence=pb.Licence(number=number)), Code.ALREADY_EXISTS)
 
 
 @pytest.mark.parametrize("number", ["DA-\n1", "DA-\x001", "DA-\t1", "DA-\u200b1", "DA\u2028-1"])
