@@ -19,7 +19,7 @@ from services.registry.operations import (
 from services.registry.paging import Page, PageRequest, decode_token, page_size
 from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
-from services.registry.validation import validate_service
+from services.registry.validation import validate_change, validate_service
 
 PAGE_KIND = "catalog"
 
@@ -82,7 +82,7 @@ class CatalogOperations:
                 version=current.version + 1,
                 update_time=stored_now(),
             )
-            validate_service(changed)
+            validate_change(validate_service, current, changed)
             return await self.store.save_service(changed, new=False)
 
         return await self._saved(attempt, patch.code)

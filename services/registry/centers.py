@@ -25,7 +25,7 @@ from services.registry.operations import (
 from services.registry.paging import Page, PageRequest, decode_token, page_size
 from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
-from services.registry.validation import validate_center, validate_reason
+from services.registry.validation import validate_center, validate_change, validate_reason
 
 PAGE_KIND = "centers"
 
@@ -101,7 +101,7 @@ class CenterOperations:
             current = await self.get(patch.id, "center.id")
             check_revision(current, expected_revision, f"centre {current.id!r}")
             changed = replace(apply_center_mask(current, patch, mask), update_time=stored_now())
-            validate_center(changed)
+            validate_change(validate_center, current, changed)
             self.reference.check_place(changed.governorate_code, changed.wilayat_code)
             return await self.store.save_center(changed, new=False)
 

@@ -5,11 +5,15 @@ contact, documents) have bounds far above any real value, so a stored centre or 
 listing and watch message that carries it, and any error naming it stay small.
 """
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Invalid, Violation, check
 from services.registry.characters import REQUIRED, code_violations, name_violations
 from services.registry.domain import CatalogService, Center
 
+E = TypeVar("E", Center, CatalogService)
 MAX_CODE_LENGTH = 128
 MAX_TEXT_LENGTH = 500
 MAX_LIST_LENGTH = 500
@@ -63,6 +67,22 @@ def validate_center(center: Center) -> None:
     if center.total_staff < center.omani_staff:
         found.append(Violation("center.total_staff", "must be at least omani_staff"))
     check(found)
+
+
+def validate_change(validate: Callable[[E], None], current: E, changed: E) -> None:
+    """validate(changed), except what the stored entity broke already: a rule tightened after
+    it was stored (a character now refused, a bound now set) must not keep it from ever
+    changing, the more so as the field may be one no update can reach (the licence number). A
+    change may still not break a rule the entity kept."""
+    try:
+        validate(changed)
+    except Invalid as refused:
+        try:
+            validate(current)
+            already: set[Violation] = set()
+        except Invalid as before:
+            already = set(before.violations)
+        check([violation for violation in refused.violations if violation not in already])
 
 
 def validate_service(service: CatalogService) -> None:

@@ -2,6 +2,7 @@
 every listing and watch message carrying it, and any error naming it stay small."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -9,7 +10,7 @@ from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Invalid
 from services.registry.domain import CatalogService, Center, Contact, Licence, LicenceStatus
 from services.registry.operations import check_services
-from services.registry.validation import validate_center, validate_service
+from services.registry.validation import validate_center, validate_change, validate_service
 
 LONG_CODE = "X" * 129
 LONG_TEXT = "ن" * 501
@@ -98,3 +99,14 @@ def test_a_fee_is_free_up_to_the_batch_paths_bound() -> None:
         with pytest.raises(Invalid) as caught:
             validate_service(visa(fee))
         assert fields_of(caught) == {"service.fee_baisa"}
+
+
+def test_a_change_need_not_fix_what_the_stored_centre_broke_before_a_rule_was_tightened() -> None:
+    # Stored before invisible characters were refused, in a field no update mask reaches.
+    stored = centre(licence=Licence(number="DA-\u200b7"))
+    renamed = replace(stored, name_en="Abraj Centre, Nizwa")
+    validate_change(validate_center, stored, renamed)
+    # A change still may not break a rule the centre kept.
+    with pytest.raises(Invalid) as refused:
+        validate_change(validate_center, stored, replace(renamed, name_en="Abraj\x00"))
+    assert [v.field for v in refused.value.violations] == ["center.name_en"]
