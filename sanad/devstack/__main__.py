@@ -76,7 +76,9 @@ def main() -> None:
             sys.exit(f"devstack: cannot start the MongoDB-wire server: {error}")
         env["SANAD_MONGO_URL"] = mongo_server.url(plan.mongo_port)
         print(f"devstack: MongoDB-wire server (SecantusDB) on port {plan.mongo_port}", flush=True)
-    _protect(plan, env)
+    moved = moved_targets(env)
+    env.update(moved)
+    _protect(plan, env, moved)
     children = [
         start_child(name, module, child_env(env, name)) for name, module in processes(plan.workers)
     ]
@@ -88,15 +90,27 @@ def main() -> None:
     sys.exit(code)
 
 
-def _protect(plan: Plan, env: dict[str, str]) -> None:
-    """Secure mode (the default) or plaintext, and the sanadctl settings that fit it."""
-    client: dict[str, str] = {}
+def moved_targets(env: dict[str, str]) -> dict[str, str]:
+    """SANAD_<SERVICE>_TARGET for each service whose port was moved (SANAD_<SERVICE>_PORT) and
+    whose target was not given: the services and sanadctl then reach it where it listens."""
+    moved = {}
+    for service in ("REGISTRY", "INTAKE", "METRICS"):
+        port = env.get(f"SANAD_{service}_PORT")
+        if port and f"SANAD_{service}_TARGET" not in env:
+            moved[f"SANAD_{service}_TARGET"] = f"127.0.0.1:{port}"
+    return moved
+
+
+def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:
+    """Secure mode (the default) or plaintext, and the sanadctl settings that fit it (with the
+    targets of services moved to other ports)."""
+    client: dict[str, str] = dict(moved)
     if secure.plaintext(env):
         print("devstack: plaintext gRPC, no credentials required (dev profile)", flush=True)
     else:
         folder = secure.certs_folder(env)
         env.update(secure.prepare(folder, env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)))
-        client = secure.admin_client_env(folder)
+        client |= secure.admin_client_env(folder)
         print(
             "devstack: mutual TLS, credentials required; sanadctl acts as admin after\n"
             f"  source {plan.data_dir / 'sanadctl.env'}\n"

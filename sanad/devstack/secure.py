@@ -16,6 +16,8 @@ PLAINTEXT_KEY = "SANAD_DEVSTACK_PLAINTEXT"
 CERTS_KEY = "SANAD_DEVSTACK_CERTS"
 CERTS_DIR_KEY = "SANAD_DEVSTACK_CERTS_DIR"
 CLIENT_KEYS = ("SANAD_CA_FILE", "SANAD_CERT_FILE", "SANAD_KEY_FILE", "SANAD_TOKEN")
+# Where sanadctl finds each service: set by `make run` only for a service moved to another port.
+TARGET_KEYS = ("SANAD_REGISTRY_TARGET", "SANAD_INTAKE_TARGET", "SANAD_METRICS_TARGET")
 
 
 def plaintext(env: dict[str, str]) -> bool:
@@ -78,6 +80,6 @@ def service_files(env: dict[str, str], child: str) -> dict[str, str]:
 def client_env_file(settings: dict[str, str]) -> str:
     """A shell file that points sanadctl at the running stack: `source .data/sanadctl.env`."""
     lines = ["# Written by `make run`: sanadctl's credentials for the running stack."]
-    lines += [f"unset {key}" for key in CLIENT_KEYS if key not in settings]
+    lines += [f"unset {key}" for key in (*CLIENT_KEYS, *TARGET_KEYS) if key not in settings]
     lines += [f"export {key}='{value}'" for key, value in settings.items()]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 from sanad.devstack import secure
+from sanad.devstack.__main__ import moved_targets
 
 
 def test_secure_mode_is_the_default_and_plaintext_is_opt_in() -> None:
@@ -53,3 +54,25 @@ def test_the_client_env_file_sets_the_admin_or_clears_every_credential(tmp_path:
         ["bash", "-c", script], check=True, capture_output=True, text=True
     ).stdout.splitlines()
     assert shown == [f"{folder}/ca.pem|{folder}/admin.pem|unset", "unset|unset"]
+
+
+def test_a_service_moved_to_another_port_is_reached_there_by_the_stack_and_sanadctl(
+    tmp_path: Path,
+) -> None:
+    env = {"SANAD_INTAKE_PORT": "23052", "SANAD_METRICS_PORT": "23053",
+           "SANAD_METRICS_TARGET": "metrics.example:443"}  # fmt: skip
+    moved = moved_targets(env)
+    # A target given stays; one of a moved port follows it; an unmoved service keeps its own.
+    assert moved == {"SANAD_INTAKE_TARGET": "127.0.0.1:23052"}
+    moved_env = tmp_path / "moved.env"
+    moved_env.write_text(secure.client_env_file(moved))
+    unmoved_env = tmp_path / "unmoved.env"
+    unmoved_env.write_text(secure.client_env_file({}))
+    script = (
+        f'source {moved_env}; echo "$SANAD_INTAKE_TARGET"; '
+        f'source {unmoved_env}; echo "${{SANAD_INTAKE_TARGET-unset}}"'
+    )
+    shown = subprocess.run(
+        ["bash", "-c", script], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    assert shown == ["127.0.0.1:23052", "unset"]
