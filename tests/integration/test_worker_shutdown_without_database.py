@@ -36,13 +36,13 @@ pytestmark = pytest.mark.integration
 GRACE_S = 1.0
 # The bound is the behaviour: the drain ends the wait on MongoDB at the grace instead of when
 # MongoDB gives up. Grace, cancelling, closing the broker connection and the MongoDB client,
-# process exit take 1.5 to 2.1 s (measured); the bound is generous, 20 times the grace. Before
+# process exit take 1.5 to 2.1 s (measured); the bound is generous, 10 times the grace. Before
 # the drain was bounded a worker waited out a server selection of SANAD_MONGO_TIMEOUT_MS with
 # MongoDB stopped (the handler called again after its backoff pause, then another in the
 # client's close) and a reply that never came with MongoDB frozen, up to
 # SANAD_MONGO_SOCKET_TIMEOUT_MS: both are set here past the bound, so that such a drain fails.
-EXIT_WITHIN_S = 20.0
-MONGO_TIMEOUT_MS = 30_000
+EXIT_WITHIN_S = 10.0
+MONGO_TIMEOUT_MS = 12_000
 MONGO_SOCKET_TIMEOUT_MS = 600_000
 
 
