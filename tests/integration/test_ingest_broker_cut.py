@@ -112,7 +112,8 @@ async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_ex
         assert sum(r["fees_baisa"] for r in rollups) == COUNT * 5000
         assert await queue_depth(stack.amqp_url, topology.dead_queue(topology.ingest_queue)) == 0
         assert await queue_depth(stack.amqp_url, topology.retry_queue(topology.ingest_queue)) == 0
-        assert await health_is(health_pb2.HealthCheckResponse.SERVING)
+        # Its health follows at its next check: SERVING again, with the broker back.
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
         # What the cut left unacked came again: the redelivery path was exercised.
         consumed = await asyncio.to_thread(_consumed, stack.env["SANAD_INGEST_METRICS_PORT"])
         assert consumed > COUNT, consumed

@@ -10,7 +10,12 @@ from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import Stack, eventually
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, settled
-from tests.integration.workers_support import delete_retry_queues, publish, submitted
+from tests.integration.workers_support import (
+    delete_retry_queues,
+    end_abandoned_transactions,
+    publish,
+    submitted,
+)
 
 pytestmark = [pytest.mark.integration, needs_rabbitmqctl]
 
@@ -41,6 +46,7 @@ async def test_a_worker_killed_mid_20000_leaves_exactly_20000_stored_and_counted
         at_kill = await db.transactions.count_documents({})
         # Partway, or nothing was left to redeliver and the test proves nothing.
         assert at_kill < COUNT, f"the kill came after all {COUNT} were stored"
+        await end_abandoned_transactions(db)
         worker = stack.start_worker()
         await eventually(lambda: stored_at_least(COUNT), within_s=120, every_s=0.2)
         # Every delivery handled and acked, redeliveries of what was stored before the kill too.

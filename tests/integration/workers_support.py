@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -165,3 +166,16 @@ async def queue_depth(amqp_url: str, queue: str) -> int:
     async with connection:
         declared = await (await connection.channel()).declare_queue(queue, passive=True)
         return int(declared.declaration_result.message_count or 0)
+
+
+async def end_abandoned_transactions(db: Any) -> None:
+    """End the transactions a SIGKILLed worker left open, as an operator would with
+    `killAllSessions`.
+
+    The server would end them itself at their lifetime limit (MongoDB's
+    transactionLifetimeLimitSeconds, 60 s by default; SecantusDB's the same). Until then they
+    hold their documents, so the next worker's writes conflict and are retried, and the test
+    waits out the minute. Either way the transaction is aborted, never committed: what the
+    test proves (nothing lost, nothing doubled) does not depend on who ends it, only when.
+    """
+    await db.client.admin.command("killAllSessions", [])
