@@ -14,7 +14,8 @@ from tests.unit.test_worker_batch_answers import (
     Snapshot,
     batch,
 )
-from workers.batch.handlers import BatchHandler, Limits
+from workers.batch.handlers import BatchHandler
+from workers.batch.refusals import Limits
 
 __all__ = ["MemoryStore", "Message", "Replies", "Shared", "batch", "handler", "with_history"]
 

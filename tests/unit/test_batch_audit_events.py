@@ -7,7 +7,7 @@ from sanad.amqp.outcomes import Dead
 from sanad.security.audit import COLLECTION, AuditEvent
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from workers.batch import audit
-from workers.batch.handlers import DEAD_LETTER_REASONS
+from workers.batch.refusals import DEAD_LETTER_REASONS
 
 
 def event_fields(event: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from sanad.amqp.outcomes import Dead
 from sanad.v1 import events_pb2
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from workers.batch.app import build_app
-from workers.batch.handlers import Limits
+from workers.batch.refusals import Limits
 from workers.batch.settings import BatchSettings
 
 

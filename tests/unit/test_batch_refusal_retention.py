@@ -17,7 +17,7 @@ from sanad.amqp.topology import Topology
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from tests.unit.test_security_settings import SAFE
 from workers.batch.app import build_app
-from workers.batch.handlers import Limits
+from workers.batch.refusals import Limits
 from workers.batch.settings import BatchSettings
 
 DAY_S = 24 * 3600.0

@@ -9,7 +9,7 @@ from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.handling import HANDLER_FAILED
 from sanad.amqp.topology import Topology
 from sanad.telemetry.metrics import AMQP_DEAD_LETTERED
-from workers.batch import handlers as batch
+from workers.batch import refusals as batch
 from workers.ingest import handlers as ingest
 
 ROOT = Path(__file__).resolve().parents[2]

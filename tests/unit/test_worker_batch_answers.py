@@ -16,7 +16,8 @@ from sanad.amqp.outcomes import Dead, TransientError
 from sanad.domain.clock import to_millisecond
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import CenterView, ServiceView
-from workers.batch.handlers import BatchHandler, Limits
+from workers.batch.handlers import BatchHandler
+from workers.batch.refusals import Limits
 
 CENTER = CenterView("C1", "DA", "DA-NIZ", "ACTIVE", None, frozenset({"ROP-VISA"}), frozenset())
 SERVICE = ServiceView("ROP-VISA", "ROP", 5000, 48, 1, True)

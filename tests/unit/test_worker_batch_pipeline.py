@@ -15,7 +15,8 @@ from sanad.amqp.outcomes import TransientError
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import CenterView, ServiceView
 from workers.batch.domain import Context, Verdict, judge_batch, judge_items
-from workers.batch.handlers import BatchHandler, Limits
+from workers.batch.handlers import BatchHandler
+from workers.batch.refusals import Limits
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 CENTER = CenterView(

@@ -13,7 +13,8 @@ from sanad.registry_watch import registry_channel
 from sanad.rpc.server import RunningServer, start_server
 from services.intake.snapshot import RegistrySnapshot
 from workers.batch.authorization import authorizer, migration_authorizer
-from workers.batch.handlers import DEAD_LETTER_REASONS, BatchHandler, Limits
+from workers.batch.handlers import BatchHandler
+from workers.batch.refusals import DEAD_LETTER_REASONS, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
 from workers.ingest.store import IngestStore

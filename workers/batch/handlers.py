@@ -3,17 +3,15 @@ event."""
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
-from google.protobuf.message import DecodeError
 
-from sanad.amqp.batches import RESULT_TYPE, SUBMISSION_TYPE, item_count
+from sanad.amqp.batches import RESULT_TYPE, item_count
 from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
 from sanad.amqp.outcomes import (
     Dead,
@@ -29,32 +27,21 @@ from services.intake.domain import CenterView, ServiceView
 from workers.batch import audit
 from workers.batch.answers import result_of, settle
 from workers.batch.authorization import Authorize, MayMigrate
-from workers.batch.content import MAX_CODE_LENGTH, fingerprint
+from workers.batch.content import fingerprint
 from workers.batch.domain import Context, Verdict, item_id, judge_items
+from workers.batch.refusals import (
+    MAX_BATCH_ID,
+    REPLY_TO_RULE,
+    Limits,
+    may_reply_to,
+    read_refusal,
+    unread_refusal,
+)
 from workers.batch.store import BatchStore, Document
 
 log = logging.getLogger("sanad.batch")
 
 Reply = Callable[[str, bytes, str, str], Awaitable[None]]
-# Every reason this worker dead-letters with (its counters start at zero).
-DEAD_LETTER_REASONS = (
-    "unknown-type",
-    "undecodable",
-    "invalid",
-    "too-large",
-    "body-too-large",
-    "not-allowed",
-    "history-not-allowed",
-    "batch-id-in-use",
-    "batch-id-reused",
-    "bad-reply-to",
-)
-# Answers go only to a queue the broker named (amq.gen-*: a submitter's exclusive reply queue,
-# README "Batch submitters"), never to a work queue or any other queue the sender names.
-REPLY_TO = re.compile(r"amq\.gen-[A-Za-z0-9_-]{1,200}")
-REPLY_TO_RULE = "is not a server-named reply queue (amq.gen-*); nothing was answered or stored"
-# Ours are a uuid and a chunk number, or a seed's licence, year and chunk.
-MAX_BATCH_ID = 200
 
 
 class Snapshot(Protocol):
@@ -63,17 +50,6 @@ class Snapshot(Protocol):
 
     @property
     def ready(self) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_items: int = 5000
-    chunk: int = 1000
-    # Largest body parsed at all (BatchSettings.batch_max_bytes).
-    max_bytes: int = 16 * 1024 * 1024
-    # How long the dead letter of an answered refusal is kept (BatchSettings
-    # .batch_dead_letter_ttl_s); None: until an operator takes it.
-    refusal_ttl_s: float | None = None
 
 
 class BatchHandler:
@@ -224,47 +200,9 @@ class BatchHandler:
         self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
     ) -> Dead | None:
         """Why the batch is refused as a whole, if it is; parses it into submission."""
-        return self._unread_refusal(message) or self._read_refusal(message, submission)
-
-    def _unread_refusal(self, message: AbstractIncomingMessage) -> Dead | None:
-        """What is wrong with the message before its body is parsed."""
-        if message.type != SUBMISSION_TYPE:
-            return Dead("unknown-type", f"message type {message.type!r} is not handled here")
-        if len(message.body) > self.limits.max_bytes:
-            # Refused unread: parsing costs time and memory in proportion to the body.
-            return Dead(
-                "body-too-large",
-                f"message body of {len(message.body)} bytes; a batch may be at most"
-                f" {self.limits.max_bytes} bytes: send its items in smaller batches",
-            )
-        return None
-
-    def _read_refusal(
-        self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
-    ) -> Dead | None:
-        """What is wrong with the batch it carries, or with its sender's rights to it."""
-        try:
-            submission.ParseFromString(message.body)
-        except DecodeError as error:
-            return Dead("undecodable", f"not a valid {SUBMISSION_TYPE}: {error}")
-        if (invalid := _invalid(submission)) is not None:
-            return Dead("invalid", invalid)
-        size = item_count(submission)
-        if size > self.limits.max_items:
-            return Dead(
-                "too-large", f"{size} items; a batch may carry at most {self.limits.max_items}"
-            )
-        if not self.may_submit(message.user_id or "", submission.center_id):
-            return Dead("not-allowed", f"not allowed to submit for centre {submission.center_id!r}")
-        if submission.history_items and not self.may_migrate(message.user_id or ""):
-            # Migrated history (any status, actor, rating and past time) counts in the rollups
-            # the award and reports read: a centre's own user could forge its record.
-            return Dead(
-                "history-not-allowed",
-                f"user {message.user_id or ''!r} may not send history_items (migrated history):"
-                " only trusted users (SANAD_BATCH_TRUSTED_USERS) may; nothing was stored",
-            )
-        return None
+        return unread_refusal(message, self.limits) or read_refusal(
+            message, submission, self.limits, self.may_submit, self.may_migrate
+        )
 
     def _context(
         self, submission: events_pb2.BatchSubmission, record: Document, user: str
@@ -354,19 +292,3 @@ class BatchHandler:
             return False
         await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
         return True
-
-
-def _invalid(submission: events_pb2.BatchSubmission) -> str | None:
-    """What is wrong with the batch's own fields; its ids are kept and answered, so bounded."""
-    if not submission.batch_id:
-        return "batch_id is required"
-    if len(submission.batch_id) > MAX_BATCH_ID:
-        return f"batch_id must be at most {MAX_BATCH_ID} characters"
-    if len(submission.center_id) > MAX_CODE_LENGTH:
-        return f"center_id must be at most {MAX_CODE_LENGTH} characters"
-    return None
-
-
-def may_reply_to(reply_to: str) -> bool:
-    """No reply queue (nothing is answered), or a server-named one."""
-    return not reply_to or REPLY_TO.fullmatch(reply_to) is not None

@@ -1,0 +1,109 @@
+"""Why a batch submission is refused as a whole, before any item is judged; no I/O.
+
+A refusal is dead-lettered with its reason (one of DEAD_LETTER_REASONS), audited, and answered
+when the message names a reply queue it may be answered on (may_reply_to).
+"""
+
+import re
+from dataclasses import dataclass
+
+from aio_pika.abc import AbstractIncomingMessage
+from google.protobuf.message import DecodeError
+
+from sanad.amqp.batches import SUBMISSION_TYPE, item_count
+from sanad.amqp.outcomes import Dead
+from sanad.v1 import events_pb2
+from workers.batch.authorization import Authorize, MayMigrate
+from workers.batch.content import MAX_CODE_LENGTH
+
+# Every reason this worker dead-letters with (its counters start at zero).
+DEAD_LETTER_REASONS = (
+    "unknown-type",
+    "undecodable",
+    "invalid",
+    "too-large",
+    "body-too-large",
+    "not-allowed",
+    "history-not-allowed",
+    "batch-id-in-use",
+    "batch-id-reused",
+    "bad-reply-to",
+)
+# Answers go only to a queue the broker named (amq.gen-*: a submitter's exclusive reply queue,
+# README "Batch submitters"), never to a work queue or any other queue the sender names.
+REPLY_TO = re.compile(r"amq\.gen-[A-Za-z0-9_-]{1,200}")
+REPLY_TO_RULE = "is not a server-named reply queue (amq.gen-*); nothing was answered or stored"
+# Ours are a uuid and a chunk number, or a seed's licence, year and chunk.
+MAX_BATCH_ID = 200
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_items: int = 5000
+    chunk: int = 1000
+    # Largest body parsed at all (BatchSettings.batch_max_bytes).
+    max_bytes: int = 16 * 1024 * 1024
+    # How long the dead letter of an answered refusal is kept (BatchSettings
+    # .batch_dead_letter_ttl_s); None: until an operator takes it.
+    refusal_ttl_s: float | None = None
+
+
+def unread_refusal(message: AbstractIncomingMessage, limits: Limits) -> Dead | None:
+    """What is wrong with the message before its body is parsed."""
+    if message.type != SUBMISSION_TYPE:
+        return Dead("unknown-type", f"message type {message.type!r} is not handled here")
+    if len(message.body) > limits.max_bytes:
+        # Refused unread: parsing costs time and memory in proportion to the body.
+        return Dead(
+            "body-too-large",
+            f"message body of {len(message.body)} bytes; a batch may be at most"
+            f" {limits.max_bytes} bytes: send its items in smaller batches",
+        )
+    return None
+
+
+def read_refusal(
+    message: AbstractIncomingMessage,
+    submission: events_pb2.BatchSubmission,
+    limits: Limits,
+    may_submit: Authorize,
+    may_migrate: MayMigrate,
+) -> Dead | None:
+    """What is wrong with the batch it carries, or with its sender's rights to it; parses it
+    into submission."""
+    try:
+        submission.ParseFromString(message.body)
+    except DecodeError as error:
+        return Dead("undecodable", f"not a valid {SUBMISSION_TYPE}: {error}")
+    if (invalid := _invalid(submission)) is not None:
+        return Dead("invalid", invalid)
+    size = item_count(submission)
+    if size > limits.max_items:
+        return Dead("too-large", f"{size} items; a batch may carry at most {limits.max_items}")
+    if not may_submit(message.user_id or "", submission.center_id):
+        return Dead("not-allowed", f"not allowed to submit for centre {submission.center_id!r}")
+    if submission.history_items and not may_migrate(message.user_id or ""):
+        # Migrated history (any status, actor, rating and past time) counts in the rollups
+        # the award and reports read: a centre's own user could forge its record.
+        return Dead(
+            "history-not-allowed",
+            f"user {message.user_id or ''!r} may not send history_items (migrated history):"
+            " only trusted users (SANAD_BATCH_TRUSTED_USERS) may; nothing was stored",
+        )
+    return None
+
+
+def _invalid(submission: events_pb2.BatchSubmission) -> str | None:
+    """What is wrong with the batch's own fields; its ids are kept and answered, so bounded."""
+    if not submission.batch_id:
+        return "batch_id is required"
+    if len(submission.batch_id) > MAX_BATCH_ID:
+        return f"batch_id must be at most {MAX_BATCH_ID} characters"
+    if len(submission.center_id) > MAX_CODE_LENGTH:
+        return f"center_id must be at most {MAX_CODE_LENGTH} characters"
+    return None
+
+
+def may_reply_to(reply_to: str) -> bool:
+    """No reply queue (nothing is answered), or a server-named one."""
+    return not reply_to or REPLY_TO.fullmatch(reply_to) is not None
