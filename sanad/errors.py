@@ -68,6 +68,11 @@ class PermissionDenied(DomainError):
     """A valid identity without the right (PERMISSION_DENIED)."""
 
 
+class Internal(DomainError):
+    """A failure no rule foresaw, answered as such where it must not end the call (one item of
+    a stream): its message names no internals, only what to quote (INTERNAL)."""
+
+
 class RateLimited(DomainError):
     """Too many requests from one identity (RESOURCE_EXHAUSTED)."""
 

@@ -20,6 +20,7 @@ _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Internal: grpc.StatusCode.INTERNAL,
 }
 
 

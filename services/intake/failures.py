@@ -8,12 +8,10 @@ broker (stored, so they must be answered) and the items after it deserve their o
 
 import logging
 
-import grpc
 from pymongo.errors import PyMongoError
 
-from sanad.errors import DomainError, Unavailable
+from sanad.errors import DomainError, Internal, Unavailable
 from sanad.mongo import passing
-from sanad.rpc.status import code_of
 from sanad.telemetry.logs import request_id_var
 from services.intake.domain import MAX_CODE_LENGTH
 
@@ -32,16 +30,6 @@ def transient(error: BaseException) -> bool:
     return passing(error) or error.has_error_label(TRANSACTION_LABEL)
 
 
-class ItemFailed(DomainError):
-    """One streamed item failed in a way no domain rule foresaw (INTERNAL for that item only);
-    the message quotes the call's request id, never the failure."""
-
-
-def item_code(error: DomainError) -> grpc.StatusCode:
-    """The status a streamed item's error is answered with."""
-    return grpc.StatusCode.INTERNAL if isinstance(error, ItemFailed) else code_of(error)
-
-
 def item_failure(error: Exception, index: int, request_id: str) -> DomainError:
     """The answer to an item whose submission raised `error`, which no domain rule raised;
     logged here, once, with the item's index and request id and the call's request id (the
@@ -56,4 +44,4 @@ def item_failure(error: Exception, index: int, request_id: str) -> DomainError:
         )
         return Unavailable("the database did not answer as it should; retry later")
     log.error("streamed item %d answered INTERNAL", index, exc_info=error, extra=item)
-    return ItemFailed(f"internal error; quote request id {request_id_var.get()}")
+    return Internal(f"internal error; quote request id {request_id_var.get()}")

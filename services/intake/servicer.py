@@ -11,13 +11,13 @@ from sanad.domain.transactions import Status
 from sanad.errors import Invalid, Violation
 from sanad.records import proto_from_document
 from sanad.rpc.identity import caller
+from sanad.rpc.status import code_of
 from sanad.rpc.timestamps import from_timestamp, to_timestamp
 from sanad.security.admission import item_charge
 from sanad.security.identity import current
 from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
-from services.intake.failures import item_code
 from services.intake.listing import ListQuery, decode_token, page_size
 from services.intake.operations import Intake
 from services.intake.reading import DeadlineReached, Reader
@@ -94,7 +94,7 @@ def item_to_proto(result: ItemResult) -> intake_pb2.SubmitTransactionsResponse:
     if result.accepted is not None:
         answer.transaction_id = result.accepted.transaction_id
     if result.error is not None:
-        answer.error_code = item_code(result.error).name
+        answer.error_code = code_of(result.error).name
         answer.error_message = result.error.message
         for violation in getattr(result.error, "violations", ()):
             answer.violations.add(field=violation.field, description=violation.description)

@@ -23,13 +23,13 @@ from sanad.security import audit_items
 from sanad.security.identity import Identity
 from services.intake.deadline import Deadline
 from services.intake.domain import Submission
-from services.intake.failures import item_code, item_failure
+from services.intake.failures import item_failure
 from services.intake.operations import Accepted, Intake
 
 
 @dataclass(frozen=True)
 class ItemResult:
-    """The answer to one item: accepted, or the domain error that refused it (an ItemFailed
+    """The answer to one item: accepted, or the domain error that refused it (an Internal
     for a failure no domain rule raised)."""
 
     index: int
@@ -111,7 +111,7 @@ class _Stream:
                 await event.end(audit_items.OK, {"transaction_id": accepted.transaction_id})
             return ItemResult(index, submission.request_id, accepted=accepted)
         if event is not None:
-            await event.end(item_code(failure).name)
+            await event.end(code_of(failure).name)
         return ItemResult(index, submission.request_id, error=failure)
 
     def abandon(self) -> None:

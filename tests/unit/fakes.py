@@ -1,6 +1,7 @@
 """In-memory fakes that more than one unit test module runs the real code against, and the stored
 transaction they start from."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -24,8 +25,9 @@ class Published(NamedTuple):
 
 
 class RecordingPublisher:
-    """The Publisher intake's operations and tracking take: records every publish, or refuses
-    all of them as an unreachable broker does while `down`."""
+    """The publisher intake's operations and tracking take: records every publish, confirmed at
+    once (on_confirm runs then, as sanad.amqp.packing runs it), or refuses all of them as an
+    unreachable broker does while `down`."""
 
     def __init__(self) -> None:
         self.sent: list[Published] = []
@@ -40,10 +42,13 @@ class RecordingPublisher:
         message_type: str,
         message_id: str,
         timeout_s: float | None = None,
+        on_confirm: Callable[[], None] | None = None,
     ) -> None:
         if self.down:
             raise Unavailable("the message broker is unavailable; retry later")
         self.sent.append(Published(routing_key, body, message_type, timeout_s))
+        if on_confirm is not None:
+            on_confirm()
 
     def decoded(self, kind: type[M]) -> list[M]:
         """Every body sent, read as `kind`; each must have been published as that type."""

@@ -2,7 +2,6 @@
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,43 +52,16 @@ class CountingRequests(FakeRequests):
         return await super().find_one(query)
 
 
-class ConfirmingPublisher(RecordingPublisher):
-    """RecordingPublisher whose every publish taken is confirmed at once: on_confirm runs then,
-    as sanad.amqp.packing runs it."""
-
-    async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_type: str,
-        message_id: str,
-        timeout_s: float | None = None,
-        on_confirm: Callable[[], None] | None = None,
-    ) -> None:
-        await super().publish(
-            exchange,
-            routing_key,
-            body,
-            message_type=message_type,
-            message_id=message_id,
-            timeout_s=timeout_s,
-        )
-        if on_confirm is not None:
-            on_confirm()
-
-
 @dataclass
 class Setup:
     intake: Intake
     snapshot: FakeSnapshot
-    publisher: ConfirmingPublisher
+    publisher: RecordingPublisher
     requests: CountingRequests
 
 
 def setup() -> Setup:
-    snapshot, publisher, requests = FakeSnapshot(), ConfirmingPublisher(), CountingRequests()
+    snapshot, publisher, requests = FakeSnapshot(), RecordingPublisher(), CountingRequests()
     store = RequestStore({"intake_requests": requests, "audit_log": None})  # type: ignore[arg-type]
     intake = Intake(snapshot, publisher, store, Topology("test"), SECRET)
     return Setup(intake, snapshot, publisher, requests)
