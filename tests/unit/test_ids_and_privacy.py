@@ -1,6 +1,8 @@
 """Time-sortable ids and the civil-number hash and mask."""
 
-from sanad.domain.ids import id_time_ms, new_id
+import random
+
+from sanad.domain.ids import id_of, id_time_ms, new_id
 from sanad.domain.privacy import civil_hash, is_well_formed, mask
 
 
@@ -16,6 +18,20 @@ def test_the_time_can_be_read_back_from_an_id() -> None:
 
 def test_ids_made_in_the_same_millisecond_differ() -> None:
     assert len({new_id(now_ms=5) for _ in range(1000)}) == 1000
+
+
+def test_an_id_is_its_128_bits_in_crockford_base32_digit_by_digit() -> None:
+    # Batch workers derive transaction ids with id_of: its output must never change.
+    assert id_of(1_732_000_000_123, 0x0123456789ABCDEF0123) == "01JD1KXA3V04HMASW9NF6YY093"
+    assert id_of(2**48 - 1, 2**80 - 1) == "7" + "Z" * 25
+    assert id_of(0, 1) == "0" * 25 + "1"
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    draw = random.Random(7)
+    for _ in range(2000):
+        millis, entropy = draw.getrandbits(48), draw.getrandbits(80)
+        value = (millis << 80) | entropy
+        digits = "".join(alphabet[(value >> (5 * place)) & 31] for place in reversed(range(26)))
+        assert id_of(millis, entropy) == digits
 
 
 def test_civil_numbers_are_hashed_with_the_secret_and_masked() -> None:
