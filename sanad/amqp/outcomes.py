@@ -38,7 +38,7 @@ log = logging.getLogger("sanad.amqp.consumer")
 
 # On a dead letter that the broker drops after a while (Dead.expires_after_s): when, as an ISO
 # 8601 UTC time. The message's own `expiration` counts from when a queue took it; a pass of
-# sanad.amqp.dead_letters that puts the letter back reads this header to keep the same end.
+# sanad.amqp.dead_letter_pass that puts the letter back reads this header to keep the same end.
 EXPIRES_HEADER = "x-sanad-expires-at"
 # On a republished copy (a parked retry, a dead letter): the user_id the broker validated on the
 # original, which the copy cannot carry as its own property (see republished).
@@ -264,13 +264,24 @@ def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
     return _naming_the_user(message, written_by_us=False)
 
 
-def letter_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """Headers of a copy of a dead letter. The worker publishes its letters without the
-    sender's user_id, so the USER_ID_HEADER it wrote stays. A letter the broker set aside
-    (it always adds x-death) is the sender's message as sent: its user_id names the sender, and
-    a USER_ID_HEADER on it is the sender's own, so dropped."""
-    set_aside = "x-death" in (message.headers or {})
-    return _naming_the_user(message, written_by_us=not set_aside)
+def letter_headers(message: AbstractIncomingMessage, work_queue: str) -> dict[str, Any]:
+    """Headers of a copy of a dead letter of work_queue. The worker publishes its letters
+    without the sender's user_id, so the USER_ID_HEADER it wrote stays. A letter the broker
+    set aside (set_aside_by_broker) is the sender's message as sent: its user_id names the
+    sender, and a USER_ID_HEADER on it is the sender's own, so dropped."""
+    return _naming_the_user(message, written_by_us=not set_aside_by_broker(message, work_queue))
+
+
+def set_aside_by_broker(message: AbstractIncomingMessage, work_queue: str) -> bool:
+    """Whether the broker itself moved this dead letter out of work_queue (its delivery limit,
+    or the sender's expiration): the latest x-death entry names that queue. Such a letter is
+    the message as its sender sent it, so every x-sanad-* header on it is the sender's own.
+    A letter the worker wrote may carry x-death too: that of the retry queue it waited in."""
+    deaths = (message.headers or {}).get("x-death")
+    latest = deaths[0] if isinstance(deaths, list) and deaths else None
+    if not isinstance(latest, dict):
+        return False
+    return latest.get("queue") in (work_queue, work_queue.encode())
 
 
 def _naming_the_user(message: AbstractIncomingMessage, *, written_by_us: bool) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Naming scheme (prefix P, "sanad" by default; SANAD_AMQP_PREFIX):
   P.batch          direct exchange (routing key batch.submit) and quorum work queue of batch
                    submissions, answered on the submitter's reply_to queue
   P.dead           direct exchange for dead letters; routing key = the work queue's full name
-  P.<queue>.dead   one quorum dead-letter queue per work queue; reason in header x-sanad-reason,
+  P.<queue>.dead   one quorum dead-letter queue per work queue, with no delivery limit
+                   (UNLIMITED_DELIVERIES); reason in header x-sanad-reason,
                    human detail in x-sanad-detail; a batch refused whole and answered
                    carries a per-message expiration and x-sanad-expires-at (clear civil
                    numbers are not kept for good), every other letter stays until taken
@@ -74,6 +75,13 @@ AT_LEAST_ONCE: dict[str, Any] = {
 
 # Deliveries of one message a work queue allows (RabbitMQ 4.0's default for quorum queues).
 DELIVERY_LIMIT = 20
+# A dead-letter queue's delivery limit on RabbitMQ 4.0+: none. 4.0 gives every quorum queue a
+# limit of 20 unless it is declared with -1 (a policy cannot lift it), and a dead-letter queue
+# has no dead-letter exchange, so a letter past it would be dropped: every `sanadctl
+# dead-letters` pass that cannot move a letter (a broker alarm) hands it back, one delivery.
+# RabbitMQ 3.x has no default limit, and takes -1 as one that drops a letter at its first
+# return: there a dead-letter queue is declared without the argument.
+UNLIMITED_DELIVERIES = -1
 # Delivery limits earlier releases declared work queues with, which declare() keeps (warning).
 EARLIER_DELIVERY_LIMITS = (5,)
 
@@ -157,15 +165,24 @@ class Topology:
             **AT_LEAST_ONCE,
         }
 
+    def dead_queue_arguments(self, server_version: str) -> dict[str, Any]:
+        """A dead-letter queue's arguments on a broker of that version: no delivery limit."""
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+        if _major(server_version) >= 4:
+            arguments["x-delivery-limit"] = UNLIMITED_DELIVERIES
+        return arguments
+
     async def declare(self, channel: AbstractChannel) -> None:
         """Declare exchanges, work queues, dead-letter and retry queues; safe to repeat.
 
         A work or retry queue that an earlier release declared with at-most-once dead-lettering
-        is used as it is, with a warning (see _declare_dead_lettering).
+        is used as it is, with a warning (see _declare_dead_lettering); so is a dead-letter
+        queue declared before it had no delivery limit (see _declare_dead_queue).
         """
         dead = await channel.declare_exchange(
             self.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
         )
+        dead_arguments = self.dead_queue_arguments(await _server_version(channel))
         for queue_name, (exchange_name, keys) in self.work_queues().items():
             exchange = await channel.declare_exchange(
                 exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
@@ -175,8 +192,8 @@ class Topology:
             )
             for key in keys:
                 await queue.bind(exchange, key)
-            dead_queue = await channel.declare_queue(
-                self.dead_queue(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
+            dead_queue = await _declare_dead_queue(
+                channel, self.dead_queue(queue_name), dead_arguments
             )
             await dead_queue.bind(dead, queue_name)
             await _declare_dead_lettering(
@@ -213,6 +230,44 @@ async def _declare_dead_lettering(
         else:
             raise refused from last
     return await channel.declare_queue(name, durable=True, arguments=arguments)
+
+
+async def _declare_dead_queue(
+    channel: AbstractChannel, name: str, arguments: dict[str, Any]
+) -> AbstractQueue:
+    """Declare a dead-letter queue; one an earlier release declared, with the broker's default
+    delivery limit, is kept as it is with a warning (as in _declare_dead_lettering)."""
+    if "x-delivery-limit" in arguments:
+        try:
+            await _declare_aside(channel, name, arguments)
+        except ChannelPreconditionFailed:
+            earlier = {k: v for k, v in arguments.items() if k != "x-delivery-limit"}
+            await _declare_aside(channel, name, earlier, existing=True)  # else it still raises
+            level = logging.DEBUG if name in _WARNED_EARLIER else logging.WARNING
+            _WARNED_EARLIER.add(name)
+            log.log(
+                level,
+                "queue %s keeps RabbitMQ's default delivery limit (20 since 4.0; this release "
+                "declares none, which a policy cannot set): a letter that `sanadctl dead-letters` "
+                "fails to move that many times is dropped; delete it once it is empty (replay or "
+                "drop its letters with sanadctl dead-letters) and restart to have it declared anew",
+                name,
+            )
+            arguments = earlier
+    return await channel.declare_queue(name, durable=True, arguments=arguments)
+
+
+async def _server_version(channel: AbstractChannel) -> str:
+    """The broker's version as it announced it ("4.1.0"); empty when it did not."""
+    connection = (await channel.get_underlay_channel()).connection
+    version = (connection.server_properties or {}).get("version", "")
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
+def _major(version: str) -> int:
+    """The major number of a version ("3.10.8" -> 3); 0 when it does not read as one."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _earlier_arguments(arguments: dict[str, Any]) -> list[dict[str, Any]]:

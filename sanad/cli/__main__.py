@@ -110,7 +110,16 @@ def _add_credential_flags(parser: argparse.ArgumentParser, environ: Mapping[str,
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Parse, run one command, and return its exit code; quietly stop when stdout closes."""
+    """Parse, run one command, and return its exit code; quietly stop when stdout closes, and
+    run nothing without a stdout at all."""
+    if sys.stdout is None:
+        # Started with stdout closed (`>&-`): Python then has none, and print() writes nowhere,
+        # so a command would run (a replay, a drop) and every line it prints would be lost.
+        if sys.stderr is not None:
+            Printer(as_json=False).error(
+                "standard output is closed: sanadctl has nowhere to print its results"
+            )
+        return 1
     try:
         try:
             return run(argv, environ)

@@ -1,7 +1,8 @@
-"""sanadctl dead-letters: list what a worker set aside, and replay it once the cause is fixed.
+"""sanadctl dead-letters: list what a worker set aside, replay it once the cause is fixed, and
+drop the letters that will never be processed.
 
-Both commands make one pass over the dead-letter queue (sanad.amqp.dead_letters says why a pass
-and not a peek). Only the ingest queue's letters are replayed. A batch submission was
+Each command makes one pass over the dead-letter queue (sanad.amqp.dead_letter_pass says why a
+pass and not a peek). Only the ingest queue's letters are replayed. A batch submission was
 authenticated by the broker as its submitter's user; a copy published by an operator cannot
 carry that, so the submitter sends the batch again (the same batch id is answered the same).
 """
@@ -9,10 +10,13 @@ carry that, so the submitter sends the batch again (the same batch id is answere
 import argparse
 import asyncio
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 
-from sanad.amqp.dead_letters import DeadLetter, Pass, pass_over
+from sanad.amqp.connecting import CONNECT_TIMEOUT_S
+from sanad.amqp.dead_letter_pass import Action, Pass, pass_over
+from sanad.amqp.dead_letters import DeadLetter
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.cli.broker import DEFAULT_AMQP_URL, failure
 from sanad.cli.client import Client
@@ -20,10 +24,13 @@ from sanad.cli.output import Printer
 
 QUEUES = ("ingest", "batch")
 REPLAYABLE = ("ingest",)
+# Deadline of each step of a pass (connecting, taking a letter, a confirmed publish, an ack):
+# the processes' own bound on a broker operation.
+STEP_TIMEOUT_S = CONNECT_TIMEOUT_S
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register `dead-letters list` and `dead-letters replay`."""
+    """Register `dead-letters list`, `dead-letters replay` and `dead-letters drop`."""
     letters = commands.add_parser(
         "dead-letters", help="messages the workers set aside, through RabbitMQ"
     )
@@ -32,7 +39,10 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     replay = actions.add_parser(
         "replay", help="send dead letters back to their work queue (ingest only)"
     )
-    for action in (listing, replay):
+    drop = actions.add_parser(
+        "drop", help="remove the dead letters of a reason or message id for good"
+    )
+    for action in (listing, replay, drop):
         action.add_argument("--queue", choices=QUEUES, default="ingest", help="default ingest")
         action.add_argument("--amqp-url", help="RabbitMQ URL (env SANAD_AMQP_URL)")
     listing.add_argument("--limit", type=int, default=100, help="letters shown (default 100)")
@@ -43,26 +53,53 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         help="replay only letters with this reason (repeatable; default every letter)",
     )
     replay.add_argument("--limit", type=int, help="replay at most this many")
+    drop.add_argument(
+        "--reason",
+        action="append",
+        default=[],
+        type=_named,
+        help="drop letters with this reason (repeatable)",
+    )
+    drop.add_argument(
+        "--id",
+        action="append",
+        default=[],
+        type=_named,
+        dest="message_ids",
+        metavar="MESSAGE_ID",
+        help="drop the letter with this message id (each option repeatable; with both, a"
+        " letter must match a --reason and an --id; at least one is required)",
+    )
     listing.set_defaults(handler=list_letters)
     replay.set_defaults(handler=replay_letters)
+    drop.set_defaults(handler=drop_letters)
 
 
 def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """Print the dead letters of a work queue, oldest first; the queue is left as it was."""
+    """Print the oldest dead letters of a work queue and how many there are of each reason; the
+    queue is left as it was. Only the letters shown are held, however long the queue."""
     del client
+    limit = max(args.limit, 0)
+    shown: list[DeadLetter] = []
+
+    def keep(letter: DeadLetter) -> Action:
+        if len(shown) < limit:
+            shown.append(letter)
+        return Action.KEEP
+
     done = Pass()
     try:
-        _run(args, lambda letter: False, done)
+        _run(args, keep, done)
     except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
-    letters = done.kept
-    shown = letters[: max(args.limit, 0)]
     if printer.as_json:
         for letter in shown:
             printer.json(asdict(letter))
         return 0
+    total = done.kept.total()
     printer.table(
-        f"dead letters of {args.queue} ({len(letters)})",
+        f"dead letters of {args.queue} ({total}"
+        + (f", the oldest {len(shown)} shown)" if len(shown) < total else ")"),
         [
             [
                 str(n.position),
@@ -76,6 +113,8 @@ def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
             for n in shown
         ],
     )
+    if total:
+        printer.fields([("reasons", _by_reason(done.kept))])
     return 0
 
 
@@ -93,50 +132,109 @@ def replay_letters(args: argparse.Namespace, client: Client, printer: Printer) -
         _run(args, _chooser(set(args.reason), args.limit), done)
     except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
-    reasons = sorted({letter.reason for letter in done.replayed})
+    reasons = sorted(done.replayed)
+    replayed, kept = done.replayed.total(), done.kept.total()
     if printer.as_json:
-        printer.json({"replayed": len(done.replayed), "kept": len(done.kept), "reasons": reasons})
+        printer.json({"replayed": replayed, "kept": kept, "reasons": reasons})
     else:
         printer.fields(
-            [
-                ("replayed", len(done.replayed)),
-                ("kept", len(done.kept)),
-                ("reasons", ", ".join(reasons) or "-"),
-            ]
+            [("replayed", replayed), ("kept", kept), ("reasons", ", ".join(reasons) or "-")]
         )
     return 0
 
 
-def _chooser(reasons: set[str], limit: int | None) -> Callable[[DeadLetter], bool]:
-    """A replay() that takes letters of these reasons (all when none given), up to limit."""
+def drop_letters(args: argparse.Namespace, client: Client, printer: Printer) -> int:
+    """Remove the dead letters of the given reasons and/or message ids for good; the others
+    stay, in order."""
+    del client
+    if not args.reason and not args.message_ids:
+        printer.error(
+            "dead-letters drop needs --reason or --id: it never drops every letter"
+            " (see `sanadctl dead-letters list` for the reasons and ids)"
+        )
+        return 2
+    reasons, ids = set(args.reason), set(args.message_ids)
+
+    def chosen(letter: DeadLetter) -> Action:
+        matches = (not reasons or letter.reason in reasons) and (
+            not ids or letter.message_id in ids
+        )
+        return Action.DROP if matches else Action.KEEP
+
+    done = Pass()
+    try:
+        _run(args, chosen, done)
+    except BROKER_ERRORS as error:
+        return _failed(printer, args, error, done)
+    dropped, kept = done.dropped.total(), done.kept.total()
+    if printer.as_json:
+        printer.json(
+            {"dropped": dropped, "kept": kept, "reasons": dict(sorted(done.dropped.items()))}
+        )
+    else:
+        printer.fields(
+            [("dropped", dropped), ("kept", kept), ("reasons", _by_reason(done.dropped))]
+        )
+    return 0
+
+
+def _named(text: str) -> str:
+    """An argparse type for a reason or id to match: an empty one (an unset shell variable)
+    would match every letter without one."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _chooser(reasons: set[str], limit: int | None) -> Callable[[DeadLetter], Action]:
+    """A choose() that replays letters of these reasons (all when none given), up to limit."""
     taken = 0
 
-    def chosen(letter: DeadLetter) -> bool:
+    def chosen(letter: DeadLetter) -> Action:
         nonlocal taken
         if reasons and letter.reason not in reasons:
-            return False
+            return Action.KEEP
         if limit is not None and taken >= limit:
-            return False
+            return Action.KEEP
         taken += 1
-        return True
+        return Action.REPLAY
 
     return chosen
 
 
-def _run(args: argparse.Namespace, replay: Callable[[DeadLetter], bool], done: Pass) -> None:
+def _by_reason(counts: Counter[str]) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "-"
+
+
+def _run(args: argparse.Namespace, choose: Callable[[DeadLetter], Action], done: Pass) -> None:
     url = args.amqp_url or os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
-    asyncio.run(pass_over(url, prefix, args.queue, replay, done))
+    try:
+        asyncio.run(pass_over(url, prefix, args.queue, choose, done, timeout_s=STEP_TIMEOUT_S))
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"the pass over the dead letters of {args.queue} stopped after {_progress(done)};"
+            " the letter in hand, if any, stays in the queue"
+        ) from None
 
 
 def _failed(printer: Printer, args: argparse.Namespace, error: Exception, done: Pass) -> int:
-    moved = len(done.kept) + len(done.replayed)
     why = failure(error, "a letter")
-    if moved:
-        printer.error(
-            f"the pass over the dead letters of {args.queue} stopped after {moved} letters"
-            f" ({len(done.replayed)} replayed): {why}"
-        )
-    else:
+    if not done.moved and done.failed is None:
         printer.error(f"dead letters of {args.queue} not reached: {why}")
+        return 1
+    text = f"the pass over the dead letters of {args.queue} stopped after {_progress(done)}: {why}"
+    if (letter := done.failed) is not None:
+        where = "at the back of the queue" if done.failed_kept_at_back else "in the queue"
+        named = f"{letter.message_id or 'no message id'}, {letter.reason}"
+        text += f"; the letter it failed on ({named}) is kept, {where}"
+    printer.error(text)
     return 1
+
+
+def _progress(done: Pass) -> str:
+    letters = "letter" if done.moved == 1 else "letters"
+    return (
+        f"{done.moved} {letters} ({done.replayed.total()} replayed, {done.kept.total()} kept,"
+        f" {done.dropped.total()} dropped)"
+    )

@@ -21,6 +21,7 @@ from workers.batch.refusals import Limits
 from workers.batch.settings import BatchSettings
 
 DAY_S = 24 * 3600.0
+BATCH_QUEUE = "sanad.batch"
 
 
 def test_a_refused_batch_is_kept_fourteen_days_by_default() -> None:
@@ -132,7 +133,7 @@ def test_a_replayed_copy_never_expires() -> None:
     ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     letter = incoming({"x-sanad-reason": "not-allowed", EXPIRES_HEADER: ends}, expiration=3600)
 
-    copy = replayed_copy(letter)
+    copy = replayed_copy(letter, BATCH_QUEUE)
 
     assert copy.expiration is None
     assert EXPIRES_HEADER not in (copy.headers or {})
@@ -142,13 +143,16 @@ def test_a_letter_put_back_keeps_what_is_left_of_its_time() -> None:
     ends = datetime.now(UTC) + timedelta(minutes=10)
     letter = incoming({EXPIRES_HEADER: ends.isoformat()}, expiration=3600)
 
-    copy = kept_copy(letter)
+    copy = kept_copy(letter, BATCH_QUEUE)
 
     assert copy.expiration is not None
     assert 590 < float(copy.expiration) <= 600  # type: ignore[arg-type]
-    assert letter_of(0, letter).expires_at == ends.isoformat()
+    assert letter_of(0, letter, BATCH_QUEUE).expires_at == ends.isoformat()
     lapsed = incoming({EXPIRES_HEADER: (ends - timedelta(hours=1)).isoformat()})
-    assert kept_copy(lapsed).expiration == 0.001
-    assert kept_copy(incoming({})).expiration is None
-    assert kept_copy(incoming({EXPIRES_HEADER: "soon"}, expiration=30.0)).expiration == 30.0
-    assert letter_of(0, incoming({})).expires_at == ""
+    assert kept_copy(lapsed, BATCH_QUEUE).expiration == 0.001
+    assert kept_copy(incoming({}), BATCH_QUEUE).expiration is None
+    assert (
+        kept_copy(incoming({EXPIRES_HEADER: "soon"}, expiration=30.0), BATCH_QUEUE).expiration
+        == 30.0
+    )
+    assert letter_of(0, incoming({}), BATCH_QUEUE).expires_at == ""

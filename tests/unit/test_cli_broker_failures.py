@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from sanad.cli import dead_letters
 from sanad.cli.__main__ import main
 from sanad.seed import run
 from sanad.seed.batches import BatchLoader
 from sanad.v1 import events_pb2
+from tests.unit.dead_letter_fakes import FakeBroker, install
 from tests.unit.seed_fakes import SEED, Loaded, Registered
 
 NOTHING_LISTENS = "amqp://guest:secret-word@127.0.0.1:1/"
@@ -54,6 +56,48 @@ def test_dead_letters_from_a_port_that_never_speaks_amqp_fail_within_five_second
         "error: dead letters of ingest not reached: no AMQP answer within 5 s:"
         " is that RabbitMQ's address and port?"
     ]
+
+
+@pytest.mark.timeout(30)
+def test_a_replay_under_a_broker_alarm_stops_at_its_deadline_saying_what_it_replayed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Under a memory or disk alarm the broker keeps the connection (and its heartbeats) and
+    # takes publishes, but confirms none until the alarm clears.
+    broker = FakeBroker(queues={"sanad.ingest": [], "sanad.ingest.dead": []}, alarm_after=1)
+    broker.letters("sanad.ingest.dead", ("unknown-type", "m-0"), ("unknown-type", "m-1"))
+    install(monkeypatch, broker)
+    monkeypatch.setattr(dead_letters, "STEP_TIMEOUT_S", 0.2)
+
+    code = main(["dead-letters", "replay"], environ={})
+
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: the pass over the dead letters of ingest stopped after 1 letter (1 replayed,"
+        " 0 kept, 0 dropped): RabbitMQ confirmed no publish within 0.2 s: a memory or disk"
+        " alarm blocks publishers until it clears; the letter it failed on (m-1, unknown-type)"
+        " is kept, in the queue"
+    ]
+    assert broker.ids("sanad.ingest") == ["m-0"]
+    assert broker.ids("sanad.ingest.dead") == ["m-1"]
+
+
+@pytest.mark.timeout(30)
+def test_a_list_under_a_broker_alarm_stops_at_its_deadline(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker = FakeBroker(queues={"sanad.ingest": [], "sanad.ingest.dead": []}, alarm_after=0)
+    broker.letters("sanad.ingest.dead", ("invalid", "m-0"))
+    install(monkeypatch, broker)
+    monkeypatch.setattr(dead_letters, "STEP_TIMEOUT_S", 0.2)
+
+    code = main(["dead-letters", "list"], environ={})
+
+    assert code == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "stopped after 0 letters" in line
+    assert "RabbitMQ confirmed no publish within 0.2 s" in line
+    assert broker.ids("sanad.ingest.dead") == ["m-0"]
 
 
 @pytest.mark.timeout(30)

@@ -53,3 +53,36 @@ def test_output_still_buffered_at_the_end_meets_the_closed_pipe_quietly() -> Non
     )
     assert result.stderr == ""
     assert result.returncode == EXIT_BROKEN_PIPE
+
+
+def run_with_closed(*descriptors: int) -> subprocess.CompletedProcess[str]:
+    """sanadctl started as `sanadctl ... >&-` (and `2>&-`): Python then has no sys.stdout."""
+    # A command that would otherwise try a broker where none listens.
+    command = ["-m", "sanad.cli", "dead-letters", "list", "--amqp-url", "amqp://127.0.0.1:1/"]
+
+    def close() -> None:
+        for descriptor in descriptors:
+            os.close(descriptor)
+
+    return subprocess.run(
+        [sys.executable, *command],
+        stderr=subprocess.PIPE,
+        preexec_fn=close,  # only closes descriptors, before exec
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_command_started_with_stdout_closed_says_so_in_one_line_and_runs_nothing() -> None:
+    result = run_with_closed(1)
+    assert (
+        result.stderr
+        == "error: standard output is closed: sanadctl has nowhere to print its results\n"
+    )
+    assert result.returncode == 1
+
+
+def test_a_command_started_with_stdout_and_stderr_closed_fails_quietly() -> None:
+    result = run_with_closed(1, 2)
+    assert result.returncode == 1

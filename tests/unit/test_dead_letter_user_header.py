@@ -93,14 +93,14 @@ def test_a_pass_over_dead_letters_keeps_the_user_the_worker_wrote(copy: Any) -> 
     # wrote is the only record of who sent the message.
     letter = incoming({USER_HEADER: "batch-centre-7", "x-sanad-reason": "invalid"}, user_id=None)
 
-    assert copy(letter).headers[USER_HEADER] == "batch-centre-7"
+    assert copy(letter, "sanad.batch").headers[USER_HEADER] == "batch-centre-7"
 
 
 @pytest.mark.parametrize("copy", [kept_copy, replayed_copy])
 def test_a_pass_over_a_letter_the_broker_set_aside_names_its_validated_user(copy: Any) -> None:
     letter = incoming({USER_HEADER: "batch-centre-OTHER"}, user_id="batch-centre-7")
 
-    assert copy(letter).headers[USER_HEADER] == "batch-centre-7"
+    assert copy(letter, "sanad.batch").headers[USER_HEADER] == "batch-centre-7"
 
 
 @pytest.mark.parametrize("copy", [kept_copy, replayed_copy])
@@ -110,4 +110,4 @@ def test_a_letter_the_broker_set_aside_without_user_id_names_no_user(copy: Any) 
     death = [{"reason": "delivery_limit", "queue": "sanad.batch", "count": 1}]
     letter = incoming({USER_HEADER: "migration", "x-death": death}, user_id=None)
 
-    assert USER_HEADER not in copy(letter).headers
+    assert USER_HEADER not in copy(letter, "sanad.batch").headers
