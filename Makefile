@@ -40,7 +40,8 @@ demo: setup
 	$(PY) -m sanad.cli --timeout 60 report --governorate DA --year 2024 && \
 	$(PY) -m sanad.cli --timeout 60 leaderboard --governorate DA --year 2024 --limit 10
 
-# Development CA, service and client certificates and JWT keys under .certs/ (`make run`
+# Development CA, service and client certificates and JWT keys under .certs/, or
+# SANAD_DEVSTACK_CERTS (`make run`
 # creates them too when they are missing).
 certs: setup
 	$(PY) -m sanad.security.certs

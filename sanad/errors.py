@@ -1,7 +1,10 @@
 """Domain errors: raised by domain code, mapped to gRPC status in one interceptor."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,3 +88,13 @@ def check(violations: list[Violation]) -> None:
     """Raise Invalid when any violation was collected."""
     if violations:
         raise Invalid(violations)
+
+
+def collected(found: list[Violation], parse: Callable[[], T]) -> T | None:
+    """What parse() gives; None, its violations added to found, when it raises Invalid. For
+    naming every bad field of a request at once: collect each field's, then check(found)."""
+    try:
+        return parse()
+    except Invalid as error:
+        found.extend(error.violations)
+        return None

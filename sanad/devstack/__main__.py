@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sanad.devstack import mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
+from sanad.security import certs
 from sanad.settings import CommonSettings
 from workers.ingest.settings import IngestSettings
 
@@ -108,7 +109,7 @@ def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:
     if secure.plaintext(env):
         print("devstack: plaintext gRPC, no credentials required (dev profile)", flush=True)
     else:
-        folder = secure.certs_folder(env)
+        folder = certs.certs_folder(env)
         env.update(secure.prepare(folder, env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)))
         client |= secure.admin_client_env(folder)
         print(

@@ -14,6 +14,7 @@ from sanad.amqp.topology import delete_topology
 from sanad.devstack import mongo_server, secure
 from sanad.devstack.mongo_server import free_port
 from sanad.devstack.orphans import guarded
+from sanad.security.certs import CERTS_KEY
 
 SERVICES = ("registry", "intake", "metrics")
 
@@ -60,7 +61,7 @@ class LaunchedStack:
         if secure_mode:
             self.certs = (data / "certs").resolve()
             secure.ensure_pki(self.certs)
-            self.env[secure.CERTS_KEY] = str(self.certs)
+            self.env[CERTS_KEY] = str(self.certs)
             self.env.update(secure.admin_client_env(self.certs))
         else:
             self.env[secure.PLAINTEXT_KEY] = "1"

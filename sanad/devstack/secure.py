@@ -13,7 +13,6 @@ from sanad.security import certs
 from sanad.security.batch_users import broker_user
 
 PLAINTEXT_KEY = "SANAD_DEVSTACK_PLAINTEXT"
-CERTS_KEY = "SANAD_DEVSTACK_CERTS"
 CERTS_DIR_KEY = "SANAD_DEVSTACK_CERTS_DIR"
 CLIENT_KEYS = ("SANAD_CA_FILE", "SANAD_CERT_FILE", "SANAD_KEY_FILE", "SANAD_TOKEN")
 # Where sanadctl finds each service: set by `make run` only for a service moved to another port.
@@ -23,11 +22,6 @@ TARGET_KEYS = ("SANAD_REGISTRY_TARGET", "SANAD_INTAKE_TARGET", "SANAD_METRICS_TA
 def plaintext(env: dict[str, str]) -> bool:
     """True when the plaintext dev stack was asked for."""
     return env.get(PLAINTEXT_KEY, "") not in ("", "0", "false")
-
-
-def certs_folder(env: dict[str, str]) -> Path:
-    """Where the dev PKI lives (SANAD_DEVSTACK_CERTS, default .certs)."""
-    return Path(env.get(CERTS_KEY, ".certs")).resolve()
 
 
 def ensure_pki(folder: Path) -> None:

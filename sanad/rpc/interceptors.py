@@ -2,8 +2,9 @@
 
 Servicers raise domain errors; this is the one place they become gRPC status
 codes. Anything else becomes INTERNAL with the request id and no stack trace. A request (or a
-streamed item) whose bytes are not the method's message is INVALID_ARGUMENT, answered before
-anything else sees it: gRPC itself would answer UNKNOWN with the parser's exception.
+streamed item) whose bytes are not the method's message is INVALID_ARGUMENT: parsed leniently
+here, refused by the security interceptor after it admitted the caller for the methods it
+guards, and here, before anything else sees it, for the rest (sanad.rpc.undecodable).
 """
 
 import asyncio
@@ -15,10 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from sanad import errors
 from sanad.rpc.status import code_of, to_status
+from sanad.rpc.undecodable import handed_on, is_lenient, lenient
 from sanad.telemetry.logs import request_id_var
 from sanad.telemetry.metrics import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
 
@@ -115,48 +116,6 @@ class _Call:
         )
 
 
-class _Undecodable:
-    """What a request's bytes parse to when they are not the method's message."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def refusal(self) -> errors.Invalid:
-        # The parser's message names the message type and the fault; never the bytes.
-        return errors.Invalid([errors.Violation("request", self.reason)], "undecodable request")
-
-
-def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """The method's parser, answering _Undecodable instead of raising on bad bytes."""
-    if deserialize is None:
-        return None
-
-    def parse(data: bytes) -> Any:
-        try:
-            return deserialize(data)
-        except DecodeError as error:
-            return _Undecodable(str(error) or "not a valid message")
-
-    return parse
-
-
-def _parsed(request: Any) -> Any:
-    """A unary call's request; Invalid when its bytes were not the method's message."""
-    if isinstance(request, _Undecodable):
-        raise request.refusal()
-    return request
-
-
-async def _decoded(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """A request stream's items; Invalid at the first one whose bytes were not a message."""
-    async for item in items:
-        if isinstance(item, _Undecodable):
-            raise item.refusal()
-        yield item
-
-
 def _finished_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     code = context.code()
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
@@ -192,40 +151,49 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = self._method(handler_call_details.method, handler)
         metadata = handler_call_details.invocation_metadata
-        parse = _lenient(handler.request_deserializer)
+        # A parser made lenient already (the security interceptor's, for the methods it
+        # guards) is refused by its own layer; any other is made lenient and refused here.
+        refuses = not is_lenient(handler.request_deserializer)
+        parse = lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method, metadata),
+                _unary(handler.unary_unary, method, metadata, refuses=refuses),
                 parse,
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _unary(handler.stream_unary, method, metadata, streamed=True),
+                _unary(handler.stream_unary, method, metadata, refuses=refuses, streamed=True),
                 parse,
                 handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _streaming(handler.stream_stream, method, metadata, streamed=True),
+                _streaming(handler.stream_stream, method, metadata, refuses=refuses, streamed=True),
                 parse,
                 handler.response_serializer,
             )
         return grpc.unary_stream_rpc_method_handler(
-            _streaming(handler.unary_stream, method, metadata),
+            _streaming(handler.unary_stream, method, metadata, refuses=refuses),
             parse,
             handler.response_serializer,
         )
 
 
 def _unary(
-    behaviour: Callable[..., Any], method: _Method, metadata: Any, *, streamed: bool = False
+    behaviour: Callable[..., Any],
+    method: _Method,
+    metadata: Any,
+    *,
+    refuses: bool = True,
+    streamed: bool = False,
 ) -> Callable[..., Any]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, metadata)
         call.begin(context)
         try:
-            response = await behaviour(_decoded(request) if streamed else _parsed(request), context)
+            handed = handed_on(request, streamed) if refuses else request
+            response = await behaviour(handed, context)
         except asyncio.CancelledError:
             call.finish(cancelled_code(context))  # counted and timed like every other end
             raise
@@ -241,19 +209,24 @@ def _unary(
 
 
 def _streaming(
-    behaviour: Callable[..., Any], method: _Method, metadata: Any, *, streamed: bool = False
+    behaviour: Callable[..., Any],
+    method: _Method,
+    metadata: Any,
+    *,
+    refuses: bool = True,
+    streamed: bool = False,
 ) -> Callable[..., Any]:
     if not inspect.isasyncgenfunction(behaviour):
         # A handler that writes its responses with context.write and returns (grpc_health's
         # Watch): wrapped as a unary one is; iterating it would fail every call as INTERNAL.
-        return _unary(behaviour, method, metadata, streamed=streamed)
+        return _unary(behaviour, method, metadata, refuses=refuses, streamed=streamed)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, metadata)
         call.begin(context)
         try:
-            requests = _decoded(request) if streamed else _parsed(request)
-            async for response in behaviour(requests, context):
+            handed = handed_on(request, streamed) if refuses else request
+            async for response in behaviour(handed, context):
                 yield response
         except asyncio.CancelledError:
             call.finish(cancelled_code(context))

@@ -78,13 +78,20 @@ class Admission:
         """The caller, or Unauthenticated for a bad credential or none (required mode).
 
         A call that fails authentication is charged one token of its source's rate, so failing
-        costs a caller its rate as calls do: over it, such calls get RESOURCE_EXHAUSTED.
+        costs a caller its rate as calls do: over it, such calls get RESOURCE_EXHAUSTED. A
+        check that fails in a way none of its refusals names (a bug of ours or of a library,
+        on a credential nobody foresaw) fails authentication too, charged the same; it is
+        logged with its traceback, after the charge, so at most at its source's rate.
         """
         try:
             return self.authenticator.identify(context)
         except errors.Unauthenticated:
             self.limiter.take(source(context))
             raise
+        except Exception:
+            self.limiter.take(source(context))
+            log.exception("checking a credential failed unexpectedly: refused as unauthenticated")
+            raise errors.Unauthenticated("the credential could not be checked") from None
 
     def charge(self, identity: Identity, streamed: bool = False) -> None:
         """RateLimited when the caller is over its rate.

@@ -13,11 +13,12 @@ each item's event in the item's own task:
 An item refused for the caller's rate is not submitted and gets no event of its own: a stream's
 items cost the caller next to nothing to send, and their refusals would cost the database one
 write each. The stream's own event records the call, and counts its items by outcome
-(`item_outcomes`), those refused for the rate among them.
+(`item_outcomes`), those refused for the rate among them, and those its handler left unanswered
+when the call ended (CANCELLED: the interceptor has the handler settle them first, `settle`).
 """
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -70,6 +71,7 @@ class ItemAudit:
         self.results = results
         # How many items ended with each outcome, for the call's own event.
         self.outcomes: Counter[str] = Counter()
+        self._settle: Callable[[], Awaitable[None]] | None = None
 
     def offer(self, item: Any) -> ItemEvent:
         """The item's event, its OK event offered in the running task's context: call it in the
@@ -80,6 +82,20 @@ class ItemAudit:
         """Count an item that ended with this outcome; an item with no event of its own (one
         refused for the caller's rate) is counted here alone."""
         self.outcomes[outcome] += 1
+
+    def counted(self) -> int:
+        """How many items ended, whatever their outcome."""
+        return self.outcomes.total()
+
+    def settled_by(self, settle: Callable[[], Awaitable[None]]) -> None:
+        """How the handler ends (cancels) the items it left unanswered: the call's event awaits
+        it before it counts them, as gRPC may close the handler after the interceptor."""
+        self._settle = settle
+
+    async def settle(self) -> None:
+        """End the items the call's handler left unanswered, before the call's event counts."""
+        if self._settle is not None:
+            await self._settle()
 
 
 _current: ContextVar[ItemAudit | None] = ContextVar("sanad_audit_items", default=None)

@@ -41,7 +41,7 @@ class AuditListing:
 
     async def find(self, query: AuditQuery) -> tuple[list[AuditEvent], str]:
         """One page of matching events, newest first, and the next page token."""
-        size, offset = _page(query)
+        size, offset = page_of(query)
         cursor = self.collection.find(_filter(query)).sort("_id", -1).skip(offset).limit(size + 1)
         documents = [doc async for doc in cursor]
         more = len(documents) > size
@@ -49,7 +49,8 @@ class AuditListing:
         return events, str(offset + size) if more else ""
 
 
-def _page(query: AuditQuery) -> tuple[int, int]:
+def page_of(query: AuditQuery) -> tuple[int, int]:
+    """The page size and offset a listing asks for, or Invalid naming each bad one."""
     violations = []
     if not 0 <= query.page_size <= MAX_PAGE:
         violations.append(Violation("page_size", f"must be between 0 and {MAX_PAGE}"))
@@ -75,10 +76,12 @@ def _filter(query: AuditQuery) -> dict[str, Any]:
         found["target_values"] = query.target_value
     # A window of times is the window of ids between the first ids of its ends.
     period: dict[str, str] = {}
+    # No event is older than 1970, where ids begin: an earlier start is no bound, an earlier end
+    # bounds out everything.
     if query.start is not None:
-        period["$gte"] = first_id(epoch_millis(query.start))
+        period["$gte"] = first_id(max(epoch_millis(query.start), 0))
     if query.end is not None:
-        period["$lt"] = first_id(epoch_millis(query.end))
+        period["$lt"] = first_id(max(epoch_millis(query.end), 0))
     if period:
         found["_id"] = period
     return found

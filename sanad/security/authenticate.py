@@ -53,12 +53,13 @@ def source(context: Any) -> str:
     identity of the client certificate it came with, which TLS verified whatever its bearer
     token was, else its peer's address without the port."""
     certificates = context.auth_context().get("x509_pem_cert")
-    if certificates:
-        try:
-            return identity_from_certificate(bytes(certificates[0])).actor
-        except (Unauthenticated, ValueError):
-            pass  # a certificate naming no usable identity: its address, then
-    return f"peer:{_host(context.peer())}"
+    address = f"peer:{_host(context.peer())}"
+    if not certificates:
+        return address
+    try:
+        return identity_from_certificate(bytes(certificates[0])).actor
+    except Exception:  # a certificate naming no usable identity, whatever the fault
+        return address
 
 
 def _host(peer: str) -> str:

@@ -3,6 +3,8 @@
     python -m sanad.security.certs [--out .certs] [--force]
     python -m sanad.security.certs client --role centre --subject nizwa-1 --center <id>
 
+Without --out, the PKI is where `make run` looks for it: SANAD_DEVSTACK_CERTS, default .certs.
+
 Service certificates (CN = service, OU = service) serve TLS and are the services' client
 certificates towards each other; backend certificates (OU = backend) serve RabbitMQ and MongoDB.
 Client certificates carry CN = subject, OU = role and a URI SAN `urn:sanad:agency:<code>` or
@@ -18,7 +20,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,16 +237,23 @@ def load_authority(out: Path) -> Authority:
     return Authority(key, x509.load_pem_x509_certificate((out / "ca.pem").read_bytes()))
 
 
+# Where the dev PKI lives, for `make certs` and `make run` alike (sanad.devstack).
+CERTS_KEY = "SANAD_DEVSTACK_CERTS"
 # What a client's files are named: its subject or --name, without a path in it, and none of the
 # PKI's own (a client named ca would replace the CA, one named intake intake's certificate).
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 PKI_FILES = frozenset({"ca", "jwt-signing", *SERVICES, *BACKENDS})
 
 
+def certs_folder(env: Mapping[str, str]) -> Path:
+    """Where the dev PKI lives (SANAD_DEVSTACK_CERTS, default .certs)."""
+    return Path(env.get(CERTS_KEY, ".certs")).resolve()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Create the dev PKI, or issue one more client certificate and token."""
     parser = argparse.ArgumentParser(prog="python -m sanad.security.certs")
-    parser.add_argument("--out", type=Path, default=Path(".certs"))
+    parser.add_argument("--out", type=Path, default=certs_folder(os.environ))
     parser.add_argument("--force", action="store_true", help="replace an existing dev PKI")
     commands = parser.add_subparsers(dest="command")
     client = commands.add_parser("client", help="issue a client certificate and token")

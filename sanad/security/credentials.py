@@ -4,7 +4,10 @@ Tokens are verified with the key their header's `kid` names (sanad.security.jwks
 
 Certificates: CN is the subject, OU the role, and a URI SAN `urn:sanad:agency:<code>` or
 `urn:sanad:center:<id>` the scope. Tokens carry `sub`, `role`, and `agency` or `center`.
-A ministry without an agency, or a centre or batch identity without a centre, is refused.
+Each role carries exactly its own scope (DESIGN §6): a ministry its agency, a centre or batch
+identity its centre, any other role none. A credential without its role's scope, or naming
+another (a centre desk's with an agency), was issued wrong and is refused: the scope decides
+whom the caller acts for and what its actor is (its rate, its streams, its request ids).
 """
 
 import functools
@@ -22,6 +25,7 @@ from sanad.security.jwks import KeySet
 AGENCY_URI = "urn:sanad:agency:"
 CENTER_URI = "urn:sanad:center:"
 ALGORITHM = "ES256"
+TIMES = ("exp", "iat", "nbf")  # a token's NumericDate claims
 
 
 def scoped(subject: str, role_name: str, agency_code: str, center_id: str) -> Identity:
@@ -32,11 +36,20 @@ def scoped(subject: str, role_name: str, agency_code: str, center_id: str) -> Id
         raise Unauthenticated(f"unknown role {role_name[:32]!r}") from None
     if not subject:
         raise Unauthenticated("credential without a subject")
+    centred = role in (Role.CENTRE, Role.BATCH)
     if role is Role.MINISTRY and not agency_code:
         raise Unauthenticated("a ministry credential names its agency")
-    if role in (Role.CENTRE, Role.BATCH) and not center_id:
+    if centred and not center_id:
         raise Unauthenticated(f"a {role} credential names its centre")
+    if agency_code and role is not Role.MINISTRY:
+        raise Unauthenticated(f"{_a(role)} credential names no agency")
+    if center_id and not centred:
+        raise Unauthenticated(f"{_a(role)} credential names no centre")
     return Identity(subject, role, agency_code=agency_code, center_id=center_id)
+
+
+def _a(role: Role) -> str:
+    return f"{'an' if role[0] in 'aeiou' else 'a'} {role}"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -45,18 +58,22 @@ def identity_from_certificate(pem: bytes) -> Identity:
     certificate = x509.load_pem_x509_certificate(pem)
     subject = _attribute(certificate.subject, NameOID.COMMON_NAME)
     role = _attribute(certificate.subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
-    agency = center = ""
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
     except x509.ExtensionNotFound:
         uris = []
-    for uri in uris:
-        if uri.startswith(AGENCY_URI):
-            agency = uri.removeprefix(AGENCY_URI)
-        elif uri.startswith(CENTER_URI):
-            center = uri.removeprefix(CENTER_URI)
+    agency = _one_scope(uris, AGENCY_URI, "agency")
+    center = _one_scope(uris, CENTER_URI, "centre")
     return scoped(subject, role, agency, center)
+
+
+def _one_scope(uris: list[str], prefix: str, kind: str) -> str:
+    """The scope of this kind a certificate names, if any; one naming two acts for neither."""
+    found = {uri.removeprefix(prefix) for uri in uris if uri.startswith(prefix)}
+    if len(found) > 1:
+        raise Unauthenticated(f"a certificate names more than one {kind}")
+    return found.pop() if found else ""
 
 
 def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
@@ -109,8 +126,11 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"bad bearer token: {type(error).__name__}") from None
-        issued = claims.get("iat", time.time())
-        if not isinstance(issued, int | float) or claims["exp"] - issued > self.max_lifetime_s:
+        # PyJWT takes a time as text too ("1767225600"): ours must be numbers (RFC 7519).
+        for claim in TIMES:
+            if claim in claims and not _is_number(claims[claim]):
+                raise Unauthenticated(f"bad bearer token: its {claim} must be a number")
+        if claims["exp"] - claims.get("iat", time.time()) > self.max_lifetime_s:
             raise Unauthenticated(
                 f"bad bearer token: it lives longer than {self.max_lifetime_s} s"
             ) from None
@@ -120,6 +140,10 @@ class TokenVerifier:
             str(claims.get("agency", "")),
             str(claims.get("center", "")),
         )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def issue_token(

@@ -31,9 +31,20 @@ class Identity:
     center_id: str = ""
 
     @property
+    def scope(self) -> str:
+        """What the role is scoped to: a ministry's agency, a centre's or batch's centre;
+        nothing for the other roles."""
+        if self.role is Role.MINISTRY:
+            return self.agency_code
+        if self.role in (Role.CENTRE, Role.BATCH):
+            return self.center_id
+        return ""
+
+    @property
     def actor(self) -> str:
-        """How changes made by this identity are recorded: role, subject and scope."""
-        scope = self.agency_code or self.center_id
+        """How changes made by this identity are recorded, and whose rate, streams and request
+        ids a call uses: role, subject and the role's own scope."""
+        scope = self.scope
         return f"{self.role}:{self.subject}" + (f"@{scope}" if scope else "")
 
     def may_act_for_center(self, center_id: str) -> bool:

@@ -4,7 +4,10 @@ apply the policy table, audit.
 It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the domain errors it
 raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
 request id already set. It sets sanad.security.identity.current() for the handler, and caps the
-streaming calls each identity holds open.
+streaming calls each identity holds open. A request whose bytes are not the method's message
+reaches it as a marker (sanad.rpc.undecodable) and is refused Invalid only once its caller was
+authenticated, charged and authorized (the table's limits see no request): bad bytes need
+credentials, cost a token and are audited as any call.
 """
 
 import asyncio
@@ -18,6 +21,7 @@ import grpc
 from sanad import errors
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
+from sanad.rpc.undecodable import Undecodable, handed_on, lenient
 from sanad.security import audit_items, audit_offer, policy
 from sanad.security.admission import UNKNOWN_CALLER, Admission
 from sanad.security.audit import AuditEvent
@@ -57,27 +61,29 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         if rule is None and self.admission.authenticator.mode is AuthMode.DEV:
             return handler  # a dev-only service outside the table (tests, benchmarks)
         guard = _Guard(self, method, rule)
+        # Lenient: the guard refuses an undecodable request itself, after admitting its caller.
+        parse = lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 guard.unary(handler.unary_unary, streamed=False),
-                handler.request_deserializer,
+                parse,
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
                 guard.unary(handler.stream_unary, streamed=True),
-                handler.request_deserializer,
+                parse,
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 guard.streaming(handler.unary_stream, streamed=False),
-                handler.request_deserializer,
+                parse,
                 handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
             guard.streaming(handler.stream_stream, streamed=True),
-            handler.request_deserializer,
+            parse,
             handler.response_serializer,
         )
 
@@ -131,7 +137,7 @@ class _Guard:
 
     def unary(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> Any:
-            shown = None if streamed else request
+            shown = _shown(request, streamed)
             identity = UNKNOWN_CALLER
             offered = None
             admitted = False
@@ -140,6 +146,7 @@ class _Guard:
                 identity = self.owner.admission.identify(context)
                 self.owner.admission.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
+                request = handed_on(request, streamed)
                 admitted = True
                 if self.audit_log is not None and not streamed:
                     offered = audit_offer.offer(partial(self._succeeded, identity, request))
@@ -159,7 +166,7 @@ class _Guard:
 
     def streaming(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
-            shown = None if streamed else request
+            shown = _shown(request, streamed)
             identity = UNKNOWN_CALLER
             items: audit_items.ItemAudit | None = None
             admitted = False
@@ -168,6 +175,7 @@ class _Guard:
                 identity = self.owner.admission.identify(context)
                 self.owner.admission.charge(identity, streamed)
                 self.owner.authorize(self.method, self.rule, identity, shown)
+                request = handed_on(request, streamed)
                 self.owner.admission.open_stream(self.method, identity)
                 admitted = True
                 if self.audit_log is not None and streamed and self.item_targets:
@@ -207,17 +215,22 @@ class _Guard:
         """Record the call's event. A call that failed after its handler carried the OK event
         (a submission whose confirm came too late for the caller's deadline, which the ingest
         worker may store after all) names the results that event names, its transaction id. A
-        streaming call whose items were audited counts them by outcome."""
+        streaming call whose items were audited counts them by outcome, once those its handler
+        left unanswered have ended."""
         if self.audit_log is None:
             return
         results = policy.field_values(response, self.results)
         if offered is not None and offered.taken:
             results = {**offered.results, **results}
         target = self._target(request, results)
-        counted = dict(items.outcomes) if items is not None else {}
-        await self.audit_log.record(
-            self.owner.event(self.method, identity, target, outcome, counted)
-        )
+        try:
+            if items is not None:
+                await items.settle()
+        finally:  # written even when the call is cancelled again meanwhile (the server stops)
+            counted = dict(items.outcomes) if items is not None else {}
+            await self.audit_log.record(
+                self.owner.event(self.method, identity, target, outcome, counted)
+            )
 
     def _succeeded(
         self, identity: Identity, request: Any, results: Mapping[str, str]
@@ -230,11 +243,19 @@ class _Guard:
         return policy.audit_target(request, self.targets, self.results, results)
 
 
+def _shown(request: Any, streamed: bool) -> Any:
+    """The request the policy table and the audit trail see: none for a client stream (its
+    items come later) or for bytes that were not the method's message."""
+    return None if streamed or isinstance(request, Undecodable) else request
+
+
 def _outcome(error: BaseException | None, context: Any) -> str:
     if isinstance(error, errors.DomainError):
         return code_of(error).name
-    if isinstance(error, asyncio.CancelledError):
-        return cancelled_code(context).name  # as the call's metrics count it
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        # gRPC cancelled the call: at an await, or (GeneratorExit) at a stream's yield while
+        # an answer was being sent. Named as the call's metrics and log line name it.
+        return cancelled_code(context).name
     if error is not None and not isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.INTERNAL.name
     code = context.code()

@@ -55,7 +55,12 @@ class IntakeApp:
         ]
         limits = StreamLimits(self.settings.stream_max_inflight, self.settings.stream_max_items)
         servicer = IntakeServicer(
-            self.intake, self.reader, self.tracker, limits, self.settings.watch_poll_s
+            self.intake,
+            self.reader,
+            self.tracker,
+            limits,
+            self.settings.watch_poll_s,
+            max_message_bytes=self.settings.grpc_max_message_bytes,
         )
         self.server = await start_server(
             self.settings,

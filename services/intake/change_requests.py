@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sanad.domain.codes import overlong_codes
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists, Violation
 from sanad.v1 import events_pb2
-from services.intake.domain import MAX_CODE_LENGTH, request_key
+from services.intake.domain import request_key
 
 Document = dict[str, Any]
 
@@ -37,9 +38,7 @@ def change_key(caller: str, request_id: str) -> str:
 
 def request_id_violations(request_id: str) -> list[Violation]:
     """A request id is short: a longer one is refused before it is stored or logged."""
-    if len(request_id) > MAX_CODE_LENGTH:
-        return [Violation("request_id", f"must be at most {MAX_CODE_LENGTH} characters")]
-    return []
+    return overlong_codes({"request_id": request_id})
 
 
 def answer_record(key: str, transaction_id: str, change: Change, sequence: int) -> Document:

@@ -8,12 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
 from sanad.domain.privacy import is_well_formed
 from sanad.errors import NotFound, PreconditionFailed, Violation, check
-
-# Request ids, registry ids and catalogue codes are short: a longer one is refused by field
-# before "not found" or a log line repeats it.
-MAX_CODE_LENGTH = 128
 
 
 class Channel(StrEnum):
@@ -108,30 +105,20 @@ def validate(
 
 def field_violations(submission: Submission, service: ServiceView | None) -> list[Violation]:
     """Every bad field of a submission; the fee is checked against the catalogue when known."""
-    found = code_violations("center_id", submission.center_id)
-    found += code_violations("service_code", submission.service_code)
+    found = required_code_violations("center_id", submission.center_id)
+    found += required_code_violations("service_code", submission.service_code)
     if submission.channel is None:
         found.append(Violation("channel", "must be COUNTER, MOBILE, API or BATCH"))
     if submission.fee_baisa < 0:
         found.append(Violation("fee_baisa", "must not be negative"))
     if not is_well_formed(submission.civil_number):
         found.append(Violation("beneficiary_civil_number", "must be 6 to 10 digits"))
-    if len(submission.request_id) > MAX_CODE_LENGTH:
-        found.append(Violation("request_id", f"must be at most {MAX_CODE_LENGTH} characters"))
+    found += overlong_codes({"request_id": submission.request_id})
     if service is not None and submission.fee_baisa != service.fee_baisa:
         found.append(
             Violation("fee_baisa", f"must equal the catalogue fee of {service.fee_baisa} baisa")
         )
     return found
-
-
-def code_violations(name: str, value: str) -> list[Violation]:
-    """A required id or code, of at most MAX_CODE_LENGTH characters."""
-    if not value:
-        return [Violation(name, "is required")]
-    if len(value) > MAX_CODE_LENGTH:
-        return [Violation(name, f"must be at most {MAX_CODE_LENGTH} characters")]
-    return []
 
 
 def claimed_fields(center: CenterView, service: ServiceView) -> dict[str, str | int]:

@@ -10,10 +10,10 @@ import logging
 
 from pymongo.errors import PyMongoError
 
+from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.errors import DomainError, Internal, Unavailable
 from sanad.mongo import passing
 from sanad.telemetry.logs import request_id_var
-from services.intake.domain import MAX_CODE_LENGTH
 
 log = logging.getLogger("sanad.intake")
 

@@ -13,6 +13,10 @@ from sanad.errors import Invalid, Violation
 Document = dict[str, Any]
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# An issued token is at most 104 characters: base64 of the 77 bytes of a 26-character id and a
+# time written out in full ("9999-12-31T23:59:59.999999+00:00"). Anything longer was forged, and
+# is refused before it is decoded: a short bound leaves json no room to nest deeply.
+MAX_TOKEN_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,22 @@ def encode_token(doc: Document) -> str:
 def decode_token(token: str) -> tuple[datetime, str]:
     """The cursor of a page token, or Invalid.
 
-    Checked in full, since a client can forge any bytes: the id must be a string MongoDB can
-    encode (no lone surrogates) and the time a moment whose UTC form a datetime holds.
+    Checked in full, since a client can forge any bytes: no longer than an issued token, the
+    id a string MongoDB can encode (no lone surrogates) and the time a moment whose UTC form a
+    datetime holds. RecursionError is json's answer to deep nesting.
     """
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise Invalid([Violation("page_token", "is longer than any token this service issues")])
     try:
         return _cursor(json.loads(base64.urlsafe_b64decode(token.encode())))
-    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as error:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        binascii.Error,
+    ) as error:
         raise Invalid([Violation("page_token", "is not a token this service issued")]) from error
 
 

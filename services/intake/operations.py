@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from sanad.amqp.topology import SUBMITTED, Topology
+from sanad.deadline import Deadline
 from sanad.domain.clock import to_millisecond, utcnow
+from sanad.domain.codes import required_code_violations
 from sanad.domain.ids import new_id
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable, check
 from sanad.records import submitted_event
@@ -24,14 +26,12 @@ from sanad.security.identity import Identity
 from sanad.telemetry.metrics import count_submitted
 from sanad.v1 import events_pb2
 from services.intake import access
-from services.intake.deadline import Deadline
 from services.intake.domain import (
     CenterView,
     ServiceView,
     Submission,
     as_claimed,
     claimed_fields,
-    code_violations,
     field_violations,
     request_key,
     validate,
@@ -88,7 +88,7 @@ class Intake:
         if not self.snapshot.ready:
             raise Unavailable("intake is still loading the registry; retry shortly")
         service = self.snapshot.services.get(submission.service_code)
-        if code_violations("center_id", submission.center_id):
+        if required_code_violations("center_id", submission.center_id):
             # No centre named at all, so no scope to check: every bad field, center_id among
             # them, rather than a denial that would echo what the caller sent.
             check(field_violations(submission, service))

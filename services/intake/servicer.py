@@ -1,24 +1,24 @@
 """sanad.v1.IntakeService over gRPC: translates protobuf to intake operations."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import TypeAlias
 
 import grpc
 
+from sanad.deadline import caller_deadline
 from sanad.domain.clock import utcnow
 from sanad.domain.transactions import Status
-from sanad.errors import Invalid, Violation
+from sanad.errors import Violation, check, collected
 from sanad.records import proto_from_document
 from sanad.rpc.identity import caller
+from sanad.rpc.replies import DEFAULT_MAX_MESSAGE_BYTES, fitted
 from sanad.rpc.status import code_of
-from sanad.rpc.timestamps import from_timestamp, to_timestamp
+from sanad.rpc.timestamps import time_field, to_timestamp
 from sanad.security.admission import item_charge
 from sanad.security.identity import current
 from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
-from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
-from services.intake.listing import ListQuery, decode_token, page_size
+from services.intake.listing import ListQuery, decode_token, encode_token, page_size
 from services.intake.operations import Intake
 from services.intake.reading import DeadlineReached, Reader
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
@@ -55,28 +55,29 @@ def status_from_proto(value: int) -> Status | None:
 
 
 def list_query_from_proto(request: intake_pb2.ListTransactionsRequest) -> ListQuery:
-    """The query, or Invalid naming every bad field: an unknown status number (0 means any
-    status; another number this version does not know must not widen the listing to all) and a
-    time outside protobuf's range, each under its own field name."""
+    """The query, or Invalid naming every bad field at once: an unknown status number (0 means
+    any status; another number this version does not know must not widen the listing to all),
+    a time outside protobuf's range, a negative page size, a page token not issued here. A time
+    filter is unset when absent, not when zero: a set zero is the Unix epoch."""
     found: list[Violation] = []
     status = status_from_proto(request.status)
     if request.status and status is None:
         found.append(Violation("status", f"{request.status} is not a known TransactionStatus"))
-    bounds: dict[str, datetime | None] = {}
-    for field in ("submitted_after", "submitted_before"):
-        try:
-            bounds[field] = from_timestamp(getattr(request, field), field)
-        except Invalid as error:
-            found.extend(error.violations)
-    if found:
-        raise Invalid(found)
+    after = collected(found, lambda: time_field(request, "submitted_after"))
+    before = collected(found, lambda: time_field(request, "submitted_before"))
+    size = collected(found, lambda: page_size(request.page_size))
+    cursor = collected(
+        found, lambda: decode_token(request.page_token) if request.page_token else None
+    )
+    check(found)
+    assert size is not None
     return ListQuery(
         center_id=request.center_id,
         status=status,
-        submitted_after=bounds["submitted_after"],
-        submitted_before=bounds["submitted_before"],
-        page_size=page_size(request.page_size),
-        after=decode_token(request.page_token) if request.page_token else None,
+        submitted_after=after,
+        submitted_before=before,
+        page_size=size,
+        after=cursor,
     )
 
 
@@ -101,12 +102,6 @@ def item_to_proto(result: ItemResult) -> intake_pb2.SubmitTransactionsResponse:
     return answer
 
 
-def _deadline(context: Context) -> Deadline:
-    """What is left of the caller's deadline, for every outbound call this RPC makes."""
-    remaining = context.time_remaining()
-    return Deadline(float(remaining) if remaining is not None else None)
-
-
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     """Each RPC: protobuf in, one intake operation, protobuf out."""
 
@@ -117,18 +112,22 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         tracker: Tracker,
         limits: StreamLimits,
         watch_poll_s: float,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.intake = intake
         self.reader = reader
         self.tracker = tracker
         self.limits = limits
         self.watch_poll_s = watch_poll_s
+        # The server's limit (SANAD_GRPC_MAX_MESSAGE_BYTES): no listing reply passes it.
+        self.max_message_bytes = max_message_bytes
 
     async def SubmitTransaction(
         self, request: intake_pb2.SubmitTransactionRequest, context: Context
     ) -> intake_pb2.SubmitTransactionResponse:
         accepted = await self.intake.submit(
-            submission_from_proto(request), caller(context), current(), _deadline(context)
+            submission_from_proto(request), caller(context), current(), caller_deadline(context)
         )
         return intake_pb2.SubmitTransactionResponse(
             transaction_id=accepted.transaction_id, submit_time=to_timestamp(accepted.submit_time)
@@ -148,7 +147,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             items(),
             caller=caller(context),
             identity=current(),
-            deadline=lambda: _deadline(context),
+            deadline=lambda: caller_deadline(context),
             limits=self.limits,
             charge=item_charge(),
         )
@@ -158,23 +157,29 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def GetTransaction(
         self, request: intake_pb2.GetTransactionRequest, context: Context
     ) -> intake_pb2.GetTransactionResponse:
-        doc = await self.reader.get(request.id, current(), _deadline(context))
+        doc = await self.reader.get(request.id, current(), caller_deadline(context))
         return intake_pb2.GetTransactionResponse(transaction=proto_from_document(doc, utcnow()))
 
     async def ListTransactions(
         self, request: intake_pb2.ListTransactionsRequest, context: Context
     ) -> intake_pb2.ListTransactionsResponse:
         query = list_query_from_proto(request)
-        docs, token = await self.reader.list(query, current(), _deadline(context))
+        docs, token = await self.reader.list(query, current(), caller_deadline(context))
         now = utcnow()
-        return intake_pb2.ListTransactionsResponse(
-            transactions=[proto_from_document(doc, now) for doc in docs], next_page_token=token
+        by_id = {doc["_id"]: doc for doc in docs}
+        # A page too large for one reply is cut, and continues after its last transaction sent.
+        transactions, token = fitted(
+            [proto_from_document(doc, now) for doc in docs],
+            lambda shown: encode_token(by_id[shown.id]),
+            token,
+            self.max_message_bytes,
         )
+        return intake_pb2.ListTransactionsResponse(transactions=transactions, next_page_token=token)
 
     async def WatchTransaction(
         self, request: intake_pb2.WatchTransactionRequest, context: Context
     ) -> AsyncIterator[intake_pb2.WatchTransactionResponse]:
-        docs = self.reader.watch(request.id, current(), _deadline(context), self.watch_poll_s)
+        docs = self.reader.watch(request.id, current(), caller_deadline(context), self.watch_poll_s)
         try:
             async for doc in docs:
                 yield intake_pb2.WatchTransactionResponse(
@@ -194,7 +199,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             request.note,
             actor=caller(context),
             identity=current(),
-            deadline=_deadline(context),
+            deadline=caller_deadline(context),
             request_id=request.request_id,
         )
         return intake_pb2.UpdateTransactionStatusResponse(change=change_to_proto(change))
@@ -207,7 +212,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             request.reason,
             caller(context),
             current(),
-            _deadline(context),
+            caller_deadline(context),
             request_id=request.request_id,
         )
         return intake_pb2.CancelTransactionResponse(change=change_to_proto(change))
@@ -216,6 +221,6 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.RateTransactionRequest, context: Context
     ) -> intake_pb2.RateTransactionResponse:
         await self.tracker.rate(
-            request.id, request.rating, caller(context), current(), _deadline(context)
+            request.id, request.rating, caller(context), current(), caller_deadline(context)
         )
         return intake_pb2.RateTransactionResponse()

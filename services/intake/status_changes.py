@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sanad.amqp.topology import STATUS_CHANGED, Topology
+from sanad.deadline import NO_DEADLINE, Deadline
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.domain.transactions import FINISHED, Status, can_change
@@ -36,13 +37,19 @@ from services.intake.change_requests import (
     change_key,
     replayed,
 )
-from services.intake.deadline import NO_DEADLINE, Deadline
 from services.intake.ports import Publisher
 from services.intake.reading import Document
 from services.intake.sending import Sends
 
 # Compare-and-set rounds a status change may lose to concurrent ones before UNAVAILABLE.
 MAX_CHANGE_ATTEMPTS = 5
+# Steps a transaction's history may hold before its final one. IN_PROGRESS <-> AWAITING_DOCUMENTS
+# could otherwise repeat forever, while every read sends the whole history in one gRPC message
+# (4 MiB) and the worker stores it in one MongoDB document (16 MiB): at 200 steps with the
+# longest notes a transaction is under 0.5 MB. Real ones take a handful of steps, a migrated one
+# at most 52 (workers.batch.content). A final status may always follow, so every transaction
+# can still be ended.
+MAX_HISTORY_STEPS = 200
 log = logging.getLogger("sanad.intake")
 
 
@@ -216,7 +223,7 @@ class StatusChanges:
 def _judge(doc: Document, latest: Document | None, status: Status) -> None:
     """PreconditionFailed unless status may follow the latest accepted change (the stored
     status before the first, or when the transaction is stored finished: a batch, a
-    migration)."""
+    migration), and, unless it is final, the history has room for it."""
     current = Status(doc["status"] if latest is None else latest["status"])
     if Status(doc["status"]) in FINISHED:
         current = Status(doc["status"])
@@ -224,6 +231,19 @@ def _judge(doc: Document, latest: Document | None, status: Status) -> None:
         raise PreconditionFailed(
             f"transaction {doc['_id']} cannot go from {current.value} to {status.value}"
         )
+    if status not in FINISHED and _steps_after(doc, latest) > MAX_HISTORY_STEPS:
+        finals = ", ".join(sorted(final.value for final in FINISHED))
+        raise PreconditionFailed(
+            f"transaction {doc['_id']} has reached its limit of {MAX_HISTORY_STEPS} history "
+            f"steps: only a final status ({finals}) may follow"
+        )
+
+
+def _steps_after(doc: Document, latest: Document | None) -> int:
+    """The history's length once this change is applied: the stored steps, one for each change
+    accepted after the last the worker applied (the document lags the queue), and this one."""
+    accepted = 0 if latest is None else int(latest["sequence"])
+    return len(doc["history"]) + max(accepted - int(doc.get("sequence", 0)), 0) + 1
 
 
 def _numbered(

@@ -9,7 +9,9 @@ answered RESOURCE_EXHAUSTED and not submitted. Each submitted item has an audit 
 (sanad.security.audit_items): a fresh one's travels in its message, as a unary submission's.
 An item that fails in a way no domain rule raised is answered alone, INTERNAL (UNAVAILABLE when
 the failure may pass; services.intake.failures), and the stream goes on: the items before it may
-be confirmed by the broker already, and they are stored whether answered or not.
+be confirmed by the broker already, and they are stored whether answered or not. When the call
+ends with items unanswered (the caller went away, or the call failed), they are cancelled, and
+each ends its event CANCELLED before the stream's own event counts them.
 """
 
 import asyncio
@@ -17,14 +19,18 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import grpc
+
+from sanad.deadline import Deadline
 from sanad.errors import DomainError, RateLimited
 from sanad.rpc.status import code_of
 from sanad.security import audit_items
 from sanad.security.identity import Identity
-from services.intake.deadline import Deadline
 from services.intake.domain import Submission
 from services.intake.failures import item_failure
 from services.intake.operations import Accepted, Intake
+
+CANCELLED = grpc.StatusCode.CANCELLED.name
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,17 @@ class _Stream:
         self.slots = asyncio.Semaphore(limits.max_inflight)
         self.tasks: asyncio.Queue[asyncio.Task[ItemResult] | None] = asyncio.Queue()
         self.too_long = False
+        self.started = 0  # items handed to a task of their own (one cancelled early never runs)
+        self.reader: asyncio.Task[None] | None = None
+        if self.audit is not None:
+            # gRPC may close a call's handlers in any order (at their yields, when the caller
+            # goes while an answer is sent): the call's event ends this stream's items first.
+            self.audit.settled_by(self.close)
+
+    def start(self, items: AsyncIterator[Submission]) -> asyncio.Task[None]:
+        """Read the items in a task of their own: that task."""
+        self.reader = asyncio.create_task(self.read(items))
+        return self.reader
 
     async def read(self, items: AsyncIterator[Submission]) -> None:
         try:
@@ -78,6 +95,7 @@ class _Stream:
                 refusal = self._over_rate()
                 self.tasks.put_nowait(asyncio.create_task(self._one(index, submission, refusal)))
                 index += 1
+                self.started = index
         finally:
             self.tasks.put_nowait(None)
 
@@ -106,6 +124,10 @@ class _Stream:
             failure: DomainError = error
         except Exception as error:  # this item's answer alone: the stream and the others go on
             failure = item_failure(error, index, submission.request_id)
+        except asyncio.CancelledError:  # abandoned: the call ended before this item's answer
+            if event is not None:
+                await event.end(CANCELLED)
+            raise
         else:
             if event is not None:
                 await event.end(audit_items.OK, {"transaction_id": accepted.transaction_id})
@@ -114,12 +136,29 @@ class _Stream:
             await event.end(code_of(failure).name)
         return ItemResult(index, submission.request_id, error=failure)
 
-    def abandon(self) -> None:
-        """Cancel what was started and not answered (the caller went away)."""
+    async def close(self) -> None:
+        """Stop reading, and abandon what was started and not answered. Run when the handler
+        ends, and by the call's event (sanad.security.audit_items): the second finds nothing."""
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.reader
+        await self._abandon()
+
+    async def _abandon(self) -> None:
+        """Cancel what was started and not answered (the call ended: the caller went away, or
+        it failed), and wait until each cancelled item has ended its event."""
+        left = []
         while not self.tasks.empty():
             task = self.tasks.get_nowait()
-            if task is not None:
-                task.cancel()
+            if task is not None and task.cancel():
+                left.append(task)
+        await asyncio.gather(*left, return_exceptions=True)
+        if self.audit is not None:
+            # A task cancelled before it first ran ended nowhere: counted here, with no event of
+            # its own, as an item refused for the rate (it submitted nothing).
+            for _ in range(self.started - self.audit.counted()):
+                self.audit.ended(CANCELLED)
 
 
 async def submit_stream(
@@ -137,7 +176,7 @@ async def submit_stream(
     charge() is called per item read and raises RateLimited for an item over the caller's rate.
     """
     stream = _Stream(intake, caller, identity, deadline=deadline, limits=limits, charge=charge)
-    reader = asyncio.create_task(stream.read(items))
+    reader = stream.start(items)
     try:
         while (task := await stream.tasks.get()) is not None:
             result = await task
@@ -145,10 +184,7 @@ async def submit_stream(
             yield result
         await reader  # a broken request stream fails the call
     finally:
-        reader.cancel()
-        stream.abandon()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        await stream.close()
     if stream.too_long:
         raise RateLimited(
             f"a stream carries at most {limits.max_items} items; open a new one", retry_after_s=0

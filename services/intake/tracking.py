@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sanad.amqp.topology import RATED, Topology
+from sanad.deadline import Deadline
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.transactions import AGENCY_REPORTABLE, Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Violation
@@ -15,7 +16,6 @@ from sanad.security.identity import Identity
 from sanad.v1 import events_pb2
 from services.intake import access
 from services.intake.change_requests import Change, request_id_violations
-from services.intake.deadline import Deadline
 from services.intake.ports import Publisher
 from services.intake.reading import Document, Finds, stored
 from services.intake.status_changes import ChangeStore, StatusChanges, publish

@@ -1,16 +1,14 @@
 """sanad.v1.MetricsService over gRPC: translates protobuf to queries and back."""
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad import rollups
-from sanad.domain.clock import EPOCH
-from sanad.errors import Invalid, Unavailable, Violation, check
-from sanad.rpc.timestamps import from_timestamp
+from sanad.errors import Invalid, Unavailable, Violation, check, collected
+from sanad.rpc.timestamps import time_field
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award, periods
 from services.metrics.convert import entry_to_proto, report_to_proto, stats_to_proto
@@ -19,17 +17,6 @@ from services.metrics.queries import MetricsQueries
 Context: TypeAlias = grpc.aio.ServicerContext
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 SECONDS_PER_DAY = 86_400
-
-
-def _moment(request: Any, field: str, violations: list[Violation]) -> datetime | None:
-    """The time in `field`, None when it is unset; a set zero Timestamp is the epoch, not unset."""
-    if not request.HasField(field):
-        return None
-    try:
-        return from_timestamp(getattr(request, field), field) or EPOCH
-    except Invalid as bad:
-        violations.extend(bad.violations)
-        return None
 
 
 def _exact(stamp: Timestamp) -> tuple[int, int]:
@@ -50,8 +37,8 @@ def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
     of "today so far" reads today; one from midnight to midnight reads exactly its days.
     """
     violations = [] if getattr(request, key_field) else [Violation(key_field, "is required")]
-    start = _moment(request, "start_time", violations)
-    end = _moment(request, "end_time", violations)
+    start = collected(violations, lambda: time_field(request, "start_time"))
+    end = collected(violations, lambda: time_field(request, "end_time"))
     # Compared to the nanosecond, as sent: datetimes keep only microseconds.
     if (
         start is not None

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
+from sanad.deadline import Deadline
 from sanad.errors import NotFound, PermissionDenied, PreconditionFailed
 from sanad.security.identity import Identity
 from sanad.security.policy import may_change_catalogue
@@ -64,7 +65,7 @@ class CatalogOperations:
         return await self.store.list_services(wanted, page)
 
     async def update(
-        self, patch: CatalogService, paths: list[str], identity: Identity
+        self, patch: CatalogService, paths: list[str], identity: Identity, *, deadline: Deadline
     ) -> CatalogService:
         """Change the masked fields of an active service; it moves to its next version.
 
@@ -85,9 +86,9 @@ class CatalogOperations:
             validate_change(validate_service, current, changed)
             return await self.store.save_service(changed, new=False)
 
-        return await self._saved(attempt, patch.code)
+        return await self._saved(attempt, patch.code, deadline)
 
-    async def retire(self, code: str) -> CatalogService:
+    async def retire(self, code: str, *, deadline: Deadline) -> CatalogService:
         """Withdraw an active service from the catalogue."""
 
         async def attempt() -> CatalogService:
@@ -96,7 +97,7 @@ class CatalogOperations:
             changed = replace(current, status=CatalogStatus.RETIRED, update_time=stored_now())
             return await self.store.save_service(changed, new=False)
 
-        return await self._saved(attempt, code)
+        return await self._saved(attempt, code, deadline)
 
     def watch(self, since_revision: int) -> AsyncIterator[CatalogService | int]:
         """Services changed after since_revision, the replay's end revision, then live changes."""
@@ -105,11 +106,13 @@ class CatalogOperations:
         )
 
     async def _saved(
-        self, attempt: Callable[[], Awaitable[CatalogService]], code: str
+        self, attempt: Callable[[], Awaitable[CatalogService]], code: str, deadline: Deadline
     ) -> CatalogService:
         """The service attempt() saved; a change that raced another is judged again on the
-        service as it stands (the catalogue RPCs carry no expected revision)."""
-        saved = await as_it_stands(attempt, f"catalogue service {code!r}", retry=True)
+        service as it stands (the catalogue RPCs carry no expected revision), while the caller's
+        deadline leaves time for another try."""
+        what = f"catalogue service {code!r}"
+        saved = await as_it_stands(attempt, what, retry=True, deadline=deadline)
         return await self.feed.published(saved)
 
     def _check_owner(self, identity: Identity, service: CatalogService) -> None:

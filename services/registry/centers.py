@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
+from sanad.deadline import Deadline
 from sanad.domain.ids import new_id
 from sanad.errors import Invalid, NotFound, Violation
 from services.registry.domain import Center, Licence, LicenceAction, transition
@@ -88,7 +89,12 @@ class CenterOperations:
         return await self.store.list_centers(wanted, stored_now(), page)
 
     async def update(
-        self, patch: Center, paths: list[str], expected_revision: int | None = None
+        self,
+        patch: Center,
+        paths: list[str],
+        expected_revision: int | None = None,
+        *,
+        deadline: Deadline,
     ) -> Center:
         """Change the masked fields; the result is validated and its place re-checked.
 
@@ -105,10 +111,10 @@ class CenterOperations:
             self.reference.check_place(changed.governorate_code, changed.wilayat_code)
             return await self.store.save_center(changed, new=False)
 
-        return await self._saved(attempt, patch.id, expected_revision)
+        return await self._saved(attempt, patch.id, expected_revision, deadline)
 
     async def transition_licence(
-        self, center_id: str, action: LicenceAction, actor: str, reason: str
+        self, center_id: str, action: LicenceAction, actor: str, reason: str, *, deadline: Deadline
     ) -> Center:
         """Move the licence and record who did it and why (DESIGN section 3: a reason is due).
 
@@ -124,7 +130,7 @@ class CenterOperations:
             changed = replace(center, licence=licence, update_time=now)
             return await self.store.save_center(changed, new=False)
 
-        return await self._saved(attempt, center_id, None)
+        return await self._saved(attempt, center_id, None, deadline)
 
     async def set_services(
         self,
@@ -132,6 +138,8 @@ class CenterOperations:
         offered: tuple[str, ...],
         blocked: tuple[str, ...],
         expected_revision: int | None = None,
+        *,
+        deadline: Deadline,
     ) -> Center:
         """Replace the offered and blocked services; every code must be in the catalogue.
 
@@ -152,14 +160,19 @@ class CenterOperations:
             )
             return await self.store.save_center(changed, new=False)
 
-        return await self._saved(attempt, center_id, expected_revision)
+        return await self._saved(attempt, center_id, expected_revision, deadline)
 
     async def _saved(
-        self, attempt: Callable[[], Awaitable[Center]], center_id: str, expected: int | None
+        self,
+        attempt: Callable[[], Awaitable[Center]],
+        center_id: str,
+        expected: int | None,
+        deadline: Deadline,
     ) -> Center:
-        """The centre attempt() saved, retried on a race unless the caller named a revision."""
+        """The centre attempt() saved, retried on a race unless the caller named a revision (and
+        only while the caller's deadline leaves time for another try)."""
         what = f"centre {center_id!r}"
-        saved = await as_it_stands(attempt, what, retry=expected is None)
+        saved = await as_it_stands(attempt, what, retry=expected is None, deadline=deadline)
         return await self.feed.published(saved)
 
     def watch(self, since_revision: int) -> AsyncIterator[Center | int]:

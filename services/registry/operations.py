@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from sanad.domain.clock import to_millisecond, utcnow
+from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
 from sanad.errors import Aborted, Invalid, OutOfRange, Violation, check
 from services.registry.domain import CatalogService, CatalogStatus, Center
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import Page, PageRequest
-from services.registry.validation import MAX_CODE_LENGTH, list_bounds, too_long
+from services.registry.validation import list_bounds
 
 Entity = TypeVar("Entity", Center, CatalogService)
 
@@ -46,15 +47,13 @@ def stored_now() -> datetime:
 def require(value: str, field: str) -> str:
     """The id or code a call names, or Invalid naming its field when it is empty or longer than
     any the registry gives out (so no refusal or NOT_FOUND echoes an outsized value)."""
-    if not value:
-        raise Invalid([Violation(field, "is required")])
-    check(too_long({field: value}, MAX_CODE_LENGTH))
+    check(required_code_violations(field, value))
     return value
 
 
 def check_filter_codes(codes: dict[str, str]) -> None:
     """Invalid naming each filter code of a List call that is longer than any code may be."""
-    check(too_long(codes, MAX_CODE_LENGTH))
+    check(overlong_codes(codes))
 
 
 def check_revision(entity: Center | CatalogService, expected: int | None, what: str) -> None:

@@ -1,11 +1,11 @@
 """sanad.v1.RegistryService over gRPC: one servicer class assembled from its RPC groups."""
 
+from sanad.rpc.replies import DEFAULT_MAX_MESSAGE_BYTES
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
 from services.registry.catalog import CatalogOperations
 from services.registry.centers import CenterOperations
 from services.registry.reference import Wilayat
-from services.registry.replies import DEFAULT_MAX_MESSAGE_BYTES
 from services.registry.servicer_catalog import CatalogRpcs
 from services.registry.servicer_centers import CenterRpcs, Context
 

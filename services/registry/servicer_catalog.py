@@ -5,6 +5,8 @@ from typing import TypeAlias
 
 import grpc
 
+from sanad.deadline import caller_deadline
+from sanad.rpc.replies import fitted
 from sanad.security.identity import current
 from sanad.v1 import registry_pb2 as pb
 from services.registry.catalog import PAGE_KIND, CatalogOperations
@@ -14,7 +16,6 @@ from services.registry.convert import (
     service_to_proto,
 )
 from services.registry.paging import encode_token
-from services.registry.replies import fitted
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
@@ -35,13 +36,15 @@ class CatalogRpcs:
         self, request: pb.UpdateCatalogServiceRequest, context: Context
     ) -> pb.UpdateCatalogServiceResponse:
         patch = service_from_proto(request.service)
-        service = await self.catalog.update(patch, list(request.update_mask.paths), current())
+        service = await self.catalog.update(
+            patch, list(request.update_mask.paths), current(), deadline=caller_deadline(context)
+        )
         return pb.UpdateCatalogServiceResponse(service=service_to_proto(service))
 
     async def RetireCatalogService(
         self, request: pb.RetireCatalogServiceRequest, context: Context
     ) -> pb.RetireCatalogServiceResponse:
-        service = await self.catalog.retire(request.code)
+        service = await self.catalog.retire(request.code, deadline=caller_deadline(context))
         return pb.RetireCatalogServiceResponse(service=service_to_proto(service))
 
     async def GetCatalogService(

@@ -5,7 +5,9 @@ from typing import TypeAlias
 
 import grpc
 
+from sanad.deadline import caller_deadline
 from sanad.rpc.identity import caller
+from sanad.rpc.replies import fitted
 from sanad.v1 import registry_pb2 as pb
 from services.registry.centers import PAGE_KIND, CenterOperations
 from services.registry.convert import (
@@ -16,7 +18,6 @@ from services.registry.convert import (
     licence_action_from_proto,
 )
 from services.registry.paging import encode_token
-from services.registry.replies import fitted
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
@@ -59,7 +60,10 @@ class CenterRpcs:
     ) -> pb.UpdateCenterResponse:
         patch = center_from_proto(request.center)
         center = await self.centers.update(
-            patch, list(request.update_mask.paths), expected_revision(request)
+            patch,
+            list(request.update_mask.paths),
+            expected_revision(request),
+            deadline=caller_deadline(context),
         )
         return pb.UpdateCenterResponse(center=center_to_proto(center))
 
@@ -68,7 +72,11 @@ class CenterRpcs:
     ) -> pb.TransitionLicenceResponse:
         action = licence_action_from_proto(request.action, "action")
         center = await self.centers.transition_licence(
-            request.center_id, action, caller(context), request.reason
+            request.center_id,
+            action,
+            caller(context),
+            request.reason,
+            deadline=caller_deadline(context),
         )
         return pb.TransitionLicenceResponse(center=center_to_proto(center))
 
@@ -80,6 +88,7 @@ class CenterRpcs:
             tuple(request.offered_service_codes),
             tuple(request.blocked_service_codes),
             expected_revision(request),
+            deadline=caller_deadline(context),
         )
         return pb.SetCenterServicesResponse(center=center_to_proto(center))
 

@@ -8,13 +8,13 @@ listing and watch message that carries it, and any error naming it stay small.
 from collections.abc import Callable
 from typing import TypeVar
 
+from sanad.domain.codes import overlong_codes
 from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Invalid, Violation, check
 from services.registry.characters import REQUIRED, code_violations, name_violations
 from services.registry.domain import CatalogService, Center
 
 E = TypeVar("E", Center, CatalogService)
-MAX_CODE_LENGTH = 128
 MAX_TEXT_LENGTH = 500
 MAX_LIST_LENGTH = 500
 
@@ -59,7 +59,7 @@ def validate_center(center: Center) -> None:
         "center.contact.email": center.contact.email,
         "center.contact.address": center.contact.address,
     }
-    found = too_long(codes, MAX_CODE_LENGTH) + too_long(names | contact, MAX_TEXT_LENGTH)
+    found = overlong_codes(codes) + too_long(names | contact, MAX_TEXT_LENGTH)
     found += [Violation(name, REQUIRED) for name, value in codes.items() if not value]
     found += code_violations(codes) + name_violations(names)
     if center.omani_staff < 0:
@@ -93,7 +93,7 @@ def validate_service(service: CatalogService) -> None:
         f"service.required_documents[{i}]": document
         for i, document in enumerate(service.required_documents)
     }
-    found = too_long(codes, MAX_CODE_LENGTH) + too_long(names, MAX_TEXT_LENGTH)
+    found = overlong_codes(codes) + too_long(names, MAX_TEXT_LENGTH)
     found += list_bounds("service.required_documents", service.required_documents, MAX_TEXT_LENGTH)
     found += [Violation(name, REQUIRED) for name, value in codes.items() if not value]
     found += code_violations(codes) + name_violations(names)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sanad.amqp.topology import Topology
+from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
 from sanad.security.carried import CarriedEvent
 from sanad.security.identity import DEV_ADMIN, Identity, Role
-from services.intake.deadline import Deadline
 from services.intake.listing import ListQuery
 from services.intake.tracking import Tracker
 from tests.unit.fakes import RecordingPublisher

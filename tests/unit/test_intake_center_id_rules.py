@@ -3,9 +3,9 @@ over-long one is INVALID_ARGUMENT naming it, never PERMISSION_DENIED echoing it.
 
 import pytest
 
+from sanad.deadline import Deadline
 from sanad.errors import Invalid, PermissionDenied, Violation
 from sanad.security.identity import Identity, Role
-from services.intake.deadline import Deadline
 from tests.unit.test_intake_submit import setup, submission
 
 DESK = Identity(subject="desk", role=Role.CENTRE, center_id="C1")

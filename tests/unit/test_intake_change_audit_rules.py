@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
 from sanad.errors import PreconditionFailed, Unavailable
 from sanad.security import audit_offer
 from sanad.security.audit import AuditEvent
 from sanad.security.audit_offer import Offer
 from sanad.security.identity import DEV_ADMIN
-from services.intake.deadline import Deadline
 from services.intake.tracking import Tracker
 from tests.unit.intake_tracking_fakes import FakeStore, stored, tracker
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from sanad.amqp.topology import Topology
+from sanad.deadline import Deadline
+from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
 from sanad.security.identity import DEV_ADMIN
@@ -20,8 +22,7 @@ from services.intake.change_requests import (
     change_key,
     request_id_violations,
 )
-from services.intake.deadline import Deadline
-from services.intake.domain import MAX_CODE_LENGTH, request_key
+from services.intake.domain import request_key
 from services.intake.sending import Sends
 from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher

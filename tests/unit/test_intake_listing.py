@@ -1,15 +1,27 @@
-"""ListTransactions: forged page tokens are INVALID_ARGUMENT; the earliest start time is served."""
+"""ListTransactions: forged page tokens are INVALID_ARGUMENT; every bad field of a request is
+named at once; a time filter at the Unix epoch filters; the earliest start time is served."""
 
+import asyncio
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad.domain.clock import EPOCH
+from sanad.domain.ids import new_id
 from sanad.errors import Invalid
-from services.intake.listing import ListQuery, decode_token, encode_token
+from sanad.security.identity import DEV_ADMIN, set_current
+from sanad.v1 import intake_pb2
+from services.intake import listing
+from services.intake.listing import MAX_TOKEN_LENGTH, ListQuery, decode_token, encode_token
+from services.intake.reading import Reader
+from services.intake.servicer import IntakeServicer, list_query_from_proto
 from services.intake.store import TransactionStore
+from services.intake.tracking import MAX_NOTE_LENGTH
+from tests.unit.intake_tracking_fakes import T0, FakeStore, stored
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 
@@ -29,6 +41,8 @@ def forged(raw: str) -> str:
         forged('{"t":20240101,"id":"T1"}'),
         forged('["2024-01-01T00:00:00","T1"]'),
         forged('"t"'),
+        forged("[" * 5000),  # nested deeper than json's recursion allows
+        forged('{"t":"2024-01-01T00:00:00","id":"' + "T" * MAX_TOKEN_LENGTH + '"}'),  # too long
         "not-a-token",
     ],
     ids=[
@@ -40,12 +54,23 @@ def forged(raw: str) -> str:
         "time-number",
         "list",
         "string",
+        "nested",
+        "overlong",
         "not-base64-json",
     ],
 )
 def test_a_forged_page_token_is_invalid_on_page_token(token: str) -> None:
     with pytest.raises(Invalid) as refused:
         decode_token(token)
+    assert [v.field for v in refused.value.violations] == ["page_token"]
+
+
+def test_a_deeply_nested_token_is_invalid_even_where_its_length_would_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(listing, "MAX_TOKEN_LENGTH", 10_000)
+    with pytest.raises(Invalid) as refused:
+        decode_token(forged("[" * 5000))  # json gives up with RecursionError
     assert [v.field for v in refused.value.violations] == ["page_token"]
 
 
@@ -56,6 +81,97 @@ def test_an_issued_token_decodes_to_an_encodable_utc_cursor() -> None:
     bson.encode({"t": cursor[0], "id": cursor[1]})
     naive = decode_token(forged('{"t":"2024-01-01T00:00:00","id":"T1"}'))
     assert naive[0] == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_the_longest_issued_token_is_well_within_the_token_bound() -> None:
+    latest = datetime.max.replace(tzinfo=UTC)  # every digit of the time written out
+    last_id = new_id()  # every transaction id is 26 characters (sanad.domain.ids)
+    longest = encode_token({"submit_time": latest, "_id": last_id})
+    assert decode_token(longest) == (latest, last_id)
+    assert 2 * len(longest) <= MAX_TOKEN_LENGTH
+
+
+def refused_fields(request: intake_pb2.ListTransactionsRequest) -> list[str]:
+    with pytest.raises(Invalid) as refused:
+        list_query_from_proto(request)
+    return sorted(v.field for v in refused.value.violations)
+
+
+def test_every_bad_listing_field_is_named_in_one_answer() -> None:
+    year_10000 = Timestamp(seconds=253402300800)
+    everything = intake_pb2.ListTransactionsRequest(
+        center_id="C1",
+        status=99,  # type: ignore[arg-type]  # a number this version does not know
+        submitted_after=year_10000,
+        submitted_before=year_10000,
+        page_size=-1,
+        page_token="forged",
+    )
+    assert refused_fields(everything) == [
+        "page_size",
+        "page_token",
+        "status",
+        "submitted_after",
+        "submitted_before",
+    ]
+    paging = intake_pb2.ListTransactionsRequest(center_id="C1", page_size=-1, page_token="x")
+    assert refused_fields(paging) == ["page_size", "page_token"]
+
+
+def test_a_time_filter_set_to_the_unix_epoch_filters_and_an_unset_one_does_not() -> None:
+    epoch = Timestamp(seconds=0, nanos=0)
+    before = list_query_from_proto(
+        intake_pb2.ListTransactionsRequest(center_id="C1", submitted_before=epoch)
+    )
+    after = list_query_from_proto(
+        intake_pb2.ListTransactionsRequest(center_id="C1", submitted_after=epoch)
+    )
+    unset = list_query_from_proto(intake_pb2.ListTransactionsRequest(center_id="C1"))
+    assert (before.submitted_after, before.submitted_before) == (None, EPOCH)
+    assert (after.submitted_after, after.submitted_before) == (EPOCH, None)
+    assert (unset.submitted_after, unset.submitted_before) == (None, None)
+
+
+class Call:
+    """A call's context as the servicer reads it: no deadline."""
+
+    def time_remaining(self) -> float | None:
+        return None
+
+
+async def test_a_page_too_large_for_one_reply_is_cut_after_its_last_transaction_sent() -> None:
+    limit = 64 * 1024
+    note = "د" * MAX_NOTE_LENGTH  # 2,000 bytes in UTF-8
+    docs = [
+        stored(
+            _id=f"T{n:02d}",
+            submit_time=T0 - timedelta(minutes=n),
+            history=[{"status": "RECORDED", "time": T0, "actor": "a", "note": note}] * 5,
+        )
+        for n in range(20)
+    ]
+    reader = Reader(FakeStore(*docs))
+    servicer = IntakeServicer(
+        None,  # type: ignore[arg-type]
+        reader,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        1.0,
+        max_message_bytes=limit,
+    )
+    request = intake_pb2.ListTransactionsRequest(center_id="C1", page_size=500)
+
+    async def as_admin() -> intake_pb2.ListTransactionsResponse:
+        set_current(DEV_ADMIN)  # in this task's own copy of the context, as a call's
+        return await servicer.ListTransactions(request, Call())
+
+    reply = await asyncio.create_task(as_admin())
+    sent = [t.id for t in reply.transactions]
+    assert 1 < len(sent) < len(docs)
+    assert sent == [d["_id"] for d in docs[: len(sent)]]
+    assert reply.ByteSize() <= limit
+    last = docs[len(sent) - 1]
+    assert decode_token(reply.next_page_token) == (last["submit_time"], last["_id"])
 
 
 class FakeCursor:

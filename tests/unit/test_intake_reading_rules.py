@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
 from sanad.errors import Invalid, PermissionDenied
 from sanad.records import proto_from_document
 from sanad.security.identity import DEV_ADMIN
-from services.intake.deadline import Deadline
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
 from services.intake.reading import Reader
 from tests.unit.intake_tracking_fakes import CENTRE, MOL, OTHER_CENTRE, ROP, T0, FakeStore, stored

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pymongo.errors import BulkWriteError, OperationFailure
 
+from sanad.deadline import Deadline
 from sanad.security.identity import DEV_ADMIN
 from sanad.telemetry.logs import request_id_var
-from services.intake.deadline import Deadline
 from services.intake.domain import Submission, request_key
 from services.intake.servicer import item_to_proto
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream

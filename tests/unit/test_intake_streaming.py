@@ -7,13 +7,15 @@ from functools import partial
 
 import pytest
 
+from sanad.deadline import Deadline
 from sanad.errors import Invalid, RateLimited, Unavailable, Violation
+from sanad.security import audit_items
 from sanad.security.identity import DEV_ADMIN, Identity
 from sanad.security.limits import RateLimiter
-from services.intake.deadline import Deadline
 from services.intake.domain import Channel, Submission
 from services.intake.operations import Accepted
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
+from tests.unit.test_security_audit_items import item_audit
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -164,3 +166,101 @@ class CountingIntake(SlowIntake):
     ) -> Accepted:
         self.submitted.append(submission.request_id)
         return await super().submit(submission, caller, identity, deadline)
+
+
+class HeldIntake:
+    """Accepts the request ids it is told to at once; holds every other item until cancelled."""
+
+    def __init__(self, accepted: frozenset[str] = frozenset()) -> None:
+        self.accepted = accepted
+        self.in_flight = 0
+
+    async def submit(
+        self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
+    ) -> Accepted:
+        if submission.request_id in self.accepted:
+            return Accepted(f"T{submission.request_id}", NOW)
+        self.in_flight += 1
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.in_flight -= 1
+        raise AssertionError("held until cancelled")
+
+
+async def arriving(submissions: list[Submission]) -> AsyncIterator[Submission]:
+    """Items as a client's arrive: one at a time, the loop running between them."""
+    for submission in submissions:
+        yield submission
+        await asyncio.sleep(0)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("never happened")
+
+
+def held_stream(intake: HeldIntake, items: AsyncIterator[Submission]) -> AsyncIterator[ItemResult]:
+    return submit_stream(
+        intake,  # type: ignore[arg-type]
+        items,
+        caller="tester",
+        identity=DEV_ADMIN,
+        deadline=lambda: Deadline(None),
+        limits=StreamLimits(8, 1000),
+        charge=no_charge,
+    )
+
+
+async def test_items_abandoned_when_the_call_is_cancelled_end_their_events_cancelled() -> None:
+    intake, (audit, log) = HeldIntake(), item_audit()
+
+    async def call() -> None:
+        audit_items.begin(audit)  # as the security interceptor does for the call
+        async for _ in held_stream(intake, arriving([item(n) for n in range(4)])):
+            raise AssertionError("no item is answered")
+
+    running = asyncio.create_task(call())
+    await until(lambda: intake.in_flight == 4)
+    running.cancel()  # gRPC cancels the handler: the caller went away, or its deadline passed
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    # Counted for the stream's own event once the handler has ended, each with its own event.
+    assert audit.outcomes == {"CANCELLED": 4}
+    assert sorted((e.target["request_id"], e.outcome) for e in log.events) == [
+        (str(n), "CANCELLED") for n in range(4)
+    ]
+    assert intake.in_flight == 0
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["started", "not started yet"])
+async def test_items_abandoned_when_the_stream_is_closed_at_its_answer_are_counted_cancelled(
+    started: bool,
+) -> None:
+    intake, (audit, log) = HeldIntake(accepted=frozenset({"0"})), item_audit()
+
+    async def call() -> None:
+        audit_items.begin(audit)
+        # Read all at once, the items' tasks have not run yet when the first answer leaves.
+        stream = held_stream(intake, (arriving if started else items_of)(items(4)))
+        assert (await anext(stream)).index == 0
+        if started:
+            await until(lambda: intake.in_flight == 3)
+        # gRPC closes the handler at its yield when the caller goes while an answer is sent.
+        await stream.aclose()
+
+    await asyncio.create_task(call())
+
+    assert audit.outcomes == {"OK": 1, "CANCELLED": 3}
+    # An item whose task never ran submitted nothing: it is counted, with no event of its own.
+    expected = [("0", "OK")] + ([(str(n), "CANCELLED") for n in (1, 2, 3)] if started else [])
+    assert sorted((e.target["request_id"], e.outcome) for e in log.events) == expected
+    assert intake.in_flight == 0
+
+
+def items(count: int) -> list[Submission]:
+    return [item(n) for n in range(count)]

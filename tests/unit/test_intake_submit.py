@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from sanad.amqp.topology import Topology
+from sanad.deadline import Deadline
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed
 from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import events_pb2
-from services.intake.deadline import Deadline
 from services.intake.domain import CenterView, Channel, ServiceView, Submission
 from services.intake.operations import Intake
 from services.intake.request_store import RequestStore

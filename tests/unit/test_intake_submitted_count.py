@@ -11,12 +11,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from sanad.amqp.packing import Packing, PackingPublisher
+from sanad.deadline import Deadline
 from sanad.errors import Unavailable
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.security import audit, audit_offer
 from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import events_pb2
-from services.intake.deadline import Deadline
 from services.intake.unconfirmed import UnconfirmedClaims
 from tests.unit.test_intake_submit import CENTER, SERVICE, Setup, setup, submission, submit
 

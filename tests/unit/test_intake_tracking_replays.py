@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from sanad.amqp.topology import Topology
+from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists, PreconditionFailed, Unavailable
 from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import events_pb2
-from services.intake.deadline import Deadline
 from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher
 from tests.unit.intake_tracking_fakes import CENTRE, FakeStore, rate, stored, tracker, update

@@ -1,5 +1,5 @@
 """Tracking rules: status changes and cancelling are checked against the stored document and
-the latest accepted change."""
+the latest accepted change; a transaction's history is capped, all but its final step."""
 
 import asyncio
 from typing import Any
@@ -7,24 +7,28 @@ from typing import Any
 import pytest
 
 from sanad.amqp.topology import STATUS_CHANGED, Topology
+from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
 from sanad.errors import Invalid, NotFound, PermissionDenied, PreconditionFailed, Unavailable
+from sanad.records import proto_from_document
+from sanad.rpc.replies import DEFAULT_MAX_MESSAGE_BYTES, reply_budget
 from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import common_pb2, events_pb2
-from services.intake.deadline import Deadline
-from services.intake.status_changes import MAX_CHANGE_ATTEMPTS
-from services.intake.tracking import Change, Tracker
+from services.intake.status_changes import MAX_CHANGE_ATTEMPTS, MAX_HISTORY_STEPS
+from services.intake.tracking import MAX_NOTE_LENGTH, Change, Tracker
 from tests.unit.fakes import RecordingPublisher
 from tests.unit.intake_tracking_fakes import (
     CENTRE,
     MOL,
     OTHER_CENTRE,
     ROP,
+    T0,
     FakeStore,
     stored,
     tracker,
     update,
 )
+from workers.batch import content as batch_content
 
 
 @pytest.mark.parametrize(
@@ -165,3 +169,48 @@ async def test_a_change_that_loses_every_try_is_unavailable_and_says_why() -> No
         await update(t, Status.IN_PROGRESS)
     assert store.attempts == MAX_CHANGE_ATTEMPTS
     assert publisher.sent == []
+
+
+def worn(steps: int, status: Status = Status.IN_PROGRESS, **extra: Any) -> dict[str, Any]:
+    """A stored transaction whose history has this many steps, the last in `status`."""
+    history = [{"status": "SUBMITTED", "time": T0}] + [{"status": status.value, "time": T0}] * (
+        steps - 1
+    )
+    return stored(status, history=history, **extra)
+
+
+async def test_a_change_past_the_history_cap_is_refused_and_a_final_one_still_allowed() -> None:
+    t, publisher = tracker(worn(MAX_HISTORY_STEPS))
+    with pytest.raises(PreconditionFailed, match=f"limit of {MAX_HISTORY_STEPS} history steps"):
+        await update(t, Status.AWAITING_DOCUMENTS)
+    assert publisher.sent == []
+    change = await t.cancel("T1", "r", actor="a", identity=DEV_ADMIN, deadline=Deadline(None))
+    assert change.status is Status.CANCELLED
+    for final in (Status.COMPLETED, Status.REJECTED):
+        t, _ = tracker(worn(MAX_HISTORY_STEPS))
+        assert (await update(t, final)).status is final
+
+
+async def test_the_history_cap_counts_changes_accepted_but_not_yet_stored() -> None:
+    # The worker has applied changes 1-3 (in the history); 4 is accepted, not yet applied.
+    store = FakeStore(worn(MAX_HISTORY_STEPS - 2, sequence=3))
+    store.changes["T1"] = {"status": "IN_PROGRESS", "sequence": 3, "time": T0, "confirmed": True}
+    publisher = RecordingPublisher()
+    t = Tracker(store, store, publisher, Topology("t"))
+    await update(t, Status.AWAITING_DOCUMENTS)  # step 199 once applied
+    await update(t, Status.IN_PROGRESS)  # step 200
+    with pytest.raises(PreconditionFailed):
+        await update(t, Status.AWAITING_DOCUMENTS)  # would be step 201
+    assert (await update(t, Status.COMPLETED)).status is Status.COMPLETED
+
+
+def test_a_migrated_history_leaves_room_under_the_cap() -> None:
+    # A migrated transaction is stored SUBMITTED, RECORDED, then its migrated steps.
+    assert 2 + batch_content.MAX_HISTORY_STEPS < MAX_HISTORY_STEPS
+
+
+def test_a_transaction_at_the_cap_with_the_longest_notes_fits_one_reply() -> None:
+    step = {"status": "IN_PROGRESS", "time": T0, "actor": "a" * 300, "note": "د" * MAX_NOTE_LENGTH}
+    doc = stored(Status.CANCELLED, history=[step] * (MAX_HISTORY_STEPS + 1))
+    shown = proto_from_document(doc, T0)
+    assert shown.ByteSize() < reply_budget(DEFAULT_MAX_MESSAGE_BYTES) // 4

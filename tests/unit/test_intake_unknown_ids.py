@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
+from sanad.deadline import Deadline
 from sanad.errors import NotFound
-from services.intake.deadline import Deadline
 from services.intake.reading import stored
 
 

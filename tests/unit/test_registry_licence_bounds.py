@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.errors import Invalid, PreconditionFailed
 from services.registry.convert import center_to_proto
 from services.registry.domain import (
@@ -18,7 +19,6 @@ from services.registry.domain import (
     transition,
 )
 from services.registry.validation import (
-    MAX_CODE_LENGTH,
     MAX_LIST_LENGTH,
     MAX_TEXT_LENGTH,
     validate_reason,

@@ -1,8 +1,8 @@
 """A listing reply keeps the leading entities that fit the message limit and continues after
 the last one it kept; one entity alone always goes out, so paging proceeds."""
 
+from sanad.rpc.replies import fitted, reply_budget
 from sanad.v1 import registry_pb2 as pb
-from services.registry.replies import fitted, reply_budget
 
 LIMIT = 64 * 1024
 

@@ -2,6 +2,8 @@
 the request, counted like any call, never gRPC's UNKNOWN with the parser's exception."""
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -9,10 +11,12 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from sanad.rpc.server import Registration, start_server
-from sanad.settings import ServerSettings
+from sanad.security import certs
+from sanad.settings import AuthMode, ServerSettings
 from sanad.telemetry.metrics import GRPC_HANDLED
 from sanad.v1 import intake_pb2, intake_pb2_grpc, metrics_pb2, metrics_pb2_grpc
 from tests.unit.metrics_stub import serving_on_port
+from tests.unit.security_echo import MemoryAudit, start_echo
 
 # center_id (field 1, a string) holding bytes that are not UTF-8; a length past the end.
 NOT_UTF8 = b"\x0a\x02\xff\xfe"
@@ -97,3 +101,126 @@ async def test_an_item_of_a_request_stream_that_is_not_a_message_ends_it_invalid
     assert len(answered) == 1  # the good item was taken before the bad one ended the stream
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused_field(refused.value) == ["request"]
+
+
+CENTER_STATS = "/sanad.v1.MetricsService/GetCenterStats"
+CANCEL = "/sanad.v1.IntakeService/CancelTransaction"  # state-changing: audited
+
+
+async def codes_of(port: int, method: str, body: bytes, calls: int, token: str = "") -> list[str]:
+    """The status names of `calls` calls of `method` with these bytes, one after another."""
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    found = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        for _ in range(calls):
+            try:
+                await channel.unary_unary(method)(body, metadata=metadata, timeout=5)
+            except grpc.aio.AioRpcError as error:
+                found.append(error.code().name)
+            else:
+                found.append("OK")
+    return found
+
+
+def required(pki: Path, **more: Any) -> ServerSettings:
+    return ServerSettings(
+        grpc_host="127.0.0.1",
+        auth_mode=AuthMode.REQUIRED,
+        auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+        **more,
+    )
+
+
+def token_of(pki: Path, who: str) -> str:
+    return (pki / "tokens" / f"{who}.jwt").read_text().strip()
+
+
+async def test_undecodable_bytes_without_credentials_are_unauthenticated_and_pay_the_rate(
+    pki: Path,
+) -> None:
+    running = await start_echo(required(pki, rate_limit_per_s=1, rate_limit_burst=2))
+    try:
+        codes = await codes_of(running.port, CENTER_STATS, NOT_UTF8, calls=3)
+    finally:
+        await running.stop(0)
+
+    # As well-formed bytes without credentials are answered: the burst, then the rate.
+    assert codes == ["UNAUTHENTICATED", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED"]
+
+
+@pytest.mark.parametrize(
+    ("who", "answer"),
+    [("operator", "PERMISSION_DENIED"), ("centre", "INVALID_ARGUMENT")],
+    ids=["a role the policy refuses", "a role the policy admits"],
+)
+async def test_an_undecodable_state_changing_call_is_judged_by_the_policy_then_audited(
+    pki: Path, who: str, answer: str
+) -> None:
+    audit = MemoryAudit()
+    running = await start_echo(required(pki), audit)
+    try:
+        codes = await codes_of(running.port, CANCEL, NOT_UTF8, 1, token_of(pki, who))
+    finally:
+        await running.stop(0)
+
+    assert codes == [answer]
+    caller = certs.EXAMPLES[who]
+    assert [(e.rpc, e.subject, e.outcome, e.target) for e in audit.events] == [
+        (CANCEL, caller.subject, answer, {})
+    ]
+
+
+async def test_a_centre_asking_undecodable_statistics_is_refused_as_the_policy_cannot_judge(
+    pki: Path,
+) -> None:
+    # GetCenterStats lets a centre read its own centre only: a request the table cannot read
+    # names none, and fails closed.
+    running = await start_echo(required(pki))
+    try:
+        centre = await codes_of(running.port, CENTER_STATS, NOT_UTF8, 1, token_of(pki, "centre"))
+        admin = await codes_of(running.port, CENTER_STATS, NOT_UTF8, 1, token_of(pki, "admin"))
+    finally:
+        await running.stop(0)
+
+    assert (centre, admin) == (["PERMISSION_DENIED"], ["INVALID_ARGUMENT"])
+
+
+async def test_an_open_method_refuses_undecodable_bytes_at_once(pki: Path) -> None:
+    running = await start_echo(required(pki))
+    try:
+        codes = await codes_of(running.port, "/grpc.health.v1.Health/Check", NOT_UTF8, 1)
+    finally:
+        await running.stop(0)
+
+    assert codes == ["INVALID_ARGUMENT"]
+
+
+async def test_an_undecodable_item_ends_the_stream_and_its_event_says_so(pki: Path) -> None:
+    audit = MemoryAudit()
+    running = await start_server(
+        required(pki),
+        0,
+        [
+            Registration(
+                "sanad.v1.IntakeService",
+                lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(Submissions(), s),
+            )
+        ],
+        checks={},
+        audit_log=audit,  # type: ignore[arg-type]
+    )
+    good = intake_pb2.SubmitTransactionRequest(center_id="c-1").SerializeToString()
+    metadata = (("authorization", f"Bearer {token_of(pki, 'centre')}"),)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            call = channel.stream_stream("/sanad.v1.IntakeService/SubmitTransactions")
+            answered: list[bytes] = []
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await read_into(answered, call(iter([good, NOT_UTF8]), metadata=metadata))
+    finally:
+        await running.stop(0.5)
+
+    assert (len(answered), refused.value.code()) == (1, grpc.StatusCode.INVALID_ARGUMENT)
+    assert [(e.subject, e.outcome) for e in audit.events] == [
+        (certs.EXAMPLES["centre"].subject, "INVALID_ARGUMENT")
+    ]

@@ -14,6 +14,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sanad.deadline import Deadline
 from sanad.rpc.server import Registration, start_server
 from sanad.security import certs
 from sanad.security.admission import REFUSALS_AUDITED_BURST, REFUSALS_AUDITED_PER_S
@@ -24,7 +25,6 @@ from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
 from services.intake.app import SERVICE_NAME
-from services.intake.deadline import Deadline
 from services.intake.domain import Submission
 from services.intake.operations import Accepted
 from services.intake.servicer import IntakeServicer

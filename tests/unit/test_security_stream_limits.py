@@ -1,16 +1,29 @@
 """One identity holds at most SANAD_MAX_STREAMS_PER_IDENTITY streaming calls open at once."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from sanad.deadline import Deadline
 from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.security.audit import AuditEvent
+from sanad.security.identity import Identity
 from sanad.settings import ServerSettings
+from sanad.telemetry.metrics import GRPC_HANDLED
+from sanad.v1 import intake_pb2, intake_pb2_grpc
+from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
+from services.intake.app import SERVICE_NAME
+from services.intake.domain import Submission
+from services.intake.operations import Accepted
+from services.intake.servicer import IntakeServicer
+from services.intake.streaming import StreamLimits
 from tests.unit.security_echo import MemoryAudit
 
 WATCH_CENTERS = "/sanad.v1.RegistryService/WatchCenters"  # server-streaming
@@ -137,3 +150,120 @@ async def test_zero_lifts_the_default_cap_of_a_hundred_streams(pki: Path) -> Non
     # The 101 calls start together: whichever reaches the server last is the one refused.
     assert codes[None] == ["OK"] * 100 + ["RESOURCE_EXHAUSTED"]
     assert codes[0] == ["OK"] * 101
+
+
+@dataclass
+class Flooding:
+    """A SubmitTransactions handler that answers without end: once the caller stops reading,
+    flow control holds it where it sends an answer."""
+
+    sending: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stream(self, request: Any, context: Any) -> AsyncIterator[bytes]:
+        async for _ in request:
+            while True:
+                self.sending.set()
+                yield b"x" * 4096
+
+    def registrations(self) -> list[Registration]:
+        service, method = SUBMIT_TRANSACTIONS.strip("/").split("/")
+        handler = grpc.stream_stream_rpc_method_handler(self.stream)
+        generic = grpc.method_handlers_generic_handler(service, {method: handler})
+        return [Registration(service, lambda s: s.add_generic_rpc_handlers((generic,)))]
+
+
+async def until_recorded(
+    audit: MemoryAudit, wanted: Callable[[AuditEvent], bool] = lambda event: True
+) -> None:
+    for _ in range(500):
+        if any(wanted(event) for event in audit.events):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no such audit event")
+
+
+@pytest.mark.parametrize("ending", ["CANCELLED", "DEADLINE_EXCEEDED"])
+async def test_a_stream_cancelled_while_it_sends_is_audited_as_its_call_is_counted(
+    ending: str,
+) -> None:
+    flooding, audit = Flooding(), MemoryAudit()
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        flooding.registrations(),
+        checks={},
+        audit_log=audit,  # type: ignore[arg-type]
+    )
+    labels = ("bidi_stream", "sanad.v1.IntakeService", "SubmitTransactions", ending)
+    before = GRPC_HANDLED.labels(*labels)._value.get()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            call = channel.stream_stream(SUBMIT_TRANSACTIONS)(
+                iter([b""]),
+                metadata=(("x-request-id", f"flood-{ending}"),),
+                timeout=1.5 if ending == "DEADLINE_EXCEEDED" else 30,
+            )
+            await call.read()
+            await asyncio.sleep(0.5)  # the caller reads no more: the handler waits to send
+            if ending == "CANCELLED":
+                call.cancel()
+            await until_recorded(audit)
+    finally:
+        await running.stop(0)
+
+    assert [(e.rpc, e.outcome, e.request_id) for e in audit.events] == [
+        (SUBMIT_TRANSACTIONS, ending, f"flood-{ending}")
+    ]
+    assert GRPC_HANDLED.labels(*labels)._value.get() == before + 1
+
+
+class HeldAfterHuge:
+    """Accepts an item with a huge request id at once (its answer, as large, fills the flow
+    control window); holds every other item until cancelled."""
+
+    async def submit(
+        self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
+    ) -> Accepted:
+        if len(submission.request_id) > 128:
+            return Accepted("T-huge", datetime(2024, 6, 1, tzinfo=UTC))
+        await asyncio.Event().wait()
+        raise AssertionError("held until cancelled")
+
+
+def submission_of(request_id: str) -> intake_pb2.SubmitTransactionsRequest:
+    return intake_pb2.SubmitTransactionsRequest(
+        transaction=intake_pb2.SubmitTransactionRequest(request_id=request_id, center_id="C1")
+    )
+
+
+async def test_a_stream_closed_while_it_sends_counts_the_items_it_abandoned() -> None:
+    audit = MemoryAudit()
+    servicer = IntakeServicer(
+        HeldAfterHuge(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        StreamLimits(max_inflight=8, max_items=100),
+        watch_poll_s=1.0,
+    )
+    running = await start_server(
+        ServerSettings(grpc_host="127.0.0.1"),
+        0,
+        [Registration(SERVICE_NAME, partial(add_IntakeServiceServicer_to_server, servicer))],
+        checks={},
+        audit_log=audit,  # type: ignore[arg-type]
+    )
+    huge = [submission_of("h" * 3_000_000 + str(n)) for n in range(3)]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = intake_pb2_grpc.IntakeServiceStub(channel)
+            call = stub.SubmitTransactions(iter(huge + [submission_of(str(n)) for n in range(5)]))
+            await asyncio.sleep(1.5)  # read nothing: the server waits to send a huge answer
+            call.cancel()
+            await until_recorded(audit, lambda e: not e.target)  # the stream's own event
+    finally:
+        await running.stop(0)
+
+    (stream,) = [e for e in audit.events if not e.target]
+    assert (stream.outcome, stream.item_outcomes) == ("CANCELLED", {"OK": 3, "CANCELLED": 5})
+    items = sorted(e.outcome for e in audit.events if e.target)
+    assert items == ["CANCELLED"] * 5 + ["OK"] * 3

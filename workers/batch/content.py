@@ -8,10 +8,11 @@ fail the batch it came in (a failed batch is dead-lettered without an answer).
 import hashlib
 import hmac
 
+from sanad.domain import codes
 from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Violation
 from sanad.v1 import events_pb2
-from services.intake.domain import MAX_CODE_LENGTH, ServiceView, Submission
+from services.intake.domain import ServiceView, Submission
 
 # A migrated history: a few steps in practice (in progress, awaiting documents, completed).
 MAX_HISTORY_STEPS = 50
@@ -36,14 +37,9 @@ def fingerprint(batch: events_pb2.BatchSubmission, secret: bytes) -> str:
 
 def overlong_codes(submission: Submission) -> list[Violation]:
     """The item's centre id or service code when longer than any the registry gives out."""
-    return [
-        Violation(name, f"must be at most {MAX_CODE_LENGTH} characters")
-        for name, value in (
-            ("center_id", submission.center_id),
-            ("service_code", submission.service_code),
-        )
-        if len(value) > MAX_CODE_LENGTH
-    ]
+    return codes.overlong_codes(
+        {"center_id": submission.center_id, "service_code": submission.service_code}
+    )
 
 
 def history_bounds(item: events_pb2.HistoricalTransaction) -> list[Violation]:

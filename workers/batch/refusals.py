@@ -12,9 +12,9 @@ from google.protobuf.message import DecodeError
 
 from sanad.amqp.batches import SUBMISSION_TYPE, item_count
 from sanad.amqp.outcomes import Dead
+from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.v1 import events_pb2
 from workers.batch.authorization import Authorize, MayMigrate
-from workers.batch.content import MAX_CODE_LENGTH
 
 # Every reason this worker dead-letters with (its counters start at zero).
 DEAD_LETTER_REASONS = (

@@ -1,7 +1,8 @@
-"""The caller's remaining time, shared out over every outbound call of one RPC."""
+"""The caller's remaining time, shared out over every outbound call and retry of one RPC."""
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 # Kept back from the caller's deadline so our UNAVAILABLE arrives before theirs expires.
 MARGIN_S = 0.1
@@ -28,3 +29,15 @@ class Deadline:
 
 
 NO_DEADLINE = Deadline(None)
+
+
+class TimedCall(Protocol):
+    """A call being served that knows its caller's deadline (a grpc.aio.ServicerContext)."""
+
+    def time_remaining(self) -> float | None: ...
+
+
+def caller_deadline(call: TimedCall) -> Deadline:
+    """What is left of the caller's deadline, for every outbound call and retry the RPC makes."""
+    remaining = call.time_remaining()
+    return Deadline(float(remaining) if remaining is not None else None)

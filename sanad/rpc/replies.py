@@ -1,9 +1,11 @@
-"""Listing replies that fit one gRPC message, however large the entities they carry.
+"""Listing replies that fit one gRPC message, however large the entities they carry: the
+registry's centres and services, intake's transactions.
 
 A page is bounded by count (page_size) and, here, by bytes: it stops before its encoded size
 would pass the server's message limit, less a margin for the token, and continues after its
 last entity, so paging always proceeds. Every entity the rules allow fits one message on its
-own (tests/unit/test_registry_licence_bounds.py), so a page holds at least one.
+own (tests/unit/test_registry_licence_bounds.py; a transaction's history is capped for the same
+reason, tests/unit/test_intake_tracking_rules.py), so a page holds at least one.
 """
 
 from collections.abc import Callable

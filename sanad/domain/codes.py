@@ -1,0 +1,27 @@
+"""How long an id or code a caller sends may be: request ids, registry ids, catalogue and place
+codes, licence numbers. Intake, the registry and the batch worker hold them to one bound."""
+
+from collections.abc import Mapping
+
+from sanad.errors import Violation
+
+# Far above any real id or code, and short: a longer one is refused by field before it is
+# stored, or a "not found" or a log line repeats it.
+MAX_CODE_LENGTH = 128
+
+
+def overlong_codes(fields: Mapping[str, str]) -> list[Violation]:
+    """A violation for each of fields longer than MAX_CODE_LENGTH, naming the field but not
+    the value."""
+    return [
+        Violation(name, f"must be at most {MAX_CODE_LENGTH} characters")
+        for name, value in fields.items()
+        if len(value) > MAX_CODE_LENGTH
+    ]
+
+
+def required_code_violations(name: str, value: str) -> list[Violation]:
+    """A required id or code, of at most MAX_CODE_LENGTH characters."""
+    if not value:
+        return [Violation(name, "is required")]
+    return overlong_codes({name: value})

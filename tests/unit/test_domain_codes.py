@@ -1,0 +1,76 @@
+"""Ids and codes have one length rule, kept in sanad.domain.codes: intake, the registry and the
+batch worker refuse a code one past it alike, by field, in the same words, and take one at it."""
+
+import pytest
+
+from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
+from sanad.errors import Invalid, Violation
+from services.intake.change_requests import request_id_violations
+from services.intake.domain import Channel, Submission, field_violations
+from services.registry.domain import Center, Licence
+from services.registry.operations import check_filter_codes, require
+from services.registry.validation import validate_center
+from workers.batch.content import overlong_codes as overlong_item_codes
+
+AT_BOUND = "C" * MAX_CODE_LENGTH
+PAST_BOUND = "C" * (MAX_CODE_LENGTH + 1)
+TOO_LONG = f"must be at most {MAX_CODE_LENGTH} characters"
+
+
+def centre(wilayat_code: str) -> Center:
+    return Center("C1", "مركز", "Centre", "Owner", "DA", wilayat_code, 2, 3, Licence("L-1"))
+
+
+def submission(code: str) -> Submission:
+    return Submission(code, code, code, Channel.COUNTER, 0, "12345678")
+
+
+def refusals(code: str) -> dict[str, list[Violation]]:
+    """What each place that takes a code says of it, by place."""
+    said = {
+        "shared": required_code_violations("center_id", code),
+        "intake submission": [
+            v for v in field_violations(submission(code), None) if v.description == TOO_LONG
+        ],
+        "intake change": request_id_violations(code),
+        "batch item": overlong_item_codes(submission(code)),
+    }
+    for place, check in {
+        "registry id": lambda: require(code, "center_id"),
+        "registry filter": lambda: check_filter_codes({"center_id": code}),
+        "registry centre": lambda: validate_center(centre(wilayat_code=code)),
+    }.items():
+        try:
+            check()
+            said[place] = []
+        except Invalid as refused:
+            said[place] = list(refused.violations)
+    return said
+
+
+def test_a_code_at_the_bound_is_taken_everywhere() -> None:
+    assert all(found == [] for found in refusals(AT_BOUND).values())
+
+
+def test_a_code_past_the_bound_is_refused_everywhere_in_the_same_words() -> None:
+    said = refusals(PAST_BOUND)
+    assert all(found for found in said.values()), said
+    assert {v.description for found in said.values() for v in found} == {TOO_LONG}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", [Violation("center_id", "is required")]),
+        (AT_BOUND, []),
+        (PAST_BOUND, [Violation("center_id", TOO_LONG)]),
+    ],
+)
+def test_a_required_code_is_present_and_short(value: str, expected: list[Violation]) -> None:
+    assert required_code_violations("center_id", value) == expected
+
+
+def test_each_overlong_code_is_named_by_its_field_and_not_repeated() -> None:
+    found = overlong_codes({"a": PAST_BOUND, "b": AT_BOUND, "c": PAST_BOUND})
+    assert [v.field for v in found] == ["a", "c"]
+    assert PAST_BOUND not in str(found)
