@@ -166,7 +166,9 @@ def operations() -> Dashboard:
         Panel(
             "Dead-lettered, retried and refused in the last hour",
             "Messages the workers could not process (dead-lettered) or retried after a failure;"
-            " messages the broker refused (a work queue at its bound: callers got UNAVAILABLE).",
+            " messages the broker refused (a work queue at its bound: callers got UNAVAILABLE);"
+            " batches refused whole whose submitter nobody answered (among the dead-lettered,"
+            " kept until an operator takes them).",
             (
                 Query(
                     "sum(increase(sanad_amqp_dead_lettered_total[1h])) or vector(0)",
@@ -176,6 +178,10 @@ def operations() -> Dashboard:
                 Query(
                     'sum(increase(sanad_amqp_published_total{outcome="refused"}[1h])) or vector(0)',
                     "refused by the broker",
+                ),
+                Query(
+                    "sum(increase(sanad_batch_refusals_unanswered_total[1h])) or vector(0)",
+                    "batches refused unanswered",
                 ),
             ),
             kind="stat",

@@ -32,7 +32,7 @@ from sanad.amqp.topology import (
     RETRIES_HEADER,
     Topology,
 )
-from sanad.telemetry.metrics import AMQP_DEAD_LETTERED, RETRIES
+from sanad.telemetry.metrics import AMQP_DEAD_LETTERED, BATCH_REFUSALS_UNANSWERED, RETRIES
 
 log = logging.getLogger("sanad.amqp.consumer")
 
@@ -63,11 +63,14 @@ class Dead:
     expires_after_s: the broker drops the dead letter that long after it is set aside (a
     per-message expiration; dead-letter queues have no dead-letter exchange of their own, so
     it is gone). None keeps it until an operator takes it off the queue.
+    unanswered: a request refused whose sender nobody answered (a batch without a reply queue
+    it could be answered on), counted apart once its letter is confirmed.
     """
 
     reason: str
     detail: str
     expires_after_s: float | None = None
+    unanswered: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,9 @@ class OutcomePublisher:
         finally:
             confirm.cancel()
 
+    def _carried_headers(self, message: AbstractIncomingMessage) -> dict[str, Any]:
+        return carried_headers(message, self.topology.retry_queue(self.queue_name))
+
     async def _retry_later(
         self, message: AbstractIncomingMessage, outcome: Retry, dead: AbstractExchange
     ) -> None:
@@ -205,7 +211,7 @@ class OutcomePublisher:
             await self._dead_letter(message, Dead(outcome.reason, detail), dead)
             return
         assert self.channel is not None
-        headers = {**carried_headers(message), RETRIES_HEADER: retries + 1}
+        headers = {**self._carried_headers(message), RETRIES_HEADER: retries + 1}
         parked = republished(message, headers, expiration=self.retry_delay_s)
         await self.confirmed(
             self.channel.default_exchange.publish(
@@ -227,7 +233,7 @@ class OutcomePublisher:
         part_type: str = "",
     ) -> None:
         """Dead-letter the message, or with `part` one item of a pack, alone, as a part_type."""
-        headers = carried_headers(message)
+        headers = self._carried_headers(message)
         if part is not None:
             headers.pop(ITEMS_HEADER, None)
         headers[REASON_HEADER] = outcome.reason
@@ -240,6 +246,8 @@ class OutcomePublisher:
         copy = republished(message, headers, expiration=expiration, part=part, part_type=part_type)
         await self.confirmed(dead.publish(copy, routing_key=self.queue_name, mandatory=True))
         AMQP_DEAD_LETTERED.labels(self.queue_name, outcome.reason).inc()
+        if outcome.unanswered:
+            BATCH_REFUSALS_UNANSWERED.labels(outcome.reason).inc()
         log.warning(
             "dead-lettered a message",
             extra={
@@ -248,6 +256,7 @@ class OutcomePublisher:
                 "queue": self.queue_name,
                 "message_id": part.message_id if part is not None else message.message_id,
                 "expires_after_s": expiration,
+                "unanswered": outcome.unanswered,
             },
         )
 
@@ -257,11 +266,25 @@ def expiry_time(after_s: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=after_s)).isoformat(timespec="milliseconds")
 
 
-def carried_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """Headers of a republished copy of a message off a work queue; the broker-validated user
-    id travels as USER_ID_HEADER. A sender writes its own headers, so one it sent is never
-    carried: it would name any user it liked on the dead letter."""
-    return _naming_the_user(message, written_by_us=False)
+def carried_headers(message: AbstractIncomingMessage, retry_queue: str) -> dict[str, Any]:
+    """Headers of a republished copy of a message off a work queue whose delayed-retry queue
+    is retry_queue; the broker-validated user id travels as USER_ID_HEADER. A sender writes
+    its own headers, so one it sent is never carried: it would name any user it liked on the
+    dead letter. A copy of ours back from retry_queue (back_from_retry) has no user_id of its
+    own: the USER_ID_HEADER we wrote on it names the user the broker validated on the
+    original, and stays, through every further retry and into the dead letter."""
+    return _naming_the_user(message, written_by_us=back_from_retry(message, retry_queue))
+
+
+def back_from_retry(message: AbstractIncomingMessage, retry_queue: str) -> bool:
+    """Whether message is a copy the worker parked on retry_queue, which the broker has
+    dead-lettered back into the work queue when its delay ran out: the latest x-death entry
+    names retry_queue, and it came through the default exchange, as retry_queue dead-letters
+    (Topology.retry_queue_arguments). A sender can write any x-death into its own headers, but
+    publishes through its work queue's exchange (P.transactions, P.batch); only a user the
+    broker lets write to the default exchange (amq.default: workers, operators) could deliver
+    a message of its own that way."""
+    return _died_last_in(message, retry_queue) and message.exchange == ""
 
 
 def letter_headers(message: AbstractIncomingMessage, work_queue: str) -> dict[str, Any]:
@@ -277,11 +300,16 @@ def set_aside_by_broker(message: AbstractIncomingMessage, work_queue: str) -> bo
     or the sender's expiration): the latest x-death entry names that queue. Such a letter is
     the message as its sender sent it, so every x-sanad-* header on it is the sender's own.
     A letter the worker wrote may carry x-death too: that of the retry queue it waited in."""
+    return _died_last_in(message, work_queue)
+
+
+def _died_last_in(message: AbstractIncomingMessage, queue: str) -> bool:
+    """Whether the latest x-death entry of message names queue."""
     deaths = (message.headers or {}).get("x-death")
     latest = deaths[0] if isinstance(deaths, list) and deaths else None
     if not isinstance(latest, dict):
         return False
-    return latest.get("queue") in (work_queue, work_queue.encode())
+    return latest.get("queue") in (queue, queue.encode())
 
 
 def _naming_the_user(message: AbstractIncomingMessage, *, written_by_us: bool) -> dict[str, Any]:

@@ -60,6 +60,17 @@ AMQP_NACKED = Counter(
 AMQP_DEAD_LETTERED = Counter(
     "sanad_amqp_dead_lettered_total", "Messages dead-lettered, by reason.", ["queue", "reason"]
 )
+# Counted where AMQP_DEAD_LETTERED is, once the broker confirmed the letter: a refusal whose
+# handling is retried, or whose letter is left unconfirmed at stop, counts once, at the attempt
+# that sets it aside. As there, a letter published twice (its ack lost after the confirm) counts
+# twice: two letters wait. They never expire (an answered refusal's do), so each needs an
+# operator: SanadBatchDeadLetteredUnanswered alerts on it.
+BATCH_REFUSALS_UNANSWERED = Counter(
+    "sanad_batch_refusals_unanswered_total",
+    "Batches refused whole and dead-lettered without an answer to their submitter (no reply"
+    " queue, or one the worker could not decode or may not answer), by reason.",
+    ["reason"],
+)
 MICRO_BATCH_SIZE = Histogram(
     "sanad_worker_micro_batch_size",
     "Messages handled per micro-batch.",

@@ -4,11 +4,21 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
+import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.amqp.topology import RATED, STATUS_CHANGED, SUBMITTED, Topology
+from sanad.amqp.outcomes import USER_ID_HEADER
+from sanad.amqp.topology import (
+    RATED,
+    REASON_HEADER,
+    RETRIES_HEADER,
+    STATUS_CHANGED,
+    SUBMITTED,
+    Topology,
+)
 from sanad.records import SUBMITTED_TYPE
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2
@@ -16,6 +26,7 @@ from tests.integration.conftest import Stack, eventually
 from tests.integration.workers_support import (
     RATED_TYPE,
     STATUS_CHANGED_TYPE,
+    dead_letter_messages,
     dead_letters,
     delete_retry_queues,
     publish,
@@ -101,23 +112,33 @@ async def test_changes_apply_once_and_redeliveries_change_no_counter(stack: Stac
         assert worker.wait(timeout=30) == 0
 
 
-async def test_a_change_for_a_transaction_that_never_arrives_is_dead_lettered(
+async def test_a_change_for_a_transaction_that_never_arrives_is_dead_lettered_naming_its_sender(
     stack: Stack, db
 ) -> None:  # type: ignore[no-untyped-def]
+    # Sent with the user_id the broker validates and a header naming someone else: the worker
+    # parks it twice on the retry queue, from which each copy comes back without user_id, and
+    # the dead letter still names the validated user.
     topology = Topology(stack.prefix)
-    at = datetime.now(UTC)
-    await publish(
-        stack.amqp_url,
-        topology.transactions_exchange,
-        [status("missing", "m1", common_pb2.TRANSACTION_STATUS_IN_PROGRESS, at)],
+    sender = urlsplit(stack.amqp_url).username
+    key, body, kind = status(
+        "missing", "m1", common_pb2.TRANSACTION_STATUS_IN_PROGRESS, datetime.now(UTC)
     )
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        exchange = await (await connection.channel()).get_exchange(topology.transactions_exchange)
+        change = aio_pika.Message(
+            body, type=kind, user_id=sender, headers={USER_ID_HEADER: "someone-else"}
+        )
+        await exchange.publish(change, routing_key=key)
     worker = start_ingest_worker(
         stack, SANAD_INGEST_RETRY_DELAY_MS="100", SANAD_INGEST_MAX_RETRIES="2"
     )
     try:
-        assert await dead_letters(stack, topology.ingest_queue, expected=1) == [
-            "unknown-transaction"
-        ]
+        (letter,) = await dead_letter_messages(stack, topology.ingest_queue, expected=1)
+        headers = letter.headers or {}
+        assert headers[REASON_HEADER] == "unknown-transaction"
+        assert headers[RETRIES_HEADER] == 2
+        assert headers[USER_ID_HEADER] == sender
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0

@@ -135,7 +135,7 @@ def test_the_copy_of_an_undecodable_message_goes_without_what_could_not_be_decod
         )
     )
 
-    copy = republished(message, carried_headers(message))
+    copy = republished(message, carried_headers(message, "sanad.batch.retry"))
 
     assert (copy.correlation_id, copy.timestamp) == (None, None)
     assert copy.message_id == "m-1"

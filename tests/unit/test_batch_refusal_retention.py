@@ -1,6 +1,7 @@
 """A batch refused as a whole and answered leaves a dead letter holding its items' clear civil
 numbers: it expires after SANAD_BATCH_DEAD_LETTER_TTL_DAYS, which production may not turn off.
-Other dead letters, and replayed copies, never expire."""
+Other dead letters, and replayed copies, never expire; a refusal nobody was answered for is
+counted apart, for an operator to take."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from sanad.amqp.dead_letters import kept_copy, letter_of, replayed_copy
@@ -17,11 +19,12 @@ from sanad.amqp.topology import Topology
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from tests.unit.test_security_settings import SAFE
 from workers.batch.app import build_app
-from workers.batch.refusals import Limits
+from workers.batch.refusals import DEAD_LETTER_REASONS, Limits
 from workers.batch.settings import BatchSettings
 
 DAY_S = 24 * 3600.0
 BATCH_QUEUE = "sanad.batch"
+UNANSWERED = "sanad_batch_refusals_unanswered_total"
 
 
 def test_a_refused_batch_is_kept_fourteen_days_by_default() -> None:
@@ -127,6 +130,46 @@ async def test_a_dead_letter_carries_its_expiration_and_when_it_ends() -> None:
     assert abs(ends - (datetime.now(UTC) + timedelta(hours=1))) < timedelta(seconds=5)
     assert kept.expiration is None
     assert EXPIRES_HEADER not in (kept.headers or {})
+
+
+def unanswered(reason: str) -> float | None:
+    """The count of unanswered refusals for reason; None before the series exists."""
+    return REGISTRY.get_sample_value(UNANSWERED, {"reason": reason})
+
+
+def test_unanswered_refusals_are_counted_from_zero_for_every_reason() -> None:
+    # A series born at its first refusal shows no increase() to the alert.
+    handler(Shared(), Replies())
+
+    assert [reason for reason in DEAD_LETTER_REASONS if unanswered(reason) is None] == []
+
+
+async def test_a_refusal_nobody_was_answered_for_counts_once_its_letter_is_confirmed() -> None:
+    limits = Limits(chunk=2, refusal_ttl_s=60.0)
+    body = batch("r-1").SerializeToString()
+    worker = handler(Shared(), Replies(), may_submit=False, limits=limits)
+    reasons = ("not-allowed", "bad-reply-to")
+    before = {reason: unanswered(reason) or 0.0 for reason in reasons}
+
+    def counted() -> dict[str, float]:
+        return {reason: (unanswered(reason) or 0.0) - before[reason] for reason in reasons}
+
+    refusals = [
+        await worker.handle(Message(body)),  # answered on its reply queue
+        await worker.handle(Message(body, reply_to=None)),  # nobody to answer
+        await worker.handle(Message(body, reply_to="sanad.ingest")),  # may not be answered
+    ]
+    # Deciding counts nothing: an attempt retried after a transient failure decides again.
+    assert counted() == {"not-allowed": 0, "bad-reply-to": 0}
+
+    outcomes = OutcomePublisher(
+        Topology("t"), "t.batch", max_retries=1, retry_delay_s=1, timeout_s=1, on_stall=print
+    )
+    dead = DeadExchange()
+    await outcomes.publish([incoming({})] * 3, refusals, dead)  # type: ignore[arg-type]
+
+    assert len(dead.published) == 3
+    assert counted() == {"not-allowed": 1, "bad-reply-to": 1}
 
 
 def test_a_replayed_copy_never_expires() -> None:

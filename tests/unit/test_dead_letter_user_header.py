@@ -12,9 +12,10 @@ from sanad.amqp.outcomes import Dead, OutcomePublisher, Retry
 from sanad.amqp.topology import Topology
 
 USER_HEADER = "x-sanad-user-id"
+RETRY_QUEUE = "t.batch.retry"
 
 
-def incoming(headers: dict[str, Any], user_id: str | None) -> Any:
+def incoming(headers: dict[str, Any], user_id: str | None, exchange: str = "t.batch") -> Any:
     return SimpleNamespace(
         body=b"batch",
         headers=headers,
@@ -26,7 +27,16 @@ def incoming(headers: dict[str, Any], user_id: str | None) -> Any:
         timestamp=datetime(2026, 12, 3, tzinfo=UTC),
         expiration=None,
         user_id=user_id,
+        exchange=exchange,
     )
+
+
+def back_from(queue: str, headers: dict[str, Any], exchange: str = "") -> Any:
+    """A message as the broker delivers a copy parked on `queue` back into its work queue once
+    its delay ran out: the copy's headers, an x-death entry naming `queue` on top, no user_id,
+    through the default exchange (the retry queue's dead-letter exchange)."""
+    death = {"count": 1, "reason": "expired", "queue": queue, "exchange": ""}
+    return incoming({**headers, "x-death": [death]}, user_id=None, exchange=exchange)
 
 
 class Exchange:
@@ -39,11 +49,11 @@ class Exchange:
         self.published.append(message)
 
 
-def publisher(exchange: Exchange) -> OutcomePublisher:
+def publisher(exchange: Exchange, max_retries: int = 1) -> OutcomePublisher:
     outcomes = OutcomePublisher(
         Topology("t"),
         "t.batch",
-        max_retries=1,
+        max_retries=max_retries,
         retry_delay_s=1.0,
         timeout_s=5.0,
         on_stall=lambda _: None,
@@ -85,6 +95,49 @@ async def test_a_parked_retry_names_only_the_validated_user() -> None:
 
     (parked,) = exchange.published
     assert USER_HEADER not in parked.headers
+
+
+async def test_the_validated_user_stays_through_every_retry_and_into_the_dead_letter() -> None:
+    # The parked copy cannot carry the original's user_id: the header the worker wrote on it
+    # is the only record of who sent the message, each time it comes back.
+    exchange = Exchange()
+    outcomes = publisher(exchange, max_retries=3)
+    later = Retry("unknown-transaction", "not stored yet")
+    message = incoming({USER_HEADER: "batch-centre-OTHER"}, user_id="batch-centre-7")
+
+    for _ in range(3):
+        await outcomes.publish([message], [later], exchange)  # type: ignore[arg-type]
+        message = back_from(RETRY_QUEUE, exchange.published[-1].headers)
+    await outcomes.publish([message], [later], exchange)  # type: ignore[arg-type]
+
+    *parked, letter = exchange.published
+    assert [copy.headers["x-sanad-retries"] for copy in parked] == [1, 2, 3]
+    assert letter.headers["x-sanad-reason"] == "unknown-transaction"
+    assert [copy.headers[USER_HEADER] for copy in exchange.published] == ["batch-centre-7"] * 4
+
+
+@pytest.mark.parametrize(
+    ("died_in", "through"),
+    [
+        # x-death written by the sender itself, published through its work queue's exchange.
+        (RETRY_QUEUE, "t.batch"),
+        # Back from a retry queue, but another prefix's.
+        ("other.batch.retry", ""),
+    ],
+)
+@pytest.mark.parametrize(
+    "outcome", [Retry("unknown-transaction", "later"), Dead("not-allowed", "no")]
+)
+async def test_a_header_on_a_message_not_back_from_this_retry_queue_is_the_senders(
+    died_in: str, through: str, outcome: Any
+) -> None:
+    exchange = Exchange()
+    forged = back_from(died_in, {USER_HEADER: "batch-centre-OTHER"}, exchange=through)
+
+    await publisher(exchange).publish([forged], [outcome], exchange)  # type: ignore[arg-type]
+
+    (copy,) = exchange.published
+    assert USER_HEADER not in copy.headers
 
 
 @pytest.mark.parametrize("copy", [kept_copy, replayed_copy])

@@ -22,6 +22,7 @@ from sanad.amqp.outcomes import (
 from sanad.amqp.properties import undecodable_properties
 from sanad.domain.clock import utcnow
 from sanad.security.audit import document_of
+from sanad.telemetry.metrics import BATCH_REFUSALS_UNANSWERED
 from sanad.v1 import events_pb2
 from services.intake.domain import CenterView, ServiceView
 from workers.batch import audit
@@ -30,6 +31,7 @@ from workers.batch.authorization import Authorize, MayMigrate
 from workers.batch.content import fingerprint
 from workers.batch.domain import Context, Verdict, item_id, judge_items
 from workers.batch.refusals import (
+    DEAD_LETTER_REASONS,
     MAX_BATCH_ID,
     REPLY_TO_RULE,
     Limits,
@@ -66,6 +68,9 @@ class BatchHandler:
         may_submit: Authorize,
         may_migrate: MayMigrate,
     ) -> None:
+        for reason in DEAD_LETTER_REASONS:
+            # At zero, so that an alert's increase() sees the first unanswered refusal too.
+            BATCH_REFUSALS_UNANSWERED.labels(reason)
         self.may_submit = may_submit
         self.may_migrate = may_migrate
         self.store = store
@@ -88,7 +93,9 @@ class BatchHandler:
         if not may_reply_to(reply_to):
             # Answering would publish, with this worker's rights, wherever the sender names:
             # into a work queue, or another submitter's queue. Not answered, not stored.
-            unanswered = Dead("bad-reply-to", f"reply_to {reply_to[:100]!r} {REPLY_TO_RULE}")
+            unanswered = Dead(
+                "bad-reply-to", f"reply_to {reply_to[:100]!r} {REPLY_TO_RULE}", unanswered=True
+            )
             await self._audit_refusal(message, events_pb2.BatchSubmission(), unanswered)
             BATCHES.labels("refused").inc()
             return unanswered
@@ -129,7 +136,7 @@ class BatchHandler:
         An answered refusal's dead letter expires after limits.refusal_ttl_s: it holds every
         item's clear civil number, the submitter knows why and sends the batch again, and the
         audit log keeps the refusal. Without a reply queue nobody was told: kept until an
-        operator takes it.
+        operator takes it, and counted apart (Dead.unanswered) so that it alerts.
         """
         await self._audit_refusal(message, submission, refusal)
         BATCHES.labels("refused").inc()
@@ -138,7 +145,7 @@ class BatchHandler:
         )
         if await self._send(message, result.SerializeToString()):
             return replace(refusal, expires_after_s=self.limits.refusal_ttl_s)
-        return refusal
+        return replace(refusal, unanswered=True)
 
     async def _claim(
         self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission
