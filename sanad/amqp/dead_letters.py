@@ -25,6 +25,7 @@ from sanad.amqp.outcomes import (
     letter_headers,
     republished,
     set_aside_by_broker,
+    without_deaths,
 )
 from sanad.amqp.topology import (
     DETAIL_HEADER,
@@ -36,18 +37,16 @@ from sanad.amqp.topology import (
 REPLAYS_HEADER = "x-sanad-replays"
 # Shortest expiration of a letter put back past its time: the broker drops it at the head.
 _LAPSED_S = 0.001
-# Headers of a dead letter that do not belong on its replayed copy (with the broker's
-# x-first-death-* and x-last-death-*; a quorum queue's delivery count is its own).
+# Headers of a dead letter that do not belong on its replayed copy, beside the broker's record
+# of its death (outcomes.without_deaths; a quorum queue's delivery count is its own).
 _DEATH_HEADERS = (
     REASON_HEADER,
     DETAIL_HEADER,
     RETRIES_HEADER,
     QUEUE_HEADER,
     EXPIRES_HEADER,
-    "x-death",
     "x-delivery-count",
 )
-_DEATH_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
 @dataclass(frozen=True)
@@ -111,9 +110,7 @@ def kept_copy(message: AbstractIncomingMessage, work_queue: str) -> aio_pika.Mes
 
 def _without_death(headers: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: value
-        for name, value in headers.items()
-        if name not in _DEATH_HEADERS and not name.startswith(_DEATH_PREFIXES)
+        name: value for name, value in without_deaths(headers).items() if name not in _DEATH_HEADERS
     }
 
 

@@ -13,7 +13,7 @@ their place (sanad.amqp.properties), and is dead-lettered as `undecodable` (unde
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -313,12 +313,25 @@ def _died_last_in(message: AbstractIncomingMessage, queue: str) -> bool:
 
 
 def _naming_the_user(message: AbstractIncomingMessage, *, written_by_us: bool) -> dict[str, Any]:
-    headers = dict(message.headers or {})
+    headers = without_deaths(message.headers or {})
     if not written_by_us:
         headers.pop(USER_ID_HEADER, None)
     if message.user_id:
         headers[USER_ID_HEADER] = message.user_id
     return headers
+
+
+def without_deaths(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """Headers without the broker's record of where a message died (x-death, x-first-death-*,
+    x-last-death-*). A copy we publish carries none: the broker writes its own when it
+    dead-letters the copy, and one on the message we copy may be the sender's, written to pass
+    for a letter the broker set aside (set_aside_by_broker), which would keep forever a
+    refused batch meant to expire."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name != "x-death" and not name.startswith(("x-first-death-", "x-last-death-"))
+    }
 
 
 def republished(

@@ -76,9 +76,9 @@ AT_LEAST_ONCE: dict[str, Any] = {
 # Deliveries of one message a work queue allows (RabbitMQ 4.0's default for quorum queues).
 DELIVERY_LIMIT = 20
 # A dead-letter queue's delivery limit on RabbitMQ 4.0+: none. 4.0 gives every quorum queue a
-# limit of 20 unless it is declared with -1 (a policy cannot lift it), and a dead-letter queue
-# has no dead-letter exchange, so a letter past it would be dropped: every `sanadctl
-# dead-letters` pass that cannot move a letter (a broker alarm) hands it back, one delivery.
+# limit of 20 unless it is declared with -1 (or given another by a policy), and a dead-letter
+# queue has no dead-letter exchange, so a letter past it would be dropped: a `sanadctl
+# dead-letters` pass that can move a letter neither on nor back hands it back, one delivery.
 # RabbitMQ 3.x has no default limit, and takes -1 as one that drops a letter at its first
 # return: there a dead-letter queue is declared without the argument.
 UNLIMITED_DELIVERIES = -1
@@ -248,7 +248,7 @@ async def _declare_dead_queue(
             log.log(
                 level,
                 "queue %s keeps RabbitMQ's default delivery limit (20 since 4.0; this release "
-                "declares none, which a policy cannot set): a letter that `sanadctl dead-letters` "
+                "declares none): a letter that `sanadctl dead-letters` "
                 "fails to move that many times is dropped; delete it once it is empty (replay or "
                 "drop its letters with sanadctl dead-letters) and restart to have it declared anew",
                 name,

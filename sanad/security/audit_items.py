@@ -83,10 +83,6 @@ class ItemAudit:
         refused for the caller's rate) is counted here alone."""
         self.outcomes[outcome] += 1
 
-    def counted(self) -> int:
-        """How many items ended, whatever their outcome."""
-        return self.outcomes.total()
-
     def settled_by(self, settle: Callable[[], Awaitable[None]]) -> None:
         """How the handler ends (cancels) the items it left unanswered: the call's event awaits
         it before it counts them, as gRPC may close the handler after the interceptor."""

@@ -15,9 +15,9 @@ each ends its event CANCELLED before the stream's own event counts them.
 """
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -73,7 +73,9 @@ class _Stream:
         self.tasks: asyncio.Queue[asyncio.Task[ItemResult] | None] = asyncio.Queue()
         self.too_long = False
         self.started = 0  # items handed to a task of their own (one cancelled early never runs)
+        self.begun = 0  # items whose task ran (each ends its own event and count)
         self.reader: asyncio.Task[None] | None = None
+        self.closing: asyncio.Future[None] | None = None
         if self.audit is not None:
             # gRPC may close a call's handlers in any order (at their yields, when the caller
             # goes while an answer is sent): the call's event ends this stream's items first.
@@ -110,6 +112,7 @@ class _Stream:
     async def _one(
         self, index: int, submission: Submission, refusal: RateLimited | None
     ) -> ItemResult:
+        self.begun += 1
         if refusal is not None:
             if self.audit is not None:
                 self.audit.ended(code_of(refusal).name)
@@ -138,26 +141,32 @@ class _Stream:
 
     async def close(self) -> None:
         """Stop reading, and abandon what was started and not answered. Run when the handler
-        ends, and by the call's event (sanad.security.audit_items): the second finds nothing."""
-        if self.reader is not None:
-            self.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.reader
-        await self._abandon()
+        ends and by the call's event (sanad.security.audit_items), maybe at once: the first
+        cancels at once, before an item not yet run can start; both then await one settling,
+        which a caller cancelled meanwhile leaves running."""
+        if self.closing is None:
+            self.closing = asyncio.ensure_future(self._settled(self._cancelled()))
+        await asyncio.shield(self.closing)
 
-    async def _abandon(self) -> None:
-        """Cancel what was started and not answered (the call ended: the caller went away, or
-        it failed), and wait until each cancelled item has ended its event."""
-        left = []
+    def _cancelled(self) -> list[asyncio.Task[Any]]:
+        """Cancel the reading and every item started and not answered (the call ended: the
+        caller went away, or it failed): the tasks to wait for."""
+        left: list[asyncio.Task[Any]] = []
+        if self.reader is not None and self.reader.cancel():
+            left.append(self.reader)
         while not self.tasks.empty():
             task = self.tasks.get_nowait()
             if task is not None and task.cancel():
                 left.append(task)
+        return left
+
+    async def _settled(self, left: list[asyncio.Task[Any]]) -> None:
+        """Once each cancelled task has ended (an item its event), count the items whose task
+        never ran: with no event of their own, as an item refused for the rate (they submitted
+        nothing)."""
         await asyncio.gather(*left, return_exceptions=True)
         if self.audit is not None:
-            # A task cancelled before it first ran ended nowhere: counted here, with no event of
-            # its own, as an item refused for the rate (it submitted nothing).
-            for _ in range(self.started - self.audit.counted()):
+            for _ in range(self.started - self.begun):
                 self.audit.ended(CANCELLED)
 
 

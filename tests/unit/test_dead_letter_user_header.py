@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sanad.amqp.dead_letters import kept_copy, replayed_copy
+from sanad.amqp.dead_letters import kept_copy, letter_of, replayed_copy
 from sanad.amqp.outcomes import Dead, OutcomePublisher, Retry
 from sanad.amqp.topology import Topology
 
@@ -164,3 +164,23 @@ def test_a_letter_the_broker_set_aside_without_user_id_names_no_user(copy: Any) 
     letter = incoming({USER_HEADER: "migration", "x-death": death}, user_id=None)
 
     assert USER_HEADER not in copy(letter, "sanad.batch").headers
+
+
+async def test_a_senders_own_x_death_does_not_pass_its_refusal_off_as_set_aside_by_the_broker() -> (
+    None
+):
+    # A batch user may write x-death into its own message: its refusal's letter, meant to
+    # expire (it carries clear civil numbers), must still read as the worker's and expire.
+    forged = {"x-death": [{"queue": "t.batch", "reason": "rejected", "count": 1}]}
+    forged["x-first-death-queue"] = "t.batch"
+    exchange = Exchange()
+    refused = Dead("not-allowed", "no such centre", expires_after_s=14 * 86_400)
+    await publisher(exchange).publish([incoming(forged, "batch-7")], [refused], exchange)
+    (letter,) = exchange.published
+    assert not any(name.startswith(("x-death", "x-first-death-")) for name in letter.headers)
+    delivered = incoming(dict(letter.headers), user_id=None, exchange="t.dead")
+    delivered.expiration = letter.expiration
+    assert letter_of(0, delivered, "t.batch").reason == "not-allowed"
+    kept = kept_copy(delivered, "t.batch")
+    assert kept.expiration is not None
+    assert kept.headers[USER_HEADER] == "batch-7"

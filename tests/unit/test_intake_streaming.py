@@ -264,3 +264,29 @@ async def test_items_abandoned_when_the_stream_is_closed_at_its_answer_are_count
 
 def items(count: int) -> list[Submission]:
     return [item(n) for n in range(count)]
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["started", "not started yet"])
+async def test_a_stream_closed_by_its_handler_and_its_calls_event_at_once_counts_each_item_once(
+    started: bool,
+) -> None:
+    intake, (audit, log) = HeldIntake(accepted=frozenset({"0"})), item_audit()
+
+    async def call() -> None:
+        audit_items.begin(audit)
+        stream = held_stream(intake, (arriving if started else items_of)(items(4)))
+        assert (await anext(stream)).index == 0
+        if started:
+            await until(lambda: intake.in_flight == 3)
+        # gRPC closes the handler while the interceptor settles the call's items for its event.
+        await asyncio.gather(stream.aclose(), audit.settle())
+
+    await asyncio.create_task(call())
+
+    assert audit.outcomes == {"OK": 1, "CANCELLED": 3}
+    # Each item ended once: its task ran and wrote its event, or never ran and wrote none.
+    ended = sorted((e.target["request_id"], e.outcome) for e in log.events)
+    assert len({request_id for request_id, _ in ended}) == len(ended)
+    if started:
+        assert ended == [("0", "OK")] + [(str(n), "CANCELLED") for n in (1, 2, 3)]
+    assert intake.in_flight == 0
