@@ -21,6 +21,7 @@ from sanad.cli import (
     transactions,
     watch,
 )
+from sanad.cli.arguments import positive_seconds
 from sanad.cli.client import Client, CredentialError
 from sanad.cli.output import Printer
 
@@ -31,17 +32,6 @@ DEFAULT_IDENTITY = "sanadctl"
 DEFAULT_TIMEOUT = 10.0
 # What the shell sees from a tool that SIGPIPE stopped: its reader went away (`| head -1`).
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type for a deadline greater than zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than zero")
-    return value
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -99,8 +89,8 @@ def _add_credential_flags(parser: argparse.ArgumentParser, environ: Mapping[str,
     """TLS files and a bearer token; without --ca the channels are plaintext (dev profile)."""
     flags = (
         ("--ca", "SANAD_CA_FILE", "CA certificate that verifies the services; turns on TLS"),
-        ("--cert", "SANAD_CERT_FILE", "client certificate for mutual TLS"),
-        ("--key", "SANAD_KEY_FILE", "private key of the client certificate"),
+        ("--cert", "SANAD_CERT_FILE", "client certificate for mutual TLS; needs --key and --ca"),
+        ("--key", "SANAD_KEY_FILE", "private key of the client certificate; needs --cert"),
         ("--token", "SANAD_TOKEN", "bearer token (JWT) sent as authorization metadata"),
     )
     for flag, variable, text in flags:
@@ -150,6 +140,7 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
         token=args.token,
     )
     try:
+        client.check_pairing()  # before any command opens a channel or builds credentials
         code: int = args.handler(args, client, printer)
     except grpc.RpcError as error:
         printer.rpc_error(error)

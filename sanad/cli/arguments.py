@@ -1,14 +1,19 @@
-"""argparse types for whole numbers, each bounded by the protobuf field it is sent in.
+"""argparse types for whole numbers, each bounded by the protobuf field it is sent in, and for
+durations in seconds.
 
 A value the field cannot carry would otherwise fail as protobuf's ValueError when the request
 is built; argparse instead names the flag and exits 2, as for any other usage error.
 """
 
 import argparse
+import math
 from collections.abc import Callable
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# gRPC keeps a deadline as int64 nanoseconds since 1970, full in 2262: a timeout much past
+# 7e9 s fails every call at once with DEADLINE_EXCEEDED. 1e9 s (about 31 years) stays clear.
+MAX_SECONDS = 1_000_000_000
 
 
 def _whole(text: str) -> int:
@@ -50,4 +55,20 @@ def positive(text: str) -> int:
     value = non_negative(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be greater than zero")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type for a duration in seconds: a finite number above zero (nan would never
+    end a wait, and inf or nan as a gRPC deadline fails every call at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS} seconds")
     return value

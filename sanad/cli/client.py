@@ -16,7 +16,8 @@ REQUEST_ID_KEY = "x-request-id"
 
 
 class CredentialError(Exception):
-    """A CA, certificate or key file named on the command line cannot be read."""
+    """A CA, certificate or key file named on the command line cannot be read, or the files
+    named do not go together."""
 
 
 @dataclass
@@ -38,8 +39,25 @@ class Client:
     token: str = ""
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
+    def check_pairing(self) -> None:
+        """Refuse a certificate without its key or a key without its certificate (gRPC would
+        abort the whole process), and either without a CA (the channels would be plaintext)."""
+        if self.cert_file and not self.key_file:
+            raise CredentialError(
+                "--cert (SANAD_CERT_FILE) is set without --key (SANAD_KEY_FILE), its private key"
+            )
+        if self.key_file and not self.cert_file:
+            raise CredentialError(
+                "--key (SANAD_KEY_FILE) is set without --cert (SANAD_CERT_FILE), its certificate"
+            )
+        if self.cert_file and not self.ca_file:
+            raise CredentialError(
+                "--cert and --key are set without --ca (SANAD_CA_FILE): mutual TLS needs the CA"
+            )
+
     def credentials(self) -> grpc.ChannelCredentials | None:
         """TLS credentials from the CA, certificate and key files; None for plaintext."""
+        self.check_pairing()
         if not self.ca_file:
             return None
         try:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad.cli.arguments import int32
+from sanad.cli.arguments import int32, positive_seconds
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, when
 from sanad.cli.transactions import STATUSES, status_name, status_value
@@ -29,7 +29,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "follow", help="watch a transaction: print it now and after each change until it finishes"
     )
     follow.add_argument("transaction_id")
-    follow.add_argument("--within", type=float, default=3600.0, metavar="SECONDS")
+    follow.add_argument("--within", type=positive_seconds, default=3600.0, metavar="SECONDS")
     follow.set_defaults(handler=follow_transaction)
 
     update = commands.add_parser("update-status", help="report progress or outcome (agency)")
@@ -60,10 +60,20 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _moment(text: str) -> Timestamp:
-    """An ISO 8601 time (UTC when no offset is given) as a Timestamp."""
-    moment = datetime.fromisoformat(text)
+    """An ISO 8601 time (UTC when no offset is given) as a Timestamp; a usage error for text
+    that is not a time, or a time that UTC puts before year 1 or after year 9999."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    try:
+        utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:  # argparse turns only ValueError and TypeError into usage errors
+        raise argparse.ArgumentTypeError(
+            f"{text!r} in UTC is before year 1 or after year 9999"
+        ) from None
     stamp = Timestamp()
-    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    stamp.FromDatetime(utc)
     return stamp
 
 

@@ -6,7 +6,7 @@ import uuid
 
 import grpc
 
-from sanad.cli.arguments import int64
+from sanad.cli.arguments import int64, positive_seconds
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, label, when, yes_no
 from sanad.v1 import common_pb2, intake_pb2
@@ -38,7 +38,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     wait = commands.add_parser("wait", help="wait until a transaction reaches a status")
     wait.add_argument("transaction_id")
     wait.add_argument("--status", choices=STATUSES, default="recorded")
-    wait.add_argument("--within", type=float, default=10.0, metavar="SECONDS")
+    wait.add_argument("--within", type=positive_seconds, default=10.0, metavar="SECONDS")
     wait.set_defaults(handler=wait_for_status)
 
 

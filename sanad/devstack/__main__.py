@@ -12,21 +12,35 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sanad.devstack import mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 from sanad.security import certs
-from sanad.settings import CommonSettings
+from sanad.settings import CommonSettings, ServerSettings
+from services.intake.settings import IntakeSettings
+from services.metrics.settings import MetricsSettings
+from services.registry.settings import RegistrySettings
+from workers.batch.settings import BatchSettings
 from workers.ingest.settings import IngestSettings
 
 DEFAULT_MONGO_PORT = 27717
 # The broker every process uses when SANAD_AMQP_URL is unset: the settings' own default.
 DEFAULT_AMQP_URL: str = CommonSettings.model_fields["amqp_url"].default
+DEFAULT_AMQP_PREFIX: str = CommonSettings.model_fields["amqp_prefix"].default
 # The first ingest worker's ports, the settings' own defaults; extra workers count up from them.
 INGEST_HEALTH_PORT: int = IngestSettings.model_fields["ingest_health_port"].default
 INGEST_METRICS_PORT: int = IngestSettings.model_fields["ingest_metrics_port"].default
+# Each child's settings, whose *_port fields are every port the stack listens on.
+SETTINGS: dict[str, type[ServerSettings]] = {
+    "services.registry": RegistrySettings,
+    "services.intake": IntakeSettings,
+    "services.metrics": MetricsSettings,
+    "workers.ingest": IngestSettings,
+    "workers.batch": BatchSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,10 @@ def plan_from_env() -> Plan:
     )
 
 
-def _number(variable: str, default: int, lowest: int, highest: int) -> int:
-    raw = os.environ.get(variable, str(default))
+def _number(
+    variable: str, default: int, lowest: int, highest: int, env: Mapping[str, str] = os.environ
+) -> int:
+    raw = env.get(variable, str(default))
     try:
         value = int(raw)
     except ValueError:
@@ -67,6 +83,10 @@ def main() -> None:
     database: subprocess.Popen[bytes] | None = None
     problem = preflight.amqp_problem(env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL))
     if problem:
+        sys.exit(f"devstack: {problem}")
+    if problem := preflight.taken_port_problem(listening_ports(env, plan.workers)):
+        sys.exit(f"devstack: {problem}")
+    if not secure.plaintext(env) and (problem := secure.pki_problem(certs.certs_folder(env))):
         sys.exit(f"devstack: {problem}")
     if not plan.external_mongo:
         try:
@@ -104,8 +124,10 @@ def moved_targets(env: dict[str, str]) -> dict[str, str]:
 
 def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:
     """Secure mode (the default) or plaintext, and the sanadctl settings that fit it (with the
-    targets of services moved to other ports)."""
+    targets of services moved to other ports, and the broker for `batch submit` and `seed`)."""
     client: dict[str, str] = dict(moved)
+    client["SANAD_AMQP_URL"] = env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
+    client["SANAD_AMQP_PREFIX"] = env.get("SANAD_AMQP_PREFIX", DEFAULT_AMQP_PREFIX)
     if secure.plaintext(env):
         print("devstack: plaintext gRPC, no credentials required (dev profile)", flush=True)
     else:
@@ -119,7 +141,7 @@ def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:
             flush=True,
         )
     plan.data_dir.mkdir(parents=True, exist_ok=True)
-    (plan.data_dir / "sanadctl.env").write_text(secure.client_env_file(client))
+    secure.write_client_env(plan.data_dir / "sanadctl.env", client)
 
 
 def processes(workers: int) -> list[tuple[str, str]]:
@@ -132,6 +154,24 @@ def processes(workers: int) -> list[tuple[str, str]]:
         *ingest,
         ("batch", "workers.batch"),
     ]
+
+
+def listening_ports(env: dict[str, str], workers: int) -> list[tuple[str, str, int]]:
+    """(child, variable, port) of every port the children will listen on, as they read them;
+    SystemExit naming a port variable that is not a port."""
+    for fields in SETTINGS.values():
+        for field, info in fields.model_fields.items():
+            if field.endswith("_port"):
+                _number(f"SANAD_{field.upper()}", info.default, 1, 65535, env)
+    ports = []
+    for name, module in processes(workers):
+        child = child_env(env, name)
+        ports += [
+            (name, f"SANAD_{field.upper()}", int(child.get(f"SANAD_{field.upper()}", info.default)))
+            for field, info in SETTINGS[module].model_fields.items()
+            if field.endswith("_port")
+        ]
+    return ports
 
 
 def child_env(env: dict[str, str], name: str) -> dict[str, str]:

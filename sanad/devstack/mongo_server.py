@@ -6,6 +6,7 @@ SecantusDB is GPL-2.0 and an optional dev extra: it is only ever run as
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -82,6 +83,7 @@ def start(
     if str(storage) != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
     output = log_path.open("ab") if log_path else subprocess.DEVNULL
+    written_before = log_path.stat().st_size if log_path else 0
     tls_flags = (
         [] if tls is None else ["--tls-cert-file", str(tls[0]), "--tls-key-file", str(tls[1])]
     )
@@ -118,7 +120,10 @@ def start(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise MongoServerError(f"SecantusDB exited with code {process.returncode}")
+            raise MongoServerError(
+                f"SecantusDB exited with code {process.returncode}"
+                + _last_words(log_path, written_before)
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 pass
@@ -129,6 +134,24 @@ def start(
             return process
     process.kill()
     raise MongoServerError(f"SecantusDB did not listen on port {port} within 30s")
+
+
+def _last_words(log_path: Path | None, offset: int) -> str:
+    """The last two lines this run wrote to its log, traceback frames left out, and where the
+    rest is: a locked or broken data folder says so there."""
+    if log_path is None:
+        return ""
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode("utf-8", "replace")
+    said = [
+        re.sub(r"^(\[[^]]*\])+, ", "", line.strip())  # WiredTiger's time and thread
+        for line in text.splitlines()
+        if line.strip() and not line[:1].isspace() and not line.startswith("Traceback")
+    ]
+    if not said:
+        return f" (its log, {log_path}, is empty)"
+    return f": {' / '.join(said[-2:])} (more in {log_path})"
 
 
 def _refuse_taken(port: int) -> None:

@@ -7,6 +7,7 @@ tokens in `.certs/tokens/` act as other identities. SANAD_DEVSTACK_PLAINTEXT=1 r
 plaintext stack with an implicit dev admin instead; every process logs which it runs at start.
 """
 
+import os
 from pathlib import Path
 
 from sanad.security import certs
@@ -24,13 +25,42 @@ def plaintext(env: dict[str, str]) -> bool:
     return env.get(PLAINTEXT_KEY, "") not in ("", "0", "false")
 
 
+# What the stack reads from a kept dev PKI: the services' files, the token key, sanadctl's admin.
+NEEDED_FILES = (
+    "ca.pem",
+    "jwt-signing.pub.pem",
+    *(f"{name}.{kind}" for name in (*certs.SERVICES, "admin") for kind in ("pem", "key")),
+)
+
+
+class IncompletePki(RuntimeError):
+    """A kept dev PKI lacks files the stack needs."""
+
+
 def ensure_pki(folder: Path) -> None:
     """Create the dev PKI unless one is there already; a kept one's secrets are made
-    owner-only (certs.restrict)."""
+    owner-only (certs.restrict). IncompletePki names what a kept one lacks."""
+    if problem := pki_problem(folder):
+        raise IncompletePki(problem)
     if not (folder / "ca.pem").exists():
         certs.make_dev_pki(folder)
     else:
         certs.restrict(folder)
+
+
+def pki_problem(folder: Path) -> str | None:
+    """What a kept dev PKI (one with ca.pem) lacks, and what to do; None when it is whole or
+    there is none yet (ensure_pki then creates it)."""
+    if not (folder / "ca.pem").exists():
+        return None
+    missing = [name for name in NEEDED_FILES if not (folder / name).is_file()]
+    if not missing:
+        return None
+    return (
+        f"the dev PKI in {folder}/ lacks {', '.join(missing)}: replace it with"
+        f" `python -m sanad.security.certs --out {folder} --force` (certificates and tokens"
+        f" issued from the old one stop working), or remove {folder}/ and start again"
+    )
 
 
 def admin_client_env(folder: Path) -> dict[str, str]:
@@ -75,5 +105,20 @@ def client_env_file(settings: dict[str, str]) -> str:
     """A shell file that points sanadctl at the running stack: `source .data/sanadctl.env`."""
     lines = ["# Written by `make run`: sanadctl's credentials for the running stack."]
     lines += [f"unset {key}" for key in (*CLIENT_KEYS, *TARGET_KEYS) if key not in settings]
-    lines += [f"export {key}='{value}'" for key, value in settings.items()]
+    lines += [f"export {key}={_quoted(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
+
+
+def write_client_env(path: Path, settings: dict[str, str]) -> None:
+    """client_env_file() into path, readable by its owner alone: the broker URL in it may
+    carry a password. A file an earlier run left readable by others is narrowed first."""
+    if path.exists():
+        path.chmod(0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(client_env_file(settings))
+
+
+def _quoted(value: str) -> str:
+    """value in single quotes for the shell, a quote in it too (a password may hold one)."""
+    return "'" + value.replace("'", "'\\''") + "'"

@@ -41,7 +41,11 @@ class SeedRegistry:
         return await method(request, timeout=self.timeout_s, metadata=metadata)
 
     async def ensure_services(self) -> dict[str, int]:
-        """Add the catalogue services that are missing; returns each code's catalogue fee."""
+        """Add the catalogue services that are missing; returns each code's seed fee.
+
+        History keeps the seed's fee even where the catalogue's has changed since: a batch id
+        must hold the same items every run, or the batch worker refuses it as used before.
+        """
         fees: dict[str, int] = {}
         for s in SERVICES:
             service = registry_pb2.CatalogService(
@@ -57,14 +61,10 @@ class SeedRegistry:
                     self.stub.AddCatalogService,
                     registry_pb2.AddCatalogServiceRequest(service=service),
                 )
-                fees[s.code] = s.fee_baisa
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.ALREADY_EXISTS:
                     raise
-                found = await self._call(
-                    self.stub.GetCatalogService, registry_pb2.GetCatalogServiceRequest(code=s.code)
-                )
-                fees[s.code] = found.service.fee_baisa
+            fees[s.code] = s.fee_baisa
         return fees
 
     async def existing(self, governorate: str) -> dict[str, registry_pb2.Center]:

@@ -1,10 +1,14 @@
 """sanadctl against an in-process fake of the registry, intake and metrics services."""
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -381,6 +385,75 @@ def test_an_unreadable_credential_file_is_one_line_and_exit_2(
     assert capsys.readouterr().err.splitlines() == [
         "error: cannot read /nonexistent/ca.pem: No such file or directory"
     ]
+
+
+CERT_WITHOUT_KEY = (
+    "error: --cert (SANAD_CERT_FILE) is set without --key (SANAD_KEY_FILE), its private key"
+)
+KEY_WITHOUT_CERT = (
+    "error: --key (SANAD_KEY_FILE) is set without --cert (SANAD_CERT_FILE), its certificate"
+)
+NO_CA = "error: --cert and --key are set without --ca (SANAD_CA_FILE): mutual TLS needs the CA"
+
+
+@pytest.mark.parametrize("command", [["centers", "list"], ["seed"]])
+def test_a_certificate_without_its_key_is_one_line_and_exit_2_not_an_abort(
+    pki: Path, command: list[str]
+) -> None:
+    # gRPC's C core aborts the whole process (exit 134) on such credentials, hence a subprocess.
+    flags = ["--registry", unused_target(), "--ca", str(pki / "ca.pem")]
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("SANAD_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "sanad.cli", *flags, "--cert", str(pki / "admin.pem"), *command],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+
+    assert (result.returncode, result.stderr.splitlines()) == (2, [CERT_WITHOUT_KEY])
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        pytest.param(
+            ["--ca", "/nowhere/ca.pem", "--key", "/nowhere/admin.key"],
+            {},
+            KEY_WITHOUT_CERT,
+            id="key-flag-without-cert",
+        ),
+        pytest.param(
+            [],
+            {"SANAD_CA_FILE": "/nowhere/ca.pem", "SANAD_KEY_FILE": "/k"},
+            KEY_WITHOUT_CERT,
+            id="key-env-without-cert",
+        ),
+        pytest.param(
+            [],
+            {"SANAD_CA_FILE": "/nowhere/ca.pem", "SANAD_CERT_FILE": "/c"},
+            CERT_WITHOUT_KEY,
+            id="cert-env-without-key",
+        ),
+        pytest.param(
+            ["--cert", "/nowhere/admin.pem", "--key", "/nowhere/admin.key"],
+            {},
+            NO_CA,
+            id="flags-without-ca",
+        ),
+        pytest.param(
+            [], {"SANAD_CERT_FILE": "/c", "SANAD_KEY_FILE": "/k"}, NO_CA, id="env-without-ca"
+        ),
+    ],
+)
+def test_tls_files_that_do_not_go_together_are_one_line_and_exit_2_before_any_call(
+    flags: list[str], environ: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--registry", unused_target(), "--timeout", "2", *flags, "centers", "list"]
+
+    assert main(argv, environ=environ) == 2
+    assert capsys.readouterr().err.splitlines() == [message]
 
 
 def test_a_slow_call_ends_at_the_deadline(target: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
-"""sanadctl's whole-number flags take what their protobuf field can carry; anything else is a
-usage error naming the flag, never protobuf's ValueError."""
+"""sanadctl's whole-number flags take what their protobuf field can carry, its time flags only
+times UTC can hold, its seconds flags only finite durations above zero; anything else is a usage
+error naming the flag, never a traceback, a hang or a call that cannot succeed."""
 
 import argparse
 from collections.abc import Callable
@@ -7,7 +8,16 @@ from collections.abc import Callable
 import pytest
 
 from sanad.cli.__main__ import main
-from sanad.cli.arguments import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, int32, int64
+from sanad.cli.arguments import (
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_SECONDS,
+    int32,
+    int64,
+    positive_seconds,
+)
 
 BEYOND_INT32 = str(INT32_MAX + 1)
 BEYOND_INT64 = str(INT64_MAX + 1)
@@ -18,6 +28,8 @@ CATALOGUE_ADD += ["--name-en", "x"]
 REGISTER = ["centers", "register", "--licence-number", "L", "--name-ar", "ع", "--name-en", "x"]
 REGISTER += ["--owner", "o", "--governorate", "DA", "--wilayat", "DA-NIZ"]
 SUBMIT = ["submit", "--center", "C", "--service", "S", "--civil-number", "12345678"]
+# Nothing listens there: a flag that slipped through fails fast instead of reaching a service.
+NOWHERE = ["--registry", "127.0.0.1:1", "--intake", "127.0.0.1:1", "--metrics", "127.0.0.1:1"]
 
 
 @pytest.mark.parametrize(
@@ -65,3 +77,66 @@ def test_every_number_the_field_carries_is_taken_and_no_other(
             parse(str(outside))
     with pytest.raises(argparse.ArgumentTypeError, match="not an integer: '12ab'"):
         parse("12ab")
+
+
+@pytest.mark.parametrize("flag", ["--after", "--before"])
+@pytest.mark.parametrize(
+    ("moment", "reason"),
+    [
+        ("0001-01-01T00:00:00+05:00", "in UTC is before year 1 or after year 9999"),
+        ("9999-12-31T23:00:00-05:00", "in UTC is before year 1 or after year 9999"),
+        ("yesterday", "not an ISO 8601 time: 'yesterday'"),
+    ],
+)
+def test_a_time_utc_cannot_hold_is_a_usage_error_naming_the_flag(
+    flag: str, moment: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["list", "--center", "C", flag, moment], environ={})
+
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {flag}: " in err
+    assert reason in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["--timeout={}", "centers", "list"], "--timeout"),
+        (["wait", "T-1", "--within={}"], "--within"),
+        (["follow", "T-1", "--within={}"], "--within"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("seconds", "reason"),
+    [
+        ("nan", "must be a finite number of seconds, not 'nan'"),
+        ("inf", "must be a finite number of seconds, not 'inf'"),
+        ("-inf", "must be a finite number of seconds, not '-inf'"),
+        ("0", "must be greater than zero"),
+        ("-5", "must be greater than zero"),
+        ("1e10", f"must be at most {MAX_SECONDS} seconds"),
+        ("soon", "not a number: 'soon'"),
+    ],
+)
+def test_seconds_that_are_not_a_finite_number_above_zero_are_a_usage_error_naming_the_flag(
+    command: list[str], flag: str, seconds: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*NOWHERE, *(part.format(seconds) for part in command)]
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv, environ={})
+
+    assert exit_info.value.code == 2
+    assert f"error: argument {flag}: {reason}" in capsys.readouterr().err
+
+
+def test_seconds_take_any_finite_duration_above_zero_up_to_the_limit() -> None:
+    assert [positive_seconds(text) for text in ("0.001", "10", "1e3", str(MAX_SECONDS))] == [
+        0.001,
+        10.0,
+        1000.0,
+        MAX_SECONDS,
+    ]

@@ -1,11 +1,16 @@
 """`make run` gives every process it starts ports of its own, however many ingest workers."""
 
 import os
+import socket
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from pydantic_settings import BaseSettings
 
+from sanad.devstack import __main__ as devstack
 from sanad.devstack.__main__ import child_env, processes
+from sanad.devstack.mongo_server import free_port
 from services.intake.settings import IntakeSettings
 from services.metrics.settings import MetricsSettings
 from services.registry.settings import RegistrySettings
@@ -74,3 +79,62 @@ def test_extra_ingest_workers_step_their_ports_by_ten(monkeypatch: pytest.Monkey
         ("ingest-3", "ingest_health_port"): 50081,
         ("ingest-3", "ingest_metrics_port"): 9124,
     }
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_ports_the_devstack_checks_are_the_ones_its_children_listen_on(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = {"SANAD_REGISTRY_METRICS_PORT": "41101", "SANAD_INGEST_HEALTH_PORT": "41000"}
+    checked = devstack.listening_ports(base, workers)
+    read = listening_ports(base, workers, monkeypatch)
+    assert checked == [(name, f"SANAD_{field.upper()}", port) for name, field, port in read]
+    assert ("registry", "SANAD_REGISTRY_METRICS_PORT", 41101) in checked
+
+
+def test_a_taken_port_stops_the_stack_before_anything_starts_naming_it_and_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a child's `Address already in use` traceback after the others have started."""
+    ports = devstack.listening_ports({}, 1)
+    for _, variable, _ in ports:  # free ports of this test's own, whatever runs beside it
+        monkeypatch.setenv(variable, str(free_port()))
+    monkeypatch.setenv("SANAD_DEVSTACK_DATA", str(tmp_path))
+    monkeypatch.setenv("SANAD_MONGO_URL", "mongodb://127.0.0.1:1/")
+    monkeypatch.setattr(devstack.preflight, "amqp_problem", lambda url: None)
+    monkeypatch.setattr(devstack, "start_child", started)
+    monkeypatch.setattr(devstack.mongo_server, "start", started)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        monkeypatch.setenv("SANAD_REGISTRY_METRICS_PORT", str(taken))
+        with pytest.raises(SystemExit) as refused:
+            devstack.main()
+
+    assert str(refused.value.code) == (
+        f"devstack: port {taken} (registry, SANAD_REGISTRY_METRICS_PORT) is taken (Address"
+        " already in use): another program listens there; stop it, or move it with"
+        " SANAD_REGISTRY_METRICS_PORT"
+    )
+
+
+def started(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("started a process although a port was taken")
+
+
+def test_a_port_variable_that_is_not_a_port_is_named() -> None:
+    with pytest.raises(SystemExit) as refused:
+        devstack.listening_ports({"SANAD_BATCH_METRICS_PORT": "9105x"}, 1)
+    assert str(refused.value.code) == (
+        "devstack: SANAD_BATCH_METRICS_PORT='9105x' is not a whole number from 1 to 65535"
+    )
+
+
+def test_an_extra_workers_port_above_65535_is_named_with_the_variable_to_lower() -> None:
+    ports = devstack.listening_ports({"SANAD_INGEST_METRICS_PORT": "65530"}, 2)
+    problem = devstack.preflight.taken_port_problem(p for p in ports if p[0] == "ingest-2")
+    assert problem == (
+        "port 65540 (ingest-2, SANAD_INGEST_METRICS_PORT) is above 65535:"
+        " lower SANAD_INGEST_METRICS_PORT"
+    )
