@@ -74,11 +74,13 @@ class BatchClient:
             yield client
 
     async def publish(
-        self, batch: events_pb2.BatchSubmission
+        self, batch: events_pb2.BatchSubmission, *, timeout_s: float | None = None
     ) -> asyncio.Future[events_pb2.BatchResult]:
         """Publish one batch; return, once the broker confirmed it, the future of its answer.
 
-        Raises aio_pika's DeliveryError when no queue is bound to take it.
+        Raises aio_pika's DeliveryError when no queue is bound to take it, and TimeoutError
+        when the broker has not confirmed it within timeout_s (None: no bound). Under a memory
+        or disk alarm the broker keeps the connection and its heartbeats but confirms nothing.
         """
         correlation = uuid.uuid4().hex
         answer: asyncio.Future[events_pb2.BatchResult] = asyncio.get_running_loop().create_future()
@@ -96,7 +98,15 @@ class BatchClient:
             user_id=self.user,
         )
         try:
-            await self.exchange.publish(message, routing_key=BATCH, mandatory=True)
+            await asyncio.wait_for(
+                self.exchange.publish(message, routing_key=BATCH, mandatory=True), timeout_s
+            )
+        except TimeoutError:
+            answer.cancel()
+            raise TimeoutError(
+                f"RabbitMQ confirmed no publish within {round(timeout_s or 0, 2):g} s: a memory"
+                " or disk alarm blocks publishers until it clears"
+            ) from None
         except BaseException:
             answer.cancel()
             raise

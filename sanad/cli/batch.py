@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,16 @@ from aio_pika.exceptions import ChannelNotFoundEntity
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.publisher import refusal
 from sanad.amqp.topology import Topology
-from sanad.cli.batch_file import BadFile, chunks_of, read_rows, write_rejected
-from sanad.cli.batch_send import Unanswered, send, summarise
+from sanad.cli.arguments import positive_seconds
+from sanad.cli.batch_file import (
+    BadFile,
+    chunks_of,
+    content_id,
+    item_of,
+    read_numbered,
+    write_rejected,
+)
+from sanad.cli.batch_send import Cut, Unanswered, send, summarise
 from sanad.cli.broker import DEFAULT_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
@@ -34,12 +41,22 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     submit = actions.add_parser("submit", help="submit a CSV or NDJSON file of transactions")
     submit.add_argument("file", type=Path, help="CSV with a header row, or NDJSON (.ndjson/.jsonl)")
     submit.add_argument("--center", default="", help="centre id for rows without center_id")
-    submit.add_argument("--batch-id", help="id of this batch; resending it answers the same")
+    submit.add_argument(
+        "--batch-id",
+        help="id of this batch; resending it answers the same (default: from the file's"
+        " content and --center)",
+    )
     submit.add_argument(
         "--chunk", type=int, default=1000, help=f"rows per message (<= {MAX_CHUNK})"
     )
     submit.add_argument("--amqp-url", help="RabbitMQ URL (env SANAD_AMQP_URL)")
-    submit.add_argument("--wait", type=float, default=300.0, metavar="SECONDS")
+    submit.add_argument(
+        "--wait",
+        type=positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="longest wait for the broker's confirms and every chunk's answer (default 300)",
+    )
     submit.set_defaults(handler=submit_batch)
 
 
@@ -49,22 +66,23 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     del client
     url = args.amqp_url or os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
     try:
-        rows = _rows_to_send(args, url)
+        rows, lines = _rows_to_send(args, url)
     except BadFile as error:
         printer.error(str(error))
         return 2
-    batch_id = args.batch_id or uuid.uuid4().hex
+    # By default the file's own id: sent again, it is the same batch (DESIGN §5.3).
+    batch_id = args.batch_id or content_id(args.center, map(item_of, rows))
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
     batches = chunks_of(rows, batch_id, args.center, args.chunk)
     try:
         results = asyncio.run(
             send(url, prefix, batches, args.wait, sys.stderr, first_alone=len(batches) > 1)
         )
-    except (Unanswered, *BROKER_ERRORS) as error:
+    except (Unanswered, Cut, *BROKER_ERRORS) as error:
         printer.error(_unsent(error, batch_id, args.chunk, url, prefix))
         return 1
     except KeyboardInterrupt:
-        # Without the random id a resend would store every row again.
+        # A resend needs this batch id and this --chunk to be answered the same.
         raise KeyboardInterrupt(f"batch {batch_id}: {_resend_hint(batch_id, args.chunk)}") from None
     if len(results) < len(batches):
         printer.error(
@@ -75,7 +93,7 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     rejected_path = args.file.with_name(args.file.name + ".rejected.csv")
     if outcome.rejected:
         try:
-            write_rejected(rejected_path, rows, outcome.rejected)
+            write_rejected(rejected_path, rows, lines, outcome.rejected)
         except OSError as error:
             printer.error(f"{rejected_path}: {error.strerror or error}")
             rejected_path = Path()
@@ -94,13 +112,14 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     return 1 if outcome.rejected or outcome.refused else 0
 
 
-def _rows_to_send(args: argparse.Namespace, url: str) -> list[dict[str, str]]:
-    """The file's rows, once the arguments are known good; BadFile says what is wrong."""
+def _rows_to_send(args: argparse.Namespace, url: str) -> tuple[list[dict[str, str]], list[int]]:
+    """The file's rows and their lines, once the arguments are known good; BadFile says what
+    is wrong."""
     if not 1 <= args.chunk <= MAX_CHUNK:
         raise BadFile(f"--chunk must be 1 to {MAX_CHUNK}")
     if where(url) is None:
         raise BadFile("the RabbitMQ URL is not an amqp:// or amqps:// URL with a host")
-    return read_rows(args.file)
+    return read_numbered(args.file)
 
 
 def _resend_hint(batch_id: str, chunk: int) -> str:
@@ -115,12 +134,25 @@ def _unsent(error: Exception, batch_id: str, chunk: int, url: str, prefix: str) 
     """Why the batch was not (wholly) answered, and what to do, without credentials."""
     if isinstance(error, Unanswered):
         return f"batch {batch_id}: {error}. Nothing is lost: {_resend_hint(batch_id, chunk)}"
+    if isinstance(error, Cut):
+        # Chunks the broker confirmed (or took before it failed) will be stored: a resend
+        # under another batch id would store them again.
+        cause = error.cause
+        # aiormq fails a pending confirm with a bare CancelledError when its connection closes.
+        reason = (
+            failure(cause, "the batch", url) if isinstance(cause, Exception) else "connection lost"
+        )
+        return (
+            f"batch {batch_id}: RabbitMQ at {where(url)} failed after confirming"
+            f" {error.confirmed} of {error.total} chunks: {reason}. Nothing is lost:"
+            f" {_resend_hint(batch_id, chunk)}"
+        )
     if isinstance(error, ChannelNotFoundEntity):
         return (
             f"no batch exchange {Topology(prefix).batch_exchange!r} on the broker: check"
             " SANAD_AMQP_PREFIX, and that the workers have started once"
         )
-    reason = failure(error, "the batch")
+    reason = failure(error, "the batch", url)
     if refusal(error) is not None:
         reason = f"{reason}. {_resend_hint(batch_id, chunk)}"
     return f"batch {batch_id} not sent: RabbitMQ at {where(url)}: {reason}"

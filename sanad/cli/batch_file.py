@@ -2,17 +2,19 @@
 BatchSubmissions, and the refused rows written back with their reasons."""
 
 import csv
+import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from sanad.v1 import events_pb2, intake_pb2
 
 COLUMNS = ("request_id", "service_code", "channel", "fee_baisa", "civil_number", "center_id")
 # The channel column's values (any case); an empty one is batch.
 CHANNELS = ("counter", "mobile", "api", "batch")
-# A fee the message can carry (int64); anything else is sent as -1 for the worker to refuse.
+# A fee the message can carry (int64); read_numbered refuses any other, item_of sends it as -1.
 FEE = re.compile(r"-?[0-9]{1,18}")
 
 
@@ -21,29 +23,48 @@ class BadFile(Exception):
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV (header row) or NDJSON file, values as strings; BadFile when unreadable
-    or when a row's channel is none of CHANNELS."""
+    """Rows of a CSV (header row) or NDJSON file, values as strings; see read_numbered."""
+    return read_numbered(path)[0]
+
+
+def read_numbered(path: Path) -> tuple[list[dict[str, str]], list[int]]:
+    """Rows of a CSV (header row) or NDJSON file, values as strings, and the file line each
+    ends on; BadFile when unreadable, when a CSV header names none of COLUMNS, or when a
+    row's channel is none of CHANNELS or its fee no whole number of baisa."""
     try:
         # utf-8-sig: a byte order mark (Excel writes one) is not part of the first column's name.
         with path.open(encoding="utf-8-sig", newline="") as handle:
             if path.suffix.lower() in (".ndjson", ".jsonl"):
-                return [
-                    _checked(path, number, _ndjson_row(path, number, line))
+                numbered = [
+                    (number, _checked(path, number, _ndjson_row(path, number, line)))
                     for number, line in enumerate(handle, start=1)
                     if line.strip()
                 ]
-            # A short row's missing values read as empty, as an empty value would.
-            reader = csv.DictReader(handle, restval="")
-            try:
-                # line_num: the line the row ends on.
-                return [_checked(path, reader.line_num, dict(row)) for row in reader]
-            except csv.Error as error:
-                # line_num counts the lines read before the one that failed.
-                raise BadFile(f"{path}, near line {reader.line_num + 1}: {error}") from None
+            else:
+                numbered = _csv_rows(path, handle)
     except UnicodeDecodeError:
         raise BadFile(f"{path}: not UTF-8 text") from None
     except OSError as error:
         raise BadFile(f"{path}: {error.strerror or error}") from None
+    return [row for _, row in numbered], [number for number, _ in numbered]
+
+
+def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
+    # A short row's missing values read as empty, as an empty value would.
+    reader = csv.DictReader(handle, restval="")
+    try:
+        header = reader.fieldnames or []
+        if header and not set(COLUMNS) & {name.strip() for name in header}:
+            # A semicolon-separated file reads as one column: every row would be refused.
+            raise BadFile(
+                f"{path}, line 1: the header names none of the columns {', '.join(COLUMNS)}"
+                " (a CSV separated by commas, with a header row)"
+            )
+        # line_num: the line the row ends on.
+        return [(reader.line_num, _checked(path, reader.line_num, dict(row))) for row in reader]
+    except csv.Error as error:
+        # line_num counts the lines read before the one that failed.
+        raise BadFile(f"{path}, near line {reader.line_num + 1}: {error}") from None
 
 
 def _ndjson_row(path: Path, number: int, line: str) -> dict[str, str]:
@@ -53,17 +74,34 @@ def _ndjson_row(path: Path, number: int, line: str) -> dict[str, str]:
         raise BadFile(f"{path}, line {number}: not JSON ({error.msg})") from None
     if not isinstance(value, dict):
         raise BadFile(f"{path}, line {number}: not a JSON object")
-    return {k: "" if v is None else str(v) for k, v in value.items()}
+    row = {k: "" if v is None else str(v) for k, v in value.items()}
+    try:
+        # JSON may escape a lone surrogate (\ud800), which no UTF-8 message can carry.
+        for text in (*row, *row.values()):
+            text.encode()
+    except UnicodeEncodeError:
+        raise BadFile(f"{path}, line {number}: not UTF-8 text (a lone surrogate escape)") from None
+    return row
 
 
 def _checked(path: Path, line: int, row: dict[str, str]) -> dict[str, str]:
-    """The row, if its channel is one the message can carry: an unknown one would go as
-    CHANNEL_UNSPECIFIED, which the worker stores as BATCH."""
+    """The row, if its channel and fee are ones the message can carry: an unknown channel
+    would go as CHANNEL_UNSPECIFIED, which the worker stores as BATCH, and a fee that is no
+    whole number of baisa (5.000, 5,000, empty) would go as -1."""
     channel = (row.get("channel") or "").strip()
     if channel and channel.lower() not in CHANNELS:
         raise BadFile(
             f"{path}, line {line}: channel {channel[:40]!r} is not one of {', '.join(CHANNELS)}"
             " (or empty, for batch)"
+        )
+    fee = (row.get("fee_baisa") or "").strip()
+    if not fee:
+        # The fee must equal the catalogue's: an empty one is not guessed as 0.
+        raise BadFile(f"{path}, line {line}: fee_baisa is empty (the catalogue fee, in baisa)")
+    if not FEE.fullmatch(fee):
+        raise BadFile(
+            f"{path}, line {line}: fee_baisa {fee[:40]!r} is not a whole number of baisa"
+            " (digits only, no separators or decimals, at most 18)"
         )
     return row
 
@@ -85,6 +123,19 @@ def item_of(row: dict[str, str]) -> intake_pb2.SubmitTransactionRequest:
     )
 
 
+def content_id(center_id: str, items: Iterable[intake_pb2.SubmitTransactionRequest]) -> str:
+    """A batch id for what a file sends, whatever its --chunk: the same file for the same
+    centre is the same batch, so sending it again is answered the same and stores nothing
+    twice; with another --chunk its first chunk is refused (batch-id-reused) before any row
+    is stored twice. 32 hex digits."""
+    digest = hashlib.sha256(center_id.encode())
+    for item in items:
+        data = item.SerializeToString(deterministic=True)
+        digest.update(len(data).to_bytes(8, "big"))  # one item's end is never the next's start
+        digest.update(data)
+    return digest.hexdigest()[:32]
+
+
 def chunks_of(
     rows: Sequence[dict[str, str]], batch_id: str, center_id: str, size: int
 ) -> list[events_pb2.BatchSubmission]:
@@ -100,14 +151,18 @@ def chunks_of(
 
 
 def write_rejected(
-    path: Path, rows: Sequence[dict[str, str]], rejected: list[tuple[int, str]]
+    path: Path,
+    rows: Sequence[dict[str, str]],
+    lines: Sequence[int],
+    rejected: list[tuple[int, str]],
 ) -> None:
-    """The refused rows with their reasons; civil numbers are masked."""
+    """The refused rows (rows[n], on file line lines[n]) with their reasons, each named by its
+    line as the file's other errors are; civil numbers are masked."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row", *COLUMNS, "reason"])
+        writer.writerow(["line", *COLUMNS, "reason"])
         for number, reason in sorted(rejected):
             row = rows[number]
             civil = row.get("civil_number", "")
             shown = {**row, "civil_number": "*" * max(len(civil) - 3, 0) + civil[-3:]}
-            writer.writerow([number, *(shown.get(c, "") for c in COLUMNS), reason])
+            writer.writerow([lines[number], *(shown.get(c, "") for c in COLUMNS), reason])

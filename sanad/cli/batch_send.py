@@ -13,6 +13,7 @@ from typing import TextIO
 
 from sanad.amqp.batches import BatchClient, item_count
 from sanad.amqp.connecting import CONNECT_TIMEOUT_S
+from sanad.amqp.handling import BROKER_ERRORS
 from sanad.v1 import events_pb2
 
 
@@ -32,6 +33,25 @@ class Unanswered(Exception):
         super().__init__(f"{answered} of {total} chunks answered within {wait_s:g} s")
         self.answered = answered
         self.total = total
+
+
+class Cut(Exception):
+    """The broker failed (or stalled past the wait) once a chunk had been published: that
+    chunk and those confirmed may be stored, so the batch id is needed to send the file again."""
+
+    def __init__(self, confirmed: int, total: int, cause: BaseException) -> None:
+        super().__init__(confirmed, total, cause)
+        self.confirmed = confirmed
+        self.total = total
+        self.cause = cause
+
+
+@dataclass
+class _Progress:
+    """How many chunks were handed to the broker, and how many it confirmed."""
+
+    published: int = 0
+    confirmed: int = 0
 
 
 async def send(
@@ -58,36 +78,85 @@ async def send(
     ends = loop.time() + wait_s
     # Connected within 5 s, or the wait when it is shorter (--wait 0 still connects).
     connect_s = min(wait_s, CONNECT_TIMEOUT_S) if wait_s > 0 else CONNECT_TIMEOUT_S
-    async with BatchClient.connect(url, prefix, timeout_s=connect_s) as client:
-        answers: list[asyncio.Future[events_pb2.BatchResult]] = []
-        if first_alone and batches:
-            if progress is not None:
-                _draw(progress, 0, sum(item_count(batch) for batch in batches))
-            answers.append(await client.publish(batches[0]))
-            await asyncio.wait(answers, timeout=max(ends - loop.time(), 0))
-            if not answers[0].done():
-                raise Unanswered(0, len(batches), wait_s)
-            if answers[0].result().refused_reason:
-                return [answers[0].result()]
-        answers += [await client.publish(batch) for batch in batches[len(answers) :]]
-        sizes = {answer: item_count(batch) for answer, batch in zip(answers, batches, strict=True)}
-        pending: set[asyncio.Future[events_pb2.BatchResult]] = {
-            answer for answer in answers if not answer.done()
-        }
-        while pending and (left := ends - loop.time()) > 0:
-            if progress is not None:
-                done = sum(n for answer, n in sizes.items() if answer not in pending)
-                _draw(progress, done, sum(sizes.values()))
-            _, pending = await asyncio.wait(
-                pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+    sent = _Progress()
+    try:
+        async with BatchClient.connect(url, prefix, timeout_s=connect_s) as client:
+            return await _send_all(
+                client, batches, ends, wait_s, progress=progress, first_alone=first_alone, sent=sent
             )
+    except (*BROKER_ERRORS, TimeoutError, asyncio.CancelledError) as error:
+        if sent.published == 0 or not _from_broker(error):
+            raise
+        if progress is not None:
+            progress.write("\n")  # the error goes on a line of its own
+        raise Cut(sent.confirmed, len(batches), error) from error
+
+
+def _from_broker(error: BaseException) -> bool:
+    """Whether the error is the broker's, not our own task being cancelled (Ctrl-C): aiormq
+    fails pending confirms with CancelledError when its connection is closed under them."""
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() == 0
+    return True
+
+
+async def _publish(
+    client: BatchClient,
+    batch: events_pb2.BatchSubmission,
+    ends: float,
+    sent: _Progress,
+) -> asyncio.Future[events_pb2.BatchResult]:
+    """Publish one batch, confirmed within what is left of the wait (a broker under an alarm
+    takes publishes and confirms none); TimeoutError when it is not."""
+    sent.published += 1
+    left = max(ends - asyncio.get_running_loop().time(), 0)
+    answer = await client.publish(batch, timeout_s=left)
+    sent.confirmed += 1
+    return answer
+
+
+async def _send_all(
+    client: BatchClient,
+    batches: Sequence[events_pb2.BatchSubmission],
+    ends: float,
+    wait_s: float,
+    *,
+    progress: TextIO | None,
+    first_alone: bool,
+    sent: _Progress,
+) -> list[events_pb2.BatchResult]:
+    """send()'s work on a connected client."""
+    loop = asyncio.get_running_loop()
+    answers: list[asyncio.Future[events_pb2.BatchResult]] = []
+    if first_alone and batches:
+        if progress is not None:
+            _draw(progress, 0, sum(item_count(batch) for batch in batches))
+        answers.append(await _publish(client, batches[0], ends, sent))
+        await asyncio.wait(answers, timeout=max(ends - loop.time(), 0))
+        if not answers[0].done():
+            if progress is not None:
+                progress.write("\n")
+            raise Unanswered(0, len(batches), wait_s)
+        if answers[0].result().refused_reason:
+            return [answers[0].result()]
+    answers += [await _publish(client, batch, ends, sent) for batch in batches[len(answers) :]]
+    sizes = {answer: item_count(batch) for answer, batch in zip(answers, batches, strict=True)}
+    pending: set[asyncio.Future[events_pb2.BatchResult]] = {
+        answer for answer in answers if not answer.done()
+    }
+    while pending and (left := ends - loop.time()) > 0:
         if progress is not None:
             done = sum(n for answer, n in sizes.items() if answer not in pending)
             _draw(progress, done, sum(sizes.values()))
-            progress.write("\n")
-        if pending:
-            raise Unanswered(len(answers) - len(pending), len(answers), wait_s)
-        return [answer.result() for answer in answers]
+        _, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+    if progress is not None:
+        done = sum(n for answer, n in sizes.items() if answer not in pending)
+        _draw(progress, done, sum(sizes.values()))
+        progress.write("\n")
+    if pending:
+        raise Unanswered(len(answers) - len(pending), len(answers), wait_s)
+    return [answer.result() for answer in answers]
 
 
 def _draw(stream: TextIO, done: int, total: int, width: int = 30) -> None:

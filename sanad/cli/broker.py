@@ -1,9 +1,10 @@
 """How sanadctl's broker commands (batch submit, dead-letters, seed) name a broker and say why it
 failed them: one wording, never the URL's credentials."""
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aio_pika.exceptions import ProbableAuthenticationError
+from aiormq.exceptions import InvalidFrameError
 
 from sanad.amqp.publisher import refusal
 
@@ -22,11 +23,29 @@ def where(url: str) -> str | None:
     return f"{parts.hostname}:{port}"
 
 
-def failure(error: Exception, refused_what: str) -> str:
+def failure(error: Exception, refused_what: str, url: str | None = None) -> str:
     """Why the broker failed a command: what it refused (`refused_what`: "the batch", "a
-    letter"...) and why, or why it could not be used at all."""
+    letter"...) and why, or why it could not be used at all; `url` names the user and vhost."""
     if (refused := refusal(error)) is not None:
         return f"the broker refused {refused_what}: {refused}"
     if isinstance(error, ProbableAuthenticationError):
         return "the broker refused the user name or password"
+    if _vhost_refused(error):
+        whom = "this user on this vhost"
+        if url is not None:
+            parts = urlsplit(url)
+            vhost = unquote(parts.path[1:]) or "/"
+            whom = f"user {unquote(parts.username or 'guest')!r} on vhost {vhost!r}"
+        return f"the broker refused {whom}: the user has no permission there, or no such vhost"
     return str(error.args[-1] if error.args else error) or type(error).__name__
+
+
+def _vhost_refused(error: Exception) -> bool:
+    """Whether the broker closed the connection instead of opening it: aiormq then says it
+    expected Connection.OpenOk and got Connection.Close, and drops the broker's reason."""
+    text = str(error)
+    return (
+        isinstance(error, InvalidFrameError)
+        and "Connection.OpenOk" in text
+        and "Connection.Close" in text
+    )

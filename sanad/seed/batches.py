@@ -95,12 +95,15 @@ class BatchLoader:
             return False
         try:
             return await self._submit(client, batch, result)
-        except TimeoutError:
+        except TimeoutError as error:
             if not stop.is_set():  # batches in flight beside it time out too: said once
                 stop.set()
+                # An unconfirmed publish says so; an unanswered batch has no message.
+                why = str(error) or (
+                    f"no answer within {self.reply_timeout_s:g} s; is the batch worker running?"
+                )
                 result.problems.append(
-                    f"{batch.batch_id}: no answer within {self.reply_timeout_s:g} s; is the"
-                    " batch worker running? Seed again: batches answered are answered the same"
+                    f"{batch.batch_id}: {why}. Seed again: batches answered are answered the same"
                 )
             return False
 
@@ -117,9 +120,9 @@ class BatchLoader:
         base = batch.batch_id
         for attempt in range(self.attempts):
             batch.batch_id = base if attempt == 0 else f"{base}-r{attempt}"
-            reply = await asyncio.wait_for(
-                await client.publish(batch), timeout=self.reply_timeout_s
-            )
+            # A broker under an alarm takes publishes and confirms none: bounded as well.
+            answer = await client.publish(batch, timeout_s=self.reply_timeout_s)
+            reply = await asyncio.wait_for(answer, timeout=self.reply_timeout_s)
             result.accepted += len(reply.accepted)
             if reply.refused_reason:
                 result.batches += 1

@@ -202,3 +202,27 @@ async def test_a_file_sent_again_with_another_chunk_is_refused_before_a_row_is_s
     assert json.loads(out)["accepted"] == 0
     assert stored == 8
     assert "Traceback" not in err
+
+
+async def test_a_file_sent_again_without_a_batch_id_stores_its_rows_once(
+    stack: Stack, tmp_path: Path, mongo_url: str
+) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    path = write_rows(tmp_path / "rows.csv", rows(service))
+    submit = ("batch", "submit", str(path), "--center", center_id, "--chunk", "4")
+    worker = start_batch_worker(stack)
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    try:
+        code, first, err = await sanadctl(stack, *submit)
+        assert (code, json.loads(first)["accepted"]) == (1, 8), err
+        code, again, err = await sanadctl(stack, *submit)
+        stored = await db.transactions.count_documents({"center_id": center_id})
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await client.close()
+    assert code == 1, err  # the same two rows refused, as the first time
+    assert json.loads(again)["batch_id"] == json.loads(first)["batch_id"]
+    assert json.loads(again)["accepted"] == 8
+    assert stored == 8

@@ -1,22 +1,38 @@
 """sanadctl batch submit reads its file strictly and names what it cannot read."""
 
+import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sanad.cli import batch as batch_command
 from sanad.cli.__main__ import main
 from sanad.cli.batch_file import BadFile, item_of, read_rows
+from sanad.v1 import events_pb2
+
+HEADER = "request_id,service_code,channel,fee_baisa,civil_number\n"
+
+
+async def _never_called(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("nothing may be sent")
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("rows.ndjson", b'{"request_id": "r-1"}\n\n{"request_id":\n', "line 3: not JSON"),
-        ("rows.ndjson", b'{"request_id": "r-1"}\n["r-2"]\n', "line 2: not a JSON object"),
+        ("rows.ndjson", b'{"fee_baisa": 1}\n\n{"request_id":\n', "line 3: not JSON"),
+        ("rows.ndjson", b'{"fee_baisa": 1}\n["r-2"]\n', "line 2: not a JSON object"),
         ("rows.csv", b"request_id,fee_baisa\nr-1,\xff\xfe\n", "not UTF-8 text"),
         (
+            "rows.ndjson",
+            b'{"fee_baisa": 1}\n{"request_id": "a\\ud800"}\n',
+            "line 2: not UTF-8 text",
+        ),
+        ("rows.ndjson", b'{"\\udfff": "r-1"}\n', "line 1: not UTF-8 text"),
+        (
             "rows.csv",
-            b"request_id\nr-1\n" + b"x" * 200_000 + b"\n",
+            b"request_id,fee_baisa\nr-1,1\n" + b"x" * 200_000 + b"\n",
             "near line 3: field larger",
         ),
     ],
@@ -33,10 +49,10 @@ def test_an_unreadable_file_is_named_with_its_line(
 
 def test_a_short_csv_row_reads_its_missing_values_as_empty(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
-    path.write_text("request_id,service_code,civil_number\nr-1,ROP-VISA\n")
+    path.write_text("request_id,service_code,fee_baisa,civil_number\nr-1,ROP-VISA,5000\n")
 
     assert read_rows(path) == [
-        {"request_id": "r-1", "service_code": "ROP-VISA", "civil_number": ""}
+        {"request_id": "r-1", "service_code": "ROP-VISA", "fee_baisa": "5000", "civil_number": ""}
     ]
 
 
@@ -68,3 +84,82 @@ def test_a_missing_file_exits_2_with_its_name_and_no_traceback(
     assert code == 2
     assert f"{missing}: No such file or directory" in err
     assert "Traceback" not in err
+
+
+def test_a_lone_surrogate_in_ndjson_exits_2_with_its_line_and_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sur.ndjson"
+    path.write_text('{"request_id": "a\\ud800", "fee_baisa": 5000}\n')
+
+    code = main(["batch", "submit", str(path), "--center", "C1"], environ={})
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path}, line 1: not UTF-8 text" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("fee", "message"),
+    [
+        ("5.000", "fee_baisa '5.000' is not a whole number of baisa"),
+        ('"5,000"', "fee_baisa '5,000' is not a whole number of baisa"),
+        ("1" * 19, "fee_baisa '1{19}' is not a whole number of baisa"),
+        ("", "fee_baisa is empty"),
+    ],
+)
+def test_a_fee_that_is_no_whole_number_of_baisa_is_a_bad_row_named_by_its_line(
+    tmp_path: Path, fee: str, message: str
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(f"{HEADER}r-1,S,counter,5000,90817263\nr-2,S,counter,{fee},90817263\n")
+
+    with pytest.raises(BadFile, match=rf"rows.csv, line 3: {message}"):
+        read_rows(path)
+
+
+def test_an_ndjson_row_without_a_fee_is_a_bad_row_named_by_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "rows.ndjson"
+    path.write_text('{"request_id": "r-1", "fee_baisa": 0}\n{"request_id": "r-2"}\n')
+
+    with pytest.raises(BadFile, match="line 2: fee_baisa is empty"):
+        read_rows(path)
+
+
+def test_a_csv_whose_header_names_no_column_exits_2_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "semicolons.csv"
+    path.write_text(HEADER.replace(",", ";") + "r-1;S;counter;5000;90817263\n")
+    monkeypatch.setattr(batch_command, "send", _never_called)
+
+    code = main(["batch", "submit", str(path), "--center", "C1"], environ={})
+
+    assert code == 2
+    assert f"{path}, line 1: the header names none of the columns" in capsys.readouterr().err
+
+
+def test_the_rejected_file_names_each_refused_row_by_its_file_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    # A quoted value over two lines: the third row ends on line 5.
+    path.write_text(HEADER + 'a,S,,1,90817263\nb,S,,1,90817264\n"c\nc",S,,1,90817265\n')
+
+    async def refuse_rows_1_and_2(*_: Any, **__: Any) -> list[events_pb2.BatchResult]:
+        result = events_pb2.BatchResult(batch_id="b/0")
+        result.accepted.add(index=0, transaction_id="t")
+        for index in (1, 2):
+            result.rejected.add(index=index).violations.add(field="fee_baisa", description="no")
+        return [result]
+
+    monkeypatch.setattr(batch_command, "send", refuse_rows_1_and_2)
+
+    code = main(["batch", "submit", str(path), "--center", "C1"], environ={})
+
+    assert code == 1
+    with (tmp_path / "rows.csv.rejected.csv").open(newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [(row["line"], row["request_id"]) for row in written] == [("3", "b"), ("5", "c\nc")]
+    assert written[0]["civil_number"] == "*****264"

@@ -8,7 +8,7 @@ import pytest
 from sanad.cli import batch as batch_command
 from sanad.cli.__main__ import main
 from sanad.cli.batch_file import BadFile, chunks_of, read_rows
-from sanad.v1 import common_pb2
+from sanad.v1 import common_pb2, events_pb2
 
 HEADER = "request_id,service_code,channel,fee_baisa,civil_number\n"
 
@@ -17,13 +17,13 @@ def test_a_csv_with_a_byte_order_mark_reads_its_first_column_by_name(tmp_path: P
     path = tmp_path / "excel.csv"
     path.write_bytes(("\ufeff" + HEADER + "r-1,ROP-VISA,counter,5000,90817263\n").encode())
     ndjson = tmp_path / "rows.ndjson"
-    ndjson.write_bytes('\ufeff{"request_id": "r-2"}\n'.encode())
+    ndjson.write_bytes('\ufeff{"request_id": "r-2", "fee_baisa": 1}\n'.encode())
 
     (row,) = read_rows(path)
 
     assert row["request_id"] == "r-1"
     assert chunks_of([row], "b", "C1", 10)[0].items[0].request_id == "r-1"
-    assert read_rows(ndjson) == [{"request_id": "r-2"}]
+    assert read_rows(ndjson) == [{"request_id": "r-2", "fee_baisa": "1"}]
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_a_csv_with_a_byte_order_mark_reads_its_first_column_by_name(tmp_path: P
     [
         ("rows.csv", HEADER + "r-1,S,counter,5000,1\nr-2,S,fax,5000,1\n", 3),
         ("rows.csv", HEADER + "r-1,S,unspecified,5000,1\n", 2),
-        ("rows.ndjson", '{"request_id": "r-1"}\n\n{"channel": "CHANNEL_API"}\n', 3),
+        ("rows.ndjson", '{"fee_baisa": 1}\n\n{"channel": "CHANNEL_API"}\n', 3),
     ],
 )
 def test_a_channel_the_message_cannot_carry_is_a_bad_row_named_by_line_and_field(
@@ -93,3 +93,55 @@ def test_ctrl_c_while_sending_names_the_batch_id_and_how_to_resend(
     (batch_id,) = [word for word in err.split() if len(word) == 32 and word.isalnum()]
     assert f"--batch-id {batch_id} --chunk 7" in err
     assert "Traceback" not in err
+
+
+def _batch_ids(monkeypatch: pytest.MonkeyPatch, path: Path, *flags: str) -> list[str]:
+    """The chunk ids `batch submit` sends the file under."""
+    sent: list[str] = []
+
+    async def record(url: str, prefix: str, batches: list[Any], *args: Any, **kwargs: Any) -> Any:
+        sent.extend(batch.batch_id for batch in batches)
+        return [events_pb2.BatchResult(batch_id=batch.batch_id) for batch in batches]
+
+    monkeypatch.setattr(batch_command, "send", record)
+    main(["batch", "submit", str(path), *flags], environ={})
+    return sent
+
+
+def test_the_same_file_sent_again_without_a_batch_id_is_the_same_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "r-1,S,counter,5000,90817263\nr-2,S,counter,5000,90817264\n")
+    first = _batch_ids(monkeypatch, path, "--center", "C1", "--chunk", "1")
+
+    again = _batch_ids(monkeypatch, path, "--center", "C1", "--chunk", "1")
+    other_chunk = _batch_ids(monkeypatch, path, "--center", "C1", "--chunk", "2")
+    other_centre = _batch_ids(monkeypatch, path, "--center", "C2", "--chunk", "1")
+    path.write_text(HEADER + "r-1,S,counter,5000,90817263\nr-2,S,counter,5000,90817265\n")
+    changed = _batch_ids(monkeypatch, path, "--center", "C1", "--chunk", "1")
+    given = _batch_ids(monkeypatch, path, "--center", "C1", "--batch-id", "mine")
+
+    assert first == again
+    assert first[0].endswith("/0")
+    assert len(first[0]) == 34
+    # Another --chunk keeps the id, so its first chunk is refused as batch-id-reused.
+    assert other_chunk == [first[0]]
+    assert other_centre[0] != first[0]
+    assert changed[0] != first[0]
+    assert given == ["mine/0"]
+
+
+@pytest.mark.parametrize("wait", ["-5", "0", "nan", "inf", "soon"])
+def test_a_wait_that_is_not_a_finite_positive_number_exits_2_before_anything_is_sent(
+    wait: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "r-1,S,counter,5000,90817263\n")
+    monkeypatch.setattr(batch_command, "send", _never_called)
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["batch", "submit", str(path), "--center", "C1", "--wait", wait], environ={})
+
+    assert exit_info.value.code == 2
+    assert "error: argument --wait:" in capsys.readouterr().err

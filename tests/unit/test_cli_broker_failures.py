@@ -1,14 +1,21 @@
 """sanadctl's broker commands (batch submit, dead-letters, seed) against a broker they cannot
 use: one `error:` line and exit 1, within a bounded time, never a traceback or a hang."""
 
+import asyncio
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import aio_pika
+import aiormq
 import pytest
 
-from sanad.cli import dead_letters
+from sanad.amqp.batches import BatchClient
+from sanad.cli import batch as batch_command
+from sanad.cli import batch_send, dead_letters
 from sanad.cli.__main__ import main
 from sanad.seed import run
 from sanad.seed.batches import BatchLoader
@@ -178,3 +185,101 @@ def test_seed_with_json_prints_its_figures_as_one_object(
     assert figures["centres"] > 0
     assert figures["items_rejected"] == 0
     assert isinstance(figures["seconds"], float)
+
+
+class BatchExchange:
+    """The batch exchange of a broker that confirms and answers the first `confirmed`
+    publishes, then fails the next one with `then`, or (None) never confirms it, as under a
+    memory or disk alarm."""
+
+    def __init__(self, confirmed: int, then: BaseException | None) -> None:
+        self.confirmed = confirmed
+        self.then = then
+        self.client: BatchClient | None = None
+        self.published: list[str] = []
+
+    async def publish(self, message: aio_pika.Message, **_: Any) -> None:
+        if len(self.published) >= self.confirmed:
+            if self.then is not None:
+                raise self.then
+            await asyncio.Event().wait()
+        self.published.append(message.message_id or "")
+        assert self.client is not None
+        answer = self.client.waiting[message.correlation_id or ""]
+        answer.set_result(events_pb2.BatchResult(batch_id=message.message_id or ""))
+
+
+def fake_batch_broker(monkeypatch: pytest.MonkeyPatch, exchange: BatchExchange) -> None:
+    @asynccontextmanager
+    async def connect(*_: Any, **__: Any) -> AsyncIterator[BatchClient]:
+        client = BatchClient(exchange, "amq.gen-replies", "guest")  # type: ignore[arg-type]
+        exchange.client = client
+        yield client
+
+    monkeypatch.setattr(batch_send.BatchClient, "connect", connect)
+
+
+def three_chunks(tmp_path: Path) -> list[str]:
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "request_id,service_code,fee_baisa,civil_number\n"
+        + "".join(f"r-{n},S,5000,9081726{n}\n" for n in range(3))
+    )
+    return ["batch", "submit", str(path), "--center", "C1", "--chunk", "1", "--batch-id", "b7"]
+
+
+@pytest.mark.timeout(30)
+def test_a_broker_cut_after_a_chunk_was_confirmed_names_the_batch_id_to_send_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut = aiormq.exceptions.ConnectionClosed(320, "CONNECTION_FORCED - cut")
+    fake_batch_broker(monkeypatch, BatchExchange(confirmed=2, then=cut))
+
+    code = main(three_chunks(tmp_path), environ={})
+
+    assert code == 1
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert "batch b7: RabbitMQ at 127.0.0.1:5672 failed after confirming 2 of 3 chunks" in line
+    assert "CONNECTION_FORCED - cut" in line
+    assert "send the file again with --batch-id b7 --chunk 1" in line
+    assert "not sent" not in line
+
+
+@pytest.mark.timeout(30)
+def test_a_broker_that_stops_confirming_is_given_up_on_at_the_wait_with_the_batch_id(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_batch_broker(monkeypatch, BatchExchange(confirmed=1, then=None))
+
+    code = main([*three_chunks(tmp_path), "--wait", "0.5"], environ={})
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err
+    line = err.splitlines()[-1]
+    assert "failed after confirming 1 of 3 chunks: RabbitMQ confirmed no publish within 0." in line
+    assert "send the file again with --batch-id b7 --chunk 1" in line
+
+
+def test_a_broker_that_refuses_the_user_on_the_vhost_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What aiormq raises when the broker answers Connection.Open with Connection.Close (no
+    # permission on the vhost, or no such vhost), seen against RabbitMQ.
+    closed = aiormq.exceptions.InvalidFrameError(
+        "Expected one of ['Connection.OpenOk'], got <Connection.Close object at 0x7f83f90cffb0>"
+    )
+
+    async def refused(*_: Any, **__: Any) -> None:
+        raise closed
+
+    monkeypatch.setattr(batch_command, "send", refused)
+    url = "amqp://batch-c1:secret-word@127.0.0.1:5672/no%2Dsuch"
+
+    code = main([*three_chunks(tmp_path), "--amqp-url", url], environ={})
+
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: batch b7 not sent: RabbitMQ at 127.0.0.1:5672: the broker refused user"
+        " 'batch-c1' on vhost 'no-such': the user has no permission there, or no such vhost"
+    ]

@@ -20,7 +20,7 @@ class Worker:
         self.sent: list[events_pb2.BatchSubmission] = []
 
     async def publish(
-        self, batch: events_pb2.BatchSubmission
+        self, batch: events_pb2.BatchSubmission, **_: object
     ) -> asyncio.Future[events_pb2.BatchResult]:
         copy = events_pb2.BatchSubmission()
         copy.CopyFrom(batch)
@@ -79,10 +79,10 @@ class Refusing(Worker):
         self.refused = refused
 
     async def publish(
-        self, batch: events_pb2.BatchSubmission
+        self, batch: events_pb2.BatchSubmission, **_: object
     ) -> asyncio.Future[events_pb2.BatchResult]:
         if batch.batch_id not in self.refused:
-            return await super().publish(batch)
+            return await super().publish(batch, **_)
         self.sent.append(batch)
         answer: asyncio.Future[events_pb2.BatchResult] = asyncio.get_running_loop().create_future()
         answer.set_result(
@@ -95,7 +95,7 @@ class Silent(Worker):
     """Takes every batch and never answers (no batch worker running)."""
 
     async def publish(
-        self, batch: events_pb2.BatchSubmission
+        self, batch: events_pb2.BatchSubmission, **_: object
     ) -> asyncio.Future[events_pb2.BatchResult]:
         self.sent.append(batch)
         return asyncio.get_running_loop().create_future()
@@ -159,3 +159,31 @@ async def test_no_answer_in_time_is_one_problem_and_stops_the_load(
     assert "no answer within 0.05 s" in result.problems[0]
     assert "Seed again" in result.problems[0]
     assert len(worker.sent) == 1  # the first batch, alone: nothing else was sent
+
+
+class Alarmed:
+    """The batch exchange of a broker under a memory or disk alarm: it takes publishes and
+    confirms none."""
+
+    async def publish(self, *_: object, **__: object) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_broker_that_confirms_no_publish_is_one_problem_within_the_reply_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = BatchClient(Alarmed(), "amq.gen-replies", "guest")  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def connect(*args: object, **kwargs: object) -> AsyncIterator[BatchClient]:
+        yield client
+
+    monkeypatch.setattr(BatchClient, "connect", connect)
+    loader = BatchLoader("amqp://unused", "p", window=2, reply_timeout_s=0.05)
+
+    result = await asyncio.wait_for(loader.load(batches(3)), timeout=5)
+
+    assert result.problems == [
+        "seed-0: RabbitMQ confirmed no publish within 0.05 s: a memory or disk alarm blocks"
+        " publishers until it clears. Seed again: batches answered are answered the same"
+    ]
