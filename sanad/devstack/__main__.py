@@ -12,35 +12,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sanad.devstack import mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
+from sanad.devstack.layout import child_env, listening_ports, number_setting, processes
 from sanad.security import certs
-from sanad.settings import CommonSettings, ServerSettings
-from services.intake.settings import IntakeSettings
-from services.metrics.settings import MetricsSettings
-from services.registry.settings import RegistrySettings
-from workers.batch.settings import BatchSettings
-from workers.ingest.settings import IngestSettings
+from sanad.settings import CommonSettings
 
 DEFAULT_MONGO_PORT = 27717
 # The broker every process uses when SANAD_AMQP_URL is unset: the settings' own default.
 DEFAULT_AMQP_URL: str = CommonSettings.model_fields["amqp_url"].default
 DEFAULT_AMQP_PREFIX: str = CommonSettings.model_fields["amqp_prefix"].default
-# The first ingest worker's ports, the settings' own defaults; extra workers count up from them.
-INGEST_HEALTH_PORT: int = IngestSettings.model_fields["ingest_health_port"].default
-INGEST_METRICS_PORT: int = IngestSettings.model_fields["ingest_metrics_port"].default
-# Each child's settings, whose *_port fields are every port the stack listens on.
-SETTINGS: dict[str, type[ServerSettings]] = {
-    "services.registry": RegistrySettings,
-    "services.intake": IntakeSettings,
-    "services.metrics": MetricsSettings,
-    "workers.ingest": IngestSettings,
-    "workers.batch": BatchSettings,
-}
 
 
 @dataclass(frozen=True)
@@ -57,23 +41,10 @@ def plan_from_env() -> Plan:
     """The plan, or SystemExit naming a variable that is not a number in its range."""
     return Plan(
         data_dir=Path(os.environ.get("SANAD_DEVSTACK_DATA", ".data")),
-        mongo_port=_number("SANAD_DEVSTACK_MONGO_PORT", DEFAULT_MONGO_PORT, 1, 65535),
-        workers=_number("SANAD_DEVSTACK_WORKERS", 1, 1, 9),
+        mongo_port=number_setting("SANAD_DEVSTACK_MONGO_PORT", DEFAULT_MONGO_PORT, 1, 65535),
+        workers=number_setting("SANAD_DEVSTACK_WORKERS", 1, 1, 9),
         external_mongo="SANAD_MONGO_URL" in os.environ,
     )
-
-
-def _number(
-    variable: str, default: int, lowest: int, highest: int, env: Mapping[str, str] = os.environ
-) -> int:
-    raw = env.get(variable, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        value = lowest - 1
-    if not lowest <= value <= highest:
-        sys.exit(f"devstack: {variable}={raw!r} is not a whole number from {lowest} to {highest}")
-    return value
 
 
 def main() -> None:
@@ -142,55 +113,6 @@ def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:
         )
     plan.data_dir.mkdir(parents=True, exist_ok=True)
     secure.write_client_env(plan.data_dir / "sanadctl.env", client)
-
-
-def processes(workers: int) -> list[tuple[str, str]]:
-    """(name, module) of every child, in start order, with `workers` ingest workers."""
-    ingest = [(f"ingest-{number}", "workers.ingest") for number in range(1, workers + 1)]
-    return [
-        ("registry", "services.registry"),
-        ("metrics", "services.metrics"),
-        ("intake", "services.intake"),
-        *ingest,
-        ("batch", "workers.batch"),
-    ]
-
-
-def listening_ports(env: dict[str, str], workers: int) -> list[tuple[str, str, int]]:
-    """(child, variable, port) of every port the children will listen on, as they read them;
-    SystemExit naming a port variable that is not a port."""
-    for fields in SETTINGS.values():
-        for field, info in fields.model_fields.items():
-            if field.endswith("_port"):
-                _number(f"SANAD_{field.upper()}", info.default, 1, 65535, env)
-    ports = []
-    for name, module in processes(workers):
-        child = child_env(env, name)
-        ports += [
-            (name, f"SANAD_{field.upper()}", int(child.get(f"SANAD_{field.upper()}", info.default)))
-            for field, info in SETTINGS[module].model_fields.items()
-            if field.endswith("_port")
-        ]
-    return ports
-
-
-def child_env(env: dict[str, str], name: str) -> dict[str, str]:
-    """One child's environment: its own certificate, and distinct ports for extra workers.
-
-    Ingest worker N serves health and metrics 10 * (N - 1) above the first one's: a step of 1
-    would give worker 2 the batch worker's health port (50061 + 1 = 50062).
-    """
-    child = dict(env)
-    if name.startswith("ingest-"):
-        offset = 10 * (int(name.removeprefix("ingest-")) - 1)
-        for key, default in (
-            ("SANAD_INGEST_HEALTH_PORT", INGEST_HEALTH_PORT),
-            ("SANAD_INGEST_METRICS_PORT", INGEST_METRICS_PORT),
-        ):
-            if offset:
-                child[key] = str(int(env.get(key, default)) + offset)
-    child.update(secure.service_files(env, name))
-    return child
 
 
 def _supervise(children: list[Child], database: subprocess.Popen[bytes] | None) -> int:

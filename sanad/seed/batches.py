@@ -70,7 +70,8 @@ class BatchLoader:
                 result.problems.append(
                     f"nothing else was sent. A batch id used before for other content means"
                     f" this dataset was loaded before with another --batch-size (default"
-                    f" {DEFAULT_BATCH_SIZE}) or --scale (default 1.0): seed again with those"
+                    f" {DEFAULT_BATCH_SIZE}) or --scale (default 1.0), or by a release of the"
+                    f" seed that made other data: seed again with those, or seed a fresh database"
                 )
                 return result
             limit = asyncio.Semaphore(self.window)

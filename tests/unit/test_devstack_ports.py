@@ -9,7 +9,8 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from sanad.devstack import __main__ as devstack
-from sanad.devstack.__main__ import child_env, processes
+from sanad.devstack import layout
+from sanad.devstack.layout import child_env, processes
 from sanad.devstack.mongo_server import free_port
 from services.intake.settings import IntakeSettings
 from services.metrics.settings import MetricsSettings
@@ -86,7 +87,7 @@ def test_the_ports_the_devstack_checks_are_the_ones_its_children_listen_on(
     workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = {"SANAD_REGISTRY_METRICS_PORT": "41101", "SANAD_INGEST_HEALTH_PORT": "41000"}
-    checked = devstack.listening_ports(base, workers)
+    checked = layout.listening_ports(base, workers)
     read = listening_ports(base, workers, monkeypatch)
     assert checked == [(name, f"SANAD_{field.upper()}", port) for name, field, port in read]
     assert ("registry", "SANAD_REGISTRY_METRICS_PORT", 41101) in checked
@@ -96,7 +97,7 @@ def test_a_taken_port_stops_the_stack_before_anything_starts_naming_it_and_its_v
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not a child's `Address already in use` traceback after the others have started."""
-    ports = devstack.listening_ports({}, 1)
+    ports = layout.listening_ports({}, 1)
     for _, variable, _ in ports:  # free ports of this test's own, whatever runs beside it
         monkeypatch.setenv(variable, str(free_port()))
     monkeypatch.setenv("SANAD_DEVSTACK_DATA", str(tmp_path))
@@ -125,14 +126,14 @@ def started(*args: object, **kwargs: object) -> NoReturn:
 
 def test_a_port_variable_that_is_not_a_port_is_named() -> None:
     with pytest.raises(SystemExit) as refused:
-        devstack.listening_ports({"SANAD_BATCH_METRICS_PORT": "9105x"}, 1)
+        layout.listening_ports({"SANAD_BATCH_METRICS_PORT": "9105x"}, 1)
     assert str(refused.value.code) == (
         "devstack: SANAD_BATCH_METRICS_PORT='9105x' is not a whole number from 1 to 65535"
     )
 
 
 def test_an_extra_workers_port_above_65535_is_named_with_the_variable_to_lower() -> None:
-    ports = devstack.listening_ports({"SANAD_INGEST_METRICS_PORT": "65530"}, 2)
+    ports = layout.listening_ports({"SANAD_INGEST_METRICS_PORT": "65530"}, 2)
     problem = devstack.preflight.taken_port_problem(p for p in ports if p[0] == "ingest-2")
     assert problem == (
         "port 65540 (ingest-2, SANAD_INGEST_METRICS_PORT) is above 65535:"

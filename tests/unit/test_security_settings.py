@@ -8,7 +8,8 @@ from pydantic import ValidationError
 
 from sanad import mongo
 from sanad.devstack import secure
-from sanad.devstack.__main__ import DEFAULT_AMQP_URL, child_env, processes
+from sanad.devstack.__main__ import DEFAULT_AMQP_URL
+from sanad.devstack.layout import child_env, processes
 from sanad.settings import AuthMode, ServerSettings
 from services.intake.settings import IntakeSettings
 from services.metrics.settings import MetricsSettings
