@@ -241,6 +241,19 @@ async def test_items_abandoned_when_the_call_is_cancelled_end_their_events_cance
 async def test_items_abandoned_when_the_stream_is_closed_at_its_answer_are_counted_cancelled(
     started: bool,
 ) -> None:
+    outcomes, ended = await closed_at_first_answer(started, settled_meanwhile=False)
+
+    assert outcomes == {"OK": 1, "CANCELLED": 3}
+    # An item whose task never ran submitted nothing: it is counted, with no event of its own.
+    assert ended == [("0", "OK")] + ([(str(n), "CANCELLED") for n in (1, 2, 3)] if started else [])
+
+
+async def closed_at_first_answer(
+    started: bool, *, settled_meanwhile: bool
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A stream of 4 items closed once item 0 is answered, items 1-3 held (started) or not yet
+    run; with settled_meanwhile, the call's event settles the items at the same time. The
+    items' counts by outcome, and each event's (request id, outcome)."""
     intake, (audit, log) = HeldIntake(accepted=frozenset({"0"})), item_audit()
 
     async def call() -> None:
@@ -250,16 +263,16 @@ async def test_items_abandoned_when_the_stream_is_closed_at_its_answer_are_count
         assert (await anext(stream)).index == 0
         if started:
             await until(lambda: intake.in_flight == 3)
-        # gRPC closes the handler at its yield when the caller goes while an answer is sent.
-        await stream.aclose()
+        # gRPC closes the handler at its yield when the caller goes while an answer is sent,
+        # maybe while the interceptor settles the call's items for its event.
+        if settled_meanwhile:
+            await asyncio.gather(stream.aclose(), audit.settle())
+        else:
+            await stream.aclose()
 
     await asyncio.create_task(call())
-
-    assert audit.outcomes == {"OK": 1, "CANCELLED": 3}
-    # An item whose task never ran submitted nothing: it is counted, with no event of its own.
-    expected = [("0", "OK")] + ([(str(n), "CANCELLED") for n in (1, 2, 3)] if started else [])
-    assert sorted((e.target["request_id"], e.outcome) for e in log.events) == expected
     assert intake.in_flight == 0
+    return dict(audit.outcomes), sorted((e.target["request_id"], e.outcome) for e in log.events)
 
 
 def items(count: int) -> list[Submission]:
@@ -270,23 +283,10 @@ def items(count: int) -> list[Submission]:
 async def test_a_stream_closed_by_its_handler_and_its_calls_event_at_once_counts_each_item_once(
     started: bool,
 ) -> None:
-    intake, (audit, log) = HeldIntake(accepted=frozenset({"0"})), item_audit()
+    outcomes, ended = await closed_at_first_answer(started, settled_meanwhile=True)
 
-    async def call() -> None:
-        audit_items.begin(audit)
-        stream = held_stream(intake, (arriving if started else items_of)(items(4)))
-        assert (await anext(stream)).index == 0
-        if started:
-            await until(lambda: intake.in_flight == 3)
-        # gRPC closes the handler while the interceptor settles the call's items for its event.
-        await asyncio.gather(stream.aclose(), audit.settle())
-
-    await asyncio.create_task(call())
-
-    assert audit.outcomes == {"OK": 1, "CANCELLED": 3}
+    assert outcomes == {"OK": 1, "CANCELLED": 3}
     # Each item ended once: its task ran and wrote its event, or never ran and wrote none.
-    ended = sorted((e.target["request_id"], e.outcome) for e in log.events)
     assert len({request_id for request_id, _ in ended}) == len(ended)
     if started:
         assert ended == [("0", "OK")] + [(str(n), "CANCELLED") for n in (1, 2, 3)]
-    assert intake.in_flight == 0
