@@ -22,11 +22,6 @@ class BadFile(Exception):
     """A batch file that cannot be read as rows; the message names the file and the line."""
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV (header row) or NDJSON file, values as strings; see read_numbered."""
-    return read_numbered(path)[0]
-
-
 def read_numbered(path: Path) -> tuple[list[dict[str, str]], list[int]]:
     """Rows of a CSV (header row) or NDJSON file, values as strings, and the file line each
     ends on; BadFile when unreadable, when a CSV header names none of COLUMNS, or when a
@@ -107,7 +102,7 @@ def _checked(path: Path, line: int, row: dict[str, str]) -> dict[str, str]:
 
 
 def item_of(row: dict[str, str]) -> intake_pb2.SubmitTransactionRequest:
-    """One row (its channel checked by read_rows) as a submission; a bad number is left for
+    """One row (its channel checked by read_numbered) as a submission; a bad number is left for
     the worker to name."""
     channel = (row.get("channel") or "batch").strip().lower()
     if channel not in CHANNELS:

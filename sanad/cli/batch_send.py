@@ -76,8 +76,8 @@ async def send(
     """
     loop = asyncio.get_running_loop()
     ends = loop.time() + wait_s
-    # Connected within 5 s, or the wait when it is shorter (--wait 0 still connects).
-    connect_s = min(wait_s, CONNECT_TIMEOUT_S) if wait_s > 0 else CONNECT_TIMEOUT_S
+    # Connected within 5 s, or the wait when it is shorter (--wait is above zero).
+    connect_s = min(wait_s, CONNECT_TIMEOUT_S)
     sent = _Progress()
     try:
         async with BatchClient.connect(url, prefix, timeout_s=connect_s) as client:

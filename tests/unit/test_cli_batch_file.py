@@ -8,7 +8,7 @@ import pytest
 
 from sanad.cli import batch as batch_command
 from sanad.cli.__main__ import main
-from sanad.cli.batch_file import BadFile, item_of, read_rows
+from sanad.cli.batch_file import BadFile, item_of, read_numbered
 from sanad.v1 import events_pb2
 
 HEADER = "request_id,service_code,channel,fee_baisa,civil_number\n"
@@ -44,14 +44,14 @@ def test_an_unreadable_file_is_named_with_its_line(
     path.write_bytes(content)
 
     with pytest.raises(BadFile, match=message):
-        read_rows(path)
+        read_numbered(path)[0]
 
 
 def test_a_short_csv_row_reads_its_missing_values_as_empty(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     path.write_text("request_id,service_code,fee_baisa,civil_number\nr-1,ROP-VISA,5000\n")
 
-    assert read_rows(path) == [
+    assert read_numbered(path)[0] == [
         {"request_id": "r-1", "service_code": "ROP-VISA", "fee_baisa": "5000", "civil_number": ""}
     ]
 
@@ -60,7 +60,7 @@ def test_json_nulls_read_as_empty_values(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text('{"request_id": null, "fee_baisa": 5000}\n')
 
-    assert read_rows(path) == [{"request_id": "", "fee_baisa": "5000"}]
+    assert read_numbered(path)[0] == [{"request_id": "", "fee_baisa": "5000"}]
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_a_fee_that_is_no_whole_number_of_baisa_is_a_bad_row_named_by_its_line(
     path.write_text(f"{HEADER}r-1,S,counter,5000,90817263\nr-2,S,counter,{fee},90817263\n")
 
     with pytest.raises(BadFile, match=rf"rows.csv, line 3: {message}"):
-        read_rows(path)
+        read_numbered(path)[0]
 
 
 def test_an_ndjson_row_without_a_fee_is_a_bad_row_named_by_its_line(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_an_ndjson_row_without_a_fee_is_a_bad_row_named_by_its_line(tmp_path: Pa
     path.write_text('{"request_id": "r-1", "fee_baisa": 0}\n{"request_id": "r-2"}\n')
 
     with pytest.raises(BadFile, match="line 2: fee_baisa is empty"):
-        read_rows(path)
+        read_numbered(path)[0]
 
 
 def test_a_csv_whose_header_names_no_column_exits_2_before_anything_is_sent(

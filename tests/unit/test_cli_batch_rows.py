@@ -7,7 +7,7 @@ import pytest
 
 from sanad.cli import batch as batch_command
 from sanad.cli.__main__ import main
-from sanad.cli.batch_file import BadFile, chunks_of, read_rows
+from sanad.cli.batch_file import BadFile, chunks_of, read_numbered
 from sanad.v1 import common_pb2, events_pb2
 
 HEADER = "request_id,service_code,channel,fee_baisa,civil_number\n"
@@ -19,11 +19,11 @@ def test_a_csv_with_a_byte_order_mark_reads_its_first_column_by_name(tmp_path: P
     ndjson = tmp_path / "rows.ndjson"
     ndjson.write_bytes('\ufeff{"request_id": "r-2", "fee_baisa": 1}\n'.encode())
 
-    (row,) = read_rows(path)
+    (row,) = read_numbered(path)[0]
 
     assert row["request_id"] == "r-1"
     assert chunks_of([row], "b", "C1", 10)[0].items[0].request_id == "r-1"
-    assert read_rows(ndjson) == [{"request_id": "r-2", "fee_baisa": "1"}]
+    assert read_numbered(ndjson)[0] == [{"request_id": "r-2", "fee_baisa": "1"}]
 
 
 @pytest.mark.parametrize(
@@ -41,14 +41,14 @@ def test_a_channel_the_message_cannot_carry_is_a_bad_row_named_by_line_and_field
     path.write_text(text)
 
     with pytest.raises(BadFile, match=rf"line {line}: channel '[^']+' is not one of counter"):
-        read_rows(path)
+        read_numbered(path)[0]
 
 
 def test_known_channels_in_any_case_and_an_empty_one_are_sent_as_such(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     path.write_text(HEADER + "a,S, Mobile ,1,1\nb,S,API,1,1\nc,S,,1,1\n")
 
-    items = chunks_of(read_rows(path), "b", "C1", 10)[0].items
+    items = chunks_of(read_numbered(path)[0], "b", "C1", 10)[0].items
 
     assert [item.channel for item in items] == [
         common_pb2.CHANNEL_MOBILE,
