@@ -145,46 +145,72 @@ def worker_env(
     }
 
 
+@dataclass(frozen=True)
+class Served:
+    """A registry and an intake following it, served in this process."""
+
+    registry_port: int
+    intake: IntakeApp
+    intake_port: int
+
+
+@contextlib.asynccontextmanager
+async def served_intake(
+    mongo_url: str, database: str, amqp_url: str, amqp_prefix: str, **intake_settings: Any
+) -> AsyncIterator[Served]:
+    """A registry and an intake (given intake_settings beside the common ones), once intake is
+    healthy; both stopped and the broker topology deleted after."""
+    common = in_process_settings(mongo_url, database, amqp_url=amqp_url, amqp_prefix=amqp_prefix)
+    registry = build_registry(RegistrySettings(**common))
+    registry_port = await registry.start(0)
+    intake = build_intake(
+        IntakeSettings(**common, registry_target=f"127.0.0.1:{registry_port}", **intake_settings)
+    )
+    try:
+        intake_port = await intake.start(0)
+        assert intake.server is not None
+        await eventually(intake.server.health.check_once, within_s=15)
+        yield Served(registry_port, intake, intake_port)
+    finally:
+        await intake.stop()
+        await registry.stop()
+        await delete_topology(amqp_url, amqp_prefix)
+
+
 @pytest.fixture
 async def stack(
     mongo_url: str, database_name: str, amqp_url: str, amqp_prefix: str
 ) -> AsyncIterator[Stack]:
-    common = in_process_settings(
-        mongo_url, database_name, amqp_url=amqp_url, amqp_prefix=amqp_prefix
-    )
-    registry = build_registry(RegistrySettings(**common))
-    registry_port = await registry.start(0)
-    metrics = build_metrics(MetricsSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
-    metrics_port = await metrics.start(0)
-    intake = build_intake(IntakeSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
-    intake_port = await intake.start(0)
-    assert intake.server is not None
-    await eventually(intake.server.health.check_once, within_s=15)
-    channels = [
-        grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-        for port in (registry_port, intake_port, metrics_port)
-    ]
-    yield Stack(
-        env=worker_env(
-            mongo_url,
-            database_name,
-            amqp_url,
-            amqp_prefix,
-            SANAD_INGEST_HEALTH_PORT=str(free_port()),
-            SANAD_INGEST_METRICS_PORT=str(free_port()),
-        ),
-        registry=registry_pb2_grpc.RegistryServiceStub(channels[0]),
-        intake=intake_pb2_grpc.IntakeServiceStub(channels[1]),
-        metrics=metrics_pb2_grpc.MetricsServiceStub(channels[2]),
-        amqp_url=amqp_url,
-        prefix=amqp_prefix,
-        intake_app=intake,
-    )
-    for channel in channels:
-        await channel.close()
-    for app in (intake, metrics, registry):
-        await app.stop()
-    await delete_topology(amqp_url, amqp_prefix)
+    async with served_intake(mongo_url, database_name, amqp_url, amqp_prefix) as up:
+        common = in_process_settings(
+            mongo_url, database_name, amqp_url=amqp_url, amqp_prefix=amqp_prefix
+        )
+        registry_target = f"127.0.0.1:{up.registry_port}"
+        metrics = build_metrics(MetricsSettings(**common, registry_target=registry_target))
+        metrics_port = await metrics.start(0)
+        channels = [
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+            for port in (up.registry_port, up.intake_port, metrics_port)
+        ]
+        yield Stack(
+            env=worker_env(
+                mongo_url,
+                database_name,
+                amqp_url,
+                amqp_prefix,
+                SANAD_INGEST_HEALTH_PORT=str(free_port()),
+                SANAD_INGEST_METRICS_PORT=str(free_port()),
+            ),
+            registry=registry_pb2_grpc.RegistryServiceStub(channels[0]),
+            intake=intake_pb2_grpc.IntakeServiceStub(channels[1]),
+            metrics=metrics_pb2_grpc.MetricsServiceStub(channels[2]),
+            amqp_url=amqp_url,
+            prefix=amqp_prefix,
+            intake_app=up.intake,
+        )
+        for channel in channels:
+            await channel.close()
+        await metrics.stop()
 
 
 async def eventually(

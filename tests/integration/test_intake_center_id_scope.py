@@ -8,14 +8,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sanad.amqp.topology import delete_topology
 from sanad.rpc.status import field_violations
 from sanad.v1 import intake_pb2, intake_pb2_grpc
-from services.intake.app import build_app as build_intake
-from services.intake.settings import IntakeSettings
-from services.registry.app import build_app as build_registry
-from services.registry.settings import RegistrySettings
-from tests.integration.conftest import eventually, in_process_settings, submit_request
+from tests.integration.conftest import served_intake, submit_request
 
 pytestmark = pytest.mark.integration
 
@@ -31,33 +26,17 @@ async def desk(
     mongo_url: str, database_name: str, amqp_url: str, amqp_prefix: str, pki: Path
 ) -> AsyncIterator[tuple[intake_pb2_grpc.IntakeServiceStub, tuple[tuple[str, str], ...]]]:
     """Intake requiring tokens, a stub to it, and the example centre desk's token metadata."""
-    common = in_process_settings(
-        mongo_url, database_name, amqp_url=amqp_url, amqp_prefix=amqp_prefix
-    )
-    registry = build_registry(RegistrySettings(**common))
-    registry_port = await registry.start(0)
-    intake = build_intake(
-        IntakeSettings(
-            **common,
-            registry_target=f"127.0.0.1:{registry_port}",
-            auth_mode="required",
-            auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
-        )
-    )
-    port = await intake.start(0)
-    assert intake.server is not None
     token = (pki / "tokens" / "centre.jwt").read_text().strip()
-    try:
-        await eventually(intake.server.health.check_once, within_s=15)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield (
-                intake_pb2_grpc.IntakeServiceStub(channel),
-                (("authorization", f"Bearer {token}"),),
-            )
-    finally:
-        await intake.stop()
-        await registry.stop()
-        await delete_topology(amqp_url, amqp_prefix)
+    served = served_intake(
+        mongo_url,
+        database_name,
+        amqp_url,
+        amqp_prefix,
+        auth_mode="required",
+        auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+    )
+    async with served as up, grpc.aio.insecure_channel(f"127.0.0.1:{up.intake_port}") as channel:
+        yield intake_pb2_grpc.IntakeServiceStub(channel), (("authorization", f"Bearer {token}"),)
 
 
 async def test_a_centre_desks_missing_or_overlong_center_id_is_invalid(

@@ -11,14 +11,9 @@ import grpc
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.amqp.topology import delete_topology
 from sanad.v1 import intake_pb2, intake_pb2_grpc
-from services.intake.app import build_app as build_intake
-from services.intake.settings import IntakeSettings
 from services.intake.tracking import MAX_NOTE_LENGTH
-from services.registry.app import build_app as build_registry
-from services.registry.settings import RegistrySettings
-from tests.integration.conftest import eventually, in_process_settings
+from tests.integration.conftest import served_intake
 from tests.integration.test_intake_tracking import HOUR, T0, document
 
 pytestmark = pytest.mark.integration
@@ -30,26 +25,11 @@ async def small_fixture(
     mongo_url: str, database_name: str, amqp_url: str, amqp_prefix: str
 ) -> AsyncIterator[intake_pb2_grpc.IntakeServiceStub]:
     """Intake served with a 64 KiB message limit (and the registry it follows)."""
-    common = in_process_settings(
-        mongo_url, database_name, amqp_url=amqp_url, amqp_prefix=amqp_prefix
+    served = served_intake(
+        mongo_url, database_name, amqp_url, amqp_prefix, grpc_max_message_bytes=LIMIT
     )
-    registry = build_registry(RegistrySettings(**common))
-    registry_port = await registry.start(0)
-    intake = build_intake(
-        IntakeSettings(
-            **common,
-            registry_target=f"127.0.0.1:{registry_port}",
-            grpc_max_message_bytes=LIMIT,
-        )
-    )
-    intake_port = await intake.start(0)
-    assert intake.server is not None
-    await eventually(intake.server.health.check_once, within_s=15)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{intake_port}") as channel:
+    async with served as up, grpc.aio.insecure_channel(f"127.0.0.1:{up.intake_port}") as channel:
         yield intake_pb2_grpc.IntakeServiceStub(channel)
-    await intake.stop()
-    await registry.stop()
-    await delete_topology(amqp_url, amqp_prefix)
 
 
 @pytest.fixture

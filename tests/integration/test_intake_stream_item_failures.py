@@ -7,17 +7,11 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from sanad.amqp.topology import delete_topology
 from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2_grpc
-from services.intake.app import build_app as build_intake
-from services.intake.settings import IntakeSettings
-from services.registry.app import build_app as build_registry
-from services.registry.settings import RegistrySettings
 from tests.integration.conftest import (
     Stack,
-    eventually,
-    in_process_settings,
     open_centre_with_service,
+    served_intake,
     submit_request,
 )
 from tests.integration.failpoints import fail, own_view
@@ -32,27 +26,21 @@ REFUSED = 10  # refused by its fee, so intake reads whether it was accepted befo
 async def test_an_item_whose_read_is_refused_for_good_is_answered_alone(
     failpoint_database: str, database_name: str, amqp_url: str, amqp_prefix: str
 ) -> None:
-    common = in_process_settings(
-        failpoint_database, database_name, amqp_url=amqp_url, amqp_prefix=amqp_prefix
-    )
-    registry = build_registry(RegistrySettings(**common))
-    registry_port = await registry.start(0)
-    intake = build_intake(IntakeSettings(**common, registry_target=f"127.0.0.1:{registry_port}"))
-    intake_port = await intake.start(0)
-    assert intake.server is not None
-    await eventually(intake.server.health.check_once, within_s=15)
-    registry_channel = grpc.aio.insecure_channel(f"127.0.0.1:{registry_port}")
-    intake_channel = grpc.aio.insecure_channel(f"127.0.0.1:{intake_port}")
-    stack = Stack(
-        {},
-        registry_pb2_grpc.RegistryServiceStub(registry_channel),
-        intake_pb2_grpc.IntakeServiceStub(intake_channel),
-        None,  # type: ignore[arg-type]
-        amqp_url,
-        amqp_prefix,
-        intake,
-    )
-    try:
+    served = served_intake(failpoint_database, database_name, amqp_url, amqp_prefix)
+    async with (
+        served as up,
+        grpc.aio.insecure_channel(f"127.0.0.1:{up.registry_port}") as registry_channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{up.intake_port}") as intake_channel,
+    ):
+        stack = Stack(
+            {},
+            registry_pb2_grpc.RegistryServiceStub(registry_channel),
+            intake_pb2_grpc.IntakeServiceStub(intake_channel),
+            None,  # type: ignore[arg-type]
+            amqp_url,
+            amqp_prefix,
+            up.intake,
+        )
         center_id, service = await open_centre_with_service(stack)
         async with own_view(failpoint_database, database_name) as db:
             # Intake's reads of its request records are refused for good (as if its role lacked
@@ -78,9 +66,3 @@ async def test_an_item_whose_read_is_refused_for_good_is_answered_alone(
         answered = {a.transaction_id for a in answers if a.transaction_id}
         assert len(answered) == ITEMS - 1
         assert set(await _queued_transaction_ids(stack)) == answered
-    finally:
-        await registry_channel.close()
-        await intake_channel.close()
-        await intake.stop()
-        await registry.stop()
-        await delete_topology(amqp_url, amqp_prefix)
