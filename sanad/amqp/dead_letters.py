@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.outcomes import (
     EXPIRES_HEADER,
+    latest_death,
     letter_headers,
     republished,
     set_aside_by_broker,
@@ -72,7 +73,7 @@ def letter_of(position: int, message: AbstractIncomingMessage, work_queue: str) 
         headers = {"x-death": headers.get("x-death")}
     reason = headers.get(REASON_HEADER)
     if not reason:
-        cause = _latest_death(headers).get("reason", "unknown")
+        cause = latest_death(headers).get("reason", "unknown")
         reason = f"broker: {_text(cause)}"
     return DeadLetter(
         position=position,
@@ -112,12 +113,6 @@ def _without_death(headers: dict[str, Any]) -> dict[str, Any]:
     return {
         name: value for name, value in without_deaths(headers).items() if name not in _DEATH_HEADERS
     }
-
-
-def _latest_death(headers: dict[str, Any]) -> dict[str, Any]:
-    deaths = headers.get("x-death")
-    latest = deaths[0] if isinstance(deaths, list) and deaths else {}
-    return latest if isinstance(latest, dict) else {}
 
 
 def _time_left(message: AbstractIncomingMessage) -> float | None:

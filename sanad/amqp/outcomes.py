@@ -305,11 +305,14 @@ def set_aside_by_broker(message: AbstractIncomingMessage, work_queue: str) -> bo
 
 def _died_last_in(message: AbstractIncomingMessage, queue: str) -> bool:
     """Whether the latest x-death entry of message names queue."""
-    deaths = (message.headers or {}).get("x-death")
-    latest = deaths[0] if isinstance(deaths, list) and deaths else None
-    if not isinstance(latest, dict):
-        return False
-    return latest.get("queue") in (queue, queue.encode())
+    return latest_death(message.headers or {}).get("queue") in (queue, queue.encode())
+
+
+def latest_death(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The newest entry of a message's x-death (the broker puts it first); empty when none."""
+    deaths = headers.get("x-death")
+    latest = deaths[0] if isinstance(deaths, list) and deaths else {}
+    return latest if isinstance(latest, dict) else {}
 
 
 def _naming_the_user(message: AbstractIncomingMessage, *, written_by_us: bool) -> dict[str, Any]:
