@@ -90,8 +90,21 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
     def authorize(
         self, method: str, rule: policy.Rule | None, identity: Identity, request: Any
     ) -> None:
-        """PermissionDenied unless the table allows it; then current() is this identity."""
-        if rule is None or not policy.allows(rule, identity, request, self.licensing_agency):
+        """PermissionDenied unless the table allows it; then current() is this identity.
+
+        A unary request whose bytes were not the method's message is judged by the caller's
+        role alone: the table's limits (own centre, own agency) have no fields to read, and the
+        request is refused Invalid next, so no limit is skipped for a request acted on. A role
+        that may call the method learns its bytes were bad (DESIGN §5, invariant 6), not that
+        it may not call what it may.
+        """
+        if isinstance(request, Undecodable):
+            allowed = rule is not None and policy.admits(rule, identity)
+        else:
+            allowed = rule is not None and policy.allows(
+                rule, identity, request, self.licensing_agency
+            )
+        if not allowed:
             raise errors.PermissionDenied(
                 f"{identity.role} {identity.subject!r} may not call {method}"
             )
@@ -145,7 +158,7 @@ class _Guard:
                 # Authenticated before charged: a refused call's event names its caller.
                 identity = self.owner.admission.identify(context)
                 self.owner.admission.charge(identity, streamed)
-                self.owner.authorize(self.method, self.rule, identity, shown)
+                self.owner.authorize(self.method, self.rule, identity, _judged(request, streamed))
                 request = handed_on(request, streamed)
                 admitted = True
                 if self.audit_log is not None and not streamed:
@@ -174,7 +187,7 @@ class _Guard:
                 # Authenticated before charged: a refused call's event names its caller.
                 identity = self.owner.admission.identify(context)
                 self.owner.admission.charge(identity, streamed)
-                self.owner.authorize(self.method, self.rule, identity, shown)
+                self.owner.authorize(self.method, self.rule, identity, _judged(request, streamed))
                 request = handed_on(request, streamed)
                 self.owner.admission.open_stream(self.method, identity)
                 admitted = True
@@ -241,6 +254,12 @@ class _Guard:
 
     def _target(self, request: Any, results: Mapping[str, str]) -> dict[str, str]:
         return policy.audit_target(request, self.targets, self.results, results)
+
+
+def _judged(request: Any, streamed: bool) -> Any:
+    """What the policy table judges: none for a client stream (its items come later), else the
+    request as it came, an Undecodable marker included (judged by role: authorize)."""
+    return None if streamed else request
 
 
 def _shown(request: Any, streamed: bool) -> Any:

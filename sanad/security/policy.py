@@ -147,9 +147,14 @@ def is_open(method: str) -> bool:
     return method.startswith(OPEN_PREFIXES)
 
 
+def admits(rule: Rule, identity: Identity) -> bool:
+    """True when the identity's role may call the rule's method at all, whatever it asks."""
+    return identity.role in rule.roles
+
+
 def allows(rule: Rule, identity: Identity, request: Any, licensing: str) -> bool:
     """True when the identity's role is admitted and the rule's limit (if any) agrees."""
-    if identity.role not in rule.roles:
+    if not admits(rule, identity):
         return False
     return rule.limit is None or rule.limit(identity, request, licensing)
 

@@ -170,19 +170,39 @@ async def test_an_undecodable_state_changing_call_is_judged_by_the_policy_then_a
     ]
 
 
-async def test_a_centre_asking_undecodable_statistics_is_refused_as_the_policy_cannot_judge(
+async def test_undecodable_statistics_are_invalid_for_every_role_that_may_ask_for_any(
     pki: Path,
 ) -> None:
-    # GetCenterStats lets a centre read its own centre only: a request the table cannot read
-    # names none, and fails closed.
+    # GetCenterStats lets a centre read its own centre only. Bytes that are no request name no
+    # centre, and are refused before anything is read: a role that may call the method hears
+    # its bytes were bad (invariant 6), one that may not is refused as always.
     running = await start_echo(required(pki))
     try:
-        centre = await codes_of(running.port, CENTER_STATS, NOT_UTF8, 1, token_of(pki, "centre"))
-        admin = await codes_of(running.port, CENTER_STATS, NOT_UTF8, 1, token_of(pki, "admin"))
+        answers = {
+            who: await codes_of(running.port, CENTER_STATS, NOT_UTF8, 1, token_of(pki, who))
+            for who in ("centre", "admin", "batch")
+        }
     finally:
         await running.stop(0)
 
-    assert (centre, admin) == (["PERMISSION_DENIED"], ["INVALID_ARGUMENT"])
+    assert answers == {
+        "centre": ["INVALID_ARGUMENT"],
+        "admin": ["INVALID_ARGUMENT"],
+        "batch": ["PERMISSION_DENIED"],
+    }
+
+
+async def test_a_centre_asking_for_another_centres_statistics_is_still_refused(
+    pki: Path,
+) -> None:
+    running = await start_echo(required(pki))
+    other = metrics_pb2.GetCenterStatsRequest(center_id="another-centre").SerializeToString()
+    try:
+        codes = await codes_of(running.port, CENTER_STATS, other, 1, token_of(pki, "centre"))
+    finally:
+        await running.stop(0)
+
+    assert codes == ["PERMISSION_DENIED"]
 
 
 async def test_an_open_method_refuses_undecodable_bytes_at_once(pki: Path) -> None:
