@@ -8,9 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import report, system
+from bench import memory, report, system
 from bench.ceiling_figures import measure_ceilings
-from bench.cpu import CpuMeter, stack_processes
+from bench.cpu import CpuMeter, broker_pids, stack_processes
 from bench.flow_figures import measure_batch_and_reports, measure_end_to_end
 from bench.intake_figures import measure_intake
 from bench.modes import MODES, Mode
@@ -41,6 +41,8 @@ async def run(mode_name: str, out: Path) -> int:
         stack = LaunchedStack(
             Path(data), amqp_url, {"SANAD_LOG_LEVEL": "WARNING"}, secure_mode=False
         )
+        broker = memory.BrokerMemory(broker_pids)
+        sampling = asyncio.create_task(broker.sample())
         try:
             stack.wait_healthy()
             # Read afresh for every load: the no-op server (a child of ours) comes and goes.
@@ -49,10 +51,11 @@ async def run(mode_name: str, out: Path) -> int:
             figures += await measure_system(mode, stack, ceilings_by_name, meter)
             # The stack's own supervisor too (python -m sanad.devstack, as `make run` starts).
             supervisor = {stack.process.pid: "python -m sanad.devstack"}
-            memory = system.peak_rss_mb(stack.child_pids() | supervisor)
+            peaks = memory.peak_rss_mb(stack.child_pids() | supervisor) | broker.row()
         finally:
+            sampling.cancel()
             stack.stop()
-    markdown = report.write(figures, memory, mode_name, out)
+    markdown = report.write(figures, peaks, mode_name, out)
     print(markdown.read_text())
     return 0
 

@@ -12,7 +12,6 @@ import grpc
 from pymongo import AsyncMongoClient
 
 from bench.ceilings import RequestFactory, grpc_stream
-from bench.cpu import module_name
 from bench.loadgen import Result, closed_loop, fixed_rate
 from sanad.cli.batch_send import send as send_batches
 from sanad.devstack.launcher import LaunchedStack
@@ -255,21 +254,6 @@ def backlog_growth(samples: list[tuple[float, float]], start: float, end: float)
     if spread == 0:
         return 0.0
     return sum((t - mean_t) * (b - mean_b) for t, b in half) / spread
-
-
-def peak_rss_mb(pids: dict[int, str]) -> dict[str, float]:
-    """Peak resident memory (VmHWM) of each process, by its module name."""
-    peaks: dict[str, float] = {}
-    for pid, cmdline in pids.items():
-        name = module_name(cmdline)
-        try:
-            status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peaks[name] = max(peaks.get(name, 0.0), int(line.split()[1]) / 1024)
-    return peaks
 
 
 async def batch_load(

@@ -1,10 +1,12 @@
 """How the bench measures: open-loop latency from when each call was due, a closed loop's rate
-over the time its calls took, and whether a backlog grows."""
+over the time its calls took, whether a backlog grows, and each process's peak memory."""
 
 import asyncio
+import os
 import time
 
 from bench.loadgen import closed_loop, fixed_rate
+from bench.memory import BrokerMemory, peak_rss_mb, resident_mb
 from bench.system import backlog_growth
 
 
@@ -47,3 +49,30 @@ def test_a_backlog_that_rose_then_held_is_flat_over_the_second_half() -> None:
     samples = [(t / 2, min(500.0, 250.0 * t / 2)) for t in range(21)]
     assert backlog_growth(samples, 0.0, 10.0) == 0.0
     assert backlog_growth([(9.0, 5.0)], 0.0, 10.0) == 0.0  # too few samples to tell
+
+
+async def test_the_brokers_memory_is_its_highest_sample_over_the_run() -> None:
+    # Sampled, not its own peak: the broker ran before the run, for other work too.
+    samples = iter([[os.getpid()], [], [os.getpid()]])
+    broker = BrokerMemory(lambda: next(samples, []), every_s=0.01)
+    sampling = asyncio.create_task(broker.sample())
+    await asyncio.sleep(0.1)
+    sampling.cancel()
+
+    own = resident_mb([os.getpid()])
+    assert own is not None
+    assert broker.peak_mb is not None
+    assert 0 < broker.peak_mb <= own * 1.5
+    assert list(broker.row().values()) == [broker.peak_mb]
+
+
+def test_no_broker_on_this_machine_is_no_row() -> None:
+    assert BrokerMemory(list).row() == {}
+    assert resident_mb([]) is None
+
+
+def test_a_processs_peak_is_named_by_its_module() -> None:
+    peaks = peak_rss_mb({os.getpid(): "python -m bench --mode quick", 2**22 + 1: "gone"})
+
+    assert list(peaks) == ["bench"]
+    assert peaks["bench"] > 0
