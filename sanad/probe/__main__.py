@@ -46,8 +46,9 @@ def open_channel(options: argparse.Namespace) -> grpc.Channel:
 
 
 def check(options: argparse.Namespace) -> int:
-    """One Check call; the exit code says SERVING, anything else, or unreachable (which a
-    TLS file that cannot be read makes it too: the probe cannot ask)."""
+    """One Check call; the exit code says SERVING, anything else (a service the server does
+    not know included), or unreachable (which a TLS file that cannot be read makes it too: the
+    probe cannot ask)."""
     try:
         channel = open_channel(options)
     except OSError as error:
@@ -61,6 +62,9 @@ def check(options: argparse.Namespace) -> int:
             )
         except grpc.RpcError as error:
             print(f"{options.addr}: {error.code().name}", file=sys.stderr)
+            # The server answered that it knows no such service: a status, not unreachable.
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return EXIT_NOT_SERVING
             return EXIT_UNREACHABLE
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(f"{options.addr}: {status}")

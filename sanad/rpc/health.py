@@ -41,6 +41,9 @@ class HealthReporter:
         self.interval_s = interval_s
         self.serving = False
         self._stopping = False
+        # Each failing check's reason, and the checks that have passed at least once.
+        self.failing: dict[str, str] = {}
+        self._passed: set[str] = set()
 
     async def check_once(self) -> bool:
         """Run every check once and publish SERVING or NOT_SERVING."""
@@ -60,16 +63,35 @@ class HealthReporter:
         await self.publish(False)
 
     async def _run(self, name: str, check: Check) -> bool:
+        timeout_s = max(self.interval_s, 2.0)
         try:
-            ok = await asyncio.wait_for(check(), timeout=max(self.interval_s, 2.0))
-        except Exception:
-            ok = False
+            ok = bool(await asyncio.wait_for(check(), timeout=timeout_s))
+            why = "" if ok else "answered not ready"
+        except TimeoutError:
+            ok, why = False, f"no answer within {timeout_s:g}s"
+        except Exception as error:
+            # The error's kind only: a message may carry a URL with its credentials.
+            ok, why = False, f"raised {type(error).__name__}"
         DEPENDENCY_UP.labels(name).set(1 if ok else 0)
-        return bool(ok)
+        self._note(name, why)
+        return ok
+
+    def _note(self, name: str, why: str) -> None:
+        """Log a check's changes: when it starts failing (or fails otherwise), and passes again.
+        A check that has never passed is starting up: its failures are logged at INFO."""
+        if not why:
+            if self.failing.pop(name, None) is not None:
+                log.info("health check %s passes%s", name, " again" if name in self._passed else "")
+            self._passed.add(name)
+        elif self.failing.get(name) != why:
+            self.failing[name] = why
+            level = logging.WARNING if name in self._passed else logging.INFO
+            log.log(level, "health check %s fails: %s", name, why)
 
     async def publish(self, serving: bool) -> None:
         if serving != self.serving:
-            log.info("health %s", "SERVING" if serving else "NOT_SERVING")
+            failing = ", ".join(sorted(self.failing)) or "stopping"
+            log.info("health %s", "SERVING" if serving else f"NOT_SERVING ({failing})")
         self.serving = serving
         status = SERVING if serving else NOT_SERVING
         for name in self.service_names:

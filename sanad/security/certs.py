@@ -304,7 +304,8 @@ def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -
     if (out / "ca.pem").exists() and not args.force:
         print(f"certs: {out}/ca.pem exists; keeping it (use --force to replace)")
         if narrowed := restrict(out):
-            print(f"certs: made {len(narrowed)} keys, tokens and folders under {out}/ owner-only")
+            things = "key, token or folder" if len(narrowed) == 1 else "keys, tokens and folders"
+            print(f"certs: made {len(narrowed)} {things} under {out}/ owner-only")
         return 0
     make_dev_pki(out)
     print(f"certs: wrote a dev CA, service and client certificates and tokens to {out}/")
