@@ -252,18 +252,23 @@ class Indexes:
     _missing: str = field(default="", repr=False)
     _next_warning: float = field(default=0.0, repr=False)
     _warning_every_s: float = field(default=WARNING_FIRST_S, repr=False)
+    # One build at a time: the health check and a worker waiting to consume both ask.
+    _building: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def ready(self) -> bool:
         """The health check: ping, and build (or find) the indexes once; a check that finds
         one missing tries again at the next health check."""
         await ping(self.client)
-        if not self.built:
-            try:
-                await self.ensure()
-            except IndexesMissing as missing:
-                self._warn(str(missing))
-                return False
-            self.built = True
+        if self.built:
+            return True
+        async with self._building:
+            if not self.built:
+                try:
+                    await self.ensure()
+                except IndexesMissing as missing:
+                    self._warn(str(missing))
+                    return False
+                self.built = True
         return True
 
     async def build_at_start(self, timeout_s: float) -> None:

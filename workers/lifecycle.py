@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import Protocol
 
@@ -15,6 +16,9 @@ EXIT_CONSUMER_CANCELLED = 3
 # A consumer that ran this long before failing was healthy: its next retry starts at the
 # shortest pause again, so a network blip a week after the last one costs 0.2s, not 5s.
 HEALTHY_RUN_S = 30.0
+
+
+Ready = Callable[[], Awaitable[bool]]
 
 
 class Consumer(Protocol):
@@ -42,6 +46,37 @@ async def run_until_stopped(app: WorkerApp, health_port: int, stop: asyncio.Even
     finally:
         stopped.cancel()
         await app.close()
+
+
+async def wait_until_ready(
+    ready: Ready, stopping: asyncio.Event, what: str, attempt_s: float
+) -> bool:
+    """Before consuming: until ready() answers True within attempt_s, with capped backoff;
+    False when stopping first.
+
+    A worker takes messages only once it can handle them. What it takes and cannot handle stays
+    unacked, and returns to the queue when the worker stops or dies: every return counts toward
+    the message's delivery limit, so a worker restarted 20 times during one outage of MongoDB
+    (crash loops, rolling restarts) would have the broker set good messages aside, up to its
+    whole prefetch each time. Waiting here, a restart in an outage takes nothing.
+    """
+    delay = 0.2
+    reported = ""
+    while not stopping.is_set():
+        try:
+            if await asyncio.wait_for(ready(), attempt_s):
+                if reported:
+                    log.info("%s answers; consuming", what)
+                return True
+            why = "not ready"
+        except Exception as error:  # the kind only: a message may carry a URL's credentials
+            why = f"{type(error).__name__}"
+        if why != reported:
+            log.warning("not consuming until %s answers (%s)", what, why)
+            reported = why
+        await pause(stopping, delay)
+        delay = min(delay * 2, 5.0)
+    return False
 
 
 async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> None:

@@ -131,3 +131,44 @@ async def test_a_consumer_that_ran_long_before_failing_is_retried_at_the_shortes
     pauses = await run_past_failures(consumer, monkeypatch)
 
     assert pauses == [0.2, 0.4, 0.8, 1.6, 0.2, 0.2]
+
+
+async def test_a_worker_waits_for_its_database_before_consuming_and_says_why_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers: list[object] = [ConnectionError("mongodb://u:secret@db"), ConnectionError("x"), False]
+    answers.append(True)
+
+    async def ready() -> bool:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return bool(answer)
+
+    pauses: list[float] = []
+
+    async def no_pause(stop: asyncio.Event, seconds: float) -> bool:
+        pauses.append(seconds)
+        return stop.is_set()
+
+    monkeypatch.setattr(lifecycle, "pause", no_pause)
+    caplog.set_level("INFO", logger="sanad.worker")
+
+    assert await lifecycle.wait_until_ready(ready, asyncio.Event(), "MongoDB", 1.0)
+    assert pauses == [0.2, 0.4, 0.8]
+    assert [r.getMessage() for r in caplog.records if r.name == "sanad.worker"] == [
+        "not consuming until MongoDB answers (ConnectionError)",
+        "not consuming until MongoDB answers (not ready)",
+        "MongoDB answers; consuming",
+    ]
+    assert "secret" not in caplog.text
+
+
+async def test_a_worker_stopped_while_waiting_for_its_database_never_consumes() -> None:
+    stopping = asyncio.Event()
+
+    async def never() -> bool:
+        stopping.set()  # SIGTERM arrives while MongoDB is away
+        return False
+
+    assert not await lifecycle.wait_until_ready(never, stopping, "MongoDB", 1.0)

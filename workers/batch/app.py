@@ -18,7 +18,7 @@ from workers.batch.refusals import DEAD_LETTER_REASONS, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
 from workers.ingest.store import IngestStore
-from workers.lifecycle import consume_until_stopped
+from workers.lifecycle import consume_until_stopped, wait_until_ready
 
 
 @dataclass
@@ -48,7 +48,10 @@ class BatchApp:
                 "registry_snapshot": self._snapshot_ready,
             },
         )
-        await consume_until_stopped(self.consumer, self.stopping)
+        attempt_s = self.settings.mongo_timeout_ms / 1000
+        what = "MongoDB and the registry"
+        if await wait_until_ready(self._ready_to_consume, self.stopping, what, attempt_s):
+            await consume_until_stopped(self.consumer, self.stopping)
 
     async def stop(self) -> None:
         """Finish the current batch (within shutdown_grace_s), ack it, and stop consuming."""
@@ -69,6 +72,11 @@ class BatchApp:
         return self.consumer.connected
 
     async def _snapshot_ready(self) -> bool:
+        return self.snapshot.ready
+
+    async def _ready_to_consume(self) -> bool:
+        """A batch can be judged (the registry's centres) and stored (MongoDB)."""
+        await mongo.ping(self.client)
         return self.snapshot.ready
 
 

@@ -12,7 +12,7 @@ from sanad.rpc.server import RunningServer, start_server
 from workers.ingest.handlers import DEAD_LETTER_REASONS, IngestHandler
 from workers.ingest.settings import IngestSettings
 from workers.ingest.store import IngestStore
-from workers.lifecycle import consume_until_stopped
+from workers.lifecycle import consume_until_stopped, wait_until_ready
 
 
 @dataclass
@@ -31,17 +31,19 @@ class IngestApp:
         self.indexes = mongo.Indexes(self.client, self.store.ensure_indexes)
 
     async def run(self, health_port: int) -> None:
-        """Serve health, then consume until stop(); reconnect to the broker with backoff."""
-        # Indexes before the first micro-batch: building one while a transaction is open on the
-        # same collection stalls it.
-        await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
+        """Serve health; once MongoDB answers and the indexes are built, consume until stop(),
+        reconnecting to the broker with backoff."""
         self.health = await start_server(
             self.settings,
             health_port,
             [],
             checks={"mongodb": self.indexes.ready, "rabbitmq": self._broker_ready},
         )
-        await consume_until_stopped(self.consumer, self.stopping)
+        # Indexes before the first micro-batch, too: building one while a transaction is open
+        # on the same collection stalls it.
+        attempt_s = self.settings.mongo_timeout_ms / 1000
+        if await wait_until_ready(self.indexes.ready, self.stopping, "MongoDB", attempt_s):
+            await consume_until_stopped(self.consumer, self.stopping)
 
     async def stop(self) -> None:
         """Finish the current micro-batch (within shutdown_grace_s), ack it, and close."""
