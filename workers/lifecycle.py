@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from time import monotonic
 from typing import Protocol
 
@@ -48,11 +49,19 @@ async def run_until_stopped(app: WorkerApp, health_port: int, stop: asyncio.Even
         await app.close()
 
 
-async def wait_until_ready(
-    ready: Ready, stopping: asyncio.Event, what: str, attempt_s: float
-) -> bool:
-    """Before consuming: until ready() answers True within attempt_s, with capped backoff;
-    False when stopping first.
+@dataclass(frozen=True)
+class Gate:
+    """What a worker needs before it consumes: ready() True within attempt_s; `what` names it
+    in the log."""
+
+    ready: Ready
+    what: str
+    attempt_s: float
+
+
+async def wait_until_ready(gate: Gate, stopping: asyncio.Event) -> bool:
+    """Before consuming: until the gate's ready() answers True, with capped backoff; False when
+    stopping first.
 
     A worker takes messages only once it can handle them. What it takes and cannot handle stays
     unacked, and returns to the queue when the worker stops or dies: every return counts toward
@@ -64,23 +73,26 @@ async def wait_until_ready(
     reported = ""
     while not stopping.is_set():
         try:
-            if await asyncio.wait_for(ready(), attempt_s):
+            if await asyncio.wait_for(gate.ready(), gate.attempt_s):
                 if reported:
-                    log.info("%s answers; consuming", what)
+                    log.info("%s answers; consuming", gate.what)
                 return True
             why = "not ready"
         except Exception as error:  # the kind only: a message may carry a URL's credentials
             why = f"{type(error).__name__}"
         if why != reported:
-            log.warning("not consuming until %s answers (%s)", what, why)
+            log.warning("not consuming until %s answers (%s)", gate.what, why)
             reported = why
         await pause(stopping, delay)
         delay = min(delay * 2, 5.0)
     return False
 
 
-async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> None:
+async def consume_until_stopped(
+    consumer: Consumer, stopping: asyncio.Event, gate: Gate | None = None
+) -> None:
     """Run the consumer until stopping is set; reconnect with capped backoff after any failure.
+    With a gate, every run (the first, and each after a failure) waits until it opens.
 
     Only ConsumerCancelled ends the loop. Anything else that escapes the consumer (its handler's
     errors never do) is logged with its traceback and retried like a lost connection: exiting
@@ -91,6 +103,8 @@ async def consume_until_stopped(consumer: Consumer, stopping: asyncio.Event) -> 
     """
     delay = 0.2
     while not stopping.is_set():
+        if gate is not None and not await wait_until_ready(gate, stopping):
+            return
         started = monotonic()
         try:
             await consumer.run(stopping)

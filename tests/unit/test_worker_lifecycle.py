@@ -154,7 +154,7 @@ async def test_a_worker_waits_for_its_database_before_consuming_and_says_why_onc
     monkeypatch.setattr(lifecycle, "pause", no_pause)
     caplog.set_level("INFO", logger="sanad.worker")
 
-    assert await lifecycle.wait_until_ready(ready, asyncio.Event(), "MongoDB", 1.0)
+    assert await lifecycle.wait_until_ready(lifecycle.Gate(ready, "MongoDB", 1.0), asyncio.Event())
     assert pauses == [0.2, 0.4, 0.8]
     assert [r.getMessage() for r in caplog.records if r.name == "sanad.worker"] == [
         "not consuming until MongoDB answers (ConnectionError)",
@@ -171,4 +171,35 @@ async def test_a_worker_stopped_while_waiting_for_its_database_never_consumes() 
         stopping.set()  # SIGTERM arrives while MongoDB is away
         return False
 
-    assert not await lifecycle.wait_until_ready(never, stopping, "MongoDB", 1.0)
+    assert not await lifecycle.wait_until_ready(lifecycle.Gate(never, "MongoDB", 1.0), stopping)
+
+
+async def test_a_gated_consumer_waits_for_the_gate_again_before_reconnecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broker blip while MongoDB is away: reconnecting at once would take the prefetch again,
+    # one more count toward each message's delivery limit.
+    consumer = FlakyConsumer(failures=1)
+    asked: list[int] = []
+
+    async def ready() -> bool:
+        asked.append(consumer.attempts)
+        return True
+
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(delay: float) -> None:
+        await real_sleep(0)
+
+    monkeypatch.setattr(lifecycle.asyncio, "sleep", no_sleep)
+    stopping = asyncio.Event()
+    gate = lifecycle.Gate(ready, "MongoDB", 1.0)
+    loop = asyncio.create_task(lifecycle.consume_until_stopped(consumer, stopping, gate))
+    for _ in range(1000):
+        if consumer.attempts > consumer.failures:
+            break
+        await real_sleep(0)
+    stopping.set()
+    await asyncio.wait_for(loop, 1)
+
+    assert asked == [0, 1]  # before the first run, and again before the run after the failure

@@ -18,7 +18,7 @@ from workers.batch.refusals import DEAD_LETTER_REASONS, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
 from workers.ingest.store import IngestStore
-from workers.lifecycle import consume_until_stopped, wait_until_ready
+from workers.lifecycle import Gate, consume_until_stopped
 
 
 @dataclass
@@ -49,9 +49,8 @@ class BatchApp:
             },
         )
         attempt_s = self.settings.mongo_timeout_ms / 1000
-        what = "MongoDB and the registry"
-        if await wait_until_ready(self._ready_to_consume, self.stopping, what, attempt_s):
-            await consume_until_stopped(self.consumer, self.stopping)
+        gate = Gate(self._ready_to_consume, "MongoDB and the registry", attempt_s)
+        await consume_until_stopped(self.consumer, self.stopping, gate)
 
     async def stop(self) -> None:
         """Finish the current batch (within shutdown_grace_s), ack it, and stop consuming."""

@@ -12,7 +12,7 @@ from sanad.rpc.server import RunningServer, start_server
 from workers.ingest.handlers import DEAD_LETTER_REASONS, IngestHandler
 from workers.ingest.settings import IngestSettings
 from workers.ingest.store import IngestStore
-from workers.lifecycle import consume_until_stopped, wait_until_ready
+from workers.lifecycle import Gate, consume_until_stopped
 
 
 @dataclass
@@ -41,9 +41,8 @@ class IngestApp:
         )
         # Indexes before the first micro-batch, too: building one while a transaction is open
         # on the same collection stalls it.
-        attempt_s = self.settings.mongo_timeout_ms / 1000
-        if await wait_until_ready(self.indexes.ready, self.stopping, "MongoDB", attempt_s):
-            await consume_until_stopped(self.consumer, self.stopping)
+        gate = Gate(self.indexes.ready, "MongoDB", self.settings.mongo_timeout_ms / 1000)
+        await consume_until_stopped(self.consumer, self.stopping, gate)
 
     async def stop(self) -> None:
         """Finish the current micro-batch (within shutdown_grace_s), ack it, and close."""
