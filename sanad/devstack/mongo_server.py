@@ -107,6 +107,11 @@ def start(
                 # submission. Multi-document transactions still run on it (unlike a standalone
                 # mongod); production's MongoDB is a replica set.
                 "--standalone",
+                # Every commit reaches the disk before it is acknowledged, as MongoDB's journal
+                # makes a majority write durable: without it a killed SecantusDB lost the writes
+                # of its last tens of milliseconds, acknowledged ones among them (a claimed
+                # request id then got a second transaction id on retry).
+                "--sync-on-commit",
                 *tls_flags,
                 *(["--enable-test-commands"] if test_commands else []),
             ],
