@@ -2,13 +2,13 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import monotonic
 from typing import Protocol
 
 from sanad.amqp.consumer import ConsumerCancelled
 from sanad.amqp.handling import BROKER_ERRORS, pause
+from sanad.rpc.health import Check
 
 log = logging.getLogger("sanad.worker")
 
@@ -17,9 +17,6 @@ EXIT_CONSUMER_CANCELLED = 3
 # A consumer that ran this long before failing was healthy: its next retry starts at the
 # shortest pause again, so a network blip a week after the last one costs 0.2s, not 5s.
 HEALTHY_RUN_S = 30.0
-
-
-Ready = Callable[[], Awaitable[bool]]
 
 
 class Consumer(Protocol):
@@ -54,7 +51,7 @@ class Gate:
     """What a worker needs before it consumes: ready() True within attempt_s; `what` names it
     in the log."""
 
-    ready: Ready
+    ready: Check
     what: str
     attempt_s: float
 
