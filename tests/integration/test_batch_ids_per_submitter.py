@@ -1,6 +1,7 @@
 """A batch id is its submitter's: another user cannot take it first, and a record from before
 records were kept per submitter keeps answering its own submitter."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -77,3 +78,29 @@ async def test_a_submitters_own_record_wins_over_one_an_earlier_worker_made_late
     again, fresh = await store.claim(batch_id, "migration", "C1", datetime.now(UTC), "f")
 
     assert (again["_id"], fresh) == (ours["_id"], False)
+
+
+async def test_two_workers_claiming_one_batch_at_once_share_the_first_claim(
+    mongo_url: str, database_name: str
+) -> None:
+    # Each worker has its own connection, so the server serves both claims at once. Exactly one
+    # creates the record; the other gets it as stored, so both derive the same item ids.
+    clients: list[AsyncMongoClient] = [
+        AsyncMongoClient(mongo_url, tz_aware=True) for _ in range(2)
+    ]
+    stores = [BatchStore(IngestStore(c, c[database_name]), c[database_name]) for c in clients]
+    try:
+        for trial in range(20):
+            batch_id = f"race-{trial}-{uuid.uuid4().hex[:6]}"
+            claims = await asyncio.gather(
+                *(
+                    store.claim(batch_id, "batch-C1", "C1", datetime.now(UTC), "f")
+                    for store in stores
+                )
+            )
+            assert sorted(fresh for _, fresh in claims) == [False, True], trial
+            started = {record["started_at"].replace(tzinfo=UTC) for record, _ in claims}
+            assert len(started) == 1, trial
+    finally:
+        for client in clients:
+            await client.close()

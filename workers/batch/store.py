@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -67,15 +66,26 @@ class BatchStore:
             }
             if (earlier := known.get(key, known.get(batch_id))) is not None:
                 return earlier, False
-            found = await self.results.find_one_and_update(
-                {"_id": key},
-                {"$setOnInsert": {k: v for k, v in record.items() if k != "_id"}},
-                upsert=True,
-                return_document=ReturnDocument.BEFORE,
-            )
+            # An insert, which the unique _id lets one attempt win, not an upsert whose empty
+            # pre-image says "created": SecantusDB 0.7.0b3 told two workers claiming one batch
+            # at once that each had created the record, and both stored every item, under
+            # two sets of ids (each from its own started_at).
+            await self.results.insert_one(dict(record))
+        except DuplicateKeyError:
+            return await self._first_claim(key), False
         except PyMongoError as error:
             raise TransientError(str(error)) from error
-        return (record, True) if found is None else (found, False)
+        return record, True
+
+    async def _first_claim(self, key: str) -> Document:
+        """The record another attempt created first under key, as stored."""
+        try:
+            found = await self.results.find_one({"_id": key})
+        except PyMongoError as error:
+            raise TransientError(str(error)) from error
+        if found is None:  # removed since: the next attempt claims afresh
+            raise TransientError(f"the batch record {key!r} went away while claiming it")
+        return found
 
     async def stored_ids(self, ids: Sequence[str]) -> set[str]:
         """Those of ids under which a transaction is stored."""
