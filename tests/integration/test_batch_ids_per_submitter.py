@@ -85,9 +85,7 @@ async def test_two_workers_claiming_one_batch_at_once_share_the_first_claim(
 ) -> None:
     # Each worker has its own connection, so the server serves both claims at once. Exactly one
     # creates the record; the other gets it as stored, so both derive the same item ids.
-    clients: list[AsyncMongoClient] = [
-        AsyncMongoClient(mongo_url, tz_aware=True) for _ in range(2)
-    ]
+    clients: list[AsyncMongoClient] = [AsyncMongoClient(mongo_url, tz_aware=True) for _ in range(2)]
     stores = [BatchStore(IngestStore(c, c[database_name]), c[database_name]) for c in clients]
     try:
         for trial in range(20):
