@@ -1,12 +1,14 @@
 """Status changes in the order intake accepted them: judged against the latest accepted change,
 numbered, and applied by the worker in that order whatever order the queue delivers them in."""
 
+import asyncio
 import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import grpc
 import pytest
 from pymongo import AsyncMongoClient
@@ -139,3 +141,45 @@ async def test_each_change_is_judged_against_the_latest_accepted_one_and_none_is
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
+
+
+async def test_a_change_waits_as_long_as_a_stalled_worker_may_hold_the_one_before_it(
+    stack: Stack, db: Any
+) -> None:
+    # Change 1 sits unacked with a consumer that stalls (a paused worker whose connection the
+    # broker keeps until its heartbeat times out); change 2 reaches the real worker and waits.
+    # Ten retries of 200 ms (the old budget) gave up on it well before the stall ended.
+    doc = document("C1", T0, governorate_code="DA", wilayat_code="DA-NIZ")
+    await db.transactions.insert_one(doc)
+    tx = doc["_id"]
+    first = numbered(tx, 1, S.TRANSACTION_STATUS_AWAITING_DOCUMENTS, T0 + timedelta(hours=1))
+    second = numbered(tx, 2, S.TRANSACTION_STATUS_IN_PROGRESS, T0 + timedelta(hours=2))
+    topology = Topology(stack.prefix)
+    stalled = await aio_pika.connect(stack.amqp_url)
+    try:
+        channel = await stalled.channel()
+        queue = await channel.get_queue(topology.ingest_queue)
+        await publish(stack.amqp_url, topology.transactions_exchange, [first])
+        held = None
+        while held is None:
+            held = await queue.get(no_ack=False, fail=False)
+        await publish(stack.amqp_url, topology.transactions_exchange, [second])
+        worker = start_ingest_worker(stack, SANAD_INGEST_RETRY_DELAY_MS="200")
+        try:
+            await asyncio.sleep(6)  # the stall: thirty and more round trips of change 2
+            assert await no_dead_letters(stack) == 0
+            await stalled.close()  # the broker returns change 1 to the queue
+            stalled = None
+
+            async def both_applied() -> bool:
+                found = await db.transactions.find_one({"_id": tx})
+                return bool(found.get("sequence") == 2)
+
+            await eventually(both_applied, within_s=30)
+            assert await no_dead_letters(stack) == 0
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+    finally:
+        if stalled is not None:
+            await stalled.close()

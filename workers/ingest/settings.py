@@ -16,7 +16,12 @@ class IngestSettings(ServerSettings):
     ingest_prefetch: int = 1000
     ingest_batch_max: int = 500
     ingest_batch_wait_ms: int = 50
-    # A status change or rating for a transaction not stored yet waits on the retry queue
-    # this long, at most this many times, then is dead-lettered as unknown-transaction.
+    # A status change or rating for a transaction not stored yet, or a numbered change whose
+    # predecessor is not applied yet, waits on the retry queue this long, at most this many
+    # times, then is dead-lettered (unknown-transaction, change-out-of-order). Intake accepted
+    # what it waits for, so the budget (3 minutes) outlasts what may hold that back: a stalled
+    # worker's unacked messages, returned when the broker's 60 s heartbeat gives up on it, and
+    # the 60 s MongoDB lets a killed worker's open transaction block the documents it wrote.
+    # Ten retries (20 s) dead-lettered good changes behind a worker paused for 30 s.
     ingest_retry_delay_ms: int = 2000
-    ingest_max_retries: int = 10
+    ingest_max_retries: int = 90
