@@ -29,9 +29,12 @@ class FlakyConsumer:
 
 
 async def run_past_failures(
-    consumer: FlakyConsumer, monkeypatch: pytest.MonkeyPatch
+    consumer: FlakyConsumer,
+    monkeypatch: pytest.MonkeyPatch,
+    gate: lifecycle.Gate | None = None,
 ) -> list[float]:
-    """consume_until_stopped until the consumer runs, then stop it; the pauses it took."""
+    """consume_until_stopped (with gate) until the consumer runs, then stop it; the pauses it
+    took."""
     pauses: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -41,7 +44,7 @@ async def run_past_failures(
 
     monkeypatch.setattr(lifecycle.asyncio, "sleep", recorded_sleep)
     stopping = asyncio.Event()
-    loop = asyncio.create_task(lifecycle.consume_until_stopped(consumer, stopping))
+    loop = asyncio.create_task(lifecycle.consume_until_stopped(consumer, stopping, gate))
     for _ in range(1000):
         if consumer.attempts > consumer.failures:
             break
@@ -186,20 +189,6 @@ async def test_a_gated_consumer_waits_for_the_gate_again_before_reconnecting(
         asked.append(consumer.attempts)
         return True
 
-    real_sleep = asyncio.sleep
-
-    async def no_sleep(delay: float) -> None:
-        await real_sleep(0)
-
-    monkeypatch.setattr(lifecycle.asyncio, "sleep", no_sleep)
-    stopping = asyncio.Event()
-    gate = lifecycle.Gate(ready, "MongoDB", 1.0)
-    loop = asyncio.create_task(lifecycle.consume_until_stopped(consumer, stopping, gate))
-    for _ in range(1000):
-        if consumer.attempts > consumer.failures:
-            break
-        await real_sleep(0)
-    stopping.set()
-    await asyncio.wait_for(loop, 1)
+    await run_past_failures(consumer, monkeypatch, lifecycle.Gate(ready, "MongoDB", 1.0))
 
     assert asked == [0, 1]  # before the first run, and again before the run after the failure
