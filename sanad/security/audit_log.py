@@ -50,15 +50,23 @@ class AuditLog:
         self._retrying: asyncio.Task[None] | None = None
         self._closing = False
 
-    async def record(self, event: AuditEvent) -> None:
+    async def record(self, event: AuditEvent, within_s: float | None = None) -> None:
         """Append one event; never raises into the finished call. An event MongoDB does not
-        take waits and is written again (see the module's docstring)."""
+        take waits and is written again (see the module's docstring).
+
+        Waits for the write at most within_s (None: until it ends), what is left of the
+        caller's deadline: a MongoDB that hangs without refusing held the answer of every
+        audited call past its caller's deadline (DEADLINE_EXCEEDED, not the UNAVAILABLE the
+        call had reached). The write goes on after the wait, and one that fails waits here."""
         document = document_of(event)
         # A task of its own, whose outcome is handled even when the call is cancelled while it
         # waits (the server cancels the calls still running when it stops).
         writing = asyncio.create_task(self.inserts.insert(document), context=contextvars.Context())
         self._writing.add(writing)
         writing.add_done_callback(functools.partial(self._written, document))
+        if within_s is not None:
+            await asyncio.wait({writing}, timeout=within_s)  # never cancels the write
+            return
         with contextlib.suppress(Exception):
             await asyncio.shield(writing)
 

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from sanad import errors
+from sanad.deadline import caller_deadline
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
 from sanad.rpc.undecodable import Undecodable, handed_on, lenient
@@ -167,12 +168,12 @@ class _Guard:
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
-                    await self._audit(identity, shown, None, outcome, offered=offered)
+                    await self._audit(context, identity, shown, None, outcome, offered=offered)
                 raise
             outcome = _outcome(None, context)
             # A handler that took the OK event stored it with its own durable write.
             if offered is None or not offered.taken or outcome != grpc.StatusCode.OK.name:
-                await self._audit(identity, shown, response, outcome, offered=offered)
+                await self._audit(context, identity, shown, response, outcome, offered=offered)
             return response
 
         return wrapped
@@ -201,9 +202,10 @@ class _Guard:
                     self.owner.admission.close_stream(identity)
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
-                    await self._audit(identity, shown, None, _outcome(error, context), items=items)
+                    outcome = _outcome(error, context)
+                    await self._audit(context, identity, shown, None, outcome, items=items)
                 raise
-            await self._audit(identity, shown, None, _outcome(None, context), items=items)
+            await self._audit(context, identity, shown, None, _outcome(None, context), items=items)
 
         return wrapped
 
@@ -217,6 +219,7 @@ class _Guard:
 
     async def _audit(
         self,
+        context: Any,
         identity: Identity,
         request: Any,
         response: Any,
@@ -229,7 +232,8 @@ class _Guard:
         (a submission whose confirm came too late for the caller's deadline, which the ingest
         worker may store after all) names the results that event names, its transaction id. A
         streaming call whose items were audited counts them by outcome, once those its handler
-        left unanswered have ended."""
+        left unanswered have ended. The answer waits for the event's write no longer than the
+        caller waits for the answer (AuditLog.record)."""
         if self.audit_log is None:
             return
         results = policy.field_values(response, self.results)
@@ -242,7 +246,8 @@ class _Guard:
         finally:  # written even when the call is cancelled again meanwhile (the server stops)
             counted = dict(items.outcomes) if items is not None else {}
             await self.audit_log.record(
-                self.owner.event(self.method, identity, target, outcome, counted)
+                self.owner.event(self.method, identity, target, outcome, counted),
+                within_s=caller_deadline(context).left(),
             )
 
     def _succeeded(

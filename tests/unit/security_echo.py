@@ -76,9 +76,12 @@ class MemoryAudit:
     """An AuditLog stand-in that keeps events in a list."""
 
     events: list[AuditEvent] = field(default_factory=list)
+    # How long each record() was allowed to wait for its write (None: until it ends).
+    waits: list[float | None] = field(default_factory=list)
 
-    async def record(self, event: AuditEvent) -> None:
+    async def record(self, event: AuditEvent, within_s: float | None = None) -> None:
         self.events.append(event)
+        self.waits.append(within_s)
 
     async def drain(self) -> None:
         """Nothing is ever queued: record() keeps the event at once."""

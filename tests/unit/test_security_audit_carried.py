@@ -81,13 +81,19 @@ async def served() -> AsyncIterator[tuple[grpc.aio.Channel, Handlers, MemoryAudi
     await running.stop(0)
 
 
-async def submit(channel: grpc.aio.Channel, request_id: str) -> grpc.StatusCode:
+async def submit(
+    channel: grpc.aio.Channel, request_id: str, deadline_s: float | None = None
+) -> grpc.StatusCode:
     request = intake_pb2.SubmitTransactionRequest(
         request_id=request_id, center_id="C1", service_code="ROP-VISA"
     )
     call = channel.unary_unary(SUBMIT)
     try:
-        await call(request.SerializeToString(), metadata=(("x-request-id", f"req-{request_id}"),))
+        await call(
+            request.SerializeToString(),
+            metadata=(("x-request-id", f"req-{request_id}"),),
+            timeout=deadline_s,
+        )
     except grpc.aio.AioRpcError as error:
         return error.code()
     return grpc.StatusCode.OK
@@ -174,3 +180,17 @@ async def test_a_streamed_call_offers_no_event(
     assert len(answers) == 2
     assert handlers.taken == [None, None]
     assert [(e.rpc, e.outcome) for e in audit.events] == [(STREAM, "OK")]
+
+
+async def test_a_failed_call_waits_for_its_event_at_most_what_is_left_of_its_deadline(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    # A hung MongoDB must not hold the answer past the caller's deadline (AuditLog.record).
+    channel, _, audit = served
+    assert await submit(channel, "carry-then-fail", deadline_s=5) == grpc.StatusCode.UNAVAILABLE
+    assert await submit(channel, "carry-then-fail") == grpc.StatusCode.UNAVAILABLE
+
+    bounded, unbounded = audit.waits
+    assert bounded is not None
+    assert 0 < bounded < 5
+    assert unbounded is None  # a caller without a deadline waits for the event's write

@@ -251,3 +251,42 @@ async def test_an_event_refused_for_good_is_logged_as_lost_and_blocks_none_behin
     assert lost() == before + 1
     assert any("refused by MongoDB" in r.getMessage() for r in caplog.records)
     await trail.drain()
+
+
+class HungCollection(FlakyCollection):
+    """A server that takes the write and answers nothing until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def insert_many(self, documents: list[dict[str, Any]], ordered: bool = True) -> None:
+        await self.answer.wait()
+        await super().insert_many(documents, ordered)
+
+
+async def test_a_call_waits_for_its_event_no_longer_than_its_caller_waits() -> None:
+    # A MongoDB that hangs held every audited answer past its caller's deadline: the caller got
+    # DEADLINE_EXCEEDED instead of the UNAVAILABLE its call had reached.
+    collection = HungCollection()
+    trail = audit_log(collection)
+
+    await asyncio.wait_for(trail.record(event(1), within_s=0.05), timeout=2)
+
+    assert len(trail._writing) == 1  # still being written, not given up
+    collection.answer.set()
+    await trail.drain()
+    assert len(collection.stored) == 1
+    assert not trail.deferred
+
+
+async def test_without_a_deadline_a_call_waits_for_its_event() -> None:
+    collection = HungCollection()
+    trail = audit_log(collection)
+    recording = asyncio.create_task(trail.record(event(1)))
+    await asyncio.sleep(0.05)
+
+    assert not recording.done()
+    collection.answer.set()
+    await asyncio.wait_for(recording, timeout=2)
+    assert len(collection.stored) == 1

@@ -22,7 +22,7 @@ class RecordingLog:
     def __init__(self) -> None:
         self.events: list[AuditEvent] = []
 
-    async def record(self, event: AuditEvent) -> None:
+    async def record(self, event: AuditEvent, within_s: float | None = None) -> None:
         self.events.append(event)
 
 
