@@ -5,8 +5,6 @@ retry, dead-letter nothing, and store everything once the database takes writes 
 import asyncio
 import contextlib
 import signal
-import subprocess
-import sys
 import urllib.request
 import uuid
 
@@ -27,6 +25,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.workers_support import (
     delete_retry_queues,
+    ingest_worker,
     publish,
     queue_depth,
     start_batch_worker,
@@ -60,10 +59,6 @@ async def _take_inserts(client: AsyncMongoClient) -> None:
     await client.admin.command("configureFailPoint", "failCommand", mode="off")
 
 
-def _start_ingest_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=env)
-
-
 def _retried(metrics_port: str) -> float:
     """The worker's count of micro-batches retried after a transient failure."""
     try:
@@ -95,7 +90,7 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
     client: AsyncMongoClient = AsyncMongoClient(failpoint_database, appname="refusals-test")
     db = client[database_name]
     await _refuse_inserts(client, "sanad-ingest")
-    worker = _start_ingest_worker(env)
+    worker = ingest_worker(env)
     try:
         center = f"C-{uuid.uuid4().hex[:8]}"
         messages = [submitted(f"U{n:07d}", center, "ROP-VISA") for n in range(COUNT)]

@@ -3,8 +3,6 @@
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import urllib.request
 import uuid
 
@@ -16,15 +14,11 @@ from sanad.devstack import mongo_server
 from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import StoppableDatabase, eventually
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, settled
-from tests.integration.workers_support import publish, queue_depth, submitted
+from tests.integration.workers_support import ingest_worker, publish, queue_depth, submitted
 
 pytestmark = [pytest.mark.integration, needs_rabbitmqctl]
 
 COUNT = 3000
-
-
-def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=env)
 
 
 def _retried(metrics_port: str) -> float:
@@ -59,7 +53,7 @@ async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_no
         "SANAD_INGEST_BATCH_MAX": "50",
         "SANAD_LOG_PLAIN": "1",
     }
-    worker = _start_worker(env)
+    worker = ingest_worker(env)
     client: AsyncMongoClient = AsyncMongoClient(
         stoppable_database.url, serverSelectionTimeoutMS=20_000
     )

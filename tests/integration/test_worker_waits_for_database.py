@@ -4,8 +4,6 @@ toward the messages' delivery limit, past which the broker would set good messag
 
 import asyncio
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,19 +14,18 @@ from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.devstack import mongo_server
 from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import StoppableDatabase, eventually, worker_env
-from tests.integration.workers_support import has_consumer, publish, queue_depth, submitted
+from tests.integration.workers_support import (
+    has_consumer,
+    ingest_worker,
+    publish,
+    queue_depth,
+    submitted,
+)
 
 pytestmark = pytest.mark.integration
 
 COUNT = 5
 WAITING = "not consuming until MongoDB answers"
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "workers.ingest"], env=env, stdout=output, stderr=output
-        )
 
 
 async def test_an_ingest_worker_started_while_mongodb_is_away_takes_nothing_until_it_answers(
@@ -58,7 +55,7 @@ async def test_an_ingest_worker_started_while_mongodb_is_away_takes_nothing_unti
         # an outage would: every message stays ready, none was delivered. The last one waits on.
         for attempt in range(3):
             log = tmp_path / f"worker-{attempt}.log"
-            worker = start_worker(env, log)
+            worker = ingest_worker(env, log)
 
             async def waiting(log: Path = log) -> bool:
                 return WAITING in await asyncio.to_thread(log.read_text)

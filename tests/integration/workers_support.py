@@ -4,8 +4,9 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -133,8 +134,17 @@ def start_batch_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
 
 def start_ingest_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
     """python -m workers.ingest with extra settings."""
-    env = {**stack.env, **extra}
-    return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=env)
+    return ingest_worker({**stack.env, **extra})
+
+
+def ingest_worker(env: Mapping[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    """python -m workers.ingest with this environment; its output appended to log when given."""
+    if log is None:
+        return subprocess.Popen([sys.executable, "-m", "workers.ingest"], env=env)
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers.ingest"], env=env, stdout=output, stderr=output
+        )
 
 
 async def delete_retry_queues(stack: Stack) -> None:
