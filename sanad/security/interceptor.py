@@ -268,9 +268,10 @@ def _judged(request: Any, streamed: bool) -> Any:
 
 
 def _shown(request: Any, streamed: bool) -> Any:
-    """The request the policy table and the audit trail see: none for a client stream (its
-    items come later) or for bytes that were not the method's message."""
-    return None if streamed or isinstance(request, Undecodable) else request
+    """The request the audit trail sees: what the table judges, but none for bytes that were
+    not the method's message."""
+    judged = _judged(request, streamed)
+    return None if isinstance(judged, Undecodable) else judged
 
 
 def _outcome(error: BaseException | None, context: Any) -> str:
