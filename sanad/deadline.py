@@ -38,6 +38,10 @@ class TimedCall(Protocol):
 
 
 def caller_deadline(call: TimedCall) -> Deadline:
-    """What is left of the caller's deadline, for every outbound call and retry the RPC makes."""
+    """What is left of the caller's deadline, for every outbound call and retry the RPC makes.
+
+    Read it once, as the call begins, and share that Deadline: one read later keeps back a
+    tenth of what is left by then, so little that an answer sent at its end races the caller's
+    deadline."""
     remaining = call.time_remaining()
     return Deadline(float(remaining) if remaining is not None else None)

@@ -50,7 +50,7 @@ class ItemEvent:
         if self.offered.taken and outcome == OK:
             return
         named = {**self.offered.results, **(results or {})}
-        await self.audit.log.record(self._build(named, outcome))
+        await self.audit.log.record(self._build(named, outcome), within_s=self.audit.left())
 
     def _build(self, results: Mapping[str, str], outcome: str) -> AuditEvent:
         audit = self.audit
@@ -60,13 +60,22 @@ class ItemEvent:
 
 
 class ItemAudit:
-    """The item events of one streaming call: who, which RPC and request id, from the call."""
+    """The item events of one streaming call: who, which RPC and request id, from the call.
+
+    `left` says what is left of the call's deadline (None: it has none): an item's answer waits
+    for its event's write no longer, as a unary call's does (AuditLog.record)."""
 
     def __init__(
-        self, build: Build, log: AuditLog, targets: tuple[str, ...], results: tuple[str, ...]
+        self,
+        build: Build,
+        log: AuditLog,
+        targets: tuple[str, ...],
+        results: tuple[str, ...],
+        left: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.build = build
         self.log = log
+        self.left = left
         self.targets = targets
         self.results = results
         # How many items ended with each outcome, for the call's own event.

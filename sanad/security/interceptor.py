@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 
 from sanad import errors
-from sanad.deadline import caller_deadline
+from sanad.deadline import Deadline, caller_deadline
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
 from sanad.rpc.undecodable import Undecodable, handed_on, lenient
@@ -151,6 +151,8 @@ class _Guard:
 
     def unary(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> Any:
+            # Read once, as the call begins: a Deadline read later keeps back a smaller margin.
+            deadline = caller_deadline(context)
             shown = _shown(request, streamed)
             identity = UNKNOWN_CALLER
             offered = None
@@ -168,18 +170,19 @@ class _Guard:
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
-                    await self._audit(context, identity, shown, None, outcome, offered=offered)
+                    await self._audit(deadline, identity, shown, None, outcome, offered=offered)
                 raise
             outcome = _outcome(None, context)
             # A handler that took the OK event stored it with its own durable write.
             if offered is None or not offered.taken or outcome != grpc.StatusCode.OK.name:
-                await self._audit(context, identity, shown, response, outcome, offered=offered)
+                await self._audit(deadline, identity, shown, response, outcome, offered=offered)
             return response
 
         return wrapped
 
     def streaming(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
+            deadline = caller_deadline(context)  # read once, as in unary()
             shown = _shown(request, streamed)
             identity = UNKNOWN_CALLER
             items: audit_items.ItemAudit | None = None
@@ -193,7 +196,7 @@ class _Guard:
                 self.owner.admission.open_stream(self.method, identity)
                 admitted = True
                 if self.audit_log is not None and streamed and self.item_targets:
-                    items = self._items(identity, self.audit_log)
+                    items = self._items(identity, self.audit_log, deadline)
                     audit_items.begin(items)
                 try:
                     async for response in behaviour(request, context):
@@ -203,23 +206,27 @@ class _Guard:
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
-                    await self._audit(context, identity, shown, None, outcome, items=items)
+                    await self._audit(deadline, identity, shown, None, outcome, items=items)
                 raise
-            await self._audit(context, identity, shown, None, _outcome(None, context), items=items)
+            outcome = _outcome(None, context)
+            await self._audit(deadline, identity, shown, None, outcome, items=items)
 
         return wrapped
 
-    def _items(self, identity: Identity, log: AuditLog) -> audit_items.ItemAudit:
-        """The audit of this call's items: each an event of this RPC, caller and request id."""
+    def _items(
+        self, identity: Identity, log: AuditLog, deadline: Deadline
+    ) -> audit_items.ItemAudit:
+        """The audit of this call's items: each an event of this RPC, caller and request id,
+        whose write an item's answer waits for no longer than the call's deadline allows."""
 
         def build(target: Mapping[str, str], outcome: str) -> AuditEvent:
             return self.owner.event(self.method, identity, dict(target), outcome)
 
-        return audit_items.ItemAudit(build, log, self.item_targets, self.results)
+        return audit_items.ItemAudit(build, log, self.item_targets, self.results, deadline.left)
 
     async def _audit(
         self,
-        context: Any,
+        deadline: Deadline,
         identity: Identity,
         request: Any,
         response: Any,
@@ -247,7 +254,7 @@ class _Guard:
             counted = dict(items.outcomes) if items is not None else {}
             await self.audit_log.record(
                 self.owner.event(self.method, identity, target, outcome, counted),
-                within_s=caller_deadline(context).left(),
+                within_s=deadline.left(),
             )
 
     def _succeeded(

@@ -147,7 +147,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             items(),
             caller=caller(context),
             identity=current(),
-            deadline=lambda: caller_deadline(context),
+            deadline=caller_deadline(context),
             limits=self.limits,
             charge=item_charge(),
         )

@@ -61,7 +61,7 @@ class _Stream:
         caller: str,
         identity: Identity,
         *,
-        deadline: Callable[[], Deadline],
+        deadline: Deadline,
         limits: StreamLimits,
         charge: Callable[[], None],
     ) -> None:
@@ -121,7 +121,7 @@ class _Stream:
         event = self.audit.offer(submission) if self.audit is not None else None
         try:
             accepted = await self.intake.submit(
-                submission, self.caller, self.identity, self.deadline()
+                submission, self.caller, self.identity, self.deadline
             )
         except DomainError as error:
             failure: DomainError = error
@@ -176,11 +176,13 @@ async def submit_stream(
     *,
     caller: str,
     identity: Identity,
-    deadline: Callable[[], Deadline],
+    deadline: Deadline,
     limits: StreamLimits,
     charge: Callable[[], None],
 ) -> AsyncIterator[ItemResult]:
     """Answer every item in order; RESOURCE_EXHAUSTED once the stream exceeds max_items.
+
+    `deadline` is the call's, read as it began: every item's calls share what is left of it.
 
     charge() is called per item read and raises RateLimited for an item over the caller's rate.
     """

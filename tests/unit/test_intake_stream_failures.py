@@ -67,7 +67,7 @@ async def run(s: Setup, submissions: list[Submission]) -> list[ItemResult]:
         items(),
         caller=CALLER,
         identity=DEV_ADMIN,
-        deadline=lambda: Deadline(5.0),
+        deadline=Deadline(5.0),
         limits=StreamLimits(256, 1000),
         charge=lambda: None,
     )

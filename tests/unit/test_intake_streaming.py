@@ -69,7 +69,7 @@ async def run(
         items_of(submissions),
         caller="tester",
         identity=DEV_ADMIN,
-        deadline=lambda: Deadline(5.0),
+        deadline=Deadline(5.0),
         limits=limits,
         charge=charge,
     )
@@ -107,7 +107,7 @@ async def test_a_stream_longer_than_the_limit_is_answered_then_refused() -> None
         items_of([item(n) for n in range(30)]),
         caller="tester",
         identity=DEV_ADMIN,
-        deadline=lambda: Deadline(None),
+        deadline=Deadline(None),
         limits=StreamLimits(4, 10),
         charge=no_charge,
     )
@@ -128,7 +128,7 @@ async def test_a_caller_that_goes_away_leaves_no_task_behind() -> None:
         items_of([item(n) for n in range(100)]),
         caller="tester",
         identity=DEV_ADMIN,
-        deadline=lambda: Deadline(None),
+        deadline=Deadline(None),
         limits=StreamLimits(8, 1000),
         charge=no_charge,
     )
@@ -209,7 +209,7 @@ def held_stream(intake: HeldIntake, items: AsyncIterator[Submission]) -> AsyncIt
         items,
         caller="tester",
         identity=DEV_ADMIN,
-        deadline=lambda: Deadline(None),
+        deadline=Deadline(None),
         limits=StreamLimits(8, 1000),
         charge=no_charge,
     )

@@ -1,6 +1,7 @@
 """A handler may carry its call's OK audit event in its own durable write; then the interceptor
 records nothing, unless the call fails after all."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from sanad import errors
 from sanad.rpc.server import Registration, start_server
+from sanad.security import audit_items
 from sanad.security.audit import AuditEvent
 from sanad.security.audit_offer import give_back_offered, take_offered
 from sanad.settings import ServerSettings
@@ -33,14 +35,23 @@ class Handlers:
             self.taken.append(take_offered(transaction_id="T-2"))
         if request.request_id == "carry-then-fail":
             raise errors.Unavailable("the broker did not confirm")
+        if request.request_id == "fail-late":
+            await asyncio.sleep(0.95)  # past the margin kept back from a 1 s deadline
+            raise errors.Unavailable("the database did not answer in time")
         if request.request_id == "carry-give-back":
             give_back_offered()  # the transaction meant to hold it aborted
             raise errors.AlreadyExists("refused inside the transaction")
         return b""
 
     async def stream(self, requests: Any, context: Any) -> AsyncIterator[bytes]:
-        async for _ in requests:
-            self.taken.append(take_offered(transaction_id="T-3"))
+        async for request in requests:
+            if request.transaction.request_id == "item-fails":
+                # Ends its own event, as intake's items do (services/intake/streaming.py).
+                items = audit_items.current()
+                assert items is not None
+                await items.offer(request.transaction).end("UNAVAILABLE")
+            else:
+                self.taken.append(take_offered(transaction_id="T-3"))
             yield b""
 
     def registration(self) -> Registration:
@@ -194,3 +205,38 @@ async def test_a_failed_call_waits_for_its_event_at_most_what_is_left_of_its_dea
     assert bounded is not None
     assert 0 < bounded < 5
     assert unbounded is None  # a caller without a deadline waits for the event's write
+
+
+async def test_a_streamed_item_waits_for_its_event_at_most_what_is_left_of_the_deadline(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    channel, _, audit = served
+    call = channel.stream_stream(STREAM)
+    item = intake_pb2.SubmitTransactionsRequest(
+        transaction=intake_pb2.SubmitTransactionRequest(request_id="item-fails", center_id="C1")
+    ).SerializeToString()
+    assert len([answer async for answer in call(iter([item]), timeout=5)]) == 1
+    assert len([answer async for answer in call(iter([item]))]) == 1
+
+    # Each call: its item's event, then the call's own.
+    assert [(e.rpc, e.outcome) for e in audit.events] == [
+        (STREAM, "UNAVAILABLE"),
+        (STREAM, "OK"),
+        (STREAM, "UNAVAILABLE"),
+        (STREAM, "OK"),
+    ]
+    item_bounded, _, item_unbounded, _ = audit.waits
+    assert item_bounded is not None
+    assert 0 < item_bounded < 5
+    assert item_unbounded is None  # a call without a deadline waits for the event's write
+
+
+async def test_a_call_failing_within_the_margin_waits_for_its_event_no_longer(
+    served: tuple[grpc.aio.Channel, Handlers, MemoryAudit],
+) -> None:
+    # The deadline is read as the call begins. Read after the handler, it kept back a margin
+    # of a tenth of what was left by then, and the answer waited for the event's write until
+    # a hundredth of a second before the caller's deadline: a race the answer often lost.
+    channel, _, audit = served
+    await submit(channel, "fail-late", deadline_s=1.0)  # UNAVAILABLE, or lost to the deadline
+    assert audit.waits == [0.0]

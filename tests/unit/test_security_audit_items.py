@@ -21,12 +21,15 @@ class Item:
 class RecordingLog:
     def __init__(self) -> None:
         self.events: list[AuditEvent] = []
+        # How long each record() was allowed to wait for its write (None: until it ends).
+        self.waits: list[float | None] = []
 
     async def record(self, event: AuditEvent, within_s: float | None = None) -> None:
         self.events.append(event)
+        self.waits.append(within_s)
 
 
-def item_audit() -> tuple[ItemAudit, RecordingLog]:
+def item_audit(left: float | None = None) -> tuple[ItemAudit, RecordingLog]:
     log = RecordingLog()
 
     def build(target: Any, outcome: str) -> AuditEvent:
@@ -44,7 +47,8 @@ def item_audit() -> tuple[ItemAudit, RecordingLog]:
         )
 
     targets = ("request_id", "center_id", "fee_baisa")
-    return ItemAudit(build, log, targets, ("transaction_id",)), log  # type: ignore[arg-type]
+    audit = ItemAudit(build, log, targets, ("transaction_id",), lambda: left)  # type: ignore[arg-type]
+    return audit, log
 
 
 async def test_an_item_whose_write_carried_its_ok_event_writes_none_of_its_own() -> None:
@@ -102,3 +106,14 @@ async def test_each_item_task_is_offered_its_own_event() -> None:
         "b": "b",
         "c": "c",
     }
+
+
+async def test_an_item_waits_for_its_event_at_most_what_is_left_of_the_calls_deadline() -> None:
+    # A hung MongoDB must not hold an item's answer past the call's deadline, as it must not a
+    # unary call's (AuditLog.record).
+    bounded, log = item_audit(left=2.5)
+    await bounded.offer(Item("r-1", "C1")).end("UNAVAILABLE")
+    unbounded, without = item_audit(left=None)
+    await unbounded.offer(Item("r-2", "C1")).end("UNAVAILABLE")
+    assert log.waits == [2.5]
+    assert without.waits == [None]  # a call without a deadline waits for the event's write
