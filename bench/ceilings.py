@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import AsyncMongoClient
 
-from bench.loadgen import Result
+from bench.loadgen import Result, fixed_rate
 from sanad.devstack.mongo_server import free_port
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.settings import ServerSettings
@@ -193,6 +193,29 @@ async def amqp_publish_consume(
         await consume_queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)
     return published, consumed
+
+
+async def amqp_confirm_at_rate(url: str, queue_name: str, rate: float, seconds: float) -> Result:
+    """Raw aio-pika publish-with-confirm into a quorum queue at a fixed rate (open loop), one
+    message a publish: the broker's own confirm latency, the floor under a submission's."""
+    body = b"x" * 220  # about the size of a TransactionSubmitted
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(
+            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+
+        async def publish_one() -> None:
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=queue_name,
+            )
+
+        try:
+            return await fixed_rate(publish_one, rate, seconds)
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
 
 
 async def mongo_insert_many(
