@@ -48,7 +48,7 @@ class CatalogOperations:
             create_time=now,
             update_time=now,
         )
-        return await self.feed.published(await self.store.save_service(fresh, new=True))
+        return self.feed.published(await self.store.save_service(fresh, new=True))
 
     async def get(self, code: str, field: str = "code") -> CatalogService:
         service = await self.store.get_service(require(code, field))
@@ -113,7 +113,7 @@ class CatalogOperations:
         deadline leaves time for another try."""
         what = f"catalogue service {code!r}"
         saved = await as_it_stands(attempt, what, retry=True, deadline=deadline)
-        return await self.feed.published(saved)
+        return self.feed.published(saved)
 
     def _check_owner(self, identity: Identity, service: CatalogService) -> None:
         if not may_change_catalogue(identity, service.agency_code, self.licensing_agency):

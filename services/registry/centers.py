@@ -61,7 +61,7 @@ class CenterOperations:
             create_time=now,
             update_time=now,
         )
-        return await self.feed.published(await self.store.save_center(fresh, new=True))
+        return self.feed.published(await self.store.save_center(fresh, new=True))
 
     async def get(self, center_id: str, field: str = "id") -> Center:
         center = await self.store.get_center(require(center_id, field))
@@ -173,7 +173,7 @@ class CenterOperations:
         only while the caller's deadline leaves time for another try)."""
         what = f"centre {center_id!r}"
         saved = await as_it_stands(attempt, what, retry=expected is None, deadline=deadline)
-        return await self.feed.published(saved)
+        return self.feed.published(saved)
 
     def watch(self, since_revision: int) -> AsyncIterator[Center | int]:
         """Centres changed after since_revision, the replay's end revision, then live changes."""

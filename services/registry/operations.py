@@ -133,12 +133,16 @@ class ChangeFeed:
     def __init__(self, poll_s: float = 0.25, head_check_s: float = 5.0) -> None:
         self.poll_s = poll_s
         self.head_check_s = head_check_s
-        self._changed = asyncio.Condition()
+        # Set once, by the next change: every watcher waiting now wakes, and later ones wait on
+        # a fresh Event. No lock, so a watcher cancelled at any point leaves nothing held (an
+        # asyncio.Condition waited on with wait_for could be left locked by a watch cancelled
+        # as its poll timed out, on Python 3.11: then every write hung after its commit).
+        self._changed = asyncio.Event()
 
-    async def published(self, entity: Entity) -> Entity:
+    def published(self, entity: Entity) -> Entity:
         """Tell the watchers that entity was saved; return it."""
-        async with self._changed:
-            self._changed.notify_all()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         return entity
 
     async def watch(
@@ -191,6 +195,7 @@ class ChangeFeed:
                 await self._wait_for_change()
 
     async def _wait_for_change(self) -> None:
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self.poll_s)
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_s):
+                await changed.wait()

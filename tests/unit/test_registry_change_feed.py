@@ -1,0 +1,63 @@
+"""The registry's change feed wakes its watch streams after every write, and a watch stream
+cancelled at any moment (its caller went away) leaves nothing held that a write or another
+stream then waits for."""
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from services.registry.operations import ChangeFeed
+
+
+@dataclass(frozen=True)
+class Change:
+    revision: int
+
+
+async def head() -> int:
+    return 0
+
+
+async def nothing_new(revision: int) -> list[Change]:
+    return []
+
+
+async def watching(feed: ChangeFeed) -> None:
+    async for _ in feed.watch(nothing_new, head, 0):
+        pass
+
+
+async def test_watch_streams_cancelled_as_their_polls_time_out_all_end_and_hold_nothing() -> None:
+    # Seen in a running registry: streams cancelled while the feed's poll timed out left its
+    # lock held; every write then hung after its commit, and intake saw no more changes.
+    feed = ChangeFeed(poll_s=0.005)
+    chance = random.Random(7)
+    for _ in range(60):
+        streams = [asyncio.create_task(watching(feed)) for _ in range(50)]
+        await asyncio.sleep(chance.uniform(0.004, 0.02))
+        for stream in streams:
+            stream.cancel()
+        done, still_running = await asyncio.wait(streams, timeout=5)
+        assert not still_running
+        assert all(stream.cancelled() for stream in done)
+
+    # A write is told to the watchers at once, and a new stream wakes for it long before its
+    # poll would have found it.
+    feed.poll_s = 60
+    stored = [Change(1)]
+
+    async def since(revision: int) -> list[Change]:
+        return [change for change in stored if change.revision > revision]
+
+    async def latest() -> int:
+        return 0
+
+    stored.clear()
+    stream = feed.watch(since, latest, 0)
+    assert await anext(stream) == 0  # synced
+    waiting = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0.05)  # the stream now waits for a change
+    stored.append(Change(1))
+    assert feed.published(Change(1)) == Change(1)
+    assert await asyncio.wait_for(waiting, 10) == Change(1)
+    await stream.aclose()
