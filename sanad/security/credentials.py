@@ -26,6 +26,7 @@ AGENCY_URI = "urn:sanad:agency:"
 CENTER_URI = "urn:sanad:center:"
 ALGORITHM = "ES256"
 TIMES = ("exp", "iat", "nbf")  # a token's NumericDate claims
+SCOPES = ("role", "agency", "center")  # a token's text claims of its identity
 
 
 def scoped(subject: str, role_name: str, agency_code: str, center_id: str) -> Identity:
@@ -130,15 +131,20 @@ class TokenVerifier:
         for claim in TIMES:
             if claim in claims and not _is_number(claims[claim]):
                 raise Unauthenticated(f"bad bearer token: its {claim} must be a number")
+        # Nor may a scope be anything but text: str() made "None" of a null centre, a centre
+        # no token named, where a missing or empty one is refused below.
+        for claim in SCOPES:
+            if claim in claims and not isinstance(claims[claim], str):
+                raise Unauthenticated(f"bad bearer token: its {claim} must be text")
         if claims["exp"] - claims.get("iat", time.time()) > self.max_lifetime_s:
             raise Unauthenticated(
                 f"bad bearer token: it lives longer than {self.max_lifetime_s} s"
             ) from None
         return scoped(
             str(claims["sub"]),
-            str(claims.get("role", "")),
-            str(claims.get("agency", "")),
-            str(claims.get("center", "")),
+            claims.get("role", ""),
+            claims.get("agency", ""),
+            claims.get("center", ""),
         )
 
 

@@ -328,6 +328,24 @@ def test_a_token_whose_times_are_not_numbers_is_refused(
         verifier(pki).verify(signed_claims(pki, **claims))
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"role": "centre", "agency": "", "center": None},
+        {"role": "centre", "agency": "", "center": 0},
+        {"role": "centre", "agency": "", "center": ["C1"]},
+        {"agency": None},
+        {"agency": False},
+        {"role": 3},
+    ],
+    ids=["null centre", "centre 0", "centre as a list", "null agency", "agency false", "role 3"],
+)
+def test_a_token_whose_scope_is_not_text_is_refused(pki: Path, claims: dict[str, object]) -> None:
+    # str() made a centre "None" or "0" of these: an identity no token named.
+    with pytest.raises(Unauthenticated, match="must be text"):
+        verifier(pki).verify(signed_claims(pki, **claims))
+
+
 def test_a_token_whose_times_are_fractions_of_seconds_is_accepted(pki: Path) -> None:
     now = time.time()
     token = signed_claims(pki, iat=now, nbf=now, exp=now + 600.5)
