@@ -22,6 +22,7 @@ from pymongo.errors import (
     WriteError,
 )
 
+from sanad import pymongo_waits
 from sanad.errors import Unavailable
 from sanad.settings import CommonSettings
 
@@ -34,7 +35,9 @@ WARNING_MAX_S = 300.0
 
 
 def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Document]:
-    """A client with timeouts (and TLS files, when set) from settings; it connects lazily."""
+    """A client with timeouts (and TLS files, when set) from settings; it connects lazily.
+    Its waits for its own locks are safe to cancel (sanad.pymongo_waits)."""
+    pymongo_waits.mend()
     return AsyncMongoClient(
         settings.mongo_url,
         appname=app_name,
