@@ -1,12 +1,19 @@
-"""sanad.v1.MetricsService over gRPC: translates protobuf to queries and back."""
+"""sanad.v1.MetricsService over gRPC: translates protobuf to queries and back.
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+Each RPC runs within what is left of its caller's deadline (sanad.mongo.within): its reads of
+MongoDB and its waits for the registry's lists end before the caller stops waiting, as
+UNAVAILABLE; each read is bounded by the store's own timeout as well.
+"""
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad import rollups
+from sanad import mongo, rollups
+from sanad.deadline import caller_deadline
 from sanad.errors import Invalid, Unavailable, Violation, check, collected
 from sanad.rpc.timestamps import time_field
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
@@ -84,6 +91,23 @@ async def _naming_the_code_too(
     return refused
 
 
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+
+def _within_deadline(
+    rpc: Callable[[Any, _Request, Context], Awaitable[_Response]],
+) -> Callable[[Any, _Request, Context], Coroutine[Any, Any, _Response]]:
+    """The RPC run within what is left of its caller's deadline, read as the call begins."""
+
+    @functools.wraps(rpc)
+    async def call(self: Any, request: _Request, context: Context) -> _Response:
+        async with mongo.within(caller_deadline(context).left()):
+            return await rpc(self, request, context)
+
+    return call
+
+
 class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     """Each RPC: protobuf in, a query, protobuf out."""
 
@@ -98,6 +122,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
                 refused, governorate_code, self.queries.places.check_governorate
             ) from None
 
+    @_within_deadline
     async def GetCenterStats(
         self, request: metrics_pb2.GetCenterStatsRequest, context: Context
     ) -> metrics_pb2.GetCenterStatsResponse:
@@ -107,6 +132,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
             center_id=request.center_id, stats=stats_to_proto(stats)
         )
 
+    @_within_deadline
     async def GetWilayatStats(
         self, request: metrics_pb2.GetWilayatStatsRequest, context: Context
     ) -> metrics_pb2.GetWilayatStatsResponse:
@@ -121,6 +147,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
             wilayat_code=request.wilayat_code, centers=centers, stats=stats_to_proto(stats)
         )
 
+    @_within_deadline
     async def GetGovernorateReport(
         self, request: metrics_pb2.GetGovernorateReportRequest, context: Context
     ) -> metrics_pb2.GetGovernorateReportResponse:
@@ -128,6 +155,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
         report = await self.queries.report(request.governorate_code, request.year)
         return report_to_proto(request.governorate_code, report)
 
+    @_within_deadline
     async def GetAwardLeaderboard(
         self, request: metrics_pb2.GetAwardLeaderboardRequest, context: Context
     ) -> metrics_pb2.GetAwardLeaderboardResponse:
