@@ -188,7 +188,8 @@ async def amqp_publish_consume(
 
         started = time.perf_counter()
         tag = await consume_queue.consume(on_message)
-        await asyncio.wait_for(done.wait(), timeout=600)
+        async with asyncio.timeout(600):
+            await done.wait()
         consumed = Result(time.perf_counter() - started, completed=count)
         await consume_queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)

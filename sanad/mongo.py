@@ -278,7 +278,8 @@ class Indexes:
         """Try once before serving; when MongoDB is not up yet, the health check builds (or
         checks) them and reports NOT_SERVING until it has."""
         try:
-            await asyncio.wait_for(self.ready(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.ready()
         except Exception as error:  # any failure: the health check tries again
             log.warning(
                 "MongoDB does not answer yet (%s); indexes follow once it does",

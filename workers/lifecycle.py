@@ -70,7 +70,9 @@ async def wait_until_ready(gate: Gate, stopping: asyncio.Event) -> bool:
     reported = ""
     while not stopping.is_set():
         try:
-            if await asyncio.wait_for(gate.ready(), gate.attempt_s):
+            async with asyncio.timeout(gate.attempt_s):
+                answered = await gate.ready()
+            if answered:
                 if reported:
                     log.info("%s answers; consuming", gate.what)
                 return True

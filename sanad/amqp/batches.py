@@ -98,9 +98,8 @@ class BatchClient:
             user_id=self.user,
         )
         try:
-            await asyncio.wait_for(
-                self.exchange.publish(message, routing_key=BATCH, mandatory=True), timeout_s
-            )
+            async with asyncio.timeout(timeout_s):
+                await self.exchange.publish(message, routing_key=BATCH, mandatory=True)
         except TimeoutError:
             answer.cancel()
             raise TimeoutError(

@@ -23,7 +23,8 @@ async def collect(
     """The next micro-batch: empty when nothing came within FIRST_WAIT_S; then up to max_items
     items, or what arrives within max_wait_s of the first, or what came before stop."""
     try:
-        first = await asyncio.wait_for(inbox.get(), timeout=FIRST_WAIT_S)
+        async with asyncio.timeout(FIRST_WAIT_S):
+            first = await inbox.get()
     except TimeoutError:
         return []
     batch = [first]

@@ -65,7 +65,8 @@ class HealthReporter:
     async def _run(self, name: str, check: Check) -> bool:
         timeout_s = max(self.interval_s, 2.0)
         try:
-            ok = bool(await asyncio.wait_for(check(), timeout=timeout_s))
+            async with asyncio.timeout(timeout_s):
+                ok = bool(await check())
             why = "" if ok else "answered not ready"
         except TimeoutError:
             ok, why = False, f"no answer within {timeout_s:g}s"

@@ -123,7 +123,8 @@ class BatchLoader:
             batch.batch_id = base if attempt == 0 else f"{base}-r{attempt}"
             # A broker under an alarm takes publishes and confirms none: bounded as well.
             answer = await client.publish(batch, timeout_s=self.reply_timeout_s)
-            reply = await asyncio.wait_for(answer, timeout=self.reply_timeout_s)
+            async with asyncio.timeout(self.reply_timeout_s):
+                reply = await answer
             result.accepted += len(reply.accepted)
             if reply.refused_reason:
                 result.batches += 1

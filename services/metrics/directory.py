@@ -95,7 +95,8 @@ class WatchedDirectory:
 
     async def _replayed(self) -> None:
         try:
-            await asyncio.wait_for(self.watch.replayed.wait(), self.wait_s)
+            async with asyncio.timeout(self.wait_s):
+                await self.watch.replayed.wait()
         except TimeoutError:
             raise Unavailable("the registry's centres are not loaded yet") from None
 
