@@ -85,10 +85,13 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
 
 
 @asynccontextmanager
-async def within(timeout_s: float | None) -> AsyncIterator[None]:
+async def within(
+    timeout_s: float | None, *, waiting_for: str = "the database"
+) -> AsyncIterator[None]:
     """Run MongoDB calls (a transaction's retries included) within timeout_s, None for the
     client's own timeouts; a failure that may pass (see `passing`) becomes Unavailable, which
-    callers see as UNAVAILABLE ("retry later"), never INTERNAL.
+    callers see as UNAVAILABLE ("retry later"), never INTERNAL. `waiting_for` names what a
+    block that ran out of time waited for, when it waits for more than MongoDB.
 
     pymongo.timeout ends each operation in time, but not the pauses between them: a
     transaction's retry sleeps up to half a second after checking only that some time is left,
@@ -101,7 +104,7 @@ async def within(timeout_s: float | None) -> AsyncIterator[None]:
             with pymongo.timeout(timeout_s):
                 yield
     except TimeoutError as error:
-        raise Unavailable("the database did not answer in time; retry later") from error
+        raise Unavailable(f"{waiting_for} did not answer in time; retry later") from error
     except PyMongoError as error:
         if passing(error):
             raise Unavailable("the database did not answer in time; retry later") from error

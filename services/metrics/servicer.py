@@ -5,6 +5,7 @@ MongoDB and its waits for the registry's lists end before the caller stops waiti
 UNAVAILABLE; each read is bounded by the store's own timeout as well.
 """
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeAlias, TypeVar
@@ -74,19 +75,25 @@ def _check_year_request(governorate_code: str, year: int, limit: int = 0) -> Non
 
 
 async def _naming_the_code_too(
-    refused: Invalid, code: str, check_code: Callable[[str], Awaitable[None]]
+    refused: Invalid,
+    code: str,
+    check_code: Callable[[str], Awaitable[None]],
+    context: Context,
 ) -> Invalid:
     """`refused`, with the code's own violation added when the code is given and unknown:
     a request is answered with every bad field at once, the code among them. The codes are the
     registry's, so they are checked only after the request's own fields; while the registry's
-    list cannot be read, the other fields are named alone."""
+    list cannot be read, or not within half of what is left of the caller's deadline, the other
+    fields are named alone."""
     if not code:
         return refused
+    left = caller_deadline(context).left()
     try:
-        await check_code(code)
+        async with asyncio.timeout(None if left is None else left / 2):
+            await check_code(code)
     except Invalid as unknown:
         return Invalid([*refused.violations, *unknown.violations])
-    except Unavailable:
+    except (Unavailable, TimeoutError):
         pass
     return refused
 
@@ -102,7 +109,8 @@ def _within_deadline(
 
     @functools.wraps(rpc)
     async def call(self: Any, request: _Request, context: Context) -> _Response:
-        async with mongo.within(caller_deadline(context).left()):
+        left = caller_deadline(context).left()
+        async with mongo.within(left, waiting_for="the database or the registry"):
             return await rpc(self, request, context)
 
     return call
@@ -114,12 +122,14 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     def __init__(self, queries: MetricsQueries) -> None:
         self.queries = queries
 
-    async def _check_year_request(self, governorate_code: str, year: int, limit: int = 0) -> None:
+    async def _check_year_request(
+        self, context: Context, governorate_code: str, year: int, limit: int = 0
+    ) -> None:
         try:
             _check_year_request(governorate_code, year, limit)
         except Invalid as refused:
             raise await _naming_the_code_too(
-                refused, governorate_code, self.queries.places.check_governorate
+                refused, governorate_code, self.queries.places.check_governorate, context
             ) from None
 
     @_within_deadline
@@ -140,7 +150,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
             days = _checked_day_range(request, "wilayat_code")
         except Invalid as refused:
             raise await _naming_the_code_too(
-                refused, request.wilayat_code, self.queries.places.check_wilayat
+                refused, request.wilayat_code, self.queries.places.check_wilayat, context
             ) from None
         centers, stats = await self.queries.wilayat_stats(request.wilayat_code, *days)
         return metrics_pb2.GetWilayatStatsResponse(
@@ -151,7 +161,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetGovernorateReport(
         self, request: metrics_pb2.GetGovernorateReportRequest, context: Context
     ) -> metrics_pb2.GetGovernorateReportResponse:
-        await self._check_year_request(request.governorate_code, request.year)
+        await self._check_year_request(context, request.governorate_code, request.year)
         report = await self.queries.report(request.governorate_code, request.year)
         return report_to_proto(request.governorate_code, report)
 
@@ -159,7 +169,9 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetAwardLeaderboard(
         self, request: metrics_pb2.GetAwardLeaderboardRequest, context: Context
     ) -> metrics_pb2.GetAwardLeaderboardResponse:
-        await self._check_year_request(request.governorate_code, request.year, request.limit)
+        await self._check_year_request(
+            context, request.governorate_code, request.year, request.limit
+        )
         board = await self.queries.leaderboard(
             request.governorate_code, request.year, request.limit
         )
