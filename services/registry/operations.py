@@ -181,6 +181,8 @@ class ChangeFeed:
         synced = False
         checked = time.monotonic()
         while True:
+            # Taken before the read: a write committed while it runs wakes the wait below.
+            changed = self._changed
             changes = await fetch(last)
             for change in changes:
                 last = change.revision
@@ -192,10 +194,9 @@ class ChangeFeed:
                 if time.monotonic() - checked >= self.head_check_s:
                     checked = time.monotonic()
                     await _not_restored_behind(head, last)
-                await self._wait_for_change()
+                await self._wait_for_change(changed)
 
-    async def _wait_for_change(self) -> None:
-        changed = self._changed
+    async def _wait_for_change(self, changed: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.poll_s):
                 await changed.wait()

@@ -61,3 +61,19 @@ async def test_watch_streams_cancelled_as_their_polls_time_out_all_end_and_hold_
     assert feed.published(Change(1)) == Change(1)
     assert await asyncio.wait_for(waiting, 10) == Change(1)
     await stream.aclose()
+
+
+async def test_a_write_committed_while_a_stream_reads_wakes_it_at_once() -> None:
+    feed = ChangeFeed(poll_s=60)
+    stored: list[Change] = []
+
+    async def since(revision: int) -> list[Change]:
+        found = [change for change in stored if change.revision > revision]
+        if not stored:  # a write commits while this read runs, after what the read saw
+            stored.append(feed.published(Change(1)))
+        return found
+
+    stream = feed.watch(since, head, 0)
+    assert await anext(stream) == 0  # synced, before the write
+    assert await asyncio.wait_for(anext(stream), 10) == Change(1)  # not after the 60 s poll
+    await stream.aclose()
