@@ -71,7 +71,7 @@ class ItemAudit:
         log: AuditLog,
         targets: tuple[str, ...],
         results: tuple[str, ...],
-        left: Callable[[], float | None] = lambda: None,
+        left: Callable[[], float | None],
     ) -> None:
         self.build = build
         self.log = log
