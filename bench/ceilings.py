@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import aio_pika
 import grpc
@@ -153,21 +153,14 @@ async def amqp_publish_consume(
     url: str, queue_name: str, messages: int, window: int
 ) -> tuple[Result, Result]:
     """Raw aio-pika: publish-with-confirm into a quorum queue, `window` in flight; consume+ack."""
-    body = b"x" * 220  # about the size of a TransactionSubmitted
     connection = await aio_pika.connect(url)
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(
-            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
-        )
+        queue, publish = await _confirmed_publishes(connection, queue_name)
         semaphore = asyncio.Semaphore(window)
 
         async def publish_one() -> None:
             async with semaphore:
-                await channel.default_exchange.publish(
-                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                    routing_key=queue_name,
-                )
+                await publish()
 
         started = time.perf_counter()
         await asyncio.gather(*(publish_one() for _ in range(messages)))
@@ -199,24 +192,31 @@ async def amqp_publish_consume(
 async def amqp_confirm_at_rate(url: str, queue_name: str, rate: float, seconds: float) -> Result:
     """Raw aio-pika publish-with-confirm into a quorum queue at a fixed rate (open loop), one
     message a publish: the broker's own confirm latency, the floor under a submission's."""
-    body = b"x" * 220  # about the size of a TransactionSubmitted
     connection = await aio_pika.connect(url)
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(
-            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-
-        async def publish_one() -> None:
-            await channel.default_exchange.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=queue_name,
-            )
-
+        queue, publish = await _confirmed_publishes(connection, queue_name)
         try:
-            return await fixed_rate(publish_one, rate, seconds)
+            return await fixed_rate(publish, rate, seconds)
         finally:
             await queue.delete(if_unused=False, if_empty=False)
+
+
+async def _confirmed_publishes(
+    connection: aio_pika.abc.AbstractConnection, queue_name: str
+) -> tuple[aio_pika.abc.AbstractQueue, Callable[[], Awaitable[object]]]:
+    """A durable quorum queue, and a publish-with-confirm of one persistent message into it
+    about the size of a TransactionSubmitted."""
+    channel = await connection.channel(publisher_confirms=True)
+    queue = await channel.declare_queue(
+        queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    body = b"x" * 220
+
+    def publish() -> Awaitable[object]:
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        return channel.default_exchange.publish(message, routing_key=queue_name)
+
+    return queue, publish
 
 
 async def mongo_insert_many(

@@ -1,6 +1,8 @@
 """Intake's figures: the maximum unary rate, latency at half of it, and streaming."""
 
 import sys
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -29,11 +31,10 @@ async def measure_intake(
         intake, make, mode, meter, between=lambda: settle(stack, "a unary load")
     )
     half_rate = max(unary.rate / 2, 1)
-    halves, half_cpu, floors, floor_cpu = await half_load(stack, make, half_rate, mode, meter)
-    p50, p99, each = median_of_windows(halves)
-    floor_p50, floor_p99, floor_each = median_of_windows(floors)
-    confirms, confirm_cpu = await confirm_floor(stack, half_rate, mode, meter)
-    confirm_p50, confirm_p99, confirm_each = median_of_windows(confirms)
+    halves, floors, confirms = await half_load(stack, make, half_rate, mode, meter)
+    p50, p99, each = median_of_windows(halves.results)
+    floor_p50, floor_p99, floor_each = median_of_windows(floors.results)
+    confirm_p50, confirm_p99, confirm_each = median_of_windows(confirms.results)
     at_half = {"offered_per_s": half_rate, "seconds_per_window": mode.seconds}
     figures = [
         Figure(f"intake unary SubmitTransaction ({callers} callers)", unary.rate, "/s",
@@ -44,7 +45,7 @@ async def measure_intake(
         Figure(f"intake unary p99 at half load (median of windows: {shown(each)} ms)", p99, "ms",
                target="<= 25 ms", met=p99 <= 25,
                conditions={**at_half, "window_p99s_ms": each},
-               ).spent(half_cpu, sum(half.completed for half in halves)),
+               ).spent(halves.cpu, halves.completed),
         # Not a target's ceiling: the bare gRPC stack's latency at the same offered rate, the
         # floor under intake's figure on this machine in this run.
         Figure(f"{ceiling_figures.UNARY} p50 at intake's half-load rate (median of windows)",
@@ -52,7 +53,7 @@ async def measure_intake(
         Figure(f"{ceiling_figures.UNARY} p99 at intake's half-load rate (median of windows: "
                f"{shown(floor_each)} ms)", floor_p99, "ms",
                conditions={**at_half, "window_p99s_ms": floor_each},
-               ).spent(floor_cpu, sum(floor.completed for floor in floors)),
+               ).spent(floors.cpu, floors.completed),
         # Nor this: the broker's own confirm at the same rate, one message a publish. Every
         # submission waits for one confirm after its claim, so its latency is the floor too.
         Figure(f"{ceiling_figures.PUBLISH} p50 at intake's half-load rate (median of windows)",
@@ -60,7 +61,7 @@ async def measure_intake(
         Figure(f"{ceiling_figures.PUBLISH} p99 at intake's half-load rate (median of windows: "
                f"{shown(confirm_each)} ms)", confirm_p99, "ms",
                conditions={**at_half, "window_p99s_ms": confirm_each},
-               ).spent(confirm_cpu, sum(confirm.completed for confirm in confirms)),
+               ).spent(confirms.cpu, confirms.completed),
     ]  # fmt: skip
     try:
         with meter.window() as stream_cpu:
@@ -78,51 +79,49 @@ async def measure_intake(
     return figures
 
 
+@dataclass
+class Windows:
+    """The latency windows of one load at the half-load rate, and the CPU they spent."""
+
+    results: list[Result] = field(default_factory=list)
+    cpu: Window = field(default_factory=Window)
+
+    @property
+    def completed(self) -> int:
+        return sum(result.completed for result in self.results)
+
+    async def measure(self, meter: CpuMeter, load: Awaitable[Result]) -> None:
+        with meter.window() as cpu:
+            self.results.append(await load)
+        self.cpu += cpu
+
+
 async def half_load(
     stack: LaunchedStack, make: system.Submissions, rate: float, mode: Mode, meter: CpuMeter
-) -> tuple[list[Result], Window, list[Result], Window]:
+) -> tuple[Windows, Windows, Windows]:
     """Intake's latency at `rate` in HALF_LOAD_WINDOWS windows, each followed by a window of
-    the no-op server at the same rate; the windows of each and their CPU.
+    the no-op server and one of the broker's raw publish-with-confirm at the same rate.
 
     Medians of windows are reported: one window's p99 on this shared machine says mostly
-    whether a stall elsewhere fell into it. Alternating the two puts the machine's drift into
-    both. Their CPU per call shows how far below full the cores are at this rate.
+    whether a stall elsewhere fell into it. Alternating the three puts the machine's drift into
+    each. Their CPU per call shows how far below full the cores are at this rate.
     """
     intake = stack.target("intake")
-    halves: list[Result] = []
-    floors: list[Result] = []
-    half_cpu, floor_cpu = Window(), Window()
+    halves, floors, confirms = Windows(), Windows(), Windows()
     noop = ceilings.NoopProcess(stack.env)
     try:
         await noop.wait_serving()
-        for _ in range(HALF_LOAD_WINDOWS):
-            with meter.window() as cpu:
-                halves.append(await system.unary_at_rate(intake, make, rate, mode.seconds))
-            half_cpu += cpu
+        for n in range(HALF_LOAD_WINDOWS):
+            await halves.measure(meter, system.unary_at_rate(intake, make, rate, mode.seconds))
             await settle(stack, "half load")
-            with meter.window() as cpu:
-                floors.append(await system.unary_at_rate(noop.target, make, rate, mode.seconds))
-            floor_cpu += cpu
+            await floors.measure(meter, system.unary_at_rate(noop.target, make, rate, mode.seconds))
+            queue = f"{stack.env['SANAD_AMQP_PREFIX']}.bench-confirm-{n}"
+            await confirms.measure(
+                meter,
+                ceilings.amqp_confirm_at_rate(
+                    stack.env["SANAD_AMQP_URL"], queue, rate, mode.seconds
+                ),
+            )
     finally:
         noop.stop()
-    return halves, half_cpu, floors, floor_cpu
-
-
-async def confirm_floor(
-    stack: LaunchedStack, rate: float, mode: Mode, meter: CpuMeter
-) -> tuple[list[Result], Window]:
-    """The broker's confirm latency at `rate` in HALF_LOAD_WINDOWS windows, and their CPU."""
-    windows: list[Result] = []
-    cpu_of_all = Window()
-    for n in range(HALF_LOAD_WINDOWS):
-        with meter.window() as cpu:
-            windows.append(
-                await ceilings.amqp_confirm_at_rate(
-                    stack.env["SANAD_AMQP_URL"],
-                    f"{stack.env['SANAD_AMQP_PREFIX']}.bench-confirm-{n}",
-                    rate,
-                    mode.seconds,
-                )
-            )
-        cpu_of_all += cpu
-    return windows, cpu_of_all
+    return halves, floors, confirms
