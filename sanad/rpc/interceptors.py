@@ -26,6 +26,8 @@ from sanad.telemetry.metrics import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
 log = logging.getLogger("sanad.rpc")
 
 REQUEST_ID_KEY = "x-request-id"
+# How near its deadline a cancelled call counts as one whose deadline passed (cancelled_code).
+DEADLINE_SLACK_S = 0.1
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -122,9 +124,13 @@ def _finished_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
 
 
 def cancelled_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
-    """Why gRPC cancelled a handler: the caller's deadline passed, or the caller went away."""
+    """Why gRPC cancelled a handler: the caller's deadline passed, or the caller went away.
+
+    A cancel within DEADLINE_SLACK_S of the deadline is the deadline's: this server's deadline
+    counts from when the request arrived, later than the caller's by the request's way here, so
+    the caller, its own deadline passed, may end the call while a little of this one is left."""
     left = context.time_remaining()
-    if left is not None and left <= 0:
+    if left is not None and left <= DEADLINE_SLACK_S:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.CANCELLED
 
