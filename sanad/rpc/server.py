@@ -73,16 +73,21 @@ class RunningServer:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     audit_log: AuditLog | None = None
 
-    async def stop(self, grace_s: float, notice_s: float = 0.0) -> None:
+    async def stop(
+        self, grace_s: float, notice_s: float = 0.0, draining: Callable[[], None] | None = None
+    ) -> None:
         """Drain: NOT_SERVING first, still taking calls for notice_s so that probes and load
         balancers see it, then let in-flight calls finish within the grace, then write the
-        audit events still queued, so the caller may close MongoDB after this."""
+        audit events still queued, so the caller may close MongoDB after this. `draining` runs
+        as the drain begins: it ends what would otherwise run for the whole grace."""
         await self.health.shutdown()
         for task in self.tasks:
             task.cancel()
         if notice_s > 0:
             log.info("health NOT_SERVING: taking calls for %.1f s more, then draining", notice_s)
             await asyncio.sleep(notice_s)
+        if draining is not None:
+            draining()
         await self.server.stop(grace_s)
         if self.audit_log is not None:
             await self.audit_log.drain()

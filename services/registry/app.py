@@ -32,6 +32,7 @@ class RegistryApp:
     store: RegistryStore
     centers: CenterOperations
     catalog: CatalogOperations
+    feed: ChangeFeed
     server: RunningServer | None = None
     indexes: mongo.Indexes = field(init=False)
 
@@ -68,9 +69,15 @@ class RegistryApp:
         return self.server.port
 
     async def stop(self) -> None:
-        """NOT_SERVING, drain in-flight calls, close the database client."""
+        """NOT_SERVING, drain in-flight calls, close the database client. Watch streams never
+        end by themselves: they end as the drain begins, and their subscribers resume from
+        their last revision elsewhere, instead of holding the drain for its whole grace."""
         if self.server is not None:
-            await self.server.stop(self.settings.shutdown_grace_s, self.settings.shutdown_notice_s)
+            await self.server.stop(
+                self.settings.shutdown_grace_s,
+                self.settings.shutdown_notice_s,
+                draining=self.feed.close,
+            )
         await mongo.close(self.client)
 
 
@@ -94,4 +101,4 @@ def build_app(settings: RegistrySettings) -> RegistryApp:
     feed = ChangeFeed(poll_s=settings.watch_poll_s)
     centers = CenterOperations(store, reference, feed)
     catalog = CatalogOperations(store, reference, feed, settings.auth_licensing_agency)
-    return RegistryApp(settings, client, store, centers, catalog)
+    return RegistryApp(settings, client, store, centers, catalog, feed)

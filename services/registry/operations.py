@@ -138,6 +138,12 @@ class ChangeFeed:
         # asyncio.Condition waited on with wait_for could be left locked by a watch cancelled
         # as its poll timed out, on Python 3.11: then every write hung after its commit).
         self._changed = asyncio.Event()
+        self._closed = False
+
+    def close(self) -> None:
+        """End every watch stream at its next wait, now included (the server is draining)."""
+        self._closed = True
+        self._changed.set()
 
     def published(self, entity: Entity) -> Entity:
         """Tell the watchers that entity was saved; return it."""
@@ -195,6 +201,8 @@ class ChangeFeed:
                     checked = time.monotonic()
                     await _not_restored_behind(head, last)
                 await self._wait_for_change(changed)
+                if self._closed:
+                    return
 
     async def _wait_for_change(self, changed: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):

@@ -1,10 +1,12 @@
 """The registry's change feed wakes its watch streams after every write, and a watch stream
 cancelled at any moment (its caller went away) leaves nothing held that a write or another
-stream then waits for."""
+stream then waits for. As the registry drains, the feed ends every stream."""
 
 import asyncio
 import random
 from dataclasses import dataclass
+
+import pytest
 
 from services.registry.operations import ChangeFeed
 
@@ -77,3 +79,15 @@ async def test_a_write_committed_while_a_stream_reads_wakes_it_at_once() -> None
     assert await anext(stream) == 0  # synced, before the write
     assert await asyncio.wait_for(anext(stream), 10) == Change(1)  # not after the 60 s poll
     await stream.aclose()
+
+
+async def test_closing_the_feed_ends_a_waiting_stream_at_once() -> None:
+    # As the registry drains: watch streams never end by themselves and held its whole grace.
+    feed = ChangeFeed(poll_s=60)
+    stream = feed.watch(nothing_new, head, 0)
+    assert await anext(stream) == 0
+    waiting = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0.05)  # the stream now waits for a change
+    feed.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 10)  # not after the 60 s poll
