@@ -33,8 +33,6 @@ async def measure_intake(
     half_rate = max(unary.rate / 2, 1)
     halves, floors, confirms = await half_load(stack, make, half_rate, mode, meter)
     p50, p99, each = median_of_windows(halves.results)
-    floor_p50, floor_p99, floor_each = median_of_windows(floors.results)
-    confirm_p50, confirm_p99, confirm_each = median_of_windows(confirms.results)
     at_half = {"offered_per_s": half_rate, "seconds_per_window": mode.seconds}
     figures = [
         Figure(f"intake unary SubmitTransaction ({callers} callers)", unary.rate, "/s",
@@ -46,22 +44,11 @@ async def measure_intake(
                target="<= 25 ms", met=p99 <= 25,
                conditions={**at_half, "window_p99s_ms": each},
                ).spent(halves.cpu, halves.completed),
-        # Not a target's ceiling: the bare gRPC stack's latency at the same offered rate, the
-        # floor under intake's figure on this machine in this run.
-        Figure(f"{ceiling_figures.UNARY} p50 at intake's half-load rate (median of windows)",
-               floor_p50, "ms", conditions=at_half),
-        Figure(f"{ceiling_figures.UNARY} p99 at intake's half-load rate (median of windows: "
-               f"{shown(floor_each)} ms)", floor_p99, "ms",
-               conditions={**at_half, "window_p99s_ms": floor_each},
-               ).spent(floors.cpu, floors.completed),
-        # Nor this: the broker's own confirm at the same rate, one message a publish. Every
-        # submission waits for one confirm after its claim, so its latency is the floor too.
-        Figure(f"{ceiling_figures.PUBLISH} p50 at intake's half-load rate (median of windows)",
-               confirm_p50, "ms", conditions=at_half),
-        Figure(f"{ceiling_figures.PUBLISH} p99 at intake's half-load rate (median of windows: "
-               f"{shown(confirm_each)} ms)", confirm_p99, "ms",
-               conditions={**at_half, "window_p99s_ms": confirm_each},
-               ).spent(confirms.cpu, confirms.completed),
+        # Not targets' ceilings: the bare gRPC stack's latency at the same offered rate, and
+        # the broker's own confirm (one message a publish; every submission waits for one after
+        # its claim): the floors under intake's figure on this machine in this run.
+        *floor_figures(ceiling_figures.UNARY, floors, at_half),
+        *floor_figures(ceiling_figures.PUBLISH, confirms, at_half),
     ]  # fmt: skip
     try:
         with meter.window() as stream_cpu:
@@ -77,6 +64,18 @@ async def measure_intake(
         print(f"bench: streaming intake not measured: {error.code().name}", file=sys.stderr)
     await settle(stack, "streaming")
     return figures
+
+
+def floor_figures(name: str, floor: "Windows", at_half: dict[str, float]) -> list[Figure]:
+    """A floor's p50 and p99 at intake's half-load rate, medians of its windows."""
+    p50, p99, each = median_of_windows(floor.results)
+    return [
+        Figure(f"{name} p50 at intake's half-load rate (median of windows)", p50, "ms",
+               conditions=at_half),
+        Figure(f"{name} p99 at intake's half-load rate (median of windows: {shown(each)} ms)",
+               p99, "ms", conditions={**at_half, "window_p99s_ms": each},
+               ).spent(floor.cpu, floor.completed),
+    ]  # fmt: skip
 
 
 @dataclass
