@@ -6,6 +6,7 @@ proxy whose broker is gone) are waited on forever; sanadctl and the seed loader 
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
+from aio_pika.connection import make_url
 
 # As SANAD_AMQP_TIMEOUT_S's default, the processes' own bound on a broker operation.
 CONNECT_TIMEOUT_S = 5.0
@@ -14,11 +15,18 @@ CONNECT_TIMEOUT_S = 5.0
 async def connect(url: str, timeout_s: float = CONNECT_TIMEOUT_S) -> AbstractConnection:
     """A plain connection, handshake done within timeout_s; else a TimeoutError that says so.
 
-    Every other failure (nothing listening, a refused login) is aio_pika's own error.
+    Every other failure (nothing listening, a refused login) is aio_pika's own error. A
+    connection that failed is closed here: aio_pika.connect leaves it to its `__del__`, which
+    after the command's event loop has stopped only makes a close() it never awaits.
     """
+    connection = aio_pika.Connection(make_url(url))
     try:
-        return await aio_pika.connect(url, timeout=timeout_s)
-    except TimeoutError:
-        raise TimeoutError(
-            f"no AMQP answer within {timeout_s:g} s: is that RabbitMQ's address and port?"
-        ) from None
+        await connection.connect(timeout=timeout_s)
+    except BaseException as error:
+        await connection.close()
+        if isinstance(error, TimeoutError):
+            raise TimeoutError(
+                f"no AMQP answer within {timeout_s:g} s: is that RabbitMQ's address and port?"
+            ) from None
+        raise
+    return connection

@@ -2,6 +2,7 @@
 use: one `error:` line and exit 1, within a bounded time, never a traceback or a hang."""
 
 import asyncio
+import gc
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,7 @@ import aio_pika
 import aiormq
 import pytest
 
+from sanad.amqp import connecting
 from sanad.amqp.batches import BatchClient
 from sanad.cli import batch as batch_command
 from sanad.cli import batch_send, dead_letters
@@ -283,3 +285,25 @@ def test_a_broker_that_refuses_the_user_on_the_vhost_says_so_in_one_line(
         "error: batch b7 not sent: RabbitMQ at 127.0.0.1:5672: the broker refused user"
         " 'batch-c1' on vhost 'no-such': the user has no permission there, or no such vhost"
     ]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("listens", [False, True])
+async def test_a_connection_that_failed_is_closed_at_once(listens: bool) -> None:
+    # aio_pika.connect leaves a connection that failed to its __del__, which after a
+    # command's event loop has stopped only makes a close() that is never awaited.
+    with socket.socket() as held:  # a port of our own: refused, or silent when it listens
+        held.bind(("127.0.0.1", 0))
+        if listens:
+            held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises((OSError, TimeoutError)):
+            await connecting.connect(f"amqp://guest:guest@127.0.0.1:{port}/", 0.5)
+
+        ours = [
+            found
+            for found in gc.get_objects()
+            if isinstance(found, aio_pika.Connection) and found.url.port == port
+        ]
+    assert ours
+    assert all(connection.is_closed for connection in ours)
