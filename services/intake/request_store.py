@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from sanad.coalesce import InsertCoalescer
 from sanad.errors import Unavailable
+from sanad.lost_sessions import transaction_session
 from sanad.mongo import within
 from sanad.security import audit
 from sanad.security.carried import CarriedEvent
@@ -122,7 +123,7 @@ class RequestStore:
 
         async with within(timeout_s):
             try:
-                async with self.requests.database.client.start_session() as session:
+                async with transaction_session(self.requests.database.client) as session:
                     await event.run(session, insert)
             except DuplicateKeyError:
                 existing = await self.requests.find_one({"_id": record["_id"]})
@@ -187,7 +188,7 @@ class RequestStore:
             return True
 
         try:
-            async with self.requests.database.client.start_session() as session:
+            async with transaction_session(self.requests.database.client) as session:
                 return await event.attempt(session, writes)
         except DuplicateKeyError:
             return False  # the latest change's first record, or the answer, was written first

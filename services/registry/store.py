@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from sanad.errors import Aborted, AlreadyExists, Unavailable
+from sanad.lost_sessions import transaction_session
 from sanad.mongo import bounded
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
@@ -230,7 +231,7 @@ class RegistryStore:
             return doc
 
         event = CarriedEvent(self.audit_log, results or {})
-        async with self.client.start_session() as session:
+        async with transaction_session(self.client) as session:
             return await event.run(session, body)
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,8 +51,25 @@ class StoppableDatabase:
     def start(self) -> None:
         self.process = mongo_server.start(self.port, self.folder / "data", self.folder / "db.log")
 
+    def freeze(self) -> None:
+        """Stop the server answering (SIGSTOP), its connections left open, as a server that
+        hangs; `thaw` lets it go on where it stopped."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        for _ in range(1000):  # the signal is delivered later: what comes first is answered
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
+                return
+            time.sleep(0.001)
+        raise AssertionError("the database did not stop within a second of SIGSTOP")
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen server takes no SIGTERM
             self.process.terminate()
             self.process.wait(timeout=30)
             self.process = None

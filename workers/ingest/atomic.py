@@ -31,6 +31,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from sanad.amqp.outcomes import TransientError
+from sanad.lost_sessions import transaction_session
 from sanad.mongo import about_document
 from sanad.telemetry.metrics import MONGO_WRITE_SECONDS
 
@@ -89,7 +90,7 @@ async def _once(
     client: AsyncMongoClient[dict[str, Any]],
     body: Callable[[AsyncClientSession], Awaitable[T]],
 ) -> T:
-    async with client.start_session() as session, await session.start_transaction():
+    async with transaction_session(client) as session, await session.start_transaction():
         return await body(session)
 
 
