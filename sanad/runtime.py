@@ -4,6 +4,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -21,6 +22,33 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 class StartupError(Exception):
     """A process cannot start; its message is shown to the operator as one line."""
+
+
+def port_problem(settings: BaseSettings, port: int, what: str) -> StartupError:
+    """The one line for a port this process could not listen on: why, as the kernel says it
+    (another program holds it, mostly), and the settings that move it."""
+    host = str(getattr(settings, "grpc_host", "0.0.0.0"))
+    reason = "not available"
+    with socket.socket() as trial:
+        try:
+            trial.bind((host, port))
+        except OSError as error:
+            reason = error.strerror or reason
+    moved_by = [
+        f"SANAD_{name.upper()}"
+        for name, value in settings
+        if name.endswith("_port") and value == port
+    ]
+    moved = f" (set {' or '.join(moved_by)} to move it)" if moved_by else ""
+    return StartupError(f"cannot serve {what} on {host}:{port}: {reason}{moved}")
+
+
+def serve_metrics_of(settings: BaseSettings, port: int) -> None:
+    """Serve /metrics on port, or stop the process with one line naming its setting."""
+    try:
+        serve_metrics(port)
+    except OSError:
+        raise port_problem(settings, port, "metrics") from None
 
 
 def load_settings(name: str, settings: Callable[[], SettingsT]) -> SettingsT:
@@ -92,9 +120,17 @@ class App(Protocol):
     async def stop(self) -> None: ...
 
 
-async def serve_app(name: str, app: App, port: int, metrics_port: int, stop: asyncio.Event) -> None:
+async def serve_app(
+    name: str,
+    app: App,
+    port: int,
+    metrics_port: int,
+    stop: asyncio.Event,
+    *,
+    settings: BaseSettings,
+) -> None:
     """Serve metrics and the app until stop is set, then drain (DESIGN 5.7)."""
-    serve_metrics(metrics_port)
+    serve_metrics_of(settings, metrics_port)
     bound = await app.start(port)
     # What start-up built (modules, descriptors, settings, clients) lives as long as the
     # process: frozen, full collections stop walking it, which shortens their pauses.

@@ -27,7 +27,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tls-cert", type=Path, help="client certificate for mutual TLS")
     parser.add_argument("--tls-key", type=Path, help="client key for mutual TLS")
     parser.add_argument("--tls-server-name", help="name to expect in the server certificate")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    # gRPC aborts the whole process on a client certificate without its key.
+    if (options.tls_cert is None) != (options.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if options.tls_cert is not None and options.tls_ca is None:
+        parser.error("--tls-cert needs --tls-ca (TLS is on only with a CA)")
+    return options
 
 
 def open_channel(options: argparse.Namespace) -> grpc.Channel:

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from sanad.rpc.health import Check, HealthReporter
 from sanad.rpc.interceptors import ServerInterceptor
+from sanad.runtime import port_problem
 from sanad.security.audit_log import AuditLog
 from sanad.security.interceptor import security_interceptor
 from sanad.security.tls import server_credentials
@@ -138,10 +139,14 @@ async def start_server(
     reporter = HealthReporter(health_servicer, names, checks)
     await reporter.publish(False)
     address = f"{settings.grpc_host}:{port}"
-    if settings.grpc_tls:
-        bound = server.add_secure_port(address, server_credentials(settings))
-    else:
-        bound = server.add_insecure_port(address)
+    credentials = server_credentials(settings) if settings.grpc_tls else None
+    try:
+        if credentials is not None:
+            bound = server.add_secure_port(address, credentials)
+        else:
+            bound = server.add_insecure_port(address)
+    except RuntimeError:  # gRPC's "Failed to bind", whatever the cause
+        raise port_problem(settings, port, "gRPC") from None
     await server.start()
     running = RunningServer(server, bound, reporter, audit_log=audit_log)
     running.tasks.append(asyncio.create_task(reporter.run()))

@@ -3,8 +3,10 @@
 from typing import Any
 
 from sanad.errors import Unauthenticated
+from sanad.runtime import StartupError
 from sanad.security.credentials import TokenVerifier, identity_from_certificate
 from sanad.security.identity import DEV_ADMIN, Identity
+from sanad.security.jwks import KeyFileError
 from sanad.security.key_file import ReloadingKeys
 from sanad.settings import AuthMode, CommonSettings
 
@@ -26,7 +28,7 @@ class Authenticator:
         verifier = None
         if settings.auth_jwt_public_key_file:
             verifier = TokenVerifier(
-                ReloadingKeys(settings.auth_jwt_public_key_file, settings.auth_jwt_keys_reload_s),
+                _keys_at_start(settings.auth_jwt_public_key_file, settings.auth_jwt_keys_reload_s),
                 settings.auth_jwt_issuer,
                 settings.auth_jwt_audience,
                 settings.auth_jwt_max_lifetime_s,
@@ -77,3 +79,15 @@ def _bearer(metadata: Any) -> str | None:
                 raise Unauthenticated("authorization metadata is not a bearer token")
             return value[len(BEARER) :].strip()
     return None
+
+
+def _keys_at_start(path: str, every_s: float) -> ReloadingKeys:
+    """The key file, read once as the process starts: a file it cannot read or that holds no
+    usable key stops it, with one line naming the setting."""
+    try:
+        return ReloadingKeys(path, every_s)
+    except OSError as error:
+        reason = f"cannot read {path}: {error.strerror}"
+    except KeyFileError as error:
+        reason = f"{path}: {error}"
+    raise StartupError(f"SANAD_AUTH_JWT_PUBLIC_KEY_FILE: {reason}")

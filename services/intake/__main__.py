@@ -12,7 +12,12 @@ async def serve(stop: asyncio.Event, settings: IntakeSettings) -> None:
     """Serve until stop is set, then drain."""
     logs.configure("intake", settings.log_level, settings.log_plain)
     await runtime.serve_app(
-        "intake", build_app(settings), settings.intake_port, settings.intake_metrics_port, stop
+        "intake",
+        build_app(settings),
+        settings.intake_port,
+        settings.intake_metrics_port,
+        stop,
+        settings=settings,
     )
 
 

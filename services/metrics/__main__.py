@@ -12,7 +12,12 @@ async def serve(stop: asyncio.Event, settings: MetricsSettings) -> None:
     """Serve until stop is set, then drain."""
     logs.configure("metrics", settings.log_level, settings.log_plain)
     await runtime.serve_app(
-        "metrics", build_app(settings), settings.metrics_port, settings.metrics_metrics_port, stop
+        "metrics",
+        build_app(settings),
+        settings.metrics_port,
+        settings.metrics_metrics_port,
+        stop,
+        settings=settings,
     )
 
 

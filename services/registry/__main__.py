@@ -17,6 +17,7 @@ async def serve(stop: asyncio.Event, settings: RegistrySettings) -> None:
         settings.registry_port,
         settings.registry_metrics_port,
         stop,
+        settings=settings,
     )
 
 

@@ -79,3 +79,23 @@ def test_a_tls_file_it_cannot_read_is_one_line_and_unreachable(
     assert capsys.readouterr().err.splitlines() == [
         f"127.0.0.1:1: cannot read {tmp_path / 'missing.pem'}: No such file or directory"
     ]
+
+
+@pytest.mark.parametrize(
+    ("given", "complaint"),
+    [
+        (["--tls-ca", "ca.pem", "--tls-cert", "admin.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-ca", "ca.pem", "--tls-key", "admin.key"], "--tls-cert and --tls-key go together"),
+        (["--tls-cert", "admin.pem", "--tls-key", "admin.key"], "--tls-cert needs --tls-ca"),
+    ],
+)
+def test_a_certificate_without_its_key_or_ca_is_a_usage_error(
+    given: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gRPC aborted the whole process (a native check failure, exit 134) on a certificate
+    # without its key, before the probe could say anything.
+    with pytest.raises(SystemExit) as refused:
+        main(["--addr", "127.0.0.1:1", *given])
+
+    assert refused.value.code == 2
+    assert complaint in capsys.readouterr().err

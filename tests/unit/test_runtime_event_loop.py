@@ -7,6 +7,7 @@ import pytest
 import uvloop
 
 from sanad import runtime
+from sanad.settings import ServerSettings
 from services.intake import __main__ as intake_main
 
 
@@ -55,7 +56,7 @@ async def test_serving_an_app_freezes_what_start_up_built_for_shorter_collection
     stop = asyncio.Event()
     stop.set()
     try:
-        await runtime.serve_app("test", App(), 0, 0, stop)
+        await runtime.serve_app("test", App(), 0, 0, stop, settings=ServerSettings())
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from sanad.errors import Unauthenticated
+from sanad.runtime import StartupError
 from sanad.security import certs
 from sanad.security.authenticate import Authenticator
 from sanad.security.credentials import TokenVerifier
@@ -345,8 +346,17 @@ def test_a_key_file_without_a_usable_key_stops_the_process_at_start(
 ) -> None:
     path = tmp_path / "jwks.json"
     path.write_bytes(data)
-    with pytest.raises(KeyFileError):
+    with pytest.raises(StartupError, match=f"^SANAD_AUTH_JWT_PUBLIC_KEY_FILE: {path}: "):
         Authenticator.from_settings(ServerSettings(auth_jwt_public_key_file=str(path)))
+
+
+def test_a_key_file_that_cannot_be_read_stops_the_process_at_start(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.json"
+    with pytest.raises(
+        StartupError,
+        match=f"^SANAD_AUTH_JWT_PUBLIC_KEY_FILE: cannot read {missing}: No such file or directory$",
+    ):
+        Authenticator.from_settings(ServerSettings(auth_jwt_public_key_file=str(missing)))
 
 
 # Settings

@@ -4,7 +4,6 @@ import asyncio
 
 from sanad import runtime
 from sanad.telemetry import logs
-from sanad.telemetry.metrics import serve_metrics
 from workers.batch.app import build_app
 from workers.batch.settings import BatchSettings
 from workers.lifecycle import run_until_stopped
@@ -13,7 +12,7 @@ from workers.lifecycle import run_until_stopped
 async def work(stop: asyncio.Event, settings: BatchSettings) -> None:
     """Consume until stop is set; the current batch is finished and acked."""
     logs.configure("batch", settings.log_level, settings.log_plain)
-    serve_metrics(settings.batch_metrics_port)
+    runtime.serve_metrics_of(settings, settings.batch_metrics_port)
     await run_until_stopped(build_app(settings), settings.batch_health_port, stop)
 
 

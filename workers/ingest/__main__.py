@@ -4,7 +4,6 @@ import asyncio
 
 from sanad import runtime
 from sanad.telemetry import logs
-from sanad.telemetry.metrics import serve_metrics
 from workers.ingest.app import build_app
 from workers.ingest.settings import IngestSettings
 from workers.lifecycle import run_until_stopped
@@ -13,7 +12,7 @@ from workers.lifecycle import run_until_stopped
 async def work(stop: asyncio.Event, settings: IngestSettings) -> None:
     """Consume until stop is set; the current micro-batch is finished and acked."""
     logs.configure("ingest", settings.log_level, settings.log_plain)
-    serve_metrics(settings.ingest_metrics_port)
+    runtime.serve_metrics_of(settings, settings.ingest_metrics_port)
     await run_until_stopped(build_app(settings), settings.ingest_health_port, stop)
 
 

@@ -1,0 +1,125 @@
+"""A process that cannot start for its files or its ports says why in one line naming the
+setting, and exits 2: never a traceback (a file it cannot read, a certificate and key that are
+no pair, a key file without a key, a port another program holds)."""
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sanad.runtime import port_problem
+from services.registry.settings import RegistrySettings
+
+
+def start(module: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SANAD_")}
+    # Nothing answers there: a process that did start waits, and the timeout says so.
+    env |= {"SANAD_LOG_PLAIN": "1", "SANAD_MONGO_URL": "mongodb://127.0.0.1:1/?timeoutMS=500"}
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env={**env, **settings},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port another program listens on."""
+    with socket.create_server(("0.0.0.0", 0)) as holder:
+        yield holder.getsockname()[1]
+
+
+def the_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr.splitlines()[-1]
+
+
+def test_a_grpc_port_another_program_holds_is_named_by_its_setting(held_port: int) -> None:
+    result = start("services.registry", SANAD_REGISTRY_PORT=str(held_port))
+    assert the_line(result) == (
+        f"ERROR   sanad.runtime: cannot start: cannot serve gRPC on 0.0.0.0:{held_port}: "
+        "Address already in use (set SANAD_REGISTRY_PORT to move it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "variable"),
+    [
+        ("services.metrics", "SANAD_METRICS_METRICS_PORT"),
+        ("workers.ingest", "SANAD_INGEST_METRICS_PORT"),
+        ("workers.batch", "SANAD_BATCH_HEALTH_PORT"),
+    ],
+)
+def test_a_metrics_or_health_port_another_program_holds_is_named(
+    held_port: int, module: str, variable: str
+) -> None:
+    what = "gRPC" if variable.endswith("HEALTH_PORT") else "metrics"
+    result = start(module, **{variable: str(held_port)})
+    assert the_line(result).endswith(
+        f"cannot serve {what} on 0.0.0.0:{held_port}: Address already in use "
+        f"(set {variable} to move it)"
+    )
+
+
+def test_a_port_two_settings_share_names_both() -> None:
+    with socket.create_server(("0.0.0.0", 0)) as holder:
+        port = holder.getsockname()[1]
+        settings = RegistrySettings(registry_port=port, registry_metrics_port=port)
+        problem = port_problem(settings, port, "metrics")
+    assert str(problem).endswith(
+        "(set SANAD_REGISTRY_PORT or SANAD_REGISTRY_METRICS_PORT to move it)"
+    )
+
+
+def test_tls_files_that_cannot_be_read_are_named(tmp_path: Path, pki: Path) -> None:
+    result = start(
+        "services.intake",
+        SANAD_TLS_CERT_FILE=str(tmp_path / "absent.pem"),
+        SANAD_TLS_KEY_FILE=str(pki / "intake.key"),
+    )
+    assert the_line(result).endswith(
+        f"cannot start: SANAD_TLS_CERT_FILE: cannot read {tmp_path / 'absent.pem'}: "
+        "No such file or directory"
+    )
+
+
+def test_a_certificate_and_key_that_are_no_pair_are_named(pki: Path) -> None:
+    # gRPC itself only failed to bind the port, which was free.
+    result = start(
+        "services.registry",
+        SANAD_TLS_CERT_FILE=str(pki / "registry.pem"),
+        SANAD_TLS_KEY_FILE=str(pki / "intake.key"),
+    )
+    assert the_line(result).endswith(
+        "cannot start: SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE: not a PEM certificate and "
+        "the unencrypted private key that goes with it (KEY_VALUES_MISMATCH)"
+    )
+
+
+def test_a_ca_file_without_a_certificate_is_named(pki: Path) -> None:
+    result = start(
+        "services.metrics",
+        SANAD_TLS_CERT_FILE=str(pki / "metrics.pem"),
+        SANAD_TLS_KEY_FILE=str(pki / "metrics.key"),
+        SANAD_TLS_CA_FILE=str(pki / "metrics.key"),
+    )
+    assert the_line(result).endswith(
+        f"cannot start: SANAD_TLS_CA_FILE: no PEM certificate in {pki / 'metrics.key'} "
+        "(NO_CERTIFICATE_OR_CRL_FOUND)"
+    )
+
+
+def test_a_jwt_key_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    result = start("services.registry", SANAD_AUTH_JWT_PUBLIC_KEY_FILE=str(tmp_path / "jwks"))
+    assert the_line(result).endswith(
+        f"cannot start: SANAD_AUTH_JWT_PUBLIC_KEY_FILE: cannot read {tmp_path / 'jwks'}: "
+        "No such file or directory"
+    )
