@@ -3,6 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The years whose statistics Sanad Mesh reports; migrated history dated before the first is
+# refused (it could be reported on no year, and transaction ids count time from EPOCH).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+FIRST_DAY = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:

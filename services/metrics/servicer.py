@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad import mongo, rollups
 from sanad.deadline import caller_deadline
+from sanad.domain.clock import FIRST_YEAR, LAST_YEAR
 from sanad.errors import Invalid, Unavailable, Violation, check, collected
 from sanad.rpc.timestamps import time_field
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
@@ -23,7 +24,6 @@ from services.metrics.convert import entry_to_proto, report_to_proto, stats_to_p
 from services.metrics.queries import MetricsQueries
 
 Context: TypeAlias = grpc.aio.ServicerContext
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 SECONDS_PER_DAY = 86_400
 
 

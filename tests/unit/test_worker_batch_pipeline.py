@@ -223,6 +223,10 @@ def test_an_item_for_another_centre_is_refused_unless_its_submitter_may_submit_t
         (10**12, 0, "is not a valid time"),
         (0, 2_000_000_000, "is not a valid time"),
         (int((NOW + timedelta(days=1)).timestamp()), 0, "is later than the batch's arrival"),
+        # Before 1970 its id counted time backwards and sorted after every other id.
+        (-62135596800, 0, "is before 2000: statistics cover 2000 to 2100"),
+        (-1, 0, "is before 2000: statistics cover 2000 to 2100"),
+        (946684799, 999_999_999, "is before 2000: statistics cover 2000 to 2100"),
     ],
 )
 def test_a_history_item_time_out_of_range_or_in_the_future_is_refused_by_field(
@@ -240,6 +244,18 @@ def test_a_history_item_time_out_of_range_or_in_the_future_is_refused_by_field(
         assert [(v.field, v.description) for v in verdict.rejected[0][1]] == [
             (field_name, description)
         ]
+
+
+def test_history_from_the_first_day_of_2000_on_is_taken() -> None:
+    submission = batch(live=0, history=1)
+    submission.history_items[0].submit_time.FromDatetime(datetime(2000, 1, 1, tzinfo=UTC))
+    submission.history_items[0].history[0].time.FromDatetime(datetime(2000, 1, 2, tzinfo=UTC))
+
+    verdict = judge_batch(submission, context(), NOW)
+
+    assert not verdict.rejected
+    [(_, document)] = verdict.accepted
+    assert document["submit_time"] == datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class StoredBefore(RecordingStore):

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.amqp.batches import item_count
+from sanad.domain.clock import FIRST_DAY, FIRST_YEAR, LAST_YEAR
 from sanad.domain.ids import id_of
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
@@ -242,12 +243,16 @@ def judge_items(
 
 
 def moment(stamp: Timestamp, field_name: str, now: datetime) -> datetime | Violation:
-    """A migrated item's time, or why it cannot be one: out of Timestamp's range, or later
-    than the batch's start."""
+    """A migrated item's time, or why it cannot be one: out of Timestamp's range, before the
+    first year reported, or later than the batch's start."""
     try:
         at = stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
         return Violation(field_name, "is not a valid time")
+    if at < FIRST_DAY:
+        return Violation(
+            field_name, f"is before {FIRST_YEAR}: statistics cover {FIRST_YEAR} to {LAST_YEAR}"
+        )
     if at > now:
         return Violation(field_name, "is later than the batch's arrival")
     return at
