@@ -27,6 +27,9 @@ COLLECTION = "transactions"
 # per status as well would cost every stored transaction, and every status change, a second
 # index write; at Sanad volumes a centre's page of any status is near its newest anyway.
 LISTING_INDEX = [("center_id", ASCENDING), ("submit_time", DESCENDING), ("_id", DESCENDING)]
+# Records of request ids: a caller's request id and the transaction it was given (intake's
+# RequestStore, and the batch worker's claims for its items).
+REQUESTS_COLLECTION = "intake_requests"
 
 
 class SubmittedItem(Protocol):

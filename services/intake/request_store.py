@@ -22,6 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from sanad import records
 from sanad.coalesce import InsertCoalescer
 from sanad.errors import Unavailable
 from sanad.lost_sessions import transaction_session
@@ -42,7 +43,7 @@ class RequestStore:
     change, per rating, and per transaction the latest accepted status change."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.requests = db["intake_requests"]
+        self.requests = db[records.REQUESTS_COLLECTION]
         self.audit_log = db[audit.COLLECTION]
         self.claims = InsertCoalescer(self.requests)
 

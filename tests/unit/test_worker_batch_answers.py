@@ -30,6 +30,8 @@ class Shared:
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     transactions: set[str] = field(default_factory=set)
+    # Records of request ids, by key (intake_requests).
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The audit events written: with a saved answer, or for a batch refused as a whole.
     audit_events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -63,11 +65,19 @@ class MemoryStore:
     async def stored_ids(self, ids: Sequence[str]) -> set[str]:
         return self.shared.transactions & set(ids)
 
-    async def store_chunk(self, documents: Sequence[dict[str, Any]]) -> int:
+    async def store_chunk(
+        self, documents: Sequence[dict[str, Any]], requests: Sequence[dict[str, Any]] = ()
+    ) -> int:
         await self._gate(self.before_store)
+        if any(record["_id"] in self.shared.requests for record in requests):
+            raise TransientError("a request id was claimed meanwhile")
+        self.shared.requests |= {record["_id"]: dict(record) for record in requests}
         new = {doc["_id"] for doc in documents} - self.shared.transactions
         self.shared.transactions |= new
         return len(new)
+
+    async def request_records(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        return [self.shared.requests[key] for key in keys if key in self.shared.requests]
 
     async def save_result(
         self, batch_id: str, result: bytes, accepted: int, rejected: int, event: dict[str, Any]

@@ -111,7 +111,12 @@ class RecordingStore:
         self.judging_started[number].set()
         return judge_items(*args)
 
-    async def store_chunk(self, documents: Sequence[dict[str, Any]]) -> int:
+    async def request_records(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        return []
+
+    async def store_chunk(
+        self, documents: Sequence[dict[str, Any]], requests: Sequence[dict[str, Any]] = ()
+    ) -> int:
         number = self.started
         self.started += 1
         self.storing += 1

@@ -24,6 +24,7 @@ from services.intake.domain import (
     ServiceView,
     Submission,
     field_violations,
+    request_key,
     validate,
 )
 from workers.batch.content import historic_fee, history_bounds, overlong_codes
@@ -198,6 +199,20 @@ def apply_history(
         doc["rating"] = item.rating
         doc["rating_time"] = doc["finish_time"]
     return doc
+
+
+def request_of(
+    batch: events_pb2.BatchSubmission, context: Context, index: int
+) -> tuple[str, str] | None:
+    """The key of the record of the item's request id, and its payload's fingerprint, as intake
+    keeps them (services.intake.domain); None for an item without a request id. The caller is
+    the batch's submitter, its RabbitMQ user, apart from every gRPC caller."""
+    live = len(batch.items)
+    item = batch.items[index] if index < live else batch.history_items[index - live].transaction
+    if not item.request_id:
+        return None
+    key = request_key(f"amqp:{context.submitted_by}", item.request_id)
+    return key, submission_of(item, context.center_id).fingerprint(context.secret)
 
 
 def item_id(batch: events_pb2.BatchSubmission, context: Context, index: int) -> str | None:

@@ -39,6 +39,7 @@ from workers.batch.refusals import (
     read_refusal,
     unread_refusal,
 )
+from workers.batch.requests import BatchRequests
 from workers.batch.store import BatchStore, Document
 
 log = logging.getLogger("sanad.batch")
@@ -246,6 +247,7 @@ class BatchHandler:
         now = context.started_at
         total = item_count(submission)
         verdict = Verdict()
+        requests = BatchRequests(self.store, submission, context)
         storing: asyncio.Task[int] | None = None
         try:
             for start in range(0, total, self.limits.chunk):
@@ -253,12 +255,13 @@ class BatchHandler:
                 judged = await asyncio.to_thread(judge_items, submission, context, now, indexes)
                 if not fresh and judged.rejected:
                     await self._accept_stored(submission, context, judged)
+                claims = await requests.settle(judged)
                 if storing is not None:
                     await storing
                 verdict.extend(judged)
                 storing = None
                 if judged.accepted:
-                    storing = asyncio.create_task(self.store.store_chunk(judged.documents))
+                    storing = asyncio.create_task(self.store.store_chunk(judged.documents, claims))
             if storing is not None:
                 await storing
         finally:

@@ -9,11 +9,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from sanad import records
 from sanad.amqp.outcomes import TransientError
 from sanad.domain.clock import epoch_millis, to_millisecond
 from sanad.domain.ids import first_id
 from sanad.security import audit
-from workers.ingest.store import IngestStore
+from workers.ingest.store import IDS_PER_READ, IngestStore
 
 Document = dict[str, Any]
 # How far back a redelivered refusal looks for the event an earlier delivery wrote.
@@ -35,6 +36,7 @@ class BatchStore:
         self.transactions = transactions
         self.results = db["batch_results"]
         self.audit_log = db[audit.COLLECTION]
+        self.requests = db[records.REQUESTS_COLLECTION]
 
     async def claim(
         self, batch_id: str, submitted_by: str, center_id: str, now: datetime, fingerprint: str
@@ -95,9 +97,31 @@ class BatchStore:
             raise TransientError(str(error)) from error
         return {doc["_id"] for doc in found}
 
-    async def store_chunk(self, documents: Sequence[Document]) -> int:
-        """Store accepted items with their rollups in one transaction; returns the new ones."""
-        return await self.transactions.record_submissions(documents)
+    async def store_chunk(
+        self, documents: Sequence[Document], requests: Sequence[Document] = ()
+    ) -> int:
+        """Store accepted items with their rollups, and the records of their request ids, in
+        one transaction; returns the new ones. A request id another batch claimed meanwhile
+        makes it a TransientError: the next attempt finds that batch's record."""
+        try:
+            return await self.transactions.record_submissions(documents, requests)
+        except DuplicateKeyError as error:
+            raise TransientError(str(error)) from error
+
+    async def request_records(self, keys: Sequence[str]) -> list[Document]:
+        """The records of these request keys (intake_requests), a hundred keys a read (see
+        IngestStore.find_by_ids)."""
+        found: list[Document] = []
+        try:
+            for start in range(0, len(keys), IDS_PER_READ):
+                part = list(keys[start : start + IDS_PER_READ])
+                cursor = self.requests.find(
+                    {"_id": {"$in": part}}, {"transaction_id": 1, "fingerprint": 1}
+                )
+                found.extend([doc async for doc in cursor])
+        except PyMongoError as error:
+            raise TransientError(str(error)) from error
+        return found
 
     async def save_result(
         self, key: str, result: bytes, accepted: int, rejected: int, event: Document

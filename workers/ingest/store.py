@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from sanad import records
 from sanad import rollups as contract
@@ -68,6 +68,7 @@ class IngestStore:
         self.transactions = db[records.COLLECTION]
         self.rollups = db[contract.COLLECTION]
         self.audit_log = db[audit.COLLECTION]
+        self.requests = db[records.REQUESTS_COLLECTION]
         # What reaches a worker is new but for redeliveries and batches sent again, which come
         # in bursts (a worker's unacked messages after it stopped, a batch's chunks). So inserts
         # go straight in; one that meets a stored id fails, its unit is tried again reading
@@ -85,17 +86,30 @@ class IngestStore:
             await self.db[collection].create_index(keys)
         await drop_retired(self.db, (records.COLLECTION, audit.COLLECTION))
 
-    async def record_submissions(self, documents: Sequence[Document]) -> int:
+    async def record_submissions(
+        self, documents: Sequence[Document], requests: Sequence[Document] = ()
+    ) -> int:
         """Insert the documents not yet stored and count them in the rollups, atomically; then,
         once committed, as submitted in the live business metrics (the batch worker accepts
-        what it stores; migrated documents count in the rollups only).
+        what it stores; migrated documents count in the rollups only). `requests` are records
+        of request ids (`intake_requests`) inserted in the same transaction: a request id is
+        claimed exactly when its transaction is stored.
 
-        Returns how many were new. Raises TransientError when MongoDB is unreachable.
+        Returns how many were new. Raises TransientError when MongoDB is unreachable, and
+        DuplicateKeyError when one of `requests` was recorded meanwhile.
         """
 
         async def body(session: AsyncClientSession) -> tuple[int, RollupIncrements]:
             increments = RollupIncrements()
             new = await self._insert(documents, increments, session)
+            if requests:
+                try:
+                    await self.requests.insert_many(list(requests), session=session)
+                except BulkWriteError as error:
+                    codes = {e.get("code") for e in error.details.get("writeErrors", [])}
+                    if DUPLICATE_KEY in codes:
+                        raise DuplicateKeyError("a request id was claimed meanwhile") from error
+                    raise
             await self._count(increments, session)
             return new, increments
 

@@ -1,0 +1,72 @@
+"""The request ids of a batch's items: the same request id of one submitter always gives the
+same transaction (DESIGN invariant 3), across its batches as within one.
+
+Each chunk's items with a request id are looked up in `intake_requests` before the chunk is
+stored. An item whose request id no transaction holds yet claims it in the same MongoDB
+transaction that stores it (so a record exists exactly when its transaction does); one whose
+request id a transaction of another batch, or an earlier item of this one, holds is answered
+with that transaction and stored no second time, or refused on its request_id when its payload
+differs. A record that names the item's own transaction is an earlier attempt's at this batch.
+"""
+
+from dataclasses import dataclass, field
+
+from sanad.errors import Violation
+from sanad.v1 import events_pb2
+from workers.batch.domain import Context, Document, Verdict, request_of
+from workers.batch.store import BatchStore
+
+REUSED = "was already used for another transaction"
+
+
+@dataclass
+class BatchRequests:
+    """What one batch's request ids are held by, as its chunks are judged."""
+
+    store: BatchStore
+    batch: events_pb2.BatchSubmission
+    context: Context
+    # Request key -> the transaction id and payload fingerprint that hold it.
+    held: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    async def settle(self, judged: Verdict) -> list[Document]:
+        """Move judged's accepted items whose request id another transaction holds to that
+        transaction (or to refused); returns the records the chunk's transaction inserts."""
+        wanted: dict[int, tuple[str, str]] = {}
+        for index, _ in judged.accepted:
+            if (request := request_of(self.batch, self.context, index)) is not None:
+                wanted[index] = request
+        unknown = {key for key, _ in wanted.values() if key not in self.held}
+        for record in await self.store.request_records(sorted(unknown)):
+            self.held[record["_id"]] = (record["transaction_id"], record["fingerprint"])
+        kept: list[tuple[int, Document]] = []
+        claims: list[Document] = []
+        for index, doc in judged.accepted:
+            if index not in wanted:
+                kept.append((index, doc))
+                continue
+            key, fingerprint = wanted[index]
+            holder = self.held.get(key)
+            if holder is None:
+                self.held[key] = (doc["_id"], fingerprint)
+                claims.append(_record(key, doc, fingerprint))
+                kept.append((index, doc))
+            elif holder[1] != fingerprint:
+                judged.rejected.append((index, [Violation("request_id", REUSED)]))
+            elif holder[0] == doc["_id"]:
+                kept.append((index, doc))  # an earlier attempt's: stored with its record
+            else:
+                judged.stored_before.append((index, holder[0]))
+        judged.accepted = kept
+        judged.rejected.sort(key=lambda refusal: refusal[0])
+        return claims
+
+
+def _record(key: str, doc: Document, fingerprint: str) -> Document:
+    """A request id's record, in the shape intake keeps (services.intake.request_store)."""
+    return {
+        "_id": key,
+        "transaction_id": doc["_id"],
+        "fingerprint": fingerprint,
+        "submit_time": doc["submit_time"],
+    }
