@@ -21,7 +21,7 @@ from sanad.cli import (
     transactions,
     watch,
 )
-from sanad.cli.arguments import positive_seconds
+from sanad.cli.arguments import metadata_text, positive_seconds, target
 from sanad.cli.client import Client, CredentialError
 from sanad.cli.output import Printer
 
@@ -41,24 +41,28 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--registry",
+        type=target,
         default=environ.get("SANAD_REGISTRY_TARGET", DEFAULT_REGISTRY),
         metavar="HOST:PORT",
         help="registry address (env SANAD_REGISTRY_TARGET)",
     )
     parser.add_argument(
         "--intake",
+        type=target,
         default=environ.get("SANAD_INTAKE_TARGET", DEFAULT_INTAKE),
         metavar="HOST:PORT",
         help="intake address (env SANAD_INTAKE_TARGET)",
     )
     parser.add_argument(
         "--metrics",
+        type=target,
         default=environ.get("SANAD_METRICS_TARGET", DEFAULT_METRICS),
         metavar="HOST:PORT",
         help="metrics address (env SANAD_METRICS_TARGET)",
     )
     parser.add_argument(
         "--identity",
+        type=metadata_text,
         default=environ.get("SANAD_IDENTITY", DEFAULT_IDENTITY),
         help="caller identity sent as x-sanad-identity (env SANAD_IDENTITY)",
     )
@@ -95,7 +99,10 @@ def _add_credential_flags(parser: argparse.ArgumentParser, environ: Mapping[str,
     )
     for flag, variable, text in flags:
         parser.add_argument(
-            flag, default=environ.get(variable, ""), help=f"{text} (env {variable})"
+            flag,
+            type=metadata_text if flag == "--token" else str,
+            default=environ.get(variable, ""),
+            help=f"{text} (env {variable})",
         )
 
 
@@ -121,9 +128,23 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_BROKEN_PIPE
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Parse, run one command, and return its exit code."""
-    args = build_parser(os.environ if environ is None else environ).parse_args(argv)
+    parser = build_parser(os.environ if environ is None else environ)
+    argv = sys.argv[1:] if argv is None else argv
+    if undecodable := [arg for arg in argv if not _utf8(arg)]:
+        # A byte that is not UTF-8 reaches Python as a lone surrogate, which no request,
+        # file name or message can carry.
+        parser.error(f"argument {os.fsencode(undecodable[0])!r} is not valid UTF-8")
+    args = parser.parse_args(argv)
     printer = Printer(as_json=args.json)
     # The commands say what failed and what to do; aiormq would also log a failed connection
     # as the repr of its exception, which Python prints to stderr for want of a handler.

@@ -72,3 +72,20 @@ def positive_seconds(text: str) -> float:
     if value > MAX_SECONDS:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS} seconds")
     return value
+
+
+def metadata_text(text: str) -> str:
+    """An argparse type for a value sent as gRPC metadata (an identity, a token): printable
+    ASCII only, which gRPC otherwise refuses as the call's INTERNAL error."""
+    if any(not " " <= character <= "~" for character in text):
+        raise argparse.ArgumentTypeError(
+            f"{text!a} is not printable ASCII, which gRPC metadata must be"
+        )
+    return text
+
+
+def target(text: str) -> str:
+    """An argparse type for a service's address: HOST:PORT, at least not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be HOST:PORT, not empty")
+    return text
