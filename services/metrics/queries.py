@@ -100,7 +100,7 @@ class MetricsQueries:
         one with them exists, and is answered even while that copy cannot be read.
         """
         rows = await self.store.sums_by("center_id", center_id, (first_day, last_day), None)
-        if not rows and not await self.directory.centers_by_id([center_id]):
+        if not rows and not await self.directory.exists(center_id):
             raise NotFound(f"centre {center_id!r} not found")
         return sum_rollups(rows)
 

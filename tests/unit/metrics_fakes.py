@@ -143,6 +143,9 @@ class FakeDirectory:
         wanted = set(center_ids)
         return {c.center_id: c for c in self.list if c.center_id in wanted}
 
+    async def exists(self, center_id: str) -> bool:
+        return bool(await self.centers_by_id([center_id]))
+
 
 class FakePlaces:
     """The registry's governorates and wilayats (KNOWN)."""

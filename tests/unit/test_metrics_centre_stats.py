@@ -50,6 +50,9 @@ class UnreadableDirectory:
     async def centers_by_id(self, center_ids: object) -> dict[str, object]:
         raise Unavailable("the registry's centres are not loaded yet")
 
+    async def exists(self, center_id: str) -> bool:
+        raise Unavailable("the registry's centres are not loaded yet")
+
 
 async def test_a_centre_with_transactions_is_answered_while_the_registry_cannot_be_read(
     served: Served,
