@@ -282,8 +282,17 @@ def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -
             client.error(f"{name!r} is not a file name: give --name (letters, digits, . _ -)")
         if name in PKI_FILES:
             client.error(f"{name!r} names a file of the dev PKI itself: give another --name")
-        if not (out / "ca.key").exists():
+        if not (out / "ca.pem").exists():
             print(f"certs: no dev CA in {out}/: run `make certs` first", file=sys.stderr)
+            return 1
+        if missing := [key for key in ("ca.key", "jwt-signing.key") if not (out / key).exists()]:
+            # `make certs` keeps a CA it finds, so it cannot give the missing key back.
+            print(
+                f"certs: {out}/ has a dev CA without {' and '.join(missing)}, so it can issue no"
+                f" client: `python -m sanad.security.certs --out {out} --force` makes a new dev"
+                " PKI, replacing every certificate and token there",
+                file=sys.stderr,
+            )
             return 1
         write_pair(
             out,

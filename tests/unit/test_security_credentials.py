@@ -192,6 +192,31 @@ def test_a_client_without_a_dev_ca_is_one_line(
     )
 
 
+@pytest.mark.parametrize("gone", [["ca.key"], ["jwt-signing.key"], ["ca.key", "jwt-signing.key"]])
+def test_a_dev_ca_without_its_keys_says_how_to_make_a_new_one_and_writes_nothing(
+    tmp_path: Path, gone: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make certs` keeps the CA it finds, and the advice to run it went round in a circle;
+    # without jwt-signing.key a certificate was written with no token beside it.
+    out = tmp_path / "certs"
+    certs.make_dev_pki(out)
+    for name in gone:
+        (out / name).unlink()
+    arguments = ["client", "--role", "centre", "--subject", "desk", "--center", "C1"]
+
+    code = certs.main(["--out", str(out), *arguments])
+
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"certs: {out}/ has a dev CA without {' and '.join(gone)}, so it can issue no client:"
+        f" `python -m sanad.security.certs --out {out} --force` makes a new dev PKI, replacing"
+        " every certificate and token there\n"
+    )
+    assert not (out / "desk.pem").exists()
+    certs.main(["--out", str(out), "--force"])
+    assert certs.main(["--out", str(out), *arguments]) == 0
+
+
 def test_a_pki_made_before_secrets_were_owner_only_is_narrowed_when_kept(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
