@@ -55,6 +55,11 @@ class Gate:
     what: str
     attempt_s: float
 
+    @property
+    def answers(self) -> str:
+        """`what` and its verb: "MongoDB answers", "MongoDB and the registry answer"."""
+        return f"{self.what} answer" if " and " in self.what else f"{self.what} answers"
+
 
 async def wait_until_ready(gate: Gate, stopping: asyncio.Event) -> bool:
     """Before consuming: until the gate's ready() answers True, with capped backoff; False when
@@ -74,13 +79,13 @@ async def wait_until_ready(gate: Gate, stopping: asyncio.Event) -> bool:
                 answered = await gate.ready()
             if answered:
                 if reported:
-                    log.info("%s answers; consuming", gate.what)
+                    log.info("%s; consuming", gate.answers)
                 return True
             why = "not ready"
         except Exception as error:  # the kind only: a message may carry a URL's credentials
             why = f"{type(error).__name__}"
         if why != reported:
-            log.warning("not consuming until %s answers (%s)", gate.what, why)
+            log.warning("not consuming until %s (%s)", gate.answers, why)
             reported = why
         await pause(stopping, delay)
         delay = min(delay * 2, 5.0)

@@ -11,6 +11,7 @@ from sanad.cli.arguments import bounded, int64
 from sanad.cli.broker import DEFAULT_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
+from sanad.seed.batches import ended
 from sanad.seed.plan import SeedPlan
 from sanad.seed.run import SeedSummary, Targets, seed
 
@@ -92,8 +93,9 @@ def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     except BROKER_ERRORS as error:
         reason = failure(error, "a batch")
         printer.error(
-            f"seed history not loaded: RabbitMQ at {where(args.amqp_url)}: {reason}. Seed again"
-            " once it takes batches: batches answered are answered the same, never stored twice"
+            f"seed history not loaded: RabbitMQ at {where(args.amqp_url)}: {ended(reason)}"
+            " Seed again once it takes batches: batches answered are answered the same, never"
+            " stored twice"
         )
         return 1
     _print_summary(printer, summary)

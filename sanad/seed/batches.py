@@ -21,6 +21,11 @@ from sanad.v1 import events_pb2
 log = logging.getLogger("sanad.seed")
 
 
+def ended(text: str) -> str:
+    """text as a sentence: with a full stop, unless it ends in one or in a question mark."""
+    return text if text.endswith((".", "?", "!")) else f"{text}."
+
+
 @dataclass
 class LoadResult:
     """What the batch worker answered, summed over every batch."""
@@ -104,7 +109,8 @@ class BatchLoader:
                     f"no answer within {self.reply_timeout_s:g} s; is the batch worker running?"
                 )
                 result.problems.append(
-                    f"{batch.batch_id}: {why}. Seed again: batches answered are answered the same"
+                    f"{batch.batch_id}: {ended(why)} Seed again: batches answered are answered"
+                    " the same"
                 )
             return False
 

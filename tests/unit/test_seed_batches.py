@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from sanad.amqp.batches import BatchClient
-from sanad.seed.batches import BatchLoader, LoadResult, only
+from sanad.seed.batches import BatchLoader, LoadResult, ended, only
 from sanad.v1 import events_pb2, intake_pb2
 
 
@@ -187,3 +187,12 @@ async def test_a_broker_that_confirms_no_publish_is_one_problem_within_the_reply
         "seed-0: RabbitMQ confirmed no publish within 0.05 s: a memory or disk alarm blocks"
         " publishers until it clears. Seed again: batches answered are answered the same"
     ]
+
+
+@pytest.mark.parametrize(
+    ("reason", "sentence"),
+    [("is that RabbitMQ's port?", "is that RabbitMQ's port?"), ("refused", "refused.")],
+)
+def test_a_reason_ends_as_one_sentence(reason: str, sentence: str) -> None:
+    # "… address and port?. Seed again" before.
+    assert ended(reason) == sentence

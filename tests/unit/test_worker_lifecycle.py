@@ -192,3 +192,13 @@ async def test_a_gated_consumer_waits_for_the_gate_again_before_reconnecting(
     await run_past_failures(consumer, monkeypatch, lifecycle.Gate(ready, "MongoDB", 1.0))
 
     assert asked == [0, 1]  # before the first run, and again before the run after the failure
+
+
+def test_a_gate_of_two_things_says_they_answer() -> None:
+    async def ready() -> bool:
+        return True
+
+    assert lifecycle.Gate(ready, "MongoDB", 1.0).answers == "MongoDB answers"
+    assert lifecycle.Gate(ready, "MongoDB and the registry", 1.0).answers == (
+        "MongoDB and the registry answer"
+    )
