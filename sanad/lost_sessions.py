@@ -27,7 +27,7 @@ from typing import Any
 import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
 log = logging.getLogger("sanad.mongo")
 
@@ -46,7 +46,17 @@ class _Lost:
     ids: list[tuple[float, Mapping[str, Any]]] = field(default_factory=list)
 
 
-_LOST: "weakref.WeakKeyDictionary[AsyncMongoClient[Any], _Lost]" = weakref.WeakKeyDictionary()
+# By the client's identity: clients compare equal by their hosts alone, and two clients of the
+# same hosts (other users, say) must not kill each other's sessions.
+_LOST: dict[int, _Lost] = {}
+
+
+def _lost_of(client: AsyncMongoClient[Any]) -> _Lost:
+    key = id(client)
+    if key not in _LOST:
+        _LOST[key] = _Lost()
+        weakref.finalize(client, _LOST.pop, key, None)
+    return _LOST[key]
 
 
 @asynccontextmanager
@@ -66,7 +76,7 @@ async def transaction_session(client: AsyncMongoClient[Any]) -> AsyncIterator[As
 async def kill_lost(client: AsyncMongoClient[Any]) -> None:
     """Send killSessions for the client's noted sessions; those it could not reach the server
     for stay noted for the next try. Never raises for the server's sake."""
-    lost = _LOST.get(client)
+    lost = _LOST.get(id(client))
     if lost is None or not lost.ids:
         return
     fresh_after = time.monotonic() - KEPT_S
@@ -89,18 +99,39 @@ async def kill_lost(client: AsyncMongoClient[Any]) -> None:
 
 def lost_count(client: AsyncMongoClient[Any]) -> int:
     """How many of the client's sessions are noted and not yet killed."""
-    lost = _LOST.get(client)
+    lost = _LOST.get(id(client))
     return 0 if lost is None else len(lost.ids)
 
 
 def _may_be_open(error: BaseException) -> bool:
-    """A connection that failed, or a wait cancelled (a deadline, a stop): the commit or abort
-    may never have reached the server. Any other PyMongo error is the server's answer."""
-    return isinstance(error, ConnectionFailure) or not isinstance(error, Exception)
+    """Whether the failure may have left the transaction open: a connection that failed, a wait
+    cancelled (a deadline, a stop), a time limit PyMongo applied itself (it gives up before
+    sending a statement, or the abort, when too little time is left), any other error PyMongo
+    raises without the server. A statement the server refused (a write conflict, a duplicate
+    key) aborted the transaction there; so did our own refusal caused by one, and PyMongo
+    aborts the transaction of a block that raises anything else."""
+    while True:
+        if isinstance(error, ConnectionFailure | ExecutionTimeout):
+            return True
+        if isinstance(error, OperationFailure):
+            return False
+        if isinstance(error, PyMongoError) or not isinstance(error, Exception):
+            return True
+        if error.__cause__ is None:
+            return False
+        error = error.__cause__
 
 
 def _note(client: AsyncMongoClient[Any], session: AsyncClientSession) -> None:
+    """Keep the session's server session out of PyMongo's pool and note its id. One that never
+    sent a command is PyMongo's placeholder, whose id would be a pooled session's taken for
+    the asking (`session.session_id` draws one), which killSessions would end under whichever
+    operation takes it next."""
+    server_session = session._server_session
+    session_id = getattr(server_session, "session_id", None)
+    if session_id is None:  # the placeholder: nothing of this session reached the server
+        return
     # PyMongo drops a session that met a network error from its pool (dirty) but keeps one
-    # whose wait was cancelled: it must not serve another operation that killSessions would end.
-    session._server_session.mark_dirty()
-    _LOST.setdefault(client, _Lost()).ids.append((time.monotonic(), session.session_id))
+    # whose wait was cancelled: it must serve no other operation that killSessions would end.
+    server_session.mark_dirty()
+    _lost_of(client).ids.append((time.monotonic(), session_id))

@@ -18,18 +18,24 @@ log = logging.getLogger("sanad.runtime")
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+# Where every process serves /metrics: all of its addresses.
+METRICS_HOST = "0.0.0.0"
 
 
 class StartupError(Exception):
     """A process cannot start; its message is shown to the operator as one line."""
 
 
-def port_problem(settings: BaseSettings, port: int, what: str) -> StartupError:
-    """The one line for a port this process could not listen on: why, as the kernel says it
-    (another program holds it, mostly), and the settings that move it."""
-    host = str(getattr(settings, "grpc_host", "0.0.0.0"))
+def port_problem(
+    settings: BaseSettings, port: int, what: str, host: str | None = None
+) -> StartupError:
+    """The one line for a port this process could not listen on at host (its gRPC host when
+    None): why, as the kernel says it (another program holds it, mostly), and the settings
+    that move it."""
+    if host is None:
+        host = str(getattr(settings, "grpc_host", METRICS_HOST))
     reason = "not available"
-    with socket.socket() as trial:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as trial:
         try:
             trial.bind((host, port))
         except OSError as error:
@@ -46,9 +52,9 @@ def port_problem(settings: BaseSettings, port: int, what: str) -> StartupError:
 def serve_metrics_of(settings: BaseSettings, port: int) -> None:
     """Serve /metrics on port, or stop the process with one line naming its setting."""
     try:
-        serve_metrics(port)
+        serve_metrics(port, METRICS_HOST)
     except OSError:
-        raise port_problem(settings, port, "metrics") from None
+        raise port_problem(settings, port, "metrics", METRICS_HOST) from None
 
 
 def load_settings(name: str, settings: Callable[[], SettingsT]) -> SettingsT:

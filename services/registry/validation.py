@@ -8,10 +8,10 @@ listing and watch message that carries it, and any error naming it stay small.
 from collections.abc import Callable
 from typing import TypeVar
 
+from sanad.domain.characters import REQUIRED, code_violations, name_violations
 from sanad.domain.codes import overlong_codes
 from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Invalid, Violation, check
-from services.registry.characters import REQUIRED, code_violations, name_violations
 from services.registry.domain import CatalogService, Center
 
 E = TypeVar("E", Center, CatalogService)

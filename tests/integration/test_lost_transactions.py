@@ -3,13 +3,15 @@
 wrote, for its 60 s lifetime, and every transaction writing the same document met a write
 conflict until then (a worker stored nothing for a minute after an outage)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pymongo
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, ExecutionTimeout, ServerSelectionTimeoutError
 
 from sanad import lost_sessions
 from sanad.amqp.outcomes import TransientError
@@ -65,6 +67,11 @@ async def test_the_next_transaction_on_the_same_document_commits_at_once(
             async with within(0.5):
                 await atomic.run_atomically(client, "count", frozen_between_statements)
     assert lost_sessions.lost_count(client) == 1
+    # Clients compare equal by their hosts: another one's sessions are not this one's.
+    other: AsyncMongoClient[Any] = AsyncMongoClient(stoppable_database.url)
+    assert other == client
+    assert lost_sessions.lost_count(other) == 0
+    await other.close()
 
     await lost_sessions.kill_lost(client)  # the server does not answer yet: kept for later
     assert lost_sessions.lost_count(client) == 1
@@ -132,3 +139,52 @@ async def test_the_registry_takes_writes_at_once_after_one_was_cut_off(
         assert await store.head_revision() == 2
     finally:
         await client.close()
+
+
+async def test_a_transaction_pymongo_timed_out_itself_is_ended_too(
+    client: AsyncMongoClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under pymongo.timeout (within() sets it) PyMongo refuses a statement, and the abort, once
+    # no time is left, without a word to the server: ExecutionTimeout, no ConnectionFailure.
+    monkeypatch.setattr(atomic, "CONFLICT_WINDOW_S", 0.0)
+    rollups = client.sanad.rollups
+
+    async def out_of_time() -> None:
+        async with lost_sessions.transaction_session(client) as session:
+            with pymongo.timeout(0.5):
+                async with await session.start_transaction():
+                    await rollups.update_one(
+                        {"_id": "day|C1|S1"}, {"$inc": {"submitted": 1}}, session=session
+                    )
+                    await asyncio.sleep(0.6)
+                    await rollups.find_one({"_id": "day|C1|S1"}, session=session)
+
+    with pytest.raises(ExecutionTimeout):
+        await out_of_time()
+    assert lost_sessions.lost_count(client) == 1
+
+    await atomic.run_atomically(client, "count", counting(client))
+
+    assert await rollups.find_one({"_id": "day|C1|S1"}) == {"_id": "day|C1|S1", "submitted": 1}
+
+
+async def test_a_block_that_never_reached_the_server_notes_nothing() -> None:
+    # Its session is PyMongo's placeholder: asking its id would draw a pooled session, which
+    # the next transaction's killSessions would end under whatever operation took it.
+    unreachable: AsyncMongoClient[Any] = AsyncMongoClient(
+        "mongodb://127.0.0.1:1/?directConnection=true", serverSelectionTimeoutMS=200
+    )
+
+    async def insert() -> None:
+        async with (
+            lost_sessions.transaction_session(unreachable) as session,
+            await session.start_transaction(),
+        ):
+            await unreachable.sanad.rollups.insert_one({}, session=session)
+
+    try:
+        with pytest.raises(ServerSelectionTimeoutError):
+            await insert()
+        assert lost_sessions.lost_count(unreachable) == 0
+    finally:
+        await unreachable.close()

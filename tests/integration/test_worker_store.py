@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from sanad.amqp.outcomes import TransientError
 from sanad.records import LISTING_INDEX, Document, document_from_submitted
 from sanad.security.audit import AuditEvent, document_of
 from tests.integration.workers_support import submitted
@@ -184,3 +185,24 @@ async def test_a_carried_audit_event_is_stored_once_with_its_new_transaction_onl
     # The stored transaction's event was not written: it was stored with that transaction.
     assert [event["_id"] for event in stored] == [audits[new["_id"]]["_id"]]
     assert stored[0]["target_values"] == [new["_id"]]
+
+
+async def test_a_request_id_recorded_meanwhile_stores_nothing_of_its_submissions(
+    store: IngestStore,
+) -> None:
+    # The batch worker records its items' request ids with them: a record another batch wrote
+    # first makes the whole unit fail as transient (its next attempt reads that record).
+    center = f"C-{uuid.uuid4().hex[:8]}"
+    first, second = documents(center, 2)
+    key = f"key-{uuid.uuid4().hex}"
+    await store.record_submissions([first], [{"_id": key, "transaction_id": first["_id"]}])
+
+    with pytest.raises(TransientError, match="recorded meanwhile"):
+        await store.record_submissions([second], [{"_id": key, "transaction_id": second["_id"]}])
+
+    assert await store.transactions.count_documents({"center_id": center}) == 1
+    assert await submitted_count(store, center) == 1
+    assert await store.requests.find_one({"_id": key}) == {
+        "_id": key,
+        "transaction_id": first["_id"],
+    }

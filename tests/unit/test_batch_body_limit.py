@@ -130,3 +130,80 @@ async def test_a_body_that_is_not_protobuf_at_its_top_level_is_undecodable(body:
 
     assert isinstance(outcome, Dead)
     assert outcome.reason == "undecodable"
+
+
+def history_step_bytes(count: int) -> bytes:
+    """A BatchSubmission's one history item of `count` empty steps, as wire bytes (each empty
+    step is its tag and a zero length)."""
+    step = events_pb2.HistoricalTransaction(history=[intake_pb2.StatusChange()])
+    item = step.SerializeToString() * count
+    key = events_pb2.BatchSubmission.DESCRIPTOR.fields_by_name["history_items"].number << 3 | 2
+    return bytes([key]) + _varint(len(item)) + item
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        # One history item of a million empty steps: 633 MB for a worker that parsed it.
+        (history_step_bytes(1_000_000), "history items of over 290000 fields in all"),
+        # Fields protobuf does not know, two bytes each: seconds to read them all.
+        (b"\x28\x00" * 1_000_000, "over 5000 items"),
+    ],
+    ids=["steps", "unknown fields"],
+)
+async def test_a_body_of_more_than_a_batch_at_its_limits_holds_is_refused_unparsed(
+    body: bytes, complaint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared, replies = Shared(), Replies()
+    worker = handler(shared, replies, limits=Limits(chunk=2, max_items=5000))
+    header = events_pb2.BatchSubmission(batch_id="b-big", center_id="C1").SerializeToString()
+    parsed: list[int] = []
+    real = events_pb2.BatchSubmission.ParseFromString
+
+    def spy(self: events_pb2.BatchSubmission, data: bytes) -> int:
+        parsed.append(len(data))
+        return real(self, data)
+
+    monkeypatch.setattr(events_pb2.BatchSubmission, "ParseFromString", spy)
+
+    outcome = await worker.handle(Message(header + body, message_id="b-big"))
+
+    assert isinstance(outcome, Dead)
+    assert outcome.reason == "too-large"
+    assert complaint in outcome.detail
+    assert max(parsed) < 100_000  # the header, never the body
+    assert not shared.transactions
+
+
+@pytest.mark.parametrize(
+    ("batch_id", "center_id", "complaint"),
+    [
+        ("b\x1fother", "C1", "batch_id must not contain control or invisible characters"),
+        ("b\x00", "C1", "batch_id must not contain control or invisible characters"),
+        ("b-1", "C1\u202e", "center_id must not contain control or invisible characters"),
+    ],
+)
+async def test_batch_and_centre_ids_with_control_or_invisible_characters_are_invalid(
+    batch_id: str, center_id: str, complaint: str
+) -> None:
+    # A batch is kept under its submitter's name, \x1f and its id: "b\x1fother" of user "u"
+    # was the record of user "u\x1fb"'s batch "other".
+    shared, replies = Shared(), Replies()
+    worker = handler(shared, replies)
+    submission = batch("r-1", batch_id=batch_id)
+    submission.center_id = center_id
+
+    outcome = await worker.handle(Message(submission.SerializeToString()))
+
+    assert isinstance(outcome, Dead)
+    assert (outcome.reason, outcome.detail) == ("invalid", complaint)
+    assert not shared.transactions

@@ -3,8 +3,8 @@ character and show something, though Arabic names may carry joiners and directio
 
 import pytest
 
+from sanad.domain.characters import code_violations, name_violations, visible
 from sanad.errors import Violation
-from services.registry.characters import code_violations, name_violations, visible
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ async def test_serving_an_app_freezes_what_start_up_built_for_shorter_collection
         async def stop(self) -> None:
             return None
 
-    monkeypatch.setattr(runtime, "serve_metrics", lambda port: None)
+    monkeypatch.setattr(runtime, "serve_metrics", lambda port, host: None)
     stop = asyncio.Event()
     stop.set()
     try:

@@ -5,6 +5,7 @@ when the message names a reply queue it may be answered on (may_reply_to).
 """
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -12,9 +13,11 @@ from google.protobuf.message import DecodeError
 
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.outcomes import Dead
+from sanad.domain.characters import code_violations
 from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.v1 import events_pb2
 from workers.batch.authorization import Authorize, MayMigrate
+from workers.batch.content import MAX_HISTORY_STEPS
 
 # Every reason this worker dead-letters with (its counters start at zero).
 DEAD_LETTER_REASONS = (
@@ -41,6 +44,9 @@ _ITEM_FIELDS = frozenset(
     events_pb2.BatchSubmission.DESCRIPTOR.fields_by_name[name].number
     for name in ("items", "history_items")
 )
+_HISTORY_FIELD = events_pb2.BatchSubmission.DESCRIPTOR.fields_by_name["history_items"].number
+# Fields a batch, or a history item, may hold besides its items or steps.
+_FIELDS_BESIDE = 8
 
 
 @dataclass(frozen=True)
@@ -78,23 +84,22 @@ def read_refusal(
     """What is wrong with the batch it carries, or with its sender's rights to it; parses it
     into submission.
 
-    Its items are counted in the body before any is parsed: within the byte limit, a body of
-    empty items holds millions, about 2 bytes each on the wire and 100 in memory once parsed
-    (a worker under its 768 MiB limit was killed parsing one, again at every redelivery, and
-    the batches behind it dead-lettered by the delivery limit)."""
+    Its items, and the steps of its history items, are counted in the body before any is
+    parsed: within the byte limit, a body of empty items holds millions, about 2 bytes each on
+    the wire and 100 in memory once parsed (a worker under its 768 MiB limit was killed parsing
+    one, again at every redelivery, and the batches behind it dead-lettered by the delivery
+    limit; one history item of 8 million empty steps took another to 633 MB)."""
     try:
-        size, header = _items_and_header(message.body, stop_past=limits.max_items)
-        submission.ParseFromString(header)
-        if size <= limits.max_items:
+        shape = _shape(message.body, limits.max_items)
+        submission.ParseFromString(shape.header)
+        if shape.too_large is None:
             submission.ParseFromString(message.body)
     except DecodeError as error:
         return Dead("undecodable", f"not a valid {SUBMISSION_TYPE}: {error}")
     if (invalid := _invalid(submission)) is not None:
         return Dead("invalid", invalid)
-    if size > limits.max_items:
-        return Dead(
-            "too-large", f"over {limits.max_items} items; a batch may carry at most that many"
-        )
+    if shape.too_large is not None:
+        return Dead("too-large", shape.too_large)
     if not may_submit(message.user_id or "", submission.center_id):
         return Dead("not-allowed", f"not allowed to submit for centre {submission.center_id!r}")
     if submission.history_items and not may_migrate(message.user_id or ""):
@@ -108,39 +113,76 @@ def read_refusal(
     return None
 
 
-def _items_and_header(body: bytes, stop_past: int) -> tuple[int, bytes]:
-    """How many items and history items the BatchSubmission in body carries, read from its wire
-    format without parsing them (counting stops past stop_past), and its other fields' bytes.
+@dataclass(frozen=True)
+class _Shape:
+    """What a BatchSubmission's wire format says before it is parsed: its fields other than its
+    items, and why it is too large to parse, if it is."""
 
-    Raises DecodeError for a body that is not protobuf's wire format at its top level."""
-    size, header, at = 0, bytearray(), 0
+    header: bytes
+    too_large: str | None
+
+
+def _shape(body: bytes, max_items: int) -> _Shape:
+    """Read the top level of body, and of each history item, without parsing any item.
+
+    Reading stops at the first bound passed, so it costs no more than a batch at its limits:
+    max_items items and history items, a few fields besides (fields protobuf does not know
+    count too: millions of them took seconds to read), and the fields of history items (their
+    steps, MAX_HISTORY_STEPS each at most, and a few more).
+
+    Raises DecodeError for a body that is not protobuf's wire format at those levels."""
+    view, header = memoryview(body), bytearray()
+    items = nested = 0
+    most_nested = max_items * (MAX_HISTORY_STEPS + _FIELDS_BESIDE)
+    too_many_items = f"over {max_items} items; a batch may carry at most that many"
+    for fields, (field, start, value_at, end) in enumerate(_fields(view), start=1):
+        if fields > max_items + _FIELDS_BESIDE:
+            return _Shape(bytes(header), too_many_items)
+        if field not in _ITEM_FIELDS or value_at is None:
+            header += view[start:end]
+            continue
+        items += 1
+        if items > max_items:
+            return _Shape(bytes(header), too_many_items)
+        if field != _HISTORY_FIELD:
+            continue
+        for _ in _fields(view[value_at:end]):
+            nested += 1
+            if nested > most_nested:
+                return _Shape(
+                    bytes(header),
+                    f"history items of over {most_nested} fields in all; a batch may carry at"
+                    f" most {max_items} items of at most {MAX_HISTORY_STEPS} steps",
+                )
+    return _Shape(bytes(header), None)
+
+
+def _fields(body: memoryview) -> Iterator[tuple[int, int, int | None, int]]:
+    """Each field of a message's wire format: its number, where it starts, where a
+    length-delimited field's value starts (None for other wire types), and where it ends."""
+    at = 0
     while at < len(body):
         start = at
         key, at = _varint(body, at)
         field, wire_type = key >> 3, key & 7
+        value_at = None
         if wire_type == _VARINT:
             _, at = _varint(body, at)
         elif wire_type == _FIXED64:
             at += 8
         elif wire_type == _LENGTH_DELIMITED:
             length, at = _varint(body, at)
-            at += length
+            value_at, at = at, at + length
         elif wire_type == _FIXED32:
             at += 4
         else:
             raise DecodeError(f"wire type {wire_type} of field {field}")
         if at > len(body):
             raise DecodeError("truncated message")
-        if field in _ITEM_FIELDS and wire_type == _LENGTH_DELIMITED:
-            size += 1
-            if size > stop_past:
-                break
-        else:
-            header += body[start:at]
-    return size, bytes(header)
+        yield field, start, value_at, at
 
 
-def _varint(body: bytes, at: int) -> tuple[int, int]:
+def _varint(body: memoryview, at: int) -> tuple[int, int]:
     value, shift = 0, 0
     while at < len(body) and shift < 64:
         byte = body[at]
@@ -153,13 +195,18 @@ def _varint(body: bytes, at: int) -> tuple[int, int]:
 
 
 def _invalid(submission: events_pb2.BatchSubmission) -> str | None:
-    """What is wrong with the batch's own fields; its ids are kept and answered, so bounded."""
+    """What is wrong with the batch's own fields; its ids are kept and answered, so bounded,
+    and hold no control or invisible character (a batch id is kept under its submitter's name
+    and a \x1f between them: one holding \x1f could pass for another submitter's)."""
     if not submission.batch_id:
         return "batch_id is required"
     if len(submission.batch_id) > MAX_BATCH_ID:
         return f"batch_id must be at most {MAX_BATCH_ID} characters"
     if len(submission.center_id) > MAX_CODE_LENGTH:
         return f"center_id must be at most {MAX_CODE_LENGTH} characters"
+    ids = {"batch_id": submission.batch_id, "center_id": submission.center_id}
+    if found := code_violations(ids):
+        return "; ".join(f"{violation.field} {violation.description}" for violation in found)
     return None
 
 

@@ -103,10 +103,7 @@ class BatchStore:
         """Store accepted items with their rollups, and the records of their request ids, in
         one transaction; returns the new ones. A request id another batch claimed meanwhile
         makes it a TransientError: the next attempt finds that batch's record."""
-        try:
-            return await self.transactions.record_submissions(documents, requests)
-        except DuplicateKeyError as error:
-            raise TransientError(str(error)) from error
+        return await self.transactions.record_submissions(documents, requests)
 
     async def request_records(self, keys: Sequence[str]) -> list[Document]:
         """The records of these request keys (intake_requests), a hundred keys a read (see

@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from sanad import records
 from sanad import rollups as contract
-from sanad.amqp.outcomes import Retry
+from sanad.amqp.outcomes import Retry, TransientError
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
@@ -95,8 +95,8 @@ class IngestStore:
         of request ids (`intake_requests`) inserted in the same transaction: a request id is
         claimed exactly when its transaction is stored.
 
-        Returns how many were new. Raises TransientError when MongoDB is unreachable, and
-        DuplicateKeyError when one of `requests` was recorded meanwhile.
+        Returns how many were new. Raises TransientError when MongoDB is unreachable, and when
+        one of `requests` was recorded meanwhile.
         """
 
         async def body(session: AsyncClientSession) -> tuple[int, RollupIncrements]:
@@ -108,7 +108,10 @@ class IngestStore:
                 except BulkWriteError as error:
                     codes = {e.get("code") for e in error.details.get("writeErrors", [])}
                     if DUPLICATE_KEY in codes:
-                        raise DuplicateKeyError("a request id was claimed meanwhile") from error
+                        raise TransientError(
+                            "a request id of these submissions was recorded meanwhile; the"
+                            " next attempt finds its record"
+                        ) from error
                     raise
             await self._count(increments, session)
             return new, increments
