@@ -43,6 +43,8 @@ class _Transaction:
 class _Session:
     def __init__(self, commit_error: Exception | None) -> None:
         self.commit_error = commit_error
+        # PyMongo's placeholder, until a command is sent: no id (sanad.lost_sessions).
+        self._server_session = object()
 
     async def __aenter__(self) -> "_Session":
         return self
