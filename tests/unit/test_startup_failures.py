@@ -2,10 +2,8 @@
 setting, and exits 2: never a traceback (a file it cannot read, a certificate and key that are
 no pair, a key file without a key, a port another program holds)."""
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,19 +11,16 @@ import pytest
 
 from sanad.runtime import port_problem
 from services.registry.settings import RegistrySettings
+from tests.unit.test_refused_settings import run_with
 
 
 def start(module: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SANAD_")}
     # Nothing answers there: a process that did start waits, and the timeout says so.
-    env |= {"SANAD_LOG_PLAIN": "1", "SANAD_MONGO_URL": "mongodb://127.0.0.1:1/?timeoutMS=500"}
-    return subprocess.run(
-        [sys.executable, "-m", module],
-        env={**env, **settings},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_with(
+        module,
+        SANAD_LOG_PLAIN="1",
+        SANAD_MONGO_URL="mongodb://127.0.0.1:1/?timeoutMS=500",
+        **settings,
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from tests.unit.test_worker_batch_pipeline import NOW, SERVICE, context
+from tests.unit.wire_format import varint
 from workers.batch.content import (
     MAX_ACTOR_LENGTH,
     MAX_HISTORIC_FEE_BAISA,
@@ -143,7 +144,7 @@ def test_a_channel_outside_the_enum_is_refused_by_field_and_an_absent_one_is_bat
     channel: int,
 ) -> None:
     # Field 4 of SubmitTransactionRequest as it arrives on the wire, outside the enum.
-    channel_field = b"\x20" + _varint(channel)
+    channel_field = b"\x20" + varint(channel)
     item, history = live(0), migrated(1)
     item.MergeFromString(channel_field)
     history.transaction.MergeFromString(channel_field)
@@ -161,16 +162,6 @@ def test_a_channel_outside_the_enum_is_refused_by_field_and_an_absent_one_is_bat
             (0, ["channel"]),
             (1, ["channel"]),
         ]
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def test_the_fingerprint_is_keyed_and_follows_the_content_and_its_order() -> None:
