@@ -14,7 +14,7 @@ from sanad.amqp.outcomes import TransientError
 from sanad.domain.clock import epoch_millis, to_millisecond
 from sanad.domain.ids import first_id
 from sanad.security import audit
-from workers.ingest.store import IDS_PER_READ, IngestStore
+from workers.ingest.store import IngestStore, found_by_ids
 
 Document = dict[str, Any]
 # How far back a redelivered refusal looks for the event an earlier delivery wrote.
@@ -106,19 +106,13 @@ class BatchStore:
         return await self.transactions.record_submissions(documents, requests)
 
     async def request_records(self, keys: Sequence[str]) -> list[Document]:
-        """The records of these request keys (intake_requests), a hundred keys a read (see
-        IngestStore.find_by_ids)."""
-        found: list[Document] = []
+        """The records of these request keys (intake_requests)."""
         try:
-            for start in range(0, len(keys), IDS_PER_READ):
-                part = list(keys[start : start + IDS_PER_READ])
-                cursor = self.requests.find(
-                    {"_id": {"$in": part}}, {"transaction_id": 1, "fingerprint": 1}
-                )
-                found.extend([doc async for doc in cursor])
+            return await found_by_ids(
+                self.requests, keys, projection={"transaction_id": 1, "fingerprint": 1}
+            )
         except PyMongoError as error:
             raise TransientError(str(error)) from error
-        return found
 
     async def save_result(
         self, key: str, result: bytes, accepted: int, rejected: int, event: Document

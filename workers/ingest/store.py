@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -204,14 +205,7 @@ class IngestStore:
         (a thousand found ids take a second, a hundred a hundredth of that); MongoDB does not
         care, and a few more reads in the same transaction cost it little.
         """
-        found: list[Document] = []
-        for start in range(0, len(ids), IDS_PER_READ):
-            part = list(ids[start : start + IDS_PER_READ])
-            cursor = self.transactions.find(
-                {"_id": {"$in": part}}, projection=projection, session=session
-            )
-            found.extend([doc async for doc in cursor])
-        return found
+        return await found_by_ids(self.transactions, ids, session, projection)
 
     async def _apply(
         self, changes: Sequence[Change], increments: RollupIncrements, session: AsyncClientSession
@@ -283,3 +277,19 @@ def _first_of_each_id(documents: Sequence[Document]) -> dict[str, Document]:
     for doc in documents:
         fresh.setdefault(doc["_id"], doc)
     return fresh
+
+
+async def found_by_ids(
+    collection: AsyncCollection[Document],
+    ids: Sequence[str],
+    session: AsyncClientSession | None = None,
+    projection: Document | None = None,
+) -> list[Document]:
+    """The documents of the collection among ids, read IDS_PER_READ ids at a time (see
+    IngestStore.find_by_ids)."""
+    found: list[Document] = []
+    for start in range(0, len(ids), IDS_PER_READ):
+        part = list(ids[start : start + IDS_PER_READ])
+        cursor = collection.find({"_id": {"$in": part}}, projection=projection, session=session)
+        found.extend([doc async for doc in cursor])
+    return found
