@@ -15,6 +15,8 @@ from typing import Any
 import aio_pika
 import grpc
 import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.amqp.topology import Topology, delete_topology
 from sanad.devstack import mongo_server
@@ -229,6 +231,14 @@ async def stack(
         for channel in channels:
             await channel.close()
         await metrics.stop()
+
+
+@pytest.fixture
+async def db(stack: Stack, mongo_url: str) -> AsyncIterator[AsyncDatabase[Any]]:
+    """The stack's database, through a client of the test's own."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
+    yield client[stack.env["SANAD_MONGO_DATABASE"]]
+    await client.close()
 
 
 async def eventually(

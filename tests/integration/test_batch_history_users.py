@@ -5,11 +5,9 @@ dev stack's guest, which the seed uses) still may. Each batch leaves one audit e
 import shutil
 import signal
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.amqp.topology import Topology
@@ -29,13 +27,6 @@ pytestmark = [
     ),
 ]
 __all__ = ["submitter"]  # the fixture that creates `batch-<centre>` broker users
-
-
-@pytest.fixture
-async def db(stack: Stack, mongo_url: str) -> AsyncIterator[AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
-    yield client[stack.env["SANAD_MONGO_DATABASE"]]
-    await client.close()
 
 
 def migrated(center_id: str, service: str) -> events_pb2.BatchSubmission:

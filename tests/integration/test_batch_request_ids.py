@@ -5,10 +5,8 @@ so rows sent again under a new batch id (as `batch-id-reused` advises) were stor
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.cli.batch_send import send
@@ -28,13 +26,6 @@ def item(service: str, request_id: str, civil: int) -> intake_pb2.SubmitTransact
         fee_baisa=5000,
         beneficiary_civil_number=f"{60_000_000 + civil}",
     )
-
-
-@pytest.fixture
-async def db(stack: Stack, mongo_url: str) -> AsyncIterator[AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
-    yield client[stack.env["SANAD_MONGO_DATABASE"]]
-    await client.close()
 
 
 def ids(answer: events_pb2.BatchResult) -> dict[int, str]:

@@ -5,13 +5,11 @@ refused batch's clear civil numbers in the dead-letter queue for a bounded time 
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import aio_pika
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -45,13 +43,6 @@ def item(service: str, n: int, fee: int = 5000) -> intake_pb2.SubmitTransactionR
         fee_baisa=fee,
         beneficiary_civil_number=f"{60_000_000 + n}",
     )
-
-
-@pytest.fixture
-async def db(stack: Stack, mongo_url: str) -> AsyncIterator[AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
-    yield client[stack.env["SANAD_MONGO_DATABASE"]]
-    await client.close()
 
 
 async def test_a_batch_id_resent_with_other_content_is_refused_and_stores_nothing_more(

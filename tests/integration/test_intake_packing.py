@@ -4,12 +4,10 @@ a poison item dead-lettered alone while the rest of its pack is stored."""
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
 from prometheus_client import REGISTRY
-from pymongo import AsyncMongoClient
 
 from sanad.amqp.packing import pack
 from sanad.amqp.topology import ITEMS_HEADER, REASON_HEADER, SUBMITTED, Topology
@@ -24,13 +22,6 @@ from tests.integration.conftest import (
 from tests.integration.workers_support import start_ingest_worker, submitted
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(stack: Stack, mongo_url: str) -> AsyncIterator[object]:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
-    yield client[stack.env["SANAD_MONGO_DATABASE"]]
-    await client.close()
 
 
 def pack_counts(exchange: str) -> tuple[float, float]:
