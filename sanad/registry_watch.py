@@ -6,10 +6,16 @@ nothing twice; a stream is synced once it has replayed the registry's history. A
 revisions fell behind the copy's (restored from a backup) refuses the resume as OUT_OF_RANGE, or
 ends an open stream so; the copy is then emptied (`forget`) and the stream replays from the start,
 so what the restored registry no longer holds leaves the copy too.
+
+A copy that has replayed stays usable for a grace after its stream breaks (`outage_grace_s`):
+a registry being restarted or redeployed changes nothing while nobody reaches it, and the
+resumed stream brings whatever changed. Past the grace the copy is not usable until the stream
+is back: a registry reachable by others but not by this process may have changed meanwhile.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterable, Callable
 from typing import Any
 
@@ -44,18 +50,38 @@ class Watch:
         open_stream: OpenStream,
         apply: Callable[[Any], None],
         forget: Callable[[], None],
+        outage_grace_s: float = 0.0,
     ) -> None:
         self.name = name
         self.open_stream = open_stream
         self.apply = apply
         self.forget = forget
+        self.outage_grace_s = outage_grace_s
         self.revision = 0
         self.replayed = asyncio.Event()
+        # When the stream of a replayed copy broke (time.monotonic); None while the stream is
+        # live, and while the copy is incomplete (its first replay, or a replay from the start).
+        self._lost_at: float | None = None
+        self._grace_over_logged = False
 
     @property
     def synced(self) -> bool:
         """The stream has replayed the registry's history and is live."""
         return self.replayed.is_set()
+
+    @property
+    def usable(self) -> bool:
+        """The copy may be relied on: its stream is live, or the stream of a replayed copy broke
+        less than `outage_grace_s` ago."""
+        if self.synced:
+            return True
+        lost_for = self.lost_for_s()
+        return lost_for is not None and lost_for < self.outage_grace_s
+
+    def lost_for_s(self) -> float | None:
+        """How long ago the stream of a replayed copy broke; None while it is live or the copy
+        has never been complete."""
+        return None if self._lost_at is None else time.monotonic() - self._lost_at
 
     async def run(self) -> None:
         """Follow the stream, reconnecting with backoff from the last applied revision.
@@ -85,6 +111,7 @@ class Watch:
                         self.revision,
                     )
                     self.replayed.clear()
+                    self._lost_at = None
                     self.forget()
                     self.revision = 0
                 else:
@@ -95,14 +122,29 @@ class Watch:
                 log.exception("registry %s watch failed; reconnecting", self.name)
             finally:
                 _cancel(stream)
-            self.replayed.clear()
+            self._lost()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _lost(self) -> None:
+        """The stream ended: the copy is usable for the grace if it had replayed."""
+        if self.replayed.is_set():
+            self.replayed.clear()
+            self._lost_at = time.monotonic()
+            self._grace_over_logged = False
+        elif not self._grace_over_logged and self._lost_at is not None and not self.usable:
+            self._grace_over_logged = True
+            log.warning(
+                "registry %s stream lost %.0f s ago; its copy is not used until the stream is back",
+                self.name,
+                self.lost_for_s(),
+            )
 
     def _take(self, message: Any) -> None:
         kind = message.WhichOneof("event")
         if kind == "synced":
             self.replayed.set()
+            self._lost_at = None
             return
         changed = getattr(message, kind)
         self.apply(changed)

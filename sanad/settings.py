@@ -213,6 +213,19 @@ class ServerSettings(CommonSettings):
     shutdown_notice_s: float = Field(default=0.0, ge=0.0, le=60.0)
 
 
+class RegistryFollowerSettings(ServerSettings):
+    """Settings of a process that keeps a copy of the registry, followed through its watch
+    streams (intake, the batch worker, metrics)."""
+
+    # Where the registry's gRPC endpoint is, for its watch streams.
+    registry_target: str = "127.0.0.1:50051"
+    # How long the copy is still used after its watch stream breaks (a registry restart or
+    # deploy) before work that needs it is refused as UNAVAILABLE (the batch worker holds its
+    # batches) until the stream is back: the registry may be changing where this process
+    # cannot see it. 0 refuses from the first moment the stream breaks.
+    registry_outage_grace_s: float = Field(default=60.0, ge=0.0, le=3600.0)
+
+
 # Connection-string options that turn the server's verification off (tlsInsecure sets both).
 _MONGO_UNVERIFIED = ("tlsallowinvalidcertificates", "tlsallowinvalidhostnames")
 # Options that name TLS files: pymongo turns TLS on when one is given.

@@ -106,7 +106,7 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
     db = mongo.database(client, settings)
     requests, transactions = RequestStore(db), TransactionStore(db)
     channel = registry_channel(settings, settings.registry_target)
-    snapshot = RegistrySnapshot(channel)
+    snapshot = RegistrySnapshot(channel, settings.registry_outage_grace_s)
     topology = Topology(settings.amqp_prefix)
     publisher = ConfirmedPublisher(
         settings.amqp_url,

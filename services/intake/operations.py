@@ -86,7 +86,10 @@ class Intake:
         the id names a resource that exists, and retrying will not help.
         """
         if not self.snapshot.ready:
-            raise Unavailable("intake is still loading the registry; retry shortly")
+            raise Unavailable(
+                "intake's copy of the registry is not current (still loading, or the registry"
+                " has been out of reach for longer than its grace); retry shortly"
+            )
         service = self.snapshot.services.get(submission.service_code)
         if required_code_violations("center_id", submission.center_id):
             # No centre named at all, so no scope to check: every bad field, center_id among

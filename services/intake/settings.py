@@ -1,15 +1,13 @@
 """Settings of the intake service."""
 
-from sanad.settings import ServerSettings
+from sanad.settings import RegistryFollowerSettings
 
 
-class IntakeSettings(ServerSettings):
+class IntakeSettings(RegistryFollowerSettings):
     """SANAD_INTAKE_PORT, SANAD_REGISTRY_TARGET and friends."""
 
     intake_port: int = 50052
     intake_metrics_port: int = 9102
-    # Where the registry's gRPC endpoint is, for its watch streams.
-    registry_target: str = "127.0.0.1:50051"
     # Longest wait for a broker confirm before answering UNAVAILABLE.
     publish_timeout_s: float = 2.0
     # Submissions published while this many messages await their confirms go out together,

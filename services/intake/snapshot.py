@@ -1,7 +1,7 @@
 """Intake's copy of the registry's centres and catalogue, kept fresh by its watch streams.
 
 No call per submission: the snapshot is ready once both streams have replayed the registry's
-history (sanad.registry_watch).
+history, and stays ready for a grace while the registry is restarted (sanad.registry_watch).
 """
 
 import asyncio
@@ -42,7 +42,7 @@ def service_view(service: pb.CatalogService) -> ServiceView:
 class RegistrySnapshot:
     """Centres and catalogue services by key, as of the last applied revisions."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, outage_grace_s: float) -> None:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self.centers: dict[str, CenterView] = {}
         self.services: dict[str, ServiceView] = {}
@@ -52,19 +52,22 @@ class RegistrySnapshot:
                 lambda since: stub.WatchCenters(pb.WatchCentersRequest(since_revision=since)),
                 self._apply_center,
                 self.centers.clear,
+                outage_grace_s,
             ),
             Watch(
                 "catalog",
                 lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
                 self._apply_service,
                 self.services.clear,
+                outage_grace_s,
             ),
         )
 
     @property
     def ready(self) -> bool:
-        """Both streams have replayed the registry's history."""
-        return all(watch.synced for watch in self.watches)
+        """Both streams have replayed the registry's history, and are live or broke less than
+        the outage grace ago."""
+        return all(watch.usable for watch in self.watches)
 
     async def run(self) -> None:
         """Follow both streams forever, reconnecting with backoff."""

@@ -97,7 +97,9 @@ def build_app(settings: MetricsSettings) -> MetricsApp:
     client = mongo.connect(settings, "sanad-metrics")
     store = MetricsStore(mongo.database(client, settings), settings.mongo_timeout_ms / 1000)
     channel = registry_channel(settings, settings.registry_target)
-    directory = WatchedDirectory(channel, settings.grpc_outbound_timeout_s)
+    directory = WatchedDirectory(
+        channel, settings.grpc_outbound_timeout_s, settings.registry_outage_grace_s
+    )
     places = RegistryPlaces(channel, settings.grpc_outbound_timeout_s)
     queries = MetricsQueries(store, directory, places, *award_settings(settings))
     return MetricsApp(settings, client, store, channel, directory, queries)

@@ -65,11 +65,12 @@ class WatchedDirectory:
 
     A report reads the local copy, not the registry: no round trip per call. A call that arrives
     before the first replay has finished waits for it, up to `wait_s`, then is UNAVAILABLE, as
-    it is whenever the stream is reconnecting. The replay passes through every change of every
-    centre, so the copy knows each place a centre was in and since when (its change's time).
+    it is once the stream has been reconnecting for longer than `outage_grace_s`. The replay
+    passes through every change of every centre, so the copy knows each place a centre was in
+    and since when (its change's time).
     """
 
-    def __init__(self, channel: grpc.aio.Channel, wait_s: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel, wait_s: float, outage_grace_s: float) -> None:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self.stub = stub
         self.wait_s = wait_s
@@ -80,11 +81,12 @@ class WatchedDirectory:
             lambda since: stub.WatchCenters(registry_pb2.WatchCentersRequest(since_revision=since)),
             self._apply,
             self._forget,
+            outage_grace_s,
         )
 
     @property
     def ready(self) -> bool:
-        return self.watch.synced
+        return self.watch.usable
 
     async def run(self) -> None:
         """Follow the registry forever, reconnecting with backoff."""
@@ -119,11 +121,16 @@ class WatchedDirectory:
         return True
 
     async def _replayed(self) -> None:
+        if self.watch.usable:
+            return
         try:
             async with asyncio.timeout(self.wait_s):
                 await self.watch.replayed.wait()
         except TimeoutError:
-            raise Unavailable("the registry's centres are not loaded yet") from None
+            raise Unavailable(
+                "the registry's centres are not loaded yet, or the registry has been out of"
+                " reach for longer than its grace"
+            ) from None
 
     def _forget(self) -> None:
         """Before a replay from the start: the restored registry says again what it holds."""

@@ -5,10 +5,10 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from sanad.settings import ServerSettings
+from sanad.settings import RegistryFollowerSettings
 
 
-class MetricsSettings(ServerSettings):
+class MetricsSettings(RegistryFollowerSettings):
     """SANAD_METRICS_*_PORT choose its ports; SANAD_AWARD_* shape the award score."""
 
     uses_amqp: ClassVar[bool] = False  # no RabbitMQ connection
@@ -16,8 +16,6 @@ class MetricsSettings(ServerSettings):
 
     metrics_port: int = 50053
     metrics_metrics_port: int = 9103
-    # Where centre facts (wilayat, Omani staff, licence history) are read from.
-    registry_target: str = "127.0.0.1:50051"
 
     # Award weights (they must sum to 1) and the references that normalise components.
     award_weight_speed: float = 0.35

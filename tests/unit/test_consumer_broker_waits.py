@@ -11,6 +11,7 @@ from sanad.amqp.consumer import BatchOptions, BrokerConnectionLost, MicroBatchCo
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.outcomes import Dead, Outcome, Retry, TransientError
 from sanad.amqp.topology import Topology
+from tests.unit.waiting import until
 
 TIMEOUT_S = 0.05
 
@@ -56,14 +57,6 @@ def consumer_answering(*outcomes: Outcome) -> MicroBatchConsumer:
     consumer = MicroBatchConsumer("amqp://unused", Topology("t"), "t.ingest", handler, options)
     consumer.connected = True  # as run() leaves it once consuming
     return consumer
-
-
-async def until(probe: Any, within_s: float = 2.0) -> None:
-    for _ in range(int(within_s / 0.01)):
-        if probe():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from services.intake.domain import Channel, Submission
 from services.intake.operations import Accepted
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
 from tests.unit.test_security_audit_items import item_audit
+from tests.unit.waiting import until
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -193,14 +194,6 @@ async def arriving(submissions: list[Submission]) -> AsyncIterator[Submission]:
     for submission in submissions:
         yield submission
         await asyncio.sleep(0)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("never happened")
 
 
 def held_stream(intake: HeldIntake, items: AsyncIterator[Submission]) -> AsyncIterator[ItemResult]:

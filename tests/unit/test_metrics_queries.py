@@ -1,7 +1,7 @@
 """MetricsQueries over fakes, and the directory of centres that follows the registry's watch."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
@@ -15,6 +15,7 @@ from services.metrics.directory import WatchedDirectory
 from services.metrics.domain import Placement
 from services.metrics.settings import MetricsSettings
 from tests.unit.metrics_fakes import facts, made, queries
+from tests.unit.waiting import until
 
 CENTRES = [
     facts("A", "DA-NIZ", 3),
@@ -65,7 +66,7 @@ def test_weights_that_do_not_sum_to_one_are_refused() -> None:
 
 async def test_a_report_before_the_registry_answers_is_unavailable_not_internal() -> None:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}")
-    directory = WatchedDirectory(channel, wait_s=0.5)
+    directory = WatchedDirectory(channel, wait_s=0.5, outage_grace_s=60)
     following = asyncio.create_task(directory.run())
     try:
         with pytest.raises(Unavailable, match="not loaded"):
@@ -121,7 +122,7 @@ async def test_the_directory_serves_each_governorate_from_the_watch_and_follows_
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    directory = WatchedDirectory(channel, wait_s=10)
+    directory = WatchedDirectory(channel, wait_s=10, outage_grace_s=60)
     following = asyncio.create_task(directory.run())
     try:
         found = await directory.centers_ever_in("DA")
@@ -133,7 +134,7 @@ async def test_the_directory_serves_each_governorate_from_the_watch_and_follows_
         await registry.live.put(centre("A", "MU", 3))
         await registry.live.put(centre("A", "MU", 4, staff=7))
         await registry.live.put(centre("A", "MU", 5, staff=7, wilayat="Y"))
-        await eventually(lambda: directory.watch.revision == 5)
+        await until(lambda: directory.watch.revision == 5)
         # Ad Dakhiliyah's past years still need A, so it stays among those ever placed there.
         assert [c.center_id for c in await directory.centers_ever_in("DA")] == ["A", "B"]
         assert [c.center_id for c in await directory.centers_ever_in("MU")] == ["A"]
@@ -154,10 +155,3 @@ async def test_the_directory_serves_each_governorate_from_the_watch_and_follows_
         following.cancel()
         await channel.close()
         await server.stop(0)
-
-
-async def eventually(condition: Callable[[], bool], within_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.01)

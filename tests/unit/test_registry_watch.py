@@ -10,6 +10,7 @@ import pytest
 from sanad.registry_watch import Watch
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
+from tests.unit.waiting import until
 
 
 @asynccontextmanager
@@ -179,3 +180,138 @@ async def test_a_registry_behind_the_copy_is_replayed_from_the_start_into_an_emp
             assert watch.revision == 1
         finally:
             following.cancel()
+
+
+class RestartingRegistry(registry_pb2_grpc.RegistryServiceServicer):
+    """Replays revision 1 and goes live, then goes down (every stream refused) until `back`."""
+
+    def __init__(self) -> None:
+        self.went_down = asyncio.Event()
+        self.back = asyncio.Event()
+        self.streams = 0
+
+    async def WatchCatalog(
+        self, request: pb.WatchCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCatalogResponse]:
+        self.streams += 1
+        if self.streams > 1 and not self.back.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "registry restarting")
+        if request.since_revision < 1:
+            yield pb.WatchCatalogResponse(service=service(1))
+        yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=1))
+        if self.streams == 1:
+            self.went_down.set()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "registry restarting")
+        await asyncio.Event().wait()
+
+
+def following(stub: registry_pb2_grpc.RegistryServiceStub, grace_s: float) -> Watch:
+    return Watch(
+        "catalog",
+        lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+        lambda changed: None,
+        lambda: None,
+        outage_grace_s=grace_s,
+    )
+
+
+async def test_a_replayed_copy_stays_usable_through_a_registry_restart_within_the_grace() -> None:
+    registry = RestartingRegistry()
+    async with served(registry) as stub:
+        watch = following(stub, grace_s=30)
+        task = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait_for(registry.went_down.wait(), timeout=10)
+            await until(lambda: not watch.synced)
+            await until(lambda: registry.streams >= 3)  # reconnects refused meanwhile
+            assert watch.usable
+            lost_for = watch.lost_for_s()
+            assert lost_for is not None
+            assert 0 <= lost_for < 30
+            registry.back.set()
+            await asyncio.wait_for(watch.replayed.wait(), timeout=10)
+            assert watch.usable
+            assert watch.lost_for_s() is None
+        finally:
+            task.cancel()
+
+
+async def test_past_the_grace_the_copy_is_not_usable_until_the_stream_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = RestartingRegistry()
+    async with served(registry) as stub:
+        watch = following(stub, grace_s=0.3)
+        task = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait_for(registry.went_down.wait(), timeout=10)
+            await until(lambda: not watch.synced)
+            await until(lambda: not watch.usable)
+            # Said once, at the first reconnect after the grace, not at every one.
+            await until(lambda: registry.streams >= 6, within_s=20)
+            over = [r for r in caplog.records if "not used until the stream is back" in r.message]
+            assert len(over) == 1
+            registry.back.set()
+            await asyncio.wait_for(watch.replayed.wait(), timeout=10)
+            assert watch.usable
+        finally:
+            task.cancel()
+
+
+async def test_a_copy_that_never_replayed_is_not_usable_whatever_the_grace() -> None:
+    registry = RestartingRegistry()
+    registry.streams = 1  # down from the start
+    async with served(registry) as stub:
+        watch = following(stub, grace_s=3600)
+        task = asyncio.create_task(watch.run())
+        try:
+            await until(lambda: registry.streams >= 3)
+            assert not watch.usable
+            assert watch.lost_for_s() is None
+        finally:
+            task.cancel()
+
+
+class RestartedFromBackup(registry_pb2_grpc.RegistryServiceServicer):
+    """Live at revision 5, then restarted from a backup at revision 1: the resume is refused
+    as OUT_OF_RANGE, and the replay from the start brings revision 1 alone."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.replayed_again = asyncio.Event()
+
+    async def WatchCatalog(
+        self, request: pb.WatchCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCatalogResponse]:
+        self.asked.append(request.since_revision)
+        if len(self.asked) == 1:
+            for revision in range(1, 6):
+                yield pb.WatchCatalogResponse(service=service(revision))
+            yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=5))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "registry restarting")
+        if request.since_revision > 1:
+            await context.abort(grpc.StatusCode.OUT_OF_RANGE, "since_revision is past revision 1")
+        yield pb.WatchCatalogResponse(service=service(1))
+        yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=1))
+        self.replayed_again.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_copy_emptied_for_a_replay_from_the_start_is_not_usable_within_the_grace() -> None:
+    registry = RestartedFromBackup()
+    async with served(registry) as stub:
+        usable_when_forgotten: list[bool] = []
+        watch: Watch = Watch(
+            "catalog",
+            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            lambda changed: None,
+            lambda: usable_when_forgotten.append(watch.usable),
+            outage_grace_s=3600,
+        )
+        task = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait_for(registry.replayed_again.wait(), timeout=10)
+            assert registry.asked == [0, 5, 0]
+            assert usable_when_forgotten == [False]
+        finally:
+            task.cancel()

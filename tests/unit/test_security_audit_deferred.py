@@ -12,6 +12,7 @@ from pymongo.errors import BulkWriteError, ServerSelectionTimeoutError
 from sanad.security.audit import AuditEvent
 from sanad.security.audit_log import AuditLog
 from sanad.telemetry.metrics import AUDIT_EVENTS_DEFERRED, AUDIT_EVENTS_LOST
+from tests.unit.waiting import until
 
 
 class FlakyCollection:
@@ -63,14 +64,6 @@ def audit_log(collection: FlakyCollection, **options: Any) -> AuditLog:
 
 def lost() -> float:
     return AUDIT_EVENTS_LOST._value.get()
-
-
-async def until(condition: Any, within_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    ends = loop.time() + within_s
-    while not condition():
-        assert loop.time() < ends, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_events_recorded_while_mongodb_is_down_are_written_once_it_answers() -> None:

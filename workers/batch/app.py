@@ -85,7 +85,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
     db = mongo.database(client, settings)
     transactions = IngestStore(client, db)
     channel = registry_channel(settings, settings.registry_target)
-    snapshot = RegistrySnapshot(channel)
+    snapshot = RegistrySnapshot(channel, settings.registry_outage_grace_s)
     topology = Topology(settings.amqp_prefix)
     options = BatchOptions(
         prefetch=settings.batch_prefetch,

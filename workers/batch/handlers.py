@@ -216,7 +216,10 @@ class BatchHandler:
         self, submission: events_pb2.BatchSubmission, record: Document, user: str
     ) -> Context:
         if not self.snapshot.ready:
-            raise TransientError("the registry snapshot is still loading")
+            raise TransientError(
+                "the registry snapshot is not current (still loading, or the registry out of"
+                " reach for longer than its grace)"
+            )
         return Context(
             # The record's id: transaction ids derive from it, so a batch id is its submitter's.
             batch_key=record["_id"],

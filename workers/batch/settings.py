@@ -2,16 +2,15 @@
 
 from pydantic import Field, model_validator
 
-from sanad.settings import ServerSettings
+from sanad.settings import RegistryFollowerSettings
 
 SECONDS_A_DAY = 24 * 3600
 
 
-class BatchSettings(ServerSettings):
+class BatchSettings(RegistryFollowerSettings):
     """SANAD_BATCH_* choose its ports, the size limits, the storage chunk and how long a refused
     batch stays in the dead-letter queue."""
 
-    registry_target: str = "127.0.0.1:50051"
     batch_health_port: int = 50062
     batch_metrics_port: int = 9105
     # Batches are large; hold few unacked at a time.
