@@ -21,14 +21,21 @@ RESULTS = Path("bench/results")
 
 
 async def measure_system(
-    mode: Mode, stack: LaunchedStack, ceilings_by_name: dict[str, float], meter: CpuMeter
+    mode: Mode,
+    stack: LaunchedStack,
+    ceilings_by_name: dict[str, float],
+    meter: CpuMeter,
+    broker: memory.BrokerMemory,
 ) -> list[Figure]:
     """Every figure of the system, in an order where each leaves the next a settled stack."""
     center, service = system.open_centre(stack)
     make = system.Submissions(center, service)
     await system.wait_until_visible(stack.target("intake"), make)
+    broker.stage = "intake"
     figures = await measure_intake(mode, stack, make, ceilings_by_name, meter)
+    broker.stage = "end to end"
     figures += await measure_end_to_end(mode, stack, make, ceilings_by_name, meter)
+    broker.stage = "batch and reports"
     return figures + await measure_batch_and_reports(mode, stack, make, ceilings_by_name, meter)
 
 
@@ -47,15 +54,16 @@ async def run(mode_name: str, out: Path) -> int:
             stack.wait_healthy()
             # Read afresh for every load: the no-op server (a child of ours) comes and goes.
             meter = CpuMeter(lambda: stack_processes(stack.child_pids() | children_of(os.getpid())))
+            broker.stage = "ceilings"
             ceilings_by_name, figures = await measure_ceilings(mode, stack, meter)
-            figures += await measure_system(mode, stack, ceilings_by_name, meter)
+            figures += await measure_system(mode, stack, ceilings_by_name, meter, broker)
             # The stack's own supervisor too (python -m sanad.devstack, as `make run` starts).
             supervisor = {stack.process.pid: "python -m sanad.devstack"}
             peaks = memory.peak_rss_mb(stack.child_pids() | supervisor) | broker.row()
         finally:
             sampling.cancel()
             stack.stop()
-    markdown = report.write(figures, peaks, mode_name, out)
+    markdown = report.write(figures, peaks, mode_name, out, broker_by_stage=broker.by_stage)
     print(markdown.read_text())
     return 0
 

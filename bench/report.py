@@ -76,25 +76,41 @@ def machine() -> dict[str, str]:
     }
 
 
-def write(figures: list[Figure], memory: dict[str, float], mode: str, out: Path) -> Path:
-    """Write results.json, results.md and results.png under out; return the Markdown path."""
+def write(
+    figures: list[Figure],
+    memory: dict[str, float],
+    mode: str,
+    out: Path,
+    broker_by_stage: dict[str, tuple[float, float]] | None = None,
+) -> Path:
+    """Write results.json, results.md and results.png under out; return the Markdown path.
+    broker_by_stage: the broker's memory at the start of each stage of the run and its peak in
+    it, in order."""
     out.mkdir(parents=True, exist_ok=True)
     info = machine()
+    stages = broker_by_stage or {}
     payload = {
         "mode": mode,
         "machine": info,
         "figures": [{**asdict(f), "share": f.share} for f in figures],
         "peak_rss_mb": memory,
+        "broker_mb_by_stage": {
+            stage: {"start": first, "peak": peak} for stage, (first, peak) in stages.items()
+        },
     }
     (out / "results.json").write_text(json.dumps(payload, indent=2))
     markdown = out / "results.md"
-    markdown.write_text(_markdown(figures, memory, info, mode))
+    markdown.write_text(_markdown(figures, memory, info, mode, stages))
     _chart(figures, out / "results.png")
     return markdown
 
 
 def _markdown(
-    figures: list[Figure], memory: dict[str, float], info: dict[str, str], mode: str
+    figures: list[Figure],
+    memory: dict[str, float],
+    info: dict[str, str],
+    mode: str,
+    broker_by_stage: dict[str, tuple[float, float]],
 ) -> str:
     lines = [
         f"Mode `{mode}` on {info['cpu']} ({info['cores']} cores), Python {info['python']}, "
@@ -116,6 +132,14 @@ def _markdown(
     lines += ["", "| process | peak RSS (MB) | target | met |", "| --- | ---: | --- | --- |"]
     for name, mb in sorted(memory.items()):
         lines.append(f"| {name} | {mb:.0f} | < 250 MB | {'yes' if mb < 250 else '**no**'} |")
+    if broker_by_stage:
+        stages = ", ".join(
+            f"{stage} {first:.0f} to {peak:.0f}" for stage, (first, peak) in broker_by_stage.items()
+        )
+        lines += [
+            "",
+            f"The broker's memory from the start of each stage to its peak, MB: {stages}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

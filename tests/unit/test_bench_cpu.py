@@ -71,6 +71,18 @@ def test_the_markdown_shows_each_loads_cpu_per_process_and_its_total(tmp_path: P
     assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_the_results_give_the_brokers_memory_by_stage_in_order(tmp_path: Path) -> None:
+    stages = {"ceilings": (121.0, 441.3), "intake": (440.2, 452.0), "batch": (450.0, 508.4)}
+    text = report.write([], {}, "quick", tmp_path, broker_by_stage=stages).read_text()
+    assert (
+        "The broker's memory from the start of each stage to its peak, MB: ceilings 121 to 441,"
+        " intake 440 to 452, batch 450 to 508." in text
+    )
+    saved = json.loads((tmp_path / "results.json").read_text())["broker_mb_by_stage"]
+    assert list(saved) == ["ceilings", "intake", "batch"]
+    assert saved["batch"] == {"start": 450.0, "peak": 508.4}
+
+
 def test_the_chart_marks_the_number_each_target_names() -> None:
     assert report.target_number(">= 50%, backlog flat") == 50
     assert report.target_number("<= 25 ms") == 25

@@ -66,6 +66,25 @@ async def test_the_brokers_memory_is_its_highest_sample_over_the_run() -> None:
     assert list(broker.row().values()) == [broker.peak_mb]
 
 
+async def test_the_brokers_memory_is_kept_from_the_start_of_each_stage_to_its_peak() -> None:
+    broker = BrokerMemory(lambda: [os.getpid()], every_s=0.01)
+    sampling = asyncio.create_task(broker.sample())
+    broker.stage = "ceilings"
+    await asyncio.sleep(0.05)
+    ballast = bytes(range(256)) * 256 * 1024  # 64 MiB written, so resident: a higher peak
+    broker.stage = "batch and reports"
+    await asyncio.sleep(0.05)
+    sampling.cancel()
+    del ballast
+
+    assert list(broker.by_stage) == ["ceilings", "batch and reports"]
+    ceilings_start, ceilings_peak = broker.by_stage["ceilings"]
+    batch_start, batch_peak = broker.by_stage["batch and reports"]
+    assert ceilings_start <= ceilings_peak < batch_start
+    assert batch_peak >= ceilings_peak + 60
+    assert broker.peak_mb == batch_peak
+
+
 def test_no_broker_on_this_machine_is_no_row() -> None:
     assert BrokerMemory(list).row() == {}
     assert resident_mb([]) is None
