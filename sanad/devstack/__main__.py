@@ -75,10 +75,16 @@ def main() -> None:
         start_child(name, module, child_env(env, name)) for name, module in processes(plan.workers)
     ]
     code = _supervise(children, database)
-    stop_children(children)
+    troubles = stop_children(children)
     if database is not None and database.poll() is None:
         database.send_signal(signal.SIGTERM)
-        database.wait(timeout=20)
+        try:
+            database.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            database.kill()
+            database.wait()
+            troubles.append("the MongoDB-wire server killed after 20 s")
+    print(f"devstack: stopped ({'; '.join(troubles) or 'every process drained'})", flush=True)
     sys.exit(code)
 
 

@@ -40,15 +40,22 @@ def _copy(name: str, process: subprocess.Popen[bytes]) -> None:
         sys.stdout.flush()
 
 
-def stop_children(children: list[Child], grace_s: float = 15.0) -> None:
-    """SIGTERM every child, wait for them to drain, kill what is left."""
+def stop_children(children: list[Child], grace_s: float = 15.0) -> list[str]:
+    """SIGTERM every child, wait for them to drain, kill what is left; what did not end well,
+    one phrase each (empty when every child drained and exited 0)."""
     for child in reversed(children):
         if child.process.poll() is None:
             child.process.terminate()
+    troubles = []
     for child in children:
         try:
             child.process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             child.process.kill()
             child.process.wait()
+            troubles.append(f"{child.name} killed after {grace_s:g} s")
+        else:
+            if child.process.returncode != 0:
+                troubles.append(f"{child.name} exited with code {child.process.returncode}")
         child.pump.join(timeout=2)
+    return troubles
