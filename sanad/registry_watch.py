@@ -114,9 +114,21 @@ class Watch:
                     self._lost_at = None
                     self.forget()
                     self.revision = 0
-                else:
+                elif self.synced:
                     log.warning(
-                        "registry %s stream broke (%s); reconnecting", self.name, error.code().name
+                        "registry %s stream broke (%s); reconnecting, the copy used meanwhile"
+                        " for up to %g s",
+                        self.name,
+                        error.code().name,
+                        self.outage_grace_s,
+                    )
+                else:
+                    # Not live: the registry is not up yet (every start of `make run`), or
+                    # is still away; the break itself was said, and the grace's end will be.
+                    log.info(
+                        "registry %s stream not open (%s); trying again",
+                        self.name,
+                        error.code().name,
                     )
             except Exception:
                 log.exception("registry %s watch failed; reconnecting", self.name)

@@ -1,6 +1,7 @@
 """A broken watch stream resumes after the last revision it applied: nothing missed or repeated."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -215,7 +216,10 @@ def following(stub: registry_pb2_grpc.RegistryServiceStub, grace_s: float) -> Wa
     )
 
 
-async def test_a_replayed_copy_stays_usable_through_a_registry_restart_within_the_grace() -> None:
+async def test_a_replayed_copy_stays_usable_through_a_registry_restart_within_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "sanad.registry_watch")
     registry = RestartingRegistry()
     async with served(registry) as stub:
         watch = following(stub, grace_s=30)
@@ -232,6 +236,13 @@ async def test_a_replayed_copy_stays_usable_through_a_registry_restart_within_th
             await asyncio.wait_for(watch.replayed.wait(), timeout=10)
             assert watch.usable
             assert watch.lost_for_s() is None
+            # The break is a warning; the refused reconnects after it are not.
+            said = [(r.levelno, r.getMessage()) for r in caplog.records]
+            assert [m for level, m in said if level == logging.WARNING] == [
+                "registry catalog stream broke (UNAVAILABLE); reconnecting, the copy used"
+                " meanwhile for up to 30 s"
+            ]
+            assert len([m for level, m in said if "not open" in m and level == logging.INFO]) >= 2
         finally:
             task.cancel()
 
@@ -258,7 +269,9 @@ async def test_past_the_grace_the_copy_is_not_usable_until_the_stream_is_back(
             task.cancel()
 
 
-async def test_a_copy_that_never_replayed_is_not_usable_whatever_the_grace() -> None:
+async def test_a_copy_that_never_replayed_is_not_usable_whatever_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     registry = RestartingRegistry()
     registry.streams = 1  # down from the start
     async with served(registry) as stub:
@@ -268,6 +281,8 @@ async def test_a_copy_that_never_replayed_is_not_usable_whatever_the_grace() -> 
             await until(lambda: registry.streams >= 3)
             assert not watch.usable
             assert watch.lost_for_s() is None
+            # A registry not up yet, as at every start of the stack, is no warning.
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
         finally:
             task.cancel()
 
