@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sanad.devstack import mongo_server, preflight, secure
+from sanad.devstack import data_lock, mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 from sanad.devstack.layout import child_env, listening_ports, number_setting, processes
 from sanad.security import certs
@@ -59,6 +59,12 @@ def main() -> None:
         sys.exit(f"devstack: {problem}")
     if not secure.plaintext(env) and (problem := secure.pki_problem(certs.certs_folder(env))):
         sys.exit(f"devstack: {problem}")
+    try:
+        held = data_lock.hold(plan.data_dir)  # kept open until this process ends
+    except data_lock.FolderInUse as error:
+        sys.exit(f"devstack: {error}")
+    except OSError as error:
+        sys.exit(f"devstack: cannot use SANAD_DEVSTACK_DATA={plan.data_dir}: {error}")
     if not plan.external_mongo:
         try:
             database = mongo_server.start(
@@ -85,6 +91,7 @@ def main() -> None:
             database.wait()
             troubles.append("the MongoDB-wire server killed after 20 s")
     print(f"devstack: stopped ({'; '.join(troubles) or 'every process drained'})", flush=True)
+    held.close()
     sys.exit(code)
 
 

@@ -1,0 +1,36 @@
+"""One stack per data folder: a second `make run` on the folder a running one uses would start
+a second database on its files (WiredTiger refuses, and the refusal landed in the running
+stack's mongo.log) and rewrite its sanadctl.env."""
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+LOCK_NAME = "devstack.lock"
+
+
+class FolderInUse(Exception):
+    """Another devstack holds the folder."""
+
+
+def hold(folder: Path) -> IO[str]:
+    """Lock folder for this process's life (the kernel lets go when it ends, however it ends);
+    keep the returned file open. FolderInUse names the holder's pid when another holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = (folder / LOCK_NAME).open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise FolderInUse(
+            f"{folder} is in use by another make run (pid {holder}): stop it, or give this one"
+            " another SANAD_DEVSTACK_DATA (and SANAD_DEVSTACK_MONGO_PORT and ports)"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
