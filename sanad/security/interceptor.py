@@ -4,13 +4,18 @@ apply the policy table, audit.
 It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the domain errors it
 raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
 request id already set. It sets sanad.security.identity.current() for the handler, and caps the
-streaming calls each identity holds open. A request whose bytes are not the method's message
-reaches it as a marker (sanad.rpc.undecodable) and is refused Invalid only once its caller was
-authenticated, charged and authorized (the table's limits see no request): bad bytes need
-credentials, cost a token and are audited as any call.
+streaming calls each identity holds open. A streaming call's credential is checked again, at
+most every `recheck_s`, before each answer it sends: a token that expired or whose key was
+retired ends the call UNAUTHENTICATED instead of being served for as long as it stays open.
+
+A request whose bytes are not the method's message reaches it as a marker
+(sanad.rpc.undecodable) and is refused Invalid only once its caller was authenticated, charged
+and authorized (the table's limits see no request): bad bytes need credentials, cost a token
+and are audited as any call.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -43,11 +48,13 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         licensing_agency: str,
         audit_log: AuditLog | None = None,
         recorded_by: str = "",
+        recheck_s: float = 5.0,
     ) -> None:
         self.admission = admission
         self.licensing_agency = licensing_agency
         self.audit_log = audit_log
         self.recorded_by = recorded_by
+        self.recheck_s = recheck_s
 
     async def intercept_service(
         self,
@@ -198,8 +205,10 @@ class _Guard:
                 if self.audit_log is not None and streamed and self.item_targets:
                     items = self._items(identity, self.audit_log, deadline)
                     audit_items.begin(items)
+                standing = _Standing(self.owner, context, identity)
                 try:
                     async for response in behaviour(request, context):
+                        standing.check()
                         yield response
                 finally:  # however it ends: normally, with an error, or cancelled
                     self.owner.admission.close_stream(identity)
@@ -268,6 +277,33 @@ class _Guard:
         return policy.audit_target(request, self.targets, self.results, results)
 
 
+class _Standing:
+    """A streaming call's credential, verified again (its token's signature against the keys
+    in use, its expiry) once `recheck_s` has passed since the last time."""
+
+    def __init__(self, owner: SecurityInterceptor, context: Any, identity: Identity) -> None:
+        self.authenticator = owner.admission.authenticator
+        self.every_s = owner.recheck_s
+        self.context = context
+        self.identity = identity
+        self.checked_at = time.monotonic()
+
+    def check(self) -> None:
+        """Unauthenticated when the credential that opened the call no longer holds."""
+        now = time.monotonic()
+        if now - self.checked_at < self.every_s:
+            return
+        self.checked_at = now
+        try:
+            again = self.authenticator.identify(self.context)
+        except errors.Unauthenticated as error:
+            raise errors.Unauthenticated(
+                f"the credential this call was opened with no longer holds: {error.message}"
+            ) from None
+        if again != self.identity:  # the metadata of a call does not change; kept honest
+            raise errors.Unauthenticated("the credential this call was opened with changed")
+
+
 def _judged(request: Any, streamed: bool) -> Any:
     """What the policy table judges: none for a client stream (its items come later), else the
     request as it came, an Undecodable marker included (judged by role: authorize)."""
@@ -303,4 +339,12 @@ def security_interceptor(
         RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         StreamCap(settings.max_streams_per_identity),
     )
-    return SecurityInterceptor(admission, settings.auth_licensing_agency, audit_log, recorded_by)
+    return SecurityInterceptor(
+        admission,
+        settings.auth_licensing_agency,
+        audit_log,
+        recorded_by,
+        # A retired key's tokens are refused within the key file's reload interval, open
+        # streams included.
+        recheck_s=settings.auth_jwt_keys_reload_s,
+    )

@@ -14,6 +14,7 @@ from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
 from tests.integration.conftest import in_process_settings
+from tests.integration.registry_support import visa_renewal
 from tests.unit.signing_keys import SigningKey, jwks
 
 pytestmark = pytest.mark.integration
@@ -90,3 +91,34 @@ async def test_a_rotated_signing_key_is_taken_and_the_retired_one_refused(
     await asyncio.sleep(RELOAD_S * 2)
     assert await answer(stub, new.named()) == "OK"
     assert (await answer(stub, dev)).startswith("UNAUTHENTICATED: bad bearer token: unknown key id")
+
+
+async def test_an_open_stream_ends_once_its_tokens_key_is_retired(
+    registry: tuple[registry_pb2_grpc.RegistryServiceStub, Path], pki: Path
+) -> None:
+    stub, keys = registry
+    dev = (pki / "tokens" / "admin.jwt").read_text().strip()
+    dev_jwk = json.loads(keys.read_bytes())["keys"][0]
+    new = SigningKey()
+    replace(keys, jwks(dev_jwk, new.jwk))
+    await asyncio.sleep(RELOAD_S * 2)
+    watch = stub.WatchCatalog(
+        registry_pb2.WatchCatalogRequest(since_revision=0),
+        metadata=(("authorization", f"Bearer {dev}"),),
+    )
+    while not (await asyncio.wait_for(watch.read(), timeout=10)).HasField("synced"):
+        pass
+
+    replace(keys, jwks(new.jwk))  # the dev key retired while its token's stream is open
+    await asyncio.sleep(RELOAD_S * 3)
+    await stub.AddCatalogService(
+        registry_pb2.AddCatalogServiceRequest(service=visa_renewal(f"ROP-{os.urandom(4).hex()}")),
+        metadata=(("authorization", f"Bearer {new.named()}"),),
+        timeout=10,
+    )
+
+    # The change is not sent to the retired key's token: the stream ends instead.
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await asyncio.wait_for(watch.read(), timeout=10)
+    assert ended.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert "no longer holds: bad bearer token: unknown key id" in str(ended.value.details())
