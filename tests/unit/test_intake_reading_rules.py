@@ -3,16 +3,17 @@ how a stored transaction is shown."""
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
-from sanad.errors import Invalid, PermissionDenied
+from sanad.errors import Invalid, PermissionDenied, Unavailable
 from sanad.records import proto_from_document
 from sanad.security.identity import DEV_ADMIN
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
-from services.intake.reading import Reader
+from services.intake.reading import DeadlineReached, Reader
 from tests.unit.intake_tracking_fakes import CENTRE, MOL, OTHER_CENTRE, ROP, T0, FakeStore, stored
 
 
@@ -45,6 +46,38 @@ async def test_watch_streams_each_change_and_stops_when_finished() -> None:
         seen.append(current["status"])
     await writer
     assert seen == ["RECORDED", "IN_PROGRESS", "COMPLETED"]
+
+
+class GivesUpForTime(FakeStore):
+    """PyMongo's answer to a read with less time left than a round trip: a timeout at once."""
+
+    def __init__(self, now: list[float], *docs: dict[str, Any]) -> None:
+        super().__init__(*docs)
+        self.now = now
+        self.failing = False
+
+    async def get_transaction(self, transaction_id: str, timeout_s: float | None = None) -> Any:
+        if self.failing:
+            raise Unavailable("the database did not answer in time; retry later")
+        return await super().get_transaction(transaction_id, timeout_s)
+
+
+@pytest.mark.parametrize(("left_s", "ends"), [(0.02, "DEADLINE_EXCEEDED"), (0.5, "UNAVAILABLE")])
+async def test_a_watchs_read_that_fails_for_time_near_the_deadline_is_the_deadline(
+    left_s: float, ends: str
+) -> None:
+    now = [100.0]
+    store = GivesUpForTime(now, stored(Status.RECORDED))
+    deadline = Deadline(10.0, clock=lambda: now[0])
+    watch = Reader(store).watch("T1", DEV_ADMIN, deadline, poll_s=0)
+    assert (await anext(watch))["status"] == "RECORDED"
+    left = deadline.left()
+    assert left is not None
+    now[0] += left - left_s  # the next read begins with left_s to go, and gives up at once
+    store.failing = True
+    with pytest.raises((DeadlineReached, Unavailable)) as ended:
+        await anext(watch)
+    assert {DeadlineReached: "DEADLINE_EXCEEDED", Unavailable: "UNAVAILABLE"}[ended.type] == ends
 
 
 def test_page_tokens_round_trip_and_refuse_forgeries() -> None:
