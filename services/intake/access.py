@@ -2,7 +2,8 @@
 
 A centre (or batch) identity submits, reads, lists, cancels and rates only its
 own centre's transactions; a ministry reads, updates and cancels only its own
-agency's; an operator reads; an admin does everything.
+agency's; an admin does everything. Operators read statistics, not transactions
+(the policy table, sanad.security.policy, keeps them from these calls).
 """
 
 from typing import Any
@@ -30,15 +31,13 @@ def check_center_scope(identity: Identity, center_id: str) -> None:
         raise _denied(identity, f"submit for centre {shown_id(center_id)}")
 
 
-def check_read(identity: Identity, doc: dict[str, Any]) -> None:
-    """Operators and admins read all; centres and ministries their own."""
-    if identity.role is Role.OPERATOR:
-        return
-    if identity.may_act_for_center(doc["center_id"]):
-        return
-    if identity.may_act_for_agency(doc["agency_code"]):
-        return
-    raise _denied(identity, f"read transaction {doc['_id']}")
+def may_read(identity: Identity, doc: dict[str, Any]) -> bool:
+    """Admins read all; centres and ministries their own. A transaction the caller may not
+    read is answered as one that does not exist (reading.stored): NOT_FOUND, not
+    PERMISSION_DENIED, so its id's existence is not told outside its centre and agency."""
+    return identity.may_act_for_center(doc["center_id"]) or identity.may_act_for_agency(
+        doc["agency_code"]
+    )
 
 
 def check_update(identity: Identity, doc: dict[str, Any]) -> None:

@@ -40,12 +40,15 @@ class DeadlineReached(Exception):
     """A watch ran to the caller's deadline: an end the caller asked for, not an outage."""
 
 
-async def stored(store: Finds, transaction_id: str, deadline: Deadline) -> Document:
-    """The stored transaction; NotFound without one (or without an id)."""
+async def stored(
+    store: Finds, transaction_id: str, deadline: Deadline, identity: Identity
+) -> Document:
+    """The stored transaction; NotFound without one (or without an id), and alike for one the
+    caller may not read: another centre's or agency's transaction is not told to exist."""
     found = None
     if transaction_id:
         found = await store.get_transaction(transaction_id, deadline.left())
-    if found is None:
+    if found is None or not access.may_read(identity, found):
         raise NotFound(f"transaction {shown_id(transaction_id)!r} not found")
     return found
 
@@ -79,9 +82,7 @@ class Reader:
 
     async def get(self, transaction_id: str, identity: Identity, deadline: Deadline) -> Document:
         """The stored transaction, if the caller may read it."""
-        doc = await stored(self.store, transaction_id, deadline)
-        access.check_read(identity, doc)
-        return doc
+        return await stored(self.store, transaction_id, deadline, identity)
 
     async def list(
         self, query: ListQuery, identity: Identity, deadline: Deadline
@@ -114,5 +115,5 @@ class Reader:
             left = deadline.left()
             await asyncio.sleep(poll_s if left is None else min(poll_s, left))
             doc = await _before_deadline(
-                lambda: stored(self.store, transaction_id, deadline), deadline
+                lambda: stored(self.store, transaction_id, deadline, identity), deadline
             )

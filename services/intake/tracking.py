@@ -71,7 +71,7 @@ class Tracker:
         if found:
             raise Invalid(found)
         assert status is not None
-        doc = await stored(self.transactions, transaction_id, deadline)
+        doc = await stored(self.transactions, transaction_id, deadline, identity)
         access.check_update(identity, doc)
         return await self.changes.make(doc, status, note, actor, deadline, request_id=request_id)
 
@@ -91,7 +91,7 @@ class Tracker:
             found.append(Violation("reason", f"must be at most {MAX_NOTE_LENGTH} characters"))
         if found:
             raise Invalid(found)
-        doc = await stored(self.transactions, transaction_id, deadline)
+        doc = await stored(self.transactions, transaction_id, deadline, identity)
         access.check_cancel(identity, doc)
         return await self.changes.make(
             doc, Status.CANCELLED, reason, actor, deadline, request_id=request_id
@@ -103,7 +103,7 @@ class Tracker:
         """The beneficiary's one rating of a completed transaction."""
         if not 1 <= rating <= 5:
             raise Invalid([Violation("rating", "must be from 1 to 5")])
-        doc = await stored(self.transactions, transaction_id, deadline)
+        doc = await stored(self.transactions, transaction_id, deadline, identity)
         access.check_rate(identity, doc)
         if doc["status"] != Status.COMPLETED:
             raise PreconditionFailed(f"transaction {transaction_id} is not completed")

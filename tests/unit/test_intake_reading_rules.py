@@ -9,7 +9,7 @@ import pytest
 
 from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
-from sanad.errors import Invalid, PermissionDenied, Unavailable
+from sanad.errors import Invalid, NotFound, PermissionDenied, Unavailable
 from sanad.records import proto_from_document
 from sanad.security.identity import DEV_ADMIN
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
@@ -21,9 +21,14 @@ async def test_centres_read_only_their_own_transactions() -> None:
     t = Reader(FakeStore(stored()))
     assert (await t.get("T1", CENTRE, Deadline(None)))["_id"] == "T1"
     assert (await t.get("T1", ROP, Deadline(None)))["_id"] == "T1"
+    # Another centre's or agency's transaction is answered as an id that names nothing.
     for who in (OTHER_CENTRE, MOL):
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(NotFound, match=r"^transaction 'T1' not found$"):
             await t.get("T1", who, Deadline(None))
+        with pytest.raises(NotFound, match=r"^transaction 'T1' not found$"):
+            await anext(t.watch("T1", who, Deadline(5.0), poll_s=0.01))
+        with pytest.raises(NotFound, match=r"^transaction 'T9' not found$"):
+            await t.get("T9", who, Deadline(None))
     with pytest.raises(PermissionDenied):
         await t.list(ListQuery(center_id="C1"), OTHER_CENTRE, Deadline(None))
     docs, token = await t.list(ListQuery(center_id=""), CENTRE, Deadline(None))

@@ -80,9 +80,12 @@ async def test_a_legal_change_is_published_with_a_new_change_id() -> None:
 async def test_only_the_owning_agency_updates() -> None:
     t, _ = tracker(stored())
     await update(t, Status.IN_PROGRESS, ROP)
-    for who in (MOL, CENTRE):
-        with pytest.raises(PermissionDenied):
-            await update(t, Status.IN_PROGRESS, who)
+    # The serving centre sees the transaction: it is told it may not update it.
+    with pytest.raises(PermissionDenied):
+        await update(t, Status.IN_PROGRESS, CENTRE)
+    # Another agency is not told the transaction exists: answered as an unknown id is.
+    with pytest.raises(NotFound, match=r"^transaction 'T1' not found$"):
+        await update(t, Status.IN_PROGRESS, MOL)
 
 
 async def test_an_unknown_transaction_is_not_found() -> None:
@@ -100,7 +103,7 @@ async def test_a_finished_transaction_cannot_be_cancelled() -> None:
     change = await t.cancel("T1", "asked", actor="a", identity=CENTRE, deadline=Deadline(None))
     assert change.status is Status.CANCELLED
     assert len(publisher.sent) == 1
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound, match=r"^transaction 'T1' not found$"):
         await t.cancel("T1", "", actor="a", identity=OTHER_CENTRE, deadline=Deadline(None))
 
 
