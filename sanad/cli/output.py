@@ -15,15 +15,16 @@ BAISA_PER_OMR = 1000
 
 
 def money(baisa: int) -> str:
-    """Baisa as exact OMR with three decimals, e.g. 5000 -> "5.000 OMR"."""
+    """Baisa as exact OMR with three decimals and grouped thousands, e.g. 5000 -> "5.000 OMR",
+    270000500 -> "270,000.500 OMR" (a governorate's year of fees)."""
     sign = "-" if baisa < 0 else ""
     whole, part = divmod(abs(baisa), BAISA_PER_OMR)
-    return f"{sign}{whole}.{part:03d} OMR"
+    return f"{sign}{whole:,}.{part:03d} OMR"
 
 
 def fee(baisa: int) -> str:
     """A fee in baisa with its OMR value."""
-    return f"{baisa} baisa ({money(baisa)})"
+    return f"{baisa:,} baisa ({money(baisa)})"
 
 
 def when(message: Message, name: str) -> str:

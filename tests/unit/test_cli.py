@@ -272,7 +272,7 @@ def test_catalogue_add_sends_fee_sla_and_documents(
     )
     assert list(service.required_documents) == ["passport", "photo"]
     out = capsys.readouterr().out
-    assert "5000 baisa (5.000 OMR)" in out
+    assert "5,000 baisa (5.000 OMR)" in out
     assert "status:    active" in out
 
 
@@ -320,7 +320,7 @@ def test_show_prints_fee_in_baisa_and_omr_and_the_masked_beneficiary(
     assert run(target, "show", "T-1") == 0
 
     out = capsys.readouterr().out
-    assert "fee:            5000 baisa (5.000 OMR)" in out
+    assert "fee:            5,000 baisa (5.000 OMR)" in out
     assert "beneficiary:    *****123" in out
     assert "status:         submitted" in out
     assert "sla_seconds:    120" in out
@@ -493,7 +493,7 @@ def test_stats_prints_counters_and_fees_in_omr(
     assert fake.requests[0].center_id == "C-1"
     out = capsys.readouterr().out
     assert "completed:               2" in out
-    assert "fees:                    12500 baisa (12.500 OMR)" in out
+    assert "fees:                    12,500 baisa (12.500 OMR)" in out
 
 
 def test_health_reports_serving_for_every_service(
@@ -549,7 +549,14 @@ def test_targets_and_identity_default_from_the_environment(target: str, fake: Fa
 
 @pytest.mark.parametrize(
     ("baisa", "shown"),
-    [(5000, "5.000 OMR"), (1, "0.001 OMR"), (12_345, "12.345 OMR"), (-250, "-0.250 OMR")],
+    [
+        (5000, "5.000 OMR"),
+        (1, "0.001 OMR"),
+        (12_345, "12.345 OMR"),
+        (-250, "-0.250 OMR"),
+        (270_000_500, "270,000.500 OMR"),
+        (-1_234_567_890, "-1,234,567.890 OMR"),
+    ],
 )
 def test_money_is_shown_exactly_with_three_decimals(baisa: int, shown: str) -> None:
     assert money(baisa) == shown

@@ -93,7 +93,7 @@ def test_report_prints_both_years_and_the_change(
     assert "66,240" in out
     assert "+12.71%" in out
     assert "183" in out
-    assert "270000.500 OMR" in out
+    assert "270,000.500 OMR" in out
     assert servicer.requests[-1].year == 2024
 
 
