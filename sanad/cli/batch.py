@@ -27,7 +27,7 @@ from sanad.cli.batch_file import (
     write_rejected,
 )
 from sanad.cli.batch_send import Cut, Unanswered, send, summarise
-from sanad.cli.broker import DEFAULT_AMQP_URL, failure, where
+from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 
@@ -118,7 +118,7 @@ def _rows_to_send(args: argparse.Namespace, url: str) -> tuple[list[dict[str, st
     if not 1 <= args.chunk <= MAX_CHUNK:
         raise BadFile(f"--chunk must be 1 to {MAX_CHUNK}")
     if where(url) is None:
-        raise BadFile("the RabbitMQ URL is not an amqp:// or amqps:// URL with a host")
+        raise BadFile(NOT_AN_AMQP_URL)
     return read_numbered(args.file)
 
 

@@ -9,12 +9,13 @@ from aiormq.exceptions import InvalidFrameError
 from sanad.amqp.publisher import refusal
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+NOT_AN_AMQP_URL = "the RabbitMQ URL is not an amqp:// or amqps:// URL with a host"
 
 
 def where(url: str) -> str | None:
     """host:port of an AMQP URL, without its credentials; None when it is no AMQP URL."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)  # "amqp://[::1" is refused here already
         port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
     except ValueError:
         return None

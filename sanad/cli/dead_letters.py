@@ -18,7 +18,7 @@ from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.amqp.dead_letter_pass import Action, Pass, pass_over
 from sanad.amqp.dead_letters import DeadLetter
 from sanad.amqp.handling import BROKER_ERRORS
-from sanad.cli.broker import DEFAULT_AMQP_URL, failure
+from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 
@@ -45,14 +45,14 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     for action in (listing, replay, drop):
         action.add_argument("--queue", choices=QUEUES, default="ingest", help="default ingest")
         action.add_argument("--amqp-url", help="RabbitMQ URL (env SANAD_AMQP_URL)")
-    listing.add_argument("--limit", type=int, default=100, help="letters shown (default 100)")
+    listing.add_argument("--limit", type=_count, default=100, help="letters shown (default 100)")
     replay.add_argument(
         "--reason",
         action="append",
         default=[],
         help="replay only letters with this reason (repeatable; default every letter)",
     )
-    replay.add_argument("--limit", type=int, help="replay at most this many")
+    replay.add_argument("--limit", type=_count, help="replay at most this many")
     drop.add_argument(
         "--reason",
         action="append",
@@ -79,7 +79,9 @@ def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
     """Print the oldest dead letters of a work queue and how many there are of each reason; the
     queue is left as it was. Only the letters shown are held, however long the queue."""
     del client
-    limit = max(args.limit, 0)
+    if (url := _url(args, printer)) is None:
+        return 2
+    limit = args.limit
     shown: list[DeadLetter] = []
 
     def keep(letter: DeadLetter) -> Action:
@@ -89,7 +91,7 @@ def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
 
     done = Pass()
     try:
-        _run(args, keep, done)
+        _run(args, url, keep, done)
     except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
     if printer.as_json:
@@ -127,9 +129,11 @@ def replay_letters(args: argparse.Namespace, client: Client, printer: Printer) -
             " broker identity; the submitter sends it again with the same batch id"
         )
         return 2
+    if (url := _url(args, printer)) is None:
+        return 2
     done = Pass()
     try:
-        _run(args, _chooser(set(args.reason), args.limit), done)
+        _run(args, url, _chooser(set(args.reason), args.limit), done)
     except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
     reasons = sorted(done.replayed)
@@ -153,6 +157,8 @@ def drop_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
             " (see `sanadctl dead-letters list` for the reasons and ids)"
         )
         return 2
+    if (url := _url(args, printer)) is None:
+        return 2
     reasons, ids = set(args.reason), set(args.message_ids)
 
     def chosen(letter: DeadLetter) -> Action:
@@ -163,7 +169,7 @@ def drop_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
 
     done = Pass()
     try:
-        _run(args, chosen, done)
+        _run(args, url, chosen, done)
     except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
     dropped, kept = done.dropped.total(), done.kept.total()
@@ -206,8 +212,30 @@ def _by_reason(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "-"
 
 
-def _run(args: argparse.Namespace, choose: Callable[[DeadLetter], Action], done: Pass) -> None:
-    url = args.amqp_url or os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
+def _url(args: argparse.Namespace, printer: Printer) -> str | None:
+    """The broker's URL (--amqp-url, else SANAD_AMQP_URL), or None once a URL that names no
+    broker is said to be one, as batch submit and seed say it."""
+    url: str = args.amqp_url or os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
+    if where(url) is None:
+        printer.error(NOT_AN_AMQP_URL)
+        return None
+    return url
+
+
+def _count(text: str) -> int:
+    """An argparse type for a --limit: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _run(
+    args: argparse.Namespace, url: str, choose: Callable[[DeadLetter], Action], done: Pass
+) -> None:
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
     try:
         asyncio.run(pass_over(url, prefix, args.queue, choose, done, timeout_s=STEP_TIMEOUT_S))

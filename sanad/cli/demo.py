@@ -8,7 +8,7 @@ import os
 
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.cli.arguments import bounded, int64
-from sanad.cli.broker import DEFAULT_AMQP_URL, failure, where
+from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 from sanad.seed.batches import ended
@@ -74,7 +74,7 @@ def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """Register the demo centres and load their history through the batch queue; 1 when the
     broker failed it or the workers refused any of it."""
     if where(args.amqp_url) is None:
-        printer.error("the RabbitMQ URL is not an amqp:// or amqps:// URL with a host")
+        printer.error(NOT_AN_AMQP_URL)
         return 2
     plan = SeedPlan(
         seed=args.seed, governorate=args.governorate, years=args.years, scale=args.scale

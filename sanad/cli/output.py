@@ -2,6 +2,7 @@
 
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -12,6 +13,25 @@ from google.protobuf.message import Message
 from sanad.rpc.status import field_violations
 
 BAISA_PER_OMR = 1000
+# Bidirectional embeddings, overrides and isolates: text after one is shown reordered, so a
+# value holding one can make the rest of its line read otherwise ("Trojan Source").
+_REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def terminal_safe(text: str) -> str:
+    """text with what would act on the terminal instead of showing escaped (`\\x1b`, `\\n`,
+    `\\u202e`): control characters, line and paragraph separators and bidirectional
+    overrides. Values come from other callers (a centre's contact, a dead letter's type, a
+    licence reason) and must not clear the screen or forge a line of the output."""
+    if text.isprintable() and not _REORDERING.intersection(text):
+        return text
+    return "".join(_escaped(character) for character in text)
+
+
+def _escaped(character: str) -> str:
+    if character in _REORDERING or unicodedata.category(character) in ("Cc", "Zl", "Zp"):
+        return repr(character)[1:-1] if character.isascii() else f"\\u{ord(character):04x}"
+    return character
 
 
 def money(baisa: int) -> str:
@@ -71,14 +91,16 @@ class Printer:
         """Aligned "key: value" lines."""
         width = max((len(key) for key, _ in pairs), default=0) + 1
         for key, value in pairs:
-            print(f"{key + ':':<{width}} {value}".rstrip(), file=self.out)
+            print(f"{key + ':':<{width}} {terminal_safe(str(value))}".rstrip(), file=self.out)
 
     def table(self, title: str, rows: Sequence[Sequence[str]]) -> None:
         """A titled block of column-aligned rows, or "title: none"."""
+        title = terminal_safe(title)
         if not rows:
             print(f"{title}: none", file=self.out)
             return
         print(f"{title}:", file=self.out)
+        rows = [[terminal_safe(cell) for cell in row] for row in rows]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
@@ -86,11 +108,11 @@ class Printer:
 
     def line(self, text: str) -> None:
         """One plain line for people."""
-        print(text, file=self.out)
+        print(terminal_safe(text), file=self.out)
 
     def error(self, text: str) -> None:
         """One error line on stderr."""
-        print(f"error: {text}", file=self.err)
+        print(f"error: {terminal_safe(text)}", file=self.err)
 
     def rpc_error(self, error: grpc.RpcError) -> None:
         """A failed call as one line, then one line per field violation."""
@@ -100,7 +122,7 @@ class Printer:
         name = code.name if code is not None else "UNKNOWN"
         self.error(f"{name}: {details or 'no details'}")
         for field_name, description in _violations(error):
-            print(f"  {field_name}: {description}", file=self.err)
+            print(f"  {terminal_safe(f'{field_name}: {description}')}", file=self.err)
 
 
 def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:

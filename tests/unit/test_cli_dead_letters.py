@@ -205,3 +205,24 @@ def test_a_refused_replay_whose_letter_cannot_be_put_back_hands_it_back_and_stop
     assert capsys.readouterr().err.endswith(
         "; the letter it failed on (m-0, unknown-type) is kept, in the queue\n"
     )
+
+
+@pytest.mark.parametrize(
+    "url", ["notaurl", "amqp://guest:guest@127.0.0.1:notaport/", "amqp://[::1"]
+)
+@pytest.mark.parametrize("action", [["list"], ["replay"], ["drop", "--reason", "invalid"]])
+def test_a_url_that_names_no_broker_is_one_line_and_exit_2(
+    action: list[str], url: str, broker: FakeBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sanadctl(*action, "--amqp-url", url) == 2
+    err = capsys.readouterr().err
+    assert err == "error: the RabbitMQ URL is not an amqp:// or amqps:// URL with a host\n"
+
+
+@pytest.mark.parametrize("action", ["list", "replay"])
+def test_a_negative_limit_is_a_usage_error(action: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        sanadctl(action, "--limit", "-1")
+
+    assert exit_info.value.code == 2
+    assert "argument --limit: must be 0 or more" in capsys.readouterr().err
