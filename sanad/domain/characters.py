@@ -1,10 +1,13 @@
-"""Which characters codes, licence numbers and names may hold.
+"""Which characters codes, licence numbers, names and free text may hold.
 
 A control character (NUL, a newline, a tab, DEL, C1 controls) or a line or paragraph
-separator belongs in no code or name: it breaks listings, logs and the CSVs operators export,
-and MongoDB refuses NUL in a pattern. An invisible format character (a zero-width space or
-joiner, a direction mark) makes two codes that look alike differ, so codes hold none; Arabic
-names may use joiners and direction marks between letters, but a name must show something.
+separator belongs in no code, name or text (a contact, a reason): it breaks listings, logs and
+the CSVs operators export, and MongoDB refuses NUL in a pattern. So does a bidirectional
+override, embedding or isolate, which shows the text after it reordered (the "Trojan Source"
+trick). An invisible format character (a zero-width space or joiner, a direction mark) makes
+two codes that look alike differ, so codes hold none; Arabic names may use joiners and
+direction marks between letters, but a name must show something: a letter, digit or sign,
+not only spaces, format characters, combining marks or the blank-looking fillers below.
 """
 
 import unicodedata
@@ -13,6 +16,12 @@ from sanad.errors import Violation
 
 _CONTROL = frozenset({"Cc", "Zl", "Zp"})
 _INVISIBLE = frozenset({"Cf"})
+# Combining marks show nothing without a letter to sit on.
+_MARKS = frozenset({"Mn", "Mc", "Me"})
+# Letters and symbols that are drawn blank: Hangul fillers and the empty braille pattern.
+_BLANK = frozenset("ᅟᅠㅤﾠ⠀")
+# LRE, RLE, PDF, LRO, RLO and LRI, RLI, FSI, PDI.
+_REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 CONTROL = "must not contain control characters"
 CONTROL_OR_INVISIBLE = "must not contain control or invisible characters"
 REQUIRED = "is required"
@@ -22,9 +31,18 @@ def _categories(text: str) -> set[str]:
     return {unicodedata.category(character) for character in text}
 
 
+def _controlled(text: str) -> bool:
+    """Holds a control character, a line or paragraph separator, or a reordering control."""
+    return bool(_categories(text) & _CONTROL) or not _REORDERING.isdisjoint(text)
+
+
 def visible(text: str) -> bool:
-    """Does the text show anything: a character that is neither space nor invisible?"""
-    return any(not c.isspace() and unicodedata.category(c) not in _INVISIBLE for c in text)
+    """Does the text show anything: a character that is not space, invisible, a combining
+    mark on its own, or a blank-looking filler?"""
+    return any(
+        not c.isspace() and c not in _BLANK and unicodedata.category(c) not in _INVISIBLE | _MARKS
+        for c in text
+    )
 
 
 def code_violations(fields: dict[str, str]) -> list[Violation]:
@@ -40,8 +58,13 @@ def name_violations(fields: dict[str, str]) -> list[Violation]:
     """Each required name holding a control character or showing nothing."""
     found: list[Violation] = []
     for name, value in fields.items():
-        if _categories(value) & _CONTROL:
+        if _controlled(value):
             found.append(Violation(name, CONTROL))
         elif not visible(value):
             found.append(Violation(name, REQUIRED))
     return found
+
+
+def text_violations(fields: dict[str, str]) -> list[Violation]:
+    """Each free text (which may be empty) holding a control character."""
+    return [Violation(name, CONTROL) for name, value in fields.items() if _controlled(value)]

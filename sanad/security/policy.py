@@ -97,7 +97,9 @@ POLICY: dict[str, Rule] = {
         frozenset({ADMIN, MINISTRY}),
         True,
         ("center.licence.number",),
-        ("center.id",),
+        # The number as kept (canonical: upper case, ASCII digits) replaces the one as sent,
+        # so the trail is searched by the number the registry shows.
+        ("center.id", "center.licence.number"),
         _licensing,
     ),
     REGISTRY + "UpdateCenter": _centre_write("center.id"),

@@ -7,6 +7,7 @@ from sanad.deadline import Deadline
 from sanad.domain.ids import new_id
 from sanad.errors import Invalid, NotFound, Violation
 from services.registry.domain import Center, Licence, LicenceAction, transition
+from services.registry.licence_numbers import canonical
 from services.registry.listing import (
     CENTER_PAGE_DEFAULT,
     CENTER_PAGE_MAX,
@@ -40,9 +41,11 @@ class CenterOperations:
         self.feed = feed
 
     async def register(self, center: Center) -> Center:
-        """A new centre, its licence in APPLIED. The licence number is kept upper-case, as the
-        seed and the README write them, so the unique index sees "da-1" and "DA-1" as one."""
-        center = replace(center, licence=Licence(number=center.licence.number.upper()))
+        """A new centre, its licence in APPLIED. The licence number is kept in its canonical
+        form (upper case, ASCII digits and dashes: licence_numbers), as the seed and the README
+        write them, so the unique index sees "da-1", "DA-1" in Arabic-Indic digits and
+        fullwidth "DA-1" as one."""
+        center = replace(center, licence=Licence(number=canonical(center.licence.number)))
         validate_center(center)
         self.reference.check_place(center.governorate_code, center.wilayat_code)
         await check_services(

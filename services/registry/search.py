@@ -21,15 +21,17 @@ _LETTERS = str.maketrans(
         "ى": "ي",
     }
 )
-# Tashkeel (fathatan .. sukun), superscript alef and tatweel carry no letter of their own.
-_MARKS = re.compile("[\u064b-\u0652\u0670\u0640]")
+# Tashkeel (fathatan .. sukun), superscript alef and tatweel carry no letter of their own, nor
+# do the joiners and direction marks names may hold (ZWNJ, ZWJ, LRM, RLM, ALM).
+_MARKS = re.compile("[\u064b-\u0652\u0670\u0640\u200c-\u200f\u061c]")
 _SPACES = re.compile(r"\s+")
 # Joins the names so that a query never matches across the end of one name.
 _NAME_SEPARATOR = "\n"
 
 
 def normalise(text: str) -> str:
-    """Fold letter forms, drop diacritics and tatweel, lower-case, and collapse spaces."""
+    """Fold letter forms, drop diacritics, tatweel, joiners and direction marks, lower-case,
+    and collapse spaces."""
     folded = _MARKS.sub("", text).translate(_LETTERS).casefold()
     return _SPACES.sub(" ", folded).strip()
 

@@ -109,8 +109,10 @@ class RegistryStore:
 
         try:
             # Every centre RPC answers the saved centre as `center`; RegisterCenter's event
-            # names its new id (the policy's result field), known before the transaction.
-            doc = await self._commit("center", center.id, write, {"center.id": center.id})
+            # names its new id and its licence number as kept (the policy's result fields),
+            # known before the transaction.
+            results = {"center.id": center.id, "center.licence.number": center.licence.number}
+            doc = await self._commit("center", center.id, write, results)
         except DuplicateKeyError as error:
             raise AlreadyExists(
                 f"a centre with licence number {center.licence.number!r} is already registered"

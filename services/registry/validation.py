@@ -8,11 +8,18 @@ listing and watch message that carries it, and any error naming it stay small.
 from collections.abc import Callable
 from typing import TypeVar
 
-from sanad.domain.characters import REQUIRED, code_violations, name_violations
+from sanad.domain.characters import (
+    REQUIRED,
+    code_violations,
+    name_violations,
+    text_violations,
+    visible,
+)
 from sanad.domain.codes import overlong_codes
 from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Invalid, Violation, check
 from services.registry.domain import CatalogService, Center
+from services.registry.licence_numbers import number_violations
 
 E = TypeVar("E", Center, CatalogService)
 MAX_TEXT_LENGTH = 500
@@ -36,10 +43,11 @@ def list_bounds(name: str, values: tuple[str, ...], limit: int) -> list[Violatio
 
 
 def validate_reason(reason: str) -> None:
-    """A transition's reason: required (DESIGN section 3) and bounded as other free text."""
-    if not reason.strip():
+    """A transition's reason: required (DESIGN section 3), showing something, holding no
+    control character, and bounded as other free text."""
+    if not visible(reason):
         raise Invalid([Violation("reason", "is required: say why the licence changes")])
-    check(too_long({"reason": reason}, MAX_TEXT_LENGTH))
+    check(too_long({"reason": reason}, MAX_TEXT_LENGTH) + text_violations({"reason": reason}))
 
 
 def validate_center(center: Center) -> None:
@@ -61,7 +69,9 @@ def validate_center(center: Center) -> None:
     }
     found = overlong_codes(codes) + too_long(names | contact, MAX_TEXT_LENGTH)
     found += [Violation(name, REQUIRED) for name, value in codes.items() if not value]
-    found += code_violations(codes) + name_violations(names)
+    found += code_violations(codes) + name_violations(names) + text_violations(contact)
+    if not {v.field for v in found} & {"center.licence.number"}:
+        found += number_violations("center.licence.number", center.licence.number)
     if center.omani_staff < 0:
         found.append(Violation("center.omani_staff", "must not be negative"))
     if center.total_staff < center.omani_staff:

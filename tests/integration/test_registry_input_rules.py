@@ -64,6 +64,39 @@ async def test_a_licence_number_is_kept_upper_case_so_its_case_makes_no_second_c
     assert shown.licence.number == "DA-NIZ-0001"
 
 
+async def test_a_licence_number_typed_with_look_alike_characters_is_the_same_licence(
+    registry: Registry,
+) -> None:
+    first = await registry.register(licence=pb.Licence(number="DA-SAM-0042"))
+    for typed in (
+        "DA-SAM-\u0660\u0660\u0664\u0662",  # Arabic-Indic digits
+        "\uff24\uff21-SAM-0042",  # fullwidth letters
+        "DA\u2011SAM\u20110042",  # non-breaking hyphens
+    ):
+        await refused(registry.register(licence=pb.Licence(number=typed)), Code.ALREADY_EXISTS)
+    arabic = await registry.register(licence=pb.Licence(number="DA-SAM-\u0660\u0660\u0664\u0663"))
+    assert arabic.licence.number == "DA-SAM-0043"
+    for typed in ("\u0410A-SAM-0042", "DA - SAM - 0042", "DA-SAM-0042\u0301"):
+        bad = await refused(
+            registry.register(licence=pb.Licence(number=typed)), Code.INVALID_ARGUMENT
+        )
+        assert [f for f, _ in bad] == ["center.licence.number"]
+    assert first.licence.number == "DA-SAM-0042"
+
+
+async def test_contact_fields_may_be_empty_but_hold_no_control_characters(
+    registry: Registry,
+) -> None:
+    contact = pb.Contact(phone="\x1b[2J\x1b[31mCLEARED", email="a@b\nlicence_status: active")
+    bad = await refused(registry.register(contact=contact), Code.INVALID_ARGUMENT)
+    assert bad == [
+        ("center.contact.phone", "must not contain control characters"),
+        ("center.contact.email", "must not contain control characters"),
+    ]
+    kept = await registry.register(contact=pb.Contact(phone="+968 2441 0000", address=""))
+    assert kept.contact.phone == "+968 2441 0000"
+
+
 async def test_a_lower_case_number_stored_before_numbers_were_upper_case_is_still_taken(
     registry: Registry, mongo_url: str, database_name: str
 ) -> None:

@@ -39,3 +39,24 @@ async def test_a_reason_at_the_bound_is_recorded(registry: Registry) -> None:
     center = await registry.register()
     reply = await registry.stub.TransitionLicence(approve(center.id, "ن" * 500))
     assert reply.center.licence.history[-1].reason == "ن" * 500
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        ("\u200f", "is required: say why the licence changes"),
+        (" \u3164 ", "is required: say why the licence changes"),
+        ("ok\x1b[2J\nreason: forged", "must not contain control characters"),
+        ("x\x00y", "must not contain control characters"),
+    ],
+)
+async def test_a_reason_that_shows_nothing_or_holds_control_characters_is_refused(
+    registry: Registry, reason: str, said: str
+) -> None:
+    center = await registry.register()
+    bad = await refused(
+        registry.stub.TransitionLicence(approve(center.id, reason)), Code.INVALID_ARGUMENT
+    )
+    assert bad == [("reason", said)]
+    shown = (await registry.stub.GetCenter(pb.GetCenterRequest(id=center.id))).center
+    assert shown == center

@@ -82,6 +82,27 @@ async def test_changes_and_refusals_are_audited_and_listed_for_admins(secured: S
     assert [e.target["center_id"] for e in refusals.events] == [center_id]
 
 
+async def test_a_registration_is_found_on_the_trail_by_the_licence_number_as_kept(
+    secured: Secured,
+) -> None:
+    sent = f"da-niz-{time.time_ns()}"  # kept upper case, as the registry shows it
+    reply = await secured.registry.RegisterCenter(
+        registry_pb2.RegisterCenterRequest(center=centre(sent)),
+        metadata=secured.as_("ministry-mociip"),
+        timeout=10,
+    )
+    kept = reply.center.licence.number
+    assert kept == sent.upper()
+    listed = await secured.audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(target_value=kept),
+        metadata=secured.as_("admin"),
+        timeout=10,
+    )
+    assert [(e.outcome, dict(e.target)) for e in listed.events] == [
+        ("OK", {"center.licence.number": kept, "center.id": reply.center.id})
+    ]
+
+
 async def test_only_admins_list_the_audit_trail(secured: Secured) -> None:
     for name in ("ministry-mociip", "operator", "centre"):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -190,7 +211,7 @@ async def test_each_registry_change_leaves_one_ok_event_naming_its_caller_and_ta
         (f"{tag}-2", "UpdateCatalogService", "rop-systems", "ministry", "ROP", "OK",
          {"service.code": code}, "registry"),
         (f"{tag}-3", "RegisterCenter", "mociip-licensing", "ministry", "MOCIIP", "OK",
-         {"center.licence.number": licence, "center.id": center_id}, "registry"),
+         {"center.licence.number": licence.upper(), "center.id": center_id}, "registry"),
         (f"{tag}-4", "UpdateCenter", "admin", "admin", "", "OK",
          {"center.id": center_id}, "registry"),
         (f"{tag}-5", "TransitionLicence", "mociip-licensing", "ministry", "MOCIIP", "OK",

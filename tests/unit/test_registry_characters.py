@@ -3,7 +3,7 @@ character and show something, though Arabic names may carry joiners and directio
 
 import pytest
 
-from sanad.domain.characters import code_violations, name_violations, visible
+from sanad.domain.characters import code_violations, name_violations, text_violations, visible
 from sanad.errors import Violation
 
 
@@ -34,3 +34,26 @@ def test_an_arabic_name_may_join_and_mark_direction_between_its_letters() -> Non
     assert name_violations({"name_ar": "مركز\u200cأبراج \u200fالشرق"}) == []
     assert visible("\u200fا")
     assert not visible("\u200f \u200e")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\u3164", "\u2800", "\u115f", "\u034f", "\u0301", "\u0651", "\u3164\u200f \u0651"],
+)
+def test_a_name_of_blank_fillers_or_lone_combining_marks_shows_nothing(name: str) -> None:
+    assert name_violations({"name": name}) == [Violation("name", "is required")]
+
+
+@pytest.mark.parametrize("name", ["x\u202e", "abc\u202dxyz\u202c", "a\u2067b\u2069", "\u202aA"])
+def test_a_name_with_a_bidirectional_override_or_isolate_is_refused(name: str) -> None:
+    assert name_violations({"name": name}) == [
+        Violation("name", "must not contain control characters")
+    ]
+
+
+def test_free_text_may_be_empty_but_holds_no_control_character() -> None:
+    texts = {"phone": "", "email": "a@b\nlicence_status: active", "address": "\x1b[2J", "x": "ok"}
+    assert text_violations(texts) == [
+        Violation("email", "must not contain control characters"),
+        Violation("address", "must not contain control characters"),
+    ]
