@@ -51,7 +51,8 @@ def _year_range(
 def show_stats(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """GetCenterStats or GetWilayatStats."""
     if bool(args.center_id) == bool(args.wilayat):
-        printer.error("give a centre id or --wilayat, not both")
+        given = "both" if args.center_id else "neither"
+        printer.error(f"give a centre id or --wilayat, one of them ({given} given)")
         return 2
     if args.year is not None and not FIRST_STATS_YEAR <= args.year <= LAST_STATS_YEAR:
         printer.error(f"--year must be between {FIRST_STATS_YEAR} and {LAST_STATS_YEAR}")

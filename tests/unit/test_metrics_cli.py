@@ -126,7 +126,10 @@ def test_stats_needs_exactly_one_of_a_centre_or_a_wilayat(
 ) -> None:
     _, target = fake
     assert run(target, "stats") == 2
-    assert "error:" in capsys.readouterr().err
+    said = "error: give a centre id or --wilayat, one of them"
+    assert capsys.readouterr().err == f"{said} (neither given)\n"
+    assert run(target, "stats", "C1", "--wilayat", "DA-NIZ") == 2
+    assert capsys.readouterr().err == f"{said} (both given)\n"
 
 
 def test_report_as_json_is_one_object(
