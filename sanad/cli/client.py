@@ -9,10 +9,12 @@ import grpc
 
 from sanad.rpc.identity import IDENTITY_KEY
 from sanad.security.authenticate import AUTHORIZATION_KEY
-from sanad.security.tls import client_credentials
+from sanad.security.tls import TlsFileError, client_credentials
 from sanad.v1 import intake_pb2_grpc, metrics_pb2_grpc, registry_pb2_grpc
 
 REQUEST_ID_KEY = "x-request-id"
+# How an error names each TLS file: its option and the variable that sets it.
+FILE_OPTIONS = ("--ca (SANAD_CA_FILE)", "--cert (SANAD_CERT_FILE)", "--key (SANAD_KEY_FILE)")
 
 
 class CredentialError(Exception):
@@ -61,9 +63,9 @@ class Client:
         if not self.ca_file:
             return None
         try:
-            return client_credentials(self.ca_file, self.cert_file, self.key_file)
-        except OSError as error:
-            raise CredentialError(f"cannot read {error.filename}: {error.strerror}") from None
+            return client_credentials(self.ca_file, self.cert_file, self.key_file, FILE_OPTIONS)
+        except TlsFileError as error:
+            raise CredentialError(str(error)) from None
 
     def channel(self, target: str) -> grpc.Channel:
         """The channel to a target, opened on first use."""

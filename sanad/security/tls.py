@@ -3,7 +3,8 @@
 A process's own files are checked as it starts: one it cannot read, a certificate and key that
 are not a pair, a CA file with no certificate stop it with one line naming the setting (gRPC
 itself would only fail to bind its port, or abort the process when it meets a certificate
-without its key)."""
+without its key). sanadctl's files are checked the same way, naming its options (gRPC would
+print its own log lines and fail every handshake, or trust the system roots for an empty CA)."""
 
 import ssl
 from dataclasses import dataclass
@@ -45,53 +46,70 @@ def channel_credentials(settings: CommonSettings) -> grpc.ChannelCredentials:
 
 
 def client_credentials(
-    ca_file: str, cert_file: str = "", key_file: str = ""
+    ca_file: str,
+    cert_file: str = "",
+    key_file: str = "",
+    names: tuple[str, str, str] = ("CA file", "certificate file", "key file"),
 ) -> grpc.ChannelCredentials:
-    """Credentials from file names; an empty CA trusts the system roots."""
+    """Credentials from file names, read and checked (TlsFileError names the file's `names`
+    entry: a CA file with no certificate, a certificate and key that are no pair); no CA file
+    trusts the system roots."""
+    files = read_checked(ca_file, cert_file, key_file, names)
     return grpc.ssl_channel_credentials(
-        root_certificates=Path(ca_file).read_bytes() if ca_file else None,
-        private_key=Path(key_file).read_bytes() if key_file else None,
-        certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
+        root_certificates=files.ca, private_key=files.key, certificate_chain=files.cert
     )
+
+
+class TlsFileError(ValueError):
+    """A TLS file that cannot be read, or files that do not go together: one line naming it."""
 
 
 def _own_files(settings: CommonSettings) -> _Files:
     """The process's TLS files, read and checked (see the module's docstring)."""
-    files = _Files(
-        ca=_read(settings.tls_ca_file, "SANAD_TLS_CA_FILE"),
-        cert=_read(settings.tls_cert_file, "SANAD_TLS_CERT_FILE"),
-        key=_read(settings.tls_key_file, "SANAD_TLS_KEY_FILE"),
-    )
-    if settings.tls_ca_file:
+    try:
+        return read_checked(
+            settings.tls_ca_file,
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            ("SANAD_TLS_CA_FILE", "SANAD_TLS_CERT_FILE", "SANAD_TLS_KEY_FILE"),
+        )
+    except TlsFileError as error:
+        raise StartupError(str(error)) from None
+
+
+def read_checked(ca: str, cert: str, key: str, names: tuple[str, str, str]) -> _Files:
+    """The contents of the files named (None for an empty name); TlsFileError, naming the
+    file's entry of `names`, for one that cannot be read, a CA file holding no PEM certificate
+    (an empty one would leave gRPC trusting the system roots), or a certificate and key that are
+    not a pair (gRPC would only fail its handshakes, or abort the process)."""
+    ca_name, cert_name, key_name = names
+    files = _Files(ca=_read(ca, ca_name), cert=_read(cert, cert_name), key=_read(key, key_name))
+    if ca:
         try:
-            ssl.create_default_context(cafile=settings.tls_ca_file)
+            ssl.create_default_context(cafile=ca)
         except ssl.SSLError as error:
-            raise StartupError(
-                f"SANAD_TLS_CA_FILE: no PEM certificate in {settings.tls_ca_file}{_why(error)}"
-            ) from None
-    if settings.tls_cert_file and settings.tls_key_file:
+            raise TlsFileError(f"{ca_name}: no PEM certificate in {ca}{_why(error)}") from None
+    if cert and key:
         try:
             pairing = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             # The pair is checked, not its strength: gRPC applies its own policy to that.
             pairing.set_ciphers("DEFAULT:@SECLEVEL=0")
-            pairing.load_cert_chain(
-                settings.tls_cert_file, settings.tls_key_file, password=lambda: b""
-            )
+            pairing.load_cert_chain(cert, key, password=lambda: b"")
         except ssl.SSLError as error:
-            raise StartupError(
-                "SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE: not a PEM certificate and the "
-                f"unencrypted private key that goes with it{_why(error)}"
+            raise TlsFileError(
+                f"{cert_name} and {key_name}: not a PEM certificate and the unencrypted private"
+                f" key that goes with it{_why(error)}"
             ) from None
     return files
 
 
-def _read(path: str, variable: str) -> bytes | None:
+def _read(path: str, name: str) -> bytes | None:
     if not path:
         return None
     try:
         return Path(path).read_bytes()
     except OSError as error:
-        raise StartupError(f"{variable}: cannot read {path}: {error.strerror}") from None
+        raise TlsFileError(f"{name}: cannot read {path}: {error.strerror}") from None
 
 
 def _why(error: ssl.SSLError) -> str:

@@ -383,7 +383,37 @@ def test_an_unreadable_credential_file_is_one_line_and_exit_2(
 
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: cannot read /nonexistent/ca.pem: No such file or directory"
+        "error: --ca (SANAD_CA_FILE): cannot read /nonexistent/ca.pem: No such file or directory"
+    ]
+
+
+def test_a_ca_file_without_a_certificate_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty CA would have left gRPC trusting the system roots, the dev CA unpinned.
+    for content in (b"", b"garbage"):
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(content)
+        code = main(["--ca", str(ca), "show", "T-1"], environ={})
+
+        assert code == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1
+        assert err[0].startswith(f"error: --ca (SANAD_CA_FILE): no PEM certificate in {ca}")
+
+
+def test_a_certificate_and_key_that_are_no_pair_are_one_line_and_exit_2(
+    pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca, cert, key = pki / "ca.pem", pki / "registry.pem", pki / "intake.key"
+    code = main(
+        ["--ca", str(ca), "--cert", str(cert), "--key", str(key), "show", "T-1"], environ={}
+    )
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --cert (SANAD_CERT_FILE) and --key (SANAD_KEY_FILE): not a PEM certificate and"
+        " the unencrypted private key that goes with it (KEY_VALUES_MISMATCH)"
     ]
 
 
