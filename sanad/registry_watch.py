@@ -115,20 +115,17 @@ class Watch:
                     self.forget()
                     self.revision = 0
                 elif self.synced:
-                    log.warning(
-                        "registry %s stream broke (%s); reconnecting, the copy used meanwhile"
-                        " for up to %g s",
-                        self.name,
-                        error.code().name,
-                        self.outage_grace_s,
-                    )
-                else:
+                    pass  # a live stream's end is said once, however it ended (_lost)
+                elif error.code() is grpc.StatusCode.UNAVAILABLE:
                     # Not live: the registry is not up yet (every start of `make run`), or
                     # is still away; the break itself was said, and the grace's end will be.
-                    log.info(
-                        "registry %s stream not open (%s); trying again",
+                    log.info("registry %s stream not open (UNAVAILABLE); trying again", self.name)
+                else:  # refused: a certificate or role the registry does not take, say
+                    log.warning(
+                        "registry %s stream refused (%s: %s); trying again",
                         self.name,
                         error.code().name,
+                        error.details(),
                     )
             except Exception:
                 log.exception("registry %s watch failed; reconnecting", self.name)
@@ -141,6 +138,12 @@ class Watch:
     def _lost(self) -> None:
         """The stream ended: the copy is usable for the grace if it had replayed."""
         if self.replayed.is_set():
+            # An error, or a clean end: a registry that stops ends its streams with OK.
+            log.warning(
+                "registry %s stream ended; reconnecting, the copy used meanwhile for up to %g s",
+                self.name,
+                self.outage_grace_s,
+            )
             self.replayed.clear()
             self._lost_at = time.monotonic()
             self._grace_over_logged = False

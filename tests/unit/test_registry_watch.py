@@ -129,7 +129,11 @@ async def test_a_change_that_fails_to_apply_unsyncs_the_watch_and_is_fetched_aga
         assert synced_when_asked == [False, False]  # unsynced before reconnecting
         assert applied == [1, 2, 3]
         assert watch.revision == 3
-        failures = [r for r in caplog.records if r.name == "sanad.registry_watch"]
+        failures = [
+            r
+            for r in caplog.records
+            if r.name == "sanad.registry_watch" and r.levelno >= logging.ERROR
+        ]
         assert [r.exc_info is not None for r in failures] == [True]
     finally:
         following.cancel()
@@ -239,10 +243,48 @@ async def test_a_replayed_copy_stays_usable_through_a_registry_restart_within_th
             # The break is a warning; the refused reconnects after it are not.
             said = [(r.levelno, r.getMessage()) for r in caplog.records]
             assert [m for level, m in said if level == logging.WARNING] == [
-                "registry catalog stream broke (UNAVAILABLE); reconnecting, the copy used"
-                " meanwhile for up to 30 s"
+                "registry catalog stream ended; reconnecting, the copy used meanwhile for up to"
+                " 30 s"
             ]
             assert len([m for level, m in said if "not open" in m and level == logging.INFO]) >= 2
+        finally:
+            task.cancel()
+
+
+class StoppingRegistry(RestartingRegistry):
+    """As the real registry stops: its live stream ends with OK, not an error."""
+
+    async def WatchCatalog(
+        self, request: pb.WatchCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCatalogResponse]:
+        self.streams += 1
+        if self.streams > 1 and not self.back.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "registry restarting")
+        yield pb.WatchCatalogResponse(service=service(1))
+        yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=1))
+        if self.streams == 1:
+            self.went_down.set()
+            return
+        await asyncio.Event().wait()
+
+
+async def test_a_stream_the_registry_ends_cleanly_as_it_stops_is_a_break_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = StoppingRegistry()
+    async with served(registry) as stub:
+        watch = following(stub, grace_s=30)
+        task = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait_for(registry.went_down.wait(), timeout=10)
+            await until(lambda: registry.streams >= 3)
+            assert not watch.synced
+            assert watch.usable
+            warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert warned == [
+                "registry catalog stream ended; reconnecting, the copy used meanwhile for up to"
+                " 30 s"
+            ]
         finally:
             task.cancel()
 
@@ -328,5 +370,31 @@ async def test_a_copy_emptied_for_a_replay_from_the_start_is_not_usable_within_t
             await asyncio.wait_for(registry.replayed_again.wait(), timeout=10)
             assert registry.asked == [0, 5, 0]
             assert usable_when_forgotten == [False]
+        finally:
+            task.cancel()
+
+
+class RefusingRegistry(registry_pb2_grpc.RegistryServiceServicer):
+    async def WatchCatalog(
+        self, request: pb.WatchCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCatalogResponse]:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "service 'intake' may not watch")
+        yield pb.WatchCatalogResponse()  # never reached: makes this a stream
+
+
+async def test_a_stream_the_registry_refuses_is_a_warning_not_a_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with served(RefusingRegistry()) as stub:
+        watch = following(stub, grace_s=30)
+        task = asyncio.create_task(watch.run())
+        try:
+            await until(lambda: any(r.levelno == logging.WARNING for r in caplog.records))
+            assert not watch.usable
+            warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert warned[0] == (
+                "registry catalog stream refused (PERMISSION_DENIED: service 'intake' may not"
+                " watch); trying again"
+            )
         finally:
             task.cancel()
