@@ -28,6 +28,14 @@ def terminal_safe(text: str) -> str:
     return "".join(_escaped(character) for character in text)
 
 
+def _json_escaped(character: str) -> str:
+    """A character of a JSON text; one that would act on a terminal as a \\u escape (outside
+    strings JSON holds only ASCII, so every such character lies in a string)."""
+    if character in _REORDERING or unicodedata.category(character) in ("Cc", "Zl", "Zp"):
+        return f"\\u{ord(character):04x}"
+    return character
+
+
 def _escaped(character: str) -> str:
     if character in _REORDERING or unicodedata.category(character) in ("Cc", "Zl", "Zp"):
         return repr(character)[1:-1] if character.isascii() else f"\\u{ord(character):04x}"
@@ -84,8 +92,13 @@ class Printer:
         self.json(data)
 
     def json(self, data: dict[str, Any]) -> None:
-        """One plain result as a JSON line; Arabic stays readable."""
-        print(json.dumps(data, ensure_ascii=False), file=self.out)
+        """One plain result as a JSON line; Arabic stays readable, and what would act on a
+        terminal (C1 controls, line separators, bidirectional overrides: JSON escapes only C0)
+        is written as a \\u escape, the same JSON."""
+        text = json.dumps(data, ensure_ascii=False)
+        if not text.isprintable():
+            text = "".join(_json_escaped(character) for character in text)
+        print(text, file=self.out)
 
     def fields(self, pairs: Sequence[tuple[str, object]]) -> None:
         """Aligned "key: value" lines."""

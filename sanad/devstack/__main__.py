@@ -55,16 +55,17 @@ def main() -> None:
     problem = preflight.amqp_problem(env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL))
     if problem:
         sys.exit(f"devstack: {problem}")
-    if problem := preflight.taken_port_problem(listening_ports(env, plan.workers)):
-        sys.exit(f"devstack: {problem}")
-    if not secure.plaintext(env) and (problem := secure.pki_problem(certs.certs_folder(env))):
-        sys.exit(f"devstack: {problem}")
     try:
+        # First: a second make run on this folder is told so, not that its ports are taken.
         held = data_lock.hold(plan.data_dir)  # kept open until this process ends
     except data_lock.FolderInUse as error:
         sys.exit(f"devstack: {error}")
     except OSError as error:
         sys.exit(f"devstack: cannot use SANAD_DEVSTACK_DATA={plan.data_dir}: {error}")
+    if problem := preflight.taken_port_problem(listening_ports(env, plan.workers)):
+        sys.exit(f"devstack: {problem}")
+    if not secure.plaintext(env) and (problem := secure.pki_problem(certs.certs_folder(env))):
+        sys.exit(f"devstack: {problem}")
     if not plan.external_mongo:
         try:
             database = mongo_server.start(
@@ -82,7 +83,9 @@ def main() -> None:
     ]
     code = _supervise(children, database)
     troubles = stop_children(children)
-    if database is not None and database.poll() is None:
+    if database is not None and database.poll() is not None:
+        troubles.append(f"the MongoDB-wire server had exited with code {database.returncode}")
+    elif database is not None:
         database.send_signal(signal.SIGTERM)
         try:
             database.wait(timeout=20)

@@ -43,11 +43,16 @@ def _copy(name: str, process: subprocess.Popen[bytes]) -> None:
 def stop_children(children: list[Child], grace_s: float = 15.0) -> list[str]:
     """SIGTERM every child, wait for them to drain, kill what is left; what did not end well,
     one phrase each (empty when every child drained and exited 0)."""
-    for child in reversed(children):
-        if child.process.poll() is None:
-            child.process.terminate()
     troubles = []
+    ended = {id(child) for child in children if child.process.poll() is not None}
+    for child in reversed(children):
+        if id(child) not in ended:
+            child.process.terminate()
     for child in children:
+        if id(child) in ended:  # on its own, before the stop: what made the devstack stop
+            troubles.append(f"{child.name} had exited with code {child.process.returncode}")
+            child.pump.join(timeout=2)
+            continue
         try:
             child.process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:

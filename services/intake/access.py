@@ -68,7 +68,7 @@ def listing_scope(identity: Identity, center_id: str) -> tuple[str, str]:
     """
     if identity.role in (Role.CENTRE, Role.BATCH):
         center_id = center_id or identity.center_id
-    if identity.role in (Role.ADMIN, Role.OPERATOR) or identity.may_act_for_center(center_id):
+    if identity.role is Role.ADMIN or identity.may_act_for_center(center_id):
         return center_id, ""
     if identity.role is Role.MINISTRY:
         return center_id, identity.agency_code

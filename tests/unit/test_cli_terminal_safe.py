@@ -3,6 +3,7 @@ centre's contact, a dead letter's type, a licence reason) show their control cha
 bidirectional overrides escaped, and cannot forge a line of the output."""
 
 import io
+import json
 
 import pytest
 
@@ -57,3 +58,12 @@ def test_every_way_of_printing_for_people_escapes() -> None:
     ]
     assert err.getvalue() == "error: bad\\x07bell\n"
     assert "\x1b" not in out.getvalue()
+
+
+def test_json_lines_keep_arabic_and_escape_what_would_act_on_the_terminal() -> None:
+    out = io.StringIO()
+    value = "مركز \x9b2J \u202egnp \u2028 \x1b"
+    Printer(as_json=True, out=out).json({"type": value})
+    line = out.getvalue()
+    assert line == '{"type": "مركز \\u009b2J \\u202egnp \\u2028 \\u001b"}\n'
+    assert json.loads(line) == {"type": value}

@@ -38,3 +38,11 @@ def test_a_child_that_fails_or_hangs_is_named() -> None:
     troubles = stop_children(children, grace_s=2)
     assert troubles == ["intake exited with code 3", "ingest-1 killed after 2 s"]
     assert all(c.process.poll() is not None for c in children)
+
+
+def test_a_child_that_ended_on_its_own_before_the_stop_is_named() -> None:
+    gone = child("metrics", "drains")
+    gone.process.terminate()
+    gone.process.wait()
+    troubles = stop_children([child("registry", "drains"), gone])
+    assert troubles == ["metrics had exited with code 0"]
