@@ -33,6 +33,7 @@ from sanad.amqp.topology import (
     QUEUE_HEADER,
     REASON_HEADER,
     RETRIES_HEADER,
+    WAITING_AT_HEADER,
 )
 
 REPLAYS_HEADER = "x-sanad-replays"
@@ -44,6 +45,7 @@ _DEATH_HEADERS = (
     REASON_HEADER,
     DETAIL_HEADER,
     RETRIES_HEADER,
+    WAITING_AT_HEADER,
     QUEUE_HEADER,
     EXPIRES_HEADER,
     "x-delivery-count",

@@ -30,6 +30,7 @@ from sanad.amqp.topology import (
     QUEUE_HEADER,
     REASON_HEADER,
     RETRIES_HEADER,
+    WAITING_AT_HEADER,
     Topology,
 )
 from sanad.telemetry.metrics import AMQP_DEAD_LETTERED, BATCH_REFUSALS_UNANSWERED, RETRIES
@@ -75,10 +76,16 @@ class Dead:
 
 @dataclass(frozen=True)
 class Retry:
-    """Not applicable yet: park it on the retry queue; dead-letter as `reason` when retries end."""
+    """Not applicable yet: park it on the retry queue; dead-letter as `reason` when retries end.
+
+    `progress` says where what it waits for stands (a transaction's last applied change, say).
+    A message parked again after that moved on starts its count again: its retries bound a
+    wait in which nothing moves, not a wait behind a long line that does (a burst of one
+    transaction's changes spread over several workers applies about one a round trip)."""
 
     reason: str
     detail: str
+    progress: str = ""
 
 
 class Part(NamedTuple):
@@ -204,14 +211,22 @@ class OutcomePublisher:
     async def _retry_later(
         self, message: AbstractIncomingMessage, outcome: Retry, dead: AbstractExchange
     ) -> None:
-        count = (message.headers or {}).get(RETRIES_HEADER)
+        sent = message.headers or {}
+        count = sent.get(RETRIES_HEADER)
         retries = count if isinstance(count, int) else 0
+        waited_at = sent.get(WAITING_AT_HEADER)
+        if isinstance(waited_at, bytes):
+            waited_at = waited_at.decode("utf-8", "replace")
+        if outcome.progress and waited_at is not None and waited_at != outcome.progress:
+            retries = 0  # what it waits for moved on while it was parked: a new wait
         if retries >= self.max_retries:
             detail = f"{outcome.detail} (gave up after {retries} retries)"
             await self._dead_letter(message, Dead(outcome.reason, detail), dead)
             return
         assert self.channel is not None
         headers = {**self._carried_headers(message), RETRIES_HEADER: retries + 1}
+        if outcome.progress:
+            headers[WAITING_AT_HEADER] = outcome.progress
         parked = republished(message, headers, expiration=self.retry_delay_s)
         await self.confirmed(
             self.channel.default_exchange.publish(

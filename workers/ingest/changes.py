@@ -118,6 +118,7 @@ def _place(doc: Document, change: StatusChange) -> Applied | Retry | None:
         return Retry(
             "change-out-of-order",
             f"change {change.sequence} of transaction {doc['_id']} waits for {applied + 1}",
+            progress=f"applied {applied}",
         )
     doc["sequence"] = change.sequence
     return None
