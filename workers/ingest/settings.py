@@ -22,6 +22,7 @@ class IngestSettings(ServerSettings):
     # what it waits for, so the budget (3 minutes) outlasts what may hold that back: a stalled
     # worker's unacked messages, returned when the broker's 60 s heartbeat gives up on it, and
     # the 60 s MongoDB lets a killed worker's open transaction block the documents it wrote.
-    # Ten retries (20 s) dead-lettered good changes behind a worker paused for 30 s.
+    # Ten retries (20 s) dead-lettered good changes behind a worker paused for 30 s. A change
+    # waiting for an earlier one counts afresh whenever its transaction moved on meanwhile.
     ingest_retry_delay_ms: int = 2000
     ingest_max_retries: int = 90
