@@ -9,6 +9,7 @@ like a Latin one, an accent, an inner space) is refused rather than kept as a nu
 like another.
 """
 
+import re
 import string
 import unicodedata
 
@@ -31,3 +32,26 @@ def canonical(number: str) -> str:
 def number_violations(field: str, number: str) -> list[Violation]:
     """A violation when a canonical number holds anything but ALLOWED."""
     return [Violation(field, ALLOWED_TEXT)] if set(number) - ALLOWED else []
+
+
+def spellings_pattern(number: str) -> str:
+    """A regular expression (to be matched case-insensitively) of the spellings of a canonical
+    number that canonical() folds to it: what centres registered before numbers were kept in
+    one spelling may hold ("da-1", or Arabic-Indic digits), which the unique index, comparing
+    exact strings, would not see as the same licence."""
+    return "^" + "".join(_spellings(character) for character in number) + "$"
+
+
+def _spellings(character: str) -> str:
+    if character.isdigit():
+        value = int(character)
+        # ASCII, Arabic-Indic, extended Arabic-Indic (Persian, Urdu) and fullwidth digits.
+        return "[" + "".join(chr(zero + value) for zero in (0x30, 0x660, 0x6F0, 0xFF10)) + "]"
+    if character in string.ascii_uppercase:
+        offset = ord(character) - ord("A")
+        return f"[{character}{chr(0xFF21 + offset)}{chr(0xFF41 + offset)}]"
+    if character == "-":
+        return "[-\u2010-\u2015\u2212\ufe58\ufe63\uff0d]"
+    if character == "/":
+        return "[/\uff0f]"
+    return re.escape(character)

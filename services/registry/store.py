@@ -7,7 +7,6 @@ Concurrent writers conflict on the counter document, so revisions commit in
 order and the log has no gaps a watcher could skip.
 """
 
-import re
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -35,6 +34,7 @@ from services.registry.documents import (
     service_to_doc,
 )
 from services.registry.domain import CatalogService, CatalogStatus, Center
+from services.registry.licence_numbers import spellings_pattern
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import Page, PageRequest
 
@@ -120,12 +120,13 @@ class RegistryStore:
         return center_from_doc(doc)
 
     async def _refuse_in_any_case(self, number: str, session: AsyncClientSession) -> None:
-        """DuplicateKeyError when a centre holds the licence number in another case. New numbers
-        are kept upper-case, so the unique index refuses those; centres registered before that
-        may hold a lower-case one ("da-1"), which the index would not see as "DA-1"."""
-        same = {"$regex": f"^{re.escape(number)}$", "$options": "i"}
+        """DuplicateKeyError when a centre holds the licence number in another case or spelling.
+        New numbers are kept in one spelling (licence_numbers.canonical), so the unique index
+        refuses those; centres registered before that may hold a lower-case one ("da-1") or
+        Arabic-Indic digits, which the index would not see as "DA-1"."""
+        same = {"$regex": spellings_pattern(number), "$options": "i"}
         if await self.centers.find_one({"licence.number": same}, {"_id": 1}, session=session):
-            raise DuplicateKeyError(f"licence number {number!r} is taken in another case")
+            raise DuplicateKeyError(f"licence number {number!r} is taken in another spelling")
 
     @bounded
     async def save_service(self, service: CatalogService, *, new: bool) -> CatalogService:

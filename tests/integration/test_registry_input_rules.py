@@ -112,6 +112,25 @@ async def test_a_lower_case_number_stored_before_numbers_were_upper_case_is_stil
         await refused(registry.register(licence=pb.Licence(number=number)), Code.ALREADY_EXISTS)
 
 
+async def test_a_number_stored_before_in_another_spelling_is_still_taken(
+    registry: Registry, mongo_url: str, database_name: str
+) -> None:
+    older = await registry.register(licence=pb.Licence(number="DA-IZK-0009"))
+    # As a registry from before kept it: the number as typed, with Arabic-Indic digits and a
+    # fullwidth letter.
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    try:
+        centres = client[database_name]["registry_centers"]
+        stored = "DA-\uff29ZK-\u0660\u0660\u0660\u0669"
+        await centres.update_one({"_id": older.id}, {"$set": {"licence.number": stored}})
+    finally:
+        await client.close()
+    for number in ("DA-IZK-0009", "da-izk-0009", "DA-IZK-\u06f0\u06f0\u06f0\u06f9"):
+        await refused(registry.register(licence=pb.Licence(number=number)), Code.ALREADY_EXISTS)
+    other = await registry.register(licence=pb.Licence(number="DA-IZK-0019"))
+    assert other.licence.number == "DA-IZK-0019"
+
+
 @pytest.mark.parametrize("number", ["DA-\n1", "DA-\x001", "DA-\t1", "DA-\u200b1", "DA\u2028-1"])
 async def test_a_licence_number_with_control_or_invisible_characters_is_refused(
     registry: Registry, number: str

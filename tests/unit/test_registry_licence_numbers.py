@@ -1,9 +1,16 @@
 """Licence numbers that look alike are one licence: one canonical form, and what cannot be
 folded to Latin letters, digits, "-" and "/" is refused."""
 
+import re
+
 import pytest
 
-from services.registry.licence_numbers import ALLOWED_TEXT, canonical, number_violations
+from services.registry.licence_numbers import (
+    ALLOWED_TEXT,
+    canonical,
+    number_violations,
+    spellings_pattern,
+)
 
 
 @pytest.mark.parametrize(
@@ -41,3 +48,17 @@ def test_what_does_not_fold_to_latin_letters_and_digits_is_refused(typed: str) -
 
 def test_a_slash_is_kept() -> None:
     assert canonical("cr/2024/77") == "CR/2024/77"
+
+
+def test_the_spellings_of_a_number_are_those_that_fold_to_it() -> None:
+    pattern = re.compile(spellings_pattern("DA-NIZ-0001"), re.IGNORECASE)
+    for stored in (
+        "DA-NIZ-0001",
+        "da-niz-0001",
+        "DA-NIZ-\u0660\u0660\u0660\u0661",
+        "\uff24A\u2011NIZ-0001",
+    ):
+        assert pattern.match(stored)
+        assert canonical(stored) == "DA-NIZ-0001"
+    for other in ("DA-NIZ-0002", "DA-NIZ-00011", "DA-NIZ-000", "XDA-NIZ-0001"):
+        assert not pattern.match(other)
