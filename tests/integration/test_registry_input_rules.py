@@ -97,17 +97,24 @@ async def test_contact_fields_may_be_empty_but_hold_no_control_characters(
     assert kept.contact.phone == "+968 2441 0000"
 
 
-async def test_a_lower_case_number_stored_before_numbers_were_upper_case_is_still_taken(
-    registry: Registry, mongo_url: str, database_name: str
+async def registered_before(
+    registry: Registry, mongo_url: str, database_name: str, number: str, kept_as: str
 ) -> None:
-    older = await registry.register(licence=pb.Licence(number="DA-BAH-0007"))
-    # As a registry from before kept it: the number as sent.
+    """A centre registered under `number` and stored `kept_as`, as a registry from before the
+    one-spelling rule kept a number: as it was sent."""
+    older = await registry.register(licence=pb.Licence(number=number))
     client: AsyncMongoClient = AsyncMongoClient(mongo_url)
     try:
         centres = client[database_name]["registry_centers"]
-        await centres.update_one({"_id": older.id}, {"$set": {"licence.number": "da-bah-0007"}})
+        await centres.update_one({"_id": older.id}, {"$set": {"licence.number": kept_as}})
     finally:
         await client.close()
+
+
+async def test_a_lower_case_number_stored_before_numbers_were_upper_case_is_still_taken(
+    registry: Registry, mongo_url: str, database_name: str
+) -> None:
+    await registered_before(registry, mongo_url, database_name, "DA-BAH-0007", "da-bah-0007")
     for number in ("da-bah-0007", "DA-BAH-0007"):
         await refused(registry.register(licence=pb.Licence(number=number)), Code.ALREADY_EXISTS)
 
@@ -115,16 +122,9 @@ async def test_a_lower_case_number_stored_before_numbers_were_upper_case_is_stil
 async def test_a_number_stored_before_in_another_spelling_is_still_taken(
     registry: Registry, mongo_url: str, database_name: str
 ) -> None:
-    older = await registry.register(licence=pb.Licence(number="DA-IZK-0009"))
-    # As a registry from before kept it: the number as typed, with Arabic-Indic digits and a
-    # fullwidth letter.
-    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
-    try:
-        centres = client[database_name]["registry_centers"]
-        stored = "DA-\uff29ZK-\u0660\u0660\u0660\u0669"
-        await centres.update_one({"_id": older.id}, {"$set": {"licence.number": stored}})
-    finally:
-        await client.close()
+    # Arabic-Indic digits and a fullwidth letter, as typed.
+    typed = "DA-\uff29ZK-\u0660\u0660\u0660\u0669"
+    await registered_before(registry, mongo_url, database_name, "DA-IZK-0009", typed)
     for number in ("DA-IZK-0009", "da-izk-0009", "DA-IZK-\u06f0\u06f0\u06f0\u06f9"):
         await refused(registry.register(licence=pb.Licence(number=number)), Code.ALREADY_EXISTS)
     other = await registry.register(licence=pb.Licence(number="DA-IZK-0019"))
