@@ -210,14 +210,25 @@ class RestartingRegistry(registry_pb2_grpc.RegistryServiceServicer):
         await asyncio.Event().wait()
 
 
-def following(stub: registry_pb2_grpc.RegistryServiceStub, grace_s: float) -> Watch:
-    return Watch(
-        "catalog",
-        lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
-        lambda changed: None,
-        lambda: None,
-        outage_grace_s=grace_s,
-    )
+@asynccontextmanager
+async def followed(
+    registry: registry_pb2_grpc.RegistryServiceServicer, grace_s: float
+) -> AsyncIterator[Watch]:
+    """registry served, and a watch of its catalogue with this outage grace following it until
+    the block ends."""
+    async with served(registry) as stub:
+        watch = Watch(
+            "catalog",
+            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            lambda changed: None,
+            lambda: None,
+            outage_grace_s=grace_s,
+        )
+        task = asyncio.create_task(watch.run())
+        try:
+            yield watch
+        finally:
+            task.cancel()
 
 
 async def test_a_replayed_copy_stays_usable_through_a_registry_restart_within_the_grace(
@@ -225,30 +236,24 @@ async def test_a_replayed_copy_stays_usable_through_a_registry_restart_within_th
 ) -> None:
     caplog.set_level(logging.INFO, "sanad.registry_watch")
     registry = RestartingRegistry()
-    async with served(registry) as stub:
-        watch = following(stub, grace_s=30)
-        task = asyncio.create_task(watch.run())
-        try:
-            await asyncio.wait_for(registry.went_down.wait(), timeout=10)
-            await until(lambda: not watch.synced)
-            await until(lambda: registry.streams >= 3)  # reconnects refused meanwhile
-            assert watch.usable
-            lost_for = watch.lost_for_s()
-            assert lost_for is not None
-            assert 0 <= lost_for < 30
-            registry.back.set()
-            await asyncio.wait_for(watch.replayed.wait(), timeout=10)
-            assert watch.usable
-            assert watch.lost_for_s() is None
-            # The break is a warning; the refused reconnects after it are not.
-            said = [(r.levelno, r.getMessage()) for r in caplog.records]
-            assert [m for level, m in said if level == logging.WARNING] == [
-                "registry catalog stream ended; reconnecting, the copy used meanwhile for up to"
-                " 30 s"
-            ]
-            assert len([m for level, m in said if "not open" in m and level == logging.INFO]) >= 2
-        finally:
-            task.cancel()
+    async with followed(registry, grace_s=30) as watch:
+        await asyncio.wait_for(registry.went_down.wait(), timeout=10)
+        await until(lambda: not watch.synced)
+        await until(lambda: registry.streams >= 3)  # reconnects refused meanwhile
+        assert watch.usable
+        lost_for = watch.lost_for_s()
+        assert lost_for is not None
+        assert 0 <= lost_for < 30
+        registry.back.set()
+        await asyncio.wait_for(watch.replayed.wait(), timeout=10)
+        assert watch.usable
+        assert watch.lost_for_s() is None
+        # The break is a warning; the refused reconnects after it are not.
+        said = [(r.levelno, r.getMessage()) for r in caplog.records]
+        assert [m for level, m in said if level == logging.WARNING] == [
+            "registry catalog stream ended; reconnecting, the copy used meanwhile for up to 30 s"
+        ]
+        assert len([m for level, m in said if "not open" in m and level == logging.INFO]) >= 2
 
 
 class StoppingRegistry(RestartingRegistry):
@@ -272,43 +277,32 @@ async def test_a_stream_the_registry_ends_cleanly_as_it_stops_is_a_break_said_on
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     registry = StoppingRegistry()
-    async with served(registry) as stub:
-        watch = following(stub, grace_s=30)
-        task = asyncio.create_task(watch.run())
-        try:
-            await asyncio.wait_for(registry.went_down.wait(), timeout=10)
-            await until(lambda: registry.streams >= 3)
-            assert not watch.synced
-            assert watch.usable
-            warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-            assert warned == [
-                "registry catalog stream ended; reconnecting, the copy used meanwhile for up to"
-                " 30 s"
-            ]
-        finally:
-            task.cancel()
+    async with followed(registry, grace_s=30) as watch:
+        await asyncio.wait_for(registry.went_down.wait(), timeout=10)
+        await until(lambda: registry.streams >= 3)
+        assert not watch.synced
+        assert watch.usable
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warned == [
+            "registry catalog stream ended; reconnecting, the copy used meanwhile for up to 30 s"
+        ]
 
 
 async def test_past_the_grace_the_copy_is_not_usable_until_the_stream_is_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     registry = RestartingRegistry()
-    async with served(registry) as stub:
-        watch = following(stub, grace_s=0.3)
-        task = asyncio.create_task(watch.run())
-        try:
-            await asyncio.wait_for(registry.went_down.wait(), timeout=10)
-            await until(lambda: not watch.synced)
-            await until(lambda: not watch.usable)
-            # Said once, at the first reconnect after the grace, not at every one.
-            await until(lambda: registry.streams >= 6, within_s=20)
-            over = [r for r in caplog.records if "not used until the stream is back" in r.message]
-            assert len(over) == 1
-            registry.back.set()
-            await asyncio.wait_for(watch.replayed.wait(), timeout=10)
-            assert watch.usable
-        finally:
-            task.cancel()
+    async with followed(registry, grace_s=0.3) as watch:
+        await asyncio.wait_for(registry.went_down.wait(), timeout=10)
+        await until(lambda: not watch.synced)
+        await until(lambda: not watch.usable)
+        # Said once, at the first reconnect after the grace, not at every one.
+        await until(lambda: registry.streams >= 6, within_s=20)
+        over = [r for r in caplog.records if "not used until the stream is back" in r.message]
+        assert len(over) == 1
+        registry.back.set()
+        await asyncio.wait_for(watch.replayed.wait(), timeout=10)
+        assert watch.usable
 
 
 async def test_a_copy_that_never_replayed_is_not_usable_whatever_the_grace(
@@ -316,17 +310,12 @@ async def test_a_copy_that_never_replayed_is_not_usable_whatever_the_grace(
 ) -> None:
     registry = RestartingRegistry()
     registry.streams = 1  # down from the start
-    async with served(registry) as stub:
-        watch = following(stub, grace_s=3600)
-        task = asyncio.create_task(watch.run())
-        try:
-            await until(lambda: registry.streams >= 3)
-            assert not watch.usable
-            assert watch.lost_for_s() is None
-            # A registry not up yet, as at every start of the stack, is no warning.
-            assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-        finally:
-            task.cancel()
+    async with followed(registry, grace_s=3600) as watch:
+        await until(lambda: registry.streams >= 3)
+        assert not watch.usable
+        assert watch.lost_for_s() is None
+        # A registry not up yet, as at every start of the stack, is no warning.
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 class RestartedFromBackup(RestoredRegistry):
@@ -377,16 +366,11 @@ class RefusingRegistry(registry_pb2_grpc.RegistryServiceServicer):
 async def test_a_stream_the_registry_refuses_is_a_warning_not_a_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with served(RefusingRegistry()) as stub:
-        watch = following(stub, grace_s=30)
-        task = asyncio.create_task(watch.run())
-        try:
-            await until(lambda: any(r.levelno == logging.WARNING for r in caplog.records))
-            assert not watch.usable
-            warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-            assert warned[0] == (
-                "registry catalog stream refused (PERMISSION_DENIED: service 'intake' may not"
-                " watch); trying again"
-            )
-        finally:
-            task.cancel()
+    async with followed(RefusingRegistry(), grace_s=30) as watch:
+        await until(lambda: any(r.levelno == logging.WARNING for r in caplog.records))
+        assert not watch.usable
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warned[0] == (
+            "registry catalog stream refused (PERMISSION_DENIED: service 'intake' may not"
+            " watch); trying again"
+        )
