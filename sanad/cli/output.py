@@ -2,7 +2,6 @@
 
 import json
 import sys
-import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -10,20 +9,19 @@ import grpc
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
+from sanad.domain.characters import controlling
 from sanad.rpc.status import field_violations
 
 BAISA_PER_OMR = 1000
-# Bidirectional embeddings, overrides and isolates: text after one is shown reordered, so a
-# value holding one can make the rest of its line read otherwise ("Trojan Source").
-_REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 
 
 def terminal_safe(text: str) -> str:
     """text with what would act on the terminal instead of showing escaped (`\\x1b`, `\\n`,
     `\\u202e`): control characters, line and paragraph separators and bidirectional
     overrides. Values come from other callers (a centre's contact, a dead letter's type, a
-    licence reason) and must not clear the screen or forge a line of the output."""
-    if text.isprintable() and not _REORDERING.intersection(text):
+    licence reason) and must not clear the screen or forge a line of the output. A
+    bidirectional override makes the rest of its line read otherwise ("Trojan Source")."""
+    if not any(controlling(character) for character in text):
         return text
     return "".join(_escaped(character) for character in text)
 
@@ -31,13 +29,13 @@ def terminal_safe(text: str) -> str:
 def _json_escaped(character: str) -> str:
     """A character of a JSON text; one that would act on a terminal as a \\u escape (outside
     strings JSON holds only ASCII, so every such character lies in a string)."""
-    if character in _REORDERING or unicodedata.category(character) in ("Cc", "Zl", "Zp"):
+    if controlling(character):
         return f"\\u{ord(character):04x}"
     return character
 
 
 def _escaped(character: str) -> str:
-    if character in _REORDERING or unicodedata.category(character) in ("Cc", "Zl", "Zp"):
+    if controlling(character):
         return repr(character)[1:-1] if character.isascii() else f"\\u{ord(character):04x}"
     return character
 

@@ -31,9 +31,15 @@ def _categories(text: str) -> set[str]:
     return {unicodedata.category(character) for character in text}
 
 
+def controlling(character: str) -> bool:
+    """Does the character act on a display instead of showing: a control character, a line or
+    paragraph separator, or a reordering control? (sanadctl escapes these when it prints.)"""
+    return character in _REORDERING or unicodedata.category(character) in _CONTROL
+
+
 def _controlled(text: str) -> bool:
-    """Holds a control character, a line or paragraph separator, or a reordering control."""
-    return bool(_categories(text) & _CONTROL) or not _REORDERING.isdisjoint(text)
+    """Holds a character that acts on a display (controlling)."""
+    return any(controlling(character) for character in text)
 
 
 def visible(text: str) -> bool:
