@@ -66,6 +66,8 @@ class BatchOptions:
     max_wait_s: float = 0.05
     max_backoff_s: float = 5.0
     max_retries: int = 10
+    # A parked message's first delay, doubled at each return up to retry_delay_s.
+    retry_first_delay_s: float = 0.125
     retry_delay_s: float = 2.0
     # Attempts at one message whose handling raises (not TransientError) before it is
     # dead-lettered as `handler-failed`.
@@ -116,6 +118,7 @@ class MicroBatchConsumer:
             topology,
             queue,
             max_retries=options.max_retries,
+            retry_first_delay_s=options.retry_first_delay_s,
             retry_delay_s=options.retry_delay_s,
             timeout_s=options.broker_timeout_s,
             on_stall=self._stalled,

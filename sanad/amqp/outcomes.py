@@ -79,9 +79,9 @@ class Retry:
     """Not applicable yet: park it on the retry queue; dead-letter as `reason` when retries end.
 
     `progress` says where what it waits for stands (a transaction's last applied change, say).
-    A message parked again after that moved on starts its count again: its retries bound a
-    wait in which nothing moves, not a wait behind a long line that does (a burst of one
-    transaction's changes spread over several workers applies about one a round trip)."""
+    A message parked again after that moved on starts its count again, and so its delays from
+    the first, shortest one: its retries bound a wait in which nothing moves, not a wait behind
+    a long line that does (a burst of one transaction's changes spread over several workers)."""
 
     reason: str
     detail: str
@@ -122,12 +122,16 @@ class OutcomePublisher:
         retry_delay_s: float,
         timeout_s: float,
         on_stall: Callable[[bool], None],
+        retry_first_delay_s: float | None = None,
     ) -> None:
-        """on_stall(True) when no confirm came for timeout_s, on_stall(False) when it came."""
+        """on_stall(True) when no confirm came for timeout_s, on_stall(False) when it came.
+        A parked message waits retry_first_delay_s (by default retry_delay_s) on its first
+        return, twice as long on each next, at most retry_delay_s."""
         self.topology = topology
         self.queue_name = queue
         self.max_retries = max_retries
         self.retry_delay_s = retry_delay_s
+        self.retry_first_delay_s = retry_first_delay_s or retry_delay_s
         self.timeout_s = timeout_s
         self.on_stall = on_stall
         # The consumer's current channel (None between runs) and its stop event.
@@ -227,7 +231,8 @@ class OutcomePublisher:
         headers = {**self._carried_headers(message), RETRIES_HEADER: retries + 1}
         if outcome.progress:
             headers[WAITING_AT_HEADER] = outcome.progress
-        parked = republished(message, headers, expiration=self.retry_delay_s)
+        delay_s = self.retry_delay(retries)
+        parked = republished(message, headers, expiration=delay_s)
         await self.confirmed(
             self.channel.default_exchange.publish(
                 parked, routing_key=self.topology.retry_queue(self.queue_name), mandatory=True
@@ -236,8 +241,19 @@ class OutcomePublisher:
         DELAYED_RETRIES.labels(self.queue_name, outcome.reason).inc()
         log.info(
             "parked a message for a delayed retry",
-            extra={"reason": outcome.reason, "retries": retries + 1, "queue": self.queue_name},
+            extra={
+                "reason": outcome.reason,
+                "retries": retries + 1,
+                "delay_s": delay_s,
+                "queue": self.queue_name,
+            },
         )
+
+    def retry_delay(self, retries: int) -> float:
+        """How long a message parked after `retries` returns (of its current wait) waits."""
+        if retries >= 64:  # doubled that often, any first delay is past the longest
+            return self.retry_delay_s
+        return min(self.retry_delay_s, self.retry_first_delay_s * 2**retries)
 
     async def _dead_letter(
         self,

@@ -13,11 +13,13 @@ Naming scheme (prefix P, "sanad" by default; SANAD_AMQP_PREFIX):
                    carries a per-message expiration and x-sanad-expires-at (clear civil
                    numbers are not kept for good), every other letter stays until taken
   P.<queue>.retry  one delayed-retry queue per work queue: a message parked here (e.g. a
-                   status change that arrived before its transaction) expires after the
-                   worker's retry delay (per-message expiration), then is dead-lettered through
-                   the default exchange straight back into P.<queue>; header x-sanad-retries
-                   counts the round trips, and the worker dead-letters the message once it
-                   exceeds its bound
+                   status change that arrived before its transaction) expires after its
+                   delay (per-message expiration, doubling from the worker's first retry delay
+                   to its retry delay), then is dead-lettered through the default exchange
+                   straight back into P.<queue>; the broker expires only the message at the
+                   queue's head, so a short delay parked behind a longer one ends with it.
+                   Header x-sanad-retries counts the round trips, and the worker dead-letters
+                   the message once it exceeds its bound
 
 Work queues are quorum queues with x-delivery-limit (DELIVERY_LIMIT), so a message that crashes
 its worker again and again is dead-lettered by the broker after that many deliveries. Messages a

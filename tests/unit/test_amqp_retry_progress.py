@@ -1,10 +1,13 @@
 """A parked message's retries bound a wait in which what it waits for does not move: a change
 waiting behind a long line of its transaction's changes, which moves on between its returns,
-starts its count again each time; one whose predecessor never comes is still dead-lettered."""
+starts its count again each time; one whose predecessor never comes is still dead-lettered.
+Its delays double from a short first one to the longest, and start again with its count."""
 
+from types import SimpleNamespace
 from typing import Any
 
-from sanad.amqp.outcomes import Retry
+from sanad.amqp.outcomes import OutcomePublisher, Retry
+from sanad.amqp.topology import Topology
 from tests.unit.test_dead_letter_user_header import RETRY_QUEUE, Exchange, back_from, incoming
 from tests.unit.test_dead_letter_user_header import publisher as outcomes_of
 
@@ -54,3 +57,66 @@ async def test_a_line_that_moved_once_then_stopped_gives_up_a_budget_after_it_st
     assert [copy.headers["x-sanad-retries"] for copy in parked] == [1, 2, 1, 2]
     # Two returns with nothing moved since "applied 2": the budget, so the next is the letter.
     assert letter.headers["x-sanad-reason"] == "change-out-of-order"
+
+
+def backing_off(exchange: Exchange, max_retries: int) -> OutcomePublisher:
+    """A publisher whose parked messages wait 0.125 s first, doubling up to 2 s (the ingest
+    worker's defaults)."""
+    outcomes = OutcomePublisher(
+        Topology("t"),
+        "t.batch",
+        max_retries=max_retries,
+        retry_first_delay_s=0.125,
+        retry_delay_s=2.0,
+        timeout_s=5.0,
+        on_stall=lambda _: None,
+    )
+    outcomes.channel = SimpleNamespace(default_exchange=exchange)  # type: ignore[assignment]
+    return outcomes
+
+
+def delays(exchange: Exchange) -> list[float]:
+    """Each parked copy's delay as the broker reads it: its expiration, in milliseconds."""
+    return [int(copy.properties.expiration) / 1000 for copy in exchange.published]
+
+
+async def test_a_wait_doubles_from_the_first_delay_up_to_the_longest() -> None:
+    exchange = Exchange()
+    outcomes = backing_off(exchange, max_retries=8)
+    message = incoming({}, user_id=None)
+    for _ in range(7):
+        message = await returns(outcomes, exchange, message, waiting(4))
+    assert delays(exchange) == [0.125, 0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
+
+
+async def test_a_wait_that_sees_its_line_move_starts_again_from_the_first_delay() -> None:
+    exchange = Exchange()
+    outcomes = backing_off(exchange, max_retries=8)
+    message = incoming({}, user_id=None)
+    for applied in (1, 1, 1, 2, 2, 3):
+        message = await returns(outcomes, exchange, message, waiting(applied))
+    assert delays(exchange) == [0.125, 0.25, 0.5, 0.125, 0.25, 0.125]
+
+
+async def test_a_wait_for_something_with_no_progress_to_show_backs_off_too() -> None:
+    # A change for a transaction not stored yet names no progress: its delays only grow.
+    exchange = Exchange()
+    outcomes = backing_off(exchange, max_retries=8)
+    message = incoming({}, user_id=None)
+    for _ in range(3):
+        message = await returns(outcomes, exchange, message, Retry("unknown-transaction", "x"))
+    assert delays(exchange) == [0.125, 0.25, 0.5]
+
+
+def test_without_a_first_delay_every_wait_is_the_retry_delay() -> None:
+    outcomes = publisher_of_fixed_delay()
+    assert [outcomes.retry_delay(retries) for retries in (0, 1, 5, 89, 500)] == [1.0] * 5
+
+
+def test_a_long_count_never_overflows_the_delay() -> None:
+    outcomes = backing_off(Exchange(), max_retries=10_000)
+    assert outcomes.retry_delay(5_000) == 2.0
+
+
+def publisher_of_fixed_delay() -> OutcomePublisher:
+    return outcomes_of(Exchange(), max_retries=3)

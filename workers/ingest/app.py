@@ -69,6 +69,7 @@ def build_app(settings: IngestSettings) -> IngestApp:
         max_messages=settings.ingest_batch_max,
         max_wait_s=settings.ingest_batch_wait_ms / 1000,
         max_retries=settings.ingest_max_retries,
+        retry_first_delay_s=settings.ingest_retry_first_delay_ms / 1000,
         retry_delay_s=settings.ingest_retry_delay_ms / 1000,
         broker_timeout_s=settings.amqp_timeout_s,
         drain_grace_s=settings.shutdown_grace_s,

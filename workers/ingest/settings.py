@@ -2,6 +2,8 @@
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from sanad.settings import ServerSettings
 
 
@@ -17,12 +19,16 @@ class IngestSettings(ServerSettings):
     ingest_batch_max: int = 500
     ingest_batch_wait_ms: int = 50
     # A status change or rating for a transaction not stored yet, or a numbered change whose
-    # predecessor is not applied yet, waits on the retry queue this long, at most this many
-    # times, then is dead-lettered (unknown-transaction, change-out-of-order). Intake accepted
-    # what it waits for, so the budget (3 minutes) outlasts what may hold that back: a stalled
-    # worker's unacked messages, returned when the broker's 60 s heartbeat gives up on it, and
-    # the 60 s MongoDB lets a killed worker's open transaction block the documents it wrote.
-    # Ten retries (20 s) dead-lettered good changes behind a worker paused for 30 s. A change
-    # waiting for an earlier one counts afresh whenever its transaction moved on meanwhile.
-    ingest_retry_delay_ms: int = 2000
+    # predecessor is not applied yet, waits on the retry queue, at most this many times, then
+    # is dead-lettered (unknown-transaction, change-out-of-order). Its first wait is the first
+    # delay and each next one twice the last, up to the retry delay: what it waits for is most
+    # often a moment behind it, on another worker, and a fixed 2 s applied a burst of one
+    # transaction's changes spread over two workers at about one a second. Intake accepted
+    # what it waits for, so the budget (about 3 minutes) outlasts what may hold that back: a
+    # stalled worker's unacked messages, returned when the broker's 60 s heartbeat gives up on
+    # it, and the 60 s MongoDB lets a killed worker's open transaction block the documents it
+    # wrote. Ten retries (20 s) dead-lettered good changes behind a worker paused for 30 s. A
+    # change waiting for an earlier one counts afresh whenever its transaction moved on.
+    ingest_retry_delay_ms: int = Field(default=2000, ge=1)
+    ingest_retry_first_delay_ms: int = Field(default=125, ge=1)
     ingest_max_retries: int = 90
