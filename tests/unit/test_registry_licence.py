@@ -112,3 +112,19 @@ def test_an_expired_licence_cannot_be_suspended() -> None:
     lapsed = Licence("LIC-1", status=S.ACTIVE, expires_at=NOW - timedelta(days=1))
     with pytest.raises(PreconditionFailed, match="expired"):
         transition(lapsed, A.SUSPEND, "m", "", NOW)
+
+
+def test_a_suspended_licence_past_its_expiry_renews_only_once_reinstated() -> None:
+    lapsed = NOW - timedelta(days=10)
+    suspended = Licence("LIC-1", status=S.SUSPENDED, expires_at=lapsed)
+    assert suspended.effective_status(NOW) is S.SUSPENDED
+    with pytest.raises(PreconditionFailed, match="cannot renew a licence that is suspended"):
+        transition(suspended, A.RENEW, "m", "", NOW)
+
+    reinstated = transition(suspended, A.REINSTATE, "m", "inspection passed", NOW)
+    assert reinstated.effective_status(NOW) is S.EXPIRED
+    assert not reinstated.is_serving(NOW)
+
+    renewed = transition(reinstated, A.RENEW, "m", "", NOW)
+    assert renewed.is_serving(NOW)
+    assert renewed.expires_at == NOW + LICENCE_TERM
