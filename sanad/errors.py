@@ -43,7 +43,14 @@ class OutOfRange(DomainError):
 
 
 class NotFound(DomainError):
-    """The named resource does not exist (NOT_FOUND)."""
+    """The named resource does not exist (NOT_FOUND), or the caller may not be told it does.
+
+    `audit_note` is for the audit trail alone, never the caller: a resource outside the
+    caller's scope is answered as a missing one, and the trail says which it was."""
+
+    def __init__(self, message: str, *, audit_note: str = "") -> None:
+        super().__init__(message)
+        self.audit_note = audit_note
 
 
 class AlreadyExists(DomainError):

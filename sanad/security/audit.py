@@ -20,6 +20,9 @@ from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import audit_pb2
 
 COLLECTION = "audit_log"
+# The target key of what the service tells the trail and not the caller: a NOT_FOUND for a
+# resource outside the caller's scope (errors.NotFound.audit_note) is told from a missing one.
+NOTE_KEY = "audit_note"
 
 
 @dataclass(frozen=True)

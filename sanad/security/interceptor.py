@@ -32,7 +32,7 @@ from sanad.rpc.status import code_of
 from sanad.rpc.undecodable import Undecodable, handed_on, lenient
 from sanad.security import audit_items, audit_offer, policy
 from sanad.security.admission import UNKNOWN_CALLER, Admission
-from sanad.security.audit import AuditEvent
+from sanad.security.audit import NOTE_KEY, AuditEvent
 from sanad.security.audit_log import AuditLog
 from sanad.security.authenticate import Authenticator
 from sanad.security.identity import Identity, set_current
@@ -181,7 +181,9 @@ class _Guard:
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
-                    await self._audit(deadline, identity, shown, None, outcome, offered=offered)
+                    await self._audit(
+                        deadline, identity, shown, None, outcome, offered=offered, note=_note(error)
+                    )
                 raise
             outcome = _outcome(None, context)
             # A handler that took the OK event stored it with its own durable write.
@@ -250,19 +252,23 @@ class _Guard:
         *,
         offered: audit_offer.Offer | None = None,
         items: audit_items.ItemAudit | None = None,
+        note: str = "",
     ) -> None:
         """Record the call's event. A call that failed after its handler carried the OK event
         (a submission whose confirm came too late for the caller's deadline, which the ingest
         worker may store after all) names the results that event names, its transaction id. A
         streaming call whose items were audited counts them by outcome, once those its handler
         left unanswered have ended. The answer waits for the event's write no longer than the
-        caller waits for the answer (AuditLog.record)."""
+        caller waits for the answer (AuditLog.record). A note the error kept for the trail
+        alone (errors.NotFound.audit_note) is its target's NOTE_KEY."""
         if self.audit_log is None:
             return
         results = policy.field_values(response, self.results)
         if offered is not None and offered.taken:
             results = {**offered.results, **results}
         target = self._target(request, results)
+        if note:
+            target[NOTE_KEY] = note
         try:
             if items is not None:
                 await items.settle()
@@ -337,6 +343,11 @@ def _shown(request: Any, streamed: bool) -> Any:
     not the method's message."""
     judged = _judged(request, streamed)
     return None if isinstance(judged, Undecodable) else judged
+
+
+def _note(error: BaseException) -> str:
+    """What the error tells the audit trail and not the caller."""
+    return error.audit_note if isinstance(error, errors.NotFound) else ""
 
 
 def _outcome(error: BaseException | None, context: Any) -> str:

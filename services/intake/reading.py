@@ -34,6 +34,9 @@ class Store(Finds, Protocol):
 
 # Time left of a deadline under which a read that failed for time is the deadline's end.
 NEARLY_OVER_S = 0.05
+# What the audit trail notes of a transaction answered NOT_FOUND because the caller may not
+# read it: the caller is told no more than of an unknown id, the trail tells them apart.
+OUTSIDE_SCOPE = "outside the caller's scope"
 
 
 class DeadlineReached(Exception):
@@ -48,8 +51,11 @@ async def stored(
     found = None
     if transaction_id:
         found = await store.get_transaction(transaction_id, deadline.left())
-    if found is None or not access.may_read(identity, found):
-        raise NotFound(f"transaction {shown_id(transaction_id)!r} not found")
+    missing = f"transaction {shown_id(transaction_id)!r} not found"
+    if found is None:
+        raise NotFound(missing)
+    if not access.may_read(identity, found):
+        raise NotFound(missing, audit_note=OUTSIDE_SCOPE)
     return found
 
 
