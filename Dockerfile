@@ -27,7 +27,8 @@ RUN rm -f sanad/v1/*_pb2.py sanad/v1/*_pb2_grpc.py sanad/v1/*_pb2.pyi \
     && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/sanad \
     && /opt/sanad/bin/pip install /wheels/*.whl \
-    && /opt/sanad/bin/python -c "import sanad.v1.intake_pb2, services.registry, workers.ingest"
+    && cd / && /opt/sanad/bin/python -c "import sanad.v1.intake_pb2, workers.ingest; \
+        from services.registry.reference import ReferenceData; ReferenceData.load()"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="sanad-mesh" \
