@@ -6,10 +6,15 @@ identity, size or mtime changed. A read that fails keeps the previous keys: the 
 left without keys, and the failure is logged and shown by sanad_auth_jwt_key_file_failing. The
 stat and the rare read are synchronous on purpose: a few microseconds every few seconds costs less
 than a background task whose life every server would have to manage.
+
+A scrape of /metrics looks too (the gauges are read through the same check), so the gauges tell
+the file as it is even while no token is verified: they changed only with a verification, and a
+file mended 12 minutes before still showed failing to a process no token had reached since.
 """
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -30,18 +35,28 @@ class ReloadingKeys:
         self.path, self.every_s, self.clock = path, every_s, clock
         self.stamp: Stamp | None = _stamp(path)
         self.keys = _read(path)  # at start a bad file stops the process: raise
+        self.failing = False
         self.checked_at = clock()
-        AUTH_JWT_KEYS.set(len(self.keys.keys))
-        AUTH_JWT_KEY_FILE_FAILING.set(0)
+        # The event loop verifies, the metrics server's thread scrapes: one looks at a time.
+        self._looking = threading.Lock()
+        AUTH_JWT_KEYS.set_function(lambda: len(self.current().keys))
+        AUTH_JWT_KEY_FILE_FAILING.set_function(self._failing)
         log.info("JWT verification keys loaded from %s: %s", path, _kids(self.keys))
 
     def current(self) -> KeySet:
         """The keys in use, after a look at the file if the last one is every_s old."""
-        now = self.clock()
-        if now - self.checked_at >= self.every_s:
-            self.checked_at = now
-            self._reload_if_changed()
+        if self.clock() - self.checked_at >= self.every_s:
+            with self._looking:
+                now = self.clock()
+                if now - self.checked_at >= self.every_s:  # not looked at meanwhile
+                    self.checked_at = now
+                    self._reload_if_changed()
         return self.keys
+
+    def _failing(self) -> float:
+        """sanad_auth_jwt_key_file_failing as a scrape reads it: after a look at the file."""
+        self.current()
+        return 1.0 if self.failing else 0.0
 
     def _reload_if_changed(self) -> None:
         try:
@@ -64,14 +79,13 @@ class ReloadingKeys:
             self._failed(f"cannot be parsed ({type(error).__name__})")
             return
         self.keys = keys
+        self.failing = False
         AUTH_JWT_KEY_RELOADS.labels(outcome="ok").inc()
-        AUTH_JWT_KEYS.set(len(keys.keys))
-        AUTH_JWT_KEY_FILE_FAILING.set(0)
         log.info("JWT verification keys reloaded from %s: %s", self.path, _kids(keys))
 
     def _failed(self, why: str | None) -> None:
         AUTH_JWT_KEY_RELOADS.labels(outcome="failed").inc()
-        AUTH_JWT_KEY_FILE_FAILING.set(1)
+        self.failing = True
         log.error(
             "JWT key file %s not reloaded, the previous %d key(s) stay in use: %s",
             self.path,

@@ -413,3 +413,19 @@ async def test_a_server_takes_a_rotated_key_without_a_restart(tmp_path: Path) ->
             assert (await answer(old.named())).startswith("UNAUTHENTICATED")
     finally:
         await running.stop(0)
+
+
+def test_a_scrape_sees_the_file_as_it_is_without_any_token_verified(
+    tmp_path: Path, clock: Clock
+) -> None:
+    key = SigningKey()
+    path = tmp_path / "jwks.json"
+    path.write_bytes(jwks(key.jwk))
+    ReloadingKeys(str(path), 1.0, clock)
+    replace(path, b"{half a docum")
+    clock.now += 1.0
+    assert metric("sanad_auth_jwt_key_file_failing") == 1  # the scrape looked, no call did
+    replace(path, jwks(key.jwk, SigningKey().jwk))
+    clock.now += 1.0
+    assert metric("sanad_auth_jwt_key_file_failing") == 0
+    assert metric("sanad_auth_jwt_keys") == 2
