@@ -45,6 +45,7 @@ from sanad.telemetry.metrics import (
     AMQP_DEAD_LETTERED,
     AMQP_NACKED,
     MICRO_BATCH_SIZE,
+    RETRIES,
 )
 
 log = logging.getLogger("sanad.amqp.consumer")
@@ -103,6 +104,7 @@ class MicroBatchConsumer:
         self.queue_name = queue
         for reason in {*reasons, HANDLER_FAILED}:
             AMQP_DEAD_LETTERED.labels(queue, reason)
+        RETRIES.labels(queue)  # at zero too: the first retry counts in increase()
         self.handler = handler
         self.handling = RetryingHandler(
             handler,

@@ -27,6 +27,8 @@ CHANGES_APPLIED = Counter(
     "outcome (applied, duplicate, superseded, dead, retry); only applied changed a transaction.",
     ["kind", "outcome"],
 )
+ITEM_OUTCOMES = ("accepted", "rejected")
+BATCH_OUTCOMES = ("stored", "repeated", "refused")
 BATCH_ITEMS = Counter(
     "sanad_batch_items_total",
     "Batch items answered, by outcome (accepted, rejected).",

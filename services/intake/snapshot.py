@@ -2,6 +2,8 @@
 
 No call per submission: the snapshot is ready once both streams have replayed the registry's
 history, and stays ready for a grace while the registry is restarted (sanad.registry_watch).
+Each centre's business series are created at zero for the agencies of the services it offers
+as soon as both are known, so a submission's first count is seen (prepare_business).
 """
 
 import asyncio
@@ -10,6 +12,7 @@ import grpc
 
 from sanad.registry_watch import Watch
 from sanad.rpc.timestamps import from_timestamp
+from sanad.telemetry.metrics import prepare_business
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
 from services.intake.domain import CenterView, ServiceView
@@ -74,7 +77,16 @@ class RegistrySnapshot:
         await asyncio.gather(*(watch.run() for watch in self.watches))
 
     def _apply_center(self, center: pb.Center) -> None:
-        self.centers[center.id] = center_view(center)
+        view = self.centers[center.id] = center_view(center)
+        for code in view.offered:
+            if (service := self.services.get(code)) is not None:
+                prepare_business(view.governorate_code, view.wilayat_code, service.agency_code)
 
     def _apply_service(self, service: pb.CatalogService) -> None:
-        self.services[service.code] = service_view(service)
+        before = self.services.get(service.code)
+        view = self.services[service.code] = service_view(service)
+        if before is not None and before.agency_code == view.agency_code:
+            return  # its centres' series were prepared with this agency already
+        for center in self.centers.values():
+            if view.code in center.offered:
+                prepare_business(center.governorate_code, center.wilayat_code, view.agency_code)

@@ -12,7 +12,13 @@ from typing import Protocol
 from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.batches import RESULT_TYPE, item_count
-from sanad.amqp.metrics import BATCH_ITEMS, BATCH_SECONDS, BATCHES
+from sanad.amqp.metrics import (
+    BATCH_ITEMS,
+    BATCH_OUTCOMES,
+    BATCH_SECONDS,
+    BATCHES,
+    ITEM_OUTCOMES,
+)
 from sanad.amqp.outcomes import (
     Dead,
     Outcome,
@@ -69,9 +75,13 @@ class BatchHandler:
         may_submit: Authorize,
         may_migrate: MayMigrate,
     ) -> None:
+        # At zero, so that an alert's or a panel's increase() sees the first of each too.
         for reason in DEAD_LETTER_REASONS:
-            # At zero, so that an alert's increase() sees the first unanswered refusal too.
             BATCH_REFUSALS_UNANSWERED.labels(reason)
+        for outcome in ITEM_OUTCOMES:
+            BATCH_ITEMS.labels(outcome)
+        for outcome in BATCH_OUTCOMES:
+            BATCHES.labels(outcome)
         self.may_submit = may_submit
         self.may_migrate = may_migrate
         self.store = store

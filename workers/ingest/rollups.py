@@ -18,9 +18,22 @@ from sanad.telemetry.metrics import (
     count_finished,
     count_rating,
     count_submitted,
+    prepare_business,
 )
 
 Document = dict[str, Any]
+
+# A stored transaction's fields that name its business series' labels (place and agency).
+BUSINESS_FIELDS = ("governorate_code", "wilayat_code", "agency_code")
+
+
+def prepare_series(doc: Document) -> None:
+    """Create a stored transaction's business series at zero, ahead of its outcome and rating
+    (telemetry.metrics.prepare_business)."""
+    labels = [doc.get(key) for key in BUSINESS_FIELDS]
+    if all(isinstance(label, str) and label for label in labels):
+        prepare_business(*labels)
+
 
 _FINISH_COUNTER = {
     Status.COMPLETED.value: contract.COMPLETED,
@@ -121,6 +134,7 @@ class RollupIncrements:
         """
         now = utcnow()
         for doc in self.recorded:
+            prepare_series(doc)
             RECORDED_LAG_SECONDS.observe((now - doc["submit_time"]).total_seconds())
             if accepted_here:
                 count_submitted(

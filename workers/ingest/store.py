@@ -25,7 +25,7 @@ from workers.ingest.changes import (
     ChangeOutcome,
     apply_change,
 )
-from workers.ingest.rollups import RollupIncrements
+from workers.ingest.rollups import RollupIncrements, prepare_series
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -222,6 +222,9 @@ class IngestStore:
                     Retry("unknown-transaction", f"transaction {change.transaction_id} not stored")
                 )
                 continue
+            # Its outcome and rating series exist before they are first counted (the batch
+            # worker, not this one, may have stored it).
+            prepare_series(doc)
             sequence = doc.get("sequence", 0)
             applied = apply_change(doc, change, increments)
             if applied is Applied.APPLIED or doc.get("sequence", 0) != sequence:
