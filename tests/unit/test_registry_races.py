@@ -3,13 +3,14 @@ another change came first, a bounded number of times and never past the caller's
 that named a revision is not."""
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 
 import pytest
 
 from sanad.deadline import NO_DEADLINE, Deadline
 from sanad.errors import Aborted
+from services.registry import races
 from services.registry.domain import CatalogService
 from services.registry.races import CHANGE_TRIES, as_it_stands
 
@@ -59,17 +60,41 @@ def test_a_change_with_no_time_left_of_the_callers_deadline_is_not_tried_again()
     assert tries == [1]
 
 
-def test_a_change_that_keeps_losing_is_aborted_before_the_callers_deadline() -> None:
-    # Tries of 50 ms in a 250 ms deadline: at most five fit, however short the random pauses,
+def test_a_change_that_keeps_losing_is_aborted_before_the_callers_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tries of 50 ms in a 250 ms deadline, on a clock of the test's own (a loaded machine's
+    # sleeps overran the wall clock's, and the test failed 22 times in 40): at most five fit,
     # and none is begun that would end past the deadline.
-    tries, attempt = losing(CHANGE_TRIES, taking_s=0.05)
+    clock = FakeClock()
+    monkeypatch.setattr(races, "time", SimpleNamespace(monotonic=clock.now))
+    monkeypatch.setattr(races, "asyncio", SimpleNamespace(sleep=clock.sleep))
+    # The shortest pauses: the most tries that could be begun.
+    monkeypatch.setattr(races, "random", SimpleNamespace(uniform=lambda low, high: low))
+    tries: list[tuple[float, float]] = []
 
-    async def change() -> float:
-        started = time.monotonic()
-        with pytest.raises(Aborted):
-            await as_it_stands(attempt, "s", retry=True, deadline=Deadline(0.25))
-        return time.monotonic() - started
+    async def attempt() -> CatalogService:
+        started = clock.now()
+        await clock.sleep(0.05)
+        tries.append((started, clock.now()))
+        raise Aborted("changed meanwhile")
 
-    took_s = asyncio.run(change())
+    deadline = Deadline(0.25, clock=clock.now)
+    with pytest.raises(Aborted):
+        asyncio.run(as_it_stands(attempt, "s", retry=True, deadline=deadline))
     assert 1 < len(tries) < CHANGE_TRIES
-    assert took_s < 0.25
+    assert deadline.end is not None
+    assert all(ended <= deadline.end for _, ended in tries), (tries, deadline.end)
+
+
+class FakeClock:
+    """Time that passes only when a try or a pause says so."""
+
+    def __init__(self) -> None:
+        self.at = 100.0
+
+    def now(self) -> float:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += seconds
