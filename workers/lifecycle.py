@@ -119,7 +119,8 @@ async def consume_until_stopped(
                 delay = 0.2
             if isinstance(error, BROKER_ERRORS):  # TimeoutError among them, as an OSError
                 # A lost connection mid-batch included: its deliveries return to the queue.
-                log.warning("cannot consume (%s); retrying in %.1fs", error, delay)
+                # repr: a TimeoutError's text is empty ("cannot consume ()").
+                log.warning("cannot consume (%r); retrying in %.1fs", error, delay)
             else:
                 log.exception("the consumer failed; retrying in %.1fs", delay)
             await pause(stopping, delay)

@@ -109,7 +109,7 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
     snapshot = RegistrySnapshot(channel, settings.registry_outage_grace_s)
     topology = Topology(settings.amqp_prefix)
     publisher = ConfirmedPublisher(
-        settings.amqp_url,
+        settings.broker_url,
         topology,
         settings.publish_timeout_s,
         name=f"sanad-intake {settings.amqp_prefix}",

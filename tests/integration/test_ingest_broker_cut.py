@@ -124,3 +124,44 @@ async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_ex
         await client.close()
         await delete_retry_queues(stack)
     assert code == 0
+
+
+async def test_a_worker_whose_broker_connection_goes_silent_sees_it_and_comes_back(
+    stack: Stack, proxy: BrokerProxy, mongo_url: str
+) -> None:
+    # A partition: the connection stays open and no byte passes either way, so no close ever
+    # arrives. Only the heartbeat can tell: with 2 s, about 9 s; with RabbitMQ's 60 s (no
+    # heartbeat asked for) 183-213 s, health SERVING all the while.
+    topology = Topology(stack.prefix)
+    health_port = stack.env["SANAD_INGEST_HEALTH_PORT"]
+    worker = start_ingest_worker(stack, SANAD_AMQP_URL=proxy.url, SANAD_AMQP_HEARTBEAT_S="2")
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+
+    async def health_is(status: int) -> bool:
+        return await _health(health_port) == status
+
+    try:
+        await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), WITHIN_S)
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
+        proxy.freeze()
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.NOT_SERVING), 60)
+        proxy.thaw()
+        tid = f"S{uuid.uuid4().hex[:12]}"
+        event = submitted(tid, f"C-{uuid.uuid4().hex[:8]}", "ROP-VISA").SerializeToString()
+        await publish(
+            stack.amqp_url, topology.transactions_exchange, [(SUBMITTED, event, SUBMITTED_TYPE)]
+        )
+
+        async def stored() -> bool:
+            return await db.transactions.count_documents({"_id": tid}) == 1
+
+        await eventually(stored, within_s=WITHIN_S, every_s=0.2)
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
+        assert worker.poll() is None, "the worker must ride out the silence, not exit"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.wait, 60)
+        await client.close()
+        await delete_retry_queues(stack)
+    assert code == 0

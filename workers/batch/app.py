@@ -114,7 +114,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
         may_migrate=migration_authorizer(settings),
     )
     consumer = MicroBatchConsumer(
-        settings.amqp_url,
+        settings.broker_url,
         topology,
         topology.batch_queue,
         handler,

@@ -75,7 +75,7 @@ def build_app(settings: IngestSettings) -> IngestApp:
         drain_grace_s=settings.shutdown_grace_s,
     )
     consumer = MicroBatchConsumer(
-        settings.amqp_url,
+        settings.broker_url,
         topology,
         topology.ingest_queue,
         IngestHandler(store),

@@ -25,10 +25,12 @@ class IngestSettings(ServerSettings):
     # often a moment behind it, on another worker, and a fixed 2 s applied a burst of one
     # transaction's changes spread over two workers at about one a second. Intake accepted
     # what it waits for, so the budget (about 3 minutes) outlasts what may hold that back: a
-    # stalled worker's unacked messages, returned when the broker's 60 s heartbeat gives up on
-    # it, and the 60 s MongoDB lets a killed worker's open transaction block the documents it
-    # wrote. Ten retries (20 s) dead-lettered good changes behind a worker paused for 30 s. A
-    # change waiting for an earlier one counts afresh whenever its transaction moved on.
+    # stalled or cut-off worker's unacked messages, returned once a heartbeat gives up on its
+    # connection (SANAD_AMQP_HEARTBEAT_S, about 33 s at 10 s; RabbitMQ's 60 s, which let a
+    # partitioned worker hold them 183-213 s, past this budget), and the 60 s MongoDB lets a
+    # killed worker's open transaction block the documents it wrote. Ten retries (20 s)
+    # dead-lettered good changes behind a worker paused for 30 s. A change waiting for an
+    # earlier one counts afresh whenever its transaction moved on.
     ingest_retry_delay_ms: int = Field(default=2000, ge=1)
     ingest_retry_first_delay_ms: int = Field(default=125, ge=1)
     ingest_max_retries: int = 90
