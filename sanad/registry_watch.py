@@ -51,12 +51,16 @@ class Watch:
         apply: Callable[[Any], None],
         forget: Callable[[], None],
         outage_grace_s: float = 0.0,
+        *,
+        backoff_s: tuple[float, float] = (0.1, 5.0),
     ) -> None:
+        """backoff_s: the first and the longest pause before reconnecting."""
         self.name = name
         self.open_stream = open_stream
         self.apply = apply
         self.forget = forget
         self.outage_grace_s = outage_grace_s
+        self.first_delay_s, self.max_delay_s = backoff_s
         self.revision = 0
         self.replayed = asyncio.Event()
         # When the stream of a replayed copy broke (time.monotonic); None while the stream is
@@ -90,14 +94,14 @@ class Watch:
         (its copy is no longer known to be current) and reconnects; only cancellation ends it.
         A change that fails is not skipped: it is fetched again after the backoff.
         """
-        delay = 0.1
+        delay = self.first_delay_s
         while True:
             stream: AsyncIterable[Any] | None = None
             try:
                 stream = self.open_stream(self.revision)
                 async for message in stream:
                     self._take(message)
-                    delay = 0.1
+                    delay = self.first_delay_s
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.OUT_OF_RANGE:
                     # The registry's revisions are behind ours (a restored database): what we
@@ -133,7 +137,7 @@ class Watch:
                 _cancel(stream)
             self._lost()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, self.max_delay_s)
 
     def _lost(self) -> None:
         """The stream ended: the copy is usable for the grace if it had replayed."""

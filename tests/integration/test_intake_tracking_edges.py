@@ -5,6 +5,7 @@ Everything reaches RabbitMQ through a proxy that can cut intake off the broker; 
 transactions are written directly, as the ingest worker writes them.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -105,21 +106,24 @@ async def test_a_watch_that_reaches_its_deadline_ends_deadline_exceeded(
 ) -> None:
     doc = document("C1", T0)
     await transactions.insert_one(doc)
-    codes = []
-    # Deadlines spread over a poll interval (0.2 s), so some poll wakes after intake's own share
-    # of the deadline ran out but before the caller's passed.
-    for timeout in (0.3, 0.45, *(1.0 + n / 50 for n in range(1, 10))):
+
+    async def watched_until_its_end(deadline_s: float) -> grpc.StatusCode:
         call = stack.intake.WatchTransaction(
-            intake_pb2.WatchTransactionRequest(id=doc["_id"]), timeout=timeout
+            intake_pb2.WatchTransactionRequest(id=doc["_id"]), timeout=deadline_s
         )
         try:
             async for _ in call:
                 pass
         except grpc.aio.AioRpcError as error:
-            codes.append(error.code())
-        else:
-            codes.append(grpc.StatusCode.OK)
-    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * len(codes)
+            return error.code()
+        return grpc.StatusCode.OK
+
+    # Deadlines spread over a poll interval (0.2 s), so some poll wakes after intake's own share
+    # of the deadline ran out but before the caller's passed. The watches are independent: all
+    # at once, each polling from its own start.
+    timeouts = (0.3, 0.45, *(1.0 + n / 50 for n in range(1, 10)))
+    codes = await asyncio.gather(*(watched_until_its_end(t) for t in timeouts))
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * len(timeouts)
 
 
 async def completed_to_rate(

@@ -61,8 +61,10 @@ async def test_calls_during_an_outage_are_unavailable_and_work_again_after_it(
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await call()
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-                # A transaction's abort gets a fresh timeout of its own (PyMongo's CSOT rules).
-                assert time.monotonic() - started < 3 * TIMEOUT_MS / 1000
+                # Bounded by the MongoDB timeouts, not the caller's 30 s (a transaction's abort
+                # gets a fresh timeout of its own, PyMongo's CSOT rules): measured 1.5-3 s, with
+                # room for a loaded machine.
+                assert time.monotonic() - started < 10 * TIMEOUT_MS / 1000
 
             stoppable_database.start()
 
