@@ -2,7 +2,6 @@
 end in that queue's dead-letter queue with a reason, while good traffic keeps flowing.
 """
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -22,9 +21,6 @@ from sanad.v1 import events_pb2, intake_pb2
 from tests.integration.conftest import COUNTER, Stack, eventually, open_centre_with_service
 
 pytestmark = pytest.mark.integration
-
-
-HAS_BATCH_WORKER = importlib.util.find_spec("workers.batch.__main__") is not None
 
 
 def _random_blobs() -> list[bytes]:
@@ -70,21 +66,22 @@ async def test_poison_on_every_queue_is_dead_lettered_while_good_traffic_flows(
 ) -> None:
     center_id, service = await open_centre_with_service(stack)
     topology = Topology(stack.prefix)
-    targets = [(topology.transactions_exchange, SUBMITTED, SUBMITTED_TYPE, topology.ingest_queue)]
-    workers = [start("workers.ingest", stack, {})]
-    if HAS_BATCH_WORKER:
-        targets.append((topology.batch_exchange, BATCH, SUBMISSION_TYPE, topology.batch_queue))
-        workers.append(
-            start(
-                "workers.batch",
-                stack,
-                {
-                    "SANAD_REGISTRY_TARGET": stack.intake_app.settings.registry_target,
-                    "SANAD_BATCH_HEALTH_PORT": str(free_port()),
-                    "SANAD_BATCH_METRICS_PORT": str(free_port()),
-                },
-            )
-        )
+    targets = [
+        (topology.transactions_exchange, SUBMITTED, SUBMITTED_TYPE, topology.ingest_queue),
+        (topology.batch_exchange, BATCH, SUBMISSION_TYPE, topology.batch_queue),
+    ]
+    workers = [
+        start("workers.ingest", stack, {}),
+        start(
+            "workers.batch",
+            stack,
+            {
+                "SANAD_REGISTRY_TARGET": stack.intake_app.settings.registry_target,
+                "SANAD_BATCH_HEALTH_PORT": str(free_port()),
+                "SANAD_BATCH_METRICS_PORT": str(free_port()),
+            },
+        ),
+    ]
     expected: dict[str, int] = {}
     connection = await aio_pika.connect(stack.amqp_url)
     client: AsyncMongoClient = AsyncMongoClient(mongo_url)

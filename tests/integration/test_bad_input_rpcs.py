@@ -100,6 +100,9 @@ def _invoke(
     code, details, violations = _call(channel, name, method, requests_)
     allowed = EXPECTED | (STREAM_ENDINGS if method.server_streaming else set())
     assert code in allowed, f"{name} answered {code}: {details}"
+    assert "Traceback" not in details, f"{name} answered a stack trace: {details}"
+    if code is grpc.StatusCode.INVALID_ARGUMENT:  # DESIGN §5.6: with the fields it refused
+        assert violations, f"{name} answered INVALID_ARGUMENT naming no field: {details}"
     if check is not None:
         check(method, requests_[0], code, violations)
 
