@@ -175,25 +175,41 @@ DEPENDENCY_UP = Gauge(
 
 FINISH_OUTCOMES = ("completed", "rejected", "cancelled")
 
+# Business series are created at zero as soon as a process knows their labels, before their
+# first event: a counter child is exported from its first increment, so Prometheus's first
+# sample of it is already 1 and increase() and rate() never see that step (the Centres and
+# Award panels lost the first submission, outcome and rating of every place, agency and outcome
+# in every process: a helper saw 1 completion per hour for 7). Each process creates only what
+# it counts, from a bounded set of labels: intake and the batch worker the submissions of each
+# centre of their registry copy with the agencies of the services it offers; the ingest worker
+# the outcomes of the places and agencies of its recent rollups at start, then of each
+# transaction it stores or changes.
+
+
+def prepare_submitted(governorate: str, wilayat: str, agency: str) -> None:
+    """Create at zero the submission and fee series of one place and agency."""
+    _submitted_children(governorate, wilayat, agency)
+
 
 @functools.cache
-def prepare_business(governorate: str, wilayat: str, agency: str) -> None:
-    """Create at zero every business series of one place and agency, before its first event.
-
-    A counter child is exported from its first increment, so Prometheus's first sample of it
-    is already 1 and increase() and rate() never see that step: the Centres and Award panels
-    lost the first submission, outcome and rating of every place, agency and outcome in every
-    process (a helper saw 1 completion per hour for 7). Called as soon as a process knows the
-    labels: intake and the batch worker from their copy of the registry (each centre with the
-    agencies of the services it offers), the ingest worker when it stores a transaction or
-    applies a change to one (ahead of its outcome and rating). The labels are bounded sets.
-    """
-    _submitted_children(governorate, wilayat, agency)
+def prepare_outcomes(governorate: str, wilayat: str, agency: str) -> None:
+    """Create at zero the outcome, SLA, completion-time and rating series of one place and
+    agency."""
     for outcome in FINISH_OUTCOMES:
         TRANSACTIONS_FINISHED.labels(governorate, wilayat, agency, outcome)
     TRANSACTIONS_WITHIN_SLA.labels(governorate, wilayat, agency)
-    COMPLETED_LAG_SECONDS.labels(agency)
-    TRANSACTION_RATINGS.labels(governorate)
+    _agency_lag(agency)
+    _governorate_ratings(governorate)
+
+
+@functools.cache
+def _agency_lag(agency: str) -> Histogram:
+    return COMPLETED_LAG_SECONDS.labels(agency)
+
+
+@functools.cache
+def _governorate_ratings(governorate: str) -> Histogram:
+    return TRANSACTION_RATINGS.labels(governorate)
 
 
 @functools.cache

@@ -3,7 +3,7 @@
 No call per submission: the snapshot is ready once both streams have replayed the registry's
 history, and stays ready for a grace while the registry is restarted (sanad.registry_watch).
 Each centre's business series are created at zero for the agencies of the services it offers
-as soon as both are known, so a submission's first count is seen (prepare_business).
+as soon as both are known, so a submission's first count is seen (prepare_submitted).
 """
 
 import asyncio
@@ -12,7 +12,7 @@ import grpc
 
 from sanad.registry_watch import Watch
 from sanad.rpc.timestamps import from_timestamp
-from sanad.telemetry.metrics import prepare_business
+from sanad.telemetry.metrics import prepare_submitted
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
 from services.intake.domain import CenterView, ServiceView
@@ -80,7 +80,7 @@ class RegistrySnapshot:
         view = self.centers[center.id] = center_view(center)
         for code in view.offered:
             if (service := self.services.get(code)) is not None:
-                prepare_business(view.governorate_code, view.wilayat_code, service.agency_code)
+                prepare_submitted(view.governorate_code, view.wilayat_code, service.agency_code)
 
     def _apply_service(self, service: pb.CatalogService) -> None:
         before = self.services.get(service.code)
@@ -89,4 +89,4 @@ class RegistrySnapshot:
             return  # its centres' series were prepared with this agency already
         for center in self.centers.values():
             if view.code in center.offered:
-                prepare_business(center.governorate_code, center.wilayat_code, view.agency_code)
+                prepare_submitted(center.governorate_code, center.wilayat_code, view.agency_code)

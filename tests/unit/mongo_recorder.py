@@ -128,6 +128,7 @@ class RecordingCollection:
             "find_one": self.documents[0] if self.documents else None,
             "find_one_and_update": {"_id": "x", "value": 1},
             "aggregate": Cursor([]),
+            "distinct": ["value"],  # one value, so what a caller does with each is recorded
             "index_information": {name: {} for name in RETIRED.get(self.name, ())},
             "bulk_write": Result(len(list(args[0]))) if args else Result(),
         }

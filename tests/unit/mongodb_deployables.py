@@ -145,6 +145,7 @@ async def ingest(client: Any, db: Any, called: set[str]) -> None:
     carried = {"T1": document_of(event())}
     await store.record([submitted()], [change], carried)
     await store.find_by_ids(["T1"])
+    await store.recent_places("2026-09-01")
     await store.in_transaction("noop", lambda session: _nothing())
     await audits(db, ingest_app, called)
 

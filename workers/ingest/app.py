@@ -1,18 +1,28 @@
 """The ingest worker's composition root: store, handler, consumer, and a health port."""
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from sanad import mongo
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.topology import Topology
+from sanad.domain.clock import utcnow
 from sanad.rpc.server import RunningServer, start_server
+from sanad.telemetry.metrics import prepare_outcomes
 from workers.ingest.handlers import DEAD_LETTER_REASONS, IngestHandler
 from workers.ingest.settings import IngestSettings
 from workers.ingest.store import IngestStore
 from workers.lifecycle import Gate, consume_until_stopped
+
+log = logging.getLogger("sanad.ingest")
+# How far back the rollups say where open transactions may be: services' SLAs run to 30 days,
+# and a transaction awaiting documents or an agency stays open past its SLA.
+OPEN_DAYS = 90
 
 
 @dataclass
@@ -28,7 +38,23 @@ class IngestApp:
     indexes: mongo.Indexes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.indexes = mongo.Indexes(self.client, self.store.ensure_indexes)
+        self.indexes = mongo.Indexes(self.client, self._first_contact)
+
+    async def _first_contact(self) -> None:
+        """Once MongoDB answers: the indexes, then the outcome series of where transactions
+        were submitted in the last OPEN_DAYS, so the first outcome this process counts for a
+        place and agency is seen too (telemetry.metrics.prepare_outcomes); a place it finds
+        later is prepared when it first stores or changes a transaction there."""
+        await self.store.ensure_indexes()
+        since = (utcnow() - timedelta(days=OPEN_DAYS)).date().isoformat()
+        try:
+            places = await self.store.recent_places(since)
+        except PyMongoError as error:  # the series then come with their first transaction
+            log.warning("cannot read the recent rollups to prepare outcome series: %s", error)
+            return
+        for place in places:
+            prepare_outcomes(*place)
+        log.info("outcome series prepared for %d places and agencies", len(places))
 
     async def run(self, health_port: int) -> None:
         """Serve health; once MongoDB answers and the indexes are built, consume until stop(),

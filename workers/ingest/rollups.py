@@ -18,7 +18,7 @@ from sanad.telemetry.metrics import (
     count_finished,
     count_rating,
     count_submitted,
-    prepare_business,
+    prepare_outcomes,
 )
 
 Document = dict[str, Any]
@@ -27,12 +27,12 @@ Document = dict[str, Any]
 BUSINESS_FIELDS = ("governorate_code", "wilayat_code", "agency_code")
 
 
-def prepare_series(doc: Document) -> None:
-    """Create a stored transaction's business series at zero, ahead of its outcome and rating
-    (telemetry.metrics.prepare_business)."""
+def prepare_outcome_series(doc: Document) -> None:
+    """Create a stored transaction's outcome series at zero, ahead of its outcome and rating
+    (telemetry.metrics.prepare_outcomes)."""
     labels = [doc.get(key) for key in BUSINESS_FIELDS]
     if all(isinstance(label, str) and label for label in labels):
-        prepare_business(*labels)
+        prepare_outcomes(*labels)
 
 
 _FINISH_COUNTER = {
@@ -134,7 +134,8 @@ class RollupIncrements:
         """
         now = utcnow()
         for doc in self.recorded:
-            prepare_series(doc)
+            if not accepted_here:  # the ingest worker, which counts their outcomes later
+                prepare_outcome_series(doc)
             RECORDED_LAG_SECONDS.observe((now - doc["submit_time"]).total_seconds())
             if accepted_here:
                 count_submitted(

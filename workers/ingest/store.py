@@ -25,7 +25,7 @@ from workers.ingest.changes import (
     ChangeOutcome,
     apply_change,
 )
-from workers.ingest.rollups import RollupIncrements, prepare_series
+from workers.ingest.rollups import RollupIncrements, prepare_outcome_series
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -86,6 +86,22 @@ class IngestStore:
         for collection, keys in contract.INDEXES:
             await self.db[collection].create_index(keys)
         await drop_retired(self.db, (records.COLLECTION, audit.COLLECTION))
+
+    async def recent_places(self, since_day: str) -> set[tuple[str, str, str]]:
+        """The (governorate, wilayat, agency) of the rollups of since_day ("YYYY-MM-DD") and
+        after: where the transactions that may still finish were submitted. One query per
+        wilayat that has a yearly rollup, each on the rollups' (wilayat_code, day) index."""
+        places: set[tuple[str, str, str]] = set()
+        for wilayat in await self.db[contract.YEARLY].distinct("wilayat_code"):
+            pipeline: list[Document] = [
+                {"$match": {"wilayat_code": wilayat, "day": {"$gte": since_day}}},
+                {"$group": {"_id": {"g": "$governorate_code", "a": "$agency_code"}}},
+            ]
+            async for row in await self.rollups.aggregate(pipeline):
+                place = (row["_id"].get("g"), wilayat, row["_id"].get("a"))
+                if all(isinstance(label, str) and label for label in place):
+                    places.add(place)
+        return places
 
     async def record_submissions(
         self, documents: Sequence[Document], requests: Sequence[Document] = ()
@@ -224,7 +240,7 @@ class IngestStore:
                 continue
             # Its outcome and rating series exist before they are first counted (the batch
             # worker, not this one, may have stored it).
-            prepare_series(doc)
+            prepare_outcome_series(doc)
             sequence = doc.get("sequence", 0)
             applied = apply_change(doc, change, increments)
             if applied is Applied.APPLIED or doc.get("sequence", 0) != sequence:
