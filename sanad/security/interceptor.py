@@ -224,7 +224,9 @@ class _Guard:
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
-                    await self._audit(deadline, identity, shown, None, outcome, items=items)
+                    await self._audit(
+                        deadline, identity, shown, None, outcome, items=items, note=_note(error)
+                    )
                 raise
             outcome = _outcome(None, context)
             await self._audit(deadline, identity, shown, None, outcome, items=items)

@@ -39,7 +39,7 @@ class ReloadingKeys:
         self.checked_at = clock()
         # The event loop verifies, the metrics server's thread scrapes: one looks at a time.
         self._looking = threading.Lock()
-        AUTH_JWT_KEYS.set_function(lambda: len(self.current().keys))
+        AUTH_JWT_KEYS.set_function(self._key_count)
         AUTH_JWT_KEY_FILE_FAILING.set_function(self._failing)
         log.info("JWT verification keys loaded from %s: %s", path, _kids(self.keys))
 
@@ -55,8 +55,21 @@ class ReloadingKeys:
 
     def _failing(self) -> float:
         """sanad_auth_jwt_key_file_failing as a scrape reads it: after a look at the file."""
-        self.current()
+        self._looked_at()
         return 1.0 if self.failing else 0.0
+
+    def _key_count(self) -> float:
+        """sanad_auth_jwt_keys as a scrape reads it: after a look at the file."""
+        return float(len(self._looked_at().keys))
+
+    def _looked_at(self) -> KeySet:
+        """current() for a scrape, which an exception would fail whole (every metric of the
+        process gone): one the reload did not foresee keeps the keys and is logged."""
+        try:
+            return self.current()
+        except Exception:
+            log.exception("looking at the JWT key file %s for a scrape failed", self.path)
+            return self.keys
 
     def _reload_if_changed(self) -> None:
         try:

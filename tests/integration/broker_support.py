@@ -43,14 +43,16 @@ class BrokerProxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.listen_port)
 
     async def cut(self) -> None:
-        self.thaw()
+        # Every connection aborted before the pipes flow again: bytes a freeze held back (a
+        # worker's acks) are dropped with them, never delivered late.
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
-        for writer in list(self.writers):
-            writer.transport.abort()
-        self.writers.clear()
+        self.thaw()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

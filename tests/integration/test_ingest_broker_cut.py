@@ -8,7 +8,6 @@ connection and refuses new ones until healed; the test publishes straight to the
 
 import asyncio
 import signal
-import urllib.request
 import uuid
 
 import grpc
@@ -23,6 +22,7 @@ from tests.integration.conftest import Stack, eventually
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, settled
 from tests.integration.workers_support import (
     delete_retry_queues,
+    deliveries,
     has_consumer,
     publish,
     queue_depth,
@@ -47,17 +47,6 @@ async def _health(port: str) -> int:
         except grpc.aio.AioRpcError:
             return int(health_pb2.HealthCheckResponse.UNKNOWN)
         return int(reply.status)
-
-
-def _consumed(metrics_port: str) -> float:
-    """Deliveries the worker took off the queue, redeliveries included."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("sanad_amqp_consumed_total{")
-    )
 
 
 async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_exactly_once(
@@ -115,7 +104,7 @@ async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_ex
         # Its health follows at its next check: SERVING again, with the broker back.
         await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
         # What the cut left unacked came again: the redelivery path was exercised.
-        consumed = await asyncio.to_thread(_consumed, stack.env["SANAD_INGEST_METRICS_PORT"])
+        consumed = await asyncio.to_thread(deliveries, stack.env["SANAD_INGEST_METRICS_PORT"])
         assert consumed > COUNT, consumed
         assert worker.poll() is None, "the worker must ride out the cut, not exit"
     finally:

@@ -22,6 +22,7 @@ from tests.integration.conftest import Stack, eventually
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, settled
 from tests.integration.workers_support import (
     delete_retry_queues,
+    deliveries,
     end_abandoned_transactions,
     publish,
     start_ingest_worker,
@@ -66,6 +67,9 @@ async def test_submissions_stored_but_unacked_are_redelivered_and_counted_once(
         await eventually(lambda: stored_at_least(COUNT), within_s=120, every_s=0.2)
         # Every delivery handled and acked, the redeliveries of what was stored before too.
         await eventually(lambda: settled(topology.ingest_queue), within_s=60, every_s=0.5)
+        # The new worker was handed what the first stored and never had acknowledged, too.
+        consumed = await asyncio.to_thread(deliveries, stack.env["SANAD_INGEST_METRICS_PORT"])
+        assert consumed > COUNT - at_kill, (consumed, at_kill)
         assert await db.transactions.count_documents({}) == COUNT
         rollups = await db.rollups.find({"center_id": center}).to_list()
         assert sum(r["submitted"] for r in rollups) == COUNT

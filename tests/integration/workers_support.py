@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,3 +190,14 @@ async def end_abandoned_transactions(db: Any) -> None:
     test proves (nothing lost, nothing doubled) does not depend on who ends it, only when.
     """
     await db.client.admin.command("killAllSessions", [])
+
+
+def deliveries(metrics_port: str) -> float:
+    """Deliveries a worker took off its queue, redeliveries included (its /metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("sanad_amqp_consumed_total{")
+    )

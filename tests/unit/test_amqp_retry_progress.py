@@ -6,10 +6,14 @@ Its delays double from a short first one to the longest, and start again with it
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from sanad.amqp.outcomes import OutcomePublisher, Retry
 from sanad.amqp.topology import Topology
 from tests.unit.test_dead_letter_user_header import RETRY_QUEUE, Exchange, back_from, incoming
 from tests.unit.test_dead_letter_user_header import publisher as outcomes_of
+from workers.ingest.settings import IngestSettings
 
 
 def waiting(applied: int) -> Retry:
@@ -120,3 +124,10 @@ def test_a_long_count_never_overflows_the_delay() -> None:
 
 def publisher_of_fixed_delay() -> OutcomePublisher:
     return outcomes_of(Exchange(), max_retries=3)
+
+
+def test_a_first_delay_longer_than_the_longest_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANAD_INGEST_RETRY_FIRST_DELAY_MS", "5000")
+    monkeypatch.setenv("SANAD_INGEST_RETRY_DELAY_MS", "2000")
+    with pytest.raises(ValidationError, match="every wait would be the longest"):
+        IngestSettings()

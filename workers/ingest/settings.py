@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sanad.settings import ServerSettings
 
@@ -34,3 +34,12 @@ class IngestSettings(ServerSettings):
     ingest_retry_delay_ms: int = Field(default=2000, ge=1)
     ingest_retry_first_delay_ms: int = Field(default=125, ge=1)
     ingest_max_retries: int = 90
+
+    @model_validator(mode="after")
+    def _first_delay_within_the_longest(self) -> "IngestSettings":
+        if self.ingest_retry_first_delay_ms > self.ingest_retry_delay_ms:
+            raise ValueError(
+                "SANAD_INGEST_RETRY_FIRST_DELAY_MS is longer than SANAD_INGEST_RETRY_DELAY_MS,"
+                " the longest wait: every wait would be the longest"
+            )
+        return self
