@@ -189,6 +189,11 @@ class CommonSettings(BaseSettings):
             )
         if self.uses_amqp:
             problems += amqp_tls_problems(self.amqp_url)
+            if heartbeat_off(self.amqp_url):
+                problems.append(
+                    "an AMQP URL that turns heartbeats off: a partitioned connection would"
+                    " never be seen (drop its heartbeat, or give one from 1 to 600)"
+                )
         problems += mongo_tls_problems(
             self.mongo_url, self.mongo_tls_ca_file, self.mongo_tls_cert_key_file
         )
@@ -257,6 +262,19 @@ def with_heartbeat(url: str, seconds: int) -> str:
     if "heartbeat" in parsed.query:
         return url
     return str(parsed.update_query(heartbeat=seconds))
+
+
+def heartbeat_off(url: str) -> bool:
+    """Whether an AMQP URL turns heartbeats off as aiormq reads it: heartbeat 0, or a value
+    aiormq takes for 0 (not a number, or 65535 and over)."""
+    given = URL(url).query.get("heartbeat")
+    if given is None:
+        return False
+    try:
+        seconds = int(given)
+    except ValueError:
+        return True
+    return not 0 < seconds < 65535
 
 
 def amqp_tls_problems(url: str) -> list[str]:

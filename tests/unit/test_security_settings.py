@@ -163,6 +163,10 @@ def test_production_refuses_an_amqp_url_that_logs_in_as_guest(amqp_url: str) -> 
         ({"amqp_url": "amqps://intake:pw@rabbit/?no_verify_ssl"}, "no_verify_ssl"),
         ({"amqp_url": "amqps://intake:pw@rabbit/?no_verify_ssl="}, "no_verify_ssl"),
         ({"amqp_url": "amqps://i:pw@rabbit/?no_verify_ssl=1&no_verify_ssl=0"}, "no_verify_ssl"),
+        # aiormq takes 0, a value that is no number and 65535 and over as no heartbeat at all.
+        ({"amqp_url": "amqps://intake:pw@rabbit/?heartbeat=0"}, "turns heartbeats off"),
+        ({"amqp_url": "amqps://intake:pw@rabbit/?heartbeat=never"}, "turns heartbeats off"),
+        ({"amqp_url": "amqps://intake:pw@rabbit/?heartbeat=65535"}, "turns heartbeats off"),
         (plain_mongo("mongodb://intake:pw@mongo-0:27017/admin"), "plaintext MongoDB"),
         (plain_mongo("mongodb+srv://intake:pw@mongo.example/?tls=false"), "plaintext MongoDB"),
         # pymongo splits options on ";" too, and drops a boolean that is not exactly "true".
