@@ -3,7 +3,6 @@
 import asyncio
 import os
 import signal
-import urllib.request
 import uuid
 
 import pytest
@@ -14,7 +13,13 @@ from sanad.devstack import mongo_server
 from sanad.records import SUBMITTED_TYPE
 from tests.integration.conftest import StoppableDatabase, eventually
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, settled
-from tests.integration.workers_support import ingest_worker, publish, queue_depth, submitted
+from tests.integration.workers_support import (
+    counted,
+    ingest_worker,
+    publish,
+    queue_depth,
+    submitted,
+)
 
 pytestmark = [pytest.mark.integration, needs_rabbitmqctl]
 
@@ -23,13 +28,7 @@ COUNT = 3000
 
 def _retried(metrics_port: str) -> float:
     """The worker's count of micro-batches retried after a transient failure."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("sanad_worker_retries_total{")
-    )
+    return counted(metrics_port, "sanad_worker_retries_total")
 
 
 async def test_a_database_restarted_mid_stream_loses_nothing_and_dead_letters_nothing(

@@ -5,7 +5,6 @@ import asyncio
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sanad.v1 import events_pb2
 from tests.integration.broker_support import BrokerProxy
 from tests.integration.conftest import Stack, eventually
 from tests.integration.workers_support import (
+    counted,
     delete_retry_queues,
     has_consumer,
     publish,
@@ -106,23 +106,12 @@ async def database_proxy(mongo_url: str) -> AsyncIterator[BrokerProxy]:
     await proxy.cut()
 
 
-def _counted(metrics_port: str, metric: str) -> float:
-    """The sum of a worker's counter over its labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(f"{metric}{{")
-    )
-
-
 def _counting(metrics_port: str, metric: str) -> Callable[[], Awaitable[bool]]:
     """Whether the worker has counted metric at least once."""
 
     async def probe() -> bool:
         try:
-            return await asyncio.to_thread(_counted, metrics_port, metric) > 0
+            return await asyncio.to_thread(counted, metrics_port, metric) > 0
         except OSError:  # not serving metrics yet
             return False
 

@@ -192,12 +192,17 @@ async def end_abandoned_transactions(db: Any) -> None:
     await db.client.admin.command("killAllSessions", [])
 
 
-def deliveries(metrics_port: str) -> float:
-    """Deliveries a worker took off its queue, redeliveries included (its /metrics)."""
+def counted(metrics_port: str, metric: str) -> float:
+    """The sum of a worker's counter over its labels, read from its /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
         text = page.read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("sanad_amqp_consumed_total{")
+        if line.startswith(f"{metric}{{")
     )
+
+
+def deliveries(metrics_port: str) -> float:
+    """Deliveries a worker took off its queue, redeliveries included."""
+    return counted(metrics_port, "sanad_amqp_consumed_total")

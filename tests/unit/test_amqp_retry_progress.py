@@ -131,3 +131,20 @@ def test_a_first_delay_longer_than_the_longest_is_refused(monkeypatch: pytest.Mo
     monkeypatch.setenv("SANAD_INGEST_RETRY_DELAY_MS", "2000")
     with pytest.raises(ValidationError, match="every wait would be the longest"):
         IngestSettings()
+
+
+def test_a_longest_delay_under_the_default_first_one_is_every_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SANAD_INGEST_RETRY_DELAY_MS", "100")
+    settings = IngestSettings()
+    outcomes = OutcomePublisher(
+        Topology("t"),
+        "t.ingest",
+        max_retries=3,
+        retry_first_delay_s=settings.ingest_retry_first_delay_ms / 1000,
+        retry_delay_s=settings.ingest_retry_delay_ms / 1000,
+        timeout_s=5.0,
+        on_stall=lambda _: None,
+    )
+    assert [outcomes.retry_delay(retries) for retries in range(3)] == [0.1, 0.1, 0.1]

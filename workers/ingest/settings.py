@@ -37,7 +37,12 @@ class IngestSettings(ServerSettings):
 
     @model_validator(mode="after")
     def _first_delay_within_the_longest(self) -> "IngestSettings":
-        if self.ingest_retry_first_delay_ms > self.ingest_retry_delay_ms:
+        """A first delay set longer than the longest is refused; the default one follows a
+        longest delay set under it (every wait is then the longest)."""
+        if (
+            "ingest_retry_first_delay_ms" in self.model_fields_set
+            and self.ingest_retry_first_delay_ms > self.ingest_retry_delay_ms
+        ):
             raise ValueError(
                 "SANAD_INGEST_RETRY_FIRST_DELAY_MS is longer than SANAD_INGEST_RETRY_DELAY_MS,"
                 " the longest wait: every wait would be the longest"
