@@ -7,6 +7,7 @@ import grpc
 
 from sanad.deadline import caller_deadline
 from sanad.domain.clock import utcnow
+from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.domain.transactions import Status
 from sanad.errors import Violation, check, collected
 from sanad.records import proto_from_document
@@ -91,7 +92,10 @@ def change_to_proto(change: Change) -> intake_pb2.StatusChange:
 
 
 def item_to_proto(result: ItemResult) -> intake_pb2.SubmitTransactionsResponse:
-    answer = intake_pb2.SubmitTransactionsResponse(index=result.index, request_id=result.request_id)
+    # An overlong request id (refused for it) is not sent back: one near the message limit made
+    # the answer too large to send, which ended the whole stream (the index names the item).
+    echoed = result.request_id if len(result.request_id) <= MAX_CODE_LENGTH else ""
+    answer = intake_pb2.SubmitTransactionsResponse(index=result.index, request_id=echoed)
     if result.accepted is not None:
         answer.transaction_id = result.accepted.transaction_id
     if result.error is not None:

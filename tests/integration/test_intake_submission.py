@@ -114,3 +114,29 @@ async def test_a_stream_of_a_thousand_items_answers_each_in_order(stack: Stack) 
     # The same stream again is idempotent: the same ids, item by item.
     again = [a async for a in stack.intake.SubmitTransactions(items(), timeout=60)]
     assert [a.transaction_id for a in again] == [a.transaction_id for a in answers]
+
+
+async def test_an_item_with_an_overlong_request_id_is_refused_alone_and_not_echoed(
+    stack: Stack,
+) -> None:
+    # A request id just under the 4 MiB a message may be: echoed in its answer, the answer was
+    # too large to send, and the whole stream ended RESOURCE_EXHAUSTED with the next item
+    # stored but never answered.
+    center_id, service = await open_centre_with_service(stack)
+    overlong = "R" * (4 * 1024 * 1024 - 300)
+
+    async def items() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:
+        for request_id in (overlong, "after-the-overlong-one"):
+            request = submit_request(center_id, service, request_id)
+            yield intake_pb2.SubmitTransactionsRequest(transaction=request)
+
+    answers = [a async for a in stack.intake.SubmitTransactions(items(), timeout=30)]
+    refused, accepted = answers
+    assert (refused.index, refused.request_id, refused.error_code) == (0, "", "INVALID_ARGUMENT")
+    assert [v.field for v in refused.violations] == ["request_id"]
+    assert (accepted.index, accepted.request_id, accepted.error_code) == (
+        1,
+        "after-the-overlong-one",
+        "",
+    )
+    assert len(accepted.transaction_id) == 26
