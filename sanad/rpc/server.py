@@ -23,6 +23,8 @@ log = logging.getLogger("sanad.rpc")
 # Every inter-service channel pings its server this often (watch streams sit idle for hours),
 # and every server accepts pings that often: both sides derive their options from this value.
 KEEPALIVE_TIME_MS = 30_000
+# How long a ping the server sends may go unanswered before the connection is closed.
+KEEPALIVE_TIMEOUT_MS = 10_000
 
 
 def message_options(max_bytes: int) -> list[tuple[str, Any]]:
@@ -43,16 +45,29 @@ def keepalive_client_options(keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tupl
 
 
 def keepalive_server_options(keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, Any]]:
-    """Accept the clients' keepalive pings also on a stream that sends nothing for a long time.
+    """Accept the clients' keepalive pings also on a stream that sends nothing for a long time,
+    and ping the clients too.
 
     gRPC's default lets a client ping only every 5 minutes without data; our clients ping every
     KEEPALIVE_TIME_MS, which earned them GOAWAY "too many pings" after two strikes and dropped
     every idle watch stream. Half the interval leaves room for timer jitter.
+
+    The server pings every keepalive_ms and closes a connection whose ping is not answered
+    within KEEPALIVE_TIMEOUT_MS: with gRPC's default (a ping every 2 hours) a client that froze
+    or vanished without a close held its watch streams, and their share of its identity's
+    stream cap, for hours (a stopped client's ten watches kept its centre refused for the 20
+    minutes a helper watched).
     """
     return [
         ("grpc.http2.min_ping_interval_without_data_ms", keepalive_ms // 2),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", min(KEEPALIVE_TIMEOUT_MS, keepalive_ms)),
+        # The timeout the transport applies to an unanswered ping (gRPC 1.5x+: a minute by
+        # default, which a frozen client's connection outlived by the keepalive timeout alone).
+        ("grpc.http2.ping_timeout_ms", min(KEEPALIVE_TIMEOUT_MS, keepalive_ms)),
+        ("grpc.http2.max_pings_without_data", 0),
     ]
 
 
