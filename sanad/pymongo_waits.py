@@ -15,14 +15,22 @@ UNAVAILABLE until the process restarted.
 await), so the inner wait ends in the caller's own task, lock taken back, whatever cancels it.
 It runs before the first client is built (sanad.mongo.connect); on 3.12 and later it does
 nothing.
+
+PyMongo's network layer sends every command through `asyncio.wait_for` too (a module attribute
+there, not a name of its own), and a cancel arriving as a send completes was dropped the same
+way: a watch stream whose client had gone went on polling MongoDB, holding its caller's stream
+slot, until the next change (a helper saw 38 such watches in intake, 18 in a registry). The
+network layer is given a view of asyncio with the same wait_for.
 """
 
 import asyncio
 import sys
+import types
 from collections.abc import Awaitable
 from typing import TypeVar
 
 import pymongo.lock
+import pymongo.network_layer
 
 T = TypeVar("T")
 
@@ -35,6 +43,15 @@ async def wait_for(awaitable: Awaitable[T], timeout: float | None) -> T:  # noqa
 
 
 def mend() -> None:
-    """Make PyMongo's Condition waits safe to cancel (see the module's docstring)."""
+    """Make PyMongo's Condition waits and sends safe to cancel (see the module's docstring)."""
     if sys.version_info < (3, 12):
         pymongo.lock.wait_for = wait_for  # type: ignore[assignment]
+        pymongo.network_layer.asyncio = _asyncio_with_safe_wait_for()
+
+
+def _asyncio_with_safe_wait_for() -> types.ModuleType:
+    """asyncio as the network layer sees it: everything the same, but wait_for."""
+    view = types.ModuleType("asyncio")
+    view.__dict__.update(vars(asyncio))
+    view.wait_for = wait_for  # type: ignore[attr-defined]
+    return view

@@ -105,13 +105,20 @@ class Reader:
         return docs, ""
 
     async def watch(
-        self, transaction_id: str, identity: Identity, deadline: Deadline, poll_s: float
+        self,
+        transaction_id: str,
+        identity: Identity,
+        deadline: Deadline,
+        poll_s: float,
+        ended: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[Document]:
-        """The transaction now and after each change, until it finishes; DeadlineReached when
-        the caller's deadline runs out first."""
+        """The transaction now and after each change, until it finishes or ended() says the
+        call is over (checked at every poll: a cancel the watch missed, as Python 3.11's
+        wait_for can drop one inside PyMongo, left it polling until the transaction changed);
+        DeadlineReached when the caller's deadline runs out first."""
         doc = await _before_deadline(lambda: self.get(transaction_id, identity, deadline), deadline)
         seen = None
-        while True:
+        while not ended():
             version = (doc["status"], len(doc["history"]), doc.get("rating", 0))
             if version != seen:
                 seen = version

@@ -183,7 +183,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def WatchTransaction(
         self, request: intake_pb2.WatchTransactionRequest, context: Context
     ) -> AsyncIterator[intake_pb2.WatchTransactionResponse]:
-        docs = self.reader.watch(request.id, current(), caller_deadline(context), self.watch_poll_s)
+        docs = self.reader.watch(
+            request.id, current(), caller_deadline(context), self.watch_poll_s, context.done
+        )
         try:
             async for doc in docs:
                 yield intake_pb2.WatchTransactionResponse(

@@ -99,10 +99,13 @@ class CatalogOperations:
 
         return await self._saved(attempt, code, deadline)
 
-    def watch(self, since_revision: int) -> AsyncIterator[CatalogService | int]:
-        """Services changed after since_revision, the replay's end revision, then live changes."""
+    def watch(
+        self, since_revision: int, ended: Callable[[], bool] = lambda: False
+    ) -> AsyncIterator[CatalogService | int]:
+        """Services changed after since_revision, the replay's end revision, then live changes,
+        until ended()."""
         return self.feed.watch(
-            self.store.service_changes_after, self.store.head_revision, since_revision
+            self.store.service_changes_after, self.store.head_revision, since_revision, ended
         )
 
     async def _saved(

@@ -178,10 +178,13 @@ class CenterOperations:
         saved = await as_it_stands(attempt, what, retry=expected is None, deadline=deadline)
         return self.feed.published(saved)
 
-    def watch(self, since_revision: int) -> AsyncIterator[Center | int]:
-        """Centres changed after since_revision, the replay's end revision, then live changes."""
+    def watch(
+        self, since_revision: int, ended: Callable[[], bool] = lambda: False
+    ) -> AsyncIterator[Center | int]:
+        """Centres changed after since_revision, the replay's end revision, then live changes,
+        until ended()."""
         return self.feed.watch(
-            self.store.center_changes_after, self.store.head_revision, since_revision
+            self.store.center_changes_after, self.store.head_revision, since_revision, ended
         )
 
 

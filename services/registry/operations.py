@@ -156,8 +156,12 @@ class ChangeFeed:
         fetch: Callable[[int], Awaitable[list[Entity]]],
         head: Callable[[], Awaitable[int]],
         since_revision: int,
+        ended: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[Entity | int]:
-        """Entities changed after since_revision, the replay's end revision, then live changes.
+        """Entities changed after since_revision, the replay's end revision, then live changes,
+        until ended() says the call is over (checked at every pass: a cancel that the watch
+        missed, as Python 3.11's wait_for can drop one inside PyMongo, left it polling MongoDB
+        and holding its caller's stream slot until the next change).
 
         Invalid for a negative since_revision: no revision is below 0, which already replays
         everything. OutOfRange for a since_revision past the registry's latest: answering synced
@@ -186,7 +190,7 @@ class ChangeFeed:
         last = since_revision
         synced = False
         checked = time.monotonic()
-        while True:
+        while not ended():
             # Taken before the read: a write committed while it runs wakes the wait below.
             changed = self._changed
             changes = await fetch(last)

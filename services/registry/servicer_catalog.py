@@ -71,7 +71,7 @@ class CatalogRpcs:
     async def WatchCatalog(
         self, request: pb.WatchCatalogRequest, context: Context
     ) -> AsyncIterator[pb.WatchCatalogResponse]:
-        async for event in self.catalog.watch(request.since_revision):
+        async for event in self.catalog.watch(request.since_revision, context.done):
             if isinstance(event, int):
                 yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=event))
             else:

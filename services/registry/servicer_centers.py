@@ -95,7 +95,7 @@ class CenterRpcs:
     async def WatchCenters(
         self, request: pb.WatchCentersRequest, context: Context
     ) -> AsyncIterator[pb.WatchCentersResponse]:
-        async for event in self.centers.watch(request.since_revision):
+        async for event in self.centers.watch(request.since_revision, context.done):
             if isinstance(event, int):
                 yield pb.WatchCentersResponse(synced=pb.WatchSynced(revision=event))
             else:

@@ -138,3 +138,18 @@ def test_the_sla_clock_excludes_paused_intervals() -> None:
     shown = proto_from_document(doc, T0 + 100 * hour)
     assert shown.paused_seconds == 5 * 3600
     assert shown.sla_elapsed_seconds == 4 * 3600
+
+
+async def test_a_watch_whose_call_is_over_ends_at_its_next_poll() -> None:
+    # The same for intake's watch of a transaction that does not change.
+    store = FakeStore(stored())
+    over = False
+    watch = Reader(store).watch("T1", DEV_ADMIN, Deadline(30.0), 0.005, lambda: over)
+    first = await anext(watch)
+    assert first["_id"] == "T1"
+    waiting = asyncio.create_task(anext(watch))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    over = True
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 5)

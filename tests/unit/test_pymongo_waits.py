@@ -3,9 +3,11 @@
 and every later checkout of that client waited forever (sanad.pymongo_waits)."""
 
 import asyncio
+import inspect
 import random
 
 import pymongo.lock
+import pymongo.network_layer
 
 from sanad import pymongo_waits
 
@@ -37,3 +39,14 @@ def test_pymongo_still_waits_through_the_mended_wait_for() -> None:
     assert "wait_for" in pymongo.lock._async_cond_wait.__code__.co_names
     pymongo_waits.mend()
     assert pymongo.lock.wait_for is pymongo_waits.wait_for
+
+
+def test_pymongo_sends_through_the_mended_wait_for() -> None:
+    # Its network layer reads wait_for from its module's asyncio at every send: a release that
+    # imports it by name, or sends some other way, must be read again before it is trusted.
+    source = inspect.getsource(pymongo.network_layer.async_sendall)
+    assert "asyncio.wait_for(" in source
+    pymongo_waits.mend()
+    assert pymongo.network_layer.asyncio.wait_for is pymongo_waits.wait_for
+    assert pymongo.network_layer.asyncio.sleep is asyncio.sleep  # the rest is asyncio's own
+    assert asyncio.wait_for is not pymongo_waits.wait_for  # nobody else's changes
