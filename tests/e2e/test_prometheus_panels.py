@@ -8,6 +8,8 @@ so panel queries on `rabbitmq_*` metrics are exempt exactly when port 15692 does
 """
 
 import asyncio
+import contextlib
+import io
 import json
 import shutil
 import socket
@@ -15,13 +17,14 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from sanad.cli import __main__ as cli
 from sanad.devstack.launcher import LaunchedStack
 from sanad.devstack.mongo_server import free_port
 from sanad.seed.batches import BatchLoader
@@ -138,9 +141,25 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         running.stop()
 
 
+def in_process_ctl(system: System) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """sanadctl against the stack, run in this process: the load's two dozen commands cost
+    1.4 to 3 s each as processes here (test_devstack runs the real command line)."""
+
+    def ctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args), environ=system.devstack.env)
+        result = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+        if check and code != 0:
+            raise AssertionError(f"sanadctl {args} failed: {result.stderr}")
+        return result
+
+    return ctl
+
+
 def drive_load(system: System) -> None:
     """A centre, submissions, one bad call, statistics calls and one batch of two items."""
-    ctl = system.devstack.ctl
+    ctl = in_process_ctl(system)
     service = unique("ROP-VISA")
     ctl(
         "catalogue", "add", "--code", service, "--agency", "ROP", "--name-ar", "تجديد تأشيرة",
