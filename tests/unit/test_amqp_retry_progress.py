@@ -63,15 +63,17 @@ async def test_a_line_that_moved_once_then_stopped_gives_up_a_budget_after_it_st
     assert letter.headers["x-sanad-reason"] == "change-out-of-order"
 
 
-def backing_off(exchange: Exchange, max_retries: int) -> OutcomePublisher:
-    """A publisher whose parked messages wait 0.125 s first, doubling up to 2 s (the ingest
-    worker's defaults)."""
+def backing_off(
+    exchange: Exchange, max_retries: int, first_s: float = 0.125, longest_s: float = 2.0
+) -> OutcomePublisher:
+    """A publisher whose parked messages wait first_s first, doubling up to longest_s (by
+    default the ingest worker's defaults)."""
     outcomes = OutcomePublisher(
         Topology("t"),
         "t.batch",
         max_retries=max_retries,
-        retry_first_delay_s=0.125,
-        retry_delay_s=2.0,
+        retry_first_delay_s=first_s,
+        retry_delay_s=longest_s,
         timeout_s=5.0,
         on_stall=lambda _: None,
     )
@@ -113,17 +115,13 @@ async def test_a_wait_for_something_with_no_progress_to_show_backs_off_too() -> 
 
 
 def test_without_a_first_delay_every_wait_is_the_retry_delay() -> None:
-    outcomes = publisher_of_fixed_delay()
+    outcomes = outcomes_of(Exchange(), max_retries=3)
     assert [outcomes.retry_delay(retries) for retries in (0, 1, 5, 89, 500)] == [1.0] * 5
 
 
 def test_a_long_count_never_overflows_the_delay() -> None:
     outcomes = backing_off(Exchange(), max_retries=10_000)
     assert outcomes.retry_delay(5_000) == 2.0
-
-
-def publisher_of_fixed_delay() -> OutcomePublisher:
-    return outcomes_of(Exchange(), max_retries=3)
 
 
 def test_a_first_delay_longer_than_the_longest_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,13 +136,10 @@ def test_a_longest_delay_under_the_default_first_one_is_every_wait(
 ) -> None:
     monkeypatch.setenv("SANAD_INGEST_RETRY_DELAY_MS", "100")
     settings = IngestSettings()
-    outcomes = OutcomePublisher(
-        Topology("t"),
-        "t.ingest",
+    outcomes = backing_off(
+        Exchange(),
         max_retries=3,
-        retry_first_delay_s=settings.ingest_retry_first_delay_ms / 1000,
-        retry_delay_s=settings.ingest_retry_delay_ms / 1000,
-        timeout_s=5.0,
-        on_stall=lambda _: None,
+        first_s=settings.ingest_retry_first_delay_ms / 1000,
+        longest_s=settings.ingest_retry_delay_ms / 1000,
     )
     assert [outcomes.retry_delay(retries) for retries in range(3)] == [0.1, 0.1, 0.1]
