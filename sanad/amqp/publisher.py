@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
 from sanad.amqp.topology import CONTENT_TYPE, Topology
 from sanad.errors import Unavailable
+from sanad.telemetry.logs import LineBudget
 from sanad.telemetry.metrics import AMQP_PUBLISH_SECONDS, AMQP_PUBLISHED
 
 log = logging.getLogger("sanad.amqp")
@@ -21,6 +22,9 @@ log = logging.getLogger("sanad.amqp")
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 # What aio-pika and aiormq raise when the broker or the connection fails us.
 _BROKER_ERRORS = (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError)
+# Lines of failed publishes: at most 10 a second for each exchange and kind of failure (a slow
+# or full broker fails every publish; sanad_amqp_published_total counts them all).
+FAILURE_LINES = LineBudget(lines=10, per_s=1.0)
 
 
 class ConfirmedPublisher:
@@ -208,10 +212,12 @@ def _failed(outcomes: _Outcomes, exchange: str, error: BaseException) -> Unavail
     refused = refusal(error)
     if refused is not None:
         outcomes.refused.inc()
-        log.warning("publish to %s refused: %s", exchange, refused)
+        if (extra := FAILURE_LINES.fields((exchange, "refused"))) is not None:
+            log.warning("publish to %s refused: %s", exchange, refused, extra=extra)
         return Unavailable(f"the message broker refused the message: {refused}; retry later")
     outcomes.failed.inc()
-    log.warning("publish to %s failed: %r", exchange, error)
+    if (extra := FAILURE_LINES.fields((exchange, "failed"))) is not None:
+        log.warning("publish to %s failed: %r", exchange, error, extra=extra)
     return Unavailable("the message broker did not confirm; retry later")
 
 

@@ -20,7 +20,7 @@ import grpc
 from sanad import errors
 from sanad.rpc.status import code_of, to_status
 from sanad.rpc.undecodable import handed_on, is_lenient, lenient
-from sanad.telemetry.logs import request_id_var
+from sanad.telemetry.logs import LineBudget, request_id_var
 from sanad.telemetry.metrics import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
 
 log = logging.getLogger("sanad.rpc")
@@ -28,6 +28,11 @@ log = logging.getLogger("sanad.rpc")
 REQUEST_ID_KEY = "x-request-id"
 # How near its deadline a cancelled call counts as one whose deadline passed (cancelled_code).
 DEADLINE_SLACK_S = 0.1
+# Lines of failed calls: at most 10 a second for each method and code (see _Call.finish).
+FAILURE_LINES = LineBudget(lines=10, per_s=1.0)
+ALWAYS_LOGGED = frozenset(
+    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+)
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -100,22 +105,23 @@ class _Call:
         self.method.handled(code).inc()
         self.method.latency.observe(elapsed)
         # OK calls at DEBUG: at thousands of calls a second a line each costs more than the
-        # call; the counters above keep the totals. Every error stays a WARNING line.
+        # call; the counters above keep the totals. Failed calls are WARNING lines, up to
+        # FAILURE_LINES' budget a method and code (an outage fails every call); a failure of
+        # ours (INTERNAL, UNKNOWN, DATA_LOSS) is always written.
         level = logging.DEBUG if code is grpc.StatusCode.OK else logging.WARNING
         if not log.isEnabledFor(level):
             return
-        log.log(
-            level,
-            "%s/%s %s",
-            self.service,
-            self.name,
-            code.name,
-            extra={
-                "grpc_code": code.name,
-                "duration_ms": round(elapsed * 1000, 2),
-                "detail": detail,
-            },
-        )
+        fields = {
+            "grpc_code": code.name,
+            "duration_ms": round(elapsed * 1000, 2),
+            "detail": detail,
+        }
+        if level is logging.WARNING and code not in ALWAYS_LOGGED:
+            budgeted = FAILURE_LINES.fields((self.service, self.name, code), fields)
+            if budgeted is None:
+                return
+            fields = budgeted
+        log.log(level, "%s/%s %s", self.service, self.name, code.name, extra=fields)
 
 
 def _finished_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:

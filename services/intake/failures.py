@@ -13,13 +13,16 @@ from pymongo.errors import PyMongoError
 from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.errors import DomainError, Internal, Unavailable
 from sanad.mongo import passing
-from sanad.telemetry.logs import request_id_var
+from sanad.telemetry.logs import LineBudget, request_id_var
 
 log = logging.getLogger("sanad.intake")
 
 # A transaction's label for a failure worth running the transaction again for; sanad.mongo.passing
 # leaves it out, as the stores that run transactions retry on it themselves.
 TRANSACTION_LABEL = "TransientTransactionError"
+# Lines of streamed items answered UNAVAILABLE: at most 10 a second (an outage of MongoDB fails
+# every item of every stream).
+UNAVAILABLE_LINES = LineBudget(lines=10, per_s=1.0)
 
 
 def transient(error: BaseException) -> bool:
@@ -32,16 +35,18 @@ def transient(error: BaseException) -> bool:
 
 def item_failure(error: Exception, index: int, request_id: str) -> DomainError:
     """The answer to an item whose submission raised `error`, which no domain rule raised;
-    logged here, once, with the item's index and request id and the call's request id (the
-    log's own), never the submission (its civil number)."""
+    logged here, once (UNAVAILABLE within UNAVAILABLE_LINES' budget), with the item's index and
+    request id and the call's request id (the log's own), never the submission (its civil
+    number)."""
     item = {"item_index": index, "item_request_id": request_id[:MAX_CODE_LENGTH]}
     if transient(error):
-        log.warning(
-            "streamed item %d answered UNAVAILABLE: %s",
-            index,
-            type(error).__name__,
-            extra=item,
-        )
+        if (extra := UNAVAILABLE_LINES.fields("unavailable", item)) is not None:
+            log.warning(
+                "streamed item %d answered UNAVAILABLE: %s",
+                index,
+                type(error).__name__,
+                extra=extra,
+            )
         return Unavailable("the database did not answer as it should; retry later")
     log.error("streamed item %d answered INTERNAL", index, exc_info=error, extra=item)
     return Internal(f"internal error; quote request id {request_id_var.get()}")
