@@ -407,6 +407,26 @@ def test_k8s_rabbitmq_topology_matches_the_compose_definitions() -> None:
     assert [v["name"] for v in DEFINITIONS["vhosts"]] == ["sanad"]
 
 
+def broker_setting(config: str, key: str) -> str:
+    """A key's value in rabbitmq.conf text."""
+    [value] = [
+        line.split("=", 1)[1].strip()
+        for line in config.splitlines()
+        if line.split("=", 1)[0].strip() == key
+    ]
+    return value
+
+
+def test_both_brokers_refuse_a_body_the_batch_worker_would_refuse_unread() -> None:
+    limit = str(BatchSettings.model_fields["batch_max_bytes"].default)
+    compose_conf = (COMPOSE_DIR / "rabbitmq" / "20-sanad.conf").read_text()
+    for overlay in OVERLAYS:
+        [cluster] = of_kind(RENDERED[overlay], "RabbitmqCluster")
+        k8s_conf = cluster["spec"]["rabbitmq"]["additionalConfig"]
+        assert broker_setting(k8s_conf, "max_message_size") == limit, overlay
+    assert broker_setting(compose_conf, "max_message_size") == limit
+
+
 # --- Prometheus -------------------------------------------------------------------------------
 
 
