@@ -11,6 +11,8 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from bson import decode
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -39,6 +41,13 @@ from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.paging import Page, PageRequest
 
 REVISION_ID = "registry_revision"
+# A watch reads the change log this many changes at a time, and stops a read early once the
+# changes it read pass REPLAY_BYTES: a catalogue service may list 500 required documents of 500
+# characters and a centre 500 licence events, so 500 such changes would be about 150 MB held at
+# once by each stream replaying them. The server sends CHANGES_PER_BATCH at a time.
+CHANGES_PER_READ = 500
+CHANGES_PER_BATCH = 50
+REPLAY_BYTES = 4 * 1024 * 1024
 
 
 class RegistryStore:
@@ -49,6 +58,7 @@ class RegistryStore:
         client: AsyncMongoClient[Document],
         db: AsyncDatabase[Document],
         timeout_s: float = 5.0,
+        replay_bytes: int = REPLAY_BYTES,
     ) -> None:
         self.client = client
         self.db = db
@@ -57,6 +67,7 @@ class RegistryStore:
         self.centers = db["registry_centers"]
         self.catalog = db["registry_catalog"]
         self.changes = db["registry_changes"]
+        self.replay_bytes = replay_bytes
         self.counters = db["registry_counters"]
         self.audit_log = db[audit.COLLECTION]
         # Set once ensure_indexes has run: until then nothing enforces unique licence numbers.
@@ -191,18 +202,44 @@ class RegistryStore:
             raise Aborted(f"{doc['_id']!r} changed meanwhile; read it again and retry")
 
     @bounded
-    async def center_changes_after(self, revision: int, limit: int = 500) -> list[Center]:
-        """Centres as they stood after each change past a revision, oldest first."""
+    async def center_changes_after(
+        self, revision: int, limit: int = CHANGES_PER_READ
+    ) -> list[Center]:
+        """Centres as they stood after each change past a revision, oldest first: at most
+        limit, and no more once they pass replay_bytes (always at least one)."""
         return [center_from_doc(d) for d in await self._changes_after("center", revision, limit)]
 
     @bounded
-    async def service_changes_after(self, revision: int, limit: int = 500) -> list[CatalogService]:
-        """Catalogue services as they stood after each change past a revision, oldest first."""
+    async def service_changes_after(
+        self, revision: int, limit: int = CHANGES_PER_READ
+    ) -> list[CatalogService]:
+        """Catalogue services as they stood after each change past a revision, oldest first,
+        bounded as center_changes_after's."""
         return [service_from_doc(d) for d in await self._changes_after("catalog", revision, limit)]
 
     async def _changes_after(self, kind: str, revision: int, limit: int) -> list[Document]:
-        cursor = self.changes.find({"kind": kind, "_id": {"$gt": revision}}).sort("_id", 1)
-        return [change["doc"] for change in await cursor.limit(limit).to_list()]
+        # Read raw, so a change's size is known before it is decoded.
+        codecs = self.changes.codec_options
+        raw = self.changes.with_options(
+            codec_options=codecs.with_options(document_class=RawBSONDocument)
+        )
+        cursor = (
+            raw.find({"kind": kind, "_id": {"$gt": revision}})
+            .sort("_id", 1)
+            .limit(limit)
+            .batch_size(CHANGES_PER_BATCH)
+        )
+        docs: list[Document] = []
+        size = 0
+        try:
+            async for change in cursor:
+                docs.append(decode(change.raw, codecs)["doc"])
+                size += len(change.raw)
+                if size >= self.replay_bytes:
+                    break
+        finally:
+            await cursor.close()
+        return docs
 
     @bounded
     async def head_revision(self) -> int:

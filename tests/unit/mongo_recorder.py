@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson.codec_options import DEFAULT_CODEC_OPTIONS
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
 from sanad.retired_indexes import RETIRED
@@ -79,7 +80,10 @@ class Cursor:
     def sort(self, *_: Any, **__: Any) -> "Cursor":
         return self
 
-    skip = limit = sort
+    skip = limit = batch_size = sort
+
+    async def close(self) -> None:
+        pass
 
     async def to_list(self, *_: Any) -> list[Document]:
         return list(self.documents)
@@ -108,6 +112,12 @@ class RecordingCollection:
     accesses: set[Access]
     database: "RecordingDatabase"
     documents: list[Document] = field(default_factory=list)
+
+    # Options change how documents are read, not what the call may do.
+    codec_options = DEFAULT_CODEC_OPTIONS
+
+    def with_options(self, **_: Any) -> "RecordingCollection":
+        return self
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
