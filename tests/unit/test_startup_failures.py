@@ -9,9 +9,26 @@ from pathlib import Path
 
 import pytest
 
+from sanad.devstack.mongo_server import free_port
 from sanad.runtime import port_problem
 from services.registry.settings import RegistrySettings
 from tests.unit.test_refused_settings import run_with
+
+
+# Every port setting of every deployable, each given a free port unless a test names it: the
+# defaults are taken whenever `make run` is going beside the tests.
+PORT_SETTINGS = [
+    "SANAD_REGISTRY_PORT",
+    "SANAD_REGISTRY_METRICS_PORT",
+    "SANAD_INTAKE_PORT",
+    "SANAD_INTAKE_METRICS_PORT",
+    "SANAD_METRICS_PORT",
+    "SANAD_METRICS_METRICS_PORT",
+    "SANAD_INGEST_HEALTH_PORT",
+    "SANAD_INGEST_METRICS_PORT",
+    "SANAD_BATCH_HEALTH_PORT",
+    "SANAD_BATCH_METRICS_PORT",
+]
 
 
 def start(module: str, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -20,7 +37,7 @@ def start(module: str, **settings: str) -> subprocess.CompletedProcess[str]:
         module,
         SANAD_LOG_PLAIN="1",
         SANAD_MONGO_URL="mongodb://127.0.0.1:1/?timeoutMS=500",
-        **settings,
+        **({name: str(free_port()) for name in PORT_SETTINGS} | settings),
     )
 
 
