@@ -81,6 +81,7 @@ def show_stats(args: argparse.Namespace, client: Client, printer: Printer) -> in
             ("rejected", s.rejected),
             ("cancelled", s.cancelled),
             ("fees", fee(s.fees_baisa)),
+            ("refunds_due", fee(s.refunds_due_baisa)),
             ("completed_within_sla", s.completed_within_sla),
             ("mean_completion_seconds", f"{s.mean_completion_seconds:.1f}"),
             ("ratings", s.ratings),

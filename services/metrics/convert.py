@@ -15,6 +15,7 @@ def stats_to_proto(stats: Stats) -> metrics_pb2.Stats:
         rejected=stats.get("rejected"),
         cancelled=stats.get("cancelled"),
         fees_baisa=stats.get("fees_baisa"),
+        refunds_due_baisa=stats.get("refunds_due_baisa"),
         completed_within_sla=stats.get("completed_within_sla"),
         mean_completion_seconds=stats.mean_completion_seconds,
         ratings=stats.get("ratings"),

@@ -49,6 +49,39 @@ async def test_a_submission_is_recorded_and_counted(stack: Stack) -> None:
         assert worker.wait(timeout=30) == 0
 
 
+async def test_a_cancelled_transactions_fee_counts_as_due_back(stack: Stack) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    worker = stack.start_worker()
+    try:
+        kept, cancelled = [
+            (
+                await stack.intake.SubmitTransaction(submit_request(center_id, service, n))
+            ).transaction_id
+            for n in ("kept", "cancelled")
+        ]
+        await eventually(lambda: recorded(stack, cancelled))
+        await stack.intake.CancelTransaction(
+            intake_pb2.CancelTransactionRequest(id=cancelled, reason="withdrawn")
+        )
+
+        stats = metrics_pb2.Stats()
+
+        async def counted() -> bool:
+            reply = await stack.metrics.GetCenterStats(
+                metrics_pb2.GetCenterStatsRequest(center_id=center_id)
+            )
+            stats.CopyFrom(reply.stats)
+            return stats.cancelled > 0
+
+        await eventually(counted)
+        assert (stats.submitted, stats.cancelled) == (2, 1)
+        assert (stats.fees_baisa, stats.refunds_due_baisa) == (10_000, 5000)
+        assert await recorded(stack, kept)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+
+
 async def test_a_retried_request_id_yields_the_same_transaction(stack: Stack) -> None:
     center_id, service = await open_centre_with_service(stack)
     replies = await asyncio.gather(
