@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -63,6 +64,16 @@ def configure(process_name: str, level: str = "INFO", plain: bool = False) -> No
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+@dataclass(slots=True)
+class _Window:
+    """One key's budget: when its window began, the lines written in it, and the lines left out
+    since the key's last written line."""
+
+    began: float
+    written: int = 0
+    left_out: int = 0
+
+
 class LineBudget:
     """At most `lines` log lines a `per_s` seconds for each key; the lines beyond are left out
     and counted, and the next line written says how many (its `left_out`).
@@ -81,24 +92,22 @@ class LineBudget:
         self.lines = lines
         self.per_s = per_s
         self.clock = clock
-        # Per key: when its window began, the lines written in it, the lines left out since
-        # its last written line.
-        self._keys: dict[Hashable, list[float]] = {}
+        self._keys: dict[Hashable, _Window] = {}
 
     def admit(self, key: Hashable) -> int | None:
         """None when this line is to be left out; else how many of key's were left out
         since its last line written."""
         now = self.clock()
-        state = self._keys.get(key)
-        if state is None:
-            state = self._keys[key] = [now, 0, 0]
-        elif now - state[0] >= self.per_s:
-            state[0], state[1] = now, 0
-        if state[1] >= self.lines:
-            state[2] += 1
+        window = self._keys.get(key)
+        if window is None:
+            window = self._keys[key] = _Window(now)
+        elif now - window.began >= self.per_s:
+            window.began, window.written = now, 0
+        if window.written >= self.lines:
+            window.left_out += 1
             return None
-        state[1] += 1
-        left_out, state[2] = int(state[2]), 0
+        window.written += 1
+        left_out, window.left_out = window.left_out, 0
         return left_out
 
     def fields(self, key: Hashable, given: dict[str, Any] | None = None) -> dict[str, Any] | None:
