@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from sanad.deadline import Deadline
-from sanad.errors import NotFound, PermissionDenied, PreconditionFailed
-from sanad.security.identity import Identity
+from sanad.errors import NotFound, PermissionDenied, PreconditionFailed, check
+from sanad.security.identity import Identity, Role
 from sanad.security.policy import may_change_catalogue
 from services.registry.domain import CatalogService, CatalogStatus
 from services.registry.listing import SERVICE_PAGE_DEFAULT, SERVICE_PAGE_MAX, ServiceFilter
@@ -20,7 +20,11 @@ from services.registry.operations import (
 from services.registry.paging import Page, PageRequest, decode_token, page_size
 from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
-from services.registry.validation import validate_change, validate_service
+from services.registry.validation import (
+    agency_prefix_violations,
+    validate_change,
+    validate_service,
+)
 
 PAGE_KIND = "catalog"
 
@@ -36,8 +40,14 @@ class CatalogOperations:
         self.feed = feed
         self.licensing_agency = licensing_agency
 
-    async def add(self, service: CatalogService) -> CatalogService:
+    async def add(
+        self, service: CatalogService, identity: Identity | None = None
+    ) -> CatalogService:
+        """Publish a new service; a ministry's code begins with its agency's (admins name any
+        valid code)."""
         validate_service(service)
+        if identity is not None and identity.role is Role.MINISTRY:
+            check(agency_prefix_violations(service))
         self.reference.check_agency(service.agency_code)
         now = stored_now()
         fresh = replace(

@@ -29,7 +29,7 @@ class CatalogRpcs:
     async def AddCatalogService(
         self, request: pb.AddCatalogServiceRequest, context: Context
     ) -> pb.AddCatalogServiceResponse:
-        service = await self.catalog.add(service_from_proto(request.service))
+        service = await self.catalog.add(service_from_proto(request.service), current())
         return pb.AddCatalogServiceResponse(service=service_to_proto(service))
 
     async def UpdateCatalogService(

@@ -5,6 +5,7 @@ contact, documents) have bounds far above any real value, so a stored centre or 
 listing and watch message that carries it, and any error naming it stay small.
 """
 
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,6 +25,14 @@ from services.registry.licence_numbers import number_violations
 E = TypeVar("E", Center, CatalogService)
 MAX_TEXT_LENGTH = 500
 MAX_LIST_LENGTH = 500
+# A catalogue service's code: capital Latin letters and digits, in parts joined by single
+# hyphens (ROP-VISA-RENEW). Centres and agency systems key on it, and it names the service in
+# every listing: a code that only looks like another (a Cyrillic letter, fullwidth forms, lower
+# case, spaces) would pass for that service.
+SERVICE_CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
+SERVICE_CODE_RULE = (
+    "must be capital letters A-Z and digits, in parts joined by single hyphens (ROP-VISA-RENEW)"
+)
 
 
 def too_long(fields: dict[str, str], limit: int) -> list[Violation]:
@@ -107,6 +116,9 @@ def validate_service(service: CatalogService) -> None:
     found += list_bounds("service.required_documents", service.required_documents, MAX_TEXT_LENGTH)
     found += [Violation(name, REQUIRED) for name, value in codes.items() if not value]
     found += code_violations(codes) + name_violations(names)
+    flagged = {v.field for v in found}
+    if service.code and "service.code" not in flagged and not SERVICE_CODE.fullmatch(service.code):
+        found.append(Violation("service.code", SERVICE_CODE_RULE))
     if len(documents) <= MAX_LIST_LENGTH:
         found += name_violations(documents)
     if not 0 <= service.fee_baisa <= MAX_FEE_BAISA:
@@ -116,3 +128,12 @@ def validate_service(service: CatalogService) -> None:
     if service.sla_hours <= 0:
         found.append(Violation("service.sla_hours", "must be a positive number of hours"))
     check(found)
+
+
+def agency_prefix_violations(service: CatalogService) -> list[Violation]:
+    """A ministry's new service's code begins with the code of the agency it belongs to and a
+    hyphen (ROP-...), so no ministry publishes a code that reads as another agency's."""
+    prefix = f"{service.agency_code}-"
+    if service.code.startswith(prefix) and len(service.code) > len(prefix):
+        return []
+    return [Violation("service.code", f"must begin with {prefix} (the agency of the service)")]

@@ -8,11 +8,13 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from sanad.rpc.status import field_violations
 from sanad.security import certs
 from sanad.security.credentials import issue_token
 from sanad.security.identity import Identity, Role
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
+from services.registry.validation import SERVICE_CODE_RULE
 from tests.integration.registry_support import visa_renewal
 
 pytestmark = pytest.mark.integration
@@ -99,3 +101,40 @@ async def test_an_update_need_not_name_the_agency_the_service_belongs_to(
         await secured.update_fee("ministry-moh", code, "", 1)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert await secured.fee_of(code) == 4500
+
+
+async def test_a_ministry_publishes_only_codes_that_begin_with_its_services_agency(
+    secured: Secured,
+) -> None:
+    """ROP cannot publish a code that reads as the Ministry of Labour's, nor one that only looks
+    like a code (a Cyrillic letter); the licensing ministry names any agency's, by that agency;
+    an admin any valid code."""
+    stamp = time.time_ns()
+
+    async def add(who: str, code: str, agency: str = "ROP") -> tuple[str, list[tuple[str, str]]]:
+        service = visa_renewal(code)
+        service.agency_code = agency
+        try:
+            await secured.registry.AddCatalogService(
+                pb.AddCatalogServiceRequest(service=service), metadata=secured.as_(who), timeout=10
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code().name, field_violations(error)
+        return "OK", []
+
+    invalid = "INVALID_ARGUMENT"
+    assert await add("ministry-rop", f"MOL-PERMIT-{stamp}") == (
+        invalid,
+        [("service.code", "must begin with ROP- (the agency of the service)")],
+    )
+    assert await add("ministry-rop", f"ROP-VISA-{stamp}\u0415") == (
+        invalid,
+        [("service.code", SERVICE_CODE_RULE)],
+    )
+    assert await add("ministry-rop", f"ROP-VISA-{stamp}") == ("OK", [])
+    assert await add("ministry-mociip", f"MOL-PERMIT-{stamp}", agency="MOL") == ("OK", [])
+    assert await add("ministry-mociip", f"ROP-PERMIT-{stamp}", agency="MOL") == (
+        invalid,
+        [("service.code", "must begin with MOL- (the agency of the service)")],
+    )
+    assert await add("admin", f"S-{stamp}") == ("OK", [])
