@@ -155,7 +155,7 @@ async def test_each_registry_change_leaves_one_ok_event_naming_its_caller_and_ta
     """Every state-changing registry RPC that succeeds: one OK event, as the interceptor has
     always written it (stored since in the change's own MongoDB transaction)."""
     tag = f"each-{time.time_ns()}"
-    code, licence = f"ROP-{tag}", f"LIC-{tag}"
+    code, licence = f"ROP-{tag}".upper(), f"LIC-{tag}"
 
     def by(name: str, step: str) -> tuple[tuple[str, str], ...]:
         return (*secured.as_(name), ("x-request-id", f"{tag}-{step}"))
