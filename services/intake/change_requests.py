@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sanad.domain.codes import overlong_codes
 from sanad.domain.transactions import Status
-from sanad.errors import AlreadyExists, Violation
+from sanad.errors import AlreadyExists
 from sanad.v1 import events_pb2
 from services.intake.domain import request_key
 
@@ -34,11 +33,6 @@ def change_key(caller: str, request_id: str) -> str:
     """The record id of a change's request id. Prefixed, as the status and rating records are,
     so it never meets a submission's (a bare hash): the two RPC families keep their own ids."""
     return f"change\x1f{request_key(caller, request_id)}"
-
-
-def request_id_violations(request_id: str) -> list[Violation]:
-    """A request id is short: a longer one is refused before it is stored or logged."""
-    return overlong_codes({"request_id": request_id})
 
 
 def answer_record(key: str, transaction_id: str, change: Change, sequence: int) -> Document:

@@ -8,7 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
+from sanad.domain.codes import (
+    MAX_CODE_LENGTH,
+    request_id_violations,
+    required_code_violations,
+)
 from sanad.domain.privacy import is_well_formed
 from sanad.errors import NotFound, PreconditionFailed, Violation, check
 
@@ -113,7 +117,7 @@ def field_violations(submission: Submission, service: ServiceView | None) -> lis
         found.append(Violation("fee_baisa", "must not be negative"))
     if not is_well_formed(submission.civil_number):
         found.append(Violation("beneficiary_civil_number", "must be 6 to 10 digits"))
-    found += overlong_codes({"request_id": submission.request_id})
+    found += request_id_violations(submission.request_id)
     if service is not None and submission.fee_baisa != service.fee_baisa:
         found.append(
             Violation("fee_baisa", f"must equal the catalogue fee of {service.fee_baisa} baisa")

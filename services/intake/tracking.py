@@ -8,6 +8,7 @@ from typing import Protocol
 from sanad.amqp.topology import RATED, Topology
 from sanad.deadline import Deadline
 from sanad.domain.clock import to_millisecond, utcnow
+from sanad.domain.codes import request_id_violations
 from sanad.domain.transactions import AGENCY_REPORTABLE, Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Violation
 from sanad.rpc.timestamps import to_timestamp
@@ -15,7 +16,7 @@ from sanad.security.carried import CarriedEvent
 from sanad.security.identity import Identity
 from sanad.v1 import events_pb2
 from services.intake import access
-from services.intake.change_requests import Change, request_id_violations
+from services.intake.change_requests import Change
 from services.intake.ports import Publisher
 from services.intake.reading import Document, Finds, stored
 from services.intake.status_changes import ChangeStore, StatusChanges, publish

@@ -112,7 +112,9 @@ async def test_an_open_stream_ends_once_its_tokens_key_is_retired(
     replace(keys, jwks(new.jwk))  # the dev key retired while its token's stream is open
     await asyncio.sleep(RELOAD_S * 3)
     await stub.AddCatalogService(
-        registry_pb2.AddCatalogServiceRequest(service=visa_renewal(f"ROP-{os.urandom(4).hex().upper()}")),
+        registry_pb2.AddCatalogServiceRequest(
+            service=visa_renewal(f"ROP-{os.urandom(4).hex().upper()}")
+        ),
         metadata=(("authorization", f"Bearer {new.named()}"),),
         timeout=10,
     )

@@ -3,9 +3,13 @@ batch worker refuse a code one past it alike, by field, in the same words, and t
 
 import pytest
 
-from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
+from sanad.domain.codes import (
+    MAX_CODE_LENGTH,
+    overlong_codes,
+    request_id_violations,
+    required_code_violations,
+)
 from sanad.errors import Invalid, Violation
-from services.intake.change_requests import request_id_violations
 from services.intake.domain import Channel, Submission, field_violations
 from services.registry.domain import Center, Licence
 from services.registry.operations import check_filter_codes, require
@@ -74,3 +78,19 @@ def test_each_overlong_code_is_named_by_its_field_and_not_repeated() -> None:
     found = overlong_codes({"a": PAST_BOUND, "b": AT_BOUND, "c": PAST_BOUND})
     assert [v.field for v in found] == ["a", "c"]
     assert PAST_BOUND not in str(found)
+
+
+@pytest.mark.parametrize("request_id", ["r-1\n", "r\x00-1", "r-\u200b1", "\x1b[2Jr-1"])
+def test_a_request_id_with_a_control_or_invisible_character_is_refused_by_field(
+    request_id: str,
+) -> None:
+    """Stored, returned and logged: it would print as another id, or rewrite a terminal."""
+    item = Submission(request_id, "C1", "S-1", Channel.COUNTER, 0, "12345678")
+    expected = [Violation("request_id", "must not contain control or invisible characters")]
+    assert [v for v in field_violations(item, None) if v.field == "request_id"] == expected
+    assert request_id_violations(request_id) == expected
+
+
+def test_a_printable_request_id_of_any_script_is_taken() -> None:
+    for request_id in ("r-1", "طلب-١", "2024/07/01 counter 3"):
+        assert request_id_violations(request_id) == []

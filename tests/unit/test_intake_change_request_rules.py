@@ -10,7 +10,7 @@ import pytest
 
 from sanad.amqp.topology import Topology
 from sanad.deadline import Deadline
-from sanad.domain.codes import MAX_CODE_LENGTH
+from sanad.domain.codes import MAX_CODE_LENGTH, request_id_violations
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
 from sanad.security.identity import DEV_ADMIN
@@ -20,7 +20,6 @@ from services.intake.change_requests import (
     answer_record,
     awaits_confirm,
     change_key,
-    request_id_violations,
 )
 from services.intake.domain import request_key
 from services.intake.sending import Sends

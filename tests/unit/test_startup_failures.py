@@ -14,7 +14,6 @@ from sanad.runtime import port_problem
 from services.registry.settings import RegistrySettings
 from tests.unit.test_refused_settings import run_with
 
-
 # Every port setting of every deployable, each given a free port unless a test names it: the
 # defaults are taken whenever `make run` is going beside the tests.
 PORT_SETTINGS = [
