@@ -34,7 +34,7 @@ from sanad.security import audit_items, audit_offer, policy
 from sanad.security.admission import UNKNOWN_CALLER, Admission
 from sanad.security.audit import NOTE_KEY, AuditEvent
 from sanad.security.audit_log import AuditLog
-from sanad.security.authenticate import Authenticator
+from sanad.security.authenticate import Authenticator, source
 from sanad.security.identity import Identity, set_current
 from sanad.security.limits import RateLimiter, StreamCap
 from sanad.settings import AuthMode, CommonSettings
@@ -181,8 +181,9 @@ class _Guard:
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
+                    note = _note(error, identity, context)
                     await self._audit(
-                        deadline, identity, shown, None, outcome, offered=offered, note=_note(error)
+                        deadline, identity, shown, None, outcome, offered=offered, note=note
                     )
                 raise
             outcome = _outcome(None, context)
@@ -224,8 +225,9 @@ class _Guard:
             except BaseException as error:
                 if admitted or self.owner.admission.audits_refusal(error, identity, context):
                     outcome = _outcome(error, context)
+                    note = _note(error, identity, context)
                     await self._audit(
-                        deadline, identity, shown, None, outcome, items=items, note=_note(error)
+                        deadline, identity, shown, None, outcome, items=items, note=note
                     )
                 raise
             outcome = _outcome(None, context)
@@ -347,8 +349,12 @@ def _shown(request: Any, streamed: bool) -> Any:
     return None if isinstance(judged, Undecodable) else judged
 
 
-def _note(error: BaseException) -> str:
-    """What the error tells the audit trail and not the caller."""
+def _note(error: BaseException, identity: Identity, context: Any) -> str:
+    """What the error tells the audit trail and not the caller; for a call refused before its
+    caller was identified, where it came from: the identity of the client certificate TLS
+    verified (a bad bearer token came with it), else the peer's address."""
+    if identity is UNKNOWN_CALLER:
+        return f"unauthenticated, from {source(context)}"
     return error.audit_note if isinstance(error, errors.NotFound) else ""
 
 

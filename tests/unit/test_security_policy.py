@@ -184,7 +184,13 @@ async def test_state_changing_calls_are_audited_with_identity_target_and_outcome
     assert outcomes == [
         ("mociip-licensing", "ministry", "OK", target),
         ("dakhiliyah-operator", "operator", "PERMISSION_DENIED", target),
-        ("(unauthenticated)", "", "UNAUTHENTICATED", target),
+        # Where it came from, for the trail: no certificate, so the peer's address.
+        (
+            "(unauthenticated)",
+            "",
+            "UNAUTHENTICATED",
+            {**target, "audit_note": "unauthenticated, from peer:ipv4:127.0.0.1"},
+        ),
     ]
     assert audit.events[0].agency_code == "MOCIIP"
     assert audit.events[2].request_id == "req-7"

@@ -14,13 +14,19 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sanad import errors
 from sanad.deadline import Deadline
 from sanad.rpc.server import Registration, start_server
 from sanad.security import certs
-from sanad.security.admission import REFUSALS_AUDITED_BURST, REFUSALS_AUDITED_PER_S
+from sanad.security.admission import (
+    REFUSALS_AUDITED_BURST,
+    REFUSALS_AUDITED_PER_S,
+    UNKNOWN_CALLER,
+)
 from sanad.security.authenticate import source
 from sanad.security.credentials import issue_token
-from sanad.security.identity import Identity
+from sanad.security.identity import Identity, Role
+from sanad.security.interceptor import _note
 from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
@@ -262,3 +268,30 @@ def test_a_call_without_a_certificate_is_charged_to_its_peers_address_without_th
     peer: str, charged: str
 ) -> None:
     assert source(PeerOnly(peer)) == charged
+
+
+class WithCertificate(PeerOnly):
+    """A call's context whose client certificate TLS verified."""
+
+    def __init__(self, peer: str, certificate: bytes) -> None:
+        super().__init__(peer)
+        self.certificate = certificate
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_pem_cert": [self.certificate]}
+
+
+def test_a_refusal_before_the_caller_is_identified_notes_where_it_came_from(pki: Path) -> None:
+    """The trail's event of a call whose credential failed names its certificate's identity (a
+    bad bearer token came with a good certificate), else its peer's address."""
+    certificate = (pki / "ministry-rop.pem").read_bytes()
+    refused = errors.Unauthenticated("bad token")
+    assert _note(refused, UNKNOWN_CALLER, WithCertificate("ipv4:10.0.0.7:1", certificate)) == (
+        "unauthenticated, from ministry:rop-systems@ROP"
+    )
+    assert _note(refused, UNKNOWN_CALLER, PeerOnly("ipv4:10.0.0.7:51234")) == (
+        "unauthenticated, from peer:ipv4:10.0.0.7"
+    )
+    # An identified caller's refusal notes nothing of the kind.
+    identified = Identity("rop-systems", Role.MINISTRY, agency_code="ROP")
+    assert _note(errors.PermissionDenied("no"), identified, PeerOnly("ipv4:10.0.0.7:1")) == ""
