@@ -4,6 +4,10 @@ No call per submission: the snapshot is ready once both streams have replayed th
 history, and stays ready for a grace while the registry is restarted (sanad.registry_watch).
 Each centre's business series are created at zero for the agencies of the services it offers
 as soon as both are known, so a submission's first count is seen (prepare_submitted).
+
+The batch worker also keeps what each centre's place and each service's terms were since the
+registry first recorded them (services.intake.domain.Past), to file and judge migrated history
+as of its own day.
 """
 
 import asyncio
@@ -15,7 +19,7 @@ from sanad.rpc.timestamps import from_timestamp
 from sanad.telemetry.metrics import prepare_submitted
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
-from services.intake.domain import CenterView, ServiceView
+from services.intake.domain import CenterView, Past, ServiceView, place_of, terms_of
 
 
 def center_view(center: pb.Center) -> CenterView:
@@ -43,25 +47,31 @@ def service_view(service: pb.CatalogService) -> ServiceView:
 
 
 class RegistrySnapshot:
-    """Centres and catalogue services by key, as of the last applied revisions."""
+    """Centres and catalogue services by key, as of the last applied revisions; with
+    keep_past, also each centre's places and each service's terms since first recorded."""
 
-    def __init__(self, channel: grpc.aio.Channel, outage_grace_s: float) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, outage_grace_s: float, *, keep_past: bool = False
+    ) -> None:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self.centers: dict[str, CenterView] = {}
         self.services: dict[str, ServiceView] = {}
+        self.keep_past = keep_past
+        self.places: Past[CenterView] = Past(place_of)
+        self.terms: Past[ServiceView] = Past(terms_of)
         self.watches = (
             Watch(
                 "centers",
                 lambda since: stub.WatchCenters(pb.WatchCentersRequest(since_revision=since)),
                 self._apply_center,
-                self.centers.clear,
+                self._forget_centers,
                 outage_grace_s,
             ),
             Watch(
                 "catalog",
                 lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
                 self._apply_service,
-                self.services.clear,
+                self._forget_services,
                 outage_grace_s,
             ),
         )
@@ -76,8 +86,18 @@ class RegistrySnapshot:
         """Follow both streams forever, reconnecting with backoff."""
         await asyncio.gather(*(watch.run() for watch in self.watches))
 
+    def _forget_centers(self) -> None:
+        self.centers.clear()
+        self.places.clear()
+
+    def _forget_services(self) -> None:
+        self.services.clear()
+        self.terms.clear()
+
     def _apply_center(self, center: pb.Center) -> None:
         view = self.centers[center.id] = center_view(center)
+        if self.keep_past:
+            self.places.note(center.id, from_timestamp(center.update_time), view)
         for code in view.offered:
             if (service := self.services.get(code)) is not None:
                 prepare_submitted(view.governorate_code, view.wilayat_code, service.agency_code)
@@ -85,6 +105,8 @@ class RegistrySnapshot:
     def _apply_service(self, service: pb.CatalogService) -> None:
         before = self.services.get(service.code)
         view = self.services[service.code] = service_view(service)
+        if self.keep_past:
+            self.terms.note(service.code, from_timestamp(service.update_time), view)
         if before is not None and before.agency_code == view.agency_code:
             return  # its centres' series were prepared with this agency already
         for center in self.centers.values():

@@ -5,12 +5,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from pymongo import AsyncMongoClient
 
 from sanad import rollups as contract
 from sanad.cli.batch_send import send
 from sanad.rpc.timestamps import to_timestamp
-from sanad.v1 import common_pb2, events_pb2, intake_pb2
+from sanad.v1 import common_pb2, events_pb2, intake_pb2, registry_pb2
 from tests.integration.conftest import COUNTER, Stack, open_centre_with_service
 from tests.integration.workers_support import delete_retry_queues, start_batch_worker
 
@@ -93,6 +94,64 @@ async def test_history_items_are_stored_as_they_happened_and_counted_on_their_da
             [on_submit_day["_id"], on_finish_day["_id"]]
         )
         assert await db.rollups.find_one({"_id": on_finish_day["_id"]}) == on_finish_day
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        await client.close()
+        await delete_retry_queues(stack)
+
+
+async def test_history_is_filed_where_its_centre_was_and_judged_by_its_services_terms_then(
+    stack: Stack, mongo_url: str
+) -> None:
+    """A centre that moved after its history happened, and a service whose SLA shortened since:
+    the history counts in the old wilayat, within the SLA of its day; a live item of the same
+    batch where the centre is now, under today's SLA."""
+    center_id, service = await open_centre_with_service(stack)  # DA-NIZ, 48 h
+    await stack.registry.UpdateCenter(
+        registry_pb2.UpdateCenterRequest(
+            center=registry_pb2.Center(id=center_id, governorate_code="MA", wilayat_code="MA-SEB"),
+            update_mask=FieldMask(paths=["governorate_code", "wilayat_code"]),
+        )
+    )
+    await stack.registry.UpdateCatalogService(
+        registry_pb2.UpdateCatalogServiceRequest(
+            service=registry_pb2.CatalogService(code=service, sla_hours=1),
+            update_mask=FieldMask(paths=["sla_hours"]),
+        )
+    )
+    submitted = datetime(2024, 2, 29, 9, 0, tzinfo=UTC)
+    batch = events_pb2.BatchSubmission(
+        batch_id=f"moved-{time.time_ns()}",
+        center_id=center_id,
+        items=[
+            intake_pb2.SubmitTransactionRequest(
+                request_id="live-1",
+                service_code=service,
+                channel=COUNTER,
+                fee_baisa=5000,
+                beneficiary_civil_number="71234567",
+            )
+        ],
+        history_items=[history_item(service, 0, submitted)],
+    )
+    worker = start_batch_worker(stack)
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    try:
+        [result] = await send(stack.amqp_url, stack.prefix, [batch], wait_s=60)
+        assert not result.rejected, result
+        ids = {a.index: a.transaction_id for a in result.accepted}
+        live = await db.transactions.find_one({"_id": ids[0]})
+        history = await db.transactions.find_one({"_id": ids[1]})
+        placed = ("governorate_code", "wilayat_code", "sla_hours", "service_version")
+        assert live is not None
+        assert history is not None
+        assert [history[key] for key in placed] == ["DA", "DA-NIZ", 48, 1]
+        assert [live[key] for key in placed] == ["MA", "MA-SEB", 1, 2]
+        finished = await db.rollups.find_one({"center_id": center_id, "day": "2024-03-01"})
+        assert finished is not None
+        assert (finished["wilayat_code"], finished[contract.COMPLETED_WITHIN_SLA]) == ("DA-NIZ", 1)
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0

@@ -85,7 +85,8 @@ def build_app(settings: BatchSettings) -> BatchApp:
     db = mongo.database(client, settings)
     transactions = IngestStore(client, db)
     channel = registry_channel(settings, settings.registry_target)
-    snapshot = RegistrySnapshot(channel, settings.registry_outage_grace_s)
+    # With the places and terms of the past: migrated history is filed and judged as of its day.
+    snapshot = RegistrySnapshot(channel, settings.registry_outage_grace_s, keep_past=True)
     topology = Topology(settings.amqp_prefix)
     options = BatchOptions(
         prefetch=settings.batch_prefetch,

@@ -21,10 +21,13 @@ from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import (
     CenterView,
     Channel,
+    Past,
     ServiceView,
     Submission,
     field_violations,
+    place_of,
     request_key,
+    terms_of,
     validate,
 )
 from workers.batch.content import historic_fee, history_bounds, overlong_codes
@@ -78,6 +81,10 @@ class Context:
     # Whether the batch's (broker-validated) submitter may submit for a centre: an item may
     # name a centre of its own, and the batch's centre alone was checked when it arrived.
     may_submit_for: Callable[[str], bool]
+    # Where each centre was and what each service's terms were, since the registry first
+    # recorded them: migrated history is filed and judged as of its submit time.
+    places: Past[CenterView] = field(default_factory=lambda: Past(place_of))
+    terms: Past[ServiceView] = field(default_factory=lambda: Past(terms_of))
 
 
 def derived_id(batch_key: str, index: int, at: datetime) -> str:
@@ -319,8 +326,19 @@ def _judge_history(
     if isinstance(found, list):
         return found
     tx_id = derived_id(context.batch_key, index, submitted)
+    center, service = found
+    # Where the centre was and what the service's SLA and version were on its day.
+    center = context.places.as_of(center.id, submitted, center)
+    service = context.terms.as_of(service.code, submitted, service)
     return apply_history(
-        document(submission, *found, context=context, transaction_id=tx_id, submit_time=submitted),
+        document(
+            submission,
+            center,
+            service,
+            context=context,
+            transaction_id=tx_id,
+            submit_time=submitted,
+        ),
         item,
         now,
     )
