@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad import mongo, rollups
 from sanad.deadline import caller_deadline
-from sanad.domain.clock import FIRST_YEAR, LAST_YEAR
+from sanad.domain.clock import FIRST_YEAR, LAST_YEAR, utcnow
 from sanad.errors import Invalid, Unavailable, Violation, check, collected
 from sanad.rpc.timestamps import time_field
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
@@ -67,8 +67,12 @@ def _check_year_request(governorate_code: str, year: int, limit: int = 0) -> Non
     violations = []
     if not governorate_code:
         violations.append(Violation("governorate_code", "is required"))
+    this_year = utcnow().year
     if not FIRST_YEAR <= year <= LAST_YEAR:
         violations.append(Violation("year", f"must be between {FIRST_YEAR} and {LAST_YEAR}"))
+    elif year > this_year:
+        # Nothing happened in it yet: its figures would read 0 and its change -100%.
+        violations.append(Violation("year", f"must not be after this year ({this_year})"))
     if limit < 0:
         violations.append(Violation("limit", "must not be negative"))
     check(violations)

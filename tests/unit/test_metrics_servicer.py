@@ -1,6 +1,7 @@
 """MetricsService time ranges over gRPC: the rollup days a request reads, or why it is refused."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -161,4 +162,28 @@ async def test_a_leaderboard_request_names_every_bad_field_at_once(
         await stub.GetAwardLeaderboard(request)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert {field for field, _ in field_violations(caught.value)} == named
+    assert store.calls == []
+
+
+@pytest.mark.parametrize("ahead", [1, 10])
+async def test_a_report_or_leaderboard_of_a_year_not_begun_is_refused_by_field(
+    served: Served, ahead: int
+) -> None:
+    """It would read nothing completed and a change of -100% on the year before."""
+    stub, store = served
+    year = datetime.now(UTC).year + ahead
+    for call in (
+        stub.GetGovernorateReport(
+            metrics_pb2.GetGovernorateReportRequest(governorate_code="DA", year=year)
+        ),
+        stub.GetAwardLeaderboard(
+            metrics_pb2.GetAwardLeaderboardRequest(governorate_code="DA", year=year)
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(caught.value) == [
+            ("year", f"must not be after this year ({year - ahead})")
+        ]
     assert store.calls == []
