@@ -50,7 +50,7 @@ class Submissions(RequestFactory):
 
 def open_centre(stack: LaunchedStack) -> tuple[str, str]:
     """A catalogue service and an active centre offering it, through sanadctl."""
-    code = f"BENCH-{uuid.uuid4().hex[:8]}"
+    code = f"BENCH-{uuid.uuid4().hex[:8].upper()}"
     stack.ctl(
         "catalogue",
         "add",

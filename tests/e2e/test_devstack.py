@@ -44,7 +44,7 @@ def value(output: str, key: str) -> str:
 
 def open_centre(devstack: Devstack) -> tuple[str, str]:
     """A new catalogue service and an active centre offering it, as the README tour makes them."""
-    service = unique("ROP-VISA")
+    service = unique("ROP-VISA").upper()
     devstack.ctl(
         "catalogue", "add", "--code", service, "--agency", "ROP", "--name-ar", "تجديد تأشيرة",
         "--name-en", "Visa renewal", "--fee-baisa", "5000", "--sla-hours", "48",

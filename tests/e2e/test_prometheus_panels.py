@@ -160,7 +160,7 @@ def in_process_ctl(system: System) -> Callable[..., subprocess.CompletedProcess[
 def drive_load(system: System) -> None:
     """A centre, submissions, one bad call, statistics calls and one batch of two items."""
     ctl = in_process_ctl(system)
-    service = unique("ROP-VISA")
+    service = unique("ROP-VISA").upper()
     ctl(
         "catalogue", "add", "--code", service, "--agency", "ROP", "--name-ar", "تجديد تأشيرة",
         "--name-en", "Visa renewal", "--fee-baisa", "5000", "--sla-hours", "48",
