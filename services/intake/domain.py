@@ -1,13 +1,12 @@
 """Intake rules: what a submission must satisfy against the registry snapshot."""
 
-import bisect
 import hashlib
 import hmac
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sanad.domain.codes import (
     MAX_CODE_LENGTH,
@@ -16,9 +15,7 @@ from sanad.domain.codes import (
 )
 from sanad.domain.privacy import is_well_formed
 from sanad.errors import NotFound, PreconditionFailed, Violation, check
-
-V = TypeVar("V")
-EARLIEST = datetime.min.replace(tzinfo=UTC)
+from sanad.registry_past import Place
 
 
 class Channel(StrEnum):
@@ -60,47 +57,14 @@ class ServiceView:
     active: bool
 
 
-def place_of(view: CenterView) -> tuple[str, str]:
+def place_of(view: CenterView) -> Place:
     """Where a centre's transactions count."""
-    return view.governorate_code, view.wilayat_code
+    return Place(view.governorate_code, view.wilayat_code)
 
 
 def terms_of(view: ServiceView) -> tuple[str, int, int]:
     """What a service's transactions are stored and judged with."""
     return view.agency_code, view.sla_hours, view.version
-
-
-class Past(Generic[V]):
-    """Each key's views at the times the registry recorded a change of what `aspect` reads,
-    oldest first: what a centre's place or a service's terms were at a moment."""
-
-    def __init__(self, aspect: Callable[[V], Hashable]) -> None:
-        self.aspect = aspect
-        self._changes: dict[str, list[tuple[datetime, V]]] = {}
-
-    def note(self, key: str, at: datetime | None, view: V) -> None:
-        """The view as of its change's time; kept only when the aspect changed (a change the
-        registry replays, or a change of another field, adds nothing)."""
-        changes = self._changes.setdefault(key, [])
-        if changes and self.aspect(changes[-1][1]) == self.aspect(view):
-            return
-        if changes and (at is None or at < changes[-1][0]):
-            at = changes[-1][0]  # no time, or a replica's clock behind: in force from the last
-        changes.append((at or EARLIEST, view))
-
-    def as_of(self, key: str, moment: datetime, current: V) -> V:
-        """The view in force at moment: the last one recorded at or before it; before the
-        registry's first record, the first (the centre or service as it was registered, the
-        best known of a time before it); `current` when nothing is recorded."""
-        changes = self._changes.get(key)
-        if not changes:
-            return current
-        times = [at for at, _ in changes]
-        position = bisect.bisect_right(times, moment) - 1
-        return changes[max(position, 0)][1]
-
-    def clear(self) -> None:
-        self._changes.clear()
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,21 @@ Each centre's business series are created at zero for the agencies of the servic
 as soon as both are known, so a submission's first count is seen (prepare_submitted).
 
 The batch worker also keeps what each centre's place and each service's terms were since the
-registry first recorded them (services.intake.domain.Past), to file and judge migrated history
-as of its own day.
+registry first recorded them (sanad.registry_past), to file and judge migrated history as of its
+own day.
 """
 
 import asyncio
 
 import grpc
 
+from sanad.registry_past import Dated, followed_by
 from sanad.registry_watch import Watch
 from sanad.rpc.timestamps import from_timestamp
 from sanad.telemetry.metrics import prepare_submitted
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
-from services.intake.domain import CenterView, Past, ServiceView, place_of, terms_of
+from services.intake.domain import CenterView, ServiceView, place_of, terms_of
 
 
 def center_view(center: pb.Center) -> CenterView:
@@ -57,8 +58,10 @@ class RegistrySnapshot:
         self.centers: dict[str, CenterView] = {}
         self.services: dict[str, ServiceView] = {}
         self.keep_past = keep_past
-        self.places: Past[CenterView] = Past(place_of)
-        self.terms: Past[ServiceView] = Past(terms_of)
+        # Each centre's views at every change of its place, each service's at every change of
+        # its terms, oldest first (with keep_past).
+        self.places: dict[str, tuple[Dated[CenterView], ...]] = {}
+        self.terms: dict[str, tuple[Dated[ServiceView], ...]] = {}
         self.watches = (
             Watch(
                 "centers",
@@ -88,7 +91,7 @@ class RegistrySnapshot:
 
     def _forget_centers(self) -> None:
         self.centers.clear()
-        self.places.clear()
+        self.places.clear()  # a batch being judged holds its own copy
 
     def _forget_services(self) -> None:
         self.services.clear()
@@ -97,7 +100,8 @@ class RegistrySnapshot:
     def _apply_center(self, center: pb.Center) -> None:
         view = self.centers[center.id] = center_view(center)
         if self.keep_past:
-            self.places.note(center.id, from_timestamp(center.update_time), view)
+            since, history = from_timestamp(center.update_time), self.places.get(center.id, ())
+            self.places[center.id] = followed_by(history, since, view, key=place_of)
         for code in view.offered:
             if (service := self.services.get(code)) is not None:
                 prepare_submitted(view.governorate_code, view.wilayat_code, service.agency_code)
@@ -106,7 +110,8 @@ class RegistrySnapshot:
         before = self.services.get(service.code)
         view = self.services[service.code] = service_view(service)
         if self.keep_past:
-            self.terms.note(service.code, from_timestamp(service.update_time), view)
+            since, history = from_timestamp(service.update_time), self.terms.get(service.code, ())
+            self.terms[service.code] = followed_by(history, since, view, key=terms_of)
         if before is not None and before.agency_code == view.agency_code:
             return  # its centres' series were prepared with this agency already
         for center in self.centers.values():

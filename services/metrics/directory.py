@@ -10,9 +10,11 @@ from typing import Protocol
 import grpc
 
 from sanad.errors import Unavailable
+from sanad.registry_past import Place, followed_by
 from sanad.registry_watch import Watch
+from sanad.rpc.timestamps import from_timestamp
 from sanad.v1 import registry_pb2, registry_pb2_grpc
-from services.metrics.domain import CenterFacts, LicenceChange, Placement
+from services.metrics.domain import CenterFacts, LicenceChange
 
 
 class CenterDirectory(Protocol):
@@ -138,10 +140,8 @@ class WatchedDirectory:
         self.ever_in.clear()
 
     def _apply(self, center: registry_pb2.Center) -> None:
-        placements = tuple(self.facts[center.id].placements) if center.id in self.facts else ()
-        here = (center.governorate_code, center.wilayat_code)
-        if not placements or (placements[-1].governorate_code, placements[-1].wilayat_code) != here:
-            since = center.update_time.ToDatetime(tzinfo=UTC)
-            placements = (*placements, Placement(since, *here))
+        placements = self.facts[center.id].placements if center.id in self.facts else ()
+        here = Place(center.governorate_code, center.wilayat_code)
+        placements = followed_by(placements, from_timestamp(center.update_time), here)
         self.facts[center.id] = replace(facts_of(center), placements=placements)
         self.ever_in.setdefault(center.governorate_code, set()).add(center.id)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sanad import rollups
+from sanad.registry_past import Dated, Place, in_force
 
 COUNTERS = rollups.COUNTERS
 BUCKETS = (*(f"le_{bound}" for bound in rollups.COMPLETION_BOUNDS_S), "le_inf")
@@ -102,16 +103,6 @@ class LicenceChange:
 
 
 @dataclass(frozen=True)
-class Placement:
-    """Where the registry placed a centre from `since` (the time of the change that put it
-    there) until its next placement."""
-
-    since: datetime
-    governorate_code: str
-    wilayat_code: str
-
-
-@dataclass(frozen=True)
 class CenterFacts:
     """What the report needs to know of a centre, read from the registry."""
 
@@ -124,15 +115,17 @@ class CenterFacts:
     # When the current licence period ends (unset before activation): an ACTIVE licence never
     # renewed stops being active then, though no transition records it.
     licence_expires_at: datetime | None = None
-    # Where the registry places the centre now, and every place it was in, oldest first
-    # (services/metrics/placement.py says when a place decides where it counts).
+    # Where the registry places the centre now, and every place it was in, oldest first, each
+    # since the change that put it there (services/metrics/placement.py says when a place
+    # decides where it counts).
     governorate_code: str = ""
-    placements: Sequence[Placement] = ()
+    placements: Sequence[Dated[Place]] = ()
 
     @property
     def governorates(self) -> frozenset[str]:
         """Every governorate the registry has placed the centre in, now included."""
-        return frozenset({self.governorate_code, *(p.governorate_code for p in self.placements)})
+        placed = (p.value.governorate_code for p in self.placements)
+        return frozenset({self.governorate_code, *placed})
 
 
 def placed_at_end_of(center: CenterFacts, year: int) -> tuple[str, str]:
@@ -140,11 +133,10 @@ def placed_at_end_of(center: CenterFacts, year: int) -> tuple[str, str]:
     for the year in progress); where it was first placed when registered after the year; where
     it is now when its placements are not known."""
     _, end = year_bounds(year)
-    before_end = [p for p in center.placements if p.since < end]
-    if before_end or center.placements:
-        chosen = before_end[-1] if before_end else center.placements[0]
-        return chosen.governorate_code, chosen.wilayat_code
-    return center.governorate_code, center.wilayat_code
+    place = in_force(center.placements, end, before=True)
+    if place is None:
+        return center.governorate_code, center.wilayat_code
+    return place.governorate_code, place.wilayat_code
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:

@@ -6,8 +6,9 @@ from typing import Any
 
 from sanad import rollups
 from sanad.errors import Invalid, Violation
+from sanad.registry_past import Dated, Place
 from services.metrics import award
-from services.metrics.domain import BUCKETS, CenterFacts, LicenceChange, Placement
+from services.metrics.domain import BUCKETS, CenterFacts, LicenceChange
 from services.metrics.queries import MetricsQueries
 from services.metrics.store import PLACE_KEYS, Document
 
@@ -39,7 +40,7 @@ def facts(
     some wilayat of each governorate of `was_in` before PLACED_SINCE."""
     governorate = _governorate(wilayat)
     earlier = [(datetime(2000, 1, 1, tzinfo=UTC), min(KNOWN[g])) for g in was_in] + list(placed)
-    placements = [Placement(since, _governorate(w), w) for since, w in earlier]
+    placements = [Dated(since, Place(_governorate(w), w)) for since, w in earlier]
     return CenterFacts(
         center_id,
         f"مركز {center_id}",
@@ -48,7 +49,7 @@ def facts(
         staff,
         tuple(LicenceChange(time, status) for time, status in history),
         governorate_code=governorate,
-        placements=(*placements, Placement(moved_at, governorate, wilayat)),
+        placements=(*placements, Dated(moved_at, Place(governorate, wilayat))),
     )
 
 

@@ -10,9 +10,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.devstack.mongo_server import free_port
 from sanad.errors import Unavailable
+from sanad.registry_past import Dated, Place
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.metrics.directory import WatchedDirectory
-from services.metrics.domain import Placement
 from services.metrics.settings import MetricsSettings
 from tests.unit.metrics_fakes import facts, made, queries
 from tests.unit.waiting import until
@@ -147,9 +147,9 @@ async def test_the_directory_serves_each_governorate_from_the_watch_and_follows_
         # Each place, since the change that put it there; a change that did not move it, none.
         at = [datetime.fromtimestamp(1_700_000_000 + r, UTC) for r in (2, 3, 5)]
         assert list(found["A"].placements) == [
-            Placement(at[0], "DA", "DA-X"),
-            Placement(at[1], "MU", "MU-X"),
-            Placement(at[2], "MU", "MU-Y"),
+            Dated(at[0], Place("DA", "DA-X")),
+            Dated(at[1], Place("MU", "MU-X")),
+            Dated(at[2], Place("MU", "MU-Y")),
         ]
     finally:
         following.cancel()

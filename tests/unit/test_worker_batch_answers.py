@@ -14,8 +14,9 @@ from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.metrics import BATCH_ITEMS
 from sanad.amqp.outcomes import Dead, TransientError
 from sanad.domain.clock import to_millisecond
+from sanad.registry_past import Dated
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from services.intake.domain import CenterView, Past, ServiceView, place_of, terms_of
+from services.intake.domain import CenterView, ServiceView
 from workers.batch.handlers import BatchHandler
 from workers.batch.refusals import Limits
 
@@ -119,8 +120,8 @@ class Snapshot:
     centers: dict[str, CenterView]
     services: dict[str, ServiceView]
     ready: bool = True
-    places: Past[CenterView] = field(default_factory=lambda: Past(place_of))
-    terms: Past[ServiceView] = field(default_factory=lambda: Past(terms_of))
+    places: dict[str, tuple[Dated[CenterView], ...]] = field(default_factory=dict)
+    terms: dict[str, tuple[Dated[ServiceView], ...]] = field(default_factory=dict)
 
 
 @dataclass

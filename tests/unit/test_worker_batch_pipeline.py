@@ -12,8 +12,9 @@ import pytest
 
 from sanad.amqp.batches import item_count
 from sanad.amqp.outcomes import TransientError
+from sanad.registry_past import Dated
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from services.intake.domain import CenterView, Past, ServiceView, place_of, terms_of
+from services.intake.domain import CenterView, ServiceView
 from workers.batch.domain import Context, Verdict, judge_batch, judge_items
 from workers.batch.handlers import BatchHandler
 from workers.batch.refusals import Limits
@@ -139,8 +140,8 @@ class Snapshot:
         self.centers = {"C1": CENTER}
         self.services = {"ROP-VISA": SERVICE}
         self.ready = True
-        self.places: Past[CenterView] = Past(place_of)
-        self.terms: Past[ServiceView] = Past(terms_of)
+        self.places: dict[str, tuple[Dated[CenterView], ...]] = {}
+        self.terms: dict[str, tuple[Dated[ServiceView], ...]] = {}
 
 
 def handler(store: RecordingStore, chunk: int, monkeypatch: pytest.MonkeyPatch) -> BatchHandler:

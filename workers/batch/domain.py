@@ -5,7 +5,7 @@ batch handled again after a crash upserts the same documents instead of new ones
 """
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,17 +17,15 @@ from sanad.domain.ids import id_of
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
 from sanad.records import Document, document_from_submitted, finish, submitted_event
+from sanad.registry_past import Dated, in_force
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import (
     CenterView,
     Channel,
-    Past,
     ServiceView,
     Submission,
     field_violations,
-    place_of,
     request_key,
-    terms_of,
     validate,
 )
 from workers.batch.content import historic_fee, history_bounds, overlong_codes
@@ -83,8 +81,8 @@ class Context:
     may_submit_for: Callable[[str], bool]
     # Where each centre was and what each service's terms were, since the registry first
     # recorded them: migrated history is filed and judged as of its submit time.
-    places: Past[CenterView] = field(default_factory=lambda: Past(place_of))
-    terms: Past[ServiceView] = field(default_factory=lambda: Past(terms_of))
+    places: Mapping[str, Sequence[Dated[CenterView]]] = field(default_factory=dict)
+    terms: Mapping[str, Sequence[Dated[ServiceView]]] = field(default_factory=dict)
 
 
 def derived_id(batch_key: str, index: int, at: datetime) -> str:
@@ -328,8 +326,8 @@ def _judge_history(
     tx_id = derived_id(context.batch_key, index, submitted)
     center, service = found
     # Where the centre was and what the service's SLA and version were on its day.
-    center = context.places.as_of(center.id, submitted, center)
-    service = context.terms.as_of(service.code, submitted, service)
+    center = in_force(context.places.get(center.id, ()), submitted) or center
+    service = in_force(context.terms.get(service.code, ()), submitted) or service
     return apply_history(
         document(
             submission,

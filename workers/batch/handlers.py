@@ -27,10 +27,11 @@ from sanad.amqp.outcomes import (
 )
 from sanad.amqp.properties import undecodable_properties
 from sanad.domain.clock import utcnow
+from sanad.registry_past import Dated
 from sanad.security.audit import document_of
 from sanad.telemetry.metrics import BATCH_REFUSALS_UNANSWERED
 from sanad.v1 import events_pb2
-from services.intake.domain import CenterView, Past, ServiceView
+from services.intake.domain import CenterView, ServiceView
 from workers.batch import audit
 from workers.batch.answers import result_of, settle
 from workers.batch.authorization import Authorize, MayMigrate
@@ -56,8 +57,8 @@ Reply = Callable[[str, bytes, str, str], Awaitable[None]]
 class Snapshot(Protocol):
     centers: dict[str, CenterView]
     services: dict[str, ServiceView]
-    places: Past[CenterView]
-    terms: Past[ServiceView]
+    places: dict[str, tuple[Dated[CenterView], ...]]
+    terms: dict[str, tuple[Dated[ServiceView], ...]]
 
     @property
     def ready(self) -> bool: ...
@@ -241,9 +242,8 @@ class BatchHandler:
             # One view of the registry for the whole batch, while updates go on arriving.
             centers=dict(self.snapshot.centers),
             services=dict(self.snapshot.services),
-            # Shared, not copied: a change arriving meanwhile is later than any item's day.
-            places=self.snapshot.places,
-            terms=self.snapshot.terms,
+            places=dict(self.snapshot.places),
+            terms=dict(self.snapshot.terms),
             secret=self.secret,
             may_submit_for=partial(self.may_submit, user),
         )
