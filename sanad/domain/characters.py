@@ -24,6 +24,10 @@ _BLANK = frozenset("ᅟᅠㅤﾠ⠀")
 _REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 CONTROL = "must not contain control characters"
 CONTROL_OR_INVISIBLE = "must not contain control or invisible characters"
+BLANK_OR_UNCOMPOSED = (
+    "must not contain blank-looking characters or spaces other than plain inner ones, and must be"
+    " in composed form (Unicode NFC)"
+)
 REQUIRED = "is required"
 
 
@@ -58,6 +62,21 @@ def code_violations(fields: dict[str, str]) -> list[Violation]:
         for name, value in fields.items()
         if _categories(value) & (_CONTROL | _INVISIBLE)
     ]
+
+
+def id_violations(fields: dict[str, str]) -> list[Violation]:
+    """Each id a caller chooses (a request id) holding what codes may not (code_violations), a
+    blank-looking filler, a space other than a plain one between other characters, or text
+    not in composed form: "r1", "r1 " and "r1" with a no-break space, or an accent typed as
+    one character and as two, would be different ids that print alike."""
+    found = code_violations(fields)
+    flagged = {violation.field for violation in found}
+    for name, value in fields.items():
+        spaced = any(c.isspace() and c != " " for c in value) or value != value.strip()
+        blank = any(c in _BLANK for c in value)
+        if name not in flagged and (spaced or blank or not unicodedata.is_normalized("NFC", value)):
+            found.append(Violation(name, BLANK_OR_UNCOMPOSED))
+    return found
 
 
 def name_violations(fields: dict[str, str]) -> list[Violation]:

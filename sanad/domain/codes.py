@@ -3,7 +3,7 @@ codes, licence numbers. Intake, the registry and the batch worker hold them to o
 
 from collections.abc import Mapping
 
-from sanad.domain.characters import code_violations
+from sanad.domain.characters import id_violations
 from sanad.errors import Violation
 
 # Far above any real id or code, and short: a longer one is refused by field before it is
@@ -29,7 +29,7 @@ def required_code_violations(name: str, value: str) -> list[Violation]:
 
 
 def request_id_violations(request_id: str, field: str = "request_id") -> list[Violation]:
-    """A caller's request id: at most MAX_CODE_LENGTH characters, none of them a control or
-    invisible one (it is stored, returned and logged, and two ids that print alike must not
-    be two ids)."""
-    return overlong_codes({field: request_id}) or code_violations({field: request_id})
+    """A caller's request id: at most MAX_CODE_LENGTH characters, and characters that show as
+    they are (characters.id_violations): it is stored, returned and logged, and a retry must
+    name it as the first attempt did."""
+    return overlong_codes({field: request_id}) or id_violations({field: request_id})

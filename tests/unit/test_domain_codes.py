@@ -3,6 +3,7 @@ batch worker refuse a code one past it alike, by field, in the same words, and t
 
 import pytest
 
+from sanad.domain.characters import BLANK_OR_UNCOMPOSED
 from sanad.domain.codes import (
     MAX_CODE_LENGTH,
     overlong_codes,
@@ -92,5 +93,14 @@ def test_a_request_id_with_a_control_or_invisible_character_is_refused_by_field(
 
 
 def test_a_printable_request_id_of_any_script_is_taken() -> None:
-    for request_id in ("r-1", "طلب-١", "2024/07/01 counter 3"):
+    for request_id in ("r-1", "طلب-١", "2024/07/01 counter 3", "caf\u00e9"):
         assert request_id_violations(request_id) == []
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    ["r1 ", " r1", "r1\u00a0", "r\u30001", "\u3164", "r\u2800", "cafe\u0301", "r1\u2009x"],
+)
+def test_a_request_id_that_prints_as_another_is_refused_by_field(request_id: str) -> None:
+    """A trailing or odd space, a blank-looking filler, an accent typed as two characters."""
+    assert request_id_violations(request_id) == [Violation("request_id", BLANK_OR_UNCOMPOSED)]
