@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from sanad.amqp import publisher
 from sanad.amqp.topology import delete_topology
 from sanad.devstack import mongo_server
+from sanad.rpc import interceptors
 from sanad.security import certs
+from services.intake import failures
 
 AMQP_URL = os.environ.get("SANAD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -20,6 +23,14 @@ AMQP_URL = os.environ.get("SANAD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5
 def unique(prefix: str) -> str:
     """A name no other test run uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(autouse=True)
+def whole_line_budgets() -> None:
+    """Every budget of failure lines whole as a test starts: a test that reads a failure's line
+    must not find it left out for other tests' failures of the same second."""
+    for budget in (interceptors.FAILURE_LINES, publisher.FAILURE_LINES, failures.UNAVAILABLE_LINES):
+        budget.reset()
 
 
 @pytest.fixture(scope="session")

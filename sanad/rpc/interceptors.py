@@ -28,10 +28,16 @@ log = logging.getLogger("sanad.rpc")
 REQUEST_ID_KEY = "x-request-id"
 # How near its deadline a cancelled call counts as one whose deadline passed (cancelled_code).
 DEADLINE_SLACK_S = 0.1
-# Lines of failed calls: at most 10 a second for each method and code (see _Call.finish).
+# Lines of calls failed by an outage or an overload, which fails every call: at most 10 a second
+# for each method and code (see _Call.finish). Every other failure keeps its line.
 FAILURE_LINES = LineBudget(lines=10, per_s=1.0)
-ALWAYS_LOGGED = frozenset(
-    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+BUDGETED = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+    }
 )
 
 
@@ -105,9 +111,8 @@ class _Call:
         self.method.handled(code).inc()
         self.method.latency.observe(elapsed)
         # OK calls at DEBUG: at thousands of calls a second a line each costs more than the
-        # call; the counters above keep the totals. Failed calls are WARNING lines, up to
-        # FAILURE_LINES' budget a method and code (an outage fails every call); a failure of
-        # ours (INTERNAL, UNKNOWN, DATA_LOSS) is always written.
+        # call; the counters above keep the totals. Failed calls are WARNING lines, those an
+        # outage or overload fails (BUDGETED) up to FAILURE_LINES' budget a method and code.
         level = logging.DEBUG if code is grpc.StatusCode.OK else logging.WARNING
         if not log.isEnabledFor(level):
             return
@@ -116,7 +121,7 @@ class _Call:
             "duration_ms": round(elapsed * 1000, 2),
             "detail": detail,
         }
-        if level is logging.WARNING and code not in ALWAYS_LOGGED:
+        if code in BUDGETED:
             budgeted = FAILURE_LINES.fields((self.service, self.name, code), fields)
             if budgeted is None:
                 return

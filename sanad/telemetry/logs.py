@@ -23,8 +23,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": utc_text(record.created),
             "level": record.levelname.lower(),
             "process": self.process_name,
             "logger": record.name,
@@ -66,12 +65,13 @@ def configure(process_name: str, level: str = "INFO", plain: bool = False) -> No
 
 @dataclass(slots=True)
 class _Window:
-    """One key's budget: when its window began, the lines written in it, and the lines left out
-    since the key's last written line."""
+    """One key's budget: when its window began, the lines written in it, the lines left out
+    since the key's last written line, and when the first of those was left out (wall clock)."""
 
     began: float
     written: int = 0
     left_out: int = 0
+    left_out_since: float = 0.0
 
 
 class LineBudget:
@@ -80,7 +80,10 @@ class LineBudget:
 
     For lines one failure writes per call, message or item: during an outage at thousands of
     calls a second, a line each costs more than the calls and buries every other line. The
-    counters keep the totals; lines left out after a key's last written line are not reported.
+    counters keep the totals. The next line of a key says how many were left out and since when
+    (`left_out_since`, as that line may come much later); lines left out after a key's last
+    written line are not reported. Keys are few and fixed (a method and a code, an exchange
+    and a kind of failure), never a caller's.
     """
 
     def __init__(
@@ -88,11 +91,17 @@ class LineBudget:
         lines: int = 10,
         per_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.lines = lines
         self.per_s = per_s
         self.clock = clock
+        self.wall_clock = wall_clock
         self._keys: dict[Hashable, _Window] = {}
+
+    def reset(self) -> None:
+        """Every key's budget whole again, nothing left out."""
+        self._keys.clear()
 
     def admit(self, key: Hashable) -> int | None:
         """None when this line is to be left out; else how many of key's were left out
@@ -104,6 +113,8 @@ class LineBudget:
         elif now - window.began >= self.per_s:
             window.began, window.written = now, 0
         if window.written >= self.lines:
+            if not window.left_out:
+                window.left_out_since = self.wall_clock()
             window.left_out += 1
             return None
         window.written += 1
@@ -111,12 +122,22 @@ class LineBudget:
         return left_out
 
     def fields(self, key: Hashable, given: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """The fields (`extra`) of a line of key: given, with left_out when lines were left
-        out; None when this line is to be left out."""
+        """The fields (`extra`) of a line of key: given, with left_out and left_out_since when
+        lines were left out; None when this line is to be left out."""
+        since = window.left_out_since if (window := self._keys.get(key)) else 0.0
         left_out = self.admit(key)
         if left_out is None:
             return None
         found = dict(given or {})
         if left_out:
             found["left_out"] = left_out
+            found["left_out_since"] = utc_text(since)
         return found
+
+
+def utc_text(moment: float) -> str:
+    """A wall-clock time (seconds since the epoch) as the JSON lines write it, to the
+    millisecond in UTC."""
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment % 1 * 1000):03d}Z"
+    )

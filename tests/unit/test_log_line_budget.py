@@ -32,7 +32,7 @@ class Clock:
 
 def test_a_budget_admits_its_lines_a_window_and_counts_the_rest_for_the_next_line() -> None:
     clock = Clock()
-    budget = LineBudget(lines=3, per_s=1.0, clock=clock)
+    budget = LineBudget(lines=3, per_s=1.0, clock=clock, wall_clock=clock)
     assert [budget.admit("a") for _ in range(5)] == [0, 0, 0, None, None]
     assert budget.admit("b") == 0  # keys are budgeted apart
     clock.now += 0.99
@@ -42,13 +42,19 @@ def test_a_budget_admits_its_lines_a_window_and_counts_the_rest_for_the_next_lin
     assert budget.fields("a", {"x": 1}) == {"x": 1}
     assert budget.fields("a") is None
     clock.now += 1.0
-    assert budget.fields("a", {"x": 1}) == {"x": 1, "left_out": 1}
+    assert budget.fields("a", {"x": 1}) == {
+        "x": 1,
+        "left_out": 1,
+        "left_out_since": "1970-01-01T00:16:41.000Z",  # when the first of them was left out
+    }
 
 
 class Failing(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCenterStats(self, request, context):  # type: ignore[no-untyped-def]
         if request.center_id == "bug":
             raise RuntimeError("a bug of ours")
+        if request.center_id == "missing":
+            raise errors.NotFound("centre 'missing' not found")
         raise errors.Unavailable("MongoDB did not answer")
 
 
@@ -95,6 +101,18 @@ async def test_failed_calls_of_a_method_and_code_write_ten_lines_a_second_and_co
     assert handled._value.get() - before == 26  # type: ignore[attr-defined]
     last = call_lines(caplog, "UNAVAILABLE")[-1]
     assert (last.levelno, last.left_out) == (logging.WARNING, 15)  # type: ignore[attr-defined]
+
+
+async def test_a_failure_no_outage_explains_keeps_its_line_every_time(
+    stub: metrics_pb2_grpc.MetricsServiceStub, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client's bad requests, refusals and conflicts are not an outage: each line may be the
+    one an operator looks for, by its request id."""
+    with caplog.at_level(logging.INFO, logger="sanad.rpc"):
+        for _ in range(12):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="missing"))
+    assert len(call_lines(caplog, "NOT_FOUND")) == 12
 
 
 async def test_every_internal_failure_keeps_its_line(
