@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad import mongo, rollups
 from sanad.deadline import caller_deadline
-from sanad.domain.clock import FIRST_YEAR, LAST_YEAR, utcnow
+from sanad.domain.clock import FIRST_YEAR, LAST_YEAR
 from sanad.errors import Invalid, Unavailable, Violation, check, collected
 from sanad.rpc.timestamps import time_field
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
@@ -63,11 +63,10 @@ def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
     return first, periods.day_after(end)
 
 
-def _check_year_request(governorate_code: str, year: int, limit: int = 0) -> None:
+def _check_year_request(governorate_code: str, year: int, this_year: int, limit: int = 0) -> None:
     violations = []
     if not governorate_code:
         violations.append(Violation("governorate_code", "is required"))
-    this_year = utcnow().year
     if not FIRST_YEAR <= year <= LAST_YEAR:
         violations.append(Violation("year", f"must be between {FIRST_YEAR} and {LAST_YEAR}"))
     elif year > this_year:
@@ -130,7 +129,8 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
         self, context: Context, governorate_code: str, year: int, limit: int = 0
     ) -> None:
         try:
-            _check_year_request(governorate_code, year, limit)
+            # This year by the clock that decides the year in progress.
+            _check_year_request(governorate_code, year, self.queries.clock().year, limit)
         except Invalid as refused:
             raise await _naming_the_code_too(
                 refused, governorate_code, self.queries.places.check_governorate, context
