@@ -42,9 +42,11 @@ from services.registry.paging import Page, PageRequest
 
 REVISION_ID = "registry_revision"
 # A watch reads the change log this many changes at a time, and stops a read early once the
-# changes it read pass REPLAY_BYTES: a catalogue service may list 500 required documents of 500
-# characters and a centre 500 licence events, so 500 such changes would be about 150 MB held at
-# once by each stream replaying them. The server sends CHANGES_PER_BATCH at a time.
+# changes it read pass REPLAY_BYTES of BSON: a catalogue service may list 500 required documents
+# of 500 characters and a centre 500 licence events, so 500 such changes would be about 150 MB
+# held at once by each stream replaying them. The bound is of bytes read: decoded, the changes
+# take a few times that, and the driver may hold up to CHANGES_PER_BATCH more, the server's
+# batch, when a read stops (a few tens of MB at most, against hundreds).
 CHANGES_PER_READ = 500
 CHANGES_PER_BATCH = 50
 REPLAY_BYTES = 4 * 1024 * 1024

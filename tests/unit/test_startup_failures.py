@@ -11,23 +11,27 @@ import pytest
 
 from sanad.devstack.mongo_server import free_port
 from sanad.runtime import port_problem
+from services.intake.settings import IntakeSettings
+from services.metrics.settings import MetricsSettings
 from services.registry.settings import RegistrySettings
 from tests.unit.test_refused_settings import run_with
+from workers.batch.settings import BatchSettings
+from workers.ingest.settings import IngestSettings
 
 # Every port setting of every deployable, each given a free port unless a test names it: the
 # defaults are taken whenever `make run` is going beside the tests.
-PORT_SETTINGS = [
-    "SANAD_REGISTRY_PORT",
-    "SANAD_REGISTRY_METRICS_PORT",
-    "SANAD_INTAKE_PORT",
-    "SANAD_INTAKE_METRICS_PORT",
-    "SANAD_METRICS_PORT",
-    "SANAD_METRICS_METRICS_PORT",
-    "SANAD_INGEST_HEALTH_PORT",
-    "SANAD_INGEST_METRICS_PORT",
-    "SANAD_BATCH_HEALTH_PORT",
-    "SANAD_BATCH_METRICS_PORT",
-]
+PORT_SETTINGS = sorted(
+    f"SANAD_{name.upper()}"
+    for settings in (
+        RegistrySettings,
+        IntakeSettings,
+        MetricsSettings,
+        IngestSettings,
+        BatchSettings,
+    )
+    for name in settings.model_fields
+    if name.endswith("_port")
+)
 
 
 def start(module: str, **settings: str) -> subprocess.CompletedProcess[str]:
