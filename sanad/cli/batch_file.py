@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from sanad.domain.privacy import mask
 from sanad.v1 import events_pb2, intake_pb2
 
 COLUMNS = ("request_id", "service_code", "channel", "fee_baisa", "civil_number", "center_id")
@@ -158,6 +159,5 @@ def write_rejected(
         writer.writerow(["line", *COLUMNS, "reason"])
         for number, reason in sorted(rejected):
             row = rows[number]
-            civil = row.get("civil_number", "")
-            shown = {**row, "civil_number": "*" * max(len(civil) - 3, 0) + civil[-3:]}
+            shown = {**row, "civil_number": mask(row.get("civil_number", ""))}
             writer.writerow([lines[number], *(shown.get(c, "") for c in COLUMNS), reason])

@@ -19,6 +19,13 @@ def civil_hash(civil_number: str, secret: bytes) -> str:
     return hmac.new(secret, civil_number.encode(), hashlib.sha256).hexdigest()
 
 
+# The fewest characters of which the last three may show: a well-formed number's.
+_SHOWN_FROM = 6
+
+
 def mask(civil_number: str) -> str:
-    """Every digit but the last three replaced by '*'."""
+    """Every character but the last three replaced by '*'; every one of a value shorter than a
+    well-formed number (a malformed one, refused), which would show most of itself."""
+    if len(civil_number) < _SHOWN_FROM:
+        return "*" * len(civil_number)
     return "*" * (len(civil_number) - 3) + civil_number[-3:]

@@ -42,6 +42,11 @@ def test_civil_numbers_are_hashed_with_the_secret_and_masked() -> None:
     assert mask("12345678") == "*****678"
 
 
+def test_a_value_shorter_than_a_civil_number_is_masked_whole() -> None:
+    """A malformed number (a refused row) shows no more than a well-formed one would."""
+    assert [mask(v) for v in ("12ab", "12345", "", "123456")] == ["****", "*****", "", "***456"]
+
+
 def test_only_digit_civil_numbers_of_plausible_length_are_well_formed() -> None:
     assert is_well_formed("12345678")
     for bad in ("", "12345", "12345678901", "1234abcd", "١٢٣٤٥٦٧٨", " 12345678"):
