@@ -12,18 +12,11 @@ import bisect
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 # A change recorded without a time, before any other: in force from the beginning.
 EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
-class Place(NamedTuple):
-    """Where a centre's transactions count."""
-
-    governorate_code: str
-    wilayat_code: str
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from sanad.domain.codes import (
     request_id_violations,
     required_code_violations,
 )
+from sanad.domain.places import Place
 from sanad.domain.privacy import is_well_formed
 from sanad.errors import NotFound, PreconditionFailed, Violation, check
-from sanad.registry_past import Place
 
 
 class Channel(StrEnum):

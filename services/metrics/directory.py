@@ -9,8 +9,9 @@ from typing import Protocol
 
 import grpc
 
+from sanad.domain.places import Place
 from sanad.errors import Unavailable
-from sanad.registry_past import Place, followed_by
+from sanad.registry_past import followed_by
 from sanad.registry_watch import Watch
 from sanad.rpc.timestamps import from_timestamp
 from sanad.v1 import registry_pb2, registry_pb2_grpc

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sanad import rollups
-from sanad.registry_past import Dated, Place, in_force
+from sanad.domain.places import Place
+from sanad.registry_past import Dated, in_force
 
 COUNTERS = rollups.COUNTERS
 BUCKETS = (*(f"le_{bound}" for bound in rollups.COMPLETION_BOUNDS_S), "le_inf")
@@ -128,15 +129,13 @@ class CenterFacts:
         return frozenset({self.governorate_code, *placed})
 
 
-def placed_at_end_of(center: CenterFacts, year: int) -> tuple[str, str]:
-    """(governorate, wilayat) where the registry placed the centre when the year ended (now,
-    for the year in progress); where it was first placed when registered after the year; where
-    it is now when its placements are not known."""
+def placed_at_end_of(center: CenterFacts, year: int) -> Place:
+    """Where the registry placed the centre when the year ended (now, for the year in progress);
+    where it was first placed when registered after the year; where it is now when its
+    placements are not known."""
     _, end = year_bounds(year)
     place = in_force(center.placements, end, before=True)
-    if place is None:
-        return center.governorate_code, center.wilayat_code
-    return place.governorate_code, place.wilayat_code
+    return place or Place(center.governorate_code, center.wilayat_code)
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sanad.domain.places import Place
 from services.metrics.domain import (
     ACTIVITY_COUNTERS,
     CenterFacts,
@@ -28,12 +29,6 @@ from services.metrics.domain import (
     add_stats,
     placed_at_end_of,
 )
-
-
-@dataclass(frozen=True)
-class Place:
-    governorate_code: str
-    wilayat_code: str
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ def members_of(
     transactions in the governorate that year; facts: those centres the registry knows, every
     centre it ever placed in the governorate among them.
     """
-    at_end = {cid: Place(*placed_at_end_of(f, year)) for cid, f in facts.items()}
+    at_end = {cid: placed_at_end_of(f, year) for cid, f in facts.items()}
     homes = home_places(rows, at_end)
     by_center: defaultdict[str, list[Stats]] = defaultdict(list)
     for row in rows:

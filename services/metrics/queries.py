@@ -9,11 +9,12 @@ from typing import Protocol
 
 from sanad import rollups
 from sanad.domain.clock import utcnow
+from sanad.domain.places import Place
 from sanad.errors import NotFound
 from services.metrics import award
 from services.metrics.directory import CenterDirectory
 from services.metrics.domain import ACTIVITY_COUNTERS, Stats, active_in_year, sum_rollups
-from services.metrics.placement import Member, Place, PlacedYear, members_of
+from services.metrics.placement import Member, PlacedYear, members_of
 from services.metrics.places import KnownPlaces
 from services.metrics.report import Report, change_percent, compared_span, year_figures
 from services.metrics.store import Document

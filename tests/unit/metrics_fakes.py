@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sanad import rollups
+from sanad.domain.places import Place
 from sanad.errors import Invalid, Violation
-from sanad.registry_past import Dated, Place
+from sanad.registry_past import Dated
 from services.metrics import award
 from services.metrics.domain import BUCKETS, CenterFacts, LicenceChange
 from services.metrics.queries import MetricsQueries

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sanad import rollups
+from sanad.domain.places import Place
 from sanad.v1 import registry_pb2
 from services.metrics.directory import facts_of
 from services.metrics.domain import (
@@ -14,10 +15,12 @@ from services.metrics.domain import (
     Stats,
     active_in_year,
     histogram_quantile,
+    placed_at_end_of,
     sum_rollups,
 )
-from services.metrics.placement import Place, PlacedYear, members_of
+from services.metrics.placement import PlacedYear, members_of
 from services.metrics.report import change_percent, year_figures
+from tests.unit.metrics_fakes import facts
 
 
 def at(year: int, month: int = 1, day: int = 1) -> datetime:
@@ -140,3 +143,14 @@ def test_the_registry_centre_becomes_facts_with_its_licence_expiry() -> None:
     assert not active_in_year(facts, 2026, None)
     # Before activation the licence has no expiry, and nothing is cut short.
     assert facts_of(registry_pb2.Center(id="B")).licence_expires_at is None
+
+
+def test_a_centre_moved_at_the_first_moment_of_a_year_ends_the_year_before_where_it_was() -> None:
+    """The year's end is exclusive: a move at 1 January 00:00 UTC places the new year, not the
+    old one."""
+    new_year = datetime(2025, 1, 1, tzinfo=UTC)
+    moved = facts("A", "MU-X", 2, placed=[(datetime(2023, 5, 1, tzinfo=UTC), "DA-NIZ")],
+                  moved_at=new_year)  # fmt: skip
+    assert placed_at_end_of(moved, 2024) == Place("DA", "DA-NIZ")
+    assert placed_at_end_of(moved, 2025) == Place("MU", "MU-X")
+    assert placed_at_end_of(moved, 2022) == Place("DA", "DA-NIZ")  # registered later: its first

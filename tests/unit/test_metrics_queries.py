@@ -9,8 +9,9 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.devstack.mongo_server import free_port
+from sanad.domain.places import Place
 from sanad.errors import Unavailable
-from sanad.registry_past import Dated, Place
+from sanad.registry_past import Dated
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.metrics.directory import WatchedDirectory
 from services.metrics.settings import MetricsSettings
