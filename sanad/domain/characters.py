@@ -25,8 +25,24 @@ _REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 
 CONTROL = "must not contain control characters"
 CONTROL_OR_INVISIBLE = "must not contain control or invisible characters"
 BLANK_OR_UNCOMPOSED = (
-    "must not contain blank-looking characters or spaces other than plain inner ones, and must be"
-    " in composed form (Unicode NFC)"
+    "must not contain blank-looking or ignorable characters or spaces other than plain inner ones,"
+    " and must be in normalized form (Unicode NFKC)"
+)
+# The refusals of an id for its characters alone (id_violations).
+ID_CHARACTER_RULES = frozenset({CONTROL_OR_INVISIBLE, BLANK_OR_UNCOMPOSED})
+# Marks and selectors drawn as nothing, beyond the format characters (Cf) and the fillers above:
+# the combining grapheme joiner, Khmer's invisible vowels, Mongolian and other variation
+# selectors.
+_IGNORABLE = frozenset(
+    chr(c)
+    for c in (
+        0x034F,
+        0x17B4,
+        0x17B5,
+        *range(0x180B, 0x1810),
+        *range(0xFE00, 0xFE10),
+        *range(0xE0100, 0xE01F0),
+    )
 )
 REQUIRED = "is required"
 
@@ -66,15 +82,17 @@ def code_violations(fields: dict[str, str]) -> list[Violation]:
 
 def id_violations(fields: dict[str, str]) -> list[Violation]:
     """Each id a caller chooses (a request id) holding what codes may not (code_violations), a
-    blank-looking filler, a space other than a plain one between other characters, or text
-    not in composed form: "r1", "r1 " and "r1" with a no-break space, or an accent typed as
-    one character and as two, would be different ids that print alike."""
+    blank-looking filler or ignorable mark, a space other than a plain one between other
+    characters, or text not in NFKC form: "r1", "r1 " and "r1" with a no-break space, an accent
+    typed as one character and as two, or an Arabic letter and its presentation form, would be
+    different ids that print alike."""
     found = code_violations(fields)
     flagged = {violation.field for violation in found}
     for name, value in fields.items():
         spaced = any(c.isspace() and c != " " for c in value) or value != value.strip()
-        blank = any(c in _BLANK for c in value)
-        if name not in flagged and (spaced or blank or not unicodedata.is_normalized("NFC", value)):
+        hidden = any(c in _BLANK or c in _IGNORABLE for c in value)
+        normal = unicodedata.is_normalized("NFKC", value)
+        if name not in flagged and (spaced or hidden or not normal):
             found.append(Violation(name, BLANK_OR_UNCOMPOSED))
     return found
 

@@ -16,10 +16,18 @@ from typing import Any
 
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.deadline import Deadline
+from sanad.domain.characters import ID_CHARACTER_RULES
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.codes import required_code_violations
 from sanad.domain.ids import new_id
-from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable, check
+from sanad.errors import (
+    AlreadyExists,
+    Invalid,
+    PreconditionFailed,
+    Unavailable,
+    Violation,
+    check,
+)
 from sanad.records import submitted_event
 from sanad.security import audit, audit_offer
 from sanad.security.identity import Identity
@@ -164,13 +172,15 @@ class Intake:
         deadline: Deadline,
     ) -> _Claim | None:
         """The record of this very submission accepted earlier, when only the registry's state
-        refuses it now (fee changed, licence suspended, service retired): a read, no claim.
+        refuses it now (fee changed, licence suspended, service retired), or only its request
+        id's characters, accepted before the rules on them: a read, no claim. A retry must get
+        its transaction, lest its caller mend the id and make a second one.
 
         Only refusals pay this read; the normal path's one round trip stays the claim.
         """
         if not submission.request_id:
             return None
-        if field_violations(submission, None):
+        if [v for v in field_violations(submission, None) if not _of_id_characters(v)]:
             return None  # the request itself is bad, whatever the registry says
         key = request_key(caller, submission.request_id)
         record = await self.store.find_request(key, deadline.left())
@@ -233,3 +243,9 @@ class Intake:
             count_submitted(
                 event.governorate_code, event.wilayat_code, event.agency_code, event.fee_baisa
             )
+
+
+def _of_id_characters(violation: Violation) -> bool:
+    """A request id refused for its characters alone (characters.id_violations), which an id
+    claimed before those rules may hold."""
+    return violation.field == "request_id" and violation.description in ID_CHARACTER_RULES

@@ -99,7 +99,23 @@ def test_a_printable_request_id_of_any_script_is_taken() -> None:
 
 @pytest.mark.parametrize(
     "request_id",
-    ["r1 ", " r1", "r1\u00a0", "r\u30001", "\u3164", "r\u2800", "cafe\u0301", "r1\u2009x"],
+    [
+        "r1 ",
+        " r1",
+        "r1\u00a0",
+        "r\u30001",
+        "\u3164",
+        "r\u2800",
+        "cafe\u0301",
+        "r1\u2009x",
+        "r1\u034f",  # combining grapheme joiner
+        "r1\ufe00",  # variation selector
+        "r1\U000e0100",  # variation selector supplement
+        "r1\u17b4",  # Khmer invisible vowel
+        "\ufe8d\ufe91",  # Arabic presentation forms of alef, beh
+        "\ufb01le",  # the fi ligature
+        "\uff32\uff11",  # fullwidth R1
+    ],
 )
 def test_a_request_id_that_prints_as_another_is_refused_by_field(request_id: str) -> None:
     """A trailing or odd space, a blank-looking filler, an accent typed as two characters."""

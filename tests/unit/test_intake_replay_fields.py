@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
-from sanad.errors import Unavailable
+from sanad.errors import Invalid, Unavailable
 from sanad.v1 import events_pb2
+from services.intake.domain import request_key
 from tests.unit.test_intake_submit import CENTER, SERVICE, Setup, setup, submission, submit
 
 AS_CLAIMED = {
@@ -73,3 +74,22 @@ async def test_a_claim_recorded_before_these_fields_were_kept_replays_from_the_s
     await submit(s, submission())
     (event,) = s.publisher.decoded(events_pb2.TransactionSubmitted)
     assert (event.service_version, event.sla_hours, event.fee_baisa) == (2, 24, 5000)
+
+
+async def test_an_id_claimed_before_the_rules_on_its_characters_still_gets_its_transaction() -> (
+    None
+):
+    """A retry of "r-1 " (a spreadsheet's trailing space), claimed before such ids were refused,
+    is answered with its transaction, not refused: its caller would mend the id and pay twice.
+    A new id of the kind is refused by field."""
+    s = setup()
+    first = await submit(s, submission())
+    (key,) = s.requests.docs
+    record = s.requests.docs.pop(key)
+    old = request_key("centre:abraj@C1", "r-1 ")
+    s.requests.docs[old] = {**record, "_id": old}  # as the earlier version stored it
+    again = await submit(s, submission(request_id="r-1 "))
+    assert again.transaction_id == first.transaction_id
+    with pytest.raises(Invalid) as refused:
+        await submit(s, submission(request_id="r-2 "))
+    assert [v.field for v in refused.value.violations] == ["request_id"]
