@@ -35,7 +35,7 @@ run: setup
 CLIENT_ENV := $(or $(SANAD_DEVSTACK_DATA),.data)/sanadctl.env
 demo: setup
 	@test -f $(CLIENT_ENV) || { echo "demo: start 'make run' first (no $(CLIENT_ENV))"; exit 1; }
-	@. $(CLIENT_ENV) && $(PY) -m sanad.cli --timeout 10 health >/dev/null || { \
+	@. $(CLIENT_ENV) && $(PY) -m sanad.cli --timeout 10 health || { \
 	  echo "demo: 'make run' does not answer (sanadctl health); start it, or wait until it serves"; \
 	  exit 1; }
 	. $(CLIENT_ENV) && \

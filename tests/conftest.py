@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sanad.amqp import publisher
 from sanad.amqp.topology import delete_topology
 from sanad.devstack import mongo_server
-from sanad.rpc import interceptors
 from sanad.security import certs
-from services.intake import failures
+from sanad.telemetry import logs
 
 AMQP_URL = os.environ.get("SANAD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -29,7 +27,7 @@ def unique(prefix: str) -> str:
 def whole_line_budgets() -> None:
     """Every budget of failure lines whole as a test starts: a test that reads a failure's line
     must not find it left out for other tests' failures of the same second."""
-    for budget in (interceptors.FAILURE_LINES, publisher.FAILURE_LINES, failures.UNAVAILABLE_LINES):
+    for budget in logs.BUDGETS:
         budget.reset()
 
 

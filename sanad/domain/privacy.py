@@ -6,7 +6,8 @@ import re
 
 # Omani civil numbers are digit strings; we accept 6 to 10 digits so older and
 # newer cards both pass, and refuse anything else.
-_CIVIL_NUMBER = re.compile(r"[0-9]{6,10}")
+FEWEST_DIGITS, MOST_DIGITS = 6, 10
+_CIVIL_NUMBER = re.compile(rf"[0-9]{{{FEWEST_DIGITS},{MOST_DIGITS}}}")
 
 
 def is_well_formed(civil_number: str) -> bool:
@@ -19,13 +20,9 @@ def civil_hash(civil_number: str, secret: bytes) -> str:
     return hmac.new(secret, civil_number.encode(), hashlib.sha256).hexdigest()
 
 
-# The fewest characters of which the last three may show: a well-formed number's.
-_SHOWN_FROM = 6
-
-
 def mask(civil_number: str) -> str:
     """Every character but the last three replaced by '*'; every one of a value shorter than a
     well-formed number (a malformed one, refused), which would show most of itself."""
-    if len(civil_number) < _SHOWN_FROM:
+    if len(civil_number) < FEWEST_DIGITS:
         return "*" * len(civil_number)
     return "*" * (len(civil_number) - 3) + civil_number[-3:]

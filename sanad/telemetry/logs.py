@@ -5,6 +5,7 @@ import json
 import logging
 import sys
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,10 @@ def configure(process_name: str, level: str = "INFO", plain: bool = False) -> No
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# Every LineBudget alive, so that tests make them all whole again (tests/conftest.py).
+BUDGETS: "weakref.WeakSet[LineBudget]" = weakref.WeakSet()
+
+
 @dataclass(slots=True)
 class _Window:
     """One key's budget: when its window began, the lines written in it, the lines left out
@@ -98,6 +103,7 @@ class LineBudget:
         self.clock = clock
         self.wall_clock = wall_clock
         self._keys: dict[Hashable, _Window] = {}
+        BUDGETS.add(self)
 
     def reset(self) -> None:
         """Every key's budget whole again, nothing left out."""

@@ -199,3 +199,5 @@ async def test_a_report_or_leaderboard_of_a_year_not_begun_is_refused_by_field(
             assert field_violations(caught.value) == [
                 ("year", "must not be after this year (2030)")
             ]
+    if refused:
+        assert servicer.queries.store.calls == []  # type: ignore[attr-defined]
