@@ -12,7 +12,12 @@ from sanad import rollups as contract
 from sanad.cli.batch_send import send
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2, intake_pb2, registry_pb2
-from tests.integration.conftest import COUNTER, Stack, open_centre_with_service
+from tests.integration.conftest import (
+    COUNTER,
+    Stack,
+    open_centre_with_service,
+    submit_request,
+)
 from tests.integration.workers_support import delete_retry_queues, start_batch_worker
 
 pytestmark = pytest.mark.integration
@@ -124,15 +129,7 @@ async def test_history_is_filed_where_its_centre_was_and_judged_by_its_services_
     batch = events_pb2.BatchSubmission(
         batch_id=f"moved-{time.time_ns()}",
         center_id=center_id,
-        items=[
-            intake_pb2.SubmitTransactionRequest(
-                request_id="live-1",
-                service_code=service,
-                channel=COUNTER,
-                fee_baisa=5000,
-                beneficiary_civil_number="71234567",
-            )
-        ],
+        items=[submit_request(center_id, service, "live-1")],
         history_items=[history_item(service, 0, submitted)],
     )
     worker = start_batch_worker(stack)

@@ -9,6 +9,7 @@ from tests.integration.registry_served import (  # noqa: F401
     Registry,
     registry_fixture,
 )
+from tests.integration.registry_support import visa_renewal
 
 pytestmark = pytest.mark.integration
 
@@ -17,19 +18,9 @@ LONG_LIST = [f"{n:03d} " + "وثيقة" * 79 for n in range(100)]
 
 
 async def add_heavy_service(registry: Registry, code: str) -> pb.CatalogService:
-    reply = await registry.stub.AddCatalogService(
-        pb.AddCatalogServiceRequest(
-            service=pb.CatalogService(
-                code=code,
-                agency_code="ROP",
-                name_ar="تجديد التأشيرة",
-                name_en="Visa renewal",
-                fee_baisa=5000,
-                sla_hours=48,
-                required_documents=LONG_LIST,
-            )
-        )
-    )
+    service = visa_renewal(code)
+    service.required_documents.extend(LONG_LIST)
+    reply = await registry.stub.AddCatalogService(pb.AddCatalogServiceRequest(service=service))
     return reply.service
 
 
