@@ -1,0 +1,53 @@
+"""The batch worker files a migrated transaction where its centre was on its submit day, with its
+service's terms of that day, from its registry copy's past; each batch judges with a copy of that
+past taken as it starts, whatever the watch streams change meanwhile."""
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sanad.registry_past import Dated
+from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler, with_history
+from tests.unit.test_worker_batch_answers import CENTER, SERVICE
+
+REGISTERED = datetime(2025, 1, 1, tzinfo=UTC)
+MOVED = datetime(2026, 6, 1, tzinfo=UTC)
+IN_BAHLA = dataclasses.replace(CENTER, governorate_code="DA", wilayat_code="DA-BAH")
+
+
+def worker_with_past(shared: Shared) -> tuple[Any, list[dict[str, Any]]]:
+    """A handler whose registry copy has C1 registered in Bahla and moved to Nizwa since, and
+    ROP-VISA at 4 h then; the documents it stores."""
+    worker = handler(shared, Replies())
+    worker.snapshot.places = {"C1": (Dated(REGISTERED, IN_BAHLA), Dated(MOVED, CENTER))}
+    first_terms = dataclasses.replace(SERVICE, sla_hours=4)
+    worker.snapshot.terms = {"ROP-VISA": (Dated(REGISTERED, first_terms), Dated(MOVED, SERVICE))}
+    stored: list[dict[str, Any]] = []
+    store_chunk = worker.store.store_chunk
+
+    async def recording(documents: Sequence[dict[str, Any]], requests: Any = ()) -> int:
+        stored.extend(documents)
+        return int(await store_chunk(documents, requests))
+
+    worker.store.store_chunk = recording
+    return worker, stored
+
+
+async def test_history_is_filed_as_of_its_day_and_a_live_item_as_of_now() -> None:
+    worker, stored = worker_with_past(Shared())
+    await worker.handle(Message(with_history(batch("r-1")).SerializeToString()))
+    by_request = {doc["request_id"]: doc for doc in stored}
+    placed = ("governorate_code", "wilayat_code", "sla_hours")
+    assert [by_request["h-1"][key] for key in placed] == ["DA", "DA-BAH", 4]  # March 2024
+    assert [by_request["r-1"][key] for key in placed] == ["DA", "DA-NIZ", 48]
+
+
+async def test_a_batch_judges_with_the_past_as_its_start_saw_it() -> None:
+    worker, _ = worker_with_past(Shared())
+    record = {"_id": "b-1", "started_at": datetime(2026, 12, 5, tzinfo=UTC)}
+    context = worker._context(batch("r-1"), record, "migrator")
+    worker.snapshot.places.clear()  # a registry restored from a backup: the copy replays
+    worker.snapshot.terms["ROP-VISA"] = ()
+    assert context.places["C1"][0].value == IN_BAHLA
+    assert context.terms["ROP-VISA"][0].value.sla_hours == 4
