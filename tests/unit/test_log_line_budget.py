@@ -3,6 +3,7 @@ second for each method and code (each exchange and kind of failure), the rest co
 in the next line written, while the metrics count every one; failures of our own always get
 their line."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -62,6 +63,10 @@ class Failing(metrics_pb2_grpc.MetricsServiceServicer):
             raise RuntimeError("a bug of ours")
         if request.center_id == "missing":
             raise errors.NotFound("centre 'missing' not found")
+        if request.center_id == "busy":
+            raise errors.RateLimited("over the caller's rate", 1.0)
+        if request.center_id == "slow":
+            await asyncio.sleep(5)
         raise errors.Unavailable("MongoDB did not answer")
 
 
@@ -104,6 +109,31 @@ async def test_failed_calls_of_a_method_and_code_write_ten_lines_a_second_and_co
     assert handled._value.get() - before == 26  # type: ignore[attr-defined]
     last = call_lines(caplog, "UNAVAILABLE")[-1]
     assert (last.levelno, last.left_out) == (logging.WARNING, 15)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [("busy", None, "RESOURCE_EXHAUSTED"), ("slow", 0.05, "DEADLINE_EXCEEDED")],
+    ids=["overload", "deadline"],
+)
+async def test_an_overload_or_a_deadline_is_budgeted_as_an_outage_is(
+    stub: metrics_pb2_grpc.MetricsServiceStub,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    case: tuple[str, float | None, str],
+) -> None:
+    center_id, deadline_s, code = case
+    with caplog.at_level(logging.INFO, logger="sanad.rpc"):
+        for _ in range(12):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetCenterStats(
+                    metrics_pb2.GetCenterStatsRequest(center_id=center_id), timeout=deadline_s
+                )
+        for _ in range(100):  # the server ends a call whose deadline passed a moment later
+            if len(call_lines(caplog, code)) >= 10:
+                break
+            await asyncio.sleep(0.02)
+    assert len(call_lines(caplog, code)) == 10
 
 
 async def test_a_failure_no_outage_explains_keeps_its_line_every_time(
