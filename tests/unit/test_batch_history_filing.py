@@ -16,10 +16,12 @@ MOVED = datetime(2026, 6, 1, tzinfo=UTC)
 IN_BAHLA = dataclasses.replace(CENTER, governorate_code="DA", wilayat_code="DA-BAH")
 
 
-def worker_with_past(shared: Shared) -> tuple[Any, list[dict[str, Any]]]:
+def worker_with_past(
+    shared: Shared, replies: Replies | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
     """A handler whose registry copy has C1 registered in Bahla and moved to Nizwa since, and
     ROP-VISA at 4 h then; the documents it stores."""
-    worker = handler(shared, Replies())
+    worker = handler(shared, replies or Replies())
     worker.snapshot.places = {"C1": (Dated(REGISTERED, IN_BAHLA), Dated(MOVED, CENTER))}
     first_terms = dataclasses.replace(SERVICE, sla_hours=4)
     worker.snapshot.terms = {"ROP-VISA": (Dated(REGISTERED, first_terms), Dated(MOVED, SERVICE))}
@@ -51,3 +53,25 @@ async def test_a_batch_judges_with_the_past_as_its_start_saw_it() -> None:
     worker.snapshot.terms["ROP-VISA"] = ()
     assert context.places["C1"][0].value == IN_BAHLA
     assert context.terms["ROP-VISA"][0].value.sla_hours == 4
+
+
+async def test_a_free_service_s_history_at_fee_0_is_taken_though_it_charges_now() -> None:
+    """Its fee is judged by the service of its day (hM's F1): free then, 5,000 baisa now."""
+    replies = Replies()
+    worker, stored = worker_with_past(Shared(), replies)
+    free = dataclasses.replace(SERVICE, fee_baisa=0, version=1)
+    worker.snapshot.terms = {"ROP-VISA": (Dated(REGISTERED, free), Dated(MOVED, SERVICE))}
+    free_then = with_history(batch(batch_id="b-free"))
+    free_then.history_items[0].transaction.fee_baisa = 0
+    await worker.handle(Message(free_then.SerializeToString()))
+    assert [doc["fee_baisa"] for doc in stored] == [0]
+    # Had the service charged then, a fee of 0 would be a data error.
+    worker.snapshot.terms = {}
+    refused_then = with_history(batch(batch_id="b-charged"))
+    refused_then.history_items[0].transaction.fee_baisa = 0
+    await worker.handle(Message(refused_then.SerializeToString()))
+    assert len(stored) == 1
+    [refusal] = replies.sent[-1][1].rejected
+    assert [(v.field, v.description) for v in refusal.violations] == [
+        ("fee_baisa", "must be positive: the service charges a fee")
+    ]

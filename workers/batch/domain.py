@@ -108,16 +108,27 @@ def submission_of(item: intake_pb2.SubmitTransactionRequest, center_id: str) -> 
 
 
 def judge(
-    submission: Submission, context: Context, now: datetime, historic: bool
+    submission: Submission,
+    context: Context,
+    now: datetime,
+    historic: bool,
+    as_of: datetime | None = None,
 ) -> tuple[CenterView, ServiceView] | list[Violation]:
     """The centre and service of a valid item, or its violations by field.
 
     A migrated (historic) item needs a known centre and service and correct fields, but not
     today's licence, offer or fee: it happened when they were valid, at the fee of its day
-    (checked only to be positive and bounded, see historic_fee).
+    (checked only to be positive and bounded, see historic_fee). With as_of (its submit time),
+    they are the centre and service as the registry had them then: where the centre was, the
+    service's terms and fee.
     """
     center = context.centers.get(submission.center_id)
     service = context.services.get(submission.service_code)
+    if historic and as_of is not None:
+        if center is not None:
+            center = in_force(context.places.get(center.id, ()), as_of) or center
+        if service is not None:
+            service = in_force(context.terms.get(service.code, ()), as_of) or service
     if historic:
         found = field_violations(submission, None) + historic_fee(submission, service)
         found += _existence(submission, center, service)
@@ -313,21 +324,20 @@ def _judge_history(
     )
     if refused:
         return refused
-    found = judge(submission, context, now, historic=True)
     submitted = (
         moment(item.submit_time, "submit_time", now)
         if item.HasField("submit_time")
         else Violation("submit_time", "is required")
     )
+    # Judged, filed and kept as of its submit time: the centre's place, the service's terms.
+    as_of = None if isinstance(submitted, Violation) else submitted
+    found = judge(submission, context, now, historic=True, as_of=as_of)
     if isinstance(submitted, Violation):
         return [*found, submitted] if isinstance(found, list) else [submitted]
     if isinstance(found, list):
         return found
     tx_id = derived_id(context.batch_key, index, submitted)
     center, service = found
-    # Where the centre was and what the service's SLA and version were on its day.
-    center = in_force(context.places.get(center.id, ()), submitted) or center
-    service = in_force(context.terms.get(service.code, ()), submitted) or service
     return apply_history(
         document(
             submission,
