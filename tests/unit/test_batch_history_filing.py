@@ -10,6 +10,7 @@ from typing import Any
 from sanad.registry_past import Dated
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler, with_history
 from tests.unit.test_worker_batch_answers import CENTER, SERVICE
+from workers.batch.domain import request_of
 
 REGISTERED = datetime(2025, 1, 1, tzinfo=UTC)
 MOVED = datetime(2026, 6, 1, tzinfo=UTC)
@@ -75,3 +76,54 @@ async def test_a_free_service_s_history_at_fee_0_is_taken_though_it_charges_now(
     assert [(v.field, v.description) for v in refusal.violations] == [
         ("fee_baisa", "must be positive: the service charges a fee")
     ]
+
+
+def corrected(submission: Any) -> Any:
+    """The same migrated row with another outcome: completed an hour later, rated 3."""
+    item = submission.history_items[0]
+    item.rating = 3
+    item.history[0].time.FromJsonString("2024-03-01T10:00:00Z")
+    return submission
+
+
+async def test_another_history_under_a_used_request_id_is_refused_not_merged() -> None:
+    """A migrated row's history is its payload too (hM's F2): sent again corrected, or twice in
+    one batch with two outcomes, it is refused on request_id, not answered with the first."""
+    replies, shared = Replies(), Shared()
+    worker, stored = worker_with_past(shared, replies)
+    await worker.handle(Message(with_history(batch(batch_id="first")).SerializeToString()))
+    await worker.handle(
+        Message(corrected(with_history(batch(batch_id="again"))).SerializeToString())
+    )
+    twice = with_history(batch(batch_id="twice"))
+    twice.history_items.add().CopyFrom(corrected(with_history(batch())).history_items[0])
+    twice.history_items[0].transaction.request_id = "h-2"
+    twice.history_items[1].transaction.request_id = "h-2"
+    await worker.handle(Message(twice.SerializeToString()))
+    answers = {answer.batch_id: answer for _, answer in replies.sent}
+    reused = [("request_id", "was already used for another transaction")]
+    [again] = answers["again"].rejected
+    assert [(v.field, v.description) for v in again.violations] == reused
+    assert [a.index for a in answers["twice"].accepted] == [0]
+    [second] = answers["twice"].rejected
+    assert (second.index, [(v.field, v.description) for v in second.violations]) == (1, reused)
+    assert len(stored) == 2
+
+
+async def test_a_record_of_a_history_item_kept_before_its_history_counted_still_matches() -> None:
+    """Records written earlier hold the fingerprint of the transaction's fields alone: the same
+    row sent again is answered with its transaction, as before."""
+    replies, shared = Replies(), Shared()
+    worker, stored = worker_with_past(shared, replies)
+    await worker.handle(Message(with_history(batch(batch_id="first")).SerializeToString()))
+    [record] = shared.requests.values()
+    first = with_history(batch(batch_id="first"))
+    context = worker._context(first, shared.records["first"], "")
+    request = request_of(first, context, 0)
+    assert request is not None
+    assert record["fingerprint"] == request.fingerprint != request.earlier
+    record["fingerprint"] = request.earlier  # as the earlier version wrote it
+    await worker.handle(Message(with_history(batch(batch_id="later")).SerializeToString()))
+    later = {answer.batch_id: answer for _, answer in replies.sent}["later"]
+    assert [a.transaction_id for a in later.accepted] == [record["transaction_id"]]
+    assert len(stored) == 1

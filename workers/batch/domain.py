@@ -5,6 +5,7 @@ batch handled again after a crash upserts the same documents instead of new ones
 """
 
 import hashlib
+import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -217,18 +218,37 @@ def apply_history(
     return doc
 
 
-def request_of(
-    batch: events_pb2.BatchSubmission, context: Context, index: int
-) -> tuple[str, str] | None:
-    """The key of the record of the item's request id, and its payload's fingerprint, as intake
-    keeps them (services.intake.domain); None for an item without a request id. The caller is
-    the batch's submitter, its RabbitMQ user, apart from every gRPC caller."""
+@dataclass(frozen=True)
+class RequestOf:
+    """An item's request id as its record keeps it: the record's key and the payload's
+    fingerprint, as intake keeps them (services.intake.domain). A migrated item's fingerprint
+    covers its history too (submit time, steps, rating); `earlier` is the fingerprint records
+    written before it did hold (the transaction's fields alone), matched as before."""
+
+    key: str
+    fingerprint: str
+    earlier: str
+
+    def matches(self, recorded: str) -> bool:
+        return recorded in (self.fingerprint, self.earlier)
+
+
+def request_of(batch: events_pb2.BatchSubmission, context: Context, index: int) -> RequestOf | None:
+    """The item's request id as its record keeps it; None for an item without a request id.
+    The caller is the batch's submitter, its RabbitMQ user, apart from every gRPC caller."""
     live = len(batch.items)
     item = batch.items[index] if index < live else batch.history_items[index - live].transaction
     if not item.request_id:
         return None
     key = request_key(f"amqp:{context.submitted_by}", item.request_id)
-    return key, submission_of(item, context.center_id).fingerprint(context.secret)
+    fingerprint = submission_of(item, context.center_id).fingerprint(context.secret)
+    if index < live:
+        return RequestOf(key, fingerprint, fingerprint)
+    history = events_pb2.HistoricalTransaction()
+    history.CopyFrom(batch.history_items[index - live])
+    history.ClearField("transaction")
+    told = fingerprint.encode() + b"\x1f" + history.SerializeToString(deterministic=True)
+    return RequestOf(key, hmac.new(context.secret, told, hashlib.sha256).hexdigest(), fingerprint)
 
 
 def item_id(batch: events_pb2.BatchSubmission, context: Context, index: int) -> str | None:

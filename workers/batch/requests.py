@@ -6,14 +6,15 @@ stored. An item whose request id no transaction holds yet claims it in the same 
 transaction that stores it (so a record exists exactly when its transaction does); one whose
 request id a transaction of another batch, or an earlier item of this one, holds is answered
 with that transaction and stored no second time, or refused on its request_id when its payload
-differs. A record that names the item's own transaction is an earlier attempt's at this batch.
+differs (a migrated item's payload is its history too: RequestOf). A record that names the item's
+own transaction is an earlier attempt's at this batch.
 """
 
 from dataclasses import dataclass, field
 
 from sanad.errors import Violation
 from sanad.v1 import events_pb2
-from workers.batch.domain import Context, Document, Verdict, request_of
+from workers.batch.domain import Context, Document, RequestOf, Verdict, request_of
 from workers.batch.store import BatchStore
 
 REUSED = "was already used for another transaction"
@@ -32,11 +33,11 @@ class BatchRequests:
     async def settle(self, judged: Verdict) -> list[Document]:
         """Move judged's accepted items whose request id another transaction holds to that
         transaction (or to refused); returns the records the chunk's transaction inserts."""
-        wanted: dict[int, tuple[str, str]] = {}
+        wanted: dict[int, RequestOf] = {}
         for index, _ in judged.accepted:
             if (request := request_of(self.batch, self.context, index)) is not None:
                 wanted[index] = request
-        unknown = {key for key, _ in wanted.values() if key not in self.held}
+        unknown = {request.key for request in wanted.values() if request.key not in self.held}
         for record in await self.store.request_records(sorted(unknown)):
             self.held[record["_id"]] = (record["transaction_id"], record["fingerprint"])
         kept: list[tuple[int, Document]] = []
@@ -45,13 +46,13 @@ class BatchRequests:
             if index not in wanted:
                 kept.append((index, doc))
                 continue
-            key, fingerprint = wanted[index]
+            key, fingerprint = wanted[index].key, wanted[index].fingerprint
             holder = self.held.get(key)
             if holder is None:
                 self.held[key] = (doc["_id"], fingerprint)
                 claims.append(_record(key, doc, fingerprint))
                 kept.append((index, doc))
-            elif holder[1] != fingerprint:
+            elif not wanted[index].matches(holder[1]):
                 judged.rejected.append((index, [Violation("request_id", REUSED)]))
             elif holder[0] == doc["_id"]:
                 kept.append((index, doc))  # an earlier attempt's: stored with its record
