@@ -70,6 +70,7 @@ async def test_a_free_service_s_history_at_fee_0_is_taken_though_it_charges_now(
     worker.snapshot.terms = {}
     refused_then = with_history(batch(batch_id="b-charged"))
     refused_then.history_items[0].transaction.fee_baisa = 0
+    refused_then.history_items[0].transaction.request_id = "h-9"  # not the stored row's
     await worker.handle(Message(refused_then.SerializeToString()))
     assert len(stored) == 1
     [refusal] = replies.sent[-1][1].rejected
@@ -127,3 +128,24 @@ async def test_a_record_of_a_history_item_kept_before_its_history_counted_still_
     later = {answer.batch_id: answer for _, answer in replies.sent}["later"]
     assert [a.transaction_id for a in later.accepted] == [record["transaction_id"]]
     assert len(stored) == 1
+
+
+async def test_rows_sent_again_after_the_registry_changed_get_their_stored_transactions() -> None:
+    """hM's F3: a live row and a migrated one, stored, then the centre suspended; sent again
+    under a new batch id, each is answered with its transaction, as intake answers a retry, not
+    refused for a licence it held when it was stored."""
+    replies, shared = Replies(), Shared()
+    worker, stored = worker_with_past(shared, replies)
+    await worker.handle(Message(with_history(batch("r-1", batch_id="first")).SerializeToString()))
+    worker.snapshot.centers["C1"] = dataclasses.replace(CENTER, licence_status="SUSPENDED")
+    await worker.handle(Message(with_history(batch("r-1", batch_id="again")).SerializeToString()))
+    await worker.handle(Message(with_history(batch("r-2", batch_id="new")).SerializeToString()))
+    answers = {answer.batch_id: answer for _, answer in replies.sent}
+    first = [(a.index, a.transaction_id) for a in answers["first"].accepted]
+    assert [(a.index, a.transaction_id) for a in answers["again"].accepted] == first
+    assert not answers["again"].rejected
+    # A new live row is refused for the licence; the migrated one, held by h-1, answered.
+    [new_live] = answers["new"].rejected
+    assert (new_live.index, new_live.violations[0].field) == (0, "center_id")
+    assert [a.index for a in answers["new"].accepted] == [1]
+    assert len(stored) == 2

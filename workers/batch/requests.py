@@ -37,9 +37,15 @@ class BatchRequests:
         for index, _ in judged.accepted:
             if (request := request_of(self.batch, self.context, index)) is not None:
                 wanted[index] = request
-        unknown = {request.key for request in wanted.values() if request.key not in self.held}
+        refused: dict[int, RequestOf] = {}
+        for index, _ in judged.rejected:
+            if (request := request_of(self.batch, self.context, index)) is not None:
+                refused[index] = request
+        asked = [*wanted.values(), *refused.values()]
+        unknown = {request.key for request in asked if request.key not in self.held}
         for record in await self.store.request_records(sorted(unknown)):
             self.held[record["_id"]] = (record["transaction_id"], record["fingerprint"])
+        self._answer_stored(judged, refused)
         kept: list[tuple[int, Document]] = []
         claims: list[Document] = []
         for index, doc in judged.accepted:
@@ -61,6 +67,20 @@ class BatchRequests:
         judged.accepted = kept
         judged.rejected.sort(key=lambda refusal: refusal[0])
         return claims
+
+    def _answer_stored(self, judged: Verdict, refused: dict[int, RequestOf]) -> None:
+        """Answer each refused item whose request id a transaction holds for this very payload
+        with that transaction, as intake answers a retry: it was stored before the registry
+        changed (a licence suspended, a fee raised) or a rule on its fields tightened."""
+        still = []
+        for index, violations in judged.rejected:
+            request = refused.get(index)
+            holder = self.held.get(request.key) if request is not None else None
+            if request is not None and holder is not None and request.matches(holder[1]):
+                judged.stored_before.append((index, holder[0]))
+            else:
+                still.append((index, violations))
+        judged.rejected = still
 
 
 def _record(key: str, doc: Document, fingerprint: str) -> Document:
