@@ -149,3 +149,16 @@ async def test_rows_sent_again_after_the_registry_changed_get_their_stored_trans
     assert (new_live.index, new_live.violations[0].field) == (0, "center_id")
     assert [a.index for a in answers["new"].accepted] == [1]
     assert len(stored) == 2
+
+
+async def test_a_step_without_a_time_is_refused_as_required() -> None:
+    replies = Replies()
+    worker, stored = worker_with_past(Shared(), replies)
+    untimed = with_history(batch(batch_id="untimed"))
+    untimed.history_items[0].history[0].ClearField("time")
+    await worker.handle(Message(untimed.SerializeToString()))
+    [refusal] = replies.sent[-1][1].rejected
+    assert [(v.field, v.description) for v in refusal.violations] == [
+        ("history[0].time", "is required")
+    ]
+    assert stored == []

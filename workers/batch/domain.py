@@ -196,7 +196,11 @@ def apply_history(
             status = Status(name)
         except ValueError:
             return [Violation(f"{where}.status", "is not a known status")]
-        at = moment(step.time, f"{where}.time", now)
+        at = (
+            moment(step.time, f"{where}.time", now)
+            if step.HasField("time")
+            else Violation(f"{where}.time", "is required")
+        )
         if isinstance(at, Violation):
             return [at]
         if not can_change(Status(doc["status"]), status):
