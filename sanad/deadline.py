@@ -1,5 +1,6 @@
 """The caller's remaining time, shared out over every outbound call and retry of one RPC."""
 
+import random
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -45,3 +46,20 @@ def caller_deadline(call: TimedCall) -> Deadline:
     deadline."""
     remaining = call.time_remaining()
     return Deadline(float(remaining) if remaining is not None else None)
+
+
+def pause_after_losing(
+    tried: int, took_s: float, deadline: Deadline, longest_s: float = 1.0
+) -> float | None:
+    """How long to pause before trying a change again that lost a race (a compare-and-set, a
+    write conflict), or None when that pause and a try as long as the last would end past the
+    caller's deadline: a try cut off by the deadline would cost the caller its answer and the
+    database its work, for nothing. Random, to spread out a crowd of callers that all lost to
+    one change (callers that retry in step keep colliding), and growing with the tries and with
+    how long a try takes, to keep pace with a database slowed down by that crowd."""
+    longest = min(took_s * 2**tried, longest_s)
+    pause = random.uniform(0, longest)  # noqa: S311 - jitter, not a secret
+    left = deadline.left()
+    if left is not None and pause + took_s >= left:
+        return None
+    return pause

@@ -16,12 +16,14 @@ stored. A call that accepts nothing (refused, failed, or answered from an earlie
 it back, and the security interceptor records it after the call, as for any other RPC.
 """
 
+import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import Any, Protocol
 
 from sanad.amqp.topology import STATUS_CHANGED, Topology
-from sanad.deadline import NO_DEADLINE, Deadline
+from sanad.deadline import NO_DEADLINE, Deadline, pause_after_losing
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
 from sanad.domain.transactions import FINISHED, Status, can_change
@@ -122,7 +124,8 @@ class StatusChanges:
         """make's rounds: each judges against the latest accepted change and tries to accept
         this one after it."""
         key = change_key(actor, request_id) if request_id else ""
-        for _ in range(MAX_CHANGE_ATTEMPTS):
+        for tried in range(1, MAX_CHANGE_ATTEMPTS + 1):
+            started = time.monotonic()
             latest = await self.store.latest_change(doc["_id"], deadline.left())
             if key and (
                 first := await self._answered(
@@ -150,6 +153,12 @@ class StatusChanges:
             ):
                 await self._send_again(record, deadline)
                 return change
+            # Lost: callers that retry in step keep colliding (six calls of one request id
+            # lost all five rounds on a busy machine), so each waits a random while first.
+            pause = pause_after_losing(tried, time.monotonic() - started, deadline)
+            if pause is None or tried == MAX_CHANGE_ATTEMPTS:
+                break
+            await asyncio.sleep(pause)
         # Each round lost to a concurrent change of the transaction or to a write conflict in
         # the database (the change's transaction, its answer or its audit event).
         raise Unavailable(

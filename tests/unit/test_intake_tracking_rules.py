@@ -2,10 +2,12 @@
 the latest accepted change; a transaction's history is capped, all but its final step."""
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from sanad import deadline as deadlines
 from sanad.amqp.topology import STATUS_CHANGED, Topology
 from sanad.deadline import Deadline
 from sanad.domain.transactions import Status
@@ -14,6 +16,7 @@ from sanad.records import proto_from_document
 from sanad.rpc.replies import DEFAULT_MAX_MESSAGE_BYTES, reply_budget
 from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import common_pb2, events_pb2
+from services.intake import status_changes
 from services.intake.status_changes import MAX_CHANGE_ATTEMPTS, MAX_HISTORY_STEPS
 from services.intake.tracking import MAX_NOTE_LENGTH, Change, Tracker
 from tests.unit.fakes import RecordingPublisher
@@ -217,3 +220,31 @@ def test_a_transaction_at_the_cap_with_the_longest_notes_fits_one_reply() -> Non
     doc = stored(Status.CANCELLED, history=[step] * (MAX_HISTORY_STEPS + 1))
     shown = proto_from_document(doc, T0)
     assert shown.ByteSize() < reply_budget(DEFAULT_MAX_MESSAGE_BYTES) // 4
+
+
+async def test_a_change_that_lost_a_round_waits_a_random_while_before_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Callers that retry in step keep colliding: each lost round is followed by a random
+    pause (six calls of one request id once lost all five rounds together in CI)."""
+
+    class LosingTwice(FakeStore):
+        async def accept_change(self, *args: Any, **kwargs: Any) -> bool:
+            if self.attempts < 2:
+                self.attempts += 1
+                return False
+            return await super().accept_change(*args, **kwargs)
+
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(status_changes, "asyncio", SimpleNamespace(sleep=pause))
+    monkeypatch.setattr(deadlines, "random", SimpleNamespace(uniform=lambda low, high: high))
+    store, publisher = LosingTwice(stored(Status.RECORDED)), RecordingPublisher()
+    t = Tracker(store, store, publisher, Topology("t"))
+    change = await update(t, Status.IN_PROGRESS)
+    assert change.status is Status.IN_PROGRESS
+    assert len(pauses) == 2
+    assert all(p > 0 for p in pauses)

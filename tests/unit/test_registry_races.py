@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from sanad import deadline as deadlines
 from sanad.deadline import NO_DEADLINE, Deadline
 from sanad.errors import Aborted
 from services.registry import races
@@ -70,7 +71,7 @@ def test_a_change_that_keeps_losing_is_aborted_before_the_callers_deadline(
     monkeypatch.setattr(races, "time", SimpleNamespace(monotonic=clock.now))
     monkeypatch.setattr(races, "asyncio", SimpleNamespace(sleep=clock.sleep))
     # The shortest pauses: the most tries that could be begun.
-    monkeypatch.setattr(races, "random", SimpleNamespace(uniform=lambda low, high: low))
+    monkeypatch.setattr(deadlines, "random", SimpleNamespace(uniform=lambda low, high: low))
     tries: list[tuple[float, float]] = []
 
     async def attempt() -> CatalogService:
