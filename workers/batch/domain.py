@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.amqp.batches import item_count
@@ -196,11 +197,7 @@ def apply_history(
             status = Status(name)
         except ValueError:
             return [Violation(f"{where}.status", "is not a known status")]
-        at = (
-            moment(step.time, f"{where}.time", now)
-            if step.HasField("time")
-            else Violation(f"{where}.time", "is required")
-        )
+        at = required_moment(step, "time", f"{where}.time", now)
         if isinstance(at, Violation):
             return [at]
         if not can_change(Status(doc["status"]), status):
@@ -262,9 +259,7 @@ def item_id(batch: events_pb2.BatchSubmission, context: Context, index: int) -> 
     if index < live:
         return derived_id(context.batch_key, index, context.started_at)
     item = batch.history_items[index - live]
-    if not item.HasField("submit_time"):
-        return None
-    submitted = moment(item.submit_time, "submit_time", context.started_at)
+    submitted = required_moment(item, "submit_time", "submit_time", context.started_at)
     if isinstance(submitted, Violation):
         return None
     return derived_id(context.batch_key, index, submitted)
@@ -295,6 +290,15 @@ def judge_items(
         else:
             verdict.accepted.append((index, judged))
     return verdict
+
+
+def required_moment(
+    owner: Message, name: str, field_name: str, now: datetime
+) -> datetime | Violation:
+    """The time in owner's Timestamp field `name` (moment), or "is required" when it is unset."""
+    if not owner.HasField(name):
+        return Violation(field_name, "is required")
+    return moment(getattr(owner, name), field_name, now)
 
 
 def moment(stamp: Timestamp, field_name: str, now: datetime) -> datetime | Violation:
@@ -348,11 +352,7 @@ def _judge_history(
     )
     if refused:
         return refused
-    submitted = (
-        moment(item.submit_time, "submit_time", now)
-        if item.HasField("submit_time")
-        else Violation("submit_time", "is required")
-    )
+    submitted = required_moment(item, "submit_time", "submit_time", now)
     # Judged, filed and kept as of its submit time: the centre's place, the service's terms.
     as_of = None if isinstance(submitted, Violation) else submitted
     found = judge(submission, context, now, historic=True, as_of=as_of)
@@ -361,16 +361,8 @@ def _judge_history(
     if isinstance(found, list):
         return found
     tx_id = derived_id(context.batch_key, index, submitted)
-    center, service = found
     return apply_history(
-        document(
-            submission,
-            center,
-            service,
-            context=context,
-            transaction_id=tx_id,
-            submit_time=submitted,
-        ),
+        document(submission, *found, context=context, transaction_id=tx_id, submit_time=submitted),
         item,
         now,
     )
