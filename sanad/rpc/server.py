@@ -14,6 +14,7 @@ from sanad.rpc.health import Check, HealthReporter
 from sanad.rpc.interceptors import ServerInterceptor
 from sanad.runtime import port_problem
 from sanad.security.audit_log import AuditLog
+from sanad.security.authenticate import Authenticator
 from sanad.security.interceptor import security_interceptor
 from sanad.security.tls import server_credentials
 from sanad.settings import ServerSettings
@@ -109,6 +110,26 @@ class RunningServer:
             await self.audit_log.drain()
 
 
+@dataclass(frozen=True)
+class OwnFiles:
+    """What a server reads from its files: the token keys, and its TLS credentials (None in
+    plaintext)."""
+
+    authenticator: Authenticator
+    credentials: grpc.ServerCredentials | None
+
+
+def read_own_files(settings: ServerSettings) -> OwnFiles:
+    """Read the files a server starts with (the token keys, the TLS certificate, key and CA),
+    raising StartupError naming the first bad one. A service that waits for MongoDB before it
+    serves reads them first and gives them to start_server, so a bad file is told at once, not
+    after the wait."""
+    return OwnFiles(
+        Authenticator.from_settings(settings),
+        server_credentials(settings) if settings.grpc_tls else None,
+    )
+
+
 async def start_server(
     settings: ServerSettings,
     port: int,
@@ -119,17 +140,21 @@ async def start_server(
     audit_log: AuditLog | None = None,
     name: str = "",
     keepalive_ms: int = KEEPALIVE_TIME_MS,
+    files: OwnFiles | None = None,
 ) -> RunningServer:
     """Start serving on port (0 picks a free one); health starts NOT_SERVING.
 
     Every call passes the bookkeeping interceptor, then the security interceptor (identity,
     rate limit, policy table, audit trail into audit_log when given), then `interceptors`.
-    Clients may ping every keepalive_ms (tests pass a short one).
+    Clients may ping every keepalive_ms (tests pass a short one). `files` are read here when
+    not given (read_own_files).
     """
+    if files is None:
+        files = read_own_files(settings)
     server = grpc.aio.server(
         interceptors=[
             ServerInterceptor(),
-            security_interceptor(settings, audit_log, name),
+            security_interceptor(settings, files.authenticator, audit_log, name),
             *interceptors,
         ],
         options=[
@@ -154,10 +179,9 @@ async def start_server(
     reporter = HealthReporter(health_servicer, names, checks)
     await reporter.publish(False)
     address = f"{settings.grpc_host}:{port}"
-    credentials = server_credentials(settings) if settings.grpc_tls else None
     try:
-        if credentials is not None:
-            bound = server.add_secure_port(address, credentials)
+        if files.credentials is not None:
+            bound = server.add_secure_port(address, files.credentials)
         else:
             bound = server.add_insecure_port(address)
     except RuntimeError:  # gRPC's "Failed to bind", whatever the cause

@@ -372,11 +372,15 @@ def _outcome(error: BaseException | None, context: Any) -> str:
 
 
 def security_interceptor(
-    settings: CommonSettings, audit_log: AuditLog | None = None, recorded_by: str = ""
+    settings: CommonSettings,
+    authenticator: Authenticator,
+    audit_log: AuditLog | None = None,
+    recorded_by: str = "",
 ) -> SecurityInterceptor:
-    """The interceptor a server built from these settings runs."""
+    """The interceptor a server built from these settings runs, with `authenticator` (read
+    from the settings' key file: Authenticator.from_settings)."""
     admission = Admission(
-        Authenticator.from_settings(settings),
+        authenticator,
         RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         StreamCap(settings.max_streams_per_identity),
     )

@@ -8,7 +8,7 @@ from pymongo import AsyncMongoClient
 
 from sanad import mongo
 from sanad.registry_watch import registry_channel
-from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.rpc.server import Registration, RunningServer, read_own_files, start_server
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award
 from services.metrics.directory import WatchedDirectory
@@ -45,6 +45,7 @@ class MetricsApp:
         # NOT_SERVING until every rollup index exists (a report would scan whole collections):
         # the health check looks again until the ingest worker has built them, and says which
         # it waits for; likewise while MongoDB is not up yet.
+        files = read_own_files(self.settings)  # a bad file is told before the wait
         await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
         self.tasks.append(asyncio.create_task(self.directory.run()))
         servicer = MetricsServicer(self.queries)
@@ -61,6 +62,7 @@ class MetricsApp:
                 "mongodb": self.indexes.ready,
                 "registry_directory": self._directory_ready,
             },
+            files=files,
         )
         return self.server.port
 

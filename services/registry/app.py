@@ -7,7 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.read_concern import ReadConcern
 
 from sanad import mongo
-from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.rpc.server import Registration, RunningServer, read_own_files, start_server
 from sanad.security import audit_service
 from sanad.security.audit_listing import AuditListing
 from sanad.security.audit_log import AuditLog
@@ -43,6 +43,7 @@ class RegistryApp:
         """Serve on port (0 for a free one) and return the bound port."""
         # Indexes before the first call: building one while a registry transaction is open on
         # the same collection blocks that transaction (seen as a 10 s stall on a fresh database).
+        files = read_own_files(self.settings)  # a bad file is told before the wait
         await self.indexes.build_at_start(self.settings.mongo_timeout_ms / 1000)
         servicer = RegistryServicer(
             self.centers, self.catalog, self.settings.grpc_max_message_bytes
@@ -65,6 +66,7 @@ class RegistryApp:
             checks={"mongodb": self.indexes.ready},
             audit_log=audit_log,
             name="registry",
+            files=files,
         )
         return self.server.port
 

@@ -138,3 +138,22 @@ def test_a_jwt_key_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
         f"cannot start: SANAD_AUTH_JWT_PUBLIC_KEY_FILE: cannot read {tmp_path / 'jwks'}: "
         "No such file or directory"
     )
+
+
+@pytest.mark.parametrize("module", ["services.registry", "services.metrics"])
+@pytest.mark.parametrize("setting", ["SANAD_TLS_CERT_FILE", "SANAD_AUTH_JWT_PUBLIC_KEY_FILE"])
+def test_a_bad_file_is_told_before_the_wait_for_mongodb(
+    module: str, setting: str, tmp_path: Path, pki: Path
+) -> None:
+    # Both services wait for MongoDB (here: nothing answers) before they serve; their files
+    # are read first, so the operator is not kept waiting for the line that names the file.
+    files = {
+        "SANAD_TLS_CERT_FILE": str(pki / "registry.pem"),
+        "SANAD_TLS_KEY_FILE": str(pki / "registry.key"),
+        setting: str(tmp_path / "absent"),
+    }
+    result = start(module, **files)
+    assert the_line(result).endswith(
+        f"cannot start: {setting}: cannot read {tmp_path / 'absent'}: No such file or directory"
+    )
+    assert "MongoDB does not answer yet" not in result.stderr
