@@ -213,6 +213,14 @@ def operations() -> Dashboard:
             kind="stat",
         ),
         Panel(
+            "Accepted changes unsent",
+            "Status changes and ratings intake accepted but did not see published, waiting to"
+            " be sent again (alert after 5 minutes); until then the store and the statistics"
+            " miss them.",
+            (Query('sum(sanad_intake_resends_waiting{job=~"sanad-.+"}) or vector(0)', "waiting"),),
+            kind="stat",
+        ),
+        Panel(
             "Processes up",
             "1 when Prometheus reached the process at its last scrape; one tile per replica.",
             (Query('up{job=~"sanad-.+"}', "{{job}} {{instance}}"),),

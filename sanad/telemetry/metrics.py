@@ -143,6 +143,12 @@ TRANSACTION_RATINGS = Histogram(
     buckets=(1, 2, 3, 4, 5),
 )
 
+INTAKE_RESENDS_WAITING = Gauge(
+    "sanad_intake_resends_waiting",
+    "Transactions whose accepted status change or rating intake did not see published, "
+    "waiting to be sent again in the background.",
+)
+
 AUDIT_EVENTS_DEFERRED = Gauge(
     "sanad_audit_events_deferred",
     "Audit events MongoDB did not take yet, waiting in the process to be written again.",

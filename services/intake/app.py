@@ -52,6 +52,7 @@ class IntakeApp:
         self.tasks += [
             asyncio.create_task(self.snapshot.run()),
             asyncio.create_task(self.publisher.connect()),
+            asyncio.create_task(self.tracker.resends.run()),
         ]
         limits = StreamLimits(self.settings.stream_max_inflight, self.settings.stream_max_items)
         servicer = IntakeServicer(

@@ -34,6 +34,11 @@ from services.intake.failures import transient
 Document = dict[str, Any]
 
 
+def _rating_key(transaction_id: str) -> str:
+    """The _id of a transaction's rating claim."""
+    return f"rating\x1f{transaction_id}"
+
+
 def _change_key(transaction_id: str) -> str:
     return f"status\x1f{transaction_id}"
 
@@ -102,7 +107,7 @@ class RequestStore:
         claim wins, and given back to the interceptor when another claim was there first.
         """
         record = {
-            "_id": f"rating\x1f{transaction_id}",
+            "_id": _rating_key(transaction_id),
             "rating": rating,
             "time": given,
             "actor": actor,
@@ -112,6 +117,15 @@ class RequestStore:
         else:
             winner = await self._claim_with_event(record, event, timeout_s)
         return int(winner["rating"]), winner["time"], str(winner.get("actor", ""))
+
+    async def find_rating(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> tuple[int, datetime, str] | None:
+        """The transaction's claimed rating, its time and who gave it; None when unclaimed."""
+        found = await self.find_request(_rating_key(transaction_id), timeout_s)
+        if found is None:
+            return None
+        return int(found["rating"]), found["time"], str(found.get("actor", ""))
 
     async def _claim_with_event(
         self, record: Document, event: CarriedEvent, timeout_s: float | None

@@ -41,6 +41,7 @@ from services.intake.change_requests import (
 )
 from services.intake.ports import Publisher
 from services.intake.reading import Document
+from services.intake.resends import TRY_S, Resends
 from services.intake.sending import Sends
 
 # Compare-and-set rounds a status change may lose to concurrent ones before UNAVAILABLE.
@@ -81,11 +82,18 @@ class ChangeStore(Protocol):
 class StatusChanges:
     """Accepts, numbers and sends the status changes of stored transactions."""
 
-    def __init__(self, store: ChangeStore, publisher: Publisher, topology: Topology) -> None:
+    def __init__(
+        self,
+        store: ChangeStore,
+        publisher: Publisher,
+        topology: Topology,
+        resends: Resends | None = None,
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.topology = topology
         self.sending = Sends()
+        self.resends = Resends() if resends is None else resends
 
     async def make(
         self,
@@ -107,8 +115,22 @@ class StatusChanges:
             return await self._judged(
                 doc, status, note, actor, deadline, request_id=request_id, event=event
             )
+        except (Unavailable, asyncio.CancelledError):
+            # This change, or the one before it, may be accepted and unsent: out of time or
+            # refused by the broker after its commit, or a commit of unknown outcome.
+            transaction_id = doc["_id"]
+            self.resends.add(f"status {transaction_id}", lambda: self.send_latest(transaction_id))
+            raise
         finally:
             event.end()  # given back unless a round's commit stored it (or may have)
+
+    async def send_latest(self, transaction_id: str) -> None:
+        """Publish the transaction's latest accepted change unless it is confirmed: a try of
+        the resends (resends.py)."""
+        deadline = Deadline(TRY_S)
+        latest = await self.store.latest_change(transaction_id, deadline.left())
+        if latest is not None and not latest.get("confirmed"):
+            await self._send_again(latest, deadline)
 
     async def _judged(
         self,

@@ -2,6 +2,7 @@
 beneficiaries make, checked and queued for the transaction's writer (reads: reading.py; how a
 status change is judged, numbered and sent: status_changes.py)."""
 
+import asyncio
 from datetime import datetime
 from typing import Protocol
 
@@ -10,7 +11,7 @@ from sanad.deadline import Deadline
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.codes import request_id_violations
 from sanad.domain.transactions import AGENCY_REPORTABLE, Status
-from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Violation
+from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable, Violation
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.carried import CarriedEvent
 from sanad.security.identity import Identity
@@ -19,6 +20,7 @@ from services.intake import access
 from services.intake.change_requests import Change
 from services.intake.ports import Publisher
 from services.intake.reading import Document, Finds, stored
+from services.intake.resends import TRY_S, Resends
 from services.intake.status_changes import ChangeStore, StatusChanges, publish
 
 MAX_NOTE_LENGTH = 1000
@@ -38,18 +40,28 @@ class Requests(ChangeStore, Protocol):
         event: CarriedEvent | None = None,
     ) -> tuple[int, datetime, str]: ...
 
+    async def find_rating(
+        self, transaction_id: str, timeout_s: float | None = None
+    ) -> tuple[int, datetime, str] | None: ...
+
 
 class Tracker:
     """The changes agencies, centres and beneficiaries make to stored transactions."""
 
     def __init__(
-        self, transactions: Finds, requests: Requests, publisher: Publisher, topology: Topology
+        self,
+        transactions: Finds,
+        requests: Requests,
+        publisher: Publisher,
+        topology: Topology,
+        resends: Resends | None = None,
     ) -> None:
         self.transactions = transactions
         self.requests = requests
         self.publisher = publisher
         self.topology = topology
-        self.changes = StatusChanges(requests, publisher, topology)
+        self.resends = Resends() if resends is None else resends
+        self.changes = StatusChanges(requests, publisher, topology, self.resends)
 
     async def update_status(
         self,
@@ -112,25 +124,46 @@ class Tracker:
             await self._check_repeat(doc, rating, actor, deadline)
             return
         # The claim makes "once" hold under concurrent calls. Every call publishes the
-        # claimed rating, confirmed, before it answers: a retry after a publish that failed
-        # sends it again, and the worker recognises a repeat by its content and claimed
-        # time. A failed publish keeps its claim: UNAVAILABLE may mean "sent, not
-        # confirmed", so the claimed value may still be applied, and releasing the claim
-        # would let a different value be answered OK and then refused by the worker as
-        # already rated. A different value is refused, after the claimed one is sent again,
-        # so no claim stays unpublished while callers keep trying.
+        # claimed rating, confirmed, before it answers: after a publish that failed, a retry
+        # sends it again and so do the resends in the background (resends.py), and the worker
+        # recognises a repeat by its content and claimed time. A failed publish keeps its
+        # claim: UNAVAILABLE may mean "sent, not confirmed", so the claimed value may still be
+        # applied, and releasing the claim would let a different value be answered OK and
+        # then refused by the worker as already rated. A different value is refused, after
+        # the claimed one is sent again, so no claim stays unpublished while callers keep
+        # trying.
         # The call's OK audit event is stored with the claim that this call wins (none is
         # taken for a claim another call won: the interceptor records that call).
         given = to_millisecond(utcnow())
         carried = self.requests.carried_event()
         try:
-            winner, given, by = await self.requests.claim_rating(
-                transaction_id, rating, given, actor, deadline.left(), event=carried
-            )
-        finally:
-            carried.end()
+            try:
+                winner, given, by = await self.requests.claim_rating(
+                    transaction_id, rating, given, actor, deadline.left(), event=carried
+                )
+            finally:
+                carried.end()
+            await self._publish_rating(transaction_id, winner, given, by, deadline)
+        except (Unavailable, asyncio.CancelledError):
+            # The claim may be made (a commit of unknown outcome) and unsent.
+            self.resends.add(f"rating {transaction_id}", lambda: self.send_rating(transaction_id))
+            raise
+        if winner != rating:
+            raise AlreadyExists(f"transaction {transaction_id} is already rated")
+
+    async def send_rating(self, transaction_id: str) -> None:
+        """Publish the transaction's claimed rating, if a claim was made: a try of the resends
+        (resends.py)."""
+        deadline = Deadline(TRY_S)
+        claimed = await self.requests.find_rating(transaction_id, deadline.left())
+        if claimed is not None:
+            await self._publish_rating(transaction_id, *claimed, deadline)
+
+    async def _publish_rating(
+        self, transaction_id: str, rating: int, given: datetime, by: str, deadline: Deadline
+    ) -> None:
         event = events_pb2.TransactionRated(
-            transaction_id=transaction_id, rating=winner, time=to_timestamp(given), actor=by
+            transaction_id=transaction_id, rating=rating, time=to_timestamp(given), actor=by
         )
         await publish(
             self.publisher,
@@ -140,8 +173,6 @@ class Tracker:
             message_id=f"rating-{transaction_id}",
             deadline=deadline,
         )
-        if winner != rating:
-            raise AlreadyExists(f"transaction {transaction_id} is already rated")
 
     async def _check_repeat(
         self, doc: Document, rating: int, actor: str, deadline: Deadline

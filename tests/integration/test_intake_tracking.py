@@ -62,12 +62,12 @@ async def transactions(stack: Stack, mongo_url: str) -> AsyncIterator[Any]:
     await client.close()
 
 
-async def next_message(stack: Stack) -> aio_pika.abc.AbstractIncomingMessage:
+async def next_message(stack: Stack, within_s: float = 2.5) -> aio_pika.abc.AbstractIncomingMessage:
     connection = await aio_pika.connect(stack.amqp_url)
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(f"{stack.prefix}.ingest")
-        for _ in range(50):
+        for _ in range(int(within_s / 0.05)):
             message = await queue.get(no_ack=True, fail=False)
             if message is not None:
                 return message

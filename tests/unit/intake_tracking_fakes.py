@@ -100,6 +100,9 @@ class FakeStore:
     ) -> tuple[int, datetime, str]:
         return self.ratings.setdefault(transaction_id, (rating, given, actor))
 
+    async def find_rating(self, transaction_id: str, timeout_s: float | None = None) -> Any:
+        return self.ratings.get(transaction_id)
+
     async def latest_change(self, transaction_id: str, timeout_s: float | None = None) -> Any:
         await asyncio.sleep(0)  # lets concurrent changes interleave, as round trips do
         found = self.changes.get(transaction_id)

@@ -106,6 +106,7 @@ async def intake(client: Any, db: Any, called: set[str]) -> None:
     await requests.claim_request("k", "T1", "f", NOW)
     await requests.find_request("k")
     await requests.claim_rating("T1", 5, NOW, "a")
+    await requests.find_rating("T1")
     await requests.latest_change("T1")
     for previous in (0, 1):
         await requests.accept_change("T1", previous, {"sequence": previous + 1})
