@@ -18,6 +18,7 @@ from sanad.security.audit_log import AuditLog
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.operations import Intake
 from services.intake.reading import Reader
+from services.intake.registry_lookup import RegistryLookup
 from services.intake.request_store import RequestStore
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
@@ -123,7 +124,12 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         Packing(max_items=settings.pack_max_items, max_inflight=settings.pack_max_inflight),
     )
     intake = Intake(
-        snapshot, packer, requests, topology, settings.civil_id_secret.get_secret_value().encode()
+        snapshot,
+        packer,
+        requests,
+        topology,
+        settings.civil_id_secret.get_secret_value().encode(),
+        lookup=RegistryLookup(channel),
     )
     reader, tracker = Reader(transactions), Tracker(transactions, requests, publisher, topology)
     return IntakeApp(

@@ -23,6 +23,7 @@ from sanad.domain.ids import new_id
 from sanad.errors import (
     AlreadyExists,
     Invalid,
+    NotFound,
     PreconditionFailed,
     Unavailable,
     Violation,
@@ -44,7 +45,7 @@ from services.intake.domain import (
     request_key,
     validate,
 )
-from services.intake.ports import PackingPublisher, Snapshot, Store
+from services.intake.ports import Lookup, PackingPublisher, Snapshot, Store
 from services.intake.unconfirmed import UnconfirmedClaims
 
 
@@ -77,8 +78,11 @@ class Intake:
         store: Store,
         topology: Topology,
         civil_secret: bytes,
+        *,
+        lookup: Lookup | None = None,
     ) -> None:
         self.snapshot = snapshot
+        self.lookup = lookup
         self.publisher = publisher
         self.store = store
         self.topology = topology
@@ -107,7 +111,7 @@ class Intake:
         now = utcnow()
         center = self.snapshot.centers.get(submission.center_id)
         try:
-            center, service = validate(submission, center, service, now)
+            center, service = await self._validated(submission, center, service, now, deadline)
         except (Invalid, PreconditionFailed):
             # The registry may have changed since this request id was accepted (invariant 3).
             if center is None or service is None:
@@ -126,6 +130,30 @@ class Intake:
             submission, center, service, caller=caller, claim=claim, deadline=deadline
         )
         return Accepted(claim.transaction_id, claim.submit_time)
+
+    async def _validated(
+        self,
+        submission: Submission,
+        center: CenterView | None,
+        service: ServiceView | None,
+        now: datetime,
+        deadline: Deadline,
+    ) -> tuple[CenterView, ServiceView]:
+        """validate() against the snapshot; a refusal that rests on the registry's state, the
+        submission being well formed, is judged again against the registry as it is now, in
+        case the snapshot has not caught up with a change yet (registry_lookup.py). When the
+        registry does not answer, or agrees with the snapshot, the first refusal stands."""
+        try:
+            return validate(submission, center, service, now)
+        except (Invalid, NotFound, PreconditionFailed):
+            if self.lookup is None or field_violations(submission, None):
+                raise
+            current = await self.lookup.current(
+                submission.center_id, submission.service_code, deadline.left()
+            )
+            if current is None or current == (center, service):
+                raise
+        return validate(submission, *current, now)
 
     async def _claim(
         self,

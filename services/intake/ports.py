@@ -16,6 +16,14 @@ class Snapshot(Protocol):
     def ready(self) -> bool: ...
 
 
+class Lookup(Protocol):
+    """registry_lookup.RegistryLookup: a centre and a service as the registry has them now."""
+
+    async def current(
+        self, center_id: str, service_code: str, timeout_s: float | None
+    ) -> tuple[CenterView | None, ServiceView | None] | None: ...
+
+
 class Publisher(Protocol):
     async def publish(
         self,

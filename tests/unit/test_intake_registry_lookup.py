@@ -1,0 +1,110 @@
+"""A submission the snapshot refuses for the registry's state is judged again against the
+registry as it is now: a change made a moment ago, which the watch streams have not brought
+yet, does not refuse a valid submission (services/intake/registry_lookup.py)."""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import pytest
+
+from sanad.amqp.topology import Topology
+from sanad.errors import Invalid, NotFound, PreconditionFailed
+from services.intake.domain import CenterView, ServiceView
+from services.intake.operations import Intake
+from services.intake.request_store import RequestStore
+from tests.unit.fakes import RecordingPublisher
+from tests.unit.test_intake_claims import FakeRequests
+from tests.unit.test_intake_submit import (
+    CENTER,
+    SECRET,
+    SERVICE,
+    FakeSnapshot,
+    Setup,
+    submission,
+    submit,
+)
+
+Views = tuple[CenterView | None, ServiceView | None]
+
+
+@dataclass
+class FakeLookup:
+    """The registry now: `answer`, or no answer at all (None); counts the calls."""
+
+    answer: Views | None = (CENTER, SERVICE)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    async def current(
+        self, center_id: str, service_code: str, timeout_s: float | None
+    ) -> Views | None:
+        self.calls.append((center_id, service_code))
+        return self.answer
+
+
+def setup(snapshot: FakeSnapshot, lookup: FakeLookup) -> Setup:
+    publisher, requests = RecordingPublisher(), FakeRequests()
+    store = RequestStore({"intake_requests": requests, "audit_log": None})  # type: ignore[arg-type]
+    intake = Intake(snapshot, publisher, store, Topology("test"), SECRET, lookup=lookup)
+    return Setup(intake, snapshot, publisher, requests)  # type: ignore[arg-type]
+
+
+LAGGING = {
+    # The registry answered each change; the snapshot still has the state before it.
+    "activated a moment ago": FakeSnapshot(
+        centers={"C1": dataclasses.replace(CENTER, licence_status="PENDING")}
+    ),
+    "registered a moment ago": FakeSnapshot(centers={}),
+    "offered a moment ago": FakeSnapshot(
+        centers={"C1": dataclasses.replace(CENTER, offered=frozenset())}
+    ),
+    "published a moment ago": FakeSnapshot(services={}),
+    "fee raised a moment ago": FakeSnapshot(
+        services={"ROP-VISA": dataclasses.replace(SERVICE, fee_baisa=4000)}
+    ),
+}
+
+
+@pytest.mark.parametrize("change", LAGGING)
+async def test_a_change_the_snapshot_has_not_brought_yet_does_not_refuse(change: str) -> None:
+    lookup = FakeLookup()
+    s = setup(LAGGING[change], lookup)
+    await submit(s, submission())
+    assert lookup.calls == [("C1", "ROP-VISA")]
+    assert len(s.publisher.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("now", "refused"),
+    [
+        ((dataclasses.replace(CENTER, licence_status="SUSPENDED"), SERVICE), PreconditionFailed),
+        ((None, SERVICE), NotFound),
+        ((CENTER, dataclasses.replace(SERVICE, fee_baisa=6000)), Invalid),
+    ],
+)
+async def test_the_registry_now_is_the_judge_when_it_differs(
+    now: Views, refused: type[Exception]
+) -> None:
+    snapshot = FakeSnapshot(centers={"C1": dataclasses.replace(CENTER, offered=frozenset())})
+    s = setup(snapshot, FakeLookup(now))
+    with pytest.raises(refused):
+        await submit(s, submission())
+    assert s.publisher.sent == []
+
+
+async def test_the_first_refusal_stands_when_the_registry_agrees_or_does_not_answer() -> None:
+    suspended = FakeSnapshot(
+        centers={"C1": dataclasses.replace(CENTER, licence_status="SUSPENDED")}
+    )
+    for answer in ((suspended.centers["C1"], SERVICE), None):
+        s = setup(suspended, FakeLookup(answer))
+        with pytest.raises(PreconditionFailed, match="has no active licence"):
+            await submit(s, submission())
+        assert s.publisher.sent == []
+
+
+async def test_a_submission_bad_in_itself_is_refused_without_asking_the_registry() -> None:
+    lookup = FakeLookup()
+    s = setup(FakeSnapshot(centers={}), lookup)
+    with pytest.raises(Invalid):
+        await submit(s, submission(civil_number="12"))
+    assert lookup.calls == []
