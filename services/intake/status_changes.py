@@ -26,7 +26,7 @@ from sanad.amqp.topology import STATUS_CHANGED, Topology
 from sanad.deadline import NO_DEADLINE, Deadline, pause_after_losing
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.ids import new_id
-from sanad.domain.transactions import FINISHED, Status, can_change
+from sanad.domain.transactions import FINISHED, PAUSED, Status, can_change
 from sanad.errors import PreconditionFailed, Unavailable
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.carried import CarriedEvent
@@ -50,8 +50,9 @@ MAX_CHANGE_ATTEMPTS = 5
 # could otherwise repeat forever, while every read sends the whole history in one gRPC message
 # (4 MiB) and the worker stores it in one MongoDB document (16 MiB): at 200 steps with the
 # longest notes a transaction is under 0.5 MB. Real ones take a handful of steps, a migrated one
-# at most 52 (workers.batch.content). A final status may always follow, so every transaction
-# can still be ended.
+# at most 52 (workers.batch.content). A final status may always follow, and a paused
+# transaction may always resume (COMPLETED follows IN_PROGRESS only), so every transaction can
+# still be completed, one step over the cap at most before its final one.
 MAX_HISTORY_STEPS = 200
 log = logging.getLogger("sanad.intake")
 
@@ -254,7 +255,8 @@ class StatusChanges:
 def _judge(doc: Document, latest: Document | None, status: Status) -> None:
     """PreconditionFailed unless status may follow the latest accepted change (the stored
     status before the first, or when the transaction is stored finished: a batch, a
-    migration), and, unless it is final, the history has room for it."""
+    migration), and, unless it is final or resumes a paused transaction, the history has room
+    for it."""
     current = Status(doc["status"] if latest is None else latest["status"])
     if Status(doc["status"]) in FINISHED:
         current = Status(doc["status"])
@@ -262,7 +264,8 @@ def _judge(doc: Document, latest: Document | None, status: Status) -> None:
         raise PreconditionFailed(
             f"transaction {doc['_id']} cannot go from {current.value} to {status.value}"
         )
-    if status not in FINISHED and _steps_after(doc, latest) > MAX_HISTORY_STEPS:
+    resuming = current in PAUSED and status is Status.IN_PROGRESS
+    if status not in FINISHED and not resuming and _steps_after(doc, latest) > MAX_HISTORY_STEPS:
         finals = ", ".join(sorted(final.value for final in FINISHED))
         raise PreconditionFailed(
             f"transaction {doc['_id']} has reached its limit of {MAX_HISTORY_STEPS} history "

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from sanad.amqp.topology import RATED, Topology
 from sanad.deadline import Deadline
+from sanad.domain.characters import text_violations
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.codes import request_id_violations
 from sanad.domain.transactions import AGENCY_REPORTABLE, Status
@@ -81,6 +82,7 @@ class Tracker:
             found.append(Violation("status", f"must be one of {names}"))
         if len(note) > MAX_NOTE_LENGTH:
             found.append(Violation("note", f"must be at most {MAX_NOTE_LENGTH} characters"))
+        found += text_violations({"note": note})
         if found:
             raise Invalid(found)
         assert status is not None
@@ -102,6 +104,7 @@ class Tracker:
         found = request_id_violations(request_id)
         if len(reason) > MAX_NOTE_LENGTH:
             found.append(Violation("reason", f"must be at most {MAX_NOTE_LENGTH} characters"))
+        found += text_violations({"reason": reason})
         if found:
             raise Invalid(found)
         doc = await stored(self.transactions, transaction_id, deadline, identity)

@@ -197,6 +197,19 @@ async def test_a_change_past_the_history_cap_is_refused_and_a_final_one_still_al
         assert (await update(t, final)).status is final
 
 
+@pytest.mark.parametrize("paused", [Status.AWAITING_DOCUMENTS, Status.AWAITING_AGENCY])
+async def test_a_paused_transaction_at_the_history_cap_may_resume_and_complete(
+    paused: Status,
+) -> None:
+    # COMPLETED does not follow a paused status: without a resume past the cap, only a
+    # rejection or a cancel (both refunding the fee) could end it.
+    t, _ = tracker(worn(MAX_HISTORY_STEPS, paused))
+    assert (await update(t, Status.IN_PROGRESS)).status is Status.IN_PROGRESS
+    with pytest.raises(PreconditionFailed, match="only a final status"):
+        await update(t, Status.AWAITING_DOCUMENTS)
+    assert (await update(t, Status.COMPLETED)).status is Status.COMPLETED
+
+
 async def test_the_history_cap_counts_changes_accepted_but_not_yet_stored() -> None:
     # The worker has applied changes 1-3 (in the history); 4 is accepted, not yet applied.
     store = FakeStore(worn(MAX_HISTORY_STEPS - 2, sequence=3))
@@ -248,3 +261,20 @@ async def test_a_change_that_lost_a_round_waits_a_random_while_before_the_next(
     assert change.status is Status.IN_PROGRESS
     assert len(pauses) == 2
     assert all(p > 0 for p in pauses)
+
+
+@pytest.mark.parametrize("text", ["\x00nul", "\x1b[31mred", "\u202egnp.exe", "line\u2028break"])
+async def test_a_note_or_a_reason_that_acts_on_a_display_is_refused_by_field(text: str) -> None:
+    # Shown to the centre and the beneficiary as they are: as a licence's reason, no control
+    # character, line separator or reordering control (sanad.domain.characters).
+    t, publisher = tracker(stored(Status.IN_PROGRESS))
+    with pytest.raises(Invalid) as refused:
+        await t.update_status(
+            "T1", Status.COMPLETED, text, actor="a", identity=DEV_ADMIN, deadline=Deadline(None)
+        )
+    assert [v.field for v in refused.value.violations] == ["note"]
+    with pytest.raises(Invalid) as refused:
+        await t.cancel("T1", text, actor="a", identity=DEV_ADMIN, deadline=Deadline(None))
+    assert [v.field for v in refused.value.violations] == ["reason"]
+    assert publisher.sent == []
+    assert (await update(t, Status.COMPLETED)).status is Status.COMPLETED  # "note": plain text
