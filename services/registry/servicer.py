@@ -5,6 +5,7 @@ from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
 from services.registry.catalog import CatalogOperations
 from services.registry.centers import CenterOperations
+from services.registry.operations import check_filter_codes
 from services.registry.reference import Wilayat
 from services.registry.servicer_catalog import CatalogRpcs
 from services.registry.servicer_centers import CenterRpcs, Context
@@ -33,6 +34,7 @@ class ReferenceRpcs:
     async def ListWilayats(
         self, request: pb.ListWilayatsRequest, context: Context
     ) -> pb.ListWilayatsResponse:
+        check_filter_codes({"governorate_code": request.governorate_code})
         wilayats = self.centers.reference.wilayats(request.governorate_code)
         return pb.ListWilayatsResponse(wilayats=[_wilayat(w) for w in wilayats])
 

@@ -1,9 +1,11 @@
-"""The reference-data lists come back by code, as registry.proto promises, not in file order."""
+"""The reference-data lists come back by code, as registry.proto promises, not in file order;
+a filter code is bounded as every code a request names."""
 
 from typing import Any, cast
 
 import pytest
 
+from sanad.errors import Invalid
 from sanad.v1 import registry_pb2 as pb
 from services.registry.catalog import CatalogOperations
 from services.registry.centers import CenterOperations
@@ -56,3 +58,13 @@ async def test_agencies_are_listed_by_code(servicer: RegistryServicer) -> None:
     reply = await servicer.ListAgencies(pb.ListAgenciesRequest(), NO_CONTEXT)
     assert "ROP" in codes(reply.agencies)
     assert codes(reply.agencies) == sorted(codes(reply.agencies))
+
+
+async def test_a_governorate_filter_longer_than_any_code_is_invalid_naming_it(
+    servicer: RegistryServicer,
+) -> None:
+    request = pb.ListWilayatsRequest(governorate_code="Z" * 10_000)
+    with pytest.raises(Invalid) as caught:
+        await servicer.ListWilayats(request, NO_CONTEXT)
+    assert [violation.field for violation in caught.value.violations] == ["governorate_code"]
+    assert "Z" * 129 not in str(caught.value)
