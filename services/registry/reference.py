@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TypeVar
 
-from sanad.errors import Invalid, PreconditionFailed, Violation
+from sanad.errors import Invalid, Violation, check
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ class ReferenceData:
         return sorted(found, key=lambda w: w.code)
 
     def check_place(self, governorate_code: str, wilayat_code: str) -> None:
-        """Invalid for an unknown code; PreconditionFailed for a wilayat of another governorate."""
+        """Invalid for an unknown code, and on the wilayat for one of another governorate: the
+        reference data is fixed, so the caller's pair is wrong, not the registry's state."""
         by_code = {g.code: g for g in self.governorates}
         wilayat = next((w for w in self.wilayats() if w.code == wilayat_code), None)
         found = []
@@ -87,14 +88,15 @@ class ReferenceData:
             )
         if wilayat is None:
             found.append(Violation("center.wilayat_code", f"unknown wilayat {wilayat_code!r}"))
-        if found:
-            raise Invalid(found)
-        assert wilayat is not None
-        if wilayat.governorate_code != governorate_code:
-            raise PreconditionFailed(
-                f"wilayat {wilayat_code} is in governorate {wilayat.governorate_code}, "
-                f"not {governorate_code}"
+        elif governorate_code in by_code and wilayat.governorate_code != governorate_code:
+            found.append(
+                Violation(
+                    "center.wilayat_code",
+                    f"wilayat {wilayat_code} is in governorate {wilayat.governorate_code}, "
+                    f"not {governorate_code}",
+                )
             )
+        check(found)
 
     def check_agency(self, agency_code: str) -> None:
         if agency_code not in {a.code for a in self.agencies}:

@@ -55,7 +55,8 @@ async def test_centre_errors_carry_the_right_codes(registry: Registry) -> None:
     )
     assert {"center.name_ar", "center.licence.number", "center.omani_staff"} <= {f for f, _ in bad}
     await refused(stub.RegisterCenter(pb.RegisterCenterRequest(center=center)), Code.ALREADY_EXISTS)
-    await refused(registry.register(wilayat_code="MA-SEB"), Code.FAILED_PRECONDITION)
+    bad = await refused(registry.register(wilayat_code="MA-SEB"), Code.INVALID_ARGUMENT)
+    assert bad == [("center.wilayat_code", "wilayat MA-SEB is in governorate MA, not DA")]
     await refused(stub.GetCenter(pb.GetCenterRequest(id="nope")), Code.NOT_FOUND)
     assert await refused(stub.GetCenter(pb.GetCenterRequest()), Code.INVALID_ARGUMENT) == [
         ("id", "is required")
@@ -121,7 +122,10 @@ async def test_update_center_refuses_bad_masks_values_and_places(registry: Regis
     await refused(update(), Code.INVALID_ARGUMENT)
     bad = await refused(update("name_en", "total_staff", total_staff=1), Code.INVALID_ARGUMENT)
     assert {f for f, _ in bad} == {"center.name_en", "center.total_staff"}
-    await refused(update("wilayat_code", wilayat_code="MA-SEB"), Code.FAILED_PRECONDITION)
+    bad = await refused(update("wilayat_code", wilayat_code="MA-SEB"), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["center.wilayat_code"]
+    bad = await refused(update("governorate_code", governorate_code="MA"), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["center.wilayat_code"]
     bad = await refused(update("wilayat_code", wilayat_code="XX-NOPE"), Code.INVALID_ARGUMENT)
     assert [f for f, _ in bad] == ["center.wilayat_code"]
     await refused(update("name_en", id="nope", name_en="x"), Code.NOT_FOUND)
