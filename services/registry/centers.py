@@ -30,6 +30,8 @@ from services.registry.reference import ReferenceData
 from services.registry.validation import validate_center, validate_change, validate_reason
 
 PAGE_KIND = "centers"
+# The update mask's paths that move a centre, and so have its place checked.
+PLACE_PATHS = frozenset({"governorate_code", "wilayat_code"})
 
 
 class CenterOperations:
@@ -99,7 +101,10 @@ class CenterOperations:
         *,
         deadline: Deadline,
     ) -> Center:
-        """Change the masked fields; the result is validated and its place re-checked.
+        """Change the masked fields; the result is validated, and its place re-checked when the
+        mask moves it (PLACE_PATHS): a centre whose stored wilayat the reference data no longer
+        lists still changes its other fields, as validate_change keeps a tightened rule from
+        stopping an entity stored before it.
 
         With expected_revision, only a centre still at that revision changes (Aborted else);
         without, the change applies to the centre as it stands, whatever changed meanwhile.
@@ -111,7 +116,8 @@ class CenterOperations:
             check_revision(current, expected_revision, f"centre {current.id!r}")
             changed = replace(apply_center_mask(current, patch, mask), update_time=stored_now())
             validate_change(validate_center, current, changed)
-            self.reference.check_place(changed.governorate_code, changed.wilayat_code)
+            if mask & PLACE_PATHS:
+                self.reference.check_place(changed.governorate_code, changed.wilayat_code)
             return await self.store.save_center(changed, new=False)
 
         return await self._saved(attempt, patch.id, expected_revision, deadline)

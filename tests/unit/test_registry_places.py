@@ -1,5 +1,7 @@
 """A centre's place: its wilayat belongs to its governorate, and a wilayat of another one is the
-caller's mistake (INVALID_ARGUMENT on center.wilayat_code), never the registry's state."""
+caller's mistake (INVALID_ARGUMENT on center.wilayat_code), never the registry's state. The place
+is checked when an update moves the centre, so one placed before the reference data changed
+still changes its other fields."""
 
 from dataclasses import replace
 from typing import cast
@@ -58,3 +60,21 @@ def test_an_unknown_governorate_is_named_alone_when_the_wilayat_exists() -> None
     with pytest.raises(Invalid) as caught:
         ReferenceData.load().check_place("XX", "DA-NIZ")
     assert [v.field for v in caught.value.violations] == ["center.governorate_code"]
+
+
+async def test_a_centre_whose_wilayat_left_the_reference_data_still_changes_other_fields() -> None:
+    centers, store = operations(replace(STORED, wilayat_code="DA-GONE"))
+    patch = replace(STORED, omani_staff=4)
+    changed = await centers.update(patch, ["omani_staff"], deadline=NO_DEADLINE)
+    assert (changed.omani_staff, changed.wilayat_code) == (4, "DA-GONE")
+    assert store.center == changed
+
+
+async def test_a_centre_whose_wilayat_left_the_reference_data_moves_only_to_a_listed_one() -> None:
+    centers, store = operations(replace(STORED, wilayat_code="DA-GONE"))
+    with pytest.raises(Invalid) as caught:
+        await centers.update(STORED, ["governorate_code"], deadline=NO_DEADLINE)
+    assert [v.field for v in caught.value.violations] == ["center.wilayat_code"]
+    assert store.center.wilayat_code == "DA-GONE"
+    moved = await centers.update(STORED, ["wilayat_code"], deadline=NO_DEADLINE)
+    assert moved.wilayat_code == "DA-NIZ"
