@@ -2,6 +2,7 @@
 has been in."""
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,12 +11,15 @@ from typing import Protocol
 import grpc
 
 from sanad.domain.places import Place
+from sanad.domain.staff import MAX_STAFF
 from sanad.errors import Unavailable
 from sanad.registry_past import followed_by
 from sanad.registry_watch import Watch
 from sanad.rpc.timestamps import from_timestamp
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.metrics.domain import CenterFacts, LicenceChange
+
+log = logging.getLogger("sanad.metrics.directory")
 
 
 class CenterDirectory(Protocol):
@@ -52,10 +56,27 @@ def facts_of(center: registry_pb2.Center) -> CenterFacts:
         name_en=center.name_en,
         wilayat_code=center.wilayat_code,
         governorate_code=center.governorate_code,
-        omani_staff=center.omani_staff,
+        omani_staff=counted_staff(center),
         licence_history=tuple(history),
         licence_expires_at=_expiry(center.licence),
     )
+
+
+def counted_staff(center: registry_pb2.Center) -> int:
+    """The centre's Omani staff as the figures count it: at most MAX_STAFF. The registry refuses
+    more, but a centre stored before it did may hold any int32, and two of them summed past
+    YearFigures' int32 (2,000,000,000 each made the report INTERNAL). Counted at the maximum,
+    the report still answers with its completions and fees, and the leaderboard shows the same
+    figure the report summed; the log names the centre to correct in the registry."""
+    if center.omani_staff <= MAX_STAFF:
+        return center.omani_staff
+    log.warning(
+        "centre %s has %d Omani staff in the registry, above its maximum: counted as %d",
+        center.id,
+        center.omani_staff,
+        MAX_STAFF,
+    )
+    return MAX_STAFF
 
 
 def _expiry(message: registry_pb2.Licence | registry_pb2.LicenceEvent) -> datetime | None:

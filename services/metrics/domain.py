@@ -6,8 +6,9 @@ some moment of Y, or the rollups show it submitted or completed transactions in 
 (ACTIVITY_COUNTERS; a rating, a rejection or a cancellation alone is not work). The second
 clause exists because migrated history (2023-2024 loaded through the batch queue) predates the
 registry's licence records: serving transactions is evidence of an operating licence. Omani
-staff is the registry's current figure (the registry keeps no staff history). Where an active
-centre counts (which governorate and wilayat) is decided in services/metrics/placement.py.
+staff is the registry's current figure (the registry keeps no staff history), at most MAX_STAFF
+(directory.counted_staff). Where an active centre counts (which governorate and wilayat) is
+decided in services/metrics/placement.py.
 """
 
 from collections.abc import Iterable, Mapping, Sequence

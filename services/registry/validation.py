@@ -2,7 +2,8 @@
 
 Codes and ids (governorate, wilayat, licence number, service, agency) and free text (names,
 contact, documents) have bounds far above any real value, so a stored centre or service, every
-listing and watch message that carries it, and any error naming it stay small.
+listing and watch message that carries it, and any error naming it stay small. Staff counts are
+bounded (MAX_STAFF) so that a governorate's summed figures stay far inside their int32.
 """
 
 import re
@@ -18,6 +19,7 @@ from sanad.domain.characters import (
 )
 from sanad.domain.codes import overlong_codes
 from sanad.domain.money import MAX_FEE_BAISA
+from sanad.domain.staff import MAX_STAFF
 from sanad.errors import Invalid, Violation, check
 from services.registry.domain import CatalogService, Center
 from services.registry.licence_numbers import number_violations
@@ -83,6 +85,12 @@ def validate_center(center: Center) -> None:
         found += number_violations("center.licence.number", center.licence.number)
     if center.omani_staff < 0:
         found.append(Violation("center.omani_staff", "must not be negative"))
+    staff = {"center.omani_staff": center.omani_staff, "center.total_staff": center.total_staff}
+    found += [
+        Violation(name, f"must be at most {MAX_STAFF:,}")
+        for name, count in staff.items()
+        if count > MAX_STAFF
+    ]
     if center.total_staff < center.omani_staff:
         found.append(Violation("center.total_staff", "must be at least omani_staff"))
     check(found)

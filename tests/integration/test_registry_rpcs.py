@@ -54,6 +54,11 @@ async def test_centre_errors_carry_the_right_codes(registry: Registry) -> None:
         Code.INVALID_ARGUMENT,
     )
     assert {"center.name_ar", "center.licence.number", "center.omani_staff"} <= {f for f, _ in bad}
+    bad = await refused(
+        registry.register(omani_staff=2_000_000_000, total_staff=2_147_483_647),
+        Code.INVALID_ARGUMENT,
+    )
+    assert {f for f, _ in bad} == {"center.omani_staff", "center.total_staff"}
     await refused(stub.RegisterCenter(pb.RegisterCenterRequest(center=center)), Code.ALREADY_EXISTS)
     bad = await refused(registry.register(wilayat_code="MA-SEB"), Code.INVALID_ARGUMENT)
     assert bad == [("center.wilayat_code", "wilayat MA-SEB is in governorate MA, not DA")]

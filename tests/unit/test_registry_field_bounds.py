@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from sanad.domain.money import MAX_FEE_BAISA
+from sanad.domain.staff import MAX_STAFF
 from sanad.errors import Invalid
 from services.registry.domain import CatalogService, Center, Contact, Licence, LicenceStatus
 from services.registry.operations import check_services
@@ -110,3 +111,22 @@ def test_a_change_need_not_fix_what_the_stored_centre_broke_before_a_rule_was_ti
     with pytest.raises(Invalid) as refused:
         validate_change(validate_center, stored, replace(renamed, name_en="Abraj\x00"))
     assert [v.field for v in refused.value.violations] == ["center.name_en"]
+
+
+def test_staff_counts_are_bounded_by_the_maximum() -> None:
+    validate_center(centre(omani_staff=MAX_STAFF, total_staff=MAX_STAFF))
+    with pytest.raises(Invalid) as caught:
+        validate_center(centre(omani_staff=2_000_000_000, total_staff=2_147_483_647))
+    assert {(v.field, v.description) for v in caught.value.violations} == {
+        ("center.omani_staff", "must be at most 10,000"),
+        ("center.total_staff", "must be at most 10,000"),
+    }
+
+
+def test_a_centre_stored_above_the_staff_maximum_still_changes_and_may_come_down() -> None:
+    stored = centre(omani_staff=2_000_000_000, total_staff=2_147_483_647)
+    validate_change(validate_center, stored, replace(stored, name_en="Abraj Centre, Nizwa"))
+    validate_change(validate_center, stored, replace(stored, omani_staff=5, total_staff=8))
+    with pytest.raises(Invalid) as refused:
+        validate_change(validate_center, centre(), replace(centre(), total_staff=MAX_STAFF + 1))
+    assert [v.field for v in refused.value.violations] == ["center.total_staff"]
