@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from sanad.registry_past import Dated
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler, with_history
 from tests.unit.test_worker_batch_answers import CENTER, SERVICE
@@ -111,19 +113,42 @@ async def test_another_history_under_a_used_request_id_is_refused_not_merged() -
     assert len(stored) == 2
 
 
-async def test_a_record_of_a_history_item_kept_before_its_history_counted_still_matches() -> None:
-    """Records written earlier hold the fingerprint of the transaction's fields alone: the same
-    row sent again is answered with its transaction, as before."""
+async def test_a_history_items_record_reads_alike_to_an_earlier_batch_worker() -> None:
+    """In a rolling upgrade an earlier worker (before session 26) runs beside this one and
+    compares a record's `fingerprint` with the transaction's fields alone: it must find the
+    same row sent again equal, not 'already used for another transaction' (upgrade helper: it
+    refused every item this version had stored, and saved that answer under the batch id). The
+    history's own fingerprint is a field of its own."""
+    replies, shared = Replies(), Shared()
+    worker, _ = worker_with_past(shared, replies)
+    await worker.handle(Message(with_history(batch(batch_id="first")).SerializeToString()))
+    [record] = shared.requests.values()
+    first = with_history(batch(batch_id="first"))
+    request = request_of(first, worker._context(first, shared.records["first"], ""), 0)
+    assert request is not None
+    assert request.fingerprint != request.earlier
+    assert (record["fingerprint"], record["history_fingerprint"]) == (
+        request.earlier,
+        request.fingerprint,
+    )
+
+
+@pytest.mark.parametrize("kept", ["earlier", "fingerprint"])
+async def test_a_record_of_a_history_item_an_earlier_version_wrote_still_matches(
+    kept: str,
+) -> None:
+    """Records without `history_fingerprint` hold the transaction's fields alone (before
+    session 25) or the whole fingerprint (session 25): the same row sent again is answered with
+    its transaction either way."""
     replies, shared = Replies(), Shared()
     worker, stored = worker_with_past(shared, replies)
     await worker.handle(Message(with_history(batch(batch_id="first")).SerializeToString()))
     [record] = shared.requests.values()
     first = with_history(batch(batch_id="first"))
-    context = worker._context(first, shared.records["first"], "")
-    request = request_of(first, context, 0)
+    request = request_of(first, worker._context(first, shared.records["first"], ""), 0)
     assert request is not None
-    assert record["fingerprint"] == request.fingerprint != request.earlier
-    record["fingerprint"] = request.earlier  # as the earlier version wrote it
+    del record["history_fingerprint"]
+    record["fingerprint"] = getattr(request, kept)
     await worker.handle(Message(with_history(batch(batch_id="later")).SerializeToString()))
     later = {answer.batch_id: answer for _, answer in replies.sent}["later"]
     assert [a.transaction_id for a in later.accepted] == [record["transaction_id"]]

@@ -222,16 +222,43 @@ def apply_history(
 @dataclass(frozen=True)
 class RequestOf:
     """An item's request id as its record keeps it: the record's key and the payload's
-    fingerprint, as intake keeps them (services.intake.domain). A migrated item's fingerprint
-    covers its history too (submit time, steps, rating); `earlier` is the fingerprint records
-    written before it did hold (the transaction's fields alone), matched as before."""
+    fingerprint, as intake keeps them (services.intake.domain). A migrated item's payload is its
+    history too (submit time, steps, rating): `fingerprint` covers it, `earlier` is the
+    transaction's fields alone (a live item's two are one).
+
+    The record's own `fingerprint` field holds `earlier`, what every version of the workers
+    and intake compares, and a migrated item's record adds `history_fingerprint`: a batch worker
+    of an earlier version, running beside this one in a rolling upgrade, then answers the same
+    content with the same transaction instead of refusing it as another payload. Records
+    written by the version that kept the whole fingerprint in `fingerprint` match as well."""
 
     key: str
     fingerprint: str
     earlier: str
 
-    def matches(self, recorded: str) -> bool:
-        return recorded in (self.fingerprint, self.earlier)
+    def record_fields(self) -> dict[str, str]:
+        """The fingerprint fields of this request's record."""
+        if self.fingerprint == self.earlier:
+            return {"fingerprint": self.earlier}
+        return {"fingerprint": self.earlier, "history_fingerprint": self.fingerprint}
+
+    def matches(self, recorded: "Fingerprints") -> bool:
+        """Is the recorded payload this item's?"""
+        if recorded.history is not None:
+            return (recorded.fingerprint, recorded.history) == (self.earlier, self.fingerprint)
+        return recorded.fingerprint in (self.fingerprint, self.earlier)
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """A request id record's fingerprint fields (RequestOf.record_fields)."""
+
+    fingerprint: str
+    history: str | None = None
+
+    @classmethod
+    def of(cls, record: Document) -> "Fingerprints":
+        return cls(record["fingerprint"], record.get("history_fingerprint"))
 
 
 def request_of(batch: events_pb2.BatchSubmission, context: Context, index: int) -> RequestOf | None:

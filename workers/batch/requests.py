@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sanad.errors import Violation
 from sanad.v1 import events_pb2
-from workers.batch.domain import Context, Document, RequestOf, Verdict, request_of
+from workers.batch.domain import Context, Document, Fingerprints, RequestOf, Verdict, request_of
 from workers.batch.store import BatchStore
 
 REUSED = "was already used for another transaction"
@@ -27,8 +27,8 @@ class BatchRequests:
     store: BatchStore
     batch: events_pb2.BatchSubmission
     context: Context
-    # Request key -> the transaction id and payload fingerprint that hold it.
-    held: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Request key -> the transaction id and payload fingerprints that hold it.
+    held: dict[str, tuple[str, Fingerprints]] = field(default_factory=dict)
 
     async def settle(self, judged: Verdict) -> list[Document]:
         """Move judged's accepted items whose request id another transaction holds to that
@@ -44,7 +44,7 @@ class BatchRequests:
         asked = [*wanted.values(), *refused.values()]
         unknown = {request.key for request in asked if request.key not in self.held}
         for record in await self.store.request_records(sorted(unknown)):
-            self.held[record["_id"]] = (record["transaction_id"], record["fingerprint"])
+            self.held[record["_id"]] = (record["transaction_id"], Fingerprints.of(record))
         self._answer_stored(judged, refused)
         kept: list[tuple[int, Document]] = []
         claims: list[Document] = []
@@ -52,11 +52,12 @@ class BatchRequests:
             if index not in wanted:
                 kept.append((index, doc))
                 continue
-            key, fingerprint = wanted[index].key, wanted[index].fingerprint
-            holder = self.held.get(key)
+            request = wanted[index]
+            holder = self.held.get(request.key)
             if holder is None:
-                self.held[key] = (doc["_id"], fingerprint)
-                claims.append(_record(key, doc, fingerprint))
+                claim = _record(request, doc)
+                self.held[request.key] = (doc["_id"], Fingerprints.of(claim))
+                claims.append(claim)
                 kept.append((index, doc))
             elif not wanted[index].matches(holder[1]):
                 judged.rejected.append((index, [Violation("request_id", REUSED)]))
@@ -83,11 +84,11 @@ class BatchRequests:
         judged.rejected = still
 
 
-def _record(key: str, doc: Document, fingerprint: str) -> Document:
+def _record(request: RequestOf, doc: Document) -> Document:
     """A request id's record, in the shape intake keeps (services.intake.request_store)."""
     return {
-        "_id": key,
+        "_id": request.key,
         "transaction_id": doc["_id"],
-        "fingerprint": fingerprint,
+        **request.record_fields(),
         "submit_time": doc["submit_time"],
     }

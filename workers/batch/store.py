@@ -109,7 +109,9 @@ class BatchStore:
         """The records of these request keys (intake_requests)."""
         try:
             return await found_by_ids(
-                self.requests, keys, projection={"transaction_id": 1, "fingerprint": 1}
+                self.requests,
+                keys,
+                projection={"transaction_id": 1, "fingerprint": 1, "history_fingerprint": 1},
             )
         except PyMongoError as error:
             raise TransientError(str(error)) from error
