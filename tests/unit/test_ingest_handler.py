@@ -211,3 +211,17 @@ async def test_times_out_of_range_are_named_invalid_instead_of_failing_the_handl
         None,
     ]
     assert all("time out of range" in o.detail for o in outcomes[:3] if isinstance(o, Dead))
+
+
+async def test_a_channel_this_version_does_not_know_is_named_in_its_dead_letter() -> None:
+    # A newer intake may send a channel this worker does not know: the letter says so, not "a
+    # time out of range" (upgrade helper), and the rest of the batch is stored.
+    store = FakeStore()
+    unknown = events_pb2.TransactionSubmitted.FromString(submitted("T9"))
+    unknown.channel = 7  # type: ignore[assignment]
+    batch = [FakeMessage(unknown.SerializeToString()), FakeMessage(submitted("T1"))]
+
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+
+    assert [d["_id"] for d in store.stored] == ["T1"]
+    assert outcomes[0] == Dead("invalid", "unknown channel 7")

@@ -120,6 +120,8 @@ def _submitted(event: events_pb2.TransactionSubmitted, now: datetime) -> Submitt
     carried = event.audit if event.HasField("audit") else None
     if carried is not None and (not carried.id or not carried.HasField("time") or not carried.rpc):
         return Dead("invalid", "the carried audit event lacks its id, time or rpc")
+    if event.channel not in common_pb2.Channel.values():
+        return Dead("invalid", f"unknown channel {event.channel}")
     try:
         document = document_from_submitted(event, now)
         event_doc = None if carried is None else audit.document_of(audit.from_proto(carried))
