@@ -77,7 +77,9 @@ class CatalogOperations:
     async def update(
         self, patch: CatalogService, paths: list[str], identity: Identity, *, deadline: Deadline
     ) -> CatalogService:
-        """Change the masked fields of an active service; it moves to its next version.
+        """Change the masked fields of an active service; it moves to its next version. A mask
+        whose values the service holds already changes nothing, and the service is answered as
+        it stands: a retried update makes no second version.
 
         The policy table saw only the agency the request names; a ministry may change only a
         service its agency owns (the mask cannot change agency_code).
@@ -88,11 +90,10 @@ class CatalogOperations:
             current = await self.get(patch.code, "service.code")
             self._check_owner(identity, current)
             _check_active(current, "update")
-            changed = replace(
-                apply_service_mask(current, patch, mask),
-                version=current.version + 1,
-                update_time=stored_now(),
-            )
+            patched = apply_service_mask(current, patch, mask)
+            if patched == current:
+                return current
+            changed = replace(patched, version=current.version + 1, update_time=stored_now())
             validate_change(validate_service, current, changed)
             return await self.store.save_service(changed, new=False)
 

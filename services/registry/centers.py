@@ -160,7 +160,9 @@ class CenterOperations:
             center = await self.get(center_id, "center_id")
             check_revision(center, expected_revision, f"centre {center_id!r}")
             # Checked as sent, so a violation's index points into the caller's own list.
-            await check_services(self.store, offered, blocked)
+            await check_services(
+                self.store, offered, blocked, offered_before=center.offered_service_codes
+            )
             changed = replace(
                 center,
                 offered_service_codes=_once(offered),

@@ -71,13 +71,19 @@ def check_revision(entity: Center | CatalogService, expected: int | None, what: 
 
 
 async def check_services(
-    store: Store, offered: tuple[str, ...], blocked: tuple[str, ...], prefix: str = ""
+    store: Store,
+    offered: tuple[str, ...],
+    blocked: tuple[str, ...],
+    prefix: str = "",
+    offered_before: tuple[str, ...] = (),
 ) -> None:
     """Invalid naming each code missing from the catalogue by position: offered_service_codes[2]
     (and, before looking any up, each list longer or code longer than a centre's may be).
 
-    A retired service cannot be offered, as it cannot be submitted; it may stay blocked, so a
-    centre's sanctions outlive the service's retirement.
+    A retired service cannot be newly offered, as it cannot be submitted; one the centre offered
+    before it was retired (`offered_before`) may stay in the list, so a caller that sends the
+    list back with a change elsewhere is not refused for it (intake refuses its submissions as
+    retired either way). It may stay blocked, so a centre's sanctions outlive the retirement.
     """
     if not offered and not blocked:
         return
@@ -101,7 +107,7 @@ async def check_services(
             f"{prefix}offered_service_codes[{index}]", f"catalogue service {code!r} is retired"
         )
         for index, code in enumerate(offered)
-        if known.get(code) is CatalogStatus.RETIRED
+        if known.get(code) is CatalogStatus.RETIRED and code not in offered_before
     ]
     check(found)
 

@@ -209,3 +209,51 @@ async def test_a_centre_may_not_offer_a_retired_service_but_may_keep_it_blocked(
     )
     changed = (await registry.stub.SetCenterServices(request)).center
     assert list(changed.blocked_service_codes) == ["ROP-OLD"]
+
+
+async def test_a_service_retired_while_offered_may_stay_in_the_list_sent_back(
+    registry: Registry,
+) -> None:
+    # The centre offered it before it was retired: its list, sent back with a change elsewhere,
+    # is not refused for it (registry helper: every SetCenterServices keeping the list was
+    # INVALID_ARGUMENT until the code was removed). A retired code still cannot be added.
+    for code in ("ROP-KEPT", "ROP-OTHER", "ROP-GONE"):
+        await registry.add_service(code)
+    center = await registry.register(offered_service_codes=["ROP-KEPT", "ROP-OTHER"])
+    for code in ("ROP-KEPT", "ROP-GONE"):
+        await registry.stub.RetireCatalogService(pb.RetireCatalogServiceRequest(code=code))
+    request = pb.SetCenterServicesRequest(
+        center_id=center.id,
+        offered_service_codes=["ROP-KEPT", "ROP-OTHER"],
+        blocked_service_codes=["ROP-OTHER"],
+    )
+    changed = (await registry.stub.SetCenterServices(request)).center
+    assert (list(changed.offered_service_codes), list(changed.blocked_service_codes)) == (
+        ["ROP-KEPT", "ROP-OTHER"],
+        ["ROP-OTHER"],
+    )
+    request = pb.SetCenterServicesRequest(
+        center_id=center.id, offered_service_codes=["ROP-KEPT", "ROP-GONE"]
+    )
+    bad = await refused(registry.stub.SetCenterServices(request), Code.INVALID_ARGUMENT)
+    assert [f for f, _ in bad] == ["offered_service_codes[1]"]
+
+
+async def test_an_update_that_changes_nothing_makes_no_new_version(registry: Registry) -> None:
+    # A retried UpdateCatalogService (the reply lost) made version 3 with version 2's fee
+    # (registry helper): a version now marks a change.
+    await registry.add_service("ROP-SAME")
+
+    def fee(baisa: int) -> object:
+        return registry.stub.UpdateCatalogService(
+            pb.UpdateCatalogServiceRequest(
+                service=pb.CatalogService(code="ROP-SAME", fee_baisa=baisa),
+                update_mask=FieldMask(paths=["fee_baisa"]),
+            )
+        )
+
+    first = (await fee(6000)).service  # type: ignore[attr-defined]
+    again = (await fee(6000)).service  # type: ignore[attr-defined]
+    assert (first.version, again.version, again.fee_baisa) == (2, 2, 6000)
+    assert again.revision == first.revision
+    assert (await fee(7000)).service.version == 3  # type: ignore[attr-defined]
