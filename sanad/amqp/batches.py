@@ -16,11 +16,33 @@ from google.protobuf.message import DecodeError
 
 from sanad.amqp import connecting
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
+from sanad.domain.characters import CONTROL_OR_INVISIBLE, code_violations
 from sanad.security.batch_users import broker_user
 from sanad.v1 import events_pb2
 
 SUBMISSION_TYPE = events_pb2.BatchSubmission.DESCRIPTOR.full_name
 RESULT_TYPE = events_pb2.BatchResult.DESCRIPTOR.full_name
+# The batch worker refuses a longer batch_id; ours are a uuid and a chunk number, or a seed's
+# licence, year and chunk.
+MAX_BATCH_ID = 200
+# A batch is published with its batch_id as the message id, an AMQP short string: 255 bytes.
+MAX_MESSAGE_ID_BYTES = 255
+
+
+def batch_id_problem(batch_id: str) -> str | None:
+    """Why a BatchSubmission's batch_id cannot be sent or would be refused whole, or None: the
+    batch worker keeps and answers it, so it is bounded and holds no control or invisible
+    character (it is kept beside its submitter's name with a \x1f between them), and AMQP
+    carries it as the message id, at most 255 bytes of UTF-8 (Arabic takes 2 a letter)."""
+    if not batch_id:
+        return "batch_id is required"
+    if len(batch_id) > MAX_BATCH_ID:
+        return f"batch_id must be at most {MAX_BATCH_ID} characters"
+    if len(batch_id.encode()) > MAX_MESSAGE_ID_BYTES:
+        return f"batch_id must be at most {MAX_MESSAGE_ID_BYTES} bytes in UTF-8 (its message id)"
+    if code_violations({"batch_id": batch_id}):
+        return f"batch_id {CONTROL_OR_INVISIBLE}"
+    return None
 
 
 def item_count(batch: events_pb2.BatchSubmission) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aio_pika.exceptions import ChannelNotFoundEntity
 
+from sanad.amqp.batches import batch_id_problem
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.publisher import refusal
 from sanad.amqp.topology import Topology
@@ -30,6 +31,7 @@ from sanad.cli.batch_send import Cut, Unanswered, send, summarise
 from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
+from sanad.v1 import events_pb2
 
 MAX_CHUNK = 5000
 
@@ -67,13 +69,11 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     url = args.amqp_url or os.environ.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
     try:
         rows, lines = _rows_to_send(args, url)
+        batch_id, batches = _chunked(args, rows)
     except BadFile as error:
         printer.error(str(error))
         return 2
-    # By default the file's own id: sent again, it is the same batch (DESIGN §5.3).
-    batch_id = args.batch_id or content_id(args.center, map(item_of, rows))
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
-    batches = chunks_of(rows, batch_id, args.center, args.chunk)
     try:
         results = asyncio.run(
             send(url, prefix, batches, args.wait, sys.stderr, first_alone=len(batches) > 1)
@@ -120,6 +120,24 @@ def _rows_to_send(args: argparse.Namespace, url: str) -> tuple[list[dict[str, st
     if where(url) is None:
         raise BadFile(NOT_AN_AMQP_URL)
     return read_numbered(args.file)
+
+
+def _chunked(
+    args: argparse.Namespace, rows: list[dict[str, str]]
+) -> tuple[str, list[events_pb2.BatchSubmission]]:
+    """The batch id and the rows as chunks; BadFile when a chunk id cannot be sent or the
+    worker would refuse it (pamqp's TypeError on a message id over 255 bytes, before)."""
+    # By default the file's own id: sent again, it is the same batch (DESIGN §5.3).
+    batch_id = args.batch_id or content_id(args.center, map(item_of, rows))
+    batches = chunks_of(rows, batch_id, args.center, args.chunk)
+    # The last chunk's id is the longest.
+    if batches and (problem := batch_id_problem(batches[-1].batch_id)):
+        suffix = batches[-1].batch_id.removeprefix(batch_id)
+        raise BadFile(
+            f"--batch-id: chunk ids are the batch id and '/<n>' (here up to {suffix!r}),"
+            f" and {problem}"
+        )
+    return batch_id, batches
 
 
 def _resend_hint(batch_id: str, chunk: int) -> str:

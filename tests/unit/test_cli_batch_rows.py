@@ -145,3 +145,52 @@ def test_a_wait_that_is_not_a_finite_positive_number_exits_2_before_anything_is_
 
     assert exit_info.value.code == 2
     assert "error: argument --wait:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("batch_id", "complaint"),
+    [
+        # pamqp's TypeError (a traceback, exit 1) before: the message id holds 255 bytes.
+        ("b" * 300, "batch_id must be at most 200 characters"),
+        ("ع" * 140, "batch_id must be at most 255 bytes in UTF-8"),
+        ("b" * 199, "(here up to '/0'), and batch_id must be at most 200 characters"),
+        ("ع" * 127, "batch_id must be at most 255 bytes"),
+        ("a\x1fb", "batch_id must not contain control or invisible characters"),
+        ("a\u200bb", "batch_id must not contain control or invisible characters"),
+    ],
+)
+def test_a_batch_id_the_worker_or_amqp_would_refuse_exits_2_before_anything_is_sent(
+    batch_id: str,
+    complaint: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "r-1,S,counter,5000,90817263\n")
+    monkeypatch.setattr(batch_command, "send", _never_called)
+
+    code = main(["batch", "submit", str(path), "--center", "C1", "--batch-id", batch_id], {})
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert err.startswith("error: --batch-id: chunk ids are the batch id and '/<n>'")
+    assert complaint in err
+
+
+def test_a_batch_id_is_bounded_with_its_last_chunk_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "".join(f"r-{n},S,counter,5000,1\n" for n in range(11)))
+
+    def ids(batch_id: str, chunk: str) -> list[str]:
+        return _batch_ids(
+            monkeypatch, path, "--center", "C1", "--batch-id", batch_id, "--chunk", chunk
+        )
+
+    assert ids("ع" * 126, "11") == ["ع" * 126 + "/0"]
+    assert ids("b" * 198, "11") == ["b" * 198 + "/0"]
+    assert ids("b" * 197, "1")[-1] == "b" * 197 + "/10"
+    assert ids("b" * 198, "1") == []
