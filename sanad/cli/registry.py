@@ -46,13 +46,16 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     services.add_argument("--offer", action="append", default=[], metavar="CODE")
     services.add_argument("--block", action="append", default=[], metavar="CODE")
     services.add_argument(
+        "--clear", action="store_true", help="offer and block no service (without --offer/--block)"
+    )
+    services.add_argument(
         "--revision",
         type=int64,
         metavar="N",
         help="the centre's revision as read (centers get): refused with ABORTED, changing "
         "nothing, if it changed since",
     )
-    services.set_defaults(handler=set_center_services)
+    services.set_defaults(handler=set_center_services, usage_error=services.error)
 
     licence = commands.add_parser("licence", help="apply a licence lifecycle action")
     licence.add_argument("licence_action", choices=LICENCE_ACTIONS)
@@ -136,7 +139,12 @@ def list_centers(args: argparse.Namespace, client: Client, printer: Printer) -> 
 
 def set_center_services(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """SetCenterServices; both lists are replaced, with --revision only if nobody changed
-    the centre since it was read."""
+    the centre since it was read. Empty lists only with --clear: a forgotten flag would
+    otherwise withdraw every service the centre offers."""
+    if args.clear and (args.offer or args.block):
+        args.usage_error("--clear offers and blocks nothing: give it without --offer and --block")
+    if not (args.clear or args.offer or args.block):
+        args.usage_error("give at least one of --offer, --block, or --clear to empty both lists")
     request = registry_pb2.SetCenterServicesRequest(
         center_id=args.center_id,
         offered_service_codes=args.offer,

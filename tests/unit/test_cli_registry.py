@@ -352,3 +352,35 @@ def test_watch_without_count_has_no_deadline_and_ctrl_c_exits_0(
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     assert captured.err == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        # Before: no flag sent two empty lists, exit 0, and the centre offered nothing.
+        ([], "give at least one of --offer, --block, or --clear"),
+        (["--revision", "3"], "give at least one of --offer, --block, or --clear"),
+        (["--clear", "--offer", "S-A"], "--clear offers and blocks nothing"),
+        (["--clear", "--block", "S-A"], "--clear offers and blocks nothing"),
+    ],
+)
+def test_centers_services_empties_the_lists_only_when_told_to(
+    target: str,
+    fake: FakeRegistry,
+    flags: list[str],
+    complaint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(target, "centers", "services", "C-1", *flags)
+
+    assert exit_info.value.code == 2
+    assert complaint in capsys.readouterr().err.splitlines()[-1]
+    assert fake.requests == []
+
+
+def test_centers_services_clear_sends_both_lists_empty(target: str, fake: FakeRegistry) -> None:
+    assert run(target, "centers", "services", "C-1", "--clear") == 0
+
+    [request] = fake.requests
+    assert (list(request.offered_service_codes), list(request.blocked_service_codes)) == ([], [])
