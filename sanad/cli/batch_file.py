@@ -49,8 +49,10 @@ def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
     # A short row's missing values read as empty, as an empty value would.
     reader = csv.DictReader(handle, restval="")
     try:
-        header = reader.fieldnames or []
-        if header and not set(COLUMNS) & {name.strip() for name in header}:
+        # Names as the README writes them (`request_id, service_code, ...`) are the columns:
+        # stripped once, here, so that the rows are read by the names the header is checked by.
+        header = reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+        if header and not set(COLUMNS) & set(header):
             # A semicolon-separated file reads as one column: every row would be refused.
             raise BadFile(
                 f"{path}, line 1: the header names none of the columns {', '.join(COLUMNS)}"

@@ -163,3 +163,18 @@ def test_the_rejected_file_names_each_refused_row_by_its_file_line(
         written = list(csv.DictReader(handle))
     assert [(row["line"], row["request_id"]) for row in written] == [("3", "b"), ("5", "c\nc")]
     assert written[0]["civil_number"] == "*****264"
+
+
+def test_a_header_with_spaces_around_its_names_reads_each_row_by_column(tmp_path: Path) -> None:
+    # As the README lists the columns; before, every row read "fee_baisa is empty".
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        " request_id, service_code, channel , fee_baisa, civil_number\n"
+        "r-1,ROP-VISA,counter,5000,90817263\n"
+    )
+
+    (row,) = read_numbered(path)[0]
+
+    item = item_of(row)
+    assert (item.request_id, item.service_code, item.fee_baisa) == ("r-1", "ROP-VISA", 5000)
+    assert item.beneficiary_civil_number == "90817263"
