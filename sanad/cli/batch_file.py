@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sanad.domain.privacy import mask
 from sanad.v1 import events_pb2, intake_pb2
@@ -25,8 +25,10 @@ class BadFile(Exception):
 
 def read_numbered(path: Path) -> tuple[list[dict[str, str]], list[int]]:
     """Rows of a CSV (header row) or NDJSON file, values as strings, and the file line each
-    ends on; BadFile when unreadable, when a CSV header names none of COLUMNS, or when a
-    row's channel is none of CHANNELS or its fee no whole number of baisa."""
+    ends on; BadFile when unreadable or empty, when a CSV header names none of COLUMNS or one
+    twice, when a row has more values than the header has columns or (NDJSON) a key twice or a
+    value that is no string, number or null, or when a row's channel is none of CHANNELS or
+    its fee no whole number of baisa."""
     try:
         # utf-8-sig: a byte order mark (Excel writes one) is not part of the first column's name.
         with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -42,12 +44,16 @@ def read_numbered(path: Path) -> tuple[list[dict[str, str]], list[int]]:
         raise BadFile(f"{path}: not UTF-8 text") from None
     except OSError as error:
         raise BadFile(f"{path}: {error.strerror or error}") from None
+    if not numbered:
+        # An empty file (or a header alone) is a mistake: "rows: 0", exit 0, before.
+        raise BadFile(f"{path}: no rows to send")
     return [row for _, row in numbered], [number for number, _ in numbered]
 
 
 def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
     # A short row's missing values read as empty, as an empty value would.
     reader = csv.DictReader(handle, restval="")
+    numbered: list[tuple[int, dict[str, str]]] = []
     try:
         # Names as the README writes them (`request_id, service_code, ...`) are the columns:
         # stripped once, here, so that the rows are read by the names the header is checked by.
@@ -58,20 +64,68 @@ def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
                 f"{path}, line 1: the header names none of the columns {', '.join(COLUMNS)}"
                 " (a CSV separated by commas, with a header row)"
             )
-        # line_num: the line the row ends on.
-        return [(reader.line_num, _checked(path, reader.line_num, dict(row))) for row in reader]
+        # An unnamed column (a trailing comma) is read by no one; a named one twice, the last
+        # value would win.
+        if (twice := _repeated(name for name in header if name)) is not None:
+            raise BadFile(f"{path}, line 1: the header names column {twice[:40]!r} twice")
+        for row in reader:
+            line = reader.line_num  # the line the row ends on
+            numbered.append((line, _checked(path, line, _fitted(path, line, row, len(header)))))
     except csv.Error as error:
         # line_num counts the lines read before the one that failed.
         raise BadFile(f"{path}, near line {reader.line_num + 1}: {error}") from None
+    return numbered
+
+
+def _fitted(path: Path, line: int, row: dict[Any, Any], columns: int) -> dict[str, str]:
+    """The row, unless it has values beyond the header's columns: DictReader keeps those
+    under None, and they were dropped unread (a value with an unquoted comma shifts the rest)."""
+    if (extra := row.pop(None, None)) is not None:
+        raise BadFile(
+            f"{path}, line {line}: {columns + len(extra)} values, but the header names"
+            f" {columns} columns (quote a value that holds a comma)"
+        )
+    return row
+
+
+def _repeated(names: Iterable[str]) -> str | None:
+    """The first name given twice, if any."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+class _Twice(ValueError):
+    """A JSON object naming one key twice (json.loads would keep the last value)."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if (twice := _repeated(name for name, _ in pairs)) is not None:
+        raise _Twice(twice)
+    return dict(pairs)
 
 
 def _ndjson_row(path: Path, number: int, line: str) -> dict[str, str]:
     try:
-        value = json.loads(line)
+        value = json.loads(line, object_pairs_hook=_unique)
     except json.JSONDecodeError as error:
         raise BadFile(f"{path}, line {number}: not JSON ({error.msg})") from None
+    except _Twice as error:
+        raise BadFile(
+            f"{path}, line {number}: the object names {str(error)[:40]!r} twice"
+        ) from None
     if not isinstance(value, dict):
         raise BadFile(f"{path}, line {number}: not a JSON object")
+    for name, field in value.items():
+        # str() would send true as "True" and ["a"] as "['a']".
+        if isinstance(field, bool | list | dict):
+            raise BadFile(
+                f"{path}, line {number}: {name[:40]!r} is {json.dumps(field)[:40]}, not a"
+                " string, a number or null"
+            )
     row = {k: "" if v is None else str(v) for k, v in value.items()}
     try:
         # JSON may escape a lone surrogate (\ud800), which no UTF-8 message can carry.

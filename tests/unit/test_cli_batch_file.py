@@ -178,3 +178,77 @@ def test_a_header_with_spaces_around_its_names_reads_each_row_by_column(tmp_path
     item = item_of(row)
     assert (item.request_id, item.service_code, item.fee_baisa) == ("r-1", "ROP-VISA", 5000)
     assert item.beneficiary_civil_number == "90817263"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        # Before: the last column of the name won, unseen.
+        (
+            "rows.csv",
+            "request_id,fee_baisa,channel, fee_baisa\nr-1,5000,counter,4000\n",
+            "rows.csv, line 1: the header names column 'fee_baisa' twice",
+        ),
+        # Before: the values past the header's columns were dropped.
+        (
+            "rows.csv",
+            HEADER + "r-1,S,counter,5000,90817263\nr-2,Al Khuwair, Muscat,counter,5000,1\n",
+            "rows.csv, line 3: 6 values, but the header names 5 columns",
+        ),
+        # Before: "rows: 0", exit 0.
+        ("rows.csv", "", "rows.csv: no rows to send"),
+        ("rows.csv", HEADER, "rows.csv: no rows to send"),
+        ("rows.ndjson", "\n\n", "rows.ndjson: no rows to send"),
+        # Before: sent as "['a']", "True" and "{'a': 1}".
+        (
+            "rows.ndjson",
+            '{"request_id": "r-1", "fee_baisa": 1}\n{"request_id": ["a"], "fee_baisa": 1}\n',
+            """rows.ndjson, line 2: 'request_id' is ["a"], not a string, a number or null""",
+        ),
+        (
+            "rows.ndjson",
+            '{"civil_number": true, "fee_baisa": 1}\n',
+            "line 1: 'civil_number' is true, not a string",
+        ),
+        (
+            "rows.ndjson",
+            '{"service_code": {"a": 1}, "fee_baisa": 1}\n',
+            """line 1: 'service_code' is {"a": 1}, not a string""",
+        ),
+        (
+            "rows.ndjson",
+            '{"fee_baisa": 5000, "fee_baisa": 4000}\n',
+            "rows.ndjson, line 1: the object names 'fee_baisa' twice",
+        ),
+    ],
+)
+def test_a_file_whose_values_cannot_all_be_sent_as_written_exits_2_naming_where(
+    tmp_path: Path,
+    name: str,
+    content: str,
+    *,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    monkeypatch.setattr(batch_command, "send", _never_called)
+
+    code = main(["batch", "submit", str(path), "--center", "C1"], environ={})
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: {tmp_path}/")
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_unnamed_columns_and_json_numbers_still_read(tmp_path: Path) -> None:
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text(HEADER.strip() + ",,\nr-1,S,counter,5000,90817263,,\n")
+    ndjson = tmp_path / "rows.ndjson"
+    ndjson.write_text('{"request_id": 7, "fee_baisa": 5000, "center_id": null}\n')
+
+    assert read_numbered(csv_path)[0][0]["fee_baisa"] == "5000"
+    assert read_numbered(ndjson)[0] == [{"request_id": "7", "fee_baisa": "5000", "center_id": ""}]
