@@ -90,26 +90,41 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
             f" {len(batches) - 1} were not sent: {results[0].refused_reason}"
         )
     outcome = summarise(results, args.chunk)
-    rejected_path = args.file.with_name(args.file.name + ".rejected.csv")
-    if outcome.rejected:
-        try:
-            write_rejected(rejected_path, rows, lines, outcome.rejected)
-        except OSError as error:
-            printer.error(f"{rejected_path}: {error.strerror or error}")
-            rejected_path = Path()
     summary: dict[str, Any] = {
         "batch_id": batch_id,
         "rows": len(rows),
         "accepted": outcome.accepted,
         "rejected": len(outcome.rejected),
         "refused_chunks": outcome.refused,
-        "rejected_file": str(rejected_path) if outcome.rejected else "",
+        "rejected_file": _rejected_file(args.file, rows, lines, outcome.rejected, printer),
     }
     if printer.as_json:
         printer.json(summary)
     else:
         printer.fields(list(summary.items()))
     return 1 if outcome.rejected or outcome.refused else 0
+
+
+def _rejected_file(
+    path: Path,
+    rows: list[dict[str, str]],
+    lines: list[int],
+    rejected: list[tuple[int, str]],
+    printer: Printer,
+) -> str:
+    """FILE.rejected.csv written with the refused rows, its name; with none refused, one left
+    from an earlier send of the file is removed (it named rows this send stored) and the name
+    is empty, as it is when the file cannot be written."""
+    rejected_path = path.with_name(path.name + ".rejected.csv")
+    try:
+        if not rejected:
+            rejected_path.unlink(missing_ok=True)
+            return ""
+        write_rejected(rejected_path, rows, lines, rejected)
+    except OSError as error:
+        printer.error(f"{rejected_path}: {error.strerror or error}")
+        return ""
+    return str(rejected_path)
 
 
 def _rows_to_send(args: argparse.Namespace, url: str) -> tuple[list[dict[str, str]], list[int]]:

@@ -1,6 +1,7 @@
 """sanadctl batch submit reads its file strictly and names what it cannot read."""
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,47 @@ def test_unnamed_columns_and_json_numbers_still_read(tmp_path: Path) -> None:
 
     assert read_numbered(csv_path)[0][0]["fee_baisa"] == "5000"
     assert read_numbered(ndjson)[0] == [{"request_id": "7", "fee_baisa": "5000", "center_id": ""}]
+
+
+def test_a_send_that_rejects_nothing_removes_the_rejected_file_of_an_earlier_send(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "a,S,,1,90817263\n")
+    stale = tmp_path / "rows.csv.rejected.csv"
+    stale.write_text("line,request_id,reason\n2,a,fee_baisa: no\n")
+
+    async def accept_all(*_: Any, **__: Any) -> list[events_pb2.BatchResult]:
+        result = events_pb2.BatchResult(batch_id="b/0")
+        result.accepted.add(index=0, transaction_id="t")
+        return [result]
+
+    monkeypatch.setattr(batch_command, "send", accept_all)
+
+    code = main(["--json", "batch", "submit", str(path), "--center", "C1"], environ={})
+
+    assert code == 0
+    assert not stale.exists()
+    assert json.loads(capsys.readouterr().out)["rejected_file"] == ""
+
+
+def test_a_rejected_file_that_cannot_be_written_is_named_as_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "a,S,,1,90817263\n")
+    (tmp_path / "rows.csv.rejected.csv").mkdir()
+
+    async def reject_all(*_: Any, **__: Any) -> list[events_pb2.BatchResult]:
+        result = events_pb2.BatchResult(batch_id="b/0")
+        result.rejected.add(index=0).violations.add(field="fee_baisa", description="no")
+        return [result]
+
+    monkeypatch.setattr(batch_command, "send", reject_all)
+
+    code = main(["--json", "batch", "submit", str(path), "--center", "C1"], environ={})
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "rows.csv.rejected.csv: Is a directory" in err
+    assert json.loads(out)["rejected_file"] == ""
