@@ -89,19 +89,20 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
             f"batch {batch_id}: its first chunk was refused, so the other"
             f" {len(batches) - 1} were not sent: {results[0].refused_reason}"
         )
-    outcome = summarise(results, args.chunk)
+    outcome = summarise(results, batches)
     summary: dict[str, Any] = {
         "batch_id": batch_id,
         "rows": len(rows),
         "accepted": outcome.accepted,
         "rejected": len(outcome.rejected),
-        "refused_chunks": outcome.refused,
         "rejected_file": _rejected_file(args.file, rows, lines, outcome.rejected, printer),
     }
     if printer.as_json:
-        printer.json(summary)
+        refused = [f"{chunk_id}: {reason}" for chunk_id, reason in outcome.refused]
+        printer.json({**summary, "refused_chunks": refused})
     else:
         printer.fields(list(summary.items()))
+        printer.table("refused_chunks", [list(chunk) for chunk in outcome.refused])
     return 1 if outcome.rejected or outcome.refused else 0
 
 

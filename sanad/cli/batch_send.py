@@ -23,7 +23,8 @@ class Outcome:
 
     accepted: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
+    # (chunk id, reason) of each chunk refused whole.
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Unanswered(Exception):
@@ -44,6 +45,31 @@ class Cut(Exception):
         self.confirmed = confirmed
         self.total = total
         self.cause = cause
+
+
+@dataclass
+class _Bar:
+    """The progress line on a stream (None: none is drawn), and whether it is left open."""
+
+    stream: TextIO | None
+    open: bool = False
+
+    def draw(self, done: int, total: int, width: int = 30) -> None:
+        if self.stream is None:
+            return
+        filled = width * done // total if total else width
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows answered"
+        )
+        self.stream.flush()
+        self.open = True
+
+    def end(self) -> None:
+        """End the line, if one is open."""
+        if self.stream is not None and self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
 
 
 @dataclass
@@ -79,17 +105,20 @@ async def send(
     # Connected within 5 s, or the wait when it is shorter (--wait is above zero).
     connect_s = min(wait_s, CONNECT_TIMEOUT_S)
     sent = _Progress()
+    bar = _Bar(progress)
     try:
         async with BatchClient.connect(url, prefix, timeout_s=connect_s) as client:
             return await _send_all(
-                client, batches, ends, wait_s, progress=progress, first_alone=first_alone, sent=sent
+                client, batches, ends, wait_s, bar=bar, first_alone=first_alone, sent=sent
             )
     except (*BROKER_ERRORS, TimeoutError, asyncio.CancelledError) as error:
         if sent.published == 0 or not _from_broker(error):
             raise
-        if progress is not None:
-            progress.write("\n")  # the error goes on a line of its own
         raise Cut(sent.confirmed, len(batches), error) from error
+    finally:
+        # However it ends (answered, a first chunk refused, an error, Ctrl-C), what the caller
+        # prints next starts a line of its own.
+        bar.end()
 
 
 def _from_broker(error: BaseException) -> bool:
@@ -122,7 +151,7 @@ async def _send_all(
     ends: float,
     wait_s: float,
     *,
-    progress: TextIO | None,
+    bar: _Bar,
     first_alone: bool,
     sent: _Progress,
 ) -> list[events_pb2.BatchResult]:
@@ -130,13 +159,10 @@ async def _send_all(
     loop = asyncio.get_running_loop()
     answers: list[asyncio.Future[events_pb2.BatchResult]] = []
     if first_alone and batches:
-        if progress is not None:
-            _draw(progress, 0, sum(item_count(batch) for batch in batches))
+        bar.draw(0, sum(item_count(batch) for batch in batches))
         answers.append(await _publish(client, batches[0], ends, sent))
         await asyncio.wait(answers, timeout=max(ends - loop.time(), 0))
         if not answers[0].done():
-            if progress is not None:
-                progress.write("\n")
             raise Unanswered(0, len(batches), wait_s)
         if answers[0].result().refused_reason:
             return [answers[0].result()]
@@ -146,34 +172,31 @@ async def _send_all(
         answer for answer in answers if not answer.done()
     }
     while pending and (left := ends - loop.time()) > 0:
-        if progress is not None:
-            done = sum(n for answer, n in sizes.items() if answer not in pending)
-            _draw(progress, done, sum(sizes.values()))
+        bar.draw(
+            sum(n for answer, n in sizes.items() if answer not in pending), sum(sizes.values())
+        )
         _, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-    if progress is not None:
-        done = sum(n for answer, n in sizes.items() if answer not in pending)
-        _draw(progress, done, sum(sizes.values()))
-        progress.write("\n")
+    bar.draw(sum(n for answer, n in sizes.items() if answer not in pending), sum(sizes.values()))
     if pending:
         raise Unanswered(len(answers) - len(pending), len(answers), wait_s)
     return [answer.result() for answer in answers]
 
 
-def _draw(stream: TextIO, done: int, total: int, width: int = 30) -> None:
-    filled = width * done // total if total else width
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows answered")
-    stream.flush()
-
-
-def summarise(results: Sequence[events_pb2.BatchResult], chunk: int) -> Outcome:
-    """File-wide row numbers (from 0) of accepted and rejected rows."""
+def summarise(
+    results: Sequence[events_pb2.BatchResult], batches: Sequence[events_pb2.BatchSubmission]
+) -> Outcome:
+    """File-wide row numbers (from 0) of accepted and rejected rows, and the chunks refused
+    whole, each named by its own id: the answer to a body the worker did not read (too large,
+    undecodable) names none. results answer batches in order, and may stop short (a first
+    chunk refused: the others were not sent)."""
     outcome = Outcome()
-    for number, result in enumerate(results):
+    first = 0
+    for result, batch in zip(results, batches, strict=False):
         if result.refused_reason:
-            outcome.refused.append(f"{result.batch_id}: {result.refused_reason}")
-            continue
+            outcome.refused.append((batch.batch_id, result.refused_reason))
         outcome.accepted += len(result.accepted)
         for item in result.rejected:
             reason = "; ".join(f"{v.field}: {v.description}" for v in item.violations)
-            outcome.rejected.append((number * chunk + item.index, reason))
+            outcome.rejected.append((first + item.index, reason))
+        first += item_count(batch)
     return outcome
