@@ -1,7 +1,7 @@
 """`make certs`: a development CA, service and example client certificates, and a JWT key pair.
 
     python -m sanad.security.certs [--out .certs] [--force]
-    python -m sanad.security.certs client --role centre --subject nizwa-1 --center <id>
+    python -m sanad.security.certs client --role centre --subject nizwa-1 --center <id> [--force]
 
 Without --out, the PKI is where `make run` looks for it: SANAD_DEVSTACK_CERTS, default .certs.
 
@@ -262,6 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     client.add_argument("--agency", default="")
     client.add_argument("--center", default="")
     client.add_argument("--name", help="file name (default: the subject)")
+    client.add_argument(
+        "--force",
+        action="store_true",
+        dest="replace_client",
+        help="replace the certificate, key and token of a client already issued under the name",
+    )
     args = parser.parse_args(argv)
     out: Path = args.out
     try:
@@ -269,6 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"certs: {error.strerror or error}: {error.filename or out}", file=sys.stderr)
         return 1
+
+
+def _issued(out: Path, name: str) -> list[str]:
+    """The files of a client already issued under name, as named under out: the example
+    admin's among them, which sanadctl.env uses (another role under its name demoted it)."""
+    files = [f"{name}.pem", f"{name}.key", f"tokens/{name}.jwt"]
+    return [file for file in files if (out / file).exists()]
 
 
 def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -> int:
@@ -284,6 +297,13 @@ def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -
             client.error(f"{name!r} names a file of the dev PKI itself: give another --name")
         if not (out / "ca.pem").exists():
             print(f"certs: no dev CA in {out}/: run `make certs` first", file=sys.stderr)
+            return 1
+        if not (args.replace_client or args.force) and (there := _issued(out, name)):
+            print(
+                f"certs: {out}/ has {', '.join(there)} already: give another --name, or --force"
+                " after `client` to replace them",
+                file=sys.stderr,
+            )
             return 1
         if missing := [key for key in ("ca.key", "jwt-signing.key") if not (out / key).exists()]:
             # `make certs` keeps a CA it finds, so it cannot give the missing key back.

@@ -438,3 +438,54 @@ async def test_a_token_with_exp_as_text_is_unauthenticated_and_pays_the_rate(pki
     finally:
         await running.stop(0)
     assert codes == ["UNAUTHENTICATED", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED"]
+
+
+@pytest.mark.parametrize("name", ["admin", "operator", "centre"])
+def test_a_client_is_not_issued_over_one_already_issued_without_force(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: `client --role operator --subject admin` replaced the example admin's certificate,
+    # key and token, the ones sanadctl.env uses, with an operator's.
+    out = tmp_path / "certs"
+    certs.make_dev_pki(out)
+    kept = {file: (out / file).read_bytes() for file in certs_of(name)}
+    arguments = ["client", "--role", "operator", "--subject", name]
+
+    code = certs.main(["--out", str(out), *arguments])
+
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"certs: {out}/ has {', '.join(certs_of(name))} already: give another --name, or"
+        " --force after `client` to replace them\n"
+    )
+    assert {file: (out / file).read_bytes() for file in kept} == kept
+
+
+@pytest.mark.parametrize("force", [["client", "--force"], ["--force", "client"]])
+def test_a_client_already_issued_is_replaced_with_force(tmp_path: Path, force: list[str]) -> None:
+    out = tmp_path / "certs"
+    certs.make_dev_pki(out)
+    before = {file: (out / file).read_bytes() for file in certs_of("admin")}
+    arguments = ["--role", "operator", "--subject", "admin"]
+
+    assert certs.main(["--out", str(out), *force, *arguments]) == 0
+
+    assert all((out / file).read_bytes() != data for file, data in before.items())
+    pem = (out / "admin.pem").read_bytes()
+    assert identity_from_certificate(pem).role == Role.OPERATOR
+
+
+def test_a_token_left_alone_under_a_name_is_not_replaced_either(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    certs.make_dev_pki(out)
+    (out / "admin.pem").unlink()
+    (out / "admin.key").unlink()
+
+    assert (
+        certs.main(["--out", str(out), "client", "--role", "operator", "--subject", "admin"]) == 1
+    )
+    assert not (out / "admin.pem").exists()
+
+
+def certs_of(name: str) -> list[str]:
+    return [f"{name}.pem", f"{name}.key", f"tokens/{name}.jwt"]
