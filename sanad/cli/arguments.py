@@ -84,6 +84,15 @@ def metadata_text(text: str) -> str:
     return text
 
 
+def not_empty(text: str) -> str:
+    """An argparse type for a value that an empty one (an unset shell variable) must not stand
+    for: a dead letter's reason or id to match (it would match every letter without one), a
+    request id (the default, a new one, would be used instead)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def target(text: str) -> str:
     """An argparse type for a service's address: HOST:PORT, at least not empty."""
     if not text.strip():

@@ -18,6 +18,7 @@ from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.amqp.dead_letter_pass import Action, Pass, pass_over
 from sanad.amqp.dead_letters import DeadLetter
 from sanad.amqp.handling import BROKER_ERRORS
+from sanad.cli.arguments import not_empty
 from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
@@ -50,6 +51,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "--reason",
         action="append",
         default=[],
+        type=not_empty,
         help="replay only letters with this reason (repeatable; default every letter)",
     )
     replay.add_argument("--limit", type=_count, help="replay at most this many")
@@ -57,14 +59,14 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "--reason",
         action="append",
         default=[],
-        type=_named,
+        type=not_empty,
         help="drop letters with this reason (repeatable)",
     )
     drop.add_argument(
         "--id",
         action="append",
         default=[],
-        type=_named,
+        type=not_empty,
         dest="message_ids",
         metavar="MESSAGE_ID",
         help="drop the letter with this message id (each option repeatable; with both, a"
@@ -182,14 +184,6 @@ def drop_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
             [("dropped", dropped), ("kept", kept), ("reasons", _by_reason(done.dropped))]
         )
     return 0
-
-
-def _named(text: str) -> str:
-    """An argparse type for a reason or id to match: an empty one (an unset shell variable)
-    would match every letter without one."""
-    if not text:
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
 
 
 def _chooser(reasons: set[str], limit: int | None) -> Callable[[DeadLetter], Action]:

@@ -6,7 +6,7 @@ import uuid
 
 import grpc
 
-from sanad.cli.arguments import int64, positive_seconds
+from sanad.cli.arguments import int64, not_empty, positive_seconds
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, label, when, yes_no
 from sanad.v1 import common_pb2, intake_pb2
@@ -28,7 +28,9 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     submit.add_argument("--fee-baisa", type=int64, required=True)
     submit.add_argument("--civil-number", required=True, help="beneficiary's civil number")
     submit.add_argument("--channel", choices=CHANNELS, default="counter")
-    submit.add_argument("--request-id", help="client request id; retries reuse it (default: new)")
+    submit.add_argument(
+        "--request-id", type=not_empty, help="client request id; retries reuse it (default: new)"
+    )
     submit.set_defaults(handler=submit_transaction)
 
     show = commands.add_parser("show", help="show a transaction with its history")

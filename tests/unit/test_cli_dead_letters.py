@@ -86,15 +86,23 @@ def test_drop_without_a_reason_or_an_id_is_refused_and_takes_no_letter(
     assert broker.acked == []
 
 
-@pytest.mark.parametrize("flag", ["--reason", "--id"])
-def test_drop_with_an_empty_reason_or_id_is_a_usage_error(
-    flag: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("action", "flag"),
+    # replay --reason "" passed before: it replayed nothing and moved every letter to the back.
+    [("drop", "--reason"), ("drop", "--id"), ("replay", "--reason")],
+)
+def test_an_empty_reason_or_id_to_match_is_a_usage_error(
+    broker: FakeBroker, action: str, flag: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    broker.letters(DEAD, ("invalid", "m-0"), ("unknown-type", "m-1"))
+
     with pytest.raises(SystemExit) as exit_info:
-        sanadctl("drop", flag, "")
+        sanadctl(action, flag, "")
 
     assert exit_info.value.code == 2
     assert f"argument {flag}: must not be empty" in capsys.readouterr().err
+    assert broker.ids(DEAD) == ["m-0", "m-1"]
+    assert broker.acked == []
 
 
 def test_drop_has_the_queue_and_broker_options_of_list_and_replay(

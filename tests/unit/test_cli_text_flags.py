@@ -23,6 +23,25 @@ NOT_UTF8 = os.fsdecode(b"\xff")
         (["--token", "a b\tc", "centers", "list"], {}, "--token: 'a b\\tc' is not printable"),
         (["--registry", "", "centers", "list"], {}, "--registry: must be HOST:PORT, not empty"),
         (["stats", "C1"], {"SANAD_METRICS_TARGET": " "}, "--metrics: must be HOST:PORT"),
+        # A new request id stood in for an empty one: a retry would have stored the
+        # transaction twice.
+        (
+            [
+                "submit",
+                "--center",
+                "C1",
+                "--service",
+                "S",
+                "--fee-baisa",
+                "5000",
+                "--civil-number",
+                "90817263",
+                "--request-id",
+                "",
+            ],
+            {},
+            "argument --request-id: must not be empty",
+        ),
     ],
 )
 def test_an_argument_no_call_can_carry_is_a_usage_error(
