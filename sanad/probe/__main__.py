@@ -12,6 +12,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sanad.cli.arguments import positive_seconds, target
+
 EXIT_SERVING = 0
 EXIT_NOT_SERVING = 1
 EXIT_UNREACHABLE = 2
@@ -20,9 +22,17 @@ EXIT_UNREACHABLE = 2
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; TLS options are optional and only needed off the dev profile."""
     parser = argparse.ArgumentParser(prog="python -m sanad.probe", description=__doc__)
-    parser.add_argument("--addr", required=True, help="host:port of the gRPC endpoint")
+    # A bad flag is a usage error naming it, never an answer the probe did not get: --timeout
+    # -1 or nan failed every check as DEADLINE_EXCEEDED (exit 2, a healthy pod restarted), and
+    # an empty --addr was gRPC core's UNKNOWN.
+    parser.add_argument("--addr", type=target, required=True, help="host:port of the gRPC endpoint")
     parser.add_argument("--service", default="", help="service name to ask about ('' = overall)")
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds before giving up")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=2.0,
+        help="seconds before giving up: a finite number above zero",
+    )
     parser.add_argument("--tls-ca", type=Path, help="CA bundle; turns TLS on")
     parser.add_argument("--tls-cert", type=Path, help="client certificate for mutual TLS")
     parser.add_argument("--tls-key", type=Path, help="client key for mutual TLS")

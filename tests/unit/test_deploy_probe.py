@@ -99,3 +99,25 @@ def test_a_certificate_without_its_key_or_ca_is_a_usage_error(
 
     assert refused.value.code == 2
     assert complaint in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        # Before: DEADLINE_EXCEEDED, exit 2 (unreachable), for a server that was never asked.
+        (["--addr", "127.0.0.1:1", "--timeout", "-1"], "argument --timeout: must be greater than"),
+        (["--addr", "127.0.0.1:1", "--timeout", "nan"], "argument --timeout: must be a finite"),
+        (["--addr", "127.0.0.1:1", "--timeout", "0"], "argument --timeout: must be greater than"),
+        (["--addr", "127.0.0.1:1", "--timeout", "soon"], "argument --timeout: not a number"),
+        # Before: gRPC core's UNKNOWN line, exit 2.
+        (["--addr", ""], "argument --addr: must be HOST:PORT, not empty"),
+    ],
+)
+def test_a_bad_flag_is_a_usage_error_naming_it(
+    flags: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(flags)
+
+    assert exit_info.value.code == 2
+    assert complaint in capsys.readouterr().err.splitlines()[-1]
