@@ -8,11 +8,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sanad.cli.arguments import int32
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, money
+from sanad.domain.clock import utcnow
 from sanad.v1 import metrics_pb2
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register stats, report and leaderboard."""
+    """Register stats, report and leaderboard; report and leaderboard default to the current
+    year (UTC), read as the command line is built."""
+    this_year = utcnow().year
+    year_help = f"the year (default: the current one in UTC, {this_year})"
     stats = commands.add_parser("stats", help="a centre's or a wilayat's transaction counters")
     stats.add_argument("center_id", nargs="?", default="")
     stats.add_argument("--wilayat", default="", help="a wilayat's counters instead, e.g. DA-NIZ")
@@ -21,12 +25,12 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     report = commands.add_parser("report", help="a governorate's figures for a year")
     report.add_argument("--governorate", default="DA", help="governorate code (default DA)")
-    report.add_argument("--year", type=int32, default=2024)
+    report.add_argument("--year", type=int32, default=this_year, help=year_help)
     report.set_defaults(handler=show_report)
 
     board = commands.add_parser("leaderboard", help="the excellence award ranking")
     board.add_argument("--governorate", default="DA", help="governorate code (default DA)")
-    board.add_argument("--year", type=int32, default=2024)
+    board.add_argument("--year", type=int32, default=this_year, help=year_help)
     board.add_argument("--limit", type=int32, default=10, help="at most this many (0 for all)")
     board.set_defaults(handler=show_leaderboard)
 

@@ -3,11 +3,13 @@
 import socket
 from collections.abc import Iterator
 from concurrent import futures
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pytest
 
+from sanad.cli import metrics_commands
 from sanad.cli.__main__ import main
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 
@@ -196,3 +198,25 @@ def test_report_of_the_year_in_progress_says_what_it_compares(
     out = capsys.readouterr().out
     assert "+13.64%" in out
     assert "change: 2026 so far against 2025 up to 05 Mar (1,110 completed)" in out
+
+
+@pytest.mark.parametrize("command", ["report", "leaderboard"])
+def test_report_and_leaderboard_default_to_the_current_year_in_utc(
+    fake: tuple[FakeMetrics, str],
+    command: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: 2024, whatever the year. Half an hour into 2031 in UTC is still 2030 in the
+    # Americas: the year is UTC's, as the metrics service's years are.
+    new_year = datetime(2031, 1, 1, 0, 30, tzinfo=UTC)
+    monkeypatch.setattr(metrics_commands, "utcnow", lambda: new_year)
+    servicer, target = fake
+
+    assert run(target, command) == 0
+    assert servicer.requests[-1].year == 2031
+    assert run(target, command, "--year", "2024") == 0
+    assert servicer.requests[-1].year == 2024
+    with pytest.raises(SystemExit):
+        run(target, command, "--help")
+    assert "(default: the current one in UTC, 2031)" in capsys.readouterr().out
