@@ -22,7 +22,7 @@ from sanad.v1 import events_pb2
 
 SUBMISSION_TYPE = events_pb2.BatchSubmission.DESCRIPTOR.full_name
 RESULT_TYPE = events_pb2.BatchResult.DESCRIPTOR.full_name
-# The batch worker refuses a longer batch_id; ours are a uuid and a chunk number, or a seed's
+# The longest batch_id the batch worker keeps; ours are a uuid and a chunk number, or a seed's
 # licence, year and chunk.
 MAX_BATCH_ID = 200
 # A batch is published with its batch_id as the message id, an AMQP short string: 255 bytes.
@@ -30,18 +30,24 @@ MAX_MESSAGE_ID_BYTES = 255
 
 
 def batch_id_problem(batch_id: str) -> str | None:
-    """Why a BatchSubmission's batch_id cannot be sent or would be refused whole, or None: the
-    batch worker keeps and answers it, so it is bounded and holds no control or invisible
-    character (it is kept beside its submitter's name with a \x1f between them), and AMQP
-    carries it as the message id, at most 255 bytes of UTF-8 (Arabic takes 2 a letter)."""
+    """Why the batch worker refuses a batch whole for its batch_id, or None: the worker keeps
+    and answers it, so it is bounded and holds no control or invisible character (it is kept
+    beside its submitter's name with a \x1f between them: one holding \x1f could pass for
+    another submitter's)."""
     if not batch_id:
         return "batch_id is required"
     if len(batch_id) > MAX_BATCH_ID:
         return f"batch_id must be at most {MAX_BATCH_ID} characters"
-    if len(batch_id.encode()) > MAX_MESSAGE_ID_BYTES:
-        return f"batch_id must be at most {MAX_MESSAGE_ID_BYTES} bytes in UTF-8 (its message id)"
     if code_violations({"batch_id": batch_id}):
         return f"batch_id {CONTROL_OR_INVISIBLE}"
+    return None
+
+
+def message_id_problem(batch_id: str) -> str | None:
+    """Why a batch_id cannot be published as the message id (BatchClient.publish), or None:
+    at most 255 bytes of UTF-8 (an Arabic letter takes 2)."""
+    if len(batch_id.encode()) > MAX_MESSAGE_ID_BYTES:
+        return f"batch_id must be at most {MAX_MESSAGE_ID_BYTES} bytes in UTF-8 (its message id)"
     return None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aio_pika.exceptions import ChannelNotFoundEntity
 
-from sanad.amqp.batches import batch_id_problem
+from sanad.amqp.batches import batch_id_problem, message_id_problem
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.amqp.publisher import refusal
 from sanad.amqp.topology import Topology
@@ -147,7 +147,8 @@ def _chunked(
     batch_id = args.batch_id or content_id(args.center, map(item_of, rows))
     batches = chunks_of(rows, batch_id, args.center, args.chunk)
     # The last chunk's id is the longest.
-    if batches and (problem := batch_id_problem(batches[-1].batch_id)):
+    last = batches[-1].batch_id if batches else ""
+    if batches and (problem := batch_id_problem(last) or message_id_problem(last)):
         suffix = batches[-1].batch_id.removeprefix(batch_id)
         raise BadFile(
             f"--batch-id: chunk ids are the batch id and '/<n>' (here up to {suffix!r}),"

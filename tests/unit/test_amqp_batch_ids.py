@@ -3,7 +3,7 @@ sending what the worker would refuse after."""
 
 import pytest
 
-from sanad.amqp.batches import MAX_MESSAGE_ID_BYTES, batch_id_problem
+from sanad.amqp.batches import batch_id_problem, message_id_problem
 from sanad.v1 import events_pb2
 from workers.batch.refusals import _invalid
 
@@ -14,9 +14,12 @@ from workers.batch.refusals import _invalid
 )
 def test_a_batch_id_is_refused_as_the_batch_worker_refuses_it(batch_id: str) -> None:
     submission = events_pb2.BatchSubmission(batch_id=batch_id, center_id="C1")
+    assert batch_id_problem(batch_id) == _invalid(submission)
 
-    expected = _invalid(submission)
-    if expected is None and len(batch_id.encode()) > MAX_MESSAGE_ID_BYTES:
-        expected = "batch_id must be at most 255 bytes in UTF-8 (its message id)"
 
-    assert batch_id_problem(batch_id) == expected
+@pytest.mark.parametrize(("batch_id", "fits"), [("ع" * 127, True), ("ع" * 128, False)])
+def test_a_batch_id_beyond_an_amqp_message_id_cannot_be_published(
+    batch_id: str, fits: bool
+) -> None:
+    assert batch_id_problem(batch_id) is None  # the worker would take it
+    assert (message_id_problem(batch_id) is None) is fits

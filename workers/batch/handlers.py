@@ -11,7 +11,7 @@ from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.batches import RESULT_TYPE, item_count
+from sanad.amqp.batches import MAX_BATCH_ID, RESULT_TYPE, item_count
 from sanad.amqp.metrics import (
     BATCH_ITEMS,
     BATCH_OUTCOMES,
@@ -39,7 +39,6 @@ from workers.batch.content import fingerprint
 from workers.batch.domain import Context, Verdict, item_id, judge_items
 from workers.batch.refusals import (
     DEAD_LETTER_REASONS,
-    MAX_BATCH_ID,
     REPLY_TO_RULE,
     Limits,
     may_reply_to,

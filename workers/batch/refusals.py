@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
-from sanad.amqp.batches import SUBMISSION_TYPE
+from sanad.amqp.batches import SUBMISSION_TYPE, batch_id_problem
 from sanad.amqp.outcomes import Dead
 from sanad.domain.characters import code_violations
 from sanad.domain.codes import MAX_CODE_LENGTH
@@ -36,8 +36,6 @@ DEAD_LETTER_REASONS = (
 # README "Batch submitters"), never to a work queue or any other queue the sender names.
 REPLY_TO = re.compile(r"amq\.gen-[A-Za-z0-9_-]{1,200}")
 REPLY_TO_RULE = "is not a server-named reply queue (amq.gen-*); nothing was answered or stored"
-# Ours are a uuid and a chunk number, or a seed's licence, year and chunk.
-MAX_BATCH_ID = 200
 # Protobuf's wire types, and the fields of a BatchSubmission that hold its items.
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 _ITEM_FIELDS = frozenset(
@@ -196,16 +194,12 @@ def _varint(body: memoryview, at: int) -> tuple[int, int]:
 
 def _invalid(submission: events_pb2.BatchSubmission) -> str | None:
     """What is wrong with the batch's own fields; its ids are kept and answered, so bounded,
-    and hold no control or invisible character (a batch id is kept under its submitter's name
-    and a \x1f between them: one holding \x1f could pass for another submitter's)."""
-    if not submission.batch_id:
-        return "batch_id is required"
-    if len(submission.batch_id) > MAX_BATCH_ID:
-        return f"batch_id must be at most {MAX_BATCH_ID} characters"
+    and hold no control or invisible character (batch_id_problem)."""
+    if problem := batch_id_problem(submission.batch_id):  # sanadctl's rule too
+        return problem
     if len(submission.center_id) > MAX_CODE_LENGTH:
         return f"center_id must be at most {MAX_CODE_LENGTH} characters"
-    ids = {"batch_id": submission.batch_id, "center_id": submission.center_id}
-    if found := code_violations(ids):
+    if found := code_violations({"center_id": submission.center_id}):
         return "; ".join(f"{violation.field} {violation.description}" for violation in found)
     return None
 
