@@ -80,7 +80,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     catalogue.add_commands(commands)
     transactions.add_commands(commands)
     tracking.add_commands(commands)
-    operations.add_commands(commands)
+    operations.add_commands(commands, environ)
     metrics_commands.add_commands(commands)
     demo.add_commands(commands)
     watch.add_commands(commands)

@@ -1,25 +1,42 @@
-"""Operator commands: the health of every service (statistics live in metrics_commands)."""
+"""Operator commands: the health of every service and worker (statistics live in
+metrics_commands)."""
 
 import argparse
+from collections.abc import Mapping
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sanad.cli.arguments import target
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 
 SERVING = "SERVING"
+# The workers' health servers to check as well: NAME=HOST:PORT, comma separated (`make run`
+# writes them into sanadctl.env).
+WORKER_TARGETS = "SANAD_WORKER_TARGETS"
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register the health command."""
-    health = commands.add_parser("health", help="gRPC health of the services")
+def add_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]", environ: Mapping[str, str]
+) -> None:
+    """Register the health command; the workers it checks default from the environment."""
+    health = commands.add_parser("health", help="gRPC health of the services and workers")
     health.add_argument(
         "--target",
         action="append",
         default=[],
         metavar="HOST:PORT",
-        help="check this target instead of registry, intake and metrics (repeatable)",
+        help="check this target instead of the services and workers (repeatable)",
+    )
+    health.add_argument(
+        "--worker",
+        action="append",
+        type=worker_target,
+        default=_named_targets(environ.get(WORKER_TARGETS, "")),
+        metavar="NAME=HOST:PORT",
+        help=f"check this worker's health server too (repeatable; env {WORKER_TARGETS},"
+        " comma separated, which `make run` sets)",
     )
     health.set_defaults(handler=check_health)
 
@@ -33,6 +50,7 @@ def check_health(args: argparse.Namespace, client: Client, printer: Printer) -> 
             ("registry", client.registry_target),
             ("intake", client.intake_target),
             ("metrics", client.metrics_target),
+            *args.worker,
         ]
     rows = [[name, target, _status_of(client, target)] for name, target in targets]
     if printer.as_json:
@@ -43,6 +61,19 @@ def check_health(args: argparse.Namespace, client: Client, printer: Printer) -> 
         for name, target, status in rows:
             printer.line(f"{name:<{width[0]}}  {target:<{width[1]}}  {status}")
     return 0 if all(row[2] == SERVING for row in rows) else 1
+
+
+def worker_target(text: str) -> tuple[str, str]:
+    """An argparse type: NAME=HOST:PORT as (name, target); HOST:PORT alone is named by itself."""
+    name, _, address = text.strip().rpartition("=")
+    return name or address, target(address)
+
+
+def _named_targets(text: str) -> list[tuple[str, str]]:
+    """(name, target) of each NAME=HOST:PORT in the comma separated text; an empty one is
+    skipped (an empty address is checked as UNAVAILABLE, not refused as usage)."""
+    named = [part.strip().rpartition("=") for part in text.split(",")]
+    return [(name or address, address) for name, _, address in named if address]
 
 
 def _status_of(client: Client, target: str) -> str:

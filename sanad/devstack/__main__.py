@@ -17,7 +17,13 @@ from pathlib import Path
 
 from sanad.devstack import data_lock, mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
-from sanad.devstack.layout import child_env, listening_ports, number_setting, processes
+from sanad.devstack.layout import (
+    child_env,
+    listening_ports,
+    number_setting,
+    processes,
+    worker_health_targets,
+)
 from sanad.security import certs
 from sanad.settings import CommonSettings
 
@@ -115,6 +121,7 @@ def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:
     client: dict[str, str] = dict(moved)
     client["SANAD_AMQP_URL"] = env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
     client["SANAD_AMQP_PREFIX"] = env.get("SANAD_AMQP_PREFIX", DEFAULT_AMQP_PREFIX)
+    client[secure.WORKER_TARGETS_KEY] = worker_health_targets(env, plan.workers)
     if secure.plaintext(env):
         print("devstack: plaintext gRPC, no credentials required (dev profile)", flush=True)
     else:

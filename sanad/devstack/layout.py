@@ -69,6 +69,16 @@ def listening_ports(env: dict[str, str], workers: int) -> list[tuple[str, str, i
     return ports
 
 
+def worker_health_targets(env: dict[str, str], workers: int) -> str:
+    """NAME=HOST:PORT of each worker's health server, comma separated: what `sanadctl health`
+    checks besides the services (SANAD_WORKER_TARGETS in sanadctl.env)."""
+    return ",".join(
+        f"{name}=127.0.0.1:{port}"
+        for name, variable, port in listening_ports(env, workers)
+        if variable.endswith("_HEALTH_PORT")
+    )
+
+
 def child_env(env: dict[str, str], name: str) -> dict[str, str]:
     """One child's environment: its own certificate, and distinct ports for extra workers.
 

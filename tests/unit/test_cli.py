@@ -590,3 +590,20 @@ def test_targets_and_identity_default_from_the_environment(target: str, fake: Fa
 )
 def test_money_is_shown_exactly_with_three_decimals(baisa: int, shown: str) -> None:
     assert money(baisa) == shown
+
+
+def test_health_checks_the_workers_make_run_names_too(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Stopped workers left every service SERVING while nothing was stored (operator helper).
+    down = unused_target()
+    workers = f"ingest-1={target},batch={down}"
+    prefix = ["--registry", target, "--intake", target, "--metrics", target]
+    assert main([*prefix, "health"], environ={"SANAD_WORKER_TARGETS": workers}) == 1
+
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines[3:] == [["ingest-1", target, "SERVING"], ["batch", down, "UNAVAILABLE"]]
+    assert (
+        main([*prefix, "health", "--target", target], environ={"SANAD_WORKER_TARGETS": workers})
+        == 0
+    )

@@ -139,3 +139,10 @@ def test_an_extra_workers_port_above_65535_is_named_with_the_variable_to_lower()
         "port 65540 (ingest-2, SANAD_INGEST_METRICS_PORT) is above 65535:"
         " lower SANAD_INGEST_METRICS_PORT"
     )
+
+
+def test_sanadctl_is_told_every_worker_health_server_make_run_starts() -> None:
+    env = {"SANAD_BATCH_HEALTH_PORT": "51062"}
+    assert layout.worker_health_targets(env, 2) == (
+        "ingest-1=127.0.0.1:50061,ingest-2=127.0.0.1:50071,batch=127.0.0.1:51062"
+    )
