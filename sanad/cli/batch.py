@@ -73,6 +73,13 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     except BadFile as error:
         printer.error(str(error))
         return 2
+    if anonymous := sum(1 for row in rows if not row.get("request_id", "").strip()):
+        # The file's batch id keeps a resend of this very file from storing twice; a corrected
+        # file is another batch, and only a request id tells a row in it from a new one.
+        printer.warning(
+            f"{anonymous} of {len(rows)} rows have no request_id: sent again in a corrected file"
+            " they are stored again; give every row a request_id to make a resend safe"
+        )
     prefix = os.environ.get("SANAD_AMQP_PREFIX", "sanad")
     try:
         results = asyncio.run(

@@ -125,6 +125,10 @@ class Printer:
         """One error line on stderr."""
         print(f"error: {terminal_safe(text)}", file=self.err)
 
+    def warning(self, text: str) -> None:
+        """One warning line on stderr: the command goes on."""
+        print(f"warning: {terminal_safe(text)}", file=self.err)
+
     def rpc_error(self, error: grpc.RpcError) -> None:
         """A failed call as one line, then one line per field violation."""
         answered = isinstance(error, grpc.Call | grpc.aio.AioRpcError)

@@ -297,3 +297,30 @@ def test_a_rejected_file_that_cannot_be_written_is_named_as_none(
     assert code == 1
     assert "rows.csv.rejected.csv: Is a directory" in err
     assert json.loads(out)["rejected_file"] == ""
+
+
+def test_rows_without_a_request_id_are_warned_of_and_still_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A corrected file is another batch: its rows without a request id are stored again
+    # (operator helper: two such rows, fixed and sent again, were four transactions).
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + ",S,,1,90817263\na,S,,1,90817264\n ,S,,1,90817265\n")
+    sent: list[int] = []
+
+    async def accept_all(_: Any, __: Any, batches: Any, *___: Any, **____: Any) -> Any:
+        sent.append(sum(len(b.items) for b in batches))
+        result = events_pb2.BatchResult(batch_id="b/0")
+        for index in range(3):
+            result.accepted.add(index=index, transaction_id=f"t{index}")
+        return [result]
+
+    monkeypatch.setattr(batch_command, "send", accept_all)
+
+    assert main(["batch", "submit", str(path), "--center", "C1"], environ={}) == 0
+    assert sent == [3]
+    err = capsys.readouterr().err
+    assert "warning: 2 of 3 rows have no request_id" in err
+    path.write_text(HEADER + "a,S,,1,90817263\n")
+    assert main(["batch", "submit", str(path), "--center", "C1"], environ={}) == 0
+    assert "warning" not in capsys.readouterr().err
