@@ -214,10 +214,17 @@ def operations() -> Dashboard:
         ),
         Panel(
             "Accepted changes unsent",
-            "Status changes and ratings intake accepted but did not see published, waiting to"
-            " be sent again (alert after 5 minutes); until then the store and the statistics"
-            " miss them.",
-            (Query('sum(sanad_intake_resends_waiting{job=~"sanad-.+"}) or vector(0)', "waiting"),),
+            "Status changes and ratings intake may have accepted without seeing them published,"
+            " waiting to be tried again (most leave within seconds), and how long the oldest"
+            " has waited (alert past 5 minutes: until then the store and the statistics miss"
+            " it).",
+            (
+                Query('sum(sanad_intake_resends_waiting{job=~"sanad-.+"}) or vector(0)', "waiting"),
+                Query(
+                    'max(sanad_intake_resends_oldest_seconds{job=~"sanad-.+"}) or vector(0)',
+                    "oldest (s)",
+                ),
+            ),
             kind="stat",
         ),
         Panel(

@@ -145,8 +145,12 @@ TRANSACTION_RATINGS = Histogram(
 
 INTAKE_RESENDS_WAITING = Gauge(
     "sanad_intake_resends_waiting",
-    "Transactions whose accepted status change or rating intake did not see published, "
-    "waiting to be sent again in the background.",
+    "Transactions whose status change or rating intake may have accepted without seeing it "
+    "published, waiting to be tried again in the background (most leave within seconds).",
+)
+INTAKE_RESENDS_OLDEST = Gauge(
+    "sanad_intake_resends_oldest_seconds",
+    "How long the transaction waiting longest to have its change sent again has waited.",
 )
 
 AUDIT_EVENTS_DEFERRED = Gauge(

@@ -15,11 +15,13 @@ from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit_log import AuditLog
+from sanad.telemetry.metrics import INTAKE_RESENDS_OLDEST, INTAKE_RESENDS_WAITING
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.operations import Intake
 from services.intake.reading import Reader
 from services.intake.registry_lookup import RegistryLookup
 from services.intake.request_store import RequestStore
+from services.intake.resends import Resends
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
 from services.intake.snapshot import RegistrySnapshot
@@ -131,7 +133,11 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         settings.civil_id_secret.get_secret_value().encode(),
         lookup=RegistryLookup(channel),
     )
-    reader, tracker = Reader(transactions), Tracker(transactions, requests, publisher, topology)
+    resends = Resends()
+    INTAKE_RESENDS_WAITING.set_function(lambda: len(resends))
+    INTAKE_RESENDS_OLDEST.set_function(resends.oldest_s)
+    reader = Reader(transactions)
+    tracker = Tracker(transactions, requests, publisher, topology, resends)
     return IntakeApp(
         settings,
         client,

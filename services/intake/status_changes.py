@@ -88,13 +88,13 @@ class StatusChanges:
         store: ChangeStore,
         publisher: Publisher,
         topology: Topology,
-        resends: Resends | None = None,
+        resends: Resends,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.topology = topology
         self.sending = Sends()
-        self.resends = Resends() if resends is None else resends
+        self.resends = resends
 
     async def make(
         self,

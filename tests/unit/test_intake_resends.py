@@ -2,9 +2,11 @@
 until the broker confirms it, without waiting for a next call on its transaction."""
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -150,3 +152,106 @@ async def test_a_rating_claimed_while_the_broker_was_down_is_sent_once_it_is_bac
         await until(lambda: len(t.resends) == 0)
     [event] = publisher.decoded(events_pb2.TransactionRated)
     assert (event.transaction_id, event.rating) == ("T1", 4)
+
+
+async def test_a_change_accepted_while_its_transactions_try_runs_is_tried_after_it() -> None:
+    # The try reads change 1 and is slow to answer; meanwhile a caller sends 1, accepts 2, and
+    # 2's publish fails. Its entry was waiting (the try's), so it must be tried once more, not
+    # dropped with the try's success (review of this session: 2 was left with no entry).
+    t, store, publisher = tracker_with_resends()
+    publisher.down = True
+    with pytest.raises(Unavailable):
+        await update(t, Status.AWAITING_DOCUMENTS)  # change 1, unsent: waiting
+    publisher.down = False
+    in_resend: contextvars.ContextVar[bool] = contextvars.ContextVar("in_resend", default=False)
+    send_latest, read = t.changes.send_latest, store.latest_change
+    reading, answer = asyncio.Event(), asyncio.Event()
+
+    async def resend(transaction_id: str) -> None:
+        in_resend.set(True)
+        await send_latest(transaction_id)
+
+    async def late_read(transaction_id: str, timeout_s: float | None = None) -> Any:
+        found = await read(transaction_id, timeout_s)
+        if in_resend.get() and not answer.is_set():
+            reading.set()
+            await answer.wait()  # read as change 1, answered late
+        return found
+
+    t.changes.send_latest = resend  # type: ignore[method-assign]
+    store.latest_change = late_read  # type: ignore[method-assign]
+    async with running(t.resends):
+        await reading.wait()
+        publish = publisher.publish
+
+        async def second_fails(*args: Any, **kwargs: Any) -> None:
+            if publisher.sent:
+                raise Unavailable("the broker refused the message")
+            await publish(*args, **kwargs)
+
+        publisher.publish = second_fails  # type: ignore[method-assign]
+        with pytest.raises(Unavailable):
+            await update(t, Status.IN_PROGRESS)  # sends 1, accepts 2, 2's publish fails
+        publisher.publish = publish  # type: ignore[method-assign]
+        answer.set()
+        await until(lambda: store.changes["T1"].get("confirmed") is True)
+    assert [e.sequence for e in publisher.decoded(events_pb2.TransactionStatusChanged)][-1] == 2
+
+
+async def test_a_change_whose_caller_was_cancelled_after_its_commit_is_sent() -> None:
+    # gRPC cancels the handler when the caller goes: the change was accepted, its publish
+    # had not answered yet (and then failed).
+    t, store, publisher = tracker_with_resends()
+    publish = publisher.publish
+    hang = asyncio.Event()
+
+    async def first_fails_late(*args: Any, **kwargs: Any) -> None:
+        if not hang.is_set():
+            await hang.wait()
+            raise Unavailable("the broker did not confirm")
+        await publish(*args, **kwargs)
+
+    publisher.publish = first_fails_late  # type: ignore[method-assign]
+    call = asyncio.create_task(
+        t.update_status(
+            "T1", Status.COMPLETED, "", actor="a", identity=DEV_ADMIN, deadline=Deadline(None)
+        )
+    )
+    await until(lambda: "T1" in store.changes)
+    await asyncio.sleep(PAUSE_S)
+    call.cancel()
+    await asyncio.gather(call, return_exceptions=True)
+    assert len(t.resends) == 1
+    hang.set()
+    async with running(t.resends):
+        await until(lambda: store.changes["T1"].get("confirmed") is True)
+    assert len(publisher.decoded(events_pb2.TransactionStatusChanged)) == 1
+
+
+async def test_the_oldest_wait_is_told_and_a_try_cancelled_from_elsewhere_waits_its_pause() -> None:
+    # A shared publish cancelled under a try is a failed try: tried again after its pause, not
+    # at once in a loop, and the loop goes on.
+    now = [100.0]
+    resends = Resends(first_pause_s=1.0, clock=lambda: now[0])
+    tries: list[float] = []
+
+    async def cancelled_once() -> None:
+        tries.append(now[0])
+        if len(tries) == 1:
+            raise asyncio.CancelledError
+
+    async def nothing() -> None:
+        return None
+
+    resends.add("status T1", cancelled_once)
+    now[0] = 130.0
+    assert resends.oldest_s() == 30.0
+    async with running(resends):
+        await until(lambda: len(tries) == 1)
+        await asyncio.sleep(5 * PAUSE_S)
+        assert tries == [130.0]  # its pause (2 s) has not passed on this clock
+        now[0] = 132.0
+        resends.add("status T2", nothing)  # wakes the loop
+        await until(lambda: len(tries) == 2)
+        await until(lambda: len(resends) == 1)  # T1 done; T2 waits for its turn
+    assert tries == [130.0, 132.0]
