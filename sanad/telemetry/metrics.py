@@ -143,6 +143,14 @@ TRANSACTION_RATINGS = Histogram(
     buckets=(1, 2, 3, 4, 5),
 )
 
+INTAKE_REGISTRY_LOOKUPS = Counter(
+    "sanad_intake_registry_lookups_total",
+    "Submissions the registry copy refused, asked of the registry itself, by outcome: asked "
+    "(answered), failed (no answer in time), cached or joined (another's answer), skipped "
+    "(the process asked too often just now: the copy's refusal stood).",
+    ["outcome"],
+)
+
 INTAKE_RESENDS_WAITING = Gauge(
     "sanad_intake_resends_waiting",
     "Transactions whose status change or rating intake may have accepted without seeing it "

@@ -16,7 +16,7 @@ from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit_log import AuditLog
 from sanad.telemetry.metrics import INTAKE_RESENDS_OLDEST, INTAKE_RESENDS_WAITING
-from sanad.v1 import intake_pb2, intake_pb2_grpc
+from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2_grpc
 from services.intake.operations import Intake
 from services.intake.reading import Reader
 from services.intake.registry_lookup import RegistryLookup
@@ -131,7 +131,7 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         requests,
         topology,
         settings.civil_id_secret.get_secret_value().encode(),
-        lookup=RegistryLookup(channel),
+        lookup=RegistryLookup(registry_pb2_grpc.RegistryServiceStub(channel)),
     )
     resends = Resends()
     INTAKE_RESENDS_WAITING.set_function(lambda: len(resends))

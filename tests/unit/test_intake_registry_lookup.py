@@ -2,15 +2,19 @@
 registry as it is now: a change made a moment ago, which the watch streams have not brought
 yet, does not refuse a valid submission (services/intake/registry_lookup.py)."""
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from sanad.amqp.topology import Topology
 from sanad.errors import Invalid, NotFound, PreconditionFailed
+from sanad.v1 import registry_pb2
 from services.intake.domain import CenterView, ServiceView
 from services.intake.operations import Intake
+from services.intake.registry_lookup import RegistryLookup
 from services.intake.request_store import RequestStore
 from tests.unit.fakes import RecordingPublisher
 from tests.unit.test_intake_claims import FakeRequests
@@ -74,19 +78,24 @@ async def test_a_change_the_snapshot_has_not_brought_yet_does_not_refuse(change:
 
 
 @pytest.mark.parametrize(
-    ("now", "refused"),
+    ("now", "refused", "why"),
     [
-        ((dataclasses.replace(CENTER, licence_status="SUSPENDED"), SERVICE), PreconditionFailed),
-        ((None, SERVICE), NotFound),
-        ((CENTER, dataclasses.replace(SERVICE, fee_baisa=6000)), Invalid),
+        (
+            (dataclasses.replace(CENTER, licence_status="SUSPENDED"), SERVICE),
+            PreconditionFailed,
+            "has no active licence",
+        ),
+        ((None, SERVICE), NotFound, "centre 'C1' not found"),
+        ((CENTER, dataclasses.replace(SERVICE, fee_baisa=6000)), Invalid, "invalid request"),
     ],
 )
 async def test_the_registry_now_is_the_judge_when_it_differs(
-    now: Views, refused: type[Exception]
+    now: Views, refused: type[Exception], why: str
 ) -> None:
+    # The copy's own refusal is another: "does not offer".
     snapshot = FakeSnapshot(centers={"C1": dataclasses.replace(CENTER, offered=frozenset())})
     s = setup(snapshot, FakeLookup(now))
-    with pytest.raises(refused):
+    with pytest.raises(refused, match=why):
         await submit(s, submission())
     assert s.publisher.sent == []
 
@@ -108,3 +117,47 @@ async def test_a_submission_bad_in_itself_is_refused_without_asking_the_registry
     with pytest.raises(Invalid):
         await submit(s, submission(civil_number="12"))
     assert lookup.calls == []
+
+
+class FakeRegistry:
+    """The registry's two reads, answering CENTER and SERVICE after `delay_s`; counts calls."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.calls = 0
+
+    async def GetCenter(self, request: Any, **_: Any) -> Any:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        return registry_pb2.GetCenterResponse(center=registry_pb2.Center(id=request.id))
+
+    async def GetCatalogService(self, request: Any, **_: Any) -> Any:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        return registry_pb2.GetCatalogServiceResponse(
+            service=registry_pb2.CatalogService(code=request.code)
+        )
+
+
+async def test_refused_submissions_ask_the_registry_once_per_centre_and_service_at_a_time() -> None:
+    # A caller may send refused submissions as fast as its rate allows: those of one centre
+    # and service share one question while it runs, and its answer for a second.
+    now = [0.0]
+    registry = FakeRegistry(delay_s=0.01)
+    lookup = RegistryLookup(registry, clock=lambda: now[0])
+    answers = await asyncio.gather(*(lookup.current("C1", "S", 1.0) for _ in range(20)))
+    assert registry.calls == 2
+    assert {answer[0].id for answer in answers if answer and answer[0]} == {"C1"}
+    await lookup.current("C1", "S", 1.0)
+    assert registry.calls == 2  # kept
+    now[0] = 1.5
+    await lookup.current("C1", "S", 1.0)
+    assert registry.calls == 4  # asked again once the answer is a second old
+
+
+async def test_beyond_its_rate_the_process_asks_nothing_and_the_refusal_stands() -> None:
+    registry = FakeRegistry()
+    lookup = RegistryLookup(registry, clock=lambda: 0.0, rate_per_s=3)
+    answers = [await lookup.current("C1", f"S{n}", 1.0) for n in range(5)]
+    assert registry.calls == 2 * 3
+    assert answers[3:] == [None, None]

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from sanad.domain.characters import CONTROL
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from tests.unit.test_worker_batch_pipeline import NOW, SERVICE, context
 from tests.unit.wire_format import varint
@@ -78,6 +79,22 @@ def test_a_history_beyond_its_bounds_is_refused_by_field_and_the_items_beside_it
         2: [("history", f"must have at most {MAX_HISTORY_STEPS} steps")],
         3: [("history[1].actor", f"must be at most {MAX_ACTOR_LENGTH} characters")],
         4: [("history[0].note", f"must be at most {MAX_NOTE_LENGTH} characters")],
+    }
+
+
+def test_a_history_step_whose_note_or_actor_acts_on_a_display_is_refused_by_field() -> None:
+    # As an intake status note: shown to every client as it is (review of session 26).
+    escaped, reordered = migrated(0), migrated(1)
+    escaped.history[0].note = "\x1b[31mred\x00"
+    reordered.history[1].actor = "agency\u202egnp.exe"
+    batch = events_pb2.BatchSubmission(
+        batch_id="b-1", center_id="C1", items=[live(9)], history_items=[escaped, reordered]
+    )
+
+    assert verdict_of(batch) == {
+        0: [],
+        1: [("history[0].note", CONTROL)],
+        2: [("history[1].actor", CONTROL)],
     }
 
 

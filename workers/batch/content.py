@@ -9,6 +9,7 @@ import hashlib
 import hmac
 
 from sanad.domain import codes
+from sanad.domain.characters import text_violations
 from sanad.domain.money import MAX_FEE_BAISA
 from sanad.errors import Violation
 from sanad.v1 import events_pb2
@@ -43,7 +44,8 @@ def overlong_codes(submission: Submission) -> list[Violation]:
 
 
 def history_bounds(item: events_pb2.HistoricalTransaction) -> list[Violation]:
-    """Too many history steps, or a step's actor or note too long."""
+    """Too many history steps, or a step's actor or note too long or holding a control
+    character, line separator or reordering control (as intake's notes: shown as they are)."""
     if len(item.history) > MAX_HISTORY_STEPS:
         return [Violation("history", f"must have at most {MAX_HISTORY_STEPS} steps")]
     found = []
@@ -60,6 +62,9 @@ def history_bounds(item: events_pb2.HistoricalTransaction) -> list[Violation]:
                     f"history[{position}].note", f"must be at most {MAX_NOTE_LENGTH} characters"
                 )
             )
+        found += text_violations(
+            {f"history[{position}].actor": step.actor, f"history[{position}].note": step.note}
+        )
     return found
 
 
