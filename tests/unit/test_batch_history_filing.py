@@ -12,7 +12,7 @@ import pytest
 from sanad.registry_past import Dated
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler, with_history
 from tests.unit.test_worker_batch_answers import CENTER, SERVICE
-from workers.batch.domain import request_of
+from workers.batch.domain import RequestOf, request_of
 
 REGISTERED = datetime(2025, 1, 1, tzinfo=UTC)
 MOVED = datetime(2026, 6, 1, tzinfo=UTC)
@@ -113,23 +113,39 @@ async def test_another_history_under_a_used_request_id_is_refused_not_merged() -
     assert len(stored) == 2
 
 
+@dataclasses.dataclass
+class StoredRow:
+    """A worker that stored one migrated row (batch "first"), its record and its request."""
+
+    worker: Any
+    stored: Sequence[Any]
+    replies: Replies
+    record: dict[str, Any]
+    request: RequestOf
+
+
+async def stored_row() -> StoredRow:
+    replies, shared = Replies(), Shared()
+    worker, stored = worker_with_past(shared, replies)
+    await worker.handle(Message(with_history(batch(batch_id="first")).SerializeToString()))
+    [record] = shared.requests.values()
+    first = with_history(batch(batch_id="first"))
+    request = request_of(first, worker._context(first, shared.records["first"], ""), 0)
+    assert request is not None
+    return StoredRow(worker, stored, replies, record, request)
+
+
 async def test_a_history_items_record_reads_alike_to_an_earlier_batch_worker() -> None:
     """In a rolling upgrade an earlier worker (before session 26) runs beside this one and
     compares a record's `fingerprint` with the transaction's fields alone: it must find the
     same row sent again equal, not 'already used for another transaction' (upgrade helper: it
     refused every item this version had stored, and saved that answer under the batch id). The
     history's own fingerprint is a field of its own."""
-    replies, shared = Replies(), Shared()
-    worker, _ = worker_with_past(shared, replies)
-    await worker.handle(Message(with_history(batch(batch_id="first")).SerializeToString()))
-    [record] = shared.requests.values()
-    first = with_history(batch(batch_id="first"))
-    request = request_of(first, worker._context(first, shared.records["first"], ""), 0)
-    assert request is not None
-    assert request.fingerprint != request.earlier
-    assert (record["fingerprint"], record["history_fingerprint"]) == (
-        request.earlier,
-        request.fingerprint,
+    row = await stored_row()
+    assert row.request.fingerprint != row.request.earlier
+    assert (row.record["fingerprint"], row.record["history_fingerprint"]) == (
+        row.request.earlier,
+        row.request.fingerprint,
     )
 
 
@@ -140,19 +156,13 @@ async def test_a_record_of_a_history_item_an_earlier_version_wrote_still_matches
     """Records without `history_fingerprint` hold the transaction's fields alone (before
     session 25) or the whole fingerprint (session 25): the same row sent again is answered with
     its transaction either way."""
-    replies, shared = Replies(), Shared()
-    worker, stored = worker_with_past(shared, replies)
-    await worker.handle(Message(with_history(batch(batch_id="first")).SerializeToString()))
-    [record] = shared.requests.values()
-    first = with_history(batch(batch_id="first"))
-    request = request_of(first, worker._context(first, shared.records["first"], ""), 0)
-    assert request is not None
-    del record["history_fingerprint"]
-    record["fingerprint"] = getattr(request, kept)
-    await worker.handle(Message(with_history(batch(batch_id="later")).SerializeToString()))
-    later = {answer.batch_id: answer for _, answer in replies.sent}["later"]
-    assert [a.transaction_id for a in later.accepted] == [record["transaction_id"]]
-    assert len(stored) == 1
+    row = await stored_row()
+    del row.record["history_fingerprint"]
+    row.record["fingerprint"] = getattr(row.request, kept)
+    await row.worker.handle(Message(with_history(batch(batch_id="later")).SerializeToString()))
+    later = {answer.batch_id: answer for _, answer in row.replies.sent}["later"]
+    assert [a.transaction_id for a in later.accepted] == [row.record["transaction_id"]]
+    assert len(row.stored) == 1
 
 
 async def test_rows_sent_again_after_the_registry_changed_get_their_stored_transactions() -> None:
