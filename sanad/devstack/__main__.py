@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sanad.cli.operations import WORKER_TARGETS
 from sanad.devstack import data_lock, mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 from sanad.devstack.layout import (
@@ -121,7 +122,7 @@ def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:
     client: dict[str, str] = dict(moved)
     client["SANAD_AMQP_URL"] = env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
     client["SANAD_AMQP_PREFIX"] = env.get("SANAD_AMQP_PREFIX", DEFAULT_AMQP_PREFIX)
-    client[secure.WORKER_TARGETS_KEY] = worker_health_targets(env, plan.workers)
+    client[WORKER_TARGETS] = worker_health_targets(env, plan.workers)
     if secure.plaintext(env):
         print("devstack: plaintext gRPC, no credentials required (dev profile)", flush=True)
     else:

@@ -18,8 +18,6 @@ CERTS_DIR_KEY = "SANAD_DEVSTACK_CERTS_DIR"
 CLIENT_KEYS = ("SANAD_CA_FILE", "SANAD_CERT_FILE", "SANAD_KEY_FILE", "SANAD_TOKEN")
 # Where sanadctl finds each service: set by `make run` only for a service moved to another port.
 TARGET_KEYS = ("SANAD_REGISTRY_TARGET", "SANAD_INTAKE_TARGET", "SANAD_METRICS_TARGET")
-# The workers' health servers, NAME=HOST:PORT comma separated, which `sanadctl health` checks.
-WORKER_TARGETS_KEY = "SANAD_WORKER_TARGETS"
 
 
 def plaintext(env: dict[str, str]) -> bool:
