@@ -17,7 +17,7 @@ from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from sanad.errors import Aborted, AlreadyExists, Unavailable
 from sanad.lost_sessions import transaction_session
@@ -127,10 +127,24 @@ class RegistryStore:
             results = {"center.id": center.id, "center.licence.number": center.licence.number}
             doc = await self._commit("center", center.id, write, results)
         except DuplicateKeyError as error:
+            holder = await self._holder_of(center.licence.number)
             raise AlreadyExists(
                 f"a centre with licence number {center.licence.number!r} is already registered"
+                + (f" (centre {holder})" if holder else "")
             ) from error
         return center_from_doc(doc)
+
+    async def _holder_of(self, number: str) -> str | None:
+        """The id of the centre that holds the licence number in any spelling, for the answer
+        to a registration refused for it: a client whose first RegisterCenter succeeded but
+        whose answer was lost learns the id it was given (those who may register may read every
+        centre). None when it cannot be read now."""
+        same = {"$regex": spellings_pattern(number), "$options": "i"}
+        try:
+            found = await self.centers.find_one({"licence.number": same}, {"_id": 1})
+        except PyMongoError:
+            return None
+        return None if found is None else str(found["_id"])
 
     async def _refuse_in_any_case(self, number: str, session: AsyncClientSession) -> None:
         """DuplicateKeyError when a centre holds the licence number in another case or spelling.
