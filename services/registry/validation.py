@@ -35,6 +35,14 @@ SERVICE_CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 SERVICE_CODE_RULE = (
     "must be capital letters A-Z and digits, in parts joined by single hyphens (ROP-VISA-RENEW)"
 )
+# How to reach a centre, when given: a phone number in international form (a plus and 7 to 15
+# digits, spaces and hyphens between them allowed) and an e-mail address with one @ and a dot in
+# its domain. Contact details are what a ministry or a citizen uses to reach the centre; "abc"
+# reaches nobody.
+PHONE = re.compile(r"\+[0-9](?:[ -]?[0-9]){6,14}")
+PHONE_RULE = "must be in international form, e.g. +96824000000"
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+EMAIL_RULE = "must be an e-mail address, e.g. centre@example.om"
 
 
 def too_long(fields: dict[str, str], limit: int) -> list[Violation]:
@@ -81,6 +89,7 @@ def validate_center(center: Center) -> None:
     found = overlong_codes(codes) + too_long(names | contact, MAX_TEXT_LENGTH)
     found += [Violation(name, REQUIRED) for name, value in codes.items() if not value]
     found += code_violations(codes) + name_violations(names) + text_violations(contact)
+    found += _contact_violations(center.contact.phone, center.contact.email, found)
     if not {v.field for v in found} & {"center.licence.number"}:
         found += number_violations("center.licence.number", center.licence.number)
     if center.omani_staff < 0:
@@ -94,6 +103,21 @@ def validate_center(center: Center) -> None:
     if center.total_staff < center.omani_staff:
         found.append(Violation("center.total_staff", "must be at least omani_staff"))
     check(found)
+
+
+def _contact_violations(phone: str, email: str, found: list[Violation]) -> list[Violation]:
+    """A phone or e-mail given but not one (unless already refused for its length or
+    characters)."""
+    named = {v.field for v in found}
+    rules = (
+        ("center.contact.phone", phone, PHONE, PHONE_RULE),
+        ("center.contact.email", email, EMAIL, EMAIL_RULE),
+    )
+    return [
+        Violation(name, rule)
+        for name, value, pattern, rule in rules
+        if value and name not in named and not pattern.fullmatch(value)
+    ]
 
 
 def validate_change(validate: Callable[[E], None], current: E, changed: E) -> None:

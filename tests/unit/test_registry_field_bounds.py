@@ -130,3 +130,27 @@ def test_a_centre_stored_above_the_staff_maximum_still_changes_and_may_come_down
     with pytest.raises(Invalid) as refused:
         validate_change(validate_center, centre(), replace(centre(), total_staff=MAX_STAFF + 1))
     assert [v.field for v in refused.value.violations] == ["center.total_staff"]
+
+
+@pytest.mark.parametrize(
+    ("phone", "email", "refused"),
+    [
+        ("+96824000000", "centre@example.om", set()),
+        ("+968 2441 0000", "", set()),
+        ("", "", set()),
+        ("abc", "not an email", {"center.contact.phone", "center.contact.email"}),
+        ("24410000", "a@b", {"center.contact.phone", "center.contact.email"}),
+        ("+96824000000000000", "a@@example.om", {"center.contact.phone", "center.contact.email"}),
+    ],
+)
+def test_a_contact_phone_or_email_given_must_be_one(
+    phone: str, email: str, refused: set[str]
+) -> None:
+    # The registry helper registered a centre with phone "abc" and e-mail "not an email".
+    contact = Contact(phone=phone, email=email)
+    if not refused:
+        validate_center(centre(contact=contact))
+        return
+    with pytest.raises(Invalid) as caught:
+        validate_center(centre(contact=contact))
+    assert fields_of(caught) == refused
