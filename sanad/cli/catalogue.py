@@ -48,8 +48,16 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     update.add_argument("--sla-hours", type=int32)
     update.add_argument("--name-ar")
     update.add_argument("--name-en")
-    update.add_argument(
+    documents = update.add_mutually_exclusive_group()
+    documents.add_argument(
         "--document", action="append", help="required document (repeatable; replaces the list)"
+    )
+    documents.add_argument(
+        "--no-documents",
+        dest="document",
+        action="store_const",
+        const=[],
+        help="require no document any more (empties the list)",
     )
     update.set_defaults(handler=update_catalog_service, usage_error=update.error)
     retire = catalogue_commands.add_parser("retire", help="withdraw an e-service")
@@ -115,7 +123,8 @@ def update_catalog_service(args: argparse.Namespace, client: Client, printer: Pr
         mask.paths.append(field)
     if not mask.paths:
         args.usage_error(
-            "give at least one of --fee-baisa, --sla-hours, --name-ar, --name-en, --document"
+            "give at least one of --fee-baisa, --sla-hours, --name-ar, --name-en, --document,"
+            " --no-documents"
         )
     request = registry_pb2.UpdateCatalogServiceRequest(service=service, update_mask=mask)
     response = client.call(client.registry().UpdateCatalogService, request)

@@ -273,6 +273,14 @@ def test_catalogue_update_fee_only_sends_a_one_path_mask(target: str, fake: Fake
     assert fake.requests[0].service.fee_baisa == 7500
 
 
+def test_catalogue_update_no_documents_empties_the_list(target: str, fake: FakeRegistry) -> None:
+    # `--document ""` was the only way to try, and an empty name is refused (operator helper).
+    assert run(target, "catalogue", "update", "ROP-VISA-RENEW", "--no-documents") == 0
+
+    assert list(fake.requests[0].update_mask.paths) == ["required_documents"]
+    assert list(fake.requests[0].service.required_documents) == []
+
+
 def test_catalogue_update_without_options_is_a_usage_error(
     target: str, fake: FakeRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
