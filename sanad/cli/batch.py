@@ -156,7 +156,7 @@ def _chunked(
     # The last chunk's id is the longest.
     last = batches[-1].batch_id if batches else ""
     if batches and (problem := batch_id_problem(last) or message_id_problem(last)):
-        suffix = batches[-1].batch_id.removeprefix(batch_id)
+        suffix = last.removeprefix(batch_id)
         raise BadFile(
             f"--batch-id: chunk ids are the batch id and '/<n>' (here up to {suffix!r}),"
             f" and {problem}"

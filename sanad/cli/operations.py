@@ -70,10 +70,10 @@ def worker_target(text: str) -> tuple[str, str]:
 
 
 def _named_targets(text: str) -> list[tuple[str, str]]:
-    """(name, target) of each NAME=HOST:PORT in the comma separated text; an empty one is
-    skipped (an empty address is checked as UNAVAILABLE, not refused as usage)."""
-    named = [part.strip().rpartition("=") for part in text.split(",")]
-    return [(name or address, address) for name, _, address in named if address]
+    """worker_target of each NAME=HOST:PORT in the comma separated text, but one without an
+    address, which is skipped: a default from the environment is not refused as usage."""
+    given = [part for part in text.split(",") if part.strip().rpartition("=")[2].strip()]
+    return [worker_target(part) for part in given]
 
 
 def _status_of(client: Client, target: str) -> str:

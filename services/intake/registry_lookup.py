@@ -17,7 +17,7 @@ snapshot's refusal stands (sanad_intake_registry_lookups_total counts each outco
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -105,21 +105,21 @@ class RegistryLookup:
         return answer
 
     async def _center(self, center_id: str, timeout_s: float) -> CenterView | None:
-        try:
-            reply = await self.stub.GetCenter(pb.GetCenterRequest(id=center_id), timeout=timeout_s)
-        except grpc.aio.AioRpcError as error:
-            if error.code() in UNKNOWN:
-                return None
-            raise
-        return center_view(reply.center)
+        request = pb.GetCenterRequest(id=center_id)
+        reply = await _known(self.stub.GetCenter, request, timeout_s)
+        return None if reply is None else center_view(reply.center)
 
     async def _service(self, code: str, timeout_s: float) -> ServiceView | None:
-        try:
-            reply = await self.stub.GetCatalogService(
-                pb.GetCatalogServiceRequest(code=code), timeout=timeout_s
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() in UNKNOWN:
-                return None
-            raise
-        return service_view(reply.service)
+        request = pb.GetCatalogServiceRequest(code=code)
+        reply = await _known(self.stub.GetCatalogService, request, timeout_s)
+        return None if reply is None else service_view(reply.service)
+
+
+async def _known(call: Callable[..., Awaitable[Any]], request: Any, timeout_s: float) -> Any:
+    """The registry's answer to request, or None when it does not know the key."""
+    try:
+        return await call(request, timeout=timeout_s)
+    except grpc.aio.AioRpcError as error:
+        if error.code() in UNKNOWN:
+            return None
+        raise
