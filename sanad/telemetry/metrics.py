@@ -143,11 +143,12 @@ TRANSACTION_RATINGS = Histogram(
     buckets=(1, 2, 3, 4, 5),
 )
 
-INTAKE_REGISTRY_LOOKUPS = Counter(
-    "sanad_intake_registry_lookups_total",
-    "Submissions the registry copy refused, asked of the registry itself, by outcome: asked "
-    "(answered), failed (no answer in time), cached or joined (another's answer), skipped "
-    "(the process asked too often just now: the copy's refusal stood).",
+REGISTRY_LOOKUPS = Counter(
+    "sanad_registry_lookups_total",
+    "Centres and catalogue services asked of the registry itself for a submission or batch item "
+    "its copy refused, by outcome: asked (answered), failed (no answer in time), cached or "
+    "joined (another's answer), skipped (the process asked too often just now: the copy's "
+    "refusal stood).",
     ["outcome"],
 )
 

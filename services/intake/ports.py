@@ -20,7 +20,11 @@ class Lookup(Protocol):
     """registry_lookup.RegistryLookup: a centre and a service as the registry has them now."""
 
     async def current(
-        self, center_id: str, service_code: str, timeout_s: float | None
+        self,
+        center_id: str,
+        service_code: str,
+        copy: tuple[CenterView | None, ServiceView | None],
+        timeout_s: float | None,
     ) -> tuple[CenterView | None, ServiceView | None] | None: ...
 
 

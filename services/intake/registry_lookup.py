@@ -1,30 +1,35 @@
-"""The registry asked directly about a submission the snapshot refuses.
+"""The registry asked directly about a submission its copy refuses.
 
-Intake judges submissions against its copy of the registry (snapshot.py), which the watch
-streams bring up to date a few milliseconds after the registry answered a change. A client that
-activated a centre, offered it a service or changed a fee and submitted at once was refused
+Intake and the batch worker judge submissions against their copy of the registry (snapshot.py),
+which the watch streams bring up to date a few milliseconds after the registry answered a change
+(up to a quarter of a second when the change went through another registry replica). A client
+that activated a centre, offered it a service or changed a fee and submitted at once was refused
 against the copy before the change reached it (9 times in 10 in a helper's trial), with codes a
-client does not retry (FAILED_PRECONDITION, NOT_FOUND, INVALID_ARGUMENT on the fee). So a
-refusal that rests on the registry's state is judged again against the registry as it is now:
-one call for the centre and one for the service.
+client does not retry (FAILED_PRECONDITION, NOT_FOUND, INVALID_ARGUMENT on the fee); a batch's
+items were answered refused. So a refusal that rests on the registry's state is judged again
+against the registry as it is now: the centre and the service, each one call.
 
 Refused submissions are a caller's to send, as many as its rate allows, so the calls they cost
-the registry are bounded here: one question at a time per centre and service, its answer kept
-for ANSWER_TTL_S, and at most LOOKUPS_PER_S questions a second in all; beyond that the
-snapshot's refusal stands (sanad_intake_registry_lookups_total counts each outcome).
+the registry are bounded here: one question at a time per centre and per service, and at most
+LOOKUPS_PER_S questions a second in all; beyond that the copy's refusal stands. An answer that
+agrees with the copy is kept for AGREED_TTL_S, so a caller whose submissions are refused for
+good (a suspended centre, say) asks once a second, not once a submission. An answer that
+differs is not kept: the copy has it within milliseconds, and a change made after it, which
+a client may make at once, must not be judged against it. sanad_registry_lookups_total counts
+each question's outcome.
 """
 
 import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
 from sanad.errors import RateLimited
 from sanad.security.limits import RateLimiter
-from sanad.telemetry.metrics import INTAKE_REGISTRY_LOOKUPS
+from sanad.telemetry.metrics import REGISTRY_LOOKUPS
 from sanad.v1 import registry_pb2 as pb
 from services.intake.domain import CenterView, ServiceView
 from services.intake.snapshot import center_view, service_view
@@ -32,21 +37,28 @@ from services.intake.snapshot import center_view, service_view
 # The longest a refused submission waits for the registry's answer (less when the caller's
 # deadline is nearer).
 LOOKUP_S = 2.0
-# Questions to the registry a second, for the whole process, and how long an answer is kept:
-# far above the lag cases (a client's change, then its submission), far below what the
-# registry takes from one caller.
-LOOKUPS_PER_S = 20
-ANSWER_TTL_S = 1.0
-MAX_ANSWERS = 1_000
+# Questions to the registry a second (a centre or a service each), for the whole process: far
+# above the lag cases (a client's change, then its submission), far below what the registry
+# takes from one caller.
+LOOKUPS_PER_S = 40
+AGREED_TTL_S = 1.0
+MAX_AGREED = 1_000
 # What the registry answers for a key it does not have (or will not take as a key).
 UNKNOWN = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 
 Views = tuple[CenterView | None, ServiceView | None]
-Key = tuple[str, str]
+T = TypeVar("T", CenterView, ServiceView)
+
+
+class Unanswered:
+    """The registry gave no answer in time, or the process asks it too often just now."""
+
+
+UNANSWERED = Unanswered()
 
 
 class RegistryLookup:
-    """A centre and a catalogue service as the registry has them now."""
+    """Centres and catalogue services as the registry has them now."""
 
     def __init__(
         self,
@@ -57,52 +69,86 @@ class RegistryLookup:
         self.stub = stub  # a registry_pb2_grpc.RegistryServiceStub
         self.clock = clock
         self.limiter = RateLimiter(rate_per_s, int(rate_per_s), clock)
-        self._answers: OrderedDict[Key, tuple[float, Views]] = OrderedDict()
-        self._asking: dict[Key, asyncio.Future[Views | None]] = {}
+        # By ("center", id) or ("service", code): until when the registry's answer agreed
+        # with the copy, and that answer.
+        self._agreed: OrderedDict[tuple[str, str], tuple[float, object]] = OrderedDict()
+        self._asking: dict[tuple[str, str], asyncio.Future[object]] = {}
 
     async def current(
-        self, center_id: str, service_code: str, timeout_s: float | None
+        self, center_id: str, service_code: str, copy: Views, timeout_s: float | None
     ) -> Views | None:
-        """Both as the registry has them (None for one it does not know); None when the
-        registry did not answer in time, or the process asks it too often just now."""
-        key = (center_id, service_code)
+        """Both as the registry has them (None for one it does not know), given the copy's
+        views of them; None when the registry did not answer in time, or the process asks it
+        too often just now."""
         timeout = LOOKUP_S if timeout_s is None else min(timeout_s, LOOKUP_S)
-        if (kept := self._answers.get(key)) is not None and kept[0] > self.clock():
-            INTAKE_REGISTRY_LOOKUPS.labels("cached").inc()
-            return kept[1]
+        center, service = await asyncio.gather(
+            self.center(center_id, copy[0], timeout), self.service(service_code, copy[1], timeout)
+        )
+        if isinstance(center, Unanswered) or isinstance(service, Unanswered):
+            return None
+        return center, service
+
+    async def center(
+        self, center_id: str, copy: CenterView | None, timeout_s: float
+    ) -> CenterView | Unanswered | None:
+        """The centre as the registry has it (None: it does not know it), given the copy's."""
+        return await self._view(("center", center_id), copy, timeout_s, self._center)
+
+    async def service(
+        self, code: str, copy: ServiceView | None, timeout_s: float
+    ) -> ServiceView | Unanswered | None:
+        """The catalogue service as the registry has it (None: it does not know it), given the
+        copy's."""
+        return await self._view(("service", code), copy, timeout_s, self._service)
+
+    async def _view(
+        self,
+        key: tuple[str, str],
+        copy: T | None,
+        timeout_s: float,
+        fetch: Callable[[str, float], Awaitable[T | None]],
+    ) -> T | Unanswered | None:
+        agreed = self._agreed.get(key)
+        if agreed is not None and agreed[0] > self.clock() and agreed[1] == copy:
+            REGISTRY_LOOKUPS.labels("cached").inc()
+            return copy
         asking = self._asking.get(key)
         if asking is None:
             try:
                 self.limiter.take("registry")
             except RateLimited:
-                INTAKE_REGISTRY_LOOKUPS.labels("skipped").inc()
-                return None
-            asking = self._asking[key] = asyncio.ensure_future(self._ask(key, timeout))
+                REGISTRY_LOOKUPS.labels("skipped").inc()
+                return UNANSWERED
+            asking = self._asking[key] = asyncio.ensure_future(self._ask(key, fetch, timeout_s))
             asking.add_done_callback(lambda _: self._asking.pop(key, None))
         else:
-            INTAKE_REGISTRY_LOOKUPS.labels("joined").inc()
+            REGISTRY_LOOKUPS.labels("joined").inc()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout_s):
                 # Shielded: the question is every waiter's, not only its first caller's.
-                return await asyncio.shield(asking)
+                answer = cast(T | Unanswered | None, await asyncio.shield(asking))
         except TimeoutError:
-            return None
-
-    async def _ask(self, key: Key, timeout_s: float) -> Views | None:
-        try:
-            views = await asyncio.gather(
-                self._center(key[0], timeout_s), self._service(key[1], timeout_s)
-            )
-        except grpc.aio.AioRpcError:
-            INTAKE_REGISTRY_LOOKUPS.labels("failed").inc()
-            return None
-        INTAKE_REGISTRY_LOOKUPS.labels("asked").inc()
-        answer: Views = (views[0], views[1])
-        self._answers[key] = (self.clock() + ANSWER_TTL_S, answer)
-        self._answers.move_to_end(key)
-        while len(self._answers) > MAX_ANSWERS:
-            self._answers.popitem(last=False)
+            return UNANSWERED
+        if answer == copy:
+            self._agreed[key] = (self.clock() + AGREED_TTL_S, answer)
+            self._agreed.move_to_end(key)
+            while len(self._agreed) > MAX_AGREED:
+                self._agreed.popitem(last=False)
         return answer
+
+    async def _ask(
+        self,
+        key: tuple[str, str],
+        fetch: Callable[[str, float], Awaitable[T | None]],
+        timeout_s: float,
+    ) -> T | Unanswered | None:
+        try:
+            view = await fetch(key[1], timeout_s)
+        except grpc.aio.AioRpcError:
+            REGISTRY_LOOKUPS.labels("failed").inc()
+            return UNANSWERED
+        REGISTRY_LOOKUPS.labels("asked").inc()
+        return view
 
     async def _center(self, center_id: str, timeout_s: float) -> CenterView | None:
         request = pb.GetCenterRequest(id=center_id)

@@ -150,8 +150,13 @@ def ingest_worker(env: Mapping[str, str], log: Path | None = None) -> subprocess
 
 async def delete_retry_queues(stack: Stack) -> None:
     """The conftest tidies work and dead queues; the retry queues are ours."""
-    topology = Topology(stack.prefix)
-    connection = await aio_pika.connect(stack.amqp_url)
+    await delete_prefix_retry_queues(stack.amqp_url, stack.prefix)
+
+
+async def delete_prefix_retry_queues(amqp_url: str, prefix: str) -> None:
+    """The retry queues of the topology under prefix."""
+    topology = Topology(prefix)
+    connection = await aio_pika.connect(amqp_url)
     async with connection:
         for queue in topology.work_queues():
             channel = await connection.channel()

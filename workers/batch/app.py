@@ -11,6 +11,8 @@ from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.topology import Topology
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import RunningServer, start_server
+from sanad.v1 import registry_pb2_grpc
+from services.intake.registry_lookup import RegistryLookup
 from services.intake.snapshot import RegistrySnapshot
 from workers.batch.authorization import authorizer, migration_authorizer
 from workers.batch.handlers import BatchHandler
@@ -113,6 +115,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
         ),
         may_submit=authorizer(settings),
         may_migrate=migration_authorizer(settings),
+        lookup=RegistryLookup(registry_pb2_grpc.RegistryServiceStub(channel)),
     )
     consumer = MicroBatchConsumer(
         settings.broker_url,

@@ -6,9 +6,10 @@ batch handled again after a crash upserts the same documents instead of new ones
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -33,6 +34,7 @@ from services.intake.domain import (
 from workers.batch.content import historic_fee, history_bounds, overlong_codes
 
 MIGRATION_ACTOR = "migration"
+View = TypeVar("View", CenterView, ServiceView)
 
 
 @dataclass
@@ -60,6 +62,13 @@ class Verdict:
         """Every accepted item's transaction id, in index order."""
         ids = [(index, doc["_id"]) for index, doc in self.accepted] + self.stored_before
         return sorted(ids, key=lambda pair: pair[0])
+
+    def judged_again(self, again: "Verdict") -> None:
+        """Take again's verdict for the refused items it judged again."""
+        again_indexes = {index for index, _ in again.accepted} | {i for i, _ in again.rejected}
+        self.rejected = [pair for pair in self.rejected if pair[0] not in again_indexes]
+        self.rejected = sorted(self.rejected + again.rejected, key=lambda pair: pair[0])
+        self.accepted = sorted(self.accepted + again.accepted, key=lambda pair: pair[0])
 
     def accept_stored(self, stored: Mapping[int, str]) -> None:
         """Answer these refused items (index -> transaction id) as accepted: already stored."""
@@ -155,6 +164,55 @@ def _existence(
     if submission.service_code and service is None:
         found.append(Violation("service_code", f"service {submission.service_code!r} not found"))
     return found
+
+
+# The fields a refusal names when it may rest on the registry's state alone (a centre unknown
+# or not serving, a service unknown, retired or not offered, a fee not the catalogue's).
+REGISTRY_FIELDS = frozenset({"center_id", "service_code", "fee_baisa"})
+
+
+def registry_keys(
+    batch: events_pb2.BatchSubmission,
+    context: Context,
+    index: int,
+    violations: Sequence[Violation],
+) -> tuple[str, str] | None:
+    """The centre and service a refused item names, when its refusal may rest on the registry's
+    state alone (the item well formed and its submitter's to send): what to ask the registry."""
+    if any(violation.field not in REGISTRY_FIELDS for violation in violations):
+        return None
+    live = len(batch.items)
+    item = batch.items[index] if index < live else batch.history_items[index - live].transaction
+    submission = submission_of(item, context.center_id)
+    malformed = field_violations(submission, None) or overlong_codes(submission)
+    if malformed or _out_of_scope(submission, context):
+        return None
+    return submission.center_id, submission.service_code
+
+
+def with_views(
+    context: Context,
+    centers: Mapping[str, CenterView | None],
+    services: Mapping[str, ServiceView | None],
+) -> Context | None:
+    """The context with these centres and services as the registry has them now (None: it
+    does not know one); None when they are the context's already."""
+    if all(context.centers.get(key) == view for key, view in centers.items()) and all(
+        context.services.get(key) == view for key, view in services.items()
+    ):
+        return None
+    return replace(
+        context,
+        centers=_updated(context.centers, centers),
+        services=_updated(context.services, services),
+    )
+
+
+def _updated(views: Mapping[str, View], now: Mapping[str, View | None]) -> dict[str, View]:
+    updated = {**views, **{key: view for key, view in now.items() if view is not None}}
+    for key in (key for key, view in now.items() if view is None):
+        updated.pop(key, None)
+    return updated
 
 
 def document(
@@ -298,7 +356,7 @@ def judge_batch(batch: events_pb2.BatchSubmission, context: Context, now: dateti
 
 
 def judge_items(
-    batch: events_pb2.BatchSubmission, context: Context, now: datetime, indexes: range
+    batch: events_pb2.BatchSubmission, context: Context, now: datetime, indexes: Iterable[int]
 ) -> Verdict:
     """The items of a batch at these indexes judged, in index order.
 

@@ -4,10 +4,10 @@ event."""
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -32,11 +32,19 @@ from sanad.security.audit import document_of
 from sanad.telemetry.metrics import BATCH_REFUSALS_UNANSWERED
 from sanad.v1 import events_pb2
 from services.intake.domain import CenterView, ServiceView
+from services.intake.registry_lookup import LOOKUP_S, Unanswered
 from workers.batch import audit
 from workers.batch.answers import result_of, settle
 from workers.batch.authorization import Authorize, MayMigrate
 from workers.batch.content import fingerprint
-from workers.batch.domain import Context, Verdict, item_id, judge_items
+from workers.batch.domain import (
+    Context,
+    Verdict,
+    item_id,
+    judge_items,
+    registry_keys,
+    with_views,
+)
 from workers.batch.refusals import (
     DEAD_LETTER_REASONS,
     REPLY_TO_RULE,
@@ -51,6 +59,8 @@ from workers.batch.store import BatchStore, Document
 log = logging.getLogger("sanad.batch")
 
 Reply = Callable[[str, bytes, str, str], Awaitable[None]]
+# Centres, and services, one chunk's refused items may ask the registry about.
+MAX_LOOKUPS = 32
 
 
 class Snapshot(Protocol):
@@ -61,6 +71,19 @@ class Snapshot(Protocol):
 
     @property
     def ready(self) -> bool: ...
+
+
+class Lookup(Protocol):
+    """services.intake.registry_lookup.RegistryLookup: centres and services as the registry
+    has them now."""
+
+    async def center(
+        self, center_id: str, copy: CenterView | None, timeout_s: float
+    ) -> CenterView | Unanswered | None: ...
+
+    async def service(
+        self, code: str, copy: ServiceView | None, timeout_s: float
+    ) -> ServiceView | Unanswered | None: ...
 
 
 class BatchHandler:
@@ -76,6 +99,7 @@ class BatchHandler:
         *,
         may_submit: Authorize,
         may_migrate: MayMigrate,
+        lookup: Lookup | None = None,
     ) -> None:
         # At zero, so that an alert's or a panel's increase() sees the first of each too.
         for reason in DEAD_LETTER_REASONS:
@@ -88,6 +112,7 @@ class BatchHandler:
         self.may_migrate = may_migrate
         self.store = store
         self.snapshot = snapshot
+        self.lookup = lookup
         self.reply = reply
         self.secret = secret
         self.limits = limits
@@ -270,6 +295,7 @@ class BatchHandler:
             for start in range(0, total, self.limits.chunk):
                 indexes = range(start, min(start + self.limits.chunk, total))
                 judged = await asyncio.to_thread(judge_items, submission, context, now, indexes)
+                context = await self._judged_again(submission, context, judged)
                 if not fresh and judged.rejected:
                     await self._accept_stored(submission, context, judged)
                 claims = await requests.settle(judged)
@@ -286,6 +312,42 @@ class BatchHandler:
             if storing is not None and not storing.done():
                 await asyncio.gather(storing, return_exceptions=True)
         return verdict
+
+    async def _judged_again(
+        self, submission: events_pb2.BatchSubmission, context: Context, judged: Verdict
+    ) -> Context:
+        """Items the registry copy refused for the registry's state, judged again against the
+        registry as it is now (services/intake/registry_lookup.py): a centre activated, a
+        service offered or published a moment before the batch was sent, which the watch
+        streams have not brought yet, refuses none of its items. The context with what the
+        registry answered judges the rest of the batch; when it does not answer, or agrees
+        with the copy, the refusals stand."""
+        if self.lookup is None or not judged.rejected:
+            return context
+        keys = [
+            (index, found)
+            for index, violations in judged.rejected
+            if (found := registry_keys(submission, context, index, violations)) is not None
+        ]
+        centers = sorted({center for _, (center, _) in keys})[:MAX_LOOKUPS]
+        services = sorted({service for _, (_, service) in keys})[:MAX_LOOKUPS]
+        answers = await asyncio.gather(
+            *(self.lookup.center(key, context.centers.get(key), LOOKUP_S) for key in centers),
+            *(self.lookup.service(key, context.services.get(key), LOOKUP_S) for key in services),
+        )
+        updated = with_views(
+            context,
+            _answered(zip(centers, answers[: len(centers)], strict=True)),
+            _answered(zip(services, answers[len(centers) :], strict=True)),
+        )
+        if updated is None:
+            return context
+        indexes = [index for index, _ in keys]
+        again = await asyncio.to_thread(
+            judge_items, submission, updated, updated.started_at, indexes
+        )
+        judged.judged_again(again)
+        return updated
 
     async def _accept_stored(
         self, submission: events_pb2.BatchSubmission, context: Context, judged: Verdict
@@ -319,3 +381,8 @@ class BatchHandler:
             return False
         await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
         return True
+
+
+def _answered(pairs: Iterable[tuple[str, object]]) -> dict[str, Any]:
+    """The keys the registry answered for (a view, or None for one it does not know)."""
+    return {key: view for key, view in pairs if not isinstance(view, Unanswered)}
