@@ -152,7 +152,7 @@ def validate_service(service: CatalogService) -> None:
     if service.code and "service.code" not in flagged and not SERVICE_CODE.fullmatch(service.code):
         found.append(Violation("service.code", SERVICE_CODE_RULE))
     if len(documents) <= MAX_LIST_LENGTH:
-        found += name_violations(documents)
+        found += name_violations(documents) + repeated_documents(service.required_documents)
     if not 0 <= service.fee_baisa <= MAX_FEE_BAISA:
         found.append(
             Violation("service.fee_baisa", f"must be from 0 (free) to {MAX_FEE_BAISA:,} baisa")
@@ -160,6 +160,24 @@ def validate_service(service: CatalogService) -> None:
     if service.sla_hours <= 0:
         found.append(Violation("service.sla_hours", "must be a positive number of hours"))
     check(found)
+
+
+def repeated_documents(documents: tuple[str, ...]) -> list[Violation]:
+    """A document named twice (letter case and spacing aside): a centre would ask a citizen
+    for it twice, and an agency's edit of one would leave the other."""
+    first: dict[str, int] = {}
+    found = []
+    for i, document in enumerate(documents):
+        key = " ".join(document.split()).casefold()
+        if key in first:
+            found.append(
+                Violation(
+                    f"service.required_documents[{i}]",
+                    f"repeats service.required_documents[{first[key]}]",
+                )
+            )
+        first.setdefault(key, i)
+    return found
 
 
 def agency_prefix_violations(service: CatalogService) -> list[Violation]:

@@ -154,3 +154,39 @@ def test_a_contact_phone_or_email_given_must_be_one(
     with pytest.raises(Invalid) as caught:
         validate_center(centre(contact=contact))
     assert fields_of(caught) == refused
+
+
+def test_a_document_named_twice_is_refused_naming_the_repeat() -> None:
+    service = CatalogService(
+        code="ROP-VISA",
+        agency_code="ROP",
+        name_ar="تأشيرة",
+        name_en="Visa",
+        fee_baisa=5000,
+        sla_hours=48,
+        required_documents=("Passport copy", "Photo", "passport  COPY", "Photo"),
+    )
+    with pytest.raises(Invalid) as caught:
+        validate_service(service)
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("service.required_documents[2]", "repeats service.required_documents[0]"),
+        ("service.required_documents[3]", "repeats service.required_documents[1]"),
+    ]
+
+
+def test_a_service_stored_with_a_repeated_document_may_still_change() -> None:
+    # Stored before the rule: its other fields stay editable (validate_change).
+    before = CatalogService(
+        code="ROP-VISA",
+        agency_code="ROP",
+        name_ar="تأشيرة",
+        name_en="Visa",
+        fee_baisa=5000,
+        sla_hours=48,
+        required_documents=("Photo", "Photo"),
+    )
+    validate_change(validate_service, before, replace(before, fee_baisa=6000))
+    with pytest.raises(Invalid):
+        validate_change(
+            validate_service, before, replace(before, required_documents=("Photo", "ID", "id"))
+        )
