@@ -22,6 +22,7 @@ from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
 from services.registry.validation import (
     agency_prefix_violations,
+    another_agency_violations,
     validate_change,
     validate_service,
 )
@@ -43,12 +44,13 @@ class CatalogOperations:
     async def add(
         self, service: CatalogService, identity: Identity | None = None
     ) -> CatalogService:
-        """Publish a new service; a ministry's code begins with its agency's (admins name any
-        valid code)."""
+        """Publish a new service; a ministry's code begins with its agency's, and nobody's
+        reads as another agency's (admins may name a code with no agency's prefix)."""
         validate_service(service)
         if identity is not None and identity.role is Role.MINISTRY:
             check(agency_prefix_violations(service))
         self.reference.check_agency(service.agency_code)
+        check(another_agency_violations(service, (a.code for a in self.reference.agencies)))
         now = stored_now()
         fresh = replace(
             service,

@@ -7,7 +7,7 @@ bounded (MAX_STAFF) so that a governorate's summed figures stay far inside their
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from sanad.domain.characters import (
@@ -178,6 +178,23 @@ def repeated_documents(documents: tuple[str, ...]) -> list[Violation]:
             )
         first.setdefault(key, i)
     return found
+
+
+def another_agency_violations(service: CatalogService, agencies: Iterable[str]) -> list[Violation]:
+    """A code that reads as another agency's (ROP-... for a service of MOL), whoever publishes
+    it: centres and citizens read the agency from the code. A code with no agency's prefix, or
+    with its own, passes."""
+    if service.code.startswith(f"{service.agency_code}-"):
+        return []
+    for agency in agencies:
+        if agency != service.agency_code and service.code.startswith(f"{agency}-"):
+            return [
+                Violation(
+                    "service.code",
+                    f"reads as agency {agency}'s; the service is {service.agency_code}'s",
+                )
+            ]
+    return []
 
 
 def agency_prefix_violations(service: CatalogService) -> list[Violation]:

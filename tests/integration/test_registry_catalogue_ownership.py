@@ -108,7 +108,7 @@ async def test_a_ministry_publishes_only_codes_that_begin_with_its_services_agen
 ) -> None:
     """ROP cannot publish a code that reads as the Ministry of Labour's, nor one that only looks
     like a code (a Cyrillic letter); the licensing ministry names any agency's, by that agency;
-    an admin any valid code."""
+    an admin any valid code that does not read as another agency's."""
     stamp = time.time_ns()
 
     async def add(who: str, code: str, agency: str = "ROP") -> tuple[str, list[tuple[str, str]]]:
@@ -138,3 +138,9 @@ async def test_a_ministry_publishes_only_codes_that_begin_with_its_services_agen
         [("service.code", "must begin with MOL- (the agency of the service)")],
     )
     assert await add("admin", f"S-{stamp}") == ("OK", [])
+    # Nor does an admin's code read as another agency's than its service's.
+    assert await add("admin", f"ROP-PERMIT-{stamp}", agency="MOL") == (
+        invalid,
+        [("service.code", "reads as agency ROP's; the service is MOL's")],
+    )
+    assert await add("admin", f"MOL-PERMIT-{stamp}-2", agency="MOL") == ("OK", [])

@@ -11,6 +11,7 @@ from services.registry.domain import CatalogService
 from services.registry.validation import (
     SERVICE_CODE_RULE,
     agency_prefix_violations,
+    another_agency_violations,
     validate_change,
     validate_service,
 )
@@ -75,3 +76,14 @@ def test_a_service_stored_before_the_rule_can_still_change() -> None:
     validate_change(validate_service, stored, replace(stored, fee_baisa=6000))
     with pytest.raises(Invalid):
         validate_change(validate_service, stored, replace(stored, sla_hours=0))
+
+
+def test_nobodys_code_reads_as_another_agencys() -> None:
+    agencies = ("ROP", "MOL", "MOH")
+    assert another_agency_violations(service("ROP-VISA"), agencies) == []
+    assert another_agency_violations(service("VISA-RENEW"), agencies) == []  # no agency's
+    assert another_agency_violations(service("MOL-PERMIT"), agencies) == [
+        Violation("service.code", "reads as agency MOL's; the service is ROP's")
+    ]
+    # An agency whose code begins with another's and a hyphen keeps its own codes.
+    assert another_agency_violations(service("MOH-ED-X", agency="MOH-ED"), agencies) == []
