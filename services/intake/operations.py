@@ -4,8 +4,9 @@ A fresh submission's message carries the call's audit event
 (sanad.security.audit_offer.take_offered): the ingest worker stores it with the transaction, and
 intake writes no event of its own for it.
 A replay carries none, even when the fresh call's publish failed: that message may have reached
-the broker after all (a late confirm), and the worker stores only the event of the message that
-stores the transaction; so the security interceptor writes a replay's event itself.
+the broker after all (a late confirm), and the worker stores the event a message carries whether
+or not the replay's message stored the transaction first; so the security interceptor writes a
+replay's event itself.
 """
 
 import functools

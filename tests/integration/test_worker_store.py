@@ -169,9 +169,12 @@ def accepted(transaction_id: str) -> Document:
     return document_of(event)
 
 
-async def test_a_carried_audit_event_is_stored_once_with_its_new_transaction_only(
+async def test_a_carried_audit_event_is_stored_once_even_when_its_transaction_was_stored_first(
     store: IngestStore,
 ) -> None:
+    # A replay of the same request id (its own event written by intake) may store the
+    # transaction from a message that carries no event before the fresh call's message, which
+    # carries the fresh call's event: that event is still written, and a redelivery adds none.
     center = f"C-{uuid.uuid4().hex[:8]}"
     old, new = documents(center, 2)
     await store.record([old], [])
@@ -179,12 +182,19 @@ async def test_a_carried_audit_event_is_stored_once_with_its_new_transaction_onl
 
     await store.record([old, new], [], audits)
     await store.record([old, new], [], audits)  # a redelivery of both
+    await store.record([old], [], audits)  # and of the first alone, read first
 
     ids = [audits[old["_id"]]["_id"], audits[new["_id"]]["_id"]]
     stored = await store.audit_log.find({"_id": {"$in": ids}}).to_list()
-    # The stored transaction's event was not written: it was stored with that transaction.
-    assert [event["_id"] for event in stored] == [audits[new["_id"]]["_id"]]
-    assert stored[0]["target_values"] == [new["_id"]]
+    assert sorted(event["_id"] for event in stored) == sorted(ids)
+    assert {event["_id"]: event["target_values"] for event in stored} == {
+        audits[doc["_id"]]["_id"]: [doc["_id"]] for doc in (old, new)
+    }
+    # Whole, as carried (times are kept to the millisecond).
+    assert [{**event, "time": None} for event in sorted(stored, key=lambda e: e["_id"])] == [
+        {**audits[key], "time": None} for key in sorted(audits, key=lambda k: audits[k]["_id"])
+    ]
+    assert await store.transactions.count_documents({"center_id": center}) == 2
 
 
 async def test_a_request_id_recorded_meanwhile_stores_nothing_of_its_submissions(

@@ -110,9 +110,8 @@ def offer() -> audit_offer.Offer:
 
 
 async def test_the_retry_of_a_failed_publish_leaves_its_audit_event_to_the_interceptor() -> None:
-    # The failed message may have reached the broker after all and be the one stored: the
-    # worker stores only the event of the message that stores the transaction, so an event
-    # the retry carried could be dropped. Not taken, the interceptor writes it itself.
+    # The failed message may have reached the broker after all: the retry is a replay of its
+    # claim, and a replay's event is not carried (operations.py): the interceptor writes it.
     s = setup()
     first_call = offer()
     await failed_first_publish(s)

@@ -185,29 +185,55 @@ class IngestStore:
         an insert met a stored id, one indexed read of the ids comes first and only the others
         are inserted. An insert that meets a stored id (stored before, or by a concurrent
         writer between the read and the insert) fails; the whole unit is then tried again.
+
+        The event a message carries is written even when its transaction was stored already:
+        a replay of the same request id (its own event written by intake) may have stored it
+        first, from a message that carried none. A redelivery finds its event written and
+        writes nothing.
         """
-        fresh = _first_of_each_id(documents)
-        if not fresh:
-            return 0
+        first = _first_of_each_id(documents)
+        fresh = dict(first)
         if time.monotonic() - self._stored_id_met_at < self.read_window_s:
             for found in await self.find_by_ids(list(fresh), session, projection={"_id": 1}):
                 fresh.pop(found["_id"], None)
-            if not fresh:
-                return 0
-        try:
-            await self.transactions.insert_many(list(fresh.values()), session=session)
-        except BulkWriteError as error:
-            if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                self._stored_id_met_at = time.monotonic()
-                raise ConcurrentUpdate("a transaction was stored before; retrying") from error
-            raise
-        if audits and (events := [audits[key] for key in fresh if key in audits]):
-            # Event ids are unique per call, and a stored transaction's event is never
-            # written again, so these inserts cannot collide.
-            await self.audit_log.insert_many(events, session=session)
+        if fresh:
+            try:
+                await self.transactions.insert_many(list(fresh.values()), session=session)
+            except BulkWriteError as error:
+                codes = (e.get("code") for e in error.details.get("writeErrors", []))
+                if DUPLICATE_KEY in codes:
+                    self._stored_id_met_at = time.monotonic()
+                    raise ConcurrentUpdate("a transaction was stored before; retrying") from error
+                raise
+        if audits:
+            await self._write_events(
+                audits, fresh, [key for key in first if key not in fresh], session
+            )
         for doc in fresh.values():
             increments.stored(doc)
         return len(fresh)
+
+    async def _write_events(
+        self,
+        audits: Mapping[str, Document],
+        inserted: Mapping[str, Document],
+        stored_before: Sequence[str],
+        session: AsyncClientSession,
+    ) -> None:
+        """The events of the transactions just inserted (new, so their ids cannot collide:
+        event ids are unique per call), and those of transactions stored before, unless
+        written already."""
+        if events := [audits[key] for key in inserted if key in audits]:
+            await self.audit_log.insert_many(events, session=session)
+        if late := [audits[key] for key in stored_before if key in audits]:
+            await self.audit_log.bulk_write(
+                [
+                    UpdateOne({"_id": e["_id"]}, {"$setOnInsert": _without_id(e)}, upsert=True)
+                    for e in late
+                ],
+                ordered=False,
+                session=session,
+            )
 
     async def find_by_ids(
         self,
@@ -312,3 +338,7 @@ async def found_by_ids(
         cursor = collection.find({"_id": {"$in": part}}, projection=projection, session=session)
         found.extend([doc async for doc in cursor])
     return found
+
+
+def _without_id(document: Document) -> Document:
+    return {key: value for key, value in document.items() if key != "_id"}
