@@ -30,6 +30,9 @@ LISTING_INDEX = [("center_id", ASCENDING), ("submit_time", DESCENDING), ("_id", 
 # Records of request ids: a caller's request id and the transaction it was given (intake's
 # RequestStore, and the batch worker's claims for its items).
 REQUESTS_COLLECTION = "intake_requests"
+# Intake's note of each status change and rating it is about to accept, until it has seen it
+# published (services/intake/left_unsent.py): what a stopped intake left unsent.
+UNSENT_COLLECTION = "intake_unsent"
 
 
 class SubmittedItem(Protocol):

@@ -15,8 +15,13 @@ from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit_log import AuditLog
-from sanad.telemetry.metrics import INTAKE_RESENDS_OLDEST, INTAKE_RESENDS_WAITING
+from sanad.telemetry.metrics import (
+    INTAKE_RESENDS_OLDEST,
+    INTAKE_RESENDS_WAITING,
+    INTAKE_UNSENT_OLDEST,
+)
 from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2_grpc
+from services.intake.left_unsent import LeftUnsent
 from services.intake.operations import Intake
 from services.intake.reading import Reader
 from services.intake.registry_lookup import RegistryLookup
@@ -47,6 +52,7 @@ class IntakeApp:
     intake: Intake
     reader: Reader
     tracker: Tracker
+    left_unsent: LeftUnsent
     server: RunningServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -56,6 +62,7 @@ class IntakeApp:
             asyncio.create_task(self.snapshot.run()),
             asyncio.create_task(self.publisher.connect()),
             asyncio.create_task(self.tracker.resends.run()),
+            asyncio.create_task(self.left_unsent.run()),
         ]
         limits = StreamLimits(self.settings.stream_max_inflight, self.settings.stream_max_items)
         servicer = IntakeServicer(
@@ -138,6 +145,12 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
     INTAKE_RESENDS_OLDEST.set_function(resends.oldest_s)
     reader = Reader(transactions)
     tracker = Tracker(transactions, requests, publisher, topology, resends)
+    left_unsent = LeftUnsent(
+        requests,
+        resends,
+        {"status": tracker.changes.send_latest, "rating": tracker.send_rating},
+    )
+    INTAKE_UNSENT_OLDEST.set_function(lambda: left_unsent.oldest_s)
     return IntakeApp(
         settings,
         client,
@@ -148,4 +161,5 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         intake,
         reader,
         tracker,
+        left_unsent,
     )

@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from sanad import records
 from sanad.coalesce import InsertCoalescer
+from sanad.domain.clock import utcnow
 from sanad.errors import Unavailable
 from sanad.lost_sessions import transaction_session
 from sanad.mongo import within
@@ -43,12 +44,19 @@ def _change_key(transaction_id: str) -> str:
     return f"status\x1f{transaction_id}"
 
 
+def unsent_key(kind: str, transaction_id: str) -> str:
+    """The _id of a note in intake_unsent: 'status' or 'rating', and the transaction; also
+    the key of the transaction's resends (resends.py)."""
+    return f"{kind} {transaction_id}"
+
+
 class RequestStore:
     """`intake_requests`: one record per caller and request id of a submission or of a status
     change, per rating, and per transaction the latest accepted status change."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.requests = db[records.REQUESTS_COLLECTION]
+        self.unsent = db[records.UNSENT_COLLECTION]
         self.audit_log = db[audit.COLLECTION]
         self.claims = InsertCoalescer(self.requests)
 
@@ -247,10 +255,36 @@ class RequestStore:
     ) -> None:
         """Note that the change of that sequence was confirmed by the broker."""
         async with within(timeout_s):
-            await self.requests.update_one(
-                {"_id": _change_key(transaction_id), "sequence": sequence},
-                {"$set": {"confirmed": True}},
+            await asyncio.gather(
+                self.requests.update_one(
+                    {"_id": _change_key(transaction_id), "sequence": sequence},
+                    {"$set": {"confirmed": True}},
+                ),
+                self.note_sent(unsent_key("status", transaction_id), sequence),
             )
+
+    async def note_unsent(self, key: str, sequence: int, timeout_s: float | None = None) -> None:
+        """Note, before accepting it, that the change or rating of key (unsent_key) numbered
+        sequence (a rating's is 0) may be accepted and not yet published: should this process
+        stop before it is, another intake sends it (left_unsent.py)."""
+        async with within(timeout_s):
+            await self.unsent.update_one(
+                {"_id": key}, {"$set": {"since": utcnow(), "sequence": sequence}}, upsert=True
+            )
+
+    async def note_sent(self, key: str, sequence: int, timeout_s: float | None = None) -> None:
+        """The change of key numbered sequence, and any before it, was seen published."""
+        async with within(timeout_s):
+            await self.unsent.delete_one({"_id": key, "sequence": {"$lte": sequence}})
+
+    async def left_unsent(self, before: datetime, limit: int) -> list[tuple[str, datetime]]:
+        """Keys noted unsent before `before`, oldest first, with when they were noted."""
+        found = self.unsent.find({"since": {"$lt": before}}).sort("since", 1).limit(limit)
+        return [(doc["_id"], doc["since"]) async for doc in found]
+
+    async def forget_unsent(self, key: str, since: datetime) -> None:
+        """Remove key's note as it was read (a note written since, by a newer change, stays)."""
+        await self.unsent.delete_one({"_id": key, "since": since})
 
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
         """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared

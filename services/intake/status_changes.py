@@ -41,6 +41,7 @@ from services.intake.change_requests import (
 )
 from services.intake.ports import Publisher
 from services.intake.reading import Document
+from services.intake.request_store import unsent_key
 from services.intake.resends import TRY_S, Resends
 from services.intake.sending import Sends
 
@@ -77,6 +78,9 @@ class ChangeStore(Protocol):
     ) -> Document | None: ...
     async def confirm_change(
         self, transaction_id: str, sequence: int, timeout_s: float | None = None
+    ) -> None: ...
+    async def note_unsent(
+        self, key: str, sequence: int, timeout_s: float | None = None
     ) -> None: ...
 
 
@@ -120,7 +124,8 @@ class StatusChanges:
             # This change, or the one before it, may be accepted and unsent: out of time or
             # refused by the broker after its commit, or a commit of unknown outcome.
             transaction_id = doc["_id"]
-            self.resends.add(f"status {transaction_id}", lambda: self.send_latest(transaction_id))
+            key = unsent_key("status", transaction_id)
+            self.resends.add(key, lambda: self.send_latest(transaction_id))
             raise
         finally:
             event.end()  # given back unless a round's commit stored it (or may have)
@@ -171,6 +176,11 @@ class StatusChanges:
             sequence = 0 if latest is None else int(latest["sequence"])
             change, record = _numbered(doc["_id"], latest, Change(status, utcnow(), actor, note))
             answer = answer_record(key, doc["_id"], change, sequence + 1) if key else None
+            # Noted first: should this process stop between the commit and the confirm,
+            # another intake sends the change (left_unsent.py).
+            await self.store.note_unsent(
+                unsent_key("status", doc["_id"]), sequence + 1, deadline.left()
+            )
             if await self.store.accept_change(
                 doc["_id"], sequence, record, deadline.left(), answer=answer, event=event
             ):

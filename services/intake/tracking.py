@@ -3,6 +3,7 @@ beneficiaries make, checked and queued for the transaction's writer (reads: read
 status change is judged, numbered and sent: status_changes.py)."""
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Protocol
 
@@ -21,10 +22,12 @@ from services.intake import access
 from services.intake.change_requests import Change
 from services.intake.ports import Publisher
 from services.intake.reading import Document, Finds, stored
+from services.intake.request_store import unsent_key
 from services.intake.resends import TRY_S, Resends
 from services.intake.status_changes import ChangeStore, StatusChanges, publish
 
 MAX_NOTE_LENGTH = 1000
+log = logging.getLogger("sanad.intake")
 
 
 class Requests(ChangeStore, Protocol):
@@ -44,6 +47,8 @@ class Requests(ChangeStore, Protocol):
     async def find_rating(
         self, transaction_id: str, timeout_s: float | None = None
     ) -> tuple[int, datetime, str] | None: ...
+
+    async def note_sent(self, key: str, sequence: int, timeout_s: float | None = None) -> None: ...
 
 
 class Tracker:
@@ -139,7 +144,11 @@ class Tracker:
         # taken for a claim another call won: the interceptor records that call).
         given = to_millisecond(utcnow())
         carried = self.requests.carried_event()
+        key = unsent_key("rating", transaction_id)
         try:
+            # Noted first: should this process stop between the claim and the confirm, another
+            # intake sends the rating (left_unsent.py).
+            await self.requests.note_unsent(key, 0, deadline.left())
             try:
                 winner, given, by = await self.requests.claim_rating(
                     transaction_id, rating, given, actor, deadline.left(), event=carried
@@ -149,7 +158,7 @@ class Tracker:
             await self._publish_rating(transaction_id, winner, given, by, deadline)
         except (Unavailable, asyncio.CancelledError):
             # The claim may be made (a commit of unknown outcome) and unsent.
-            self.resends.add(f"rating {transaction_id}", lambda: self.send_rating(transaction_id))
+            self.resends.add(key, lambda: self.send_rating(transaction_id))
             raise
         if winner != rating:
             raise AlreadyExists(f"transaction {transaction_id} is already rated")
@@ -176,6 +185,13 @@ class Tracker:
             message_id=f"rating-{transaction_id}",
             deadline=deadline,
         )
+        try:
+            await self.requests.note_sent(unsent_key("rating", transaction_id), 0, deadline.left())
+        except Unavailable:
+            log.warning(
+                "could not note a published rating; it will be sent again",
+                extra={"transaction_id": transaction_id},
+            )
 
     async def _check_repeat(
         self, doc: Document, rating: int, actor: str, deadline: Deadline

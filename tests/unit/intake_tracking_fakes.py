@@ -79,6 +79,8 @@ class FakeStore:
         self.answers: dict[str, dict[str, Any]] = {}
         self.audit_log = AuditCollection()
         self.attempts = 0  # tries to accept a change
+        # intake_unsent: key -> (since, sequence).
+        self.unsent: dict[str, tuple[datetime, int]] = {}
 
     async def get_transaction(self, transaction_id: str, timeout_s: float | None = None) -> Any:
         self.timeouts.append(timeout_s)
@@ -102,6 +104,21 @@ class FakeStore:
 
     async def find_rating(self, transaction_id: str, timeout_s: float | None = None) -> Any:
         return self.ratings.get(transaction_id)
+
+    async def note_unsent(self, key: str, sequence: int, timeout_s: float | None = None) -> None:
+        self.unsent[key] = (datetime.now(UTC), sequence)
+
+    async def note_sent(self, key: str, sequence: int, timeout_s: float | None = None) -> None:
+        if key in self.unsent and self.unsent[key][1] <= sequence:
+            del self.unsent[key]
+
+    async def left_unsent(self, before: datetime, limit: int) -> list[tuple[str, datetime]]:
+        notes = sorted((since, key) for key, (since, _) in self.unsent.items() if since < before)
+        return [(key, since) for since, key in notes[:limit]]
+
+    async def forget_unsent(self, key: str, since: datetime) -> None:
+        if key in self.unsent and self.unsent[key][0] == since:
+            del self.unsent[key]
 
     async def latest_change(self, transaction_id: str, timeout_s: float | None = None) -> Any:
         await asyncio.sleep(0)  # lets concurrent changes interleave, as round trips do
@@ -157,6 +174,7 @@ class FakeStore:
     ) -> None:
         if self.changes[transaction_id]["sequence"] == sequence:
             self.changes[transaction_id]["confirmed"] = True
+        await self.note_sent(f"status {transaction_id}", sequence)
 
 
 def tracker(*docs: dict[str, Any]) -> tuple[Tracker, RecordingPublisher]:

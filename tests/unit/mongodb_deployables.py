@@ -120,6 +120,11 @@ async def intake(client: Any, db: Any, called: set[str]) -> None:
         )
     await requests.find_change_request("a")
     await requests.confirm_change("T1", 1)
+    # The notes of changes about to be accepted, and the sweep of those left unsent.
+    await requests.note_unsent("status T1", 2)
+    await requests.note_sent("status T1", 2)
+    await requests.left_unsent(NOW, 10)
+    await requests.forget_unsent("status T1", NOW)
     transactions = Exercised(TransactionStore(db), called)
     await transactions.get_transaction("T1")
     await transactions.list_transactions(ListQuery("C1", submitted_after=NOW, after=(NOW, "T0")))

@@ -39,7 +39,7 @@ class FakeRequests:
 
 
 def store_with(requests: FakeRequests) -> RequestStore:
-    return RequestStore({"intake_requests": requests, "audit_log": None})  # type: ignore[arg-type]
+    return RequestStore({"intake_requests": requests, "intake_unsent": None, "audit_log": None})  # type: ignore[arg-type]
 
 
 async def test_concurrent_claims_of_one_key_all_get_the_first_transaction_id() -> None:

@@ -48,7 +48,7 @@ class FakeLookup:
 
 def setup(snapshot: FakeSnapshot, lookup: FakeLookup) -> Setup:
     publisher, requests = RecordingPublisher(), FakeRequests()
-    store = RequestStore({"intake_requests": requests, "audit_log": None})  # type: ignore[arg-type]
+    store = RequestStore({"intake_requests": requests, "intake_unsent": None, "audit_log": None})  # type: ignore[arg-type]
     intake = Intake(snapshot, publisher, store, Topology("test"), SECRET, lookup=lookup)
     return Setup(intake, snapshot, publisher, requests)  # type: ignore[arg-type]
 

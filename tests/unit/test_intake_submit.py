@@ -62,7 +62,7 @@ class Setup:
 
 def setup() -> Setup:
     snapshot, publisher, requests = FakeSnapshot(), RecordingPublisher(), CountingRequests()
-    store = RequestStore({"intake_requests": requests, "audit_log": None})  # type: ignore[arg-type]
+    store = RequestStore({"intake_requests": requests, "intake_unsent": None, "audit_log": None})  # type: ignore[arg-type]
     intake = Intake(snapshot, publisher, store, Topology("test"), SECRET)
     return Setup(intake, snapshot, publisher, requests)
 
