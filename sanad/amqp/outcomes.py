@@ -390,7 +390,7 @@ def republished(
         headers = {**headers, UNDECODABLE_HEADER: shown(dropped)}
     return aio_pika.Message(
         body,
-        headers=headers,
+        headers=encodable(headers),
         content_type=decoded(message.content_type) or CONTENT_TYPE,
         type=decoded(message_type),
         message_id=decoded(message_id),
@@ -400,6 +400,21 @@ def republished(
         expiration=expiration,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+def encodable(value: Any) -> Any:
+    """Header values as the client can encode them again: a long string that is not UTF-8
+    arrives as bytes (AMQP allows any bytes there), which the client cannot send; as a
+    bytearray it goes out as the same bytes, a byte array. Tables and arrays alike, nested.
+    Without this, one such header sent the workers into a reconnect loop on every copy they
+    published (a dead letter, a parked retry), holding good messages with it."""
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, dict):
+        return {name: encodable(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(item) for item in value]
+    return value
 
 
 def undecodable(message: AbstractIncomingMessage) -> Dead | None:
