@@ -4,6 +4,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
+
 from sanad.amqp.outcomes import Dead, DeadParts
 from sanad.amqp.packing import pack
 from sanad.rpc.timestamps import to_timestamp
@@ -225,3 +227,55 @@ async def test_a_channel_this_version_does_not_know_is_named_in_its_dead_letter(
 
     assert [d["_id"] for d in store.stored] == ["T1"]
     assert outcomes[0] == Dead("invalid", "unknown channel 7")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("fee_baisa", 2**63 - 1, "fee_baisa 9223372036854775807 is not from 0 to 10,000,000"),
+        ("fee_baisa", -5, "fee_baisa -5 is not from 0 to 10,000,000"),
+        ("request_id", "r" * 5_000_000, "longer than 128 characters: request_id"),
+        ("center_id", "C" * 129, "longer than 128 characters: center_id"),
+        ("submitted_by", "s" * 10_001, "submitted_by is longer than 10,000 characters"),
+        ("beneficiary_masked", "*" * 129, "masked number is longer than 128"),
+        ("sla_hours", -1, "must not be negative"),
+    ],
+)
+async def test_a_submission_beyond_what_intake_sends_is_dead_lettered_not_stored(
+    field: str, value: object, why: str
+) -> None:
+    # Stored, a fee near 2**63 overflowed the rollups' sums (the unit retried forever, holding
+    # the queue) and the reports (INTERNAL); a request id of 5 MB made every listing page of its
+    # centre larger than a gRPC message (fuzz helper).
+    store = FakeStore()
+    odd = events_pb2.TransactionSubmitted.FromString(submitted("T9"))
+    setattr(odd, field, value)
+    batch = [FakeMessage(odd.SerializeToString()), FakeMessage(submitted("T1"))]
+
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+
+    assert [d["_id"] for d in store.stored] == ["T1"]
+    assert isinstance(outcomes[0], Dead)
+    assert outcomes[0].reason == "invalid"
+    assert why in outcomes[0].detail
+
+
+async def test_a_status_change_or_rating_beyond_what_intake_sends_is_dead_lettered() -> None:
+    change = events_pb2.TransactionStatusChanged(
+        transaction_id="T1",
+        change_id="c1",
+        status=common_pb2.TRANSACTION_STATUS_IN_PROGRESS,
+        note="n" * 10_001,
+        sequence=1,
+    )
+    change.time.GetCurrentTime()
+    rating = events_pb2.TransactionRated(transaction_id="T" * 129, rating=3)
+    rating.time.GetCurrentTime()
+    store = FakeStore()
+    outcomes = await IngestHandler(store)(  # type: ignore[arg-type]
+        [
+            FakeMessage(change.SerializeToString(), type=STATUS_CHANGED_TYPE),
+            FakeMessage(rating.SerializeToString(), type=RATED_TYPE),
+        ]
+    )
+    assert [(o.reason if isinstance(o, Dead) else o) for o in outcomes] == ["invalid", "invalid"]

@@ -12,6 +12,8 @@ from google.protobuf.message import DecodeError, Message
 from sanad.amqp.metrics import CHANGES_APPLIED
 from sanad.amqp.outcomes import Dead, DeadParts, Outcome, Part, undecodable
 from sanad.domain.clock import utcnow
+from sanad.domain.codes import MAX_CODE_LENGTH
+from sanad.domain.money import MAX_FEE_BAISA
 from sanad.domain.transactions import Status
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, Document, document_from_submitted
 from sanad.security import audit
@@ -122,12 +124,52 @@ def _submitted(event: events_pb2.TransactionSubmitted, now: datetime) -> Submitt
         return Dead("invalid", "the carried audit event lacks its id, time or rpc")
     if event.channel not in common_pb2.Channel.values():
         return Dead("invalid", f"unknown channel {event.channel}")
+    if (beyond := _beyond_bounds(event)) is not None:
+        return Dead("invalid", beyond)
     try:
         document = document_from_submitted(event, now)
         event_doc = None if carried is None else audit.document_of(audit.from_proto(carried))
     except (ValueError, OverflowError) as error:
         return _out_of_range(error)
     return Submitted(document, event_doc)
+
+
+# Fields of a submission that hold the registry's codes and ids, or a caller's request id: intake
+# sends none longer than MAX_CODE_LENGTH (sanad.domain.codes).
+_CODE_FIELDS = (
+    "transaction_id",
+    "center_id",
+    "governorate_code",
+    "wilayat_code",
+    "service_code",
+    "agency_code",
+    "request_id",
+)
+# Who submitted or changed a transaction (an identity's subject), a note: far above any intake
+# sends (notes are at most 1,000 characters), far below what would strain a stored document.
+MAX_TEXT_LENGTH = 10_000
+# A keyed hash in hex, a masked number: short.
+MAX_BENEFICIARY_LENGTH = 128
+
+
+def _beyond_bounds(event: events_pb2.TransactionSubmitted) -> str | None:
+    """Why a submission is not one intake could have sent: a field longer, or a number larger,
+    than intake ever sends. Stored, such a value broke what reads it later: a fee near 2**63
+    overflowed the rollups' sums (the worker retried that unit forever, holding the queue) and
+    the reports' int64 fields (INTERNAL), a request id of 5 MB made every listing page of its
+    centre larger than a gRPC message."""
+    if long := [name for name in _CODE_FIELDS if len(getattr(event, name)) > MAX_CODE_LENGTH]:
+        return f"longer than {MAX_CODE_LENGTH} characters: {', '.join(long)}"
+    if len(event.submitted_by) > MAX_TEXT_LENGTH:
+        return f"submitted_by is longer than {MAX_TEXT_LENGTH:,} characters"
+    beneficiary = max(len(event.beneficiary_hash), len(event.beneficiary_masked))
+    if beneficiary > MAX_BENEFICIARY_LENGTH:
+        return f"the beneficiary's hash or masked number is longer than {MAX_BENEFICIARY_LENGTH}"
+    if not 0 <= event.fee_baisa <= MAX_FEE_BAISA:
+        return f"fee_baisa {event.fee_baisa} is not from 0 to {MAX_FEE_BAISA:,}"
+    if event.sla_hours < 0 or event.service_version < 0:
+        return "sla_hours and service_version must not be negative"
+    return None
 
 
 def _out_of_range(error: Exception) -> Dead:
@@ -146,6 +188,9 @@ def _decode_status(message: AbstractIncomingMessage) -> StatusChange | Dead:
         name = common_pb2.TransactionStatus.Name(event.status).removeprefix("TRANSACTION_STATUS_")
     except ValueError:
         return Dead("invalid", f"unknown status {event.status}")
+    ids, texts = (event.transaction_id, event.change_id), (event.note, event.actor)
+    if max(map(len, ids)) > MAX_CODE_LENGTH or max(map(len, texts)) > MAX_TEXT_LENGTH:
+        return Dead("invalid", "an id, note or actor longer than intake sends")
     try:
         changed_at = event.time.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as error:
@@ -167,6 +212,8 @@ def _decode_rating(message: AbstractIncomingMessage) -> Rating | Dead:
         return broken
     if not event.transaction_id or not event.HasField("time"):
         return Dead("invalid", "missing fields: transaction_id or time")
+    if len(event.transaction_id) > MAX_CODE_LENGTH or len(event.actor) > MAX_TEXT_LENGTH:
+        return Dead("invalid", "a transaction id or actor longer than intake sends")
     try:
         given = event.time.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as error:
