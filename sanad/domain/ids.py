@@ -28,6 +28,11 @@ def id_of(now_ms: int, entropy: int) -> str:
     return "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
+def is_id(text: str) -> bool:
+    """Whether text is laid out as new_id makes ids: 26 digits of its alphabet."""
+    return len(text) == 26 and all(char in _ALPHABET for char in text)
+
+
 def id_time_ms(identifier: str) -> int:
     """The creation time in milliseconds encoded in an id from new_id."""
     value = 0

@@ -11,7 +11,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sanad.domain.clock import epoch_millis
-from sanad.domain.ids import first_id
+from sanad.domain.ids import first_id, is_id
 from sanad.errors import Invalid, Violation
 from sanad.security.audit import COLLECTION, AuditEvent, from_document
 
@@ -40,31 +40,32 @@ class AuditListing:
         self.collection = db[COLLECTION]
 
     async def find(self, query: AuditQuery) -> tuple[list[AuditEvent], str]:
-        """One page of matching events, newest first, and the next page token."""
-        size, offset = page_of(query)
-        cursor = self.collection.find(_filter(query)).sort("_id", -1).skip(offset).limit(size + 1)
+        """One page of matching events, newest first, and the next page token: the last
+        event's id, the next page being the events before it. Events written meanwhile are
+        newer than any page already read, so no page repeats one (an offset did)."""
+        size, before = page_of(query)
+        found = _filter(query)
+        if before:
+            window = found.setdefault("_id", {})
+            window["$lt"] = min(window.get("$lt", before), before)
+        cursor = self.collection.find(found).sort("_id", -1).limit(size + 1)
         documents = [doc async for doc in cursor]
         more = len(documents) > size
         events = [from_document(doc) for doc in documents[:size]]
-        return events, str(offset + size) if more else ""
+        return events, str(documents[size - 1]["_id"]) if more else ""
 
 
-def page_of(query: AuditQuery) -> tuple[int, int]:
-    """The page size and offset a listing asks for, or Invalid naming each bad one."""
+def page_of(query: AuditQuery) -> tuple[int, str]:
+    """The page size a listing asks for and the id its page ends before ("" for the first
+    page), or Invalid naming each bad one."""
     violations = []
     if not 0 <= query.page_size <= MAX_PAGE:
         violations.append(Violation("page_size", f"must be between 0 and {MAX_PAGE}"))
-    offset = 0
-    if query.page_token:
-        # isdigit() alone admits "²" and other non-ASCII digits that int() refuses.
-        digits = query.page_token.isascii() and query.page_token.isdigit()
-        if not digits or len(query.page_token) > 9:
-            violations.append(Violation("page_token", "not a token this service issued"))
-        else:
-            offset = int(query.page_token)
+    if query.page_token and not is_id(query.page_token):
+        violations.append(Violation("page_token", "not a token this service issued"))
     if violations:
         raise Invalid(violations)
-    return query.page_size or DEFAULT_PAGE, offset
+    return query.page_size or DEFAULT_PAGE, query.page_token
 
 
 def _filter(query: AuditQuery) -> dict[str, Any]:

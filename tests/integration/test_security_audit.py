@@ -120,6 +120,8 @@ async def test_bad_paging_of_the_audit_trail_is_invalid(secured: Secured) -> Non
         # Arabic-Indic "12".
         (audit_pb2.ListAuditEventsRequest(page_token="\u00b2"), "page_token"),
         (audit_pb2.ListAuditEventsRequest(page_token="\u0661\u0662"), "page_token"),
+        # An offset, as tokens were before they named the last event read.
+        (audit_pb2.ListAuditEventsRequest(page_token="100"), "page_token"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await secured.audit.ListAuditEvents(request, metadata=secured.as_("admin"), timeout=10)
@@ -147,6 +149,35 @@ async def test_the_audit_trail_pages(secured: Secured) -> None:
     assert len(second.events) == 1
     assert not second.next_page_token
     assert {e.id for e in first.events}.isdisjoint({e.id for e in second.events})
+
+
+async def test_events_written_while_the_trail_is_paged_repeat_nothing(secured: Secured) -> None:
+    # The trail is read newest first: with an offset for a token, each event written after
+    # the first page pushed the events already read into the next page (fuzz helper).
+    async def register() -> None:
+        await secured.registry.RegisterCenter(
+            registry_pb2.RegisterCenterRequest(center=centre(f"LIC-{time.time_ns()}")),
+            metadata=secured.as_("admin"),
+            timeout=10,
+        )
+
+    async def page(token: str = "") -> audit_pb2.ListAuditEventsResponse:
+        return await secured.audit.ListAuditEvents(
+            audit_pb2.ListAuditEventsRequest(page_size=2, page_token=token),
+            metadata=secured.as_("admin"),
+            timeout=10,
+        )
+
+    for _ in range(4):
+        await register()
+    first = await page()
+    for _ in range(2):
+        await register()  # written between the two pages
+    second = await page(first.next_page_token)
+    read = [e.id for e in (*first.events, *second.events)]
+    assert len(read) == len(set(read)) == 4
+    assert read == sorted(read, reverse=True)
+    assert not second.next_page_token
 
 
 async def test_each_registry_change_leaves_one_ok_event_naming_its_caller_and_target(
