@@ -286,8 +286,9 @@ def centres() -> Dashboard:
             ),
         ),
         Panel(
-            "Fees collected today by governorate (OMR)",
-            "Fees of accepted transactions over the last 24 hours, in Omani rials.",
+            "Fees of accepted transactions, last 24 hours, by governorate (OMR)",
+            "Fees of the transactions accepted over the last 24 hours, in Omani rials, including"
+            " those whose fee is due back after a rejection or cancellation.",
             (
                 Query(
                     "sum by (governorate) (increase(sanad_transaction_fees_baisa_total[1d]))"
@@ -295,7 +296,7 @@ def centres() -> Dashboard:
                     "{{governorate}}",
                 ),
             ),
-            "currencyOMR",
+            "suffix: OMR",
         ),
         Panel(
             "Outcomes per hour",

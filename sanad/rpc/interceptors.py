@@ -12,10 +12,11 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from sanad import errors
 from sanad.rpc.status import code_of, to_status
@@ -48,9 +49,13 @@ def _split(method: str) -> tuple[str, str]:
 
 def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
     """The grpc_type label of a method, named as go-grpc-prometheus names it."""
-    if handler.request_streaming:
-        return "bidi_stream" if handler.response_streaming else "client_stream"
-    return "server_stream" if handler.response_streaming else "unary"
+    return _kind(handler.request_streaming, handler.response_streaming)
+
+
+def _kind(request_streaming: bool, response_streaming: bool) -> str:
+    if request_streaming:
+        return "bidi_stream" if response_streaming else "client_stream"
+    return "server_stream" if response_streaming else "unary"
 
 
 def _request_id(metadata: Any) -> str:
@@ -151,6 +156,25 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self) -> None:
         self._methods: dict[str, _Method] = {}
+        # Calls to a method the server does not have (a client built against another contract):
+        # counted and logged under one fixed name, whatever path the caller sends.
+        self._unknown = _Method("/unknown/unknown", "unary")
+        self._unknown_lines = LineBudget()
+
+    def prepare(self, services: Sequence[str]) -> None:
+        """Create the metric series of every method of these services, every status code of
+        each at zero: a series created at its first call is first scraped at 1, and rate() and
+        increase() never see that call (a method's first INTERNAL would reach no alert)."""
+        for name in services:
+            service = descriptor_pool.Default().FindServiceByName(name)
+            for method in service.methods:
+                kind = _kind(method.client_streaming, method.server_streaming)
+                path = f"/{service.full_name}/{method.name}"
+                prepared = self._methods.setdefault(path, _Method(path, kind))
+                for code in grpc.StatusCode:
+                    prepared.handled(code)
+        for code in grpc.StatusCode:
+            self._unknown.handled(code)
 
     def _method(self, name: str, handler: grpc.RpcMethodHandler) -> _Method:
         found = self._methods.get(name)
@@ -165,6 +189,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         if handler is None:
+            self._unknown.started.inc()
+            self._unknown.handled(grpc.StatusCode.UNIMPLEMENTED).inc()
+            fields = self._unknown_lines.fields("unknown", {"grpc_method": "unknown"})
+            if fields is not None:
+                log.warning(
+                    "a call to a method this server does not have: %.200r",
+                    handler_call_details.method,
+                    extra=fields,
+                )
             return handler
         method = self._method(handler_call_details.method, handler)
         metadata = handler_call_details.invocation_metadata

@@ -151,9 +151,14 @@ async def start_server(
     """
     if files is None:
         files = read_own_files(settings)
+    bookkeeping = ServerInterceptor()
+    bookkeeping.prepare(
+        [r.full_name for r in registrations]
+        + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+    )
     server = grpc.aio.server(
         interceptors=[
-            ServerInterceptor(),
+            bookkeeping,
             security_interceptor(settings, files.authenticator, audit_log, name),
             *interceptors,
         ],
