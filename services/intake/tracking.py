@@ -12,7 +12,7 @@ from sanad.deadline import Deadline
 from sanad.domain.characters import text_violations
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.codes import request_id_violations
-from sanad.domain.transactions import AGENCY_REPORTABLE, Status
+from sanad.domain.transactions import AGENCY_REPORTABLE, FINISHED, Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable, Violation
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.carried import CarriedEvent
@@ -126,7 +126,7 @@ class Tracker:
             raise Invalid([Violation("rating", "must be from 1 to 5")])
         doc = await stored(self.transactions, transaction_id, deadline, identity)
         access.check_rate(identity, doc)
-        if doc["status"] != Status.COMPLETED:
+        if doc["status"] != Status.COMPLETED and not await self._completed(doc, deadline):
             raise PreconditionFailed(f"transaction {transaction_id} is not completed")
         if doc.get("rating"):
             await self._check_repeat(doc, rating, actor, deadline)
@@ -162,6 +162,16 @@ class Tracker:
             raise
         if winner != rating:
             raise AlreadyExists(f"transaction {transaction_id} is already rated")
+
+    async def _completed(self, doc: Document, deadline: Deadline) -> bool:
+        """Whether the latest change intake accepted completes the transaction: the stored
+        document lags the queue, and a rating right after the completion's OK was refused
+        against it (chaos helper: 129 in a 15 s run). The worker applies a rating that comes
+        before the completion once the completion is stored."""
+        if Status(doc["status"]) in FINISHED:
+            return False  # stored finished otherwise: no change may follow
+        latest = await self.requests.latest_change(doc["_id"], deadline.left())
+        return latest is not None and latest["status"] == Status.COMPLETED.value
 
     async def send_rating(self, transaction_id: str) -> None:
         """Publish the transaction's claimed rating, if a claim was made: a try of the resends

@@ -9,7 +9,7 @@ from sanad.amqp.topology import RATED
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
 from sanad.v1 import events_pb2
-from tests.unit.intake_tracking_fakes import CENTRE, rate, stored, tracker
+from tests.unit.intake_tracking_fakes import CENTRE, rate, stored, tracker, update
 
 
 async def test_a_rating_is_from_one_to_five_after_completion_and_once() -> None:
@@ -30,6 +30,20 @@ async def test_a_rating_is_from_one_to_five_after_completion_and_once() -> None:
     t, _ = tracker(stored(Status.COMPLETED, rating=3))
     with pytest.raises(AlreadyExists):
         await rate(t, 3)
+
+
+async def test_a_rating_right_after_an_accepted_completion_is_taken() -> None:
+    # The stored document lags the queue: the completion was answered OK and is not stored
+    # yet. Judged against the document alone, the rating was refused "not completed".
+    t, publisher = tracker(stored(Status.IN_PROGRESS))
+    await update(t, Status.COMPLETED)
+    await rate(t, 5, CENTRE)
+    assert events_pb2.TransactionRated.FromString(publisher.sent[-1][1]).rating == 5
+    # A change accepted after the completion's cannot be; one before it is not a completion.
+    t, _ = tracker(stored(Status.RECORDED))
+    await update(t, Status.IN_PROGRESS)
+    with pytest.raises(PreconditionFailed):
+        await rate(t, 5)
 
 
 async def test_concurrent_different_ratings_leave_one() -> None:

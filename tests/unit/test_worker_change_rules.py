@@ -59,8 +59,10 @@ def test_a_rejection_counts_the_refund_due() -> None:
 def test_a_rating_needs_completion_and_is_given_once() -> None:
     doc, rollups = stored(), RollupIncrements()
     rating = Rating("T1", "rating:5:1", 5, SUBMITTED_AT + timedelta(days=3), "app")
+    # Before its completion is stored, a rating waits for it (intake takes a rating once it
+    # accepted the completion, which may be stored after the rating arrives).
     early = apply_change(doc, rating, rollups)
-    assert isinstance(early, Dead)
+    assert isinstance(early, Retry)
     assert early.reason == "not-completed"
     apply_change(doc, change("c1", Status.COMPLETED, 1), rollups)
     assert apply_change(doc, rating, rollups) is Applied.APPLIED
@@ -70,6 +72,15 @@ def test_a_rating_needs_completion_and_is_given_once() -> None:
     assert again.reason == "already-rated"
     by_day = {key: inc for key, _, inc in rollups.items()}
     assert by_day["2024-05-04|C1|S|DA-NIZ"] == {"ratings": 1, "rating_sum": 5}
+
+
+def test_a_rating_of_a_transaction_finished_otherwise_is_refused() -> None:
+    doc, rollups = stored(), RollupIncrements()
+    apply_change(doc, change("c1", Status.CANCELLED, 1), rollups)
+    rating = Rating("T1", "rating:5:1", 5, SUBMITTED_AT + timedelta(days=3), "app")
+    refused = apply_change(doc, rating, rollups)
+    assert isinstance(refused, Dead)
+    assert refused.reason == "not-completed"
 
 
 def numbered(change_id: str, status: Status, hours: float, sequence: int) -> StatusChange:

@@ -142,11 +142,22 @@ def _apply_status(doc: Document, change: StatusChange, rollups: RollupIncrements
     return None
 
 
-def _apply_rating(doc: Document, change: Rating, rollups: RollupIncrements) -> Dead | None:
+def _apply_rating(doc: Document, change: Rating, rollups: RollupIncrements) -> Dead | Retry | None:
     if not 1 <= change.rating <= 5:
         return Dead("invalid", f"rating {change.rating} is not between 1 and 5")
     if doc["status"] != Status.COMPLETED.value:
-        return Dead("not-completed", f"transaction {doc['_id']} is {doc['status']}, not COMPLETED")
+        if Status(doc["status"]) in FINISHED:
+            detail = f"transaction {doc['_id']} is {doc['status']}, not COMPLETED"
+            return Dead("not-completed", detail)
+        # Intake takes a rating once it accepted the completion, which may be stored after
+        # the rating arrives (another worker's micro-batch, or the completion parked on the
+        # retry queue): the rating waits for it, its count starting again as the
+        # transaction moves on.
+        return Retry(
+            "not-completed",
+            f"the rating of transaction {doc['_id']} waits for its completion",
+            progress=f"status {doc['status']} {doc.get('sequence', 0)}",
+        )
     if doc.get("rating"):
         return Dead("already-rated", f"transaction {doc['_id']} was already rated")
     doc["rating"] = change.rating
