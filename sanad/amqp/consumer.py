@@ -136,7 +136,11 @@ class MicroBatchConsumer:
         """
         self._lost, self.outcomes.stop = asyncio.Event(), stop
         async with asyncio.timeout(self.options.broker_timeout_s):
-            connection = await aio_pika.connect(self.url)
+            # Named as the broker shows it (client property connection_name): the consumer of
+            # P.ingest is found by that name, as intake's publisher is by its own.
+            connection = await aio_pika.connect(
+                self.url, client_properties={"connection_name": f"sanad consumer {self.queue_name}"}
+            )
         try:
             self._open_now = [connection]
             connection.close_callbacks.add(self._on_close)

@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     open_centre_with_service,
     submit_request,
 )
+from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl
 from tests.integration.workers_support import (
     RATED_TYPE,
     STATUS_CHANGED_TYPE,
@@ -219,3 +220,27 @@ async def test_a_header_that_is_not_utf8_dead_letters_its_message_and_blocks_not
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
+
+
+@needs_rabbitmqctl
+async def test_the_workers_broker_connections_are_named_for_operators(stack: Stack) -> None:
+    # An operator closing or tracing a worker's connection finds it by name, as intake's; the
+    # chaos helper had to match socket ports.
+    topology = Topology(stack.prefix)
+    ingest, batch = stack.start_worker(), start_batch_worker(stack)
+    try:
+        names = {
+            f"sanad consumer {topology.ingest_queue}",
+            f"sanad consumer {topology.batch_queue}",
+        }
+
+        async def both_named() -> bool:
+            listing = await rabbitmqctl("list_connections", "client_properties", "-q")
+            return all(name in listing for name in names)
+
+        await eventually(both_named, within_s=30, every_s=0.5)
+    finally:
+        for worker in (ingest, batch):
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        await delete_retry_queues(stack)

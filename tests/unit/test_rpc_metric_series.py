@@ -2,13 +2,15 @@
 method's first call of each code; a call to a method the server lacks is counted and logged
 under one fixed name."""
 
+import asyncio
 import logging
 
 import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from sanad.rpc.interceptors import ServerInterceptor
+from sanad.errors import Unavailable
+from sanad.rpc.interceptors import ServerInterceptor, _Call, _Method
 from sanad.v1 import metrics_pb2
 from tests.unit.test_rpc_metric_types import SERVICE, channel
 
@@ -71,3 +73,29 @@ def _bucket(le: float) -> float | None:
     return REGISTRY.get_sample_value(
         "sanad_transaction_recorded_lag_seconds_bucket", {"le": str(le)}
     )
+
+
+class _EndedContext:
+    """A call gRPC ended meanwhile: its status can no longer be sent."""
+
+    def set_trailing_metadata(self, metadata: object) -> None:
+        pass
+
+    async def abort_with_status(self, status: object) -> None:
+        raise RuntimeError('Failed "execute_batch"')  # as cygrpc's ExecuteBatchError
+
+    async def abort(self, code: object, details: str) -> None:
+        raise RuntimeError('Failed "execute_batch"')
+
+
+@pytest.mark.parametrize("error", [Unavailable("the database did not answer in time"), KeyError()])
+async def test_a_failure_whose_status_cannot_be_sent_ends_the_call_quietly(
+    error: Exception,
+) -> None:
+    # The handler failed as the call's deadline passed: gRPC had ended the call, sending its
+    # status failed, and gRPC logged an error with a traceback for each such call.
+    method = _Method("/sanad.test.Kinds/Unary", "unary")
+    call = _Call(method, ())
+    with pytest.raises(asyncio.CancelledError):
+        await call.fail(_EndedContext(), error)  # type: ignore[arg-type]
+    assert call.finished
