@@ -84,7 +84,7 @@ def main() -> None:
         print(f"devstack: MongoDB-wire server (SecantusDB) on port {plan.mongo_port}", flush=True)
     moved = moved_targets(env)
     env.update(moved)
-    _protect(plan, env, moved)
+    _protect(plan, env, {**moved, **given_targets(env)})
     children = [
         start_child(name, module, child_env(env, name)) for name, module in processes(plan.workers)
     ]
@@ -114,6 +114,13 @@ def moved_targets(env: dict[str, str]) -> dict[str, str]:
         if port and f"SANAD_{service}_TARGET" not in env:
             moved[f"SANAD_{service}_TARGET"] = f"127.0.0.1:{port}"
     return moved
+
+
+def given_targets(env: dict[str, str]) -> dict[str, str]:
+    """SANAD_<SERVICE>_TARGET as given to the stack: sanadctl reaches the services there too
+    (it was told to unset them, and so reached the default ports)."""
+    keys = (f"SANAD_{service}_TARGET" for service in ("REGISTRY", "INTAKE", "METRICS"))
+    return {key: env[key] for key in keys if env.get(key)}
 
 
 def _protect(plan: Plan, env: dict[str, str], moved: dict[str, str]) -> None:

@@ -4,7 +4,7 @@ import subprocess
 from pathlib import Path
 
 from sanad.devstack import secure
-from sanad.devstack.__main__ import moved_targets
+from sanad.devstack.__main__ import given_targets, moved_targets
 
 
 def test_secure_mode_is_the_default_and_plaintext_is_opt_in() -> None:
@@ -76,3 +76,13 @@ def test_a_service_moved_to_another_port_is_reached_there_by_the_stack_and_sanad
         ["bash", "-c", script], check=True, capture_output=True, text=True
     ).stdout.splitlines()
     assert shown == ["127.0.0.1:23052", "unset"]
+
+
+def test_a_target_given_to_the_stack_is_the_one_sanadctl_is_given() -> None:
+    # Both port and target given, as a stack on other ports is started: sanadctl.env unset
+    # the targets, and sanadctl reached the default ports (fuzz helper).
+    env = {"SANAD_REGISTRY_PORT": "56051", "SANAD_REGISTRY_TARGET": "127.0.0.1:56051"}
+    assert given_targets(env) == {"SANAD_REGISTRY_TARGET": "127.0.0.1:56051"}
+    written = secure.client_env_file({**moved_targets(env), **given_targets(env)})
+    assert "SANAD_REGISTRY_TARGET=127.0.0.1:56051" in written.replace("'", "")
+    assert "unset SANAD_REGISTRY_TARGET" not in written
