@@ -18,6 +18,7 @@ import jwt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from sanad.domain.characters import text_violations, visible
 from sanad.errors import Unauthenticated
 from sanad.security.identity import Identity, Role
 from sanad.security.jwks import KeySet
@@ -113,7 +114,7 @@ class TokenVerifier:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as error:
-            raise Unauthenticated(f"bad bearer token: {type(error).__name__}") from None
+            raise Unauthenticated(f"bad bearer token: {_refusal(error)}") from None
         key = self.keys.current().select(kid)
         try:
             claims = jwt.decode(
@@ -126,7 +127,7 @@ class TokenVerifier:
                 leeway=30,
             )
         except jwt.PyJWTError as error:
-            raise Unauthenticated(f"bad bearer token: {type(error).__name__}") from None
+            raise Unauthenticated(f"bad bearer token: {_refusal(error)}") from None
         # PyJWT takes a time as text too ("1767225600"): ours must be numbers (RFC 7519).
         for claim in TIMES:
             if claim in claims and not _is_number(claims[claim]):
@@ -140,12 +141,46 @@ class TokenVerifier:
             raise Unauthenticated(
                 f"bad bearer token: it lives longer than {self.max_lifetime_s} s"
             ) from None
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+            raise Unauthenticated(
+                f"bad bearer token: its sub must be text of 1 to {MAX_SUBJECT_LENGTH} characters"
+            )
+        if text_violations({"sub": subject}) or not visible(subject):
+            # It names the caller in the audit trail and the logs, shown as it is.
+            raise Unauthenticated(
+                "bad bearer token: its sub holds a control or invisible character"
+            )
         return scoped(
-            str(claims["sub"]),
+            subject,
             claims.get("role", ""),
             claims.get("agency", ""),
             claims.get("center", ""),
         )
+
+
+# What a token names its caller by, in the audit trail and the logs (a certificate's common name
+# is at most 64).
+MAX_SUBJECT_LENGTH = 256
+# Why PyJWT refused a token, as its caller is told: PyJWT's class names were shown before.
+_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "it has expired"),
+    (jwt.ImmatureSignatureError, "it is not valid yet"),
+    (jwt.InvalidAudienceError, "it is not meant for this service (aud)"),
+    (jwt.InvalidIssuerError, "it is not from the trusted issuer (iss)"),
+    (jwt.InvalidSignatureError, "its signature does not verify"),
+    (jwt.InvalidAlgorithmError, "its algorithm is not its key's"),
+    (jwt.DecodeError, "it is not a well-formed token"),
+)
+
+
+def _refusal(error: jwt.PyJWTError) -> str:
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"it lacks its {error.claim} claim"
+    for kind, refusal in _REFUSALS:
+        if isinstance(error, kind):
+            return refusal
+    return "it cannot be verified"
 
 
 def _is_number(value: object) -> bool:

@@ -90,7 +90,7 @@ def test_a_jwks_picks_the_key_each_token_names() -> None:
     keys = parse_keys(jwks(old.jwk, new.jwk))
     assert verifier(keys).verify(old.named()) == ROP
     assert verifier(keys).verify(new.named()) == ROP
-    with pytest.raises(Unauthenticated, match="InvalidSignature"):
+    with pytest.raises(Unauthenticated, match="its signature does not verify"):
         verifier(keys).verify(old.token(new.kid))  # names a key it was not signed with
 
 
@@ -246,7 +246,7 @@ def test_a_pem_key_file_is_read_again_too(tmp_path: Path, clock: Clock) -> None:
     replace(path, pem(new))
     clock.now += 5.0
     assert check.verify(new.token(None)) == ROP
-    with pytest.raises(Unauthenticated, match="InvalidSignature"):
+    with pytest.raises(Unauthenticated, match="its signature does not verify"):
         check.verify(old.token(None))
 
 
