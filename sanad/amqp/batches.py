@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 
 from sanad.amqp import connecting
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, Topology
-from sanad.domain.characters import CONTROL_OR_INVISIBLE, code_violations
+from sanad.domain.characters import CONTROL_OR_INVISIBLE, code_violations, visible
 from sanad.security.batch_users import broker_user
 from sanad.v1 import events_pb2
 
@@ -40,6 +40,8 @@ def batch_id_problem(batch_id: str) -> str | None:
         return f"batch_id must be at most {MAX_BATCH_ID} characters"
     if code_violations({"batch_id": batch_id}):
         return f"batch_id {CONTROL_OR_INVISIBLE}"
+    if not visible(batch_id):
+        return "batch_id must show something: it is blank"
     return None
 
 
