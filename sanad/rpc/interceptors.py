@@ -58,7 +58,7 @@ def _kind(request_streaming: bool, response_streaming: bool) -> str:
     return "server_stream" if response_streaming else "unary"
 
 
-async def _send_status(abort: Awaitable[None]) -> None:
+async def _send_status(context: grpc.aio.ServicerContext, abort: Awaitable[None]) -> None:
     """Send a failed call's status (abort raises AbortError once sent). When gRPC cannot send
     it, the call ended meanwhile (its deadline passed as its handler failed): the call is
     counted and logged already, and it ends as cancelled, quietly; gRPC's own error line
@@ -68,6 +68,8 @@ async def _send_status(abort: Awaitable[None]) -> None:
     except grpc.aio.AbortError:
         raise
     except Exception:
+        if not context.done():
+            raise  # not a call that ended meanwhile: what failed is worth its traceback
         raise asyncio.CancelledError from None
 
 
@@ -113,13 +115,14 @@ class _Call:
     async def fail(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
         if isinstance(error, errors.DomainError):
             self.finish(code_of(error), error.message)
-            await _send_status(context.abort_with_status(to_status(error)))
+            await _send_status(context, context.abort_with_status(to_status(error)))
         log.exception("unhandled error in %s/%s", self.service, self.name)
         self.finish(grpc.StatusCode.INTERNAL, "internal error")
         await _send_status(
+            context,
             context.abort(
                 grpc.StatusCode.INTERNAL, f"internal error; quote request id {self.request_id}"
-            )
+            ),
         )
 
     def finish(self, code: grpc.StatusCode, detail: str = "") -> None:

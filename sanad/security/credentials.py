@@ -18,7 +18,7 @@ import jwt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from sanad.domain.characters import text_violations, visible
+from sanad.domain.characters import id_violations, visible
 from sanad.errors import Unauthenticated
 from sanad.security.identity import Identity, Role
 from sanad.security.jwks import KeySet
@@ -146,10 +146,11 @@ class TokenVerifier:
             raise Unauthenticated(
                 f"bad bearer token: its sub must be text of 1 to {MAX_SUBJECT_LENGTH} characters"
             )
-        if text_violations({"sub": subject}) or not visible(subject):
-            # It names the caller in the audit trail and the logs, shown as it is.
+        if id_violations({"sub": subject}) or not visible(subject):
+            # It names the caller in the audit trail and the logs: as a request id, it shows
+            # as it is and no two subjects print alike.
             raise Unauthenticated(
-                "bad bearer token: its sub holds a control or invisible character"
+                "bad bearer token: its sub holds a control, invisible or look-alike character"
             )
         return scoped(
             subject,

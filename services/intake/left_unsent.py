@@ -31,6 +31,8 @@ SWEEP_S = 30.0
 STALE_S = 60.0
 # Notes taken into the resends at one sweep.
 MAX_PER_SWEEP = 1_000
+# The longest one read or removal of notes may take.
+READ_S = 10.0
 log = logging.getLogger("sanad.intake")
 
 Send = Callable[[str], Awaitable[None]]
@@ -39,9 +41,13 @@ Send = Callable[[str], Awaitable[None]]
 class UnsentNotes(Protocol):
     """request_store.RequestStore, as far as the sweep uses it."""
 
-    async def left_unsent(self, before: datetime, limit: int) -> list[tuple[str, datetime]]: ...
+    async def left_unsent(
+        self, before: datetime, limit: int, timeout_s: float | None = None
+    ) -> list[tuple[str, datetime]]: ...
 
-    async def forget_unsent(self, key: str, since: datetime) -> None: ...
+    async def forget_unsent(
+        self, key: str, since: datetime, timeout_s: float | None = None
+    ) -> None: ...
 
 
 class LeftUnsent:
@@ -74,9 +80,8 @@ class LeftUnsent:
         """Take the stale notes into the resends; how many were taken."""
         now = utcnow()
         try:
-            notes = await self.store.left_unsent(
-                now - timedelta(seconds=self.stale_s), MAX_PER_SWEEP
-            )
+            before = now - timedelta(seconds=self.stale_s)
+            notes = await self.store.left_unsent(before, MAX_PER_SWEEP, READ_S)
         except Exception:
             log.warning("could not read the notes of changes left unsent", exc_info=True)
             return 0
@@ -98,6 +103,6 @@ class LeftUnsent:
     ) -> Callable[[], Awaitable[None]]:
         async def attempt() -> None:
             await send(transaction_id)
-            await self.store.forget_unsent(key, since)
+            await self.store.forget_unsent(key, since, READ_S)
 
         return attempt

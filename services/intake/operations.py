@@ -150,7 +150,7 @@ class Intake:
             if self.lookup is None or field_violations(submission, None):
                 raise
             current = await self.lookup.current(
-                submission.center_id, submission.service_code, (center, service), deadline.left()
+                submission.center_id, submission.service_code, deadline.left()
             )
             if current is None or current == (center, service):
                 raise

@@ -23,7 +23,6 @@ class Lookup(Protocol):
         self,
         center_id: str,
         service_code: str,
-        copy: tuple[CenterView | None, ServiceView | None],
         timeout_s: float | None,
     ) -> tuple[CenterView | None, ServiceView | None] | None: ...
 

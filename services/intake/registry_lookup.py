@@ -10,18 +10,16 @@ items were answered refused. So a refusal that rests on the registry's state is 
 against the registry as it is now: the centre and the service, each one call.
 
 Refused submissions are a caller's to send, as many as its rate allows, so the calls they cost
-the registry are bounded here: one question at a time per centre and per service, and at most
-LOOKUPS_PER_S questions a second in all; beyond that the copy's refusal stands. An answer that
-agrees with the copy is kept for AGREED_TTL_S, so a caller whose submissions are refused for
-good (a suspended centre, say) asks once a second, not once a submission. An answer that
-differs is not kept: the copy has it within milliseconds, and a change made after it, which
-a client may make at once, must not be judged against it. sanad_registry_lookups_total counts
-each question's outcome.
+the registry are bounded here: one question at a time per centre and per service (concurrent
+refusals share it), and at most LOOKUPS_PER_S questions a second in all; beyond that the copy's
+refusal stands. No answer is kept: a change a client makes right after one (refused for a
+service not offered, it offers the service and submits again) must be judged against the
+registry after that change, not against the answer before it, whether that answer agreed with
+the copy or not. sanad_registry_lookups_total counts each question's outcome.
 """
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -41,8 +39,6 @@ LOOKUP_S = 2.0
 # above the lag cases (a client's change, then its submission), far below what the registry
 # takes from one caller.
 LOOKUPS_PER_S = 40
-AGREED_TTL_S = 1.0
-MAX_AGREED = 1_000
 # What the registry answers for a key it does not have (or will not take as a key).
 UNKNOWN = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 
@@ -69,49 +65,36 @@ class RegistryLookup:
         self.stub = stub  # a registry_pb2_grpc.RegistryServiceStub
         self.clock = clock
         self.limiter = RateLimiter(rate_per_s, int(rate_per_s), clock)
-        # By ("center", id) or ("service", code): until when the registry's answer agreed
-        # with the copy, and that answer.
-        self._agreed: OrderedDict[tuple[str, str], tuple[float, object]] = OrderedDict()
+        # By ("center", id) or ("service", code): the question being asked.
         self._asking: dict[tuple[str, str], asyncio.Future[object]] = {}
 
     async def current(
-        self, center_id: str, service_code: str, copy: Views, timeout_s: float | None
+        self, center_id: str, service_code: str, timeout_s: float | None
     ) -> Views | None:
-        """Both as the registry has them (None for one it does not know), given the copy's
-        views of them; None when the registry did not answer in time, or the process asks it
-        too often just now."""
+        """Both as the registry has them (None for one it does not know); None when the
+        registry did not answer in time, or the process asks it too often just now."""
         timeout = LOOKUP_S if timeout_s is None else min(timeout_s, LOOKUP_S)
         center, service = await asyncio.gather(
-            self.center(center_id, copy[0], timeout), self.service(service_code, copy[1], timeout)
+            self.center(center_id, timeout), self.service(service_code, timeout)
         )
         if isinstance(center, Unanswered) or isinstance(service, Unanswered):
             return None
         return center, service
 
-    async def center(
-        self, center_id: str, copy: CenterView | None, timeout_s: float
-    ) -> CenterView | Unanswered | None:
-        """The centre as the registry has it (None: it does not know it), given the copy's."""
-        return await self._view(("center", center_id), copy, timeout_s, self._center)
+    async def center(self, center_id: str, timeout_s: float) -> CenterView | Unanswered | None:
+        """The centre as the registry has it (None: it does not know it)."""
+        return await self._view(("center", center_id), timeout_s, self._center)
 
-    async def service(
-        self, code: str, copy: ServiceView | None, timeout_s: float
-    ) -> ServiceView | Unanswered | None:
-        """The catalogue service as the registry has it (None: it does not know it), given the
-        copy's."""
-        return await self._view(("service", code), copy, timeout_s, self._service)
+    async def service(self, code: str, timeout_s: float) -> ServiceView | Unanswered | None:
+        """The catalogue service as the registry has it (None: it does not know it)."""
+        return await self._view(("service", code), timeout_s, self._service)
 
     async def _view(
         self,
         key: tuple[str, str],
-        copy: T | None,
         timeout_s: float,
         fetch: Callable[[str, float], Awaitable[T | None]],
     ) -> T | Unanswered | None:
-        agreed = self._agreed.get(key)
-        if agreed is not None and agreed[0] > self.clock() and agreed[1] == copy:
-            REGISTRY_LOOKUPS.labels("cached").inc()
-            return copy
         asking = self._asking.get(key)
         if asking is None:
             try:
@@ -126,15 +109,9 @@ class RegistryLookup:
         try:
             async with asyncio.timeout(timeout_s):
                 # Shielded: the question is every waiter's, not only its first caller's.
-                answer = cast(T | Unanswered | None, await asyncio.shield(asking))
+                return cast(T | Unanswered | None, await asyncio.shield(asking))
         except TimeoutError:
             return UNANSWERED
-        if answer == copy:
-            self._agreed[key] = (self.clock() + AGREED_TTL_S, answer)
-            self._agreed.move_to_end(key)
-            while len(self._agreed) > MAX_AGREED:
-                self._agreed.popitem(last=False)
-        return answer
 
     async def _ask(
         self,

@@ -277,14 +277,20 @@ class RequestStore:
         async with within(timeout_s):
             await self.unsent.delete_one({"_id": key, "sequence": {"$lte": sequence}})
 
-    async def left_unsent(self, before: datetime, limit: int) -> list[tuple[str, datetime]]:
+    async def left_unsent(
+        self, before: datetime, limit: int, timeout_s: float | None = None
+    ) -> list[tuple[str, datetime]]:
         """Keys noted unsent before `before`, oldest first, with when they were noted."""
-        found = self.unsent.find({"since": {"$lt": before}}).sort("since", 1).limit(limit)
-        return [(doc["_id"], doc["since"]) async for doc in found]
+        async with within(timeout_s):
+            found = self.unsent.find({"since": {"$lt": before}}).sort("since", 1).limit(limit)
+            return [(doc["_id"], doc["since"]) async for doc in found]
 
-    async def forget_unsent(self, key: str, since: datetime) -> None:
+    async def forget_unsent(
+        self, key: str, since: datetime, timeout_s: float | None = None
+    ) -> None:
         """Remove key's note as it was read (a note written since, by a newer change, stays)."""
-        await self.unsent.delete_one({"_id": key, "since": since})
+        async with within(timeout_s):
+            await self.unsent.delete_one({"_id": key, "since": since})
 
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
         """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared

@@ -13,9 +13,10 @@ still unsent, and the worker ignores a repeat, so a try for a change that was se
 accepted, costs one read. A transaction added again while its try runs is tried once more
 after it: the try may have read the change before the one just accepted.
 
-Kept in the process, like the claims awaiting a first confirm (unconfirmed.py): after a restart
-the next call on the transaction sends its change, as it always did. At most MAX_WAITING
-transactions wait; beyond that the oldest is given up, with a line.
+Kept in the process, like the claims awaiting a first confirm (unconfirmed.py): what a process
+that stopped left here is found by every intake in its notes (left_unsent.py), and sent again
+through its own resends; the next call on the transaction sends it too. At most MAX_WAITING
+transactions wait; beyond that the oldest is given up, with a line (its note stays).
 """
 
 import asyncio

@@ -112,11 +112,15 @@ class FakeStore:
         if key in self.unsent and self.unsent[key][1] <= sequence:
             del self.unsent[key]
 
-    async def left_unsent(self, before: datetime, limit: int) -> list[tuple[str, datetime]]:
+    async def left_unsent(
+        self, before: datetime, limit: int, timeout_s: float | None = None
+    ) -> list[tuple[str, datetime]]:
         notes = sorted((since, key) for key, (since, _) in self.unsent.items() if since < before)
         return [(key, since) for since, key in notes[:limit]]
 
-    async def forget_unsent(self, key: str, since: datetime) -> None:
+    async def forget_unsent(
+        self, key: str, since: datetime, timeout_s: float | None = None
+    ) -> None:
         if key in self.unsent and self.unsent[key][0] == since:
             del self.unsent[key]
 

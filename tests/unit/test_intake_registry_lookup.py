@@ -16,7 +16,6 @@ from services.intake.domain import CenterView, ServiceView
 from services.intake.operations import Intake
 from services.intake.registry_lookup import RegistryLookup
 from services.intake.request_store import RequestStore
-from services.intake.snapshot import center_view, service_view
 from tests.unit.fakes import RecordingPublisher
 from tests.unit.test_intake_claims import FakeRequests
 from tests.unit.test_intake_submit import (
@@ -40,7 +39,7 @@ class FakeLookup:
     calls: list[tuple[str, str]] = field(default_factory=list)
 
     async def current(
-        self, center_id: str, service_code: str, copy: Views, timeout_s: float | None
+        self, center_id: str, service_code: str, timeout_s: float | None
     ) -> Views | None:
         self.calls.append((center_id, service_code))
         return self.answer
@@ -143,84 +142,37 @@ class FakeRegistry:
         )
 
 
-NOT_IN_COPY: Views = (None, None)
-
-
-def as_registry_has_them(center_id: str, code: str) -> Views:
-    """The views of what FakeRegistry answers by default: a copy that agrees with it."""
-    return (
-        center_view(registry_pb2.Center(id=center_id)),
-        service_view(registry_pb2.CatalogService(code=code)),
-    )
-
-
 async def test_refused_submissions_ask_the_registry_once_per_centre_and_service_at_a_time() -> None:
     # A caller may send refused submissions as fast as its rate allows: those of one centre
     # and service share one question while it runs.
     registry = FakeRegistry(delay_s=0.01)
     lookup = RegistryLookup(registry, clock=lambda: 0.0)
-    answers = await asyncio.gather(
-        *(lookup.current("C1", "S", NOT_IN_COPY, 1.0) for _ in range(20))
-    )
+    answers = await asyncio.gather(*(lookup.current("C1", "S", 1.0) for _ in range(20)))
     assert registry.calls == 2
     assert {answer[0].id for answer in answers if answer and answer[0]} == {"C1"}
 
 
-async def test_an_answer_that_agrees_with_the_copy_is_kept_for_a_second() -> None:
-    # A centre whose submissions are refused for good asks once a second, not once a call.
-    now = [0.0]
-    registry = FakeRegistry()
-    lookup = RegistryLookup(registry, clock=lambda: now[0])
-    copy = as_registry_has_them("C1", "S")
-    assert await lookup.current("C1", "S", copy, 1.0) == copy
-    assert registry.calls == 2
-    assert await lookup.current("C1", "S", copy, 1.0) == copy
-    assert registry.calls == 2  # kept
-    now[0] = 1.5
-    await lookup.current("C1", "S", copy, 1.0)
-    assert registry.calls == 4  # asked again once the answer is a second old
-
-
-async def test_an_answer_that_differs_is_not_kept_so_a_change_right_after_it_is_seen() -> None:
-    # Activate a centre and submit, then offer it a service and submit at once: the second
-    # submission is judged against the registry after the offer, not the answer before it.
+async def test_no_answer_is_kept_so_a_change_right_after_one_is_seen() -> None:
+    # Refused "does not offer" (the registry agrees), the client offers the service and submits
+    # again at once: judged against the registry after the offer, not the answer before it.
     registry = FakeRegistry()
     lookup = RegistryLookup(registry, clock=lambda: 0.0)
-    first = await lookup.current("C1", "S", NOT_IN_COPY, 1.0)
+    first = await lookup.current("C1", "S", 1.0)
     assert first is not None
     assert first[0] is not None
     assert first[0].offered == frozenset()
     registry.centers["C1"] = registry_pb2.Center(id="C1", offered_service_codes=["S"])
-    second = await lookup.current("C1", "S", NOT_IN_COPY, 1.0)
+    second = await lookup.current("C1", "S", 1.0)
     assert second is not None
     assert second[0] is not None
     assert second[0].offered == frozenset({"S"})
-    # And an agreeing answer kept for a copy is no answer for another copy.
-    copy = as_registry_has_them("C1", "S")
-    await lookup.current("C1", "S", copy, 1.0)
-    calls = registry.calls
-    assert await lookup.current("C1", "S", NOT_IN_COPY, 1.0) != NOT_IN_COPY
-    assert registry.calls == calls + 2
-
-
-async def test_one_centre_is_asked_once_whatever_services_its_refusals_name() -> None:
-    # A batch's refused items, or a centre's refused submissions, name one centre and several
-    # services: the centre is one question (kept while it agrees), each service another.
-    registry = FakeRegistry()
-    lookup = RegistryLookup(registry, clock=lambda: 0.0)
-    center, _ = as_registry_has_them("C1", "S")
-    answers = [await lookup.current("C1", f"S{n}", (center, None), 1.0) for n in range(5)]
-    assert registry.calls == 1 + 5
-    assert [answer[1].code for answer in answers if answer and answer[1]] == [
-        f"S{n}" for n in range(5)
-    ]
+    assert registry.calls == 4
 
 
 async def test_beyond_its_rate_the_process_asks_nothing_and_the_refusal_stands() -> None:
     registry = FakeRegistry()
     lookup = RegistryLookup(registry, clock=lambda: 0.0, rate_per_s=3)
-    center, _ = as_registry_has_them("C1", "S")
-    answers = [await lookup.current("C1", f"S{n}", (center, None), 1.0) for n in range(5)]
-    assert registry.calls == 3  # C1, S0 and S1
-    assert answers[2:] == [None, None, None]
-    assert await lookup.center("C1", center, 1.0) == center  # kept: no question, no token
+    answers = [await lookup.current(f"C{n}", "S", 1.0) for n in range(3)]
+    assert registry.calls == 3  # C0, S and C1
+    assert answers[0] is not None
+    assert answers[1:] == [None, None]

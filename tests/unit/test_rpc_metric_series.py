@@ -76,7 +76,13 @@ def _bucket(le: float) -> float | None:
 
 
 class _EndedContext:
-    """A call gRPC ended meanwhile: its status can no longer be sent."""
+    """A call gRPC ended meanwhile (done): its status can no longer be sent."""
+
+    def __init__(self, done: bool = True) -> None:
+        self._done = done
+
+    def done(self) -> bool:
+        return self._done
 
     def set_trailing_metadata(self, metadata: object) -> None:
         pass
@@ -99,3 +105,9 @@ async def test_a_failure_whose_status_cannot_be_sent_ends_the_call_quietly(
     with pytest.raises(asyncio.CancelledError):
         await call.fail(_EndedContext(), error)  # type: ignore[arg-type]
     assert call.finished
+
+
+async def test_a_status_that_fails_to_go_for_another_reason_keeps_its_error() -> None:
+    call = _Call(_Method("/sanad.test.Kinds/Unary", "unary"), ())
+    with pytest.raises(RuntimeError, match="execute_batch"):
+        await call.fail(_EndedContext(done=False), Unavailable("x"))  # type: ignore[arg-type]

@@ -97,9 +97,12 @@ def test_a_token_for_another_audience_is_refused(pki: Path) -> None:
 @pytest.mark.parametrize(
     ("subject", "why"),
     [
-        ("desk\u202e1", "control or invisible"),
-        ("a\nb", "control or invisible"),
-        ("\u200b", "control or invisible"),
+        ("desk\u202e1", "control, invisible or look-alike"),
+        ("a\nb", "control, invisible or look-alike"),
+        ("\u200b", "control, invisible or look-alike"),
+        ("alice\u200b", "control, invisible or look-alike"),
+        (" alice ", "control, invisible or look-alike"),
+        ("admin\u00a0", "control, invisible or look-alike"),
         ("s" * 257, "1 to 256 characters"),
     ],
 )

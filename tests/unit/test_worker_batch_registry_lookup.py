@@ -34,15 +34,11 @@ class FakeLookup:
     services: dict[str, ServiceView | None] = field(default_factory=lambda: {"ROP-VISA": SERVICE})
     asked: list[str] = field(default_factory=list)
 
-    async def center(
-        self, center_id: str, copy: CenterView | None, timeout_s: float
-    ) -> CenterView | Unanswered | None:
+    async def center(self, center_id: str, timeout_s: float) -> CenterView | Unanswered | None:
         self.asked.append(center_id)
         return self.centers.get(center_id, UNANSWERED)
 
-    async def service(
-        self, code: str, copy: ServiceView | None, timeout_s: float
-    ) -> ServiceView | Unanswered | None:
+    async def service(self, code: str, timeout_s: float) -> ServiceView | Unanswered | None:
         self.asked.append(code)
         return self.services.get(code, UNANSWERED)
 

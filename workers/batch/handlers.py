@@ -60,7 +60,7 @@ log = logging.getLogger("sanad.batch")
 
 Reply = Callable[[str, bytes, str, str], Awaitable[None]]
 # Centres, and services, one chunk's refused items may ask the registry about.
-MAX_LOOKUPS = 32
+MAX_LOOKUPS = 16
 
 
 class Snapshot(Protocol):
@@ -77,13 +77,9 @@ class Lookup(Protocol):
     """services.intake.registry_lookup.RegistryLookup: centres and services as the registry
     has them now."""
 
-    async def center(
-        self, center_id: str, copy: CenterView | None, timeout_s: float
-    ) -> CenterView | Unanswered | None: ...
+    async def center(self, center_id: str, timeout_s: float) -> CenterView | Unanswered | None: ...
 
-    async def service(
-        self, code: str, copy: ServiceView | None, timeout_s: float
-    ) -> ServiceView | Unanswered | None: ...
+    async def service(self, code: str, timeout_s: float) -> ServiceView | Unanswered | None: ...
 
 
 class BatchHandler:
@@ -332,8 +328,8 @@ class BatchHandler:
         centers = sorted({center for _, (center, _) in keys})[:MAX_LOOKUPS]
         services = sorted({service for _, (_, service) in keys})[:MAX_LOOKUPS]
         answers = await asyncio.gather(
-            *(self.lookup.center(key, context.centers.get(key), LOOKUP_S) for key in centers),
-            *(self.lookup.service(key, context.services.get(key), LOOKUP_S) for key in services),
+            *(self.lookup.center(center, LOOKUP_S) for center in centers),
+            *(self.lookup.service(service, LOOKUP_S) for service in services),
         )
         updated = with_views(
             context,

@@ -221,19 +221,28 @@ class IngestStore:
         session: AsyncClientSession,
     ) -> None:
         """The events of the transactions just inserted (new, so their ids cannot collide:
-        event ids are unique per call), and those of transactions stored before, unless
-        written already."""
-        if events := [audits[key] for key in inserted if key in audits]:
-            await self.audit_log.insert_many(events, session=session)
+        event ids are unique per call), and those of transactions stored before that are not
+        written yet: read, then inserted, for the trail is append-only (no role may update it).
+        One written between the read and the insert by a concurrent writer fails the insert,
+        and the whole unit is tried again."""
+        events = [audits[key] for key in inserted if key in audits]
         if late := [audits[key] for key in stored_before if key in audits]:
-            await self.audit_log.bulk_write(
-                [
-                    UpdateOne({"_id": e["_id"]}, {"$setOnInsert": _without_id(e)}, upsert=True)
-                    for e in late
-                ],
-                ordered=False,
-                session=session,
-            )
+            ids = [event["_id"] for event in late]
+            written = {
+                doc["_id"]
+                async for doc in self.audit_log.find(
+                    {"_id": {"$in": ids}}, {"_id": 1}, session=session
+                )
+            }
+            events += [event for event in late if event["_id"] not in written]
+        if not events:
+            return
+        try:
+            await self.audit_log.insert_many(events, session=session)
+        except BulkWriteError as error:
+            if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise ConcurrentUpdate("an audit event was written meanwhile; retrying") from error
+            raise
 
     async def find_by_ids(
         self,
@@ -338,7 +347,3 @@ async def found_by_ids(
         cursor = collection.find({"_id": {"$in": part}}, projection=projection, session=session)
         found.extend([doc async for doc in cursor])
     return found
-
-
-def _without_id(document: Document) -> Document:
-    return {key: value for key, value in document.items() if key != "_id"}
