@@ -89,8 +89,11 @@ def test_service_codes_are_bounded_before_any_is_looked_up() -> None:
     assert fields_of(caught) == {"offered_service_codes", "blocked_service_codes[0]"}
 
 
-def visa(fee_baisa: int) -> CatalogService:
-    return CatalogService("ROP-V", "ROP", "تأشيرة", "Visa", fee_baisa=fee_baisa, sla_hours=48)
+def visa(fee_baisa: int = 5000, documents: tuple[str, ...] = ()) -> CatalogService:
+    return CatalogService(
+        "ROP-V", "ROP", "تأشيرة", "Visa", fee_baisa=fee_baisa, sla_hours=48,
+        required_documents=documents,
+    )  # fmt: skip
 
 
 def test_a_fee_is_free_up_to_the_batch_paths_bound() -> None:
@@ -157,15 +160,7 @@ def test_a_contact_phone_or_email_given_must_be_one(
 
 
 def test_a_document_named_twice_is_refused_naming_the_repeat() -> None:
-    service = CatalogService(
-        code="ROP-VISA",
-        agency_code="ROP",
-        name_ar="تأشيرة",
-        name_en="Visa",
-        fee_baisa=5000,
-        sla_hours=48,
-        required_documents=("Passport copy", "Photo", "passport  COPY", "Photo"),
-    )
+    service = visa(documents=("Passport copy", "Photo", "passport  COPY", "Photo"))
     with pytest.raises(Invalid) as caught:
         validate_service(service)
     assert [(v.field, v.description) for v in caught.value.violations] == [
@@ -176,15 +171,7 @@ def test_a_document_named_twice_is_refused_naming_the_repeat() -> None:
 
 def test_a_service_stored_with_a_repeated_document_may_still_change() -> None:
     # Stored before the rule: its other fields stay editable (validate_change).
-    before = CatalogService(
-        code="ROP-VISA",
-        agency_code="ROP",
-        name_ar="تأشيرة",
-        name_en="Visa",
-        fee_baisa=5000,
-        sla_hours=48,
-        required_documents=("Photo", "Photo"),
-    )
+    before = visa(documents=("Photo", "Photo"))
     validate_change(validate_service, before, replace(before, fee_baisa=6000))
     with pytest.raises(Invalid):
         validate_change(

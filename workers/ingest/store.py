@@ -123,8 +123,7 @@ class IngestStore:
                 try:
                     await self.requests.insert_many(list(requests), session=session)
                 except BulkWriteError as error:
-                    codes = {e.get("code") for e in error.details.get("writeErrors", [])}
-                    if DUPLICATE_KEY in codes:
+                    if _met_a_stored_key(error):
                         raise TransientError(
                             "a request id of these submissions was recorded meanwhile; the"
                             " next attempt finds its record"
@@ -200,8 +199,7 @@ class IngestStore:
             try:
                 await self.transactions.insert_many(list(fresh.values()), session=session)
             except BulkWriteError as error:
-                codes = (e.get("code") for e in error.details.get("writeErrors", []))
-                if DUPLICATE_KEY in codes:
+                if _met_a_stored_key(error):
                     self._stored_id_met_at = time.monotonic()
                     raise ConcurrentUpdate("a transaction was stored before; retrying") from error
                 raise
@@ -240,7 +238,7 @@ class IngestStore:
         try:
             await self.audit_log.insert_many(events, session=session)
         except BulkWriteError as error:
-            if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            if _met_a_stored_key(error):
                 raise ConcurrentUpdate("an audit event was written meanwhile; retrying") from error
             raise
 
@@ -347,3 +345,8 @@ async def found_by_ids(
         cursor = collection.find({"_id": {"$in": part}}, projection=projection, session=session)
         found.extend([doc async for doc in cursor])
     return found
+
+
+def _met_a_stored_key(error: BulkWriteError) -> bool:
+    """Whether an insert_many failed on a key stored already (by a concurrent writer)."""
+    return any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", []))
