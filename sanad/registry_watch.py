@@ -8,9 +8,11 @@ ends an open stream so; the copy is then emptied (`forget`) and the stream repla
 so what the restored registry no longer holds leaves the copy too.
 
 A copy that has replayed stays usable for a grace after its stream breaks (`outage_grace_s`):
-a registry being restarted or redeployed changes nothing while nobody reaches it, and the
-resumed stream brings whatever changed. Past the grace the copy is not usable until the stream
-is back: a registry reachable by others but not by this process may have changed meanwhile.
+a single registry being restarted or redeployed changes nothing while nobody reaches it, and
+the resumed stream brings whatever changed. With several replicas the others may take changes
+meanwhile (a replicas helper: a suspension through registry B while this process's registry A
+was down was not seen for the grace), so the grace bounds how stale the copy may be. Past the
+grace the copy is not usable until the stream is back.
 """
 
 import asyncio
