@@ -31,8 +31,11 @@ LISTING_INDEX = [("center_id", ASCENDING), ("submit_time", DESCENDING), ("_id", 
 # RequestStore, and the batch worker's claims for its items).
 REQUESTS_COLLECTION = "intake_requests"
 # Intake's note of each status change and rating it is about to accept, until it has seen it
-# published (services/intake/left_unsent.py): what a stopped intake left unsent.
+# published (services/intake/left_unsent.py): what a stopped intake left unsent. A note seen
+# published loses its `since` rather than being removed (no role may remove a document), and
+# the sparse index on `since` holds only the notes still waiting.
 UNSENT_COLLECTION = "intake_unsent"
+UNSENT_INDEX = [("since", ASCENDING)]
 
 
 class SubmittedItem(Protocol):

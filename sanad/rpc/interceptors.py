@@ -184,7 +184,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         each at zero: a series created at its first call is first scraped at 1, and rate() and
         increase() never see that call (a method's first INTERNAL would reach no alert)."""
         for name in services:
-            service = descriptor_pool.Default().FindServiceByName(name)
+            try:
+                service = descriptor_pool.Default().FindServiceByName(name)
+            except KeyError:  # served by generic handlers only (no descriptor): at first call
+                continue
             for method in service.methods:
                 kind = _kind(method.client_streaming, method.server_streaming)
                 path = f"/{service.full_name}/{method.name}"

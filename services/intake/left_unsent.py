@@ -1,7 +1,8 @@
 """Status changes and ratings another intake accepted and stopped before it saw them published.
 
-Before it accepts a change or claims a rating, intake notes it in `intake_unsent`, and removes
-the note once the broker confirmed it (request_store.py). The process's own resends
+Before it accepts a change or claims a rating, intake notes it in `intake_unsent`, and clears
+the note once the broker confirmed it (request_store.py; a cleared note stays, without its
+time, for no role may remove a document). The process's own resends
 (resends.py) send again what it saw fail; but a process killed, or stopped past its grace,
 between the commit and the confirm took its resends with it, and the change waited for the
 next call on its transaction, which might never come: a replicas helper killed an intake
@@ -10,7 +11,7 @@ during 400 cancellations and 9 to 28 stayed accepted and unsent.
 So every intake looks, every SWEEP_S, for notes older than STALE_S (far beyond a confirm and
 the first resends of the process that wrote them) and puts them among its own resends. A try
 sends the transaction's latest accepted change, or its claimed rating, unless it is sent (the
-worker ignores a repeat), then removes the note as it read it. Several intakes may try the same
+worker ignores a repeat), then clears the note as it read it. Several intakes may try the same
 note; each try is a read and at most a repeat. The age of the oldest note is
 sanad_intake_unsent_oldest_seconds, whichever process wrote it.
 """
@@ -31,7 +32,7 @@ SWEEP_S = 30.0
 STALE_S = 60.0
 # Notes taken into the resends at one sweep.
 MAX_PER_SWEEP = 1_000
-# The longest one read or removal of notes may take.
+# The longest one read or clearing of notes may take.
 READ_S = 10.0
 log = logging.getLogger("sanad.intake")
 

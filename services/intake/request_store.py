@@ -273,9 +273,12 @@ class RequestStore:
             )
 
     async def note_sent(self, key: str, sequence: int, timeout_s: float | None = None) -> None:
-        """The change of key numbered sequence, and any before it, was seen published."""
+        """The change of key numbered sequence, and any before it, was seen published: the
+        note waits no more (it loses its `since`, records.UNSENT_COLLECTION)."""
         async with within(timeout_s):
-            await self.unsent.delete_one({"_id": key, "sequence": {"$lte": sequence}})
+            await self.unsent.update_one(
+                {"_id": key, "sequence": {"$lte": sequence}}, {"$unset": {"since": ""}}
+            )
 
     async def left_unsent(
         self, before: datetime, limit: int, timeout_s: float | None = None
@@ -288,9 +291,10 @@ class RequestStore:
     async def forget_unsent(
         self, key: str, since: datetime, timeout_s: float | None = None
     ) -> None:
-        """Remove key's note as it was read (a note written since, by a newer change, stays)."""
+        """Key's note, as it was read, waits no more (a note written since, by a newer change,
+        still waits)."""
         async with within(timeout_s):
-            await self.unsent.delete_one({"_id": key, "since": since})
+            await self.unsent.update_one({"_id": key, "since": since}, {"$unset": {"since": ""}})
 
     async def _claim(self, record: Document, timeout_s: float | None) -> Document:
         """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared

@@ -36,6 +36,11 @@ def test_every_method_has_every_code_before_its_first_call() -> None:
             assert handled(service.full_name, method.name, "unary", code.name) is not None
 
 
+def test_a_service_served_by_generic_handlers_alone_is_left_to_its_first_calls() -> None:
+    # No descriptor to read its methods from (test servers, health's own): nothing to prepare.
+    ServerInterceptor().prepare(["sanad.test.NoDescriptor"])
+
+
 async def test_a_call_to_a_method_the_server_lacks_is_counted_and_logged(
     channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -80,9 +80,11 @@ class IngestStore:
         self._stored_id_met_at = -math.inf
 
     async def ensure_indexes(self) -> None:
-        """The listing and rollup indexes; and no index an earlier version left behind on the
-        collections this worker writes most."""
+        """The listing and rollup indexes, and that of intake's notes still waiting; and no
+        index an earlier version left behind on the collections this worker writes most."""
         await self.transactions.create_index(records.LISTING_INDEX)
+        # For intake, whose role builds no index: its sweep of the notes still waiting.
+        await self.db[records.UNSENT_COLLECTION].create_index(records.UNSENT_INDEX, sparse=True)
         for collection, keys in contract.INDEXES:
             await self.db[collection].create_index(keys)
         await drop_retired(self.db, (records.COLLECTION, audit.COLLECTION))
