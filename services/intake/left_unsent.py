@@ -17,7 +17,6 @@ sanad_intake_unsent_oldest_seconds, whichever process wrote it.
 """
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -25,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sanad.domain.clock import utcnow
-from sanad.errors import Unavailable
 from services.intake.resends import Resends
 
 SWEEP_S = 30.0
@@ -74,8 +72,7 @@ class LeftUnsent:
         """Sweep every sweep_s (jittered, so replicas spread out), until cancelled."""
         while True:
             await asyncio.sleep(self.sweep_s * random.uniform(0.5, 1.5))  # noqa: S311 - spread
-            with contextlib.suppress(Unavailable):
-                await self.sweep()
+            await self.sweep()  # a read that fails is logged and tried at the next sweep
 
     async def sweep(self) -> int:
         """Take the stale notes into the resends; how many were taken."""

@@ -13,6 +13,7 @@ from sanad.domain.transactions import Status
 from sanad.security.carried import CarriedEvent
 from sanad.security.identity import DEV_ADMIN, Identity, Role
 from services.intake.listing import ListQuery
+from services.intake.request_store import unsent_key
 from services.intake.tracking import Tracker
 from tests.unit.fakes import RecordingPublisher
 
@@ -178,7 +179,7 @@ class FakeStore:
     ) -> None:
         if self.changes[transaction_id]["sequence"] == sequence:
             self.changes[transaction_id]["confirmed"] = True
-        await self.note_sent(f"status {transaction_id}", sequence)
+        await self.note_sent(unsent_key("status", transaction_id), sequence)
 
 
 def tracker(*docs: dict[str, Any]) -> tuple[Tracker, RecordingPublisher]:
