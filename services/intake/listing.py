@@ -1,22 +1,18 @@
-"""ListTransactions' query and its opaque page tokens: a centre's transactions, newest first."""
+"""ListTransactions' query and its page tokens: a centre's transactions, newest first."""
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sanad import paging
 from sanad.domain.transactions import Status
 from sanad.errors import Invalid, Violation
 
 Document = dict[str, Any]
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-# An issued token is at most 104 characters: base64 of the 77 bytes of a 26-character id and a
-# time written out in full ("9999-12-31T23:59:59.999999+00:00"). Anything longer was forged, and
-# is refused before it is decoded: a short bound leaves json no room to nest deeply.
-MAX_TOKEN_LENGTH = 256
+PAGE_KIND = "transactions"
 
 
 @dataclass(frozen=True)
@@ -31,32 +27,30 @@ class ListQuery:
     agency_code: str = ""
     after: tuple[datetime, str] | None = None
 
-
-def encode_token(doc: Document) -> str:
-    """An opaque cursor: the last item's submit time and id."""
-    raw = json.dumps({"t": doc["submit_time"].isoformat(), "id": doc["_id"]})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    def filters(self) -> tuple[object, ...]:
+        """What a page token is bound to: the filters as the caller asked (not the page size)."""
+        return (self.center_id, self.status, self.submitted_after, self.submitted_before)
 
 
-def decode_token(token: str) -> tuple[datetime, str]:
-    """The cursor of a page token, or Invalid.
+def encode_token(query: ListQuery, doc: Document) -> str:
+    """An opaque cursor after this transaction (its submit time and id), for the query's filters."""
+    cursor = json.dumps({"t": doc["submit_time"].isoformat(), "id": doc["_id"]})
+    return paging.encode_token(PAGE_KIND, query.filters(), cursor)
 
-    Checked in full, since a client can forge any bytes: no longer than an issued token, the
-    id a string MongoDB can encode (no lone surrogates) and the time a moment whose UTC form a
+
+def decode_token(query: ListQuery, token: str) -> tuple[datetime, str] | None:
+    """The cursor of a page token issued for the same filters, None for no token, or Invalid.
+
+    Checked in full, since a client can forge any bytes: issued here for these filters, the id a
+    string MongoDB can encode (no lone surrogates) and the time a moment whose UTC form a
     datetime holds. RecursionError is json's answer to deep nesting.
     """
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise Invalid([Violation("page_token", "is longer than any token this service issues")])
+    cursor = paging.decode_token(PAGE_KIND, query.filters(), token)
+    if not cursor:
+        return None
     try:
-        return _cursor(json.loads(base64.urlsafe_b64decode(token.encode())))
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        OverflowError,
-        RecursionError,
-        binascii.Error,
-    ) as error:
+        return _cursor(json.loads(cursor))
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as error:
         raise Invalid([Violation("page_token", "is not a token this service issued")]) from error
 
 
@@ -74,6 +68,4 @@ def _cursor(data: Any) -> tuple[datetime, str]:
 
 def page_size(requested: int) -> int:
     """Default 50, at most 500; negative is invalid."""
-    if requested < 0:
-        raise Invalid([Violation("page_size", "must not be negative")])
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return paging.page_size(requested, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)

@@ -15,7 +15,7 @@ from sanad.errors import Invalid, NotFound, Unavailable, Violation
 from sanad.security.identity import Identity
 from services.intake import access
 from services.intake.domain import shown_id
-from services.intake.listing import ListQuery, encode_token
+from services.intake.listing import ListQuery
 
 Document = dict[str, Any]
 
@@ -92,17 +92,14 @@ class Reader:
 
     async def list(
         self, query: ListQuery, identity: Identity, deadline: Deadline
-    ) -> tuple[list[Document], str]:
-        """One page and the token of the next ('' on the last page)."""
+    ) -> tuple[list[Document], bool]:
+        """One page, and whether more follow it."""
         center_id, agency_code = access.listing_scope(identity, query.center_id)
         if not center_id:
             raise Invalid([Violation("center_id", "is required")])
         scoped = replace(query, center_id=center_id, agency_code=agency_code)
         docs = await self.store.list_transactions(scoped, deadline.left())
-        if len(docs) > scoped.page_size:
-            docs = docs[: scoped.page_size]
-            return docs, encode_token(docs[-1])
-        return docs, ""
+        return docs[: scoped.page_size], len(docs) > scoped.page_size
 
     async def watch(
         self,

@@ -1,6 +1,7 @@
 """sanad.v1.IntakeService over gRPC: translates protobuf to intake operations."""
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TypeAlias
 
 import grpc
@@ -67,19 +68,16 @@ def list_query_from_proto(request: intake_pb2.ListTransactionsRequest) -> ListQu
     after = collected(found, lambda: time_field(request, "submitted_after"))
     before = collected(found, lambda: time_field(request, "submitted_before"))
     size = collected(found, lambda: page_size(request.page_size))
-    cursor = collected(
-        found, lambda: decode_token(request.page_token) if request.page_token else None
-    )
-    check(found)
-    assert size is not None
-    return ListQuery(
+    filtered = ListQuery(
         center_id=request.center_id,
         status=status,
         submitted_after=after,
         submitted_before=before,
-        page_size=size,
-        after=cursor,
     )
+    cursor = collected(found, lambda: decode_token(filtered, request.page_token))
+    check(found)
+    assert size is not None
+    return replace(filtered, page_size=size, after=cursor)
 
 
 def change_to_proto(change: Change) -> intake_pb2.StatusChange:
@@ -168,14 +166,14 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.ListTransactionsRequest, context: Context
     ) -> intake_pb2.ListTransactionsResponse:
         query = list_query_from_proto(request)
-        docs, token = await self.reader.list(query, current(), caller_deadline(context))
+        docs, more = await self.reader.list(query, current(), caller_deadline(context))
         now = utcnow()
         by_id = {doc["_id"]: doc for doc in docs}
         # A page too large for one reply is cut, and continues after its last transaction sent.
         transactions, token = fitted(
             [proto_from_document(doc, now) for doc in docs],
-            lambda shown: encode_token(by_id[shown.id]),
-            token,
+            lambda shown: encode_token(query, by_id[shown.id]),
+            encode_token(query, docs[-1]) if more else "",
             self.max_message_bytes,
         )
         return intake_pb2.ListTransactionsResponse(transactions=transactions, next_page_token=token)

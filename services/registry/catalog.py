@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from sanad.deadline import Deadline
 from sanad.errors import NotFound, PermissionDenied, PreconditionFailed, check
+from sanad.paging import Page, PageRequest, decode_token, page_size
 from sanad.security.identity import Identity, Role
 from sanad.security.policy import may_change_catalogue
 from services.registry.domain import CatalogService, CatalogStatus
@@ -17,7 +18,6 @@ from services.registry.operations import (
     require,
     stored_now,
 )
-from services.registry.paging import Page, PageRequest, decode_token, page_size
 from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
 from services.registry.validation import (

@@ -6,6 +6,7 @@ from dataclasses import replace
 from sanad.deadline import Deadline
 from sanad.domain.ids import new_id
 from sanad.errors import Invalid, NotFound, Violation
+from sanad.paging import Page, PageRequest, decode_token, page_size
 from services.registry.domain import Center, Licence, LicenceAction, transition
 from services.registry.licence_numbers import canonical
 from services.registry.listing import (
@@ -24,7 +25,6 @@ from services.registry.operations import (
     require,
     stored_now,
 )
-from services.registry.paging import Page, PageRequest, decode_token, page_size
 from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
 from services.registry.validation import validate_center, validate_change, validate_reason

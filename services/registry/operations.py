@@ -10,9 +10,9 @@ from typing import Protocol, TypeVar
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
 from sanad.errors import Aborted, Invalid, OutOfRange, Violation, check
+from sanad.paging import Page, PageRequest
 from services.registry.domain import CatalogService, CatalogStatus, Center
 from services.registry.listing import CenterFilter, ServiceFilter
-from services.registry.paging import Page, PageRequest
 from services.registry.validation import list_bounds
 
 Entity = TypeVar("Entity", Center, CatalogService)

@@ -6,6 +6,7 @@ from typing import TypeAlias
 import grpc
 
 from sanad.deadline import caller_deadline
+from sanad.paging import encode_token
 from sanad.rpc.replies import fitted
 from sanad.security.identity import current
 from sanad.v1 import registry_pb2 as pb
@@ -15,7 +16,6 @@ from services.registry.convert import (
     service_from_proto,
     service_to_proto,
 )
-from services.registry.paging import encode_token
 
 Context: TypeAlias = grpc.aio.ServicerContext
 

@@ -6,6 +6,7 @@ from typing import TypeAlias
 import grpc
 
 from sanad.deadline import caller_deadline
+from sanad.paging import encode_token
 from sanad.rpc.identity import caller
 from sanad.rpc.replies import fitted
 from sanad.v1 import registry_pb2 as pb
@@ -17,7 +18,6 @@ from services.registry.convert import (
     expected_revision,
     licence_action_from_proto,
 )
-from services.registry.paging import encode_token
 
 Context: TypeAlias = grpc.aio.ServicerContext
 

@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from sanad.errors import Aborted, AlreadyExists, Unavailable
 from sanad.lost_sessions import transaction_session
 from sanad.mongo import bounded
+from sanad.paging import Page, PageRequest
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from sanad.security.carried import CarriedEvent
@@ -38,7 +39,6 @@ from services.registry.documents import (
 from services.registry.domain import CatalogService, CatalogStatus, Center
 from services.registry.licence_numbers import spellings_pattern
 from services.registry.listing import CenterFilter, ServiceFilter
-from services.registry.paging import Page, PageRequest
 
 REVISION_ID = "registry_revision"
 # A watch reads the change log this many changes at a time, and stops a read early once the

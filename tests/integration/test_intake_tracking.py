@@ -16,9 +16,11 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from pymongo import AsyncMongoClient
 
+from sanad import paging
 from sanad.domain.ids import new_id
 from sanad.rpc.status import field_violations
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
+from services.intake.listing import PAGE_KIND, ListQuery
 from tests.integration.conftest import Stack, eventually
 
 pytestmark = pytest.mark.integration
@@ -99,6 +101,15 @@ async def test_a_centres_transactions_are_listed_newest_first_by_page(
     newest_first = [d["_id"] for d in reversed(docs)]
     seen: list[str] = []
     token = ""
+    first = await stack.intake.ListTransactions(
+        intake_pb2.ListTransactionsRequest(center_id="C1", page_size=3)
+    )
+    elsewhere = stack.intake.ListTransactions(  # a token continues only its own filters
+        intake_pb2.ListTransactionsRequest(
+            center_id="C1", status=S.TRANSACTION_STATUS_COMPLETED, page_token=first.next_page_token
+        )
+    )
+    assert await code_of(elsewhere) == grpc.StatusCode.INVALID_ARGUMENT
     while True:
         page = await stack.intake.ListTransactions(
             intake_pb2.ListTransactionsRequest(center_id="C1", page_size=3, page_token=token)
@@ -261,7 +272,10 @@ async def test_the_sla_clock_and_refund_are_shown_from_the_stored_history(
 
 
 def forged_token(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode("utf-8", "surrogatepass")).decode()
+    """A token for center_id C1 around any cursor text (a listing's fingerprint is no secret)."""
+    bound = paging.encode_token(PAGE_KIND, ListQuery(center_id="C1").filters(), "X")
+    head = base64.urlsafe_b64decode(bound + "=" * (-len(bound) % 4))[:-1]
+    return base64.urlsafe_b64encode(head + raw.encode("utf-8", "surrogatepass")).decode()
 
 
 async def test_forged_page_tokens_are_invalid_on_page_token(

@@ -15,6 +15,7 @@ from mongo_recorder import Access, RecordingClient, RecordingDatabase
 from sanad import records
 from sanad.domain.transactions import Status
 from sanad.mongo import IndexesMissing
+from sanad.paging import PageRequest
 from sanad.security import audit_offer
 from sanad.security.audit import AuditEvent, document_of
 from sanad.security.audit_listing import AuditListing, AuditQuery
@@ -28,7 +29,6 @@ from services.metrics.store import MetricsStore
 from services.registry import app as registry_app
 from services.registry.domain import CatalogService, Center, Licence
 from services.registry.listing import CenterFilter, ServiceFilter
-from services.registry.paging import PageRequest
 from services.registry.store import RegistryStore
 from tests.unit.fakes import stored_transaction
 from workers.batch import app as batch_app

@@ -10,13 +10,15 @@ import bson
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad import paging
 from sanad.domain.clock import EPOCH
 from sanad.domain.ids import new_id
+from sanad.domain.transactions import Status
 from sanad.errors import Invalid
+from sanad.paging import MAX_TOKEN_LENGTH
 from sanad.security.identity import DEV_ADMIN, set_current
 from sanad.v1 import intake_pb2
-from services.intake import listing
-from services.intake.listing import MAX_TOKEN_LENGTH, ListQuery, decode_token, encode_token
+from services.intake.listing import PAGE_KIND, ListQuery, decode_token, encode_token
 from services.intake.reading import Reader
 from services.intake.servicer import IntakeServicer, list_query_from_proto
 from services.intake.store import TransactionStore
@@ -26,8 +28,14 @@ from tests.unit.intake_tracking_fakes import T0, FakeStore, stored
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
+QUERY = ListQuery(center_id="C1")
+
+
 def forged(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode("utf-8", "surrogatepass")).decode()
+    """A token for QUERY's filters around any cursor text: the fingerprint is no secret."""
+    fingerprinted = paging.encode_token(PAGE_KIND, QUERY.filters(), "X").encode()
+    bound = base64.urlsafe_b64decode(fingerprinted + b"=" * (-len(fingerprinted) % 4))[:-1]
+    return base64.urlsafe_b64encode(bound + raw.encode("utf-8", "surrogatepass")).decode()
 
 
 @pytest.mark.parametrize(
@@ -61,34 +69,60 @@ def forged(raw: str) -> str:
 )
 def test_a_forged_page_token_is_invalid_on_page_token(token: str) -> None:
     with pytest.raises(Invalid) as refused:
-        decode_token(token)
+        decode_token(QUERY, token)
     assert [v.field for v in refused.value.violations] == ["page_token"]
 
 
 def test_a_deeply_nested_token_is_invalid_even_where_its_length_would_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(listing, "MAX_TOKEN_LENGTH", 10_000)
+    monkeypatch.setattr(paging, "MAX_TOKEN_LENGTH", 100_000)
     with pytest.raises(Invalid) as refused:
-        decode_token(forged("[" * 5000))  # json gives up with RecursionError
+        decode_token(QUERY, forged("[" * 5000))  # json gives up with RecursionError
     assert [v.field for v in refused.value.violations] == ["page_token"]
 
 
 def test_an_issued_token_decodes_to_an_encodable_utc_cursor() -> None:
     moment = datetime(2024, 6, 1, 8, 0, 0, 123000, tzinfo=UTC)
-    cursor = decode_token(encode_token({"submit_time": moment, "_id": "01JTX"}))
+    cursor = decode_token(QUERY, encode_token(QUERY, {"submit_time": moment, "_id": "01JTX"}))
     assert cursor == (moment, "01JTX")
     bson.encode({"t": cursor[0], "id": cursor[1]})
-    naive = decode_token(forged('{"t":"2024-01-01T00:00:00","id":"T1"}'))
+    naive = decode_token(QUERY, forged('{"t":"2024-01-01T00:00:00","id":"T1"}'))
+    assert naive is not None
     assert naive[0] == datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def test_the_longest_issued_token_is_well_within_the_token_bound() -> None:
     latest = datetime.max.replace(tzinfo=UTC)  # every digit of the time written out
     last_id = new_id()  # every transaction id is 26 characters (sanad.domain.ids)
-    longest = encode_token({"submit_time": latest, "_id": last_id})
-    assert decode_token(longest) == (latest, last_id)
+    longest_filters = ListQuery(
+        center_id="C" * 128,  # the longest code a centre id may be (sanad.domain.codes)
+        status=Status.AWAITING_DOCUMENTS,
+        submitted_after=latest,
+        submitted_before=latest,
+    )
+    longest = encode_token(longest_filters, {"submit_time": latest, "_id": last_id})
+    assert decode_token(longest_filters, longest) == (latest, last_id)
     assert 2 * len(longest) <= MAX_TOKEN_LENGTH
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ListQuery(center_id="C2"),
+        ListQuery(center_id="C1", status=Status.COMPLETED),
+        ListQuery(center_id="C1", submitted_after=datetime(2024, 1, 1, tzinfo=UTC)),
+        ListQuery(center_id="C1", submitted_before=datetime(2024, 1, 1, tzinfo=UTC)),
+    ],
+    ids=["centre", "status", "after", "before"],
+)
+def test_a_page_token_continues_only_a_listing_with_the_same_filters(other: ListQuery) -> None:
+    token = encode_token(QUERY, {"submit_time": T0, "_id": "01JTX"})
+    with pytest.raises(Invalid) as refused:
+        decode_token(other, token)
+    assert [v.field for v in refused.value.violations] == ["page_token"]
+    resized = ListQuery(center_id="C1", page_size=7, after=(T0, "01JTW"))
+    assert decode_token(resized, token) == (T0, "01JTX")
 
 
 def refused_fields(request: intake_pb2.ListTransactionsRequest) -> list[str]:
@@ -171,7 +205,7 @@ async def test_a_page_too_large_for_one_reply_is_cut_after_its_last_transaction_
     assert sent == [d["_id"] for d in docs[: len(sent)]]
     assert reply.ByteSize() <= limit
     last = docs[len(sent) - 1]
-    assert decode_token(reply.next_page_token) == (last["submit_time"], last["_id"])
+    assert decode_token(QUERY, reply.next_page_token) == (last["submit_time"], last["_id"])
 
 
 class FakeCursor:

@@ -31,8 +31,8 @@ async def test_centres_read_only_their_own_transactions() -> None:
             await t.get("T9", who, Deadline(None))
     with pytest.raises(PermissionDenied):
         await t.list(ListQuery(center_id="C1"), OTHER_CENTRE, Deadline(None))
-    docs, token = await t.list(ListQuery(center_id=""), CENTRE, Deadline(None))
-    assert ([d["_id"] for d in docs], token) == (["T1"], "")
+    docs, more = await t.list(ListQuery(center_id=""), CENTRE, Deadline(None))
+    assert ([d["_id"] for d in docs], more) == (["T1"], False)
 
 
 async def test_watch_streams_each_change_and_stops_when_finished() -> None:
@@ -86,9 +86,10 @@ async def test_a_watchs_read_that_fails_for_time_near_the_deadline_is_the_deadli
 
 
 def test_page_tokens_round_trip_and_refuse_forgeries() -> None:
-    assert decode_token(encode_token(stored())) == (T0, "T1")
+    query = ListQuery(center_id="C1")
+    assert decode_token(query, encode_token(query, stored())) == (T0, "T1")
     with pytest.raises(Invalid):
-        decode_token("not-a-token")
+        decode_token(query, "not-a-token")
     assert (page_size(0), page_size(10), page_size(10_000)) == (50, 10, 500)
     with pytest.raises(Invalid):
         page_size(-1)

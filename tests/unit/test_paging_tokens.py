@@ -5,8 +5,8 @@ import base64
 import pytest
 
 from sanad.errors import Invalid
+from sanad.paging import decode_token, encode_token, page_size
 from services.registry.listing import CenterFilter
-from services.registry.paging import decode_token, encode_token, page_size
 
 FILTERS = CenterFilter(governorate_code="DA", query="نزوى")
 

@@ -1,4 +1,5 @@
-"""Page sizes and opaque page tokens for the List RPCs (keyset paging by primary key)."""
+"""Page sizes and opaque page tokens of the List RPCs (keyset paging): a token continues only the
+listing, with the same filters, that issued it."""
 
 import base64
 import binascii
@@ -10,6 +11,9 @@ from sanad.errors import Invalid, Violation
 
 T = TypeVar("T")
 _NOT_A_NEXT_PAGE = "is not a next_page_token of a request with the same filters"
+# Every issued token is far shorter (a listing kind, a fingerprint and a key of at most a few
+# hundred bytes); a longer one was forged and is refused before it is decoded.
+MAX_TOKEN_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ def decode_token(kind: str, filters: object, token: str) -> str:
     """The key to continue after; Invalid on field page_token for anything not from encode_token."""
     if not token:
         return ""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise Invalid([Violation("page_token", "is longer than any token this service issues")])
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
