@@ -232,9 +232,18 @@ def test_an_item_for_another_centre_is_refused_unless_its_submitter_may_submit_t
         (0, 2_000_000_000, "is not a valid time"),
         (int((NOW + timedelta(days=1)).timestamp()), 0, "is later than the batch's arrival"),
         # Before 1970 its id counted time backwards and sorted after every other id.
-        (-62135596800, 0, "is before 2000: statistics cover 2000 to 2100"),
-        (-1, 0, "is before 2000: statistics cover 2000 to 2100"),
-        (946684799, 999_999_999, "is before 2000: statistics cover 2000 to 2100"),
+        (-62135596800, 0, "is 0001-01-01T00:00:00Z, before 2000: statistics cover 2000 to 2100"),
+        (-1, 0, "is 1969-12-31T23:59:59Z, before 2000: statistics cover 2000 to 2100"),
+        (
+            0,
+            0,
+            "is the Unix epoch (a time left at zero?), before 2000: statistics cover 2000 to 2100",
+        ),
+        (
+            946684799,
+            999_999_999,
+            "is 1999-12-31T23:59:59.999999Z, before 2000: statistics cover 2000 to 2100",
+        ),
     ],
 )
 def test_a_history_item_time_out_of_range_or_in_the_future_is_refused_by_field(

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.amqp.batches import item_count
-from sanad.domain.clock import FIRST_DAY, FIRST_YEAR, LAST_YEAR
+from sanad.domain.clock import EPOCH, FIRST_DAY, FIRST_YEAR, LAST_YEAR
 from sanad.domain.ids import id_of
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
@@ -394,12 +394,19 @@ def moment(stamp: Timestamp, field_name: str, now: datetime) -> datetime | Viola
     except (ValueError, OverflowError):
         return Violation(field_name, "is not a valid time")
     if at < FIRST_DAY:
+        # Named, since a sender that sets the field without a time sends the Unix epoch.
+        shown = "the Unix epoch (a time left at zero?)" if at == EPOCH else _rfc3339(at)
         return Violation(
-            field_name, f"is before {FIRST_YEAR}: statistics cover {FIRST_YEAR} to {LAST_YEAR}"
+            field_name,
+            f"is {shown}, before {FIRST_YEAR}: statistics cover {FIRST_YEAR} to {LAST_YEAR}",
         )
     if at > now:
         return Violation(field_name, "is later than the batch's arrival")
     return at
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
 
 
 def _out_of_scope(submission: Submission, context: Context) -> list[Violation]:
