@@ -212,7 +212,8 @@ FINISH_OUTCOMES = ("completed", "rejected", "cancelled")
 # it counts, from a bounded set of labels: intake and the batch worker the submissions of each
 # centre of their registry copy with the agencies of the services it offers; the ingest worker
 # the outcomes of the places and agencies of its recent rollups at start, then of each
-# transaction it stores or changes.
+# transaction it stores or changes, and every 30 s of the places new in today's rollups (the
+# batch worker's transactions).
 
 
 def prepare_submitted(governorate: str, wilayat: str, agency: str) -> None:

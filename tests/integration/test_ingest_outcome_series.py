@@ -2,8 +2,10 @@
 soon as MongoDB answers, so the first completion or rating it counts after a start is seen by
 increase() too (a process that applied nothing there yet exported those series only from their
 first increment, already 1). Read from the real rollups: the yearly rollups' wilayats, then the
-governorates and agencies of each wilayat's daily rollups since a day."""
+governorates and agencies of each wilayat's daily rollups since a day; and, while it runs, of
+the places new in today's rollups (the batch worker's transactions, whose outcomes it counts)."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -12,7 +14,8 @@ from pymongo import AsyncMongoClient
 
 from sanad import rollups
 from sanad.domain.clock import utcnow
-from tests.integration.conftest import in_process_settings
+from tests.integration.conftest import eventually, in_process_settings
+from workers.ingest import app as app_module
 from workers.ingest.app import OPEN_DAYS, build_app
 from workers.ingest.settings import IngestSettings
 
@@ -68,6 +71,37 @@ async def test_a_starting_worker_prepares_the_outcome_series_of_its_recent_rollu
         await app.indexes.ready()  # what the worker does once MongoDB answers
         assert [completed("Y1", "Y1-A", agency) for agency in ("YA1", "YA2")] == [0.0, 0.0]
         assert completed("Y1", "Y1-B", "YA1") is None
+    finally:
+        await app.close()
+        await client.close()
+
+
+async def test_a_running_worker_prepares_the_series_of_places_the_batch_worker_stored_since(
+    mongo_url: str, database_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "PLACES_POLL_S", 0.05)
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    db = client[database_name]
+    app = build_app(IngestSettings(**in_process_settings(mongo_url, database_name)))
+    try:
+        await app.indexes.ready()  # started: nothing stored yet
+        looking = asyncio.create_task(app._prepare_new_places())
+        assert completed("Y2", "Y2-A", "YB1") is None
+        today = utcnow().date().isoformat()  # a batch worker stores the place's first ones
+        await db[rollups.COLLECTION].insert_one(daily(today, "Y2", "Y2-A", "YB1"))
+        await db[rollups.YEARLY].insert_one(
+            {"_id": f"{today[:4]}|C-Y2-A|Y2-A", "period": today[:4], "wilayat_code": "Y2-A"}
+        )
+
+        async def prepared() -> bool:
+            return completed("Y2", "Y2-A", "YB1") is not None
+
+        await eventually(prepared, within_s=10, every_s=0.02)
+        assert completed("Y2", "Y2-A", "YB1") == 0.0
+        assert ("Y2", "Y2-A", "YB1") in app.prepared
+        app.stopping.set()
+        async with asyncio.timeout(1):  # the look ends with the worker
+            await looking
     finally:
         await app.close()
         await client.close()

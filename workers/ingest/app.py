@@ -1,6 +1,7 @@
 """The ingest worker's composition root: store, handler, consumer, and a health port."""
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +24,9 @@ log = logging.getLogger("sanad.ingest")
 # How far back the rollups say where open transactions may be: services' SLAs run to 30 days,
 # and a transaction awaiting documents or an agency stays open past its SLA.
 OPEN_DAYS = 90
+# How often the worker looks in the rollups for places that gained their first transactions
+# since: the batch worker stores transactions whose outcomes this worker counts later.
+PLACES_POLL_S = 30.0
 
 
 @dataclass
@@ -36,25 +40,44 @@ class IngestApp:
     health: RunningServer | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     indexes: mongo.Indexes = field(init=False)
+    # The places and agencies whose outcome series this process has prepared from the rollups.
+    prepared: set[tuple[str, str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.indexes = mongo.Indexes(self.client, self._first_contact)
 
     async def _first_contact(self) -> None:
         """Once MongoDB answers: the indexes, then the outcome series of where transactions
-        were submitted in the last OPEN_DAYS, so the first outcome this process counts for a
-        place and agency is seen too (telemetry.metrics.prepare_outcomes); a place it finds
-        later is prepared when it first stores or changes a transaction there."""
+        were submitted in the last OPEN_DAYS (prepare_places)."""
         await self.store.ensure_indexes()
-        since = (utcnow() - timedelta(days=OPEN_DAYS)).date().isoformat()
+        await self.prepare_places(OPEN_DAYS)
+
+    async def prepare_places(self, days: int) -> None:
+        """Create at zero the outcome series of every place and agency whose rollups have
+        transactions submitted in the last `days`, so that the first outcome this process counts
+        there is seen too (telemetry.metrics.prepare_outcomes). A place is also prepared when
+        this worker stores a transaction there; this finds those the batch worker stored."""
+        since = (utcnow() - timedelta(days=days)).date().isoformat()
         try:
             places = await self.store.recent_places(since)
-        except PyMongoError as error:  # the series then come with their first transaction
+        except PyMongoError as error:  # the series then come with the next look or transaction
             log.warning("cannot read the recent rollups to prepare outcome series: %s", error)
             return
-        for place in places:
+        new = places - self.prepared
+        for place in new:
             prepare_outcomes(*place)
-        log.info("outcome series prepared for %d places and agencies", len(places))
+        self.prepared |= new
+        if new:
+            log.info("outcome series prepared for %d new places and agencies", len(new))
+
+    async def _prepare_new_places(self) -> None:
+        """Every PLACES_POLL_S until stopped, the places of today's and yesterday's rollups."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PLACES_POLL_S):
+                    await self.stopping.wait()
+            if self.indexes.built and not self.stopping.is_set():
+                await self.prepare_places(1)
 
     async def run(self, health_port: int) -> None:
         """Serve health; once MongoDB answers and the indexes are built, consume until stop(),
@@ -68,7 +91,13 @@ class IngestApp:
         # Indexes before the first micro-batch, too: building one while a transaction is open
         # on the same collection stalls it.
         gate = Gate(self.indexes.ready, "MongoDB", self.settings.mongo_timeout_ms / 1000)
-        await consume_until_stopped(self.consumer, self.stopping, gate)
+        places = asyncio.create_task(self._prepare_new_places(), name="prepare new places")
+        try:
+            await consume_until_stopped(self.consumer, self.stopping, gate)
+        finally:
+            places.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await places
 
     async def stop(self) -> None:
         """Finish the current micro-batch (within shutdown_grace_s), ack it, and close."""
