@@ -9,6 +9,7 @@ of the cost, and adds no delay when idle.
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -22,6 +23,9 @@ from pymongo.errors import (
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
+# A queued document, its caller's future and what to call if it is inserted after its caller
+# gave up.
+_Queued = tuple[Document, "asyncio.Future[None]", Callable[[], None] | None]
 
 
 class InsertCoalescer:
@@ -30,13 +34,19 @@ class InsertCoalescer:
     def __init__(self, collection: AsyncCollection[Document], max_batch: int = 1000) -> None:
         self.collection = collection
         self.max_batch = max_batch
-        self._pending: list[tuple[Document, asyncio.Future[None]]] = []
+        self._pending: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def insert(self, document: Document) -> None:
-        """Insert one document; raises DuplicateKeyError or the round trip's error."""
+    async def insert(
+        self, document: Document, inserted_late: Callable[[], None] | None = None
+    ) -> None:
+        """Insert one document; raises DuplicateKeyError or the round trip's error.
+
+        inserted_late: called when the caller gave up (its deadline passed) before the shared
+        round trip ended and that round trip did insert the document after all.
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((document, future))
+        self._pending.append((document, future, inserted_late))
         if self._flusher is None or self._flusher.done():
             # A fresh context: no caller's pymongo.timeout applies to everyone's batch.
             self._flusher = asyncio.create_task(self._flush(), context=contextvars.Context())
@@ -53,10 +63,10 @@ class InsertCoalescer:
             del self._pending[: self.max_batch]
             await self._write(batch)
 
-    async def _write(self, batch: list[tuple[Document, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list["_Queued"]) -> None:
         failures: dict[int, Exception] = {}
         try:
-            await self.collection.insert_many([doc for doc, _ in batch], ordered=False)
+            await self.collection.insert_many([doc for doc, _, _ in batch], ordered=False)
         except BulkWriteError as error:
             for failure in error.details.get("writeErrors", []):
                 failures[failure["index"]] = _write_error(failure)
@@ -68,8 +78,10 @@ class InsertCoalescer:
                     failures.setdefault(index, lost)
         except Exception as error:
             failures = dict.fromkeys(range(len(batch)), error)
-        for index, (_, future) in enumerate(batch):
+        for index, (_, future, inserted_late) in enumerate(batch):
             if future.done():  # the caller gave up (its deadline passed)
+                if inserted_late is not None and index not in failures:
+                    inserted_late()
                 continue
             if index in failures:
                 future.set_exception(failures[index])

@@ -25,7 +25,6 @@ dead-letters the message as `undecodable`.
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +114,6 @@ class MicroBatchConsumer:
         )
         self.options = options
         self.connected = False
-        self.last_batch_at = 0.0
         self.outcomes = OutcomePublisher(
             topology,
             queue,
@@ -245,4 +243,3 @@ class MicroBatchConsumer:
             return
         await batch[-1].ack(multiple=True)
         AMQP_ACKED.labels(self.queue_name).inc(len(batch))
-        self.last_batch_at = time.monotonic()

@@ -21,7 +21,11 @@ log = logging.getLogger("sanad.amqp")
 
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 # What aio-pika and aiormq raise when the broker or the connection fails us.
-_BROKER_ERRORS = (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError)
+_BROKER_ERRORS = (TimeoutError, aio_pika.exceptions.AMQPError, OSError)
+# The clients raise plain RuntimeErrors for a connection or channel that is closed or not open
+# (aiormq's ChannelInvalidStateError, aio-pika's "Connection was not opened"); one raised in
+# our own code is a bug, which must not pass for the broker's trouble.
+_CLIENT_MODULES = ("aio_pika", "aiormq", "pamqp")
 # Lines of failed publishes: at most 10 a second for each exchange and kind of failure (a slow
 # or full broker fails every publish; sanad_amqp_published_total counts them all).
 FAILURE_LINES = LineBudget(lines=10, per_s=1.0)
@@ -247,7 +251,20 @@ def _from_broker(error: BaseException) -> bool:
         return task is not None and task.cancelling() == 0
     # A bare Exception is aiormq's placeholder when it fails pending futures without a reason
     # (seen on a publish's write while the connection closed).
+    if isinstance(error, RuntimeError):
+        return _raised_in_the_client(error)
     return isinstance(error, _BROKER_ERRORS) or type(error) is Exception
+
+
+def _raised_in_the_client(error: BaseException) -> bool:
+    """Whether the frame that raised `error` is aio-pika's, aiormq's or pamqp's."""
+    trace = error.__traceback__
+    if trace is None:
+        return False
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    module = str(trace.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".", 1)[0] in _CLIENT_MODULES
 
 
 def _is_blocked(connection: AbstractRobustConnection) -> bool:

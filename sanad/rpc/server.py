@@ -100,6 +100,8 @@ class RunningServer:
         await self.health.shutdown()
         for task in self.tasks:
             task.cancel()
+        # A check in flight (an index build, say) unwinds before the caller closes its clients.
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         if notice_s > 0:
             log.info("health NOT_SERVING: taking calls for %.1f s more, then draining", notice_s)
             await asyncio.sleep(notice_s)

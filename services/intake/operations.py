@@ -182,6 +182,9 @@ class Intake:
             submit_time,
             deadline.left(),
             registry=registry,
+            # Given up on, then recorded by the shared insert: the retry replays the claim,
+            # and its first confirm counts the transaction.
+            claimed_late=functools.partial(self.unconfirmed.claimed, key),
         )
         if record["fingerprint"] != fingerprint:
             raise AlreadyExists(

@@ -67,6 +67,7 @@ class Store(Protocol):
         timeout_s: float | None = None,
         *,
         registry: Mapping[str, Any] | None = None,
+        claimed_late: Callable[[], None] | None = None,
     ) -> dict[str, Any]: ...
 
     async def find_request(

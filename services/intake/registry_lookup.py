@@ -19,6 +19,7 @@ the copy or not. sanad_registry_lookups_total counts each question's outcome.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -41,6 +42,7 @@ LOOKUP_S = 2.0
 LOOKUPS_PER_S = 40
 # What the registry answers for a key it does not have (or will not take as a key).
 UNKNOWN = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+log = logging.getLogger("sanad.intake")
 
 Views = tuple[CenterView | None, ServiceView | None]
 T = TypeVar("T", CenterView, ServiceView)
@@ -121,8 +123,12 @@ class RegistryLookup:
     ) -> T | Unanswered | None:
         try:
             view = await fetch(key[1], timeout_s)
-        except grpc.aio.AioRpcError:
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, ValueError) as error:
+            # Not answered in a form this build can use (a status number a newer registry
+            # added, a channel closed at shutdown): the copy's refusal stands.
             REGISTRY_LOOKUPS.labels("failed").inc()
+            if not isinstance(error, grpc.aio.AioRpcError):
+                log.warning("the registry's answer about %s could not be used: %r", key, error)
             return UNANSWERED
         REGISTRY_LOOKUPS.labels("asked").inc()
         return view

@@ -14,7 +14,7 @@ submission's claim and its read, a failure that passes (services.intake.failures
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -69,13 +69,15 @@ class RequestStore:
         timeout_s: float | None = None,
         *,
         registry: Mapping[str, Any] | None = None,
+        claimed_late: Callable[[], None] | None = None,
     ) -> Document:
         """Record key -> transaction id unless already recorded; return the winning record.
 
         Concurrent claims of one key race on the unique _id: exactly one insert
         wins and every caller gets that record back. `registry` is what the submission's
         message takes from the registry (its centre's and service's fields), kept for replays;
-        records written before it was kept have none.
+        records written before it was kept have none. `claimed_late` is called when this call
+        gave up (Unavailable: its time ran out) and its record was inserted after all.
         """
         record: Document = {
             "_id": key,
@@ -85,7 +87,7 @@ class RequestStore:
         }
         if registry is not None:
             record["registry"] = dict(registry)
-        return await self._claim(record, timeout_s)
+        return await self._claim(record, timeout_s, claimed_late)
 
     async def find_request(self, key: str, timeout_s: float | None = None) -> Document | None:
         """The record of key, if claimed: a read only, for replays the registry now refuses."""
@@ -296,7 +298,12 @@ class RequestStore:
         async with within(timeout_s):
             await self.unsent.update_one({"_id": key, "since": since}, {"$unset": {"since": ""}})
 
-    async def _claim(self, record: Document, timeout_s: float | None) -> Document:
+    async def _claim(
+        self,
+        record: Document,
+        timeout_s: float | None,
+        claimed_late: Callable[[], None] | None = None,
+    ) -> Document:
         """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared
         batch, which runs in a context of its own); the winner's read under sanad.mongo.within."""
         if timeout_s is not None and timeout_s <= 0:
@@ -304,7 +311,7 @@ class RequestStore:
         ends = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             async with asyncio.timeout(timeout_s):
-                await self.claims.insert(record)
+                await self.claims.insert(record, claimed_late)
         except TimeoutError as error:
             raise Unavailable("the database did not answer in time; retry later") from error
         except DuplicateKeyError:
@@ -312,7 +319,7 @@ class RequestStore:
             async with within(left):
                 existing = await self.requests.find_one({"_id": record["_id"]})
             if existing is None:  # removed between the two calls; claim again
-                return await self._claim(record, left)
+                return await self._claim(record, left, claimed_late)
             return existing
         except PyMongoError as error:
             if transient(error):

@@ -144,11 +144,6 @@ def year_bounds(year: int) -> tuple[datetime, datetime]:
     return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
 
 
-def day_bounds(year: int) -> tuple[str, str]:
-    """The rollup day range of a year: first <= day < last."""
-    return f"{year:04d}-01-01", f"{year + 1:04d}-01-01"
-
-
 def licence_active_during(
     history: Sequence[LicenceChange], year: int, expires_at: datetime | None = None
 ) -> bool:

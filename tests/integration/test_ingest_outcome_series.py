@@ -68,9 +68,17 @@ async def test_a_starting_worker_prepares_the_outcome_series_of_its_recent_rollu
         assert places == {("Y1", "Y1-A", "YA1"), ("Y1", "Y1-A", "YA2")}
 
         assert completed("Y1", "Y1-A", "YA1") is None
-        await app.indexes.ready()  # what the worker does once MongoDB answers
+        following = asyncio.create_task(app.follow_places())  # as the running worker does
+        assert await app.indexes.ready()  # readiness waits for the indexes, not for the scan
+
+        async def prepared() -> bool:
+            return completed("Y1", "Y1-A", "YA2") is not None
+
+        await eventually(prepared, within_s=10, every_s=0.02)
         assert [completed("Y1", "Y1-A", agency) for agency in ("YA1", "YA2")] == [0.0, 0.0]
         assert completed("Y1", "Y1-B", "YA1") is None
+        app.stopping.set()
+        await following
     finally:
         await app.close()
         await client.close()
@@ -85,7 +93,7 @@ async def test_a_running_worker_prepares_the_series_of_places_the_batch_worker_s
     app = build_app(IngestSettings(**in_process_settings(mongo_url, database_name)))
     try:
         await app.indexes.ready()  # started: nothing stored yet
-        looking = asyncio.create_task(app._prepare_new_places())
+        looking = asyncio.create_task(app.follow_places())
         assert completed("Y2", "Y2-A", "YB1") is None
         today = utcnow().date().isoformat()  # a batch worker stores the place's first ones
         await db[rollups.COLLECTION].insert_one(daily(today, "Y2", "Y2-A", "YB1"))

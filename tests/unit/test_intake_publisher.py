@@ -298,3 +298,40 @@ async def test_a_connect_cancelled_while_declaring_closes_its_connection(
         await connecting
     assert handed[0].closed
     assert publisher._connection is None
+
+
+class UnderlayFailing:
+    """A robust channel whose underlying channel cannot be had: `raising` says how."""
+
+    is_closed = False
+
+    def __init__(self, raising: object) -> None:
+        self.raising = raising
+
+    async def get_underlay_channel(self) -> None:
+        self.raising()  # type: ignore[operator]
+
+
+def a_bug_of_ours() -> None:
+    raise RuntimeError("dictionary changed size during iteration")
+
+
+def a_closed_connection() -> None:
+    aio_pika.Connection("amqp://x/").channel()  # no transport: "Connection was not opened"
+
+
+async def test_a_closed_client_is_the_brokers_trouble_and_a_runtime_error_of_ours_is_a_bug() -> (
+    None
+):
+    unblocked = asyncio.Event()
+    unblocked.set()
+    publisher = ConfirmedPublisher("amqp://x/", Topology("t"))
+    publisher._connection = fake_connection(unblocked)  # type: ignore[assignment]
+
+    publisher._channel = UnderlayFailing(a_closed_connection)  # type: ignore[assignment]
+    with pytest.raises(Unavailable):
+        await publisher.publish("x", "k", b"", message_type="t", message_id="1")
+
+    publisher._channel = UnderlayFailing(a_bug_of_ours)  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="changed size"):  # answered INTERNAL, and logged
+        await publisher.publish("x", "k", b"", message_type="t", message_id="1")

@@ -176,3 +176,18 @@ async def test_beyond_its_rate_the_process_asks_nothing_and_the_refusal_stands()
     assert registry.calls == 3  # C0, S and C1
     assert answers[0] is not None
     assert answers[1:] == [None, None]
+
+
+async def test_an_answer_this_build_cannot_read_leaves_the_refusal_standing_not_internal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A licence status a newer registry added: converting it fails. Before, the ValueError
+    # reached the caller as INTERNAL (and dead-lettered a good batch in the batch worker).
+    registry = FakeRegistry()
+    newer = registry_pb2.Center(id="C1")
+    newer.licence.status = 42  # type: ignore[assignment]
+    registry.centers["C1"] = newer
+    lookup = RegistryLookup(registry, clock=lambda: 0.0)
+
+    assert await lookup.current("C1", "S", 1.0) is None
+    assert "could not be used" in caplog.text

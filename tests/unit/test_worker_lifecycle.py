@@ -202,3 +202,49 @@ def test_a_gate_of_two_things_says_they_answer() -> None:
     assert lifecycle.Gate(ready, "MongoDB and the registry", 1.0).answers == (
         "MongoDB and the registry answer"
     )
+
+
+class AnsweringClient:
+    """MongoDB's ping answered at once."""
+
+    class Admin:
+        async def command(self, name: str) -> dict[str, int]:
+            return {"ok": 1}
+
+    admin = Admin()
+
+
+class SlowScanStore:
+    """Indexes built at once; the rollups' scan takes as long as `scan_s`."""
+
+    def __init__(self, scan_s: float) -> None:
+        self.scan_s = scan_s
+        self.scans = 0
+        self.scanning = asyncio.Event()
+
+    async def ensure_indexes(self) -> None:
+        return None
+
+    async def recent_places(self, since_day: str) -> set[tuple[str, str, str]]:
+        self.scans += 1
+        self.scanning.set()
+        await asyncio.sleep(self.scan_s)
+        return {("G", "G-W", "A")}
+
+
+async def test_the_ingest_worker_is_ready_with_its_indexes_not_after_its_rollup_scan() -> None:
+    # Before, the 90-day scan was part of readiness: a scan longer than a health check's 2 s
+    # was cancelled and started again at every check, NOT_SERVING and never consuming.
+    store = SlowScanStore(scan_s=3600.0)
+    app = IngestApp(None, AnsweringClient(), store, None)  # type: ignore[arg-type]
+    following = asyncio.create_task(app.follow_places())
+
+    async with asyncio.timeout(2):
+        assert await app.indexes.ready()
+        await store.scanning.wait()  # the scan starts beside, once the indexes are built
+    assert await app.indexes.ready()
+    assert store.scans == 1  # not started again by each readiness check
+    app.stopping.set()
+    following.cancel()  # as run() does when consuming ends
+    with pytest.raises(asyncio.CancelledError):
+        await following

@@ -47,10 +47,23 @@ class IngestApp:
         self.indexes = mongo.Indexes(self.client, self._first_contact)
 
     async def _first_contact(self) -> None:
-        """Once MongoDB answers: the indexes, then the outcome series of where transactions
-        were submitted in the last OPEN_DAYS (prepare_places)."""
+        """Once MongoDB answers, the indexes: all that readiness waits for (the rollups' scan
+        of follow_places is not; a health check has 2 s, and a longer scan cancelled by it
+        started again at every check)."""
         await self.store.ensure_indexes()
-        await self.prepare_places(OPEN_DAYS)
+
+    async def follow_places(self) -> None:
+        """Until stopped: once the indexes are built, the outcome series of the places of the
+        last OPEN_DAYS' rollups, then every PLACES_POLL_S of those new in today's and
+        yesterday's (prepare_places)."""
+        days = OPEN_DAYS
+        while not self.stopping.is_set():
+            if self.indexes.built:
+                await self.prepare_places(days)
+                days = 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PLACES_POLL_S if days == 1 else 1.0):
+                    await self.stopping.wait()
 
     async def prepare_places(self, days: int) -> None:
         """Create at zero the outcome series of every place and agency whose rollups have
@@ -68,16 +81,7 @@ class IngestApp:
             prepare_outcomes(*place)
         self.prepared |= new
         if new:
-            log.info("outcome series prepared for %d new places and agencies", len(new))
-
-    async def _prepare_new_places(self) -> None:
-        """Every PLACES_POLL_S until stopped, the places of today's and yesterday's rollups."""
-        while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PLACES_POLL_S):
-                    await self.stopping.wait()
-            if self.indexes.built and not self.stopping.is_set():
-                await self.prepare_places(1)
+            log.info("outcome series prepared for %d places and agencies", len(new))
 
     async def run(self, health_port: int) -> None:
         """Serve health; once MongoDB answers and the indexes are built, consume until stop(),
@@ -91,7 +95,7 @@ class IngestApp:
         # Indexes before the first micro-batch, too: building one while a transaction is open
         # on the same collection stalls it.
         gate = Gate(self.indexes.ready, "MongoDB", self.settings.mongo_timeout_ms / 1000)
-        places = asyncio.create_task(self._prepare_new_places(), name="prepare new places")
+        places = asyncio.create_task(self.follow_places(), name="follow places")
         try:
             await consume_until_stopped(self.consumer, self.stopping, gate)
         finally:
