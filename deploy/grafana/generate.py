@@ -181,7 +181,7 @@ def operations() -> Dashboard:
             "Messages the workers could not process (dead-lettered) or retried after a failure;"
             " messages the broker refused (a work queue at its bound: callers got UNAVAILABLE);"
             " batches refused whole whose submitter nobody answered (among the dead-lettered,"
-            " kept until an operator takes them).",
+            " an operator's to look at before they expire).",
             (
                 Query(
                     "sum(increase(sanad_amqp_dead_lettered_total[1h])) or vector(0)",

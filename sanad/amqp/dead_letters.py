@@ -2,12 +2,11 @@
 
 A pass (sanad.amqp.dead_letter_pass) puts each letter it keeps back at the end of its queue, and
 each one it replays into its work queue. A letter the broker drops after a while (a refused
-batch: its submitter was answered, and its body holds clear civil numbers) is put back with
-what is left of its time, so a pass never keeps it longer; its replayed copy carries no
-expiration, and so never expires in the work queue. The broker drops an expired letter only at
-the head of its queue: one kept until taken (a batch set aside by the broker at its delivery
-limit, a refusal nobody was answered) holds back the expired ones behind it until a pass moves
-it to the back.
+batch: its body holds clear civil numbers) is put back with what is left of its time, so a pass
+never keeps it longer; its replayed copy carries no expiration, and so never expires in the work
+queue. The broker drops an expired letter only at the head of its queue: one kept until taken
+(a batch set aside by the broker at its delivery limit, a handler-failed one) holds back the
+expired ones behind it until a pass moves it to the back.
 
 A letter the broker set aside itself (set_aside_by_broker) is the message as its sender sent
 it: the x-sanad-* headers on it are the sender's, never read as the letter's reason or expiry.

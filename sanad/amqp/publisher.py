@@ -41,11 +41,20 @@ class ConfirmedPublisher:
     """
 
     def __init__(
-        self, url: str, topology: Topology, timeout_s: float = 5.0, name: str = "sanad"
+        self,
+        url: str,
+        topology: Topology,
+        timeout_s: float = 5.0,
+        name: str = "sanad",
+        *,
+        user_id: str | None = None,
     ) -> None:
         self.url = url
         self.topology = topology
         self.timeout_s = timeout_s
+        # Set on every message unless a publish names another: the broker refuses a user_id
+        # that is not the connection's user, so a consumer knows who published it.
+        self.user_id = user_id
         # Shown by the broker (client property connection_name), so operators can find it.
         self.name = name
         self._connection: AbstractRobustConnection | None = None
@@ -146,7 +155,7 @@ class ConfirmedPublisher:
             message_type=message_type,
             reply_to=reply_to,
             correlation_id=correlation_id,
-            user_id=user_id,
+            user_id=user_id or self.user_id,
             timestamp=datetime.now(UTC),
         )
         started = time.perf_counter()
@@ -252,7 +261,9 @@ def _from_broker(error: BaseException) -> bool:
     # A bare Exception is aiormq's placeholder when it fails pending futures without a reason
     # (seen on a publish's write while the connection closed).
     if isinstance(error, RuntimeError):
-        return _raised_in_the_client(error)
+        return isinstance(
+            error, aiormq.exceptions.ChannelInvalidStateError
+        ) or _raised_in_the_client(error)
     return isinstance(error, _BROKER_ERRORS) or type(error) is Exception
 
 

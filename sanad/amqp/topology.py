@@ -9,8 +9,8 @@ Naming scheme (prefix P, "sanad" by default; SANAD_AMQP_PREFIX):
   P.dead           direct exchange for dead letters; routing key = the work queue's full name
   P.<queue>.dead   one quorum dead-letter queue per work queue, with no delivery limit
                    (UNLIMITED_DELIVERIES); reason in header x-sanad-reason,
-                   human detail in x-sanad-detail; a batch refused whole and answered
-                   carries a per-message expiration and x-sanad-expires-at (clear civil
+                   human detail in x-sanad-detail; a batch refused whole (answered or
+                   not) carries a per-message expiration and x-sanad-expires-at (clear civil
                    numbers are not kept for good), every other letter stays until taken
   P.<queue>.retry  one delayed-retry queue per work queue: a message parked here (e.g. a
                    status change that arrived before its transaction) expires after its

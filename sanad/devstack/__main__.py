@@ -26,7 +26,7 @@ from sanad.devstack.layout import (
     worker_health_targets,
 )
 from sanad.security import certs
-from sanad.settings import CommonSettings
+from sanad.settings import CommonSettings, amqp_user
 
 DEFAULT_MONGO_PORT = 27717
 # The broker every process uses when SANAD_AMQP_URL is unset: the settings' own default.
@@ -82,6 +82,11 @@ def main() -> None:
             sys.exit(f"devstack: cannot start the MongoDB-wire server: {error}")
         env["SANAD_MONGO_URL"] = mongo_server.url(plan.mongo_port)
         print(f"devstack: MongoDB-wire server (SecantusDB) on port {plan.mongo_port}", flush=True)
+    # Every child logs in to RabbitMQ as one user: the ingest worker stores what it published
+    # (intake's messages, and its own copies), as a deployment names intake's user.
+    env.setdefault(
+        "SANAD_INGEST_PUBLISHERS", amqp_user(env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL))
+    )
     moved = moved_targets(env)
     env.update(moved)
     _protect(plan, env, {**moved, **given_targets(env)})

@@ -63,8 +63,8 @@ AMQP_DEAD_LETTERED = Counter(
 # Counted where AMQP_DEAD_LETTERED is, once the broker confirmed the letter: a refusal whose
 # handling is retried, or whose letter is left unconfirmed at stop, counts once, at the attempt
 # that sets it aside. As there, a letter published twice (its ack lost after the confirm) counts
-# twice: two letters wait. They never expire (an answered refusal's do), so each needs an
-# operator: SanadBatchDeadLetteredUnanswered alerts on it.
+# twice: two letters wait. Nobody told their submitter, so each needs an operator before it
+# expires (SANAD_BATCH_DEAD_LETTER_TTL_DAYS): SanadBatchDeadLetteredUnanswered alerts on it.
 BATCH_REFUSALS_UNANSWERED = Counter(
     "sanad_batch_refusals_unanswered_total",
     "Batches refused whole and dead-lettered without an answer to their submitter (no reply"

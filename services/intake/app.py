@@ -15,6 +15,7 @@ from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit_log import AuditLog
+from sanad.settings import amqp_user
 from sanad.telemetry.metrics import (
     INTAKE_RESENDS_OLDEST,
     INTAKE_RESENDS_WAITING,
@@ -124,6 +125,8 @@ def build_app(settings: IntakeSettings) -> IntakeApp:
         topology,
         settings.publish_timeout_s,
         name=f"sanad-intake {settings.amqp_prefix}",
+        # The ingest worker stores only what its publishers' users sent (SANAD_INGEST_PUBLISHERS).
+        user_id=amqp_user(settings.broker_url),
     )
     # Submissions are packed (one message for those that arrive while others await confirms);
     # status changes and ratings are few and go alone.

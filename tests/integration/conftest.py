@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sanad.amqp.topology import Topology, delete_topology
 from sanad.devstack import mongo_server
 from sanad.devstack.mongo_server import free_port
+from sanad.settings import amqp_user
 from sanad.v1 import (
     common_pb2,
     intake_pb2,
@@ -229,6 +230,8 @@ async def stack(
                 amqp_prefix,
                 SANAD_INGEST_HEALTH_PORT=str(free_port()),
                 SANAD_INGEST_METRICS_PORT=str(free_port()),
+                # As make run and the deployments: only intake's user's messages are stored.
+                SANAD_INGEST_PUBLISHERS=amqp_user(amqp_url),
             ),
             registry=registry_pb2_grpc.RegistryServiceStub(channels[0]),
             intake=intake_pb2_grpc.IntakeServiceStub(channels[1]),

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from sanad.amqp.packing import pack
 from sanad.amqp.topology import ITEMS_HEADER, REASON_HEADER, SUBMITTED, Topology
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
+from sanad.settings import amqp_user
 from sanad.v1 import events_pb2
 from tests.integration.conftest import (
     Stack,
@@ -91,6 +92,7 @@ async def test_a_poison_item_is_dead_lettered_alone_and_the_rest_of_its_pack_is_
                 message_id=f"{run}-0",  # as intake's packer names a pack: its first item
                 headers={ITEMS_HEADER: len(items)},
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=amqp_user(stack.amqp_url),  # as intake's publisher sets it
             ),
             routing_key=SUBMITTED,
         )

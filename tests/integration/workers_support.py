@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from sanad.amqp.topology import REASON_HEADER, Topology
 from sanad.devstack.mongo_server import free_port
 from sanad.rpc.timestamps import to_timestamp
+from sanad.settings import amqp_user
 from sanad.v1 import common_pb2, events_pb2
 from tests.integration.conftest import Stack, eventually
 
@@ -52,7 +53,9 @@ def submitted(
 async def publish(
     url: str, exchange_name: str, events: list[tuple[str, bytes, str]], confirm: bool = True
 ) -> None:
-    """Publish (routing key, body, type) triples persistently, with confirms."""
+    """Publish (routing key, body, type) triples persistently, with confirms, as intake does:
+    with the connection's user as user_id (the ingest worker stores only its publishers')."""
+    user = amqp_user(url)
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=confirm)
@@ -63,7 +66,10 @@ async def publish(
                 *(
                     exchange.publish(
                         aio_pika.Message(
-                            body, type=kind, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                            body,
+                            type=kind,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            user_id=user,
                         ),
                         routing_key=key,
                     )

@@ -1,7 +1,7 @@
-"""A batch refused as a whole and answered leaves a dead letter holding its items' clear civil
-numbers: it expires after SANAD_BATCH_DEAD_LETTER_TTL_DAYS, which production may not turn off.
-Other dead letters, and replayed copies, never expire; a refusal nobody was answered for is
-counted apart, for an operator to take."""
+"""A batch refused as a whole leaves a dead letter holding its items' clear civil numbers: it
+expires after SANAD_BATCH_DEAD_LETTER_TTL_DAYS, which production may not turn off, whether its
+submitter was answered or not (one nobody was answered for is counted apart, for an operator
+to look at meanwhile). Other dead letters, and replayed copies, never expire."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,7 +68,8 @@ async def test_the_worker_takes_its_retention_from_its_settings() -> None:
         await app.close()
 
 
-async def test_an_answered_refusal_expires_and_an_unanswered_one_is_kept() -> None:
+async def test_every_refusal_expires_whether_answered_or_not() -> None:
+    # An unanswered one was kept for good: any batch user could pile up clear civil numbers.
     limits = Limits(chunk=2, refusal_ttl_s=60.0)
     body = batch("r-1").SerializeToString()
     worker = handler(Shared(), Replies(), may_submit=False, limits=limits)
@@ -80,9 +81,13 @@ async def test_an_answered_refusal_expires_and_an_unanswered_one_is_kept() -> No
     assert isinstance(answered, Dead)
     assert (answered.reason, answered.expires_after_s) == ("not-allowed", 60.0)
     assert isinstance(unanswered, Dead)
-    assert unanswered.expires_after_s is None
+    assert (unanswered.expires_after_s, unanswered.unanswered) == (60.0, True)
     assert isinstance(hijacking, Dead)
-    assert (hijacking.reason, hijacking.expires_after_s) == ("bad-reply-to", None)
+    assert (hijacking.reason, hijacking.expires_after_s, hijacking.unanswered) == (
+        "bad-reply-to",
+        60.0,
+        True,
+    )
 
 
 @dataclass

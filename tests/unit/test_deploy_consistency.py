@@ -28,7 +28,7 @@ from test_deploy_kustomize import (
     selects,
 )
 
-from sanad.settings import CommonSettings
+from sanad.settings import CommonSettings, amqp_user
 from services.intake.settings import IntakeSettings
 from services.metrics.settings import MetricsSettings
 from services.registry.settings import RegistrySettings
@@ -94,20 +94,22 @@ def k8s_env(resources: list[Resource], name: str) -> dict[str, str]:
 
 def secret_value(resources: list[Resource], name: str, key: str) -> str:
     """A generated Secret's value, or a realistic one for Secrets made outside the overlay: the
-    AMQP URL as deploy/README.md creates it, the connection string as the MongoDB operator
-    writes it (`ssl=true` exactly when the resource turns TLS on)."""
+    AMQP URL and user name as deploy/README.md creates them, the connection string as the
+    MongoDB operator writes it (`ssl=true` exactly when the resource turns TLS on)."""
     generated = [s for s in of_kind(resources, "Secret") if s["metadata"]["name"] == name]
     if generated:
         return base64.b64decode(generated[0]["data"][key]).decode()
     mongo = find(resources, "MongoDBCommunity", "sanad-mongodb")
     tls = mongo["spec"]["security"].get("tls", {}).get("enabled", False)
+    user = name.removeprefix("sanad-").removesuffix("-amqp")  # as deploy/README.md names it
     samples = {
-        "url": documented_amqp_url("user", "secret"),
+        "url": documented_amqp_url(user, "secret"),
         "connectionString.standard": (
             "mongodb://user:secret@sanad-mongodb-0.sanad-mongodb-svc.sanad.svc.cluster.local:27017"
             f"/admin?replicaSet=sanad-mongodb&ssl={str(tls).lower()}"
         ),
         "secret": documented_civil_id_secret(),
+        "username": user,
     }
     return samples[key]
 
@@ -171,6 +173,17 @@ def test_compose_gives_the_civil_id_secret_only_to_the_deployables_that_hash_civ
     given = {n for n in DEPLOYABLES if "SANAD_CIVIL_ID_SECRET" in compose_env(n)}
 
     assert given == {n for n, d in DEPLOYABLES.items() if d[0].uses_civil_id_secret}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingest_worker_stores_what_intakes_broker_user_publishes(overlay: str) -> None:
+    # Any other name and every submission is dead-lettered not-allowed.
+    intake_user = amqp_user(k8s_env(RENDERED[overlay], "intake")["SANAD_AMQP_URL"])
+    publishers = k8s_env(RENDERED[overlay], "ingest")["SANAD_INGEST_PUBLISHERS"]
+    assert publishers.split(",") == [intake_user]
+    assert compose_env("ingest")["SANAD_INGEST_PUBLISHERS"] == amqp_user(
+        compose_env("intake")["SANAD_AMQP_URL"]
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -128,7 +128,10 @@ class BatchHandler:
             # Answering would publish, with this worker's rights, wherever the sender names:
             # into a work queue, or another submitter's queue. Not answered, not stored.
             unanswered = Dead(
-                "bad-reply-to", f"reply_to {reply_to[:100]!r} {REPLY_TO_RULE}", unanswered=True
+                "bad-reply-to",
+                f"reply_to {reply_to[:100]!r} {REPLY_TO_RULE}",
+                expires_after_s=self.limits.refusal_ttl_s,
+                unanswered=True,
             )
             await self._audit_refusal(message, events_pb2.BatchSubmission(), unanswered)
             BATCHES.labels("refused").inc()
@@ -167,19 +170,20 @@ class BatchHandler:
         """Audit a batch refused as a whole, and answer it with the reason it is dead-lettered
         with.
 
-        An answered refusal's dead letter expires after limits.refusal_ttl_s: it holds every
-        item's clear civil number, the submitter knows why and sends the batch again, and the
-        audit log keeps the refusal. Without a reply queue nobody was told: kept until an
-        operator takes it, and counted apart (Dead.unanswered) so that it alerts.
+        A refusal's dead letter expires after limits.refusal_ttl_s: it holds every item's
+        clear civil number, and the audit log keeps the refusal. An answered submitter knows why
+        and sends the batch again. Without a reply queue nobody was told: counted apart
+        (Dead.unanswered) so that it alerts, and an operator has until it expires to look
+        (kept for good, any batch user could pile up civil numbers in the broker, 16 MiB a
+        message).
         """
         await self._audit_refusal(message, submission, refusal)
         BATCHES.labels("refused").inc()
         result = events_pb2.BatchResult(
             batch_id=submission.batch_id[:MAX_BATCH_ID], refused_reason=refusal.detail
         )
-        if await self._send(message, result.SerializeToString()):
-            return replace(refusal, expires_after_s=self.limits.refusal_ttl_s)
-        return replace(refusal, unanswered=True)
+        answered = await self._send(message, result.SerializeToString())
+        return replace(refusal, expires_after_s=self.limits.refusal_ttl_s, unanswered=not answered)
 
     async def _claim(
         self, message: AbstractIncomingMessage, submission: events_pb2.BatchSubmission

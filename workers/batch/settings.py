@@ -22,10 +22,11 @@ class BatchSettings(RegistryFollowerSettings):
     batch_max_bytes: int = 16 * 1024 * 1024
     # Items judged, then stored in one MongoDB transaction, at a time.
     batch_chunk: int = 1000
-    # Days a batch refused as a whole (and answered with the reason) stays in P.batch.dead
+    # Days a batch refused as a whole, answered with the reason or not, stays in P.batch.dead
     # before the broker drops it: its body holds every item's clear civil number (DESIGN
-    # section 6), and its submitter, told why, sends it again. 0 keeps it until an operator
-    # takes it, which production refuses. Fractions allowed (tests use a second).
+    # section 6). An answered submitter sends it again; an unanswered refusal alerts. 0 keeps
+    # it until an operator takes it, which production refuses. Fractions allowed (tests use a
+    # second).
     batch_dead_letter_ttl_days: float = Field(default=14.0, ge=0, le=365)
 
     @property

@@ -137,7 +137,7 @@ def build_app(settings: IngestSettings) -> IngestApp:
         settings.broker_url,
         topology,
         topology.ingest_queue,
-        IngestHandler(store),
+        IngestHandler(store, settings.ingest_publisher_names),
         options,
         reasons=DEAD_LETTER_REASONS,
     )

@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError, Message
 
 from sanad.amqp.metrics import CHANGES_APPLIED
 from sanad.amqp.outcomes import Dead, DeadParts, Outcome, Part, undecodable
+from sanad.amqp.senders import original_publisher
 from sanad.domain.clock import utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.domain.money import MAX_FEE_BAISA
@@ -24,6 +25,7 @@ log = logging.getLogger("sanad.ingest")
 
 # Every reason this worker dead-letters with (its counters start at zero).
 DEAD_LETTER_REASONS = (
+    "not-allowed",
     "unknown-type",
     "undecodable",
     "invalid",
@@ -68,9 +70,14 @@ class Pack:
 Decoded = Submitted | Pack | Change | Dead
 
 
-def decode(message: AbstractIncomingMessage, now: datetime) -> Decoded:
-    """The document(s) to store or change to apply, or why the message is poison."""
-    if (broken := undecodable(message)) is not None:
+def decode(
+    message: AbstractIncomingMessage, now: datetime, publishers: frozenset[str] = frozenset()
+) -> Decoded:
+    """The document(s) to store or change to apply, or why the message is poison. With
+    `publishers`, a message that none of those broker users published first is not-allowed:
+    whoever else may write to the transactions exchange must not store transactions, changes
+    or audit events in intake's name."""
+    if (broken := _not_allowed(message, publishers) or undecodable(message)) is not None:
         return broken
     if message.type == SUBMITTED_TYPE:
         return decode_submitted(message, now)
@@ -81,6 +88,13 @@ def decode(message: AbstractIncomingMessage, now: datetime) -> Decoded:
     if message.type == RATED_TYPE:
         return _decode_rating(message)
     return Dead("unknown-type", f"message type {message.type!r} is not handled here")
+
+
+def _not_allowed(message: AbstractIncomingMessage, publishers: frozenset[str]) -> Dead | None:
+    if not publishers or (sender := original_publisher(message)) in publishers:
+        return None
+    named = repr(sender) if sender else "a publisher that set no user_id"
+    return Dead("not-allowed", f"published by {named}, not one of SANAD_INGEST_PUBLISHERS")
 
 
 def _parse(message: AbstractIncomingMessage, event: Message) -> Dead | None:
@@ -231,8 +245,10 @@ def _decode_rating(message: AbstractIncomingMessage) -> Rating | Dead:
 class IngestHandler:
     """One micro-batch: decode all, store submissions then changes in one transaction."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, publishers: frozenset[str] = frozenset()) -> None:
         self.store = store
+        # The broker users whose messages are stored (intake's); empty: anyone's (dev).
+        self.publishers = publishers
         # Every (kind, outcome) series exists from the start, so the first superseded or dead
         # change shows as an increase from zero rather than as a series appearing.
         for kind in CHANGE_KINDS:
@@ -241,7 +257,7 @@ class IngestHandler:
 
     async def __call__(self, batch: Sequence[AbstractIncomingMessage]) -> list[Outcome]:
         now = utcnow()
-        decoded = [decode(message, now) for message in batch]
+        decoded = [decode(message, now, self.publishers) for message in batch]
         submitted = [s for d in decoded for s in _stored(d)]
         documents = [s.document for s in submitted]
         audits = {s.document["_id"]: s.audit for s in submitted if s.audit is not None}

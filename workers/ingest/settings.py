@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from sanad.settings import ServerSettings
+from sanad.settings import AMQP_GUEST, ServerSettings
 
 
 class IngestSettings(ServerSettings):
@@ -34,6 +34,28 @@ class IngestSettings(ServerSettings):
     ingest_retry_delay_ms: int = Field(default=2000, ge=1)
     ingest_retry_first_delay_ms: int = Field(default=125, ge=1)
     ingest_max_retries: int = 90
+    # The RabbitMQ users whose messages the worker stores, comma-separated: intake's (and an
+    # operator's who replays dead letters keeps the original's). Anyone else allowed to write
+    # to the transactions exchange (a batch worker, a guest) would otherwise store
+    # transactions, status changes and audit events in intake's name. Empty: anyone's, in dev
+    # only (every process is guest there); production refuses it.
+    ingest_publishers: str = ""
+
+    @property
+    def ingest_publisher_names(self) -> frozenset[str]:
+        """SANAD_INGEST_PUBLISHERS as names: comma-separated, spaces and blanks dropped."""
+        return frozenset(user.strip() for user in self.ingest_publishers.split(",")) - {""}
+
+    def _production_problems(self) -> list[str]:
+        problems = super()._production_problems()
+        if not self.ingest_publisher_names:
+            problems.append(
+                "an empty SANAD_INGEST_PUBLISHERS: name intake's RabbitMQ user, or anyone who"
+                " may write to the transactions exchange stores transactions in its name"
+            )
+        elif AMQP_GUEST in self.ingest_publisher_names:
+            problems.append("guest in SANAD_INGEST_PUBLISHERS: any guest login could publish")
+        return problems
 
     @model_validator(mode="after")
     def _first_delay_within_the_longest(self) -> "IngestSettings":
