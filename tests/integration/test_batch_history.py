@@ -190,3 +190,36 @@ async def test_20000_history_items_are_stored_and_counted_exactly(
         assert worker.wait(timeout=30) == 0
         await client.close()
         await delete_retry_queues(stack)
+
+
+async def test_a_migration_under_a_live_items_request_id_is_refused_not_answered_with_it(
+    stack: Stack, mongo_url: str
+) -> None:
+    # Answered "accepted" with the live transaction before, its history and rating were lost.
+    center_id, service = await open_centre_with_service(stack)
+    migrated = history_item(service, 1, datetime(2024, 3, 1, 8, 0, tzinfo=UTC))
+    live = events_pb2.BatchSubmission(
+        batch_id=f"live-{time.time_ns()}", center_id=center_id, items=[migrated.transaction]
+    )
+    migration = events_pb2.BatchSubmission(
+        batch_id=f"mig-{time.time_ns()}", center_id=center_id, history_items=[migrated]
+    )
+    worker = start_batch_worker(stack)
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = client[stack.env["SANAD_MONGO_DATABASE"]]
+    try:
+        [first] = await send(stack.amqp_url, stack.prefix, [live], wait_s=60)
+        assert len(first.accepted) == 1, first
+        [second] = await send(stack.amqp_url, stack.prefix, [migration], wait_s=60)
+        assert not second.accepted
+        assert [[v.field for v in r.violations] for r in second.rejected] == [["request_id"]]
+        stored = await db.transactions.find_one({"_id": first.accepted[0].transaction_id})
+        assert stored is not None
+        assert (stored["status"], stored.get("migrated")) == ("RECORDED", None)
+        [again] = await send(stack.amqp_url, stack.prefix, [live], wait_s=60)
+        assert [a.transaction_id for a in again.accepted] == [first.accepted[0].transaction_id]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await client.close()
+        await delete_retry_queues(stack)

@@ -31,6 +31,8 @@ class Shared:
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     transactions: set[str] = field(default_factory=set)
+    # Those of the transactions that are migrated (history items).
+    migrated: set[str] = field(default_factory=set)
     # Records of request ids, by key (intake_requests).
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The audit events written: with a saved answer, or for a batch refused as a whole.
@@ -75,10 +77,14 @@ class MemoryStore:
         self.shared.requests |= {record["_id"]: dict(record) for record in requests}
         new = {doc["_id"] for doc in documents} - self.shared.transactions
         self.shared.transactions |= new
+        self.shared.migrated |= {doc["_id"] for doc in documents if doc.get("migrated")}
         return len(new)
 
     async def request_records(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         return [self.shared.requests[key] for key in keys if key in self.shared.requests]
+
+    async def migrated_ids(self, ids: Sequence[str]) -> set[str]:
+        return set(ids) & self.shared.migrated
 
     async def save_result(
         self, batch_id: str, result: bytes, accepted: int, rejected: int, event: dict[str, Any]

@@ -301,10 +301,19 @@ class RequestOf:
         return {"fingerprint": self.earlier, "history_fingerprint": self.fingerprint}
 
     def matches(self, recorded: "Fingerprints") -> bool:
-        """Is the recorded payload this item's?"""
+        """Is the recorded payload this item's?
+
+        A record without a history fingerprint is a live item's, or a migrated item's from
+        before session 25/26: a migrated item matches it on the transaction's fields alone only
+        when its transaction is itself migrated; a live transaction holds no history, so a
+        migration under its request id is another payload (README: refused on request_id)."""
         if recorded.history is not None:
             return (recorded.fingerprint, recorded.history) == (self.earlier, self.fingerprint)
-        return recorded.fingerprint in (self.fingerprint, self.earlier)
+        if recorded.fingerprint == self.fingerprint:
+            return True
+        return recorded.fingerprint == self.earlier and (
+            self.fingerprint == self.earlier or recorded.migrated
+        )
 
 
 @dataclass(frozen=True)
@@ -313,10 +322,12 @@ class Fingerprints:
 
     fingerprint: str
     history: str | None = None
+    # Whether the transaction holding the request id is a migrated one (see RequestOf.matches).
+    migrated: bool = True
 
     @classmethod
-    def of(cls, record: Document) -> "Fingerprints":
-        return cls(record["fingerprint"], record.get("history_fingerprint"))
+    def of(cls, record: Document, migrated: bool = True) -> "Fingerprints":
+        return cls(record["fingerprint"], record.get("history_fingerprint"), migrated)
 
 
 def request_of(batch: events_pb2.BatchSubmission, context: Context, index: int) -> RequestOf | None:

@@ -43,8 +43,13 @@ class BatchRequests:
                 refused[index] = request
         asked = [*wanted.values(), *refused.values()]
         unknown = {request.key for request in asked if request.key not in self.held}
-        for record in await self.store.request_records(sorted(unknown)):
-            self.held[record["_id"]] = (record["transaction_id"], Fingerprints.of(record))
+        records = await self.store.request_records(sorted(unknown))
+        # Records without a history fingerprint: is their transaction migrated (RequestOf.matches)?
+        plain = [r["transaction_id"] for r in records if "history_fingerprint" not in r]
+        migrated = await self.store.migrated_ids(plain) if plain else set()
+        for record in records:
+            tx = record["transaction_id"]
+            self.held[record["_id"]] = (tx, Fingerprints.of(record, tx in migrated))
         self._answer_stored(judged, refused)
         kept: list[tuple[int, Document]] = []
         claims: list[Document] = []
@@ -56,7 +61,10 @@ class BatchRequests:
             holder = self.held.get(request.key)
             if holder is None:
                 claim = _record(request, doc)
-                self.held[request.key] = (doc["_id"], Fingerprints.of(claim))
+                self.held[request.key] = (
+                    doc["_id"],
+                    Fingerprints.of(claim, bool(doc.get("migrated"))),
+                )
                 claims.append(claim)
                 kept.append((index, doc))
             elif not wanted[index].matches(holder[1]):

@@ -97,6 +97,14 @@ class BatchStore:
             raise TransientError(str(error)) from error
         return {doc["_id"] for doc in found}
 
+    async def migrated_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of ids under which a migrated transaction is stored."""
+        try:
+            found = await self.transactions.find_by_ids(ids, projection={"_id": 1, "migrated": 1})
+        except PyMongoError as error:
+            raise TransientError(str(error)) from error
+        return {doc["_id"] for doc in found if doc.get("migrated")}
+
     async def store_chunk(
         self, documents: Sequence[Document], requests: Sequence[Document] = ()
     ) -> int:
