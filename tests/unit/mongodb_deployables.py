@@ -171,6 +171,7 @@ async def batch(client: Any, db: Any, called: set[str]) -> None:
     key = record_key("B1", "u")
     db["batch_results"].documents = [{"_id": key, "result": b"r"}]
     await store.stored_ids(["T1"])
+    await store.migrated_ids(["T1"])
     await store.request_records(["K1"])
     await store.store_chunk([submitted()], [{"_id": "K1", "transaction_id": "T1"}])
     await store.save_result(key, b"r", 1, 0, document_of(event()))
