@@ -90,7 +90,7 @@ class BatchClient:
         which is what a batch submitter's broker permissions allow, and would not survive a
         reconnect anyway; sending the same batch ids again returns the stored answers.
         """
-        connection = await connecting.connect(url, timeout_s)
+        connection = await connecting.connect(url, timeout_s, name=f"sanad batch client {prefix}")
         async with connection:
             # A batch no queue takes is returned: raise, rather than wait for an answer.
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -101,6 +101,10 @@ class BatchClient:
             replies = await channel.declare_queue("", exclusive=True, auto_delete=True)
             client = cls(exchange, replies.name, broker_user(url))
             await replies.consume(client._answered, no_ack=True)
+            # The reply queue is exclusive: once the connection is lost no answer can come, so
+            # stop waiting at once (send() reports it as the broker's failure) instead of
+            # waiting out the whole --wait and blaming the workers.
+            connection.close_callbacks.add(client._lost)
             yield client
 
     async def publish(
@@ -140,6 +144,12 @@ class BatchClient:
             answer.cancel()
             raise
         return answer
+
+    def _lost(self, _connection: object, error: BaseException | None = None) -> None:
+        """The connection closed: every answer still awaited is cancelled, as aiormq fails a
+        pending confirm when its connection goes."""
+        for answer in list(self.waiting.values()):
+            answer.cancel()
 
     async def _answered(self, message: AbstractIncomingMessage) -> None:
         answer = self.waiting.get(message.correlation_id or "")

@@ -102,7 +102,9 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
         "rows": len(rows),
         "accepted": outcome.accepted,
         "rejected": len(outcome.rejected),
-        "rejected_file": _rejected_file(args.file, rows, lines, outcome.rejected, printer),
+        "rejected_file": _rejected_file(
+            args.file, rows, lines, outcome.rejected, printer, answered=not outcome.refused
+        ),
     }
     if printer.as_json:
         refused = [f"{chunk_id}: {reason}" for chunk_id, reason in outcome.refused]
@@ -119,14 +121,18 @@ def _rejected_file(
     lines: list[int],
     rejected: list[tuple[int, str]],
     printer: Printer,
+    *,
+    answered: bool,
 ) -> str:
     """FILE.rejected.csv written with the refused rows, its name; with none refused, one left
-    from an earlier send of the file is removed (it named rows this send stored) and the name
-    is empty, as it is when the file cannot be written."""
+    from an earlier send of the file is removed when every row was `answered` (it named rows
+    this send stored), and kept when a chunk was refused whole (its rows are still not
+    stored), and the name is empty, as it is when the file cannot be written."""
     rejected_path = path.with_name(path.name + ".rejected.csv")
     try:
         if not rejected:
-            rejected_path.unlink(missing_ok=True)
+            if answered:
+                rejected_path.unlink(missing_ok=True)
             return ""
         write_rejected(rejected_path, rows, lines, rejected)
     except OSError as error:

@@ -160,18 +160,21 @@ def _checked(path: Path, line: int, row: dict[str, str]) -> dict[str, str]:
 
 def item_of(row: dict[str, str]) -> intake_pb2.SubmitTransactionRequest:
     """One row (its channel checked by read_numbered) as a submission; a bad number is left for
-    the worker to name."""
-    channel = (row.get("channel") or "batch").strip().lower()
+    the worker to name. Values are read without the spaces around them, as the README writes
+    a row (`r-1, ROP-VISA, counter, 5000, 90817263`): a civil number " 90817263" was refused,
+    and a request id with a stray space was another request id."""
+    value = {column: (row.get(column) or "").strip() for column in COLUMNS}
+    channel = (value["channel"] or "batch").lower()
     if channel not in CHANNELS:
         raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
-    fee_text = (row.get("fee_baisa") or "").strip()
+    fee_text = value["fee_baisa"]
     return intake_pb2.SubmitTransactionRequest(
-        request_id=row.get("request_id", ""),
-        center_id=row.get("center_id") or "",
-        service_code=row.get("service_code", ""),
+        request_id=value["request_id"],
+        center_id=value["center_id"],
+        service_code=value["service_code"],
         channel=f"CHANNEL_{channel.upper()}",
         fee_baisa=int(fee_text) if FEE.fullmatch(fee_text) else -1,
-        beneficiary_civil_number=row.get("civil_number", ""),
+        beneficiary_civil_number=value["civil_number"],
     )
 
 

@@ -12,8 +12,11 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import AT_LEAST_ONCE, BATCH, Topology
+from sanad.cli.batch_send import Cut, send
 from sanad.devstack.mongo_server import free_port
-from tests.integration.conftest import Stack, open_centre_with_service
+from sanad.v1 import common_pb2, events_pb2, intake_pb2
+from tests.integration.conftest import Stack, eventually, open_centre_with_service
+from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl
 from tests.integration.workers_support import start_batch_worker
 
 pytestmark = pytest.mark.integration
@@ -226,3 +229,39 @@ async def test_a_file_sent_again_without_a_batch_id_stores_its_rows_once(
     assert json.loads(again)["batch_id"] == json.loads(first)["batch_id"]
     assert json.loads(again)["accepted"] == 8
     assert stored == 8
+
+
+@needs_rabbitmqctl
+async def test_a_connection_lost_while_waiting_for_answers_is_named_at_once(stack: Stack) -> None:
+    # The reply queue is exclusive: no answer can come once the connection is gone. Before, the
+    # command waited out the whole --wait and then blamed the workers.
+    center_id, service = await open_centre_with_service(stack)
+    batch = events_pb2.BatchSubmission(
+        batch_id=f"cut-{free_port()}",
+        center_id=center_id,
+        items=[
+            intake_pb2.SubmitTransactionRequest(
+                request_id="cut-1",
+                service_code=service,
+                channel=common_pb2.CHANNEL_COUNTER,
+                fee_baisa=5000,
+                beneficiary_civil_number="55551111",
+            )
+        ],
+    )
+    sending = asyncio.create_task(send(stack.amqp_url, stack.prefix, [batch], wait_s=120))
+    name = f"sanad batch client {stack.prefix}"
+
+    async def connected() -> bool:
+        listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q")
+        return name in listing
+
+    await eventually(connected, within_s=10)
+    await asyncio.sleep(0.5)  # published and confirmed: no batch worker runs to answer it
+    listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q")
+    (pid,) = [line.split("\t")[0] for line in listing.splitlines() if name in line]
+    await rabbitmqctl("close_connection", pid, "test: the submitter's connection dropped")
+    with pytest.raises(Cut) as cut:
+        async with asyncio.timeout(20):
+            await sending
+    assert (cut.value.confirmed, cut.value.total) == (1, 1)

@@ -277,6 +277,28 @@ def test_a_send_that_rejects_nothing_removes_the_rejected_file_of_an_earlier_sen
     assert json.loads(capsys.readouterr().out)["rejected_file"] == ""
 
 
+def test_a_send_refused_whole_keeps_the_rejected_file_of_an_earlier_send(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sent again with another --chunk (batch-id-reused) or by a user not allowed: the rows the
+    # earlier file names are still refused and unstored. Before, the file was removed.
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "a,S,,1,90817263\n")
+    stale = tmp_path / "rows.csv.rejected.csv"
+    stale.write_text("line,request_id,reason\n2,a,fee_baisa: no\n")
+
+    async def refuse_whole(*_: Any, **__: Any) -> list[events_pb2.BatchResult]:
+        return [events_pb2.BatchResult(batch_id="b/0", refused_reason="batch-id-reused: no")]
+
+    monkeypatch.setattr(batch_command, "send", refuse_whole)
+
+    code = main(["--json", "batch", "submit", str(path), "--center", "C1"], environ={})
+
+    assert code == 1
+    assert stale.read_text() == "line,request_id,reason\n2,a,fee_baisa: no\n"
+    assert json.loads(capsys.readouterr().out)["rejected_file"] == ""
+
+
 def test_a_rejected_file_that_cannot_be_written_is_named_as_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -324,3 +346,18 @@ def test_rows_without_a_request_id_are_warned_of_and_still_sent(
     path.write_text(HEADER + "a,S,,1,90817263\n")
     assert main(["batch", "submit", str(path), "--center", "C1"], environ={}) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_values_are_read_without_the_spaces_around_them(tmp_path: Path) -> None:
+    # A row written as the README lists the columns: " 90817263" was refused as a civil number,
+    # and " r-1" was another request id than "r-1".
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER.strip() + ",center_id\nr-1, ROP-VISA, counter, 5000, 90817263, C9 \n")
+    (row,), _ = read_numbered(path)
+    item = item_of(row)
+    assert (item.request_id, item.service_code, item.beneficiary_civil_number) == (
+        "r-1",
+        "ROP-VISA",
+        "90817263",
+    )
+    assert (item.center_id, item.fee_baisa, item.channel) == ("C9", 5000, 1)
