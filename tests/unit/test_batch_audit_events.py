@@ -1,5 +1,6 @@
-"""Every batch handled leaves one audit event (DESIGN §6): who sent it, for which centre, the
-batch id and item counts, the outcome; a resend answered from the saved answer leaves none."""
+"""Every batch handled leaves one audit event (DESIGN §6): who sent it and the centre it acts
+for (as a refused gRPC call records its caller's own), the batch id, the centre it names and
+item counts, the outcome; a resend answered from the saved answer leaves none."""
 
 from typing import Any
 
@@ -35,6 +36,7 @@ async def test_an_answered_batch_writes_one_event_with_its_counts_and_outcome() 
     assert event["outcome"] == "OK"
     assert event["target"] == {
         "batch_id": "b-1",
+        "center_id": "C1",
         "correlation_id": "c-1",
         "items": "2",
         "history_items": "0",
@@ -54,15 +56,17 @@ async def test_a_batch_refused_as_a_whole_writes_one_event_naming_the_reason() -
 
     assert isinstance(outcome, Dead)
     [event] = shared.audit_events
+    # Filed under the submitter's own centre, not the one its refused batch names.
     assert event_fields(event) == {
         "subject": "batch-C9",
         "role": "batch",
-        "center_id": "C1",
+        "center_id": "C9",
         "rpc": "amqp:sanad.v1.BatchSubmission",
         "request_id": "b-1",
     }
     assert event["outcome"] == "PERMISSION_DENIED"
     assert event["target"]["refused_reason"] == "not-allowed"
+    assert event["target"]["center_id"] == "C1"
     assert not event["redelivered"]
     assert not shared.transactions
 

@@ -13,6 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.outcomes import Dead
 from sanad.security.audit import AuditEvent
+from sanad.security.batch_users import BATCH_USER_PREFIX
 from sanad.security.identity import Role
 from sanad.v1 import events_pb2
 
@@ -74,6 +75,8 @@ def _target(
     """The batch id, and the item counts of a batch that was read."""
     target = {
         "batch_id": _request_id(message, submission),
+        # The centre the batch names; the event's center_id is the submitter's own.
+        "center_id": submission.center_id[:MAX_VALUE],
         # Tells one publish from another of the same batch id (the submitter's answer key).
         "correlation_id": (message.correlation_id or "")[:MAX_VALUE],
     }
@@ -101,10 +104,17 @@ def _event(
         subject=(message.user_id or "")[:MAX_VALUE],
         role=Role.BATCH.value,
         agency_code="",
-        center_id=submission.center_id[:MAX_VALUE],
+        # The centre the submitter acts for (a `batch-<centre>` user's own), never the one its
+        # batch names: a refused batch for another centre is not filed under that centre.
+        center_id=_own_center(message.user_id or "")[:MAX_VALUE],
         rpc=RPC,
         target=target,
         outcome=outcome,
         request_id=_request_id(message, submission),
         recorded_by=RECORDED_BY,
     )
+
+
+def _own_center(user_id: str) -> str:
+    """The centre a `batch-<centre id>` user is scoped to; none for a trusted or other user."""
+    return user_id.removeprefix(BATCH_USER_PREFIX) if user_id.startswith(BATCH_USER_PREFIX) else ""
