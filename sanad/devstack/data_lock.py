@@ -16,8 +16,13 @@ class FolderInUse(Exception):
 
 def hold(folder: Path) -> IO[str]:
     """Lock folder for this process's life (the kernel lets go when it ends, however it ends);
-    keep the returned file open. FolderInUse names the holder's pid when another holds it."""
-    folder.mkdir(parents=True, exist_ok=True)
+    keep the returned file open. FolderInUse names the holder's pid when another holds it.
+
+    The folder is its owner's alone (0700, narrowed if it was wider): it holds the database,
+    whose civil-number hashes the dev secret, which is public, turns back into numbers.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
     lock = (folder / LOCK_NAME).open("a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -37,3 +37,15 @@ def test_the_folder_is_made_when_missing_and_names_its_holder(tmp_path: Path) ->
         assert (folder / data_lock.LOCK_NAME).read_text().strip().isdigit()
     finally:
         held.close()
+
+
+def test_the_data_folder_is_its_owners_alone_made_or_narrowed(tmp_path: Path) -> None:
+    # It holds the database: with the public dev secret, a hash read there is a civil number.
+    made, wide = tmp_path / "made", tmp_path / "wide"
+    wide.mkdir(mode=0o755)
+    for folder in (made, wide):
+        held = data_lock.hold(folder)
+        try:
+            assert folder.stat().st_mode & 0o777 == 0o700
+        finally:
+            held.close()
