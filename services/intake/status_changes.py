@@ -52,8 +52,8 @@ MAX_CHANGE_ATTEMPTS = 5
 # (4 MiB) and the worker stores it in one MongoDB document (16 MiB): at 200 steps with the
 # longest notes a transaction is under 0.5 MB. Real ones take a handful of steps, a migrated one
 # at most 52 (workers.batch.content). A final status may always follow, and a paused
-# transaction may always resume (COMPLETED follows IN_PROGRESS only), so every transaction can
-# still be completed, one step over the cap at most before its final one.
+# transaction may always resume (a paused one completes only once IN_PROGRESS again), so every
+# transaction can still be completed, one step over the cap at most before its final one.
 MAX_HISTORY_STEPS = 200
 log = logging.getLogger("sanad.intake")
 

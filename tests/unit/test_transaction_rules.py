@@ -22,6 +22,11 @@ def at(hours: float) -> datetime:
         (Status.AWAITING_DOCUMENTS, Status.IN_PROGRESS),
         (Status.IN_PROGRESS, Status.COMPLETED),
         (Status.AWAITING_AGENCY, Status.CANCELLED),
+        # A service the agency completes (or refuses, or pauses) at once, with no in-progress
+        # step between: DESIGN's arrow is the usual path, not a required one.
+        (Status.RECORDED, Status.COMPLETED),
+        (Status.RECORDED, Status.REJECTED),
+        (Status.RECORDED, Status.AWAITING_DOCUMENTS),
     ],
 )
 def test_legal_changes_are_allowed(current: Status, new: Status) -> None:
@@ -34,7 +39,8 @@ def test_legal_changes_are_allowed(current: Status, new: Status) -> None:
         (Status.COMPLETED, Status.IN_PROGRESS),
         (Status.CANCELLED, Status.COMPLETED),
         (Status.SUBMITTED, Status.COMPLETED),
-        (Status.AWAITING_DOCUMENTS, Status.COMPLETED),
+        (Status.AWAITING_DOCUMENTS, Status.COMPLETED),  # a paused one resumes first
+        (Status.AWAITING_AGENCY, Status.COMPLETED),
         (Status.REJECTED, Status.REJECTED),
     ],
 )

@@ -1,7 +1,8 @@
 """Batch rules: each item judged against the registry snapshot, turned into a stored document.
 
 No I/O here. Transaction ids are derived from the batch id and item index, so a
-batch handled again after a crash upserts the same documents instead of new ones.
+batch handled again after a crash writes the same documents (those stored are skipped), never
+new ones.
 """
 
 import hashlib

@@ -326,7 +326,8 @@ class IngestStore:
 
 
 def _first_of_each_id(documents: Sequence[Document]) -> dict[str, Document]:
-    """Documents by id, in order; a repeated id keeps its first document, as an upsert did."""
+    """Documents by id, in order; a repeated id keeps its first document (as the upserts of
+    earlier versions did)."""
     fresh: dict[str, Document] = {}
     for doc in documents:
         fresh.setdefault(doc["_id"], doc)
