@@ -8,7 +8,8 @@ CONFLICT_WINDOW_S; connection trouble, an unknown commit result, a conflict that
 and every other failure of the database become TransientError at once, so the consumer
 pauses, backs off, counts the retry, and handles the whole micro-batch again. Handling it
 again is safe: every write is idempotent (inserts keyed by id, the stored ones skipped;
-changes remembered by change id; rollups counted only for what this transaction applies for the first time).
+changes remembered by change id; rollups counted only for what this transaction applies for
+the first time).
 
 Only an error about a document written (sanad.mongo.about_document: one the driver cannot
 encode, a duplicate key, a validator's refusal, a document over 16 MB...) is raised as it
