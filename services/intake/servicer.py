@@ -12,6 +12,7 @@ from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.domain.transactions import Status
 from sanad.errors import Violation, check, collected
 from sanad.records import proto_from_document
+from sanad.rpc.enums import enum_suffix
 from sanad.rpc.identity import caller
 from sanad.rpc.replies import DEFAULT_MAX_MESSAGE_BYTES, fitted
 from sanad.rpc.status import code_of
@@ -29,18 +30,8 @@ from services.intake.tracking import Change, Tracker
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def _enum_suffix(enum: object, value: int, prefix: str) -> str:
-    """'COUNTER' for CHANNEL_COUNTER; '' for unspecified or unknown numbers."""
-    try:
-        name: str = enum.Name(value)  # type: ignore[attr-defined]
-    except ValueError:
-        return ""
-    suffix = name.removeprefix(prefix)
-    return "" if suffix == "UNSPECIFIED" else suffix
-
-
 def submission_from_proto(request: intake_pb2.SubmitTransactionRequest) -> Submission:
-    name = _enum_suffix(common_pb2.Channel, request.channel, "CHANNEL_")
+    name = enum_suffix(common_pb2.Channel, request.channel, "CHANNEL_")
     return Submission(
         request_id=request.request_id,
         center_id=request.center_id,
@@ -52,7 +43,7 @@ def submission_from_proto(request: intake_pb2.SubmitTransactionRequest) -> Submi
 
 
 def status_from_proto(value: int) -> Status | None:
-    name = _enum_suffix(common_pb2.TransactionStatus, value, "TRANSACTION_STATUS_")
+    name = enum_suffix(common_pb2.TransactionStatus, value, "TRANSACTION_STATUS_")
     return Status(name) if name else None
 
 

@@ -22,6 +22,7 @@ from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
 from sanad.records import Document, document_from_submitted, finish, submitted_event
 from sanad.registry_past import Dated, in_force
+from sanad.rpc.enums import enum_suffix
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import (
     CenterView,
@@ -105,10 +106,7 @@ def derived_id(batch_key: str, index: int, at: datetime) -> str:
 
 def submission_of(item: intake_pb2.SubmitTransactionRequest, center_id: str) -> Submission:
     """The intake domain's view of one item; items default to the batch's centre and channel."""
-    channel = item.channel or common_pb2.CHANNEL_BATCH
-    name = (
-        common_pb2.Channel.Name(channel).removeprefix("CHANNEL_") if channel in (1, 2, 3, 4) else ""
-    )
+    name = enum_suffix(common_pb2.Channel, item.channel or common_pb2.CHANNEL_BATCH, "CHANNEL_")
     return Submission(
         request_id=item.request_id,
         center_id=item.center_id or center_id,
