@@ -156,22 +156,6 @@ REGISTRY_LOOKUPS = Counter(
     ["outcome"],
 )
 
-INTAKE_RESENDS_WAITING = Gauge(
-    "sanad_intake_resends_waiting",
-    "Transactions whose status change or rating intake may have accepted without seeing it "
-    "published, waiting to be tried again in the background (most leave within seconds).",
-)
-INTAKE_RESENDS_OLDEST = Gauge(
-    "sanad_intake_resends_oldest_seconds",
-    "How long the transaction waiting longest to have its change sent again has waited.",
-)
-INTAKE_UNSENT_OLDEST = Gauge(
-    "sanad_intake_unsent_oldest_seconds",
-    "Age of the oldest note of a status change or rating accepted by any intake and not yet "
-    "seen published, as this process's last sweep of intake_unsent found it (every intake "
-    "reads the same notes; 0 with none older than a minute).",
-)
-
 AUDIT_EVENTS_DEFERRED = Gauge(
     "sanad_audit_events_deferred",
     "Audit events MongoDB did not take yet, waiting in the process to be written again.",

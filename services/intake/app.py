@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 
 import grpc
+from prometheus_client import Gauge
 from pymongo import AsyncMongoClient
 
 from sanad import mongo
@@ -16,11 +17,6 @@ from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit_log import AuditLog
 from sanad.settings import amqp_user
-from sanad.telemetry.metrics import (
-    INTAKE_RESENDS_OLDEST,
-    INTAKE_RESENDS_WAITING,
-    INTAKE_UNSENT_OLDEST,
-)
 from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2_grpc
 from services.intake.left_unsent import LeftUnsent
 from services.intake.operations import Intake
@@ -38,6 +34,25 @@ from services.intake.tracking import Tracker
 log = logging.getLogger("sanad.intake")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+
+
+# Intake's own gauges, defined here so that only intake exports them (in sanad.telemetry every
+# process did, at 0).
+INTAKE_RESENDS_WAITING = Gauge(
+    "sanad_intake_resends_waiting",
+    "Transactions whose status change or rating intake may have accepted without seeing it "
+    "published, waiting to be tried again in the background (most leave within seconds).",
+)
+INTAKE_RESENDS_OLDEST = Gauge(
+    "sanad_intake_resends_oldest_seconds",
+    "How long the transaction waiting longest to have its change sent again has waited.",
+)
+INTAKE_UNSENT_OLDEST = Gauge(
+    "sanad_intake_unsent_oldest_seconds",
+    "Age of the oldest note of a status change or rating accepted by any intake and not yet "
+    "seen published, as this process's last sweep of intake_unsent found it (every intake "
+    "reads the same notes; 0 with none older than a minute).",
+)
 
 
 @dataclass
