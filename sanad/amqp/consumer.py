@@ -2,7 +2,7 @@
 
 The consume loop reads each micro-batch off its inbox (sanad.amqp.inbox) and calls the handler
 under the retry rules of sanad.amqp.handling; the handler decides per message
-(sanad.amqp.outcomes: done, dead, dead in parts, retry later), and the micro-batch is acked once
+(sanad.amqp.verdicts: done, dead, dead in parts, retry later), and the micro-batch is acked once
 OutcomePublisher has published those outcomes, confirmed. A consumer cancelled by the broker
 (its queue deleted) raises ConsumerCancelled so the process exits instead of idling. At stop a
 handler still running gets BatchOptions.drain_grace_s, then is cancelled, its micro-batch left

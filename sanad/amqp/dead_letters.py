@@ -19,7 +19,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.outcomes import (
+from sanad.amqp.copies import (
     EXPIRES_HEADER,
     latest_death,
     letter_headers,

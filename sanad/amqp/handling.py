@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from sanad.amqp.outcomes import Dead, Outcome, TransientError
+from sanad.amqp.verdicts import Dead, Outcome, TransientError
 from sanad.telemetry.metrics import RETRIES
 
 log = logging.getLogger("sanad.amqp.consumer")

@@ -13,7 +13,7 @@ which pamqp.decode.by_type reads at each call: pamqp 4.0.1, pinned): where the o
 on a value whose length is known, the wrapper returns the bytes it takes and a marker in its
 place. The markers survive aio-pika's IncomingMessage (which passes strings through str() and
 replaces falsy headers with {}), so a handler sees them: sanad.amqp.outcomes.undecodable()
-dead-letters the message naming them, and outcomes.republished() leaves them off its copies.
+dead-letters the message naming them, and copies.republished() leaves them off its copies.
 tests/unit/test_amqp_lenient_decoding.py fails when pamqp or aio-pika change what this relies
 on.
 """

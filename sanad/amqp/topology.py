@@ -59,7 +59,7 @@ DETAIL_HEADER = "x-sanad-detail"
 # On a dead letter: the work queue it was set aside from.
 QUEUE_HEADER = "x-sanad-queue"
 RETRIES_HEADER = "x-sanad-retries"
-# On a parked message: where what it waits for stood when it was parked (outcomes.Retry); a
+# On a parked message: where what it waits for stood when it was parked (verdicts.Retry); a
 # later park that finds it moved on counts its retries from the start again.
 WAITING_AT_HEADER = "x-sanad-waiting-at"
 # On a pack (sanad.amqp.packing): how many items it carries.

@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.security.audit import document_of
 from sanad.v1 import events_pb2
 from workers.batch import audit

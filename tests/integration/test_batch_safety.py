@@ -14,8 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from sanad.amqp.batches import SUBMISSION_TYPE
-from sanad.amqp.outcomes import EXPIRES_HEADER, Dead
+from sanad.amqp.copies import EXPIRES_HEADER
 from sanad.amqp.topology import BATCH, CONTENT_TYPE, REASON_HEADER, Topology
+from sanad.amqp.verdicts import Dead
 from sanad.cli.batch_send import send
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import document_of

@@ -10,8 +10,8 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.handling import BROKER_ERRORS
-from sanad.amqp.outcomes import Dead, Outcome
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, SUBMITTED, Topology
+from sanad.amqp.verdicts import Dead, Outcome
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration

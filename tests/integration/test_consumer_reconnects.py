@@ -10,8 +10,8 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
-from sanad.amqp.outcomes import Outcome
 from sanad.amqp.topology import SUBMITTED, Topology
+from sanad.amqp.verdicts import Outcome
 from tests.conftest import AMQP_URL
 from tests.integration.broker_support import BrokerProxy, proxy_fixture  # noqa: F401
 from tests.integration.conftest import eventually

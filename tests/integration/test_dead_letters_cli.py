@@ -14,9 +14,9 @@ import aio_pika
 import pytest
 
 from sanad.amqp.batches import SUBMISSION_TYPE
+from sanad.amqp.copies import EXPIRES_HEADER, expiry_time
 from sanad.amqp.dead_letter_pass import Action, Pass, pass_over
 from sanad.amqp.dead_letters import REPLAYS_HEADER
-from sanad.amqp.outcomes import EXPIRES_HEADER, expiry_time
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, SUBMITTED, Topology
 from tests.integration.conftest import eventually
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl, set_policy

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.records import Document, document_from_submitted
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2

@@ -14,7 +14,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, ExecutionTimeout, ServerSelectionTimeoutError
 
 from sanad import lost_sessions
-from sanad.amqp.outcomes import TransientError
+from sanad.amqp.verdicts import TransientError
 from sanad.errors import Unavailable
 from sanad.mongo import within
 from services.registry.domain import CatalogService

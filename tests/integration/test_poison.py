@@ -11,7 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.batches import SUBMISSION_TYPE
-from sanad.amqp.outcomes import EXPIRES_HEADER
+from sanad.amqp.copies import EXPIRES_HEADER
 from sanad.amqp.topology import BATCH, RATED, REASON_HEADER, STATUS_CHANGED, SUBMITTED, Topology
 from sanad.cli.batch_send import send
 from sanad.records import SUBMITTED_TYPE

@@ -17,10 +17,11 @@ from aiormq import spec
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
+from sanad.amqp.copies import UNDECODABLE_HEADER
 from sanad.amqp.dead_letter_pass import Action, Pass, pass_over
 from sanad.amqp.dead_letters import DeadLetter
-from sanad.amqp.outcomes import UNDECODABLE_HEADER, Outcome
 from sanad.amqp.topology import DETAIL_HEADER, REASON_HEADER, SUBMITTED, Topology
+from sanad.amqp.verdicts import Outcome
 from sanad.records import SUBMITTED_TYPE, Document
 from tests.integration.conftest import eventually
 from tests.integration.workers_support import submitted

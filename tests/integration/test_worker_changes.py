@@ -10,7 +10,7 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
-from sanad.amqp.outcomes import USER_ID_HEADER
+from sanad.amqp.copies import USER_ID_HEADER
 from sanad.amqp.topology import (
     RATED,
     REASON_HEADER,

@@ -11,8 +11,8 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
-from sanad.amqp.outcomes import Outcome, TransientError
 from sanad.amqp.topology import EARLIER_DELIVERY_LIMITS, SUBMITTED, Topology
+from sanad.amqp.verdicts import Outcome, TransientError
 from tests.integration.workers_support import queue_depth
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from sanad.amqp.outcomes import TransientError
+from sanad.amqp.verdicts import TransientError
 from sanad.records import LISTING_INDEX, Document, document_from_submitted
 from sanad.security.audit import AuditEvent, document_of
 from tests.integration.workers_support import submitted

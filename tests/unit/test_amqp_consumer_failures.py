@@ -8,8 +8,8 @@ import pytest
 from aiormq.exceptions import ChannelInvalidStateError
 
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
-from sanad.amqp.outcomes import Dead, Outcome, TransientError
 from sanad.amqp.topology import Topology
+from sanad.amqp.verdicts import Dead, Outcome, TransientError
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from sanad.amqp.copies import EXPIRES_HEADER, USER_ID_HEADER
 from sanad.amqp.dead_letters import REPLAYS_HEADER, kept_copy, letter_of, replayed_copy
-from sanad.amqp.outcomes import EXPIRES_HEADER, USER_ID_HEADER
 from sanad.amqp.topology import DETAIL_HEADER, QUEUE_HEADER, REASON_HEADER
 
 

@@ -21,7 +21,8 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from pamqp.header import ContentHeader
 
-from sanad.amqp.outcomes import UNDECODABLE_HEADER, carried_headers, republished, undecodable
+from sanad.amqp.copies import UNDECODABLE_HEADER, carried_headers, republished
+from sanad.amqp.outcomes import undecodable
 from sanad.amqp.properties import install_lenient_decoding
 
 NOT_UTF8 = b"\xff\xfe"

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sanad.amqp.outcomes import OutcomePublisher, Retry
+from sanad.amqp.outcomes import OutcomePublisher
 from sanad.amqp.topology import Topology
+from sanad.amqp.verdicts import Retry
 from tests.unit.test_dead_letter_user_header import RETRY_QUEUE, Exchange, back_from, incoming
 from tests.unit.test_dead_letter_user_header import publisher as outcomes_of
 from workers.ingest.settings import IngestSettings

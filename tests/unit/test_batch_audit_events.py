@@ -4,7 +4,7 @@ item counts, the outcome; a resend answered from the saved answer leaves none.""
 
 from typing import Any
 
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.security.audit import COLLECTION, AuditEvent
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from workers.batch import audit

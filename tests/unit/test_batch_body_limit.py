@@ -3,7 +3,7 @@ and memory in proportion to the body, whatever the item limit says afterwards.""
 
 import pytest
 
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.v1 import events_pb2, intake_pb2
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from tests.unit.wire_format import varint

@@ -1,7 +1,7 @@
 """Migrated history (history_items) counts in the rollups the award and reports read, so only a
 trusted batch user may send it: a centre's own batch user is refused as a whole, nothing stored."""
 
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.settings import AuthMode, CommonSettings
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler, with_history
 from workers.batch.authorization import migration_authorizer

@@ -13,9 +13,11 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from sanad.amqp.copies import EXPIRES_HEADER
 from sanad.amqp.dead_letters import kept_copy, letter_of, replayed_copy
-from sanad.amqp.outcomes import EXPIRES_HEADER, Dead, OutcomePublisher
+from sanad.amqp.outcomes import OutcomePublisher
 from sanad.amqp.topology import Topology
+from sanad.amqp.verdicts import Dead
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
 from tests.unit.test_security_settings import SAFE
 from workers.batch.app import build_app

@@ -9,8 +9,8 @@ import pytest
 
 from sanad.amqp.consumer import BatchOptions, BrokerConnectionLost, MicroBatchConsumer
 from sanad.amqp.handling import BROKER_ERRORS
-from sanad.amqp.outcomes import Dead, Outcome, Retry, TransientError
 from sanad.amqp.topology import Topology
+from sanad.amqp.verdicts import Dead, Outcome, Retry, TransientError
 from tests.unit.waiting import until
 
 TIMEOUT_S = 0.05

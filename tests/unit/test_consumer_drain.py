@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
-from sanad.amqp.outcomes import Outcome, TransientError
 from sanad.amqp.topology import Topology
+from sanad.amqp.verdicts import Outcome, TransientError
 from workers import lifecycle
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from sanad.amqp.dead_letters import kept_copy, letter_of, replayed_copy
-from sanad.amqp.outcomes import Dead, OutcomePublisher, Retry
+from sanad.amqp.outcomes import OutcomePublisher
 from sanad.amqp.topology import Topology
+from sanad.amqp.verdicts import Dead, Retry
 
 USER_HEADER = "x-sanad-user-id"
 RETRY_QUEUE = "t.batch.retry"

@@ -21,7 +21,7 @@ from pymongo.errors import (
 )
 from pymongo.errors import DocumentTooLarge as ClientDocumentTooLarge
 
-from sanad.amqp.outcomes import TransientError
+from sanad.amqp.verdicts import TransientError
 from workers.ingest import atomic
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
 

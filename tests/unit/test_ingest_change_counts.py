@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
-from sanad.amqp.outcomes import Dead, Retry
+from sanad.amqp.verdicts import Dead, Retry
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2
 from workers.ingest.changes import Applied

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sanad.amqp.outcomes import Dead, DeadParts
 from sanad.amqp.packing import pack
+from sanad.amqp.verdicts import Dead, DeadParts
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import AuditEvent, to_proto
 from sanad.v1 import audit_pb2, common_pb2, events_pb2

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from sanad.amqp.outcomes import USER_ID_HEADER, Dead
+from sanad.amqp.copies import USER_ID_HEADER
+from sanad.amqp.verdicts import Dead
 from tests.unit.test_ingest_handler import FakeMessage, FakeStore, submitted
 from workers.ingest.handlers import IngestHandler
 from workers.ingest.settings import IngestSettings

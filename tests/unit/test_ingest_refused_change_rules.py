@@ -3,7 +3,7 @@ reason and detail of its first refusal, never taken for a duplicate of itself.""
 
 from datetime import UTC, datetime, timedelta
 
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.domain.transactions import Status
 from tests.unit.fakes import stored_transaction
 from workers.ingest.changes import Applied, StatusChange, apply_change

@@ -12,7 +12,7 @@ import pytest
 
 from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.metrics import BATCH_ITEMS
-from sanad.amqp.outcomes import Dead, TransientError
+from sanad.amqp.verdicts import Dead, TransientError
 from sanad.domain.clock import to_millisecond
 from sanad.registry_past import Dated
 from sanad.v1 import common_pb2, events_pb2, intake_pb2

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sanad.amqp.batches import item_count
-from sanad.amqp.outcomes import TransientError
+from sanad.amqp.verdicts import TransientError
 from sanad.registry_past import Dated
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from services.intake.domain import CenterView, ServiceView

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sanad.amqp.outcomes import Dead
 from sanad.amqp.properties import UndecodableText, UndecodableTime
+from sanad.amqp.verdicts import Dead
 from tests.unit.batch_handler_support import Replies, Shared, batch, handler
 from tests.unit.test_worker_batch_answers import message
 

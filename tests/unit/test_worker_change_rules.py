@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sanad.amqp.outcomes import Dead, Retry
+from sanad.amqp.verdicts import Dead, Retry
 from sanad.domain.transactions import Status
 from tests.unit.fakes import stored_transaction
 from workers.ingest.changes import Applied, Rating, StatusChange, apply_change

@@ -10,7 +10,7 @@ of the registry accepted it); it saves that correction too, so a later resend ge
 from collections.abc import Sequence
 from typing import Protocol
 
-from sanad.amqp.outcomes import TransientError
+from sanad.amqp.verdicts import TransientError
 from sanad.v1 import common_pb2, events_pb2
 from workers.batch.domain import Context, Verdict, item_id
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from aio_pika.abc import AbstractIncomingMessage
 
 from sanad.amqp.batches import SUBMISSION_TYPE
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.security.audit import AuditEvent
 from sanad.security.batch_users import BATCH_USER_PREFIX
 from sanad.security.identity import Role

@@ -19,13 +19,9 @@ from sanad.amqp.metrics import (
     BATCHES,
     ITEM_OUTCOMES,
 )
-from sanad.amqp.outcomes import (
-    Dead,
-    Outcome,
-    TransientError,
-    undecodable,
-)
+from sanad.amqp.outcomes import undecodable
 from sanad.amqp.properties import undecodable_properties
+from sanad.amqp.verdicts import Dead, Outcome, TransientError
 from sanad.domain.clock import utcnow
 from sanad.registry_past import Dated
 from sanad.security.audit import document_of

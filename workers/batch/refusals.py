@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
 from sanad.amqp.batches import SUBMISSION_TYPE, batch_id_problem
-from sanad.amqp.outcomes import Dead
+from sanad.amqp.verdicts import Dead
 from sanad.domain.characters import code_violations
 from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.v1 import events_pb2

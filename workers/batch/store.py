@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from sanad import records
-from sanad.amqp.outcomes import TransientError
+from sanad.amqp.verdicts import TransientError
 from sanad.domain.clock import epoch_millis, to_millisecond
 from sanad.domain.ids import first_id
 from sanad.security import audit

@@ -31,7 +31,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from sanad.amqp.outcomes import TransientError
+from sanad.amqp.verdicts import TransientError
 from sanad.lost_sessions import transaction_session
 from sanad.mongo import about_document
 from sanad.telemetry.metrics import MONGO_WRITE_SECONDS

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from sanad.amqp.outcomes import Dead, Retry
+from sanad.amqp.verdicts import Dead, Retry
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.records import Document, finish
 from workers.ingest.rollups import RollupIncrements

@@ -9,9 +9,10 @@ from typing import Protocol
 from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError, Message
 
+from sanad.amqp.copies import original_publisher
 from sanad.amqp.metrics import CHANGES_APPLIED
-from sanad.amqp.outcomes import Dead, DeadParts, Outcome, Part, undecodable
-from sanad.amqp.senders import original_publisher
+from sanad.amqp.outcomes import undecodable
+from sanad.amqp.verdicts import Dead, DeadParts, Outcome, Part
 from sanad.domain.clock import utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.domain.money import MAX_FEE_BAISA

@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError
 
 from sanad import records
 from sanad import rollups as contract
-from sanad.amqp.outcomes import Retry, TransientError
+from sanad.amqp.verdicts import Retry, TransientError
 from sanad.retired_indexes import drop_retired
 from sanad.security import audit
 from workers.ingest.atomic import ConcurrentUpdate, run_atomically
