@@ -46,7 +46,7 @@ from services.intake.domain import (
     request_key,
     validate,
 )
-from services.intake.ports import Lookup, PackingPublisher, Snapshot, Store
+from services.intake.ports import ConfirmingPublisher, Lookup, Snapshot, Store
 from services.intake.unconfirmed import UnconfirmedClaims
 
 
@@ -75,7 +75,7 @@ class Intake:
     def __init__(
         self,
         snapshot: Snapshot,
-        publisher: PackingPublisher,
+        publisher: ConfirmingPublisher,
         store: Store,
         topology: Topology,
         civil_secret: bytes,

@@ -40,9 +40,9 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
-class PackingPublisher(Protocol):
-    """sanad.amqp.packing.PackingPublisher: a publish that runs on_confirm when the broker
-    confirms it, also after its caller stopped waiting."""
+class ConfirmingPublisher(Protocol):
+    """A publish that runs on_confirm when the broker confirms it, also after its caller
+    stopped waiting (sanad.amqp.packing.PackingPublisher provides it)."""
 
     async def publish(
         self,
