@@ -7,14 +7,15 @@ beneficiary appears only as a keyed hash and a masked number.
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING
-
 from sanad.domain.privacy import civil_hash, mask
 from sanad.domain.transactions import REFUNDABLE, Status, Step, sla_clock
 from sanad.rpc.timestamps import to_timestamp
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 
 Document = dict[str, Any]
+# Index key directions, as MongoDB numbers them (pymongo's ASCENDING and DESCENDING): written
+# here so that this contract, which the domain modules read, does not import the driver.
+ASCENDING, DESCENDING = 1, -1
 
 # The message type of an accepted submission, and of several packed into one message
 # (sanad.amqp.packing).
@@ -180,3 +181,8 @@ def proto_from_document(doc: Document, now: datetime) -> intake_pb2.Transaction:
         fee_refund_due=status in REFUNDABLE,
         rating=doc.get("rating", 0),
     )
+
+
+def item_count(batch: events_pb2.BatchSubmission) -> int:
+    """Items of a batch in the index space its answer uses: live items, then history items."""
+    return len(batch.items) + len(batch.history_items)

@@ -53,11 +53,6 @@ def message_id_problem(batch_id: str) -> str | None:
     return None
 
 
-def item_count(batch: events_pb2.BatchSubmission) -> int:
-    """Items of a batch in the index space its answer uses: live items, then history items."""
-    return len(batch.items) + len(batch.history_items)
-
-
 class BatchClient:
     """Publishes BatchSubmissions, confirmed and mandatory, and matches each answer to its batch.
 

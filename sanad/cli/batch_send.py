@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sanad.amqp.batches import BatchClient, item_count
+from sanad.amqp.batches import BatchClient
 from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.amqp.handling import BROKER_ERRORS
+from sanad.records import item_count
 from sanad.v1 import events_pb2
 
 

@@ -8,9 +8,9 @@ agency's; an admin does everything. Operators read statistics, not transactions
 
 from typing import Any
 
+from sanad.domain.submissions import shown_id
 from sanad.errors import PermissionDenied
 from sanad.security.identity import Identity, Role
-from services.intake.domain import shown_id
 
 
 def _denied(identity: Identity, what: str) -> PermissionDenied:

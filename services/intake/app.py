@@ -13,6 +13,8 @@ from sanad.amqp.packing import Packing, PackingPublisher
 from sanad.amqp.publisher import ConfirmedPublisher
 from sanad.amqp.topology import Topology
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
+from sanad.registry_lookup import RegistryLookup
+from sanad.registry_snapshot import RegistrySnapshot
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit_log import AuditLog
@@ -21,12 +23,10 @@ from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2_grpc
 from services.intake.left_unsent import LeftUnsent
 from services.intake.operations import Intake
 from services.intake.reading import Reader
-from services.intake.registry_lookup import RegistryLookup
 from services.intake.request_store import RequestStore
 from services.intake.resends import Resends
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
-from services.intake.snapshot import RegistrySnapshot
 from services.intake.store import TransactionStore
 from services.intake.streaming import StreamLimits
 from services.intake.tracking import Tracker

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sanad.domain.submissions import request_key
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists
 from sanad.v1 import events_pb2
-from services.intake.domain import request_key
 
 Document = dict[str, Any]
 

@@ -21,6 +21,16 @@ from sanad.domain.characters import ID_CHARACTER_RULES
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.codes import required_code_violations
 from sanad.domain.ids import new_id
+from sanad.domain.submissions import (
+    CenterView,
+    ServiceView,
+    Submission,
+    as_claimed,
+    claimed_fields,
+    field_violations,
+    request_key,
+    validate,
+)
 from sanad.errors import (
     AlreadyExists,
     Invalid,
@@ -36,16 +46,6 @@ from sanad.security.identity import Identity
 from sanad.telemetry.metrics import count_submitted
 from sanad.v1 import events_pb2
 from services.intake import access
-from services.intake.domain import (
-    CenterView,
-    ServiceView,
-    Submission,
-    as_claimed,
-    claimed_fields,
-    field_violations,
-    request_key,
-    validate,
-)
 from services.intake.ports import ConfirmingPublisher, Lookup, Snapshot, Store
 from services.intake.unconfirmed import UnconfirmedClaims
 
@@ -142,7 +142,7 @@ class Intake:
     ) -> tuple[CenterView, ServiceView]:
         """validate() against the snapshot; a refusal that rests on the registry's state, the
         submission being well formed, is judged again against the registry as it is now, in
-        case the snapshot has not caught up with a change yet (registry_lookup.py). When the
+        case the snapshot has not caught up with a change yet (sanad/registry_lookup.py). When the
         registry does not answer, or agrees with the snapshot, the first refusal stands."""
         try:
             return validate(submission, center, service, now)

@@ -5,7 +5,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.intake.domain import CenterView, ServiceView
+from sanad.domain.submissions import CenterView, ServiceView
 
 
 class Snapshot(Protocol):

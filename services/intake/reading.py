@@ -10,11 +10,11 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from sanad.deadline import Deadline
+from sanad.domain.submissions import shown_id
 from sanad.domain.transactions import FINISHED, Status
 from sanad.errors import Invalid, NotFound, Unavailable, Violation
 from sanad.security.identity import Identity
 from services.intake import access
-from services.intake.domain import shown_id
 from services.intake.listing import ListQuery
 
 Document = dict[str, Any]

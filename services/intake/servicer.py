@@ -9,6 +9,7 @@ import grpc
 from sanad.deadline import caller_deadline
 from sanad.domain.clock import utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH
+from sanad.domain.submissions import Channel, Submission
 from sanad.domain.transactions import Status
 from sanad.errors import Violation, check, collected
 from sanad.records import proto_from_document
@@ -20,7 +21,6 @@ from sanad.rpc.timestamps import time_field, to_timestamp
 from sanad.security.admission import item_charge
 from sanad.security.identity import current
 from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
-from services.intake.domain import Channel, Submission
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
 from services.intake.operations import Intake
 from services.intake.reading import DeadlineReached, Reader

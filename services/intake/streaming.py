@@ -22,11 +22,11 @@ from typing import Any
 import grpc
 
 from sanad.deadline import Deadline
+from sanad.domain.submissions import Submission
 from sanad.errors import DomainError, RateLimited
 from sanad.rpc.status import code_of
 from sanad.security import audit_items
 from sanad.security.identity import Identity
-from services.intake.domain import Submission
 from services.intake.failures import item_failure
 from services.intake.operations import Accepted, Intake
 

@@ -10,8 +10,8 @@ from sanad.domain.codes import (
     request_id_violations,
     required_code_violations,
 )
+from sanad.domain.submissions import Channel, Submission, field_violations
 from sanad.errors import Invalid, Violation
-from services.intake.domain import Channel, Submission, field_violations
 from services.registry.domain import Center, Licence
 from services.registry.operations import check_filter_codes, require
 from services.registry.validation import validate_center

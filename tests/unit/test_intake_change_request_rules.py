@@ -11,6 +11,7 @@ import pytest
 from sanad.amqp.topology import Topology
 from sanad.deadline import Deadline
 from sanad.domain.codes import MAX_CODE_LENGTH, request_id_violations
+from sanad.domain.submissions import request_key
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
 from sanad.security.identity import DEV_ADMIN
@@ -21,7 +22,6 @@ from services.intake.change_requests import (
     awaits_confirm,
     change_key,
 )
-from services.intake.domain import request_key
 from services.intake.sending import Sends
 from services.intake.tracking import Change, Tracker
 from tests.unit.fakes import RecordingPublisher

@@ -1,6 +1,6 @@
 """A submission the snapshot refuses for the registry's state is judged again against the
 registry as it is now: a change made a moment ago, which the watch streams have not brought
-yet, does not refuse a valid submission (services/intake/registry_lookup.py)."""
+yet, does not refuse a valid submission (sanad/registry_lookup.py)."""
 
 import asyncio
 import dataclasses
@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from sanad.amqp.topology import Topology
+from sanad.domain.submissions import CenterView, ServiceView
 from sanad.errors import Invalid, NotFound, PreconditionFailed
+from sanad.registry_lookup import RegistryLookup
 from sanad.v1 import registry_pb2
-from services.intake.domain import CenterView, ServiceView
 from services.intake.operations import Intake
-from services.intake.registry_lookup import RegistryLookup
 from services.intake.request_store import RequestStore
 from tests.unit.fakes import RecordingPublisher
 from tests.unit.test_intake_claims import FakeRequests

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from sanad.domain.submissions import request_key
 from sanad.errors import Invalid, Unavailable
 from sanad.v1 import events_pb2
-from services.intake.domain import request_key
 from tests.unit.test_intake_submit import CENTER, SERVICE, Setup, setup, submission, submit
 
 AS_CLAIMED = {

@@ -10,9 +10,9 @@ import pytest
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from sanad.deadline import Deadline
+from sanad.domain.submissions import Submission, request_key
 from sanad.security.identity import DEV_ADMIN
 from sanad.telemetry.logs import request_id_var
-from services.intake.domain import Submission, request_key
 from services.intake.servicer import item_to_proto
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
 from tests.unit.test_intake_submit import CIVIL, CountingRequests, Setup, setup, submission

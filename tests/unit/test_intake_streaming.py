@@ -8,11 +8,11 @@ from functools import partial
 import pytest
 
 from sanad.deadline import Deadline
+from sanad.domain.submissions import Channel, Submission
 from sanad.errors import Invalid, RateLimited, Unavailable, Violation
 from sanad.security import audit_items
 from sanad.security.identity import DEV_ADMIN, Identity
 from sanad.security.limits import RateLimiter
-from services.intake.domain import Channel, Submission
 from services.intake.operations import Accepted
 from services.intake.streaming import ItemResult, StreamLimits, submit_stream
 from tests.unit.test_security_audit_items import item_audit

@@ -10,10 +10,10 @@ import pytest
 
 from sanad.amqp.topology import Topology
 from sanad.deadline import Deadline
+from sanad.domain.submissions import CenterView, Channel, ServiceView, Submission
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed
 from sanad.security.identity import DEV_ADMIN
 from sanad.v1 import events_pb2
-from services.intake.domain import CenterView, Channel, ServiceView, Submission
 from services.intake.operations import Intake
 from services.intake.request_store import RequestStore
 from tests.unit.fakes import RecordingPublisher

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sanad.domain.submissions import CenterView, Channel, ServiceView, Submission, validate
 from sanad.errors import Invalid, NotFound, PreconditionFailed
-from services.intake.domain import CenterView, Channel, ServiceView, Submission, validate
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 CENTER = CenterView(

@@ -13,9 +13,9 @@ from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.metrics import BATCH_ITEMS, BATCHES
 from sanad.amqp.topology import Topology
 from sanad.domain.clock import utcnow
+from sanad.registry_snapshot import RegistrySnapshot
 from sanad.telemetry.metrics import prepare_outcomes, prepare_submitted
 from sanad.v1 import registry_pb2 as pb
-from services.intake.snapshot import RegistrySnapshot
 from tests.unit.batch_handler_support import Replies, Shared, handler
 from workers.ingest.rollups import RollupIncrements, prepare_outcome_series
 

@@ -5,8 +5,8 @@ rules for metrics' placements (an exclusive year end) and the batch worker's fil
 from datetime import UTC, datetime, timedelta
 
 from sanad.domain.places import Place
+from sanad.domain.submissions import CenterView, ServiceView, place_of, terms_of
 from sanad.registry_past import EARLIEST, Dated, followed_by, in_force
-from services.intake.domain import CenterView, ServiceView, place_of, terms_of
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 
 from sanad import errors
 from sanad.deadline import Deadline
+from sanad.domain.submissions import Submission
 from sanad.rpc.server import Registration, start_server
 from sanad.security import certs
 from sanad.security.admission import (
@@ -31,7 +32,6 @@ from sanad.settings import ServerSettings
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
 from services.intake.app import SERVICE_NAME
-from services.intake.domain import Submission
 from services.intake.operations import Accepted
 from services.intake.servicer import IntakeServicer
 from services.intake.streaming import StreamLimits

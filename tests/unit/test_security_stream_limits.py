@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from sanad.deadline import Deadline
+from sanad.domain.submissions import Submission
 from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.security.audit import AuditEvent
 from sanad.security.identity import Identity
@@ -20,7 +21,6 @@ from sanad.telemetry.metrics import GRPC_HANDLED
 from sanad.v1 import intake_pb2, intake_pb2_grpc
 from sanad.v1.intake_pb2_grpc import add_IntakeServiceServicer_to_server
 from services.intake.app import SERVICE_NAME
-from services.intake.domain import Submission
 from services.intake.operations import Accepted
 from services.intake.servicer import IntakeServicer
 from services.intake.streaming import StreamLimits

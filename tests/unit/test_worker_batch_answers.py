@@ -14,9 +14,9 @@ from sanad.amqp.batches import SUBMISSION_TYPE
 from sanad.amqp.metrics import BATCH_ITEMS
 from sanad.amqp.verdicts import Dead, TransientError
 from sanad.domain.clock import to_millisecond
+from sanad.domain.submissions import CenterView, ServiceView
 from sanad.registry_past import Dated
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from services.intake.domain import CenterView, ServiceView
 from workers.batch.handlers import BatchHandler
 from workers.batch.refusals import Limits
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from sanad.amqp.batches import item_count
 from sanad.amqp.verdicts import TransientError
+from sanad.domain.submissions import CenterView, ServiceView
+from sanad.records import item_count
 from sanad.registry_past import Dated
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from services.intake.domain import CenterView, ServiceView
 from workers.batch.domain import Context, Verdict, judge_batch, judge_items
 from workers.batch.handlers import BatchHandler
 from workers.batch.refusals import Limits

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from services.intake.domain import CenterView, ServiceView
-from services.intake.registry_lookup import UNANSWERED, Unanswered
+from sanad.domain.submissions import CenterView, ServiceView
+from sanad.registry_lookup import UNANSWERED, Unanswered
 from tests.unit.test_worker_batch_answers import (
     CENTER,
     SERVICE,
@@ -131,7 +131,7 @@ async def test_the_refusals_stand_when_the_registry_agrees_or_does_not_answer(an
     assert len(result.rejected) == 3
     assert "has no active licence" in result.rejected[0].violations[0].description
     assert not shared.transactions
-    # Each chunk asks (the answer is kept by the lookup itself, services/intake/registry_lookup).
+    # Each chunk asks (the answer is kept by the lookup itself, sanad/registry_lookup).
     assert lookup.asked == ["C1", "ROP-VISA", "C1", "ROP-VISA"]
 
 

@@ -9,11 +9,11 @@ from pymongo import AsyncMongoClient
 from sanad import mongo
 from sanad.amqp.consumer import BatchOptions, MicroBatchConsumer
 from sanad.amqp.topology import Topology
+from sanad.registry_lookup import RegistryLookup
+from sanad.registry_snapshot import RegistrySnapshot
 from sanad.registry_watch import registry_channel
 from sanad.rpc.server import RunningServer, start_server
 from sanad.v1 import registry_pb2_grpc
-from services.intake.registry_lookup import RegistryLookup
-from services.intake.snapshot import RegistrySnapshot
 from workers.batch.authorization import authorizer, migration_authorizer
 from workers.batch.handlers import BatchHandler
 from workers.batch.refusals import DEAD_LETTER_REASONS, Limits

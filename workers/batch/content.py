@@ -11,9 +11,9 @@ import hmac
 from sanad.domain import codes
 from sanad.domain.characters import text_violations
 from sanad.domain.money import MAX_FEE_BAISA
+from sanad.domain.submissions import ServiceView, Submission
 from sanad.errors import Violation
 from sanad.v1 import events_pb2
-from services.intake.domain import ServiceView, Submission
 
 # A migrated history: a few steps in practice (in progress, awaiting documents, completed).
 MAX_HISTORY_STEPS = 50

@@ -15,16 +15,9 @@ from typing import TypeVar
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad.amqp.batches import item_count
 from sanad.domain.clock import EPOCH, FIRST_DAY, FIRST_YEAR, LAST_YEAR
 from sanad.domain.ids import id_of
-from sanad.domain.transactions import FINISHED, Status, can_change
-from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
-from sanad.records import Document, document_from_submitted, finish, submitted_event
-from sanad.registry_past import Dated, in_force
-from sanad.rpc.enums import enum_suffix
-from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from services.intake.domain import (
+from sanad.domain.submissions import (
     CenterView,
     Channel,
     ServiceView,
@@ -33,6 +26,12 @@ from services.intake.domain import (
     request_key,
     validate,
 )
+from sanad.domain.transactions import FINISHED, Status, can_change
+from sanad.errors import Invalid, NotFound, PreconditionFailed, Violation
+from sanad.records import Document, document_from_submitted, finish, item_count, submitted_event
+from sanad.registry_past import Dated, in_force
+from sanad.rpc.enums import enum_suffix
+from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from workers.batch.content import historic_fee, history_bounds, overlong_codes
 
 MIGRATION_ACTOR = "migration"
@@ -279,7 +278,7 @@ def apply_history(
 @dataclass(frozen=True)
 class RequestOf:
     """An item's request id as its record keeps it: the record's key and the payload's
-    fingerprint, as intake keeps them (services.intake.domain). A migrated item's payload is its
+    fingerprint, as intake keeps them (sanad.domain.submissions). A migrated item's payload is its
     history too (submit time, steps, rating): `fingerprint` covers it, `earlier` is the
     transaction's fields alone (a live item's two are one).
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from sanad.amqp.batches import MAX_BATCH_ID, RESULT_TYPE, item_count
+from sanad.amqp.batches import MAX_BATCH_ID, RESULT_TYPE
 from sanad.amqp.metrics import (
     BATCH_ITEMS,
     BATCH_OUTCOMES,
@@ -23,12 +23,13 @@ from sanad.amqp.outcomes import undecodable
 from sanad.amqp.properties import undecodable_properties
 from sanad.amqp.verdicts import Dead, Outcome, TransientError
 from sanad.domain.clock import utcnow
+from sanad.domain.submissions import CenterView, ServiceView
+from sanad.records import item_count
+from sanad.registry_lookup import LOOKUP_S, Unanswered
 from sanad.registry_past import Dated
 from sanad.security.audit import document_of
 from sanad.telemetry.metrics import BATCH_REFUSALS_UNANSWERED
 from sanad.v1 import events_pb2
-from services.intake.domain import CenterView, ServiceView
-from services.intake.registry_lookup import LOOKUP_S, Unanswered
 from workers.batch import audit
 from workers.batch.answers import result_of, settle
 from workers.batch.authorization import Authorize, MayMigrate
@@ -70,7 +71,7 @@ class Snapshot(Protocol):
 
 
 class Lookup(Protocol):
-    """services.intake.registry_lookup.RegistryLookup: centres and services as the registry
+    """sanad.registry_lookup.RegistryLookup: centres and services as the registry
     has them now."""
 
     async def center(self, center_id: str, timeout_s: float) -> CenterView | Unanswered | None: ...
@@ -313,7 +314,7 @@ class BatchHandler:
         self, submission: events_pb2.BatchSubmission, context: Context, judged: Verdict
     ) -> Context:
         """Items the registry copy refused for the registry's state, judged again against the
-        registry as it is now (services/intake/registry_lookup.py): a centre activated, a
+        registry as it is now (sanad/registry_lookup.py): a centre activated, a
         service offered or published a moment before the batch was sent, which the watch
         streams have not brought yet, refuses none of its items. The context with what the
         registry answered judges the rest of the batch; when it does not answer, or agrees

@@ -1,4 +1,5 @@
-"""Intake rules: what a submission must satisfy against the registry snapshot."""
+"""The rules of a submission, by intake or in a batch: what it must satisfy against the copy of
+the registry (sanad.registry_snapshot), and the views of centres and services they judge by."""
 
 import hashlib
 import hmac

@@ -1,8 +1,9 @@
 """The registry asked directly about a submission its copy refuses.
 
-Intake and the batch worker judge submissions against their copy of the registry (snapshot.py),
-which the watch streams bring up to date a few milliseconds after the registry answered a change
-(up to a quarter of a second when the change went through another registry replica). A client
+Intake and the batch worker judge submissions against their copy of the registry
+(sanad.registry_snapshot), which the watch streams bring up to date a few milliseconds after
+the registry answered a change (up to a quarter of a second when the change went through
+another registry replica). A client
 that activated a centre, offered it a service or changed a fee and submitted at once was refused
 against the copy before the change reached it (9 times in 10 in a helper's trial), with codes a
 client does not retry (FAILED_PRECONDITION, NOT_FOUND, INVALID_ARGUMENT on the fee); a batch's
@@ -26,12 +27,12 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
+from sanad.domain.submissions import CenterView, ServiceView
 from sanad.errors import RateLimited
+from sanad.registry_snapshot import center_view, service_view
 from sanad.security.limits import RateLimiter
 from sanad.telemetry.metrics import REGISTRY_LOOKUPS
 from sanad.v1 import registry_pb2 as pb
-from services.intake.domain import CenterView, ServiceView
-from services.intake.snapshot import center_view, service_view
 
 # The longest a refused submission waits for the registry's answer (less when the caller's
 # deadline is nearer).

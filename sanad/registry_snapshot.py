@@ -1,4 +1,5 @@
-"""Intake's copy of the registry's centres and catalogue, kept fresh by its watch streams.
+"""Intake's and the batch worker's copy of the registry's centres and catalogue, kept fresh by its
+watch streams.
 
 No call per submission: the snapshot is ready once both streams have replayed the registry's
 history, and stays ready for a grace while the registry is restarted (sanad.registry_watch).
@@ -14,13 +15,13 @@ import asyncio
 
 import grpc
 
+from sanad.domain.submissions import CenterView, ServiceView, place_of, terms_of
 from sanad.registry_past import Dated, followed_by
 from sanad.registry_watch import Watch
 from sanad.rpc.timestamps import from_timestamp
 from sanad.telemetry.metrics import prepare_submitted
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
-from services.intake.domain import CenterView, ServiceView, place_of, terms_of
 
 
 def center_view(center: pb.Center) -> CenterView:
