@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sanad import rollups
+from sanad.domain.clock import FIRST_YEAR, LAST_YEAR
 from sanad.domain.places import Place
+from sanad.errors import Violation, check
 from sanad.registry_past import Dated, in_force
 
 COUNTERS = rollups.COUNTERS
@@ -180,3 +182,19 @@ def active_in_year(center: CenterFacts, year: int, served: Stats | None) -> bool
         return False
     worked = served is not None and sum(served.get(name) for name in ACTIVITY_COUNTERS) > 0
     return worked or licence_active_during(center.licence_history, year, center.licence_expires_at)
+
+
+def check_year_request(governorate_code: str, year: int, this_year: int, limit: int = 0) -> None:
+    """Invalid naming every bad field of a request for a governorate's year: no governorate, a
+    year outside the statistics' years or after this one, a negative limit."""
+    violations = []
+    if not governorate_code:
+        violations.append(Violation("governorate_code", "is required"))
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        violations.append(Violation("year", f"must be between {FIRST_YEAR} and {LAST_YEAR}"))
+    elif year > this_year:
+        # Nothing happened in it yet: its figures would read 0 and its change -100%.
+        violations.append(Violation("year", f"must not be after this year ({this_year})"))
+    if limit < 0:
+        violations.append(Violation("limit", "must not be negative"))
+    check(violations)

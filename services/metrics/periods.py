@@ -6,7 +6,7 @@ per centre, a quarter three monthly ones, and only the ragged ends read daily do
 """
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sanad import rollups
 
@@ -51,6 +51,24 @@ def _step(current: date, end: date) -> tuple[Piece, date]:
 LAST = date(9999, 1, 1)
 # The day strings that stand for an unset start or end of a range.
 OPEN_START, OPEN_END = "0000-00-00", "9999-99-99"
+
+
+def day_range(
+    start: datetime | None, end: datetime | None, *, end_at_midnight: bool
+) -> tuple[str, str]:
+    """The rollup days [first, last) a period [start, end) touches, unset ends open.
+
+    Rollups count per UTC day, so a day partly inside the period counts whole: the start is
+    rounded down to its day, the end up to the next midnight unless it is one already (to the
+    nanosecond, which the caller reads off the request). A period of "today so far" reads
+    today; one from midnight to midnight reads exactly its days.
+    """
+    first = rollups.day_of(start) if start else OPEN_START
+    if end is None:
+        return first, OPEN_END
+    if end_at_midnight:
+        return first, rollups.day_of(end)
+    return first, day_after(end)
 
 
 def day_after(moment: date) -> str:

@@ -13,14 +13,14 @@ from typing import Any, TypeAlias, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad import mongo, rollups
+from sanad import mongo
 from sanad.deadline import caller_deadline
-from sanad.domain.clock import FIRST_YEAR, LAST_YEAR
 from sanad.errors import Invalid, Unavailable, Violation, check, collected
 from sanad.rpc.timestamps import time_field
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award, periods
 from services.metrics.convert import entry_to_proto, report_to_proto, stats_to_proto
+from services.metrics.domain import check_year_request
 from services.metrics.queries import MetricsQueries
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -37,13 +37,8 @@ def _at_midnight(stamp: Timestamp) -> bool:
 
 
 def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
-    """The rollup days [first, last) a request's [start, end) touches, unset ends open; every bad
-    field refused.
-
-    Rollups count per UTC day, so a day partly inside the period counts whole: the start is
-    rounded down to its day, the end up to the next midnight unless it is one already. A period
-    of "today so far" reads today; one from midnight to midnight reads exactly its days.
-    """
+    """The rollup days a request's [start, end) touches (periods.day_range); every bad field
+    refused."""
     violations = [] if getattr(request, key_field) else [Violation(key_field, "is required")]
     start = collected(violations, lambda: time_field(request, "start_time"))
     end = collected(violations, lambda: time_field(request, "end_time"))
@@ -55,26 +50,7 @@ def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
     ):
         violations.append(Violation("end_time", "must be after start_time"))
     check(violations)
-    first = rollups.day_of(start) if start else periods.OPEN_START
-    if end is None:
-        return first, periods.OPEN_END
-    if _at_midnight(request.end_time):
-        return first, rollups.day_of(end)
-    return first, periods.day_after(end)
-
-
-def _check_year_request(governorate_code: str, year: int, this_year: int, limit: int = 0) -> None:
-    violations = []
-    if not governorate_code:
-        violations.append(Violation("governorate_code", "is required"))
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        violations.append(Violation("year", f"must be between {FIRST_YEAR} and {LAST_YEAR}"))
-    elif year > this_year:
-        # Nothing happened in it yet: its figures would read 0 and its change -100%.
-        violations.append(Violation("year", f"must not be after this year ({this_year})"))
-    if limit < 0:
-        violations.append(Violation("limit", "must not be negative"))
-    check(violations)
+    return periods.day_range(start, end, end_at_midnight=_at_midnight(request.end_time))
 
 
 async def _naming_the_code_too(
@@ -130,7 +106,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     ) -> None:
         try:
             # This year by the clock that decides the year in progress.
-            _check_year_request(governorate_code, year, self.queries.clock().year, limit)
+            check_year_request(governorate_code, year, self.queries.clock().year, limit)
         except Invalid as refused:
             raise await _naming_the_code_too(
                 refused, governorate_code, self.queries.places.check_governorate, context
