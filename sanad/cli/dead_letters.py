@@ -138,13 +138,15 @@ def replay_letters(args: argparse.Namespace, client: Client, printer: Printer) -
         _run(args, url, _chooser(set(args.reason), args.limit), done)
     except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
-    reasons = sorted(done.replayed)
     replayed, kept = done.replayed.total(), done.kept.total()
+    # Counted by reason, as drop and list count them.
     if printer.as_json:
-        printer.json({"replayed": replayed, "kept": kept, "reasons": reasons})
+        printer.json(
+            {"replayed": replayed, "kept": kept, "reasons": dict(sorted(done.replayed.items()))}
+        )
     else:
         printer.fields(
-            [("replayed", replayed), ("kept", kept), ("reasons", ", ".join(reasons) or "-")]
+            [("replayed", replayed), ("kept", kept), ("reasons", _by_reason(done.replayed))]
         )
     return 0
 

@@ -124,7 +124,7 @@ async def test_replay_by_reason_sends_those_back_as_first_sent_and_keeps_the_oth
     code, out, err = await sanadctl(amqp_url, amqp_prefix, "replay", "--reason", "unknown-type")
 
     assert code == 0, err
-    assert lines(out) == [{"replayed": 2, "kept": 1, "reasons": ["unknown-type"]}]
+    assert lines(out) == [{"replayed": 2, "kept": 1, "reasons": {"unknown-type": 2}}]
     topology = Topology(amqp_prefix)
     replayed = await drain(amqp_url, topology.ingest_queue)
     assert [m.message_id for m in replayed] == ["m-0", "m-2"]
