@@ -19,7 +19,7 @@ import grpc
 from google.protobuf import descriptor_pool
 
 from sanad import errors
-from sanad.rpc.status import code_of, to_status
+from sanad.rpc.status import code_of, send_status, to_status
 from sanad.rpc.undecodable import handed_on, is_lenient, lenient
 from sanad.telemetry.logs import LineBudget, request_id_var
 from sanad.telemetry.metrics import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
@@ -56,21 +56,6 @@ def _kind(request_streaming: bool, response_streaming: bool) -> str:
     if request_streaming:
         return "bidi_stream" if response_streaming else "client_stream"
     return "server_stream" if response_streaming else "unary"
-
-
-async def _send_status(context: grpc.aio.ServicerContext, abort: Awaitable[None]) -> None:
-    """Send a failed call's status (abort raises AbortError once sent). When gRPC cannot send
-    it, the call ended meanwhile (its deadline passed as its handler failed): the call is
-    counted and logged already, and it ends as cancelled, quietly; gRPC's own error line
-    with a traceback, one per such call, bypassed the log budget in outages (chaos helper)."""
-    try:
-        await abort
-    except grpc.aio.AbortError:
-        raise
-    except Exception:
-        if not context.done():
-            raise  # not a call that ended meanwhile: what failed is worth its traceback
-        raise asyncio.CancelledError from None
 
 
 def _request_id(metadata: Any) -> str:
@@ -115,10 +100,10 @@ class _Call:
     async def fail(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
         if isinstance(error, errors.DomainError):
             self.finish(code_of(error), error.message)
-            await _send_status(context, context.abort_with_status(to_status(error)))
+            await send_status(context, context.abort_with_status(to_status(error)))
         log.exception("unhandled error in %s/%s", self.service, self.name)
         self.finish(grpc.StatusCode.INTERNAL, "internal error")
-        await _send_status(
+        await send_status(
             context,
             context.abort(
                 grpc.StatusCode.INTERNAL, f"internal error; quote request id {self.request_id}"

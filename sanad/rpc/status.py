@@ -1,6 +1,7 @@
 """The one mapping from domain errors to gRPC status codes with google.rpc details."""
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 
 import grpc
 from google.protobuf import duration_pb2
@@ -101,3 +102,18 @@ def field_violations(rpc_error: grpc.aio.AioRpcError | grpc.RpcError) -> list[tu
             detail.Unpack(bad_request)
             found.extend((v.field, v.description) for v in bad_request.field_violations)
     return found
+
+
+async def send_status(context: grpc.aio.ServicerContext, abort: Awaitable[None]) -> None:
+    """Send a failed call's status (abort raises AbortError once sent). When gRPC cannot send
+    it, the call ended meanwhile (its deadline passed as its handler failed): the call is
+    counted and logged already, and it ends as cancelled, quietly; gRPC's own error line
+    with a traceback, one per such call, bypassed the log budget in outages (chaos helper)."""
+    try:
+        await abort
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        if not context.done():
+            raise  # not a call that ended meanwhile: what failed is worth its traceback
+        raise asyncio.CancelledError from None

@@ -111,7 +111,11 @@ class IntakeApp:
     async def stop(self) -> None:
         """NOT_SERVING, drain in-flight calls, then close connections."""
         if self.server is not None:
-            await self.server.stop(self.settings.shutdown_grace_s, self.settings.shutdown_notice_s)
+            await self.server.stop(
+                self.settings.shutdown_grace_s,
+                self.settings.shutdown_notice_s,
+                draining=self.reader.close,
+            )
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -5,6 +5,7 @@ through the queue, so a read may lag a change intake has just accepted.
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
@@ -85,6 +86,13 @@ class Reader:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Set as the server's drain begins: open watches end at once (UNAVAILABLE: watch again,
+        # on another replica), instead of holding the drain for its whole grace.
+        self.closing = asyncio.Event()
+
+    def close(self) -> None:
+        """End every watch at its next poll, the one it waits for now included."""
+        self.closing.set()
 
     async def get(self, transaction_id: str, identity: Identity, deadline: Deadline) -> Document:
         """The stored transaction, if the caller may read it."""
@@ -123,7 +131,11 @@ class Reader:
             if Status(doc["status"]) in FINISHED:
                 return
             left = deadline.left()
-            await asyncio.sleep(poll_s if left is None else min(poll_s, left))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll_s if left is None else min(poll_s, left)):
+                    await self.closing.wait()
+            if self.closing.is_set():
+                raise Unavailable("the service is shutting down; watch the transaction again")
             doc = await _before_deadline(
                 lambda: stored(self.store, transaction_id, deadline, identity), deadline
             )

@@ -196,7 +196,8 @@ class StatusChanges:
         # the database (the change's transaction, its answer or its audit event).
         raise Unavailable(
             f"transaction {doc['_id']}: the change lost {MAX_CHANGE_ATTEMPTS} tries to concurrent "
-            "changes or database write conflicts; retry later"
+            "changes or database write conflicts (a stopped intake's unfinished change holds the"
+            " transaction for up to a minute); retry later"
         )
 
     async def _answered(

@@ -53,6 +53,20 @@ async def test_watch_streams_each_change_and_stops_when_finished() -> None:
     assert seen == ["RECORDED", "IN_PROGRESS", "COMPLETED"]
 
 
+async def test_an_open_watch_ends_at_once_when_the_service_begins_to_drain() -> None:
+    # Before, a watch polled on through the whole shutdown grace (11.9 s against 1.3 s without
+    # one open) and ended "Cancelling all calls"; now it is told to watch again elsewhere.
+    t = Reader(FakeStore(stored(Status.RECORDED)))
+    watching = t.watch("T1", DEV_ADMIN, Deadline(None), poll_s=3600.0)
+    assert (await anext(watching))["status"] == "RECORDED"
+    waiting = asyncio.create_task(anext(watching))
+    await asyncio.sleep(0.01)
+    t.close()  # as the server's drain begins
+    with pytest.raises(Unavailable, match="shutting down; watch the transaction again"):
+        async with asyncio.timeout(2):
+            await waiting
+
+
 class GivesUpForTime(FakeStore):
     """PyMongo's answer to a read with less time left than a round trip: a timeout at once."""
 
