@@ -255,13 +255,22 @@ def test_unnamed_columns_and_json_numbers_still_read(tmp_path: Path) -> None:
     assert read_numbered(ndjson)[0] == [{"request_id": "7", "fee_baisa": "5000", "center_id": ""}]
 
 
-def test_a_send_that_rejects_nothing_removes_the_rejected_file_of_an_earlier_send(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+STALE = "line,request_id,reason\n2,a,fee_baisa: no\n"
+
+
+def sent_before(tmp_path: Path) -> tuple[Path, Path]:
+    """A one-row file, and the rejected-rows file an earlier send of it left."""
     path = tmp_path / "rows.csv"
     path.write_text(HEADER + "a,S,,1,90817263\n")
     stale = tmp_path / "rows.csv.rejected.csv"
-    stale.write_text("line,request_id,reason\n2,a,fee_baisa: no\n")
+    stale.write_text(STALE)
+    return path, stale
+
+
+def test_a_send_that_rejects_nothing_removes_the_rejected_file_of_an_earlier_send(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, stale = sent_before(tmp_path)
 
     async def accept_all(*_: Any, **__: Any) -> list[events_pb2.BatchResult]:
         result = events_pb2.BatchResult(batch_id="b/0")
@@ -282,10 +291,7 @@ def test_a_send_refused_whole_keeps_the_rejected_file_of_an_earlier_send(
 ) -> None:
     # Sent again with another --chunk (batch-id-reused) or by a user not allowed: the rows the
     # earlier file names are still refused and unstored. Before, the file was removed.
-    path = tmp_path / "rows.csv"
-    path.write_text(HEADER + "a,S,,1,90817263\n")
-    stale = tmp_path / "rows.csv.rejected.csv"
-    stale.write_text("line,request_id,reason\n2,a,fee_baisa: no\n")
+    path, stale = sent_before(tmp_path)
 
     async def refuse_whole(*_: Any, **__: Any) -> list[events_pb2.BatchResult]:
         return [events_pb2.BatchResult(batch_id="b/0", refused_reason="batch-id-reused: no")]
@@ -295,7 +301,7 @@ def test_a_send_refused_whole_keeps_the_rejected_file_of_an_earlier_send(
     code = main(["--json", "batch", "submit", str(path), "--center", "C1"], environ={})
 
     assert code == 1
-    assert stale.read_text() == "line,request_id,reason\n2,a,fee_baisa: no\n"
+    assert stale.read_text() == STALE
     assert json.loads(capsys.readouterr().out)["rejected_file"] == ""
 
 
