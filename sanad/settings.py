@@ -215,8 +215,8 @@ class CommonSettings(BaseSettings):
 
     @property
     def batch_trusted_user_names(self) -> frozenset[str]:
-        """SANAD_BATCH_TRUSTED_USERS as names: comma-separated, spaces and blanks dropped."""
-        return frozenset(user.strip() for user in self.batch_trusted_users.split(",")) - {""}
+        """SANAD_BATCH_TRUSTED_USERS as names (user_names)."""
+        return user_names(self.batch_trusted_users)
 
 
 class ServerSettings(CommonSettings):
@@ -247,6 +247,11 @@ class RegistryFollowerSettings(ServerSettings):
 _MONGO_UNVERIFIED = ("tlsallowinvalidcertificates", "tlsallowinvalidhostnames")
 # Options that name TLS files: pymongo turns TLS on when one is given.
 _MONGO_TLS_FILES = ("tlscafile", "tlscertificatekeyfile")
+
+
+def user_names(setting: str) -> frozenset[str]:
+    """A setting that lists RabbitMQ users as names: comma-separated, spaces and blanks dropped."""
+    return frozenset(user.strip() for user in setting.split(",")) - {""}
 
 
 def amqp_user(url: str) -> str:

@@ -5,6 +5,7 @@ import csv
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 import aio_pika
@@ -14,8 +15,13 @@ from pymongo import AsyncMongoClient
 from sanad.amqp.topology import AT_LEAST_ONCE, BATCH, Topology
 from sanad.cli.batch_send import Cut, send
 from sanad.devstack.mongo_server import free_port
-from sanad.v1 import common_pb2, events_pb2, intake_pb2
-from tests.integration.conftest import Stack, eventually, open_centre_with_service
+from sanad.v1 import events_pb2
+from tests.integration.conftest import (
+    Stack,
+    eventually,
+    open_centre_with_service,
+    submit_request,
+)
 from tests.integration.rabbitmqctl import needs_rabbitmqctl, rabbitmqctl
 from tests.integration.workers_support import start_batch_worker
 
@@ -237,17 +243,9 @@ async def test_a_connection_lost_while_waiting_for_answers_is_named_at_once(stac
     # command waited out the whole --wait and then blamed the workers.
     center_id, service = await open_centre_with_service(stack)
     batch = events_pb2.BatchSubmission(
-        batch_id=f"cut-{free_port()}",
+        batch_id=f"cut-{time.time_ns()}",
         center_id=center_id,
-        items=[
-            intake_pb2.SubmitTransactionRequest(
-                request_id="cut-1",
-                service_code=service,
-                channel=common_pb2.CHANNEL_COUNTER,
-                fee_baisa=5000,
-                beneficiary_civil_number="55551111",
-            )
-        ],
+        items=[submit_request(center_id, service, "cut-1", beneficiary_civil_number="55551111")],
     )
     sending = asyncio.create_task(send(stack.amqp_url, stack.prefix, [batch], wait_s=120))
     name = f"sanad batch client {stack.prefix}"
@@ -256,8 +254,12 @@ async def test_a_connection_lost_while_waiting_for_answers_is_named_at_once(stac
         listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q")
         return name in listing
 
+    async def queued() -> bool:  # published: no batch worker runs to answer it
+        return await stack.queue_depth(Topology(stack.prefix).batch_queue) == 1
+
     await eventually(connected, within_s=10)
-    await asyncio.sleep(0.5)  # published and confirmed: no batch worker runs to answer it
+    await eventually(queued, within_s=10)
+    await asyncio.sleep(0.2)  # its confirm on its way back to the client
     listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q")
     (pid,) = [line.split("\t")[0] for line in listing.splitlines() if name in line]
     await rabbitmqctl("close_connection", pid, "test: the submitter's connection dropped")

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from sanad.settings import AMQP_GUEST, ServerSettings
+from sanad.settings import AMQP_GUEST, ServerSettings, user_names
 
 
 class IngestSettings(ServerSettings):
@@ -43,8 +43,8 @@ class IngestSettings(ServerSettings):
 
     @property
     def ingest_publisher_names(self) -> frozenset[str]:
-        """SANAD_INGEST_PUBLISHERS as names: comma-separated, spaces and blanks dropped."""
-        return frozenset(user.strip() for user in self.ingest_publishers.split(",")) - {""}
+        """SANAD_INGEST_PUBLISHERS as names (sanad.settings.user_names)."""
+        return user_names(self.ingest_publishers)
 
     def _production_problems(self) -> list[str]:
         problems = super()._production_problems()
