@@ -37,6 +37,7 @@ from services.metrics.app import build_app as build_metrics
 from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
+from tests.conftest import discard
 from tests.integration.registry_support import centre, visa_renewal
 
 pytestmark = pytest.mark.integration
@@ -77,6 +78,12 @@ class StoppableDatabase:
             self.process.wait(timeout=30)
             self.process = None
 
+    def discard(self) -> None:
+        """Kill the server as the test ends (tests.conftest.discard); a frozen one too."""
+        if self.process is not None:
+            discard(self.process)
+            self.process = None
+
 
 @pytest.fixture(scope="session")
 def failpoint_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -89,8 +96,7 @@ def failpoint_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield mongo_server.url(port)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        discard(process)
 
 
 @pytest.fixture
@@ -107,7 +113,7 @@ def stoppable_database(tmp_path: Path) -> Iterator[StoppableDatabase]:
     db = StoppableDatabase(tmp_path)
     db.start()
     yield db
-    db.stop()
+    db.discard()
 
 
 @dataclass

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from sanad.amqp.publisher import ConfirmedPublisher
 from sanad.amqp.topology import SUBMITTED, Topology
 from sanad.devstack import mongo_server
 from sanad.settings import CommonSettings
+from tests.conftest import discard
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +39,7 @@ def tls_mongo_port(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         port, ":memory:", log, tls=(pki / "mongodb.pem", pki / "mongodb.key")
     )
     yield port
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    discard(process)
 
 
 def mongo_settings(url: str, ca_file: str = "") -> CommonSettings:

@@ -28,6 +28,7 @@ from sanad.retired_indexes import RETIRED
 from sanad.security import audit
 from services.metrics.store import MetricsStore
 from services.registry.store import RegistryStore
+from tests.conftest import discard
 from tests.unit.test_deploy_kustomize import K8S, find, load_documents
 from workers.ingest.store import IngestStore
 
@@ -88,8 +89,7 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         _wait_for(port)
         yield port
     finally:
-        secured.terminate()
-        secured.wait(timeout=30)
+        discard(secured)
 
 
 def _wait_for(port: int) -> None:
