@@ -10,6 +10,7 @@ still running gets its drain grace, then is cancelled, and every backoff pause e
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -44,12 +45,23 @@ class RetryingHandler:
         max_failures: int,
         max_backoff_s: float,
         drain_grace_s: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.handler = handler
         self.queue_name = queue
         self.max_failures = max_failures
         self.max_backoff_s = max_backoff_s
         self.drain_grace_s = drain_grace_s
+        self.clock = clock
+        # When the micro-batch in hand first failed transiently, every try of it failing since;
+        # None when it has not, or when none is in hand (see failing_for_s).
+        self.failing_since: float | None = None
+
+    def failing_for_s(self) -> float:
+        """How long every try of the micro-batch in hand has failed transiently; 0 when its
+        latest did not, or none is in hand. A database that answers pings while every write
+        times out shows here, not in a ping."""
+        return 0.0 if self.failing_since is None else self.clock() - self.failing_since
 
     async def outcomes(
         self, batch: Sequence[AbstractIncomingMessage], stop: asyncio.Event
@@ -63,6 +75,14 @@ class RetryingHandler:
         exited instead had every message it held redelivered again and again, until the
         queue's delivery limit dead-lettered the good ones with the poison, without a reason.
         """
+        try:
+            return await self._retried(batch, stop)
+        finally:  # handled, given up at stop, or left to the broker: no longer failing
+            self.failing_since = None
+
+    async def _retried(
+        self, batch: Sequence[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> Sequence[Outcome] | None:
         delay = 0.1
         failures = 0
         while True:
@@ -71,6 +91,8 @@ class RetryingHandler:
             except TransientError as error:
                 if stop.is_set():
                     return None
+                if self.failing_since is None:
+                    self.failing_since = self.clock()
                 RETRIES.labels(self.queue_name).inc()
                 log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
                 if await pause(stop, delay):

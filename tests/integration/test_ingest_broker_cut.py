@@ -10,9 +10,8 @@ import asyncio
 import signal
 import uuid
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import SUBMITTED, Topology
@@ -24,6 +23,7 @@ from tests.integration.workers_support import (
     delete_retry_queues,
     deliveries,
     has_consumer,
+    health_status,
     publish,
     queue_depth,
     start_ingest_worker,
@@ -35,18 +35,6 @@ pytestmark = [pytest.mark.integration, needs_rabbitmqctl, pytest.mark.timeout(40
 COUNT = 3000
 # Generous bounds that turn a hang into a failure; no assertion is about how long anything took.
 WITHIN_S = 120.0
-
-
-async def _health(port: str) -> int:
-    """The worker's overall health status; UNKNOWN while it does not answer."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=5
-            )
-        except grpc.aio.AioRpcError:
-            return int(health_pb2.HealthCheckResponse.UNKNOWN)
-        return int(reply.status)
 
 
 async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_exactly_once(
@@ -69,7 +57,7 @@ async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_ex
         return await db.transactions.estimated_document_count() >= count
 
     async def health_is(status: int) -> bool:
-        return await _health(health_port) == status
+        return await health_status(health_port) == status
 
     try:
         await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), WITHIN_S)
@@ -128,7 +116,7 @@ async def test_a_worker_whose_broker_connection_goes_silent_sees_it_and_comes_ba
     db = client[stack.env["SANAD_MONGO_DATABASE"]]
 
     async def health_is(status: int) -> bool:
-        return await _health(health_port) == status
+        return await health_status(health_port) == status
 
     try:
         await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), WITHIN_S)

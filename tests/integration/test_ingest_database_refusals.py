@@ -1,6 +1,7 @@
 """The database refuses a worker's writes for a reason that is not about the messages (here:
 Unauthorized, as after a role or password rotation): the ingest and batch workers back off and
-retry, dead-letter nothing, and store everything once the database takes writes again."""
+retry, dead-letter nothing, say NOT_SERVING while every try fails (the database answering pings
+all along), and store everything once the database takes writes again."""
 
 import asyncio
 import contextlib
@@ -9,6 +10,7 @@ import urllib.request
 import uuid
 
 import pytest
+from grpc_health.v1 import health_pb2
 from pymongo import AsyncMongoClient
 
 from sanad.amqp.topology import SUBMITTED, Topology
@@ -25,6 +27,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.workers_support import (
     delete_retry_queues,
+    health_status,
     ingest_worker,
     publish,
     queue_depth,
@@ -36,6 +39,18 @@ pytestmark = pytest.mark.integration
 
 UNAUTHORIZED = 13
 COUNT = 5
+# How long every try may fail before the worker's health says NOT_SERVING (its `handling`
+# check): short here, the refusals last longer. The database answers its pings throughout.
+FAILING_AFTER_S = "1"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def _health_becomes(port: str, status: int) -> None:
+    async def reached() -> bool:
+        return await health_status(port) == status
+
+    await eventually(reached, within_s=30, every_s=0.1)
 
 
 @pytest.fixture
@@ -84,14 +99,17 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
         SANAD_MONGO_TIMEOUT_MS="2000",
         SANAD_INGEST_HEALTH_PORT=str(mongo_server.free_port()),
         SANAD_INGEST_METRICS_PORT=str(mongo_server.free_port()),
+        SANAD_INGEST_FAILING_AFTER_S=FAILING_AFTER_S,
     )
     metrics_port = env["SANAD_INGEST_METRICS_PORT"]
+    health_port = env["SANAD_INGEST_HEALTH_PORT"]
     dead_queue = topology.dead_queue(topology.ingest_queue)
     client: AsyncMongoClient = AsyncMongoClient(failpoint_database, appname="refusals-test")
     db = client[database_name]
     await _refuse_inserts(client, "sanad-ingest")
     worker = ingest_worker(env)
     try:
+        await _health_becomes(health_port, SERVING)  # refusing inserts, with nothing to insert
         center = f"C-{uuid.uuid4().hex[:8]}"
         messages = [submitted(f"U{n:07d}", center, "ROP-VISA") for n in range(COUNT)]
         events = [(SUBMITTED, m.SerializeToString(), SUBMITTED_TYPE) for m in messages]
@@ -103,6 +121,7 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
         await eventually(retried_or_dead_lettered, within_s=30, every_s=0.1)
         assert await queue_depth(amqp_url, dead_queue) == 0, "good messages were dead-lettered"
         assert await db.transactions.count_documents({}) == 0, "the failpoint must refuse"
+        await _health_becomes(health_port, NOT_SERVING)
 
         await _take_inserts(client)
 
@@ -115,12 +134,21 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
         await eventually(all_stored, within_s=30, every_s=0.1)
         assert await queue_depth(amqp_url, dead_queue) == 0
         assert worker.poll() is None, "the worker must ride out the refusals, not exit"
+        await _health_becomes(health_port, SERVING)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
         with contextlib.suppress(Exception):
             await _take_inserts(client)
         await client.close()
+
+
+async def _ready_then_sent(
+    health_port: str, stack: Stack, batch: events_pb2.BatchSubmission
+) -> list[events_pb2.BatchResult]:
+    """The batch, sent once the worker says SERVING (refusing inserts, with nothing to insert)."""
+    await _health_becomes(health_port, SERVING)
+    return await send(stack.amqp_url, stack.prefix, [batch], wait_s=60)
 
 
 async def test_a_batch_whose_chunk_is_refused_as_unauthorized_is_retried_and_answered(
@@ -143,11 +171,17 @@ async def test_a_batch_whose_chunk_is_refused_as_unauthorized_is_retried_and_ans
     )
     dead_queue = Topology(stack.prefix).dead_queue(Topology(stack.prefix).batch_queue)
     metrics_port = str(mongo_server.free_port())
+    health_port = str(mongo_server.free_port())
     client: AsyncMongoClient = AsyncMongoClient(failpoint_database, appname="refusals-test")
     db = client[stack.env["SANAD_MONGO_DATABASE"]]
     await _refuse_inserts(client, "sanad-batch")
-    worker = start_batch_worker(stack, SANAD_BATCH_METRICS_PORT=metrics_port)
-    sending = asyncio.create_task(send(stack.amqp_url, stack.prefix, [batch], wait_s=60))
+    worker = start_batch_worker(
+        stack,
+        SANAD_BATCH_METRICS_PORT=metrics_port,
+        SANAD_BATCH_HEALTH_PORT=health_port,
+        SANAD_BATCH_FAILING_AFTER_S=FAILING_AFTER_S,
+    )
+    sending = asyncio.ensure_future(_ready_then_sent(health_port, stack, batch))
     try:
 
         async def retried_or_dead_lettered() -> bool:
@@ -156,12 +190,14 @@ async def test_a_batch_whose_chunk_is_refused_as_unauthorized_is_retried_and_ans
         await eventually(retried_or_dead_lettered, within_s=30, every_s=0.1)
         assert await queue_depth(amqp_url, dead_queue) == 0, "a good batch was dead-lettered"
         assert not sending.done(), "answered while its items could not be stored"
+        await _health_becomes(health_port, NOT_SERVING)
 
         await _take_inserts(client)
         [answer] = await sending
         assert [a.index for a in answer.accepted] == [0, 1, 2]
         assert await db.transactions.count_documents({"center_id": center_id}) == 3
         assert await queue_depth(amqp_url, dead_queue) == 0
+        await _health_becomes(health_port, SERVING)
     finally:
         sending.cancel()
         worker.send_signal(signal.SIGTERM)

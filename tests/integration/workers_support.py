@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import grpc
 from aio_pika.abc import AbstractIncomingMessage
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sanad.amqp.topology import REASON_HEADER, Topology
 from sanad.devstack.mongo_server import free_port
@@ -212,6 +214,18 @@ def counted(metrics_port: str, metric: str) -> float:
         for line in text.splitlines()
         if line.startswith(f"{metric}{{")
     )
+
+
+async def health_status(port: str) -> int:
+    """A worker's overall health status; UNKNOWN while it does not answer."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return int(health_pb2.HealthCheckResponse.UNKNOWN)
+        return int(reply.status)
 
 
 def deliveries(metrics_port: str) -> float:

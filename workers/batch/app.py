@@ -20,7 +20,7 @@ from workers.batch.refusals import DEAD_LETTER_REASONS, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
 from workers.ingest.store import IngestStore
-from workers.lifecycle import Gate, consume_until_stopped
+from workers.lifecycle import Gate, consume_until_stopped, handling_check
 
 
 @dataclass
@@ -48,6 +48,9 @@ class BatchApp:
                 "mongodb": lambda: mongo.ping(self.client),
                 "rabbitmq": self._broker_ready,
                 "registry_snapshot": self._snapshot_ready,
+                "handling": handling_check(
+                    self.consumer.handling, self.settings.batch_failing_after_s
+                ),
             },
         )
         attempt_s = self.settings.mongo_timeout_ms / 1000

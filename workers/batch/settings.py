@@ -22,6 +22,10 @@ class BatchSettings(RegistryFollowerSettings):
     batch_max_bytes: int = 16 * 1024 * 1024
     # Items judged, then stored in one MongoDB transaction, at a time.
     batch_chunk: int = 1000
+    # Seconds every try of the batch in hand may fail transiently (a database timing out its
+    # writes while it answers pings, a registry refusing) before health says NOT_SERVING
+    # (workers.lifecycle.handling_check).
+    batch_failing_after_s: float = Field(default=30.0, gt=0)
     # Days a batch refused as a whole, answered with the reason or not, stays in P.batch.dead
     # before the broker drops it: its body holds every item's clear civil number (DESIGN
     # section 6). An answered submitter sends it again; an unanswered refusal alerts. 0 keeps

@@ -18,7 +18,7 @@ from sanad.telemetry.metrics import prepare_outcomes
 from workers.ingest.handlers import DEAD_LETTER_REASONS, IngestHandler
 from workers.ingest.settings import IngestSettings
 from workers.ingest.store import IngestStore
-from workers.lifecycle import Gate, consume_until_stopped
+from workers.lifecycle import Gate, consume_until_stopped, handling_check
 
 log = logging.getLogger("sanad.ingest")
 # How far back the rollups say where open transactions may be: services' SLAs run to 30 days,
@@ -90,7 +90,13 @@ class IngestApp:
             self.settings,
             health_port,
             [],
-            checks={"mongodb": self.indexes.ready, "rabbitmq": self._broker_ready},
+            checks={
+                "mongodb": self.indexes.ready,
+                "rabbitmq": self._broker_ready,
+                "handling": handling_check(
+                    self.consumer.handling, self.settings.ingest_failing_after_s
+                ),
+            },
         )
         # Indexes before the first micro-batch, too: building one while a transaction is open
         # on the same collection stalls it.

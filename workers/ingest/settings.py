@@ -18,6 +18,10 @@ class IngestSettings(ServerSettings):
     ingest_prefetch: int = 1000
     ingest_batch_max: int = 500
     ingest_batch_wait_ms: int = 50
+    # Seconds every try of the micro-batch in hand may fail transiently (a database timing out
+    # its writes while it answers pings) before health says NOT_SERVING
+    # (workers.lifecycle.handling_check).
+    ingest_failing_after_s: float = Field(default=30.0, gt=0)
     # A status change or rating for a transaction not stored yet, or a numbered change whose
     # predecessor is not applied yet, waits on the retry queue, at most this many times, then
     # is dead-lettered (unknown-transaction, change-out-of-order). Its first wait is the first
