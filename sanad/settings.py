@@ -120,12 +120,16 @@ class CommonSettings(BaseSettings):
     auth_mode: AuthMode = AuthMode.DEV
     # A JWKS document (RFC 7517; several keys, each named by its kid) or one PEM public key.
     auth_jwt_public_key_file: str = ""
-    # At most this often verification looks whether the key file changed, and reads it if so.
+    # At most this often verification looks whether the key file (and the revoked-certificates
+    # file) changed, and reads it if so.
     auth_jwt_keys_reload_s: float = 5.0
     auth_jwt_issuer: str = "sanad-mesh"
     auth_jwt_audience: str = "sanad-mesh"
     # Longest bearer token accepted, from its iat (or now) to its exp; make certs issues 30 days.
     auth_jwt_max_lifetime_s: int = 31 * 24 * 3600
+    # Serial numbers of client certificates refused whatever they name, one a line in hex
+    # (sanad.security.revocation); read again when it changes, as the JWT key file is.
+    auth_revoked_certs_file: str = ""
     # Agency whose ministry identities may register centres and change licences.
     auth_licensing_agency: str = "MOCIIP"
 

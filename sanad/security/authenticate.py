@@ -1,6 +1,7 @@
 """Who is calling: a bearer token, else a verified client certificate, else (dev) the dev admin."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sanad.errors import Unauthenticated
 from sanad.runtime import StartupError
@@ -8,43 +9,71 @@ from sanad.security.credentials import TokenVerifier, identity_from_certificate
 from sanad.security.identity import DEV_ADMIN, Identity
 from sanad.security.jwks import KeyFileError
 from sanad.security.key_file import ReloadingKeys
+from sanad.security.revocation import RevocationFileError, RevokedCertificates
 from sanad.settings import AuthMode, CommonSettings
 
 AUTHORIZATION_KEY = "authorization"
+W = TypeVar("W")
 BEARER = "bearer "
 
 
 class Authenticator:
     """Establishes the identity of one call from its metadata and TLS peer."""
 
-    def __init__(self, mode: AuthMode, verifier: TokenVerifier | None) -> None:
+    def __init__(
+        self,
+        mode: AuthMode,
+        verifier: TokenVerifier | None,
+        revoked: RevokedCertificates | None = None,
+    ) -> None:
         self.mode = mode
         self.verifier = verifier
+        self.revoked = revoked
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> "Authenticator":
-        """Reads the JWT key file named by the settings, if any (a JWKS or one PEM key), and
-        again whenever it changes. A file without a usable key stops the process here."""
+        """Reads the JWT key file named by the settings, if any (a JWKS or one PEM key), and the
+        revoked-certificates file, if any, and each again whenever it changes. A file without
+        a usable key, or that is not a list of serial numbers, stops the process here."""
+        every_s = settings.auth_jwt_keys_reload_s
         verifier = None
         if settings.auth_jwt_public_key_file:
             verifier = TokenVerifier(
-                _keys_at_start(settings.auth_jwt_public_key_file, settings.auth_jwt_keys_reload_s),
+                _at_start(
+                    ReloadingKeys,
+                    settings.auth_jwt_public_key_file,
+                    every_s,
+                    "SANAD_AUTH_JWT_PUBLIC_KEY_FILE",
+                ),
                 settings.auth_jwt_issuer,
                 settings.auth_jwt_audience,
                 settings.auth_jwt_max_lifetime_s,
             )
-        return cls(settings.auth_mode, verifier)
+        revoked = None
+        if settings.auth_revoked_certs_file:
+            revoked = _at_start(
+                RevokedCertificates,
+                settings.auth_revoked_certs_file,
+                every_s,
+                "SANAD_AUTH_REVOKED_CERTS_FILE",
+            )
+        return cls(settings.auth_mode, verifier, revoked)
 
     def identify(self, context: Any) -> Identity:
-        """The caller, or Unauthenticated for a bad credential or (required mode) none."""
+        """The caller, or Unauthenticated for a bad credential or (required mode) none. A
+        revoked client certificate is refused whatever bearer token comes with it: whoever
+        holds its key is no longer trusted on the connection it opened."""
+        certificates = context.auth_context().get("x509_pem_cert")
+        pem = bytes(certificates[0]) if certificates else None
+        if pem is not None and self.revoked is not None and self.revoked.names(pem):
+            raise Unauthenticated("the client certificate has been revoked")
         token = _bearer(context.invocation_metadata())
         if token is not None:
             if self.verifier is None:
                 raise Unauthenticated("bearer tokens are not accepted here")
             return self.verifier.verify(token)
-        certificates = context.auth_context().get("x509_pem_cert")
-        if certificates:
-            return identity_from_certificate(bytes(certificates[0]))
+        if pem is not None:
+            return identity_from_certificate(pem)
         if self.mode is AuthMode.DEV:
             return DEV_ADMIN
         raise Unauthenticated("no credential: send a client certificate or a bearer token")
@@ -81,13 +110,13 @@ def _bearer(metadata: Any) -> str | None:
     return None
 
 
-def _keys_at_start(path: str, every_s: float) -> ReloadingKeys:
-    """The key file, read once as the process starts: a file it cannot read or that holds no
-    usable key stops it, with one line naming the setting."""
+def _at_start(kind: Callable[[str, float], W], path: str, every_s: float, setting: str) -> W:
+    """A watched file, read once as the process starts: a file it cannot read or whose content
+    is refused stops it, with one line naming the setting."""
     try:
-        return ReloadingKeys(path, every_s)
+        return kind(path, every_s)
     except OSError as error:
         reason = f"cannot read {path}: {error.strerror}"
-    except KeyFileError as error:
+    except (KeyFileError, RevocationFileError) as error:
         reason = f"{path}: {error}"
-    raise StartupError(f"SANAD_AUTH_JWT_PUBLIC_KEY_FILE: {reason}")
+    raise StartupError(f"{setting}: {reason}")

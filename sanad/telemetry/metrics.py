@@ -178,6 +178,21 @@ AUTH_JWT_KEY_FILE_FAILING = Gauge(
     "sanad_auth_jwt_key_file_failing",
     "1 while the JWT key file cannot be read or parsed and the previous keys stay in use.",
 )
+AUTH_REVOKED_CERTS = Gauge(
+    "sanad_auth_revoked_certs",
+    "Client-certificate serial numbers refused (the revoked-certificates file's entries).",
+)
+AUTH_REVOKED_CERTS_RELOADS = Counter(
+    "sanad_auth_revoked_certs_reloads_total",
+    "Reads of the revoked-certificates file after it changed, by outcome (failed: the"
+    " previous list stays).",
+    ["outcome"],
+)
+AUTH_REVOKED_CERTS_FILE_FAILING = Gauge(
+    "sanad_auth_revoked_certs_file_failing",
+    "1 while the revoked-certificates file cannot be read or parsed and the previous list"
+    " stays in use.",
+)
 
 DEPENDENCY_UP = Gauge(
     "sanad_dependency_up",
