@@ -130,6 +130,9 @@ class CommonSettings(BaseSettings):
     # Serial numbers of client certificates refused whatever they name, one a line in hex
     # (sanad.security.revocation); read again when it changes, as the JWT key file is.
     auth_revoked_certs_file: str = ""
+    # Subjects whose bearer tokens are refused, one a line, each optionally with the time before
+    # which its tokens were issued (sanad.security.revocation); read again as the key file is.
+    auth_revoked_tokens_file: str = ""
     # Agency whose ministry identities may register centres and change licences.
     auth_licensing_agency: str = "MOCIIP"
 

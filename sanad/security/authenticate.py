@@ -9,7 +9,7 @@ from sanad.security.credentials import TokenVerifier, identity_from_certificate
 from sanad.security.identity import DEV_ADMIN, Identity
 from sanad.security.jwks import KeyFileError
 from sanad.security.key_file import ReloadingKeys
-from sanad.security.revocation import RevocationFileError, RevokedCertificates
+from sanad.security.revocation import RevocationFileError, RevokedCertificates, RevokedTokens
 from sanad.settings import AuthMode, CommonSettings
 
 AUTHORIZATION_KEY = "authorization"
@@ -33,11 +33,24 @@ class Authenticator:
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> "Authenticator":
         """Reads the JWT key file named by the settings, if any (a JWKS or one PEM key), and the
-        revoked-certificates file, if any, and each again whenever it changes. A file without
-        a usable key, or that is not a list of serial numbers, stops the process here."""
+        revoked-tokens and revoked-certificates files, if any, and each again whenever it
+        changes. A file that cannot be used stops the process here."""
         every_s = settings.auth_jwt_keys_reload_s
+        if settings.auth_revoked_tokens_file and not settings.auth_jwt_public_key_file:
+            raise StartupError(
+                "SANAD_AUTH_REVOKED_TOKENS_FILE: set without SANAD_AUTH_JWT_PUBLIC_KEY_FILE,"
+                " so no bearer token is accepted to refuse"
+            )
         verifier = None
         if settings.auth_jwt_public_key_file:
+            revoked_tokens = None
+            if settings.auth_revoked_tokens_file:
+                revoked_tokens = _at_start(
+                    RevokedTokens,
+                    settings.auth_revoked_tokens_file,
+                    every_s,
+                    "SANAD_AUTH_REVOKED_TOKENS_FILE",
+                )
             verifier = TokenVerifier(
                 _at_start(
                     ReloadingKeys,
@@ -48,6 +61,7 @@ class Authenticator:
                 settings.auth_jwt_issuer,
                 settings.auth_jwt_audience,
                 settings.auth_jwt_max_lifetime_s,
+                revoked_tokens,
             )
         revoked = None
         if settings.auth_revoked_certs_file:

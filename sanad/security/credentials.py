@@ -22,6 +22,7 @@ from sanad.domain.characters import id_violations, visible
 from sanad.errors import Unauthenticated
 from sanad.security.identity import Identity, Role
 from sanad.security.jwks import KeySet
+from sanad.security.revocation import RevokedTokens
 
 AGENCY_URI = "urn:sanad:agency:"
 CENTER_URI = "urn:sanad:center:"
@@ -103,11 +104,13 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         max_lifetime_s: int,
+        revoked: RevokedTokens | None = None,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.max_lifetime_s = max_lifetime_s
+        self.revoked = revoked
 
     def verify(self, token: str) -> Identity:
         """The token's identity, or Unauthenticated for a bad, expired or foreign token."""
@@ -152,6 +155,8 @@ class TokenVerifier:
             raise Unauthenticated(
                 "bad bearer token: its sub holds a control, invisible or look-alike character"
             )
+        if self.revoked is not None and self.revoked.refuses(subject, claims.get("iat")):
+            raise Unauthenticated("the bearer token has been revoked")
         return scoped(
             subject,
             claims.get("role", ""),

@@ -4,10 +4,10 @@ apply the policy table, audit.
 It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the domain errors it
 raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
 request id already set. It sets sanad.security.identity.current() for the handler, and caps the
-streaming calls each identity holds open. A streaming call's bearer token is checked again, at
+streaming calls each identity holds open. A streaming call's credential is checked again, at
 most every `recheck_s`, before each answer of a server stream and each item of a client stream:
-a token that expired or whose key was retired ends the call UNAUTHENTICATED instead of being
-served for as long as it stays open.
+a token that expired, whose key was retired or that was revoked, or a certificate revoked since,
+ends the call UNAUTHENTICATED instead of being served for as long as it stays open.
 
 A request whose bytes are not the method's message reaches it as a marker
 (sanad.rpc.undecodable) and is refused Invalid only once its caller was authenticated, charged
@@ -296,11 +296,11 @@ class _Guard:
 
 class _Standing:
     """A streaming call's credential, verified again (its token's signature against the keys
-    in use, its expiry) once `recheck_s` has passed since the last time: before each answer of
-    a server stream, and before each item of a client stream is handed to the handler (a
-    refused item ends the reading; the handler answers the items it took, then the call ends
-    UNAUTHENTICATED). A client certificate is verified by TLS as the connection opens, and is
-    not looked at again here."""
+    in use, its expiry, its revocation) once `recheck_s` has passed since the last time: before
+    each answer of a server stream, and before each item of a client stream is handed to the
+    handler (a refused item ends the reading; the handler answers the items it took, then the
+    call ends UNAUTHENTICATED). A client certificate, verified by TLS as the connection opens,
+    is looked at again for its revocation only (sanad.security.revocation)."""
 
     def __init__(self, owner: SecurityInterceptor, context: Any, identity: Identity) -> None:
         self.authenticator = owner.admission.authenticator

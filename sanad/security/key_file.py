@@ -1,9 +1,6 @@
 """The JWT key file, read again when it changes: signing keys rotate without a restart
 (sanad.security.watched_file says how)."""
 
-import time
-from collections.abc import Callable
-
 from sanad.security.jwks import KeyFileError, KeySet, parse_keys
 from sanad.security.watched_file import FileKind, WatchedFile
 from sanad.telemetry.metrics import AUTH_JWT_KEY_FILE_FAILING, AUTH_JWT_KEY_RELOADS, AUTH_JWT_KEYS
@@ -30,10 +27,7 @@ KEY_FILE = FileKind(
 class ReloadingKeys(WatchedFile[KeySet]):
     """The keys of one file, re-read after it changes; the first read must succeed."""
 
-    def __init__(
-        self, path: str, every_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        super().__init__(KEY_FILE, path, every_s, clock)
+    KIND = KEY_FILE
 
     @property
     def keys(self) -> KeySet:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from prometheus_client import Counter, Gauge
 
@@ -48,15 +48,15 @@ class FileKind(Generic[T]):
 
 class WatchedFile(Generic[T]):
     """The content of one file, read again after it changes; the first read must succeed
-    (it raises OSError or one of the kind's errors)."""
+    (it raises OSError or one of the kind's errors). Each kind of file is a subclass naming its
+    KIND."""
+
+    KIND: ClassVar[FileKind[Any]]
 
     def __init__(
-        self,
-        kind: FileKind[T],
-        path: str,
-        every_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        self, path: str, every_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        kind: FileKind[T] = self.KIND
         self.kind, self.path, self.every_s, self.clock = kind, path, every_s, clock
         self.stamp: Stamp | None = _stamp(path)
         self.content = _read(kind, path)  # at start a bad file stops the process: raise

@@ -188,6 +188,20 @@ AUTH_REVOKED_CERTS_RELOADS = Counter(
     " previous list stays).",
     ["outcome"],
 )
+AUTH_REVOKED_TOKENS = Gauge(
+    "sanad_auth_revoked_tokens",
+    "Subjects whose bearer tokens are refused (the revoked-tokens file's entries).",
+)
+AUTH_REVOKED_TOKENS_RELOADS = Counter(
+    "sanad_auth_revoked_tokens_reloads_total",
+    "Reads of the revoked-tokens file after it changed, by outcome (failed: the previous list"
+    " stays).",
+    ["outcome"],
+)
+AUTH_REVOKED_TOKENS_FILE_FAILING = Gauge(
+    "sanad_auth_revoked_tokens_file_failing",
+    "1 while the revoked-tokens file cannot be read or parsed and the previous list stays in use.",
+)
 AUTH_REVOKED_CERTS_FILE_FAILING = Gauge(
     "sanad_auth_revoked_certs_file_failing",
     "1 while the revoked-certificates file cannot be read or parsed and the previous list"

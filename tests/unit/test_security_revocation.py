@@ -1,20 +1,34 @@
-"""Revoked client certificates (SANAD_AUTH_REVOKED_CERTS_FILE): refused as UNAUTHENTICATED over
-real mutual TLS, whatever token comes with them, and the list read again when it changes."""
+"""Revoked credentials: client certificates (SANAD_AUTH_REVOKED_CERTS_FILE) refused as
+UNAUTHENTICATED over real mutual TLS whatever token comes with them, bearer tokens by subject and
+issue time (SANAD_AUTH_REVOKED_TOKENS_FILE), and both lists read again when they change."""
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import jwt
 import pytest
 from cryptography import x509
 
+from sanad.errors import Unauthenticated
 from sanad.runtime import StartupError
 from sanad.security.authenticate import Authenticator
-from sanad.security.revocation import RevocationFileError, RevokedCertificates, parse_serials
+from sanad.security.credentials import TokenVerifier, issue_token
+from sanad.security.jwks import parse_keys
+from sanad.security.revocation import (
+    RevocationFileError,
+    RevokedCertificates,
+    RevokedTokens,
+    parse_serials,
+    parse_subjects,
+)
 from sanad.settings import ServerSettings
 from tests.unit.security_echo import call, every_method, request_class, start_echo
+from tests.unit.signing_keys import ROP, SigningKey, jwks
 from tests.unit.test_security_signing_keys import Clock, metric, replace
 from tests.unit.test_security_tls import client
 
@@ -179,3 +193,133 @@ async def test_a_revoked_certificate_is_refused_whatever_token_comes_with_it(
             assert code == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await running.stop(0)
+
+
+# Tokens
+
+
+def test_subjects_are_read_with_or_without_a_time_and_a_hash_inside_a_subject_stays() -> None:
+    data = b"""# subject                  refused if issued before
+ministry rop systems before=2026-12-05T10:00:00Z  # the token leaked in ticket 4411
+ops#1
+decommissioned-system
+decommissioned-system before=2026-01-01T00:00:00+04:00
+"""
+    assert dict(parse_subjects(data)) == {
+        "ministry rop systems": 1796464800.0,
+        "ops#1": math.inf,
+        "decommissioned-system": math.inf,  # the stricter of its two lines
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "refusal"),
+    [
+        (b"rop before=2026-12-05T10:00:00\n", "line 1: before= takes an ISO 8601 time"),
+        (b"ok\nrop before=yesterday\n", "line 2: before= takes an ISO 8601 time"),
+        (b"before=2026-12-05T10:00:00Z\n", "line 1 names no subject"),
+    ],
+)
+def test_a_line_without_a_subject_or_with_a_time_of_no_zone_is_named(
+    data: bytes, refusal: str
+) -> None:
+    with pytest.raises(RevocationFileError, match=refusal):
+        parse_subjects(data)
+
+
+def token(key: SigningKey, issued_at: int | None) -> str:
+    """A token of ROP's subject issued at issued_at, or without an iat."""
+    if issued_at is None:
+        claims = {"sub": ROP.subject, "role": "ministry", "agency": "ROP"}
+        return jwt.encode(
+            {**claims, "iss": "sanad-mesh", "aud": "sanad-mesh", "exp": int(time.time()) + 600},
+            key.pem,
+            algorithm="ES256",
+            headers={"kid": key.kid},
+        )
+    return issue_token(key.pem, ROP, "sanad-mesh", "sanad-mesh", 600, kid=key.kid)
+
+
+def test_tokens_of_a_revoked_subject_issued_before_its_time_are_refused(tmp_path: Path) -> None:
+    clock = Clock()
+    key = SigningKey()
+    path = tmp_path / "revoked-tokens.txt"
+    path.write_bytes(b"")
+    revoked = RevokedTokens(str(path), 1.0, clock)
+    check = TokenVerifier(parse_keys(jwks(key.jwk)), "sanad-mesh", "sanad-mesh", 3600, revoked)
+    before = token(key, int(time.time()))
+    assert check.verify(before) == ROP
+    assert metric("sanad_auth_revoked_tokens") == 0
+
+    cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    replace(path, f"someone-else\n{ROP.subject} before={cutoff}\n".encode())
+    clock.now += 1.0
+    with pytest.raises(Unauthenticated, match="the bearer token has been revoked"):
+        check.verify(before)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        check.verify(token(key, None))  # no iat: nothing says it was issued after the time
+    assert metric("sanad_auth_revoked_tokens") == 2
+
+    replace(path, f"{ROP.subject} before=2000-01-01T00:00:00Z\n".encode())
+    clock.now += 1.0
+    assert check.verify(before) == ROP, "issued after the time: a new token works"
+    replace(path, f"{ROP.subject}\n".encode())
+    clock.now += 1.0
+    with pytest.raises(Unauthenticated, match="revoked"):
+        check.verify(token(key, int(time.time()) + 1))  # every token of the subject
+
+
+def test_a_revoked_tokens_file_that_cannot_be_used_stops_the_process_naming_the_setting(
+    pki: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "revoked-tokens.txt"
+    broken.write_bytes(b"rop before=soon\n")
+    keys = str(pki / "jwt-signing.pub.pem")
+    for path, extra, refusal in [
+        (broken, {"auth_jwt_public_key_file": keys}, "line 1"),
+        (tmp_path / "missing.txt", {"auth_jwt_public_key_file": keys}, "cannot read"),
+        (tmp_path / "missing.txt", {}, "no bearer token is accepted"),
+    ]:
+        settings = ServerSettings(auth_revoked_tokens_file=str(path), **extra)
+        with pytest.raises(StartupError, match=f"SANAD_AUTH_REVOKED_TOKENS_FILE: .*{refusal}"):
+            Authenticator.from_settings(settings)
+
+
+async def test_a_service_refuses_a_revoked_subjects_token_on_a_connection_already_open(
+    pki: Path, tmp_path: Path
+) -> None:
+    revoked_tokens = tmp_path / "revoked-tokens.txt"
+    revoked_tokens.write_bytes(b"")
+    running = await start_echo(
+        ServerSettings(
+            grpc_host="127.0.0.1",
+            tls_cert_file=str(pki / "registry.pem"),
+            tls_key_file=str(pki / "registry.key"),
+            tls_ca_file=str(pki / "ca.pem"),
+            auth_mode="required",
+            auth_jwt_public_key_file=str(pki / "jwt-signing.pub.pem"),
+            auth_revoked_tokens_file=str(revoked_tokens),
+            auth_jwt_keys_reload_s=RELOAD_S,
+        )
+    )
+    leaked = (pki / "tokens" / "ministry-mociip.jwt").read_text().strip()
+    subject = jwt_subject(leaked)
+    try:
+        async with client(running.port, pki / "ca.pem") as channel:
+            metadata = (("authorization", f"Bearer {leaked}"),)
+            assert await call(channel, TRANSITION, transition(), metadata) == grpc.StatusCode.OK
+            cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+            replace(revoked_tokens, f"{subject} before={cutoff}\n".encode())
+            code = grpc.StatusCode.OK
+            for _ in range(int(5 / RELOAD_S)):
+                code = await call(channel, TRANSITION, transition(), metadata)
+                if code != grpc.StatusCode.OK:
+                    break
+                await asyncio.sleep(RELOAD_S)
+            assert code == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await running.stop(0)
+
+
+def jwt_subject(token_text: str) -> str:
+    return str(jwt.decode(token_text, options={"verify_signature": False})["sub"])
