@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpc
 import jwt
@@ -18,6 +19,7 @@ from sanad.errors import Unauthenticated
 from sanad.runtime import StartupError
 from sanad.security.authenticate import Authenticator
 from sanad.security.credentials import TokenVerifier, issue_token
+from sanad.security.interceptor import _Standing
 from sanad.security.jwks import parse_keys
 from sanad.security.revocation import (
     RevocationFileError,
@@ -26,7 +28,7 @@ from sanad.security.revocation import (
     parse_serials,
     parse_subjects,
 )
-from sanad.settings import ServerSettings
+from sanad.settings import AuthMode, ServerSettings
 from tests.unit.security_echo import call, every_method, request_class, start_echo
 from tests.unit.signing_keys import ROP, SigningKey, jwks
 from tests.unit.test_security_signing_keys import Clock, metric, replace
@@ -323,3 +325,36 @@ async def test_a_service_refuses_a_revoked_subjects_token_on_a_connection_alread
 
 def jwt_subject(token_text: str) -> str:
     return str(jwt.decode(token_text, options={"verify_signature": False})["sub"])
+
+
+class CertifiedCaller:
+    """The gRPC context of a call that came with this client certificate and no token."""
+
+    def __init__(self, pem: bytes) -> None:
+        self.pem = pem
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_pem_cert": [self.pem]}
+
+
+def test_an_open_stream_ends_at_its_next_check_once_its_certificate_is_revoked(
+    pki: Path, tmp_path: Path
+) -> None:
+    clock = Clock()
+    path = tmp_path / "revoked.txt"
+    path.write_bytes(b"")
+    authenticator = Authenticator(
+        AuthMode.REQUIRED, None, RevokedCertificates(str(path), 1.0, clock)
+    )
+    caller = CertifiedCaller((pki / "admin.pem").read_bytes())
+    identity = authenticator.identify(caller)
+    owner = SimpleNamespace(admission=SimpleNamespace(authenticator=authenticator), recheck_s=0)
+    stream = _Standing(owner, caller, identity)  # type: ignore[arg-type]
+    stream.check()
+    replace(path, f"{serial(pki, 'admin'):x}\n".encode())
+    clock.now += 1.0
+    with pytest.raises(Unauthenticated, match="no longer holds: the client certificate has been"):
+        stream.check()
