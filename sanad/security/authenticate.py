@@ -13,8 +13,8 @@ from sanad.security.revocation import RevocationFileError, RevokedCertificates, 
 from sanad.settings import AuthMode, CommonSettings
 
 AUTHORIZATION_KEY = "authorization"
-W = TypeVar("W")
 BEARER = "bearer "
+Watched = TypeVar("Watched")  # a file read again when it changes (sanad.security.watched_file)
 
 
 class Authenticator:
@@ -124,7 +124,9 @@ def _bearer(metadata: Any) -> str | None:
     return None
 
 
-def _at_start(kind: Callable[[str, float], W], path: str, every_s: float, setting: str) -> W:
+def _at_start(
+    kind: Callable[[str, float], Watched], path: str, every_s: float, setting: str
+) -> Watched:
     """A watched file, read once as the process starts: a file it cannot read or whose content
     is refused stops it, with one line naming the setting."""
     try:

@@ -41,13 +41,12 @@ from sanad.telemetry.metrics import (
     AUTH_REVOKED_TOKENS_RELOADS,
 )
 
-_HEX = frozenset(string.hexdigits)
-Listed = TypeVar("Listed", bound=Sized)
 # A comment: from a # that starts the line or follows a space (a subject may hold a #).
 _COMMENT = re.compile(r"(^|\s)#.*$")
-
-
+_HEX = frozenset(string.hexdigits)
+# What follows a revoked subject to name the time before which its tokens are refused.
 BEFORE = "before="
+Listed = TypeVar("Listed", bound=Sized)
 
 
 class RevocationFileError(ValueError):

@@ -12,7 +12,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sanad.cli.batch_send import send
 from sanad.v1 import events_pb2, intake_pb2
 from tests.integration.conftest import COUNTER, Stack, open_centre_with_service
-from tests.integration.workers_support import delete_retry_queues, start_batch_worker
+from tests.integration.workers_support import (
+    delete_retry_queues,
+    serving_batch_worker,
+    start_batch_worker,
+)
 from workers.batch.requests import REUSED
 
 pytestmark = pytest.mark.integration
@@ -90,7 +94,9 @@ async def test_batches_sharing_a_request_id_at_once_store_it_once(
         )
         for n in range(4)
     ]
-    workers = [start_batch_worker(stack), start_batch_worker(stack)]
+    # Both consuming before the batches go out: each may take some of them, and a worker still
+    # starting when the test ends would die of its SIGTERM instead of draining (seen in CI: -15).
+    workers = list(await asyncio.gather(serving_batch_worker(stack), serving_batch_worker(stack)))
     try:
         answers = await asyncio.gather(
             *(send(stack.amqp_url, stack.prefix, [batch], wait_s=90) for batch in batches)

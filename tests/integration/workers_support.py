@@ -141,6 +141,24 @@ def start_batch_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "workers.batch"], env=env)
 
 
+async def serving_batch_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
+    """start_batch_worker, returned once its health says SERVING: it takes SIGTERM as a drain
+    from then on (before, Python's default handler kills it), and it is consuming."""
+    port = str(free_port())
+    worker = start_batch_worker(stack, SANAD_BATCH_HEALTH_PORT=port, **extra)
+
+    async def serving() -> bool:
+        return await health_status(port) == health_pb2.HealthCheckResponse.SERVING
+
+    try:
+        await eventually(serving, within_s=60)
+    except BaseException:
+        worker.kill()
+        worker.wait(timeout=10)
+        raise
+    return worker
+
+
 def start_ingest_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
     """python -m workers.ingest with extra settings."""
     return ingest_worker({**stack.env, **extra})
