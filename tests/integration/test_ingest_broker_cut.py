@@ -23,7 +23,7 @@ from tests.integration.workers_support import (
     delete_retry_queues,
     deliveries,
     has_consumer,
-    health_status,
+    health_becomes,
     publish,
     queue_depth,
     start_ingest_worker,
@@ -56,12 +56,9 @@ async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_ex
     async def stored_at_least(count: int) -> bool:
         return await db.transactions.estimated_document_count() >= count
 
-    async def health_is(status: int) -> bool:
-        return await health_status(health_port) == status
-
     try:
         await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), WITHIN_S)
-        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
+        await health_becomes(health_port, health_pb2.HealthCheckResponse.SERVING, WITHIN_S)
         await publish(stack.amqp_url, topology.transactions_exchange, events)
         await eventually(lambda: stored_at_least(300), within_s=WITHIN_S, every_s=0.02)
 
@@ -76,7 +73,7 @@ async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_ex
         # The broker saw the connection go (what it had delivered is ready again), and the
         # worker reports the lost broker.
         await eventually(no_consumer, within_s=WITHIN_S)
-        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.NOT_SERVING), WITHIN_S)
+        await health_becomes(health_port, health_pb2.HealthCheckResponse.NOT_SERVING, WITHIN_S)
         await proxy.heal()
 
         await eventually(lambda: stored_at_least(COUNT), within_s=WITHIN_S, every_s=0.2)
@@ -90,7 +87,7 @@ async def test_a_busy_worker_whose_broker_connection_is_cut_stores_everything_ex
         assert await queue_depth(stack.amqp_url, topology.dead_queue(topology.ingest_queue)) == 0
         assert await queue_depth(stack.amqp_url, topology.retry_queue(topology.ingest_queue)) == 0
         # Its health follows at its next check: SERVING again, with the broker back.
-        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
+        await health_becomes(health_port, health_pb2.HealthCheckResponse.SERVING, WITHIN_S)
         # What the cut left unacked came again: the redelivery path was exercised.
         consumed = await asyncio.to_thread(deliveries, stack.env["SANAD_INGEST_METRICS_PORT"])
         assert consumed > COUNT, consumed
@@ -115,14 +112,11 @@ async def test_a_worker_whose_broker_connection_goes_silent_sees_it_and_comes_ba
     client: AsyncMongoClient = AsyncMongoClient(mongo_url)
     db = client[stack.env["SANAD_MONGO_DATABASE"]]
 
-    async def health_is(status: int) -> bool:
-        return await health_status(health_port) == status
-
     try:
         await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), WITHIN_S)
-        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
+        await health_becomes(health_port, health_pb2.HealthCheckResponse.SERVING, WITHIN_S)
         proxy.freeze()
-        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.NOT_SERVING), 60)
+        await health_becomes(health_port, health_pb2.HealthCheckResponse.NOT_SERVING, 60)
         proxy.thaw()
         tid = f"S{uuid.uuid4().hex[:12]}"
         event = submitted(tid, f"C-{uuid.uuid4().hex[:8]}", "ROP-VISA").SerializeToString()
@@ -134,7 +128,7 @@ async def test_a_worker_whose_broker_connection_goes_silent_sees_it_and_comes_ba
             return await db.transactions.count_documents({"_id": tid}) == 1
 
         await eventually(stored, within_s=WITHIN_S, every_s=0.2)
-        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING), WITHIN_S)
+        await health_becomes(health_port, health_pb2.HealthCheckResponse.SERVING, WITHIN_S)
         assert worker.poll() is None, "the worker must ride out the silence, not exit"
     finally:
         worker.send_signal(signal.SIGTERM)

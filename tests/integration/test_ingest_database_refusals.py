@@ -27,11 +27,11 @@ from tests.integration.conftest import (
 )
 from tests.integration.workers_support import (
     delete_retry_queues,
-    health_status,
+    health_becomes,
     ingest_worker,
     publish,
     queue_depth,
-    start_batch_worker,
+    serving_batch_worker,
     submitted,
 )
 
@@ -45,12 +45,8 @@ FAILING_AFTER_S = "1"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-
-async def _health_becomes(port: str, status: int) -> None:
-    async def reached() -> bool:
-        return await health_status(port) == status
-
-    await eventually(reached, within_s=30, every_s=0.1)
+# How long each health change may take: the check runs every second.
+HEALTH_WITHIN_S = 30
 
 
 @pytest.fixture
@@ -109,7 +105,9 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
     await _refuse_inserts(client, "sanad-ingest")
     worker = ingest_worker(env)
     try:
-        await _health_becomes(health_port, SERVING)  # refusing inserts, with nothing to insert
+        await health_becomes(
+            health_port, SERVING, HEALTH_WITHIN_S
+        )  # refusing inserts, with nothing to insert
         center = f"C-{uuid.uuid4().hex[:8]}"
         messages = [submitted(f"U{n:07d}", center, "ROP-VISA") for n in range(COUNT)]
         events = [(SUBMITTED, m.SerializeToString(), SUBMITTED_TYPE) for m in messages]
@@ -121,7 +119,7 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
         await eventually(retried_or_dead_lettered, within_s=30, every_s=0.1)
         assert await queue_depth(amqp_url, dead_queue) == 0, "good messages were dead-lettered"
         assert await db.transactions.count_documents({}) == 0, "the failpoint must refuse"
-        await _health_becomes(health_port, NOT_SERVING)
+        await health_becomes(health_port, NOT_SERVING, HEALTH_WITHIN_S)
 
         await _take_inserts(client)
 
@@ -134,21 +132,13 @@ async def test_writes_refused_as_unauthorized_are_retried_and_never_dead_lettere
         await eventually(all_stored, within_s=30, every_s=0.1)
         assert await queue_depth(amqp_url, dead_queue) == 0
         assert worker.poll() is None, "the worker must ride out the refusals, not exit"
-        await _health_becomes(health_port, SERVING)
+        await health_becomes(health_port, SERVING, HEALTH_WITHIN_S)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
         with contextlib.suppress(Exception):
             await _take_inserts(client)
         await client.close()
-
-
-async def _ready_then_sent(
-    health_port: str, stack: Stack, batch: events_pb2.BatchSubmission
-) -> list[events_pb2.BatchResult]:
-    """The batch, sent once the worker says SERVING (refusing inserts, with nothing to insert)."""
-    await _health_becomes(health_port, SERVING)
-    return await send(stack.amqp_url, stack.prefix, [batch], wait_s=60)
 
 
 async def test_a_batch_whose_chunk_is_refused_as_unauthorized_is_retried_and_answered(
@@ -175,13 +165,14 @@ async def test_a_batch_whose_chunk_is_refused_as_unauthorized_is_retried_and_ans
     client: AsyncMongoClient = AsyncMongoClient(failpoint_database, appname="refusals-test")
     db = client[stack.env["SANAD_MONGO_DATABASE"]]
     await _refuse_inserts(client, "sanad-batch")
-    worker = start_batch_worker(
+    # SERVING before the batch goes out: refusing inserts, with nothing to insert.
+    worker = await serving_batch_worker(
         stack,
         SANAD_BATCH_METRICS_PORT=metrics_port,
         SANAD_BATCH_HEALTH_PORT=health_port,
         SANAD_BATCH_FAILING_AFTER_S=FAILING_AFTER_S,
     )
-    sending = asyncio.ensure_future(_ready_then_sent(health_port, stack, batch))
+    sending = asyncio.create_task(send(stack.amqp_url, stack.prefix, [batch], wait_s=60))
     try:
 
         async def retried_or_dead_lettered() -> bool:
@@ -190,14 +181,14 @@ async def test_a_batch_whose_chunk_is_refused_as_unauthorized_is_retried_and_ans
         await eventually(retried_or_dead_lettered, within_s=30, every_s=0.1)
         assert await queue_depth(amqp_url, dead_queue) == 0, "a good batch was dead-lettered"
         assert not sending.done(), "answered while its items could not be stored"
-        await _health_becomes(health_port, NOT_SERVING)
+        await health_becomes(health_port, NOT_SERVING, HEALTH_WITHIN_S)
 
         await _take_inserts(client)
         [answer] = await sending
         assert [a.index for a in answer.accepted] == [0, 1, 2]
         assert await db.transactions.count_documents({"center_id": center_id}) == 3
         assert await queue_depth(amqp_url, dead_queue) == 0
-        await _health_becomes(health_port, SERVING)
+        await health_becomes(health_port, SERVING, HEALTH_WITHIN_S)
     finally:
         sending.cancel()
         worker.send_signal(signal.SIGTERM)

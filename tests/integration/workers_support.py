@@ -142,16 +142,13 @@ def start_batch_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
 
 
 async def serving_batch_worker(stack: Stack, **extra: str) -> subprocess.Popen[bytes]:
-    """start_batch_worker, returned once its health says SERVING: it takes SIGTERM as a drain
-    from then on (before, Python's default handler kills it), and it is consuming."""
-    port = str(free_port())
+    """start_batch_worker, returned once its health (on SANAD_BATCH_HEALTH_PORT if given) says
+    SERVING: it takes SIGTERM as a drain from then on (before, Python's default handler kills
+    it), and it is consuming."""
+    port = extra.pop("SANAD_BATCH_HEALTH_PORT", "") or str(free_port())
     worker = start_batch_worker(stack, SANAD_BATCH_HEALTH_PORT=port, **extra)
-
-    async def serving() -> bool:
-        return await health_status(port) == health_pb2.HealthCheckResponse.SERVING
-
     try:
-        await eventually(serving, within_s=60)
+        await health_becomes(port, health_pb2.HealthCheckResponse.SERVING, within_s=60)
     except BaseException:
         worker.kill()
         worker.wait(timeout=10)
@@ -244,6 +241,15 @@ async def health_status(port: str) -> int:
         except grpc.aio.AioRpcError:
             return int(health_pb2.HealthCheckResponse.UNKNOWN)
         return int(reply.status)
+
+
+async def health_becomes(port: str, status: int, within_s: float) -> None:
+    """Until a worker's overall health status is `status`; fail after within_s."""
+
+    async def reached() -> bool:
+        return await health_status(port) == status
+
+    await eventually(reached, within_s=within_s)
 
 
 def deliveries(metrics_port: str) -> float:
