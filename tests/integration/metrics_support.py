@@ -17,8 +17,8 @@ from services.metrics.settings import MetricsSettings
 from services.registry.app import build_app as build_registry
 from services.registry.settings import RegistrySettings
 from tests.integration.conftest import eventually, in_process_settings
-from workers.ingest.rollups import RollupIncrements
 from workers.ingest.store import IngestStore
+from workers.storage.rollups import RollupIncrements
 
 
 def governorate_of(wilayat: str) -> str:

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from workers.batch.store import BatchStore, record_key
-from workers.ingest.store import IngestStore
+from workers.storage.submissions import SubmissionStore
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ async def db(mongo_url: str, database_name: str) -> AsyncIterator[AsyncDatabase]
 async def test_two_submitters_may_use_one_batch_id_each_for_its_own_batch(
     db: AsyncDatabase,
 ) -> None:
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     batch_id = f"seed-1-DA-0001-2024-{uuid.uuid4().hex[:6]}"  # predictable, as seed's are
     now = datetime.now(UTC)
 
@@ -46,7 +46,7 @@ async def test_two_submitters_may_use_one_batch_id_each_for_its_own_batch(
 async def test_a_record_from_before_per_submitter_ids_stays_its_submitters(
     db: AsyncDatabase,
 ) -> None:
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     batch_id = f"old-{uuid.uuid4().hex}"
     started = datetime(2026, 11, 1, tzinfo=UTC)
     await db.batch_results.insert_one(
@@ -67,7 +67,7 @@ async def test_a_submitters_own_record_wins_over_one_an_earlier_worker_made_late
 ) -> None:
     # During an upgrade an earlier worker, which knows only records keyed by the batch id, made
     # one for a batch this worker had claimed already: the batch keeps this worker's record.
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     batch_id = f"upgrade-{uuid.uuid4().hex}"
     ours, _ = await store.claim(batch_id, "migration", "C1", datetime.now(UTC), "f")
     await db.batch_results.insert_one(
@@ -86,7 +86,7 @@ async def test_two_workers_claiming_one_batch_at_once_share_the_first_claim(
     # Each worker has its own connection, so the server serves both claims at once. Exactly one
     # creates the record; the other gets it as stored, so both derive the same item ids.
     clients: list[AsyncMongoClient] = [AsyncMongoClient(mongo_url, tz_aware=True) for _ in range(2)]
-    stores = [BatchStore(IngestStore(c, c[database_name]), c[database_name]) for c in clients]
+    stores = [BatchStore(SubmissionStore(c, c[database_name]), c[database_name]) for c in clients]
     try:
         for trial in range(20):
             batch_id = f"race-{trial}-{uuid.uuid4().hex[:6]}"

@@ -15,7 +15,7 @@ from sanad.security.audit import document_of
 from sanad.v1 import events_pb2
 from workers.batch import audit
 from workers.batch.store import BatchStore
-from workers.ingest.store import IngestStore
+from workers.storage.submissions import SubmissionStore
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def refusal_event(batch_id: str, correlation_id: str | None) -> dict[str, object
 async def test_a_redelivered_refusal_without_correlation_id_is_audited_once(
     db: AsyncDatabase, correlation_id: str | None
 ) -> None:
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     batch_id = f"refused-{uuid.uuid4().hex}"
 
     await store.record_refusal(refusal_event(batch_id, correlation_id))
@@ -57,7 +57,7 @@ async def test_a_redelivered_refusal_without_correlation_id_is_audited_once(
 async def test_a_redelivered_refusal_without_correlation_id_is_not_taken_for_one_with_it(
     db: AsyncDatabase,
 ) -> None:
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     batch_id = f"refused-{uuid.uuid4().hex}"
 
     await store.record_refusal(refusal_event(batch_id, "c-1"))

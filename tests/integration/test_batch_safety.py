@@ -31,7 +31,7 @@ from tests.integration.workers_support import (
 from workers.batch import audit
 from workers.batch.content import MAX_NOTE_LENGTH
 from workers.batch.store import BatchStore
-from workers.ingest.store import IngestStore
+from workers.storage.submissions import SubmissionStore
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +202,7 @@ async def test_a_history_item_too_large_to_store_is_refused_by_field_and_its_bat
 async def test_the_first_saved_answer_is_kept_and_a_correction_replaces_only_what_it_read(
     stack: Stack, db: AsyncDatabase
 ) -> None:
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     now = datetime.now(UTC)
 
     first, fresh = await store.claim("b-1", "guest", "C1", now, "content-1")
@@ -229,7 +229,7 @@ async def test_the_first_saved_answer_is_kept_and_a_correction_replaces_only_wha
 async def test_a_batch_answer_is_saved_only_with_its_audit_event(
     stack: Stack, db: AsyncDatabase
 ) -> None:
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     batch_id, event_id = f"audited-{uuid.uuid4().hex}", uuid.uuid4().hex
     record, _ = await store.claim(batch_id, "guest", "C1", datetime.now(UTC), "content")
     await db.audit_log.insert_one({"_id": event_id})  # the event cannot be written
@@ -243,7 +243,7 @@ async def test_a_batch_answer_is_saved_only_with_its_audit_event(
 
 
 async def test_a_redelivered_refusal_is_audited_once(stack: Stack, db: AsyncDatabase) -> None:
-    store = BatchStore(IngestStore(db.client, db), db)
+    store = BatchStore(SubmissionStore(db.client, db), db)
     batch_id = f"refused-{uuid.uuid4().hex}"
 
     def event(correlation_id: str) -> dict[str, object]:

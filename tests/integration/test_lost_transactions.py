@@ -20,7 +20,7 @@ from sanad.mongo import within
 from services.registry.domain import CatalogService
 from services.registry.store import RegistryStore
 from tests.integration.conftest import StoppableDatabase
-from workers.ingest import atomic
+from workers.storage import atomic
 
 pytestmark = pytest.mark.timeout(60)
 

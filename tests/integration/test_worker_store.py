@@ -12,8 +12,8 @@ from sanad.amqp.verdicts import TransientError
 from sanad.records import LISTING_INDEX, Document, document_from_submitted
 from sanad.security.audit import AuditEvent, document_of
 from tests.integration.workers_support import submitted
-from workers.ingest import store as ingest_store
 from workers.ingest.store import IngestStore
+from workers.storage import submissions
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ async def test_new_documents_go_straight_in_and_inserts_read_first_only_after_a_
         mongo_url, tz_aware=True, event_listeners=[reads]
     )
     clock = StillClock()
-    monkeypatch.setattr(ingest_store, "time", clock)
+    monkeypatch.setattr(submissions, "time", clock)
     store = IngestStore(client, client[database_name], read_window_s=0.5)
     center = f"C-{uuid.uuid4().hex[:8]}"
     first, again = documents(center, 50), documents(center, 30)

@@ -36,6 +36,7 @@ from workers.batch.store import BatchStore, record_key
 from workers.ingest import app as ingest_app
 from workers.ingest.changes import StatusChange
 from workers.ingest.store import IngestStore
+from workers.storage.submissions import SubmissionStore
 
 NOW = datetime(2026, 5, 1, 9, tzinfo=UTC)
 
@@ -163,8 +164,8 @@ async def ingest(client: Any, db: Any, called: set[str]) -> None:
 
 
 async def batch(client: Any, db: Any, called: set[str]) -> None:
-    # As workers/batch/app.py builds it: the ingest store for items, never its ensure_indexes.
-    store = Exercised(BatchStore(IngestStore(client, db), db), called)
+    # As workers/batch/app.py builds it: the submission store for items, which builds no index.
+    store = Exercised(BatchStore(SubmissionStore(client, db), db), called)
     # First seen: no record under the batch id (from before records were per submitter), so
     # claimed by an upsert; then answered.
     await store.claim("B1", "u", "C1", NOW, "f")

@@ -22,8 +22,8 @@ from pymongo.errors import (
 from pymongo.errors import DocumentTooLarge as ClientDocumentTooLarge
 
 from sanad.amqp.verdicts import TransientError
-from workers.ingest import atomic
-from workers.ingest.atomic import ConcurrentUpdate, run_atomically
+from workers.storage import atomic
+from workers.storage.atomic import ConcurrentUpdate, run_atomically
 
 
 class _Transaction:

@@ -19,7 +19,7 @@ from workers.ingest.handlers import (
     SUBMITTED_TYPE,
     IngestHandler,
 )
-from workers.ingest.rollups import submitted_increments
+from workers.storage.rollups import submitted_increments
 
 
 @dataclass

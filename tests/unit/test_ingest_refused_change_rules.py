@@ -7,7 +7,7 @@ from sanad.amqp.verdicts import Dead
 from sanad.domain.transactions import Status
 from tests.unit.fakes import stored_transaction
 from workers.ingest.changes import Applied, StatusChange, apply_change
-from workers.ingest.rollups import RollupIncrements
+from workers.storage.rollups import RollupIncrements
 
 AT = datetime(2024, 5, 1, 9, tzinfo=UTC)
 

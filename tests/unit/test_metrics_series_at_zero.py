@@ -17,7 +17,7 @@ from sanad.registry_snapshot import RegistrySnapshot
 from sanad.telemetry.metrics import prepare_outcomes, prepare_submitted
 from sanad.v1 import registry_pb2 as pb
 from tests.unit.batch_handler_support import Replies, Shared, handler
-from workers.ingest.rollups import RollupIncrements, prepare_outcome_series
+from workers.storage.rollups import RollupIncrements, prepare_outcome_series
 
 
 def sample(name: str, **labels: str) -> float | None:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from sanad import rollups
 from sanad.telemetry.metrics import RECORDED_LAG_SECONDS, TRANSACTIONS_SUBMITTED
-from workers.ingest.rollups import RollupIncrements
+from workers.storage.rollups import RollupIncrements
 
 DOC = {
     "center_id": "C1",

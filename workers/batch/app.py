@@ -19,8 +19,8 @@ from workers.batch.handlers import BatchHandler
 from workers.batch.refusals import DEAD_LETTER_REASONS, Limits
 from workers.batch.settings import BatchSettings
 from workers.batch.store import BatchStore
-from workers.ingest.store import IngestStore
 from workers.lifecycle import Gate, consume_until_stopped, handling_check
+from workers.storage.submissions import SubmissionStore
 
 
 @dataclass
@@ -31,7 +31,7 @@ class BatchApp:
     client: AsyncMongoClient[mongo.Document]
     registry_channel: grpc.aio.Channel
     snapshot: RegistrySnapshot
-    store: IngestStore
+    store: SubmissionStore
     consumer: MicroBatchConsumer
     health: RunningServer | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,7 +88,7 @@ def build_app(settings: BatchSettings) -> BatchApp:
     """Assemble the worker from settings; nothing connects until run()."""
     client = mongo.connect(settings, "sanad-batch")
     db = mongo.database(client, settings)
-    transactions = IngestStore(client, db)
+    transactions = SubmissionStore(client, db)
     channel = registry_channel(settings, settings.registry_target)
     # With the places and terms of the past: migrated history is filed and judged as of its day.
     snapshot = RegistrySnapshot(channel, settings.registry_outage_grace_s, keep_past=True)

@@ -14,7 +14,7 @@ from sanad.amqp.verdicts import TransientError
 from sanad.domain.clock import epoch_millis, to_millisecond
 from sanad.domain.ids import first_id
 from sanad.security import audit
-from workers.ingest.store import IngestStore, found_by_ids
+from workers.storage.submissions import SubmissionStore, found_by_ids
 
 Document = dict[str, Any]
 # How far back a redelivered refusal looks for the event an earlier delivery wrote.
@@ -32,7 +32,7 @@ class BatchStore:
     """One `batch_results` document per submitter and batch id: who sent it, when it started,
     the fingerprint of its content, its answer. Its `_id` is the key every later step uses."""
 
-    def __init__(self, transactions: IngestStore, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, transactions: SubmissionStore, db: AsyncDatabase[Document]) -> None:
         self.transactions = transactions
         self.results = db["batch_results"]
         self.audit_log = db[audit.COLLECTION]

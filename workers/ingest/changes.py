@@ -25,7 +25,7 @@ from enum import Enum
 from sanad.amqp.verdicts import Dead, Retry
 from sanad.domain.transactions import FINISHED, Status, can_change
 from sanad.records import Document, finish
-from workers.ingest.rollups import RollupIncrements
+from workers.storage.rollups import RollupIncrements
 
 # Numbered changes refused as illegal, kept with the document so a repeat is refused again.
 REFUSED_CHANGES = "refused_changes"
