@@ -47,7 +47,7 @@ demo: setup
 # SANAD_DEVSTACK_CERTS (`make run`
 # creates them too when they are missing).
 certs: setup
-	$(PY) -m sanad.security.certs
+	$(PY) -m sanad.devstack.certs
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from sanad.amqp.topology import delete_topology
-from sanad.devstack import mongo_server
-from sanad.security import certs
+from sanad.devstack import certs, mongo_server
 from sanad.telemetry import logs
 
 AMQP_URL = os.environ.get("SANAD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

@@ -10,9 +10,9 @@ import grpc
 from sanad.rpc.identity import IDENTITY_KEY
 from sanad.security.authenticate import AUTHORIZATION_KEY
 from sanad.security.tls import TlsFileError, client_credentials
+from sanad.telemetry.logs import REQUEST_ID_KEY
 from sanad.v1 import intake_pb2_grpc, metrics_pb2_grpc, registry_pb2_grpc
 
-REQUEST_ID_KEY = "x-request-id"
 # How an error names each TLS file: its option and the variable that sets it.
 FILE_OPTIONS = ("--ca (SANAD_CA_FILE)", "--cert (SANAD_CERT_FILE)", "--key (SANAD_KEY_FILE)")
 

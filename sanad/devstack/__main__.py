@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sanad.cli.operations import WORKER_TARGETS
-from sanad.devstack import data_lock, mongo_server, preflight, secure
+from sanad.devstack import certs, data_lock, mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 from sanad.devstack.layout import (
     child_env,
@@ -25,7 +25,6 @@ from sanad.devstack.layout import (
     processes,
     worker_health_targets,
 )
-from sanad.security import certs
 from sanad.settings import CommonSettings, amqp_user
 
 DEFAULT_MONGO_PORT = 27717

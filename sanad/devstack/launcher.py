@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sanad.amqp.topology import delete_topology
 from sanad.devstack import mongo_server, secure
+from sanad.devstack.certs import CERTS_KEY
 from sanad.devstack.mongo_server import free_port
 from sanad.devstack.orphans import guarded
-from sanad.security.certs import CERTS_KEY
 
 SERVICES = ("registry", "intake", "metrics")
 

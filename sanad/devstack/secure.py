@@ -10,7 +10,7 @@ plaintext stack with an implicit dev admin instead; every process logs which it 
 import os
 from pathlib import Path
 
-from sanad.security import certs
+from sanad.devstack import certs
 from sanad.security.batch_users import broker_user
 
 PLAINTEXT_KEY = "SANAD_DEVSTACK_PLAINTEXT"
@@ -58,7 +58,7 @@ def pki_problem(folder: Path) -> str | None:
         return None
     return (
         f"the dev PKI in {folder}/ lacks {', '.join(missing)}: replace it with"
-        f" `python -m sanad.security.certs --out {folder} --force` (certificates and tokens"
+        f" `python -m sanad.devstack.certs --out {folder} --force` (certificates and tokens"
         f" issued from the old one stop working), or remove {folder}/ and start again"
     )
 

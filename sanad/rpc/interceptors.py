@@ -21,12 +21,11 @@ from google.protobuf import descriptor_pool
 from sanad import errors
 from sanad.rpc.status import code_of, send_status, to_status
 from sanad.rpc.undecodable import handed_on, is_lenient, lenient
-from sanad.telemetry.logs import LineBudget, request_id_var
+from sanad.telemetry.logs import REQUEST_ID_KEY, LineBudget, request_id_var
 from sanad.telemetry.metrics import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
 
 log = logging.getLogger("sanad.rpc")
 
-REQUEST_ID_KEY = "x-request-id"
 # How near its deadline a cancelled call counts as one whose deadline passed (cancelled_code).
 DEADLINE_SLACK_S = 0.1
 # Lines of calls failed by an outage or an overload, which fails every call: at most 10 a second

@@ -10,6 +10,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+# The metadata that carries a call's request id (its correlation id in logs and the audit trail):
+# the caller's own, or one the server makes, sent back in the trailers either way.
+REQUEST_ID_KEY = "x-request-id"
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}

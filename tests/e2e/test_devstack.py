@@ -10,8 +10,8 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from sanad.devstack import certs
 from sanad.devstack.launcher import LaunchedStack
-from sanad.security import certs
 from sanad.security.tls import client_credentials
 from tests.conftest import AMQP_URL, unique
 
@@ -201,7 +201,7 @@ def test_a_centre_identity_submits_for_its_own_centre_only(devstack: Devstack) -
     service, center = open_centre(devstack)
     _, other = open_centre(devstack)
     subprocess.run(
-        [sys.executable, "-m", "sanad.security.certs", "--out", str(devstack.certs), "client",
+        [sys.executable, "-m", "sanad.devstack.certs", "--out", str(devstack.certs), "client",
          "--role", "centre", "--subject", "nizwa-desk", "--center", center],
         check=True, capture_output=True,
     )  # fmt: skip

@@ -9,9 +9,9 @@ import grpc
 import pytest
 from pymongo import AsyncMongoClient
 
+from sanad.devstack.certs import EXAMPLE_CENTER
 from sanad.domain.ids import new_id
 from sanad.security.audit import COLLECTION, NOTE_KEY
-from sanad.security.certs import EXAMPLE_CENTER
 from sanad.v1 import intake_pb2
 from services.intake.reading import OUTSIDE_SCOPE
 from tests.integration import test_intake_center_id_scope

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from sanad.devstack import certs
 from sanad.rpc.status import field_violations
-from sanad.security import certs
 from sanad.security.credentials import issue_token
 from sanad.security.identity import Identity, Role
 from sanad.v1 import registry_pb2 as pb

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
+from sanad.devstack import certs
 from sanad.rpc.status import field_violations
-from sanad.security import certs
 from sanad.v1 import audit_pb2, audit_pb2_grpc, registry_pb2, registry_pb2_grpc
 from tests.integration.registry_support import centre, visa_renewal
 

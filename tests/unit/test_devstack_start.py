@@ -11,8 +11,7 @@ from typing import NoReturn
 import pytest
 
 from sanad.devstack import __main__ as devstack
-from sanad.devstack import mongo_server, secure
-from sanad.security import certs
+from sanad.devstack import certs, mongo_server, secure
 
 
 @pytest.mark.parametrize(
@@ -117,7 +116,7 @@ def test_a_kept_pki_without_a_file_the_stack_needs_is_named_before_anything_star
 
     assert str(refused.value.code) == (
         f"devstack: the dev PKI in {folder}/ lacks intake.key: replace it with"
-        f" `python -m sanad.security.certs --out {folder} --force` (certificates and tokens"
+        f" `python -m sanad.devstack.certs --out {folder} --force` (certificates and tokens"
         f" issued from the old one stop working), or remove {folder}/ and start again"
     )
     with pytest.raises(secure.IncompletePki):

@@ -10,8 +10,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sanad.devstack import certs
 from sanad.rpc.server import Registration, start_server
-from sanad.security import certs
 from sanad.settings import AuthMode, ServerSettings
 from sanad.telemetry.metrics import GRPC_HANDLED
 from sanad.v1 import intake_pb2, intake_pb2_grpc, metrics_pb2, metrics_pb2_grpc

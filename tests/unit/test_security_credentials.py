@@ -14,9 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sanad.devstack import secure
+from sanad.devstack import certs, secure
 from sanad.errors import RateLimited, Unauthenticated
-from sanad.security import certs
 from sanad.security.admission import Admission
 from sanad.security.credentials import (
     AGENCY_URI,
@@ -232,7 +231,7 @@ def test_a_dev_ca_without_its_keys_says_how_to_make_a_new_one_and_writes_nothing
     assert code == 1
     assert capsys.readouterr().err == (
         f"certs: {out}/ has a dev CA without {' and '.join(gone)}, so it can issue no client:"
-        f" `python -m sanad.security.certs --out {out} --force` makes a new dev PKI, replacing"
+        f" `python -m sanad.devstack.certs --out {out} --force` makes a new dev PKI, replacing"
         " every certificate and token there\n"
     )
     assert not (out / "desk.pem").exists()
@@ -276,7 +275,7 @@ def test_make_certs_writes_the_pki_where_make_run_looks_for_it(tmp_path: Path) -
     # Relative, as in the README's settings table: both resolve it against the working folder.
     env = {**os.environ, "SANAD_DEVSTACK_CERTS": "elsewhere/pki"}
     made = subprocess.run(
-        [sys.executable, "-m", "sanad.security.certs"],
+        [sys.executable, "-m", "sanad.devstack.certs"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

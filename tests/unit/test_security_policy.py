@@ -7,7 +7,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sanad.security import certs, policy
+from sanad.devstack import certs
+from sanad.security import policy
 from sanad.security.credentials import issue_token
 from sanad.security.identity import Identity, Role
 from sanad.settings import ServerSettings

@@ -16,9 +16,9 @@ from grpc_status import rpc_status
 
 from sanad import errors
 from sanad.deadline import Deadline
+from sanad.devstack import certs
 from sanad.domain.submissions import Submission
 from sanad.rpc.server import Registration, start_server
-from sanad.security import certs
 from sanad.security.admission import (
     REFUSALS_AUDITED_BURST,
     REFUSALS_AUDITED_PER_S,

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from sanad.devstack import certs
 from sanad.errors import Unauthenticated
 from sanad.runtime import StartupError
-from sanad.security import certs
 from sanad.security.authenticate import Authenticator
 from sanad.security.credentials import TokenVerifier
 from sanad.security.jwks import KeyFileError, KeySet, parse_keys

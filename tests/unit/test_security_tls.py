@@ -7,9 +7,9 @@ import grpc
 import pytest
 from cryptography import x509
 
+from sanad.devstack import certs
 from sanad.errors import Unauthenticated
 from sanad.rpc.channel import service_channel
-from sanad.security import certs
 from sanad.security.credentials import identity_from_certificate
 from sanad.security.tls import client_credentials
 from sanad.settings import ServerSettings

@@ -1,7 +1,7 @@
 """`make certs`: a development CA, service and example client certificates, and a JWT key pair.
 
-    python -m sanad.security.certs [--out .certs] [--force]
-    python -m sanad.security.certs client --role centre --subject nizwa-1 --center <id> [--force]
+    python -m sanad.devstack.certs [--out .certs] [--force]
+    python -m sanad.devstack.certs client --role centre --subject nizwa-1 --center <id> [--force]
 
 Without --out, the PKI is where `make run` looks for it: SANAD_DEVSTACK_CERTS, default .certs.
 
@@ -252,7 +252,7 @@ def certs_folder(env: Mapping[str, str]) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Create the dev PKI, or issue one more client certificate and token."""
-    parser = argparse.ArgumentParser(prog="python -m sanad.security.certs")
+    parser = argparse.ArgumentParser(prog="python -m sanad.devstack.certs")
     parser.add_argument("--out", type=Path, default=certs_folder(os.environ))
     parser.add_argument("--force", action="store_true", help="replace an existing dev PKI")
     commands = parser.add_subparsers(dest="command")
@@ -309,7 +309,7 @@ def _run(args: argparse.Namespace, out: Path, client: argparse.ArgumentParser) -
             # `make certs` keeps a CA it finds, so it cannot give the missing key back.
             print(
                 f"certs: {out}/ has a dev CA without {' and '.join(missing)}, so it can issue no"
-                f" client: `python -m sanad.security.certs --out {out} --force` makes a new dev"
+                f" client: `python -m sanad.devstack.certs --out {out} --force` makes a new dev"
                 " PKI, replacing every certificate and token there",
                 file=sys.stderr,
             )
