@@ -1,4 +1,5 @@
-"""The ingest store against the real MongoDB-wire server: new documents stored and counted once."""
+"""The workers' submission store (through IngestStore, which adds the indexes) against the real
+MongoDB-wire server: new documents stored and counted once."""
 
 import asyncio
 import uuid

@@ -1,5 +1,5 @@
-"""MongoDB side of the batch worker: its answers in `batch_results`, items via the ingest store,
-its audit events in `audit_log`."""
+"""MongoDB side of the batch worker: its answers in `batch_results`, items through the submission
+store both workers share (workers.storage.submissions), its audit events in `audit_log`."""
 
 from collections.abc import Sequence
 from datetime import datetime
