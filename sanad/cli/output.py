@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from sanad.domain.characters import controlling
 from sanad.rpc.status import field_violations
+from sanad.telemetry.logs import REQUEST_ID_KEY
 
 BAISA_PER_OMR = 1000
 
@@ -130,14 +131,29 @@ class Printer:
         print(f"warning: {terminal_safe(text)}", file=self.err)
 
     def rpc_error(self, error: grpc.RpcError) -> None:
-        """A failed call as one line, then one line per field violation."""
+        """A failed call as one line, with the request id the server returned (what finds the
+        call's log line and audit event), then one line per field violation."""
         answered = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
         code = error.code() if answered else None
         details = error.details() if answered else str(error)
         name = code.name if code is not None else "UNKNOWN"
-        self.error(f"{name}: {details or 'no details'}")
+        line = f"{name}: {details or 'no details'}"
+        if (request_id := _request_id(error)) and request_id not in line:
+            line += f" (request id {request_id})"
+        self.error(line)
         for field_name, description in _violations(error):
             print(f"  {terminal_safe(f'{field_name}: {description}')}", file=self.err)
+
+
+def _request_id(error: grpc.RpcError) -> str:
+    """The request id in a failed call's trailers; empty when the server sent none (it never
+    answered: refused connection, deadline passed before it did)."""
+    if not isinstance(error, grpc.Call):
+        return ""
+    for key, value in error.trailing_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str):
+            return value
+    return ""
 
 
 def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:

@@ -99,7 +99,11 @@ class _Call:
     async def fail(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
         if isinstance(error, errors.DomainError):
             self.finish(code_of(error), error.message)
-            await send_status(context, context.abort_with_status(to_status(error)))
+            status = to_status(error)
+            # The status details travel in the trailers, which abort_with_status would set in
+            # place of the request id begin() put there: a failed call returns both.
+            trailers = (*status.trailing_metadata, (REQUEST_ID_KEY, self.request_id))
+            await send_status(context, context.abort(status.code, status.details, trailers))
         log.exception("unhandled error in %s/%s", self.service, self.name)
         self.finish(grpc.StatusCode.INTERNAL, "internal error")
         await send_status(

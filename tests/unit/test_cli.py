@@ -374,6 +374,7 @@ def test_an_unreachable_service_is_one_line_without_a_traceback(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
     assert err[0].startswith("error: UNAVAILABLE: ")
+    assert "request id" not in err[0]  # no server answered, so none returned one
 
 
 def test_an_unreadable_credential_file_is_one_line_and_exit_2(

@@ -2,6 +2,7 @@
 says so in one line; a registered centre with no transactions answers zeros."""
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -86,5 +87,8 @@ async def test_sanadctl_stats_of_an_unknown_centre_prints_one_error_line(
     code = await asyncio.to_thread(main, argv, {})
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.err == "error: NOT_FOUND: centre 'NOPE' not found\n"
+    # With the request id sanadctl sent, which the server returned: what finds its log line.
+    assert re.fullmatch(
+        r"error: NOT_FOUND: centre 'NOPE' not found \(request id [0-9a-f]{32}\)\n", captured.err
+    )
     assert captured.out == ""

@@ -92,11 +92,8 @@ class _EndedContext:
     def set_trailing_metadata(self, metadata: object) -> None:
         pass
 
-    async def abort_with_status(self, status: object) -> None:
+    async def abort(self, code: object, details: str, trailing_metadata: object = ()) -> None:
         raise RuntimeError('Failed "execute_batch"')  # as cygrpc's ExecuteBatchError
-
-    async def abort(self, code: object, details: str) -> None:
-        raise RuntimeError('Failed "execute_batch"')
 
 
 @pytest.mark.parametrize("error", [Unavailable("the database did not answer in time"), KeyError()])
