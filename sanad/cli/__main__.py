@@ -164,7 +164,7 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
         client.check_pairing()  # before any command opens a channel or builds credentials
         code: int = args.handler(args, client, printer)
     except grpc.RpcError as error:
-        printer.rpc_error(error)
+        printer.rpc_error(error, client.last_request_id)
         return 1
     except CredentialError as error:
         printer.error(str(error))

@@ -40,6 +40,9 @@ class Client:
     key_file: str = ""
     token: str = ""
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
+    # The request id of the last call made: a call that ran out of time has no trailers to
+    # return it, and the server may have handled it all the same.
+    last_request_id: str = ""
 
     def check_pairing(self) -> None:
         """Refuse a certificate without its key or a key without its certificate (gRPC would
@@ -91,7 +94,8 @@ class Client:
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The identity, the bearer token if any, and a fresh request id, sent with every call."""
-        sent = [(IDENTITY_KEY, self.identity), (REQUEST_ID_KEY, uuid.uuid4().hex)]
+        self.last_request_id = uuid.uuid4().hex
+        sent = [(IDENTITY_KEY, self.identity), (REQUEST_ID_KEY, self.last_request_id)]
         if self.token:
             sent.append((AUTHORIZATION_KEY, f"Bearer {self.token}"))
         return tuple(sent)

@@ -130,15 +130,19 @@ class Printer:
         """One warning line on stderr: the command goes on."""
         print(f"warning: {terminal_safe(text)}", file=self.err)
 
-    def rpc_error(self, error: grpc.RpcError) -> None:
-        """A failed call as one line, with the request id the server returned (what finds the
-        call's log line and audit event), then one line per field violation."""
+    def rpc_error(self, error: grpc.RpcError, sent_request_id: str = "") -> None:
+        """A failed call as one line, with its request id (what finds the call's log line and
+        audit event), then one line per field violation. The id is the one the server returned,
+        or, for a call that ran out of time, the one sent: the server may have handled it."""
         answered = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
         code = error.code() if answered else None
         details = error.details() if answered else str(error)
         name = code.name if code is not None else "UNKNOWN"
         line = f"{name}: {details or 'no details'}"
-        if (request_id := _request_id(error)) and request_id not in line:
+        request_id = _request_id(error)
+        if not request_id and code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            request_id = sent_request_id
+        if request_id and request_id not in line:
             line += f" (request id {request_id})"
         self.error(line)
         for field_name, description in _violations(error):
@@ -146,8 +150,8 @@ class Printer:
 
 
 def _request_id(error: grpc.RpcError) -> str:
-    """The request id in a failed call's trailers; empty when the server sent none (it never
-    answered: refused connection, deadline passed before it did)."""
+    """The request id in a failed call's trailers; empty when the server sent none (no server
+    answered: a refused connection, a deadline that passed first)."""
     if not isinstance(error, grpc.Call):
         return ""
     for key, value in error.trailing_metadata() or ():

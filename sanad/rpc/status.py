@@ -37,7 +37,8 @@ def code_of(error: errors.DomainError) -> grpc.StatusCode:
 # grpc-status-details-bin, base64), which a client refuses past 8 KiB by default: a refusal that
 # repeated a long value the caller sent reached it as RESOURCE_EXHAUSTED, not its own code. So
 # the message and each violation are cut, and the violations stop at a budget, all in UTF-8
-# bytes: with both at their most, the metadata stays near 7 KiB.
+# bytes: with both at their most, and the call's request id (128 characters at most) beside
+# them, the metadata stays near 7 KiB.
 MESSAGE_LIMIT_BYTES = 1000
 DESCRIPTION_LIMIT_BYTES = 400
 VIOLATIONS_BUDGET_BYTES = 2000

@@ -54,11 +54,13 @@ class Exercised:
 
 
 def public_methods(*classes: type) -> set[str]:
+    """Each class's public coroutine methods, its inherited ones too (IngestStore's from
+    SubmissionStore), named as Exercised notes them: by the class of the store called."""
     return {
         f"{cls.__name__}.{name}"
         for cls in classes
-        for name, member in vars(cls).items()
-        if not name.startswith("_") and inspect.iscoroutinefunction(member)
+        for name, _ in inspect.getmembers(cls, inspect.iscoroutinefunction)
+        if not name.startswith("_")
     }
 
 

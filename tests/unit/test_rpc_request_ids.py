@@ -31,6 +31,8 @@ class Seeing(metrics_pb2_grpc.MetricsServiceServicer):
             raise errors.NotFound("centre 'missing' not found")
         if request.center_id == "broken":
             raise RuntimeError("a bug")
+        if request.center_id == "slow":
+            await asyncio.sleep(5)
         return metrics_pb2.GetCenterStatsResponse()
 
 
@@ -131,5 +133,22 @@ async def test_sanadctl_prints_the_request_id_of_a_failed_call_once(
         )
     assert code == 1
     printed = re.fullmatch(f"error: {said}\n", capsys.readouterr().err)
+    assert printed is not None
+    assert servicer.seen == [printed["id"]]
+
+
+async def test_sanadctl_prints_the_request_id_it_sent_with_a_call_that_ran_out_of_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # No trailers come back, yet the server may have handled the call: the id finds it.
+    servicer = Seeing()
+    async with serving_on_port(servicer) as port:
+        argv = ["--metrics", f"127.0.0.1:{port}", "--timeout", "0.5", "stats", "slow"]
+        code = await asyncio.to_thread(main, argv, {})
+    assert code == 1
+    printed = re.fullmatch(
+        r"error: DEADLINE_EXCEEDED: .+ \(request id (?P<id>[0-9a-f]{32})\)\n",
+        capsys.readouterr().err,
+    )
     assert printed is not None
     assert servicer.seen == [printed["id"]]

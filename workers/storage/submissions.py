@@ -1,5 +1,6 @@
-"""What both workers write to MongoDB for a submission: the transaction, its audit event and its
-rollups, in one MongoDB transaction; and the reads that go with it."""
+"""What both workers write to MongoDB for a submission, in one MongoDB transaction: the transaction
+and its rollups, with its audit event (the ingest worker: the event its message carries) or the
+record of its request id (the batch worker); and the reads by id that go with it."""
 
 import math
 import time
@@ -29,10 +30,11 @@ READ_WINDOW_S = 10.0
 
 class SubmissionStore:
     """`transactions` keyed by transaction id and `rollups` keyed by day|centre|service, as the
-    batch worker stores its items and the ingest worker (IngestStore) its submissions.
+    batch worker stores its items (record_submissions) and the ingest worker (IngestStore) its
+    submissions.
 
     A submission's audit event, when its message carries one, goes into `audit_log` in the
-    same transaction as the transaction itself, and only when that transaction is new.
+    same transaction as the transaction itself, unless the trail holds it already (_insert).
     """
 
     def __init__(
