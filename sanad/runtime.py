@@ -12,6 +12,8 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from sanad.security.certificate_expiry import export_expiry
+from sanad.settings import CommonSettings
 from sanad.telemetry.metrics import serve_metrics
 
 log = logging.getLogger("sanad.runtime")
@@ -50,11 +52,14 @@ def port_problem(
 
 
 def serve_metrics_of(settings: BaseSettings, port: int) -> None:
-    """Serve /metrics on port, or stop the process with one line naming its setting."""
+    """Serve /metrics on port, or stop the process with one line naming its setting; with
+    the expiry of the certificates its settings name (sanad.security.certificate_expiry)."""
     try:
         serve_metrics(port, METRICS_HOST)
     except OSError:
         raise port_problem(settings, port, "metrics", METRICS_HOST) from None
+    if isinstance(settings, CommonSettings):
+        export_expiry(settings)
 
 
 def load_settings(name: str, settings: Callable[[], SettingsT]) -> SettingsT:

@@ -208,6 +208,13 @@ AUTH_REVOKED_CERTS_FILE_FAILING = Gauge(
     " stays in use.",
 )
 
+TLS_CERTIFICATE_EXPIRY = Gauge(
+    "sanad_tls_certificate_expiry_timestamp_seconds",
+    "When a certificate the process read at start stops being valid (Unix time), by file: its"
+    " own certificate's end, and for a CA file the latest end among its certificates.",
+    ["file"],
+)
+
 DEPENDENCY_UP = Gauge(
     "sanad_dependency_up",
     "Whether a dependency answered its last check (1) or not (0).",
