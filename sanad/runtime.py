@@ -51,15 +51,14 @@ def port_problem(
     return StartupError(f"cannot serve {what} on {host}:{port}: {reason}{moved}")
 
 
-def serve_metrics_of(settings: BaseSettings, port: int) -> None:
+def serve_metrics_of(settings: CommonSettings, port: int) -> None:
     """Serve /metrics on port, or stop the process with one line naming its setting; with
     the expiry of the certificates its settings name (sanad.security.certificate_expiry)."""
     try:
         serve_metrics(port, METRICS_HOST)
     except OSError:
         raise port_problem(settings, port, "metrics", METRICS_HOST) from None
-    if isinstance(settings, CommonSettings):
-        export_expiry(settings)
+    export_expiry(settings)
 
 
 def load_settings(name: str, settings: Callable[[], SettingsT]) -> SettingsT:
@@ -138,7 +137,7 @@ async def serve_app(
     metrics_port: int,
     stop: asyncio.Event,
     *,
-    settings: BaseSettings,
+    settings: CommonSettings,
 ) -> None:
     """Serve metrics and the app until stop is set, then drain (DESIGN 5.7)."""
     serve_metrics_of(settings, metrics_port)

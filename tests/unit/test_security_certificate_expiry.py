@@ -1,9 +1,11 @@
-"""The expiry of the certificates a process starts with, exported for the expiry alerts
-(sanad.security.certificate_expiry): gRPC's, MongoDB's and the AMQP URL's files, the leaf of a
-certificate file and the latest end of a CA bundle, served on the process's /metrics."""
+"""The expiry of the certificates a process uses, exported for the expiry alerts
+(sanad.security.certificate_expiry): gRPC's and MongoDB's files as read at start, the AMQP URL's
+as on disk at each scrape (aio-pika reads them for every connection), the leaf of a certificate
+file and the latest end of a CA bundle, served on the process's /metrics."""
 
 import datetime
 import logging
+import math
 import urllib.request
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY
 
 from sanad import runtime
 from sanad.devstack.mongo_server import free_port
@@ -44,8 +47,14 @@ def ends_in(days: int) -> float:
     return (NOW + datetime.timedelta(days=days)).timestamp()
 
 
-def exported(file: str) -> float:
-    return TLS_CERTIFICATE_EXPIRY.labels(file)._value.get()  # type: ignore[attr-defined]
+def exported(file: str) -> float | None:
+    return REGISTRY.get_sample_value(TLS_CERTIFICATE_EXPIRY._name, {"file": file})
+
+
+@pytest.fixture(autouse=True)
+def no_gauges_yet() -> None:
+    """Each test sees only what it exported: the gauge is the process's."""
+    TLS_CERTIFICATE_EXPIRY.clear()
 
 
 @pytest.fixture
@@ -125,15 +134,38 @@ def test_a_file_without_a_certificate_is_logged_and_left_out(
         update={"tls_ca_file": str(tmp_path / "key-only.pem"),
                 "mongo_tls_ca_file": str(tmp_path / "missing.pem")}
     )  # fmt: skip
-    TLS_CERTIFICATE_EXPIRY.labels("grpc_ca").set(0)
-    TLS_CERTIFICATE_EXPIRY.labels("mongodb_ca").set(0)
     with caplog.at_level(logging.WARNING, logger="sanad.security"):
         export_expiry(settings)
-    assert exported("grpc_ca") == 0
-    assert exported("mongodb_ca") == 0
+    assert exported("grpc_ca") is None
+    assert exported("mongodb_ca") is None
     assert exported("grpc_certificate") == ends_in(30)
     refused = {(r.file, r.error) for r in caplog.records}  # type: ignore[attr-defined]
     assert refused == {("grpc_ca", "ValueError"), ("mongodb_ca", "FileNotFoundError")}
+
+
+def test_the_amqp_files_count_as_on_disk_now(
+    files: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # aio-pika reads them again for every connection: a renewed file is what the next one uses.
+    export_expiry(settings_naming(files))
+    assert exported("amqp_ca") == ends_in(70)
+    files["amqp-ca.pem"].write_bytes(certificate("renewed amqp CA", 400))
+    files["grpc.pem"].write_bytes(certificate("renewed intake", 400))
+    assert exported("amqp_ca") == ends_in(400)
+    assert exported("grpc_certificate") == ends_in(30)  # gRPC serves what it read at start
+    files["amqp-ca.pem"].unlink()
+    with caplog.at_level(logging.WARNING, logger="sanad.security"):
+        assert math.isnan(exported("amqp_ca") or 0.0)
+        assert math.isnan(exported("amqp_ca") or 0.0)
+    assert len(caplog.records) == 1  # logged once until it reads again
+
+
+def test_a_plaintext_amqp_url_names_no_broker_file(files: dict[str, Path]) -> None:
+    settings = settings_naming(files).model_copy(
+        update={"amqp_url": f"amqp://u:p@broker:5672/?cafile={files['amqp-ca.pem']}"}
+    )
+    labels = {f.label for f in certificate_files(settings)}
+    assert not labels & {"amqp_certificate", "amqp_ca"}
 
 
 def test_a_process_serves_them_on_its_metrics_port(files: dict[str, Path]) -> None:
