@@ -240,6 +240,20 @@ def operations() -> Dashboard:
             kind="stat",
         ),
         Panel(
+            "Certificates: time left",
+            "Until the earliest end of each certificate and CA file a job's processes use"
+            " (gRPC's and MongoDB's as read at start, the AMQP URL's as on disk). Alerts at"
+            " two weeks and at two days.",
+            (
+                Query(
+                    "min by (job, file) (sanad_tls_certificate_expiry_timestamp_seconds) - time()",
+                    "{{job}} {{file}}",
+                ),
+            ),
+            "s",
+            kind="stat",
+        ),
+        Panel(
             "Memory per process",
             "Resident memory of each process, one line per replica.",
             (Query('process_resident_memory_bytes{job=~"sanad-.+"}', "{{job}} {{instance}}"),),
