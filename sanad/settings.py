@@ -26,8 +26,9 @@ Security settings (DESIGN section 6; the operator's guide is in README "Security
 """
 
 import math
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -253,7 +254,7 @@ class RegistryFollowerSettings(ServerSettings):
 # Connection-string options that turn the server's verification off (tlsInsecure sets both).
 _MONGO_UNVERIFIED = ("tlsallowinvalidcertificates", "tlsallowinvalidhostnames")
 # Options that name TLS files: pymongo turns TLS on when one is given.
-_MONGO_TLS_FILES = ("tlscafile", "tlscertificatekeyfile")
+MONGO_TLS_FILES = ("tlscafile", "tlscertificatekeyfile")
 
 
 def user_names(setting: str) -> frozenset[str]:
@@ -303,6 +304,13 @@ def amqp_tls_problems(url: str) -> list[str]:
     return []
 
 
+def mongo_url_options(url: str) -> Mapping[str, Any]:
+    """A MongoDB URL's options as pymongo reads them: after the first `?`, split on `&` or `;`,
+    by lower-case name; InvalidURI or ValueError for options it refuses."""
+    _, _, query = url.partition("?")
+    return split_options(query, validate=False) if query else {}
+
+
 def mongo_tls_problems(url: str, ca_file: str = "", cert_key_file: str = "") -> list[str]:
     """Why a MongoDB connection is unsafe for production: plaintext, or a server unverified.
 
@@ -312,15 +320,14 @@ def mongo_tls_problems(url: str, ca_file: str = "", cert_key_file: str = "") -> 
     which wins over the URL), with tls=true or ssl=true, or, unless tls/ssl=false, with a TLS
     file in the URL or a mongodb+srv:// URL.
     """
-    _, _, query = url.partition("?")
     try:
-        options = split_options(query, validate=False) if query else {}
+        options = mongo_url_options(url)
     except (InvalidURI, ValueError) as error:
         return [f"a SANAD_MONGO_URL whose options pymongo refuses: {error}"]
     switch = options.get("tls")  # ssl=... arrives as tls
     if switch not in (None, "true", "false"):
         return [f"tls={switch} in SANAD_MONGO_URL: pymongo ignores it; write tls=true"]
-    implied = url.startswith("mongodb+srv://") or any(name in options for name in _MONGO_TLS_FILES)
+    implied = url.startswith("mongodb+srv://") or any(name in options for name in MONGO_TLS_FILES)
     on = bool(ca_file or cert_key_file) or switch == "true" or (switch is None and implied)
     if not on:
         return ["plaintext MongoDB: set SANAD_MONGO_TLS_CA_FILE or tls=true in SANAD_MONGO_URL"]

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from cryptography import x509
 from pymongo.errors import InvalidURI
-from pymongo.uri_parser import split_options
 from yarl import URL
 
-from sanad.settings import CommonSettings
+from sanad.settings import MONGO_TLS_FILES, CommonSettings, mongo_url_options
 from sanad.telemetry.metrics import TLS_CERTIFICATE_EXPIRY
 
 log = logging.getLogger("sanad.security")
@@ -126,13 +125,8 @@ def _unreadable(file: CertificateFile, error: Exception) -> None:
 def _mongo_url_files(url: str) -> dict[str, str]:
     """The TLS file options of a MongoDB URL, by pymongo's lower-case names; none when pymongo
     would refuse its options (the settings' checks say so)."""
-    _, _, query = url.partition("?")
     try:
-        options = split_options(query, validate=False) if query else {}
+        options = mongo_url_options(url)
     except (InvalidURI, ValueError):
         return {}
-    return {
-        name: str(options[name])
-        for name in ("tlscafile", "tlscertificatekeyfile")
-        if name in options
-    }
+    return {name: str(options[name]) for name in MONGO_TLS_FILES if name in options}
