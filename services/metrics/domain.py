@@ -11,6 +11,7 @@ staff is the registry's current figure (the registry keeps no staff history), at
 decided in services/metrics/placement.py.
 """
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,17 +64,37 @@ def sum_rollups(documents: Iterable[Mapping[str, Any]]) -> Stats:
     totals = dict.fromkeys(COUNTERS, 0)
     histogram = dict.fromkeys(BUCKETS, 0)
     for document in documents:
-        for name in COUNTERS:
-            totals[name] += int(document.get(name) or 0)
-        hist = document.get(rollups.HISTOGRAM) or {}
-        for bucket in BUCKETS:
-            histogram[bucket] += int(hist.get(bucket) or 0)
+        _add_into(totals, histogram, document, document.get(rollups.HISTOGRAM))
     return Stats(totals, histogram)
 
 
 def add_stats(parts: Iterable[Stats]) -> Stats:
-    """Several Stats added up."""
-    return sum_rollups({**part.counts, rollups.HISTOGRAM: part.histogram} for part in parts)
+    """Several Stats added up; one is its own sum (Stats are never changed)."""
+    listed = list(parts)
+    if len(listed) == 1:
+        return listed[0]
+    totals = dict.fromkeys(COUNTERS, 0)
+    histogram = dict.fromkeys(BUCKETS, 0)
+    for part in listed:
+        _add_into(totals, histogram, part.counts, part.histogram)
+    return Stats(totals, histogram)
+
+
+def _add_into(
+    totals: dict[str, int],
+    histogram: dict[str, int],
+    counts: Mapping[str, Any],
+    buckets: Mapping[str, Any] | None,
+) -> None:
+    """counts' counters and buckets' completions added to the running sums; a counter or bucket
+    that is absent, null or 0 adds nothing (a report adds thousands of these, mostly zeros)."""
+    for name in COUNTERS:
+        if value := counts.get(name):
+            totals[name] += int(value)
+    if buckets:
+        for bucket in BUCKETS:
+            if value := buckets.get(bucket):
+                histogram[bucket] += int(value)
 
 
 def histogram_quantile(q: float, histogram: Mapping[str, int]) -> float:
@@ -141,6 +162,7 @@ def placed_at_end_of(center: CenterFacts, year: int) -> Place:
     return place or Place(center.governorate_code, center.wilayat_code)
 
 
+@functools.lru_cache(maxsize=64)
 def year_bounds(year: int) -> tuple[datetime, datetime]:
     """[1 January Y, 1 January Y+1) in UTC."""
     return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
