@@ -112,7 +112,7 @@ class MetricsStore:
         async for doc in self.db[rollups.YEARLY].find(query, dict.fromkeys(wanted, 1)):
             key = tuple(doc.get(name) for name in PLACE_KEYS)
             if (row := rows.get(key)) is None:
-                rows[key] = row = _empty_row(key, histogram)
+                rows[key] = row = _empty_row(key)
             _add(row, doc, counters, histogram)
         return list(rows.values())
 
@@ -124,7 +124,7 @@ class MetricsStore:
         return [row async for row in cursor]
 
 
-def _empty_row(key: tuple[Any, ...], histogram: bool) -> Document:
+def _empty_row(key: tuple[Any, ...]) -> Document:
     """A year_by_place row of zeros, in rollup shape, keyed as a $group by PLACE_KEYS is."""
     place = dict(zip(PLACE_KEYS, key, strict=True))
     row: Document = {"_id": place, **dict.fromkeys(rollups.COUNTERS, 0), **place}
