@@ -514,6 +514,18 @@ def test_compose_mounts_the_metrics_teams_prometheus_and_grafana_files() -> None
     assert dashboards[0].split(":")[1] == provider["providers"][0]["options"]["path"]
 
 
+def test_both_prometheus_configs_send_alerts_to_the_compose_alertmanager() -> None:
+    alertmanager = COMPOSE["services"]["alertmanager"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in alertmanager["volumes"]}
+    config = mounts["../alertmanager/alertmanager.yml"]
+    assert f"--config.file={config}" in alertmanager["command"]
+    assert "127.0.0.1:9093:9093" in alertmanager["ports"]
+    for path in (COMPOSE_DIR / "prometheus.yml", ROOT / "deploy" / "prometheus" / "prometheus.yml"):
+        [prometheus] = load_documents(path)
+        [sender] = prometheus["alerting"]["alertmanagers"]
+        assert sender["static_configs"] == [{"targets": ["alertmanager:9093"]}], path
+
+
 def test_every_compose_file_mount_exists() -> None:
     for service in COMPOSE["services"].values():
         for volume in service.get("volumes", []):
