@@ -27,8 +27,8 @@ def read_numbered(path: Path) -> tuple[list[dict[str, str]], list[int]]:
     """Rows of a CSV (header row) or NDJSON file, values as strings, and the file line each
     ends on; BadFile when unreadable or empty, when a CSV header names none of COLUMNS or one
     twice, when a row has more values than the header has columns or (NDJSON) a key twice or a
-    value that is no string, number or null, or when a row's channel is none of CHANNELS or
-    its fee no whole number of baisa."""
+    value that is no string, number or null, when a CSV value runs over lines, or when a row's
+    channel is none of CHANNELS or its fee no whole number of baisa."""
     try:
         # utf-8-sig: a byte order mark (Excel writes one) is not part of the first column's name.
         with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -51,13 +51,12 @@ def read_numbered(path: Path) -> tuple[list[dict[str, str]], list[int]]:
 
 
 def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
-    # A short row's missing values read as empty, as an empty value would.
-    reader = csv.DictReader(handle, restval="")
+    reader = csv.reader(handle)
     numbered: list[tuple[int, dict[str, str]]] = []
     try:
         # Names as the README writes them (`request_id, service_code, ...`) are the columns:
         # stripped once, here, so that the rows are read by the names the header is checked by.
-        header = reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+        header = [name.strip() for name in next(reader, [])]
         if header and not set(COLUMNS) & set(header):
             # A semicolon-separated file reads as one column: every row would be refused.
             raise BadFile(
@@ -68,24 +67,43 @@ def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
         # value would win.
         if (twice := _repeated(name for name in header if name)) is not None:
             raise BadFile(f"{path}, line 1: the header names column {twice[:40]!r} twice")
-        for row in reader:
+        while True:
+            start = reader.line_num + 1
+            if (values := next(reader, None)) is None:
+                break
             line = reader.line_num  # the line the row ends on
-            numbered.append((line, _checked(path, line, _fitted(path, line, row, len(header)))))
+            if values:  # not a blank line
+                _on_one_line(path, start, line, values)
+                numbered.append((line, _checked(path, line, _fitted(path, line, values, header))))
     except csv.Error as error:
-        # line_num counts the lines read before the one that failed.
-        raise BadFile(f"{path}, near line {reader.line_num + 1}: {error}") from None
+        # line_num counts the line that failed too (where a row spans lines, its last).
+        raise BadFile(f"{path}, near line {reader.line_num}: {error}") from None
     return numbered
 
 
-def _fitted(path: Path, line: int, row: dict[Any, Any], columns: int) -> dict[str, str]:
-    """The row, unless it has values beyond the header's columns: DictReader keeps those
-    under None, and they were dropped unread (a value with an unquoted comma shifts the rest)."""
-    if (extra := row.pop(None, None)) is not None:
+def _on_one_line(path: Path, start: int, end: int, values: list[str]) -> None:
+    """BadFile for a row that runs from line `start` to `end`, or holds a line break: a quoted
+    value over lines, which no column may hold. Most often a stray double quote, which
+    swallowed the lines up to the next one (rows that then went unsent, uncounted and unnamed,
+    their civil numbers written unmasked in the refused row) or up to the end of the file."""
+    if end > start or any("\n" in value or "\r" in value for value in values):
+        runs = f"runs on to line {end}" if end > start else "is not closed"
         raise BadFile(
-            f"{path}, line {line}: {columns + len(extra)} values, but the header names"
-            f" {columns} columns (quote a value that holds a comma)"
+            f"{path}, line {start}: a quoted value {runs} (a stray double quote?); no column"
+            " may hold a line break"
         )
-    return row
+
+
+def _fitted(path: Path, line: int, values: list[str], header: list[str]) -> dict[str, str]:
+    """The row's values by column, a short row's missing ones empty (as an empty value would
+    read); BadFile when it has values beyond the header's columns, which were dropped unread
+    (a value with an unquoted comma shifts the rest)."""
+    if len(values) > len(header):
+        raise BadFile(
+            f"{path}, line {line}: {len(values)} values, but the header names"
+            f" {len(header)} columns (quote a value that holds a comma)"
+        )
+    return dict(zip(header, [*values, *[""] * (len(header) - len(values))], strict=True))
 
 
 def _repeated(names: Iterable[str]) -> str | None:

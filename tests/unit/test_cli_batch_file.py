@@ -145,8 +145,8 @@ def test_the_rejected_file_names_each_refused_row_by_its_file_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "rows.csv"
-    # A quoted value over two lines: the third row ends on line 5.
-    path.write_text(HEADER + 'a,S,,1,90817263\nb,S,,1,90817264\n"c\nc",S,,1,90817265\n')
+    # After a blank line, the second row is on line 4 and the third on line 5.
+    path.write_text(HEADER + 'a,S,,1,90817263\n\nb,S,,1,90817264\n"c,c",S,,1,90817265\n')
 
     async def refuse_rows_1_and_2(*_: Any, **__: Any) -> list[events_pb2.BatchResult]:
         result = events_pb2.BatchResult(batch_id="b/0")
@@ -162,7 +162,7 @@ def test_the_rejected_file_names_each_refused_row_by_its_file_line(
     assert code == 1
     with (tmp_path / "rows.csv.rejected.csv").open(newline="") as handle:
         written = list(csv.DictReader(handle))
-    assert [(row["line"], row["request_id"]) for row in written] == [("3", "b"), ("5", "c\nc")]
+    assert [(row["line"], row["request_id"]) for row in written] == [("4", "b"), ("5", "c,c")]
     assert written[0]["civil_number"] == "*****264"
 
 
@@ -367,3 +367,57 @@ def test_values_are_read_without_the_spaces_around_them(tmp_path: Path) -> None:
         "90817263",
     )
     assert (item.center_id, item.fee_baisa, item.channel) == ("C9", 5000, 1)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # A stray quote closed three lines on: the rows between were read as one value.
+        (
+            'q-1,S,counter,5000,90817263\n"q-2\nq-3,S,counter,5000,70000003\nq-4",S,counter,'
+            "5000,81726354\nq-5,S,counter,5000,71111111\n",
+            "line 3: a quoted value runs on to line 5",
+        ),
+        # Opened in the last column and never closed: every later line is swallowed.
+        (
+            'q-1,S,counter,5000,"90817263\nq-2,S,counter,5000,70000003\n'
+            "q-3,S,counter,5000,71111111\n",
+            "line 2: a quoted value runs on to line 4",
+        ),
+        # Opened on the last line: its line break is all it swallows.
+        (
+            'q-1,S,counter,5000,90817263\n"q-2,S,counter,5000,1\n',
+            "line 3: a quoted value is not closed",
+        ),
+        # A line break of any kind, in a value quoted on purpose.
+        ('q-1,S,counter,5000,"9081\r\n7263"\r\n', "line 2: a quoted value runs on to line 3"),
+    ],
+)
+def test_a_csv_value_that_runs_over_lines_exits_2_naming_where_it_starts(
+    tmp_path: Path,
+    rows: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "stray.csv"
+    path.write_bytes((HEADER + rows).encode())
+    monkeypatch.setattr(batch_command, "send", _never_called)
+
+    code = main(["batch", "submit", str(path), "--center", "C1"], environ={})
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path}, {message} (a stray double quote?)" in err
+    assert "70000003" not in err
+    assert not (tmp_path / "stray.csv.rejected.csv").exists()
+
+
+def test_blank_lines_and_quoted_commas_still_name_each_row_by_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + '\nq-1,S,counter,5000,90817263\n\n\n"q,2",S,counter,5000,1\n')
+
+    rows, lines = read_numbered(path)
+
+    assert [row["request_id"] for row in rows] == ["q-1", "q,2"]
+    assert lines == [3, 6]
