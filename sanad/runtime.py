@@ -3,6 +3,7 @@
 import asyncio
 import gc
 import logging
+import re
 import signal
 import socket
 import sys
@@ -61,7 +62,7 @@ def serve_metrics_of(settings: CommonSettings, port: int) -> None:
     export_expiry(settings)
 
 
-def load_settings(name: str, settings: Callable[[], SettingsT]) -> SettingsT:
+def load_settings(name: str, settings: type[SettingsT]) -> SettingsT:
     """A deployable's settings, read once; refused ones print a line each and exit 2.
 
     Bad settings are an operator's mistake, like bad usage: each line names the variable and
@@ -70,9 +71,32 @@ def load_settings(name: str, settings: Callable[[], SettingsT]) -> SettingsT:
     try:
         return settings()
     except ValidationError as error:
-        for problem in settings_problems(error):
+        for problem in settings_problems(error) + problems_beside(settings, error):
             print(f"{name}: cannot start: {problem}", file=sys.stderr)
         sys.exit(2)
+
+
+def problems_beside(settings: type[SettingsT], error: ValidationError) -> list[str]:
+    """The checks across settings that a refused setting kept from running: pydantic runs them
+    only once every setting passed its own. They run again with the refused settings at their
+    defaults; a line naming one of those is left out (it would judge the default, not what the
+    operator set), so every other problem shows at once rather than one run at a time."""
+    refused = {str(d["loc"][0]) for d in error.errors(include_url=False) if d["loc"]}
+    fields = settings.model_fields
+    if not refused or not refused <= set(fields):
+        return []
+    defaults = {key: fields[key].get_default(call_default_factory=True) for key in refused}
+    try:
+        settings(**defaults)
+    except ValidationError as again:
+        named = tuple(f"SANAD_{key.upper()}" for key in refused)
+        return [problem for problem in settings_problems(again) if not _names(problem, named)]
+    return []
+
+
+def _names(problem: str, variables: tuple[str, ...]) -> bool:
+    """Whether the line names one of the variables (as a whole name, not a prefix)."""
+    return any(re.search(rf"\b{variable}\b", problem) for variable in variables)
 
 
 def settings_problems(error: ValidationError) -> list[str]:

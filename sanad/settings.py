@@ -155,17 +155,27 @@ class CommonSettings(BaseSettings):
         return bool(self.tls_cert_file and self.tls_key_file)
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> "CommonSettings":
-        problems = self._production_problems() if self.profile is Profile.PRODUCTION else []
-        if problems:  # all of them, one a line: an operator fixes them in one go
-            raise ValueError("\n".join(f"production refuses {problem}" for problem in problems))
-        if bool(self.tls_cert_file) != bool(self.tls_key_file):
-            raise ValueError("SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE go together")
-        if self.tls_client_auth and not (self.grpc_tls and self.tls_ca_file):
-            raise ValueError("SANAD_TLS_CLIENT_AUTH needs a certificate, its key and a CA")
-        if not (math.isfinite(self.auth_jwt_keys_reload_s) and self.auth_jwt_keys_reload_s > 0):
-            raise ValueError("SANAD_AUTH_JWT_KEYS_RELOAD_S is a number of seconds above 0")
+    def _refuse_settings_that_disagree(self) -> "CommonSettings":
+        """Every check across settings at once, one line each (sanad.runtime prints them): an
+        operator fixes them in one go."""
+        if problems := self.cross_problems():
+            raise ValueError("\n".join(problems))
         return self
+
+    def cross_problems(self) -> list[str]:
+        """What is wrong with settings together, each line naming its variables; a
+        deployable's settings add their own (and run only once every setting passed its own
+        check: sanad.runtime.load_settings runs them again without the refused ones)."""
+        problems = []
+        if self.profile is Profile.PRODUCTION:
+            problems += [f"production refuses {problem}" for problem in self._production_problems()]
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            problems.append("SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE go together")
+        if self.tls_client_auth and not (self.grpc_tls and self.tls_ca_file):
+            problems.append("SANAD_TLS_CLIENT_AUTH needs a certificate, its key and a CA")
+        if not (math.isfinite(self.auth_jwt_keys_reload_s) and self.auth_jwt_keys_reload_s > 0):
+            problems.append("SANAD_AUTH_JWT_KEYS_RELOAD_S is a number of seconds above 0")
+        return problems
 
     def _production_problems(self) -> list[str]:
         problems = self._secret_problems() if self.uses_civil_id_secret else []

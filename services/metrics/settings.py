@@ -3,8 +3,6 @@
 import math
 from typing import ClassVar
 
-from pydantic import model_validator
-
 from sanad.settings import RegistryFollowerSettings
 
 
@@ -25,16 +23,16 @@ class MetricsSettings(RegistryFollowerSettings):
     award_median_ceiling_hours: float = 72.0
     award_productivity_target_per_staff: float = 800.0
 
-    @model_validator(mode="after")
-    def _award_is_well_formed(self) -> "MetricsSettings":
-        """Checks across settings; each line names the variables (sanad.runtime prints them)."""
+    def cross_problems(self) -> list[str]:
+        """The common checks, and the award's: its weights and references."""
         weights = {
             "SANAD_AWARD_WEIGHT_SPEED": self.award_weight_speed,
             "SANAD_AWARD_WEIGHT_QUALITY": self.award_weight_quality,
             "SANAD_AWARD_WEIGHT_PRODUCTIVITY": self.award_weight_productivity,
             "SANAD_AWARD_WEIGHT_SATISFACTION": self.award_weight_satisfaction,
         }
-        problems = [
+        problems = super().cross_problems()
+        problems += [
             f"{name}: must be between 0 and 1" for name, v in weights.items() if not 0 <= v <= 1
         ]
         total = sum(weights.values())
@@ -49,6 +47,4 @@ class MetricsSettings(RegistryFollowerSettings):
         problems += [
             f"{name}: must be greater than zero" for name, v in references.items() if v <= 0
         ]
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
+        return problems

@@ -82,3 +82,46 @@ def test_metrics_names_the_award_settings_that_disagree() -> None:
         " the award weights must sum to 1, not 1.4",
         "metrics: cannot start: SANAD_AWARD_MEDIAN_CEILING_HOURS: must be greater than zero",
     ]
+
+
+def test_a_refused_value_does_not_hide_the_checks_across_settings() -> None:
+    # pydantic runs those only once every setting passed its own: before, this said only the
+    # first line, and the weights surfaced at the next start.
+    result = run_with(
+        "services.metrics", SANAD_SHUTDOWN_NOTICE_S="61", SANAD_AWARD_WEIGHT_SPEED="2"
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "metrics: cannot start: SANAD_SHUTDOWN_NOTICE_S: Input should be less than or equal to 60",
+        "metrics: cannot start: SANAD_AWARD_WEIGHT_SPEED: must be between 0 and 1",
+        "metrics: cannot start: SANAD_AWARD_WEIGHT_SPEED + SANAD_AWARD_WEIGHT_QUALITY"
+        " + SANAD_AWARD_WEIGHT_PRODUCTIVITY + SANAD_AWARD_WEIGHT_SATISFACTION:"
+        " the award weights must sum to 1, not 2.65",
+    ]
+
+
+def test_production_names_its_problems_beside_a_refused_value_but_judges_no_default() -> None:
+    result = run_with("services.intake", SANAD_PROFILE="production", SANAD_RATE_LIMIT_PER_S="x")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("intake: cannot start: SANAD_RATE_LIMIT_PER_S: Input should be")
+    assert "intake: cannot start: production refuses the default SANAD_CIVIL_ID_SECRET" in lines
+    # The rate limit's own production line would judge the default in place of "x".
+    assert [line for line in lines if "SANAD_RATE_LIMIT_PER_S" in line] == lines[:1]
+
+
+def test_a_deployables_own_checks_show_beside_the_common_ones() -> None:
+    # The common checks stopped the process before the ingest worker's own ran.
+    result = run_with(
+        "workers.ingest",
+        SANAD_TLS_CERT_FILE="/nowhere/cert.pem",
+        SANAD_INGEST_RETRY_FIRST_DELAY_MS="5000",
+        SANAD_INGEST_RETRY_DELAY_MS="1000",
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "ingest: cannot start: SANAD_TLS_CERT_FILE and SANAD_TLS_KEY_FILE go together",
+        "ingest: cannot start: SANAD_INGEST_RETRY_FIRST_DELAY_MS is longer than"
+        " SANAD_INGEST_RETRY_DELAY_MS, the longest wait: every wait would be the longest",
+    ]

@@ -1,6 +1,6 @@
 """Settings of the batch worker."""
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from sanad.settings import RegistryFollowerSettings
 
@@ -39,13 +39,14 @@ class BatchSettings(RegistryFollowerSettings):
         counts in; None keeps it."""
         return round(self.batch_dead_letter_ttl_days * SECONDS_A_DAY, 3) or None
 
-    @model_validator(mode="after")
-    def _refuse_an_instant_ttl(self) -> "BatchSettings":
-        # Under a second a letter is gone before anyone could read it (or, rounded to 0 ms,
-        # would be kept for good), while the setting reads as "keep it for a while".
+    def cross_problems(self) -> list[str]:
+        """The common checks, and an instant dead-letter TTL refused: under a second a letter is
+        gone before anyone could read it (or, rounded to 0 ms, would be kept for good), while
+        the setting reads as "keep it for a while"."""
+        problems = super().cross_problems()
         if self.batch_dead_letter_ttl_days > 0 and (self.batch_dead_letter_ttl_s or 0) < 1:
-            raise ValueError("SANAD_BATCH_DEAD_LETTER_TTL_DAYS must be 0 or at least a second")
-        return self
+            problems.append("SANAD_BATCH_DEAD_LETTER_TTL_DAYS must be 0 or at least a second")
+        return problems
 
     def _production_problems(self) -> list[str]:
         problems = super()._production_problems()

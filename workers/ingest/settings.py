@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from sanad.settings import AMQP_GUEST, ServerSettings, user_names
 
@@ -61,16 +61,16 @@ class IngestSettings(ServerSettings):
             problems.append("guest in SANAD_INGEST_PUBLISHERS: any guest login could publish")
         return problems
 
-    @model_validator(mode="after")
-    def _first_delay_within_the_longest(self) -> "IngestSettings":
-        """A first delay set longer than the longest is refused; the default one follows a
-        longest delay set under it (every wait is then the longest)."""
+    def cross_problems(self) -> list[str]:
+        """The common checks, and a first delay set longer than the longest is refused; the
+        default one follows a longest delay set under it (every wait is then the longest)."""
+        problems = super().cross_problems()
         if (
             "ingest_retry_first_delay_ms" in self.model_fields_set
             and self.ingest_retry_first_delay_ms > self.ingest_retry_delay_ms
         ):
-            raise ValueError(
+            problems.append(
                 "SANAD_INGEST_RETRY_FIRST_DELAY_MS is longer than SANAD_INGEST_RETRY_DELAY_MS,"
                 " the longest wait: every wait would be the longest"
             )
-        return self
+        return problems
