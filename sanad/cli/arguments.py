@@ -87,7 +87,8 @@ def metadata_text(text: str) -> str:
 def not_empty(text: str) -> str:
     """An argparse type for a value that an empty one (an unset shell variable) must not stand
     for: a dead letter's reason or id to match (it would match every letter without one), a
-    request id (the default, a new one, would be used instead)."""
+    request id (the default would be used instead: a new one for a submission, none for a
+    status change or cancellation, whose retry would then not answer as the first did)."""
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
     return text

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad.cli.arguments import int32, positive_seconds
+from sanad.cli.arguments import int32, not_empty, positive_seconds
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, when
 from sanad.cli.transactions import STATUSES, status_name, status_value
@@ -38,7 +38,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     update.add_argument("--note", default="")
     update.add_argument(
         "--request-id",
-        default="",
+        type=not_empty,
         help="client request id; run again with the same id, it answers as the first run did",
     )
     update.set_defaults(handler=update_status)
@@ -48,7 +48,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     cancel.add_argument("--reason", default="")
     cancel.add_argument(
         "--request-id",
-        default="",
+        type=not_empty,
         help="client request id; run again with the same id, it answers as the first run did",
     )
     cancel.set_defaults(handler=cancel_transaction)
@@ -128,7 +128,7 @@ def update_status(args: argparse.Namespace, client: Client, printer: Printer) ->
         id=args.transaction_id,
         status=status_value(args.status),
         note=args.note,
-        request_id=args.request_id,
+        request_id=args.request_id or "",
     )
     response = client.call(client.intake().UpdateTransactionStatus, request)
     _print_change(printer, response)
@@ -138,7 +138,7 @@ def update_status(args: argparse.Namespace, client: Client, printer: Printer) ->
 def cancel_transaction(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """CancelTransaction; prints the accepted change."""
     request = intake_pb2.CancelTransactionRequest(
-        id=args.transaction_id, reason=args.reason, request_id=args.request_id
+        id=args.transaction_id, reason=args.reason, request_id=args.request_id or ""
     )
     response = client.call(client.intake().CancelTransaction, request)
     _print_change(printer, response)

@@ -42,6 +42,13 @@ NOT_UTF8 = os.fsdecode(b"\xff")
             {},
             "argument --request-id: must not be empty",
         ),
+        # No request id stood in for an empty one: a retry was not answered as the first call.
+        (
+            ["update-status", "T1", "--status", "completed", "--request-id", ""],
+            {},
+            "argument --request-id: must not be empty",
+        ),
+        (["cancel", "T1", "--request-id", ""], {}, "argument --request-id: must not be empty"),
     ],
 )
 def test_an_argument_no_call_can_carry_is_a_usage_error(
