@@ -39,6 +39,10 @@ def scoped(subject: str, role_name: str, agency_code: str, center_id: str) -> Id
         raise Unauthenticated(f"unknown role {role_name[:32]!r}") from None
     if not subject:
         raise Unauthenticated("credential without a subject")
+    if (problem := subject_problem(subject)) is not None:
+        # A certificate's CN as a token's sub: issued by another tool or CA, a look-alike of
+        # another caller's name went into the audit trail beside it.
+        raise Unauthenticated(f"the credential's subject {problem}")
     centred = role in (Role.CENTRE, Role.BATCH)
     if role is Role.MINISTRY and not agency_code:
         raise Unauthenticated("a ministry credential names its agency")
@@ -49,6 +53,17 @@ def scoped(subject: str, role_name: str, agency_code: str, center_id: str) -> Id
     if center_id and not centred:
         raise Unauthenticated(f"{_a(role)} credential names no centre")
     return Identity(subject, role, agency_code=agency_code, center_id=center_id)
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why a credential's subject cannot name its caller, or None. It names the caller in the
+    audit trail and the logs: as a request id, it shows as it is and no two subjects print
+    alike (no control, invisible or look-alike character), and it is bounded."""
+    if not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        return f"must be text of 1 to {MAX_SUBJECT_LENGTH} characters"
+    if id_violations({"sub": subject}) or not visible(subject):
+        return "holds a control, invisible or look-alike character"
+    return None
 
 
 def _a(role: Role) -> str:
@@ -145,16 +160,12 @@ class TokenVerifier:
                 f"bad bearer token: it lives longer than {self.max_lifetime_s} s"
             ) from None
         subject = claims["sub"]
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        if not isinstance(subject, str):
             raise Unauthenticated(
                 f"bad bearer token: its sub must be text of 1 to {MAX_SUBJECT_LENGTH} characters"
             )
-        if id_violations({"sub": subject}) or not visible(subject):
-            # It names the caller in the audit trail and the logs: as a request id, it shows
-            # as it is and no two subjects print alike.
-            raise Unauthenticated(
-                "bad bearer token: its sub holds a control, invisible or look-alike character"
-            )
+        if (problem := subject_problem(subject)) is not None:
+            raise Unauthenticated(f"bad bearer token: its sub {problem}")
         if self.revoked is not None and self.revoked.refuses(subject, claims.get("iat")):
             raise Unauthenticated("the bearer token has been revoked")
         return scoped(

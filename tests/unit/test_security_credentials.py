@@ -510,3 +510,32 @@ def test_a_token_left_alone_under_a_name_is_not_replaced_either(tmp_path: Path) 
 
 def certs_of(name: str) -> list[str]:
     return [f"{name}.pem", f"{name}.key", f"tokens/{name}.jwt"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "why"),
+    [
+        ("desk-1\u200b", "control, invisible or look-alike"),
+        ("ops\nFORGED line", "control, invisible or look-alike"),
+        ("desk\u202e1", "control, invisible or look-alike"),
+    ],
+)
+def test_a_certificate_whose_subject_would_not_show_as_it_is_is_refused(
+    pki: Path, subject: str, why: str
+) -> None:
+    # As a token's sub is: a look-alike of desk-1 wrote its calls into the audit trail beside
+    # desk-1's, with a rate bucket, stream slots and request ids of its own (security helper).
+    _, issued = certs.issue(certs.load_authority(pki), subject, "centre", (), [CENTER_URI + "C1"])
+    with pytest.raises(Unauthenticated, match=f"the credential's subject .*{why}"):
+        identity_from_certificate(issued.public_bytes(serialization.Encoding.PEM))
+
+
+def test_a_client_whose_subject_would_not_show_as_it_is_is_not_issued(
+    pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--role", "centre", "--subject", "desk-1\u200b", "--center", "C1"]
+    with pytest.raises(SystemExit) as refused:
+        certs.main(["--out", str(pki), "client", *arguments, "--name", "lookalike"])
+    assert refused.value.code == 2
+    assert "look-alike character" in capsys.readouterr().err
+    assert not (pki / "lookalike.pem").exists()
