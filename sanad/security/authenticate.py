@@ -77,10 +77,7 @@ class Authenticator:
         """The caller, or Unauthenticated for a bad credential or (required mode) none. A
         revoked client certificate is refused whatever bearer token comes with it: whoever
         holds its key is no longer trusted on the connection it opened."""
-        certificates = context.auth_context().get("x509_pem_cert")
-        pem = bytes(certificates[0]) if certificates else None
-        if pem is not None and self.revoked is not None and self.revoked.names(pem):
-            raise Unauthenticated("the client certificate has been revoked")
+        pem = self.refuse_revoked(context)
         token = _bearer(context.invocation_metadata())
         if token is not None:
             if self.verifier is None:
@@ -91,6 +88,16 @@ class Authenticator:
         if self.mode is AuthMode.DEV:
             return DEV_ADMIN
         raise Unauthenticated("no credential: send a client certificate or a bearer token")
+
+    def refuse_revoked(self, context: Any) -> bytes | None:
+        """The call's client certificate (PEM), None without one; Unauthenticated when it is
+        revoked. Also for health and reflection, which need no identity: whoever holds a
+        revoked certificate's key is trusted with no call."""
+        certificates = context.auth_context().get("x509_pem_cert")
+        pem = bytes(certificates[0]) if certificates else None
+        if pem is not None and self.revoked is not None and self.revoked.names(pem):
+            raise Unauthenticated("the client certificate has been revoked")
+        return pem
 
 
 def source(context: Any) -> str:

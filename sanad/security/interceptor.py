@@ -16,6 +16,7 @@ and are audited as any call.
 """
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -67,37 +68,20 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or policy.is_open(method):
+        if handler is None:
             return handler
+        if policy.is_open(method):
+            # No identity, no charge, no audit; but a revoked certificate is refused here too.
+            if self.admission.authenticator.revoked is None:
+                return handler
+            check = self.admission.authenticator.refuse_revoked
+            return _rebuilt(handler, lambda behaviour, *_: _checked(behaviour, check))
         rule = policy.POLICY.get(method)
         if rule is None and self.admission.authenticator.mode is AuthMode.DEV:
             return handler  # a dev-only service outside the table (tests, benchmarks)
         guard = _Guard(self, method, rule)
         # Lenient: the guard refuses an undecodable request itself, after admitting its caller.
-        parse = lenient(handler.request_deserializer)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                guard.unary(handler.unary_unary, streamed=False),
-                parse,
-                handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                guard.unary(handler.stream_unary, streamed=True),
-                parse,
-                handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                guard.streaming(handler.unary_stream, streamed=False),
-                parse,
-                handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            guard.streaming(handler.stream_stream, streamed=True),
-            parse,
-            handler.response_serializer,
-        )
+        return _rebuilt(handler, guard.wrap, lenient(handler.request_deserializer))
 
     def authorize(
         self, method: str, rule: policy.Rule | None, identity: Identity, request: Any
@@ -147,6 +131,54 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+Wrap = Callable[[Callable[..., Any], bool, bool], Callable[..., Any]]
+
+
+def _rebuilt(
+    handler: grpc.RpcMethodHandler,
+    wrap: Wrap,
+    deserializer: Callable[[bytes], Any] | None = None,
+) -> grpc.RpcMethodHandler:
+    """A handler of the same kind whose behaviour is wrap(behaviour, request streamed, response
+    streamed), its requests read by deserializer (by default, the handler's own)."""
+    parse = deserializer or handler.request_deserializer
+    serialize = handler.response_serializer
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap(handler.unary_unary, False, False), parse, serialize
+        )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            wrap(handler.stream_unary, True, False), parse, serialize
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap(handler.unary_stream, False, True), parse, serialize
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        wrap(handler.stream_stream, True, True), parse, serialize
+    )
+
+
+def _checked(behaviour: Callable[..., Any], check: Callable[[Any], object]) -> Callable[..., Any]:
+    """behaviour, run after check(context), in its own kind: an async generator stays one, and a
+    handler that writes with context.write and returns (grpc_health's Watch) stays one too."""
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def streamed(request: Any, context: Any) -> AsyncIterator[Any]:
+            check(context)
+            async for response in behaviour(request, context):
+                yield response
+
+        return streamed
+
+    async def returned(request: Any, context: Any) -> Any:
+        check(context)
+        return await behaviour(request, context)
+
+    return returned
+
+
 class _Guard:
     """The wrappers of one method's behaviour."""
 
@@ -159,6 +191,15 @@ class _Guard:
         self.targets = rule.targets if rule is not None else ()
         self.results = rule.results if rule is not None else ()
         self.item_targets = rule.item_targets if rule is not None else ()
+
+    def wrap(
+        self, behaviour: Callable[..., Any], streamed: bool, streaming: bool
+    ) -> Callable[..., Any]:
+        """The guarded behaviour of a call whose requests (streamed) or answers (streaming)
+        are a stream."""
+        if streaming:
+            return self.streaming(behaviour, streamed)
+        return self.unary(behaviour, streamed)
 
     def unary(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> Any:

@@ -14,6 +14,8 @@ import grpc
 import jwt
 import pytest
 from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sanad.errors import Unauthenticated
 from sanad.runtime import StartupError
@@ -195,6 +197,44 @@ async def test_a_revoked_certificate_is_refused_whatever_token_comes_with_it(
             assert code == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await running.stop(0)
+
+
+async def test_health_and_reflection_refuse_a_revoked_certificate_and_serve_others(
+    pki: Path, revoked: Path, port: int
+) -> None:
+    # They need no identity, but were served to a revoked certificate: health answered, the
+    # API listed, Health/Watch streams held open without a cap (security helper).
+    replace(revoked, f"{serial(pki, 'operator'):x}\n".encode())
+    await asyncio.sleep(2 * RELOAD_S)  # the file is looked at again RELOAD_S after the last look
+    refused = grpc.StatusCode.UNAUTHENTICATED
+    async with client(port, pki / "ca.pem", "operator", pki) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as checked:
+            await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert (checked.value.code(), checked.value.details()) == (
+            refused,
+            "the client certificate has been revoked",
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as watched:
+            async for _ in health.Watch(health_pb2.HealthCheckRequest(), timeout=5):
+                pass
+        assert watched.value.code() == refused
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        listing = reflection_pb2.ServerReflectionRequest(list_services="")
+        with pytest.raises(grpc.aio.AioRpcError) as listed:
+            async for _ in reflection.ServerReflectionInfo(iter([listing]), timeout=5):
+                pass
+        assert listed.value.code() == refused
+    async with client(port, pki / "ca.pem", "admin", pki) as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+        assert answer.status in (answer.SERVING, answer.NOT_SERVING)
+        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([listing]), timeout=5
+        )
+        services = [s.name async for r in stream for s in r.list_services_response.service]
+        assert "grpc.health.v1.Health" in services
 
 
 # Tokens
