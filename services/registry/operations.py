@@ -5,7 +5,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sanad.domain.clock import to_millisecond, utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
@@ -18,12 +18,19 @@ from services.registry.validation import list_bounds
 Entity = TypeVar("Entity", Center, CatalogService)
 
 
+# A check run first inside the transaction that saves a centre, given its session: what it reads
+# is what the centre is saved against (Store.save_center).
+SessionCheck = Callable[[Any], Awaitable[None]]
+
+
 class Store(Protocol):
     """What the registry needs from storage."""
 
     async def get_center(self, center_id: str) -> Center | None: ...
     async def get_service(self, code: str) -> CatalogService | None: ...
-    async def save_center(self, center: Center, *, new: bool) -> Center: ...
+    async def save_center(
+        self, center: Center, *, new: bool, check: "SessionCheck | None" = None
+    ) -> Center: ...
     async def save_service(self, service: CatalogService, *, new: bool) -> CatalogService: ...
     async def list_centers(
         self, wanted: CenterFilter, now: datetime, page: PageRequest
@@ -31,7 +38,9 @@ class Store(Protocol):
     async def list_services(
         self, wanted: ServiceFilter, page: PageRequest
     ) -> Page[CatalogService]: ...
-    async def existing_service_codes(self, codes: Iterable[str]) -> dict[str, CatalogStatus]: ...
+    async def existing_service_codes(
+        self, codes: Iterable[str], session: Any = None
+    ) -> dict[str, CatalogStatus]: ...
     async def center_changes_after(self, revision: int, limit: int = ...) -> list[Center]: ...
     async def service_changes_after(
         self, revision: int, limit: int = ...
@@ -74,8 +83,10 @@ async def check_services(
     store: Store,
     offered: tuple[str, ...],
     blocked: tuple[str, ...],
+    *,
     prefix: str = "",
     offered_before: tuple[str, ...] = (),
+    session: Any = None,
 ) -> None:
     """Invalid naming each code missing from the catalogue by position: offered_service_codes[2]
     (and, before looking any up, each list longer or code longer than a centre's may be).
@@ -84,6 +95,7 @@ async def check_services(
     before it was retired (`offered_before`) may stay in the list, so a caller that sends the
     list back with a change elsewhere is not refused for it (intake refuses its submissions as
     retired either way). It may stay blocked, so a centre's sanctions outlive the retirement.
+    With a session, the catalogue is read in its transaction (Store.save_center's check).
     """
     if not offered and not blocked:
         return
@@ -95,7 +107,7 @@ async def check_services(
             for violation in list_bounds(f"{prefix}{field}", codes, MAX_CODE_LENGTH)
         ]
     )
-    known = await store.existing_service_codes({*offered, *blocked})
+    known = await store.existing_service_codes({*offered, *blocked}, session)
     found = [
         Violation(f"{prefix}{field}[{index}]", f"unknown catalogue service {code!r}")
         for field, codes in lists

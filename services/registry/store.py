@@ -39,6 +39,7 @@ from services.registry.documents import (
 from services.registry.domain import CatalogService, CatalogStatus, Center
 from services.registry.licence_numbers import spellings_pattern
 from services.registry.listing import CenterFilter, ServiceFilter
+from services.registry.operations import SessionCheck
 
 REVISION_ID = "registry_revision"
 # A watch reads the change log this many changes at a time, and stops a read early once the
@@ -101,16 +102,25 @@ class RegistryStore:
         return service_from_doc(doc) if doc else None
 
     @bounded
-    async def save_center(self, center: Center, *, new: bool) -> Center:
+    async def save_center(
+        self, center: Center, *, new: bool, check: SessionCheck | None = None
+    ) -> Center:
         """Insert or replace a centre at the next revision; AlreadyExists on a used licence.
 
         A new centre waits for the unique licence-number index (Unavailable until it exists):
         two registered meanwhile under one number would keep the index from ever being built.
+
+        `check` runs first inside the transaction, with its session: what it reads of the
+        catalogue is what the centre is saved against. Every registry change takes the next
+        revision from one counter, so a change committed before it shows there, and one
+        committed meanwhile conflicts with this transaction, which is then run again.
         """
         if new and not self.indexed:
             raise Unavailable("the registry is still preparing its database; retry shortly")
 
         async def write(session: AsyncClientSession, revision: int) -> Document:
+            if check is not None:
+                await check(session)
             doc = center_to_doc(center)
             doc["revision"] = revision
             if new:
@@ -189,10 +199,13 @@ class RegistryStore:
         return Page([service_from_doc(d) for d in docs[: page.size]], _next(docs, page))
 
     @bounded
-    async def existing_service_codes(self, codes: Iterable[str]) -> dict[str, CatalogStatus]:
-        """Those of codes that name a catalogue service, each with the service's status."""
+    async def existing_service_codes(
+        self, codes: Iterable[str], session: AsyncClientSession | None = None
+    ) -> dict[str, CatalogStatus]:
+        """Those of codes that name a catalogue service, each with the service's status (as
+        the session's transaction sees them, with one)."""
         query = {"_id": {"$in": list(codes)}}
-        cursor = self.catalog.find(query, projection={"_id": 1, "status": 1})
+        cursor = self.catalog.find(query, projection={"_id": 1, "status": 1}, session=session)
         return {doc["_id"]: CatalogStatus(doc["status"]) for doc in await cursor.to_list()}
 
     async def _page(

@@ -16,7 +16,7 @@ from sanad.v1 import registry_pb2_grpc
 from services.registry.catalog import CatalogOperations
 from services.registry.centers import CenterOperations
 from services.registry.domain import CatalogService, Center, Licence
-from services.registry.operations import ChangeFeed, Store
+from services.registry.operations import ChangeFeed, SessionCheck, Store
 from services.registry.races import CHANGE_TRIES
 from services.registry.reference import ReferenceData
 from services.registry.servicer import RegistryServicer
@@ -44,7 +44,9 @@ class AlwaysRaced:
         await asyncio.sleep(SAVE_S)
         raise Aborted("changed meanwhile")
 
-    async def save_center(self, center: Center, *, new: bool) -> Center:
+    async def save_center(
+        self, center: Center, *, new: bool, check: SessionCheck | None = None
+    ) -> Center:
         await self._lose()
         raise AssertionError("unreachable")
 

@@ -78,7 +78,7 @@ def test_a_service_with_overlong_fields_or_too_many_documents_is_invalid_by_fiel
 class NoCatalogue:
     """A store that must not be asked about codes no centre may have."""
 
-    async def existing_service_codes(self, codes: set[str]) -> set[str]:
+    async def existing_service_codes(self, codes: set[str], session: object = None) -> set[str]:
         raise AssertionError("looked up codes that the bounds refuse")
 
 

@@ -12,7 +12,7 @@ from sanad.deadline import NO_DEADLINE
 from sanad.errors import Invalid, Violation
 from services.registry.centers import CenterOperations
 from services.registry.domain import Center, Licence
-from services.registry.operations import ChangeFeed, Store
+from services.registry.operations import ChangeFeed, SessionCheck, Store
 from services.registry.reference import ReferenceData
 
 STORED = Center("C1", "ع", "Centre", "Est", "DA", "DA-NIZ", 3, 5, Licence("DA-1"), revision=1)
@@ -28,7 +28,11 @@ class OneCentre:
     async def get_center(self, center_id: str) -> Center | None:
         return self.center if center_id == self.center.id else None
 
-    async def save_center(self, center: Center, *, new: bool) -> Center:
+    async def save_center(
+        self, center: Center, *, new: bool, check: SessionCheck | None = None
+    ) -> Center:
+        if check is not None:
+            await check(None)
         self.center = replace(center, revision=self.center.revision + 1)
         return self.center
 
