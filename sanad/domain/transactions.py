@@ -6,7 +6,7 @@ worker (the single writer, which applies them in order).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -82,17 +82,30 @@ class Clock:
 
 
 def sla_clock(history: Sequence[Step], now: datetime) -> Clock:
-    """Running time from the first step to the finish (or now), paused intervals excluded."""
+    """Running time from the first step to the finish (or now), paused intervals excluded.
+
+    Counted exactly (in microseconds, as the times are kept), then in whole seconds: paused
+    time rounded down, running time up, so that a running clock within a whole number of
+    seconds (an SLA of whole hours) reads within it exactly when it is. Cut down to whole
+    seconds, 48 hours and half a second read as 48 hours, within a 48-hour SLA (a metrics
+    helper's repro; intake's times carry fractions of a second).
+    """
     if not history:
         return Clock(0, 0)
-    paused = 0.0
+    paused = timedelta(0)
     end = now
     for step, following in zip(history, [*history[1:], None], strict=True):
         until = following.time if following is not None else now
         if step.status in PAUSED:
-            paused += max((until - step.time).total_seconds(), 0.0)
+            paused += max(until - step.time, timedelta(0))
         if step.status in FINISHED:
             end = step.time
             break
-    total = max((end - history[0].time).total_seconds(), 0.0)
-    return Clock(int(paused), int(max(total - paused, 0.0)))
+    total = max(end - history[0].time, timedelta(0))
+    running = max(total - paused, timedelta(0))
+    return Clock(_seconds(paused), -_seconds(-running))
+
+
+def _seconds(span: timedelta) -> int:
+    """The whole seconds of a span, rounded down (exact: timedelta counts microseconds)."""
+    return span // timedelta(seconds=1)

@@ -69,3 +69,33 @@ def test_sla_clock_of_an_open_transaction_runs_until_now() -> None:
     clock = sla_clock(history, now=at(3))
     assert clock.paused_seconds == 2 * 3600
     assert clock.elapsed_seconds == 3600
+
+
+@pytest.mark.parametrize(
+    ("finished_after", "elapsed"),
+    [
+        (timedelta(hours=48), 48 * 3600),
+        # Cut down to whole seconds, half a second past a 48-hour SLA read as within it
+        # (metrics helper): a second begun counts whole.
+        (timedelta(hours=48, microseconds=500_000), 48 * 3600 + 1),
+        (timedelta(hours=48, microseconds=1), 48 * 3600 + 1),
+    ],
+)
+def test_sla_clock_counts_a_second_begun_as_whole(finished_after: timedelta, elapsed: int) -> None:
+    history = [Step(Status.SUBMITTED, T0), Step(Status.COMPLETED, T0 + finished_after)]
+    assert sla_clock(history, now=at(100)).elapsed_seconds == elapsed
+
+
+def test_sla_clock_counts_fractions_exactly_before_rounding() -> None:
+    # 100 s in all, 30.3 s of them paused: 69.7 s running reads 70, the pause 30 (as floats,
+    # 100.0 - 30.3 is 69.70000000000000284, and a pause of 10.3 to 40.6 is not exactly 30.3).
+    history = [
+        Step(Status.SUBMITTED, T0),
+        Step(Status.AWAITING_DOCUMENTS, T0 + timedelta(seconds=10.3)),
+        Step(Status.IN_PROGRESS, T0 + timedelta(seconds=40.6)),
+        Step(Status.COMPLETED, T0 + timedelta(seconds=100)),
+    ]
+    clock = sla_clock(history, now=at(100))
+    assert (clock.paused_seconds, clock.elapsed_seconds) == (30, 70)
+    exact = [Step(Status.SUBMITTED, T0), Step(Status.COMPLETED, T0 + timedelta(seconds=7))]
+    assert sla_clock(exact, now=at(100)).elapsed_seconds == 7

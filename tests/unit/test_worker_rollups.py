@@ -1,8 +1,10 @@
 """Rollup increments: daily per service, and the same counters per month and year per centre."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sanad import rollups
+from sanad.domain.transactions import Status
+from sanad.records import finish
 from sanad.telemetry.metrics import RECORDED_LAG_SECONDS, TRANSACTIONS_SUBMITTED
 from workers.storage.rollups import RollupIncrements
 
@@ -125,3 +127,20 @@ def test_days_before_the_year_1000_are_written_as_the_reports_read_them() -> Non
     periods = increments.period_items()
     assert [key for key, _, _ in periods[rollups.MONTHLY]] == ["0500-01|C1|DA-NIZ"]
     assert [key for key, _, _ in periods[rollups.YEARLY]] == ["0500|C1|DA-NIZ"]
+
+
+def test_a_completion_half_a_second_past_its_sla_is_not_within_it() -> None:
+    # Through the stored document as a worker finishes it (sanad.records.finish).
+    submitted = datetime(2026, 3, 10, tzinfo=UTC)
+    doc = {**DOC, "submit_time": submitted, "status": "SUBMITTED"}
+    doc["history"] = [{"status": "SUBMITTED", "time": submitted}]
+    finished = submitted + timedelta(hours=48, microseconds=500_000)
+    doc["history"].append({"status": "COMPLETED", "time": finished})
+    doc["status"] = "COMPLETED"
+    finish(doc, Status.COMPLETED, finished)
+    increments = RollupIncrements()
+    increments.finished(doc)
+    [(_, _, counted)] = increments.items()
+    assert counted[rollups.COMPLETED] == 1
+    assert counted[rollups.COMPLETED_WITHIN_SLA] == 0
+    assert counted[rollups.COMPLETION_SECONDS_SUM] == 48 * 3600 + 1
