@@ -220,7 +220,7 @@ class _Guard:
                     offered = audit_offer.offer(partial(self._succeeded, identity, request))
                 response = await behaviour(request, context)
             except BaseException as error:
-                if admitted or self.owner.admission.audits_refusal(error, identity, context):
+                if self._audits(error, identity, context, admitted=admitted):
                     outcome = _outcome(error, context)
                     note = _note(error, identity, context)
                     await self._audit(
@@ -264,7 +264,7 @@ class _Guard:
                 finally:  # however it ends: normally, with an error, or cancelled
                     self.owner.admission.close_stream(identity)
             except BaseException as error:
-                if admitted or self.owner.admission.audits_refusal(error, identity, context):
+                if self._audits(error, identity, context, admitted=admitted):
                     outcome = _outcome(error, context)
                     note = _note(error, identity, context)
                     await self._audit(
@@ -275,6 +275,16 @@ class _Guard:
             await self._audit(deadline, identity, shown, None, outcome, items=items)
 
         return wrapped
+
+    def _audits(
+        self, error: BaseException, identity: Identity, context: Any, *, admitted: bool
+    ) -> bool:
+        """Whether a call that failed is audited: a method that changes nothing never is, and
+        its refusals for the caller's limits spend nothing of the caller's budget for audited
+        ones (reads refused for the rate used it up, leaving its refused changes unaudited)."""
+        if self.audit_log is None:
+            return False
+        return admitted or self.owner.admission.audits_refusal(error, identity, context)
 
     def _items(
         self, identity: Identity, log: AuditLog, deadline: Deadline

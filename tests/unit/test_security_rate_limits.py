@@ -295,3 +295,23 @@ def test_a_refusal_before_the_caller_is_identified_notes_where_it_came_from(pki:
     # An identified caller's refusal notes nothing of the kind.
     identified = Identity("rop-systems", Role.MINISTRY, agency_code="ROP")
     assert _note(errors.PermissionDenied("no"), identified, PeerOnly("ipv4:10.0.0.7:1")) == ""
+
+
+async def test_reads_refused_for_the_rate_spend_nothing_of_the_audited_refusals(pki: Path) -> None:
+    # Reads are never audited, yet their refusals took the caller's budget for audited ones:
+    # after 25 refused ListCenters, a ministry's refused RegisterCenters left no event at all
+    # (audit helper's repro).
+    audit = MemoryAudit()
+    running = await start_echo(limited_settings(pki), audit)
+    metadata = bearer_of(pki, "ministry-mociip")
+    reads = next(m for m in every_method() if m.name == "ListCenters")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            read_codes = [await call(channel, reads, b"", metadata) for _ in range(25)]
+            codes = [await call(channel, REGISTER, b"", metadata) for _ in range(5)]
+    finally:
+        await running.stop(0)
+    assert read_codes == [grpc.StatusCode.OK] * 2 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 23
+    assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 5
+    assert [event.rpc.rsplit("/", 1)[-1] for event in audit.events] == ["RegisterCenter"] * 5
+    assert {event.outcome for event in audit.events} == {"RESOURCE_EXHAUSTED"}
