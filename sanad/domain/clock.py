@@ -20,8 +20,11 @@ def to_millisecond(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def epoch_millis(moment: datetime) -> int:
-    """Milliseconds since the epoch, rounded down, as BSON stores a datetime (naive means UTC)."""
+def epoch_millis(moment: datetime, *, up: bool = False) -> int:
+    """Milliseconds since the epoch, rounded down, as BSON stores a datetime (naive means UTC);
+    with up, rounded up: the first millisecond at or after the moment."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if up:
+        return -((EPOCH - moment) // timedelta(milliseconds=1))
     return (moment - EPOCH) // timedelta(milliseconds=1)

@@ -75,14 +75,17 @@ def _filter(query: AuditQuery) -> dict[str, Any]:
             found[key] = value
     if query.target_value:
         found["target_values"] = query.target_value
-    # A window of times is the window of ids between the first ids of its ends.
+    # A window of times is the window of ids between the first ids of its ends, each the first
+    # millisecond at or after it: an event's time is a whole millisecond, so one at 56.129 s is
+    # before an end of 56.1295 s and not at or after a start of 56.1295 s (rounded down, both
+    # ends had it the wrong way).
     period: dict[str, str] = {}
     # No event is older than 1970, where ids begin: an earlier start is no bound, an earlier end
     # bounds out everything.
     if query.start is not None:
-        period["$gte"] = first_id(max(epoch_millis(query.start), 0))
+        period["$gte"] = first_id(max(epoch_millis(query.start, up=True), 0))
     if query.end is not None:
-        period["$lt"] = first_id(max(epoch_millis(query.end), 0))
+        period["$lt"] = first_id(max(epoch_millis(query.end, up=True), 0))
     if period:
         found["_id"] = period
     return found

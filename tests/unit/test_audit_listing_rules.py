@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sanad.domain.clock import epoch_millis
+from sanad.domain.ids import first_id
 from sanad.errors import Invalid
 from sanad.security.audit_listing import AuditListing, AuditQuery
 from sanad.security.audit_service import AuditServicer
@@ -69,3 +71,19 @@ async def test_a_start_before_1970_bounds_nothing_and_an_end_before_1970_bounds_
     await audit.find(AuditQuery(end=before_ids))
     # The smallest id there is: every event is at or after it, none before it.
     assert collection.filters == [{"_id": {"$gte": "0" * 26}}, {"_id": {"$lt": "0" * 26}}]
+
+
+async def test_a_bound_between_milliseconds_keeps_an_events_whole_millisecond_on_its_side() -> None:
+    # An event's time is a whole millisecond. Rounded down, a start half a millisecond after
+    # an event still listed it, and an end half a millisecond after it left it out (audit
+    # helper's repro).
+    audit, collection = listing()
+    event = datetime(2026, 12, 6, 6, 0, 56, 129_000, tzinfo=UTC)
+    half_after = event.replace(microsecond=129_500)
+    await audit.find(AuditQuery(start=half_after, end=half_after))
+    await audit.find(AuditQuery(start=event, end=event))
+    millisecond = epoch_millis(event)
+    assert collection.filters == [
+        {"_id": {"$gte": first_id(millisecond + 1), "$lt": first_id(millisecond + 1)}},
+        {"_id": {"$gte": first_id(millisecond), "$lt": first_id(millisecond)}},
+    ]
