@@ -1,5 +1,8 @@
 """Servers accept the keepalive pings our channels send, also on streams idle for a long time."""
 
+import inspect
+
+from sanad.registry_watch import Watch
 from sanad.rpc import channel
 from sanad.rpc.server import KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, keepalive_server_options
 
@@ -21,3 +24,12 @@ def test_servers_ping_their_clients_and_close_a_connection_that_does_not_answer(
     assert server["grpc.keepalive_timeout_ms"] == KEEPALIVE_TIMEOUT_MS
     assert server["grpc.http2.ping_timeout_ms"] == KEEPALIVE_TIMEOUT_MS
     assert server["grpc.http2.max_pings_without_data"] == 0
+
+
+def test_channels_try_a_server_that_refused_them_again_within_the_watchs_longest_pause() -> None:
+    # gRPC's own reconnect backoff grows to 120 s: after a 90 s registry outage intake and
+    # metrics answered UNAVAILABLE for 17 and 33 s more with the registry serving again, their
+    # watches' retries (at most 5 s apart) waiting on the channel (restart helper's repro).
+    longest_pause_s = inspect.signature(Watch).parameters["backoff_s"].default[1]
+    client = dict(channel._options(4096, None))
+    assert client["grpc.max_reconnect_backoff_ms"] <= longest_pause_s * 1000
