@@ -4,7 +4,12 @@ import inspect
 
 from sanad.registry_watch import Watch
 from sanad.rpc import channel
-from sanad.rpc.server import KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, keepalive_server_options
+from sanad.rpc.server import (
+    KEEPALIVE_TIME_MS,
+    KEEPALIVE_TIMEOUT_MS,
+    keepalive_server_options,
+    server_options,
+)
 
 
 def test_servers_allow_pings_as_often_as_every_channel_sends_them() -> None:
@@ -33,3 +38,11 @@ def test_channels_try_a_server_that_refused_them_again_within_the_watchs_longest
     longest_pause_s = inspect.signature(Watch).parameters["backoff_s"].default[1]
     client = dict(channel._options(4096, None))
     assert client["grpc.max_reconnect_backoff_ms"] <= longest_pause_s * 1000
+
+
+def test_servers_keep_each_streams_receive_window_fixed() -> None:
+    # With BDP probing a stream's window grew to megabytes, and a client that did not read its
+    # answers had gRPC buffer some 35,000 submissions a stream (resource helper's repro).
+    server = dict(server_options(4096))
+    assert server["grpc.http2.bdp_probe"] == 0
+    assert server["grpc.so_reuseport"] == 0
