@@ -103,9 +103,12 @@ def sla_clock(history: Sequence[Step], now: datetime) -> Clock:
             break
     total = max(end - history[0].time, timedelta(0))
     running = max(total - paused, timedelta(0))
-    return Clock(_seconds(paused), -_seconds(-running))
+    return Clock(_seconds(paused), _seconds(running, up=True))
 
 
-def _seconds(span: timedelta) -> int:
-    """The whole seconds of a span, rounded down (exact: timedelta counts microseconds)."""
+def _seconds(span: timedelta, *, up: bool = False) -> int:
+    """The whole seconds of a span, rounded down, or with up rounded up (exact: timedelta
+    counts microseconds)."""
+    if up:
+        return -(-span // timedelta(seconds=1))
     return span // timedelta(seconds=1)
