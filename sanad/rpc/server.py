@@ -28,17 +28,25 @@ KEEPALIVE_TIME_MS = 30_000
 KEEPALIVE_TIMEOUT_MS = 10_000
 
 
-def message_options(max_bytes: int) -> list[tuple[str, Any]]:
-    """Explicit message size limits, the same on servers and clients."""
+def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> list[tuple[str, Any]]:
+    """Explicit message size limits, the same on servers and clients unless a smaller receive
+    limit is given."""
+    receive = max_bytes if max_receive_bytes is None else min(max_receive_bytes, max_bytes)
     return [
-        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_receive_message_length", receive),
         ("grpc.max_send_message_length", max_bytes),
     ]
 
 
-def server_options(max_bytes: int, keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, Any]]:
+def server_options(
+    max_bytes: int, keepalive_ms: int = KEEPALIVE_TIME_MS, max_request_bytes: int | None = None
+) -> list[tuple[str, Any]]:
     """Every server's channel arguments: message limits, keepalive, its own port, and a fixed
     receive window.
+
+    A server whose requests are all small takes none larger than max_request_bytes (at most
+    max_bytes): gRPC holds a request whole before the handler reads it, so the limit bounds
+    what each of a caller's calls and streams can make the process hold.
 
     gRPC grows a stream's receive window with its bandwidth-delay estimate (BDP probing) to
     megabytes: a client that sent SubmitTransactions items without reading the answers had
@@ -48,7 +56,7 @@ def server_options(max_bytes: int, keepalive_ms: int = KEEPALIVE_TIME_MS) -> lis
     throughput did not move beyond its noise (2,430-3,025 items/s against 2,053-3,574).
     """
     return [
-        *message_options(max_bytes),
+        *message_options(max_bytes, max_request_bytes),
         *keepalive_server_options(keepalive_ms),
         ("grpc.so_reuseport", 0),
         ("grpc.http2.bdp_probe", 0),
@@ -162,12 +170,14 @@ async def start_server(
     name: str = "",
     keepalive_ms: int = KEEPALIVE_TIME_MS,
     files: OwnFiles | None = None,
+    max_request_bytes: int | None = None,
 ) -> RunningServer:
     """Start serving on port (0 picks a free one); health starts NOT_SERVING.
 
     Every call passes the bookkeeping interceptor, then the security interceptor (identity,
     rate limit, policy table, audit trail into audit_log when given), then `interceptors`.
-    Clients may ping every keepalive_ms (tests pass a short one). `files` are read here when
+    Clients may ping every keepalive_ms (tests pass a short one). A request larger than
+    max_request_bytes is refused RESOURCE_EXHAUSTED (server_options). `files` are read here when
     not given (read_own_files).
     """
     if files is None:
@@ -183,7 +193,7 @@ async def start_server(
             security_interceptor(settings, files.authenticator, audit_log, name),
             *interceptors,
         ],
-        options=server_options(settings.grpc_max_message_bytes, keepalive_ms),
+        options=server_options(settings.grpc_max_message_bytes, keepalive_ms, max_request_bytes),
     )
     for registration in registrations:
         registration.add(server)

@@ -34,6 +34,10 @@ from services.intake.tracking import Tracker
 log = logging.getLogger("sanad.intake")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+# The largest request intake takes. A valid one is a few kilobytes at most (a status change's
+# 1,000-character note, ids of 128 characters); gRPC holds each request whole before the handler
+# sees it, and near its 4 MiB default one caller's streams made intake hold gigabytes.
+MAX_REQUEST_BYTES = 64 * 1024
 
 
 # Intake's own gauges, defined here so that only intake exports them (in sanad.telemetry every
@@ -80,7 +84,11 @@ class IntakeApp:
             asyncio.create_task(self.tracker.resends.run()),
             asyncio.create_task(self.left_unsent.run()),
         ]
-        limits = StreamLimits(self.settings.stream_max_inflight, self.settings.stream_max_items)
+        limits = StreamLimits(
+            self.settings.stream_max_inflight,
+            self.settings.stream_max_items,
+            self.settings.stream_max_inflight_bytes,
+        )
         servicer = IntakeServicer(
             self.intake,
             self.reader,
@@ -105,6 +113,7 @@ class IntakeApp:
             },
             audit_log=AuditLog(mongo.database(self.client, self.settings)),
             name="intake",
+            max_request_bytes=MAX_REQUEST_BYTES,
         )
         return self.server.port
 

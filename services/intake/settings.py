@@ -1,5 +1,7 @@
 """Settings of the intake service."""
 
+from pydantic import Field
+
 from sanad.settings import RegistryFollowerSettings
 
 
@@ -16,8 +18,10 @@ class IntakeSettings(RegistryFollowerSettings):
     # calls/s and a half-load p99 of 106 against 194 ms (experiments: 886-954 against 814-818/s).
     pack_max_inflight: int = 1
     pack_max_items: int = 256
-    # Unconfirmed publishes in flight per SubmitTransactions stream.
+    # Unconfirmed publishes in flight per SubmitTransactions stream, and the bytes their
+    # items may hold together (services.intake.streaming.StreamLimits).
     stream_max_inflight: int = 256
+    stream_max_inflight_bytes: int = Field(default=512 * 1024, ge=1)
     # Items one SubmitTransactions stream may carry; more get RESOURCE_EXHAUSTED.
     stream_max_items: int = 100_000
     # How often WatchTransaction re-reads the stored transaction.

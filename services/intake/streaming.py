@@ -1,11 +1,12 @@
 """SubmitTransactions: many submissions over one stream, answered in order, confirms pipelined.
 
-Each item is submitted in its own task so broker confirms overlap; a semaphore
-caps the items submitted but not yet answered, so a slow broker slows the
-reading of the stream (flow control reaches the client) instead of growing
-memory. Answers leave strictly in item order. Each item is charged to the caller's rate
-limit as it is read (sanad.security.admission.item_charge); an item over the rate is
-answered RESOURCE_EXHAUSTED and not submitted. Each submitted item has an audit event of its own
+Each item is submitted in its own task so broker confirms overlap; the items submitted but
+not yet answered are capped in number and in the bytes they hold (_InFlight), so a slow
+broker, or a caller that does not read its answers, slows the reading of the stream (flow
+control reaches the client) instead of growing memory. Answers leave strictly in item order.
+Each item is charged to the caller's rate limit as it is read
+(sanad.security.admission.item_charge); an item over the rate is answered RESOURCE_EXHAUSTED
+and not submitted. Each submitted item has an audit event of its own
 (sanad.security.audit_items): a fresh one's travels in its message, as a unary submission's.
 An item that fails in a way no domain rule raised is answered alone, INTERNAL (UNAVAILABLE when
 the failure may pass; services.intake.failures), and the stream goes on: the items before it may
@@ -15,6 +16,7 @@ each ends its event CANCELLED before the stream's own event counts them.
 """
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +48,53 @@ class ItemResult:
 
 @dataclass(frozen=True)
 class StreamLimits:
-    """Items in flight (submitted, unanswered) and items per stream."""
+    """Items in flight (submitted, unanswered), the bytes they may hold, and items per stream.
+
+    256 valid items hold about 72 KB (ids of 128 Arabic letters, 330 KB); items of a few
+    megabytes each, answers unread, had intake hold 4 GB for ten streams before the byte cap.
+    """
 
     max_inflight: int
     max_items: int
+    max_inflight_bytes: int = 512 * 1024
+
+
+def held_bytes(submission: Submission) -> int:
+    """What an item in flight holds: its text fields as Python keeps them."""
+    return sum(
+        sys.getsizeof(text)
+        for text in (
+            submission.request_id,
+            submission.center_id,
+            submission.service_code,
+            submission.civil_number,
+        )
+    )
+
+
+class _InFlight:
+    """Room for the items one stream has in flight: at most `items` of them, holding at most
+    `size` bytes together; an item larger than that alone goes when nothing else is held. Only
+    the stream's reader waits for room, and answers free it in order."""
+
+    def __init__(self, items: int, size: int) -> None:
+        self.items, self.size = items, size
+        self.held_items = self.held_bytes = 0
+        self.freed = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        while self.held_items and (
+            self.held_items >= self.items or self.held_bytes + size > self.size
+        ):
+            self.freed.clear()
+            await self.freed.wait()
+        self.held_items += 1
+        self.held_bytes += size
+
+    def give(self, size: int) -> None:
+        self.held_items -= 1
+        self.held_bytes -= size
+        self.freed.set()
 
 
 class _Stream:
@@ -69,8 +114,9 @@ class _Stream:
         self.deadline, self.limits, self.charge = deadline, limits, charge
         # The call's item audit, read in the handler's context (None: items are not audited).
         self.audit = audit_items.current()
-        self.slots = asyncio.Semaphore(limits.max_inflight)
-        self.tasks: asyncio.Queue[asyncio.Task[ItemResult] | None] = asyncio.Queue()
+        self.room = _InFlight(limits.max_inflight, limits.max_inflight_bytes)
+        # Each item's task and the room it holds, in item order; None after the last.
+        self.tasks: asyncio.Queue[tuple[asyncio.Task[ItemResult], int] | None] = asyncio.Queue()
         self.too_long = False
         self.started = 0  # items handed to a task of their own (one cancelled early never runs)
         self.begun = 0  # items whose task ran (each ends its own event and count)
@@ -93,9 +139,11 @@ class _Stream:
                 if index >= self.limits.max_items:
                     self.too_long = True
                     return
-                await self.slots.acquire()
+                size = held_bytes(submission)
+                await self.room.take(size)
                 refusal = self._over_rate()
-                self.tasks.put_nowait(asyncio.create_task(self._one(index, submission, refusal)))
+                task = asyncio.create_task(self._one(index, submission, refusal))
+                self.tasks.put_nowait((task, size))
                 index += 1
                 self.started = index
         finally:
@@ -155,9 +203,9 @@ class _Stream:
         if self.reader is not None and self.reader.cancel():
             left.append(self.reader)
         while not self.tasks.empty():
-            task = self.tasks.get_nowait()
-            if task is not None and task.cancel():
-                left.append(task)
+            entry = self.tasks.get_nowait()
+            if entry is not None and entry[0].cancel():
+                left.append(entry[0])
         return left
 
     async def _settled(self, left: list[asyncio.Task[Any]]) -> None:
@@ -189,9 +237,10 @@ async def submit_stream(
     stream = _Stream(intake, caller, identity, deadline=deadline, limits=limits, charge=charge)
     reader = stream.start(items)
     try:
-        while (task := await stream.tasks.get()) is not None:
+        while (entry := await stream.tasks.get()) is not None:
+            task, size = entry
             result = await task
-            stream.slots.release()
+            stream.room.give(size)
             yield result
         await reader  # a broken request stream fails the call
     finally:

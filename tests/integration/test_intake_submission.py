@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.v1 import events_pb2, intake_pb2, intake_pb2_grpc
+from services.intake.app import MAX_REQUEST_BYTES
 from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
@@ -119,11 +120,11 @@ async def test_a_stream_of_a_thousand_items_answers_each_in_order(stack: Stack) 
 async def test_an_item_with_an_overlong_request_id_is_refused_alone_and_not_echoed(
     stack: Stack,
 ) -> None:
-    # A request id just under the 4 MiB a message may be: echoed in its answer, the answer was
-    # too large to send, and the whole stream ended RESOURCE_EXHAUSTED with the next item
-    # stored but never answered.
+    # A request id just under the 4 MiB a message may be (before intake took none over 64 KiB):
+    # echoed in its answer, the answer was too large to send, and the whole stream ended
+    # RESOURCE_EXHAUSTED with the next item stored but never answered.
     center_id, service = await open_centre_with_service(stack)
-    overlong = "R" * (4 * 1024 * 1024 - 300)
+    overlong = "R" * (MAX_REQUEST_BYTES - 300)
 
     async def items() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:
         for request_id in (overlong, "after-the-overlong-one"):
@@ -140,3 +141,23 @@ async def test_an_item_with_an_overlong_request_id_is_refused_alone_and_not_echo
         "",
     )
     assert len(accepted.transaction_id) == 26
+
+
+async def test_a_request_over_intakes_limit_is_refused_before_it_is_held(stack: Stack) -> None:
+    # Items of a few megabytes each, their answers unread, had intake hold 4 GB for ten streams.
+    center_id, service = await open_centre_with_service(stack)
+    oversized = submit_request(center_id, service, "oversized")
+    oversized.center_id = "C" * MAX_REQUEST_BYTES
+
+    with pytest.raises(grpc.aio.AioRpcError) as unary:
+        await stack.intake.SubmitTransaction(oversized, timeout=10)
+    assert unary.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    call = stack.intake.SubmitTransactions(timeout=10)
+    before = submit_request(center_id, service, "before-the-oversized-one")
+    await call.write(intake_pb2.SubmitTransactionsRequest(transaction=before))
+    answered = await call.read()
+    assert (answered.index, answered.error_code) == (0, "")
+    await call.write(intake_pb2.SubmitTransactionsRequest(transaction=oversized))
+    assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"vs. {MAX_REQUEST_BYTES}" in await call.details()

@@ -14,7 +14,7 @@ from sanad.security import audit_items
 from sanad.security.identity import DEV_ADMIN, Identity
 from sanad.security.limits import RateLimiter
 from services.intake.operations import Accepted
-from services.intake.streaming import ItemResult, StreamLimits, submit_stream
+from services.intake.streaming import ItemResult, StreamLimits, held_bytes, submit_stream
 from tests.unit.test_security_audit_items import item_audit
 from tests.unit.waiting import until
 
@@ -99,6 +99,51 @@ async def test_confirms_overlap_but_never_exceed_the_in_flight_limit() -> None:
     assert len(results) == 200
     # Pipelined: 16 confirms awaited at once (one after another would peak at 1), never more.
     assert intake.peak == 16
+
+
+class HoldingIntake(SlowIntake):
+    """Tracks the bytes its items in flight hold (streaming.held_bytes)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.01)
+        self.holding = self.peak_bytes = 0
+
+    async def submit(
+        self, submission: Submission, caller: str, identity: Identity, deadline: Deadline
+    ) -> Accepted:
+        size = held_bytes(submission)
+        self.holding += size
+        self.peak_bytes = max(self.peak_bytes, self.holding)
+        try:
+            return await super().submit(submission, caller, identity, deadline)
+        finally:
+            self.holding -= size
+
+
+def large(index: int, length: int) -> Submission:
+    """An item whose centre id alone is `length` characters (refused by field in service)."""
+    return Submission(str(index), "C" * length, "ROP-VISA", Channel.COUNTER, 5000, "12345678")
+
+
+async def test_items_in_flight_hold_at_most_the_byte_limit_together() -> None:
+    intake = HoldingIntake()
+    limit = 10 * held_bytes(large(0, 10_000))
+    results = await run(
+        intake, [large(n, 10_000) for n in range(60)], StreamLimits(32, 1000, limit)
+    )
+    assert [r.index for r in results] == list(range(60))
+    # Ten such items fill the room: pipelined up to it (32 by count), never past it.
+    assert intake.peak == 10
+    assert intake.peak_bytes <= limit
+
+
+async def test_an_item_larger_than_the_byte_limit_goes_alone() -> None:
+    intake = HoldingIntake()
+    submissions = [item(0), large(1, 50_000), item(2), item(3)]
+    results = await run(intake, submissions, StreamLimits(32, 1000, 1_000))
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert all(r.accepted is not None for r in results)
+    assert intake.peak_bytes == held_bytes(submissions[1])
 
 
 async def test_a_stream_longer_than_the_limit_is_answered_then_refused() -> None:
