@@ -19,6 +19,7 @@ import grpc
 from google.protobuf import descriptor_pool
 
 from sanad import errors
+from sanad.rpc.handlers import checked, rebuilt
 from sanad.rpc.status import code_of, send_status, to_status
 from sanad.rpc.undecodable import handed_on, is_lenient, lenient
 from sanad.telemetry.logs import REQUEST_ID_KEY, LineBudget, request_id_var
@@ -157,6 +158,12 @@ def cancelled_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return grpc.StatusCode.CANCELLED
 
 
+def _stopping(context: Any) -> None:
+    raise errors.Unavailable(
+        "this server is stopping; retry, and another replica, or this one restarted, will answer"
+    )
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler kind of every service with the same bookkeeping."""
 
@@ -166,6 +173,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         # counted and logged under one fixed name, whatever path the caller sends.
         self._unknown = _Method("/unknown/unknown", "unary")
         self._unknown_lines = LineBudget()
+        self.stopping = False
 
     def prepare(self, services: Sequence[str]) -> None:
         """Create the metric series of every method of these services, every status code of
@@ -184,6 +192,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     prepared.handled(code)
         for code in grpc.StatusCode:
             self._unknown.handled(code)
+
+    def refuse_new_calls(self) -> None:
+        """Answer every call from now on UNAVAILABLE at once: the server is about to stop.
+
+        gRPC cancels the calls it has taken and not yet handed to a handler when the server
+        stops, and their callers see CANCELLED, which no retry policy retries
+        (grpc/grpc#41785). Refused here first, quickly, calls no longer wait in that queue.
+        """
+        self.stopping = True
 
     def _method(self, name: str, handler: grpc.RpcMethodHandler) -> _Method:
         found = self._methods.get(name)
@@ -208,6 +225,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     extra=fields,
                 )
             return handler
+        if self.stopping:
+            handler = rebuilt(handler, lambda behaviour, *_: checked(behaviour, _stopping))
         method = self._method(handler_call_details.method, handler)
         metadata = handler_call_details.invocation_metadata
         # A parser made lenient already (the security interceptor's, for the methods it

@@ -26,6 +26,10 @@ log = logging.getLogger("sanad.rpc")
 KEEPALIVE_TIME_MS = 30_000
 # How long a ping the server sends may go unanswered before the connection is closed.
 KEEPALIVE_TIMEOUT_MS = 10_000
+# How long a stopping server answers new calls UNAVAILABLE before gRPC stops taking them
+# (ServerInterceptor.refuse_new_calls): long enough to empty gRPC's queue of calls taken and
+# not yet handled, which it would cancel.
+REFUSING_S = 0.25
 
 
 def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> list[tuple[str, Any]]:
@@ -116,14 +120,16 @@ class RunningServer:
     health: HealthReporter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     audit_log: AuditLog | None = None
+    bookkeeping: ServerInterceptor | None = None
 
     async def stop(
         self, grace_s: float, notice_s: float = 0.0, draining: Callable[[], None] | None = None
     ) -> None:
         """Drain: NOT_SERVING first, still taking calls for notice_s so that probes and load
-        balancers see it, then let in-flight calls finish within the grace, then write the
-        audit events still queued, so the caller may close MongoDB after this. `draining` runs
-        as the drain begins: it ends what would otherwise run for the whole grace."""
+        balancers see it, then answer new calls UNAVAILABLE for REFUSING_S (refuse_new_calls),
+        then let in-flight calls finish within the grace, then write the audit events still
+        queued, so the caller may close MongoDB after this. `draining` runs as the drain begins:
+        it ends what would otherwise run for the whole grace."""
         await self.health.shutdown()
         for task in self.tasks:
             task.cancel()
@@ -134,6 +140,9 @@ class RunningServer:
             await asyncio.sleep(notice_s)
         if draining is not None:
             draining()
+        if self.bookkeeping is not None:
+            self.bookkeeping.refuse_new_calls()
+            await asyncio.sleep(REFUSING_S)
         await self.server.stop(grace_s)
         if self.audit_log is not None:
             await self.audit_log.drain()
@@ -219,7 +228,7 @@ async def start_server(
     except RuntimeError:  # gRPC's "Failed to bind", whatever the cause
         raise port_problem(settings, port, "gRPC") from None
     await server.start()
-    running = RunningServer(server, bound, reporter, audit_log=audit_log)
+    running = RunningServer(server, bound, reporter, audit_log=audit_log, bookkeeping=bookkeeping)
     running.tasks.append(asyncio.create_task(reporter.run()))
     log.info("gRPC listening on port %s (%s)", bound, _describe(settings))
     return running

@@ -16,7 +16,6 @@ and are audited as any call.
 """
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -28,6 +27,7 @@ import grpc
 
 from sanad import errors
 from sanad.deadline import Deadline, caller_deadline
+from sanad.rpc.handlers import checked, rebuilt
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
 from sanad.rpc.undecodable import Undecodable, handed_on, lenient
@@ -75,13 +75,13 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             if self.admission.authenticator.revoked is None:
                 return handler
             check = self.admission.authenticator.refuse_revoked
-            return _rebuilt(handler, lambda behaviour, *_: _checked(behaviour, check))
+            return rebuilt(handler, lambda behaviour, *_: checked(behaviour, check))
         rule = policy.POLICY.get(method)
         if rule is None and self.admission.authenticator.mode is AuthMode.DEV:
             return handler  # a dev-only service outside the table (tests, benchmarks)
         guard = _Guard(self, method, rule)
         # Lenient: the guard refuses an undecodable request itself, after admitting its caller.
-        return _rebuilt(handler, guard.wrap, lenient(handler.request_deserializer))
+        return rebuilt(handler, guard.wrap, lenient(handler.request_deserializer))
 
     def authorize(
         self, method: str, rule: policy.Rule | None, identity: Identity, request: Any
@@ -129,54 +129,6 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             recorded_by=self.recorded_by,
             item_outcomes=item_outcomes or {},
         )
-
-
-Wrap = Callable[[Callable[..., Any], bool, bool], Callable[..., Any]]
-
-
-def _rebuilt(
-    handler: grpc.RpcMethodHandler,
-    wrap: Wrap,
-    deserializer: Callable[[bytes], Any] | None = None,
-) -> grpc.RpcMethodHandler:
-    """A handler of the same kind whose behaviour is wrap(behaviour, request streamed, response
-    streamed), its requests read by deserializer (by default, the handler's own)."""
-    parse = deserializer or handler.request_deserializer
-    serialize = handler.response_serializer
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            wrap(handler.unary_unary, False, False), parse, serialize
-        )
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(
-            wrap(handler.stream_unary, True, False), parse, serialize
-        )
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            wrap(handler.unary_stream, False, True), parse, serialize
-        )
-    return grpc.stream_stream_rpc_method_handler(
-        wrap(handler.stream_stream, True, True), parse, serialize
-    )
-
-
-def _checked(behaviour: Callable[..., Any], check: Callable[[Any], object]) -> Callable[..., Any]:
-    """behaviour, run after check(context), in its own kind: an async generator stays one, and a
-    handler that writes with context.write and returns (grpc_health's Watch) stays one too."""
-    if inspect.isasyncgenfunction(behaviour):
-
-        async def streamed(request: Any, context: Any) -> AsyncIterator[Any]:
-            check(context)
-            async for response in behaviour(request, context):
-                yield response
-
-        return streamed
-
-    async def returned(request: Any, context: Any) -> Any:
-        check(context)
-        return await behaviour(request, context)
-
-    return returned
 
 
 class _Guard:
