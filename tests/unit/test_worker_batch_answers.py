@@ -137,6 +137,7 @@ class Message:
     body: bytes
     reply_to: str | None = REPLY_TO
     type: str = SUBMISSION_TYPE
+    content_type: str | None = "application/x-protobuf"
     correlation_id: str = "c-1"
     user_id: str = "guest"
     message_id: str | None = None

@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.message import DecodeError
 
 from sanad.amqp.batches import SUBMISSION_TYPE, batch_id_problem
+from sanad.amqp.topology import CONTENT_TYPE
 from sanad.amqp.verdicts import Dead
 from sanad.domain.characters import code_violations
 from sanad.domain.codes import MAX_CODE_LENGTH
@@ -62,6 +63,14 @@ def unread_refusal(message: AbstractIncomingMessage, limits: Limits) -> Dead | N
     """What is wrong with the message before its body is parsed."""
     if message.type != SUBMISSION_TYPE:
         return Dead("unknown-type", f"message type {message.type!r} is not handled here")
+    if (named := other_content_type(message.content_type)) is not None:
+        # A JSON or CSV body read as protobuf fails with a parser's message, or, by chance,
+        # parses into something the sender never meant.
+        return Dead(
+            "undecodable",
+            f"content_type {named[:100]!r}: a batch is a binary protobuf {SUBMISSION_TYPE}"
+            f" ({CONTENT_TYPE}); send it so, or without a content_type",
+        )
     if len(message.body) > limits.max_bytes:
         # Refused unread: parsing costs time and memory in proportion to the body.
         return Dead(
@@ -70,6 +79,15 @@ def unread_refusal(message: AbstractIncomingMessage, limits: Limits) -> Dead | N
             f" {limits.max_bytes} bytes: send its items in smaller batches",
         )
     return None
+
+
+def other_content_type(content_type: str | None) -> str | None:
+    """The content type a message names when it is not protobuf's; None for protobuf's, or
+    for none at all (the AMQP type already says what the body is)."""
+    if not content_type:
+        return None
+    media = content_type.split(";", 1)[0].strip().lower()
+    return None if media == CONTENT_TYPE else content_type
 
 
 def read_refusal(
