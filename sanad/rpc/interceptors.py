@@ -167,7 +167,10 @@ def _stopping(context: Any) -> None:
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler kind of every service with the same bookkeeping."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_request_bytes: int | None = None) -> None:
+        # Larger requests are refused Invalid by the layer that refuses undecodable ones
+        # (sanad.rpc.undecodable), counted and audited as any refusal.
+        self.max_request_bytes = max_request_bytes
         self._methods: dict[str, _Method] = {}
         # Calls to a method the server does not have (a client built against another contract):
         # counted and logged under one fixed name, whatever path the caller sends.
@@ -232,7 +235,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         # A parser made lenient already (the security interceptor's, for the methods it
         # guards) is refused by its own layer; any other is made lenient and refused here.
         refuses = not is_lenient(handler.request_deserializer)
-        parse = lenient(handler.request_deserializer)
+        parse = lenient(handler.request_deserializer, self.max_request_bytes)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, method, metadata, refuses=refuses),

@@ -30,6 +30,9 @@ KEEPALIVE_TIMEOUT_MS = 10_000
 # (ServerInterceptor.refuse_new_calls): long enough to empty gRPC's queue of calls taken and
 # not yet handled, which it would cancel.
 REFUSING_S = 0.25
+# How much larger than a server's request limit gRPC itself still reads a request (which ours
+# then refuses, counted and audited), before it drops one unseen (start_server).
+BACKSTOP = 4
 
 
 def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> list[tuple[str, Any]]:
@@ -43,14 +46,13 @@ def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> lis
 
 
 def server_options(
-    max_bytes: int, keepalive_ms: int = KEEPALIVE_TIME_MS, max_request_bytes: int | None = None
+    max_bytes: int, keepalive_ms: int = KEEPALIVE_TIME_MS, max_receive_bytes: int | None = None
 ) -> list[tuple[str, Any]]:
     """Every server's channel arguments: message limits, keepalive, its own port, and a fixed
     receive window.
 
-    A server whose requests are all small takes none larger than max_request_bytes (at most
-    max_bytes): gRPC holds a request whole before the handler reads it, so the limit bounds
-    what each of a caller's calls and streams can make the process hold.
+    gRPC itself refuses a request over max_receive_bytes (at most max_bytes) RESOURCE_EXHAUSTED
+    before any of ours sees it: uncounted, unlogged, unaudited (start_server's backstop).
 
     gRPC grows a stream's receive window with its bandwidth-delay estimate (BDP probing) to
     megabytes: a client that sent SubmitTransactions items without reading the answers had
@@ -60,7 +62,7 @@ def server_options(
     throughput did not move beyond its noise (2,430-3,025 items/s against 2,053-3,574).
     """
     return [
-        *message_options(max_bytes, max_request_bytes),
+        *message_options(max_bytes, max_receive_bytes),
         *keepalive_server_options(keepalive_ms),
         ("grpc.so_reuseport", 0),
         ("grpc.http2.bdp_probe", 0),
@@ -186,12 +188,14 @@ async def start_server(
     Every call passes the bookkeeping interceptor, then the security interceptor (identity,
     rate limit, policy table, audit trail into audit_log when given), then `interceptors`.
     Clients may ping every keepalive_ms (tests pass a short one). A request larger than
-    max_request_bytes is refused RESOURCE_EXHAUSTED (server_options). `files` are read here when
-    not given (read_own_files).
+    max_request_bytes is refused INVALID_ARGUMENT as undecodable, counted and audited as any
+    refusal; gRPC drops one larger than BACKSTOP times that before it is read (server_options),
+    so a caller's calls and streams make the process hold little more than the limit each.
+    `files` are read here when not given (read_own_files).
     """
     if files is None:
         files = read_own_files(settings)
-    bookkeeping = ServerInterceptor()
+    bookkeeping = ServerInterceptor(max_request_bytes)
     bookkeeping.prepare(
         [r.full_name for r in registrations]
         + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
@@ -202,7 +206,11 @@ async def start_server(
             security_interceptor(settings, files.authenticator, audit_log, name),
             *interceptors,
         ],
-        options=server_options(settings.grpc_max_message_bytes, keepalive_ms, max_request_bytes),
+        options=server_options(
+            settings.grpc_max_message_bytes,
+            keepalive_ms,
+            None if max_request_bytes is None else BACKSTOP * max_request_bytes,
+        ),
     )
     for registration in registrations:
         registration.add(server)

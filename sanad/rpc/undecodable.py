@@ -1,4 +1,5 @@
-"""Requests whose bytes are not the method's message: parsed to a marker, refused as Invalid.
+"""Requests whose bytes are not the method's message, or more bytes than the server takes
+(ServerInterceptor's max_request_bytes): parsed to a marker, refused as Invalid.
 
 gRPC itself would answer UNKNOWN with the parser's exception; bad input is INVALID_ARGUMENT
 (DESIGN §5, invariant 6). So every method's parser is made lenient: bad bytes parse to an
@@ -32,26 +33,35 @@ class Undecodable:
 
 
 class Lenient:
-    """A method's parser that answers Undecodable instead of raising on bad bytes; whoever
-    wraps a parser in it refuses what it answers."""
+    """A method's parser that answers Undecodable instead of raising on bad bytes, or on more
+    than max_bytes of them (None: any size); whoever wraps a parser in it refuses what it
+    answers."""
 
-    __slots__ = ("parse",)
+    __slots__ = ("max_bytes", "parse")
 
-    def __init__(self, parse: Parse) -> None:
+    def __init__(self, parse: Parse, max_bytes: int | None = None) -> None:
         self.parse = parse
+        self.max_bytes = max_bytes
 
     def __call__(self, data: bytes) -> Any:
+        if self.max_bytes is not None and len(data) > self.max_bytes:
+            return Undecodable(
+                f"a request of {len(data):,} bytes; this service takes at most {self.max_bytes:,}"
+            )
         try:
             return self.parse(data)
         except DecodeError as error:
             return Undecodable(str(error) or "not a valid message")
 
 
-def lenient(parse: Parse | None) -> Parse | None:
-    """The method's parser made lenient (once: a lenient one as it is)."""
-    if parse is None or isinstance(parse, Lenient):
+def lenient(parse: Parse | None, max_bytes: int | None = None) -> Parse | None:
+    """The method's parser made lenient, refusing more than max_bytes when given (once: a
+    lenient one as it is, but for a limit given now)."""
+    if parse is None:
         return parse
-    return Lenient(parse)
+    if isinstance(parse, Lenient):
+        return parse if max_bytes is None else Lenient(parse.parse, max_bytes)
+    return Lenient(parse, max_bytes)
 
 
 def is_lenient(parse: Parse | None) -> bool:

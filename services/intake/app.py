@@ -34,9 +34,10 @@ from services.intake.tracking import Tracker
 log = logging.getLogger("sanad.intake")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
-# The largest request intake takes. A valid one is a few kilobytes at most (a status change's
-# 1,000-character note, ids of 128 characters); gRPC holds each request whole before the handler
-# sees it, and near its 4 MiB default one caller's streams made intake hold gigabytes.
+# The largest request intake takes (sanad.rpc.server.start_server). A valid one is a few
+# kilobytes at most (a status change's 1,000-character note, ids of 128 characters); gRPC holds
+# each request whole before the handler sees it, and near its 4 MiB default ten streams of one
+# caller's made intake hold 4 GB.
 MAX_REQUEST_BYTES = 64 * 1024
 
 

@@ -10,6 +10,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
+from sanad.rpc.server import BACKSTOP
+from sanad.rpc.status import field_violations
+from sanad.security.audit import COLLECTION
 from sanad.v1 import events_pb2, intake_pb2, intake_pb2_grpc
 from services.intake.app import MAX_REQUEST_BYTES
 from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
@@ -120,7 +123,7 @@ async def test_a_stream_of_a_thousand_items_answers_each_in_order(stack: Stack) 
 async def test_an_item_with_an_overlong_request_id_is_refused_alone_and_not_echoed(
     stack: Stack,
 ) -> None:
-    # A request id just under the 4 MiB a message may be (before intake took none over 64 KiB):
+    # A request id just under the 4 MiB a message may be (before intake refused any over 64 KiB):
     # echoed in its answer, the answer was too large to send, and the whole stream ended
     # RESOURCE_EXHAUSTED with the next item stored but never answered.
     center_id, service = await open_centre_with_service(stack)
@@ -143,21 +146,53 @@ async def test_an_item_with_an_overlong_request_id_is_refused_alone_and_not_echo
     assert len(accepted.transaction_id) == 26
 
 
-async def test_a_request_over_intakes_limit_is_refused_before_it_is_held(stack: Stack) -> None:
+async def test_a_request_over_intakes_limit_is_refused_counted_and_audited(
+    stack: Stack, mongo_url: str
+) -> None:
     # Items of a few megabytes each, their answers unread, had intake hold 4 GB for ten streams.
     center_id, service = await open_centre_with_service(stack)
     oversized = submit_request(center_id, service, "oversized")
     oversized.center_id = "C" * MAX_REQUEST_BYTES
 
     with pytest.raises(grpc.aio.AioRpcError) as unary:
-        await stack.intake.SubmitTransaction(oversized, timeout=10)
-    assert unary.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        await stack.intake.SubmitTransaction(
+            oversized, metadata=(("x-request-id", "req-oversized"),), timeout=10
+        )
+    assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [(field, description)] = field_violations(unary.value)
+    assert field == "request"
+    assert description.endswith(f"bytes; this service takes at most {MAX_REQUEST_BYTES:,}")
 
-    call = stack.intake.SubmitTransactions(timeout=10)
+    call = stack.intake.SubmitTransactions(
+        metadata=(("x-request-id", "req-oversized-item"),), timeout=10
+    )
     before = submit_request(center_id, service, "before-the-oversized-one")
     await call.write(intake_pb2.SubmitTransactionsRequest(transaction=before))
     answered = await call.read()
     assert (answered.index, answered.error_code) == (0, "")
     await call.write(intake_pb2.SubmitTransactionsRequest(transaction=oversized))
-    assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert f"vs. {MAX_REQUEST_BYTES}" in await call.details()
+    assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+    trail = client[stack.env["SANAD_MONGO_DATABASE"]][COLLECTION]
+    try:
+        for request_id in ("req-oversized", "req-oversized-item"):
+
+            async def audited(request_id: str = request_id) -> bool:
+                found = await trail.find_one({"request_id": request_id})
+                return found is not None and found["outcome"] == "INVALID_ARGUMENT"
+
+            await eventually(audited, within_s=10)
+    finally:
+        await client.close()
+
+
+async def test_a_request_far_over_intakes_limit_is_dropped_by_grpc_unread(stack: Stack) -> None:
+    center_id, service = await open_centre_with_service(stack)
+    far = submit_request(center_id, service, "far-oversized")
+    far.center_id = "C" * (BACKSTOP * MAX_REQUEST_BYTES)
+
+    with pytest.raises(grpc.aio.AioRpcError) as dropped:
+        await stack.intake.SubmitTransaction(far, timeout=10)
+    assert dropped.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"vs. {BACKSTOP * MAX_REQUEST_BYTES}" in (dropped.value.details() or "")

@@ -51,10 +51,10 @@ def test_servers_keep_each_streams_receive_window_fixed() -> None:
 def test_a_server_of_small_requests_takes_none_larger_and_still_sends_large_replies() -> None:
     default = dict(server_options(4096))
     assert default["grpc.max_receive_message_length"] == 4096
-    small = dict(server_options(4096, max_request_bytes=1024))
+    small = dict(server_options(4096, max_receive_bytes=1024))
     assert small["grpc.max_receive_message_length"] == 1024
     assert small["grpc.max_send_message_length"] == 4096
     # Never above the common limit, which the clients send within.
     assert (
-        dict(server_options(512, max_request_bytes=1024))["grpc.max_receive_message_length"] == 512
+        dict(server_options(512, max_receive_bytes=1024))["grpc.max_receive_message_length"] == 512
     )

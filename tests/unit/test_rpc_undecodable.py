@@ -12,6 +12,7 @@ from grpc_status import rpc_status
 
 from sanad.devstack import certs
 from sanad.rpc.server import Registration, start_server
+from sanad.rpc.undecodable import Undecodable, lenient
 from sanad.settings import AuthMode, ServerSettings
 from sanad.telemetry.metrics import GRPC_HANDLED
 from sanad.v1 import intake_pb2, intake_pb2_grpc, metrics_pb2, metrics_pb2_grpc
@@ -244,3 +245,17 @@ async def test_an_undecodable_item_ends_the_stream_and_its_event_says_so(pki: Pa
     assert [(e.subject, e.outcome) for e in audit.events] == [
         (certs.EXAMPLES["centre"].subject, "INVALID_ARGUMENT")
     ]
+
+
+def test_a_request_over_the_servers_limit_parses_to_a_marker_naming_its_size() -> None:
+    parse = metrics_pb2.GetCenterStatsRequest.FromString
+    limited = lenient(parse, 8)
+    assert limited(b"\x0a\x06C12345") == metrics_pb2.GetCenterStatsRequest(center_id="C12345")
+    over = limited(b"\x0a\x07C123456")
+    assert isinstance(over, Undecodable)
+    assert over.reason == "a request of 9 bytes; this service takes at most 8"
+    # A parser made lenient already (by the security interceptor) takes the limit too.
+    assert isinstance(lenient(lenient(parse), 8)(b"\x0a\x07C123456"), Undecodable)
+    assert lenient(lenient(parse))(b"\x0a\x07C123456") == metrics_pb2.GetCenterStatsRequest(
+        center_id="C123456"
+    )
