@@ -24,7 +24,15 @@ async def test_a_batch_named_as_another_content_type_is_refused_and_answered(nam
 
 
 @pytest.mark.parametrize(
-    "named", [None, "", "application/x-protobuf", "Application/X-Protobuf; proto=sanad"]
+    "named",
+    [
+        None,
+        "",
+        "application/x-protobuf",
+        "Application/X-Protobuf; proto=sanad",
+        "application/protobuf",
+        "application/octet-stream",
+    ],
 )
 async def test_a_batch_named_protobuf_or_not_named_is_read(named: str | None) -> None:
     shared, replies = Shared(), Replies()

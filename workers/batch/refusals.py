@@ -81,13 +81,26 @@ def unread_refusal(message: AbstractIncomingMessage, limits: Limits) -> Dead | N
     return None
 
 
+# Media types a protobuf body goes by: ours, the registered one, other clients' names, and the
+# generic one many AMQP clients stamp on any bytes.
+PROTOBUF_MEDIA_TYPES = frozenset(
+    {
+        CONTENT_TYPE,
+        "application/protobuf",
+        "application/x-google-protobuf",
+        "application/vnd.google.protobuf",
+        "application/octet-stream",
+    }
+)
+
+
 def other_content_type(content_type: str | None) -> str | None:
-    """The content type a message names when it is not protobuf's; None for protobuf's, or
-    for none at all (the AMQP type already says what the body is)."""
+    """The content type a message names when it is not one a protobuf body goes by; None for
+    those, or for none at all (the AMQP type already says what the body is)."""
     if not content_type:
         return None
     media = content_type.split(";", 1)[0].strip().lower()
-    return None if media == CONTENT_TYPE else content_type
+    return None if media in PROTOBUF_MEDIA_TYPES else content_type
 
 
 def read_refusal(
