@@ -177,6 +177,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         self._unknown = _Method("/unknown/unknown", "unary")
         self._unknown_lines = LineBudget()
         self.stopping = False
+        self._arrived = 0.0  # when the last call arrived, once stopping
 
     def prepare(self, services: Sequence[str]) -> None:
         """Create the metric series of every method of these services, every status code of
@@ -196,14 +197,23 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         for code in grpc.StatusCode:
             self._unknown.handled(code)
 
-    def refuse_new_calls(self) -> None:
-        """Answer every call from now on UNAVAILABLE at once: the server is about to stop.
+    async def refuse_new_calls(self, longest_s: float, quiet_s: float) -> None:
+        """Answer every call from now on UNAVAILABLE at once, the server being about to stop;
+        return once no call has arrived for quiet_s, or after longest_s.
 
         gRPC cancels the calls it has taken and not yet handed to a handler when the server
         stops, and their callers see CANCELLED, which no retry policy retries
-        (grpc/grpc#41785). Refused here first, quickly, calls no longer wait in that queue.
+        (grpc/grpc#41785). Refused here first, quickly, calls no longer wait in that queue: a
+        quiet moment says it is empty. An idle server stops after quiet_s.
         """
         self.stopping = True
+        self._arrived = time.monotonic()
+        ends = self._arrived + longest_s
+        while True:
+            now, quiet = time.monotonic(), self._arrived + quiet_s
+            if now >= quiet or now >= ends:
+                return
+            await asyncio.sleep(min(ends, quiet) - now)
 
     def _method(self, name: str, handler: grpc.RpcMethodHandler) -> _Method:
         found = self._methods.get(name)
@@ -229,6 +239,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 )
             return handler
         if self.stopping:
+            self._arrived = time.monotonic()
             handler = rebuilt(handler, lambda behaviour, *_: checked(behaviour, _stopping))
         method = self._method(handler_call_details.method, handler)
         metadata = handler_call_details.invocation_metadata

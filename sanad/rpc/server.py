@@ -26,10 +26,11 @@ log = logging.getLogger("sanad.rpc")
 KEEPALIVE_TIME_MS = 30_000
 # How long a ping the server sends may go unanswered before the connection is closed.
 KEEPALIVE_TIMEOUT_MS = 10_000
-# How long a stopping server answers new calls UNAVAILABLE before gRPC stops taking them
-# (ServerInterceptor.refuse_new_calls): long enough to empty gRPC's queue of calls taken and
-# not yet handled, which it would cancel.
+# A stopping server answers new calls UNAVAILABLE before gRPC stops taking them, until none has
+# arrived for QUIET_S, for REFUSING_S at most (ServerInterceptor.refuse_new_calls): long enough to
+# empty gRPC's queue of calls taken and not yet handled, which it would cancel.
 REFUSING_S = 0.25
+QUIET_S = 0.02
 # How much larger than a server's request limit gRPC itself still reads a request (which ours
 # then refuses, counted and audited), before it drops one unseen (start_server).
 BACKSTOP = 4
@@ -128,7 +129,7 @@ class RunningServer:
         self, grace_s: float, notice_s: float = 0.0, draining: Callable[[], None] | None = None
     ) -> None:
         """Drain: NOT_SERVING first, still taking calls for notice_s so that probes and load
-        balancers see it, then answer new calls UNAVAILABLE for REFUSING_S (refuse_new_calls),
+        balancers see it, then answer new calls UNAVAILABLE for a moment (refuse_new_calls),
         then let in-flight calls finish within the grace, then write the audit events still
         queued, so the caller may close MongoDB after this. `draining` runs as the drain begins:
         it ends what would otherwise run for the whole grace."""
@@ -143,8 +144,7 @@ class RunningServer:
         if draining is not None:
             draining()
         if self.bookkeeping is not None:
-            self.bookkeeping.refuse_new_calls()
-            await asyncio.sleep(REFUSING_S)
+            await self.bookkeeping.refuse_new_calls(REFUSING_S, QUIET_S)
         await self.server.stop(grace_s)
         if self.audit_log is not None:
             await self.audit_log.drain()

@@ -2,11 +2,13 @@
 the calls it took and had not yet handed to a handler, and their callers saw CANCELLED."""
 
 import asyncio
+import time
 
 import grpc
 import pytest
 
 from sanad.rpc import server
+from sanad.rpc.interceptors import ServerInterceptor
 from sanad.rpc.server import Registration, start_server
 from sanad.settings import ServerSettings
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
@@ -32,6 +34,7 @@ async def test_calls_arriving_while_it_stops_are_refused_unavailable_and_those_i
 ) -> None:
     # Long enough for the refused call to arrive within it on a busy machine.
     monkeypatch.setattr(server, "REFUSING_S", 2.0)
+    monkeypatch.setattr(server, "QUIET_S", 2.0)
     servicer = Held()
     running = await start_server(
         ServerSettings(grpc_host="127.0.0.1"),
@@ -62,3 +65,13 @@ async def test_calls_arriving_while_it_stops_are_refused_unavailable_and_those_i
         servicer.released.set()
         assert await in_flight == metrics_pb2.GetCenterStatsResponse()
         await stopping
+
+
+async def test_the_refusal_ends_once_no_call_arrives_for_a_moment() -> None:
+    # Idle, a server stops after the quiet moment, not the longest refusal (every test's
+    # teardown stops three servers).
+    interceptor = ServerInterceptor()
+    started = time.monotonic()
+    await interceptor.refuse_new_calls(longest_s=30.0, quiet_s=0.05)
+    assert time.monotonic() - started < 10.0
+    assert interceptor.stopping
