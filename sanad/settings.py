@@ -246,6 +246,11 @@ class ServerSettings(CommonSettings):
     # balancers see NOT_SERVING and stop sending calls, instead of having them refused. The
     # deployments set it under the pod's termination grace with shutdown_grace_s.
     shutdown_notice_s: float = Field(default=0.0, ge=0.0, le=60.0)
+    # Connections the gRPC server holds at once; more are closed as they open (the caller sees
+    # UNAVAILABLE). 21,000 idle connections took every open file intake had (20,000 here), so it
+    # could open no connection to MongoDB either, and 369 MB. Never within
+    # sanad.rpc.server.SPARE_FILES of the process's open-file limit.
+    grpc_max_connections: int = Field(default=4096, ge=1)
 
 
 class RegistryFollowerSettings(ServerSettings):

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ QUIET_S = 0.02
 # How much larger than a server's request limit gRPC itself still reads a request (which ours
 # then refuses, counted and audited), before it drops one unseen (start_server).
 BACKSTOP = 4
+# Open files a server keeps for everything but its callers' connections (connection_limit).
+SPARE_FILES = 512
 
 
 def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> list[tuple[str, Any]]:
@@ -47,10 +50,13 @@ def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> lis
 
 
 def server_options(
-    max_bytes: int, keepalive_ms: int = KEEPALIVE_TIME_MS, max_receive_bytes: int | None = None
+    max_bytes: int,
+    keepalive_ms: int = KEEPALIVE_TIME_MS,
+    max_receive_bytes: int | None = None,
+    max_connections: int | None = None,
 ) -> list[tuple[str, Any]]:
-    """Every server's channel arguments: message limits, keepalive, its own port, and a fixed
-    receive window.
+    """Every server's channel arguments: message limits, keepalive, its own port, a fixed
+    receive window, and at most max_connections connections at once (None: no limit).
 
     gRPC itself refuses a request over max_receive_bytes (at most max_bytes) RESOURCE_EXHAUSTED
     before any of ours sees it: uncounted, unlogged, unaudited (start_server's backstop).
@@ -67,7 +73,22 @@ def server_options(
         *keepalive_server_options(keepalive_ms),
         ("grpc.so_reuseport", 0),
         ("grpc.http2.bdp_probe", 0),
+        *(
+            []
+            if max_connections is None
+            else [("grpc.max_allowed_incoming_connections", max_connections)]
+        ),
     ]
+
+
+def connection_limit(wanted: int, open_files: int | None = None) -> int:
+    """The connections a server may hold: wanted, but never within SPARE_FILES of the process's
+    open-file limit (each connection is a file; the rest serve MongoDB, the broker, metrics)."""
+    if open_files is None:
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if open_files == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, open_files - SPARE_FILES))
 
 
 def keepalive_client_options(keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, Any]]:
@@ -210,6 +231,7 @@ async def start_server(
             settings.grpc_max_message_bytes,
             keepalive_ms,
             None if max_request_bytes is None else BACKSTOP * max_request_bytes,
+            connection_limit(settings.grpc_max_connections),
         ),
     )
     for registration in registrations:
