@@ -3,9 +3,11 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from grpc_health.v1 import health, health_pb2
 
+from sanad.errors import RateLimited
 from sanad.telemetry.metrics import DEPENDENCY_UP
 
 log = logging.getLogger("sanad.health")
@@ -19,6 +21,30 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # turns NOT_SERVING; a liveness probe asking that would restart every pod in a long outage and
 # lose what the processes hold for it (audit events waiting for MongoDB).
 LIVENESS = "liveness"
+
+
+class CappedHealth(health.aio.HealthServicer):
+    """gRPC health whose Watch streams are capped per process: health is open to every caller,
+    charged to no identity's rate or stream cap, and a Watch stream costs the server a task
+    for as long as its caller keeps it. Probes and our clients ask Check; Watch serves
+    client-side health checking, one stream a connection."""
+
+    def __init__(self, max_watches: int) -> None:
+        super().__init__()
+        self.max_watches = max_watches
+        self.watching = 0
+
+    async def Watch(self, request: Any, context: Any) -> None:
+        if self.watching >= self.max_watches:
+            raise RateLimited(
+                f"at most {self.max_watches} health Watch streams may be open at once; ask Check",
+                retry_after_s=1.0,
+            )
+        self.watching += 1
+        try:
+            await super().Watch(request, context)
+        finally:
+            self.watching -= 1
 
 
 class HealthReporter:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sanad.rpc.health import Check, HealthReporter
+from sanad.rpc.health import CappedHealth, Check, HealthReporter
 from sanad.rpc.interceptors import ServerInterceptor
 from sanad.runtime import port_problem
 from sanad.security.audit_log import AuditLog
@@ -37,6 +37,8 @@ QUIET_S = 0.02
 BACKSTOP = 4
 # Open files a server keeps for everything but its callers' connections (connection_limit).
 SPARE_FILES = 512
+# Health Watch streams a server keeps open at once (sanad.rpc.health.CappedHealth).
+MAX_HEALTH_WATCHES = 1000
 
 
 def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> list[tuple[str, Any]]:
@@ -236,7 +238,7 @@ async def start_server(
     )
     for registration in registrations:
         registration.add(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = CappedHealth(MAX_HEALTH_WATCHES)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [r.full_name for r in registrations]
     reflection.enable_server_reflection(
