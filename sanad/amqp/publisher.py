@@ -60,6 +60,9 @@ class ConfirmedPublisher:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._metrics: dict[str, _Outcomes] = {}
+        # Its series exist at zero from the start: an alert reads their increase(), which a
+        # series born at its first publish never shows (a restarted intake's first refusal).
+        self._outcomes(topology.transactions_exchange)
         self._connected = asyncio.Event()
         # Message ids of the publishes awaiting their confirm, each with the event its end sets.
         self._settling: dict[str, asyncio.Event] = {}

@@ -20,7 +20,7 @@ from google.protobuf import descriptor_pool
 
 from sanad import errors
 from sanad.rpc.handlers import checked, rebuilt
-from sanad.rpc.status import code_of, send_status, to_status
+from sanad.rpc.status import code_of, cut, send_status, to_status
 from sanad.rpc.undecodable import handed_on, is_lenient, lenient
 from sanad.telemetry.logs import REQUEST_ID_KEY, LineBudget, request_id_var
 from sanad.telemetry.metrics import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
@@ -99,7 +99,8 @@ class _Call:
 
     async def fail(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
         if isinstance(error, errors.DomainError):
-            self.finish(code_of(error), error.message)
+            # Cut as the caller's status is: a message may repeat what the caller sent.
+            self.finish(code_of(error), cut(error.message))
             status = to_status(error)
             # The status details travel in the trailers, which abort_with_status would set in
             # place of the request id begin() put there: a failed call returns both.

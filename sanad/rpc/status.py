@@ -44,7 +44,7 @@ DESCRIPTION_LIMIT_BYTES = 400
 VIOLATIONS_BUDGET_BYTES = 2000
 
 
-def _cut(text: str, limit_bytes: int) -> str:
+def cut(text: str, limit_bytes: int = MESSAGE_LIMIT_BYTES) -> str:
     """text, or as much of it as fits limit_bytes with how long it was."""
     encoded = text.encode()
     if len(encoded) <= limit_bytes:
@@ -61,8 +61,8 @@ def _bounded(
     sent: list[error_details_pb2.BadRequest.FieldViolation] = []
     used = 0
     for index, violation in enumerate(violations):
-        field = _cut(violation.field, DESCRIPTION_LIMIT_BYTES)
-        description = _cut(violation.description, DESCRIPTION_LIMIT_BYTES)
+        field = cut(violation.field, DESCRIPTION_LIMIT_BYTES)
+        description = cut(violation.description, DESCRIPTION_LIMIT_BYTES)
         used += len(field.encode()) + len(description.encode())
         if used > VIOLATIONS_BUDGET_BYTES and index > 0:
             more = len(violations) - index
@@ -79,7 +79,7 @@ def to_status(error: errors.DomainError) -> grpc.Status:
     """A rich status: code, message, and BadRequest or RetryInfo details where they apply, cut
     to fit a client's metadata limit."""
     code = code_of(error)
-    message = _cut(error.message, MESSAGE_LIMIT_BYTES)
+    message = cut(error.message, MESSAGE_LIMIT_BYTES)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
     if isinstance(error, errors.Invalid | errors.OutOfRange):
         bad_request = error_details_pb2.BadRequest(field_violations=_bounded(error.violations))

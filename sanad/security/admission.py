@@ -17,6 +17,7 @@ from sanad import errors
 from sanad.security.authenticate import Authenticator, source
 from sanad.security.identity import Identity, Role
 from sanad.security.limits import RateLimiter, StreamCap
+from sanad.telemetry.logs import LineBudget
 
 log = logging.getLogger("sanad.security")
 
@@ -25,6 +26,8 @@ UNKNOWN_CALLER = Identity(subject="(unauthenticated)", role=Role.SERVICE)
 # then at most this many a second.
 REFUSALS_AUDITED_PER_S = 1.0
 REFUSALS_AUDITED_BURST = 10
+# Lines of refusals at the stream cap, a method (keys are the policy table's methods).
+STREAM_CAP_LINES = LineBudget()
 
 ItemCharge = Callable[[], None]
 _item_charge: contextvars.ContextVar[ItemCharge | None] = contextvars.ContextVar(
@@ -104,17 +107,21 @@ class Admission:
             _item_charge.set(_PerItem(self.limiter, identity.actor))
 
     def open_stream(self, method: str, identity: Identity) -> None:
-        """Take one of the caller's stream slots; a refusal is logged (each was charged a
-        rate-limit token first, which bounds these lines) and raised as RESOURCE_EXHAUSTED."""
+        """Take one of the caller's stream slots; a refusal is logged, within a budget of lines
+        a method (the rate limit let 300 through in under half a second, a line each), and
+        raised as RESOURCE_EXHAUSTED."""
         try:
             self.streams.acquire(identity.actor)
         except errors.RateLimited:
-            log.warning(
-                "%s refused: %s holds %d open streaming calls, the cap",
-                method,
-                identity.actor,
-                self.streams.limit,
-            )
+            fields = STREAM_CAP_LINES.fields(method, {})
+            if fields is not None:
+                log.warning(
+                    "%s refused: %s holds %d open streaming calls, the cap",
+                    method,
+                    identity.actor,
+                    self.streams.limit,
+                    extra=fields,
+                )
             raise
 
     def close_stream(self, identity: Identity) -> None:

@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad import mongo
 from sanad.deadline import caller_deadline
+from sanad.domain.codes import MAX_CODE_LENGTH, required_code_violations
 from sanad.errors import Invalid, Unavailable, Violation, check, collected
 from sanad.rpc.timestamps import time_field
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
@@ -38,8 +39,9 @@ def _at_midnight(stamp: Timestamp) -> bool:
 
 def _checked_day_range(request: Any, key_field: str) -> tuple[str, str]:
     """The rollup days a request's [start, end) touches (periods.day_range); every bad field
-    refused."""
-    violations = [] if getattr(request, key_field) else [Violation(key_field, "is required")]
+    refused, a key longer than any the registry gives out among them (it would be repeated in a
+    NOT_FOUND and its log line)."""
+    violations = required_code_violations(key_field, getattr(request, key_field))
     start = collected(violations, lambda: time_field(request, "start_time"))
     end = collected(violations, lambda: time_field(request, "end_time"))
     # Compared to the nanosecond, as sent: datetimes keep only microseconds.
@@ -63,8 +65,9 @@ async def _naming_the_code_too(
     a request is answered with every bad field at once, the code among them. The codes are the
     registry's, so they are checked only after the request's own fields; while the registry's
     list cannot be read, or not within half of what is left of the caller's deadline, the other
-    fields are named alone."""
-    if not code:
+    fields are named alone. A code too long for any the registry gives out is refused for that
+    alone (_checked_day_range), not also as unknown."""
+    if not code or len(code) > MAX_CODE_LENGTH:
         return refused
     left = caller_deadline(context).left()
     try:

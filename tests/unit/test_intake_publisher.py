@@ -336,3 +336,13 @@ async def test_a_closed_client_is_the_brokers_trouble_and_a_runtime_error_of_our
     publisher._channel = UnderlayFailing(a_bug_of_ours)  # type: ignore[assignment]
     with pytest.raises(RuntimeError, match="changed size"):  # answered INTERNAL, and logged
         await publisher.publish("x", "k", b"", message_type="t", message_id="1")
+
+
+def test_a_publishers_outcome_series_exist_at_zero_before_its_first_publish() -> None:
+    # SanadPublishesRefused reads increase(): a series born at a restarted intake's first
+    # refusal never showed it (observability helper).
+    topology = Topology("zero-before")
+    ConfirmedPublisher("amqp://x/", topology)
+    for outcome in ("confirmed", "refused", "failed", "unavailable"):
+        labels = {"exchange": topology.transactions_exchange, "outcome": outcome}
+        assert REGISTRY.get_sample_value("sanad_amqp_published_total", labels) == 0.0

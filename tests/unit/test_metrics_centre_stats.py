@@ -10,6 +10,7 @@ import pytest
 
 from sanad.cli.__main__ import main
 from sanad.errors import Unavailable
+from sanad.rpc.status import field_violations
 from sanad.v1 import metrics_pb2
 from services.metrics.servicer import MetricsServicer
 from tests.unit.metrics_fakes import FakeStore, facts, made, queries
@@ -43,6 +44,22 @@ async def test_stats_of_a_centre_the_registry_never_had_are_not_found_naming_it(
             await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id="NOPE"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert caught.value.details() == "centre 'NOPE' not found"
+
+
+@pytest.mark.parametrize(
+    ("method", "field"), [("GetCenterStats", "center_id"), ("GetWilayatStats", "wilayat_code")]
+)
+async def test_a_key_longer_than_any_the_registry_gives_out_is_invalid_not_repeated(
+    served: Served, method: str, field: str
+) -> None:
+    # A 3 MB centre id was repeated whole in its NOT_FOUND's log line (observability helper).
+    servicer, _ = served
+    request = getattr(metrics_pb2, f"{method}Request")(**{field: "X" * 129})
+    async with serving(servicer) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await getattr(stub, method)(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == [(field, "must be at most 128 characters")]
 
 
 class UnreadableDirectory:

@@ -17,6 +17,8 @@ class Answering(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCenterStats(self, request, context):  # type: ignore[no-untyped-def]
         if request.center_id == "missing":
             raise errors.NotFound("centre 'missing' not found")
+        if request.center_id.startswith("far"):
+            raise errors.NotFound(f"centre {request.center_id!r} not found")
         if request.center_id == "slow":
             await asyncio.sleep(5)
         return metrics_pb2.GetCenterStatsResponse()
@@ -51,6 +53,20 @@ async def test_a_failed_call_logs_a_warning_with_its_code_and_detail(
     [line] = _call_lines(caplog)
     assert line.levelno == logging.WARNING
     assert (line.grpc_code, line.detail) == ("NOT_FOUND", "centre 'missing' not found")  # type: ignore[attr-defined]
+
+
+async def test_a_failure_repeating_long_input_logs_it_cut_as_the_callers_status_is(
+    stub: metrics_pb2_grpc.MetricsServiceStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A centre id of 3 MB made a 3 MB line, once a call (observability helper).
+    far = "far" + "B" * 60_000
+    with caplog.at_level(logging.INFO, logger="sanad.rpc"), pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetCenterStats(metrics_pb2.GetCenterStatsRequest(center_id=far))
+    [line] = _call_lines(caplog)
+    detail: str = line.detail  # type: ignore[attr-defined]
+    assert len(detail.encode()) <= 1000
+    assert detail.startswith("centre 'farBBB")
+    assert detail.endswith(f"({len(f'centre {far!r} not found')} characters)")
 
 
 async def test_handled_calls_are_counted_by_code(

@@ -1,6 +1,7 @@
 """One identity holds at most SANAD_MAX_STREAMS_PER_IDENTITY streaming calls open at once."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import pytest
 from sanad.deadline import Deadline
 from sanad.domain.submissions import Submission
 from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.security.admission import STREAM_CAP_LINES
 from sanad.security.audit import AuditEvent
 from sanad.security.identity import Identity
 from sanad.settings import ServerSettings
@@ -112,6 +114,29 @@ async def test_a_stream_beyond_the_cap_is_refused_while_another_identity_opens_o
     if name == SUBMIT_TRANSACTIONS:  # a state-changing RPC: its refusal is in the trail
         refused = [e for e in audit.events if e.outcome == "RESOURCE_EXHAUSTED"]
         assert [(e.subject, e.role) for e in refused] == [("example-centre-desk", "centre")]
+
+
+async def test_refusals_at_the_cap_write_lines_within_a_budget(
+    pki: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 300 refusals in under half a second wrote 300 lines (observability helper).
+    held = Held()
+    running = await start_held(held, pki, cap=1)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            assert await outcome(open_stream(channel, WATCH_CENTERS, pki, "centre")) == "OK"
+            with caplog.at_level(logging.WARNING, logger="sanad.security"):
+                refusals = await asyncio.gather(
+                    *(
+                        outcome(open_stream(channel, WATCH_CENTERS, pki, "centre"))
+                        for _ in range(30)
+                    )
+                )
+    finally:
+        await running.stop(0)
+    assert all(code.startswith("RESOURCE_EXHAUSTED") for code in refusals)
+    lines = [r for r in caplog.records if "open streaming calls, the cap" in r.getMessage()]
+    assert 1 <= len(lines) <= STREAM_CAP_LINES.lines * 2  # within the budget, at most 2 windows
 
 
 @pytest.mark.parametrize("name", [WATCH_CENTERS, SUBMIT_TRANSACTIONS])
