@@ -1,6 +1,7 @@
 """sanadctl entry point: global options, subcommands, and one-line errors instead of tracebacks."""
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -126,6 +127,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         # Python flushes stdout again at exit and would complain about the same pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except OSError as error:
+        # The output could not be written (a full disk, an I/O error): one line, no traceback,
+        # and nothing more for Python to flush at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        Printer(as_json=False).error(f"cannot write the output: {error.strerror or error}")
+        return 1
 
 
 def _utf8(text: str) -> bool:

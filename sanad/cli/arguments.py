@@ -7,6 +7,7 @@ is built; argparse instead names the flag and exits 2, as for any other usage er
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -95,7 +96,11 @@ def not_empty(text: str) -> str:
 
 
 def target(text: str) -> str:
-    """An argparse type for a service's address: HOST:PORT, at least not empty."""
+    """An argparse type for a service's address: HOST:PORT, not empty, and a port that is one
+    (gRPC takes 84147 as 18611, another service's, without a word)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must be HOST:PORT, not empty")
+    port = text.rpartition(":")[2]
+    if re.fullmatch(r"[+-]?\d+", port) and not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port[:20]} is not a port (1 to 65535)")
     return text

@@ -135,6 +135,12 @@ def _ndjson_row(path: Path, number: int, line: str) -> dict[str, str]:
         raise BadFile(
             f"{path}, line {number}: the object names {str(error)[:40]!r} twice"
         ) from None
+    except RecursionError:
+        raise BadFile(
+            f"{path}, line {number}: not a row (arrays or objects nested too deep)"
+        ) from None
+    except ValueError:  # an integer past the digits Python converts (JSONDecodeError is above)
+        raise BadFile(f"{path}, line {number}: not a row (a number of over 4,300 digits)") from None
     if not isinstance(value, dict):
         raise BadFile(f"{path}, line {number}: not a JSON object")
     for name, field in value.items():

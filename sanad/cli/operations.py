@@ -26,6 +26,7 @@ def add_commands(
         "--target",
         action="append",
         default=[],
+        type=target,
         metavar="HOST:PORT",
         help="check this target instead of the services and workers (repeatable)",
     )

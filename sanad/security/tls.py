@@ -103,13 +103,23 @@ def read_checked(ca: str, cert: str, key: str, names: tuple[str, str, str]) -> _
     return files
 
 
+BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+
+
 def _read(path: str, name: str) -> bytes | None:
     if not path:
         return None
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as error:
         raise TlsFileError(f"{name}: cannot read {path}: {error.strerror}") from None
+    if data.startswith(BYTE_ORDER_MARK):
+        # Python's OpenSSL reads past it; gRPC's does not, and fails every handshake.
+        raise TlsFileError(
+            f"{name}: {path} begins with a byte order mark, which gRPC cannot read: save it"
+            " without one"
+        )
+    return data
 
 
 def _why(error: ssl.SSLError) -> str:

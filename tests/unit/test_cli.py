@@ -403,6 +403,36 @@ def test_a_ca_file_without_a_certificate_is_one_line_and_exit_2(
         assert err[0].startswith(f"error: --ca (SANAD_CA_FILE): no PEM certificate in {ca}")
 
 
+def test_a_tls_file_beginning_with_a_byte_order_mark_is_one_line_and_exit_2(
+    pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python's OpenSSL read past it; gRPC's failed every handshake, with a flood of its own
+    # log lines (CLI helper).
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"\xef\xbb\xbf" + (pki / "ca.pem").read_bytes())
+    code = main(["--ca", str(ca), "show", "T-1"], environ={})
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --ca (SANAD_CA_FILE): {ca} begins with a byte order mark, which gRPC cannot"
+        " read: save it without one"
+    ]
+
+
+def test_grpcs_own_log_lines_are_off_unless_the_operator_asks_for_them() -> None:
+    # sanadctl prints one line for every failure; gRPC's went before it (CLI helper).
+    for environ, expected in (({}, "NONE"), ({"GRPC_VERBOSITY": "DEBUG"}, "DEBUG")):
+        shown = subprocess.run(
+            [sys.executable, "-c", "import os, sanad.cli; print(os.environ['GRPC_VERBOSITY'])"],
+            env={k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"} | environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert shown.stdout.strip() == expected
+
+
 def test_a_certificate_and_key_that_are_no_pair_are_one_line_and_exit_2(
     pki: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

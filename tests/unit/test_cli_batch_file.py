@@ -221,6 +221,17 @@ def test_a_header_with_spaces_around_its_names_reads_each_row_by_column(tmp_path
             '{"fee_baisa": 5000, "fee_baisa": 4000}\n',
             "rows.ndjson, line 1: the object names 'fee_baisa' twice",
         ),
+        # Before: a traceback (RecursionError, ValueError) and exit 1 (CLI helper).
+        (
+            "rows.ndjson",
+            '{"fee_baisa": 1}\n' + "[" * 100_000 + "\n",
+            "rows.ndjson, line 2: not a row (arrays or objects nested too deep)",
+        ),
+        (
+            "rows.ndjson",
+            '{"fee_baisa": ' + "1" * 5000 + "}\n",
+            "rows.ndjson, line 1: not a row (a number of over 4,300 digits)",
+        ),
     ],
 )
 def test_a_file_whose_values_cannot_all_be_sent_as_written_exits_2_naming_where(

@@ -86,3 +86,18 @@ def test_a_command_started_with_stdout_closed_says_so_in_one_line_and_runs_nothi
 def test_a_command_started_with_stdout_and_stderr_closed_fails_quietly() -> None:
     result = run_with_closed(1, 2)
     assert result.returncode == 1
+
+
+def test_output_that_cannot_be_written_is_one_error_line_and_exit_1() -> None:
+    # Before: a traceback ending in OSError (CLI helper, `sanadctl health > /dev/full`).
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-c", FLOOD],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.stderr == "error: cannot write the output: No space left on device\n"
+    assert result.returncode == 1
