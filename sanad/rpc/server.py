@@ -39,6 +39,11 @@ BACKSTOP = 4
 SPARE_FILES = 512
 # Health Watch streams a server keeps open at once (sanad.rpc.health.CappedHealth).
 MAX_HEALTH_WATCHES = 1000
+# The largest request intake and metrics take (start_server's max_request_bytes). A valid one
+# is a few kilobytes at most (a status change's 1,000-character note, ids of 128 characters);
+# gRPC holds each request whole before the handler sees it, and near its 4 MiB default ten of
+# one caller's streams made intake hold 4 GB.
+SMALL_REQUEST_BYTES = 64 * 1024
 
 
 def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> list[tuple[str, Any]]:

@@ -16,7 +16,7 @@ from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
 from sanad.registry_lookup import RegistryLookup
 from sanad.registry_snapshot import RegistrySnapshot
 from sanad.registry_watch import registry_channel
-from sanad.rpc.server import Registration, RunningServer, start_server
+from sanad.rpc.server import SMALL_REQUEST_BYTES, Registration, RunningServer, start_server
 from sanad.security.audit_log import AuditLog
 from sanad.settings import amqp_user
 from sanad.v1 import intake_pb2, intake_pb2_grpc, registry_pb2_grpc
@@ -34,11 +34,6 @@ from services.intake.tracking import Tracker
 log = logging.getLogger("sanad.intake")
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
-# The largest request intake takes (sanad.rpc.server.start_server). A valid one is a few
-# kilobytes at most (a status change's 1,000-character note, ids of 128 characters); gRPC holds
-# each request whole before the handler sees it, and near its 4 MiB default ten streams of one
-# caller's made intake hold 4 GB.
-MAX_REQUEST_BYTES = 64 * 1024
 
 
 # Intake's own gauges, defined here so that only intake exports them (in sanad.telemetry every
@@ -114,7 +109,7 @@ class IntakeApp:
             },
             audit_log=AuditLog(mongo.database(self.client, self.settings)),
             name="intake",
-            max_request_bytes=MAX_REQUEST_BYTES,
+            max_request_bytes=SMALL_REQUEST_BYTES,
         )
         return self.server.port
 

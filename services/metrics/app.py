@@ -8,7 +8,13 @@ from pymongo import AsyncMongoClient
 
 from sanad import mongo
 from sanad.registry_watch import registry_channel
-from sanad.rpc.server import Registration, RunningServer, read_own_files, start_server
+from sanad.rpc.server import (
+    SMALL_REQUEST_BYTES,
+    Registration,
+    RunningServer,
+    read_own_files,
+    start_server,
+)
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics import award
 from services.metrics.directory import WatchedDirectory
@@ -63,6 +69,7 @@ class MetricsApp:
                 "registry_directory": self._directory_ready,
             },
             files=files,
+            max_request_bytes=SMALL_REQUEST_BYTES,
         )
         return self.server.port
 

@@ -14,7 +14,7 @@ from tests.integration.conftest import served_intake, submit_request
 
 pytestmark = pytest.mark.integration
 
-OVERLONG = "X" * 60_000  # within the 64 KiB intake takes (services.intake.app)
+OVERLONG = "X" * 60_000  # within the 64 KiB intake takes (SMALL_REQUEST_BYTES)
 REFUSALS = [
     ("", ("center_id", "is required")),
     (OVERLONG, ("center_id", "must be at most 128 characters")),

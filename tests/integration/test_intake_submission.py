@@ -10,11 +10,10 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE
-from sanad.rpc.server import BACKSTOP
+from sanad.rpc.server import BACKSTOP, SMALL_REQUEST_BYTES
 from sanad.rpc.status import field_violations
 from sanad.security.audit import COLLECTION
 from sanad.v1 import events_pb2, intake_pb2, intake_pb2_grpc
-from services.intake.app import MAX_REQUEST_BYTES
 from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
 pytestmark = pytest.mark.integration
@@ -127,7 +126,7 @@ async def test_an_item_with_an_overlong_request_id_is_refused_alone_and_not_echo
     # echoed in its answer, the answer was too large to send, and the whole stream ended
     # RESOURCE_EXHAUSTED with the next item stored but never answered.
     center_id, service = await open_centre_with_service(stack)
-    overlong = "R" * (MAX_REQUEST_BYTES - 300)
+    overlong = "R" * (SMALL_REQUEST_BYTES - 300)
 
     async def items() -> AsyncIterator[intake_pb2.SubmitTransactionsRequest]:
         for request_id in (overlong, "after-the-overlong-one"):
@@ -152,7 +151,7 @@ async def test_a_request_over_intakes_limit_is_refused_counted_and_audited(
     # Items of a few megabytes each, their answers unread, had intake hold 4 GB for ten streams.
     center_id, service = await open_centre_with_service(stack)
     oversized = submit_request(center_id, service, "oversized")
-    oversized.center_id = "C" * MAX_REQUEST_BYTES
+    oversized.center_id = "C" * SMALL_REQUEST_BYTES
 
     with pytest.raises(grpc.aio.AioRpcError) as unary:
         await stack.intake.SubmitTransaction(
@@ -161,7 +160,7 @@ async def test_a_request_over_intakes_limit_is_refused_counted_and_audited(
     assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     [(field, description)] = field_violations(unary.value)
     assert field == "request"
-    assert description.endswith(f"bytes; this service takes at most {MAX_REQUEST_BYTES:,}")
+    assert description.endswith(f"bytes; this service takes at most {SMALL_REQUEST_BYTES:,}")
 
     call = stack.intake.SubmitTransactions(
         metadata=(("x-request-id", "req-oversized-item"),), timeout=10
@@ -190,9 +189,9 @@ async def test_a_request_over_intakes_limit_is_refused_counted_and_audited(
 async def test_a_request_far_over_intakes_limit_is_dropped_by_grpc_unread(stack: Stack) -> None:
     center_id, service = await open_centre_with_service(stack)
     far = submit_request(center_id, service, "far-oversized")
-    far.center_id = "C" * (BACKSTOP * MAX_REQUEST_BYTES)
+    far.center_id = "C" * (BACKSTOP * SMALL_REQUEST_BYTES)
 
     with pytest.raises(grpc.aio.AioRpcError) as dropped:
         await stack.intake.SubmitTransaction(far, timeout=10)
     assert dropped.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert f"vs. {BACKSTOP * MAX_REQUEST_BYTES}" in (dropped.value.details() or "")
+    assert f"vs. {BACKSTOP * SMALL_REQUEST_BYTES}" in (dropped.value.details() or "")
