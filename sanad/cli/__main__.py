@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -33,6 +34,9 @@ DEFAULT_IDENTITY = "sanadctl"
 DEFAULT_TIMEOUT = 10.0
 # What the shell sees from a tool that SIGPIPE stopped: its reader went away (`| head -1`).
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+# Why standard output may refuse a write, besides a closed pipe (every file sanadctl itself
+# writes names its own failures).
+_UNWRITABLE = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -128,6 +132,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except OSError as error:
+        if error.errno not in _UNWRITABLE:
+            raise
         # The output could not be written (a full disk, an I/O error): one line, no traceback,
         # and nothing more for Python to flush at exit.
         with contextlib.suppress(OSError):

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 import grpc
 
-from sanad.rpc.server import Registration, start_server
+from sanad.rpc.server import Registration, RunningServer, start_server
 from sanad.settings import ServerSettings
 from sanad.v1 import metrics_pb2_grpc
 
@@ -26,10 +26,10 @@ async def serving(
         yield metrics_pb2_grpc.MetricsServiceStub(channel)
 
 
-@asynccontextmanager
-async def serving_on_port(servicer: metrics_pb2_grpc.MetricsServiceServicer) -> AsyncIterator[int]:
-    """The servicer behind start_server's interceptors on a free port; the port (for sanadctl)."""
-    running = await start_server(
+async def started(servicer: metrics_pb2_grpc.MetricsServiceServicer) -> RunningServer:
+    """The servicer behind start_server's interceptors on a free port, started; its caller
+    stops it."""
+    return await start_server(
         ServerSettings(grpc_host="127.0.0.1"),
         0,
         [
@@ -40,6 +40,12 @@ async def serving_on_port(servicer: metrics_pb2_grpc.MetricsServiceServicer) -> 
         ],
         checks={"always": always_up},
     )
+
+
+@asynccontextmanager
+async def serving_on_port(servicer: metrics_pb2_grpc.MetricsServiceServicer) -> AsyncIterator[int]:
+    """The servicer behind start_server's interceptors on a free port; the port (for sanadctl)."""
+    running = await started(servicer)
     try:
         yield running.port
     finally:

@@ -9,10 +9,8 @@ import pytest
 
 from sanad.rpc import server
 from sanad.rpc.interceptors import ServerInterceptor
-from sanad.rpc.server import Registration, start_server
-from sanad.settings import ServerSettings
 from sanad.v1 import metrics_pb2, metrics_pb2_grpc
-from tests.unit.metrics_stub import always_up
+from tests.unit.metrics_stub import started
 from tests.unit.waiting import until
 
 
@@ -36,17 +34,7 @@ async def test_calls_arriving_while_it_stops_are_refused_unavailable_and_those_i
     monkeypatch.setattr(server, "REFUSING_S", 2.0)
     monkeypatch.setattr(server, "QUIET_S", 2.0)
     servicer = Held()
-    running = await start_server(
-        ServerSettings(grpc_host="127.0.0.1"),
-        0,
-        [
-            Registration(
-                "sanad.v1.MetricsService",
-                lambda s: metrics_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, s),
-            )
-        ],
-        checks={"always": always_up},
-    )
+    running = await started(servicer)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = metrics_pb2_grpc.MetricsServiceStub(channel)
         request = metrics_pb2.GetCenterStatsRequest(center_id="C1")
