@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from functools import partial
 
 from sanad.deadline import Deadline
 from sanad.domain.ids import new_id
@@ -51,13 +50,6 @@ class CenterOperations:
         center = replace(center, licence=Licence(number=canonical(center.licence.number)))
         validate_center(center)
         self.reference.check_place(center.governorate_code, center.wilayat_code)
-        services = partial(
-            check_services,
-            self.store,
-            center.offered_service_codes,
-            center.blocked_service_codes,
-            prefix="center.",
-        )
         now = stored_now()
         fresh = replace(
             center,
@@ -72,7 +64,15 @@ class CenterOperations:
         # it, a service retired in between was offered anyway (a registry helper's race, 19
         # times in 20).
         saved = await self.store.save_center(
-            fresh, new=True, check=lambda session: services(session=session)
+            fresh,
+            new=True,
+            check=lambda session: check_services(
+                self.store,
+                center.offered_service_codes,
+                center.blocked_service_codes,
+                prefix="center.",
+                session=session,
+            ),
         )
         return self.feed.published(saved)
 
@@ -167,23 +167,24 @@ class CenterOperations:
         async def attempt() -> Center:
             center = await self.get(center_id, "center_id")
             check_revision(center, expected_revision, f"centre {center_id!r}")
-            # Checked as sent, so a violation's index points into the caller's own list, and
-            # in the transaction that saves the centre (as register's).
-            services = partial(
-                check_services,
-                self.store,
-                offered,
-                blocked,
-                offered_before=center.offered_service_codes,
-            )
             changed = replace(
                 center,
                 offered_service_codes=_once(offered),
                 blocked_service_codes=_once(blocked),
                 update_time=stored_now(),
             )
+            # Checked as sent, so a violation's index points into the caller's own list, and
+            # in the transaction that saves the centre (as register's).
             return await self.store.save_center(
-                changed, new=False, check=lambda session: services(session=session)
+                changed,
+                new=False,
+                check=lambda session: check_services(
+                    self.store,
+                    offered,
+                    blocked,
+                    offered_before=center.offered_service_codes,
+                    session=session,
+                ),
             )
 
         return await self._saved(attempt, center_id, expected_revision, deadline)
