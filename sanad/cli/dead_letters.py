@@ -78,8 +78,9 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """Print the oldest dead letters of a work queue and how many there are of each reason; the
-    queue is left as it was. Only the letters shown are held, however long the queue."""
+    """Print the oldest dead letters of a work queue and how many there are of each reason (with
+    --json, a letter a line, then one line of the counts); the queue is left as it was. Only the
+    letters shown are held, however long the queue."""
     del client
     if (url := _url(args, printer)) is None:
         return 2
@@ -96,11 +97,16 @@ def list_letters(args: argparse.Namespace, client: Client, printer: Printer) -> 
         _run(args, url, keep, done)
     except BROKER_ERRORS as error:
         return _failed(printer, args, error, done)
+    total = done.kept.total()
     if printer.as_json:
+        # One line per letter shown, then the counts (as a list's next_page_token comes last):
+        # with --limit a script sees how many more wait, and an empty queue prints its zero.
         for letter in shown:
             printer.json(asdict(letter))
+        printer.json(
+            {"total": total, "shown": len(shown), "reasons": dict(sorted(done.kept.items()))}
+        )
         return 0
-    total = done.kept.total()
     printer.table(
         f"dead letters of {args.queue} ({total}"
         + (f", the oldest {len(shown)} shown)" if len(shown) < total else ")"),

@@ -98,6 +98,12 @@ def lines(out: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def listed(out: str) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """The letters `list --json` printed, and its last line: the total and counts by reason."""
+    *letters, counts = lines(out)
+    return letters, counts
+
+
 async def test_listing_twice_shows_every_letter_in_order_and_leaves_the_queue_as_it_was(
     amqp_url: str, amqp_prefix: str
 ) -> None:
@@ -107,13 +113,32 @@ async def test_listing_twice_shows_every_letter_in_order_and_leaves_the_queue_as
     second = await sanadctl(amqp_url, amqp_prefix, "list")
 
     assert first[0] == 0, first[2]
-    shown = lines(first[1])
+    shown, counts = listed(first[1])
     assert [(n["message_id"], n["reason"], n["detail"]) for n in shown] == LETTERS
     assert [n["position"] for n in shown] == [0, 1, 2]
-    assert lines(second[1]) == shown
+    assert counts == {"total": 3, "shown": 3, "reasons": {"undecodable": 1, "unknown-type": 2}}
+    assert lines(second[1]) == lines(first[1])
     left = await drain(amqp_url, Topology(amqp_prefix).dead_queue(f"{amqp_prefix}.ingest"))
     assert [m.message_id for m in left] == ["m-0", "m-1", "m-2"]
     assert [m.body for m in left] == [b"body of m-0", b"body of m-1", b"body of m-2"]
+
+
+async def test_listing_with_a_limit_says_how_many_letters_wait_and_an_empty_queue_says_zero(
+    amqp_url: str, amqp_prefix: str
+) -> None:
+    async with await aio_pika.connect(amqp_url) as connection:
+        await Topology(amqp_prefix).declare(await connection.channel())
+    empty = await sanadctl(amqp_url, amqp_prefix, "list")
+    await dead_letter_three(amqp_url, amqp_prefix)
+
+    code, out, err = await sanadctl(amqp_url, amqp_prefix, "list", "--limit", "1")
+
+    assert code == 0, err
+    shown, counts = listed(out)
+    assert [n["message_id"] for n in shown] == ["m-0"]
+    assert counts == {"total": 3, "shown": 1, "reasons": {"undecodable": 1, "unknown-type": 2}}
+    # Before, an empty queue printed nothing, and a limit hid how many more letters wait.
+    assert empty[:2] == (0, '{"total": 0, "shown": 0, "reasons": {}}\n')
 
 
 async def test_replay_by_reason_sends_those_back_as_first_sent_and_keeps_the_others(
@@ -233,8 +258,9 @@ async def test_listing_batch_letters_leaves_a_refused_batch_to_expire_when_it_wo
     code, out, err = await sanadctl(amqp_url, amqp_prefix, "list", "--queue", "batch")
 
     assert code == 0, err
-    shown = lines(out)
+    shown, counts = listed(out)
     assert [n["message_id"] for n in shown] == ["b-0", "b-1"]
+    assert counts == {"total": 2, "shown": 2, "reasons": {"not-allowed": 2}}
 
     async def expired() -> bool:
         return await queue_depth(amqp_url, dead_queue) == 1
@@ -368,7 +394,7 @@ async def test_a_batch_the_broker_set_aside_is_listed_without_its_senders_reason
 
     for code, out, err in (first, second):
         assert code == 0, err
-        [shown] = lines(out)
+        [shown], _ = listed(out)
         assert (shown["message_id"], shown["reason"], shown["expires_at"]) == (
             "b-0",
             "broker: expired",

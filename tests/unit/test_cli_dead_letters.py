@@ -59,15 +59,27 @@ def test_listing_more_letters_than_the_limit_holds_only_those_it_shows(
     assert broker.ids(DEAD) == [f"m-{n}" for n in range(300)]
 
 
-def test_listing_as_json_prints_the_letters_shown_and_nothing_else(
+def test_listing_as_json_prints_the_letters_shown_then_the_total_and_counts_by_reason(
     broker: FakeBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker.letters(DEAD, ("invalid", "m-0"), ("invalid", "m-1"), ("invalid", "m-2"))
+    broker.letters(DEAD, ("invalid", "m-0"), ("unknown-type", "m-1"), ("invalid", "m-2"))
 
     assert main(["--json", "dead-letters", "list", "--limit", "1"], environ={}) == 0
 
+    # Only the letters before: a script could not tell that two more wait.
+    [letter, counts] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert letter["message_id"] == "m-0"
+    assert counts == {"total": 3, "shown": 1, "reasons": {"invalid": 2, "unknown-type": 1}}
+
+
+def test_listing_an_empty_queue_as_json_prints_its_zero(
+    broker: FakeBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--json", "dead-letters", "list"], environ={}) == 0
+
+    # Nothing at all before.
     [line] = capsys.readouterr().out.splitlines()
-    assert json.loads(line)["message_id"] == "m-0"
+    assert json.loads(line) == {"total": 0, "shown": 0, "reasons": {}}
 
 
 def test_drop_without_a_reason_or_an_id_is_refused_and_takes_no_letter(
