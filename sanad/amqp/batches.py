@@ -53,6 +53,12 @@ def message_id_problem(batch_id: str) -> str | None:
     return None
 
 
+def rejection(item: events_pb2.BatchItemRejected) -> str:
+    """Why the batch worker rejected an item, for people: "field: description" of each
+    violation, joined by "; "."""
+    return "; ".join(f"{v.field}: {v.description}" for v in item.violations)
+
+
 class BatchClient:
     """Publishes BatchSubmissions, confirmed and mandatory, and matches each answer to its batch.
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sanad.amqp.batches import BatchClient
+from sanad.amqp.batches import BatchClient, rejection
 from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.records import item_count
@@ -197,7 +197,6 @@ def summarise(
             outcome.refused.append((batch.batch_id, result.refused_reason))
         outcome.accepted += len(result.accepted)
         for item in result.rejected:
-            reason = "; ".join(f"{v.field}: {v.description}" for v in item.violations)
-            outcome.rejected.append((first + item.index, reason))
+            outcome.rejected.append((first + item.index, rejection(item)))
         first += item_count(batch)
     return outcome

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sanad.amqp.batches import BatchClient
+from sanad.amqp.batches import BatchClient, rejection
 from sanad.amqp.connecting import CONNECT_TIMEOUT_S
 from sanad.seed.plan import DEFAULT_BATCH_SIZE
 from sanad.v1 import events_pb2
@@ -139,9 +139,8 @@ class BatchLoader:
             if not reply.rejected:
                 result.batches += 1
                 return False
-            rejected = (
-                f"{len(reply.rejected)} rejected, first: {list(reply.rejected[0].violations)}"
-            )
+            # As batch submit says a row's reasons (the violations' protobuf text before).
+            rejected = f"{len(reply.rejected)} rejected, first: {rejection(reply.rejected[0])}"
             batch = only(batch, [item.index for item in reply.rejected])
             log.info("batch %s: %s; retrying", batch.batch_id, rejected)
             result.retried += 1

@@ -71,6 +71,36 @@ def test_only_keeps_live_items_then_history_items_by_index() -> None:
     assert (kept.batch_id, kept.center_id) == ("b", "C1")
 
 
+class Rejecting(Worker):
+    """Rejects every item for its fee, however often it is sent."""
+
+    async def publish(
+        self, batch: events_pb2.BatchSubmission, **_: object
+    ) -> asyncio.Future[events_pb2.BatchResult]:
+        self.sent.append(batch)
+        result = events_pb2.BatchResult(batch_id=batch.batch_id)
+        for index in range(len(batch.items)):
+            item = result.rejected.add(index=index)
+            item.violations.add(field="fee_baisa", description="below the catalogue's 5000")
+            item.violations.add(field="channel", description="unknown")
+        answer: asyncio.Future[events_pb2.BatchResult] = asyncio.get_running_loop().create_future()
+        answer.set_result(result)
+        return answer
+
+
+async def test_items_rejected_at_every_attempt_are_said_as_batch_submit_says_them() -> None:
+    loader = BatchLoader("amqp://unused", "p", attempts=2, retry_pause_s=0)
+    result = LoadResult()
+
+    await loader._submit(Rejecting(late=set()), batch_of(["l0", "l1"], []), result)  # type: ignore[arg-type]
+
+    # The violations' protobuf text before: [field: "fee_baisa"\ndescription: ...\n, ...].
+    assert result.problems == [
+        "b: 2 rejected, first: fee_baisa: below the catalogue's 5000; channel: unknown"
+    ]
+    assert (result.batches, result.rejected, result.retried) == (1, 2, 2)
+
+
 class Refusing(Worker):
     """Refuses the batches whose ids it is given, as a whole."""
 
