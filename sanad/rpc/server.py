@@ -44,6 +44,14 @@ MAX_HEALTH_WATCHES = 1000
 # gRPC holds each request whole before the handler sees it, and near its 4 MiB default ten of
 # one caller's streams made intake hold 4 GB.
 SMALL_REQUEST_BYTES = 64 * 1024
+# The largest request the registry takes. Its largest valid one is a catalogue service with
+# 500 required documents of 500 characters, names of 500 and a code of 128 (AddCatalogService,
+# UpdateCatalogService): 1,005,765 bytes at 4 UTF-8 bytes a character. A centre offering and
+# blocking 500 codes of 128 characters is 143 KB (RegisterCenter, SetCenterServices); one sent
+# back whole as GetCenter answered it, with 501 licence events of 500-character reasons that
+# UpdateCenter ignores, about 1.2 MB. Twice the largest leaves room; gRPC's own backstop
+# (BACKSTOP times this) is then the message limit, SANAD_GRPC_MAX_MESSAGE_BYTES.
+REGISTRY_REQUEST_BYTES = 2 * 1024 * 1024
 
 
 def message_options(max_bytes: int, max_receive_bytes: int | None = None) -> list[tuple[str, Any]]:

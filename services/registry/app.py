@@ -7,7 +7,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.read_concern import ReadConcern
 
 from sanad import mongo
-from sanad.rpc.server import Registration, RunningServer, read_own_files, start_server
+from sanad.rpc.server import (
+    REGISTRY_REQUEST_BYTES,
+    Registration,
+    RunningServer,
+    read_own_files,
+    start_server,
+)
 from sanad.security import audit_service
 from sanad.security.audit_listing import AuditListing
 from sanad.security.audit_log import AuditLog
@@ -67,6 +73,7 @@ class RegistryApp:
             audit_log=audit_log,
             name="registry",
             files=files,
+            max_request_bytes=REGISTRY_REQUEST_BYTES,
         )
         return self.server.port
 
