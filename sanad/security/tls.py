@@ -1,16 +1,18 @@
 """gRPC TLS credentials from settings: the server's, and a client's towards other services.
 
 A process's own files are checked as it starts: one it cannot read, a certificate and key that
-are not a pair, a CA file with no certificate stop it with one line naming the setting (gRPC
-itself would only fail to bind its port, or abort the process when it meets a certificate
-without its key). sanadctl's files are checked the same way, naming its options (gRPC would
-print its own log lines and fail every handshake, or trust the system roots for an empty CA)."""
+are not a pair, a CA's own certificate given as the process's, a CA file with no certificate
+stop it with one line naming the setting (gRPC itself would only fail to bind its port or every
+handshake, or abort the process when it meets a certificate without its key). sanadctl's files
+are checked the same way, naming its options (gRPC would print its own log lines and fail every
+handshake, or trust the system roots for an empty CA)."""
 
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography import x509
 
 from sanad.runtime import StartupError
 from sanad.settings import CommonSettings
@@ -52,8 +54,8 @@ def client_credentials(
     names: tuple[str, str, str] = ("CA file", "certificate file", "key file"),
 ) -> grpc.ChannelCredentials:
     """Credentials from file names, read and checked (TlsFileError names the file's `names`
-    entry: a CA file with no certificate, a certificate and key that are no pair); no CA file
-    trusts the system roots."""
+    entry: a CA file with no certificate, a certificate and key that are no pair or a CA's);
+    no CA file trusts the system roots."""
     files = read_checked(ca_file, cert_file, key_file, names)
     return grpc.ssl_channel_credentials(
         root_certificates=files.ca, private_key=files.key, certificate_chain=files.cert
@@ -81,7 +83,7 @@ def read_checked(ca: str, cert: str, key: str, names: tuple[str, str, str]) -> _
     """The contents of the files named (None for an empty name); TlsFileError, naming the
     file's entry of `names`, for one that cannot be read, a CA file holding no PEM certificate
     (an empty one would leave gRPC trusting the system roots), or a certificate and key that are
-    not a pair (gRPC would only fail its handshakes, or abort the process)."""
+    not a pair or are a CA's own (gRPC would only fail its handshakes, or abort the process)."""
     ca_name, cert_name, key_name = names
     files = _Files(ca=_read(ca, ca_name), cert=_read(cert, cert_name), key=_read(key, key_name))
     if ca:
@@ -100,7 +102,25 @@ def read_checked(ca: str, cert: str, key: str, names: tuple[str, str, str]) -> _
                 f"{cert_name} and {key_name}: not a PEM certificate and the unencrypted private"
                 f" key that goes with it{_why(error)}"
             ) from None
+        if files.cert is not None and _authority(files.cert):
+            # A CA's certificate names no client or service, and gRPC refuses a typical one (its
+            # key usage allows only signing certificates: "Invalid cert chain file"): sanadctl
+            # failed every call UNAVAILABLE, and a service could not bind its port.
+            raise TlsFileError(
+                f"{cert_name}: {cert} is a CA certificate (basicConstraints CA:TRUE), not one a"
+                " client or service presents: give the certificate the CA issued to it, with its"
+                f" key; the CA's own goes in {ca_name}"
+            )
     return files
+
+
+def _authority(pem: bytes) -> bool:
+    """Whether the file's first certificate, the one presented, is a CA's."""
+    try:
+        first = x509.load_pem_x509_certificates(pem)[0]
+        return bool(first.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (ValueError, x509.ExtensionNotFound):  # no such extension, or left to gRPC to judge
+        return False
 
 
 BYTE_ORDER_MARK = b"\xef\xbb\xbf"

@@ -448,6 +448,22 @@ def test_a_certificate_and_key_that_are_no_pair_are_one_line_and_exit_2(
     ]
 
 
+def test_a_cas_own_certificate_as_the_client_certificate_is_one_line_and_exit_2(
+    pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The pair passed its check, and every call then failed UNAVAILABLE at gRPC's handshake.
+    ca, key = pki / "ca.pem", pki / "ca.key"
+    flags = ["--intake", unused_target(), "--ca", str(ca), "--cert", str(ca), "--key", str(key)]
+    code = main([*flags, "show", "T-1"], environ={})
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --cert (SANAD_CERT_FILE): {ca} is a CA certificate (basicConstraints CA:TRUE),"
+        " not one a client or service presents: give the certificate the CA issued to it, with"
+        " its key; the CA's own goes in --ca (SANAD_CA_FILE)"
+    ]
+
+
 CERT_WITHOUT_KEY = (
     "error: --cert (SANAD_CERT_FILE) is set without --key (SANAD_KEY_FILE), its private key"
 )

@@ -11,12 +11,13 @@ from sanad.devstack import certs
 from sanad.errors import Unauthenticated
 from sanad.rpc.channel import service_channel
 from sanad.security.credentials import identity_from_certificate
-from sanad.security.tls import client_credentials
+from sanad.security.tls import client_credentials, read_checked
 from sanad.settings import ServerSettings
 from tests.unit.security_echo import call, every_method, request_class, start_echo
 
 TRANSITION = next(m for m in every_method() if m.name == "TransitionLicence")
 LIST_AGENCIES = next(m for m in every_method() if m.name == "ListAgencies")
+NAMES = ("CA file", "certificate file", "key file")
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +135,15 @@ def test_the_dev_pki_serves_the_brokers_and_databases_under_their_production_nam
     # A backend's certificate is no caller's identity: its role is none the services know.
     with pytest.raises(Unauthenticated, match="unknown role 'backend'"):
         identity_from_certificate((pki / f"{backend}.pem").read_bytes())
+
+
+def test_every_certificate_the_dev_pki_issues_passes_the_file_checks(pki: Path) -> None:
+    # The check that refuses a CA's own certificate as a client's or service's refuses none
+    # of these (each is CA:FALSE).
+    issued = sorted(p.stem for p in pki.glob("*.key") if p.stem not in {"ca", "jwt-signing"})
+    assert {*certs.SERVICES, *certs.BACKENDS, *certs.EXAMPLES} <= set(issued)
+    for name in issued:
+        read_checked(str(pki / "ca.pem"), str(pki / f"{name}.pem"), str(pki / f"{name}.key"), NAMES)
 
 
 async def test_a_bad_token_over_a_client_certificate_is_charged_to_the_certificates_identity(

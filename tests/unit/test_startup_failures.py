@@ -119,6 +119,21 @@ def test_a_certificate_and_key_that_are_no_pair_are_named(pki: Path) -> None:
     )
 
 
+def test_a_cas_own_certificate_as_the_services_is_named(pki: Path) -> None:
+    # gRPC itself only failed to bind the port, which was free.
+    result = start(
+        "services.intake",
+        SANAD_TLS_CERT_FILE=str(pki / "ca.pem"),
+        SANAD_TLS_KEY_FILE=str(pki / "ca.key"),
+        SANAD_TLS_CA_FILE=str(pki / "ca.pem"),
+    )
+    assert the_line(result).endswith(
+        f"cannot start: SANAD_TLS_CERT_FILE: {pki / 'ca.pem'} is a CA certificate (basicConstraints"
+        " CA:TRUE), not one a client or service presents: give the certificate the CA issued to"
+        " it, with its key; the CA's own goes in SANAD_TLS_CA_FILE"
+    )
+
+
 def test_a_ca_file_without_a_certificate_is_named(pki: Path) -> None:
     result = start(
         "services.metrics",
