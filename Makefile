@@ -7,6 +7,9 @@ INSTALLED := $(VENV)/.installed
 GENERATED := sanad/v1/.generated
 PROTOS := $(wildcard protos/sanad/v1/*.proto)
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): the suite mostly waits (on brokers, servers starting, timeouts
+# it provokes), so four share two cores well; 0 runs it in this one process.
+TEST_WORKERS ?= 4
 
 .PHONY: setup proto run test test-unit test-integration test-e2e lint format clean bench bench-full compose-up compose-down certs demo
 
@@ -50,16 +53,16 @@ certs: setup
 	$(PY) -m sanad.devstack.certs
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-unit: setup
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-integration: setup
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-e2e: setup
-	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Benchmarks against ceilings measured in the same run; results under bench/results/<mode>/.
 bench: setup
