@@ -366,11 +366,13 @@ def award() -> Dashboard:
         ),
         Panel(
             "Rejected share by wilayat (last 24 h)",
-            "Rejected among finished transactions: the award's quality component.",
+            "Rejected among completed and rejected transactions (cancelled ones left out): the"
+            " award's rejection rate, its quality component.",
             (
                 Query(
                     f'sum by (wilayat) (increase({finished}{{outcome="rejected"}}[1d]))'
-                    f" / sum by (wilayat) (increase({finished}[1d]))",
+                    f' / sum by (wilayat) (increase({finished}{{outcome=~"completed|rejected"}}'
+                    "[1d]))",
                     "{{wilayat}}",
                 ),
             ),

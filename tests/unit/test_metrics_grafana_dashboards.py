@@ -140,3 +140,47 @@ def test_the_error_ratio_panel_counts_the_failures_its_alert_counts() -> None:
     ]
     assert failed_calls(panel) == failed_calls(alert)
     assert 'sanad_grpc_server_handled_total{grpc_service!="unknown"}' in panel
+
+
+def test_the_rejected_share_panel_is_the_awards_rejection_rate(tmp_path: Path) -> None:
+    # A day in which a wilayat completed 90, rejected 10 and cancelled 100 transactions: the
+    # award's rejection rate is 10 / (90 + 10) (services/metrics/award.py). The panel divided
+    # by every finished transaction, cancelled ones included, and drew 0.05 (metrics hunt).
+    [panel] = [
+        target["expr"]
+        for panel in committed()["sanad-award.json"]["panels"]  # type: ignore[attr-defined]
+        if panel["title"] == "Rejected share by wilayat (last 24 h)"
+        for target in panel["targets"]
+    ]
+    per_hour = {"completed": 90 / 24, "rejected": 10 / 24, "cancelled": 100 / 24}
+    series = [
+        {
+            "series": f'sanad_transactions_finished_total{{wilayat="DA-NIZ",outcome="{outcome}"}}',
+            "values": f"0+{rate}x24",
+        }
+        for outcome, rate in per_hour.items()
+    ]
+    (tmp_path / "none.yml").write_text("groups: []\n")
+    test = {
+        "rule_files": ["none.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1h",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": panel,
+                        "eval_time": "24h",
+                        "exp_samples": [{"labels": '{wilayat="DA-NIZ"}', "value": 0.1}],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "panel-test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
