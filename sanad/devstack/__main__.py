@@ -19,6 +19,7 @@ from sanad.cli.operations import WORKER_TARGETS
 from sanad.devstack import certs, data_lock, mongo_server, preflight, secure
 from sanad.devstack.children import Child, start_child, stop_children
 from sanad.devstack.layout import (
+    MAX_INGEST_WORKERS,
     child_env,
     listening_ports,
     number_setting,
@@ -48,7 +49,7 @@ def plan_from_env() -> Plan:
     return Plan(
         data_dir=Path(os.environ.get("SANAD_DEVSTACK_DATA", ".data")),
         mongo_port=number_setting("SANAD_DEVSTACK_MONGO_PORT", DEFAULT_MONGO_PORT, 1, 65535),
-        workers=number_setting("SANAD_DEVSTACK_WORKERS", 1, 1, 9),
+        workers=number_setting("SANAD_DEVSTACK_WORKERS", 1, 1, MAX_INGEST_WORKERS),
         external_mongo="SANAD_MONGO_URL" in os.environ,
     )
 

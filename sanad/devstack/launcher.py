@@ -13,6 +13,7 @@ from pathlib import Path
 from sanad.amqp.topology import delete_topology
 from sanad.devstack import mongo_server, secure
 from sanad.devstack.certs import CERTS_KEY
+from sanad.devstack.layout import INGEST_PORT_STEP, MAX_INGEST_WORKERS
 from sanad.devstack.mongo_server import free_port
 from sanad.devstack.orphans import guarded
 
@@ -35,7 +36,12 @@ class LaunchedStack:
         secure_mode: bool = True,
     ) -> None:
         self.ports = {name: free_port() for name in SERVICES}
-        self.metrics_ports = {name: free_port() for name in (*SERVICES, "ingest", "batch")}
+        self.metrics_ports = {name: free_port() for name in (*SERVICES, "batch")}
+        # Extra ingest workers listen INGEST_PORT_STEP above the first one's ports: each of
+        # those free too, however many workers extra_env asks for (one was this stack's own
+        # MongoDB port once, and its second worker could not start).
+        series = (MAX_INGEST_WORKERS, INGEST_PORT_STEP)
+        self.metrics_ports["ingest"] = free_port(*series)
         self.mongo_port = free_port()
         self.env = {
             **os.environ,
@@ -43,7 +49,7 @@ class LaunchedStack:
             "SANAD_DEVSTACK_MONGO_PORT": str(self.mongo_port),
             "SANAD_AMQP_URL": amqp_url,
             "SANAD_AMQP_PREFIX": f"stack-{uuid.uuid4().hex[:10]}",
-            "SANAD_INGEST_HEALTH_PORT": str(free_port()),
+            "SANAD_INGEST_HEALTH_PORT": str(free_port(*series)),
             "SANAD_INGEST_METRICS_PORT": str(self.metrics_ports["ingest"]),
             "SANAD_BATCH_HEALTH_PORT": str(free_port()),
             "SANAD_BATCH_METRICS_PORT": str(self.metrics_ports["batch"]),

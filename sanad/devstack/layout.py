@@ -15,6 +15,10 @@ from workers.ingest.settings import IngestSettings
 # The first ingest worker's ports, the settings' own defaults; extra workers count up from them.
 INGEST_HEALTH_PORT: int = IngestSettings.model_fields["ingest_health_port"].default
 INGEST_METRICS_PORT: int = IngestSettings.model_fields["ingest_metrics_port"].default
+# Ingest worker N serves health and metrics INGEST_PORT_STEP * (N - 1) above the first one's: a
+# step of 1 would give worker 2 the batch worker's health port (50061 + 1 = 50062).
+INGEST_PORT_STEP = 10
+MAX_INGEST_WORKERS = 9
 # Each child's settings, whose *_port fields are every port the stack listens on.
 SETTINGS: dict[str, type[ServerSettings]] = {
     "services.registry": RegistrySettings,
@@ -80,14 +84,11 @@ def worker_health_targets(env: dict[str, str], workers: int) -> str:
 
 
 def child_env(env: dict[str, str], name: str) -> dict[str, str]:
-    """One child's environment: its own certificate, and distinct ports for extra workers.
-
-    Ingest worker N serves health and metrics 10 * (N - 1) above the first one's: a step of 1
-    would give worker 2 the batch worker's health port (50061 + 1 = 50062).
-    """
+    """One child's environment: its own certificate, and distinct ports for extra workers
+    (INGEST_PORT_STEP apart)."""
     child = dict(env)
     if name.startswith("ingest-"):
-        offset = 10 * (int(name.removeprefix("ingest-")) - 1)
+        offset = INGEST_PORT_STEP * (int(name.removeprefix("ingest-")) - 1)
         for key, default in (
             ("SANAD_INGEST_HEALTH_PORT", INGEST_HEALTH_PORT),
             ("SANAD_INGEST_METRICS_PORT", INGEST_METRICS_PORT),

@@ -31,8 +31,9 @@ PORT_ATTEMPTS = 1000
 _handed_out: set[int] = set()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now, for a process about to listen on it.
+def free_port(count: int = 1, step: int = 1) -> int:
+    """A TCP port nobody listens on right now, for a process about to listen on it; with count,
+    the first of count such ports step apart (the ingest workers' ports, layout.child_env).
 
     Chosen below the kernel's ephemeral range: a port from that range (what binding port 0
     gives) can be taken as the source port of any outgoing connection between this check and
@@ -42,17 +43,24 @@ def free_port() -> int:
     rng = random.SystemRandom()
     highest = _first_ephemeral_port() - 1
     for _ in range(PORT_ATTEMPTS):
-        port = rng.randint(LOWEST_PORT, highest)
-        if port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
+        first = rng.randint(LOWEST_PORT, highest - step * (count - 1))
+        series = range(first, first + step * count, step)
+        if all(_free(port) for port in series):
+            _handed_out.update(series)
+            return first
     raise MongoServerError(f"no free port between {LOWEST_PORT} and {highest}")
+
+
+def _free(port: int) -> bool:
+    """Whether port is not handed out yet and nobody listens on it."""
+    if port in _handed_out:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _first_ephemeral_port() -> int:
