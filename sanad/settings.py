@@ -43,6 +43,10 @@ MIN_CIVIL_ID_SECRET_BYTES = 32
 MAX_PRODUCTION_KEYS_RELOAD_S = 300
 # RabbitMQ's default account: aio-pika logs in as it when the AMQP URL names no user.
 AMQP_GUEST = "guest"
+# AMQP's prefetch count is 16 bits, and 0 would mean no limit at all; RabbitMQ refuses a message
+# body over 128 MiB (its max_message_size at most).
+AMQP_MAX_PREFETCH = 65_535
+AMQP_MAX_BODY_BYTES = 128 * 1024 * 1024
 
 
 class Profile(StrEnum):
@@ -79,10 +83,10 @@ class CommonSettings(BaseSettings):
 
     mongo_url: str = "mongodb://127.0.0.1:27717/?directConnection=true"
     mongo_database: str = "sanad"
-    mongo_timeout_ms: int = 5000
+    mongo_timeout_ms: int = Field(default=5000, ge=1, le=600_000)
     # Longest wait for any one MongoDB reply: a server that stops answering becomes a network
     # error (workers back off and retry) instead of a hang. Well above any real operation.
-    mongo_socket_timeout_ms: int = 30000
+    mongo_socket_timeout_ms: int = Field(default=30000, ge=1, le=3_600_000)
     # TLS towards MongoDB; empty leaves whatever SANAD_MONGO_URL says.
     mongo_tls_ca_file: str = ""
     mongo_tls_cert_key_file: str = ""
@@ -90,7 +94,7 @@ class CommonSettings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefix of every exchange and queue name; tests use a unique one per run.
     amqp_prefix: str = "sanad"
-    amqp_timeout_s: float = 5.0
+    amqp_timeout_s: float = Field(default=5.0, gt=0, le=600)
     # The AMQP heartbeat the processes ask for, unless SANAD_AMQP_URL names one: a connection
     # that brings no frame for three of them (plus a second each) is taken for dead and opened
     # again. With RabbitMQ's 60 s a partitioned connection (no close ever arrives) went unseen
@@ -101,12 +105,13 @@ class CommonSettings(BaseSettings):
     civil_id_secret: SecretStr = SecretStr(DEV_CIVIL_ID_SECRET)
 
     # How long SIGTERM waits for in-flight calls and batches.
-    shutdown_grace_s: float = 10.0
-    # Largest gRPC message accepted or sent, in bytes.
-    grpc_max_message_bytes: int = 4 * 1024 * 1024
+    shutdown_grace_s: float = Field(default=10.0, ge=0, le=3600)
+    # Largest gRPC message accepted or sent, in bytes: at least intake's and metrics' request
+    # limit (sanad.rpc.server.SMALL_REQUEST_BYTES), at most what gRPC's 32-bit options hold.
+    grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=2**31 - 1)
     # Longest wait on another service for a caller: the deadline of an outbound unary gRPC call,
     # and how long a report waits for metrics' copy of the registry to finish its first replay.
-    grpc_outbound_timeout_s: float = 10.0
+    grpc_outbound_timeout_s: float = Field(default=10.0, gt=0, le=3600)
 
     # gRPC TLS: this process's certificate and key (served, and presented as a client).
     tls_cert_file: str = ""
@@ -127,7 +132,7 @@ class CommonSettings(BaseSettings):
     auth_jwt_issuer: str = "sanad-mesh"
     auth_jwt_audience: str = "sanad-mesh"
     # Longest bearer token accepted, from its iat (or now) to its exp; make certs issues 30 days.
-    auth_jwt_max_lifetime_s: int = 31 * 24 * 3600
+    auth_jwt_max_lifetime_s: int = Field(default=31 * 24 * 3600, ge=1)
     # Serial numbers of client certificates refused whatever they name, one a line in hex
     # (sanad.security.revocation); read again when it changes, as the JWT key file is.
     auth_revoked_certs_file: str = ""
@@ -144,10 +149,10 @@ class CommonSettings(BaseSettings):
     # Per-identity token bucket: calls per second and burst; 0 turns the limit off (dev only:
     # production refuses it). Each replica keeps its own buckets: the limit is per replica.
     rate_limit_per_s: float = 0.0
-    rate_limit_burst: int = 100
+    rate_limit_burst: int = Field(default=100, ge=1)
     # Streaming calls (watches, bidi submissions) one identity may hold open at once, per
     # replica: each watch polls MongoDB for as long as it stays open. 0 turns the cap off.
-    max_streams_per_identity: int = 100
+    max_streams_per_identity: int = Field(default=100, ge=0)
 
     @property
     def grpc_tls(self) -> bool:

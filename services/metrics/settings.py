@@ -45,6 +45,8 @@ class MetricsSettings(RegistryFollowerSettings):
             "SANAD_AWARD_PRODUCTIVITY_TARGET_PER_STAFF": self.award_productivity_target_per_staff,
         }
         problems += [
-            f"{name}: must be greater than zero" for name, v in references.items() if v <= 0
+            f"{name}: must be greater than zero"
+            for name, v in references.items()
+            if not (v > 0 and math.isfinite(v))  # nan is neither above zero nor at or below it
         ]
         return problems

@@ -2,6 +2,8 @@
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from sanad.settings import ServerSettings
 
 
@@ -14,4 +16,4 @@ class RegistrySettings(ServerSettings):
     registry_port: int = 50051
     registry_metrics_port: int = 9101
     # How often a watch stream looks for changes made by other registry replicas.
-    watch_poll_s: float = 0.25
+    watch_poll_s: float = Field(default=0.25, gt=0, le=60)

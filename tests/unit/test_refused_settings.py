@@ -7,8 +7,13 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from sanad.runtime import settings_problems
+from sanad.runtime import load_settings, settings_problems
+from sanad.settings import CommonSettings
 from services.intake.settings import IntakeSettings
+from services.metrics.settings import MetricsSettings
+from services.registry.settings import RegistrySettings
+from workers.batch.settings import BatchSettings
+from workers.ingest.settings import IngestSettings
 
 DEPLOYABLES = [
     "services.registry",
@@ -125,3 +130,76 @@ def test_a_deployables_own_checks_show_beside_the_common_ones() -> None:
         "ingest: cannot start: SANAD_INGEST_RETRY_FIRST_DELAY_MS is longer than"
         " SANAD_INGEST_RETRY_DELAY_MS, the longest wait: every wait would be the longest",
     ]
+
+
+# Numbers that would make a process spin, hang, wait for ever or fail every message, each
+# refused by name (a watch polling every 0 s kept the registry and SecantusDB half a core busy
+# for one idle stream; nan never woke it; a storage chunk of 0 failed every batch).
+BOUNDED = [
+    ("services.registry", "SANAD_WATCH_POLL_S", ["0", "-1", "nan", "inf", "61"]),
+    ("services.intake", "SANAD_WATCH_POLL_S", ["0", "nan"]),
+    ("services.intake", "SANAD_PUBLISH_TIMEOUT_S", ["0", "nan", "inf"]),
+    ("services.intake", "SANAD_PACK_MAX_INFLIGHT", ["0"]),
+    ("services.intake", "SANAD_PACK_MAX_ITEMS", ["0", "10001"]),
+    ("services.intake", "SANAD_STREAM_MAX_INFLIGHT", ["0"]),
+    ("services.intake", "SANAD_STREAM_MAX_ITEMS", ["0"]),
+    ("workers.batch", "SANAD_BATCH_CHUNK", ["0"]),
+    ("workers.batch", "SANAD_BATCH_PREFETCH", ["0", "65536"]),
+    ("workers.batch", "SANAD_BATCH_MAX_ITEMS", ["0"]),
+    ("workers.batch", "SANAD_BATCH_MAX_BYTES", ["0", str(128 * 1024 * 1024 + 1)]),
+    ("workers.batch", "SANAD_BATCH_FAILING_AFTER_S", ["inf"]),
+    ("workers.ingest", "SANAD_INGEST_PREFETCH", ["0", "65536"]),
+    ("workers.ingest", "SANAD_INGEST_BATCH_MAX", ["0"]),
+    ("workers.ingest", "SANAD_INGEST_BATCH_WAIT_MS", ["-1", "60001"]),
+    ("workers.ingest", "SANAD_INGEST_MAX_RETRIES", ["-1"]),
+    ("workers.ingest", "SANAD_INGEST_FAILING_AFTER_S", ["nan"]),
+    ("services.metrics", "SANAD_MONGO_TIMEOUT_MS", ["0"]),
+    ("services.metrics", "SANAD_MONGO_SOCKET_TIMEOUT_MS", ["0"]),
+    ("services.metrics", "SANAD_SHUTDOWN_GRACE_S", ["-5", "nan"]),
+    ("services.metrics", "SANAD_GRPC_MAX_MESSAGE_BYTES", ["1000", str(2**31)]),
+    ("services.metrics", "SANAD_GRPC_OUTBOUND_TIMEOUT_S", ["0", "inf"]),
+    ("services.metrics", "SANAD_RATE_LIMIT_BURST", ["0"]),
+    ("services.metrics", "SANAD_MAX_STREAMS_PER_IDENTITY", ["-1"]),
+    ("services.metrics", "SANAD_AUTH_JWT_MAX_LIFETIME_S", ["0"]),
+    ("workers.ingest", "SANAD_AMQP_TIMEOUT_S", ["0", "nan"]),
+    ("services.metrics", "SANAD_AWARD_MEDIAN_CEILING_HOURS", ["nan", "inf"]),
+    ("services.metrics", "SANAD_AWARD_PRODUCTIVITY_TARGET_PER_STAFF", ["nan"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "variable", "value"),
+    [(module, variable, value) for module, variable, values in BOUNDED for value in values],
+)
+def test_a_number_out_of_its_range_is_refused_by_name(
+    module: str,
+    variable: str,
+    value: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key in [key for key in os.environ if key.startswith("SANAD_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv(variable, value)
+    settings = settings_of(module)
+    with pytest.raises(SystemExit) as exited:
+        load_settings("x", settings)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith(f"x: cannot start: {variable}: ")
+
+
+def test_the_defaults_lie_within_the_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [key for key in os.environ if key.startswith("SANAD_")]:
+        monkeypatch.delenv(key)
+    for module in DEPLOYABLES:
+        load_settings("x", settings_of(module))
+
+
+def settings_of(module: str) -> type[CommonSettings]:
+    return {
+        "services.registry": RegistrySettings,
+        "services.intake": IntakeSettings,
+        "services.metrics": MetricsSettings,
+        "workers.ingest": IngestSettings,
+        "workers.batch": BatchSettings,
+    }[module]

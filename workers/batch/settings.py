@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from sanad.settings import RegistryFollowerSettings
+from sanad.settings import AMQP_MAX_BODY_BYTES, AMQP_MAX_PREFETCH, RegistryFollowerSettings
 
 SECONDS_A_DAY = 24 * 3600
 
@@ -14,18 +14,18 @@ class BatchSettings(RegistryFollowerSettings):
     batch_health_port: int = 50062
     batch_metrics_port: int = 9105
     # Batches are large; hold few unacked at a time.
-    batch_prefetch: int = 2
+    batch_prefetch: int = Field(default=2, ge=1, le=AMQP_MAX_PREFETCH)
     # Largest number of items (items + history_items) one BatchSubmission may carry.
-    batch_max_items: int = 5000
+    batch_max_items: int = Field(default=5000, ge=1)
     # Largest message body, refused unparsed: 16 MiB is over 3 KiB an item at 5000 items (a
     # seed history item is under 200 bytes, a full history of long notes can pass 50 KiB).
-    batch_max_bytes: int = 16 * 1024 * 1024
+    batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1, le=AMQP_MAX_BODY_BYTES)
     # Items judged, then stored in one MongoDB transaction, at a time.
-    batch_chunk: int = 1000
+    batch_chunk: int = Field(default=1000, ge=1)
     # Seconds every try of the batch in hand may fail transiently (a database timing out its
     # writes while it answers pings, a registry refusing) before health says NOT_SERVING
     # (workers.lifecycle.handling_check).
-    batch_failing_after_s: float = Field(default=30.0, gt=0)
+    batch_failing_after_s: float = Field(default=30.0, gt=0, le=86_400)
     # Days a batch refused as a whole, answered with the reason or not, stays in P.batch.dead
     # before the broker drops it: its body holds every item's clear civil number (DESIGN
     # section 6). An answered submitter sends it again; an unanswered refusal alerts. 0 keeps

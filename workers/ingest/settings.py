@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from sanad.settings import AMQP_GUEST, ServerSettings, user_names
+from sanad.settings import AMQP_GUEST, AMQP_MAX_PREFETCH, ServerSettings, user_names
 
 
 class IngestSettings(ServerSettings):
@@ -15,13 +15,13 @@ class IngestSettings(ServerSettings):
 
     ingest_health_port: int = 50061
     ingest_metrics_port: int = 9104
-    ingest_prefetch: int = 1000
-    ingest_batch_max: int = 500
-    ingest_batch_wait_ms: int = 50
+    ingest_prefetch: int = Field(default=1000, ge=1, le=AMQP_MAX_PREFETCH)
+    ingest_batch_max: int = Field(default=500, ge=1)
+    ingest_batch_wait_ms: int = Field(default=50, ge=0, le=60_000)
     # Seconds every try of the micro-batch in hand may fail transiently (a database timing out
     # its writes while it answers pings) before health says NOT_SERVING
     # (workers.lifecycle.handling_check).
-    ingest_failing_after_s: float = Field(default=30.0, gt=0)
+    ingest_failing_after_s: float = Field(default=30.0, gt=0, le=86_400)
     # A status change or rating for a transaction not stored yet, or a numbered change whose
     # predecessor is not applied yet, waits on the retry queue, at most this many times, then
     # is dead-lettered (unknown-transaction, change-out-of-order). Its first wait is the first
@@ -37,7 +37,7 @@ class IngestSettings(ServerSettings):
     # earlier one counts afresh whenever its transaction moved on.
     ingest_retry_delay_ms: int = Field(default=2000, ge=1)
     ingest_retry_first_delay_ms: int = Field(default=125, ge=1)
-    ingest_max_retries: int = 90
+    ingest_max_retries: int = Field(default=90, ge=0)
     # The RabbitMQ users whose messages the worker stores, comma-separated: intake's (and an
     # operator's who replays dead letters keeps the original's). Anyone else allowed to write
     # to the transactions exchange (a batch worker, a guest) would otherwise store
