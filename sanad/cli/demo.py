@@ -104,6 +104,11 @@ def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
         )
         return 1
     _print_summary(printer, summary)
+    for centre in summary.not_active:
+        printer.warning(
+            f"centre {centre} left as the registry has it: the seed takes only new licences to"
+            " ACTIVE; its history is loaded all the same"
+        )
     for problem in summary.load.problems[:10]:
         printer.error(problem)
     return 0 if not summary.load.problems else 1

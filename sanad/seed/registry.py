@@ -1,6 +1,8 @@
 """Registers the seed's catalogue services and centres over gRPC and activates their licences.
 
-Re-running is safe: an existing service or centre (same code / licence number) is reused.
+Re-running is safe: an existing service or centre (same code / licence number) is reused, and a
+licence the seed did not leave where it is (suspended, expired or cancelled since) is left so: a
+regulator's decision is not the seed's to undo.
 """
 
 import logging
@@ -17,11 +19,11 @@ from sanad.v1 import registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger("sanad.seed")
 ACTIVE = registry_pb2.LICENCE_STATUS_ACTIVE
+# A new licence's way to ACTIVE. Reinstating a suspended one or renewing an expired one would
+# undo a regulator's decision, or pay for a year nobody asked for, under the seed's name.
 NEXT_ACTION = {
     registry_pb2.LICENCE_STATUS_APPLIED: registry_pb2.LICENCE_ACTION_APPROVE,
     registry_pb2.LICENCE_STATUS_INITIALLY_APPROVED: registry_pb2.LICENCE_ACTION_ACTIVATE,
-    registry_pb2.LICENCE_STATUS_EXPIRED: registry_pb2.LICENCE_ACTION_RENEW,
-    registry_pb2.LICENCE_STATUS_SUSPENDED: registry_pb2.LICENCE_ACTION_REINSTATE,
 }
 
 
@@ -83,8 +85,9 @@ class SeedRegistry:
 
     async def ensure_centre(
         self, centre: SeedCentre, governorate: str, known: dict[str, registry_pb2.Center]
-    ) -> str:
-        """Register the centre unless it exists, then make its licence ACTIVE; returns its id."""
+    ) -> registry_pb2.Center:
+        """Register the centre unless it exists, then take a new licence to ACTIVE; returns the
+        centre as the registry has it then."""
         current = known.get(centre.licence_number)
         if current is None:
             reply = await self._call(
@@ -104,7 +107,7 @@ class SeedRegistry:
                 ),
             )
             current = reply.center
-        return str(current.id)
+        return current
 
 
 def _center_message(centre: SeedCentre, governorate: str) -> registry_pb2.Center:

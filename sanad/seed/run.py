@@ -9,7 +9,8 @@ import grpc
 from sanad.rpc.channel import insecure_channel, secure_channel
 from sanad.seed.batches import BatchLoader, LoadResult
 from sanad.seed.plan import DEFAULT_BATCH_SIZE, SeedPlan
-from sanad.seed.registry import SeedRegistry, registry_stub
+from sanad.seed.registry import ACTIVE, SeedRegistry, registry_stub
+from sanad.v1 import registry_pb2
 
 log = logging.getLogger("sanad.seed")
 
@@ -38,6 +39,9 @@ class SeedSummary:
     completed_by_year: dict[int, int]
     load: LoadResult
     seconds: float
+    # Centres found with a licence the seed leaves as it is (suspended, expired, cancelled):
+    # "id (status)". Their history is loaded all the same: it happened while they were active.
+    not_active: tuple[str, ...] = ()
 
 
 async def seed(plan: SeedPlan, targets: Targets) -> SeedSummary:
@@ -54,10 +58,20 @@ async def seed(plan: SeedPlan, targets: Targets) -> SeedSummary:
         fees = await registry.ensure_services()
         known = await registry.existing(plan.governorate)
         centres = plan.centres()
-        ids = {c.index: await registry.ensure_centre(c, plan.governorate, known) for c in centres}
+        found = {c.index: await registry.ensure_centre(c, plan.governorate, known) for c in centres}
     finally:
         await channel.close()
-    log.info("seed: %d centres registered and active; loading history", len(ids))
+    ids = {index: str(centre.id) for index, centre in found.items()}
+    not_active = tuple(
+        f"{centre.id} ({registry_pb2.LicenceStatus.Name(centre.licence.status)})"
+        for centre in found.values()
+        if centre.licence.status != ACTIVE
+    )
+    log.info(
+        "seed: %d centres registered, %d active; loading history",
+        len(ids),
+        len(ids) - len(not_active),
+    )
     loader = BatchLoader(targets.amqp_url, targets.amqp_prefix)
     load = await loader.load(plan.batches(ids, fees, targets.batch_size))
     return SeedSummary(
@@ -67,4 +81,5 @@ async def seed(plan: SeedPlan, targets: Targets) -> SeedSummary:
         completed_by_year={year: plan.target(year) for year in plan.years},
         load=load,
         seconds=time.monotonic() - started,
+        not_active=not_active,
     )

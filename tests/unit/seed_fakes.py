@@ -5,6 +5,7 @@ from typing import Any
 from sanad.seed.batches import LoadResult
 from sanad.seed.catalogue import SERVICES
 from sanad.seed.centres import SeedCentre
+from sanad.v1 import registry_pb2
 
 # A small seed: the full centres, a thousandth of one year's volume.
 SEED = ["seed", "--scale", "0.001", "--years", "2024"]
@@ -22,8 +23,13 @@ class Registered:
     async def existing(self, governorate: str) -> dict[str, Any]:
         return {}
 
-    async def ensure_centre(self, centre: SeedCentre, governorate: str, known: Any) -> str:
-        return f"C-{centre.index}"
+    async def ensure_centre(
+        self, centre: SeedCentre, governorate: str, known: Any
+    ) -> registry_pb2.Center:
+        return registry_pb2.Center(
+            id=f"C-{centre.index}",
+            licence=registry_pb2.Licence(status=registry_pb2.LICENCE_STATUS_ACTIVE),
+        )
 
 
 class Loaded:
