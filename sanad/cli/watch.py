@@ -1,6 +1,8 @@
 """Watch commands: follow the registry's change streams as they arrive."""
 
 import argparse
+import time
+from dataclasses import dataclass
 
 import grpc
 
@@ -25,31 +27,83 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     catalogue.set_defaults(handler=watch_catalogue)
 
 
+# When the registry ends the stream (a restart or deploy drains it) or cannot be reached, the
+# watch opens it again after the last revision shown: at first after RESUME_FIRST_S, then twice
+# as long each time, up to RESUME_MAX_S.
+RESUME_FIRST_S = 0.5
+RESUME_MAX_S = 5.0
+
+
+@dataclass
+class _Followed:
+    """Where a watch is: the last revision shown, the changes counted, the events shown."""
+
+    after: int
+    changes: int = 0
+    shown: int = 0
+
+
 def watch_catalogue(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """WatchCatalog: one line per change, a line at the synced marker.
 
-    Without --count the stream has no deadline and runs until Ctrl-C, which ends it with exit 0;
-    with --count the global --timeout bounds the whole watch.
+    Without --count the watch has no deadline and runs until Ctrl-C, which ends it with exit
+    0; with --count the global --timeout bounds the whole watch. A stream the registry ends or
+    loses is opened again after the last revision shown, with one warning line per outage
+    (it stopped at the first registry restart, with exit 0 and nothing said).
     """
-    timeout = client.timeout if args.count is not None else None
-    request = registry_pb2.WatchCatalogRequest(since_revision=args.since)
+    ends = time.monotonic() + client.timeout if args.count is not None else None
+    followed = _Followed(after=args.since)
+    pause, warned = RESUME_FIRST_S, False
+    try:
+        while True:
+            left = None if ends is None else max(ends - time.monotonic(), 0.001)
+            shown = followed.shown
+            why = _follow(args, client, printer, followed, left)
+            if why is None:
+                return 0
+            if followed.shown != shown:  # the stream had come back: a new outage
+                pause, warned = RESUME_FIRST_S, False
+            if not warned:
+                printer.warning(f"{why}; watching again after revision {followed.after}")
+                warned = True
+            time.sleep(pause)
+            pause = min(2 * pause, RESUME_MAX_S)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _follow(
+    args: argparse.Namespace,
+    client: Client,
+    printer: Printer,
+    followed: _Followed,
+    timeout: float | None,
+) -> str | None:
+    """Show one stream's events from followed.after; None once --count changes are shown (or
+    the stream was cancelled), else why the stream ended."""
+    request = registry_pb2.WatchCatalogRequest(since_revision=followed.after)
     stream = client.registry().WatchCatalog(request, timeout=timeout, metadata=client.metadata())
-    changes = 0
     try:
         for response in stream:
             _print_event(printer, response)
-            if response.WhichOneof("event") == "service":
-                changes += 1
-                if args.count is not None and changes >= args.count:
-                    break
-    except KeyboardInterrupt:
-        pass
+            followed.shown += 1
+            if response.WhichOneof("event") == "synced":
+                followed.after = response.synced.revision
+                continue
+            followed.after = response.service.revision
+            followed.changes += 1
+            if args.count is not None and followed.changes >= args.count:
+                return None
     except grpc.RpcError as error:
-        if not (isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.CANCELLED):
+        code = error.code() if isinstance(error, grpc.Call) else None
+        if code == grpc.StatusCode.CANCELLED:
+            return None
+        if code != grpc.StatusCode.UNAVAILABLE:
             raise
+        return "the registry cannot be reached"
     finally:
         stream.cancel()
-    return 0
+    return "the registry ended the stream (a restart or deploy)"
 
 
 def _print_event(printer: Printer, response: registry_pb2.WatchCatalogResponse) -> None:

@@ -362,6 +362,64 @@ def test_watch_without_count_has_no_deadline_and_ctrl_c_exits_0(
     assert captured.err == ""
 
 
+class RestartingRegistry(FakeRegistry):
+    """A registry whose first catalogue stream ends (a drain: OK) or is lost (UNAVAILABLE)
+    after two events, and whose next streams go on from the revision asked for."""
+
+    def __init__(self, first_ends: str) -> None:
+        super().__init__()
+        self.first_ends = first_ends
+
+    def WatchCatalog(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            yield registry_pb2.WatchCatalogResponse(service=_service("ROP-VISA-RENEW", 5))
+            yield registry_pb2.WatchCatalogResponse(synced=registry_pb2.WatchSynced(revision=5))
+            if self.first_ends == "unavailable":
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is stopping")
+            return
+        if len(self.requests) == 2:  # still restarting
+            context.abort(grpc.StatusCode.UNAVAILABLE, "connection refused")
+        yield registry_pb2.WatchCatalogResponse(
+            synced=registry_pb2.WatchSynced(revision=request.since_revision)
+        )
+        yield registry_pb2.WatchCatalogResponse(service=_service("MOL-PERMIT", 6))
+        while context.is_active():
+            time.sleep(0.01)
+
+
+@pytest.mark.parametrize("first_ends", ["ok", "unavailable"])
+def test_watch_goes_on_after_the_registry_restarts_from_the_last_revision_shown(
+    first_ends: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It stopped at the first registry restart (a drain ends watch streams with OK), exit 0
+    # and nothing said, and never showed what was published after (registry hunt).
+    monkeypatch.setattr(watch, "RESUME_FIRST_S", 0.01)
+    fake = RestartingRegistry(first_ends)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        assert run(f"127.0.0.1:{port}", "watch", "catalogue", "--count", "2") == 0
+    finally:
+        server.stop(None)
+
+    assert [request.since_revision for request in fake.requests] == [0, 5, 5]
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        "5  ROP-VISA-RENEW  5  active  ROP-VISA-RENEW service",
+        "synced at revision 5",
+        "synced at revision 5",
+        "6  MOL-PERMIT  6  active  MOL-PERMIT service",
+    ]
+    why = {"ok": "the registry ended the stream (a restart or deploy)"}.get(
+        first_ends, "the registry cannot be reached"
+    )
+    # One line for the outage, however many tries it took.
+    assert captured.err.splitlines() == [f"warning: {why}; watching again after revision 5"]
+
+
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
