@@ -74,9 +74,9 @@ def awaits_confirm(record: Document, latest: Document | None) -> bool:
 
 
 def replayed(latest: Document, status: Status, note: str, actor: str) -> Change | None:
-    """The answer to a retry without a request id of the unconfirmed latest change (the same
-    status, actor and note), as its first call would have had it; None for a different change.
-    A status never follows itself, so no new change is lost here."""
+    """The answer to a retry without a request id of the latest change (the same status, actor
+    and note), as its first call would have had it; None for a different change. A status never
+    follows itself, so no new change is lost here."""
     event = events_pb2.TransactionStatusChanged.FromString(latest["event"])
     if (latest["status"], event.actor, event.note) != (status.value, actor, note):
         return None

@@ -273,8 +273,12 @@ class RequestStore:
         sequence (a rating's is 0) may be accepted and not yet published: should this process
         stop before it is, another intake sends it (left_unsent.py)."""
         async with within(timeout_s):
+            # Never lowered: a slow call's note of change 2, written after another intake's of
+            # change 3, let the confirm of 2 clear the note while 3 was still unsent.
             await self.unsent.update_one(
-                {"_id": key}, {"$set": {"since": utcnow(), "sequence": sequence}}, upsert=True
+                {"_id": key},
+                {"$set": {"since": utcnow()}, "$max": {"sequence": sequence}},
+                upsert=True,
             )
 
     async def note_sent(self, key: str, sequence: int, timeout_s: float | None = None) -> None:

@@ -169,9 +169,12 @@ class StatusChanges:
                 return first
             if latest is not None and not latest.get("confirmed"):
                 await self._send_again(latest, deadline)
-                # Under a request id a retry is known by its record, not by its content.
-                if not key and (again := replayed(latest, status, note, actor)) is not None:
-                    return again
+            # The latest change again, confirmed or not: a retry whose first call failed while
+            # a resend confirmed it in the background (a second later) was refused "COMPLETED
+            # to COMPLETED". Under a request id a retry is known by its record, not its content.
+            again = None if latest is None or key else replayed(latest, status, note, actor)
+            if again is not None:
+                return again
             _judge(doc, latest, status)
             sequence = 0 if latest is None else int(latest["sequence"])
             change, record = _numbered(doc["_id"], latest, Change(status, utcnow(), actor, note))

@@ -48,3 +48,20 @@ async def test_notes_are_found_past_their_cutoff_and_removed_as_their_changes_ar
         assert await store.left_unsent(later, 10) == []
     finally:
         await client.close()
+
+
+async def test_a_late_note_of_an_earlier_change_keeps_the_later_ones_number(
+    mongo_url: str, database_name: str
+) -> None:
+    # A slow call noted change 2 after another intake noted change 3; the confirm of 2 then
+    # cleared the note while 3 was still unsent (intake hunt).
+    client: AsyncMongoClient = AsyncMongoClient(mongo_url, tz_aware=True)
+    try:
+        store = RequestStore(client[database_name])
+        await store.note_unsent("status T9", 3, 5.0)
+        await store.note_unsent("status T9", 2, 5.0)
+        await store.note_sent("status T9", 2, 5.0)
+        left = await store.left_unsent(utcnow() + timedelta(minutes=5), 10)
+        assert "status T9" in [key for key, _ in left]
+    finally:
+        await client.close()

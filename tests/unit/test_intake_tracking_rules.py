@@ -213,7 +213,14 @@ async def test_a_paused_transaction_at_the_history_cap_may_resume_and_complete(
 async def test_the_history_cap_counts_changes_accepted_but_not_yet_stored() -> None:
     # The worker has applied changes 1-3 (in the history); 4 is accepted, not yet applied.
     store = FakeStore(worn(MAX_HISTORY_STEPS - 2, sequence=3))
-    store.changes["T1"] = {"status": "IN_PROGRESS", "sequence": 3, "time": T0, "confirmed": True}
+    applied = events_pb2.TransactionStatusChanged(sequence=3, actor="agency", note="started")
+    store.changes["T1"] = {
+        "status": "IN_PROGRESS",
+        "sequence": 3,
+        "time": T0,
+        "confirmed": True,
+        "event": applied.SerializeToString(),
+    }
     publisher = RecordingPublisher()
     t = Tracker(store, store, publisher, Topology("t"))
     await update(t, Status.AWAITING_DOCUMENTS)  # step 199 once applied
