@@ -17,7 +17,7 @@ import grpc
 
 from sanad.domain.submissions import CenterView, ServiceView, place_of, terms_of
 from sanad.registry_past import Dated, followed_by
-from sanad.registry_watch import Watch
+from sanad.registry_watch import Watch, opener
 from sanad.rpc.timestamps import from_timestamp
 from sanad.telemetry.metrics import prepare_submitted
 from sanad.v1 import registry_pb2 as pb
@@ -66,14 +66,14 @@ class RegistrySnapshot:
         self.watches = (
             Watch(
                 "centers",
-                lambda since: stub.WatchCenters(pb.WatchCentersRequest(since_revision=since)),
+                opener(stub.WatchCenters, pb.WatchCentersRequest),
                 self._apply_center,
                 self._forget_centers,
                 outage_grace_s,
             ),
             Watch(
                 "catalog",
-                lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+                opener(stub.WatchCatalog, pb.WatchCatalogRequest),
                 self._apply_service,
                 self._forget_services,
                 outage_grace_s,

@@ -4,8 +4,10 @@ Intake and the batch worker follow centres and the catalogue; metrics follows ce
 stream resumes from the last revision it applied, so a reconnect misses nothing and applies
 nothing twice; a stream is synced once it has replayed the registry's history. A registry whose
 revisions fell behind the copy's (restored from a backup) refuses the resume as OUT_OF_RANGE, or
-ends an open stream so; the copy is then emptied (`forget`) and the stream replays from the start,
-so what the restored registry no longer holds leaves the copy too.
+ends an open stream so, and so does one that gave the copy's last revision to another change
+since (restored, then changed again: the resume names that change's update time too); the copy
+is then emptied (`forget`) and the stream replays from the start, so what the restored registry
+no longer holds leaves the copy too.
 
 A copy that has replayed stays usable for a grace after its stream breaks (`outage_grace_s`):
 a single registry being restarted or redeployed changes nothing while nobody reaches it, and
@@ -22,6 +24,7 @@ from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.rpc.channel import retry_config, service_channel
 from sanad.settings import CommonSettings
@@ -33,8 +36,15 @@ REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].f
 # Both are reads, safe to retry before the first message.
 WATCH_METHODS = ["WatchCenters", "WatchCatalog"]
 
-# since_revision -> the stream of WatchCentersResponse or WatchCatalogResponse
-OpenStream = Callable[[int], AsyncIterable[Any]]
+# (since_revision, since_update_time) -> the stream of WatchCentersResponse or
+# WatchCatalogResponse
+OpenStream = Callable[[int, Timestamp | None], AsyncIterable[Any]]
+
+
+def opener(method: Callable[[Any], AsyncIterable[Any]], request: type[Any]) -> OpenStream:
+    """The OpenStream of a registry watch method (stub.WatchCenters and WatchCentersRequest,
+    say)."""
+    return lambda since, at: method(request(since_revision=since, since_update_time=at))
 
 
 def registry_channel(settings: CommonSettings, target: str) -> grpc.aio.Channel:
@@ -64,6 +74,9 @@ class Watch:
         self.outage_grace_s = outage_grace_s
         self.first_delay_s, self.max_delay_s = backoff_s
         self.revision = 0
+        # The update time of the change at revision, as sent: a resume names it, so a registry
+        # restored and changed since refuses the resume rather than skip its new changes.
+        self.update_time: Timestamp | None = None
         self.replayed = asyncio.Event()
         # When the stream of a replayed copy broke (time.monotonic); None while the stream is
         # live, and while the copy is incomplete (its first replay, or a replay from the start).
@@ -100,7 +113,7 @@ class Watch:
         while True:
             stream: AsyncIterable[Any] | None = None
             try:
-                stream = self.open_stream(self.revision)
+                stream = self.open_stream(self.revision, self.update_time)
                 async for message in stream:
                     self._take(message)
                     delay = self.first_delay_s
@@ -119,7 +132,7 @@ class Watch:
                     self.replayed.clear()
                     self._lost_at = None
                     self.forget()
-                    self.revision = 0
+                    self.revision, self.update_time = 0, None
                 elif self.synced:
                     pass  # a live stream's end is said once, however it ended (_lost)
                 elif error.code() is grpc.StatusCode.UNAVAILABLE:
@@ -170,6 +183,7 @@ class Watch:
         changed = getattr(message, kind)
         self.apply(changed)
         self.revision = changed.revision
+        self.update_time = changed.update_time if changed.HasField("update_time") else None
 
 
 def _cancel(stream: AsyncIterable[Any] | None) -> None:

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.cli.arguments import non_negative, positive
 from sanad.cli.catalogue import service_status
@@ -36,9 +37,12 @@ RESUME_MAX_S = 5.0
 
 @dataclass
 class _Followed:
-    """Where a watch is: the last revision shown, the changes counted, the events shown."""
+    """Where a watch is: the last revision shown and the update time of its change (which a
+    resume names, so a registry restored since refuses it: OUT_OF_RANGE, exit 1), the changes
+    counted, the events shown."""
 
     after: int
+    at: Timestamp | None = None
     changes: int = 0
     shown: int = 0
 
@@ -81,7 +85,9 @@ def _follow(
 ) -> str | None:
     """Show one stream's events from followed.after; None once --count changes are shown (or
     the stream was cancelled), else why the stream ended."""
-    request = registry_pb2.WatchCatalogRequest(since_revision=followed.after)
+    request = registry_pb2.WatchCatalogRequest(
+        since_revision=followed.after, since_update_time=followed.at
+    )
     stream = client.registry().WatchCatalog(request, timeout=timeout, metadata=client.metadata())
     try:
         for response in stream:
@@ -90,7 +96,9 @@ def _follow(
             if response.WhichOneof("event") == "synced":
                 followed.after = response.synced.revision
                 continue
-            followed.after = response.service.revision
+            service = response.service
+            followed.after = service.revision
+            followed.at = service.update_time if service.HasField("update_time") else None
             followed.changes += 1
             if args.count is not None and followed.changes >= args.count:
                 return None

@@ -14,7 +14,7 @@ from sanad.domain.places import Place
 from sanad.domain.staff import MAX_STAFF
 from sanad.errors import Unavailable
 from sanad.registry_past import followed_by
-from sanad.registry_watch import Watch
+from sanad.registry_watch import Watch, opener
 from sanad.rpc.timestamps import from_timestamp
 from sanad.v1 import registry_pb2, registry_pb2_grpc
 from services.metrics.domain import CenterFacts, LicenceChange
@@ -102,7 +102,7 @@ class WatchedDirectory:
         self.ever_in: dict[str, set[str]] = {}
         self.watch = Watch(
             "centers",
-            lambda since: stub.WatchCenters(registry_pb2.WatchCentersRequest(since_revision=since)),
+            opener(stub.WatchCenters, registry_pb2.WatchCentersRequest),
             self._apply,
             self._forget,
             outage_grace_s,

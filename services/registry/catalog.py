@@ -2,6 +2,8 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
+from functools import partial
 
 from sanad.deadline import Deadline
 from sanad.errors import NotFound, PermissionDenied, PreconditionFailed, check
@@ -113,12 +115,20 @@ class CatalogOperations:
         return await self._saved(attempt, code, deadline)
 
     def watch(
-        self, since_revision: int, ended: Callable[[], bool] = lambda: False
+        self,
+        since_revision: int,
+        ended: Callable[[], bool] = lambda: False,
+        since_time: datetime | None = None,
     ) -> AsyncIterator[CatalogService | int]:
         """Services changed after since_revision, the replay's end revision, then live changes,
-        until ended()."""
+        until ended(); since_time as CenterOperations.watch's."""
         return self.feed.watch(
-            self.store.service_changes_after, self.store.head_revision, since_revision, ended
+            self.store.service_changes_after,
+            self.store.head_revision,
+            since_revision,
+            ended,
+            position=partial(self.store.change_time, "catalog"),
+            since_time=since_time,
         )
 
     async def _saved(

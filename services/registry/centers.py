@@ -2,6 +2,8 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
+from functools import partial
 
 from sanad.deadline import Deadline
 from sanad.domain.ids import new_id
@@ -203,12 +205,21 @@ class CenterOperations:
         return self.feed.published(saved)
 
     def watch(
-        self, since_revision: int, ended: Callable[[], bool] = lambda: False
+        self,
+        since_revision: int,
+        ended: Callable[[], bool] = lambda: False,
+        since_time: datetime | None = None,
     ) -> AsyncIterator[Center | int]:
         """Centres changed after since_revision, the replay's end revision, then live changes,
-        until ended()."""
+        until ended(); since_time is the update time of the change the subscriber holds at
+        since_revision (ChangeFeed.watch)."""
         return self.feed.watch(
-            self.store.center_changes_after, self.store.head_revision, since_revision, ended
+            self.store.center_changes_after,
+            self.store.head_revision,
+            since_revision,
+            ended,
+            position=partial(self.store.change_time, "center"),
+            since_time=since_time,
         )
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sanad.domain.clock import to_millisecond, utcnow
+from sanad.domain.clock import epoch_millis, to_millisecond, utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH, overlong_codes, required_code_violations
 from sanad.errors import Aborted, Invalid, OutOfRange, Violation, check
 from sanad.paging import Page, PageRequest
@@ -46,6 +46,7 @@ class Store(Protocol):
         self, revision: int, limit: int = ...
     ) -> list[CatalogService]: ...
     async def head_revision(self) -> int: ...
+    async def change_time(self, kind: str, revision: int) -> datetime | None: ...
 
 
 def stored_now() -> datetime:
@@ -139,13 +140,37 @@ async def _not_restored_behind(head: Callable[[], Awaitable[int]], sent: int) ->
         )
 
 
+# Reads the update time of a kind's change at a revision (None when none of the kind is there).
+Position = Callable[[int], Awaitable[datetime | None]]
+
+
+async def _still_the_change(position: Position, revision: int, seen: datetime) -> None:
+    """OutOfRange when the change the registry holds at revision is not the one a subscriber
+    was sent (another update time, or none of its kind): its database was restored from a
+    backup and gave the revision to a later change, which a resume from the number alone would
+    skip, with every change before it that the backup lacked."""
+    held = await position(revision)
+    if held is None or epoch_millis(held) != epoch_millis(seen):
+        raise OutOfRange(
+            [
+                Violation(
+                    "since_revision",
+                    f"revision {revision} is now another change than the one this subscriber "
+                    "was sent (the registry's database was restored); watch from 0 to "
+                    "resynchronise",
+                )
+            ]
+        )
+
+
 class ChangeFeed:
     """Wakes every watch stream of this process after a change; polls for other replicas'.
 
     A stream with nothing new also reads the registry's latest revision every head_check_s: one
-    below what it sent means the database was restored from a backup while the stream was open,
-    and the stream ends with OutOfRange, as a resume from past the latest revision does, so its
-    subscriber resynchronises instead of waiting for revisions it already has.
+    below what it sent, or another change at the revision it sent last, means the database was
+    restored from a backup while the stream was open, and the stream ends with OutOfRange, as a
+    resume from past the latest revision does, so its subscriber resynchronises instead of
+    waiting for revisions it already has or skipping the ones given again.
     """
 
     def __init__(self, poll_s: float = 0.25, head_check_s: float = 5.0) -> None:
@@ -175,6 +200,9 @@ class ChangeFeed:
         head: Callable[[], Awaitable[int]],
         since_revision: int,
         ended: Callable[[], bool] = lambda: False,
+        *,
+        position: Position | None = None,
+        since_time: datetime | None = None,
     ) -> AsyncIterator[Entity | int]:
         """Entities changed after since_revision, the replay's end revision, then live changes,
         until ended() says the call is over (checked at every pass: a cancel that the watch
@@ -183,7 +211,9 @@ class ChangeFeed:
 
         Invalid for a negative since_revision: no revision is below 0, which already replays
         everything. OutOfRange for a since_revision past the registry's latest: answering synced
-        there would skip every change up to it, so the subscriber must resynchronise instead.
+        there would skip every change up to it, so the subscriber must resynchronise instead;
+        and, given position and since_time (the update time of the change the subscriber holds
+        at since_revision), for a since_revision that now names another change.
         """
         if since_revision < 0:
             raise Invalid(
@@ -205,7 +235,9 @@ class ChangeFeed:
                     )
                 ]
             )
-        last = since_revision
+        if position is not None and since_time is not None and since_revision > 0:
+            await _still_the_change(position, since_revision, since_time)
+        last, last_time = since_revision, since_time
         synced = False
         checked = time.monotonic()
         while not ended():
@@ -213,7 +245,7 @@ class ChangeFeed:
             changed = self._changed
             changes = await fetch(last)
             for change in changes:
-                last = change.revision
+                last, last_time = change.revision, change.update_time
                 yield change
             if not changes and not synced:
                 synced = True
@@ -222,6 +254,8 @@ class ChangeFeed:
                 if time.monotonic() - checked >= self.head_check_s:
                     checked = time.monotonic()
                     await _not_restored_behind(head, last)
+                    if position is not None and last_time is not None and last > 0:
+                        await _still_the_change(position, last, last_time)
                 await self._wait_for_change(changed)
                 if self._closed:
                     return

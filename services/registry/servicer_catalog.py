@@ -8,6 +8,7 @@ import grpc
 from sanad.deadline import caller_deadline
 from sanad.paging import encode_token
 from sanad.rpc.replies import fitted
+from sanad.rpc.timestamps import time_field
 from sanad.security.identity import current
 from sanad.v1 import registry_pb2 as pb
 from services.registry.catalog import PAGE_KIND, CatalogOperations
@@ -71,7 +72,8 @@ class CatalogRpcs:
     async def WatchCatalog(
         self, request: pb.WatchCatalogRequest, context: Context
     ) -> AsyncIterator[pb.WatchCatalogResponse]:
-        async for event in self.catalog.watch(request.since_revision, context.done):
+        since_time = time_field(request, "since_update_time")
+        async for event in self.catalog.watch(request.since_revision, context.done, since_time):
             if isinstance(event, int):
                 yield pb.WatchCatalogResponse(synced=pb.WatchSynced(revision=event))
             else:

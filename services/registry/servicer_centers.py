@@ -9,6 +9,7 @@ from sanad.deadline import caller_deadline
 from sanad.paging import encode_token
 from sanad.rpc.identity import caller
 from sanad.rpc.replies import fitted
+from sanad.rpc.timestamps import time_field
 from sanad.v1 import registry_pb2 as pb
 from services.registry.centers import PAGE_KIND, CenterOperations
 from services.registry.convert import (
@@ -95,7 +96,8 @@ class CenterRpcs:
     async def WatchCenters(
         self, request: pb.WatchCentersRequest, context: Context
     ) -> AsyncIterator[pb.WatchCentersResponse]:
-        async for event in self.centers.watch(request.since_revision, context.done):
+        since_time = time_field(request, "since_update_time")
+        async for event in self.centers.watch(request.since_revision, context.done, since_time):
             if isinstance(event, int):
                 yield pb.WatchCentersResponse(synced=pb.WatchSynced(revision=event))
             else:

@@ -271,6 +271,13 @@ class RegistryStore:
         return docs
 
     @bounded
+    async def change_time(self, kind: str, revision: int) -> datetime | None:
+        """The update time of the change of kind ("center", "catalog") at revision, as its
+        watch streams sent it; None when no change of the kind is there."""
+        found = await self.changes.find_one({"_id": revision, "kind": kind}, {"doc.update_time": 1})
+        return None if found is None else found["doc"].get("update_time")
+
+    @bounded
     async def head_revision(self) -> int:
         """The latest registry revision committed; 0 before the first change."""
         doc = await self.counters.find_one({"_id": REVISION_ID})

@@ -102,6 +102,7 @@ async def registry(client: Any, db: Any, called: set[str]) -> None:
     await store.center_changes_after(0)
     await store.service_changes_after(0)
     await store.head_revision()
+    await store.change_time("center", 1)
     await audits(db, registry_app, called)
 
 

@@ -5,6 +5,7 @@ stream then waits for. As the registry drains, the feed ends every stream."""
 import asyncio
 import random
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 
@@ -14,6 +15,7 @@ from services.registry.operations import ChangeFeed
 @dataclass(frozen=True)
 class Change:
     revision: int
+    update_time: datetime | None = None
 
 
 async def head() -> int:

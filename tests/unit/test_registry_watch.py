@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import grpc
 import pytest
 
-from sanad.registry_watch import Watch
+from sanad.registry_watch import Watch, opener
 from sanad.v1 import registry_pb2 as pb
 from sanad.v1 import registry_pb2_grpc
 from tests.unit.waiting import until
@@ -73,7 +73,7 @@ async def test_a_broken_stream_resumes_after_its_last_revision_and_is_unsynced_m
 
         watch = Watch(
             "catalog",
-            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            opener(stub.WatchCatalog, pb.WatchCatalogRequest),
             apply,
             applied.clear,
         )
@@ -101,7 +101,7 @@ async def test_a_change_that_fails_to_apply_unsyncs_the_watch_and_is_fetched_aga
     resynced = asyncio.Event()
     watch: Watch
 
-    async def open_stream(since: int) -> AsyncIterator[pb.WatchCatalogResponse]:
+    async def open_stream(since: int, at: object) -> AsyncIterator[pb.WatchCatalogResponse]:
         asked.append(since)
         synced_when_asked.append(watch.synced)
         for item in history[since : since + 1] if len(asked) == 1 else history[since:]:
@@ -171,7 +171,7 @@ async def test_a_registry_behind_the_copy_is_replayed_from_the_start_into_an_emp
 
         watch = Watch(
             "catalog",
-            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            opener(stub.WatchCatalog, pb.WatchCatalogRequest),
             apply,
             copy.clear,
         )
@@ -225,7 +225,7 @@ async def followed(
     async with served(registry) as stub:
         watch = Watch(
             "catalog",
-            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            opener(stub.WatchCatalog, pb.WatchCatalogRequest),
             lambda changed: None,
             lambda: None,
             outage_grace_s=grace_s,
@@ -339,7 +339,7 @@ async def test_a_copy_emptied_for_a_replay_from_the_start_is_not_usable_within_t
         usable_when_forgotten: list[bool] = []
         watch: Watch = Watch(
             "catalog",
-            lambda since: stub.WatchCatalog(pb.WatchCatalogRequest(since_revision=since)),
+            opener(stub.WatchCatalog, pb.WatchCatalogRequest),
             lambda changed: None,
             lambda: usable_when_forgotten.append(watch.usable),
             outage_grace_s=3600,
