@@ -6,7 +6,17 @@ from enum import StrEnum
 
 from sanad.errors import PreconditionFailed
 
-LICENCE_TERM = timedelta(days=365)
+
+def a_year_after(moment: datetime) -> datetime:
+    """The same moment a calendar year later; from 29 February, on 28 February. A licence runs
+    a year, not 365 days: across a 29 February those ended a day early, and every renewal (a
+    year on from the last expiry) carried the drift on."""
+    try:
+        return moment.replace(year=moment.year + 1)
+    except ValueError:  # 29 February, into a common year
+        return moment.replace(year=moment.year + 1, day=28)
+
+
 # An active licence is renewed in the last stretch of its term, not at any time: so a renewal
 # re-sent after a lost reply is refused instead of silently adding a second year.
 RENEWAL_WINDOW = timedelta(days=90)
@@ -99,14 +109,17 @@ def transition(
         raise PreconditionFailed(f"cannot {action.lower()} a licence that is {current.lower()}")
     expires_at = licence.expires_at
     if action is LicenceAction.ACTIVATE:
-        expires_at = now + LICENCE_TERM
+        expires_at = a_year_after(now)
     elif action is LicenceAction.RENEW:
         expires_at = renewed_expiry(licence, now)
-    # The history then says when each stretch lapses: a late renewal does not hide the gap.
-    event = LicenceEvent(action, current, to_status, actor, reason, now, expires_at)
-    return replace(
-        licence, status=to_status, expires_at=expires_at, history=(*licence.history, event)
+    after = replace(licence, status=to_status, expires_at=expires_at)
+    # The history then says when each stretch lapses: a late renewal does not hide the gap. It
+    # says the status the licence reads after the action: reinstated past its expiry, EXPIRED
+    # (its event said ACTIVE, though the centre could serve nothing).
+    event = LicenceEvent(
+        action, current, after.effective_status(now), actor, reason, now, expires_at
     )
+    return replace(after, history=(*licence.history, event))
 
 
 def renewed_expiry(licence: Licence, now: datetime) -> datetime:
@@ -115,14 +128,14 @@ def renewed_expiry(licence: Licence, now: datetime) -> datetime:
     """
     expires_at = licence.expires_at
     if expires_at is None or expires_at <= now:
-        return now + LICENCE_TERM
+        return a_year_after(now)
     opens = expires_at - RENEWAL_WINDOW
     if now < opens:
         raise PreconditionFailed(
             f"cannot renew yet: the licence expires on {expires_at:%Y-%m-%d} and renewal opens "
             f"on {opens:%Y-%m-%d %H:%M} UTC, {RENEWAL_WINDOW.days} days before"
         )
-    return expires_at + LICENCE_TERM
+    return a_year_after(expires_at)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import pytest
 
 from sanad.errors import PreconditionFailed
 from services.registry.domain import (
-    LICENCE_TERM,
     RENEWAL_WINDOW,
     Licence,
     LicenceAction,
     LicenceStatus,
+    a_year_after,
     transition,
 )
 
@@ -55,14 +55,14 @@ def test_an_illegal_transition_is_refused_and_changes_nothing(
 
 def test_activation_starts_a_one_year_term() -> None:
     active = transition(licence_in(S.INITIALLY_APPROVED), A.ACTIVATE, "m", "", NOW)
-    assert active.expires_at == NOW + LICENCE_TERM
+    assert active.expires_at == a_year_after(NOW)
 
 
 def test_renewing_an_unexpired_licence_extends_from_its_expiry_not_from_today() -> None:
     licence = licence_in(S.ACTIVE)
     assert licence.expires_at is not None
     renewed = transition(licence, A.RENEW, "m", "", NOW)
-    assert renewed.expires_at == licence.expires_at + LICENCE_TERM
+    assert renewed.expires_at == a_year_after(licence.expires_at)
 
 
 def test_an_active_licence_cannot_be_renewed_before_its_renewal_window_opens() -> None:
@@ -77,7 +77,7 @@ def test_renewal_opens_ninety_days_before_the_expiry() -> None:
     expires = NOW + RENEWAL_WINDOW
     licence = Licence("LIC-1", status=S.ACTIVE, expires_at=expires)
     renewed = transition(licence, A.RENEW, "m", "", NOW)
-    assert renewed.expires_at == expires + LICENCE_TERM
+    assert renewed.expires_at == a_year_after(expires)
     with pytest.raises(PreconditionFailed):
         transition(licence, A.RENEW, "m", "", NOW - timedelta(seconds=1))
 
@@ -96,7 +96,7 @@ def test_a_renewal_sent_twice_adds_one_year_not_two() -> None:
 def test_renewing_a_lapsed_licence_extends_from_today() -> None:
     lapsed = Licence("LIC-1", status=S.ACTIVE, expires_at=NOW - timedelta(days=10))
     renewed = transition(lapsed, A.RENEW, "m", "", NOW)
-    assert renewed.expires_at == NOW + LICENCE_TERM
+    assert renewed.expires_at == a_year_after(NOW)
     assert renewed.history[-1].from_status is S.EXPIRED
 
 
@@ -127,4 +127,39 @@ def test_a_suspended_licence_past_its_expiry_renews_only_once_reinstated() -> No
 
     renewed = transition(reinstated, A.RENEW, "m", "", NOW)
     assert renewed.is_serving(NOW)
-    assert renewed.expires_at == NOW + LICENCE_TERM
+    assert renewed.expires_at == a_year_after(NOW)
+
+
+def test_a_licence_runs_a_calendar_year_across_a_29_february() -> None:
+    # 365 days from 1 March 2027 ended on 29 February 2028, a day short, and a renewal in the
+    # window carried the drift on to 28 February 2029 (registry hunt).
+    activated = datetime(2027, 3, 1, 6, tzinfo=UTC)
+    licence = transition(
+        Licence("L-1", LicenceStatus.INITIALLY_APPROVED),
+        LicenceAction.ACTIVATE,
+        "ministry",
+        "inspection passed",
+        activated,
+    )
+    assert licence.expires_at == datetime(2028, 3, 1, 6, tzinfo=UTC)
+    renewed = transition(
+        licence, LicenceAction.RENEW, "ministry", "fees paid", datetime(2028, 2, 1, tzinfo=UTC)
+    )
+    assert renewed.expires_at == datetime(2029, 3, 1, 6, tzinfo=UTC)
+    assert a_year_after(datetime(2028, 2, 29, tzinfo=UTC)) == datetime(2029, 2, 28, tzinfo=UTC)
+
+
+def test_a_reinstatement_past_the_expiry_records_the_status_it_leaves() -> None:
+    # It recorded SUSPENDED -> ACTIVE while the licence read EXPIRED (registry hunt).
+    start = datetime(2026, 1, 10, tzinfo=UTC)
+    active = transition(
+        Licence("L-1", LicenceStatus.INITIALLY_APPROVED), LicenceAction.ACTIVATE, "m", "ok", start
+    )
+    suspended = transition(active, LicenceAction.SUSPEND, "m", "inspection", start)
+    late = a_year_after(start) + timedelta(days=3)
+    reinstated = transition(suspended, LicenceAction.REINSTATE, "m", "cleared", late)
+    event = reinstated.history[-1]
+    assert (event.from_status, event.to_status) == (LicenceStatus.SUSPENDED, LicenceStatus.EXPIRED)
+    assert reinstated.effective_status(late) is LicenceStatus.EXPIRED
+    renewed = transition(reinstated, LicenceAction.RENEW, "m", "fees paid", late)
+    assert renewed.history[-1].to_status is LicenceStatus.ACTIVE

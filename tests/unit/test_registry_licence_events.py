@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from services.registry.convert import center_to_proto
 from services.registry.documents import center_from_doc, center_to_doc
 from services.registry.domain import (
-    LICENCE_TERM,
     Center,
     Licence,
     LicenceAction,
+    a_year_after,
     transition,
 )
 
@@ -30,7 +30,7 @@ def centre(licence: Licence) -> Center:
 
 
 def test_each_event_records_the_expiry_the_licence_holds_after_it() -> None:
-    late = START + LICENCE_TERM + timedelta(days=400)  # renewed long after it lapsed
+    late = a_year_after(START) + timedelta(days=400)  # renewed long after it lapsed
     licence = lived(
         (A.APPROVE, START - timedelta(days=1)),
         (A.ACTIVATE, START),
@@ -40,10 +40,10 @@ def test_each_event_records_the_expiry_the_licence_holds_after_it() -> None:
     )
     assert [e.expires_at for e in licence.history] == [
         None,  # approved: no term yet
-        START + LICENCE_TERM,  # set by the activation
-        START + LICENCE_TERM,  # kept by the suspension
-        START + LICENCE_TERM,  # kept by the reinstatement
-        late + LICENCE_TERM,  # set by the late renewal: a year from the renewal
+        a_year_after(START),  # set by the activation
+        a_year_after(START),  # kept by the suspension
+        a_year_after(START),  # kept by the reinstatement
+        a_year_after(late),  # set by the late renewal: a year from the renewal
     ]
     assert licence.history[-1].expires_at == licence.expires_at
 
@@ -67,4 +67,4 @@ def test_the_served_centre_carries_each_events_expiry() -> None:
     served = center_to_proto(centre(lived((A.APPROVE, START), (A.ACTIVATE, START))))
     approved, activated = served.licence.history
     assert not approved.HasField("expires_at")
-    assert activated.expires_at.ToDatetime(tzinfo=UTC) == START + LICENCE_TERM
+    assert activated.expires_at.ToDatetime(tzinfo=UTC) == a_year_after(START)
