@@ -37,7 +37,9 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     listing.add_argument("--governorate", default="", help="governorate code, e.g. DA")
     listing.add_argument("--wilayat", default="", help="wilayat code, e.g. DA-NIZ")
     listing.add_argument("--status", choices=LICENCE_STATUSES, help="effective licence status")
-    listing.add_argument("--service", default="", help="offered service code")
+    listing.add_argument(
+        "--service", default="", help="a service code the centre offers and is not blocked from"
+    )
     listing.add_argument("--query", default="", help="search in Arabic and English names")
     add_paging(listing)
     listing.set_defaults(handler=list_centers)

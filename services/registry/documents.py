@@ -76,7 +76,9 @@ def center_query(wanted: CenterFilter, now: datetime) -> Document:
     if wanted.wilayat_code:
         clauses.append({"wilayat_code": wanted.wilayat_code})
     if wanted.service_code:
-        clauses.append({"offered_service_codes": wanted.service_code})
+        # Offered and not blocked: a sanction keeps a centre from serving a service it offers.
+        code = wanted.service_code
+        clauses.append({"offered_service_codes": code, "blocked_service_codes": {"$ne": code}})
     if wanted.licence_status is not None:
         clauses.append(licence_status_query(wanted.licence_status, now))
     pattern = query_pattern(wanted.query)

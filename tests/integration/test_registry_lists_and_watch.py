@@ -49,6 +49,14 @@ async def test_list_centers_filters_by_place_status_service_and_name(registry: R
     seeb = await registry.register(
         "مكتبة السيب", name_en="Seeb", governorate_code="MA", wilayat_code="MA-SEB"
     )
+    # Offers ROP-1 under a sanction: it may not serve it, and is not listed for it.
+    await registry.register(
+        "مركز الحمراء",
+        name_en="Al Hamra",
+        wilayat_code="DA-HAM",
+        offered_service_codes=["ROP-1"],
+        blocked_service_codes=["ROP-1"],
+    )
     await registry.act(bahla.id, pb.LICENCE_ACTION_APPROVE, pb.LICENCE_ACTION_ACTIVATE)
     await registry.act(seeb.id, pb.LICENCE_ACTION_APPROVE, pb.LICENCE_ACTION_ACTIVATE)
     await lapse(registry, seeb.id)
@@ -57,11 +65,11 @@ async def test_list_centers_filters_by_place_status_service_and_name(registry: R
         reply = await registry.stub.ListCenters(pb.ListCentersRequest(**filters))  # type: ignore[arg-type]
         return {c.name_en for c in reply.centers}
 
-    assert await found(governorate_code="DA") == {"Abraj Al Sharq", "Al Noor"}
+    assert await found(governorate_code="DA") == {"Abraj Al Sharq", "Al Noor", "Al Hamra"}
     assert await found(wilayat_code="MA-SEB") == {"Seeb"}
     assert await found(licence_status=pb.LICENCE_STATUS_ACTIVE) == {"Al Noor"}
     assert await found(licence_status=pb.LICENCE_STATUS_EXPIRED) == {"Seeb"}
-    assert await found(licence_status=pb.LICENCE_STATUS_APPLIED) == {nizwa.name_en}
+    assert await found(licence_status=pb.LICENCE_STATUS_APPLIED) == {nizwa.name_en, "Al Hamra"}
     assert await found(service_code="ROP-1") == {"Al Noor"}
     assert await found(query="ابراج الشرق") == {"Abraj Al Sharq"}
     assert await found(query="النور") == {"Al Noor"}
