@@ -197,3 +197,19 @@ async def test_a_step_without_a_time_is_refused_as_required() -> None:
         ("history[0].time", "is required")
     ]
     assert stored == []
+
+
+async def test_a_history_s_times_are_taken_at_the_millisecond_stored() -> None:
+    # Completed 4 h and 300 us after its submission, under a 4 h SLA: worked out from the
+    # microseconds it was stored 14,401 s and late in the rollups, while the transaction read
+    # back from its stored milliseconds showed 14,400 s, in time (batch hunt).
+    worker, stored = worker_with_past(Shared())
+    submission = with_history(batch(batch_id="b-us"))
+    item = submission.history_items[0]
+    item.submit_time.FromJsonString("2024-03-01T08:00:00.000600Z")
+    item.history[0].time.FromJsonString("2024-03-01T12:00:00.000900Z")
+    await worker.handle(Message(submission.SerializeToString()))
+    [doc] = [doc for doc in stored if doc["request_id"] == "h-1"]
+    assert doc["submit_time"] == datetime(2024, 3, 1, 8, tzinfo=UTC)
+    assert doc["history"][-1]["time"] == datetime(2024, 3, 1, 12, tzinfo=UTC)
+    assert doc["sla_elapsed_seconds"] == 4 * 3600

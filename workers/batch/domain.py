@@ -15,7 +15,7 @@ from typing import TypeVar
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad.domain.clock import EPOCH, FIRST_DAY, FIRST_YEAR, LAST_YEAR
+from sanad.domain.clock import EPOCH, FIRST_DAY, FIRST_YEAR, LAST_YEAR, to_millisecond
 from sanad.domain.ids import id_of
 from sanad.domain.submissions import (
     CenterView,
@@ -411,7 +411,10 @@ def moment(stamp: Timestamp, field_name: str, now: datetime) -> datetime | Viola
         )
     if at > now:
         return Violation(field_name, "is later than the batch's arrival")
-    return at
+    # At MongoDB's millisecond, as stored: the SLA clock and its rollups were worked out from the
+    # microseconds, and a completion within a millisecond of the SLA was stored late while the
+    # transaction, read back, showed it in time.
+    return to_millisecond(at)
 
 
 def _rfc3339(at: datetime) -> str:
