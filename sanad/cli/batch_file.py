@@ -56,29 +56,41 @@ def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
     try:
         # Names as the README writes them (`request_id, service_code, ...`) are the columns:
         # stripped once, here, so that the rows are read by the names the header is checked by.
-        header = [name.strip() for name in next(reader, [])]
+        header = [name.strip() for name in _first_filled(reader)]
         if header and not set(COLUMNS) & set(header):
             # A semicolon-separated file reads as one column: every row would be refused.
             raise BadFile(
-                f"{path}, line 1: the header names none of the columns {', '.join(COLUMNS)}"
-                " (a CSV separated by commas, with a header row)"
+                f"{path}, line {reader.line_num}: the header names none of the columns"
+                f" {', '.join(COLUMNS)} (a CSV separated by commas, with a header row)"
             )
         # An unnamed column (a trailing comma) is read by no one; a named one twice, the last
         # value would win.
         if (twice := _repeated(name for name in header if name)) is not None:
-            raise BadFile(f"{path}, line 1: the header names column {twice[:40]!r} twice")
+            raise BadFile(
+                f"{path}, line {reader.line_num}: the header names column {twice[:40]!r} twice"
+            )
         while True:
             start = reader.line_num + 1
             if (values := next(reader, None)) is None:
                 break
             line = reader.line_num  # the line the row ends on
-            if values:  # not a blank line
+            if _filled(values):  # not a blank line, nor one of commas alone (Excel writes those)
                 _on_one_line(path, start, line, values)
                 numbered.append((line, _checked(path, line, _fitted(path, line, values, header))))
     except csv.Error as error:
         # line_num counts the line that failed too (where a row spans lines, its last).
         raise BadFile(f"{path}, near line {reader.line_num}: {error}") from None
     return numbered
+
+
+def _filled(values: list[str]) -> bool:
+    """Whether a row holds any value but blanks."""
+    return any(value.strip() for value in values)
+
+
+def _first_filled(reader: Any) -> list[str]:
+    """The first row that holds a value (the header, past blank lines), or none."""
+    return next((values for values in reader if _filled(values)), [])
 
 
 def _on_one_line(path: Path, start: int, end: int, values: list[str]) -> None:

@@ -432,3 +432,25 @@ def test_blank_lines_and_quoted_commas_still_name_each_row_by_its_own_line(tmp_p
 
     assert [row["request_id"] for row in rows] == ["q-1", "q,2"]
     assert lines == [3, 6]
+
+
+def test_rows_of_commas_alone_and_blank_lines_before_the_header_are_blank_lines(
+    tmp_path: Path,
+) -> None:
+    # Excel ends an export with rows of commas: they stopped the file, "fee_baisa is empty",
+    # and a blank first line was read as a header of no columns (batch hunt).
+    path = tmp_path / "rows.csv"
+    path.write_text("\n \n" + HEADER + "q-1,S,counter,5000,90817263\n,,,,\n , , ,,\n")
+
+    rows, lines = read_numbered(path)
+
+    assert [row["request_id"] for row in rows] == ["q-1"]
+    assert lines == [4]
+
+
+def test_a_header_after_blank_lines_is_named_by_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("\n\nrequest_id;service_code\nq-1;S\n")
+
+    with pytest.raises(BadFile, match=r"rows\.csv, line 3: the header names none"):
+        read_numbered(path)
