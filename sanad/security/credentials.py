@@ -63,6 +63,10 @@ def subject_problem(subject: str) -> str | None:
         return f"must be text of 1 to {MAX_SUBJECT_LENGTH} characters"
     if id_violations({"sub": subject}) or not visible(subject):
         return "holds a control, invisible or look-alike character"
+    if subject.startswith("#") or " #" in subject:
+        # The revoked-tokens file reads such a "#" as the start of a comment: the subject could
+        # not be revoked, and its line revoked what came before the "#" (ops #2 revoked ops).
+        return "holds a '#' at its start or after a space, which no revocation could name"
     return None
 
 
@@ -74,8 +78,8 @@ def _a(role: Role) -> str:
 def identity_from_certificate(pem: bytes) -> Identity:
     """The identity a verified client certificate names."""
     certificate = x509.load_pem_x509_certificate(pem)
-    subject = _attribute(certificate.subject, NameOID.COMMON_NAME)
-    role = _attribute(certificate.subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    subject = _attribute(certificate.subject, NameOID.COMMON_NAME, "subject (CN)")
+    role = _attribute(certificate.subject, NameOID.ORGANIZATIONAL_UNIT_NAME, "role (OU)")
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
@@ -87,15 +91,22 @@ def identity_from_certificate(pem: bytes) -> Identity:
 
 
 def _one_scope(uris: list[str], prefix: str, kind: str) -> str:
-    """The scope of this kind a certificate names, if any; one naming two acts for neither."""
-    found = {uri.removeprefix(prefix) for uri in uris if uri.startswith(prefix)}
+    """The scope of this kind a certificate names, if any; one naming two acts for neither.
+    The prefix is matched in any case, as a URN's scheme and namespace are (RFC 8141): a second
+    centre written URN:SANAD:CENTER:C2 went unseen, and the certificate acted for the first."""
+    found = {uri[len(prefix) :] for uri in uris if uri[: len(prefix)].lower() == prefix}
     if len(found) > 1:
         raise Unauthenticated(f"a certificate names more than one {kind}")
     return found.pop() if found else ""
 
 
-def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
+def _attribute(name: x509.Name, oid: x509.ObjectIdentifier, label: str) -> str:
+    """The subject's one value of this attribute ("" without one); a certificate with two acts
+    as neither: it was taken as its first, so OU=operator, OU=admin acted as an operator and
+    OU=admin, OU=centre as an admin."""
     found = name.get_attributes_for_oid(oid)
+    if len(found) > 1:
+        raise Unauthenticated(f"a certificate names more than one {label}")
     return str(found[0].value) if found else ""
 
 

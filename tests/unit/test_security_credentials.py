@@ -6,13 +6,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from sanad.devstack import certs, secure
 from sanad.errors import RateLimited, Unauthenticated
@@ -103,6 +106,10 @@ def test_a_token_for_another_audience_is_refused(pki: Path) -> None:
         (" alice ", "control, invisible or look-alike"),
         ("admin\u00a0", "control, invisible or look-alike"),
         ("s" * 257, "1 to 256 characters"),
+        # The revoked-tokens file reads these "#" as comments: "ops #2" could not be revoked,
+        # and its line revoked "ops" (security hunt).
+        ("ops #2", "which no revocation could name"),
+        ("#ops", "which no revocation could name"),
     ],
 )
 def test_a_token_whose_subject_would_not_show_as_it_is_is_refused(
@@ -331,6 +338,9 @@ def test_a_token_naming_a_scope_its_role_does_not_carry_is_refused(
         ("ministry", [AGENCY_URI + "ROP", CENTER_URI + "C1"], "names no centre"),
         ("service", [CENTER_URI + "C1"], "a service credential names no centre"),
         ("centre", [CENTER_URI + "C1", CENTER_URI + "C2"], "names more than one centre"),
+        # A URN's scheme and namespace in another case are the same URN (security hunt: the
+        # second centre went unseen and the certificate acted for the first).
+        ("centre", [CENTER_URI + "C1", CENTER_URI.upper() + "C2"], "names more than one centre"),
     ],
 )
 def test_a_certificate_naming_a_scope_its_role_does_not_carry_is_refused(
@@ -539,3 +549,53 @@ def test_a_client_whose_subject_would_not_show_as_it_is_is_not_issued(
     assert refused.value.code == 2
     assert "look-alike character" in capsys.readouterr().err
     assert not (pki / "lookalike.pem").exists()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "complaint"),
+    [
+        (["admin", "centre"], "more than one role"),
+        (["operator", "admin"], "more than one role"),
+    ],
+)
+def test_a_certificate_naming_two_roles_acts_as_neither(
+    pki: Path, attributes: list[str], complaint: str
+) -> None:
+    # It was taken as its first OU: operator then admin acted as an operator, admin then
+    # centre as an admin (security hunt).
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou) for ou in attributes]
+        + [x509.NameAttribute(NameOID.COMMON_NAME, "desk")]
+    )
+    with pytest.raises(Unauthenticated, match=complaint):
+        identity_from_certificate(signed(pki, name))
+
+
+def test_a_certificate_naming_two_subjects_acts_as_neither(pki: Path) -> None:
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "operator"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "desk-1"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "desk-2"),
+        ]
+    )
+    with pytest.raises(Unauthenticated, match="more than one subject"):
+        identity_from_certificate(signed(pki, name))
+
+
+def signed(pki: Path, name: x509.Name) -> bytes:
+    """A certificate for this subject name, signed by the dev CA."""
+    authority = certs.load_authority(pki)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    built = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(authority.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(authority.key, hashes.SHA256())
+    )
+    return built.public_bytes(serialization.Encoding.PEM)
