@@ -55,8 +55,10 @@ def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
     numbered: list[tuple[int, dict[str, str]]] = []
     try:
         # Names as the README writes them (`request_id, service_code, ...`) are the columns:
-        # stripped once, here, so that the rows are read by the names the header is checked by.
-        header = [name.strip() for name in _first_filled(reader)]
+        # stripped once, here, so that the rows are read by the names the header is checked by,
+        # and in any case (a spreadsheet's `Request_ID` was read by no one, and every row went
+        # without its request id).
+        header = [_column(name.strip()) for name in _first_filled(reader)]
         if header and not set(COLUMNS) & set(header):
             # A semicolon-separated file reads as one column: every row would be refused.
             raise BadFile(
@@ -81,6 +83,11 @@ def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
         # line_num counts the line that failed too (where a row spans lines, its last).
         raise BadFile(f"{path}, near line {reader.line_num}: {error}") from None
     return numbered
+
+
+def _column(name: str) -> str:
+    """The column a header name is, in any case; a name of no column as it is written."""
+    return name.lower() if name.lower() in COLUMNS else name
 
 
 def _filled(values: list[str]) -> bool:

@@ -454,3 +454,32 @@ def test_a_header_after_blank_lines_is_named_by_its_own_line(tmp_path: Path) -> 
 
     with pytest.raises(BadFile, match=r"rows\.csv, line 3: the header names none"):
         read_numbered(path)
+
+
+def test_a_header_s_names_are_read_in_any_case(tmp_path: Path) -> None:
+    # A spreadsheet's Request_ID was read by no one: every row went without its request id
+    # (batch hunt).
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "Request_ID,SERVICE_CODE,Channel,Fee_Baisa,Civil_Number\nq-1,S,counter,5000,1\n"
+    )
+
+    rows, _ = read_numbered(path)
+
+    assert rows == [
+        {
+            "request_id": "q-1",
+            "service_code": "S",
+            "channel": "counter",
+            "fee_baisa": "5000",
+            "civil_number": "1",
+        }
+    ]
+
+
+def test_one_column_named_twice_in_two_cases_is_a_header_naming_it_twice(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("request_id,Request_ID,service_code\nq-1,q-2,S\n")
+
+    with pytest.raises(BadFile, match="names column 'request_id' twice"):
+        read_numbered(path)
