@@ -130,13 +130,13 @@ class StatusChanges:
         finally:
             event.end()  # given back unless a round's commit stored it (or may have)
 
-    async def send_latest(self, transaction_id: str) -> None:
+    async def send_latest(self, transaction_id: str, deadline: Deadline | None = None) -> None:
         """Publish the transaction's latest accepted change unless it is confirmed: a try of
-        the resends (resends.py)."""
-        deadline = Deadline(TRY_S)
+        the resends (resends.py), within TRY_S unless given a deadline."""
+        deadline = Deadline(TRY_S) if deadline is None else deadline
         latest = await self.store.latest_change(transaction_id, deadline.left())
         if latest is not None and not latest.get("confirmed"):
-            await self._send_again(latest, deadline)
+            await self.send_again(latest, deadline)
 
     async def _judged(
         self,
@@ -168,7 +168,7 @@ class StatusChanges:
             ):
                 return first
             if latest is not None and not latest.get("confirmed"):
-                await self._send_again(latest, deadline)
+                await self.send_again(latest, deadline)
             # The latest change again, confirmed or not: a retry whose first call failed while
             # a resend confirmed it in the background (a second later) was refused "COMPLETED
             # to COMPLETED". Under a request id a retry is known by its record, not its content.
@@ -187,7 +187,7 @@ class StatusChanges:
             if await self.store.accept_change(
                 doc["_id"], sequence, record, deadline.left(), answer=answer, event=event
             ):
-                await self._send_again(record, deadline)
+                await self.send_again(record, deadline)
                 return change
             # Lost: callers that retry in step keep colliding (six calls of one request id
             # lost all five rounds on a busy machine), so each waits a random while first.
@@ -227,18 +227,19 @@ class StatusChanges:
             latest = await self.store.latest_change(doc["_id"], deadline.left())  # accepted since
         if awaits_confirm(record, latest):
             assert latest is not None
-            await self._send_again(latest, deadline)
+            await self.send_again(latest, deadline)
         log.info(
             "status change answered again under its request id",
             extra={"transaction_id": doc["_id"], "sequence": record["sequence"]},
         )
         return first
 
-    async def _send_again(self, latest: Document, deadline: Deadline) -> None:
+    async def send_again(self, latest: Document, deadline: Deadline) -> None:
         """Publish an accepted change (again: the worker ignores a repeat by its change id),
-        and note its confirm, so no accepted change stays unsent while its successors wait
-        for it. A failed note costs one more repeat later, not the caller's answer. A change
-        confirmed here, or being published here, is not published again (sending.py).
+        and note its confirm, so no accepted change stays unsent while its successors (and a
+        completion's rating, tracking.py) wait for it. A failed note costs one more repeat
+        later, not the caller's answer. A change confirmed here, or being published here, is
+        not published again (sending.py).
 
         The publish is every waiter's, so it runs within the publisher's own confirm limit, not
         within the deadline of the call that started it; each caller waits within its own."""

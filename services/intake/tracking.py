@@ -126,8 +126,8 @@ class Tracker:
             raise Invalid([Violation("rating", "must be from 1 to 5")])
         doc = await stored(self.transactions, transaction_id, deadline, identity)
         access.check_rate(identity, doc)
-        if doc["status"] != Status.COMPLETED and not await self._completed(doc, deadline):
-            raise PreconditionFailed(f"transaction {transaction_id} is not completed")
+        if doc["status"] != Status.COMPLETED:
+            await self._completion_sent(doc, deadline)
         if doc.get("rating"):
             await self._check_repeat(doc, rating, actor, deadline)
             return
@@ -163,15 +163,38 @@ class Tracker:
         if winner != rating:
             raise AlreadyExists(f"transaction {transaction_id} is already rated")
 
-    async def _completed(self, doc: Document, deadline: Deadline) -> bool:
-        """Whether the latest change intake accepted completes the transaction: the stored
-        document lags the queue, and a rating right after the completion's OK was refused
-        against it (chaos helper: 129 in a 15 s run). The worker applies a rating that comes
-        before the completion once the completion is stored."""
-        if Status(doc["status"]) in FINISHED:
-            return False  # stored finished otherwise: no change may follow
-        latest = await self.requests.latest_change(doc["_id"], deadline.left())
-        return latest is not None and latest["status"] == Status.COMPLETED.value
+    async def _completion_sent(self, doc: Document, deadline: Deadline) -> None:
+        """PreconditionFailed unless the latest change intake accepted completes the
+        transaction: the stored document lags the queue, and a rating right after the
+        completion's OK was refused against it (chaos helper: 129 in a 15 s run).
+
+        That completion is published first when it may still be unsent (its publish failed,
+        or its caller went first), as a status change sends the one before it: the worker
+        holds a rating that comes before its completion only for its retry budget (about 3
+        minutes), and a rating sent while an outage kept the completion back longer was
+        dead-lettered, the completion stored later without it. While the completion cannot be
+        sent the rating is refused UNAVAILABLE, nothing claimed, and the completion waits
+        among the resends."""
+        transaction_id = doc["_id"]
+        latest = None
+        if Status(doc["status"]) not in FINISHED:  # stored finished otherwise: none may follow
+            latest = await self.requests.latest_change(transaction_id, deadline.left())
+        if latest is None or latest["status"] != Status.COMPLETED.value:
+            raise PreconditionFailed(f"transaction {transaction_id} is not completed")
+        if latest.get("confirmed"):
+            return
+        key = unsent_key("status", transaction_id)
+        try:
+            await self.changes.send_again(latest, deadline)
+        except Unavailable as error:
+            self.resends.add(key, lambda: self.changes.send_latest(transaction_id))
+            raise Unavailable(
+                f"transaction {transaction_id} is completed, but its completion is not sent yet"
+                f" and its rating must follow it ({error.message})"
+            ) from error
+        except asyncio.CancelledError:
+            self.resends.add(key, lambda: self.changes.send_latest(transaction_id))
+            raise
 
     async def send_rating(self, transaction_id: str) -> None:
         """Publish the transaction's claimed rating, if a claim was made: a try of the resends
@@ -179,6 +202,9 @@ class Tracker:
         deadline = Deadline(TRY_S)
         claimed = await self.requests.find_rating(transaction_id, deadline.left())
         if claimed is not None:
+            # Its completion first, should it be unsent: a claim an earlier intake made may
+            # have been claimed ahead of it (_completion_sent).
+            await self.changes.send_latest(transaction_id, deadline)
             await self._publish_rating(transaction_id, *claimed, deadline)
 
     async def _publish_rating(

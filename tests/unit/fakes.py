@@ -27,11 +27,13 @@ class Published(NamedTuple):
 class RecordingPublisher:
     """The publisher intake's operations and tracking take: records every publish, confirmed at
     once (on_confirm runs then, as sanad.amqp.packing runs it), or refuses all of them as an
-    unreachable broker does while `down`."""
+    unreachable broker does while `down`, and those of the routing keys in `unroutable` as a
+    broker with no queue bound for them does."""
 
     def __init__(self) -> None:
         self.sent: list[Published] = []
         self.down = False
+        self.unroutable: set[str] = set()
 
     async def publish(
         self,
@@ -46,6 +48,8 @@ class RecordingPublisher:
     ) -> None:
         if self.down:
             raise Unavailable("the message broker is unavailable; retry later")
+        if routing_key in self.unroutable:
+            raise Unavailable(f"the message broker refused the message: {routing_key}; retry later")
         self.sent.append(Published(routing_key, body, message_type, timeout_s))
         if on_confirm is not None:
             on_confirm()

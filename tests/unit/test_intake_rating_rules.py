@@ -5,11 +5,11 @@ import asyncio
 
 import pytest
 
-from sanad.amqp.topology import RATED
+from sanad.amqp.topology import RATED, STATUS_CHANGED
 from sanad.domain.transactions import Status
 from sanad.errors import AlreadyExists, Invalid, PreconditionFailed, Unavailable
-from sanad.v1 import events_pb2
-from tests.unit.intake_tracking_fakes import CENTRE, rate, stored, tracker, update
+from sanad.v1 import common_pb2, events_pb2
+from tests.unit.intake_tracking_fakes import CENTRE, T0, rate, stored, tracker, update
 
 
 async def test_a_rating_is_from_one_to_five_after_completion_and_once() -> None:
@@ -44,6 +44,40 @@ async def test_a_rating_right_after_an_accepted_completion_is_taken() -> None:
     await update(t, Status.IN_PROGRESS)
     with pytest.raises(PreconditionFailed):
         await rate(t, 5)
+
+
+async def test_a_rating_sends_its_unsent_completion_first_and_waits_while_it_cannot() -> None:
+    # The completion was accepted and its publish failed. Published alone, the rating reached
+    # the worker first, waited on its retry queue for the completion and was dead-lettered
+    # when the completion had not come within that budget (about 3 minutes: an intake down,
+    # or a broker refusing status changes, for longer than that).
+    t, publisher = tracker(stored(Status.IN_PROGRESS))
+    publisher.unroutable = {STATUS_CHANGED}
+    with pytest.raises(Unavailable):
+        await update(t, Status.COMPLETED)
+    with pytest.raises(Unavailable, match="its completion is not sent yet"):
+        await rate(t, 5, CENTRE)
+    assert publisher.sent == []
+    assert t.requests.ratings == {}  # type: ignore[attr-defined]  # nothing claimed
+    publisher.unroutable = set()
+    await rate(t, 5, CENTRE)
+    assert [key for key, *_ in publisher.sent] == [STATUS_CHANGED, RATED]
+    completion = events_pb2.TransactionStatusChanged.FromString(publisher.sent[0][1])
+    assert completion.status == common_pb2.TRANSACTION_STATUS_COMPLETED
+
+
+async def test_a_rating_sent_again_in_the_background_sends_its_unsent_completion_first() -> None:
+    # A claim left by an intake that published ratings ahead of their completions: the
+    # resends (and another intake's sweep of its note) put the completion first too.
+    t, publisher = tracker(stored(Status.IN_PROGRESS))
+    publisher.unroutable = {STATUS_CHANGED}
+    with pytest.raises(Unavailable):
+        await update(t, Status.COMPLETED)
+    publisher.unroutable = set()
+    t.requests.ratings["T1"] = (4, T0, "centre")  # type: ignore[attr-defined]
+    await t.send_rating("T1")
+    await t.send_rating("T1")
+    assert [key for key, *_ in publisher.sent] == [STATUS_CHANGED, RATED, RATED]
 
 
 async def test_concurrent_different_ratings_leave_one() -> None:

@@ -149,10 +149,10 @@ def _apply_rating(doc: Document, change: Rating, rollups: RollupIncrements) -> D
         if Status(doc["status"]) in FINISHED:
             detail = f"transaction {doc['_id']} is {doc['status']}, not COMPLETED"
             return Dead("not-completed", detail)
-        # Intake takes a rating once it accepted the completion, which may be stored after
-        # the rating arrives (another worker's micro-batch, or the completion parked on the
-        # retry queue): the rating waits for it, its count starting again as the
-        # transaction moves on.
+        # Intake takes a rating once it accepted the completion, and publishes it once the
+        # broker confirmed that completion; it may still be stored after the rating arrives
+        # (another worker's micro-batch, or the completion parked on the retry queue): the
+        # rating waits for it, its count starting again as the transaction moves on.
         return Retry(
             "not-completed",
             f"the rating of transaction {doc['_id']} waits for its completion",
