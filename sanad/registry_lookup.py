@@ -13,16 +13,20 @@ against the registry as it is now: the centre and the service, each one call.
 Refused submissions are a caller's to send, as many as its rate allows, so the calls they cost
 the registry are bounded here: one question at a time per centre and per service (concurrent
 refusals share it), and at most LOOKUPS_PER_S questions a second in all; beyond that the copy's
-refusal stands. No answer is kept: a change a client makes right after one (refused for a
-service not offered, it offers the service and submits again) must be judged against the
-registry after that change, not against the answer before it, whether that answer agreed with
-the copy or not. sanad_registry_lookups_total counts each question's outcome.
+refusal stands. A shared question is every asker's: it runs under its own time (LOOKUP_S), not
+its first asker's deadline, each asker waits for it no longer than its own deadline, and it is
+dropped only when no asker waits any more (so a first asker whose deadline was short, or whose
+call was cancelled, fails no one else's). No answer is kept: a change a client makes right
+after one (refused for a service not offered, it offers the service and submits again) must be
+judged against the registry after that change, not against the answer before it, whether that
+answer agreed with the copy or not. sanad_registry_lookups_total counts each question's outcome.
 """
 
 import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -35,7 +39,7 @@ from sanad.telemetry.metrics import REGISTRY_LOOKUPS
 from sanad.v1 import registry_pb2 as pb
 
 # The longest a refused submission waits for the registry's answer (less when the caller's
-# deadline is nearer).
+# deadline is nearer), and the longest a shared question runs.
 LOOKUP_S = 2.0
 # Questions to the registry a second (a centre or a service each), for the whole process: far
 # above the lag cases (a client's change, then its submission), far below what the registry
@@ -56,6 +60,14 @@ class Unanswered:
 UNANSWERED = Unanswered()
 
 
+@dataclass
+class _Question:
+    """One question to the registry in flight, and how many askers wait for its answer."""
+
+    answer: "asyncio.Future[Any]"
+    waiting: int = 0
+
+
 class RegistryLookup:
     """Centres and catalogue services as the registry has them now."""
 
@@ -69,7 +81,7 @@ class RegistryLookup:
         self.clock = clock
         self.limiter = RateLimiter(rate_per_s, int(rate_per_s), clock)
         # By ("center", id) or ("service", code): the question being asked.
-        self._asking: dict[tuple[str, str], asyncio.Future[object]] = {}
+        self._asking: dict[tuple[str, str], _Question] = {}
 
     async def current(
         self, center_id: str, service_code: str, timeout_s: float | None
@@ -98,23 +110,43 @@ class RegistryLookup:
         timeout_s: float,
         fetch: Callable[[str, float], Awaitable[T | None]],
     ) -> T | Unanswered | None:
-        asking = self._asking.get(key)
-        if asking is None:
+        if timeout_s <= 0:
+            return UNANSWERED  # its caller could not wait for any answer
+        question = self._asking.get(key)
+        if question is None:
             try:
                 self.limiter.take("registry")
             except RateLimited:
                 REGISTRY_LOOKUPS.labels("skipped").inc()
                 return UNANSWERED
-            asking = self._asking[key] = asyncio.ensure_future(self._ask(key, fetch, timeout_s))
-            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+            # Its own time, not its first asker's: whoever joins it may wait longer.
+            answer = asyncio.ensure_future(self._ask(key, fetch, LOOKUP_S))
+            question = self._asking[key] = _Question(answer)
+            answer.add_done_callback(lambda _: self._forget(key, question))
         else:
             REGISTRY_LOOKUPS.labels("joined").inc()
+        return cast(T | Unanswered | None, await self._wait(key, question, timeout_s))
+
+    async def _wait(self, key: tuple[str, str], question: "_Question", timeout_s: float) -> object:
+        """The question's answer, waited for at most timeout_s; when its last asker stops
+        waiting (its deadline, or its call cancelled) the question is dropped, so it runs as
+        long as its most patient asker waits, within LOOKUP_S."""
+        question.waiting += 1
         try:
             async with asyncio.timeout(timeout_s):
-                # Shielded: the question is every waiter's, not only its first caller's.
-                return cast(T | Unanswered | None, await asyncio.shield(asking))
+                # Shielded: the question is every waiter's, not only this one's.
+                return await asyncio.shield(question.answer)
         except TimeoutError:
             return UNANSWERED
+        finally:
+            question.waiting -= 1
+            if not question.waiting and not question.answer.done():
+                question.answer.cancel()
+                self._forget(key, question)  # the next refusal asks afresh
+
+    def _forget(self, key: tuple[str, str], question: "_Question") -> None:
+        if self._asking.get(key) is question:
+            del self._asking[key]
 
     async def _ask(
         self,
@@ -124,6 +156,9 @@ class RegistryLookup:
     ) -> T | Unanswered | None:
         try:
             view = await fetch(key[1], timeout_s)
+        except asyncio.CancelledError:
+            REGISTRY_LOOKUPS.labels("failed").inc()  # every asker gave up waiting
+            raise
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, ValueError) as error:
             # Not answered in a form this build can use (a status number a newer registry
             # added, a channel closed at shutdown): the copy's refusal stands.

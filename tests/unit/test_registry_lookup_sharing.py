@@ -1,0 +1,105 @@
+"""A question to the registry that concurrent refusals share (sanad/registry_lookup.py) is
+every asker's: it runs under its own bounded time, not its first asker's deadline, and each
+asker waits for it no longer than its own deadline."""
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from sanad.registry_lookup import LOOKUP_S, RegistryLookup, Unanswered
+from sanad.v1 import registry_pb2
+
+
+def deadline_exceeded() -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata()
+    )
+
+
+class SlowRegistry:
+    """The registry's two reads, answering after `delay_s` as a real channel does: a call whose
+    timeout ends first fails DEADLINE_EXCEEDED then. Records each call's timeout and whether it
+    was cancelled."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.timeouts: list[float | None] = []
+        self.cancelled = 0
+
+    async def _answer(self, timeout_s: float | None) -> None:
+        self.timeouts.append(timeout_s)
+        try:
+            if timeout_s is not None and timeout_s < self.delay_s:
+                await asyncio.sleep(timeout_s)
+                raise deadline_exceeded()
+            await asyncio.sleep(self.delay_s)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    async def GetCenter(self, request: Any, **call: Any) -> Any:
+        await self._answer(call.get("timeout"))
+        return registry_pb2.GetCenterResponse(center=registry_pb2.Center(id=request.id))
+
+    async def GetCatalogService(self, request: Any, **call: Any) -> Any:
+        await self._answer(call.get("timeout"))
+        return registry_pb2.GetCatalogServiceResponse(
+            service=registry_pb2.CatalogService(code=request.code)
+        )
+
+
+async def test_a_shared_question_is_not_cut_short_by_its_first_askers_deadline() -> None:
+    # The first refusal's caller has 50 ms left, the second's a second: the registry answers
+    # in 150 ms. Before, the question ran under the first caller's 50 ms and failed for both.
+    registry = SlowRegistry(delay_s=0.15)
+    lookup = RegistryLookup(registry)
+    hurried = asyncio.create_task(lookup.center("C1", 0.05))
+    await asyncio.sleep(0)
+    patient = await lookup.center("C1", 1.0)
+    assert getattr(patient, "id", None) == "C1"
+    assert isinstance(await hurried, Unanswered)
+    assert len(registry.timeouts) == 1
+
+
+async def test_a_cancelled_first_asker_does_not_cancel_the_question_for_the_others() -> None:
+    registry = SlowRegistry(delay_s=0.1)
+    lookup = RegistryLookup(registry)
+    first = asyncio.create_task(lookup.service("S", 1.0))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(lookup.service("S", 1.0))
+    await asyncio.sleep(0.02)
+    first.cancel()
+    answer = await second
+    assert getattr(answer, "code", None) == "S"
+    assert registry.cancelled == 0
+
+
+async def test_the_shared_question_never_runs_longer_than_its_bound() -> None:
+    registry = SlowRegistry(delay_s=0.0)
+    lookup = RegistryLookup(registry)
+    await lookup.current("C1", "S", None)
+    await lookup.current("C2", "S2", 30.0)
+    assert registry.timeouts
+    assert all(timeout is not None and timeout <= LOOKUP_S for timeout in registry.timeouts)
+
+
+async def test_a_question_nobody_waits_for_any_more_is_dropped_and_asked_afresh() -> None:
+    # Every asker gave up: the registry is not kept busy for the rest of the bound, and the
+    # next refusal asks a question of its own rather than joining one about to be dropped.
+    registry = SlowRegistry(delay_s=0.2)
+    lookup = RegistryLookup(registry)
+    assert isinstance(await lookup.center("C1", 0.02), Unanswered)
+    await asyncio.sleep(0)
+    assert registry.cancelled == 1
+    registry.delay_s = 0.0
+    answer = await lookup.center("C1", 1.0)
+    assert getattr(answer, "id", None) == "C1"
+    assert len(registry.timeouts) == 2
+
+
+async def test_an_asker_with_no_time_left_asks_nothing() -> None:
+    registry = SlowRegistry(delay_s=0.0)
+    lookup = RegistryLookup(registry)
+    assert await lookup.current("C1", "S", 0.0) is None
+    assert registry.timeouts == []
