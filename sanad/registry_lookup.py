@@ -12,14 +12,17 @@ against the registry as it is now: the centre and the service, each one call.
 
 Refused submissions are a caller's to send, as many as its rate allows, so the calls they cost
 the registry are bounded here: one question at a time per centre and per service (concurrent
-refusals share it), and at most LOOKUPS_PER_S questions a second in all; beyond that the copy's
-refusal stands. A shared question is every asker's: it runs under its own time (LOOKUP_S), not
-its first asker's deadline, each asker waits for it no longer than its own deadline, and it is
-dropped only when no asker waits any more (so a first asker whose deadline was short, or whose
-call was cancelled, fails no one else's). No answer is kept: a change a client makes right
-after one (refused for a service not offered, it offers the service and submits again) must be
-judged against the registry after that change, not against the answer before it, whether that
-answer agreed with the copy or not. sanad_registry_lookups_total counts each question's outcome.
+refusals share it), at most LOOKUPS_PER_CALLER_S questions a second for one caller (the
+identity whose refusal asks it: a quarter of the process's budget, so one noisy caller, even
+three, leave the rest to everyone else) and at most LOOKUPS_PER_S in all; beyond that the
+copy's refusal stands. A refusal that joins a question already asked costs no one's budget.
+A shared question is every asker's: it runs under its own time (LOOKUP_S), not its first
+asker's deadline, each asker waits for it no longer than its own deadline, and it is dropped
+only when no asker waits any more (so a first asker whose deadline was short, or whose call
+was cancelled, fails no one else's). No answer is kept: a change a client makes right after
+one (refused for a service not offered, it offers the service and submits again) must be judged
+against the registry after that change, not against the answer before it, whether that answer
+agreed with the copy or not. sanad_registry_lookups_total counts each question's outcome.
 """
 
 import asyncio
@@ -45,6 +48,9 @@ LOOKUP_S = 2.0
 # above the lag cases (a client's change, then its submission), far below what the registry
 # takes from one caller.
 LOOKUPS_PER_S = 40
+# Questions one caller's refusals may ask a second (bursts as many): a quarter of the process's,
+# plenty for the lag cases of one caller, and one noisy caller cannot leave the others none.
+LOOKUPS_PER_CALLER_S = 10
 # What the registry answers for a key it does not have (or will not take as a key).
 UNKNOWN = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 log = logging.getLogger("sanad.intake")
@@ -76,45 +82,57 @@ class RegistryLookup:
         stub: Any,
         clock: Callable[[], float] = time.monotonic,
         rate_per_s: float = LOOKUPS_PER_S,
+        caller_rate_per_s: float = LOOKUPS_PER_CALLER_S,
     ) -> None:
         self.stub = stub  # a registry_pb2_grpc.RegistryServiceStub
         self.clock = clock
         self.limiter = RateLimiter(rate_per_s, int(rate_per_s), clock)
+        # By caller: its share of the process's questions.
+        self.callers = RateLimiter(caller_rate_per_s, int(caller_rate_per_s), clock)
         # By ("center", id) or ("service", code): the question being asked.
         self._asking: dict[tuple[str, str], _Question] = {}
 
     async def current(
-        self, center_id: str, service_code: str, timeout_s: float | None
+        self, center_id: str, service_code: str, timeout_s: float | None, caller: str
     ) -> Views | None:
         """Both as the registry has them (None for one it does not know); None when the
-        registry did not answer in time, or the process asks it too often just now."""
+        registry did not answer in time, or the process, or caller, asks it too often just
+        now."""
         timeout = LOOKUP_S if timeout_s is None else min(timeout_s, LOOKUP_S)
         center, service = await asyncio.gather(
-            self.center(center_id, timeout), self.service(service_code, timeout)
+            self.center(center_id, timeout, caller), self.service(service_code, timeout, caller)
         )
         if isinstance(center, Unanswered) or isinstance(service, Unanswered):
             return None
         return center, service
 
-    async def center(self, center_id: str, timeout_s: float) -> CenterView | Unanswered | None:
-        """The centre as the registry has it (None: it does not know it)."""
-        return await self._view(("center", center_id), timeout_s, self._center)
+    async def center(
+        self, center_id: str, timeout_s: float, caller: str
+    ) -> CenterView | Unanswered | None:
+        """The centre as the registry has it (None: it does not know it), for caller's
+        refusal."""
+        return await self._view(("center", center_id), timeout_s, self._center, caller)
 
-    async def service(self, code: str, timeout_s: float) -> ServiceView | Unanswered | None:
-        """The catalogue service as the registry has it (None: it does not know it)."""
-        return await self._view(("service", code), timeout_s, self._service)
+    async def service(
+        self, code: str, timeout_s: float, caller: str
+    ) -> ServiceView | Unanswered | None:
+        """The catalogue service as the registry has it (None: it does not know it), for
+        caller's refusal."""
+        return await self._view(("service", code), timeout_s, self._service, caller)
 
     async def _view(
         self,
         key: tuple[str, str],
         timeout_s: float,
         fetch: Callable[[str, float], Awaitable[T | None]],
+        caller: str,
     ) -> T | Unanswered | None:
         if timeout_s <= 0:
             return UNANSWERED  # its caller could not wait for any answer
         question = self._asking.get(key)
         if question is None:
             try:
+                self.callers.take(caller)  # first: a caller over its share spends no one's
                 self.limiter.take("registry")
             except RateLimited:
                 REGISTRY_LOOKUPS.labels("skipped").inc()

@@ -151,8 +151,8 @@ REGISTRY_LOOKUPS = Counter(
     "sanad_registry_lookups_total",
     "Centres and catalogue services asked of the registry itself for a submission or batch item "
     "its copy refused, by outcome: asked (answered), failed (no answer in time), joined "
-    "(another refusal's question at the same moment), skipped (the process asked too often "
-    "just now: the copy's refusal stood).",
+    "(another refusal's question at the same moment), skipped (the process, or the caller "
+    "whose refusal it was, asked too often just now: the copy's refusal stood).",
     ["outcome"],
 )
 

@@ -112,7 +112,9 @@ class Intake:
         now = utcnow()
         center = self.snapshot.centers.get(submission.center_id)
         try:
-            center, service = await self._validated(submission, center, service, now, deadline)
+            center, service = await self._validated(
+                submission, center, service, now, caller=caller, deadline=deadline
+            )
         except (Invalid, PreconditionFailed):
             # The registry may have changed since this request id was accepted (invariant 3).
             if center is None or service is None:
@@ -138,19 +140,22 @@ class Intake:
         center: CenterView | None,
         service: ServiceView | None,
         now: datetime,
+        *,
+        caller: str,
         deadline: Deadline,
     ) -> tuple[CenterView, ServiceView]:
         """validate() against the snapshot; a refusal that rests on the registry's state, the
         submission being well formed, is judged again against the registry as it is now, in
         case the snapshot has not caught up with a change yet (sanad/registry_lookup.py). When the
-        registry does not answer, or agrees with the snapshot, the first refusal stands."""
+        registry does not answer, or agrees with the snapshot, the first refusal stands. The
+        question counts against caller's share of the process's questions."""
         try:
             return validate(submission, center, service, now)
         except (Invalid, NotFound, PreconditionFailed):
             if self.lookup is None or field_violations(submission, None):
                 raise
             current = await self.lookup.current(
-                submission.center_id, submission.service_code, deadline.left()
+                submission.center_id, submission.service_code, deadline.left(), caller
             )
             if current is None or current == (center, service):
                 raise

@@ -24,6 +24,7 @@ class Lookup(Protocol):
         center_id: str,
         service_code: str,
         timeout_s: float | None,
+        caller: str,
     ) -> tuple[CenterView | None, ServiceView | None] | None: ...
 
 

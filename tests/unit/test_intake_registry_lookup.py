@@ -37,11 +37,13 @@ class FakeLookup:
 
     answer: Views | None = (CENTER, SERVICE)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    callers: list[str] = field(default_factory=list)
 
     async def current(
-        self, center_id: str, service_code: str, timeout_s: float | None
+        self, center_id: str, service_code: str, timeout_s: float | None, caller: str
     ) -> Views | None:
         self.calls.append((center_id, service_code))
+        self.callers.append(caller)
         return self.answer
 
 
@@ -74,6 +76,7 @@ async def test_a_change_the_snapshot_has_not_brought_yet_does_not_refuse(change:
     s = setup(LAGGING[change], lookup)
     await submit(s, submission())
     assert lookup.calls == [("C1", "ROP-VISA")]
+    assert lookup.callers == ["centre:abraj@C1"]  # out of the caller's own share
     assert len(s.publisher.sent) == 1
 
 
@@ -147,7 +150,9 @@ async def test_refused_submissions_ask_the_registry_once_per_centre_and_service_
     # and service share one question while it runs.
     registry = FakeRegistry(delay_s=0.01)
     lookup = RegistryLookup(registry, clock=lambda: 0.0)
-    answers = await asyncio.gather(*(lookup.current("C1", "S", 1.0) for _ in range(20)))
+    answers = await asyncio.gather(
+        *(lookup.current("C1", "S", 1.0, "centre:desk@C1") for _ in range(20))
+    )
     assert registry.calls == 2
     assert {answer[0].id for answer in answers if answer and answer[0]} == {"C1"}
 
@@ -157,12 +162,12 @@ async def test_no_answer_is_kept_so_a_change_right_after_one_is_seen() -> None:
     # again at once: judged against the registry after the offer, not the answer before it.
     registry = FakeRegistry()
     lookup = RegistryLookup(registry, clock=lambda: 0.0)
-    first = await lookup.current("C1", "S", 1.0)
+    first = await lookup.current("C1", "S", 1.0, "centre:desk@C1")
     assert first is not None
     assert first[0] is not None
     assert first[0].offered == frozenset()
     registry.centers["C1"] = registry_pb2.Center(id="C1", offered_service_codes=["S"])
-    second = await lookup.current("C1", "S", 1.0)
+    second = await lookup.current("C1", "S", 1.0, "centre:desk@C1")
     assert second is not None
     assert second[0] is not None
     assert second[0].offered == frozenset({"S"})
@@ -172,7 +177,7 @@ async def test_no_answer_is_kept_so_a_change_right_after_one_is_seen() -> None:
 async def test_beyond_its_rate_the_process_asks_nothing_and_the_refusal_stands() -> None:
     registry = FakeRegistry()
     lookup = RegistryLookup(registry, clock=lambda: 0.0, rate_per_s=3)
-    answers = [await lookup.current(f"C{n}", "S", 1.0) for n in range(3)]
+    answers = [await lookup.current(f"C{n}", "S", 1.0, "centre:desk@C1") for n in range(3)]
     assert registry.calls == 3  # C0, S and C1
     assert answers[0] is not None
     assert answers[1:] == [None, None]
@@ -189,5 +194,5 @@ async def test_an_answer_this_build_cannot_read_leaves_the_refusal_standing_not_
     registry.centers["C1"] = newer
     lookup = RegistryLookup(registry, clock=lambda: 0.0)
 
-    assert await lookup.current("C1", "S", 1.0) is None
+    assert await lookup.current("C1", "S", 1.0, "centre:desk@C1") is None
     assert "could not be used" in caplog.text

@@ -10,6 +10,8 @@ import grpc
 from sanad.registry_lookup import LOOKUP_S, RegistryLookup, Unanswered
 from sanad.v1 import registry_pb2
 
+CALLER = "centre:desk-1@C1"
+
 
 def deadline_exceeded() -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(
@@ -54,9 +56,9 @@ async def test_a_shared_question_is_not_cut_short_by_its_first_askers_deadline()
     # in 150 ms. Before, the question ran under the first caller's 50 ms and failed for both.
     registry = SlowRegistry(delay_s=0.15)
     lookup = RegistryLookup(registry)
-    hurried = asyncio.create_task(lookup.center("C1", 0.05))
+    hurried = asyncio.create_task(lookup.center("C1", 0.05, CALLER))
     await asyncio.sleep(0)
-    patient = await lookup.center("C1", 1.0)
+    patient = await lookup.center("C1", 1.0, CALLER)
     assert getattr(patient, "id", None) == "C1"
     assert isinstance(await hurried, Unanswered)
     assert len(registry.timeouts) == 1
@@ -65,9 +67,9 @@ async def test_a_shared_question_is_not_cut_short_by_its_first_askers_deadline()
 async def test_a_cancelled_first_asker_does_not_cancel_the_question_for_the_others() -> None:
     registry = SlowRegistry(delay_s=0.1)
     lookup = RegistryLookup(registry)
-    first = asyncio.create_task(lookup.service("S", 1.0))
+    first = asyncio.create_task(lookup.service("S", 1.0, CALLER))
     await asyncio.sleep(0)
-    second = asyncio.create_task(lookup.service("S", 1.0))
+    second = asyncio.create_task(lookup.service("S", 1.0, CALLER))
     await asyncio.sleep(0.02)
     first.cancel()
     answer = await second
@@ -78,8 +80,8 @@ async def test_a_cancelled_first_asker_does_not_cancel_the_question_for_the_othe
 async def test_the_shared_question_never_runs_longer_than_its_bound() -> None:
     registry = SlowRegistry(delay_s=0.0)
     lookup = RegistryLookup(registry)
-    await lookup.current("C1", "S", None)
-    await lookup.current("C2", "S2", 30.0)
+    await lookup.current("C1", "S", None, CALLER)
+    await lookup.current("C2", "S2", 30.0, CALLER)
     assert registry.timeouts
     assert all(timeout is not None and timeout <= LOOKUP_S for timeout in registry.timeouts)
 
@@ -89,11 +91,11 @@ async def test_a_question_nobody_waits_for_any_more_is_dropped_and_asked_afresh(
     # next refusal asks a question of its own rather than joining one about to be dropped.
     registry = SlowRegistry(delay_s=0.2)
     lookup = RegistryLookup(registry)
-    assert isinstance(await lookup.center("C1", 0.02), Unanswered)
+    assert isinstance(await lookup.center("C1", 0.02, CALLER), Unanswered)
     await asyncio.sleep(0)
     assert registry.cancelled == 1
     registry.delay_s = 0.0
-    answer = await lookup.center("C1", 1.0)
+    answer = await lookup.center("C1", 1.0, CALLER)
     assert getattr(answer, "id", None) == "C1"
     assert len(registry.timeouts) == 2
 
@@ -101,5 +103,5 @@ async def test_a_question_nobody_waits_for_any_more_is_dropped_and_asked_afresh(
 async def test_an_asker_with_no_time_left_asks_nothing() -> None:
     registry = SlowRegistry(delay_s=0.0)
     lookup = RegistryLookup(registry)
-    assert await lookup.current("C1", "S", 0.0) is None
+    assert await lookup.current("C1", "S", 0.0, CALLER) is None
     assert registry.timeouts == []

@@ -33,12 +33,19 @@ class FakeLookup:
     centers: dict[str, CenterView | None] = field(default_factory=lambda: {"C1": CENTER})
     services: dict[str, ServiceView | None] = field(default_factory=lambda: {"ROP-VISA": SERVICE})
     asked: list[str] = field(default_factory=list)
+    callers: set[str] = field(default_factory=set)
 
-    async def center(self, center_id: str, timeout_s: float) -> CenterView | Unanswered | None:
+    async def center(
+        self, center_id: str, timeout_s: float, caller: str
+    ) -> CenterView | Unanswered | None:
+        self.callers.add(caller)
         self.asked.append(center_id)
         return self.centers.get(center_id, UNANSWERED)
 
-    async def service(self, code: str, timeout_s: float) -> ServiceView | Unanswered | None:
+    async def service(
+        self, code: str, timeout_s: float, caller: str
+    ) -> ServiceView | Unanswered | None:
+        self.callers.add(caller)
         self.asked.append(code)
         return self.services.get(code, UNANSWERED)
 
@@ -87,6 +94,8 @@ async def test_a_change_the_copy_has_not_brought_yet_refuses_no_item(change: str
     assert len(shared.transactions) == 5
     # Asked once, by the first chunk: the later chunks are judged with the registry's answer.
     assert lookup.asked == ["C1", "ROP-VISA"]
+    # For the batch's submitter, out of its own share of the worker's questions.
+    assert lookup.callers == {"amqp:guest"}
 
 
 async def test_without_the_lookup_the_copy_refuses_them() -> None:

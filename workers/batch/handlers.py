@@ -74,9 +74,13 @@ class Lookup(Protocol):
     """sanad.registry_lookup.RegistryLookup: centres and services as the registry
     has them now."""
 
-    async def center(self, center_id: str, timeout_s: float) -> CenterView | Unanswered | None: ...
+    async def center(
+        self, center_id: str, timeout_s: float, caller: str
+    ) -> CenterView | Unanswered | None: ...
 
-    async def service(self, code: str, timeout_s: float) -> ServiceView | Unanswered | None: ...
+    async def service(
+        self, code: str, timeout_s: float, caller: str
+    ) -> ServiceView | Unanswered | None: ...
 
 
 class BatchHandler:
@@ -328,9 +332,10 @@ class BatchHandler:
         ]
         centers = sorted({center for _, (center, _) in keys})[:MAX_LOOKUPS]
         services = sorted({service for _, (_, service) in keys})[:MAX_LOOKUPS]
+        caller = f"amqp:{context.submitted_by}"  # the batch's submitter: its share
         answers = await asyncio.gather(
-            *(self.lookup.center(center, LOOKUP_S) for center in centers),
-            *(self.lookup.service(service, LOOKUP_S) for service in services),
+            *(self.lookup.center(center, LOOKUP_S, caller) for center in centers),
+            *(self.lookup.service(service, LOOKUP_S, caller) for service in services),
         )
         updated = with_views(
             context,
