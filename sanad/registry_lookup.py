@@ -11,11 +11,13 @@ items were answered refused. So a refusal that rests on the registry's state is 
 against the registry as it is now: the centre and the service, each one call.
 
 Refused submissions are a caller's to send, as many as its rate allows, so the calls they cost
-the registry are bounded here: one question at a time per centre and per service (concurrent
-refusals share it), at most LOOKUPS_PER_CALLER_S questions a second for one caller (the
-identity whose refusal asks it: a quarter of the process's budget, so one noisy caller, even
-three, leave the rest to everyone else) and at most LOOKUPS_PER_S in all; beyond that the
-copy's refusal stands. A refusal that joins a question already asked costs no one's budget.
+the registry are bounded here: one question at a time per centre and per service (refusals that
+come before it is sent share it; those that come while it is on its way share the next, sent
+when it returns, as its answer may have been read before a change their clients made), at most
+LOOKUPS_PER_CALLER_S questions a second for one caller (the identity whose refusal asks it: a
+quarter of the process's budget, so one noisy caller, even three, leave the rest to everyone
+else) and at most LOOKUPS_PER_S in all; beyond that the copy's refusal stands. A refusal that
+joins a question already asked costs no one's budget.
 A shared question is every asker's: it runs under its own time (LOOKUP_S), not its first
 asker's deadline, each asker waits for it no longer than its own deadline, and it is dropped
 only when no asker waits any more (so a first asker whose deadline was short, or whose call
@@ -29,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -68,9 +70,11 @@ UNANSWERED = Unanswered()
 
 @dataclass
 class _Question:
-    """One question to the registry in flight, and how many askers wait for its answer."""
+    """One question to the registry, whether it was sent (or still waits for the one before it
+    to return), and how many askers wait for its answer."""
 
-    answer: "asyncio.Future[Any]"
+    answer: "asyncio.Future[Any]" = field(init=False)
+    sent: bool = False
     waiting: int = 0
 
 
@@ -130,20 +134,31 @@ class RegistryLookup:
         if timeout_s <= 0:
             return UNANSWERED  # its caller could not wait for any answer
         question = self._asking.get(key)
-        if question is None:
+        if question is not None and not question.sent:
+            REGISTRY_LOOKUPS.labels("joined").inc()
+        else:
+            # None asked, or one sent already: its answer may have been read before a change
+            # this refusal's client made, so the next question, sent when that one returns.
             try:
                 self.callers.take(caller)  # first: a caller over its share spends no one's
                 self.limiter.take("registry")
             except RateLimited:
                 REGISTRY_LOOKUPS.labels("skipped").inc()
                 return UNANSWERED
-            # Its own time, not its first asker's: whoever joins it may wait longer.
-            answer = asyncio.ensure_future(self._ask(key, fetch, LOOKUP_S))
-            question = self._asking[key] = _Question(answer)
-            answer.add_done_callback(lambda _: self._forget(key, question))
-        else:
-            REGISTRY_LOOKUPS.labels("joined").inc()
+            question = self._asked_after(key, fetch, question)
         return cast(T | Unanswered | None, await self._wait(key, question, timeout_s))
+
+    def _asked_after(
+        self,
+        key: tuple[str, str],
+        fetch: Callable[[str, float], Awaitable[T | None]],
+        before: "_Question | None",
+    ) -> "_Question":
+        """A question about key, sent once the one before it (if any) returned: one at a time."""
+        question = self._asking[key] = _Question()
+        question.answer = asyncio.ensure_future(self._ask(key, fetch, question, before))
+        question.answer.add_done_callback(lambda _: self._forget(key, question))
+        return question
 
     async def _wait(self, key: tuple[str, str], question: "_Question", timeout_s: float) -> object:
         """The question's answer, waited for at most timeout_s; when its last asker stops
@@ -170,10 +185,15 @@ class RegistryLookup:
         self,
         key: tuple[str, str],
         fetch: Callable[[str, float], Awaitable[T | None]],
-        timeout_s: float,
+        question: "_Question",
+        before: "_Question | None",
     ) -> T | Unanswered | None:
         try:
-            view = await fetch(key[1], timeout_s)
+            if before is not None:
+                await asyncio.wait([before.answer])  # its turn (wait: never cancels that one)
+            question.sent = True
+            # Its own time, not its first asker's: whoever joins it may wait longer.
+            view = await fetch(key[1], LOOKUP_S)
         except asyncio.CancelledError:
             REGISTRY_LOOKUPS.labels("failed").inc()  # every asker gave up waiting
             raise

@@ -67,8 +67,8 @@ async def test_a_shared_question_is_not_cut_short_by_its_first_askers_deadline()
 async def test_a_cancelled_first_asker_does_not_cancel_the_question_for_the_others() -> None:
     registry = SlowRegistry(delay_s=0.1)
     lookup = RegistryLookup(registry)
+    # Both come before the question is sent, so both wait for its answer.
     first = asyncio.create_task(lookup.service("S", 1.0, CALLER))
-    await asyncio.sleep(0)
     second = asyncio.create_task(lookup.service("S", 1.0, CALLER))
     await asyncio.sleep(0.02)
     first.cancel()
@@ -105,3 +105,49 @@ async def test_an_asker_with_no_time_left_asks_nothing() -> None:
     lookup = RegistryLookup(registry)
     assert await lookup.current("C1", "S", 0.0, CALLER) is None
     assert registry.timeouts == []
+
+
+class GatedRegistry:
+    """GetCenter reads the centre as the registry has it when the call arrives, and answers
+    when `gate` opens; a centre's offered services can change meanwhile."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.offered: list[str] = []
+        self.calls = 0
+
+    async def GetCenter(self, request: Any, **_: Any) -> Any:
+        self.calls += 1
+        center = registry_pb2.Center(id=request.id, offered_service_codes=list(self.offered))
+        await self.gate.wait()
+        return registry_pb2.GetCenterResponse(center=center)
+
+
+async def test_a_refusal_after_a_change_never_takes_an_answer_read_before_it() -> None:
+    # One refusal's question is on its way; the centre is offered the service (the registry
+    # answers OK) and its client submits again. Before, the new refusal joined the question
+    # already sent, read before the change, and was refused again for "does not offer".
+    registry = GatedRegistry()
+    lookup = RegistryLookup(registry)
+    before = asyncio.create_task(lookup.center("C1", 1.0, CALLER))
+    await asyncio.sleep(0.01)
+    registry.offered = ["S"]  # the change, answered before the next submission
+    after = asyncio.create_task(lookup.center("C1", 1.0, CALLER))
+    also_after = asyncio.create_task(lookup.center("C1", 1.0, "centre:desk-2@C1"))
+    await asyncio.sleep(0.01)
+    registry.gate.set()
+    assert getattr(await before, "offered", None) == frozenset()
+    assert getattr(await after, "offered", None) == frozenset({"S"})
+    assert getattr(await also_after, "offered", None) == frozenset({"S"})
+    assert registry.calls == 2  # those that came while one was on its way share the next
+
+
+async def test_a_question_waiting_its_turn_that_nobody_waits_for_leaves_the_one_before() -> None:
+    registry = GatedRegistry()
+    lookup = RegistryLookup(registry)
+    first = asyncio.create_task(lookup.center("C1", 1.0, CALLER))
+    await asyncio.sleep(0.01)
+    assert isinstance(await lookup.center("C1", 0.02, CALLER), Unanswered)
+    registry.gate.set()
+    assert getattr(await first, "id", None) == "C1"
+    assert registry.calls == 1
