@@ -5,9 +5,11 @@ It runs inside the bookkeeping interceptor (sanad.rpc.interceptors), so the doma
 raises (Unauthenticated, PermissionDenied, RateLimited) become status codes there, with the
 request id already set. It sets sanad.security.identity.current() for the handler, and caps the
 streaming calls each identity holds open. A streaming call's credential is checked again, at
-most every `recheck_s`, before each answer of a server stream and each item of a client stream:
-a token that expired, whose key was retired or that was revoked, or a certificate revoked since,
-ends the call UNAUTHENTICATED instead of being served for as long as it stays open.
+most every `recheck_s`, before each answer of a server stream and each item of a client stream,
+and by a timer while the call waits (sanad.security.standing): a token that expired, whose key
+was retired or that was revoked, or a certificate revoked since, ends the call UNAUTHENTICATED
+instead of being served for as long as it stays open, idle or not. The open methods' streams
+(a Health Watch, reflection) are ended so once their client certificate is revoked.
 
 A request whose bytes are not the method's message reaches it as a marker
 (sanad.rpc.undecodable) and is refused Invalid only once its caller was authenticated, charged
@@ -17,7 +19,6 @@ and are audited as any call.
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +39,7 @@ from sanad.security.audit_log import AuditLog
 from sanad.security.authenticate import Authenticator, source
 from sanad.security.identity import Identity, set_current
 from sanad.security.limits import RateLimiter, StreamCap
+from sanad.security.standing import Standing, kept
 from sanad.settings import AuthMode, CommonSettings
 from sanad.telemetry.logs import request_id_var
 
@@ -74,14 +76,23 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             # No identity, no charge, no audit; but a revoked certificate is refused here too.
             if self.admission.authenticator.revoked is None:
                 return handler
-            check = self.admission.authenticator.refuse_revoked
-            return rebuilt(handler, lambda behaviour, *_: checked(behaviour, check))
+            return rebuilt(handler, self._open)
         rule = policy.POLICY.get(method)
         if rule is None and self.admission.authenticator.mode is AuthMode.DEV:
             return handler  # a dev-only service outside the table (tests, benchmarks)
         guard = _Guard(self, method, rule)
         # Lenient: the guard refuses an undecodable request itself, after admitting its caller.
         return rebuilt(handler, guard.wrap, lenient(handler.request_deserializer))
+
+    def _open(
+        self, behaviour: Callable[..., Any], streamed: bool, streaming: bool
+    ) -> Callable[..., Any]:
+        """An open method's behaviour, refused to a revoked certificate; a stream (a Health
+        Watch, a reflection stream) is also ended once its certificate is revoked."""
+        check = self.admission.authenticator.refuse_revoked
+        if streamed or streaming:
+            return kept(behaviour, check, self.recheck_s)
+        return checked(behaviour, check)
 
     def authorize(
         self, method: str, rule: policy.Rule | None, identity: Identity, request: Any
@@ -209,10 +220,14 @@ class _Guard:
                 if streamed:  # checked before each item is read: answers of items taken go out
                     request = standing.guarded(request)
                 try:
-                    async for response in behaviour(request, context):
-                        if not streamed:
-                            standing.check()
-                        yield response
+                    with standing.watched():
+                        responses = behaviour(request, context)
+                        if not streamed:  # a server stream's wait for its next answer ends too
+                            responses = standing.answers(responses)
+                        async for response in responses:
+                            if not streamed:
+                                standing.check()
+                            yield response
                 finally:  # however it ends: normally, with an error, or cancelled
                     self.owner.admission.close_stream(identity)
             except BaseException as error:
@@ -297,27 +312,20 @@ class _Guard:
         return policy.audit_target(request, self.targets, self.results, results)
 
 
-class _Standing:
-    """A streaming call's credential, verified again (its token's signature against the keys
-    in use, its expiry, its revocation) once `recheck_s` has passed since the last time: before
-    each answer of a server stream, and before each item of a client stream is handed to the
-    handler (a refused item ends the reading; the handler answers the items it took, then the
-    call ends UNAUTHENTICATED). A client certificate, verified by TLS as the connection opens,
-    is looked at again for its revocation only (sanad.security.revocation)."""
+class _Standing(Standing):
+    """A guarded streaming call's credential, verified again (sanad.security.standing): its
+    token's signature against the keys in use, its expiry, its revocation. A refused item of a
+    client stream ends the reading; the handler answers the items it took, then the call ends
+    UNAUTHENTICATED. A client certificate, verified by TLS as the connection opens, is looked at
+    again for its revocation only (sanad.security.revocation)."""
 
     def __init__(self, owner: SecurityInterceptor, context: Any, identity: Identity) -> None:
+        super().__init__(self._verify, owner.recheck_s)
         self.authenticator = owner.admission.authenticator
-        self.every_s = owner.recheck_s
         self.context = context
         self.identity = identity
-        self.checked_at = time.monotonic()
 
-    def check(self) -> None:
-        """Unauthenticated when the credential that opened the call no longer holds."""
-        now = time.monotonic()
-        if now - self.checked_at < self.every_s:
-            return
-        self.checked_at = now
+    def _verify(self) -> None:
         try:
             again = self.authenticator.identify(self.context)
         except errors.Unauthenticated as error:
@@ -331,12 +339,6 @@ class _Standing:
             ) from None
         if again != self.identity:  # the metadata of a call does not change; kept honest
             raise errors.Unauthenticated("the credential this call was opened with changed")
-
-    async def guarded(self, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """A client stream's items, each handed on once the credential still holds."""
-        async for item in items:
-            self.check()
-            yield item
 
 
 def _judged(request: Any, streamed: bool) -> Any:

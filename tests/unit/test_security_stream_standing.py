@@ -1,6 +1,7 @@
 """A streaming call's credential is verified again while the call goes on, at most every
 recheck_s: one that expired or whose key was retired ends the call UNAUTHENTICATED."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -107,3 +108,35 @@ async def test_a_client_stream_takes_no_item_once_its_token_expired_and_answers_
     # Item 2 and later were never handed on; every item taken was answered.
     assert taken == [0, 1]
     assert answers == ["answer 0", "answer 1"]
+
+
+async def test_an_idle_client_stream_ends_on_the_timer_and_an_item_in_hand_is_still_answered() -> (
+    None
+):
+    tokens = Expiring()
+    admission = Admission(tokens, RateLimiter(0, 0), StreamCap(0))  # type: ignore[arg-type]
+    owner = SecurityInterceptor(admission, "MOCIIP", recheck_s=0.02)
+    method = policy.INTAKE + "SubmitTransactions"
+    guard = _Guard(owner, method, policy.POLICY[method])
+
+    async def items() -> AsyncIterator[int]:
+        yield 0
+        await asyncio.Event().wait()  # the caller sends nothing more and keeps the stream
+        yield 1
+
+    async def submissions(requests: AsyncIterator[int], context: Any) -> AsyncIterator[str]:
+        async for n in requests:
+            tokens.expired = True  # while the item is in hand (a confirm awaited)
+            await asyncio.sleep(0.1)
+            yield f"answer {n}"
+
+    answers: list[str] = []
+
+    async def read_answers() -> None:
+        async for answer in guard.streaming(submissions, streamed=True)(items(), Caller()):
+            answers.append(answer)
+
+    with pytest.raises(Unauthenticated, match="no longer holds: bad bearer token: Expired"):
+        async with asyncio.timeout(5):
+            await read_answers()
+    assert answers == ["answer 0"]
