@@ -165,6 +165,27 @@ def _stopping(context: Any) -> None:
     )
 
 
+class StopGate(grpc.aio.ServerInterceptor):
+    """Once `bookkeeping` is stopping (ServerInterceptor.refuse_new_calls), answers every call
+    UNAVAILABLE instead of handing it to its service. It runs within the security interceptor:
+    the caller is authenticated and authorized first, and a refused change is audited (who,
+    what, when, UNAVAILABLE) as every other refusal is; refused before it, the trail missed
+    the changes a stopping server turned away."""
+
+    def __init__(self, bookkeeping: "ServerInterceptor") -> None:
+        self.bookkeeping = bookkeeping
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or not self.bookkeeping.stopping:
+            return handler
+        return rebuilt(handler, lambda behaviour, *_: checked(behaviour, _stopping))
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler kind of every service with the same bookkeeping."""
 
@@ -199,8 +220,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             self._unknown.handled(code)
 
     async def refuse_new_calls(self, longest_s: float, quiet_s: float) -> None:
-        """Answer every call from now on UNAVAILABLE at once, the server being about to stop;
-        return once no call has arrived for quiet_s, or after longest_s.
+        """Answer every call from now on UNAVAILABLE at once (StopGate), the server being about
+        to stop; return once no call has arrived for quiet_s, or after longest_s.
 
         gRPC cancels the calls it has taken and not yet handed to a handler when the server
         stops, and their callers see CANCELLED, which no retry policy retries
@@ -239,9 +260,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     extra=fields,
                 )
             return handler
-        if self.stopping:
+        if self.stopping:  # refused by the StopGate, within the security interceptor
             self._arrived = time.monotonic()
-            handler = rebuilt(handler, lambda behaviour, *_: checked(behaviour, _stopping))
         method = self._method(handler_call_details.method, handler)
         metadata = handler_call_details.invocation_metadata
         # A parser made lenient already (the security interceptor's, for the methods it

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sanad.rpc.health import CappedHealth, Check, HealthReporter
-from sanad.rpc.interceptors import ServerInterceptor
+from sanad.rpc.interceptors import ServerInterceptor, StopGate
 from sanad.runtime import port_problem
 from sanad.security.audit_log import AuditLog
 from sanad.security.authenticate import Authenticator
@@ -222,7 +222,8 @@ async def start_server(
     """Start serving on port (0 picks a free one); health starts NOT_SERVING.
 
     Every call passes the bookkeeping interceptor, then the security interceptor (identity,
-    rate limit, policy table, audit trail into audit_log when given), then `interceptors`.
+    rate limit, policy table, audit trail into audit_log when given), then the gate that
+    refuses calls while the server stops (StopGate), then `interceptors`.
     Clients may ping every keepalive_ms (tests pass a short one). A request larger than
     max_request_bytes is refused INVALID_ARGUMENT as undecodable, counted and audited as any
     refusal; gRPC drops one larger than BACKSTOP times that before it is read (server_options),
@@ -240,6 +241,7 @@ async def start_server(
         interceptors=[
             bookkeeping,
             security_interceptor(settings, files.authenticator, audit_log, name),
+            StopGate(bookkeeping),
             *interceptors,
         ],
         options=server_options(
