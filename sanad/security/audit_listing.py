@@ -41,8 +41,13 @@ class AuditListing:
 
     async def find(self, query: AuditQuery) -> tuple[list[AuditEvent], str]:
         """One page of matching events, newest first, and the next page token: the last
-        event's id, the next page being the events before it. Events written meanwhile are
-        newer than any page already read, so no page repeats one (an offset did)."""
+        event's id, the next page being the events whose ids sort before it as the trail stands
+        when that page is read. So no page repeats an event (an offset did, pushed on by the
+        events written meanwhile). Ids sort by an event's time, not by when it was written:
+        an event written while the trail is paged is on a later page when its time is before
+        the last event read (one kept back while MongoDB was away, or carried by a message
+        stored later; in that event's own millisecond, either way by its random bits), and on
+        none when its time is after (every new call's, and a late one inside the pages read)."""
         size, before = page_of(query)
         found = _filter(query)
         if before:

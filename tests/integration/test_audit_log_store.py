@@ -96,3 +96,19 @@ async def test_a_window_combines_with_the_other_filters(
 async def test_the_trail_keeps_no_index_but_its_ids(audit: AuditLog) -> None:
     await audit.record(event(NOON))
     assert list(await audit.collection.index_information()) == ["_id_"]
+
+
+async def test_an_event_written_between_pages_is_listed_later_only_if_older_than_the_last_read(
+    audit: AuditLog, listing: AuditListing
+) -> None:
+    for seconds in (10, 20, 30, 40):
+        await audit.record(event(NOON + timedelta(seconds=seconds)))
+    first, token = await listing.find(AuditQuery(page_size=2))
+    assert [e.time for e in first] == [NOON + timedelta(seconds=s) for s in (40, 30)]
+    # Written between the pages: a new call's, and two kept back (MongoDB was away), one with
+    # a time inside the page read, one with a time before its last event.
+    for seconds in (50, 35, 25):
+        await audit.record(event(NOON + timedelta(seconds=seconds)))
+    second, token = await listing.find(AuditQuery(page_size=10, page_token=token))
+    assert [e.time for e in second] == [NOON + timedelta(seconds=s) for s in (25, 20, 10)]
+    assert not token
