@@ -32,7 +32,13 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
-from sanad.amqp.handling import BROKER_ERRORS, HANDLER_FAILED, Handler, RetryingHandler
+from sanad.amqp.handling import (
+    BROKER_ERRORS,
+    HANDLER_FAILED,
+    FailureHook,
+    Handler,
+    RetryingHandler,
+)
 from sanad.amqp.inbox import Inbox, collect
 from sanad.amqp.metrics import CONSUMER_CANCELLED
 from sanad.amqp.outcomes import OutcomePublisher
@@ -93,10 +99,12 @@ class MicroBatchConsumer:
         options: BatchOptions,
         *,
         reasons: Iterable[str] = (),
+        on_failure: FailureHook | None = None,
     ) -> None:
         """reasons: every reason the handler dead-letters with. Each (queue, reason) counter
         starts at zero, so a rate or increase() sees the first dead letter too (a series born
-        at 1 shows no increase)."""
+        at 1 shows no increase). on_failure: told of each message about to be dead-lettered
+        as `handler-failed` (sanad.amqp.handling)."""
         install_lenient_decoding()  # process-wide, before any connection: see the docstring
         self.url = url
         self.topology = topology
@@ -111,6 +119,7 @@ class MicroBatchConsumer:
             max_failures=options.max_failures,
             max_backoff_s=options.max_backoff_s,
             drain_grace_s=options.drain_grace_s,
+            on_failure=on_failure,
         )
         self.options = options
         self.connected = False

@@ -3,7 +3,8 @@
 A transient failure raised by the handler (TransientError) backs off and handles the same
 micro-batch again, without acking or dead-lettering anything, so a database outage never loses a
 message. Any other exception is a message the handler cannot take: each message is then handled
-alone, and the one that keeps failing is dead-lettered as `handler-failed`. A broken broker
+alone, and the one that keeps failing is dead-lettered as `handler-failed` (once its queue's
+on_failure, if any, has recorded it: the batch worker audits it). A broken broker
 connection is nobody's message: it is raised, for the consumer to reconnect. At stop a handler
 still running gets its drain grace, then is cancelled, and every backoff pause ends at once.
 """
@@ -32,6 +33,8 @@ HANDLER_CANCEL_S = 1.0
 BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
 
 Handler = Callable[[Sequence[AbstractIncomingMessage]], Awaitable[Sequence[Outcome]]]
+# Told of a message about to be dead-lettered as handler-failed; may raise TransientError.
+FailureHook = Callable[[AbstractIncomingMessage, Dead], Awaitable[None]]
 
 
 class RetryingHandler:
@@ -46,8 +49,10 @@ class RetryingHandler:
         max_backoff_s: float,
         drain_grace_s: float,
         clock: Callable[[], float] = time.monotonic,
+        on_failure: FailureHook | None = None,
     ) -> None:
         self.handler = handler
+        self.on_failure = on_failure
         self.queue_name = queue
         self.max_failures = max_failures
         self.max_backoff_s = max_backoff_s
@@ -109,11 +114,37 @@ class RetryingHandler:
                 failures += 1
                 if failures >= self.max_failures:
                     log.exception("handling a message failed %d times", failures)
-                    return [Dead(HANDLER_FAILED, f"{type(error).__name__}: {error}")]
+                    dead = Dead(HANDLER_FAILED, f"{type(error).__name__}: {error}")
+                    return await self._given_up(batch[0], dead, stop)
                 log.warning("handling a message failed (%s); trying it again", error)
                 if await pause(stop, delay):
                     return None
                 delay = min(delay * 2, self.max_backoff_s)
+
+    async def _given_up(
+        self, message: AbstractIncomingMessage, dead: Dead, stop: asyncio.Event
+    ) -> Sequence[Outcome] | None:
+        """[dead], once on_failure has recorded it (retried with backoff while it fails
+        transiently); None when stopping first: the message stays unacked and returns.
+
+        An on_failure that fails otherwise is logged and the message dead-lettered all the
+        same: a record that cannot be written must not hold the queue."""
+        delay = 0.1
+        while self.on_failure is not None:
+            try:
+                await self.on_failure(message, dead)
+                break
+            except TransientError as error:
+                log.warning("recording a failed message, retrying in %.1fs: %s", delay, error)
+                if await pause(stop, delay):
+                    return None
+                delay = min(delay * 2, self.max_backoff_s)
+            except BROKER_ERRORS:
+                raise
+            except Exception:
+                log.exception("recording a failed message failed; dead-lettering it all the same")
+                break
+        return [dead]
 
     async def _within_grace(
         self, batch: Sequence[AbstractIncomingMessage], stop: asyncio.Event

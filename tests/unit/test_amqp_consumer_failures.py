@@ -71,3 +71,66 @@ async def test_a_broken_broker_connection_is_not_blamed_on_a_message(error: Exce
 
     with pytest.raises(type(error)):
         await consumer(handler).handling.outcomes([Delivery(b"a")], asyncio.Event())  # type: ignore[arg-type]
+
+
+class Recorder:
+    """An on_failure hook that fails transiently `transient_first` times, then records."""
+
+    def __init__(self, transient_first: int = 0, error: Exception | None = None) -> None:
+        self.recorded: list[tuple[bytes, Dead]] = []
+        self.transient_left = transient_first
+        self.error = error
+
+    async def __call__(self, message: Delivery, dead: Dead) -> None:
+        if self.transient_left:
+            self.transient_left -= 1
+            raise TransientError("the database went away")
+        if self.error is not None:
+            raise self.error
+        self.recorded.append((message.body, dead))
+
+
+def recording_consumer(handler: object, hook: Recorder) -> MicroBatchConsumer:
+    options = BatchOptions(max_failures=2, max_backoff_s=0.01)
+    return MicroBatchConsumer(
+        "amqp://unused",
+        Topology("t"),
+        "t.batch",
+        handler,
+        options,
+        on_failure=hook,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_message_given_up_on_is_recorded_once_before_it_is_dead_lettered() -> None:
+    hook = Recorder(transient_first=2)
+    batch = [Delivery(b"a"), Delivery(b"poison")]
+
+    outcomes = await recording_consumer(Handler(), hook).handling.outcomes(batch, asyncio.Event())  # type: ignore[arg-type]
+
+    dead = Dead("handler-failed", "ValueError: cannot take this one")
+    assert outcomes == [None, dead]
+    assert hook.recorded == [(b"poison", dead)]  # its transient failures retried, then once
+
+
+async def test_a_failure_recorded_while_stopping_leaves_the_message_unacked() -> None:
+    hook = Recorder(transient_first=1_000)
+    stop = asyncio.Event()
+    consumer = recording_consumer(Handler(), hook)
+    asyncio.get_running_loop().call_later(0.2, stop.set)
+
+    outcomes = await consumer.handling.outcomes([Delivery(b"poison")], stop)  # type: ignore[list-item]
+
+    assert outcomes is None  # neither acked nor dead-lettered without its record: it returns
+    assert hook.recorded == []
+
+
+async def test_a_record_that_fails_for_good_does_not_hold_the_queue() -> None:
+    hook = Recorder(error=KeyError("a bug in the hook"))
+
+    outcomes = await recording_consumer(Handler(), hook).handling.outcomes(
+        [Delivery(b"poison")],  # type: ignore[list-item]
+        asyncio.Event(),
+    )
+
+    assert outcomes == [Dead("handler-failed", "ValueError: cannot take this one")]

@@ -105,3 +105,50 @@ def test_every_refusal_reason_has_an_outcome_named_by_a_grpc_status_code() -> No
     assert set(audit.REFUSAL_OUTCOMES) == set(DEAD_LETTER_REASONS)
     assert COLLECTION == "audit_log"
     assert AuditEvent.__dataclass_fields__["role"]
+
+
+async def test_a_batch_dead_lettered_as_handler_failed_writes_one_internal_event() -> None:
+    shared, replies = Shared(), Replies()
+    worker = handler(shared, replies)
+    dead = Dead("handler-failed", "BulkWriteError: Document failed validation")
+    body = batch("r-1", "r-2").SerializeToString()
+
+    await worker.failed(Message(body, user_id="batch-C1"), dead)
+
+    [event] = shared.audit_events
+    assert event_fields(event) == {
+        "subject": "batch-C1",
+        "role": "batch",
+        "center_id": "C1",
+        "rpc": "amqp:sanad.v1.BatchSubmission",
+        "request_id": "b-1",
+    }
+    assert event["outcome"] == "INTERNAL"
+    assert event["target"] == {
+        "batch_id": "b-1",
+        "center_id": "C1",
+        "correlation_id": "c-1",
+        "items": "2",
+        "history_items": "0",
+        "refused_reason": "handler-failed",
+    }
+    assert not replies.sent  # never answered: it alerts as SanadBatchDeadLetteredUnanswered
+
+
+async def test_a_failed_batch_whose_body_cannot_be_read_is_audited_under_its_message_id() -> None:
+    shared, replies = Shared(), Replies()
+    worker = handler(shared, replies)
+    dead = Dead("handler-failed", "ValueError: unreadable")
+
+    await worker.failed(
+        Message(b"\xff\xff", message_id="b-9", user_id="batch-C1", redelivered=True), dead
+    )
+
+    [event] = shared.audit_events
+    assert (event["request_id"], event["outcome"]) == ("b-9", "INTERNAL")
+    assert event["target"] == {
+        "batch_id": "b-9",
+        "correlation_id": "c-1",
+        "refused_reason": "handler-failed",
+    }
+    assert event["redelivered"]  # the store looks for an earlier delivery's event first

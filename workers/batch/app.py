@@ -127,5 +127,6 @@ def build_app(settings: BatchSettings) -> BatchApp:
         handler,
         options,
         reasons=DEAD_LETTER_REASONS,
+        on_failure=handler.failed,
     )
     return BatchApp(settings, client, channel, snapshot, transactions, consumer)

@@ -3,7 +3,8 @@
 No I/O here. A batch is a state-changing call that arrives through the queue, so it is audited
 as an RPC is: subject the broker-validated `user_id`, role batch, outcome a gRPC status code
 name (OK when answered item by item, whatever each item's verdict; the code that fits the
-reason when refused as a whole), request id the batch id.
+reason when refused as a whole; INTERNAL when its handling kept failing and it was dead-lettered
+as `handler-failed`), request id the batch id.
 """
 
 from datetime import datetime
@@ -34,6 +35,9 @@ REFUSAL_OUTCOMES = {
     "batch-id-in-use": "PERMISSION_DENIED",
     "batch-id-reused": "ALREADY_EXISTS",
 }
+# The outcome of a batch dead-lettered because handling it kept failing (a bug, or a document
+# MongoDB refuses): as an RPC whose servicer raised.
+FAILED_OUTCOME = "INTERNAL"
 # Refused before the body was read whole: its batch id and counts are unknown.
 UNREAD = frozenset({"bad-reply-to", "unknown-type", "body-too-large", "undecodable"})
 
@@ -65,6 +69,20 @@ def refused(
     target["refused_reason"] = refusal.reason
     outcome = REFUSAL_OUTCOMES.get(refusal.reason, "INVALID_ARGUMENT")
     return _event(message, submission, now, target, outcome)
+
+
+def failed(
+    message: AbstractIncomingMessage,
+    submission: events_pb2.BatchSubmission | None,
+    now: datetime,
+    dead: Dead,
+) -> AuditEvent:
+    """The event of a batch dead-lettered as `handler-failed`: not answered, and the items of
+    its chunks stored before the failure stay stored (sent again, it is answered with them).
+    submission: the batch as read, or None when its body cannot be read."""
+    target = _target(message, submission or events_pb2.BatchSubmission(), counted=bool(submission))
+    target["refused_reason"] = dead.reason
+    return _event(message, submission or events_pb2.BatchSubmission(), now, target, FAILED_OUTCOME)
 
 
 def _target(

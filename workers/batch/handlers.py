@@ -374,6 +374,19 @@ class BatchHandler:
         event = audit.refused(message, submission, utcnow(), refusal)
         await self.store.record_refusal(document_of(event), bool(message.redelivered))
 
+    async def failed(self, message: AbstractIncomingMessage, dead: Dead) -> None:
+        """Append the event of a batch about to be dead-lettered as `handler-failed` (its
+        handling kept raising), once however often it is redelivered, as a refusal's
+        (BatchStore.record_refusal): every batch a submitter sent ends in the trail.
+        Raises TransientError while MongoDB does not take it: the letter waits for it."""
+        submission = events_pb2.BatchSubmission()
+        try:
+            read = self._refusal(message, submission) is None
+        except Exception:  # what failed may be reading it: the event names what it can
+            read = False
+        event = audit.failed(message, submission if read else None, utcnow(), dead)
+        await self.store.record_refusal(document_of(event), bool(message.redelivered))
+
     async def _send(self, message: AbstractIncomingMessage, body: bytes) -> bool:
         """Answer on the message's reply queue, if it names one it may be answered on and
         the client could decode where and how to answer; whether it was answered."""
