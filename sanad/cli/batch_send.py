@@ -29,11 +29,16 @@ class Outcome:
 
 
 class Unanswered(Exception):
-    """The wait ended before every batch was answered."""
+    """The wait ended before every batch was answered: how many were sent (the others wait
+    for the first one's answer, see send's first_alone) and how many of those answered."""
 
-    def __init__(self, answered: int, total: int, wait_s: float) -> None:
-        super().__init__(f"{answered} of {total} chunks answered within {wait_s:g} s")
+    def __init__(self, answered: int, sent: int, total: int, wait_s: float) -> None:
+        held = " (the others go once the first is answered)" if sent < total else ""
+        super().__init__(
+            f"{sent} of {total} chunks sent{held}, {answered} answered within {wait_s:g} s"
+        )
         self.answered = answered
+        self.sent = sent
         self.total = total
 
 
@@ -164,7 +169,7 @@ async def _send_all(
         answers.append(await _publish(client, batches[0], ends, sent))
         await asyncio.wait(answers, timeout=max(ends - loop.time(), 0))
         if not answers[0].done():
-            raise Unanswered(0, len(batches), wait_s)
+            raise Unanswered(0, len(answers), len(batches), wait_s)
         if answers[0].result().refused_reason:
             return [answers[0].result()]
     answers += [await _publish(client, batch, ends, sent) for batch in batches[len(answers) :]]
@@ -179,7 +184,7 @@ async def _send_all(
         _, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
     bar.draw(sum(n for answer, n in sizes.items() if answer not in pending), sum(sizes.values()))
     if pending:
-        raise Unanswered(len(answers) - len(pending), len(answers), wait_s)
+        raise Unanswered(len(answers) - len(pending), len(answers), len(batches), wait_s)
     return [answer.result() for answer in answers]
 
 

@@ -101,7 +101,7 @@ async def test_a_batch_nobody_answers_in_time_is_answered_when_sent_again_with_i
     # No batch worker yet: the batch waits in its queue, and the command gives up.
     code, out, err = await sanadctl(stack, *submit, "--wait", "2")
     assert code == 1
-    assert "0 of 1 chunks answered within 2 s" in err
+    assert "1 of 1 chunks sent, 0 answered within 2 s" in err
     assert "--batch-id late" in err
     assert "Traceback" not in err
     assert out == ""

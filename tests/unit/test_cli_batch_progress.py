@@ -94,3 +94,28 @@ def test_ctrl_c_while_a_chunk_is_awaited_ends_the_progress_line_first(
     assert code == 130
     _error_lines_start_lines(err)
     assert "\nerror: interrupted; batch b7: send the file again with --batch-id b7" in err
+
+
+class FirstAnsweredExchange(BatchExchange):
+    """Confirms every chunk and answers only the first, as when the worker stops after it."""
+
+    async def publish(self, message: aio_pika.Message, **_: Any) -> None:
+        self.published.append(message.message_id or "")
+        assert self.client is not None
+        if len(self.published) == 1:
+            answer = self.client.waiting[message.correlation_id or ""]
+            answer.set_result(events_pb2.BatchResult(batch_id=message.message_id or ""))
+
+
+@pytest.mark.timeout(30)
+def test_chunks_sent_and_left_unanswered_are_counted_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_batch_broker(monkeypatch, FirstAnsweredExchange(confirmed=3, then=None))
+
+    code = main([*three_chunks(tmp_path), "--wait", "0.5"], environ={})
+
+    err = capsys.readouterr().err
+    assert code == 1
+    _error_lines_start_lines(err)
+    assert "error: batch b7: 3 of 3 chunks sent, 1 answered within 0.5 s." in err
