@@ -25,6 +25,7 @@ from sanad.cli.batch_file import (
     content_id,
     item_of,
     read_numbered,
+    value_of,
     write_rejected,
 )
 from sanad.cli.batch_send import Cut, Unanswered, send, summarise
@@ -73,7 +74,7 @@ def submit_batch(args: argparse.Namespace, client: Client, printer: Printer) -> 
     except BadFile as error:
         printer.error(str(error))
         return 2
-    if anonymous := sum(1 for row in rows if not row.get("request_id", "").strip()):
+    if anonymous := sum(1 for row in rows if not value_of(row, "request_id")):
         # The file's batch id keeps a resend of this very file from storing twice; a corrected
         # file is another batch, and only a request id tells a row in it from a new one.
         printer.warning(

@@ -17,6 +17,8 @@ COLUMNS = ("request_id", "service_code", "channel", "fee_baisa", "civil_number",
 CHANNELS = ("counter", "mobile", "api", "batch")
 # A fee the message can carry (int64); read_numbered refuses any other, item_of sends it as -1.
 FEE = re.compile(r"-?[0-9]{1,18}")
+# What a file's layout puts around a value (`r-1, ROP-VISA`), and all that is trimmed from it.
+LAYOUT_BLANKS = " \t"
 
 
 class BadFile(Exception):
@@ -183,13 +185,13 @@ def _checked(path: Path, line: int, row: dict[str, str]) -> dict[str, str]:
     """The row, if its channel and fee are ones the message can carry: an unknown channel
     would go as CHANNEL_UNSPECIFIED, which the worker stores as BATCH, and a fee that is no
     whole number of baisa (5.000, 5,000, empty) would go as -1."""
-    channel = (row.get("channel") or "").strip()
+    channel = value_of(row, "channel")
     if channel and channel.lower() not in CHANNELS:
         raise BadFile(
             f"{path}, line {line}: channel {channel[:40]!r} is not one of {', '.join(CHANNELS)}"
             " (or empty, for batch)"
         )
-    fee = (row.get("fee_baisa") or "").strip()
+    fee = value_of(row, "fee_baisa")
     if not fee:
         # The fee must equal the catalogue's: an empty one is not guessed as 0.
         raise BadFile(f"{path}, line {line}: fee_baisa is empty (the catalogue fee, in baisa)")
@@ -201,12 +203,23 @@ def _checked(path: Path, line: int, row: dict[str, str]) -> dict[str, str]:
     return row
 
 
+def value_of(row: dict[str, str], column: str) -> str:
+    """A row's value as sent: without the spaces and tabs around it, as the README writes a row
+    (`r-1, ROP-VISA, counter, 5000, 90817263`): a civil number " 90817263" was refused, and a
+    request id with a stray space was another request id.
+
+    Only those: a request id is its client's opaque key, judged by the batch worker as intake
+    judges a gRPC one (sanad.domain.codes.request_id_violations). str.strip() took a U+2028,
+    U+0085 or no-break space off its ends too, and stored under "r-1" a row whose id "r-1\u2028"
+    intake refuses; such a value is now sent as it is, and refused by field (so is a fee, a
+    channel or a code ending in one), never taken for another."""
+    return (row.get(column) or "").strip(LAYOUT_BLANKS)
+
+
 def item_of(row: dict[str, str]) -> intake_pb2.SubmitTransactionRequest:
-    """One row (its channel checked by read_numbered) as a submission; a bad number is left for
-    the worker to name. Values are read without the spaces around them, as the README writes
-    a row (`r-1, ROP-VISA, counter, 5000, 90817263`): a civil number " 90817263" was refused,
-    and a request id with a stray space was another request id."""
-    value = {column: (row.get(column) or "").strip() for column in COLUMNS}
+    """One row (its channel checked by read_numbered) as a submission, its values as value_of
+    reads them; a bad number is left for the worker to name."""
+    value = {column: value_of(row, column) for column in COLUMNS}
     channel = (value["channel"] or "batch").lower()
     if channel not in CHANNELS:
         raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
