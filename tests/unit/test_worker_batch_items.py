@@ -11,6 +11,7 @@ from sanad.domain.characters import CONTROL
 from sanad.v1 import common_pb2, events_pb2, intake_pb2
 from tests.unit.test_worker_batch_pipeline import NOW, SERVICE, context
 from tests.unit.wire_format import varint
+from workers.batch.answers import result_of
 from workers.batch.content import (
     MAX_ACTOR_LENGTH,
     MAX_HISTORIC_FEE_BAISA,
@@ -96,6 +97,41 @@ def test_a_history_step_whose_note_or_actor_acts_on_a_display_is_refused_by_fiel
         1: [("history[0].note", CONTROL)],
         2: [("history[1].actor", CONTROL)],
     }
+
+
+def test_a_history_whose_every_step_is_at_fault_is_refused_for_its_first() -> None:
+    faulty = migrated(0, steps=MAX_HISTORY_STEPS)
+    for step in faulty.history[1:]:
+        step.actor, step.note = "\x01", "a" * (MAX_NOTE_LENGTH + 1)
+    batch = events_pb2.BatchSubmission(batch_id="b-1", center_id="C1", history_items=[faulty])
+
+    # Each step's were named: up to 200 violations an item.
+    assert verdict_of(batch) == {
+        0: [
+            ("history[1].note", f"must be at most {MAX_NOTE_LENGTH} characters"),
+            ("history[1].actor", CONTROL),
+        ]
+    }
+
+
+def test_the_answer_to_a_batch_at_its_limits_of_faulty_steps_fits_a_message_and_a_document() -> (
+    None
+):
+    # 2.2 MB sent (without times), a 28.7 MB answer: MongoDB did not save it (DocumentTooLarge),
+    # the broker would not carry it, and the batch was dead-lettered `handler-failed`, never
+    # answered.
+    item = migrated(0, steps=MAX_HISTORY_STEPS)
+    for step in item.history:
+        step.actor, step.note = "\x01", "\x01"
+    batch = events_pb2.BatchSubmission(
+        batch_id="b" * 200, center_id="C1", history_items=[item] * 5000
+    )
+    assert len(batch.SerializeToString()) < 5 * 1024 * 1024  # well within the body limit
+
+    answer = result_of(batch.batch_id, judge_batch(batch, context(), NOW))
+
+    assert len(answer.rejected) == 5000
+    assert len(answer.SerializeToString()) < 2 * 1024 * 1024  # limits: 16 MiB
 
 
 def test_an_overlong_centre_id_or_service_code_is_refused_without_being_repeated() -> None:
