@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from sanad.amqp.copies import (
@@ -47,6 +48,10 @@ from sanad.telemetry.metrics import AMQP_DEAD_LETTERED, BATCH_REFUSALS_UNANSWERE
 log = logging.getLogger("sanad.amqp.consumer")
 
 
+class ReplyRefused(Exception):
+    """The broker refused (nacked) an answer: its reply queue takes no more."""
+
+
 class OutcomePublisher:
     """Publishes one work queue's replies, parked retries and dead letters on the consumer's
     confirmed channel; reports a broker that stops confirming through on_stall."""
@@ -79,7 +84,13 @@ class OutcomePublisher:
     async def reply(
         self, reply_to: str, body: bytes, correlation_id: str, message_type: str
     ) -> None:
-        """Publish an answer to a reply queue through the default exchange, confirmed."""
+        """Publish an answer to a reply queue through the default exchange, confirmed.
+
+        Raises ReplyRefused when the broker nacks it: the reply queue, its sender's own, takes
+        no more (declared with `x-max-length` and `x-overflow: reject-publish`, as a batch
+        user's permissions allow). That is no broken connection: taken for one, the worker
+        reconnected and was handed the same batch again, and again, and the batches behind it
+        waited (and were counted towards their delivery limit at each return)."""
         if self.channel is None:
             raise TransientError("not connected to the broker")
         message = aio_pika.Message(
@@ -91,9 +102,18 @@ class OutcomePublisher:
         )
         # Not mandatory: a submitter that stopped waiting took its reply queue with it, and the
         # worker keeps the answer for when it sends the batch again.
-        await self.confirmed(
-            self.channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
-        )
+        try:
+            await self.confirmed(
+                self.channel.default_exchange.publish(
+                    message, routing_key=reply_to, mandatory=False
+                )
+            )
+        except aiormq.exceptions.DeliveryError as error:
+            if isinstance(error.frame, aiormq.spec.Basic.Nack):
+                raise ReplyRefused(
+                    f"the broker refused the answer to {reply_to[:100]!r}"
+                ) from error
+            raise
 
     async def publish(
         self,

@@ -4,6 +4,7 @@ item counts, the outcome; a resend answered from the saved answer leaves none.""
 
 from typing import Any
 
+from sanad.amqp.outcomes import ReplyRefused
 from sanad.amqp.verdicts import Dead
 from sanad.security.audit import COLLECTION, AuditEvent
 from tests.unit.batch_handler_support import Message, Replies, Shared, batch, handler
@@ -152,3 +153,21 @@ async def test_a_failed_batch_whose_body_cannot_be_read_is_audited_under_its_mes
         "refused_reason": "handler-failed",
     }
     assert event["redelivered"]  # the store looks for an earlier delivery's event first
+
+
+async def test_a_reply_queue_that_refuses_the_answer_costs_only_its_sender_the_answer() -> None:
+    shared = Shared()
+
+    async def refusing(reply_to: str, body: bytes, correlation: str, kind: str) -> None:
+        raise ReplyRefused(f"the broker refused the answer to {reply_to!r}")
+
+    worker = handler(shared, refusing)  # type: ignore[arg-type]
+    submission = batch("r-1")
+
+    assert await worker.handle(Message(submission.SerializeToString())) is None  # acked
+    assert len(shared.transactions) == 1
+    assert [e["outcome"] for e in shared.audit_events] == ["OK"]
+    refused = handler(shared, refusing, may_submit=False)  # type: ignore[arg-type]
+    outcome = await refused.handle(Message(batch("r-2", batch_id="b-2").SerializeToString()))
+    assert isinstance(outcome, Dead)
+    assert outcome.unanswered  # counted apart: SanadBatchDeadLetteredUnanswered

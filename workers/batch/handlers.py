@@ -19,7 +19,7 @@ from sanad.amqp.metrics import (
     BATCHES,
     ITEM_OUTCOMES,
 )
-from sanad.amqp.outcomes import undecodable
+from sanad.amqp.outcomes import ReplyRefused, undecodable
 from sanad.amqp.properties import undecodable_properties
 from sanad.amqp.verdicts import Dead, Outcome, TransientError
 from sanad.domain.clock import utcnow
@@ -394,7 +394,17 @@ class BatchHandler:
             return False
         if {"reply_to", "correlation_id"} & undecodable_properties(message).keys():
             return False
-        await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
+        try:
+            await self.reply(message.reply_to, body, message.correlation_id or "", RESULT_TYPE)
+        except ReplyRefused as refused:
+            # The sender's own queue takes no more: its loss alone. The answer is kept (a
+            # refusal's in the trail), and the same batch sent again is answered the same.
+            log.warning(
+                "batch not answered: %s",
+                refused,
+                extra={"message_id": message.message_id, "correlation_id": message.correlation_id},
+            )
+            return False
         return True
 
 
