@@ -2,9 +2,12 @@
 
 from datetime import UTC, datetime, timedelta
 
+import bson
+from bson.codec_options import CodecOptions
+
 from sanad import rollups
 from sanad.domain.transactions import Status
-from sanad.records import finish
+from sanad.records import as_stored, finish, proto_from_document
 from sanad.telemetry.metrics import RECORDED_LAG_SECONDS, TRANSACTIONS_SUBMITTED
 from workers.storage.rollups import RollupIncrements
 
@@ -144,3 +147,23 @@ def test_a_completion_half_a_second_past_its_sla_is_not_within_it() -> None:
     assert counted[rollups.COMPLETED] == 1
     assert counted[rollups.COMPLETED_WITHIN_SLA] == 0
     assert counted[rollups.COMPLETION_SECONDS_SUM] == 48 * 3600 + 1
+
+
+def test_a_finished_clock_is_the_one_the_stored_times_give() -> None:
+    # The ingest worker finishes a document read back from MongoDB (milliseconds) with a change
+    # that carries microseconds: 48 h and 0.8 ms against the 48 h its stored times give.
+    submitted = datetime(2026, 3, 10, 0, 0, 0, 100, tzinfo=UTC)
+    finished = submitted + timedelta(hours=48, microseconds=800)
+    doc = {**DOC, "_id": "T1", "channel": "COUNTER", "beneficiary_masked": "****5678"}
+    doc["history"] = [{"status": "SUBMITTED", "time": as_stored(submitted)}]
+    doc["submit_time"] = as_stored(submitted)
+    doc["history"].append({"status": "COMPLETED", "time": finished})
+    finish(doc, Status.COMPLETED, finished)
+    increments = RollupIncrements()
+    increments.finished(doc)
+    [(_, _, counted)] = increments.items()
+    assert doc["sla_elapsed_seconds"] == 48 * 3600
+    assert counted[rollups.COMPLETED_WITHIN_SLA] == 1
+    stored = bson.decode(bson.encode(doc), CodecOptions(tz_aware=True))
+    shown = proto_from_document(stored, finished + timedelta(days=1))
+    assert shown.sla_elapsed_seconds == doc["sla_elapsed_seconds"]
