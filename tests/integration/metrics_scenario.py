@@ -102,7 +102,7 @@ def _gap(rng: random.Random) -> timedelta:
     return timedelta(seconds=rng.uniform(1, scale))
 
 
-def _path(rng: random.Random) -> list[Status]:
+def path_of(rng: random.Random) -> list[Status]:
     """The statuses after RECORDED: open, completed, rejected or cancelled, with pauses."""
     ending = rng.choice(("open", "done", "done", "done", "rejected", "cancelled", "cancel-now"))
     if ending == "cancel-now":
@@ -155,7 +155,7 @@ def transactions(rng: random.Random, centres: list[Centre], count: int) -> list[
         )
         tx = made[-1]
         moment = at
-        for status in _path(rng):
+        for status in path_of(rng):
             moment += _gap(rng)
             tx.steps.append((status, moment))
         if tx.status is Status.COMPLETED and tx.sla_hours and rng.random() < 0.3:
