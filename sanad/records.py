@@ -7,6 +7,7 @@ beneficiary appears only as a keyed hash and a masked number.
 from datetime import datetime
 from typing import Any, Protocol
 
+from sanad.domain.clock import to_millisecond
 from sanad.domain.privacy import civil_hash, mask
 from sanad.domain.transactions import REFUNDABLE, Status, Step, sla_clock
 from sanad.rpc.timestamps import to_timestamp
@@ -139,21 +140,16 @@ def document_from_submitted(
     }
 
 
-def as_stored(moment: datetime) -> datetime:
-    """A time as MongoDB keeps it: BSON dates hold milliseconds, and the driver drops the rest."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 def finish(doc: Document, status: Status, at: datetime) -> None:
     """Record the outcome fields of a document that just reached a finished status.
 
-    The clock is read off the times as they are stored (as_stored): the ingest worker's history
+    The clock is read off the times as they are stored (to_millisecond): the ingest worker's history
     comes back from MongoDB in milliseconds while the finishing change carries microseconds,
     and the clock of the one against the other could read a second more than the document's
     own stored times give (what intake shows), and count a completion within its SLA as late.
     """
-    history = [Step(Status(h["status"]), as_stored(h["time"])) for h in doc["history"]]
-    clock = sla_clock(history, as_stored(at))
+    history = [Step(Status(h["status"]), to_millisecond(h["time"])) for h in doc["history"]]
+    clock = sla_clock(history, to_millisecond(at))
     doc["finish_time"] = at
     doc["paused_seconds"] = clock.paused_seconds
     doc["sla_elapsed_seconds"] = clock.elapsed_seconds

@@ -6,8 +6,9 @@ import bson
 from bson.codec_options import CodecOptions
 
 from sanad import rollups
+from sanad.domain.clock import to_millisecond
 from sanad.domain.transactions import Status
-from sanad.records import as_stored, finish, proto_from_document
+from sanad.records import finish, proto_from_document
 from sanad.telemetry.metrics import RECORDED_LAG_SECONDS, TRANSACTIONS_SUBMITTED
 from workers.storage.rollups import RollupIncrements
 
@@ -155,8 +156,8 @@ def test_a_finished_clock_is_the_one_the_stored_times_give() -> None:
     submitted = datetime(2026, 3, 10, 0, 0, 0, 100, tzinfo=UTC)
     finished = submitted + timedelta(hours=48, microseconds=800)
     doc = {**DOC, "_id": "T1", "channel": "COUNTER", "beneficiary_masked": "****5678"}
-    doc["history"] = [{"status": "SUBMITTED", "time": as_stored(submitted)}]
-    doc["submit_time"] = as_stored(submitted)
+    doc["history"] = [{"status": "SUBMITTED", "time": to_millisecond(submitted)}]
+    doc["submit_time"] = to_millisecond(submitted)
     doc["history"].append({"status": "COMPLETED", "time": finished})
     finish(doc, Status.COMPLETED, finished)
     increments = RollupIncrements()
