@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sanad.cli.arguments import int32
+from sanad.cli.arguments import int32, int64
 from sanad.cli.client import Client
 from sanad.cli.output import Printer, fee, money
 from sanad.domain.clock import utcnow
@@ -32,6 +32,12 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     board.add_argument("--governorate", default="DA", help="governorate code (default DA)")
     board.add_argument("--year", type=int32, default=this_year, help=year_help)
     board.add_argument("--limit", type=int32, default=10, help="at most this many (0 for all)")
+    board.add_argument(
+        "--min-completed",
+        type=int64,
+        help="rank only centres that completed at least this many in the year (default: the"
+        " service's, SANAD_AWARD_MIN_COMPLETED; 0 ranks every active centre)",
+    )
     board.set_defaults(handler=show_leaderboard)
 
 
@@ -142,7 +148,10 @@ def _pair(a: int, b: int) -> list[str]:
 def show_leaderboard(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """GetAwardLeaderboard with every component beside the score."""
     request = metrics_pb2.GetAwardLeaderboardRequest(
-        governorate_code=args.governorate, year=args.year, limit=args.limit
+        governorate_code=args.governorate,
+        year=args.year,
+        limit=args.limit,
+        min_completed=args.min_completed,
     )
     response = client.call(client.metrics().GetAwardLeaderboard, request)
     if printer.as_json:
@@ -155,7 +164,7 @@ def show_leaderboard(args: argparse.Namespace, client: Client, printer: Printer)
         c = e.components
         rows.append(
             [
-                str(e.rank),
+                str(e.rank) if e.rank else "-",
                 f"{e.score:.2f}",
                 f"{c.speed_score:.3f}",
                 f"{c.quality_score:.3f}",
@@ -171,6 +180,10 @@ def show_leaderboard(args: argparse.Namespace, client: Client, printer: Printer)
         )
     title = f"award {response.governorate_code} {response.year}"
     printer.table(title, rows)
+    printer.line(
+        f"ranked: centres that completed at least {response.min_completed:,} in the year;"
+        " the others follow unranked (-)"
+    )
     printer.line(
         f"weights: speed {w.speed:g}, quality {w.quality:g}, productivity {w.productivity:g}, "
         f"satisfaction {w.satisfaction:g}"

@@ -110,5 +110,11 @@ def build_app(settings: MetricsSettings) -> MetricsApp:
         channel, settings.grpc_outbound_timeout_s, settings.registry_outage_grace_s
     )
     places = RegistryPlaces(channel, settings.grpc_outbound_timeout_s)
-    queries = MetricsQueries(store, directory, places, *award_settings(settings))
+    queries = MetricsQueries(
+        store,
+        directory,
+        places,
+        *award_settings(settings),
+        min_completed=settings.award_min_completed,
+    )
     return MetricsApp(settings, client, store, channel, directory, queries)

@@ -206,9 +206,11 @@ def active_in_year(center: CenterFacts, year: int, served: Stats | None) -> bool
     return worked or licence_active_during(center.licence_history, year, center.licence_expires_at)
 
 
-def check_year_request(governorate_code: str, year: int, this_year: int, limit: int = 0) -> None:
+def check_year_request(
+    governorate_code: str, year: int, this_year: int, limit: int = 0, min_completed: int = 0
+) -> None:
     """Invalid naming every bad field of a request for a governorate's year: no governorate, a
-    year outside the statistics' years or after this one, a negative limit."""
+    year outside the statistics' years or after this one, a negative limit or minimum."""
     violations = []
     if not governorate_code:
         violations.append(Violation("governorate_code", "is required"))
@@ -219,4 +221,6 @@ def check_year_request(governorate_code: str, year: int, this_year: int, limit: 
         violations.append(Violation("year", f"must not be after this year ({this_year})"))
     if limit < 0:
         violations.append(Violation("limit", "must not be negative"))
+    if min_completed < 0:
+        violations.append(Violation("min_completed", "must not be negative"))
     check(violations)

@@ -10,8 +10,8 @@ centre with no transaction that year counts where the registry placed it when th
 - a centre counts in one governorate, and one wilayat, a year;
 - moving a centre today does not rewrite the reports of past years: neither the places of their
   transactions nor where the centre stood when they ended change;
-- the award ranks exactly the centres the report counts active, each on all its transactions of
-  the year, wherever they were made;
+- the award lists exactly the centres the report counts active (ranking those that completed its
+  minimum), each on all its transactions of the year, wherever they were made;
 - transaction figures (completed, fees) stay in the governorate where each was made, so a
   governorate's figures may include transactions of a centre that counts elsewhere that year.
 """

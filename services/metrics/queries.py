@@ -60,6 +60,7 @@ class RollupSums(Protocol):
 class Leaderboard:
     weights: award.Weights
     references: award.References
+    min_completed: int
     entries: list[award.Entry]
 
 
@@ -84,6 +85,7 @@ class MetricsQueries:
         weights: award.Weights,
         references: award.References,
         *,
+        min_completed: int = 0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -91,6 +93,7 @@ class MetricsQueries:
         self.places = places
         self.weights = weights
         self.references = references
+        self.min_completed = min_completed  # the award's, unless a request names its own
         self.clock = clock
 
     async def center_stats(self, center_id: str, first_day: str, last_day: str) -> Stats:
@@ -179,13 +182,19 @@ class MetricsQueries:
         )
         return sum_rollups(rows).get(rollups.COMPLETED)
 
-    async def leaderboard(self, governorate: str, year: int, limit: int) -> Leaderboard:
-        """The centres the report counts active, ranked on all their transactions of the year."""
+    async def leaderboard(
+        self, governorate: str, year: int, limit: int, min_completed: int | None = None
+    ) -> Leaderboard:
+        """The centres the report counts active, ranked on all their transactions of the year
+        (those that completed at least min_completed; the service's minimum when None)."""
+        minimum = self.min_completed if min_completed is None else min_completed
         await self.places.check_governorate(governorate)
         members, _ = await self.members(governorate, year, AWARD_COUNTERS, histogram=True)
         scored = [
             (m.center, award.components_of(m.stats, m.center.omani_staff, self.references))
             for m in members
         ]
-        entries = award.leaderboard(scored, self.weights)
-        return Leaderboard(self.weights, self.references, entries[:limit] if limit > 0 else entries)
+        entries = award.leaderboard(scored, self.weights, minimum)
+        return Leaderboard(
+            self.weights, self.references, minimum, entries[:limit] if limit > 0 else entries
+        )

@@ -105,11 +105,17 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
         self.queries = queries
 
     async def _check_year_request(
-        self, context: Context, governorate_code: str, year: int, limit: int = 0
+        self,
+        context: Context,
+        governorate_code: str,
+        year: int,
+        limit: int = 0,
+        min_completed: int = 0,
     ) -> None:
         try:
             # This year by the clock that decides the year in progress.
-            check_year_request(governorate_code, year, self.queries.clock().year, limit)
+            this_year = self.queries.clock().year
+            check_year_request(governorate_code, year, this_year, limit, min_completed)
         except Invalid as refused:
             raise await _naming_the_code_too(
                 refused, governorate_code, self.queries.places.check_governorate, context
@@ -152,11 +158,12 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetAwardLeaderboard(
         self, request: metrics_pb2.GetAwardLeaderboardRequest, context: Context
     ) -> metrics_pb2.GetAwardLeaderboardResponse:
+        minimum = request.min_completed if request.HasField("min_completed") else None
         await self._check_year_request(
-            context, request.governorate_code, request.year, request.limit
+            context, request.governorate_code, request.year, request.limit, minimum or 0
         )
         board = await self.queries.leaderboard(
-            request.governorate_code, request.year, request.limit
+            request.governorate_code, request.year, request.limit, minimum
         )
         w, r = board.weights, board.references
         return metrics_pb2.GetAwardLeaderboardResponse(
@@ -174,4 +181,5 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
                 productivity_target_per_staff=r.productivity_target_per_staff,
             ),
             formula=award.FORMULA,
+            min_completed=board.min_completed,
         )

@@ -3,6 +3,8 @@
 import math
 from typing import ClassVar
 
+from pydantic import Field
+
 from sanad.settings import RegistryFollowerSettings
 
 
@@ -22,6 +24,8 @@ class MetricsSettings(RegistryFollowerSettings):
     award_weight_satisfaction: float = 0.15
     award_median_ceiling_hours: float = 72.0
     award_productivity_target_per_staff: float = 800.0
+    # Completed transactions in the year a centre needs to be ranked (0: every active centre).
+    award_min_completed: int = Field(default=100, ge=0, le=1_000_000_000)
 
     def cross_problems(self) -> list[str]:
         """The common checks, and the award's: its weights and references."""

@@ -162,10 +162,20 @@ class FakePlaces:
 
 
 def queries(
-    docs: Sequence[Document], centers: Sequence[CenterFacts], now: datetime | None = None
+    docs: Sequence[Document],
+    centers: Sequence[CenterFacts],
+    now: datetime | None = None,
+    min_completed: int = 0,
 ) -> MetricsQueries:
-    """MetricsQueries over the fakes; `now` (default 2026-12-03) decides the year in progress."""
+    """MetricsQueries over the fakes; `now` (default 2026-12-03) decides the year in progress;
+    min_completed is the award's minimum (none by default)."""
     when = now or datetime.fromisoformat("2026-12-03T12:00:00+00:00")
     return MetricsQueries(
-        FakeStore(docs), FakeDirectory(centers), FakePlaces(), WEIGHTS, REFS, clock=lambda: when
+        FakeStore(docs),
+        FakeDirectory(centers),
+        FakePlaces(),
+        WEIGHTS,
+        REFS,
+        min_completed=min_completed,
+        clock=lambda: when,
     )

@@ -88,3 +88,58 @@ def test_ranks_are_reproducible_from_the_returned_components_and_weights(seed: i
 def test_formula_is_published_in_words() -> None:
     assert "score" in award.FORMULA
     assert "median_ceiling_hours" in award.FORMULA
+
+
+def one_transaction_at_its_best() -> dict[str, object]:
+    """Completed at once, within its SLA, rated 5: every part at its best but productivity."""
+    return {
+        "completed": 1,
+        "completed_within_sla": 1,
+        "ratings": 1,
+        "rating_sum": 5,
+        "completion_hist": {"le_300": 1},
+    }
+
+
+def a_thousand_completed() -> dict[str, object]:
+    return {
+        "completed": 1000,
+        "rejected": 42,
+        "completed_within_sla": 850,
+        "ratings": 400,
+        "rating_sum": 1600,
+        "completion_hist": {"le_86400": 400, "le_172800": 600},
+    }
+
+
+def test_a_centre_below_the_minimum_follows_the_ranked_ones_unranked() -> None:
+    small, busy = facts("A-SMALL", 1), facts("B-BUSY", 3)
+    scored = [
+        (small, award.components_of(sum_rollups([one_transaction_at_its_best()]), 1, REFS)),
+        (busy, award.components_of(sum_rollups([a_thousand_completed()]), 3, REFS)),
+    ]
+    unbounded = award.leaderboard(scored, WEIGHTS)
+    assert [e.center.center_id for e in unbounded] == ["A-SMALL", "B-BUSY"]  # the flaw
+    assert unbounded[0].score > unbounded[1].score
+
+    entries = award.leaderboard(scored, WEIGHTS, min_completed=100)
+    assert [(e.center.center_id, e.rank) for e in entries] == [("B-BUSY", 1), ("A-SMALL", 0)]
+    assert entries[1].score == unbounded[0].score  # scored alike, only not ranked
+
+
+def test_the_minimum_is_inclusive_and_the_unranked_keep_the_ranking_order() -> None:
+    def centre(cid: str, completed: int, within: int) -> tuple[CenterFacts, award.Components]:
+        stats = {"completed": completed, "completed_within_sla": within}
+        return facts(cid), award.components_of(sum_rollups([stats]), 2, REFS)
+
+    entries = award.leaderboard(
+        [centre("A", 99, 99), centre("B", 100, 50), centre("C", 10, 1), centre("D", 150, 150)],
+        WEIGHTS,
+        min_completed=100,
+    )
+    assert [(e.center.center_id, e.rank) for e in entries] == [
+        ("D", 1),
+        ("B", 2),
+        ("A", 0),
+        ("C", 0),
+    ]

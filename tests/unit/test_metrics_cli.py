@@ -58,12 +58,14 @@ class FakeMetrics(metrics_pb2_grpc.MetricsServiceServicer):
             score=91.25,
             components=metrics_pb2.AwardComponents(within_sla_share=0.985, mean_rating=4.8),
         )
+        unranked = metrics_pb2.AwardEntry(rank=0, center_id="C-2", score=97.5)
         return metrics_pb2.GetAwardLeaderboardResponse(
             governorate_code="DA",
             year=2024,
             weights=metrics_pb2.AwardWeights(speed=0.35, quality=0.25, productivity=0.25),
-            entries=[entry],
+            entries=[entry, unranked],
             formula="score = 100 * ...",
+            min_completed=request.min_completed if request.HasField("min_completed") else 100,
         )
 
 
@@ -110,6 +112,21 @@ def test_leaderboard_prints_each_component_beside_the_score(
     assert "98.5%" in out
     assert "weights: speed 0.35" in out
     assert "formula:" in out
+
+
+def test_leaderboard_marks_the_centres_below_the_minimum_unranked(
+    fake: tuple[FakeMetrics, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    servicer, target = fake
+    assert run(target, "leaderboard") == 0
+    assert not servicer.requests[-1].HasField("min_completed")  # the service's minimum
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.rstrip().endswith("C-2")]
+    assert row.split()[:2] == ["-", "97.50"]
+    assert "ranked: centres that completed at least 100 in the year" in out
+    assert run(target, "leaderboard", "--min-completed", "0") == 0
+    assert servicer.requests[-1].HasField("min_completed")
+    assert "ranked: centres that completed at least 0 in the year" in capsys.readouterr().out
 
 
 def test_stats_of_a_wilayat_for_a_year(

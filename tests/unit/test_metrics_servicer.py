@@ -19,6 +19,7 @@ from tests.unit.metrics_fakes import (
     FakePlaces,
     FakeStore,
     facts,
+    made,
     queries,
 )
 from tests.unit.metrics_stub import serving
@@ -201,3 +202,28 @@ async def test_a_report_or_leaderboard_of_a_year_not_begun_is_refused_by_field(
             ]
     if refused:
         assert servicer.queries.store.calls == []  # type: ignore[attr-defined]
+
+
+async def test_a_leaderboard_ranks_by_the_services_minimum_unless_the_request_names_one() -> None:
+    rows = [
+        made("2030-03-01", "A", "DA-NIZ", completed=5, completed_within_sla=5),
+        made("2030-03-01", "B", "DA-NIZ", completed=300, completed_within_sla=100),
+    ]
+    centres = [facts("A", "DA-NIZ", 2), facts("B", "DA-NIZ", 2)]
+    servicer = MetricsServicer(queries(rows, centres, now=IN_2030, min_completed=100))
+    async with serving(servicer) as stub:
+
+        async def ranks(**fields: int) -> tuple[int, list[tuple[str, int]]]:
+            reply = await stub.GetAwardLeaderboard(
+                metrics_pb2.GetAwardLeaderboardRequest(governorate_code="DA", year=2030, **fields)
+            )
+            return reply.min_completed, [(e.center_id, e.rank) for e in reply.entries]
+
+        assert await ranks() == (100, [("B", 1), ("A", 0)])
+        assert await ranks(min_completed=0) == (0, [("A", 1), ("B", 2)])
+        assert await ranks(min_completed=5) == (5, [("A", 1), ("B", 2)])
+        assert await ranks(min_completed=6) == (6, [("B", 1), ("A", 0)])
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await ranks(min_completed=-1)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(caught.value) == [("min_completed", "must not be negative")]

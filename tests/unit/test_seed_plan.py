@@ -13,6 +13,7 @@ from sanad.seed.plan import PUBLISHED_COMPLETED, SeedPlan
 from sanad.v1 import common_pb2
 from services.metrics import award
 from services.metrics.domain import sum_rollups
+from services.metrics.settings import MetricsSettings
 
 PLAN = SeedPlan(seed=7)
 
@@ -183,3 +184,9 @@ def test_the_first_batch_at_another_scale_holds_other_items_under_the_same_batch
     assert first[0].SerializeToString() != first[1].SerializeToString()
     assert all(not i.transaction.request_id.startswith("seed-7-x") for i in first[0].history_items)
     assert all(i.transaction.request_id.startswith("seed-7-x0.5-") for i in first[1].history_items)
+
+
+def test_every_seeded_centre_completes_the_awards_minimum_so_the_demo_ranks_them_all() -> None:
+    minimum = MetricsSettings().award_min_completed
+    for year in (2023, 2024):
+        assert min(SeedPlan().completed(year).values()) >= minimum
