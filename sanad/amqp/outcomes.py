@@ -161,9 +161,9 @@ class OutcomePublisher:
                     )
                 stalled = True
                 self.on_stall(True)
-            confirm.result()
-            if stalled:
+            if stalled and _answered(confirm):
                 self.on_stall(False)
+            confirm.result()
         finally:
             confirm.cancel()
 
@@ -255,3 +255,11 @@ def undecodable(message: AbstractIncomingMessage) -> Dead | None:
     if not (found := undecodable_properties(message)):
         return None
     return Dead("undecodable", f"AMQP properties the client cannot decode: {shown(found)}")
+
+
+def _answered(confirm: "asyncio.Future[Any]") -> bool:
+    """Whether the broker answered the publish, confirming it or not: a nack (a reply queue
+    that takes no more, ReplyRefused) ends a stall as a confirm does; it used to leave the
+    worker NOT_SERVING, the consumer going on with a connection that works."""
+    error = confirm.exception()
+    return error is None or isinstance(error, aiormq.exceptions.DeliveryError)
