@@ -13,6 +13,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
@@ -35,6 +37,7 @@ BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError)
 Handler = Callable[[Sequence[AbstractIncomingMessage]], Awaitable[Sequence[Outcome]]]
 # Told of a message about to be dead-lettered as handler-failed; may raise TransientError.
 FailureHook = Callable[[AbstractIncomingMessage, Dead], Awaitable[None]]
+Answer = TypeVar("Answer")
 
 
 class RetryingHandler:
@@ -92,15 +95,9 @@ class RetryingHandler:
         failures = 0
         while True:
             try:
-                return await self._within_grace(batch, stop)
+                return await self._within_grace(partial(self.handler, batch), stop)
             except TransientError as error:
-                if stop.is_set():
-                    return None
-                if self.failing_since is None:
-                    self.failing_since = self.clock()
-                RETRIES.labels(self.queue_name).inc()
-                log.warning("transient failure, retrying micro-batch in %.1fs: %s", delay, error)
-                if await pause(stop, delay):
+                if await self._backed_off(stop, delay, "transient failure", error):
                     return None
                 delay = min(delay * 2, self.max_backoff_s)
             except BROKER_ERRORS:
@@ -128,15 +125,18 @@ class RetryingHandler:
         transiently); None when stopping first: the message stays unacked and returns.
 
         An on_failure that fails otherwise is logged and the message dead-lettered all the
-        same: a record that cannot be written must not hold the queue."""
+        same: a record that cannot be written must not hold the queue. While it waits it is the
+        micro-batch in hand, as the handler's tries are: its transient failures count towards
+        the `handling` health check (failing_for_s) and the retries metric, and at stop it gets
+        the drain grace, then is cancelled (it counted for neither, and held a drain for as
+        long as a database that went away held it)."""
         delay = 0.1
         while self.on_failure is not None:
             try:
-                await self.on_failure(message, dead)
+                await self._within_grace(partial(self.on_failure, message, dead), stop)
                 break
             except TransientError as error:
-                log.warning("recording a failed message, retrying in %.1fs: %s", delay, error)
-                if await pause(stop, delay):
+                if await self._backed_off(stop, delay, "recording a failed message", error):
                     return None
                 delay = min(delay * 2, self.max_backoff_s)
             except BROKER_ERRORS:
@@ -146,16 +146,30 @@ class RetryingHandler:
                 break
         return [dead]
 
+    async def _backed_off(
+        self, stop: asyncio.Event, delay: float, what: str, error: TransientError
+    ) -> bool:
+        """After a transient failure of the micro-batch in hand: noted as failing (since the
+        first), counted, logged and paused for delay; whether stopping (leave it unacked)."""
+        if stop.is_set():
+            return True
+        if self.failing_since is None:
+            self.failing_since = self.clock()
+        RETRIES.labels(self.queue_name).inc()
+        log.warning("%s, retrying micro-batch in %.1fs: %s", what, delay, error)
+        return await pause(stop, delay)
+
     async def _within_grace(
-        self, batch: Sequence[AbstractIncomingMessage], stop: asyncio.Event
-    ) -> Sequence[Outcome]:
-        """The handler's outcomes; once stop is set it has drain_grace_s left, then it is
-        cancelled and TransientError raised, so the micro-batch stays unacked.
+        self, work: Callable[[], Awaitable[Answer]], stop: asyncio.Event
+    ) -> Answer:
+        """What work() (the handler, or on_failure) brings; once stop is set it has
+        drain_grace_s left, then it is cancelled and TransientError raised, so the micro-batch
+        stays unacked.
 
         A handler waiting on a database that went away (server selection, a frozen socket)
         held a SIGTERM drain for as long as MongoDB's timeouts, past a pod's grace period.
         """
-        handling = asyncio.ensure_future(self.handler(batch))
+        handling = asyncio.ensure_future(work())
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
