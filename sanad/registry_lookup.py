@@ -71,8 +71,9 @@ UNANSWERED = Unanswered()
 @dataclass
 class _Question:
     """One question to the registry, whether it was sent (or still waits for the one before it
-    to return), and how many askers wait for its answer."""
+    to return, `before`), and how many askers wait for its answer."""
 
+    before: "_Question | None" = None
     answer: "asyncio.Future[Any]" = field(init=False)
     sent: bool = False
     waiting: int = 0
@@ -155,7 +156,7 @@ class RegistryLookup:
         before: "_Question | None",
     ) -> "_Question":
         """A question about key, sent once the one before it (if any) returned: one at a time."""
-        question = self._asking[key] = _Question()
+        question = self._asking[key] = _Question(before)
         question.answer = asyncio.ensure_future(self._ask(key, fetch, question, before))
         question.answer.add_done_callback(lambda _: self._forget(key, question))
         return question
@@ -178,7 +179,16 @@ class RegistryLookup:
                 self._forget(key, question)  # the next refusal asks afresh
 
     def _forget(self, key: tuple[str, str], question: "_Question") -> None:
-        if self._asking.get(key) is question:
+        """The question is no longer the one to ask or join about key; one dropped while it
+        waited for its turn gives it back to the one before it, still on its way (forgotten
+        too, the next refusal asked beside it: two at a time)."""
+        if self._asking.get(key) is not question:
+            return
+        before = question.before
+        question.before = None  # no chain of the questions dropped
+        if before is not None and not before.answer.done():
+            self._asking[key] = before
+        else:
             del self._asking[key]
 
     async def _ask(

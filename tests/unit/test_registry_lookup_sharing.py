@@ -151,3 +151,20 @@ async def test_a_question_waiting_its_turn_that_nobody_waits_for_leaves_the_one_
     registry.gate.set()
     assert getattr(await first, "id", None) == "C1"
     assert registry.calls == 1
+
+
+async def test_a_question_dropped_while_waiting_its_turn_leaves_the_next_to_wait_too() -> None:
+    # One question is on its way; the one queued behind it loses its only asker. A refusal
+    # after that asked at once, beside the one on its way: two at a time about one centre.
+    registry = GatedRegistry()
+    lookup = RegistryLookup(registry)
+    first = asyncio.create_task(lookup.center("C1", 1.0, CALLER))
+    await asyncio.sleep(0.01)
+    assert isinstance(await lookup.center("C1", 0.02, CALLER), Unanswered)
+    later = asyncio.create_task(lookup.center("C1", 1.0, "centre:desk-2@C1"))
+    await asyncio.sleep(0.01)
+    assert registry.calls == 1  # the later one waits for the one on its way
+    registry.gate.set()
+    assert getattr(await first, "id", None) == "C1"
+    assert getattr(await later, "id", None) == "C1"
+    assert registry.calls == 2
