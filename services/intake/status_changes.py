@@ -123,12 +123,16 @@ class StatusChanges:
         except (Unavailable, asyncio.CancelledError):
             # This change, or the one before it, may be accepted and unsent: out of time or
             # refused by the broker after its commit, or a commit of unknown outcome.
-            transaction_id = doc["_id"]
-            key = unsent_key("status", transaction_id)
-            self.resends.add(key, lambda: self.send_latest(transaction_id))
+            self.resend_later(doc["_id"])
             raise
         finally:
             event.end()  # given back unless a round's commit stored it (or may have)
+
+    def resend_later(self, transaction_id: str) -> None:
+        """Have the resends send the transaction's latest accepted change, should it be unsent
+        (resends.py)."""
+        key = unsent_key("status", transaction_id)
+        self.resends.add(key, lambda: self.send_latest(transaction_id))
 
     async def send_latest(self, transaction_id: str, deadline: Deadline | None = None) -> None:
         """Publish the transaction's latest accepted change unless it is confirmed: a try of
