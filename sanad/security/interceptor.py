@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 
 from sanad import errors
-from sanad.deadline import Deadline, caller_deadline
+from sanad.deadline import ITEMS_MARGIN_S, Deadline, caller_deadline
 from sanad.rpc.handlers import checked, rebuilt
 from sanad.rpc.interceptors import cancelled_code
 from sanad.rpc.status import code_of
@@ -201,6 +201,8 @@ class _Guard:
     def streaming(self, behaviour: Callable[..., Any], streamed: bool) -> Callable[..., Any]:
         async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
             deadline = caller_deadline(context)  # read once, as in unary()
+            # The items' events keep back what their own calls do (the servicer's ITEMS_MARGIN_S).
+            items_deadline = caller_deadline(context, ITEMS_MARGIN_S)
             shown = _shown(request, streamed)
             identity = UNKNOWN_CALLER
             items: audit_items.ItemAudit | None = None
@@ -214,7 +216,7 @@ class _Guard:
                 self.owner.admission.open_stream(self.method, identity)
                 admitted = True
                 if self.audit_log is not None and streamed and self.item_targets:
-                    items = self._items(identity, self.audit_log, deadline)
+                    items = self._items(identity, self.audit_log, items_deadline)
                     audit_items.begin(items)
                 standing = _Standing(self.owner, context, identity)
                 if streamed:  # checked before each item is read: answers of items taken go out

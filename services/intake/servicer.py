@@ -6,7 +6,7 @@ from typing import TypeAlias
 
 import grpc
 
-from sanad.deadline import caller_deadline
+from sanad.deadline import ITEMS_MARGIN_S, caller_deadline
 from sanad.domain.clock import utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.domain.submissions import Channel, Submission
@@ -140,7 +140,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             items(),
             caller=caller(context),
             identity=current(),
-            deadline=caller_deadline(context),
+            deadline=caller_deadline(context, ITEMS_MARGIN_S),
             limits=self.limits,
             charge=item_charge(),
         )
