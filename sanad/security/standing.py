@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from sanad import errors
 
 Answer = TypeVar("Answer")
+log = logging.getLogger("sanad.security")
 
 
 class Standing:
@@ -128,6 +130,10 @@ class Standing:
                 self._interrupted = self._waiter
                 self._waiter.cancel()  # ends the wait now
             return  # the call ends at its next wait, answer or item otherwise
+        except Exception:
+            # Not a refusal (a revocation list that cannot be read just now, a bug): said, and
+            # looked at again next time; raised here it would end the timer's checks for good.
+            log.exception("could not check a waiting call's credential; checking it again later")
         self._schedule(loop, context)
 
 

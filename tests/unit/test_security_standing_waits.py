@@ -117,3 +117,26 @@ async def test_reading_a_streams_items_arms_no_timeout_for_each() -> None:
         taken = [n async for n in standing.guarded(items())]
     assert taken == list(range(100))
     assert armed == []
+
+
+async def test_a_check_that_fails_otherwise_is_tried_again_and_a_later_refusal_still_ends_it() -> (
+    None
+):
+    # A failure that is no refusal (a revocation list unreadable for a moment) raised out of
+    # the timer's callback ended its checks for good: the stream then stayed open revoked.
+    credential = Credential()
+    failures = 0
+
+    def verify() -> None:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise OSError("the revoked-certificates file cannot be read just now")
+        credential.revoked = True
+        credential.verify()
+
+    standing = Standing(verify, every_s=0.01)
+    with standing.watched(), pytest.raises(errors.Unauthenticated, match="revoked"):
+        async with asyncio.timeout(5):
+            await standing.waiting(forever)
+    assert failures == 2
