@@ -26,6 +26,7 @@ from sanad.cli import (
 from sanad.cli.arguments import metadata_text, positive_seconds, target
 from sanad.cli.client import Client, CredentialError
 from sanad.cli.output import Printer
+from sanad.cli.reach import unreachable_line
 
 DEFAULT_REGISTRY = "127.0.0.1:50051"
 DEFAULT_INTAKE = "127.0.0.1:50052"
@@ -178,7 +179,12 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
         client.check_pairing()  # before any command opens a channel or builds credentials
         code: int = args.handler(args, client, printer)
     except grpc.RpcError as error:
-        printer.rpc_error(error, client.last_request_id)
+        service, address = client.last_service
+        found = client.unreachable(error, service, address) if service else None
+        if found is not None and isinstance(error, grpc.Call):
+            printer.error(unreachable_line(found, error, service, address))
+        else:
+            printer.rpc_error(error, client.last_request_id)
         return 1
     except CredentialError as error:
         printer.error(str(error))

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from sanad.cli.reach import Unreachable, unreachable
 from sanad.rpc.identity import IDENTITY_KEY
 from sanad.security.authenticate import AUTHORIZATION_KEY
 from sanad.security.tls import TlsFileError, client_credentials
@@ -43,6 +44,8 @@ class Client:
     # The request id of the last call made: a call that ran out of time has no trailers to
     # return it, and the server may have handled it all the same.
     last_request_id: str = ""
+    # The service of the last stub made, and its address: what a call no server answered names.
+    last_service: tuple[str, str] = ("", "")
 
     def check_pairing(self) -> None:
         """Refuse a certificate without its key or a key without its certificate (gRPC would
@@ -82,15 +85,24 @@ class Client:
 
     def registry(self) -> Any:
         """A RegistryService stub."""
+        self.last_service = ("registry", self.registry_target)
         return registry_pb2_grpc.RegistryServiceStub(self.channel(self.registry_target))
 
     def intake(self) -> Any:
         """An IntakeService stub."""
+        self.last_service = ("intake", self.intake_target)
         return intake_pb2_grpc.IntakeServiceStub(self.channel(self.intake_target))
 
     def metrics(self) -> Any:
         """A MetricsService stub."""
+        self.last_service = ("metrics", self.metrics_target)
         return metrics_pb2_grpc.MetricsServiceStub(self.channel(self.metrics_target))
+
+    def unreachable(self, error: grpc.RpcError, service: str, target: str) -> Unreachable | None:
+        """Why a call to the service at target reached no server that could answer it."""
+        return unreachable(
+            error, service, target, tls=bool(self.ca_file), client_certificate=bool(self.cert_file)
+        )
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The identity, the bearer token if any, and a fresh request id, sent with every call."""

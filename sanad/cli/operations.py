@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sanad.cli.arguments import target
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
+from sanad.cli.reach import Unreachable
 
 SERVING = "SERVING"
 # The workers' health servers to check as well: NAME=HOST:PORT, comma separated (`make run`
@@ -43,7 +44,8 @@ def add_commands(
 
 
 def check_health(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """grpc.health.v1 Check on each target; fails unless every one is SERVING."""
+    """grpc.health.v1 Check on each target; fails unless every one is SERVING. A target no
+    server answered says why in its row, and the first one's remedy follows on stderr."""
     if args.target:
         targets = [(target, target) for target in args.target]
     else:
@@ -53,15 +55,22 @@ def check_health(args: argparse.Namespace, client: Client, printer: Printer) -> 
             ("metrics", client.metrics_target),
             *args.worker,
         ]
-    rows = [[name, target, _status_of(client, target)] for name, target in targets]
+    checks = [(name, target, *_status_of(client, name, target)) for name, target in targets]
     if printer.as_json:
-        for name, target, status in rows:
-            printer.json({"name": name, "target": target, "status": status})
+        for name, target, status, found in checks:
+            reason = {"reason": found.reason} if found else {}
+            printer.json({"name": name, "target": target, "status": status, **reason})
     else:
+        rows = [
+            (name, target, f"{status} ({found.reason})" if found else status)
+            for name, target, status, found in checks
+        ]
         width = [max(len(row[i]) for row in rows) for i in range(2)]
         for name, target, status in rows:
             printer.line(f"{name:<{width[0]}}  {target:<{width[1]}}  {status}")
-    return 0 if all(row[2] == SERVING for row in rows) else 1
+    if advice := next((found.advice for *_, found in checks if found), ""):
+        printer.warning(advice)
+    return 0 if all(check[2] == SERVING for check in checks) else 1
 
 
 def worker_target(text: str) -> tuple[str, str]:
@@ -77,12 +86,15 @@ def _named_targets(text: str) -> list[tuple[str, str]]:
     return [worker_target(part) for part in given]
 
 
-def _status_of(client: Client, target: str) -> str:
-    """The serving status of one target, or the failed call's code when it cannot answer."""
+def _status_of(client: Client, name: str, target: str) -> tuple[str, Unreachable | None]:
+    """The serving status of one target, or the failed call's code when it cannot answer, with
+    why no server answered when none did."""
     stub = health_pb2_grpc.HealthStub(client.channel(target))
     try:
         response = client.call(stub.Check, health_pb2.HealthCheckRequest(service=""))
     except grpc.RpcError as error:
-        return error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
-    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-    return name
+        if not isinstance(error, grpc.Call):
+            return "UNKNOWN", None
+        return error.code().name, client.unreachable(error, name, target)
+    status: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    return status, None

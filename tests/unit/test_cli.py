@@ -649,7 +649,10 @@ def test_health_checks_the_workers_make_run_names_too(
     assert main([*prefix, "health"], environ={"SANAD_WORKER_TARGETS": workers}) == 1
 
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
-    assert lines[3:] == [["ingest-1", target, "SERVING"], ["batch", down, "UNAVAILABLE"]]
+    assert lines[3:] == [
+        ["ingest-1", target, "SERVING"],
+        ["batch", down, "UNAVAILABLE", "(nothing", "listens", "there)"],
+    ]
     assert (
         main([*prefix, "health", "--target", target], environ={"SANAD_WORKER_TARGETS": workers})
         == 0

@@ -1,0 +1,157 @@
+"""sanadctl when no service answers at the address it calls: one line naming the service, the
+address, why, and the flag or variable to fix, instead of gRPC's "failed to connect to all
+addresses; … Socket closed"."""
+
+import socket
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from sanad.cli.__main__ import main
+from sanad.devstack import certs
+
+
+def _server(credentials: grpc.ServerCredentials | None) -> Iterator[str]:
+    """A server with health alone (no Sanad service), on a free port."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+@pytest.fixture
+def mutual_tls(pki: Path) -> Iterator[str]:
+    """A server that, as `make run`'s, serves mutual TLS with the dev CA."""
+    pair = ((pki / "registry.key").read_bytes(), (pki / "registry.pem").read_bytes())
+    credentials = grpc.ssl_server_credentials(
+        [pair], root_certificates=(pki / "ca.pem").read_bytes(), require_client_auth=True
+    )
+    yield from _server(credentials)
+
+
+@pytest.fixture
+def plaintext() -> Iterator[str]:
+    """A plaintext server, as `SANAD_DEVSTACK_PLAINTEXT=1 make run`'s."""
+    yield from _server(None)
+
+
+def unused_target() -> str:
+    """An address nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def errors(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
+    """sanadctl's exit code and stderr lines, ignoring the caller's environment."""
+    code = main(["--timeout", "5", *argv], environ={})
+    return code, capsys.readouterr().err.splitlines()
+
+
+def test_a_tls_service_called_in_plaintext_says_to_source_sanadctl_env(
+    mutual_tls: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = errors(capsys, "--intake", mutual_tls, "show", "T-1")
+
+    assert code == 1
+    assert err == [
+        f"error: UNAVAILABLE: cannot reach the intake at {mutual_tls} (it closed the"
+        " connection): it serves TLS, as `make run` does, and sanadctl called in plaintext:"
+        " `source .data/sanadctl.env` (what `make run` issued), or give --ca, --cert and --key"
+    ]
+
+
+def test_a_mutual_tls_service_called_without_a_client_certificate_says_so(
+    mutual_tls: str, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = str(pki / "ca.pem")
+    code, err = errors(capsys, "--registry", mutual_tls, "--ca", ca, "centers", "get", "C-1")
+
+    assert code == 1
+    assert len(err) == 1
+    assert err[0].startswith(f"error: UNAVAILABLE: cannot reach the registry at {mutual_tls}")
+    assert "it asks for a client certificate: give --cert and --key" in err[0]
+
+
+def test_a_service_whose_certificate_another_ca_issued_names_the_tls_flags(
+    mutual_tls: str, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path_factory.mktemp("other-pki")
+    certs.make_dev_pki(other)
+    flags = [f"--{name}={other / f'admin.{suffix}'}" for name, suffix in (("cert", "pem"),)]
+    flags += ["--ca", str(other / "ca.pem"), "--key", str(other / "admin.key")]
+    code, err = errors(capsys, "--metrics", mutual_tls, *flags, "stats", "C-1")
+
+    assert code == 1
+    assert len(err) == 1
+    # Both dev CAs have one name: BoringSSL finds the issuer by it, and its signature fails.
+    assert "(the TLS handshake failed: BAD_SIGNATURE)" in err[0]
+    assert "--ca, --cert and --key must come from the CA that issued" in err[0]
+
+
+def test_nothing_listening_names_the_flag_and_variable_that_move_the_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    down = unused_target()
+    code, err = errors(capsys, "--registry", down, "centers", "get", "C-1")
+
+    assert code == 1
+    assert err == [
+        f"error: UNAVAILABLE: cannot reach the registry at {down} (nothing listens there): start"
+        " the stack (`make run`), or give the registry's address with --registry or"
+        " SANAD_REGISTRY_TARGET"
+    ]
+
+
+def test_an_address_serving_another_service_is_named_not_method_not_found(
+    plaintext: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = errors(capsys, "--registry", plaintext, "centers", "get", "C-1")
+
+    assert code == 1
+    assert err == [
+        f"error: UNIMPLEMENTED: cannot reach the registry at {plaintext} (it serves another"
+        " service): give the registry's address with --registry or SANAD_REGISTRY_TARGET"
+    ]
+
+
+def test_a_plaintext_service_called_with_tls_says_it_does_not_speak_tls(
+    plaintext: str, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--ca", str(pki / "ca.pem"), "--cert", str(pki / "admin.pem")]
+    flags += ["--key", str(pki / "admin.key")]
+    code, err = errors(capsys, "--intake", plaintext, *flags, "show", "T-1")
+
+    assert code == 1
+    assert len(err) == 1
+    assert "(it does not speak TLS): a plaintext stack (SANAD_DEVSTACK_PLAINTEXT=1)" in err[0]
+
+
+def test_health_says_why_each_target_did_not_answer_and_what_to_do_once(
+    mutual_tls: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--registry", mutual_tls, "--intake", mutual_tls, "--metrics", unused_target()]
+    code = main([*argv, "--timeout", "5", "health"], environ={})
+
+    assert code == 1
+    captured = capsys.readouterr()
+    assert [line.split("  ")[-1] for line in captured.out.splitlines()] == [
+        "UNAVAILABLE (it closed the connection)",
+        "UNAVAILABLE (it closed the connection)",
+        "UNAVAILABLE (nothing listens there)",
+    ]
+    assert captured.err.splitlines() == [
+        "warning: it serves TLS, as `make run` does, and sanadctl called in plaintext:"
+        " `source .data/sanadctl.env` (what `make run` issued), or give --ca, --cert and --key"
+    ]
