@@ -1,26 +1,54 @@
 """Checks before starting the stack, each answering with a one-line problem or None."""
 
+import asyncio
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from sanad.amqp.connecting import connect
+from sanad.cli.broker import failure
+
 
 def amqp_problem(amqp_url: str) -> str | None:
-    """Why RabbitMQ at amqp_url cannot be reached, or None when it listens."""
+    """Why RabbitMQ at amqp_url cannot be reached or used, or None when it lets us in."""
     parts = urlsplit(amqp_url)
     host = parts.hostname or "127.0.0.1"
     try:
         port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
     except ValueError as error:
         return f"SANAD_AMQP_URL has no valid port ({error})"
+    if parts.scheme not in ("amqp", "amqps"):
+        return "SANAD_AMQP_URL is not an amqp:// or amqps:// URL: fix SANAD_AMQP_URL"
     try:
         with socket.create_connection((host, port), timeout=3):
-            return None
+            pass
     except OSError as error:
         return (
             f"RabbitMQ is not reachable at {host}:{port} ({error.strerror or error}). "
             "Start it (e.g. `rabbitmq-server -detached`) or set SANAD_AMQP_URL."
         )
+    return login_problem(amqp_url, f"{host}:{port}")
+
+
+def login_problem(amqp_url: str, where: str) -> str | None:
+    """Why RabbitMQ at `where` does not let the stack in (a wrong password, a vhost the user
+    may not use, a port that does not speak AMQP), or None: the processes would otherwise start
+    and retry that login for ever, each logging it, while `make run` looked healthy."""
+    try:
+        asyncio.run(_log_in(amqp_url))
+    except Exception as error:  # every failure here is told in one line
+        why = failure(error, "the login", amqp_url)
+        return (
+            f"RabbitMQ at {where} does not let the stack in ({why}):"
+            " fix SANAD_AMQP_URL (user, password, vhost, port)"
+        )
+    return None
+
+
+async def _log_in(amqp_url: str) -> None:
+    """Open and close one AMQP connection, handshake bounded in time."""
+    connection = await connect(amqp_url, name="sanad devstack preflight")
+    await connection.close()
 
 
 def taken_port_problem(ports: Iterable[tuple[str, str, int]]) -> str | None:

@@ -18,3 +18,9 @@ def test_a_broker_url_with_a_bad_port_is_named_without_its_password() -> None:
     assert problem is not None
     assert problem.startswith("SANAD_AMQP_URL has no valid port")
     assert "s3cret" not in problem
+
+
+def test_a_url_that_is_not_amqp_is_refused_before_any_connection() -> None:
+    problem = amqp_problem("http://guest:s3cret@127.0.0.1:5672/")
+
+    assert problem == "SANAD_AMQP_URL is not an amqp:// or amqps:// URL: fix SANAD_AMQP_URL"

@@ -1,0 +1,83 @@
+"""`make run` logs in to RabbitMQ before it starts anything: a URL the broker refuses is one
+line and a non-zero exit, not five processes retrying the login for ever behind a stack that
+says it is running."""
+
+import socket
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from sanad.devstack.preflight import amqp_problem
+from tests.conftest import AMQP_URL
+
+pytestmark = pytest.mark.integration
+
+
+def with_parts(url: str, *, password: str | None = None, vhost: str | None = None) -> str:
+    """The broker URL with another password or vhost."""
+    parts = urlsplit(url)
+    user = parts.username or "guest"
+    secret = parts.password if password is None else password
+    netloc = f"{user}:{secret}@{parts.hostname}:{parts.port or 5672}"
+    path = parts.path if vhost is None else f"/{vhost}"
+    return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never answers AMQP (another kind of server)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        held: list[socket.socket] = []
+        stop = threading.Event()
+
+        def accept() -> None:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    held.append(server.accept()[0])
+                except TimeoutError:
+                    continue
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        yield server.getsockname()[1]
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+
+
+def test_the_brokers_own_url_lets_the_stack_in() -> None:
+    assert amqp_problem(AMQP_URL) is None
+
+
+def test_a_wrong_password_is_one_line_naming_the_setting_not_the_password() -> None:
+    problem = amqp_problem(with_parts(AMQP_URL, password="not-the-password-7"))
+
+    assert problem is not None
+    assert "refused the user name or password" in problem
+    assert "fix SANAD_AMQP_URL" in problem
+    assert "not-the-password-7" not in problem
+    assert "\n" not in problem
+
+
+def test_a_vhost_the_user_may_not_use_is_named() -> None:
+    problem = amqp_problem(with_parts(AMQP_URL, vhost="no-such-vhost-for-sanad"))
+
+    assert problem is not None
+    assert "vhost 'no-such-vhost-for-sanad'" in problem
+    assert "fix SANAD_AMQP_URL" in problem
+
+
+def test_a_port_that_does_not_answer_amqp_is_named_within_the_connect_bound(
+    silent_port: int,
+) -> None:
+    problem = amqp_problem(f"amqp://guest:guest@127.0.0.1:{silent_port}/")
+
+    assert problem is not None
+    assert f"127.0.0.1:{silent_port}" in problem
+    assert "no AMQP answer within 5 s" in problem
