@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from pymongo.errors import InvalidURI
-from pymongo.uri_parser import split_options
+from pymongo.errors import ConfigurationError, InvalidURI
+from pymongo.uri_parser import parse_uri, split_options
 from yarl import URL
 
 DEV_CIVIL_ID_SECRET = "dev-only-civil-id-secret"  # noqa: S105 - the dev default production refuses
@@ -158,6 +158,15 @@ class CommonSettings(BaseSettings):
     def grpc_tls(self) -> bool:
         """True when this process serves and calls gRPC over TLS."""
         return bool(self.tls_cert_file and self.tls_key_file)
+
+    @field_validator("mongo_url")
+    @classmethod
+    def _refuse_a_url_pymongo_refuses(cls, url: str) -> str:
+        """A URL pymongo cannot build a client from, refused with the settings (it failed
+        every process later, with a traceback)."""
+        if problem := mongo_url_problem(url):
+            raise ValueError(problem)
+        return url
 
     @model_validator(mode="after")
     def _refuse_settings_that_disagree(self) -> "CommonSettings":
@@ -322,6 +331,20 @@ def amqp_tls_problems(url: str) -> list[str]:
     if any(value != "0" for value in parsed.query.getall("no_verify_ssl", [])):
         return ["an AMQP URL with no_verify_ssl: the broker's certificate must be verified"]
     return []
+
+
+def mongo_url_problem(url: str) -> str | None:
+    """Why pymongo would refuse the URL's scheme, user, hosts or ports as it builds a client,
+    or None. A mongodb+srv:// name is not resolved here (the client does that when it runs),
+    and options are left to production's checks and the client (which reads the TLS files
+    they name). pymongo's words name the part it refuses, never the password."""
+    if url.startswith("mongodb+srv://"):
+        return None
+    try:
+        parse_uri(url, validate=False, warn=True)
+    except (ConfigurationError, ValueError) as error:
+        return f"pymongo refuses it: {error}"
+    return None
 
 
 def mongo_url_options(url: str) -> Mapping[str, Any]:

@@ -203,3 +203,31 @@ def settings_of(module: str) -> type[CommonSettings]:
         "workers.ingest": IngestSettings,
         "workers.batch": BatchSettings,
     }[module]
+
+
+@pytest.mark.parametrize("module", DEPLOYABLES)
+def test_a_mongo_url_pymongo_cannot_read_is_one_line_not_a_traceback(module: str) -> None:
+    # Accepted by the settings, it failed every process where its client was built.
+    result = run_with(module, SANAD_MONGO_URL="mongodb://sanad:s3cret@127.0.0.1:notaport/")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    name = module.split(".")[1]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"{name}: cannot start: SANAD_MONGO_URL: pymongo refuses it: Port contains non-digit"
+    )
+    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mongodb://127.0.0.1:27717/?directConnection=true",
+        "mongodb://db1:27017,db2:27017/?replicaSet=rs0",
+        "mongodb://sanad:p%40ss@db1/?authSource=admin&tls=true",
+        "mongodb+srv://cluster.example/",  # resolved by the client, not by the settings
+    ],
+)
+def test_mongo_urls_pymongo_takes_are_accepted(url: str) -> None:
+    assert CommonSettings(mongo_url=url).mongo_url == url
