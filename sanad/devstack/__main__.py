@@ -73,6 +73,8 @@ def main() -> None:
         sys.exit(f"devstack: {problem}")
     if not secure.plaintext(env) and (problem := secure.pki_problem(certs.certs_folder(env))):
         sys.exit(f"devstack: {problem}")
+    if plan.external_mongo and (problem := preflight.mongo_problem()):
+        sys.exit(f"devstack: {problem}")
     if not plan.external_mongo:
         try:
             database = mongo_server.start(

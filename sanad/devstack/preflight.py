@@ -5,8 +5,13 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
+
+from sanad import mongo
 from sanad.amqp.connecting import connect
 from sanad.cli.broker import failure
+from sanad.settings import CommonSettings
 
 
 def amqp_problem(amqp_url: str) -> str | None:
@@ -49,6 +54,44 @@ async def _log_in(amqp_url: str) -> None:
     """Open and close one AMQP connection, handshake bounded in time."""
     connection = await connect(amqp_url, name="sanad devstack preflight")
     await connection.close()
+
+
+def mongo_problem() -> str | None:
+    """Why the MongoDB that SANAD_MONGO_URL names does not answer a ping within
+    SANAD_MONGO_TIMEOUT_MS, or None when it does: the processes would otherwise start and wait
+    for it for ever, each logging that it does not answer yet, while `make run` looked healthy.
+    Settings the processes would refuse, a URL pymongo cannot read among them, are left to
+    them: each names every problem it has."""
+    try:
+        settings = CommonSettings()
+    except ValidationError:
+        return None
+    hosts = urlsplit(settings.mongo_url).netloc.rpartition("@")[2]  # never the password
+    try:
+        asyncio.run(_ping(settings))
+    except (ConfigurationError, ValueError) as error:  # pymongo names the part, not its value
+        return f"SANAD_MONGO_URL cannot be used ({error}): fix SANAD_MONGO_URL"
+    except OSError as error:  # a TLS file it names that cannot be read
+        return f"SANAD_MONGO_URL cannot be used ({error.strerror or error}): fix SANAD_MONGO_URL"
+    except OperationFailure as error:
+        reason = (error.details or {}).get("errmsg") or str(error)
+        return f"MongoDB at {hosts} refused the stack ({reason}): fix SANAD_MONGO_URL"
+    except PyMongoError as error:
+        seconds = settings.mongo_timeout_ms / 1000
+        return (
+            f"MongoDB at {hosts} does not answer within {seconds:g} s ({type(error).__name__}):"
+            " start it, or fix SANAD_MONGO_URL (unset, `make run` starts its own)"
+        )
+    return None
+
+
+async def _ping(settings: CommonSettings) -> None:
+    """One ping through a client made as the processes make theirs."""
+    client = mongo.connect(settings, "sanad devstack preflight")
+    try:
+        await client.admin.command("ping")
+    finally:
+        await client.close()
 
 
 def taken_port_problem(ports: Iterable[tuple[str, str, int]]) -> str | None:
