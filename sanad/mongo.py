@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
+    ConfigurationError,
     ConnectionFailure,
     OperationFailure,
     PyMongoError,
@@ -24,6 +25,7 @@ from pymongo.errors import (
 
 from sanad import pymongo_waits
 from sanad.errors import Unavailable
+from sanad.runtime import StartupError
 from sanad.settings import CommonSettings
 
 Document = dict[str, Any]
@@ -38,16 +40,25 @@ def connect(settings: CommonSettings, app_name: str) -> AsyncMongoClient[Documen
     """A client with timeouts (and TLS files, when set) from settings; it connects lazily.
     Its waits for its own locks are safe to cancel (sanad.pymongo_waits)."""
     pymongo_waits.mend()
-    return AsyncMongoClient(
-        settings.mongo_url,
-        appname=app_name,
-        tz_aware=True,
-        serverSelectionTimeoutMS=settings.mongo_timeout_ms,
-        connectTimeoutMS=settings.mongo_timeout_ms,
-        socketTimeoutMS=settings.mongo_socket_timeout_ms,
-        w="majority",
-        **tls_options(settings),
-    )
+    try:
+        return AsyncMongoClient(
+            settings.mongo_url,
+            appname=app_name,
+            tz_aware=True,
+            serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+            connectTimeoutMS=settings.mongo_timeout_ms,
+            socketTimeoutMS=settings.mongo_socket_timeout_ms,
+            w="majority",
+            **tls_options(settings),
+        )
+    except OSError as error:  # a TLS file pymongo reads as it builds the client
+        raise StartupError(
+            f"cannot read a MongoDB TLS file ({error.strerror or error}"
+            f"{f': {error.filename}' if error.filename else ''}): fix SANAD_MONGO_TLS_CA_FILE,"
+            " SANAD_MONGO_TLS_CERT_KEY_FILE or the TLS files SANAD_MONGO_URL names"
+        ) from None
+    except (ConfigurationError, ValueError) as error:  # options pymongo refuses as it builds
+        raise StartupError(f"SANAD_MONGO_URL: pymongo refuses it: {error}") from None
 
 
 async def close(client: AsyncMongoClient[Document], within_s: float = 1.0) -> None:

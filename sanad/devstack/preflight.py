@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from sanad import mongo
 from sanad.amqp.connecting import connect
 from sanad.cli.broker import failure
+from sanad.runtime import StartupError
 from sanad.settings import CommonSettings
 
 
@@ -69,10 +70,8 @@ def mongo_problem() -> str | None:
     hosts = urlsplit(settings.mongo_url).netloc.rpartition("@")[2]  # never the password
     try:
         asyncio.run(_ping(settings))
-    except (ConfigurationError, ValueError) as error:  # pymongo names the part, not its value
-        return f"SANAD_MONGO_URL cannot be used ({error}): fix SANAD_MONGO_URL"
-    except OSError as error:  # a TLS file it names that cannot be read
-        return f"SANAD_MONGO_URL cannot be used ({error.strerror or error}): fix SANAD_MONGO_URL"
+    except StartupError as error:  # a TLS file or an option the processes would refuse too
+        return str(error)
     except OperationFailure as error:
         reason = (error.details or {}).get("errmsg") or str(error)
         return f"MongoDB at {hosts} refused the stack ({reason}): fix SANAD_MONGO_URL"

@@ -39,8 +39,11 @@ def start(module: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return run_with(
         module,
         SANAD_LOG_PLAIN="1",
-        SANAD_MONGO_URL="mongodb://127.0.0.1:1/?timeoutMS=500",
-        **({name: str(free_port()) for name in PORT_SETTINGS} | settings),
+        **(
+            {"SANAD_MONGO_URL": "mongodb://127.0.0.1:1/?timeoutMS=500"}
+            | {name: str(free_port()) for name in PORT_SETTINGS}
+            | settings
+        ),
     )
 
 
@@ -172,3 +175,28 @@ def test_a_bad_file_is_told_before_the_wait_for_mongodb(
         f"cannot start: {setting}: cannot read {tmp_path / 'absent'}: No such file or directory"
     )
     assert "MongoDB does not answer yet" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "module", ["services.registry", "services.intake", "services.metrics", "workers.ingest"]
+)
+def test_a_mongodb_tls_file_that_cannot_be_read_is_named(module: str, tmp_path: Path) -> None:
+    # pymongo reads it as the client is built: every process stopped on a FileNotFoundError.
+    absent = tmp_path / "mongo-ca.pem"
+    result = start(module, SANAD_MONGO_TLS_CA_FILE=str(absent))
+    assert the_line(result).endswith(
+        f"cannot start: cannot read a MongoDB TLS file (No such file or directory: {absent}):"
+        " fix SANAD_MONGO_TLS_CA_FILE, SANAD_MONGO_TLS_CERT_KEY_FILE or the TLS files"
+        " SANAD_MONGO_URL names"
+    )
+
+
+def test_a_tls_file_the_mongodb_url_names_that_cannot_be_read_is_named() -> None:
+    result = start(
+        "workers.batch", SANAD_MONGO_URL="mongodb://127.0.0.1:1/?tlsCAFile=/nowhere/ca.pem"
+    )
+    assert the_line(result).endswith(
+        "cannot start: cannot read a MongoDB TLS file (The tlscafile file is not readable):"
+        " fix SANAD_MONGO_TLS_CA_FILE, SANAD_MONGO_TLS_CERT_KEY_FILE or the TLS files"
+        " SANAD_MONGO_URL names"
+    )
