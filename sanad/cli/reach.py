@@ -68,9 +68,9 @@ def _unanswered(details: str, address: str) -> Unreachable | None:
     return None
 
 
-def _closed(*, tls: bool, client_certificate: bool) -> Unreachable | None:
-    """A server that closed the connection in the TLS handshake: a caller without TLS, or
-    without the client certificate mutual TLS asks for."""
+def _closed(*, tls: bool, client_certificate: bool) -> Unreachable:
+    """A server that closed the connection in the TLS handshake: a caller without TLS,
+    without the client certificate mutual TLS asks for, or with one another CA issued."""
     if not tls:
         return Unreachable(
             "it closed the connection",
@@ -82,7 +82,12 @@ def _closed(*, tls: bool, client_certificate: bool) -> Unreachable | None:
             "it closed the connection",
             f"it asks for a client certificate: give --cert and --key, or {SOURCE_ENV}",
         )
-    return None
+    return Unreachable(
+        "it closed the connection",
+        "it did not take the client certificate: --cert and --key must come from the CA that"
+        " issued the service's (a PKI made again since the stack started is another CA):"
+        f" {SOURCE_ENV}",
+    )
 
 
 def _openssl_reason(details: str) -> str:

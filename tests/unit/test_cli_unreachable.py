@@ -114,6 +114,23 @@ def test_nothing_listening_names_the_flag_and_variable_that_move_the_address(
     ]
 
 
+def test_a_client_certificate_another_ca_issued_is_named_as_refused(
+    mutual_tls: str,
+    pki: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    other = tmp_path_factory.mktemp("other-client")
+    certs.make_dev_pki(other)
+    flags = ["--ca", str(pki / "ca.pem"), "--cert", str(other / "admin.pem")]
+    flags += ["--key", str(other / "admin.key")]
+    code, err = errors(capsys, "--intake", mutual_tls, *flags, "show", "T-1")
+
+    assert code == 1
+    assert len(err) == 1
+    assert "(it closed the connection): it did not take the client certificate" in err[0]
+
+
 def test_an_address_serving_another_service_is_named_not_method_not_found(
     plaintext: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
