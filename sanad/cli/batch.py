@@ -29,7 +29,7 @@ from sanad.cli.batch_file import (
     write_rejected,
 )
 from sanad.cli.batch_send import Cut, Unanswered, send, summarise
-from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
+from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, remedy, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 from sanad.v1 import events_pb2
@@ -201,7 +201,7 @@ def _unsent(error: Exception, batch_id: str, chunk: int, url: str, prefix: str) 
             f"no batch exchange {Topology(prefix).batch_exchange!r} on the broker: check"
             " SANAD_AMQP_PREFIX, and that the workers have started once"
         )
-    reason = failure(error, "the batch", url)
+    reason = failure(error, "the batch", url) + remedy(error)
     if refusal(error) is not None:
         reason = f"{reason}. {_resend_hint(batch_id, chunk)}"
     return f"batch {batch_id} not sent: RabbitMQ at {where(url)}: {reason}"

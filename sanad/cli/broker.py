@@ -41,6 +41,20 @@ def failure(error: Exception, refused_what: str, url: str | None = None) -> str:
     return str(error.args[-1] if error.args else error) or type(error).__name__
 
 
+def remedy(error: Exception) -> str:
+    """What to do, after `failure`'s words, when the broker could not be used at all: nothing
+    answered at its address, or it refused the login or the vhost. Empty for other failures,
+    whose words say what to do themselves."""
+    setting = "--amqp-url or SANAD_AMQP_URL"
+    if isinstance(error, ProbableAuthenticationError) or _vhost_refused(error):
+        return f": give the user, password and vhost it takes with {setting}"
+    if isinstance(error, TimeoutError):
+        return f" ({setting})"
+    if isinstance(error, OSError):  # refused, unreachable, a name that does not resolve
+        return f": start RabbitMQ, or give its address with {setting}"
+    return ""
+
+
 def _vhost_refused(error: Exception) -> bool:
     """Whether the broker closed the connection instead of opening it: aiormq then says it
     expected Connection.OpenOk and got Connection.Close, and drops the broker's reason."""

@@ -19,7 +19,7 @@ from sanad.amqp.dead_letter_pass import Action, Pass, pass_over
 from sanad.amqp.dead_letters import DeadLetter
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.cli.arguments import not_empty
-from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
+from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, remedy, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 
@@ -251,7 +251,7 @@ def _run(
 def _failed(printer: Printer, args: argparse.Namespace, error: Exception, done: Pass) -> int:
     why = failure(error, "a letter")
     if not done.moved and done.failed is None:
-        printer.error(f"dead letters of {args.queue} not reached: {why}")
+        printer.error(f"dead letters of {args.queue} not reached: {why}{remedy(error)}")
         return 1
     text = f"the pass over the dead letters of {args.queue} stopped after {_progress(done)}: {why}"
     if (letter := done.failed) is not None:

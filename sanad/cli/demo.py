@@ -8,7 +8,7 @@ import os
 
 from sanad.amqp.handling import BROKER_ERRORS
 from sanad.cli.arguments import bounded, int64
-from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, where
+from sanad.cli.broker import DEFAULT_AMQP_URL, NOT_AN_AMQP_URL, failure, remedy, where
 from sanad.cli.client import Client
 from sanad.cli.output import Printer
 from sanad.domain.clock import FIRST_YEAR, utcnow
@@ -96,7 +96,7 @@ def run_seed(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     try:
         summary = asyncio.run(seed(plan, targets))
     except BROKER_ERRORS as error:
-        reason = failure(error, "a batch")
+        reason = failure(error, "a batch") + remedy(error)
         printer.error(
             f"seed history not loaded: RabbitMQ at {where(args.amqp_url)}: {ended(reason)}"
             " Seed again once it takes batches: batches answered are answered the same, never"

@@ -27,6 +27,7 @@ def test_seed_whose_login_the_broker_refuses_is_one_line_and_exit_1(
     assert captured.out == ""
     assert captured.err.splitlines() == [
         f"error: seed history not loaded: RabbitMQ at {parts.hostname}:{parts.port or 5672}:"
-        " the broker refused the user name or password. Seed again once it takes batches:"
+        " the broker refused the user name or password: give the user, password and vhost it"
+        " takes with --amqp-url or SANAD_AMQP_URL. Seed again once it takes batches:"
         " batches answered are answered the same, never stored twice"
     ]

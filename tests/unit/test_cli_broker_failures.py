@@ -64,7 +64,7 @@ def test_dead_letters_from_a_port_that_never_speaks_amqp_fail_within_five_second
     assert code == 1
     assert capsys.readouterr().err.splitlines() == [
         "error: dead letters of ingest not reached: no AMQP answer within 5 s:"
-        " is that RabbitMQ's address and port?"
+        " is that RabbitMQ's address and port? (--amqp-url or SANAD_AMQP_URL)"
     ]
 
 
@@ -116,6 +116,30 @@ async def test_the_seed_loader_gives_up_on_a_port_that_never_speaks_amqp(silent_
 
     with pytest.raises(TimeoutError, match=r"no AMQP answer within 0\.5 s"):
         await loader.load([events_pb2.BatchSubmission(batch_id="b", center_id="C1")])
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("command", ["batch", "dead-letters"])
+def test_a_broker_nothing_answers_for_says_to_start_it_or_move_the_url(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "Connect call failed ('127.0.0.1', 1)" alone said neither.
+    path = tmp_path / "rows.csv"
+    path.write_text("request_id,service_code,fee_baisa,civil_number\nr-1,S,5000,90817263\n")
+    argv = {
+        "batch": ["batch", "submit", str(path), "--center", "C1"],
+        "dead-letters": ["dead-letters", "list"],
+    }[command]
+
+    code = main([*argv, "--amqp-url", NOTHING_LISTENS], environ={})
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert line.endswith(
+        "Connect call failed ('127.0.0.1', 1): start RabbitMQ, or give its address with"
+        " --amqp-url or SANAD_AMQP_URL"
+    )
+    assert "secret-word" not in line
 
 
 @pytest.mark.timeout(30)
@@ -285,7 +309,8 @@ def test_a_broker_that_refuses_the_user_on_the_vhost_says_so_in_one_line(
     assert code == 1
     assert capsys.readouterr().err.splitlines() == [
         "error: batch b7 not sent: RabbitMQ at 127.0.0.1:5672: the broker refused user"
-        " 'batch-c1' on vhost 'no-such': the user has no permission there, or no such vhost"
+        " 'batch-c1' on vhost 'no-such': the user has no permission there, or no such vhost:"
+        " give the user, password and vhost it takes with --amqp-url or SANAD_AMQP_URL"
     ]
 
 
