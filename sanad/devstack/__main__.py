@@ -59,17 +59,20 @@ def main() -> None:
     plan = plan_from_env()
     env = dict(os.environ)
     database: subprocess.Popen[bytes] | None = None
-    problem = preflight.amqp_problem(env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL))
-    if problem:
-        sys.exit(f"devstack: {problem}")
     try:
-        # First: a second make run on this folder is told so, not that its ports are taken.
+        # First: a second make run on this folder is told so, not that its ports are taken
+        # or that its broker's queues have consumers already (the first run's).
         held = data_lock.hold(plan.data_dir)  # kept open until this process ends
     except data_lock.FolderInUse as error:
         sys.exit(f"devstack: {error}")
     except OSError as error:
         sys.exit(f"devstack: cannot use SANAD_DEVSTACK_DATA={plan.data_dir}: {error}")
     if problem := preflight.taken_port_problem(listening_ports(env, plan.workers)):
+        sys.exit(f"devstack: {problem}")
+    amqp_url = env.get("SANAD_AMQP_URL", DEFAULT_AMQP_URL)
+    if problem := preflight.amqp_problem(
+        amqp_url, env.get("SANAD_AMQP_PREFIX", DEFAULT_AMQP_PREFIX)
+    ):
         sys.exit(f"devstack: {problem}")
     if not secure.plaintext(env) and (problem := secure.pki_problem(certs.certs_folder(env))):
         sys.exit(f"devstack: {problem}")

@@ -32,7 +32,8 @@ def hold(folder: Path) -> IO[str]:
         lock.close()
         raise FolderInUse(
             f"{folder} is in use by another make run (pid {holder}): stop it, or give this one"
-            " another SANAD_DEVSTACK_DATA (and SANAD_DEVSTACK_MONGO_PORT and ports)"
+            " another SANAD_DEVSTACK_DATA (and SANAD_DEVSTACK_MONGO_PORT, ports and"
+            " SANAD_AMQP_PREFIX)"
         ) from None
     lock.seek(0)
     lock.truncate()

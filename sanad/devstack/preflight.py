@@ -5,18 +5,21 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from aio_pika.exceptions import ChannelNotFoundEntity
 from pydantic import ValidationError
 from pymongo.errors import OperationFailure, PyMongoError
 
 from sanad import mongo
 from sanad.amqp.connecting import connect
+from sanad.amqp.topology import Topology
 from sanad.cli.broker import failure
 from sanad.runtime import StartupError
 from sanad.settings import CommonSettings
 
 
-def amqp_problem(amqp_url: str) -> str | None:
-    """Why RabbitMQ at amqp_url cannot be reached or used, or None when it lets us in."""
+def amqp_problem(amqp_url: str, prefix: str = "sanad") -> str | None:
+    """Why RabbitMQ at amqp_url cannot be reached or used by a stack with this queue prefix,
+    or None when it lets us in and no one else consumes the stack's work queues."""
     parts = urlsplit(amqp_url)
     host = parts.hostname or "127.0.0.1"
     try:
@@ -33,28 +36,49 @@ def amqp_problem(amqp_url: str) -> str | None:
             f"RabbitMQ is not reachable at {host}:{port} ({error.strerror or error}). "
             "Start it (e.g. `rabbitmq-server -detached`) or set SANAD_AMQP_URL."
         )
-    return login_problem(amqp_url, f"{host}:{port}")
+    return login_problem(amqp_url, f"{host}:{port}", prefix)
 
 
-def login_problem(amqp_url: str, where: str) -> str | None:
+def login_problem(amqp_url: str, where: str, prefix: str = "sanad") -> str | None:
     """Why RabbitMQ at `where` does not let the stack in (a wrong password, a vhost the user
     may not use, a port that does not speak AMQP), or None: the processes would otherwise start
     and retry that login for ever, each logging it, while `make run` looked healthy."""
     try:
-        asyncio.run(_log_in(amqp_url))
+        consumed = asyncio.run(_consumed(amqp_url, Topology(prefix)))
     except Exception as error:  # every failure here is told in one line
         why = failure(error, "the login", amqp_url)
         return (
             f"RabbitMQ at {where} does not let the stack in ({why}):"
             " fix SANAD_AMQP_URL (user, password, vhost, port)"
         )
+    if consumed:
+        queue, consumers = consumed
+        return (
+            f"{queue} on RabbitMQ at {where} has {consumers} consumer(s) already, another"
+            " make run's workers most likely: they would take this stack's messages and store"
+            " them in their own database. Stop it, or give this stack its own SANAD_AMQP_PREFIX"
+        )
     return None
 
 
-async def _log_in(amqp_url: str) -> None:
-    """Open and close one AMQP connection, handshake bounded in time."""
+async def _consumed(amqp_url: str, topology: Topology) -> tuple[str, int] | None:
+    """Log in (handshake bounded in time), then the first of the stack's work queues that
+    has consumers, with how many; None when none has (or none exists yet)."""
     connection = await connect(amqp_url, name="sanad devstack preflight")
-    await connection.close()
+    try:
+        for queue in (topology.ingest_queue, topology.batch_queue):
+            channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+            except ChannelNotFoundEntity:  # the broker closed that channel: no such queue yet
+                continue
+            await channel.close()
+            consumers = declared.declaration_result.consumer_count
+            if consumers:
+                return queue, consumers
+        return None
+    finally:
+        await connection.close()
 
 
 def mongo_problem() -> str | None:

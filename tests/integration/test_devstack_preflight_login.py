@@ -2,11 +2,13 @@
 line and a non-zero exit, not five processes retrying the login for ever behind a stack that
 says it is running."""
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import aio_pika
 import pytest
 
 from sanad.devstack.preflight import amqp_problem
@@ -51,8 +53,12 @@ def silent_port() -> Iterator[int]:
             connection.close()
 
 
-def test_the_brokers_own_url_lets_the_stack_in() -> None:
-    assert amqp_problem(AMQP_URL) is None
+async def _ack(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    await message.ack()
+
+
+def test_the_brokers_own_url_lets_the_stack_in(amqp_prefix: str) -> None:
+    assert amqp_problem(AMQP_URL, amqp_prefix) is None
 
 
 def test_a_wrong_password_is_one_line_naming_the_setting_not_the_password() -> None:
@@ -81,3 +87,27 @@ def test_a_port_that_does_not_answer_amqp_is_named_within_the_connect_bound(
     assert problem is not None
     assert f"127.0.0.1:{silent_port}" in problem
     assert "no AMQP answer within 5 s" in problem
+
+
+async def test_a_work_queue_another_stack_consumes_is_named_with_the_prefix_to_set(
+    amqp_prefix: str,
+) -> None:
+    # A second make run with its own data folder and ports but the first one's prefix: the
+    # workers of both consumed sanad.ingest, and about half of the first stack's accepted
+    # transactions were stored in the second one's database.
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{amqp_prefix}.ingest", auto_delete=True)
+        await queue.consume(_ack)
+
+        problem = await asyncio.to_thread(amqp_problem, AMQP_URL, amqp_prefix)
+
+    assert problem is not None
+    assert problem.startswith(f"{amqp_prefix}.ingest on RabbitMQ at ")
+    assert "has 1 consumer(s) already" in problem
+    assert problem.endswith("give this stack its own SANAD_AMQP_PREFIX")
+
+
+def test_a_prefix_whose_queues_do_not_exist_yet_is_free(amqp_prefix: str) -> None:
+    assert amqp_problem(AMQP_URL, amqp_prefix) is None

@@ -102,7 +102,7 @@ def test_a_taken_port_stops_the_stack_before_anything_starts_naming_it_and_its_v
         monkeypatch.setenv(variable, str(free_port()))
     monkeypatch.setenv("SANAD_DEVSTACK_DATA", str(tmp_path))
     monkeypatch.setenv("SANAD_MONGO_URL", "mongodb://127.0.0.1:1/")
-    monkeypatch.setattr(devstack.preflight, "amqp_problem", lambda url: None)
+    monkeypatch.setattr(devstack.preflight, "amqp_problem", lambda url, prefix: None)
     monkeypatch.setattr(devstack, "start_child", started)
     monkeypatch.setattr(devstack.mongo_server, "start", started)
     with socket.socket() as other:

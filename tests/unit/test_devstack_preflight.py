@@ -54,7 +54,7 @@ def test_make_run_stops_before_starting_anything_when_its_external_mongodb_is_do
     monkeypatch.setenv("SANAD_DEVSTACK_DATA", str(tmp_path))
     monkeypatch.setenv("SANAD_MONGO_URL", f"mongodb://127.0.0.1:{free_port()}/")
     monkeypatch.setenv("SANAD_MONGO_TIMEOUT_MS", "300")
-    monkeypatch.setattr(devstack.preflight, "amqp_problem", lambda url: None)
+    monkeypatch.setattr(devstack.preflight, "amqp_problem", lambda url, prefix: None)
     monkeypatch.setattr(devstack.preflight, "taken_port_problem", lambda ports: None)
     started: list[object] = []
     monkeypatch.setattr(devstack, "start_child", lambda *args: started.append(args))

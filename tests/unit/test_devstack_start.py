@@ -107,7 +107,7 @@ def test_a_kept_pki_without_a_file_the_stack_needs_is_named_before_anything_star
     monkeypatch.setenv("SANAD_DEVSTACK_CERTS", str(folder))
     monkeypatch.setenv("SANAD_DEVSTACK_DATA", str(tmp_path / "data"))
     monkeypatch.delenv("SANAD_DEVSTACK_PLAINTEXT", raising=False)
-    monkeypatch.setattr(devstack.preflight, "amqp_problem", lambda url: None)
+    monkeypatch.setattr(devstack.preflight, "amqp_problem", lambda url, prefix: None)
     monkeypatch.setattr(devstack.preflight, "taken_port_problem", lambda ports: None)
     monkeypatch.setattr(devstack.mongo_server, "start", started)
     monkeypatch.setattr(devstack, "start_child", started)
