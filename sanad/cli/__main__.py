@@ -151,6 +151,22 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line; an option of sanadctl itself given after the command (`sanadctl
+    health --json`) is a usage error that says to put it before, not only "unrecognized"."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        own = {flag for action in parser._actions for flag in action.option_strings}
+        misplaced = [arg.partition("=")[0] for arg in unknown if arg.partition("=")[0] in own]
+        if misplaced and misplaced[0] not in ("-h", "--help"):
+            parser.error(
+                f"{misplaced[0]} is an option of sanadctl itself: put it before the command"
+                f" (sanadctl {misplaced[0]} ... {args.command} ...)"
+            )
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Parse, run one command, and return its exit code."""
     parser = build_parser(os.environ if environ is None else environ)
@@ -159,7 +175,7 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
         # A byte that is not UTF-8 reaches Python as a lone surrogate, which no request,
         # file name or message can carry.
         parser.error(f"argument {os.fsencode(undecodable[0])!r} is not valid UTF-8")
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     printer = Printer(as_json=args.json)
     # The commands say what failed and what to do; aiormq would also log a failed connection
     # as the repr of its exception, which Python prints to stderr for want of a handler.

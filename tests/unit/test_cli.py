@@ -657,3 +657,31 @@ def test_health_checks_the_workers_make_run_names_too(
         main([*prefix, "health", "--target", target], environ={"SANAD_WORKER_TARGETS": workers})
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [(["health", "--json"], "--json"), (["centers", "get", "C-1", "--timeout=5"], "--timeout")],
+)
+def test_an_option_of_sanadctl_itself_after_the_command_says_to_put_it_before(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse said only "unrecognized arguments: --json".
+    with pytest.raises(SystemExit) as usage:
+        main(argv, environ={})
+
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sanadctl: error: {flag} is an option of sanadctl itself: put it before the command"
+        f" (sanadctl {flag} ... {argv[0]} ...)"
+    )
+
+
+def test_an_option_no_one_has_is_still_unrecognized(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(["health", "--bogus"], environ={})
+
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "sanadctl: error: unrecognized arguments: --bogus"
+    )
