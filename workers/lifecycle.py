@@ -103,6 +103,14 @@ async def wait_until_ready(gate: Gate, stopping: asyncio.Event) -> bool:
     return False
 
 
+def broker_trouble(error: BaseException) -> str:
+    """A broker failure as its kind and its last argument, the broker's own words
+    ("ProbableAuthenticationError: ACCESS_REFUSED - Login was refused ..."), not a repr of
+    its argument tuple; the kind alone when it has no words (a TimeoutError)."""
+    words = str(error.args[-1]) if error.args else ""
+    return f"{type(error).__name__}: {words}" if words else type(error).__name__
+
+
 async def consume_until_stopped(
     consumer: Consumer, stopping: asyncio.Event, gate: Gate | None = None
 ) -> None:
@@ -130,8 +138,7 @@ async def consume_until_stopped(
                 delay = 0.2
             if isinstance(error, BROKER_ERRORS):  # TimeoutError among them, as an OSError
                 # A lost connection mid-batch included: its deliveries return to the queue.
-                # repr: a TimeoutError's text is empty ("cannot consume ()").
-                log.warning("cannot consume (%r); retrying in %.1fs", error, delay)
+                log.warning("cannot consume (%s); retrying in %.1fs", broker_trouble(error), delay)
             else:
                 log.exception("the consumer failed; retrying in %.1fs", delay)
             await pause(stopping, delay)

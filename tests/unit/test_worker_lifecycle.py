@@ -4,7 +4,11 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
-from aio_pika.exceptions import AMQPConnectionError, ChannelInvalidStateError
+from aio_pika.exceptions import (
+    AMQPConnectionError,
+    ChannelInvalidStateError,
+    ProbableAuthenticationError,
+)
 
 from sanad.amqp.consumer import ConsumerCancelled
 from sanad.rpc.server import start_server
@@ -248,3 +252,30 @@ async def test_the_ingest_worker_is_ready_with_its_indexes_not_after_its_rollup_
     following.cancel()  # as run() does when consuming ends
     with pytest.raises(asyncio.CancelledError):
         await following
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (
+            ProbableAuthenticationError("ACCESS_REFUSED - Login was refused"),
+            "ProbableAuthenticationError: ACCESS_REFUSED - Login was refused",
+        ),
+        (
+            AMQPConnectionError(111, "Connect call failed ('127.0.0.1', 5673)"),
+            "AMQPConnectionError: Connect call failed ('127.0.0.1', 5673)",
+        ),
+        (TimeoutError(), "TimeoutError"),
+    ],
+)
+async def test_a_consumer_the_broker_refuses_logs_the_brokers_words_not_a_tuple_repr(
+    error: Exception, shown: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It logged "cannot consume (<ProbableAuthenticationError: ('ACCESS_REFUSED - ...',)>)".
+    caplog.set_level("WARNING", logger="sanad.worker")
+
+    await run_past_failures(FlakyConsumer(failures=1, error=error), monkeypatch)
+
+    assert [r.getMessage() for r in caplog.records if r.name == "sanad.worker"] == [
+        f"cannot consume ({shown}); retrying in 0.2s"
+    ]
