@@ -121,7 +121,7 @@ def republished(
     if part is None:
         body, message_type, message_id = message.body, message.type, message.message_id
     else:
-        body, message_type, message_id = part.body, part_type, part.message_id or None
+        body, message_type, message_id = part.body, part_type, _short(part.message_id)
     if dropped := undecodable_properties(message):
         headers = {**headers, UNDECODABLE_HEADER: shown(dropped)}
     return aio_pika.Message(
@@ -136,6 +136,18 @@ def republished(
         expiration=expiration,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+# AMQP's short strings (message_id among them) hold at most 255 bytes of UTF-8.
+SHORT_STRING_BYTES = 255
+
+
+def _short(value: str) -> str | None:
+    """A pack item's own id as its copy's message_id; None when there is none, or when it is
+    longer than a short string holds (the item's body names it all the same). A forged pack's
+    poison item with a longer id (300 letters, or 128 Arabic ones) failed its dead letter at
+    the client, and the consumer with it, at every redelivery, holding the queue."""
+    return value if value and len(value.encode()) <= SHORT_STRING_BYTES else None
 
 
 def encodable(value: Any) -> Any:
