@@ -68,6 +68,11 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+# The most submissions intake may pack into one message (SANAD_PACK_MAX_ITEMS' bound); the
+# ingest worker refuses a pack of more unread (workers.ingest.handlers).
+MAX_PACK_ITEMS = 10_000
+
+
 def pack(bodies: Sequence[bytes]) -> bytes:
     """The encoding of a message whose repeated field 1 holds these serialized items."""
     return b"".join(_ITEMS_TAG + _varint(len(body)) + body for body in bodies)

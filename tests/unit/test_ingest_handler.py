@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sanad.amqp.packing import pack
+from sanad.amqp.packing import MAX_PACK_ITEMS, pack
 from sanad.amqp.verdicts import Dead, DeadParts
 from sanad.rpc.timestamps import to_timestamp
 from sanad.security.audit import AuditEvent, to_proto
@@ -279,3 +279,31 @@ async def test_a_status_change_or_rating_beyond_what_intake_sends_is_dead_letter
         ]
     )
     assert [(o.reason if isinstance(o, Dead) else o) for o in outcomes] == ["invalid", "invalid"]
+
+
+async def test_a_pack_of_more_items_than_intake_packs_is_dead_as_a_whole_unread() -> None:
+    # Parsed, three packs of 2,000,000 near-empty items (10 MB each) took the worker from 1.3
+    # to 1.9 GB, over its 768 MiB limit in deploy/k8s, and it dead-lettered each item alone
+    # (fuzz helper). Intake packs at most 10,000.
+    store = FakeStore()
+    over = b"\x0a\x00" * (MAX_PACK_ITEMS + 1)  # field 1 (items), empty
+    batch = [FakeMessage(over, type=SUBMITTED_PACK_TYPE), FakeMessage(submitted("T1"))]
+
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+
+    assert [d["_id"] for d in store.stored] == ["T1"]
+    assert isinstance(outcomes[0], Dead)
+    assert outcomes[0].reason == "too-large"
+    assert f"over {MAX_PACK_ITEMS:,} items" in outcomes[0].detail
+
+
+async def test_a_pack_of_as_many_items_as_intake_packs_is_read_item_by_item() -> None:
+    store = FakeStore()
+    full = pack([submitted("P1")] + [b""] * (MAX_PACK_ITEMS - 1))
+    batch = [FakeMessage(full, type=SUBMITTED_PACK_TYPE)]
+
+    outcomes = await IngestHandler(store)(batch)  # type: ignore[arg-type]
+
+    assert [d["_id"] for d in store.stored] == ["P1"]
+    assert isinstance(outcomes[0], DeadParts)
+    assert len(outcomes[0].parts) == MAX_PACK_ITEMS - 1

@@ -5,7 +5,6 @@ when the message names a reply queue it may be answered on (may_reply_to).
 """
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -17,6 +16,7 @@ from sanad.amqp.verdicts import Dead
 from sanad.domain.characters import code_violations
 from sanad.domain.codes import MAX_CODE_LENGTH
 from sanad.v1 import events_pb2
+from sanad.wire_format import wire_fields
 from workers.batch.authorization import Authorize, MayMigrate
 from workers.batch.content import MAX_HISTORY_STEPS
 
@@ -37,8 +37,7 @@ DEAD_LETTER_REASONS = (
 # README "Batch submitters"), never to a work queue or any other queue the sender names.
 REPLY_TO = re.compile(r"amq\.gen-[A-Za-z0-9_-]{1,200}")
 REPLY_TO_RULE = "is not a server-named reply queue (amq.gen-*); nothing was answered or stored"
-# Protobuf's wire types, and the fields of a BatchSubmission that hold its items.
-_VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
+# The fields of a BatchSubmission that hold its items.
 _ITEM_FIELDS = frozenset(
     events_pb2.BatchSubmission.DESCRIPTOR.fields_by_name[name].number
     for name in ("items", "history_items")
@@ -164,7 +163,7 @@ def _shape(body: bytes, max_items: int) -> _Shape:
     items = nested = 0
     most_nested = max_items * (MAX_HISTORY_STEPS + _FIELDS_BESIDE)
     too_many_items = f"over {max_items} items; a batch may carry at most that many"
-    for fields, (field, start, value_at, end) in enumerate(_fields(view), start=1):
+    for fields, (field, start, value_at, end) in enumerate(wire_fields(view), start=1):
         if fields > max_items + _FIELDS_BESIDE:
             return _Shape(bytes(header), too_many_items)
         if field not in _ITEM_FIELDS or value_at is None:
@@ -175,7 +174,7 @@ def _shape(body: bytes, max_items: int) -> _Shape:
             return _Shape(bytes(header), too_many_items)
         if field != _HISTORY_FIELD:
             continue
-        for _ in _fields(view[value_at:end]):
+        for _ in wire_fields(view[value_at:end]):
             nested += 1
             if nested > most_nested:
                 return _Shape(
@@ -184,43 +183,6 @@ def _shape(body: bytes, max_items: int) -> _Shape:
                     f" most {max_items} items of at most {MAX_HISTORY_STEPS} steps",
                 )
     return _Shape(bytes(header), None)
-
-
-def _fields(body: memoryview) -> Iterator[tuple[int, int, int | None, int]]:
-    """Each field of a message's wire format: its number, where it starts, where a
-    length-delimited field's value starts (None for other wire types), and where it ends."""
-    at = 0
-    while at < len(body):
-        start = at
-        key, at = _varint(body, at)
-        field, wire_type = key >> 3, key & 7
-        value_at = None
-        if wire_type == _VARINT:
-            _, at = _varint(body, at)
-        elif wire_type == _FIXED64:
-            at += 8
-        elif wire_type == _LENGTH_DELIMITED:
-            length, at = _varint(body, at)
-            value_at, at = at, at + length
-        elif wire_type == _FIXED32:
-            at += 4
-        else:
-            raise DecodeError(f"wire type {wire_type} of field {field}")
-        if at > len(body):
-            raise DecodeError("truncated message")
-        yield field, start, value_at, at
-
-
-def _varint(body: memoryview, at: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while at < len(body) and shift < 64:
-        byte = body[at]
-        value |= (byte & 0x7F) << shift
-        at += 1
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-    raise DecodeError("truncated or overlong varint")
 
 
 def _invalid(submission: events_pb2.BatchSubmission) -> str | None:

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -12,6 +13,7 @@ from google.protobuf.message import DecodeError, Message
 from sanad.amqp.copies import original_publisher
 from sanad.amqp.metrics import CHANGES_APPLIED
 from sanad.amqp.outcomes import undecodable
+from sanad.amqp.packing import MAX_PACK_ITEMS
 from sanad.amqp.verdicts import Dead, DeadParts, Outcome, Part
 from sanad.domain.clock import utcnow
 from sanad.domain.codes import MAX_CODE_LENGTH
@@ -20,6 +22,7 @@ from sanad.domain.transactions import Status
 from sanad.records import SUBMITTED_PACK_TYPE, SUBMITTED_TYPE, Document, document_from_submitted
 from sanad.security import audit
 from sanad.v1 import common_pb2, events_pb2
+from sanad.wire_format import wire_fields
 from workers.ingest.changes import Applied, Change, ChangeOutcome, Rating, StatusChange
 
 log = logging.getLogger("sanad.ingest")
@@ -30,6 +33,7 @@ DEAD_LETTER_REASONS = (
     "unknown-type",
     "undecodable",
     "invalid",
+    "too-large",
     "illegal-status-change",
     "not-completed",
     "already-rated",
@@ -114,6 +118,8 @@ def decode_submitted(message: AbstractIncomingMessage, now: datetime) -> Submitt
 
 
 def _decode_pack(message: AbstractIncomingMessage, now: datetime) -> Pack | Dead:
+    if (broken := _pack_too_large(message)) is not None:
+        return broken
     pack = events_pb2.TransactionsSubmitted()
     if (broken := _parse(message, pack)) is not None:
         return broken
@@ -128,6 +134,20 @@ def _decode_pack(message: AbstractIncomingMessage, now: datetime) -> Pack | Dead
         else:
             items.append(decoded)
     return Pack(items, poison)
+
+
+def _pack_too_large(message: AbstractIncomingMessage) -> Dead | None:
+    """A pack of more items than intake packs, counted on the wire before any is parsed: parsed,
+    three packs of 2,000,000 near-empty items (10 MB each) took the worker from 1.3 to 1.9 GB,
+    and each item was dead-lettered alone."""
+    try:
+        fields = wire_fields(memoryview(message.body))
+        if sum(1 for _ in islice(fields, MAX_PACK_ITEMS + 1)) > MAX_PACK_ITEMS:
+            return Dead("too-large", f"a pack of over {MAX_PACK_ITEMS:,} items; intake packs"
+                        " at most that many (SANAD_PACK_MAX_ITEMS)")  # fmt: skip
+    except DecodeError as error:
+        return Dead("undecodable", f"not a valid {message.type}: {error}")
+    return None
 
 
 def _submitted(event: events_pb2.TransactionSubmitted, now: datetime) -> Submitted | Dead:
