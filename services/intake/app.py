@@ -28,7 +28,7 @@ from services.intake.resends import Resends
 from services.intake.servicer import IntakeServicer
 from services.intake.settings import IntakeSettings
 from services.intake.store import TransactionStore
-from services.intake.streaming import StreamLimits
+from services.intake.streaming import StreamLimits, Streams
 from services.intake.tracking import Tracker
 
 log = logging.getLogger("sanad.intake")
@@ -71,6 +71,8 @@ class IntakeApp:
     left_unsent: LeftUnsent
     server: RunningServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The open SubmitTransactions streams: they stop taking items as the drain begins.
+    streams: Streams = field(default_factory=Streams)
 
     async def start(self, port: int) -> int:
         """Serve on port (0 for a free one); dependencies connect in the background."""
@@ -92,6 +94,7 @@ class IntakeApp:
             limits,
             self.settings.watch_poll_s,
             max_message_bytes=self.settings.grpc_max_message_bytes,
+            streams=self.streams,
         )
         self.server = await start_server(
             self.settings,
@@ -119,7 +122,7 @@ class IntakeApp:
             await self.server.stop(
                 self.settings.shutdown_grace_s,
                 self.settings.shutdown_notice_s,
-                draining=self.reader.close,
+                draining=self._draining,
             )
         for task in self.tasks:
             task.cancel()
@@ -128,6 +131,12 @@ class IntakeApp:
         await self.publisher.close()
         await self.registry_channel.close()
         await mongo.close(self.client)
+
+    def _draining(self) -> None:
+        """As the drain begins: open watches end, open submission streams take no more items
+        (both would otherwise hold the stop for its whole grace)."""
+        self.reader.close()
+        self.streams.stop()
 
     async def _broker_ready(self) -> bool:
         return self.publisher.is_healthy()

@@ -24,7 +24,7 @@ from sanad.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake.listing import ListQuery, decode_token, encode_token, page_size
 from services.intake.operations import Intake
 from services.intake.reading import DeadlineReached, Reader
-from services.intake.streaming import ItemResult, StreamLimits, submit_stream
+from services.intake.streaming import ItemResult, StreamLimits, Streams, submit_stream
 from services.intake.tracking import Change, Tracker
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -107,6 +107,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         watch_poll_s: float,
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        streams: Streams | None = None,
     ) -> None:
         self.intake = intake
         self.reader = reader
@@ -115,6 +116,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self.watch_poll_s = watch_poll_s
         # The server's limit (SANAD_GRPC_MAX_MESSAGE_BYTES): no listing reply passes it.
         self.max_message_bytes = max_message_bytes
+        # The open SubmitTransactions streams, which the drain stops reading (Streams.stop).
+        self.streams = streams if streams is not None else Streams()
 
     async def SubmitTransaction(
         self, request: intake_pb2.SubmitTransactionRequest, context: Context
@@ -143,6 +146,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             deadline=caller_deadline(context, ITEMS_MARGIN_S),
             limits=self.limits,
             charge=item_charge(),
+            streams=self.streams,
         )
         async for result in results:
             yield item_to_proto(result)

@@ -12,7 +12,10 @@ An item that fails in a way no domain rule raised is answered alone, INTERNAL (U
 the failure may pass; services.intake.failures), and the stream goes on: the items before it may
 be confirmed by the broker already, and they are stored whether answered or not. When the call
 ends with items unanswered (the caller went away, or the call failed), they are cancelled, and
-each ends its event CANCELLED before the stream's own event counts them.
+each ends its event CANCELLED before the stream's own event counts them. As intake's drain
+begins (Streams.stop), every open stream stops reading: the items it took are answered, then it
+ends UNAVAILABLE, so a stream whose caller keeps it open neither takes items until the grace
+cuts it (answering none of those in flight) nor holds the stop for the whole grace.
 """
 
 import asyncio
@@ -25,7 +28,7 @@ import grpc
 
 from sanad.deadline import Deadline
 from sanad.domain.submissions import Submission
-from sanad.errors import DomainError, RateLimited
+from sanad.errors import DomainError, RateLimited, Unavailable
 from sanad.rpc.status import code_of
 from sanad.security import audit_items
 from sanad.security.identity import Identity
@@ -33,6 +36,9 @@ from services.intake.failures import item_failure
 from services.intake.operations import Accepted, Intake
 
 CANCELLED = grpc.StatusCode.CANCELLED.name
+STOPPING = (
+    "intake is stopping: the items after the last one answered were not taken; send them again"
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ class _Stream:
         self.started = 0  # items handed to a task of their own (one cancelled early never runs)
         self.begun = 0  # items whose task ran (each ends its own event and count)
         self.reader: asyncio.Task[None] | None = None
+        self.stopped = False  # reading ended by the drain (stop)
         self.closing: asyncio.Future[None] | None = None
         if self.audit is not None:
             # gRPC may close a call's handlers in any order (at their yields, when the caller
@@ -129,26 +136,30 @@ class _Stream:
             self.audit.settled_by(self.close)
 
     def start(self, items: AsyncIterator[Submission]) -> asyncio.Task[None]:
-        """Read the items in a task of their own: that task."""
+        """Read the items in a task of their own: that task. However it ends (cancelled even
+        before it ran), the tasks handed over end with None."""
         self.reader = asyncio.create_task(self.read(items))
+        self.reader.add_done_callback(lambda _: self.tasks.put_nowait(None))
         return self.reader
 
+    def stop(self) -> None:
+        """Read no further item (the drain began): the items taken are still answered."""
+        if self.reader is not None and self.reader.cancel():
+            self.stopped = True
+
     async def read(self, items: AsyncIterator[Submission]) -> None:
-        try:
-            index = 0
-            async for submission in items:
-                if index >= self.limits.max_items:
-                    self.too_long = True
-                    return
-                size = held_bytes(submission)
-                await self.room.take(size)
-                refusal = self._over_rate()
-                task = asyncio.create_task(self._one(index, submission, refusal))
-                self.tasks.put_nowait((task, size))
-                index += 1
-                self.started = index
-        finally:
-            self.tasks.put_nowait(None)
+        index = 0
+        async for submission in items:
+            if index >= self.limits.max_items:
+                self.too_long = True
+                return
+            size = held_bytes(submission)
+            await self.room.take(size)
+            refusal = self._over_rate()
+            task = asyncio.create_task(self._one(index, submission, refusal))
+            self.tasks.put_nowait((task, size))
+            index += 1
+            self.started = index
 
     def _over_rate(self) -> RateLimited | None:
         """Charge one item to the caller's rate: None when within it."""
@@ -219,6 +230,28 @@ class _Stream:
                 self.audit.ended(CANCELLED)
 
 
+class Streams:
+    """The streams open in this process, so that the drain can stop them reading."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._open: set[_Stream] = set()
+
+    def stop(self) -> None:
+        """Every open stream, and any opened from now on, reads no further item."""
+        self.stopping = True
+        for stream in self._open:
+            stream.stop()
+
+    def opened(self, stream: _Stream) -> None:
+        self._open.add(stream)
+        if self.stopping:
+            stream.stop()
+
+    def closed(self, stream: _Stream) -> None:
+        self._open.discard(stream)
+
+
 async def submit_stream(
     intake: Intake,
     items: AsyncIterator[Submission],
@@ -228,8 +261,10 @@ async def submit_stream(
     deadline: Deadline,
     limits: StreamLimits,
     charge: Callable[[], None],
+    streams: Streams | None = None,
 ) -> AsyncIterator[ItemResult]:
-    """Answer every item in order; RESOURCE_EXHAUSTED once the stream exceeds max_items.
+    """Answer every item in order; RESOURCE_EXHAUSTED once the stream exceeds max_items, and
+    UNAVAILABLE after the items taken once `streams` is stopped (the drain began).
 
     `deadline` is the call's, read as it began: every item's calls share what is left of it.
 
@@ -237,14 +272,20 @@ async def submit_stream(
     """
     stream = _Stream(intake, caller, identity, deadline=deadline, limits=limits, charge=charge)
     reader = stream.start(items)
+    if streams is not None:
+        streams.opened(stream)
     try:
         while (entry := await stream.tasks.get()) is not None:
             task, size = entry
             result = await task
             stream.room.give(size)
             yield result
+        if stream.stopped:
+            raise Unavailable(STOPPING)
         await reader  # a broken request stream fails the call
     finally:
+        if streams is not None:
+            streams.closed(stream)
         await stream.close()
     if stream.too_long:
         raise RateLimited(

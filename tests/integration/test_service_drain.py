@@ -13,6 +13,7 @@ with context.write).
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,13 +22,16 @@ import threading
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo import AsyncMongoClient
 
 from sanad.devstack.mongo_server import free_port
-from sanad.v1 import intake_pb2_grpc
+from sanad.records import REQUESTS_COLLECTION
+from sanad.v1 import intake_pb2, intake_pb2_grpc
 from tests.integration.broker_support import BrokerProxy, proxy_fixture  # noqa: F401
 from tests.integration.conftest import Stack, eventually, open_centre_with_service, submit_request
 
@@ -167,3 +171,62 @@ async def test_sigterm_turns_health_not_serving_lets_a_call_in_flight_finish_and
         assert reply.transaction_id
         assert reply.transaction_id != warm.transaction_id
     assert await asyncio.to_thread(service.process.wait, WITHIN_S) == 0
+
+
+async def test_sigterm_answers_a_kept_open_streams_items_in_flight_then_ends_it_unavailable(
+    proxy: BrokerProxy, intake: tuple[Service, str, str], stack: Stack
+) -> None:
+    # A SubmitTransactions stream whose caller keeps it open read on through the drain: it took
+    # items for the whole grace (2 minutes here) and was then cut, "Cancelling all calls", with
+    # the items it had in flight unanswered though the broker may have taken them.
+    service, center_id, service_code = intake
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        stream = intake_pb2_grpc.IntakeServiceStub(channel).SubmitTransactions(timeout=4 * WITHIN_S)
+
+        async def send(n: int) -> None:
+            request = submit_request(center_id, service_code, f"kept-open-{n}")
+            await stream.write(intake_pb2.SubmitTransactionsRequest(transaction=request))
+
+        for n in range(3):
+            await send(n)
+        assert [(await stream.read()).index for _ in range(3)] == [0, 1, 2]
+
+        proxy.freeze()  # the next items' confirms cannot arrive: they stay in flight
+        for n in range(3, 5):
+            await send(n)
+
+        # Claimed, so taken: their tasks run on to their answers whatever the stream reads next.
+        client: AsyncMongoClient[Any] = AsyncMongoClient(stack.env["SANAD_MONGO_URL"])
+        claims = client[stack.env["SANAD_MONGO_DATABASE"]][REQUESTS_COLLECTION]
+        try:
+
+            async def taken() -> bool:
+                return await claims.count_documents({}) == 5
+
+            await eventually(taken, within_s=WITHIN_S)
+        finally:
+            await client.close()
+        signalled_at = len(service.lines)
+        service.process.send_signal(signal.SIGTERM)
+
+        async def not_serving() -> bool:
+            return service.logged_since(signalled_at, NOT_SERVING_LINE)
+
+        await eventually(not_serving, within_s=WITHIN_S)
+        proxy.thaw()
+
+        answers = [answer async for answer in _rest(stream)]
+        assert [(a.index, a.error_code) for a in answers] == [(3, ""), (4, "")]
+        assert await stream.code() == grpc.StatusCode.UNAVAILABLE
+        assert "intake is stopping" in (await stream.details() or "")
+    # Ended as the drain began, not at its grace: the process stops well within it.
+    assert await asyncio.to_thread(service.process.wait, WITHIN_S) == 0
+
+
+async def _rest(
+    stream: "grpc.aio.StreamStreamCall[intake_pb2.SubmitTransactionsRequest, Any]",
+) -> AsyncIterator[Any]:
+    """The answers still to come, up to the call's end (its status is read after)."""
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        while (answer := await stream.read()) is not grpc.aio.EOF:
+            yield answer

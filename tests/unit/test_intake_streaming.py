@@ -14,7 +14,13 @@ from sanad.security import audit_items
 from sanad.security.identity import DEV_ADMIN, Identity
 from sanad.security.limits import RateLimiter
 from services.intake.operations import Accepted
-from services.intake.streaming import ItemResult, StreamLimits, held_bytes, submit_stream
+from services.intake.streaming import (
+    ItemResult,
+    StreamLimits,
+    Streams,
+    held_bytes,
+    submit_stream,
+)
 from tests.unit.test_security_audit_items import item_audit
 from tests.unit.waiting import until
 
@@ -328,3 +334,72 @@ async def test_a_stream_closed_by_its_handler_and_its_calls_event_at_once_counts
     assert len({request_id for request_id, _ in ended}) == len(ended)
     if started:
         assert ended == [("0", "OK")] + [(str(n), "CANCELLED") for n in (1, 2, 3)]
+
+
+async def kept_open(
+    submissions: list[Submission], ended: asyncio.Event
+) -> AsyncIterator[Submission]:
+    """A caller's items, then nothing more, the stream kept open (never half-closed)."""
+    for submission in submissions:
+        yield submission
+    try:
+        await asyncio.Event().wait()
+    finally:
+        ended.set()
+
+
+def open_stream(
+    intake: object, items: AsyncIterator[Submission], streams: Streams
+) -> AsyncIterator[ItemResult]:
+    return submit_stream(
+        intake,  # type: ignore[arg-type]
+        items,
+        caller="tester",
+        identity=DEV_ADMIN,
+        deadline=Deadline(None),
+        limits=StreamLimits(8, 1000),
+        charge=no_charge,
+        streams=streams,
+    )
+
+
+async def test_a_stream_kept_open_at_the_drain_answers_its_items_and_ends_unavailable() -> None:
+    # The items in flight are answered, nothing more is read, and the stream ends at once: it
+    # read on for the drain's whole grace before, and was then cut with its items in flight
+    # unanswered.
+    intake, streams, ended = SlowIntake(0.05), Streams(), asyncio.Event()
+    answered: list[ItemResult] = []
+    stream = open_stream(intake, kept_open(items(5), ended), streams)
+
+    async def read() -> None:
+        async for result in stream:
+            answered.append(result)
+
+    reading = asyncio.create_task(read())
+    await until(lambda: intake.in_flight == 5)
+    streams.stop()
+    with pytest.raises(Unavailable, match="intake is stopping"):
+        await asyncio.wait_for(reading, 5)
+    assert [(r.index, r.accepted) for r in answered] == [
+        (n, Accepted(f"T{n}", NOW)) for n in range(5)
+    ]
+    assert ended.is_set()  # its items are read no further
+
+
+async def test_a_stream_opened_once_the_drain_began_takes_no_item() -> None:
+    intake, streams, ended = CountingIntake(), Streams(), asyncio.Event()
+    streams.stop()
+    stream = open_stream(intake, kept_open(items(3), ended), streams)
+    with pytest.raises(Unavailable, match="intake is stopping"):
+        await anext(stream)  # no item is answered: none is taken
+    assert intake.submitted == []
+
+
+async def test_a_stream_whose_items_were_all_read_ends_as_ever_when_the_drain_begins() -> None:
+    intake, streams = SlowIntake(0.05), Streams()
+    stream = open_stream(intake, items_of(items(5)), streams)
+    first = await anext(stream)
+    streams.stop()  # the caller half-closed: every item was read before the drain
+    rest = [result async for result in stream]
+    assert [r.index for r in [first, *rest]] == list(range(5))
+    assert all(r.accepted is not None for r in rest)
