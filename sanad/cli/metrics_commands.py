@@ -85,16 +85,16 @@ def show_stats(args: argparse.Namespace, client: Client, printer: Printer) -> in
     printer.fields(
         [
             *head,
-            ("submitted", s.submitted),
-            ("recorded", s.recorded),
-            ("completed", s.completed),
-            ("rejected", s.rejected),
-            ("cancelled", s.cancelled),
+            ("submitted", f"{s.submitted:,}"),
+            ("recorded", f"{s.recorded:,}"),
+            ("completed", f"{s.completed:,}"),
+            ("rejected", f"{s.rejected:,}"),
+            ("cancelled", f"{s.cancelled:,}"),
             ("fees", fee(s.fees_baisa)),
             ("refunds_due", fee(s.refunds_due_baisa)),
-            ("completed_within_sla", s.completed_within_sla),
-            ("mean_completion_seconds", f"{s.mean_completion_seconds:.1f}"),
-            ("ratings", s.ratings),
+            ("completed_within_sla", f"{s.completed_within_sla:,}"),
+            ("mean_completion_seconds", f"{s.mean_completion_seconds:,.1f}"),
+            ("ratings", f"{s.ratings:,}"),
             ("mean_rating", f"{s.mean_rating:.2f}"),
         ]
     )

@@ -29,6 +29,7 @@ from services.registry.operations import (
 )
 from services.registry.races import as_it_stands
 from services.registry.reference import ReferenceData
+from services.registry.search import normalise
 from services.registry.validation import validate_center, validate_change, validate_reason
 
 PAGE_KIND = "centers"
@@ -90,6 +91,11 @@ class CenterOperations:
         if any(ord(character) < 0x20 for character in wanted.query):
             # Names hold no control characters, and MongoDB refuses NUL in a $regex.
             raise Invalid([Violation("query", "must not contain control characters")])
+        if wanted.query.strip() and not normalise(wanted.query):
+            # Diacritics, tatweel or joiners alone: searched as nothing, it listed every centre.
+            raise Invalid(
+                [Violation("query", "must hold a letter or digit besides diacritics and tatweel")]
+            )
         check_filter_codes(
             {
                 "governorate_code": wanted.governorate_code,

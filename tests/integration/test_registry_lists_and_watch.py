@@ -104,6 +104,13 @@ async def test_list_centers_refuses_a_bad_page_token_or_size(registry: Registry)
             registry.stub.ListCenters(pb.ListCentersRequest(query=query)), Code.INVALID_ARGUMENT
         )
         assert bad == [("query", "must not contain control characters")]
+    # Tatweel, diacritics or joiners alone normalise to nothing: they listed every centre.
+    for query in ("\u0640\u0640", "\u064e\u0650", "\u200c \u200d"):
+        bad = await refused(
+            registry.stub.ListCenters(pb.ListCentersRequest(query=query)), Code.INVALID_ARGUMENT
+        )
+        assert bad == [("query", "must hold a letter or digit besides diacritics and tatweel")]
+    assert await registry.stub.ListCenters(pb.ListCentersRequest(query="  ")) is not None
 
 
 async def test_a_catalogue_service_is_versioned_retired_and_listed(registry: Registry) -> None:

@@ -28,7 +28,7 @@ class FakeMetrics(metrics_pb2_grpc.MetricsServiceServicer):
     def GetWilayatStats(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(request)
         return metrics_pb2.GetWilayatStatsResponse(
-            wilayat_code=request.wilayat_code, centers=17, stats=metrics_pb2.Stats(completed=9)
+            wilayat_code=request.wilayat_code, centers=17, stats=metrics_pb2.Stats(completed=74658)
         )
 
     def GetGovernorateReport(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -134,7 +134,9 @@ def test_stats_of_a_wilayat_for_a_year(
 ) -> None:
     servicer, target = fake
     assert run(target, "stats", "--wilayat", "DA-NIZ", "--year", "2024") == 0
-    assert "centers:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "centers:" in out
+    assert "74,658" in out  # counts read as fees and the report's do
     request = servicer.requests[-1]
     assert request.start_time.ToJsonString() == "2024-01-01T00:00:00Z"
     assert request.end_time.ToJsonString() == "2025-01-01T00:00:00Z"
