@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sanad.devstack.layout import INGEST_METRICS_PORT
+from services.intake.settings import IntakeSettings
+from services.metrics.settings import MetricsSettings
+from services.registry.settings import RegistrySettings
+from workers.batch.settings import BatchSettings
+
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -28,8 +34,9 @@ def alert_names() -> set[str]:
 
 
 @needs_promtool
-def test_the_scrape_configuration_is_valid() -> None:
-    result = promtool("check", "config", "prometheus.yml")
+@pytest.mark.parametrize("config", ["prometheus.yml", "local.yml"])
+def test_the_scrape_configuration_is_valid(config: str) -> None:
+    result = promtool("check", "config", config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -86,3 +93,25 @@ def test_every_process_and_the_broker_are_scraped() -> None:
         "sanad-batch": "9105",
         "rabbitmq": "15692",
     }
+
+
+def test_the_local_configuration_scrapes_make_runs_processes_at_their_default_ports() -> None:
+    """local.yml: the reference's jobs, metrics paths and rules, on 127.0.0.1 at the ports each
+    process serves its metrics on by default, as `make run` starts them."""
+    reference = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    local = yaml.safe_load((PROMETHEUS / "local.yml").read_text())
+    defaults = {
+        "sanad-registry": RegistrySettings.model_fields["registry_metrics_port"].default,
+        "sanad-intake": IntakeSettings.model_fields["intake_metrics_port"].default,
+        "sanad-metrics": MetricsSettings.model_fields["metrics_metrics_port"].default,
+        "sanad-ingest": INGEST_METRICS_PORT,
+        "sanad-batch": BatchSettings.model_fields["batch_metrics_port"].default,
+        "rabbitmq": 15692,
+    }
+    assert local["rule_files"] == reference["rule_files"]
+    jobs = {job["job_name"]: job for job in local["scrape_configs"]}
+    assert jobs.keys() == {job["job_name"] for job in reference["scrape_configs"]}
+    for job in reference["scrape_configs"]:
+        mine = jobs[job["job_name"]]
+        assert mine.get("metrics_path") == job.get("metrics_path")
+        assert mine["static_configs"] == [{"targets": [f"127.0.0.1:{defaults[job['job_name']]}"]}]
