@@ -123,17 +123,23 @@ class CenterOperations:
         stopping an entity stored before it.
 
         With expected_revision, only a centre still at that revision changes (Aborted else);
-        without, the change applies to the centre as it stands, whatever changed meanwhile.
+        without, the change applies to the centre as it stands, whatever changed meanwhile. A
+        mask whose values the centre holds already changes nothing, and the centre is answered
+        as it stands, at its revision, as a catalogue service is (a retry, or a tool that sends
+        every field, made a new revision and woke every watcher for nothing).
         """
         mask = center_mask(paths)
 
         async def attempt() -> Center:
             current = await self.get(patch.id, "center.id")
             check_revision(current, expected_revision, f"centre {current.id!r}")
-            changed = replace(apply_center_mask(current, patch, mask), update_time=stored_now())
+            patched = apply_center_mask(current, patch, mask)
+            changed = replace(patched, update_time=stored_now())
             validate_change(validate_center, current, changed)
             if mask & PLACE_PATHS:
                 self.reference.check_place(changed.governorate_code, changed.wilayat_code)
+            if patched == current:
+                return current  # judged as a change, saved as none
             return await self.store.save_center(changed, new=False)
 
         return await self._saved(attempt, patch.id, expected_revision, deadline)
@@ -169,18 +175,19 @@ class CenterOperations:
         """Replace the offered and blocked services; every code must be in the catalogue.
 
         With expected_revision, only a centre still at that revision changes (Aborted else);
-        without, the lists are replaced whatever the centre holds.
+        without, the lists are replaced whatever the centre holds. Lists the centre holds
+        already change nothing: the centre is answered as it stands, at its revision.
         """
 
         async def attempt() -> Center:
             center = await self.get(center_id, "center_id")
             check_revision(center, expected_revision, f"centre {center_id!r}")
-            changed = replace(
-                center,
-                offered_service_codes=_once(offered),
-                blocked_service_codes=_once(blocked),
-                update_time=stored_now(),
+            lists = replace(
+                center, offered_service_codes=_once(offered), blocked_service_codes=_once(blocked)
             )
+            if lists == center:
+                return center
+            changed = replace(lists, update_time=stored_now())
             # Checked as sent, so a violation's index points into the caller's own list, and
             # in the transaction that saves the centre (as register's).
             return await self.store.save_center(

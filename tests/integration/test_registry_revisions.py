@@ -125,3 +125,30 @@ async def test_a_watch_from_a_negative_revision_is_invalid_argument_not_a_replay
         below = open_stream(-5)
         bad = await refused(asyncio.wait_for(below.read(), 5), Code.INVALID_ARGUMENT)
         assert bad == [("since_revision", "-5 is negative; watch from 0 to replay everything")]
+
+
+async def test_a_change_to_what_a_centre_holds_already_keeps_its_revision_and_tells_no_watcher(
+    registry: Registry,
+) -> None:
+    await registry.add_service("S-A")
+    center = await registry.register(offered_service_codes=["S-A"])
+    before = await read(registry, center.id)
+    changes = {"kind": "center", "key": center.id}
+    recorded = await registry.app.store.changes.count_documents(changes)
+
+    same_name = await registry.stub.UpdateCenter(
+        pb.UpdateCenterRequest(
+            center=pb.Center(id=center.id, name_en=before.name_en),
+            update_mask=FieldMask(paths=["name_en"]),
+        )
+    )
+    assert await set_services(registry, center.id, "S-A") == ["S-A"]
+    assert await set_services(registry, center.id, "S-A", revision=before.revision) == ["S-A"]
+
+    assert same_name.center.revision == before.revision
+    assert (await read(registry, center.id)) == before
+    assert await registry.app.store.changes.count_documents(changes) == recorded
+    # A real change still moves it on.
+    moved = await set_services(registry, center.id)
+    assert moved == []
+    assert (await read(registry, center.id)).revision > before.revision

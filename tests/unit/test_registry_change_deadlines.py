@@ -83,7 +83,9 @@ CHANGES: dict[str, Call] = {
         pb.RetireCatalogServiceRequest(code="S1"), timeout=CALLER_WAITS_S
     ),
     "set a centre's services": lambda stub: stub.SetCenterServices(
-        pb.SetCenterServicesRequest(center_id="C1"), timeout=CALLER_WAITS_S
+        # A list the centre does not hold: one it holds already changes nothing, races nothing.
+        pb.SetCenterServicesRequest(center_id="C1", offered_service_codes=["S1"]),
+        timeout=CALLER_WAITS_S,
     ),
 }
 
