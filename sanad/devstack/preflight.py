@@ -1,16 +1,18 @@
 """Checks before starting the stack, each answering with a one-line problem or None."""
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
 from pydantic import ValidationError
 from pymongo.errors import OperationFailure, PyMongoError
 
 from sanad import mongo
-from sanad.amqp.connecting import connect
+from sanad.amqp.connecting import CONNECT_TIMEOUT_S, connect
 from sanad.amqp.topology import Topology
 from sanad.cli.broker import failure
 from sanad.runtime import StartupError
@@ -45,6 +47,12 @@ def login_problem(amqp_url: str, where: str, prefix: str = "sanad") -> str | Non
     and retry that login for ever, each logging it, while `make run` looked healthy."""
     try:
         consumed = asyncio.run(_consumed(amqp_url, Topology(prefix)))
+    except _Unanswered:
+        return (
+            f"RabbitMQ at {where} let the stack in, then did not answer within"
+            f" {CONNECT_TIMEOUT_S:g} s when asked about the stack's queues: it is overloaded or"
+            " stuck; check it (`rabbitmq-diagnostics status`) and run again"
+        )
     except Exception as error:  # every failure here is told in one line
         why = failure(error, "the login", amqp_url)
         return (
@@ -61,24 +69,42 @@ def login_problem(amqp_url: str, where: str, prefix: str = "sanad") -> str | Non
     return None
 
 
+class _Unanswered(Exception):
+    """The broker let the stack in, then did not answer its questions in time."""
+
+
 async def _consumed(amqp_url: str, topology: Topology) -> tuple[str, int] | None:
-    """Log in (handshake bounded in time), then the first of the stack's work queues that
-    has consumers, with how many; None when none has (or none exists yet)."""
+    """Log in, then the first of the stack's work queues that has consumers, with how many;
+    None when none has (or none exists yet). The login, the questions and the goodbye are
+    each bounded in time: a broker that let the stack in and then answered no channel held
+    `make run` for ever, silent."""
     connection = await connect(amqp_url, name="sanad devstack preflight")
     try:
-        for queue in (topology.ingest_queue, topology.batch_queue):
-            channel = await connection.channel()
-            try:
-                declared = await channel.declare_queue(queue, passive=True)
-            except ChannelNotFoundEntity:  # the broker closed that channel: no such queue yet
-                continue
-            await channel.close()
-            consumers = declared.declaration_result.consumer_count
-            if consumers:
-                return queue, consumers
-        return None
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            return await _first_consumed(connection, topology)
+    except TimeoutError:
+        raise _Unanswered from None
     finally:
-        await connection.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await connection.close()
+
+
+async def _first_consumed(
+    connection: AbstractConnection, topology: Topology
+) -> tuple[str, int] | None:
+    """The first of the stack's work queues that has consumers, with how many."""
+    for queue in (topology.ingest_queue, topology.batch_queue):
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+        except ChannelNotFoundEntity:  # the broker closed that channel: no such queue yet
+            continue
+        await channel.close()
+        consumers = declared.declaration_result.consumer_count
+        if consumers:
+            return queue, consumers
+    return None
 
 
 def mongo_problem() -> str | None:

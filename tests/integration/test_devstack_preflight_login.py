@@ -4,7 +4,9 @@ says it is running."""
 
 import asyncio
 import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,6 +55,62 @@ def silent_port() -> Iterator[int]:
             connection.close()
 
 
+def _forward(source: socket.socket, sink: socket.socket, *, channels: bool) -> None:
+    """Copy source to sink, as AMQP frames when channels is False: the protocol header and
+    the frames of channel 0 (the connection's own) pass, every other frame is dropped."""
+    try:
+        if channels:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            return
+        stream = source.makefile("rb")
+        sink.sendall(stream.read(8))  # the protocol header
+        while header := stream.read(7):
+            _, channel, size = struct.unpack(">BHI", header)
+            frame = header + stream.read(size + 1)
+            if channel == 0:
+                sink.sendall(frame)
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def broker_that_opens_no_channel() -> Iterator[int]:
+    """A port in front of the test broker that lets the login through and then answers no
+    channel: a broker that takes connections but is too busy to serve them."""
+    upstream = urlsplit(AMQP_URL)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.2)
+        stop = threading.Event()
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    client = server.accept()[0]
+                except TimeoutError:
+                    continue
+                broker = socket.create_connection((upstream.hostname, upstream.port or 5672))
+                held.extend((client, broker))
+                for source, sink, channels in ((client, broker, False), (broker, client, True)):
+                    threading.Thread(
+                        target=_forward,
+                        args=(source, sink),
+                        kwargs={"channels": channels},
+                        daemon=True,
+                    ).start()
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        yield server.getsockname()[1]
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+
+
 async def _ack(message: aio_pika.abc.AbstractIncomingMessage) -> None:
     await message.ack()
 
@@ -87,6 +145,29 @@ def test_a_port_that_does_not_answer_amqp_is_named_within_the_connect_bound(
     assert problem is not None
     assert f"127.0.0.1:{silent_port}" in problem
     assert "no AMQP answer within 5 s" in problem
+
+
+def test_a_broker_that_lets_the_stack_in_but_opens_no_channel_is_named_in_bounded_time(
+    broker_that_opens_no_channel: int, amqp_prefix: str
+) -> None:
+    # make run waited for the queue check for ever, printing nothing.
+    url = with_parts(AMQP_URL).replace(
+        f":{urlsplit(AMQP_URL).port or 5672}/", f":{broker_that_opens_no_channel}/"
+    )
+    found: list[str | None] = []
+    started = time.monotonic()
+    checking = threading.Thread(
+        target=lambda: found.append(amqp_problem(url, amqp_prefix)), daemon=True
+    )
+    checking.start()
+    checking.join(timeout=20)
+
+    assert found, "the preflight was still waiting after 20 s"
+    problem = found[0]
+    assert time.monotonic() - started < 15
+    assert problem is not None
+    assert f"127.0.0.1:{broker_that_opens_no_channel}" in problem
+    assert "did not answer within 5 s" in problem
 
 
 async def test_a_work_queue_another_stack_consumes_is_named_with_the_prefix_to_set(
