@@ -5,6 +5,7 @@ sourced `.data/sanadctl.env` calling `make run`'s TLS ports in plaintext, reads 
 fault."""
 
 import re
+import socket
 from dataclasses import dataclass
 
 import grpc
@@ -19,6 +20,9 @@ WORKER_SETTING = "--worker or SANAD_WORKER_TARGETS"
 SOURCE_ENV = "`source .data/sanadctl.env` (what `make run` issued)"
 # gRPC's reply when the server has no such method: the address serves another service.
 METHOD_NOT_FOUND = "Method not found!"
+# How long a new connection is watched for the server closing it as it takes it: at once when
+# it is full; a TLS server waits for the client's first word, a plaintext one sends its own.
+FULL_PROBE_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def unreachable(
     if code is not grpc.StatusCode.UNAVAILABLE:
         return None
     if "Socket closed" in details:
-        return _closed(tls=tls, client_certificate=client_certificate)
+        return _closed(target, tls=tls, client_certificate=client_certificate)
     if "Tls handshake failed" in details and "WRONG_VERSION_NUMBER" not in details:
         return Unreachable(
             f"the TLS handshake failed: {_openssl_reason(details)}",
@@ -68,9 +72,30 @@ def _unanswered(details: str, address: str) -> Unreachable | None:
     return None
 
 
-def _closed(*, tls: bool, client_certificate: bool) -> Unreachable:
-    """A server that closed the connection in the TLS handshake: a caller without TLS,
-    without the client certificate mutual TLS asks for, or with one another CA issued."""
+def closes_as_it_takes(target: str) -> bool:
+    """Whether the server at HOST:PORT closes a new connection before a word is said, as a
+    gRPC server holding as many connections as it takes does (SANAD_GRPC_MAX_CONNECTIONS):
+    the client then sees "Socket closed" as from a TLS server that refused its handshake, and
+    was told its certificate, or its lack of TLS, was at fault."""
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), FULL_PROBE_S) as probe:
+            probe.settimeout(FULL_PROBE_S)
+            return probe.recv(1) == b""
+    except (OSError, ValueError):  # no answer in time, a reset, an address it cannot read
+        return False
+
+
+def _closed(target: str, *, tls: bool, client_certificate: bool) -> Unreachable:
+    """A server that closed the connection: as it took it, holding all it takes; or in the
+    TLS handshake, from a caller without TLS, without the client certificate mutual TLS asks
+    for, or with one another CA issued."""
+    if closes_as_it_takes(target):
+        return Unreachable(
+            "it holds all the connections it takes",
+            "it closed the connection as it took it (SANAD_GRPC_MAX_CONNECTIONS): try again"
+            " shortly; if it stays full, see what holds its connections",
+        )
     if not tls:
         return Unreachable(
             "it closed the connection",

@@ -15,9 +15,16 @@ from sanad.cli.__main__ import main
 from sanad.devstack import certs
 
 
-def _server(credentials: grpc.ServerCredentials | None) -> Iterator[str]:
+def _server(
+    credentials: grpc.ServerCredentials | None, max_connections: int | None = None
+) -> Iterator[str]:
     """A server with health alone (no Sanad service), on a free port."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    options = (
+        []
+        if max_connections is None
+        else [("grpc.max_allowed_incoming_connections", max_connections)]
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=options)
     servicer = health.HealthServicer()
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -30,14 +37,36 @@ def _server(credentials: grpc.ServerCredentials | None) -> Iterator[str]:
     server.stop(None)
 
 
+def _mutual_tls(pki: Path) -> grpc.ServerCredentials:
+    """Server credentials as `make run`'s: mutual TLS with the dev CA."""
+    pair = ((pki / "registry.key").read_bytes(), (pki / "registry.pem").read_bytes())
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=(pki / "ca.pem").read_bytes(), require_client_auth=True
+    )
+
+
 @pytest.fixture
 def mutual_tls(pki: Path) -> Iterator[str]:
     """A server that, as `make run`'s, serves mutual TLS with the dev CA."""
-    pair = ((pki / "registry.key").read_bytes(), (pki / "registry.pem").read_bytes())
-    credentials = grpc.ssl_server_credentials(
-        [pair], root_certificates=(pki / "ca.pem").read_bytes(), require_client_auth=True
-    )
-    yield from _server(credentials)
+    yield from _server(_mutual_tls(pki))
+
+
+@pytest.fixture
+def full_mutual_tls(pki: Path) -> Iterator[str]:
+    """A mutual TLS server holding as many connections as it takes (SANAD_GRPC_MAX_CONNECTIONS
+    at 1): another client holds the one."""
+    for address in _server(_mutual_tls(pki), max_connections=1):
+        holder = grpc.secure_channel(
+            address,
+            grpc.ssl_channel_credentials(
+                *((pki / name).read_bytes() for name in ("ca.pem", "admin.key", "admin.pem"))
+            ),
+            # Its own connection: not one sanadctl's channel could share.
+            options=[("grpc.ssl_target_name_override", "localhost"), ("holder", 1)],
+        )
+        with holder:
+            health_pb2_grpc.HealthStub(holder).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            yield address
 
 
 @pytest.fixture
@@ -171,4 +200,22 @@ def test_health_says_why_each_target_did_not_answer_and_what_to_do_once(
     assert captured.err.splitlines() == [
         "warning: it serves TLS, as `make run` does, and sanadctl called in plaintext:"
         " `source .data/sanadctl.env` (what `make run` issued), or give --ca, --cert and --key"
+    ]
+
+
+def test_a_service_holding_all_the_connections_it_takes_is_not_blamed_on_the_certificate(
+    full_mutual_tls: str, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The right CA, certificate and key: the server closed the connection as it took it, at
+    # its SANAD_GRPC_MAX_CONNECTIONS, and sanadctl said the certificate was not taken.
+    flags = ["--ca", str(pki / "ca.pem"), "--cert", str(pki / "admin.pem")]
+    flags += ["--key", str(pki / "admin.key")]
+    code, err = errors(capsys, "--intake", full_mutual_tls, *flags, "show", "T-1")
+
+    assert code == 1
+    assert err == [
+        f"error: UNAVAILABLE: cannot reach the intake at {full_mutual_tls} (it holds all the"
+        " connections it takes): it closed the connection as it took it"
+        " (SANAD_GRPC_MAX_CONNECTIONS): try again shortly; if it stays full, see what holds its"
+        " connections"
     ]
