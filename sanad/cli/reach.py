@@ -18,6 +18,9 @@ SETTINGS = {
 }
 WORKER_SETTING = "--worker or SANAD_WORKER_TARGETS"
 SOURCE_ENV = "`source .data/sanadctl.env` (what `make run` issued)"
+# gRPC's words for a call that found no connection ("...; last error: ...: Socket closed"); a
+# connection that broke once the call ran is "Stream removed (Socket closed)" instead.
+NOT_CONNECTED = "failed to connect to all addresses"
 # gRPC's reply when the server has no such method: the address serves another service.
 METHOD_NOT_FOUND = "Method not found!"
 # How long a new connection is watched for the server closing it as it takes it: at once when
@@ -46,7 +49,7 @@ def unreachable(
         return Unreachable("it serves another service", address)
     if code is not grpc.StatusCode.UNAVAILABLE:
         return None
-    if "Socket closed" in details:
+    if "Socket closed" in details and NOT_CONNECTED in details:
         return _closed(target, tls=tls, client_certificate=client_certificate)
     if "Tls handshake failed" in details and "WRONG_VERSION_NUMBER" not in details:
         return Unreachable(

@@ -3,6 +3,8 @@ address, why, and the flag or variable to fix, instead of gRPC's "failed to conn
 addresses; … Socket closed"."""
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -73,6 +75,51 @@ def full_mutual_tls(pki: Path) -> Iterator[str]:
 def plaintext() -> Iterator[str]:
     """A plaintext server, as `SANAD_DEVSTACK_PLAINTEXT=1 make run`'s."""
     yield from _server(None)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def cut_mid_call() -> Iterator[str]:
+    """An intake whose GetTransaction is in progress when its connection breaks (the process
+    died, say): a plaintext server behind a proxy that cuts both sockets once the call runs."""
+    running = threading.Event()
+
+    def get_transaction(request: bytes, context: grpc.ServicerContext) -> bytes:
+        running.set()
+        time.sleep(5)
+        return b""
+
+    handler = grpc.method_handlers_generic_handler(
+        "sanad.v1.IntakeService",
+        {"GetTransaction": grpc.unary_unary_rpc_method_handler(get_transaction)},
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def proxy() -> None:
+        client = listener.accept()[0]
+        upstream = socket.create_connection(("127.0.0.1", port))
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+        running.wait(10)
+        for end in (client, upstream):
+            end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    threading.Thread(target=proxy, daemon=True).start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    server.stop(None)
 
 
 def unused_target() -> str:
@@ -219,3 +266,17 @@ def test_a_service_holding_all_the_connections_it_takes_is_not_blamed_on_the_cer
         " (SANAD_GRPC_MAX_CONNECTIONS): try again shortly; if it stays full, see what holds its"
         " connections"
     ]
+
+
+def test_a_connection_broken_during_the_call_is_not_read_as_a_tls_refusal(
+    cut_mid_call: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The service had taken the call ("Stream removed (Socket closed)"): sanadctl said it
+    # serves TLS and was called in plaintext, sending the operator to the wrong settings.
+    code, err = errors(capsys, "--intake", cut_mid_call, "show", "T-1")
+
+    assert code == 1
+    assert len(err) == 1
+    assert err[0].startswith("error: UNAVAILABLE: ")
+    assert "Socket closed" in err[0]
+    assert "cannot reach" not in err[0]
