@@ -34,6 +34,7 @@ class Standing:
         self.every_s = every_s
         self.checked_at = time.monotonic()
         self.refusal: errors.Unauthenticated | None = None
+        self._failing = False  # the timer's last check failed otherwise than by refusing
         # The task waiting in waiting(), and the one the timer interrupted.
         self._waiter: asyncio.Task[Any] | None = None
         self._interrupted: asyncio.Task[Any] | None = None
@@ -131,9 +132,14 @@ class Standing:
                 self._waiter.cancel()  # ends the wait now
             return  # the call ends at its next wait, answer or item otherwise
         except Exception:
-            # Not a refusal (a revocation list that cannot be read just now, a bug): said, and
+            # Not a refusal (a revocation list that cannot be read just now, a bug): said once
+            # while it lasts (every interval of every waiting stream would repeat it), and
             # looked at again next time; raised here it would end the timer's checks for good.
-            log.exception("could not check a waiting call's credential; checking it again later")
+            if not self._failing:
+                log.exception("could not check a waiting call's credential; checking it again")
+            self._failing = True
+        else:
+            self._failing = False
         self._schedule(loop, context)
 
 

@@ -119,9 +119,9 @@ async def test_reading_a_streams_items_arms_no_timeout_for_each() -> None:
     assert armed == []
 
 
-async def test_a_check_that_fails_otherwise_is_tried_again_and_a_later_refusal_still_ends_it() -> (
-    None
-):
+async def test_a_check_that_fails_otherwise_is_tried_again_and_a_later_refusal_still_ends_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # A failure that is no refusal (a revocation list unreadable for a moment) raised out of
     # the timer's callback ended its checks for good: the stream then stayed open revoked.
     credential = Credential()
@@ -129,7 +129,7 @@ async def test_a_check_that_fails_otherwise_is_tried_again_and_a_later_refusal_s
 
     def verify() -> None:
         nonlocal failures
-        if failures < 2:
+        if failures < 3:
             failures += 1
             raise OSError("the revoked-certificates file cannot be read just now")
         credential.revoked = True
@@ -139,4 +139,6 @@ async def test_a_check_that_fails_otherwise_is_tried_again_and_a_later_refusal_s
     with standing.watched(), pytest.raises(errors.Unauthenticated, match="revoked"):
         async with asyncio.timeout(5):
             await standing.waiting(forever)
-    assert failures == 2
+    assert failures == 3
+    said = [r for r in caplog.records if "could not check" in r.getMessage()]
+    assert len(said) == 1  # once while it lasts, not at every interval
