@@ -77,5 +77,7 @@ async def test_items_refused_while_mongodb_hangs_are_answered_well_before_the_de
                 stoppable_database.thaw()
 
     assert [code for code, _ in answered] == ["UNAVAILABLE"] * ITEMS
-    # Room for the answers to leave: more than the 0.1 s a unary call keeps back.
-    assert max(at for _, at in answered) < DEADLINE_S - 0.3
+    # Room for the answers to leave: more than the 0.1 s a unary call keeps back. The items keep
+    # back 0.5 s of these 5 (their last answer came at about 4.5 s; with 0.1 s, at 4.91 s), and a
+    # loaded machine may take a few tenths more to send twenty answers.
+    assert max(at for _, at in answered) < DEADLINE_S - 0.2
