@@ -144,12 +144,14 @@ async def _ping(settings: CommonSettings) -> None:
 
 
 def taken_port_problem(ports: Iterable[tuple[str, str, int]]) -> str | None:
-    """The first (child, variable, port) that another program listens on, named with the
-    variable that moves it; None when every port is free.
+    """Every (child, variable, port) that another program listens on, named with the variable
+    that moves it, in one line (the first alone left an operator moving one port a run); None
+    when every port is free.
 
     Probed as the children bind (every address, SO_REUSEADDR): a closing connection on a port
     does not count, a listener on any address does.
     """
+    taken = []
     for child, variable, port in ports:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -158,8 +160,17 @@ def taken_port_problem(ports: Iterable[tuple[str, str, int]]) -> str | None:
             except OverflowError:  # an extra ingest worker's, 10 per worker above the first's
                 return f"port {port} ({child}, {variable}) is above 65535: lower {variable}"
             except OSError as error:
-                return (
-                    f"port {port} ({child}, {variable}) is taken ({error.strerror or error}):"
-                    f" another program listens there; stop it, or move it with {variable}"
-                )
-    return None
+                why = error.strerror or str(error)
+                taken.append((f"{port} ({child}, {variable})", variable, why))
+    if not taken:
+        return None
+    if len(taken) == 1:
+        named, variable, why = taken[0]
+        return (
+            f"port {named} is taken ({why}):"
+            f" another program listens there; stop it, or move it with {variable}"
+        )
+    return (
+        f"ports {', '.join(named for named, _, _ in taken)} are taken: other programs listen"
+        " there (another make run?); stop them, or move each with its variable"
+    )

@@ -146,3 +146,23 @@ def test_sanadctl_is_told_every_worker_health_server_make_run_starts() -> None:
     assert layout.worker_health_targets(env, 2) == (
         "ingest-1=127.0.0.1:50061,ingest-2=127.0.0.1:50071,batch=127.0.0.1:51062"
     )
+
+
+def test_every_taken_port_is_named_in_one_line() -> None:
+    with socket.socket() as one, socket.socket() as two:
+        for other in (one, two):
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+        first, second = one.getsockname()[1], two.getsockname()[1]
+        problem = devstack.preflight.taken_port_problem(
+            [
+                ("registry", "SANAD_REGISTRY_PORT", first),
+                ("intake", "SANAD_INTAKE_PORT", free_port()),
+                ("metrics", "SANAD_METRICS_METRICS_PORT", second),
+            ]
+        )
+    assert problem == (
+        f"ports {first} (registry, SANAD_REGISTRY_PORT), {second} (metrics,"
+        " SANAD_METRICS_METRICS_PORT) are taken: other programs listen there (another make"
+        " run?); stop them, or move each with its variable"
+    )
