@@ -40,6 +40,7 @@ from sanad.domain.submissions import CenterView, ServiceView
 from sanad.errors import RateLimited
 from sanad.registry_snapshot import center_view, service_view
 from sanad.security.limits import RateLimiter
+from sanad.telemetry.logs import LineBudget
 from sanad.telemetry.metrics import REGISTRY_LOOKUPS
 from sanad.v1 import registry_pb2 as pb
 
@@ -55,6 +56,13 @@ LOOKUPS_PER_S = 40
 LOOKUPS_PER_CALLER_S = 10
 # What the registry answers for a key it does not have (or will not take as a key).
 UNKNOWN = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+# What the registry answers a caller it does not let ask: logged, a few lines a second at most.
+REFUSALS = (
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
+REFUSAL_LINES = LineBudget(lines=5, per_s=1.0)
 log = logging.getLogger("sanad.intake")
 
 Views = tuple[CenterView | None, ServiceView | None]
@@ -213,6 +221,19 @@ class RegistryLookup:
             REGISTRY_LOOKUPS.labels("failed").inc()
             if not isinstance(error, grpc.aio.AioRpcError):
                 log.warning("the registry's answer about %s could not be used: %r", key, error)
+            elif error.code() in REFUSALS and (
+                fields := REFUSAL_LINES.fields(error.code(), {"code": error.code().name})
+            ):
+                # Not an outage: this process's identity or share at the registry is wrong
+                # (counted as failed alone, it went unseen while every lag case was refused).
+                log.warning(
+                    "the registry refused a lookup (%s: %s); the local copy's refusal stands:"
+                    " check this process's client identity and the registry's policy and rate"
+                    " limits",
+                    error.code().name,
+                    error.details(),
+                    extra=fields,
+                )
             return UNANSWERED
         REGISTRY_LOOKUPS.labels("asked").inc()
         return view

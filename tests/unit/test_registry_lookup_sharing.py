@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import grpc
+import pytest
 
 from sanad.registry_lookup import LOOKUP_S, RegistryLookup, Unanswered
 from sanad.v1 import registry_pb2
@@ -168,3 +169,29 @@ async def test_a_question_dropped_while_waiting_its_turn_leaves_the_next_to_wait
     assert getattr(await first, "id", None) == "C1"
     assert getattr(await later, "id", None) == "C1"
     assert registry.calls == 2
+
+
+class RefusingRegistry:
+    """A registry that does not let this process ask: its policy, or its rate limit."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    async def GetCenter(self, request: Any, **_: Any) -> Any:
+        raise grpc.aio.AioRpcError(
+            self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="not for this caller"
+        )
+
+
+async def test_a_registry_that_refuses_the_process_is_logged_as_a_misconfiguration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Counted as failed alone, a wrong identity or rate limit at the registry went unseen
+    # while every refusal that rests on a lagging copy stood.
+    for code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        lookup = RegistryLookup(RefusingRegistry(code))
+        assert isinstance(await lookup.center("C1", 1.0, CALLER), Unanswered)
+    said = [r.getMessage() for r in caplog.records if "refused a lookup" in r.getMessage()]
+    assert len(said) == 2
+    assert said[0].startswith("the registry refused a lookup (PERMISSION_DENIED: not for this")
+    assert "RESOURCE_EXHAUSTED" in said[1]
