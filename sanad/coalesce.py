@@ -21,6 +21,8 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from sanad.expiry import awaited_within
+
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
 # A queued document, its caller's future and what to call if it is inserted after its caller
@@ -38,19 +40,24 @@ class InsertCoalescer:
         self._flusher: asyncio.Task[None] | None = None
 
     async def insert(
-        self, document: Document, inserted_late: Callable[[], None] | None = None
+        self,
+        document: Document,
+        inserted_late: Callable[[], None] | None = None,
+        *,
+        timeout_s: float | None = None,
     ) -> None:
-        """Insert one document; raises DuplicateKeyError or the round trip's error.
+        """Insert one document; raises DuplicateKeyError or the round trip's error, or
+        TimeoutError once timeout_s has passed (None: no limit but the round trip's own).
 
-        inserted_late: called when the caller gave up (its deadline passed) before the shared
-        round trip ended and that round trip did insert the document after all.
+        inserted_late: called when the caller gave up (its time ran out, or it was cancelled)
+        before the shared round trip ended and that round trip did insert the document after all.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((document, future, inserted_late))
         if self._flusher is None or self._flusher.done():
             # A fresh context: no caller's pymongo.timeout applies to everyone's batch.
             self._flusher = asyncio.create_task(self._flush(), context=contextvars.Context())
-        await future
+        await awaited_within(future, timeout_s)
 
     async def drain(self) -> None:
         """Wait until every queued document was written (or failed); before closing the client."""
@@ -79,7 +86,7 @@ class InsertCoalescer:
         except Exception as error:
             failures = dict.fromkeys(range(len(batch)), error)
         for index, (_, future, inserted_late) in enumerate(batch):
-            if future.done():  # the caller gave up (its deadline passed)
+            if future.done():  # the caller gave up (its time ran out, or it was cancelled)
                 if inserted_late is not None and index not in failures:
                     inserted_late()
                 continue

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from sanad.amqp.topology import ITEMS_HEADER
 from sanad.errors import Unavailable
+from sanad.expiry import awaited_within
 from sanad.telemetry.metrics import AMQP_PACK_ITEMS
 
 log = logging.getLogger("sanad.amqp")
@@ -138,8 +139,7 @@ class _Lane:
         self.waiting.append(item)
         self._send_what_fits()
         try:
-            async with asyncio.timeout(limit):
-                await item.sent
+            await awaited_within(item.sent, limit)
         except TimeoutError as error:
             raise Unavailable("the message broker did not confirm in time; retry later") from error
         finally:

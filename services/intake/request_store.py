@@ -7,12 +7,11 @@ status change its first answer. An accepted status change's OK audit event is in
 `audit_log` in the same MongoDB transaction as the change, and a winning rating claim's in the
 claim's own. The transactions themselves are the workers' (store.py).
 
-Every call runs under pymongo.timeout(), or asyncio.timeout() for a claim, with what is left of
+Every call runs under pymongo.timeout(), or a timer of its own for a claim, with what is left of
 the caller's deadline, and an unreachable or slow MongoDB becomes Unavailable; so does, for a
 submission's claim and its read, a failure that passes (services.intake.failures.transient).
 """
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -311,14 +310,13 @@ class RequestStore:
         timeout_s: float | None,
         claimed_late: Callable[[], None] | None = None,
     ) -> Document:
-        """The coalesced insert under asyncio.timeout (pymongo.timeout cannot reach the shared
+        """The coalesced insert within timeout_s (pymongo.timeout cannot reach the shared
         batch, which runs in a context of its own); the winner's read under sanad.mongo.within."""
         if timeout_s is not None and timeout_s <= 0:
             raise Unavailable("no time left of the caller's deadline to reach the database")
         ends = None if timeout_s is None else time.monotonic() + timeout_s
         try:
-            async with asyncio.timeout(timeout_s):
-                await self.claims.insert(record, claimed_late)
+            await self.claims.insert(record, claimed_late, timeout_s=timeout_s)
         except TimeoutError as error:
             raise Unavailable("the database did not answer in time; retry later") from error
         except DuplicateKeyError:
