@@ -71,12 +71,19 @@ def visible(text: str) -> bool:
     )
 
 
+def _plain(text: str) -> bool:
+    """Printable ASCII: no control, format, blank-looking or ignorable character, nothing
+    that normalizes to anything else, no space but the plain one. What nearly every caller
+    sends, judged without a look at each character's Unicode category."""
+    return text.isascii() and text.isprintable()
+
+
 def code_violations(fields: dict[str, str]) -> list[Violation]:
     """Each code or licence number holding a control or invisible character."""
     return [
         Violation(name, CONTROL_OR_INVISIBLE)
         for name, value in fields.items()
-        if _categories(value) & (_CONTROL | _INVISIBLE)
+        if not _plain(value) and _categories(value) & (_CONTROL | _INVISIBLE)
     ]
 
 
@@ -86,6 +93,8 @@ def id_violations(fields: dict[str, str]) -> list[Violation]:
     characters, or text not in NFKC form: "r1", "r1 " and "r1" with a no-break space, an accent
     typed as one character and as two, or an Arabic letter and its presentation form, would be
     different ids that print alike."""
+    if all(_plain(value) and value == value.strip() for value in fields.values()):
+        return []
     found = code_violations(fields)
     flagged = {violation.field for violation in found}
     for name, value in fields.items():

@@ -25,11 +25,15 @@ def required_code_violations(name: str, value: str) -> list[Violation]:
     """A required id or code, of at most MAX_CODE_LENGTH characters."""
     if not value:
         return [Violation(name, "is required")]
-    return overlong_codes({name: value})
+    if len(value) > MAX_CODE_LENGTH:
+        return overlong_codes({name: value})
+    return []
 
 
 def request_id_violations(request_id: str, field: str = "request_id") -> list[Violation]:
     """A caller's request id: at most MAX_CODE_LENGTH characters, and characters that show as
     they are (characters.id_violations): it is stored, returned and logged, and a retry must
     name it as the first attempt did."""
-    return overlong_codes({field: request_id}) or id_violations({field: request_id})
+    if len(request_id) > MAX_CODE_LENGTH:
+        return overlong_codes({field: request_id})
+    return id_violations({field: request_id})

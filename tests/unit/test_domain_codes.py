@@ -1,9 +1,11 @@
 """Ids and codes have one length rule, kept in sanad.domain.codes: intake, the registry and the
 batch worker refuse a code one past it alike, by field, in the same words, and take one at it."""
 
+import unicodedata
+
 import pytest
 
-from sanad.domain.characters import BLANK_OR_UNCOMPOSED
+from sanad.domain.characters import BLANK_OR_UNCOMPOSED, CONTROL_OR_INVISIBLE
 from sanad.domain.codes import (
     MAX_CODE_LENGTH,
     overlong_codes,
@@ -120,3 +122,19 @@ def test_a_printable_request_id_of_any_script_is_taken() -> None:
 def test_a_request_id_that_prints_as_another_is_refused_by_field(request_id: str) -> None:
     """A trailing or odd space, a blank-looking filler, an accent typed as two characters."""
     assert request_id_violations(request_id) == [Violation("request_id", BLANK_OR_UNCOMPOSED)]
+
+
+def test_each_ascii_character_of_a_request_id_is_judged_as_its_category_says() -> None:
+    # Printable ASCII is taken without a look at each character's category: the rules of
+    # sanad.domain.characters, spelt out for every ASCII character, must agree with that.
+    for code in range(128):
+        character = chr(code)
+        for request_id in (character, f"r{character}1", f"{character}r1", f"r1{character}"):
+            category = unicodedata.category(character)
+            if category in ("Cc", "Cf", "Zl", "Zp"):
+                expected = [Violation("request_id", CONTROL_OR_INVISIBLE)]
+            elif request_id != request_id.strip():
+                expected = [Violation("request_id", BLANK_OR_UNCOMPOSED)]
+            else:
+                expected = []
+            assert request_id_violations(request_id) == expected, repr(request_id)
