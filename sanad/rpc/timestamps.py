@@ -17,8 +17,15 @@ def to_timestamp(moment: datetime | None) -> Timestamp | None:
     """
     if moment is None:
         return None
+    seconds, nanos = timestamp_fields(moment)
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+def timestamp_fields(moment: datetime) -> tuple[int, int]:
+    """A Timestamp's seconds and nanos of a moment (naive means UTC), as to_timestamp sets them:
+    for a Timestamp field set in place."""
     since = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - EPOCH
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
+    return since.days * 86_400 + since.seconds, since.microseconds * 1000
 
 
 def from_timestamp(stamp: Timestamp, field: str = "timestamp") -> datetime | None:

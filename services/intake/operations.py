@@ -260,7 +260,7 @@ class Intake:
             civil_secret=self.civil_secret,
         )
         if carried is not None:
-            event.audit.CopyFrom(audit.to_proto(carried))
+            audit.write_proto(carried, event.audit)
         await self.publisher.publish(
             self.topology.transactions_exchange,
             SUBMITTED,

@@ -1,9 +1,18 @@
 """An audit event survives its stored and protobuf forms; only a streaming call's event stores
 its items' outcomes."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from sanad.security.audit import AuditEvent, document_of, from_document, from_proto, to_proto
+from sanad.security.audit import (
+    AuditEvent,
+    document_of,
+    from_document,
+    from_proto,
+    to_proto,
+    write_proto,
+)
+from sanad.v1 import audit_pb2, events_pb2
 
 
 def event(**item_outcomes: int) -> AuditEvent:
@@ -40,3 +49,16 @@ def test_any_other_event_stores_no_item_outcomes() -> None:
     assert "item_outcomes" not in document
     assert from_document(document) == unary
     assert from_proto(to_proto(unary)) == unary
+
+
+def test_an_event_written_into_a_carrying_message_is_its_protobuf_form() -> None:
+    carried = replace(event(), target={"request_id": "r-1", "center_id": "C1"})
+    submitted = events_pb2.TransactionSubmitted(transaction_id="T1")
+    write_proto(carried, submitted.audit)
+    assert submitted.audit == to_proto(carried)
+    assert from_proto(submitted.audit) == carried
+    # A time MongoDB gave back without its zone is UTC, in either form.
+    naive = replace(carried, time=carried.time.replace(tzinfo=None))
+    written = audit_pb2.AuditEvent()
+    write_proto(naive, written)
+    assert written.time == to_proto(carried).time
