@@ -3,10 +3,13 @@
 Arabic is written with optional diacritics and several interchangeable letter forms
 (hamza carriers, taa marbuta, alef maqsura), so "ابراج الشرق" must find "أبراج الشرق".
 Names and queries both pass through `normalise`, and the query becomes an escaped
-substring pattern over the stored normal form.
+substring pattern over the stored normal form. A letter may also arrive decomposed (alef and a
+combining hamza, as NFD text from some keyboards and systems holds "أ") or as a presentation
+form ("ﻷ", fullwidth Latin): both are composed first (NFKC), so they fold as the plain letters.
 """
 
 import re
+import unicodedata
 
 # Hamza and alef variants, taa marbuta and alef maqsura folded to their plain letters.
 _LETTERS = str.maketrans(
@@ -21,18 +24,20 @@ _LETTERS = str.maketrans(
         "ى": "ي",
     }
 )
-# Tashkeel (fathatan .. sukun), superscript alef and tatweel carry no letter of their own, nor
-# do the joiners and direction marks names may hold (ZWNJ, ZWJ, LRM, RLM, ALM).
-_MARKS = re.compile("[\u064b-\u0652\u0670\u0640\u200c-\u200f\u061c]")
+# Tashkeel (fathatan .. sukun) and the other Arabic combining marks (maddah, a hamza above or
+# below left over once composed, ...), superscript alef and tatweel carry no letter of their
+# own, nor do the joiners and direction marks names may hold (ZWNJ, ZWJ, LRM, RLM, ALM).
+_MARKS = re.compile("[\u064b-\u065f\u0670\u0640\u200c-\u200f\u061c]")
 _SPACES = re.compile(r"\s+")
 # Joins the names so that a query never matches across the end of one name.
 _NAME_SEPARATOR = "\n"
 
 
 def normalise(text: str) -> str:
-    """Fold letter forms, drop diacritics, tatweel, joiners and direction marks, lower-case,
-    and collapse spaces."""
-    folded = _MARKS.sub("", text).translate(_LETTERS).casefold()
+    """Compose (NFKC), fold letter forms, drop diacritics, tatweel, joiners and direction
+    marks, lower-case, and collapse spaces."""
+    composed = unicodedata.normalize("NFKC", text)
+    folded = _MARKS.sub("", composed).translate(_LETTERS).casefold()
     return _SPACES.sub(" ", folded).strip()
 
 

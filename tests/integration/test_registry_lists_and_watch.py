@@ -1,6 +1,7 @@
 """ListCenters, the catalogue RPCs and the watch streams against the real MongoDB-wire server."""
 
 import asyncio
+import unicodedata
 
 import grpc
 import pytest
@@ -77,6 +78,16 @@ async def test_list_centers_filters_by_place_status_service_and_name(registry: R
     assert await found(query="SHARQ") == {"Abraj Al Sharq"}
     assert await found(query="(.*)") == set()
     assert await found(governorate_code="DA", query="seeb") == set()
+
+
+async def test_a_name_sent_decomposed_is_found_by_its_plain_and_composed_spellings(
+    registry: Registry,
+) -> None:
+    # NFD, as some systems send Arabic: "أ" as alef and a combining hamza above.
+    center = await registry.register(unicodedata.normalize("NFD", "مركز أبراج الشرق"))
+    for query in ("ابراج", "أبراج", unicodedata.normalize("NFD", "أبراج"), "\ufe83\ufe91\ufeae"):
+        reply = await registry.stub.ListCenters(pb.ListCentersRequest(query=query))
+        assert [c.id for c in reply.centers] == [center.id], query
 
 
 async def test_list_centers_refuses_a_bad_page_token_or_size(registry: Registry) -> None:

@@ -1,6 +1,7 @@
 """Name search normal form: Arabic letter forms and diacritics fold, English ignores case."""
 
 import re
+import unicodedata
 
 import pytest
 
@@ -38,6 +39,39 @@ def test_a_query_without_hamza_finds_a_name_written_with_it() -> None:
     pattern = query_pattern("ابراج الشرق")
     assert pattern is not None
     assert re.search(pattern, stored)
+
+
+@pytest.mark.parametrize(
+    ("written", "normal"),
+    [
+        # Decomposed (NFD), as some keyboards and systems send Arabic: alef and a combining
+        # hamza or maddah is the composed letter, and folds as it does.
+        ("\u0627\u0654\u0628\u0631\u0627\u062c", "ابراج"),
+        ("\u0627\u0655\u0633\u0644\u0627\u0645", "اسلام"),
+        ("\u0627\u0653\u0645\u0646\u0629", "امنه"),
+        ("\u0645\u0648\u0654\u0633\u0633\u0629", "موسسه"),
+        # Presentation forms and fullwidth Latin are the letters they draw.
+        ("\ufe83\ufe91\ufeae\ufe8d\ufe9d", "ابراج"),
+        ("\ufefb", "لا"),
+        ("\uff21\uff42\uff52\uff41\uff4a", "abraj"),
+    ],
+)
+def test_a_decomposed_or_presentation_form_name_folds_as_its_plain_letters(
+    written: str, normal: str
+) -> None:
+    assert normalise(written) == normal
+
+
+def test_a_query_finds_a_name_stored_decomposed_and_the_other_way_round() -> None:
+    decomposed = unicodedata.normalize("NFD", "مركز أبراج الشرق")
+    for stored, query in (
+        (decomposed, "أبراج"),
+        (decomposed, "ابراج"),
+        ("مركز أبراج الشرق", unicodedata.normalize("NFD", "أبراج")),
+    ):
+        pattern = query_pattern(query)
+        assert pattern is not None
+        assert re.search(pattern, search_text(stored, "Abraj")), (stored, query)
 
 
 def test_an_english_query_ignores_case() -> None:
