@@ -25,19 +25,23 @@ _LETTERS = str.maketrans(
     }
 )
 # Tashkeel (fathatan .. sukun) and the other Arabic combining marks (maddah, a hamza above or
-# below left over once composed, ...), superscript alef and tatweel carry no letter of their
-# own, nor do the joiners and direction marks names may hold (ZWNJ, ZWJ, LRM, RLM, ALM).
-_MARKS = re.compile("[\u064b-\u065f\u0670\u0640\u200c-\u200f\u061c]")
+# below left over once composed, ...), superscript alef and tatweel carry no letter of their own.
+_MARKS = re.compile("[\u064b-\u065f\u0670\u0640]")
+# Nor does any format character a name may hold: the joiners and direction marks of Arabic
+# text (ZWNJ, ZWJ, LRM, RLM, ALM), and the zero-width space, soft hyphen, word joiner or byte
+# order mark that editors and word processors slip in ("Ab\u00adraj" shows as "Abraj").
+_FORMAT = "Cf"
 _SPACES = re.compile(r"\s+")
 # Joins the names so that a query never matches across the end of one name.
 _NAME_SEPARATOR = "\n"
 
 
 def normalise(text: str) -> str:
-    """Compose (NFKC), fold letter forms, drop diacritics, tatweel, joiners and direction
-    marks, lower-case, and collapse spaces."""
+    """Compose (NFKC), fold letter forms, drop diacritics, tatweel and format characters
+    (joiners, direction marks, zero-width spaces), lower-case, and collapse spaces."""
     composed = unicodedata.normalize("NFKC", text)
-    folded = _MARKS.sub("", composed).translate(_LETTERS).casefold()
+    shown = "".join(c for c in composed if unicodedata.category(c) != _FORMAT)
+    folded = _MARKS.sub("", shown).translate(_LETTERS).casefold()
     return _SPACES.sub(" ", folded).strip()
 
 

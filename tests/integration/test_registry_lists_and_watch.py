@@ -90,6 +90,15 @@ async def test_a_name_sent_decomposed_is_found_by_its_plain_and_composed_spellin
         assert [c.id for c in reply.centers] == [center.id], query
 
 
+async def test_a_name_holding_a_soft_hyphen_or_zero_width_space_is_found_by_what_it_shows(
+    registry: Registry,
+) -> None:
+    center = await registry.register("مركز أبر\u200bاج", name_en="Ab\u00adraj Centre")
+    for query in ("ابراج", "abraj centre"):
+        reply = await registry.stub.ListCenters(pb.ListCentersRequest(query=query))
+        assert [c.id for c in reply.centers] == [center.id], query
+
+
 async def test_list_centers_refuses_a_bad_page_token_or_size(registry: Registry) -> None:
     bad = await refused(
         registry.stub.ListCenters(pb.ListCentersRequest(page_token="garbage!")),

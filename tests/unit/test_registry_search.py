@@ -74,6 +74,26 @@ def test_a_query_finds_a_name_stored_decomposed_and_the_other_way_round() -> Non
         assert re.search(pattern, search_text(stored, "Abraj")), (stored, query)
 
 
+@pytest.mark.parametrize(
+    "written",
+    ["Ab\u00adraj", "Ab\u200braj", "\ufeffAbraj", "Ab\u2060raj", "Abraj\u200b"],
+)
+def test_a_name_holding_an_invisible_format_character_is_found_by_what_it_shows(
+    written: str,
+) -> None:
+    # Soft hyphens, zero-width spaces, word joiners and byte order marks come from editors and
+    # word processors; names may hold them (they are no control characters), and show "Abraj".
+    pattern = query_pattern("abraj")
+    assert pattern is not None
+    assert re.search(pattern, search_text("مركز", written))
+
+
+def test_an_arabic_name_holding_a_zero_width_space_is_found_by_what_it_shows() -> None:
+    pattern = query_pattern("ابراج الشرق")
+    assert pattern is not None
+    assert re.search(pattern, search_text("مركز أبر\u200bاج الشرق", "Abraj"))
+
+
 def test_an_english_query_ignores_case() -> None:
     pattern = query_pattern("SHARQ centre")
     assert pattern is not None
