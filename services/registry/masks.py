@@ -27,6 +27,8 @@ SERVICE_PATHS = frozenset({"name_ar", "name_en", "fee_baisa", "sla_hours", "requ
 # Fields that exist but change through their own RPC or never.
 _CENTER_ELSEWHERE = {
     "licence": "changes through TransitionLicence",
+    # No RPC changes it: the number is the licence (a new one is a new registration).
+    "licence.number": "cannot be changed: a licence keeps its number",
     "offered_service_codes": "changes through SetCenterServices",
     "blocked_service_codes": "changes through SetCenterServices",
 }
@@ -44,8 +46,12 @@ def check_mask(
         if path in allowed:
             continue
         root = path.split(".", 1)[0]
-        if root in elsewhere:
+        if path in elsewhere:
+            reason = elsewhere[path]
+        elif root in elsewhere:
             reason = elsewhere[root]
+        elif root in allowed:  # a subfield of a message that changes, which it does not have
+            reason = "is not a field"
         elif root in known:
             reason = "cannot be changed"
         else:

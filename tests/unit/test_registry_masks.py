@@ -70,6 +70,24 @@ def test_an_immutable_or_unknown_centre_path_is_refused_on_update_mask(path: str
     assert path in caught.value.violations[0].description
 
 
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        # No RPC changes a licence's number; its status and expiry change by transitions.
+        ("licence.number", "'licence.number' cannot be changed: a licence keeps its number"),
+        ("licence.status", "'licence.status' changes through TransitionLicence"),
+        ("licence", "'licence' changes through TransitionLicence"),
+        # A subfield the contact does not have is no field, not a field that cannot change.
+        ("contact.fax", "'contact.fax' is not a field"),
+        ("revision", "'revision' cannot be changed"),
+    ],
+)
+def test_a_refused_centre_path_is_told_why_truly(path: str, said: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        center_mask([path])
+    assert [(v.field, v.description) for v in caught.value.violations] == [("update_mask", said)]
+
+
 def test_every_bad_path_gets_its_own_violation() -> None:
     with pytest.raises(Invalid) as caught:
         service_mask(["code", "status", "nope", "fee_baisa"])
