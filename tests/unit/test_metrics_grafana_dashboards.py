@@ -13,6 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
+needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool")
 
 
 def generator() -> ModuleType:
@@ -142,37 +143,40 @@ def test_the_error_ratio_panel_counts_the_failures_its_alert_counts() -> None:
     assert 'sanad_grpc_server_handled_total{grpc_service!="unknown"}' in panel
 
 
-def test_the_rejected_share_panel_is_the_awards_rejection_rate(tmp_path: Path) -> None:
-    # A day in which a wilayat completed 90, rejected 10 and cancelled 100 transactions: the
-    # award's rejection rate is 10 / (90 + 10) (services/metrics/award.py). The panel divided
-    # by every finished transaction, cancelled ones included, and drew 0.05 (metrics hunt).
-    [panel] = [
+def panel_exprs(board: str, title: str) -> list[str]:
+    """The queries of one panel of a committed dashboard, in their order."""
+    return [
         target["expr"]
-        for panel in committed()["sanad-award.json"]["panels"]  # type: ignore[attr-defined]
-        if panel["title"] == "Rejected share by wilayat (last 24 h)"
+        for panel in committed()[board]["panels"]  # type: ignore[attr-defined]
+        if panel["title"] == title
         for target in panel["targets"]
     ]
-    per_hour = {"completed": 90 / 24, "rejected": 10 / 24, "cancelled": 100 / 24}
-    series = [
-        {
-            "series": f'sanad_transactions_finished_total{{wilayat="DA-NIZ",outcome="{outcome}"}}',
-            "values": f"0+{rate}x24",
-        }
-        for outcome, rate in per_hour.items()
-    ]
+
+
+def evaluate(
+    tmp_path: Path,
+    expr: str,
+    series: list[dict[str, str]],
+    eval_time: str,
+    expected: list[dict[str, object]],
+    *,
+    interval: str = "1m",
+) -> None:
+    """promtool evaluates a panel's query (at a 1m rate interval) over synthetic series and
+    finds exactly the expected samples."""
     (tmp_path / "none.yml").write_text("groups: []\n")
     test = {
         "rule_files": ["none.yml"],
         "evaluation_interval": "1m",
         "tests": [
             {
-                "interval": "1h",
+                "interval": interval,
                 "input_series": series,
                 "promql_expr_test": [
                     {
-                        "expr": panel,
-                        "eval_time": "24h",
-                        "exp_samples": [{"labels": '{wilayat="DA-NIZ"}', "value": 0.1}],
+                        "expr": expr.replace("$__rate_interval", "1m"),
+                        "eval_time": eval_time,
+                        "exp_samples": expected,
                     }
                 ],
             }
@@ -184,3 +188,57 @@ def test_the_rejected_share_panel_is_the_awards_rejection_rate(tmp_path: Path) -
         ["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def histogram(metric: str, labels: str, bounds: tuple[str, ...], per_step: dict[str, int]) -> list:
+    """Input series of a histogram's buckets: per_step[bound] observations fall in the bucket
+    that ends at bound at every step (cumulative over the bounds, as a client exports them)."""
+    series, below = [], 0
+    for bound in (*bounds, "+Inf"):
+        below += per_step.get(bound, 0)
+        series.append(
+            {"series": f'{metric}_bucket{{{labels}, le="{bound}"}}', "values": f"0+{below}x10"}
+        )
+    return series
+
+
+@needs_promtool
+def test_the_rejected_share_panel_is_the_awards_rejection_rate(tmp_path: Path) -> None:
+    # A day in which a wilayat completed 90, rejected 10 and cancelled 100 transactions: the
+    # award's rejection rate is 10 / (90 + 10) (services/metrics/award.py). The panel divided
+    # by every finished transaction, cancelled ones included, and drew 0.05 (metrics hunt).
+    [panel] = panel_exprs("sanad-award.json", "Rejected share by wilayat (last 24 h)")
+    per_hour = {"completed": 90 / 24, "rejected": 10 / 24, "cancelled": 100 / 24}
+    series = [
+        {
+            "series": f'sanad_transactions_finished_total{{wilayat="DA-NIZ",outcome="{outcome}"}}',
+            "values": f"0+{rate}x24",
+        }
+        for outcome, rate in per_hour.items()
+    ]
+    expected: list[dict[str, object]] = [{"labels": '{wilayat="DA-NIZ"}', "value": 0.1}]
+    evaluate(tmp_path, panel, series, "24h", expected, interval="1h")
+
+
+LAG_BOUNDS = ("0.05", "0.1", "300", "900")
+
+
+@needs_promtool
+def test_the_storage_lag_panel_reads_each_worker_apart(tmp_path: Path) -> None:
+    # The ingest worker stores each submission within 0.1 s; the batch worker's items all carry
+    # their batch's start, so the last chunks of a large batch are stored ten minutes "late" by
+    # design (as SanadSubmissionsStoredLate says, reading the ingest worker alone). The panel
+    # drew one p99 over both workers, 888 s, with the ingest worker keeping up (panels hunt).
+    [lag, _confirm] = panel_exprs(
+        "sanad-operations.json", "Submission to storage, and broker confirm (p99)"
+    )
+    metric = "sanad_transaction_recorded_lag_seconds"
+    series = [
+        *histogram(metric, 'job="sanad-ingest"', LAG_BOUNDS, {"0.1": 600}),
+        *histogram(metric, 'job="sanad-batch"', LAG_BOUNDS, {"900": 600}),
+    ]
+    expected: list[dict[str, object]] = [
+        {"labels": '{job="sanad-ingest"}', "value": 0.05 + 0.05 * 0.99},
+        {"labels": '{job="sanad-batch"}', "value": 300 + 600 * 0.99},
+    ]
+    evaluate(tmp_path, lag, series, "10m", expected)
