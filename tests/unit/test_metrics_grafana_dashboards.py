@@ -242,3 +242,36 @@ def test_the_storage_lag_panel_reads_each_worker_apart(tmp_path: Path) -> None:
         {"labels": '{job="sanad-batch"}', "value": 300 + 600 * 0.99},
     ]
     evaluate(tmp_path, lag, series, "10m", expected)
+
+
+LAST_HOUR_COUNTS = [
+    ("Dead-lettered, retried and refused in the last hour", 0, "sanad_amqp_dead_lettered_total"),
+    ("Dead-lettered, retried and refused in the last hour", 1, "sanad_worker_retries_total"),
+    (
+        "Dead-lettered, retried and refused in the last hour",
+        2,
+        'sanad_amqp_published_total{outcome="refused"}',
+    ),
+    (
+        "Dead-lettered, retried and refused in the last hour",
+        3,
+        "sanad_batch_refusals_unanswered_total",
+    ),
+    ("Audit events waiting and lost", 1, "sanad_audit_events_lost_total"),
+]
+
+
+@needs_promtool
+@pytest.mark.parametrize(("title", "index", "counter"), LAST_HOUR_COUNTS)
+def test_the_last_hours_counts_are_whole_events(
+    tmp_path: Path, title: str, index: int, counter: str
+) -> None:
+    # Four events, scraped every 45 s, read 66 min 40 s in: increase() extrapolates them to
+    # the window's end and the stat read 4.045 dead letters (panels hunt).
+    expr = panel_exprs("sanad-operations.json", title)[index]
+    name, _, matchers = counter.partition("{")
+    labels = matchers.rstrip("}") + ", " if matchers else ""
+    series = [
+        {"series": f'{name}{{{labels}job="sanad-ingest", queue="P.ingest"}}', "values": "0x40 4x50"}
+    ]
+    evaluate(tmp_path, expr, series, "66m40s", [{"labels": "{}", "value": 4}], interval="45s")
