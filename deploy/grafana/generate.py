@@ -192,8 +192,10 @@ def operations() -> Dashboard:
         ),
         Panel(
             "Dead-lettered, retried and refused in the last hour",
-            "Messages the workers could not process (dead-lettered) or retried after a failure;"
-            " messages the broker refused (a work queue at its bound: callers got UNAVAILABLE);"
+            "Messages the workers could not process (dead-lettered); retries of a worker's"
+            " micro-batch (all its messages at once) after a transient failure or a"
+            " stalled publish confirm, not messages; messages the broker refused (a work queue"
+            " at its bound: callers got UNAVAILABLE);"
             " batches refused whole whose submitter nobody answered (among the dead-lettered,"
             " an operator's to look at before they expire).",
             (
@@ -201,7 +203,7 @@ def operations() -> Dashboard:
                     _last_hour("sanad_amqp_dead_lettered_total"),
                     "dead-lettered",
                 ),
-                Query(_last_hour("sanad_worker_retries_total"), "retried"),
+                Query(_last_hour("sanad_worker_retries_total"), "micro-batch retries"),
                 Query(
                     _last_hour('sanad_amqp_published_total{outcome="refused"}'),
                     "refused by the broker",
@@ -328,12 +330,14 @@ def centres() -> Dashboard:
         ),
         Panel(
             "Outcomes per hour",
-            "Completed, rejected (fee refundable) and cancelled transactions.",
+            "Completed, rejected and cancelled transactions (the fee of a rejected or a"
+            " cancelled one is due back).",
             (Query(f"sum by (outcome) (increase({finished}[1h]))", "{{outcome}}"),),
         ),
         Panel(
             "Batch items by outcome",
-            "Items of batch submissions accepted or refused per second.",
+            "Items of batch submissions accepted or rejected per second (a batch refused whole"
+            " counts no items).",
             (Query(_rate("sanad_batch_items_total", "outcome"), "{{outcome}}"),),
             "ops",
         ),

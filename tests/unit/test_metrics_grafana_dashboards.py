@@ -11,6 +11,8 @@ from types import ModuleType
 import pytest
 import yaml
 
+from sanad.amqp.metrics import ITEM_OUTCOMES
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool")
@@ -275,3 +277,32 @@ def test_the_last_hours_counts_are_whole_events(
         {"series": f'{name}{{{labels}job="sanad-ingest", queue="P.ingest"}}', "values": "0x40 4x50"}
     ]
     evaluate(tmp_path, expr, series, "66m40s", [{"labels": "{}", "value": 4}], interval="45s")
+
+
+def panel_description(board: str, title: str) -> str:
+    [description] = [
+        panel["description"]
+        for panel in committed()[board]["panels"]  # type: ignore[attr-defined]
+        if panel["title"] == title
+    ]
+    return str(description)
+
+
+def test_the_batch_items_panel_names_the_outcomes_its_counter_has() -> None:
+    # It said "accepted or refused"; items are accepted or rejected, batches refused (panels hunt).
+    description = panel_description("sanad-centres.json", "Batch items by outcome")
+    assert [o for o in ITEM_OUTCOMES if o not in description] == []
+
+
+def test_the_retries_count_says_it_counts_micro_batches() -> None:
+    # sanad_worker_retries_total counts tries of a micro-batch, not messages (panels hunt).
+    title = "Dead-lettered, retried and refused in the last hour"
+    assert "micro-batch" in panel_description("sanad-operations.json", title)
+    [legend] = [
+        target["legendFormat"]
+        for panel in committed()["sanad-operations.json"]["panels"]  # type: ignore[attr-defined]
+        if panel["title"] == title
+        for target in panel["targets"]
+        if "sanad_worker_retries_total" in target["expr"]
+    ]
+    assert "micro-batch" in legend
