@@ -27,8 +27,9 @@ class BadFile(Exception):
 
 def read_numbered(path: Path) -> tuple[list[dict[str, str]], list[int]]:
     """Rows of a CSV (header row) or NDJSON file, values as strings, and the file line each
-    ends on; BadFile when unreadable or empty, when a CSV header names none of COLUMNS or one
-    twice, when a row has more values than the header has columns or (NDJSON) a key twice or a
+    ends on; BadFile when unreadable or empty, when a CSV header names none of COLUMNS, one
+    twice or another name (so does an NDJSON key; both in any case), when a row has more values
+    than the header has columns, a value under an unnamed one or (NDJSON) a key twice or a
     value that is no string, number or null, when a CSV value runs over lines, or when a row's
     channel is none of CHANNELS or its fee no whole number of baisa."""
     try:
@@ -73,6 +74,7 @@ def _csv_rows(path: Path, handle: TextIO) -> list[tuple[int, dict[str, str]]]:
             raise BadFile(
                 f"{path}, line {reader.line_num}: the header names column {twice[:40]!r} twice"
             )
+        _all_read(path, reader.line_num, (name for name in header if name), "column")
         while True:
             start = reader.line_num + 1
             if (values := next(reader, None)) is None:
@@ -124,7 +126,25 @@ def _fitted(path: Path, line: int, values: list[str], header: list[str]) -> dict
             f"{path}, line {line}: {len(values)} values, but the header names"
             f" {len(header)} columns (quote a value that holds a comma)"
         )
+    if any(
+        value.strip(LAYOUT_BLANKS) for name, value in zip(header, values, strict=False) if not name
+    ):
+        raise BadFile(
+            f"{path}, line {line}: a value under a column the header does not name, which"
+            f" would be sent by no one (the columns are {', '.join(COLUMNS)})"
+        )
     return dict(zip(header, [*values, *[""] * (len(header) - len(values))], strict=True))
+
+
+def _all_read(path: Path, line: int, names: Iterable[str], what: str) -> None:
+    """BadFile for a column (or an NDJSON key) that is none of COLUMNS: its values were dropped
+    unsent without a word, so a misspelt `chanel` stored every row as batch, and an NDJSON
+    `centre_id` filed its row under the --center centre."""
+    if unread := [name for name in names if name not in COLUMNS]:
+        raise BadFile(
+            f"{path}, line {line}: {what} {unread[0][:40]!r} is none of {', '.join(COLUMNS)}"
+            " (its values would be sent by no one)"
+        )
 
 
 def _repeated(names: Iterable[str]) -> str | None:
@@ -142,6 +162,9 @@ class _Twice(ValueError):
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's keys as a CSV header's names are read, in any case; one named twice is
+    refused."""
+    pairs = [(_column(name), value) for name, value in pairs]
     if (twice := _repeated(name for name, _ in pairs)) is not None:
         raise _Twice(twice)
     return dict(pairs)
@@ -178,6 +201,7 @@ def _ndjson_row(path: Path, number: int, line: str) -> dict[str, str]:
             text.encode()
     except UnicodeEncodeError:
         raise BadFile(f"{path}, line {number}: not UTF-8 text (a lone surrogate escape)") from None
+    _all_read(path, number, row, "key")
     return row
 
 

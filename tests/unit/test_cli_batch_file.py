@@ -522,3 +522,67 @@ def test_one_column_named_twice_in_two_cases_is_a_header_naming_it_twice(tmp_pat
 
     with pytest.raises(BadFile, match="names column 'request_id' twice"):
         read_numbered(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        # A misspelt column: its rows went as batch, the channel dropped without a word.
+        (
+            "rows.csv",
+            "request_id,service_code,chanel,fee_baisa,civil_number\nq-1,S,mobile,5000,1\n",
+            "line 1: column 'chanel' is none of request_id",
+        ),
+        # The proto's name for the civil number: every row refused for an empty one.
+        (
+            "rows.csv",
+            "request_id,service_code,fee_baisa,beneficiary_civil_number\nq-1,S,5000,12345678\n",
+            "line 1: column 'beneficiary_civil_number' is none of",
+        ),
+        # A value under a trailing comma's unnamed column.
+        ("rows.csv", HEADER.strip() + ",\nq-1,S,,5000,1,C2\n", "line 2: a value under a column"),
+        # An NDJSON key: the row was filed under the --center centre.
+        (
+            "rows.ndjson",
+            '{"request_id": "q-1", "fee_baisa": 5000}\n{"fee_baisa": 5000, "centre_id": "C2"}\n',
+            "line 2: key 'centre_id' is none of",
+        ),
+    ],
+)
+def test_a_column_or_key_that_would_be_sent_by_no_one_exits_2_naming_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    name: str,
+    content: str,
+    message: str,
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    monkeypatch.setattr(batch_command, "send", _never_called)
+
+    code = main(["batch", "submit", str(path), "--center", "C1"], environ={})
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}, {message}" in err
+    assert err.count("\n") == 1
+
+
+def test_ndjson_keys_are_read_in_any_case_as_a_csv_header_s_names(tmp_path: Path) -> None:
+    # {"Channel": "mobile"} went unread: the row was stored as batch.
+    path = tmp_path / "rows.ndjson"
+    path.write_text('{"Request_ID": "q-1", "Channel": "mobile", "FEE_BAISA": 5000}\n')
+
+    assert read_numbered(path)[0] == [
+        {"request_id": "q-1", "channel": "mobile", "fee_baisa": "5000"}
+    ]
+
+
+def test_one_ndjson_key_given_twice_in_two_cases_is_a_key_named_twice(tmp_path: Path) -> None:
+    path = tmp_path / "rows.ndjson"
+    path.write_text('{"request_id": "q-1", "Request_ID": "q-2", "fee_baisa": 1}\n')
+
+    with pytest.raises(BadFile, match="names 'request_id' twice"):
+        read_numbered(path)
