@@ -83,12 +83,17 @@ class Printer:
 
     def message(self, message: Message) -> None:
         """One protobuf result as a JSON line."""
-        data = json_format.MessageToDict(
+        self.json(self.as_dict(message))
+
+    @staticmethod
+    def as_dict(message: Message) -> dict[str, Any]:
+        """A protobuf result as the JSON object `message` prints: proto field names, defaults
+        included."""
+        return json_format.MessageToDict(
             message,
             preserving_proto_field_name=True,
             always_print_fields_with_no_presence=True,
         )
-        self.json(data)
 
     def json(self, data: dict[str, Any]) -> None:
         """One plain result as a JSON line; Arabic stays readable, and what would act on a

@@ -50,7 +50,8 @@ def status_value(name: str) -> str:
 
 
 def submit_transaction(args: argparse.Namespace, client: Client, printer: Printer) -> int:
-    """SubmitTransaction; prints the transaction id."""
+    """SubmitTransaction; prints the transaction id, and the request id it was sent with (the
+    one a retry must reuse, which sanadctl made when --request-id did not give it)."""
     request = intake_pb2.SubmitTransactionRequest(
         request_id=args.request_id or uuid.uuid4().hex,
         center_id=args.center,
@@ -61,7 +62,9 @@ def submit_transaction(args: argparse.Namespace, client: Client, printer: Printe
     )
     response = client.call(client.intake().SubmitTransaction, request)
     if printer.as_json:
-        printer.message(response)
+        # The response does not carry the request id: without it here a script could not
+        # retry with the id sanadctl made, as the table's request_id line lets people do.
+        printer.json({**printer.as_dict(response), "request_id": request.request_id})
     else:
         printer.fields(
             [

@@ -299,6 +299,23 @@ def test_submit_prints_the_transaction_id(
     assert (request.fee_baisa, request.beneficiary_civil_number) == (5000, "12345678")
 
 
+def test_submit_json_carries_the_request_id_a_retry_must_reuse(
+    target: str, fake: FakeServices, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The table printed the id sanadctl made; --json printed only the response, so a script
+    # could not retry the submission under the same request id.
+    submit = ("submit", "--center", "C-1", "--service", "S", "--fee-baisa", "1")
+    assert run(target, "--json", *submit, "--civil-number", "12345678") == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {
+        "transaction_id": "T-1",
+        "submit_time": "2025-01-01T00:00:00Z",
+        "request_id": fake.requests[0].request_id,
+    }
+    assert len(printed["request_id"]) == 32
+
+
 def test_every_call_carries_the_identity_and_a_fresh_request_id_header(
     target: str, fake: FakeServices
 ) -> None:
