@@ -3,6 +3,7 @@
 import argparse
 from datetime import UTC, datetime
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sanad.cli.arguments import int32, not_empty, positive_seconds
@@ -109,16 +110,28 @@ def follow_transaction(args: argparse.Namespace, client: Client, printer: Printe
     call = client.intake().WatchTransaction(
         request, timeout=args.within, metadata=client.metadata()
     )
-    for message in call:
-        tx = message.transaction
-        if printer.as_json:
-            printer.message(message)
-            continue
-        last = tx.history[-1] if tx.history else None
-        note = f"  {last.note}" if last is not None and last.note else ""
-        printer.line(
-            f"{when(last or tx, 'time' if last else 'submit_time')}  {status_name(tx.status)}{note}"
+    last_status = ""
+    try:
+        for message in call:
+            tx = message.transaction
+            last_status = status_name(tx.status)
+            if printer.as_json:
+                printer.message(message)
+                continue
+            last = tx.history[-1] if tx.history else None
+            note = f"  {last.note}" if last is not None and last.note else ""
+            printer.line(
+                f"{when(last or tx, 'time' if last else 'submit_time')}  {last_status}{note}"
+            )
+    except grpc.RpcError as error:
+        if not isinstance(error, grpc.Call) or error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise
+        # As `wait` says it, not gRPC's "Stream removed (Deadline Exceeded)".
+        printer.error(
+            f"{args.transaction_id} did not finish within {args.within:g}s"
+            + (f" (last: {last_status})" if last_status else "")
         )
+        return 1
     return 0
 
 

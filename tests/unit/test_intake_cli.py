@@ -1,6 +1,7 @@
 """sanadctl's tracking commands against an in-process fake IntakeService."""
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -41,6 +42,10 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
             ("COMPLETED", ""),
         ):
             yield intake_pb2.WatchTransactionResponse(transaction=transaction(status, note))
+            while request.id == "T-SLOW" and status == "AWAITING_DOCUMENTS":
+                if not context.is_active():  # the documents never came within --within
+                    return
+                time.sleep(0.02)
 
     def UpdateTransactionStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(request)
@@ -107,6 +112,15 @@ def test_follow_prints_each_change_until_the_stream_ends(
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines] == ["recorded", "awaiting_documents", "completed"]
     assert lines[1].endswith("passport")
+
+
+def test_follow_past_its_within_says_so_with_the_last_status_not_grpcs_words(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(target, "follow", "T-SLOW", "--within", "0.5") == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2
+    assert err == "error: T-SLOW did not finish within 0.5s (last: awaiting_documents)\n"
 
 
 def test_update_status_prints_the_accepted_change(
