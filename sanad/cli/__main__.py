@@ -201,6 +201,8 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
             printer.error(unreachable_line(found, error, service, address))
         else:
             printer.rpc_error(error, client.last_request_id)
+        for note in getattr(error, "__notes__", ()):  # what the command adds (submit: its id)
+            printer.error(note)
         return 1
     except CredentialError as error:
         printer.error(str(error))

@@ -18,6 +18,17 @@ STATUSES = tuple(
     if value.number != common_pb2.TRANSACTION_STATUS_UNSPECIFIED
 )
 POLL_SECONDS = 0.2
+# Failures after which intake may have stored the submission all the same: the answer was lost
+# (a deadline, a broken connection) or the server failed while handling it.
+OUTCOME_UNKNOWN = frozenset(
+    {
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
 
 
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -51,7 +62,8 @@ def status_value(name: str) -> str:
 
 def submit_transaction(args: argparse.Namespace, client: Client, printer: Printer) -> int:
     """SubmitTransaction; prints the transaction id, and the request id it was sent with (the
-    one a retry must reuse, which sanadctl made when --request-id did not give it)."""
+    one a retry must reuse, which sanadctl made when --request-id did not give it); after a
+    failure that may have stored it all the same, that request id with the error."""
     request = intake_pb2.SubmitTransactionRequest(
         request_id=args.request_id or uuid.uuid4().hex,
         center_id=args.center,
@@ -60,7 +72,18 @@ def submit_transaction(args: argparse.Namespace, client: Client, printer: Printe
         fee_baisa=args.fee_baisa,
         beneficiary_civil_number=args.civil_number,
     )
-    response = client.call(client.intake().SubmitTransaction, request)
+    try:
+        response = client.call(client.intake().SubmitTransaction, request)
+    except grpc.RpcError as error:
+        # The answer that carries the id is what a lost answer lacks, and the error line names
+        # the call's x-request-id, another id: a retry without this one stored it twice.
+        code = error.code() if isinstance(error, grpc.Call) else None
+        if code is None or code in OUTCOME_UNKNOWN:
+            error.add_note(
+                f"intake may have stored it: send it again with --request-id"
+                f" {request.request_id}, which stores it once"
+            )
+        raise
     if printer.as_json:
         # The response does not carry the request id: without it here a script could not
         # retry with the id sanadctl made, as the table's request_id line lets people do.

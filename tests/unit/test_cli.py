@@ -104,6 +104,7 @@ class FakeServices(
 
     def SubmitTransaction(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._seen(request, context)
+        time.sleep(0.5 if request.center_id == "SLOW" else 0)
         if not request.beneficiary_civil_number.isdigit():
             _abort_invalid(context, "beneficiary_civil_number", "must be digits only")
         return intake_pb2.SubmitTransactionResponse(transaction_id="T-1", submit_time=STAMP)
@@ -314,6 +315,34 @@ def test_submit_json_carries_the_request_id_a_retry_must_reuse(
         "request_id": fake.requests[0].request_id,
     }
     assert len(printed["request_id"]) == 32
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]])
+def test_a_submit_whose_answer_is_lost_names_the_request_id_a_retry_must_reuse(
+    target: str, fake: FakeServices, capsys: pytest.CaptureFixture[str], output: list[str]
+) -> None:
+    # The answer is what a lost answer lacks: the id sanadctl made was printed only with it,
+    # and the error named the call's x-request-id, another id, so a retry stored it twice.
+    submit = ("submit", "--center", "SLOW", "--service", "S", "--fee-baisa", "1")
+    argv = [*output, "--timeout", "0.1", *submit, "--civil-number", "12345678"]
+    assert run(target, *argv) == 1
+
+    made = fake.requests[0].request_id
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: DEADLINE_EXCEEDED: ")
+    assert err[1:] == [
+        f"error: intake may have stored it: send it again with --request-id {made}, which"
+        " stores it once"
+    ]
+
+
+def test_a_submit_refused_for_its_fields_names_no_request_id_to_reuse(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    submit = ("submit", "--center", "C-1", "--service", "S", "--fee-baisa", "1")
+    assert run(target, *submit, "--civil-number", "12ab") == 1
+
+    assert "--request-id" not in capsys.readouterr().err
 
 
 def test_every_call_carries_the_identity_and_a_fresh_request_id_header(
