@@ -40,6 +40,7 @@ from services.registry.domain import CatalogService, CatalogStatus, Center
 from services.registry.licence_numbers import spellings_pattern
 from services.registry.listing import CenterFilter, ServiceFilter
 from services.registry.operations import SessionCheck
+from services.registry.search import search_text
 
 REVISION_ID = "registry_revision"
 # A watch reads the change log this many changes at a time, and stops a read early once the
@@ -89,7 +90,21 @@ class RegistryStore:
         await self.catalog.create_index("agency_code")
         await self.changes.create_index([("kind", ASCENDING), ("_id", ASCENDING)])
         await drop_retired(self.db, (self.centers.name,))
+        await self._refresh_search_text()
         self.indexed = True
+
+    async def _refresh_search_text(self) -> None:
+        """Rewrite the name-search text of centres saved under an earlier search rule
+        (search.normalise), so a query finds every centre by what its names show, not only the
+        centres saved since the rule changed (a no-op update saves nothing, so none could be
+        made to). The names are matched again as the text is written: a centre renamed
+        meanwhile keeps what its own save wrote."""
+        names = {"name_ar": 1, "name_en": 1, "search": 1}
+        async for doc in self.centers.find({}, names):
+            wanted = search_text(doc.get("name_ar", ""), doc.get("name_en", ""))
+            if doc.get("search") != wanted:
+                same_names = {key: doc.get(key) for key in ("_id", "name_ar", "name_en")}
+                await self.centers.update_one(same_names, {"$set": {"search": wanted}})
 
     @bounded
     async def get_center(self, center_id: str) -> Center | None:
