@@ -17,6 +17,27 @@ pytestmark = pytest.mark.integration
 S = common_pb2.TransactionStatus
 
 
+async def completed_while_unroutable(
+    stack: Stack, channel: aio_pika.abc.AbstractChannel, transaction_id: str
+) -> tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractQueue]:
+    """Unbind status changes from the ingest queue, then complete the transaction: the broker
+    returns the change, intake accepts it unsent and answers UNAVAILABLE. The exchange and the
+    queue, to bind them again."""
+    topology = Topology(stack.prefix)
+    exchange = await channel.get_exchange(topology.transactions_exchange)
+    queue = await channel.get_queue(topology.ingest_queue)
+    await queue.unbind(exchange, STATUS_CHANGED)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.intake.UpdateTransactionStatus(
+            intake_pb2.UpdateTransactionStatusRequest(
+                id=transaction_id, status=S.TRANSACTION_STATUS_COMPLETED, note="done"
+            ),
+            timeout=10,
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    return exchange, queue
+
+
 async def test_a_change_the_broker_refused_is_sent_once_it_routes_again(
     stack: Stack, mongo_url: str
 ) -> None:
@@ -24,22 +45,11 @@ async def test_a_change_the_broker_refused_is_sent_once_it_routes_again(
     db = client[stack.env["SANAD_MONGO_DATABASE"]]
     doc = document("C1", T0, "IN_PROGRESS")
     await db["transactions"].insert_one(doc)
-    topology = Topology(stack.prefix)
     connection = await aio_pika.connect(stack.amqp_url)
     try:
         channel = await connection.channel()
-        exchange = await channel.get_exchange(topology.transactions_exchange)
-        queue = await channel.get_queue(topology.ingest_queue)
         # No queue takes a status change now: the broker returns it, intake answers UNAVAILABLE.
-        await queue.unbind(exchange, STATUS_CHANGED)
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stack.intake.UpdateTransactionStatus(
-                intake_pb2.UpdateTransactionStatusRequest(
-                    id=doc["_id"], status=S.TRANSACTION_STATUS_COMPLETED, note="done"
-                ),
-                timeout=10,
-            )
-        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        exchange, queue = await completed_while_unroutable(stack, channel, doc["_id"])
         await queue.bind(exchange, STATUS_CHANGED)
 
         message = await next_message(stack, within_s=15)

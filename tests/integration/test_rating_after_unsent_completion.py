@@ -13,6 +13,7 @@ from sanad.amqp.topology import STATUS_CHANGED, Topology
 from sanad.v1 import common_pb2, intake_pb2
 from tests.integration.conftest import Stack, eventually
 from tests.integration.test_intake_tracking import T0, document
+from tests.integration.test_intake_unsent_changes import completed_while_unroutable
 from tests.integration.workers_support import (
     delete_retry_queues,
     has_consumer,
@@ -45,18 +46,8 @@ async def test_a_rating_is_not_dead_lettered_while_its_completion_is_unsent(
     try:
         await eventually(lambda: has_consumer(stack.amqp_url, topology.ingest_queue), within_s=60)
         channel = await connection.channel()
-        exchange = await channel.get_exchange(topology.transactions_exchange)
-        queue = await channel.get_queue(topology.ingest_queue)
         # No queue takes a status change now: the completion is accepted and left unsent.
-        await queue.unbind(exchange, STATUS_CHANGED)
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stack.intake.UpdateTransactionStatus(
-                intake_pb2.UpdateTransactionStatusRequest(
-                    id=doc["_id"], status=S.TRANSACTION_STATUS_COMPLETED, note="done"
-                ),
-                timeout=10,
-            )
-        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        exchange, queue = await completed_while_unroutable(stack, channel, doc["_id"])
         rate = intake_pb2.RateTransactionRequest(id=doc["_id"], rating=5)
         try:
             await stack.intake.RateTransaction(rate, timeout=10)

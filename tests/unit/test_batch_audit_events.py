@@ -11,6 +11,15 @@ from tests.unit.batch_handler_support import Message, Replies, Shared, batch, ha
 from workers.batch import audit
 from workers.batch.refusals import DEAD_LETTER_REASONS
 
+# Who sent the batches of these tests, as their events name the caller.
+C1_SUBMITTER = {
+    "subject": "batch-C1",
+    "role": "batch",
+    "center_id": "C1",
+    "rpc": "amqp:sanad.v1.BatchSubmission",
+    "request_id": "b-1",
+}
+
 
 def event_fields(event: dict[str, Any]) -> dict[str, Any]:
     return {key: event[key] for key in ("subject", "role", "center_id", "rpc", "request_id")}
@@ -27,13 +36,7 @@ async def test_an_answered_batch_writes_one_event_with_its_counts_and_outcome() 
     assert await worker.handle(Message(submission.SerializeToString(), user_id="batch-C1")) is None
 
     [event] = shared.audit_events
-    assert event_fields(event) == {
-        "subject": "batch-C1",
-        "role": "batch",
-        "center_id": "C1",
-        "rpc": "amqp:sanad.v1.BatchSubmission",
-        "request_id": "b-1",
-    }
+    assert event_fields(event) == C1_SUBMITTER
     assert event["outcome"] == "OK"
     assert event["target"] == {
         "batch_id": "b-1",
@@ -117,13 +120,7 @@ async def test_a_batch_dead_lettered_as_handler_failed_writes_one_internal_event
     await worker.failed(Message(body, user_id="batch-C1"), dead)
 
     [event] = shared.audit_events
-    assert event_fields(event) == {
-        "subject": "batch-C1",
-        "role": "batch",
-        "center_id": "C1",
-        "rpc": "amqp:sanad.v1.BatchSubmission",
-        "request_id": "b-1",
-    }
+    assert event_fields(event) == C1_SUBMITTER
     assert event["outcome"] == "INTERNAL"
     assert event["target"] == {
         "batch_id": "b-1",
